@@ -1,0 +1,165 @@
+#include "core/dtype.h"
+
+#include <math.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtype_info[] = {
+    [SDC_DTYPE_F32] = {"F32", 4},      [SDC_DTYPE_F16] = {"F16", 2},     [SDC_DTYPE_BF16] = {"BF16", 2},
+    [SDC_DTYPE_I32] = {"I32", 4},      [SDC_DTYPE_F64] = {"F64", 8},     [SDC_DTYPE_I64] = {"I64", 8},
+    [SDC_DTYPE_I16] = {"I16", 2},      [SDC_DTYPE_I8] = {"I8", 1},       [SDC_DTYPE_U8] = {"U8", 1},
+    [SDC_DTYPE_BOOL] = {"BOOL", 1},    [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
+    [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+};
+_Static_assert(sizeof(dtype_info) / sizeof(dtype_info[0]) == SDC_DTYPE_COUNT, "dtype table");
+
+size_t sdc_dtype_size(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].size : 0; }
+
+const char *sdc_dtype_name(sdc_dtype dt) {
+    return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].name : "?";
+}
+
+int sdc_dtype_from_name(const char *name, sdc_dtype *out) {
+    for (int i = 0; i < SDC_DTYPE_COUNT; i++) {
+        if (strcmp(name, dtype_info[i].name) == 0) {
+            *out = (sdc_dtype)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int sdc_dtype_is_compute(sdc_dtype dt) { return dt <= SDC_DTYPE_I32; }
+
+static float bits_to_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t f32_to_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+float sdc_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    if (exp == 0x1f) return bits_to_f32(sign | 0x7f800000u | (man << 13)); /* inf / nan */
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24, exact in f32 */
+        float v = (float)man * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    return bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+uint16_t sdc_f32_to_f16(float f) {
+    uint32_t u = f32_to_bits(f);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) return sign | (a > 0x7f800000u ? 0x7e00 : 0x7c00); /* nan / inf */
+    if (a >= 0x477ff000u) return sign | 0x7c00; /* rounds to >= 65520: inf */
+    if (a < 0x38800000u) {
+        /* result is subnormal or zero: round a * 2^24 to an integer, nearest even */
+        float v = bits_to_f32(a) * 0x1p24f;
+        float r = nearbyintf(v); /* default rounding mode: nearest even */
+        return sign | (uint16_t)r;
+    }
+    uint32_t e = (a >> 23) - 112;
+    uint32_t m = a & 0x7fffffu;
+    uint32_t h = (e << 10) | (m >> 13);
+    uint32_t rest = m & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++; /* carry into exponent is correct */
+    return sign | (uint16_t)h;
+}
+
+float sdc_bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
+
+uint16_t sdc_f32_to_bf16(float f) {
+    uint32_t u = f32_to_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet nan */
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+int sdc_convert_to_f32(float *dst, const void *src, sdc_dtype src_dtype, size_t n) {
+    const unsigned char *s = src;
+    switch (src_dtype) {
+    case SDC_DTYPE_F32: memcpy(dst, src, n * 4); return 0;
+    case SDC_DTYPE_F16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = sdc_f16_to_f32(h);
+        }
+        return 0;
+    case SDC_DTYPE_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = sdc_bf16_to_f32(h);
+        }
+        return 0;
+    case SDC_DTYPE_F64:
+        for (size_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, s + 8 * i, 8);
+            dst[i] = (float)d;
+        }
+        return 0;
+    case SDC_DTYPE_I64:
+        for (size_t i = 0; i < n; i++) {
+            int64_t v;
+            memcpy(&v, s + 8 * i, 8);
+            dst[i] = (float)v;
+        }
+        return 0;
+    case SDC_DTYPE_I32:
+        for (size_t i = 0; i < n; i++) {
+            int32_t v;
+            memcpy(&v, s + 4 * i, 4);
+            dst[i] = (float)v;
+        }
+        return 0;
+    case SDC_DTYPE_I16:
+        for (size_t i = 0; i < n; i++) {
+            int16_t v;
+            memcpy(&v, s + 2 * i, 2);
+            dst[i] = (float)v;
+        }
+        return 0;
+    case SDC_DTYPE_I8:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)(int8_t)s[i];
+        return 0;
+    case SDC_DTYPE_U8:
+    case SDC_DTYPE_BOOL:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
+        return 0;
+    default: return -1;
+    }
+}
+
+int sdc_convert_from_f32(void *dst, sdc_dtype dst_dtype, const float *src, size_t n) {
+    unsigned char *d = dst;
+    switch (dst_dtype) {
+    case SDC_DTYPE_F32: memcpy(dst, src, n * 4); return 0;
+    case SDC_DTYPE_F16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = sdc_f32_to_f16(src[i]);
+            memcpy(d + 2 * i, &h, 2);
+        }
+        return 0;
+    case SDC_DTYPE_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = sdc_f32_to_bf16(src[i]);
+            memcpy(d + 2 * i, &h, 2);
+        }
+        return 0;
+    default: return -1;
+    }
+}

@@ -1,0 +1,44 @@
+/* dtype.h - element types, as stored in files and as computed. Conversions are exact where the
+ * target can hold the value (f16/bf16 -> f32 always is), round-to-nearest-even otherwise. */
+#ifndef SDC_CORE_DTYPE_H
+#define SDC_CORE_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sdc_dtype {
+    /* compute types: tensors in backend memory have one of these */
+    SDC_DTYPE_F32 = 0,
+    SDC_DTYPE_F16,
+    SDC_DTYPE_BF16,
+    SDC_DTYPE_I32,
+    /* storage-only types a safetensors file may hold; indexed, converted on load where it makes sense */
+    SDC_DTYPE_F64,
+    SDC_DTYPE_I64,
+    SDC_DTYPE_I16,
+    SDC_DTYPE_I8,
+    SDC_DTYPE_U8,
+    SDC_DTYPE_BOOL,
+    SDC_DTYPE_F8_E4M3,
+    SDC_DTYPE_F8_E5M2,
+    SDC_DTYPE_COUNT
+} sdc_dtype;
+
+size_t sdc_dtype_size(sdc_dtype dt);       /* bytes per element */
+const char *sdc_dtype_name(sdc_dtype dt);  /* safetensors spelling: "F32", "F16", "BF16", ... */
+/* Parses a safetensors dtype string; returns 0 and sets *out, or -1 for an unknown name. */
+int sdc_dtype_from_name(const char *name, sdc_dtype *out);
+int sdc_dtype_is_compute(sdc_dtype dt);
+
+float sdc_f16_to_f32(uint16_t h);
+uint16_t sdc_f32_to_f16(float f);   /* round to nearest even; overflow -> inf; NaN stays NaN */
+float sdc_bf16_to_f32(uint16_t h);
+uint16_t sdc_f32_to_bf16(float f);  /* round to nearest even */
+
+/* Converts n elements of src (any float or integer dtype except F8) to f32. Returns 0, or -1 when the
+ * dtype cannot be converted. */
+int sdc_convert_to_f32(float *dst, const void *src, sdc_dtype src_dtype, size_t n);
+/* Converts n f32 values to dst_dtype (F32, F16 or BF16). Returns 0, or -1 for another dtype. */
+int sdc_convert_from_f32(void *dst, sdc_dtype dst_dtype, const float *src, size_t n);
+
+#endif

@@ -1,0 +1,62 @@
+/* model_index.h - every tensor of a model, across all its safetensors files, by name.
+ *
+ * Building the index reads only the files' headers, never tensor data. A component then loads
+ * exactly the tensors it asks for, now or later (deferred loading), from the same retained index:
+ * sdc_index_read_raw() preads one tensor's bytes and counts them. Before each read the file's size
+ * and mtime are compared with what was indexed, so a file replaced or truncated since is an error,
+ * not a crash. */
+#ifndef SDC_IO_MODEL_INDEX_H
+#define SDC_IO_MODEL_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/log.h"
+#include "sdc.h"
+
+#define SDC_INDEX_MAX_DIMS 8
+
+typedef struct sdc_tensor_info {
+    const char *name;        /* full name: the prefix given to sdc_index_add_file + the (mapped) file name */
+    int file;                /* which indexed file holds it (sdc_index_file_path) */
+    sdc_dtype dtype;
+    int ndim;
+    int64_t ne[SDC_INDEX_MAX_DIMS];  /* torch order, as in the file */
+    uint64_t offset;         /* absolute byte offset of the data in the file */
+    uint64_t nbytes;         /* = nelem * dtype size, checked at indexing */
+} sdc_tensor_info;
+
+typedef struct sdc_model_index sdc_model_index;
+
+/* Maps a tensor name found in a file to the name to index it under, or returns NULL to skip the
+ * tensor. Writes into out (size bytes) and returns out, or returns the input unchanged. */
+typedef const char *(*sdc_name_map_fn)(const char *name, char *out, size_t size, void *user);
+
+sdc_model_index *sdc_index_new(const sdc_logger *log);   /* log is copied; NULL on OOM */
+void sdc_index_free(sdc_model_index *idx);               /* NULL is harmless */
+
+/* Parses path's safetensors header and adds every tensor as prefix + map(name) (prefix may be NULL
+ * or "", map may be NULL). Validates the header completely: a truncated file, a header length beyond
+ * the end of the file, a header that is not JSON, an unknown dtype, byte counts that disagree with
+ * dtype x shape, data offsets out of range or overlapping, and duplicate names are errors
+ * (SDC_ERR_FORMAT, or SDC_ERR_IO when the file cannot be read). On error nothing from this file is
+ * added. */
+sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char *prefix,
+                              sdc_name_map_fn map, void *map_user);
+
+size_t sdc_index_count(const sdc_model_index *idx);
+const sdc_tensor_info *sdc_index_at(const sdc_model_index *idx, size_t i);
+const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *name); /* NULL if absent */
+const char *sdc_index_file_path(const sdc_model_index *idx, int file);
+int sdc_index_file_count(const sdc_model_index *idx);
+
+/* Reads info->nbytes raw bytes of the tensor into dst (pread, retrying short reads). */
+sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info, void *dst);
+/* Reads the tensor and converts it to f32 (F32/F16/BF16/F64/integer types). dst holds nelem floats. */
+sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst);
+/* Bytes read from disk by sdc_index_read_* so far. */
+uint64_t sdc_index_bytes_read(const sdc_model_index *idx);
+int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info);
+
+#endif
