@@ -45,6 +45,112 @@ typedef enum sdc_log_level {
 /* Receives one line (no trailing newline). Called on the thread that called into libsdc. */
 typedef void (*sdc_log_fn)(sdc_log_level level, const char *msg, void *user);
 
+/* ---------------------------------------------------------------------------------------------
+ * Enumerations shared by the CLI and the library
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum sdc_device {
+    SDC_DEVICE_CPU = 0,
+    SDC_DEVICE_CUDA,        /* only when built with -DSDC_CUDA=ON */
+    SDC_DEVICE_COUNT
+} sdc_device;
+
+typedef enum sdc_sampler {
+    SDC_SAMPLER_DEFAULT = -1, /* the model's scheduler_config.json (euler when it names another class) */
+    SDC_SAMPLER_EULER = 0,    /* EulerDiscreteScheduler */
+    SDC_SAMPLER_EULER_A,      /* EulerAncestralDiscreteScheduler */
+    SDC_SAMPLER_HEUN,         /* HeunDiscreteScheduler */
+    SDC_SAMPLER_LMS,          /* LMSDiscreteScheduler */
+    SDC_SAMPLER_DDIM,         /* DDIMScheduler */
+    SDC_SAMPLER_PNDM,         /* PNDMScheduler (PLMS) */
+    SDC_SAMPLER_DPMPP_2M,     /* DPMSolverMultistepScheduler, dpmsolver++ order 2 */
+    SDC_SAMPLER_COUNT
+} sdc_sampler;
+
+typedef enum sdc_rng_type {
+    SDC_RNG_TYPE_CPU = 0,    /* torch.Generator('cpu'): diffusers' default on any device */
+    SDC_RNG_TYPE_CUDA,       /* torch.Generator('cuda') (Philox), as A1111 uses; computed on the CPU */
+    SDC_RNG_TYPE_COUNT
+} sdc_rng_type;
+
+/* ---------------------------------------------------------------------------------------------
+ * Context: a model opened on a device. Create with sdc_ctx_new, destroy with sdc_ctx_free.
+ * A context is used by one thread at a time; different contexts are independent.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct sdc_ctx sdc_ctx;
+
+/* Called during long work: phase is "condition", "encode", "denoise" or "decode"; step counts from 1
+ * to total within the phase. Return nonzero to cancel (sdc_generate then returns SDC_ERR_CANCELLED). */
+typedef int (*sdc_progress_fn)(const char *phase, int step, int total, void *user);
+
+typedef struct sdc_ctx_params {
+    const char *model_path;     /* a diffusers folder */
+    const char *tokenizer_dir;  /* NULL: the model's tokenizer/ folder */
+    sdc_device device;          /* SDC_DEVICE_CPU */
+    int n_threads;              /* <= 0: all cores */
+    int prefer_fp16;            /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
+    sdc_log_fn log_fn;          /* NULL: silent */
+    void *log_user;
+    sdc_log_level log_level;    /* SDC_LOG_INFO */
+    sdc_progress_fn progress_fn;/* NULL: none */
+    void *progress_user;
+} sdc_ctx_params;
+
+void sdc_ctx_params_init(sdc_ctx_params *p);
+/* Opens the model (reads configs and weight-file headers, no weights yet). NULL on error; the reason
+ * goes to p->log_fn. The context copies what it needs from p (strings included). */
+sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p);
+void sdc_ctx_free(sdc_ctx *ctx);   /* NULL is harmless */
+
+/* ---------------------------------------------------------------------------------------------
+ * Generation
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct sdc_image {
+    int width, height;          /* pixels */
+    int channels;               /* 3 (RGB) */
+    uint8_t *data;              /* height * width * channels bytes, row-major */
+    int64_t seed;               /* the seed this image was made from */
+    char *parameters;           /* A1111-style "parameters" text (UTF-8) */
+} sdc_image;
+
+typedef struct sdc_gen_params {
+    const char *prompt;         /* UTF-8; "" allowed */
+    const char *negative_prompt;/* NULL or "": the empty string is the unconditional prompt */
+    int width, height;          /* multiples of 8; default 512 x 512 */
+    int steps;                  /* >= 1; default 20 */
+    float cfg_scale;            /* <= 1 skips the unconditional pass; default 7.5 */
+    int64_t seed;               /* default 42; image i of a batch uses seed + i */
+    int batch_count;            /* images to make; default 1 */
+    sdc_sampler sampler;        /* default SDC_SAMPLER_DEFAULT */
+    int karras;                 /* 1: Karras sigmas (not with ddim or pndm) */
+    sdc_rng_type rng;           /* default SDC_RNG_TYPE_CPU */
+    int clip_skip;              /* A1111 numbering: 1 = last layer, 2 = penultimate; <= 0 default */
+    const sdc_image *init_image;/* img2img source (resized? no: must be width x height), or NULL */
+    float strength;             /* img2img: in (0, 1]; default 0.75 */
+    /* Optional raw buffers, for tests and tools (all may be NULL): */
+    const float *latents_in;    /* [batch, 4, h, w] initial noise instead of drawing it (unscaled) */
+    float *latents_out;         /* [batch, 4, h, w] receives the final latents, before the VAE */
+    float *pixels_out;          /* [batch, height, width, 3] receives the decoded image in [0, 1] */
+} sdc_gen_params;
+
+void sdc_gen_params_init(sdc_gen_params *p);
+/* Makes p->batch_count images. On SDC_OK *images is an array of *n_images images that the caller frees
+ * with sdc_images_free. On error *images is NULL and the reason is logged. */
+sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images);
+void sdc_images_free(sdc_image *images, int n_images);   /* NULL is harmless */
+
+/* PNG files. Loading converts any PNG to 8-bit RGB. Saving writes a temporary file in the same folder
+ * and renames it into place, so a failure never leaves a half-written image; the image's parameters
+ * text goes in a "parameters" text chunk (tEXt when Latin-1, else iTXt). Messages go to log_fn. */
+sdc_status sdc_image_load(const char *path, sdc_image **out, sdc_log_fn log_fn, void *log_user);
+sdc_status sdc_image_save(const sdc_image *img, const char *path, sdc_log_fn log_fn, void *log_user);
+
+/* Parses "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m": returns 0 or -1. */
+int sdc_sampler_from_name(const char *name, sdc_sampler *out);
+const char *sdc_sampler_name(sdc_sampler s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#ifndef M_PI /* not in strict POSIX */
+#define M_PI 3.14159265358979323846
+#endif
+
 static int n_pass, n_fail;
 
 const char *test_reference_dir(void) {

@@ -103,11 +103,7 @@ struct sdc_backend {
 };
 
 /* --- the registry: the only place that knows which backends were built --- */
-typedef enum sdc_device {
-    SDC_DEVICE_CPU = 0,
-    SDC_DEVICE_CUDA,
-    SDC_DEVICE_COUNT
-} sdc_device;
+/* sdc_device (SDC_DEVICE_CPU, SDC_DEVICE_CUDA) is the public enum of include/sdc.h. */
 
 const char *sdc_device_name(sdc_device dev);
 int sdc_device_available(sdc_device dev);

@@ -27,6 +27,7 @@ typedef struct sdc_tensor_info {
     uint64_t nbytes;         /* = nelem * dtype size, checked at indexing */
 } sdc_tensor_info;
 
+/* An index is used by one thread at a time. */
 typedef struct sdc_model_index sdc_model_index;
 
 /* Maps a tensor name found in a file to the name to index it under, or returns NULL to skip the
@@ -40,8 +41,9 @@ void sdc_index_free(sdc_model_index *idx);               /* NULL is harmless */
  * or "", map may be NULL). Validates the header completely: a truncated file, a header length beyond
  * the end of the file, a header that is not JSON, an unknown dtype, byte counts that disagree with
  * dtype x shape, data offsets out of range or overlapping, and duplicate names are errors
- * (SDC_ERR_FORMAT, or SDC_ERR_IO when the file cannot be read). On error nothing from this file is
- * added. */
+ * (SDC_ERR_FORMAT, or SDC_ERR_IO when the file cannot be read, SDC_ERR_NOT_FOUND when it does not
+ * exist). A name already in the index is an error too. On error nothing from this file is added.
+ * The file stays open until sdc_index_free; pointers to tensor infos stay valid as long. */
 sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char *prefix,
                               sdc_name_map_fn map, void *map_user);
 

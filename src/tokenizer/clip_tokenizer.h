@@ -28,6 +28,8 @@ void sdc_clip_tokenizer_free(sdc_clip_tokenizer *tok);   /* NULL is harmless */
 int32_t sdc_clip_tokenizer_bos(const sdc_clip_tokenizer *tok);
 int32_t sdc_clip_tokenizer_eos(const sdc_clip_tokenizer *tok);
 int32_t sdc_clip_tokenizer_pad(const sdc_clip_tokenizer *tok);
+/* One more than the largest token id: the rows a token embedding table needs. */
+int32_t sdc_clip_tokenizer_n_vocab(const sdc_clip_tokenizer *tok);
 
 /* Token ids of text[0..len) without BOS/EOS. Writes at most max ids and returns how many the text
  * has in total (which may exceed max). */

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sdc builds with (only what is missing). Used by the other scripts.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libopenblas-dev libcjson-dev libutf8proc-dev
+      libpng-dev zlib1g-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] || [ "${SDC_FORCE_APT:-0}" = 1 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update
+  $sudo apt-get install -y --no-install-recommends "${pkgs[@]}"
+fi

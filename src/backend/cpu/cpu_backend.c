@@ -1,0 +1,114 @@
+/* cpu_backend.c - the CPU backend: host memory (64-byte aligned), thread count, and the two vtables
+ * (fast ops, reference ops). The ops themselves live in cpu_*.c by family. */
+#include "backend/cpu/cpu_backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/cpu/cpu_ref.h"
+
+void *sdc_cpu_aligned_alloc(size_t nbytes) {
+    void *p = NULL;
+    if (nbytes > SIZE_MAX - 63) return NULL;
+    size_t n = (nbytes + 63) & ~(size_t)63;
+    return posix_memalign(&p, 64, n ? n : 64) == 0 ? p : NULL;
+}
+
+void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes) {
+    void *p = sdc_cpu_aligned_alloc(nbytes);
+    if (p) sdc_mem_stats_alloc(&be->stats, SDC_MEM_WORKSPACE, nbytes);
+    return p;
+}
+
+void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes) {
+    if (!ptr) return;
+    free(ptr);
+    sdc_mem_stats_free(&be->stats, SDC_MEM_WORKSPACE, nbytes);
+}
+
+void *sdc_cpu_scratch_alloc_units(sdc_backend *be, size_t unit_bytes, size_t want_units,
+                                  size_t min_units, size_t *got_units) {
+    assert(min_units >= 1 && want_units >= min_units);
+    for (size_t n = want_units;; n = n / 2 > min_units ? n / 2 : min_units) {
+        void *p = n <= SIZE_MAX / unit_bytes ? sdc_cpu_scratch_alloc(be, n * unit_bytes) : NULL;
+        if (p) {
+            *got_units = n;
+            return p;
+        }
+        if (n == min_units) break;
+    }
+    *got_units = 0;
+    SDC_LOGW(&be->log, "cpu: out of memory for %zu bytes of workspace", min_units * unit_bytes);
+    return NULL;
+}
+
+static void cpu_destroy(sdc_backend *be) {
+    if (be->stats.cur_total)
+        SDC_LOGW(&be->log, "sdc_backend_free: %s backend freed with %zu bytes still allocated",
+                 be->iface->name, be->stats.cur_total);
+    free(be);
+}
+
+static void *cpu_alloc(sdc_backend *be, size_t nbytes) { return sdc_cpu_aligned_alloc(nbytes); }
+static void cpu_release(sdc_backend *be, void *ptr) { free(ptr); }
+
+static void cpu_upload(sdc_backend *be, void *dst, const void *host_src, size_t nbytes) {
+    if (nbytes) memcpy(dst, host_src, nbytes);
+}
+
+static void cpu_download(sdc_backend *be, void *host_dst, const void *src, size_t nbytes) {
+    if (nbytes) memcpy(host_dst, src, nbytes);
+}
+
+static void cpu_synchronize(sdc_backend *be) {}
+
+/* Every weight becomes F32 on the CPU, whatever the file holds (the loader converts). */
+static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype) { return SDC_DTYPE_F32; }
+static sdc_dtype cpu_act_dtype(sdc_backend *be) { return SDC_DTYPE_F32; }
+
+#define CPU_MEMORY_SLOTS                                                                              \
+    .destroy = cpu_destroy, .alloc = cpu_alloc, .release = cpu_release, .upload = cpu_upload,         \
+    .download = cpu_download, .synchronize = cpu_synchronize, .weight_dtype = cpu_weight_dtype,       \
+    .act_dtype = cpu_act_dtype
+
+#define CPU_OP_SLOTS(prefix)                                                                          \
+    .linear = prefix##linear, .conv2d = prefix##conv2d, .attention = prefix##attention,               \
+    .layer_norm = prefix##layer_norm, .group_norm = prefix##group_norm, .unary = prefix##unary,       \
+    .binary = prefix##binary, .scale = prefix##scale, .geglu = prefix##geglu,                         \
+    .embedding = prefix##embedding, .upsample2x = prefix##upsample2x, .concat = prefix##concat,       \
+    .permute = prefix##permute, .copy = prefix##copy, .pad2d = prefix##pad2d, .slice = prefix##slice
+
+static const struct sdc_backend_i cpu_iface = {.name = "cpu", CPU_MEMORY_SLOTS, CPU_OP_SLOTS(sdc_cpu_)};
+static const struct sdc_backend_i cpu_ref_iface = {.name = "cpu-ref", CPU_MEMORY_SLOTS,
+                                                   CPU_OP_SLOTS(sdc_cpu_ref_)};
+
+static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, const sdc_logger *log) {
+    sdc_backend *be = calloc(1, sizeof *be);
+    if (!be) {
+        SDC_LOGE(log, "sdc_backend_cpu_new: out of memory");
+        return NULL;
+    }
+    be->iface = iface;
+    if (log) be->log = *log;
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n >= 1 && n <= 4096 ? (int)n : 1;
+    }
+    be->n_threads = n_threads;
+    return be;
+}
+
+sdc_backend *sdc_backend_cpu_new(int n_threads, const sdc_logger *log) {
+    sdc_backend *be = cpu_make(&cpu_iface, n_threads, log);
+    if (be)
+        SDC_LOGI(&be->log, "sdc_backend_cpu_new: %d threads, f32, BLAS: %s", be->n_threads,
+                 sdc_cpu_blas_config());
+    return be;
+}
+
+sdc_backend *sdc_backend_cpu_ref_new(const sdc_logger *log) {
+    sdc_backend *be = cpu_make(&cpu_ref_iface, 1, log);
+    if (be) SDC_LOGI(&be->log, "sdc_backend_cpu_ref_new: reference ops, 1 thread, f32");
+    return be;
+}

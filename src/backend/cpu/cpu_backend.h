@@ -1,0 +1,89 @@
+/* cpu_backend.h - what the CPU backend's files share: the fast op entry points the vtable points
+ * at, counted scratch memory, the one GEMM call, and the threading rule.
+ *
+ * Threading rule (determinism): every output element is computed by exactly one thread, and any
+ * reduction an op does runs in a fixed order inside that thread. Parallel loops split independent
+ * rows/planes with schedule(static), so results do not depend on the thread count. */
+#ifndef SDC_BACKEND_CPU_CPU_BACKEND_H
+#define SDC_BACKEND_CPU_CPU_BACKEND_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/* Loops with fewer elements than this run on one thread (a team costs more than the work). */
+#define SDC_CPU_PAR_MIN 16384
+
+/* The f32 data of a tensor, asserting its dtype: every CPU compute tensor is F32. */
+static inline float *sdc_cpu_f32(const sdc_tensor *t) {
+    assert(t->dtype == SDC_DTYPE_F32);
+    return (float *)t->data;
+}
+
+/* --- memory --- */
+/* 64-byte aligned host memory, uncounted (sdc_tensor_new counts tensors). NULL when out of memory. */
+void *sdc_cpu_aligned_alloc(size_t nbytes);
+/* Scratch for an op: 64-byte aligned and counted in be->stats as SDC_MEM_WORKSPACE. NULL when out
+ * of memory. Free with the same nbytes. */
+void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes);
+void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes);
+/* Scratch of between min_units and want_units units of unit_bytes: tries want_units, halving on
+ * failure. Sets *got_units; NULL when even min_units cannot be had. */
+void *sdc_cpu_scratch_alloc_units(sdc_backend *be, size_t unit_bytes, size_t want_units,
+                                  size_t min_units, size_t *got_units);
+
+/* --- GEMM (cpu_gemm.c): the only place that calls BLAS --- */
+/* Threads of the following GEMMs: a global OpenBLAS setting, so set it before every GEMM or parallel
+ * region that makes GEMMs. Call it outside parallel regions; GEMMs inside one need 1 thread. */
+void sdc_cpu_gemm_threads(int n_threads);
+/* C[M, N] = alpha * A[M, K] . op(B) + beta * C, row-major with leading dimensions; op(B) is B[K, N],
+ * or B[N, K] transposed when trans_b. */
+void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* OpenBLAS's build description, for the backend's start-up log line. */
+const char *sdc_cpu_blas_config(void);
+
+/* --- conv geometry shared with the reference --- */
+/* Output positions o in [*lo, *hi) whose input position o*stride - pad + k lies in [0, n_in). */
+static inline void sdc_cpu_conv_range(int64_t n_out, int64_t n_in, int stride, int pad, int64_t k,
+                                      int64_t *lo, int64_t *hi) {
+    int64_t off = k - pad;   /* input position of output 0 */
+    int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int64_t b = n_in - off <= 0 ? 0 : (n_in - off + stride - 1) / stride;
+    *lo = a < n_out ? a : n_out;
+    *hi = b < n_out ? b : n_out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* --- the fast ops (semantics in backend.h) --- */
+void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                    const sdc_tensor *b);
+void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                    const sdc_tensor *b, int stride, int pad);
+void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                       const sdc_tensor *v, int n_heads, int causal);
+void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b, float eps);
+void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b, int groups, float eps, int silu);
+void sdc_cpu_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op);
+void sdc_cpu_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
+                    sdc_binary_op op);
+void sdc_cpu_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s);
+void sdc_cpu_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
+void sdc_cpu_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids);
+void sdc_cpu_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
+void sdc_cpu_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim);
+void sdc_cpu_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const int perm[4]);
+void sdc_cpu_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
+void sdc_cpu_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left,
+                   int right);
+void sdc_cpu_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start);
+
+/* Scalar activations in float, the forms backend.h names (shared by the elementwise and norm ops). */
+float sdc_cpu_silu(float x);
+float sdc_cpu_gelu(float x);
+
+#endif

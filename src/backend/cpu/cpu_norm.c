@@ -1,0 +1,69 @@
+/* cpu_norm.c - layer norm and group norm. Both normalise independent segments (a row; a group's
+ * channels x positions), one thread per segment: statistics in double over 8 fixed lanes (biased
+ * variance, two passes), then the per-channel affine in f32. */
+#include <math.h>
+
+#include "backend/cpu/cpu_backend.h"
+
+/* Sum of x[n] in double, over 8 lanes added in a fixed order; sq: sum of (x - mean)^2 instead. */
+static double lane_sum(const float *x, int64_t n, int sq, double mean) {
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            const double d = sq ? (double)x[i + j] - mean : (double)x[i + j];
+            lane[j] += sq ? d * d : d;
+        }
+    for (int j = 0; j < 8 && i + j < n; j++) {
+        const double d = sq ? (double)x[i + j] - mean : (double)x[i + j];
+        lane[j] += sq ? d * d : d;
+    }
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+/* y[c, i] = (x[c, i] - mean) / sqrt(var + eps) * w[c] + b[c] over a segment x[n_ch, per_ch], with
+ * mean and var over the whole segment; then SiLU when silu != 0. */
+static void normalize_segment(float *y, const float *x, int64_t n_ch, int64_t per_ch, const float *w,
+                              const float *b, float eps, int silu) {
+    const int64_t n = n_ch * per_ch;
+    const double mean = lane_sum(x, n, 0, 0.0) / (double)n;
+    const double var = lane_sum(x, n, 1, mean) / (double)n;
+    const float meanf = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
+    for (int64_t c = 0; c < n_ch; c++) {
+        const float a = rstd * w[c], sh = b[c];
+        const float *xc = x + c * per_ch;
+        float *yc = y + c * per_ch;
+        for (int64_t i = 0; i < per_ch; i++) yc[i] = (xc[i] - meanf) * a + sh;
+        if (silu)
+            for (int64_t i = 0; i < per_ch; i++) yc[i] = sdc_cpu_silu(yc[i]);
+    }
+}
+
+void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);   // [R, C]
+    const float *wd = sdc_cpu_f32(w);   // [C]
+    const float *bd = sdc_cpu_f32(b);   // [C]
+    float *yd = sdc_cpu_f32(y);         // [R, C]
+    if (C == 0) return;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++)   // a row is C channels of one position each
+        normalize_segment(yd + r * C, xd + r * C, C, 1, wd, bd, eps, 0);
+}
+
+void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b, int groups, float eps, int silu) {
+    const int64_t B = x->ne[0], C = x->ne[1], Cg = C / groups;
+    const int64_t HW = B * C != 0 ? sdc_tensor_nelem(x) / (B * C) : 0;
+    const float *xd = sdc_cpu_f32(x);   // [B, G, C/G, HW]: each group is contiguous
+    const float *wd = sdc_cpu_f32(w);   // [C]
+    const float *bd = sdc_cpu_f32(b);   // [C]
+    float *yd = sdc_cpu_f32(y);
+    if (Cg * HW == 0) return;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (B * C * HW >= SDC_CPU_PAR_MIN)
+    for (int64_t bg = 0; bg < B * groups; bg++) {
+        const int64_t g = bg % groups, off = bg * Cg * HW;
+        normalize_segment(yd + off, xd + off, Cg, HW, wd + g * Cg, bd + g * Cg, eps, silu);
+    }
+}

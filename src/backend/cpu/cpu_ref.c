@@ -1,0 +1,192 @@
+/* cpu_ref.c - reference compute ops (see cpu_ref.h): the definitions from backend.h as plain loops,
+ * single-threaded, every sum and every activation in double, rounded to f32 once at the end.
+ * Data-movement references are in cpu_ref_data.c. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_ref.h"
+
+static double *scratch_doubles(sdc_backend *be, int64_t n) {
+    double *p = sdc_cpu_scratch_alloc(be, (size_t)n * sizeof(double));
+    assert(p && "cpu-ref: out of memory for a reference scratch row");
+    return p;
+}
+
+void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b) {
+    const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);                // [M, K]
+    const float *wd = sdc_cpu_f32(w);                // [N, K]
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;     // [N]
+    float *yd = sdc_cpu_f32(y);                      // [M, N]
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++) acc += (double)xd[m * K + k] * wd[n * K + k];
+            yd[m * N + n] = (float)(acc + (bd ? bd[n] : 0.0));
+        }
+}
+
+void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b, int stride, int pad) {
+    const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
+    const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
+    const float *xd = sdc_cpu_f32(x);                // [B, Ci, H, W]
+    const float *wd = sdc_cpu_f32(w);                // [Co, Ci, KH, KW]
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;     // [Co]
+    float *yd = sdc_cpu_f32(y);                      // [B, Co, Ho, Wo]
+    double *acc = scratch_doubles(be, Ho * Wo);      // [Ho, Wo] of one output channel
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t co = 0; co < Co; co++) {
+            for (int64_t i = 0; i < Ho * Wo; i++) acc[i] = 0;
+            /* acc[oh, ow] += w[co, ci, kh, kw] * x[n, ci, oh*stride - pad + kh, ow*stride - pad + kw]
+             * over the (oh, ow) whose input position is inside the image (zero padding) */
+            for (int64_t ci = 0; ci < Ci; ci++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++) {
+                        const double wv = wd[((co * Ci + ci) * KH + kh) * KW + kw];
+                        const float *xp = xd + (n * Ci + ci) * H * W;
+                        int64_t oh0, oh1, ow0, ow1;
+                        sdc_cpu_conv_range(Ho, H, stride, pad, kh, &oh0, &oh1);
+                        sdc_cpu_conv_range(Wo, W, stride, pad, kw, &ow0, &ow1);
+                        for (int64_t oh = oh0; oh < oh1; oh++) {
+                            const float *xrow = xp + (oh * stride - pad + kh) * W;
+                            for (int64_t ow = ow0; ow < ow1; ow++)
+                                acc[oh * Wo + ow] += wv * xrow[ow * stride - pad + kw];
+                        }
+                    }
+            for (int64_t i = 0; i < Ho * Wo; i++)
+                yd[(n * Co + co) * Ho * Wo + i] = (float)(acc[i] + (bd ? bd[co] : 0.0));
+        }
+    sdc_cpu_scratch_free(be, acc, (size_t)(Ho * Wo) * sizeof(double));
+}
+
+void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                           const sdc_tensor *v, int n_heads, int causal) {
+    const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1], D = C / n_heads;
+    const float *qd = sdc_cpu_f32(q);   // [B, T, H*D]
+    const float *kd = sdc_cpu_f32(k);   // [B, S, H*D]
+    const float *vd = sdc_cpu_f32(v);   // [B, S, H*D]
+    float *yd = sdc_cpu_f32(y);         // [B, T, H*D]
+    const double scale = 1.0 / sqrt((double)D);
+    double *p = scratch_doubles(be, S);   // [S] scores, then probabilities, of one query
+    double *o = scratch_doubles(be, D);   // [D] output of one query and head
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t h = 0; h < n_heads; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const float *qt = qd + (n * T + t) * C + h * D;
+                const int64_t n_keys = causal ? t + 1 : S;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t s = 0; s < n_keys; s++) {
+                    const float *ks = kd + (n * S + s) * C + h * D;
+                    double dot = 0;
+                    for (int64_t d = 0; d < D; d++) dot += (double)qt[d] * ks[d];
+                    p[s] = dot * scale;
+                    if (p[s] > mx) mx = p[s];
+                }
+                for (int64_t s = 0; s < n_keys; s++) {
+                    p[s] = exp(p[s] - mx);
+                    sum += p[s];
+                }
+                for (int64_t d = 0; d < D; d++) o[d] = 0;
+                for (int64_t s = 0; s < n_keys; s++) {
+                    const float *vs = vd + (n * S + s) * C + h * D;
+                    for (int64_t d = 0; d < D; d++) o[d] += p[s] * vs[d];
+                }
+                for (int64_t d = 0; d < D; d++) yd[(n * T + t) * C + h * D + d] = (float)(o[d] / sum);
+            }
+    sdc_cpu_scratch_free(be, o, (size_t)D * sizeof(double));
+    sdc_cpu_scratch_free(be, p, (size_t)S * sizeof(double));
+}
+
+/* Normalises n values of x (stride 1) with their biased mean and variance into y, as doubles
+ * through the per-element affine (w_of(i), b_of(i)) given by channel index i / per_channel. */
+static void ref_normalize(float *y, const float *x, int64_t n, int64_t per_channel, const float *w,
+                          const float *b, double eps, int silu) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    var /= (double)n;
+    const double rstd = 1.0 / sqrt(var + eps);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t c = i / per_channel;
+        double v = ((double)x[i] - mean) * rstd * w[c] + b[c];
+        if (silu) v = v / (1.0 + exp(-v));
+        y[i] = (float)v;
+    }
+}
+
+void sdc_cpu_ref_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                            const sdc_tensor *b, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);   // [R, C]
+    float *yd = sdc_cpu_f32(y);         // [R, C]
+    for (int64_t r = 0; r < R; r++)
+        ref_normalize(yd + r * C, xd + r * C, C, 1, sdc_cpu_f32(w), sdc_cpu_f32(b), eps, 0);
+}
+
+void sdc_cpu_ref_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                            const sdc_tensor *b, int groups, float eps, int silu) {
+    const int64_t B = x->ne[0], C = x->ne[1], HW = sdc_tensor_nelem(x) / (B * C), Cg = C / groups;
+    const float *xd = sdc_cpu_f32(x);   // [B, G, C/G, HW]: a group is contiguous
+    float *yd = sdc_cpu_f32(y);
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t g = 0; g < groups; g++) {
+            const int64_t off = (n * C + g * Cg) * HW;
+            ref_normalize(yd + off, xd + off, Cg * HW, HW, sdc_cpu_f32(w) + g * Cg,
+                          sdc_cpu_f32(b) + g * Cg, eps, silu);
+        }
+}
+
+static double ref_unary1(double x, sdc_unary_op op) {
+    switch (op) {
+    case SDC_UNARY_SILU: return x / (1.0 + exp(-x));
+    case SDC_UNARY_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case SDC_UNARY_GELU_TANH:
+        return 0.5 * x * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+    case SDC_UNARY_QUICK_GELU: return x / (1.0 + exp(-1.702 * x));
+    default: assert(!"unknown unary op"); return 0;
+    }
+}
+
+void sdc_cpu_ref_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op) {
+    const int64_t n = sdc_tensor_nelem(x);
+    const float *xd = sdc_cpu_f32(x);
+    float *yd = sdc_cpu_f32(y);
+    for (int64_t i = 0; i < n; i++) yd[i] = (float)ref_unary1(xd[i], op);
+}
+
+void sdc_cpu_ref_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
+                        sdc_binary_op op) {
+    const int64_t *an = a->ne, *bn = b->ne;   // 4-D (unused trailing dims are 1)
+    const float *ad = sdc_cpu_f32(a), *bd = sdc_cpu_f32(b);
+    float *yd = sdc_cpu_f32(y);
+    for (int64_t i0 = 0; i0 < an[0]; i0++)
+        for (int64_t i1 = 0; i1 < an[1]; i1++)
+            for (int64_t i2 = 0; i2 < an[2]; i2++)
+                for (int64_t i3 = 0; i3 < an[3]; i3++) {
+                    const int64_t ia = ((i0 * an[1] + i1) * an[2] + i2) * an[3] + i3;
+                    const int64_t j0 = bn[0] == 1 ? 0 : i0, j1 = bn[1] == 1 ? 0 : i1;
+                    const int64_t j2 = bn[2] == 1 ? 0 : i2, j3 = bn[3] == 1 ? 0 : i3;
+                    const float av = ad[ia], bv = bd[((j0 * bn[1] + j1) * bn[2] + j2) * bn[3] + j3];
+                    yd[ia] = op == SDC_BINARY_ADD ? av + bv : op == SDC_BINARY_SUB ? av - bv : av * bv;
+                }
+}
+
+void sdc_cpu_ref_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s) {
+    const int64_t n = sdc_tensor_nelem(x);
+    const float *xd = sdc_cpu_f32(x);
+    float *yd = sdc_cpu_f32(y);
+    for (int64_t i = 0; i < n; i++) yd[i] = xd[i] * s;
+}
+
+void sdc_cpu_ref_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
+    const int64_t N = y->ne[y->ndim - 1], R = sdc_tensor_rows(y);
+    const float *xd = sdc_cpu_f32(x);   // [R, 2N]: value half, then gate half
+    float *yd = sdc_cpu_f32(y);         // [R, N]
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t i = 0; i < N; i++)
+            yd[r * N + i] = (float)(xd[r * 2 * N + i] * ref_unary1(xd[r * 2 * N + N + i], SDC_UNARY_GELU));
+}

@@ -1,0 +1,228 @@
+/* config.c - typed getters over the JSON config files of a diffusers model.
+ *
+ * A NULL obj behaves as an empty object, so an optional config that is absent gives every *_or
+ * getter its default. A JSON null counts as absent. */
+#include "io/config.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/file.h"
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+sdc_status sdc_json_parse(const char *text, size_t len, const char *what, const sdc_logger *log, cJSON **out) {
+    *out = NULL;
+    if (!what) what = "json";
+    /* a NUL-terminated copy: the parser never reads past it */
+    char *buf = malloc(len + 1);
+    if (!buf) return SDC_ERR_OOM;
+    if (len) memcpy(buf, text, len);
+    buf[len] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    size_t pos = end ? (size_t)(end - buf) : 0;
+    if (root) {
+        while (pos < len && is_space(buf[pos])) pos++;
+        if (pos == len) {
+            free(buf);
+            *out = root;
+            return SDC_OK;
+        }
+        cJSON_Delete(root);
+    }
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < pos && i < len; i++) {
+        if (buf[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    SDC_LOGE(log, "%s: %s at line %zu, column %zu (byte %zu of %zu)", what,
+             root ? "unexpected text after the JSON value" : "not valid JSON", line, col, pos, len);
+    free(buf);
+    return SDC_ERR_FORMAT;
+}
+
+sdc_status sdc_json_load(const char *path, const sdc_logger *log, cJSON **out) {
+    char *text;
+    size_t len;
+    *out = NULL;
+    sdc_status st = sdc_read_file(path, log, &text, &len);
+    if (st != SDC_OK) return st;
+    st = sdc_json_parse(text, len, path, log, out);
+    free(text);
+    return st;
+}
+
+/* Looks key up. SDC_ERR_NOT_FOUND (logged when required) for an absent or null value. */
+static sdc_status lookup(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int required,
+                         const cJSON **out) {
+    *out = NULL;
+    if (obj && !cJSON_IsObject(obj)) {
+        SDC_LOGE(log, "%s: looking for key '%s' in something that is not a JSON object", what, key);
+        return SDC_ERR_FORMAT;
+    }
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!v || cJSON_IsNull(v)) {
+        if (required) SDC_LOGE(log, "%s: missing key '%s'%s", what, key, v ? " (it is null)" : "");
+        return SDC_ERR_NOT_FOUND;
+    }
+    *out = v;
+    return SDC_OK;
+}
+
+static int to_int(const cJSON *v, int *out) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!(d >= INT_MIN && d <= INT_MAX) || d != floor(d)) return -1;
+    *out = (int)d;
+    return 0;
+}
+
+static sdc_status wrong_type(const char *what, const char *key, const char *want, const sdc_logger *log) {
+    SDC_LOGE(log, "%s: key '%s' is not %s", what, key, want);
+    return SDC_ERR_FORMAT;
+}
+
+#define WHAT (what ? what : "config")
+
+static sdc_status get_int(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int required,
+                          int *out) {
+    const cJSON *v;
+    sdc_status st = lookup(obj, key, WHAT, log, required, &v);
+    if (st != SDC_OK) return st;
+    return to_int(v, out) == 0 ? SDC_OK : wrong_type(WHAT, key, "an integer (in int range)", log);
+}
+
+static sdc_status get_float(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
+                            int required, double *out) {
+    const cJSON *v;
+    sdc_status st = lookup(obj, key, WHAT, log, required, &v);
+    if (st != SDC_OK) return st;
+    if (!cJSON_IsNumber(v)) return wrong_type(WHAT, key, "a number", log);
+    *out = v->valuedouble;
+    return SDC_OK;
+}
+
+static sdc_status get_bool(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int required,
+                           int *out) {
+    const cJSON *v;
+    sdc_status st = lookup(obj, key, WHAT, log, required, &v);
+    if (st != SDC_OK) return st;
+    if (!cJSON_IsBool(v)) return wrong_type(WHAT, key, "true or false", log);
+    *out = cJSON_IsTrue(v);
+    return SDC_OK;
+}
+
+static sdc_status get_string(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
+                             int required, const char **out) {
+    const cJSON *v;
+    sdc_status st = lookup(obj, key, WHAT, log, required, &v);
+    if (st != SDC_OK) return st;
+    if (!cJSON_IsString(v)) return wrong_type(WHAT, key, "a string", log);
+    *out = v->valuestring;
+    return SDC_OK;
+}
+
+sdc_status sdc_cfg_int(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int *out) {
+    return get_int(obj, key, what, log, 1, out);
+}
+
+sdc_status sdc_cfg_float(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
+                         double *out) {
+    return get_float(obj, key, what, log, 1, out);
+}
+
+sdc_status sdc_cfg_bool(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int *out) {
+    return get_bool(obj, key, what, log, 1, out);
+}
+
+sdc_status sdc_cfg_string(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
+                          const char **out) {
+    return get_string(obj, key, what, log, 1, out);
+}
+
+sdc_status sdc_cfg_int_list(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int *out,
+                            int max, int *n) {
+    const cJSON *v, *e;
+    *n = 0;
+    sdc_status st = lookup(obj, key, WHAT, log, 1, &v);
+    if (st != SDC_OK) return st;
+    if (cJSON_IsNumber(v)) {
+        if (max < 1) return wrong_type(WHAT, key, "a list that fits (at most 0 values)", log);
+        if (to_int(v, &out[0]) != 0) return wrong_type(WHAT, key, "an integer or a list of integers", log);
+        *n = 1;
+        return SDC_OK;
+    }
+    if (!cJSON_IsArray(v)) return wrong_type(WHAT, key, "an integer or a list of integers", log);
+    int count = 0;
+    cJSON_ArrayForEach(e, v) {
+        if (count == max) {
+            SDC_LOGE(log, "%s: key '%s' has more than %d values", WHAT, key, max);
+            return SDC_ERR_FORMAT;
+        }
+        if (to_int(e, &out[count]) != 0) {
+            SDC_LOGE(log, "%s: key '%s': entry %d is not an integer", WHAT, key, count);
+            return SDC_ERR_FORMAT;
+        }
+        count++;
+    }
+    *n = count;
+    return SDC_OK;
+}
+
+sdc_status sdc_cfg_string_list(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
+                               const char **out, int max, int *n) {
+    const cJSON *v, *e;
+    *n = 0;
+    sdc_status st = lookup(obj, key, WHAT, log, 1, &v);
+    if (st != SDC_OK) return st;
+    if (!cJSON_IsArray(v)) return wrong_type(WHAT, key, "a list of strings", log);
+    int count = 0;
+    cJSON_ArrayForEach(e, v) {
+        if (count == max) {
+            SDC_LOGE(log, "%s: key '%s' has more than %d values", WHAT, key, max);
+            return SDC_ERR_FORMAT;
+        }
+        if (!cJSON_IsString(e)) {
+            SDC_LOGE(log, "%s: key '%s': entry %d is not a string", WHAT, key, count);
+            return SDC_ERR_FORMAT;
+        }
+        out[count++] = e->valuestring;
+    }
+    *n = count;
+    return SDC_OK;
+}
+
+sdc_status sdc_cfg_int_or(const cJSON *obj, const char *key, int def, const char *what, const sdc_logger *log,
+                          int *out) {
+    sdc_status st = get_int(obj, key, what, log, 0, out);
+    if (st == SDC_ERR_NOT_FOUND) *out = def;
+    return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;
+}
+
+sdc_status sdc_cfg_float_or(const cJSON *obj, const char *key, double def, const char *what,
+                            const sdc_logger *log, double *out) {
+    sdc_status st = get_float(obj, key, what, log, 0, out);
+    if (st == SDC_ERR_NOT_FOUND) *out = def;
+    return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;
+}
+
+sdc_status sdc_cfg_bool_or(const cJSON *obj, const char *key, int def, const char *what, const sdc_logger *log,
+                           int *out) {
+    sdc_status st = get_bool(obj, key, what, log, 0, out);
+    if (st == SDC_ERR_NOT_FOUND) *out = def;
+    return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;
+}
+
+sdc_status sdc_cfg_string_or(const cJSON *obj, const char *key, const char *def, const char *what,
+                             const sdc_logger *log, const char **out) {
+    sdc_status st = get_string(obj, key, what, log, 0, out);
+    if (st == SDC_ERR_NOT_FOUND) *out = def;
+    return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;
+}

@@ -1,0 +1,165 @@
+/* model_files.c - a diffusers model folder: its JSON configs, and one index over the weights of the
+ * text encoder, UNet and VAE, with every name canonicalised and prefixed "<component>.". */
+#include "io/model_files.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/file.h"
+#include "io/config.h"
+#include "io/name_map.h"
+
+static const struct {
+    const char *name;
+    const char *weights;        /* base name of the weights file, without ".safetensors" */
+    sdc_name_map_fn map;
+} components[] = {
+    [SDC_COMP_TEXT_ENCODER] = {"text_encoder", "model", sdc_name_map_text_encoder},
+    [SDC_COMP_UNET] = {"unet", "diffusion_pytorch_model", NULL},
+    [SDC_COMP_VAE] = {"vae", "diffusion_pytorch_model", sdc_name_map_vae},
+};
+_Static_assert(sizeof(components) / sizeof(components[0]) == SDC_COMP_COUNT, "component table");
+
+const char *sdc_component_name(sdc_component c) {
+    return (unsigned)c < SDC_COMP_COUNT ? components[c].name : "?";
+}
+
+static char *join2(const char *a, const char *b, const char *c) {
+    char *ab = sdc_path_join(a, b);
+    if (!ab || !c) return ab;
+    char *abc = sdc_path_join(ab, c);
+    free(ab);
+    return abc;
+}
+
+static char *weights_name(sdc_component c, int fp16) {
+    const char *base = components[c].weights, *ext = fp16 ? ".fp16.safetensors" : ".safetensors";
+    char *s = malloc(strlen(base) + strlen(ext) + 1);
+    if (s) {
+        strcpy(s, base);
+        strcat(s, ext);
+    }
+    return s;
+}
+
+/* Picks the weights file of component c in compdir by variant into *out. */
+static sdc_status pick_weights(const char *compdir, sdc_component c, sdc_weight_variant variant,
+                               const sdc_logger *log, char **out) {
+    char *f32_name = weights_name(c, 0), *f16_name = weights_name(c, 1);
+    char *f32 = f32_name ? sdc_path_join(compdir, f32_name) : NULL;
+    char *f16 = f16_name ? sdc_path_join(compdir, f16_name) : NULL;
+    free(f32_name);
+    free(f16_name);
+    sdc_status st = SDC_OK;
+    *out = NULL;
+    if (!f32 || !f16) {
+        st = SDC_ERR_OOM;
+    } else if (variant != SDC_VARIANT_FP16 && sdc_file_exists(f32)) {
+        *out = f32;
+        f32 = NULL;
+    } else if (variant != SDC_VARIANT_F32 && sdc_file_exists(f16)) {
+        *out = f16;
+        f16 = NULL;
+    } else {
+        if (variant == SDC_VARIANT_F32)
+            SDC_LOGE(log, "sdc_model_files_open: missing weights file %s", f32);
+        else if (variant == SDC_VARIANT_FP16)
+            SDC_LOGE(log, "sdc_model_files_open: missing weights file %s", f16);
+        else
+            SDC_LOGE(log, "sdc_model_files_open: missing weights file %s (nor is there %s)", f32, f16);
+        st = SDC_ERR_NOT_FOUND;
+    }
+    free(f32);
+    free(f16);
+    return st;
+}
+
+/* A required JSON file: a clear NOT_FOUND naming it, else whatever loading it gives. */
+static sdc_status load_required(const char *path, const char *what, const sdc_logger *log, cJSON **out) {
+    if (!sdc_file_exists(path)) {
+        SDC_LOGE(log, "sdc_model_files_open: missing %s %s", what, path);
+        return SDC_ERR_NOT_FOUND;
+    }
+    return sdc_json_load(path, log, out);
+}
+
+static sdc_status open_component(sdc_model_files *m, sdc_component c, sdc_weight_variant variant,
+                                 const sdc_logger *log) {
+    char *compdir = sdc_path_join(m->root, components[c].name);
+    char *cfg = compdir ? sdc_path_join(compdir, "config.json") : NULL;
+    sdc_status st = cfg ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK && !sdc_dir_exists(compdir)) {
+        SDC_LOGE(log, "sdc_model_files_open: missing component folder %s", compdir);
+        st = SDC_ERR_NOT_FOUND;
+    }
+    if (st == SDC_OK) st = load_required(cfg, "config", log, &m->config[c]);
+    if (st == SDC_OK) st = pick_weights(compdir, c, variant, log, &m->weights_path[c]);
+    if (st == SDC_OK) {
+        char prefix[64];
+        strcpy(prefix, components[c].name);
+        strcat(prefix, ".");
+        st = sdc_index_add_file(m->index, m->weights_path[c], prefix, components[c].map, NULL);
+    }
+    free(cfg);
+    free(compdir);
+    return st;
+}
+
+sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, const sdc_logger *log,
+                                sdc_model_files **out) {
+    *out = NULL;
+    if ((unsigned)variant > SDC_VARIANT_FP16) {
+        SDC_LOGE(log, "sdc_model_files_open: invalid weight variant %d", (int)variant);
+        return SDC_ERR_INVALID_ARG;
+    }
+    if (!sdc_dir_exists(dir)) {
+        SDC_LOGE(log, "sdc_model_files_open: model folder %s does not exist", dir);
+        return SDC_ERR_NOT_FOUND;
+    }
+    sdc_model_files *m = calloc(1, sizeof *m);
+    if (!m) return SDC_ERR_OOM;
+    m->root = strdup(dir);
+    m->index = sdc_index_new(log);
+    sdc_status st = m->root && m->index ? SDC_OK : SDC_ERR_OOM;
+
+    char *path = st == SDC_OK ? sdc_path_join(dir, "model_index.json") : NULL;
+    if (st == SDC_OK) st = path ? load_required(path, "model index", log, &m->model_index) : SDC_ERR_OOM;
+    free(path);
+    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
+        st = open_component(m, (sdc_component)c, variant, log);
+
+    /* optional parts: absent is fine, present but broken is not */
+    path = st == SDC_OK ? join2(dir, "scheduler", "scheduler_config.json") : NULL;
+    if (path && sdc_file_exists(path)) st = sdc_json_load(path, log, &m->scheduler_config);
+    free(path);
+    path = st == SDC_OK ? sdc_path_join(dir, "tokenizer") : NULL;
+    if (path && sdc_dir_exists(path)) {
+        m->tokenizer_dir = path;
+        path = NULL;
+    }
+    free(path);
+
+    if (st != SDC_OK) {
+        if (st == SDC_ERR_OOM) SDC_LOGE(log, "sdc_model_files_open: %s: out of memory", dir);
+        sdc_model_files_free(m);
+        return st;
+    }
+    SDC_LOGI(log, "sdc_model_files_open: %s: %zu tensors in %d files", dir, sdc_index_count(m->index),
+             sdc_index_file_count(m->index));
+    *out = m;
+    return SDC_OK;
+}
+
+void sdc_model_files_free(sdc_model_files *m) {
+    if (!m) return;
+    free(m->root);
+    cJSON_Delete(m->model_index);
+    for (int c = 0; c < SDC_COMP_COUNT; c++) {
+        cJSON_Delete(m->config[c]);
+        free(m->weights_path[c]);
+    }
+    cJSON_Delete(m->scheduler_config);
+    free(m->tokenizer_dir);
+    sdc_index_free(m->index);
+    free(m);
+}

@@ -1,0 +1,324 @@
+/* model_index.c - every tensor of a model's safetensors files, by name.
+ *
+ * Each indexed file keeps its descriptor open for the life of the index; reads are pread calls on it,
+ * so they never move a shared file position. Before each read the descriptor is fstat'ed: a size or
+ * mtime that differs from what was indexed (the file was truncated, appended to or rewritten in
+ * place) is SDC_ERR_IO. A file replaced by rename keeps its old, still consistent bytes under the
+ * open descriptor.
+ *
+ * Each file's tensor records live in one array that never moves, so the pointers that
+ * sdc_index_find/at return stay valid until sdc_index_free; a sorted array of pointers to them
+ * serves lookups by binary search. Not thread-safe: one thread at a time per index. */
+#include "io/model_index.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+
+/* The reference implementation refuses headers above 100 MB; so do we, before allocating one. */
+#define MAX_HEADER_BYTES (100u << 20)
+/* Room a name map may add to a name. */
+#define MAP_SLACK 256
+
+typedef struct index_file {
+    char *path;
+    int fd;
+    uint64_t size;
+    struct timespec mtime;
+    sdc_tensor_info *tensors;   /* n of them; names malloc'd; never moved */
+    size_t n;
+} index_file;
+
+struct sdc_model_index {
+    sdc_logger log;
+    index_file *files;
+    int n_files, cap_files;
+    const sdc_tensor_info **sorted;   /* by name */
+    size_t n, cap;
+    uint64_t bytes_read;
+};
+
+sdc_model_index *sdc_index_new(const sdc_logger *log) {
+    sdc_model_index *idx = calloc(1, sizeof *idx);
+    if (idx && log) idx->log = *log;
+    return idx;
+}
+
+static void free_tensors(sdc_tensor_info *t, size_t n) {
+    for (size_t i = 0; i < n; i++) free((char *)t[i].name);
+    free(t);
+}
+
+void sdc_index_free(sdc_model_index *idx) {
+    if (!idx) return;
+    for (int i = 0; i < idx->n_files; i++) {
+        index_file *f = &idx->files[i];
+        close(f->fd);
+        free(f->path);
+        free_tensors(f->tensors, f->n);
+    }
+    free(idx->files);
+    free(idx->sorted);
+    free(idx);
+}
+
+/* pread until n bytes or EOF/error; returns bytes read or -1 (errno set). */
+static int64_t pread_full(int fd, void *dst, uint64_t n, uint64_t off) {
+    uint64_t done = 0;
+    while (done < n) {
+        uint64_t chunk = n - done < (1u << 30) ? n - done : (1u << 30);
+        ssize_t r = pread(fd, (char *)dst + done, (size_t)chunk, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        done += (uint64_t)r;
+    }
+    return (int64_t)done;
+}
+
+static int cmp_info(const void *a, const void *b) {
+    const sdc_tensor_info *x = *(const sdc_tensor_info *const *)a, *y = *(const sdc_tensor_info *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *name) {
+    size_t lo = 0, hi = idx->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(idx->sorted[mid]->name, name);
+        if (c == 0) return idx->sorted[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* Reads and parses path's header into *h; fills the file's identity into f. */
+static sdc_status read_header(sdc_model_index *idx, const char *path, index_file *f, sdc_st_header *h) {
+    const sdc_logger *log = &idx->log;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        SDC_LOGE(log, "sdc_index_add_file: %s: not a readable regular file", path);
+        return SDC_ERR_IO;
+    }
+    f->size = (uint64_t)st.st_size;
+    f->mtime = st.st_mtim;
+    unsigned char len8[8];
+    int64_t r = f->size < 8 ? 0 : pread_full(f->fd, len8, 8, 0);
+    if (r < 0) {
+        SDC_LOGE(log, "sdc_index_add_file: %s: read failed: %s", path, strerror(errno));
+        return SDC_ERR_IO;
+    }
+    if (r < 8) {
+        SDC_LOGE(log, "sdc_index_add_file: %s: truncated file (%llu bytes, a safetensors file has at least 8)",
+                 path, (unsigned long long)f->size);
+        return SDC_ERR_FORMAT;
+    }
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+    if (n > f->size - 8) {
+        SDC_LOGE(log, "sdc_index_add_file: %s: header length %llu goes beyond the end of the file (%llu bytes)",
+                 path, (unsigned long long)n, (unsigned long long)f->size);
+        return SDC_ERR_FORMAT;
+    }
+    if (n > MAX_HEADER_BYTES) {
+        SDC_LOGE(log, "sdc_index_add_file: %s: header length %llu exceeds the %u byte limit", path,
+                 (unsigned long long)n, MAX_HEADER_BYTES);
+        return SDC_ERR_FORMAT;
+    }
+    char *json = malloc(n ? (size_t)n : 1);
+    if (!json) return SDC_ERR_OOM;
+    r = pread_full(f->fd, json, n, 8);
+    if (r != (int64_t)n) {
+        SDC_LOGE(log, "sdc_index_add_file: %s: cannot read the header: %s", path,
+                 r < 0 ? strerror(errno) : "file shrank");
+        free(json);
+        return SDC_ERR_IO;
+    }
+    sdc_status s = sdc_st_parse_header(json, (size_t)n, f->size, path, log, h);
+    free(json);
+    return s;
+}
+
+/* Renames h's tensors (prefix + map(name)) into f->tensors, dropping skipped ones. */
+static sdc_status name_tensors(sdc_model_index *idx, const char *path, const char *prefix, sdc_name_map_fn map,
+                               void *map_user, sdc_st_header *h, index_file *f) {
+    size_t plen = prefix ? strlen(prefix) : 0, maxlen = 0;
+    for (size_t i = 0; i < h->n_tensors; i++) {
+        size_t l = strlen(h->tensors[i].name);
+        if (l > maxlen) maxlen = l;
+    }
+    char *buf = malloc(maxlen + MAP_SLACK);
+    f->tensors = calloc(h->n_tensors ? h->n_tensors : 1, sizeof *f->tensors);
+    if (!buf || !f->tensors) {
+        free(buf);
+        return SDC_ERR_OOM;
+    }
+    sdc_status st = SDC_OK;
+    for (size_t i = 0; i < h->n_tensors && st == SDC_OK; i++) {
+        const sdc_tensor_info *src = &h->tensors[i];
+        const char *name = map ? map(src->name, buf, maxlen + MAP_SLACK, map_user) : src->name;
+        if (!name) continue;
+        size_t l = strlen(name);
+        char *full = malloc(plen + l + 1);
+        if (!full) {
+            st = SDC_ERR_OOM;
+            break;
+        }
+        if (plen) memcpy(full, prefix, plen);
+        memcpy(full + plen, name, l + 1);
+        sdc_tensor_info *t = &f->tensors[f->n++];
+        *t = *src;
+        t->name = full;
+        t->file = idx->n_files;
+        if (sdc_index_find(idx, full)) {
+            SDC_LOGE(&idx->log, "sdc_index_add_file: %s: tensor '%.200s' is already indexed from %s", path, full,
+                     sdc_index_file_path(idx, sdc_index_find(idx, full)->file));
+            st = SDC_ERR_FORMAT;
+        }
+    }
+    free(buf);
+    if (st != SDC_OK || f->n < 2) return st;
+    /* two file names that map to one name */
+    const sdc_tensor_info **p = malloc(sizeof *p * f->n);
+    if (!p) return SDC_ERR_OOM;
+    for (size_t i = 0; i < f->n; i++) p[i] = &f->tensors[i];
+    qsort(p, f->n, sizeof *p, cmp_info);
+    for (size_t i = 1; i < f->n && st == SDC_OK; i++) {
+        if (strcmp(p[i - 1]->name, p[i]->name) == 0) {
+            SDC_LOGE(&idx->log, "sdc_index_add_file: %s: two tensors are both named '%.200s' after renaming", path,
+                     p[i]->name);
+            st = SDC_ERR_FORMAT;
+        }
+    }
+    free(p);
+    return st;
+}
+
+sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char *prefix, sdc_name_map_fn map,
+                              void *map_user) {
+    assert(idx && path);
+    index_file f = {.fd = -1};
+    sdc_st_header h = {0};
+    f.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f.fd < 0) {
+        int e = errno;
+        SDC_LOGE(&idx->log, "sdc_index_add_file: cannot open %s: %s", path, strerror(e));
+        return e == ENOENT ? SDC_ERR_NOT_FOUND : SDC_ERR_IO;
+    }
+    sdc_status st = read_header(idx, path, &f, &h);
+    if (st == SDC_OK) st = name_tensors(idx, path, prefix, map, map_user, &h, &f);
+    sdc_st_header_free(&h);
+
+    /* make room for everything before changing anything */
+    if (st == SDC_OK && idx->n_files == idx->cap_files) {
+        int cap = idx->cap_files ? idx->cap_files * 2 : 4;
+        index_file *nf = realloc(idx->files, sizeof *nf * (size_t)cap);
+        if (nf) {
+            idx->files = nf;
+            idx->cap_files = cap;
+        } else {
+            st = SDC_ERR_OOM;
+        }
+    }
+    if (st == SDC_OK && idx->n + f.n > idx->cap) {
+        size_t cap = idx->cap ? idx->cap : 256;
+        while (cap < idx->n + f.n) cap *= 2;
+        const sdc_tensor_info **ns = realloc(idx->sorted, sizeof *ns * cap);
+        if (ns) {
+            idx->sorted = ns;
+            idx->cap = cap;
+        } else {
+            st = SDC_ERR_OOM;
+        }
+    }
+    if (st == SDC_OK) f.path = strdup(path);
+    if (st == SDC_OK && !f.path) st = SDC_ERR_OOM;
+    if (st != SDC_OK) {
+        if (st == SDC_ERR_OOM) SDC_LOGE(&idx->log, "sdc_index_add_file: %s: out of memory", path);
+        close(f.fd);
+        free(f.path);
+        free_tensors(f.tensors, f.n);
+        return st;
+    }
+    for (size_t i = 0; i < f.n; i++) idx->sorted[idx->n++] = &f.tensors[i];
+    qsort(idx->sorted, idx->n, sizeof *idx->sorted, cmp_info);
+    idx->files[idx->n_files++] = f;
+    return SDC_OK;
+}
+
+size_t sdc_index_count(const sdc_model_index *idx) { return idx->n; }
+
+const sdc_tensor_info *sdc_index_at(const sdc_model_index *idx, size_t i) {
+    return i < idx->n ? idx->sorted[i] : NULL;
+}
+
+const char *sdc_index_file_path(const sdc_model_index *idx, int file) {
+    return file >= 0 && file < idx->n_files ? idx->files[file].path : NULL;
+}
+
+int sdc_index_file_count(const sdc_model_index *idx) { return idx->n_files; }
+
+uint64_t sdc_index_bytes_read(const sdc_model_index *idx) { return idx->bytes_read; }
+
+int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info) {
+    int64_t n = 1;
+    for (int i = 0; i < info->ndim; i++) n *= info->ne[i];
+    return n;
+}
+
+sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info, void *dst) {
+    assert(info->file >= 0 && info->file < idx->n_files);
+    index_file *f = &idx->files[info->file];
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) {
+        SDC_LOGE(&idx->log, "sdc_index_read_raw: %s: fstat failed: %s", f->path, strerror(errno));
+        return SDC_ERR_IO;
+    }
+    if ((uint64_t)st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
+        st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
+        SDC_LOGE(&idx->log,
+                 "sdc_index_read_raw: %s: file changed since it was indexed (size %llu -> %llu bytes, mtime %s)",
+                 f->path, (unsigned long long)f->size, (unsigned long long)st.st_size,
+                 st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec ? "changed"
+                                                                                               : "unchanged");
+        return SDC_ERR_IO;
+    }
+    int64_t r = pread_full(f->fd, dst, info->nbytes, info->offset);
+    if (r > 0) idx->bytes_read += (uint64_t)r;
+    if (r != (int64_t)info->nbytes) {
+        SDC_LOGE(&idx->log, "sdc_index_read_raw: %s: reading tensor '%.200s' failed: %s", f->path, info->name,
+                 r < 0 ? strerror(errno) : "unexpected end of file");
+        return SDC_ERR_IO;
+    }
+    return SDC_OK;
+}
+
+sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst) {
+    size_t n = (size_t)sdc_tensor_info_nelem(info);
+    if (info->dtype == SDC_DTYPE_F32) return sdc_index_read_raw(idx, info, dst);
+    if (info->dtype == SDC_DTYPE_F8_E4M3 || info->dtype == SDC_DTYPE_F8_E5M2) {
+        SDC_LOGE(&idx->log, "sdc_index_read_f32: tensor '%.200s' has dtype %s, which sdc does not convert",
+                 info->name, sdc_dtype_name(info->dtype));
+        return SDC_ERR_UNSUPPORTED;
+    }
+    void *raw = malloc(info->nbytes ? (size_t)info->nbytes : 1);
+    if (!raw) {
+        SDC_LOGE(&idx->log, "sdc_index_read_f32: out of memory for tensor '%.200s'", info->name);
+        return SDC_ERR_OOM;
+    }
+    sdc_status st = sdc_index_read_raw(idx, info, raw);
+    if (st == SDC_OK && sdc_convert_to_f32(dst, raw, info->dtype, n) != 0) {
+        SDC_LOGE(&idx->log, "sdc_index_read_f32: tensor '%.200s': cannot convert %s to f32", info->name,
+                 sdc_dtype_name(info->dtype));
+        st = SDC_ERR_UNSUPPORTED;
+    }
+    free(raw);
+    return st;
+}

@@ -1,0 +1,52 @@
+/* clip.h - the CLIP text encoder (transformers CLIPTextModel), as Stable Diffusion uses it.
+ *
+ *   ids [B, T] -> token + position embeddings -> L pre-norm transformer layers (causal self-attention,
+ *   MLP with quick_gelu or gelu) -> final layer norm -> last_hidden_state [B, T, C]
+ *   pooler_output [B, C] = last_hidden_state at each sequence's EOS position.
+ *
+ * hidden_states[0] is the embedding output, hidden_states[i] layer i's output (before the final norm).
+ * "Clip skip" runs fewer layers and applies the final norm to that output, as diffusers does. */
+#ifndef SDC_MODEL_CLIP_H
+#define SDC_MODEL_CLIP_H
+
+#include <cjson/cJSON.h>
+
+#include "backend/backend.h"
+#include "io/model_index.h"
+#include "model/weights.h"
+
+typedef struct sdc_clip_config {
+    int hidden;          /* C */
+    int intermediate;    /* MLP width */
+    int n_layers;
+    int n_heads;
+    int max_positions;   /* 77 */
+    int vocab;
+    int eos_token_id;    /* pooling position: first EOS (or argmax of ids when this is 2, as transformers) */
+    float eps;
+    sdc_unary_op act;    /* quick_gelu or gelu */
+} sdc_clip_config;
+
+sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_clip_config *out);
+
+typedef struct sdc_clip sdc_clip;
+
+/* Loads "<prefix>text_model.*" weights (prefix e.g. "text_encoder.") from the index. NULL on error
+ * (logged); *status says which. */
+sdc_clip *sdc_clip_load(const sdc_clip_config *cfg, sdc_model_index *index, const char *prefix,
+                        sdc_backend *be, const sdc_logger *log, sdc_status *status);
+void sdc_clip_free(sdc_clip *m);
+const sdc_clip_config *sdc_clip_get_config(const sdc_clip *m);
+const sdc_weight_set *sdc_clip_weights(const sdc_clip *m);
+
+/* Called with hidden_states[i] ([B, T, C], valid only during the call) for i = 0..layers run. */
+typedef void (*sdc_clip_hidden_cb)(int i, const sdc_tensor *h, void *user);
+
+/* Encodes B sequences of T ids (host, [B, T]; every id < vocab, T <= max_positions, else
+ * SDC_ERR_INVALID_ARG). Runs the first n_layers layers (<= 0 or > L: all), applies the final norm and
+ * writes out [B, T, C] (preallocated on the model's backend). pooled (host [B, C]) may be NULL.
+ * Returns SDC_ERR_OOM when an activation cannot be allocated. */
+sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out,
+                            float *pooled, sdc_clip_hidden_cb cb, void *cb_user);
+
+#endif

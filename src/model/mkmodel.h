@@ -1,0 +1,98 @@
+/* mkmodel.h - writing a random-weight Stable Diffusion 1.x model: the files of a real model, in
+ * diffusers folder layout or as one LDM single-file checkpoint, with weights drawn at random.
+ * For tests and benchmarks without downloads: the full-size "sd15" exercises exactly the memory
+ * and time of Stable Diffusion 1.5, the "tiny-sd1" matches the reference bundle's architecture.
+ *
+ * Weights follow the reference bundle's recipe, so a whole fp16 run stays finite:
+ *   rank >= 2      N(0, 1/fan_in), fan_in = product of all dimensions but the first
+ *   embeddings     N(0, 0.5^2)
+ *   norm scales    1 + 0.1 N(0, 1)
+ *   other vectors  0.05 N(0, 1)
+ * Every tensor has its own generator, seeded from (seed, canonical diffusers name), so a tensor holds
+ * the same values in a folder and in a single file, whatever else the model contains.
+ *
+ * The architectures are embedded here (configs are written from them, never read). The tensor
+ * enumeration is one function per component, in diffusers names, derived from the architecture as
+ * diffusers' modules create them. */
+#ifndef SDC_MODEL_MKMODEL_H
+#define SDC_MODEL_MKMODEL_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/log.h"
+#include "io/model_files.h"
+#include "sdc.h"
+
+#define SDC_MK_MAX_BLOCKS 4
+
+typedef struct sdc_mk_arch {
+    const char *name;
+    /* text encoder: transformers CLIPTextModel */
+    int te_hidden, te_intermediate, te_layers, te_heads, te_positions, te_vocab, te_projection_dim;
+    int te_bos, te_eos, te_pad;             /* token ids written to config.json */
+    const char *te_act;                     /* "quick_gelu" */
+    /* denoiser: diffusers UNet2DConditionModel (SD 1.x blocks, one transformer layer per attention) */
+    int unet_blocks;
+    int unet_channels[SDC_MK_MAX_BLOCKS];   /* block_out_channels */
+    int unet_attn[SDC_MK_MAX_BLOCKS];       /* down block i is CrossAttnDownBlock2D (up block n-1-i mirrors it) */
+    int unet_layers;                        /* layers_per_block */
+    int unet_heads;                         /* attention_head_dim as SD 1.x configs spell the head count */
+    int unet_cross_dim, unet_in, unet_out, unet_groups, unet_sample_size;
+    /* autoencoder: diffusers AutoencoderKL */
+    int vae_blocks;
+    int vae_channels[SDC_MK_MAX_BLOCKS];
+    int vae_layers, vae_in, vae_out, vae_latent, vae_groups, vae_sample_size;
+    double vae_scaling;
+    /* scheduler/scheduler_config.json: the SD 1.x betas either way */
+    const char *scheduler;                  /* "EulerDiscreteScheduler" or "PNDMScheduler" */
+} sdc_mk_arch;
+
+/* "tiny-sd1" or "sd15"; NULL for another name. */
+const sdc_mk_arch *sdc_mk_arch_find(const char *name);
+
+typedef enum sdc_mk_init {
+    SDC_MK_INIT_FAN_IN = 0,   /* N(0, 1/fan_in) */
+    SDC_MK_INIT_EMBEDDING,    /* N(0, 0.25) */
+    SDC_MK_INIT_NORM_SCALE,   /* 1 + 0.1 N(0, 1) */
+    SDC_MK_INIT_VECTOR,       /* 0.05 N(0, 1) */
+    SDC_MK_INIT_COUNT
+} sdc_mk_init;
+
+/* Receives one tensor: its diffusers name inside the component (no "unet." prefix), shape in torch
+ * order, and how its values are drawn. name and ne are valid only during the call. */
+typedef void (*sdc_mk_tensor_fn)(void *user, const char *name, int ndim, const int64_t *ne, sdc_mk_init init);
+
+void sdc_mk_enum_text_encoder(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
+void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
+void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
+/* One of the three above by component. */
+void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_component c, sdc_mk_tensor_fn fn, void *user);
+
+/* What sdc_mkmodel writes, counted without writing. */
+typedef struct sdc_mkmodel_info {
+    uint64_t n_tensors[SDC_COMP_COUNT];
+    uint64_t n_params[SDC_COMP_COUNT];
+    uint64_t weight_file_bytes;   /* the safetensors files together (headers included), configs excluded */
+} sdc_mkmodel_info;
+
+/* Writes a random-weight model of architecture arch ("tiny-sd1" or "sd15") to out_path:
+ *   single_file = 0: a diffusers folder (created if absent; its parent must exist): model_index.json,
+ *     scheduler/scheduler_config.json, text_encoder/, unet/, vae/ with config.json and the weights
+ *     (model.safetensors / diffusion_pytorch_model.safetensors, with ".fp16" before the extension
+ *     for F16), and tokenizer/ with tokenizer_config.json and vocab.json + merges.txt copied from
+ *     tokenizer_dir (NULL: no tokenizer/ folder, with a warning);
+ *   single_file = 1: one LDM checkpoint file (model.diffusion_model.*, first_stage_model.*,
+ *     cond_stage_model.transformer.text_model.*) at out_path; tokenizer_dir is unused.
+ * dtype: SDC_DTYPE_F32 or SDC_DTYPE_F16. The same arguments give byte-identical files. Every file
+ * is written atomically (never half-written). Tensor data is streamed: memory stays at a few MiB
+ * whatever the model's size. SDC_ERR_INVALID_ARG for an unknown arch or dtype, SDC_ERR_IO /
+ * SDC_ERR_NOT_FOUND for files, SDC_ERR_OOM. */
+sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, sdc_dtype dtype, uint64_t seed,
+                       const char *tokenizer_dir, const sdc_logger *log);
+
+/* The tensor and parameter counts and the weight-file bytes sdc_mkmodel would write. */
+sdc_status sdc_mkmodel_plan(const char *arch, int single_file, sdc_dtype dtype, sdc_mkmodel_info *info,
+                            const sdc_logger *log);
+
+#endif

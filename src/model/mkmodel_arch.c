@@ -1,0 +1,258 @@
+/* mkmodel_arch.c - the architectures sdc_mkmodel knows and the tensors of each component, in
+ * diffusers / transformers names, as their modules create them. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/mkmodel.h"
+
+static const sdc_mk_arch archs[] = {
+    {
+        /* the toy model of the reference bundle (its tiny-sd1 config.json files) */
+        .name = "tiny-sd1",
+        .te_hidden = 32, .te_intermediate = 37, .te_layers = 3, .te_heads = 4, .te_positions = 77,
+        .te_vocab = 49408, .te_projection_dim = 32, .te_bos = 49406, .te_eos = 49407, .te_pad = 49407,
+        .te_act = "quick_gelu",
+        .unet_blocks = 4, .unet_channels = {32, 64, 64, 64}, .unet_attn = {1, 1, 1, 0}, .unet_layers = 2,
+        .unet_heads = 8, .unet_cross_dim = 32, .unet_in = 4, .unet_out = 4, .unet_groups = 32,
+        .unet_sample_size = 8,
+        .vae_blocks = 4, .vae_channels = {32, 32, 64, 64}, .vae_layers = 2, .vae_in = 3, .vae_out = 3,
+        .vae_latent = 4, .vae_groups = 32, .vae_sample_size = 64, .vae_scaling = 0.18215,
+        .scheduler = "EulerDiscreteScheduler",
+    },
+    {
+        /* Stable Diffusion 1.5: CLIP ViT-L/14 text tower, the 860M UNet, the KL-f8 VAE */
+        .name = "sd15",
+        .te_hidden = 768, .te_intermediate = 3072, .te_layers = 12, .te_heads = 12, .te_positions = 77,
+        .te_vocab = 49408, .te_projection_dim = 768, .te_bos = 0, .te_eos = 2, .te_pad = 1,
+        .te_act = "quick_gelu",
+        .unet_blocks = 4, .unet_channels = {320, 640, 1280, 1280}, .unet_attn = {1, 1, 1, 0}, .unet_layers = 2,
+        .unet_heads = 8, .unet_cross_dim = 768, .unet_in = 4, .unet_out = 4, .unet_groups = 32,
+        .unet_sample_size = 64,
+        .vae_blocks = 4, .vae_channels = {128, 256, 512, 512}, .vae_layers = 2, .vae_in = 3, .vae_out = 3,
+        .vae_latent = 4, .vae_groups = 32, .vae_sample_size = 512, .vae_scaling = 0.18215,
+        .scheduler = "PNDMScheduler",
+    },
+};
+
+const sdc_mk_arch *sdc_mk_arch_find(const char *name) {
+    for (size_t i = 0; name && i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i].name, name) == 0) return &archs[i];
+    return NULL;
+}
+
+/* ---- building blocks: each emits its parameters under a printf-formatted module path ---- */
+
+typedef struct emitter {
+    sdc_mk_tensor_fn fn;
+    void *user;
+} emitter;
+
+static void emit(const emitter *e, const char *module, const char *param, sdc_mk_init init, int ndim, int64_t d0,
+                 int64_t d1, int64_t d2, int64_t d3) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", module, param);
+    const int64_t ne[4] = {d0, d1, d2, d3};
+    e->fn(e->user, name, ndim, ne, init);
+}
+
+__attribute__((format(printf, 2, 0))) static void vformat(char *buf, const char *fmt, va_list ap) {
+    vsnprintf(buf, 200, fmt, ap);
+}
+
+/* Declares char buf[200] holding the module path a builder's printf arguments give. */
+#define FORMAT_MODULE(buf, fmt)     \
+    char buf[200];                  \
+    do {                            \
+        va_list ap;                 \
+        va_start(ap, fmt);          \
+        vformat(buf, fmt, ap);      \
+        va_end(ap);                 \
+    } while (0)
+
+/* nn.Linear(in, out[, bias]) */
+__attribute__((format(printf, 5, 6))) static void linear(const emitter *e, int64_t out, int64_t in, int bias,
+                                                        const char *fmt, ...) {
+    FORMAT_MODULE(m, fmt);
+    emit(e, m, "weight", SDC_MK_INIT_FAN_IN, 2, out, in, 1, 1);
+    if (bias) emit(e, m, "bias", SDC_MK_INIT_VECTOR, 1, out, 1, 1, 1);
+}
+
+/* nn.Conv2d(in, out, k) with bias */
+__attribute__((format(printf, 5, 6))) static void conv(const emitter *e, int64_t out, int64_t in, int64_t k,
+                                                      const char *fmt, ...) {
+    FORMAT_MODULE(m, fmt);
+    emit(e, m, "weight", SDC_MK_INIT_FAN_IN, 4, out, in, k, k);
+    emit(e, m, "bias", SDC_MK_INIT_VECTOR, 1, out, 1, 1, 1);
+}
+
+/* nn.LayerNorm / nn.GroupNorm(C) with affine parameters */
+__attribute__((format(printf, 3, 4))) static void norm(const emitter *e, int64_t c, const char *fmt, ...) {
+    FORMAT_MODULE(m, fmt);
+    emit(e, m, "weight", SDC_MK_INIT_NORM_SCALE, 1, c, 1, 1, 1);
+    emit(e, m, "bias", SDC_MK_INIT_VECTOR, 1, c, 1, 1, 1);
+}
+
+__attribute__((format(printf, 4, 5))) static void embedding(const emitter *e, int64_t n, int64_t dim, const char *fmt,
+                                                           ...) {
+    FORMAT_MODULE(m, fmt);
+    emit(e, m, "weight", SDC_MK_INIT_EMBEDDING, 2, n, dim, 1, 1);
+}
+
+/* ---- text encoder: CLIPTextModel ---- */
+
+void sdc_mk_enum_text_encoder(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
+    const emitter e = {fn, user};
+    const int D = a->te_hidden, I = a->te_intermediate;
+    embedding(&e, a->te_vocab, D, "text_model.embeddings.token_embedding");
+    embedding(&e, a->te_positions, D, "text_model.embeddings.position_embedding");
+    for (int l = 0; l < a->te_layers; l++) {
+        static const char *const proj[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+        for (int p = 0; p < 4; p++) linear(&e, D, D, 1, "text_model.encoder.layers.%d.self_attn.%s", l, proj[p]);
+        norm(&e, D, "text_model.encoder.layers.%d.layer_norm1", l);
+        linear(&e, I, D, 1, "text_model.encoder.layers.%d.mlp.fc1", l);
+        linear(&e, D, I, 1, "text_model.encoder.layers.%d.mlp.fc2", l);
+        norm(&e, D, "text_model.encoder.layers.%d.layer_norm2", l);
+    }
+    norm(&e, D, "text_model.final_layer_norm");
+}
+
+/* ---- UNet2DConditionModel ---- */
+
+/* ResnetBlock2D with a time embedding projection */
+static void unet_resnet(const emitter *e, const char *m, int in, int out, int temb) {
+    norm(e, in, "%s.norm1", m);
+    conv(e, out, in, 3, "%s.conv1", m);
+    linear(e, out, temb, 1, "%s.time_emb_proj", m);
+    norm(e, out, "%s.norm2", m);
+    conv(e, out, out, 3, "%s.conv2", m);
+    if (in != out) conv(e, out, in, 1, "%s.conv_shortcut", m);
+}
+
+/* Transformer2DModel of SD 1.x: GroupNorm, 1x1 conv in, one BasicTransformerBlock (self-attention,
+ * cross-attention, GEGLU feed-forward), 1x1 conv out. Inner width = channels. */
+static void unet_transformer(const emitter *e, const char *m, int c, int ctx) {
+    norm(e, c, "%s.norm", m);
+    conv(e, c, c, 1, "%s.proj_in", m);
+    const char *b = "transformer_blocks.0";
+    norm(e, c, "%s.%s.norm1", m, b);
+    linear(e, c, c, 0, "%s.%s.attn1.to_q", m, b);
+    linear(e, c, c, 0, "%s.%s.attn1.to_k", m, b);
+    linear(e, c, c, 0, "%s.%s.attn1.to_v", m, b);
+    linear(e, c, c, 1, "%s.%s.attn1.to_out.0", m, b);
+    norm(e, c, "%s.%s.norm2", m, b);
+    linear(e, c, c, 0, "%s.%s.attn2.to_q", m, b);
+    linear(e, c, ctx, 0, "%s.%s.attn2.to_k", m, b);
+    linear(e, c, ctx, 0, "%s.%s.attn2.to_v", m, b);
+    linear(e, c, c, 1, "%s.%s.attn2.to_out.0", m, b);
+    norm(e, c, "%s.%s.norm3", m, b);
+    linear(e, 2 * 4 * c, c, 1, "%s.%s.ff.net.0.proj", m, b);   /* GEGLU: value and gate */
+    linear(e, c, 4 * c, 1, "%s.%s.ff.net.2", m, b);
+    conv(e, c, c, 1, "%s.proj_out", m);
+}
+
+void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
+    const emitter e = {fn, user};
+    const int n = a->unet_blocks, L = a->unet_layers, *ch = a->unet_channels, X = a->unet_cross_dim;
+    const int temb = 4 * ch[0];
+    char m[128];
+    linear(&e, temb, ch[0], 1, "time_embedding.linear_1");
+    linear(&e, temb, temb, 1, "time_embedding.linear_2");
+    conv(&e, ch[0], a->unet_in, 3, "conv_in");
+    for (int i = 0; i < n; i++) {
+        int in = i ? ch[i - 1] : ch[0], out = ch[i];
+        for (int j = 0; j < L; j++) {
+            snprintf(m, sizeof m, "down_blocks.%d.resnets.%d", i, j);
+            unet_resnet(&e, m, j ? out : in, out, temb);
+            if (a->unet_attn[i]) {
+                snprintf(m, sizeof m, "down_blocks.%d.attentions.%d", i, j);
+                unet_transformer(&e, m, out, X);
+            }
+        }
+        if (i < n - 1) conv(&e, out, out, 3, "down_blocks.%d.downsamplers.0.conv", i);
+    }
+    const int mid = ch[n - 1];
+    unet_resnet(&e, "mid_block.resnets.0", mid, mid, temb);
+    unet_transformer(&e, "mid_block.attentions.0", mid, X);
+    unet_resnet(&e, "mid_block.resnets.1", mid, mid, temb);
+    /* up block i walks the channels reversed; resnet j takes the previous output concatenated with the
+     * skip of the mirrored down block (its input channels for the last resnet) */
+    for (int i = 0; i < n; i++) {
+        int out = ch[n - 1 - i], prev = ch[n - 1 - (i ? i - 1 : 0)], skip_in = ch[n - 1 - (i + 1 < n ? i + 1 : i)];
+        for (int j = 0; j <= L; j++) {
+            int res_in = j ? out : prev, skip = j == L ? skip_in : out;
+            snprintf(m, sizeof m, "up_blocks.%d.resnets.%d", i, j);
+            unet_resnet(&e, m, res_in + skip, out, temb);
+            if (a->unet_attn[n - 1 - i]) {
+                snprintf(m, sizeof m, "up_blocks.%d.attentions.%d", i, j);
+                unet_transformer(&e, m, out, X);
+            }
+        }
+        if (i < n - 1) conv(&e, out, out, 3, "up_blocks.%d.upsamplers.0.conv", i);
+    }
+    norm(&e, ch[0], "conv_norm_out");
+    conv(&e, a->unet_out, ch[0], 3, "conv_out");
+}
+
+/* ---- AutoencoderKL ---- */
+
+static void vae_resnet(const emitter *e, const char *m, int in, int out) {
+    norm(e, in, "%s.norm1", m);
+    conv(e, out, in, 3, "%s.conv1", m);
+    norm(e, out, "%s.norm2", m);
+    conv(e, out, out, 3, "%s.conv2", m);
+    if (in != out) conv(e, out, in, 1, "%s.conv_shortcut", m);
+}
+
+/* UNetMidBlock2D: resnet, single-head self-attention with linear projections, resnet */
+static void vae_mid(const emitter *e, const char *part, int c) {
+    char m[128];
+    snprintf(m, sizeof m, "%s.mid_block.resnets.0", part);
+    vae_resnet(e, m, c, c);
+    norm(e, c, "%s.mid_block.attentions.0.group_norm", part);
+    static const char *const proj[] = {"to_q", "to_k", "to_v", "to_out.0"};
+    for (int p = 0; p < 4; p++) linear(e, c, c, 1, "%s.mid_block.attentions.0.%s", part, proj[p]);
+    snprintf(m, sizeof m, "%s.mid_block.resnets.1", part);
+    vae_resnet(e, m, c, c);
+}
+
+void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
+    const emitter e = {fn, user};
+    const int n = a->vae_blocks, L = a->vae_layers, *ch = a->vae_channels, Z = a->vae_latent;
+    char m[128];
+    conv(&e, ch[0], a->vae_in, 3, "encoder.conv_in");
+    for (int i = 0; i < n; i++) {
+        int in = i ? ch[i - 1] : ch[0], out = ch[i];
+        for (int j = 0; j < L; j++) {
+            snprintf(m, sizeof m, "encoder.down_blocks.%d.resnets.%d", i, j);
+            vae_resnet(&e, m, j ? out : in, out);
+        }
+        if (i < n - 1) conv(&e, out, out, 3, "encoder.down_blocks.%d.downsamplers.0.conv", i);
+    }
+    vae_mid(&e, "encoder", ch[n - 1]);
+    norm(&e, ch[n - 1], "encoder.conv_norm_out");
+    conv(&e, 2 * Z, ch[n - 1], 3, "encoder.conv_out");   /* mean and logvar */
+    conv(&e, 2 * Z, 2 * Z, 1, "quant_conv");
+    conv(&e, Z, Z, 1, "post_quant_conv");
+    conv(&e, ch[n - 1], Z, 3, "decoder.conv_in");
+    vae_mid(&e, "decoder", ch[n - 1]);
+    for (int i = 0; i < n; i++) {
+        int out = ch[n - 1 - i], prev = ch[n - 1 - (i ? i - 1 : 0)];
+        for (int j = 0; j <= L; j++) {
+            snprintf(m, sizeof m, "decoder.up_blocks.%d.resnets.%d", i, j);
+            vae_resnet(&e, m, j ? out : prev, out);
+        }
+        if (i < n - 1) conv(&e, out, out, 3, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+    }
+    norm(&e, ch[0], "decoder.conv_norm_out");
+    conv(&e, a->vae_out, ch[0], 3, "decoder.conv_out");
+}
+
+void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_component c, sdc_mk_tensor_fn fn, void *user) {
+    switch (c) {
+    case SDC_COMP_TEXT_ENCODER: sdc_mk_enum_text_encoder(a, fn, user); break;
+    case SDC_COMP_UNET: sdc_mk_enum_unet(a, fn, user); break;
+    case SDC_COMP_VAE: sdc_mk_enum_vae(a, fn, user); break;
+    default: break;
+    }
+}

@@ -1,0 +1,18 @@
+/* mkmodel_internal.h - what the parts of sdc_mkmodel share. */
+#ifndef SDC_MODEL_MKMODEL_INTERNAL_H
+#define SDC_MODEL_MKMODEL_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "model/mkmodel.h"
+
+/* The JSON files of a diffusers folder, as diffusers and transformers save them, from the
+ * architecture. dtype goes into the text encoder's "dtype". NULL on OOM; the caller deletes. */
+cJSON *sdc_mk_model_index_json(const sdc_mk_arch *a);
+cJSON *sdc_mk_scheduler_json(const sdc_mk_arch *a);
+cJSON *sdc_mk_text_encoder_json(const sdc_mk_arch *a, sdc_dtype dtype);
+cJSON *sdc_mk_unet_json(const sdc_mk_arch *a);
+cJSON *sdc_mk_vae_json(const sdc_mk_arch *a);
+cJSON *sdc_mk_tokenizer_json(const sdc_mk_arch *a);
+
+#endif

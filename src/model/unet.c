@@ -1,0 +1,497 @@
+/* unet.c - UNet2DConditionModel: loading and the forward pass (see unet.h). */
+#include "model/unet.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ops.h"
+#include "model/activations.h"
+#include "model/resnet.h"
+#include "model/unet_transformer.h"
+#include "model/weights.h"
+
+#define MAX_SKIPS (1 + SDC_UNET_MAX_BLOCKS * (SDC_UNET_MAX_LAYERS + 1))
+
+/* A down or up block: resnets, their Transformer2Ds (CrossAttn blocks), and the down/upsampler conv. */
+typedef struct unet_block {
+    int n_layers, has_attn;
+    sdc_resnet res[SDC_UNET_MAX_LAYERS + 1];
+    sdc_unet_transformer attn[SDC_UNET_MAX_LAYERS + 1];
+    sdc_tensor *sample_w, *sample_b;   /* [C, C, 3, 3], [C]; NULL for the last block */
+} unet_block;
+
+struct sdc_unet {
+    sdc_unet_config cfg;
+    sdc_backend *be;
+    sdc_logger log;
+    sdc_weight_set ws;                       /* owns every weight tensor */
+    sdc_tensor *time_w1, *time_b1;           /* [Td, C0], [Td] */
+    sdc_tensor *time_w2, *time_b2;           /* [Td, Td], [Td] */
+    sdc_tensor *conv_in_w, *conv_in_b;       /* [C0, Cin, 3, 3], [C0] */
+    unet_block down[SDC_UNET_MAX_BLOCKS], up[SDC_UNET_MAX_BLOCKS];
+    sdc_resnet mid_res[2];
+    sdc_unet_transformer mid_attn;
+    sdc_tensor *norm_out_w, *norm_out_b;     /* [C0] */
+    sdc_tensor *conv_out_w, *conv_out_b;     /* [Cout, C0, 3, 3], [Cout] */
+};
+
+/* ---- loading ---- */
+
+static void load_transformer(sdc_unet *u, sdc_unet_transformer *t, const char *prefix, int channels, int heads,
+                             int layers) {
+    const sdc_unet_config *c = &u->cfg;
+    sdc_unet_transformer_load(t, &u->ws, prefix, channels, heads, layers, c->cross_attention_dim,
+                              c->norm_num_groups, c->upcast_attention);
+}
+
+static void load_down(sdc_unet *u, int i, int in_ch) {
+    const sdc_unet_config *c = &u->cfg;
+    unet_block *b = &u->down[i];
+    const int ch = c->block_out_channels[i];
+    char p[128];
+    b->n_layers = c->layers_per_block[i];
+    b->has_attn = c->down_attn[i];
+    for (int j = 0; j < b->n_layers; j++) {
+        snprintf(p, sizeof p, "down_blocks.%d.resnets.%d.", i, j);
+        sdc_resnet_load(&b->res[j], &u->ws, p, j == 0 ? in_ch : ch, ch, c->time_embed_dim, c->norm_num_groups,
+                        c->norm_eps);
+        if (b->has_attn) {
+            snprintf(p, sizeof p, "down_blocks.%d.attentions.%d.", i, j);
+            load_transformer(u, &b->attn[j], p, ch, c->heads[i], c->transformer_layers[i]);
+        }
+    }
+    if (i < c->n_blocks - 1) {
+        b->sample_w = sdc_weights_get(&u->ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
+        b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){ch}, "down_blocks.%d.downsamplers.0.conv.bias", i);
+    }
+}
+
+/* Channel arithmetic of diffusers' up blocks: resnet j takes (j == 0 ? prev_out : out) channels plus a
+ * skip of (j == last ? the next block's down channels : out). */
+static void load_up(sdc_unet *u, int i) {
+    const sdc_unet_config *c = &u->cfg;
+    const int n = c->n_blocks, r = n - 1 - i;   // the down block this one mirrors
+    unet_block *b = &u->up[i];
+    const int out = c->block_out_channels[r];
+    const int prev = c->block_out_channels[i == 0 ? n - 1 : r + 1];
+    const int skip_last = c->block_out_channels[r > 0 ? r - 1 : 0];
+    char p[128];
+    b->n_layers = c->layers_per_block[r] + 1;
+    b->has_attn = c->up_attn[i];
+    for (int j = 0; j < b->n_layers; j++) {
+        const int in = (j == 0 ? prev : out) + (j == b->n_layers - 1 ? skip_last : out);
+        snprintf(p, sizeof p, "up_blocks.%d.resnets.%d.", i, j);
+        sdc_resnet_load(&b->res[j], &u->ws, p, in, out, c->time_embed_dim, c->norm_num_groups, c->norm_eps);
+        if (b->has_attn) {
+            snprintf(p, sizeof p, "up_blocks.%d.attentions.%d.", i, j);
+            load_transformer(u, &b->attn[j], p, out, c->heads[r], c->transformer_layers[r]);
+        }
+    }
+    if (i < n - 1) {
+        b->sample_w = sdc_weights_get(&u->ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
+        b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){out}, "up_blocks.%d.upsamplers.0.conv.bias", i);
+    }
+}
+
+static void release_transformers(sdc_unet *u) {
+    for (int i = 0; i < SDC_UNET_MAX_BLOCKS; i++) {
+        for (int j = 0; j <= SDC_UNET_MAX_LAYERS; j++) {
+            sdc_unet_transformer_release(&u->down[i].attn[j]);
+            sdc_unet_transformer_release(&u->up[i].attn[j]);
+        }
+    }
+    sdc_unet_transformer_release(&u->mid_attn);
+}
+
+void sdc_unet_free(sdc_unet *u) {
+    if (!u) return;
+    release_transformers(u);
+    sdc_weights_free(&u->ws);
+    free(u);
+}
+
+sdc_status sdc_unet_load(sdc_unet **out, const sdc_unet_config *cfg, sdc_model_index *index, const char *prefix,
+                         sdc_backend *be, const sdc_logger *log) {
+    *out = NULL;
+    sdc_unet *u = calloc(1, sizeof *u);
+    if (!u) {
+        SDC_LOGE(log, "sdc_unet_load: out of host memory");
+        return SDC_ERR_OOM;
+    }
+    u->cfg = *cfg;
+    u->be = be;
+    if (log) u->log = *log;
+    const sdc_unet_config *c = &u->cfg;
+    const int n = c->n_blocks, c0 = c->block_out_channels[0], cl = c->block_out_channels[n - 1];
+    const int64_t td = c->time_embed_dim;
+    sdc_weight_set *ws = &u->ws;
+    sdc_weights_begin(ws, index, prefix, be, &u->log);
+
+    u->time_w1 = sdc_weights_get(ws, 2, (int64_t[]){td, c0}, "time_embedding.linear_1.weight");
+    u->time_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_1.bias");
+    u->time_w2 = sdc_weights_get(ws, 2, (int64_t[]){td, td}, "time_embedding.linear_2.weight");
+    u->time_b2 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_2.bias");
+    u->conv_in_w = sdc_weights_get(ws, 4, (int64_t[]){c0, c->in_channels, 3, 3}, "conv_in.weight");
+    u->conv_in_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_in.bias");
+    for (int i = 0; i < n; i++) load_down(u, i, i == 0 ? c0 : c->block_out_channels[i - 1]);
+    sdc_resnet_load(&u->mid_res[0], ws, "mid_block.resnets.0.", cl, cl, c->time_embed_dim, c->norm_num_groups,
+                    c->norm_eps);
+    load_transformer(u, &u->mid_attn, "mid_block.attentions.0.", cl, c->heads[n - 1], c->transformer_layers[n - 1]);
+    sdc_resnet_load(&u->mid_res[1], ws, "mid_block.resnets.1.", cl, cl, c->time_embed_dim, c->norm_num_groups,
+                    c->norm_eps);
+    for (int i = 0; i < n; i++) load_up(u, i);
+    u->norm_out_w = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_norm_out.weight");
+    u->norm_out_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_norm_out.bias");
+    u->conv_out_w = sdc_weights_get(ws, 4, (int64_t[]){c->out_channels, c0, 3, 3}, "conv_out.weight");
+    u->conv_out_b = sdc_weights_get(ws, 1, (int64_t[]){c->out_channels}, "conv_out.bias");
+
+    sdc_status st = sdc_weights_end(ws);
+    if (st != SDC_OK) {
+        SDC_LOGE(log, "sdc_unet_load: loading the UNet weights failed: %s", sdc_status_str(st));
+        sdc_unet_free(u);
+        return st;
+    }
+    SDC_LOGI(log, "sdc_unet_load: %d tensors, %.1f MB on %s", ws->n, (double)ws->bytes_resident / 1e6,
+             be->iface->name);
+    *out = u;
+    return SDC_OK;
+}
+
+const sdc_unet_config *sdc_unet_get_config(const sdc_unet *u) { return &u->cfg; }
+
+size_t sdc_unet_weight_bytes(const sdc_unet *u) { return (size_t)u->ws.bytes_resident; }
+
+/* ---- time embedding ---- */
+
+void sdc_unet_timestep_embedding(const float *timesteps, int B, int dim, int flip_sin_to_cos, int freq_shift,
+                                 float *out) {
+    const int half = dim / 2;
+    /* As torch computes it, all in float32: the float32 arange times the float32-rounded -ln(10000),
+     * divided by (half - shift), exponentiated, multiplied by t. */
+    const float neg_log = (float)-log(10000.0);
+    const float denom = (float)(half - freq_shift);
+    for (int b = 0; b < B; b++) {
+        float *row = out + (size_t)b * (size_t)dim;
+        for (int j = 0; j < half; j++) {
+            const float freq = expf(((float)j * neg_log) / denom);
+            const float arg = timesteps[b] * freq;
+            row[flip_sin_to_cos ? half + j : j] = sinf(arg);
+            row[flip_sin_to_cos ? j : half + j] = cosf(arg);
+        }
+        if (dim % 2) row[dim - 1] = 0.0f;
+    }
+}
+
+/* ---- forward ---- */
+
+/* What the forward holds: the skip stack (each alive from its down block to its up block), the
+ * running hidden states when they are not the top skip, and the activated time embedding. */
+typedef struct fwd_state {
+    sdc_backend *be;
+    const sdc_tensor *context;
+    sdc_tensor *skips[MAX_SKIPS];
+    int n_skips;
+    sdc_tensor *h;          // [B, C, H, W], owned unless h_is_skip
+    int h_is_skip;
+    sdc_tensor *temb;       // [B, Td], SiLU applied
+} fwd_state;
+
+static void set_h(fwd_state *s, sdc_tensor *h) {
+    if (!s->h_is_skip) sdc_tensor_free(s->h);
+    s->h = h;
+    s->h_is_skip = 0;
+}
+
+static void push_skip(fwd_state *s, sdc_tensor *t) {
+    assert(s->n_skips < MAX_SKIPS);
+    set_h(s, t);
+    s->skips[s->n_skips++] = t;
+    s->h_is_skip = 1;
+}
+
+/* h = transformer(resnet(h)) (or just the resnet). NULL when out of memory. */
+static sdc_tensor *layer(fwd_state *s, const sdc_resnet *r, const sdc_unet_transformer *t, const sdc_tensor *x) {
+    sdc_tensor *y = sdc_resnet_forward(r, x, s->temb);
+    if (!y || !t) return y;
+    sdc_tensor *a = sdc_unet_transformer_forward(t, y, s->context);
+    sdc_tensor_free(y);
+    return a;
+}
+
+static int time_embedding(sdc_unet *u, fwd_state *s, const float *timesteps, int64_t B, sdc_unet_block_cb cb,
+                          void *user) {
+    const sdc_unet_config *c = &u->cfg;
+    const int64_t c0 = c->block_out_channels[0], td = c->time_embed_dim;
+    float *host = malloc(sizeof(float) * (size_t)(B * c0));
+    sdc_tensor *t0 = sdc_act_new(s->be, 2, (int64_t[]){B, c0});
+    sdc_tensor *t1 = t0 ? sdc_act_new(s->be, 2, (int64_t[]){B, td}) : NULL;
+    if (!host || !t1) {
+        free(host);
+        sdc_tensor_free(t0);
+        return 0;
+    }
+    sdc_unet_timestep_embedding(timesteps, (int)B, (int)c0, c->flip_sin_to_cos, c->freq_shift, host);
+    sdc_tensor_set_f32(t0, host);
+    free(host);
+    sdc_linear(t1, t0, u->time_w1, u->time_b1);   // [B, Td]
+    sdc_tensor_free(t0);
+    sdc_unary(t1, t1, SDC_UNARY_SILU);
+    if (!(s->temb = sdc_act_new(s->be, 2, (int64_t[]){B, td}))) {
+        sdc_tensor_free(t1);
+        return 0;
+    }
+    sdc_linear(s->temb, t1, u->time_w2, u->time_b2);
+    sdc_tensor_free(t1);
+    if (cb) cb("time_embedding", s->temb, user);
+    sdc_unary(s->temb, s->temb, SDC_UNARY_SILU);   // every resnet takes silu(temb)
+    return 1;
+}
+
+static int down_block(sdc_unet *u, fwd_state *s, int i) {
+    const unet_block *b = &u->down[i];
+    for (int j = 0; j < b->n_layers; j++) {
+        sdc_tensor *y = layer(s, &b->res[j], b->has_attn ? &b->attn[j] : NULL, s->h);
+        if (!y) return 0;
+        push_skip(s, y);
+    }
+    if (b->sample_w) {
+        // conv 3x3, stride 2, pad 1: [B, C, H, W] -> [B, C, (H + 1) / 2, (W + 1) / 2]
+        const int64_t *ne = s->h->ne;
+        sdc_tensor *d = sdc_act_new(s->be, 4, (int64_t[]){ne[0], ne[1], (ne[2] - 1) / 2 + 1, (ne[3] - 1) / 2 + 1});
+        if (!d) return 0;
+        sdc_conv2d(d, s->h, b->sample_w, b->sample_b, 2, 1);
+        push_skip(s, d);
+    }
+    return 1;
+}
+
+static int mid_block(sdc_unet *u, fwd_state *s) {
+    sdc_tensor *y = layer(s, &u->mid_res[0], &u->mid_attn, s->h);
+    if (!y) return 0;
+    set_h(s, y);
+    if (!(y = layer(s, &u->mid_res[1], NULL, s->h))) return 0;
+    set_h(s, y);
+    return 1;
+}
+
+/* Nearest 2x, then cut to the size of the skip it meets next (diffusers passes that size to
+ * F.interpolate when the input is not a multiple of 2^upsamplers; cutting the 2x result gives the same
+ * rows), then conv 3x3. */
+static int upsample(fwd_state *s, const unet_block *b) {
+    const int64_t *ne = s->h->ne;
+    const sdc_tensor *next = s->skips[s->n_skips - 1];
+    const int64_t B = ne[0], C = ne[1], th = next->ne[2], tw = next->ne[3];
+    sdc_tensor *t = sdc_act_new(s->be, 4, (int64_t[]){B, C, 2 * ne[2], 2 * ne[3]});
+    if (!t) return 0;
+    sdc_upsample2x(t, s->h);
+    set_h(s, t);
+    for (int dim = 2; dim <= 3; dim++) {
+        const int64_t want = dim == 2 ? th : tw;
+        if (s->h->ne[dim] == want) continue;
+        int64_t cut[4] = {B, C, s->h->ne[2], s->h->ne[3]};
+        cut[dim] = want;
+        if (!(t = sdc_act_new(s->be, 4, cut))) return 0;
+        sdc_slice(t, s->h, dim, 0);
+        set_h(s, t);
+    }
+    if (!(t = sdc_act_new(s->be, 4, s->h->ne))) return 0;
+    sdc_conv2d(t, s->h, b->sample_w, b->sample_b, 1, 1);
+    set_h(s, t);
+    return 1;
+}
+
+static int up_block(sdc_unet *u, fwd_state *s, int i) {
+    const unet_block *b = &u->up[i];
+    for (int j = 0; j < b->n_layers; j++) {
+        sdc_tensor *skip = s->skips[s->n_skips - 1];
+        const int64_t *ne = s->h->ne;
+        sdc_tensor *cat = sdc_act_new(s->be, 4, (int64_t[]){ne[0], ne[1] + skip->ne[1], ne[2], ne[3]});
+        if (!cat) return 0;
+        sdc_concat(cat, s->h, skip, 1);   // [B, C + Cs, H, W]
+        set_h(s, cat);
+        s->n_skips--;
+        sdc_tensor_free(skip);
+        sdc_tensor *y = layer(s, &b->res[j], b->has_attn ? &b->attn[j] : NULL, s->h);
+        if (!y) return 0;
+        set_h(s, y);
+    }
+    return b->sample_w ? upsample(s, b) : 1;
+}
+
+static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_tensor *context,
+                             const sdc_tensor *out) {
+    const sdc_unet_config *c = &u->cfg;
+    char a[64], b[64], d[64];
+    if (x->ndim == 4 && x->ne[1] == c->in_channels && x->ne[2] >= 1 && x->ne[3] >= 1 && context->ndim == 3 &&
+        context->ne[0] == x->ne[0] && context->ne[2] == c->cross_attention_dim && out->ndim == 4 &&
+        out->ne[0] == x->ne[0] && out->ne[1] == c->out_channels && out->ne[2] == x->ne[2] &&
+        out->ne[3] == x->ne[3] && x->backend == u->be && context->backend == u->be && out->backend == u->be)
+        return SDC_OK;
+    SDC_LOGE(&u->log, "sdc_unet_forward: shapes x %s, context %s, out %s do not fit the UNet (x [B, %d, H, W], "
+             "context [B, T, %d], out [B, %d, H, W] on its backend)", sdc_tensor_shape_str(x, a, sizeof a),
+             sdc_tensor_shape_str(context, b, sizeof b), sdc_tensor_shape_str(out, d, sizeof d), c->in_channels,
+             c->cross_attention_dim, c->out_channels);
+    return SDC_ERR_INVALID_ARG;
+}
+
+static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *timesteps, sdc_tensor *out,
+               sdc_unet_block_cb cb, void *user) {
+    const sdc_unet_config *c = &u->cfg;
+    const int64_t B = x->ne[0];
+    char name[32];
+    if (!time_embedding(u, s, timesteps, B, cb, user)) return 0;
+
+    sdc_tensor *h = sdc_act_new(s->be, 4, (int64_t[]){B, c->block_out_channels[0], x->ne[2], x->ne[3]});
+    if (!h) return 0;
+    sdc_conv2d(h, x, u->conv_in_w, u->conv_in_b, 1, 1);
+    push_skip(s, h);
+    if (cb) cb("conv_in", s->h, user);
+
+    for (int i = 0; i < c->n_blocks; i++) {
+        if (!down_block(u, s, i)) return 0;
+        snprintf(name, sizeof name, "down_blocks.%d", i);
+        if (cb) cb(name, s->h, user);
+    }
+    if (!mid_block(u, s)) return 0;
+    if (cb) cb("mid_block", s->h, user);
+    for (int i = 0; i < c->n_blocks; i++) {
+        if (!up_block(u, s, i)) return 0;
+        snprintf(name, sizeof name, "up_blocks.%d", i);
+        if (cb) cb(name, s->h, user);
+    }
+    assert(s->n_skips == 0);
+
+    // out = conv_out(silu(norm(h)))
+    sdc_tensor *g = sdc_act_new(s->be, 4, s->h->ne);
+    if (!g) return 0;
+    sdc_group_norm(g, s->h, u->norm_out_w, u->norm_out_b, c->norm_num_groups, c->norm_eps, 1);
+    set_h(s, g);
+    sdc_conv2d(out, s->h, u->conv_out_w, u->conv_out_b, 1, 1);
+    set_h(s, NULL);
+    if (cb) cb("conv_out", out, user);
+    return 1;
+}
+
+sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_tensor *context,
+                            sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user) {
+    sdc_status st = check_args(u, x, context, out);
+    if (st != SDC_OK) return st;
+    fwd_state s = {.be = u->be, .context = context};
+    int ok = run(u, &s, x, timesteps, out, cb, cb_user);
+    set_h(&s, NULL);
+    for (int i = 0; i < s.n_skips; i++) sdc_tensor_free(s.skips[i]);
+    sdc_tensor_free(s.temb);
+    if (!ok) {
+        SDC_LOGE(&u->log, "sdc_unet_forward: out of %s memory for activations", u->be->iface->name);
+        return SDC_ERR_OOM;
+    }
+    return SDC_OK;
+}
+
+/* ---- activation estimate: the forward's allocations, replayed ---- */
+
+typedef struct count_state {
+    sdc_act_count c;
+    int64_t B, ctx_len;
+    int64_t skip[MAX_SKIPS][3];   // C, H, W of each skip
+    int n_skips;
+    int64_t C, H, W;              // the running hidden states
+} count_state;
+
+static int64_t chw(const count_state *s) { return s->B * s->C * s->H * s->W; }
+
+static void count_layer(count_state *s, int64_t out_ch, int attn, int tlayers) {
+    sdc_resnet_count_activations(&s->c, s->B, s->C, out_ch, s->H, s->W, 1);
+    if (attn) {
+        sdc_unet_transformer_count_activations(&s->c, s->B, out_ch, s->H, s->W, s->ctx_len, tlayers);
+        sdc_act_count_free(&s->c, s->B * out_ch * s->H * s->W);   // the resnet output
+    }
+    s->C = out_ch;
+}
+
+static void count_push(count_state *s) {
+    s->skip[s->n_skips][0] = s->C;
+    s->skip[s->n_skips][1] = s->H;
+    s->skip[s->n_skips][2] = s->W;
+    s->n_skips++;
+}
+
+size_t sdc_unet_activation_bytes_estimate(const sdc_unet_config *cfg, int B, int H, int W, int ctx_len,
+                                          size_t elem_size) {
+    const int n = cfg->n_blocks;
+    const int64_t c0 = cfg->block_out_channels[0], td = cfg->time_embed_dim;
+    count_state s = {.B = B, .ctx_len = ctx_len, .C = c0, .H = H, .W = W};
+    sdc_act_count *c = &s.c;
+    sdc_act_count_init(c, elem_size);
+    sdc_act_count_alloc(c, (int64_t)B * cfg->in_channels * H * W);                 // x
+    sdc_act_count_alloc(c, (int64_t)B * ctx_len * cfg->cross_attention_dim);      // context
+    sdc_act_count_alloc(c, (int64_t)B * cfg->out_channels * H * W);                // out
+
+    sdc_act_count_alloc(c, B * c0);   // sinusoids
+    sdc_act_count_alloc(c, B * td);   // linear_1
+    sdc_act_count_free(c, B * c0);
+    sdc_act_count_alloc(c, B * td);   // linear_2 = temb
+    sdc_act_count_free(c, B * td);
+
+    sdc_act_count_alloc(c, chw(&s));   // conv_in
+    count_push(&s);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < cfg->layers_per_block[i]; j++) {
+            count_layer(&s, cfg->block_out_channels[i], cfg->down_attn[i], cfg->transformer_layers[i]);
+            count_push(&s);   // the previous h stays as a skip
+        }
+        if (i < n - 1) {
+            s.H = (s.H - 1) / 2 + 1;
+            s.W = (s.W - 1) / 2 + 1;
+            sdc_act_count_alloc(c, chw(&s));
+            count_push(&s);
+        }
+    }
+    // mid: resnet (+ transformer) whose input is the top skip, then a resnet on an owned input
+    count_layer(&s, s.C, 1, cfg->transformer_layers[n - 1]);
+    count_layer(&s, s.C, 0, 0);
+    sdc_act_count_free(c, chw(&s));
+    for (int i = 0; i < n; i++) {
+        const int r = n - 1 - i;
+        for (int j = 0; j < cfg->layers_per_block[r] + 1; j++) {
+            const int64_t *sk = s.skip[--s.n_skips];
+            const int64_t h_elems = chw(&s), s_elems = s.B * sk[0] * sk[1] * sk[2];
+            s.C += sk[0];
+            sdc_act_count_alloc(c, chw(&s));   // concat
+            sdc_act_count_free(c, h_elems);
+            sdc_act_count_free(c, s_elems);
+            const int64_t cat = chw(&s);
+            count_layer(&s, cfg->block_out_channels[r], cfg->up_attn[i], cfg->transformer_layers[r]);
+            sdc_act_count_free(c, cat);
+        }
+        if (i < n - 1) {
+            const int64_t *next = s.skip[s.n_skips - 1];
+            int64_t prev = chw(&s);
+            s.H *= 2;
+            s.W *= 2;
+            sdc_act_count_alloc(c, chw(&s));   // upsample2x
+            sdc_act_count_free(c, prev);
+            if (s.H != next[1]) {
+                prev = chw(&s);
+                s.H = next[1];
+                sdc_act_count_alloc(c, chw(&s));
+                sdc_act_count_free(c, prev);
+            }
+            if (s.W != next[2]) {
+                prev = chw(&s);
+                s.W = next[2];
+                sdc_act_count_alloc(c, chw(&s));
+                sdc_act_count_free(c, prev);
+            }
+            sdc_act_count_alloc(c, chw(&s));   // conv
+            sdc_act_count_free(c, chw(&s));
+        }
+    }
+    sdc_act_count_alloc(c, chw(&s));   // output norm
+    sdc_act_count_free(c, chw(&s));    // up_blocks output
+    sdc_act_count_free(c, chw(&s));    // the norm, after conv_out
+    return c->peak;
+}

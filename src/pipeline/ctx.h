@@ -1,0 +1,52 @@
+/* ctx.h - what an sdc_ctx holds: the opened model (configs, tokenizer, the retained model index), the
+ * backend, and whichever components are resident right now. Internal to libsdc. */
+#ifndef SDC_PIPELINE_CTX_H
+#define SDC_PIPELINE_CTX_H
+
+#include "backend/backend.h"
+#include "io/model_files.h"
+#include "model/clip.h"
+#include "model/unet.h"
+#include "model/vae.h"
+#include "sampler/sampler.h"
+#include "sdc.h"
+#include "tokenizer/clip_tokenizer.h"
+
+/* Components that load and free independently. */
+typedef enum sdc_part {
+    SDC_PART_TEXT_ENCODER = 0,
+    SDC_PART_UNET,
+    SDC_PART_VAE_DECODER,
+    SDC_PART_VAE_ENCODER,
+    SDC_PART_COUNT
+} sdc_part;
+
+const char *sdc_part_name(sdc_part p);
+
+struct sdc_ctx {
+    sdc_logger log;
+    sdc_progress_fn progress;
+    void *progress_user;
+    sdc_backend *be;
+    sdc_model_files *mf;
+    sdc_clip_tokenizer *tok;
+    char *model_name;                 /* for the PNG parameters text */
+
+    sdc_clip_config clip_cfg;
+    sdc_unet_config unet_cfg;
+    sdc_vae_config vae_cfg;
+
+    /* resident components; NULL when not loaded */
+    sdc_clip *clip;
+    sdc_unet *unet;
+    sdc_vae_decoder *vae_dec;
+    sdc_vae_encoder *vae_enc;
+    double load_seconds[SDC_PART_COUNT];   /* time of each component's last load */
+};
+
+/* Loads part p unless it is resident. */
+sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p);
+void sdc_ctx_free_part(sdc_ctx *ctx, sdc_part p);
+double sdc_now(void);
+
+#endif

@@ -1,0 +1,294 @@
+/* generate.c - sdc_generate: prompt -> text encoder -> sampler loop over the UNet -> VAE -> images.
+ *
+ * Phases, in order, per batch:
+ *   condition  tokenize and encode the prompt (and the negative prompt when CFG is on), once per batch
+ *   per image i (seed + i):
+ *     encode   img2img only: VAE encoder -> posterior sample (first RNG draw) -> * scaling_factor,
+ *              then the noise (second draw) added at the start step
+ *     denoise  the sampler loop; each evaluation runs the UNet on [uncond, cond] stacked as one batch
+ *     decode   latents / scaling_factor -> VAE decoder -> (x / 2 + 0.5).clamp(0, 1) -> 8-bit RGB */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "pipeline/ctx.h"
+#include "pipeline/pipeline.h"
+
+void sdc_gen_params_init(sdc_gen_params *p) {
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->width = p->height = 512;
+    p->steps = 20;
+    p->cfg_scale = 7.5f;
+    p->seed = 42;
+    p->batch_count = 1;
+    p->sampler = SDC_SAMPLER_DEFAULT;
+    p->rng = SDC_RNG_TYPE_CPU;
+    p->strength = 0.75f;
+}
+
+static int report(sdc_ctx *ctx, const char *phase, int step, int total) {
+    return ctx->progress ? ctx->progress(phase, step, total, ctx->progress_user) : 0;
+}
+
+/* --- condition ------------------------------------------------------------------------------- */
+
+/* context [nb, T, C]: row 0 the negative prompt when nb == 2, the last row the prompt. */
+static sdc_status condition(sdc_ctx *ctx, const sdc_gen_params *p, int nb, sdc_tensor **context) {
+    const sdc_clip_config *cc = &ctx->clip_cfg;
+    const int T = cc->max_positions;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(nb * T));
+    if (!ids) return SDC_ERR_OOM;
+    const char *texts[2] = {p->negative_prompt ? p->negative_prompt : "", p->prompt ? p->prompt : ""};
+    for (int b = 0; b < nb; b++) {
+        const char *text = texts[2 - nb + b];
+        size_t cut = sdc_clip_encode_prompt(ctx->tok, text, ids + (size_t)b * T, T);
+        if (cut) SDC_LOGW(&ctx->log, "condition: %s is %zu tokens too long; the end was cut off",
+                          nb == 2 && b == 0 ? "the negative prompt" : "the prompt", cut);
+    }
+    /* clip skip, A1111 numbering: 1 = all layers, 2 = stop one layer early, ... */
+    int n_layers = p->clip_skip >= 1 ? cc->n_layers - (p->clip_skip - 1) : 0;
+    if (p->clip_skip > cc->n_layers) n_layers = 1;
+    sdc_backend *be = ctx->be;
+    *context = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 3,
+                              (int64_t[]){nb, T, cc->hidden});
+    sdc_status st = *context ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK) st = sdc_clip_forward(ctx->clip, ids, nb, T, n_layers, *context, NULL, NULL, NULL);
+    free(ids);
+    if (st != SDC_OK) {
+        sdc_tensor_free(*context);
+        *context = NULL;
+    }
+    return st;
+}
+
+/* --- denoise: the UNet as the sampler's model function ---------------------------------------- */
+
+typedef struct unet_call {
+    sdc_ctx *ctx;
+    int nb;                 /* 2 with classifier-free guidance, else 1 */
+    float guidance;
+    size_t n;               /* latent elements of one image */
+    const sdc_tensor *context;
+    sdc_tensor *x, *out;    /* [nb, 4, h, w] */
+    float *buf;             /* [nb * n] host staging */
+} unet_call;
+
+static sdc_status unet_eval(void *user, const float *x_in, float t, float *pred) {
+    unet_call *c = user;
+    for (int b = 0; b < c->nb; b++) memcpy(c->buf + (size_t)b * c->n, x_in, sizeof(float) * c->n);
+    sdc_tensor_set_f32(c->x, c->buf);
+    float ts[2] = {t, t};
+    sdc_status st = sdc_unet_forward(c->ctx->unet, c->x, ts, c->context, c->out, NULL, NULL);
+    if (st != SDC_OK) return st;
+    sdc_tensor_get_f32(c->out, c->buf);
+    if (c->nb == 1) {
+        memcpy(pred, c->buf, sizeof(float) * c->n);
+    } else {
+        const float *u = c->buf, *k = c->buf + c->n;
+        for (size_t i = 0; i < c->n; i++) {
+            float d = k[i] - u[i];   /* float32 in diffusers' order: uncond + g * (cond - uncond) */
+            float gd = c->guidance * d;
+            pred[i] = u[i] + gd;
+        }
+    }
+    return SDC_OK;
+}
+
+static void rng_noise(void *user, float *out, size_t n) { sdc_rng_randn(user, out, n); }
+
+typedef struct progress_bridge {
+    sdc_ctx *ctx;
+} progress_bridge;
+
+static int denoise_progress(void *user, int done, int total) {
+    return report(((progress_bridge *)user)->ctx, "denoise", done, total);
+}
+
+static sdc_status denoise(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedule *sched, const sdc_tensor *context,
+                          int nb, float *lat, size_t n, int64_t h, int64_t w, sdc_rng *rng) {
+    sdc_backend *be = ctx->be;
+    const int64_t shape[4] = {nb, ctx->unet_cfg.in_channels, h, w};
+    unet_call c = {ctx, nb, p->cfg_scale, n, context, NULL, NULL, NULL};
+    c.x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, shape);
+    c.out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, shape);
+    c.buf = malloc(sizeof(float) * n * (size_t)nb);
+    sdc_status st = c.x && c.out && c.buf ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        progress_bridge pb = {ctx};
+        sdc_sample_callbacks cb = {unet_eval, &c, rng_noise, rng, denoise_progress, &pb};
+        st = sdc_sample(sched, lat, n, &cb, &ctx->log);
+    }
+    free(c.buf);
+    sdc_tensor_free(c.x);
+    sdc_tensor_free(c.out);
+    return st;
+}
+
+/* --- encode (img2img) ------------------------------------------------------------------------ */
+
+/* lat[n] = scaling_factor * (mean + std * randn) of the init image's posterior */
+static sdc_status encode_image(sdc_ctx *ctx, const sdc_image *img, float *lat, size_t n, int64_t h, int64_t w,
+                               sdc_rng *rng) {
+    sdc_backend *be = ctx->be;
+    const sdc_vae_config *vc = &ctx->vae_cfg;
+    const int64_t H = img->height, W = img->width;
+    size_t npix = (size_t)(H * W);
+    float *x = malloc(sizeof(float) * npix * 3);
+    float *mean = malloc(sizeof(float) * n), *logvar = malloc(sizeof(float) * n), *eps = malloc(sizeof(float) * n);
+    sdc_tensor *ti = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, (int64_t[]){1, 3, H, W});
+    const int64_t ls[4] = {1, vc->latent_channels, h, w};
+    sdc_tensor *tm = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ls);
+    sdc_tensor *tl = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ls);
+    sdc_status st = x && mean && logvar && eps && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        /* [H, W, 3] bytes -> [1, 3, H, W] in [-1, 1]: float32(v) / 255 * 2 - 1, as diffusers */
+        for (size_t i = 0; i < npix; i++)
+            for (int ch = 0; ch < 3; ch++) {
+                float v = (float)img->data[i * (size_t)img->channels + (size_t)ch] / 255.0f;
+                x[(size_t)ch * npix + i] = 2.0f * v - 1.0f;
+            }
+        sdc_tensor_set_f32(ti, x);
+        st = sdc_vae_encode(ctx->vae_enc, ti, tm, tl);
+    }
+    if (st == SDC_OK) {
+        sdc_tensor_get_f32(tm, mean);
+        sdc_tensor_get_f32(tl, logvar);
+        sdc_rng_randn(rng, eps, n);
+        for (size_t i = 0; i < n; i++) {
+            float sd = expf(0.5f * logvar[i]);
+            float s = mean[i] + sd * eps[i];
+            lat[i] = vc->scaling_factor * s;
+        }
+    }
+    free(x);
+    free(mean);
+    free(logvar);
+    free(eps);
+    sdc_tensor_free(ti);
+    sdc_tensor_free(tm);
+    sdc_tensor_free(tl);
+    return st;
+}
+
+/* --- decode ---------------------------------------------------------------------------------- */
+
+/* pixels [H, W, 3] in [0, 1] from latents [4, h, w] */
+static sdc_status decode(sdc_ctx *ctx, const float *lat, size_t n, int64_t h, int64_t w, int64_t H, int64_t W,
+                         float *pixels) {
+    sdc_backend *be = ctx->be;
+    const sdc_vae_config *vc = &ctx->vae_cfg;
+    float *z = malloc(sizeof(float) * n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
+    sdc_tensor *tz = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4,
+                                    (int64_t[]){1, vc->latent_channels, h, w});
+    sdc_tensor *ti = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4,
+                                    (int64_t[]){1, vc->out_channels, H, W});
+    sdc_status st = z && img && tz && ti ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        for (size_t i = 0; i < n; i++) {
+            z[i] = lat[i] / vc->scaling_factor;
+            if (vc->has_shift_factor) z[i] += vc->shift_factor;
+        }
+        sdc_tensor_set_f32(tz, z);
+        st = sdc_vae_decode(ctx->vae_dec, tz, ti, NULL, NULL);
+    }
+    if (st == SDC_OK) {
+        sdc_tensor_get_f32(ti, img);
+        const size_t npix = (size_t)(H * W);
+        for (size_t i = 0; i < npix; i++)
+            for (int ch = 0; ch < 3; ch++) {
+                float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;
+                pixels[i * 3 + (size_t)ch] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+            }
+    }
+    free(z);
+    free(img);
+    sdc_tensor_free(tz);
+    sdc_tensor_free(ti);
+    return st;
+}
+
+/* --- the whole run --------------------------------------------------------------------------- */
+
+sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images) {
+    *images = NULL;
+    *n_images = 0;
+    const sdc_logger *log = &ctx->log;
+    sdc_schedule sched;
+    memset(&sched, 0, sizeof sched);
+    sdc_status st = sdc_pipeline_check_params(ctx, p, &sched);
+    if (st != SDC_OK) return st;
+
+    const int vs = sdc_vae_downscale(&ctx->vae_cfg);
+    const int64_t H = p->height, W = p->width, h = H / vs, w = W / vs;
+    const size_t n = (size_t)(ctx->unet_cfg.in_channels * h * w);
+    const int nb = p->cfg_scale > 1.0f ? 2 : 1;
+    const int img2img = p->init_image != NULL;
+
+    sdc_image *out = calloc((size_t)p->batch_count, sizeof *out);
+    float *lat = malloc(sizeof(float) * n), *noise = malloc(sizeof(float) * n);
+    float *pixels = malloc(sizeof(float) * (size_t)(H * W * 3));
+    sdc_tensor *context = NULL;
+    if (!out || !lat || !noise || !pixels) st = SDC_ERR_OOM;
+
+    double t0 = sdc_now();
+    if (st == SDC_OK) st = sdc_ctx_load_part(ctx, SDC_PART_TEXT_ENCODER);
+    if (st == SDC_OK && report(ctx, "condition", 0, 1)) st = SDC_ERR_CANCELLED;
+    if (st == SDC_OK) st = condition(ctx, p, nb, &context);
+    if (st == SDC_OK && report(ctx, "condition", 1, 1)) st = SDC_ERR_CANCELLED;
+    SDC_LOGI(log, "condition: %.3f s", sdc_now() - t0);
+
+    for (int i = 0; i < p->batch_count && st == SDC_OK; i++) {
+        const int64_t seed = p->seed + i;
+        sdc_rng rng;
+        sdc_rng_init(&rng, p->rng == SDC_RNG_TYPE_CUDA ? SDC_RNG_CUDA : SDC_RNG_CPU, (uint64_t)seed);
+        double t1 = sdc_now();
+        if (img2img) {
+            st = sdc_ctx_load_part(ctx, SDC_PART_VAE_ENCODER);
+            if (st == SDC_OK && report(ctx, "encode", 0, 1)) st = SDC_ERR_CANCELLED;
+            if (st == SDC_OK) st = encode_image(ctx, p->init_image, lat, n, h, w, &rng);
+            if (st == SDC_OK) {
+                sdc_rng_randn(&rng, noise, n);
+                sdc_schedule_add_noise(&sched, lat, noise, lat, n);
+            }
+            if (st == SDC_OK && report(ctx, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
+        } else if (p->latents_in) {
+            memcpy(lat, p->latents_in + (size_t)i * n, sizeof(float) * n);
+            sdc_schedule_scale_noise(&sched, lat, n);
+        } else {
+            sdc_rng_randn(&rng, lat, n);
+            sdc_schedule_scale_noise(&sched, lat, n);
+        }
+        if (st == SDC_OK) st = sdc_ctx_load_part(ctx, SDC_PART_UNET);
+        if (st == SDC_OK) st = denoise(ctx, p, &sched, context, nb, lat, n, h, w, &rng);
+        double t2 = sdc_now();
+        if (st == SDC_OK) {
+            if (p->latents_out) memcpy(p->latents_out + (size_t)i * n, lat, sizeof(float) * n);
+            st = sdc_ctx_load_part(ctx, SDC_PART_VAE_DECODER);
+        }
+        if (st == SDC_OK && report(ctx, "decode", 0, 1)) st = SDC_ERR_CANCELLED;
+        if (st == SDC_OK) st = decode(ctx, lat, n, h, w, H, W, pixels);
+        if (st == SDC_OK && report(ctx, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
+        if (st == SDC_OK) {
+            if (p->pixels_out) memcpy(p->pixels_out + (size_t)i * (size_t)(H * W * 3), pixels, sizeof(float) * (size_t)(H * W * 3));
+            st = sdc_pipeline_make_image(ctx, p, &sched, seed, pixels, (int)W, (int)H, &out[i]);
+        }
+        SDC_LOGI(log, "image %d/%d (seed %lld): denoise %.3f s, decode %.3f s", i + 1, p->batch_count,
+                 (long long)seed, t2 - t1, sdc_now() - t2);
+    }
+    sdc_tensor_free(context);
+    sdc_schedule_free(&sched);
+    free(lat);
+    free(noise);
+    free(pixels);
+    if (st != SDC_OK) {
+        SDC_LOGE(log, "sdc_generate: %s", sdc_status_str(st));
+        sdc_images_free(out, p->batch_count);
+        return st;
+    }
+    *images = out;
+    *n_images = p->batch_count;
+    return SDC_OK;
+}

@@ -1,0 +1,105 @@
+/* sample.c - sampler names, and sdc_sample(): the model-evaluation helper shared by every loop and
+ * the dispatch to the loop of the schedule's family. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sampler/steps.h"
+
+static const char *const kind_names[] = {"euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"};
+_Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == SDC_SAMPLER_KIND_COUNT, "one name per sampler");
+
+static const struct {
+    const char *alias;
+    sdc_sampler_kind kind;
+} aliases[] = {
+    {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M},
+    {"euler_ancestral", SDC_SAMPLER_EULER_A},
+};
+
+const char *sdc_sampler_kind_name(sdc_sampler_kind kind) {
+    return (unsigned)kind < SDC_SAMPLER_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler_kind *out, const sdc_logger *log) {
+    if (name) {
+        for (int i = 0; i < SDC_SAMPLER_KIND_COUNT; i++)
+            if (strcmp(name, kind_names[i]) == 0) {
+                *out = (sdc_sampler_kind)i;
+                return SDC_OK;
+            }
+        for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+            if (strcmp(name, aliases[i].alias) == 0) {
+                *out = aliases[i].kind;
+                return SDC_OK;
+            }
+    }
+    SDC_LOGE(log, "sdc_sampler_kind_from_name: unknown sampler '%s' (euler, euler_a, heun, lms, ddim, pndm, dpm++2m)",
+             name ? name : "(null)");
+    return SDC_ERR_INVALID_ARG;
+}
+
+sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc_logger *log) {
+    if (name && strcmp(name, "discrete") == 0) {
+        *karras = 0;
+        return SDC_OK;
+    }
+    if (name && strcmp(name, "karras") == 0) {
+        *karras = 1;
+        return SDC_OK;
+    }
+    SDC_LOGE(log, "sdc_sigma_schedule_from_name: unknown sigma schedule '%s' (discrete, karras)", name ? name : "(null)");
+    return SDC_ERR_INVALID_ARG;
+}
+
+sdc_status sdc_sample_eval(sdc_sample_ctx *ctx, int i, const float *x, float div_sigma) {
+    const float *in = x;
+    if (div_sigma >= 0.0f) {   /* scale_model_input: x / (sigma^2 + 1) ** 0.5 */
+        const float d = sqrtf(div_sigma * div_sigma + 1.0f);
+        for (size_t k = 0; k < ctx->n; k++) ctx->x_in[k] = x[k] / d;
+        in = ctx->x_in;
+    }
+    sdc_status st = ctx->cb->model(ctx->cb->model_user, in, ctx->s->timesteps[i], ctx->out);
+    if (st != SDC_OK) {
+        SDC_LOGE(ctx->log, "sdc_sample: model failed at evaluation %d/%d (t=%g): %s", i + 1, ctx->s->n,
+                 (double)ctx->s->timesteps[i], sdc_status_str(st));
+        return st;
+    }
+    if (ctx->cb->progress &&
+        ctx->cb->progress(ctx->cb->progress_user, i - ctx->s->begin + 1, ctx->s->n - ctx->s->begin)) {
+        SDC_LOGI(ctx->log, "sdc_sample: cancelled after evaluation %d/%d", i + 1, ctx->s->n);
+        return SDC_ERR_CANCELLED;
+    }
+    return SDC_OK;
+}
+
+sdc_status sdc_sample(const sdc_schedule *s, float *x, size_t n, const sdc_sample_callbacks *cb,
+                      const sdc_logger *log) {
+    if (!s || !s->timesteps || !x || !cb || !cb->model || n == 0) {
+        SDC_LOGE(log, "sdc_sample: missing schedule, latents or model callback");
+        return SDC_ERR_INVALID_ARG;
+    }
+    if (s->kind == SDC_SAMPLER_EULER_A && !cb->noise) {
+        SDC_LOGE(log, "sdc_sample: euler_a needs a noise callback");
+        return SDC_ERR_INVALID_ARG;
+    }
+    sdc_sample_ctx ctx = {.s = s, .n = n, .cb = cb, .log = log};
+    ctx.x_in = malloc(sizeof(float) * n);
+    ctx.out = malloc(sizeof(float) * n);
+    sdc_status st = SDC_ERR_OOM;
+    if (ctx.x_in && ctx.out) {
+        switch (s->kind) {
+        case SDC_SAMPLER_EULER: st = sdc_run_euler(&ctx, x); break;
+        case SDC_SAMPLER_EULER_A: st = sdc_run_euler_a(&ctx, x); break;
+        case SDC_SAMPLER_HEUN: st = sdc_run_heun(&ctx, x); break;
+        case SDC_SAMPLER_LMS: st = sdc_run_lms(&ctx, x); break;
+        case SDC_SAMPLER_DDIM: st = sdc_run_ddim(&ctx, x); break;
+        case SDC_SAMPLER_PNDM: st = sdc_run_pndm(&ctx, x); break;
+        case SDC_SAMPLER_DPMPP_2M: st = sdc_run_dpmpp2m(&ctx, x); break;
+        default: st = SDC_ERR_INVALID_ARG; break;
+        }
+    }
+    if (st == SDC_ERR_OOM) SDC_LOGE(log, "sdc_sample: out of memory for %zu latent elements", n);
+    free(ctx.x_in);
+    free(ctx.out);
+    return st;
+}

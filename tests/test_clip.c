@@ -1,0 +1,153 @@
+/* test_clip.c - the CLIP text encoder against diffusers/transformers (tiny-sd1-golden/text_encoder). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "backend/backend.h"
+#include "io/model_files.h"
+#include "model/clip.h"
+#include "test_golden.h"
+#include "test_util.h"
+
+typedef struct capture {
+    float **h;     /* [n_hidden][B*T*C] */
+    int n;
+} capture;
+
+static void on_hidden(int i, const sdc_tensor *h, void *user) {
+    capture *c = user;
+    if (i < c->n) sdc_tensor_get_f32(h, c->h[i]);
+}
+
+static void run_variant(sdc_weight_variant variant, const char *label, double bound, int n_threads) {
+    printf("%s weights, %d thread(s):\n", label, n_threads);
+    const sdc_logger *log = test_logger();
+    sdc_model_files *mf = NULL;
+    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, log, &mf) == SDC_OK,
+                    "open tiny-sd1 (%s)", label))
+        return;
+    sdc_clip_config cfg;
+    sdc_backend *be = sdc_backend_cpu_new(n_threads, log);
+    sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], log, &cfg);
+    test_check(st == SDC_OK, "parse text_encoder config");
+    sdc_clip *m = sdc_clip_load(&cfg, mf->index, "text_encoder.", be, log, &st);
+    if (!test_check(m != NULL, "load text encoder: %s", sdc_status_str(st))) {
+        sdc_backend_free(be);
+        sdc_model_files_free(mf);
+        return;
+    }
+
+    sdc_model_index *g = test_golden_open("tiny-sd1-golden/text_encoder.safetensors");
+    const sdc_tensor_info *ids_info;
+    float *idsf = test_golden_f32(g, "te.input_ids", &ids_info);
+    const int B = (int)ids_info->ne[0], T = (int)ids_info->ne[1];
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)idsf[i];
+    const size_t n = (size_t)B * T * cfg.hidden;
+
+    capture cap = {calloc((size_t)cfg.n_layers + 1, sizeof(float *)), cfg.n_layers + 1};
+    for (int i = 0; i < cap.n; i++) cap.h[i] = malloc(sizeof(float) * n);
+    sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 3, (int64_t[]){B, T, cfg.hidden});
+    float *pooled = malloc(sizeof(float) * (size_t)(B * cfg.hidden));
+    float *last = malloc(sizeof(float) * n);
+    st = sdc_clip_forward(m, ids, B, T, 0, out, pooled, on_hidden, &cap);
+    test_check(st == SDC_OK, "forward: %s", sdc_status_str(st));
+    sdc_tensor_get_f32(out, last);
+
+    char name[64], what[96];
+    int n_ref = 0;
+    for (int i = 0;; i++) {
+        snprintf(name, sizeof name, "te.hidden_states.%d", i);
+        if (!sdc_index_find(g, name)) break;
+        float *ref = test_golden_f32(g, name, NULL);
+        snprintf(what, sizeof what, "%s %s", label, name);
+        if (i < cap.n) test_check_err(what, "rel err", test_rel_err(cap.h[i], ref, n), bound);
+        else test_check(0, "%s: model has only %d hidden states", what, cap.n);
+        free(ref);
+        n_ref++;
+    }
+    test_check(n_ref == cfg.n_layers + 1, "reference has %d hidden states, model %d", n_ref, cfg.n_layers + 1);
+    float *ref = test_golden_f32(g, "te.last_hidden_state", NULL);
+    snprintf(what, sizeof what, "%s last_hidden_state", label);
+    if (ref) test_check_err(what, "rel err", test_rel_err(last, ref, n), bound);
+    free(ref);
+    ref = test_golden_f32(g, "te.pooler_output", NULL);
+    snprintf(what, sizeof what, "%s pooler_output", label);
+    if (ref) test_check_err(what, "rel err", test_rel_err(pooled, ref, (size_t)(B * cfg.hidden)), bound);
+    free(ref);
+
+    /* clip skip: running k layers yields the same hidden state k, and the final norm on top of it */
+    int k = cfg.n_layers - 1;
+    if (k >= 1) {
+        float *skip = malloc(sizeof(float) * n);
+        sdc_clip_forward(m, ids, B, T, k, out, NULL, NULL, NULL);
+        sdc_tensor_get_f32(out, skip);
+        /* reference: final norm of hidden_states[k], computed here in double */
+        float *want = malloc(sizeof(float) * n);
+        const sdc_tensor_info *wi;
+        float *lw = test_golden_f32(mf->index, "text_encoder.text_model.final_layer_norm.weight", &wi);
+        float *lb = test_golden_f32(mf->index, "text_encoder.text_model.final_layer_norm.bias", NULL);
+        for (size_t r = 0; r < n / (size_t)cfg.hidden; r++) {
+            const float *x = cap.h[k] + r * (size_t)cfg.hidden;
+            double mean = 0, var = 0;
+            for (int c = 0; c < cfg.hidden; c++) mean += x[c];
+            mean /= cfg.hidden;
+            for (int c = 0; c < cfg.hidden; c++) var += (x[c] - mean) * (x[c] - mean);
+            var /= cfg.hidden;
+            for (int c = 0; c < cfg.hidden; c++)
+                want[r * (size_t)cfg.hidden + c] = (float)((x[c] - mean) / sqrt(var + cfg.eps) * lw[c] + lb[c]);
+        }
+        snprintf(what, sizeof what, "%s clip skip 2 (final norm of hidden_states[%d])", label, k);
+        test_check_err(what, "rel err", test_rel_err(skip, want, n), 1e-5);
+        free(lw);
+        free(lb);
+        free(want);
+        free(skip);
+    }
+
+    /* bad input: an id outside the vocabulary is an error, not a crash */
+    int32_t bad[2] = {0, cfg.vocab};
+    test_check(sdc_clip_forward(m, bad, 1, 2, 0, out, NULL, NULL, NULL) == SDC_ERR_INVALID_ARG,
+               "out-of-vocabulary id rejected");
+
+    sdc_tensor_free(out);
+    size_t wbytes = sdc_clip_weights(m)->bytes_resident;
+    test_check(be->stats.cur[SDC_MEM_WEIGHTS] == wbytes && be->stats.cur[SDC_MEM_ACTIVATIONS] == 0,
+               "allocator: %zu weight bytes resident, 0 activation bytes after forward", wbytes);
+    sdc_clip_free(m);
+    test_check(be->stats.cur_total == 0, "allocator back to 0 after free");
+    for (int i = 0; i < cap.n; i++) free(cap.h[i]);
+    free(cap.h);
+    free(pooled);
+    free(last);
+    free(ids);
+    free(idsf);
+    sdc_index_free(g);
+    sdc_backend_free(be);
+    sdc_model_files_free(mf);
+}
+
+static void missing_tensor(void) {
+    /* the unet file has no text_model tensors: loading must fail cleanly */
+    sdc_model_files *mf = NULL;
+    if (sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &mf) != SDC_OK) return;
+    sdc_clip_config cfg;
+    sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], test_logger(), &cfg);
+    sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
+    sdc_status st;
+    sdc_clip *m = sdc_clip_load(&cfg, mf->index, "unet.", be, test_capture_logger(), &st);
+    test_check(!m && st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "missing tensor"),
+               "missing tensors: %s (\"%s\")", sdc_status_str(st), test_last_error());
+    test_check(be->stats.cur_total == 0, "nothing left allocated after a failed load");
+    sdc_backend_free(be);
+    sdc_model_files_free(mf);
+}
+
+int main(void) {
+    run_variant(SDC_VARIANT_F32, "f32", 1e-5, 1);
+    run_variant(SDC_VARIANT_F32, "f32", 1e-5, 2);
+    run_variant(SDC_VARIANT_FP16, "fp16", 2e-3, 2);
+    missing_tensor();
+    return test_finish();
+}

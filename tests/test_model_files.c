@@ -1,0 +1,418 @@
+/* test_model_files.c - opening a diffusers model folder: the weights variant chosen, component
+ * prefixes on every indexed name, missing parts reported as SDC_ERR_NOT_FOUND naming the path, and
+ * tensor names in the wild (transformers-5 text encoders, old diffusers VAEs) mapped to the
+ * canonical diffusers names with the same data. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "io/config.h"
+#include "io/model_files.h"
+#include "io/name_map.h"
+#include "io/st_writer.h"
+#include "test_util.h"
+
+static const char *const weight_names[SDC_COMP_COUNT][2] = {
+    [SDC_COMP_TEXT_ENCODER] = {"model.safetensors", "model.fp16.safetensors"},
+    [SDC_COMP_UNET] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"},
+    [SDC_COMP_VAE] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"},
+};
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void rm_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            char *c = sdc_path_join(path, e->d_name);
+            rm_tree(c);
+            free(c);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* root/rel -> the reference model's same entry */
+static void link_ref(const char *root, const char *rel) {
+    char src[4096], dst[4096];
+    snprintf(src, sizeof src, "%s", test_ref_path("tiny-sd1"));
+    snprintf(src + strlen(src), sizeof src - strlen(src), "/%s", rel);
+    snprintf(dst, sizeof dst, "%s/%s", root, rel);
+    if (symlink(src, dst) != 0) test_check(0, "symlink %s", dst);
+}
+
+static void make_dir(const char *root, const char *rel) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    mkdir(p, 0755);
+}
+
+static char *make_root(void) {
+    char *d = strdup("/tmp/sdc_test_mf_XXXXXX");
+    if (!mkdtemp(d)) {
+        test_check(0, "mkdtemp");
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Opening the reference model with each variant. */
+static void test_variants(void) {
+    const char *root = test_ref_path("tiny-sd1");
+    static const char *const vname[] = {"AUTO", "F32", "FP16"};
+    for (int v = SDC_VARIANT_AUTO; v <= SDC_VARIANT_FP16; v++) {
+        sdc_model_files *m = NULL;
+        sdc_status st = sdc_model_files_open(root, (sdc_weight_variant)v, test_logger(), &m);
+        if (!test_check(st == SDC_OK && m, "open tiny-sd1 with %s: %s", vname[v], sdc_status_str(st))) continue;
+        int fp16 = v == SDC_VARIANT_FP16;
+        int files_ok = 1;
+        for (int c = 0; c < SDC_COMP_COUNT; c++) {
+            char want[256];
+            snprintf(want, sizeof want, "/%s/%s", sdc_component_name((sdc_component)c), weight_names[c][fp16]);
+            files_ok = files_ok && m->weights_path[c] && ends_with(m->weights_path[c], want) && m->config[c];
+        }
+        test_check(files_ok, "%s picks the %s files, every config loaded (unet: %s)", vname[v], fp16 ? ".fp16" : "f32",
+                   m->weights_path[SDC_COMP_UNET]);
+        test_check(m->model_index && m->scheduler_config && m->tokenizer_dir &&
+                       ends_with(m->tokenizer_dir, "/tokenizer"),
+                   "model_index.json, scheduler config and tokenizer folder found");
+
+        /* every name is prefixed by its component, which matches the file it came from */
+        size_t per[SDC_COMP_COUNT] = {0}, bad = 0;
+        for (size_t i = 0; i < sdc_index_count(m->index); i++) {
+            const sdc_tensor_info *t = sdc_index_at(m->index, i);
+            int found = 0;
+            for (int c = 0; c < SDC_COMP_COUNT && !found; c++) {
+                const char *cn = sdc_component_name((sdc_component)c);
+                size_t l = strlen(cn);
+                if (strncmp(t->name, cn, l) == 0 && t->name[l] == '.' &&
+                    strcmp(sdc_index_file_path(m->index, t->file), m->weights_path[c]) == 0) {
+                    per[c]++;
+                    found = 1;
+                }
+            }
+            bad += !found;
+        }
+        /* each component holds as many tensors as its file */
+        int counts_ok = 1;
+        for (int c = 0; c < SDC_COMP_COUNT; c++) {
+            sdc_model_index *one = sdc_index_new(test_logger());
+            counts_ok = counts_ok && sdc_index_add_file(one, m->weights_path[c], NULL, NULL, NULL) == SDC_OK &&
+                        sdc_index_count(one) == per[c] && per[c] > 0;
+            sdc_index_free(one);
+        }
+        test_check(bad == 0 && counts_ok,
+                   "%zu names all prefixed by their component (text_encoder %zu, unet %zu, vae %zu), %zu not",
+                   sdc_index_count(m->index), per[0], per[1], per[2], bad);
+        test_check(sdc_index_find(m->index, "text_encoder.text_model.final_layer_norm.weight") &&
+                       sdc_index_find(m->index, "vae.decoder.mid_block.attentions.0.to_q.weight") &&
+                       sdc_index_find(m->index, "unet.conv_in.weight"),
+                   "canonical names present (text_encoder.text_model.*, vae ...to_q, unet.conv_in)");
+        test_check(sdc_index_bytes_read(m->index) == 0, "opening reads no tensor data");
+        sdc_model_files_free(m);
+    }
+    sdc_model_files_free(NULL);
+}
+
+/* A copy of tiny-sd1 made of symlinks, without vae/; then variants of broken components. */
+static void test_missing(void) {
+    char *root = make_root();
+    if (!root) return;
+    sdc_model_files *m = NULL;
+    link_ref(root, "model_index.json");
+    link_ref(root, "scheduler");
+    link_ref(root, "text_encoder");
+    link_ref(root, "unet");
+    sdc_status st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae"),
+               "missing vae/ folder: %s \"%s\"", sdc_status_str(st), test_last_error());
+
+    /* vae/ with weights but no config.json */
+    make_dir(root, "vae");
+    link_ref(root, "vae/diffusion_pytorch_model.safetensors");
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae/config.json"),
+               "missing vae/config.json: %s \"%s\"", sdc_status_str(st), test_last_error());
+
+    /* config, f32 weights only: AUTO and F32 open, FP16 names the missing file */
+    link_ref(root, "vae/config.json");
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_OK && m && m->tokenizer_dir == NULL && m->scheduler_config,
+               "no tokenizer/ is fine (optional): %s", sdc_status_str(st));
+    sdc_model_files_free(m);
+    m = NULL;
+    st = sdc_model_files_open(root, SDC_VARIANT_FP16, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m &&
+                   strstr(test_last_error(), "vae/diffusion_pytorch_model.fp16.safetensors"),
+               "FP16 without vae fp16 weights: %s \"%s\"", sdc_status_str(st), test_last_error());
+
+    /* fp16 weights only: AUTO falls back to them, F32 names the missing file */
+    char *p = sdc_path_join(root, "vae/diffusion_pytorch_model.safetensors");
+    unlink(p);
+    free(p);
+    link_ref(root, "vae/diffusion_pytorch_model.fp16.safetensors");
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_OK && m && ends_with(m->weights_path[SDC_COMP_VAE], "fp16.safetensors") &&
+                   ends_with(m->weights_path[SDC_COMP_UNET], "/unet/diffusion_pytorch_model.safetensors"),
+               "AUTO takes .fp16 where no f32 file exists: %s", m ? m->weights_path[SDC_COMP_VAE] : "-");
+    sdc_model_files_free(m);
+    m = NULL;
+    st = sdc_model_files_open(root, SDC_VARIANT_F32, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae/diffusion_pytorch_model.safetensors"),
+               "F32 without vae f32 weights: %s \"%s\"", sdc_status_str(st), test_last_error());
+
+    /* no weights at all */
+    p = sdc_path_join(root, "vae/diffusion_pytorch_model.fp16.safetensors");
+    unlink(p);
+    free(p);
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae/diffusion_pytorch_model"),
+               "no vae weights at all: %s \"%s\"", sdc_status_str(st), test_last_error());
+    link_ref(root, "vae/diffusion_pytorch_model.safetensors");
+
+    /* a broken scheduler config is an error, not silently skipped */
+    char *sched = sdc_path_join(root, "scheduler");
+    unlink(sched);
+    mkdir(sched, 0755);
+    char *sc = sdc_path_join(sched, "scheduler_config.json");
+    FILE *f = fopen(sc, "wb");
+    fputs("{\"num_train_timesteps\": ", f);
+    fclose(f);
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_FORMAT && !m && strstr(test_last_error(), "scheduler_config.json"),
+               "a broken scheduler_config.json: %s \"%s\"", sdc_status_str(st), test_last_error());
+    unlink(sc);
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_OK && m && m->scheduler_config == NULL, "no scheduler config is fine (optional): %s",
+               sdc_status_str(st));
+    sdc_model_files_free(m);
+    m = NULL;
+    free(sc);
+    free(sched);
+
+    /* no model_index.json; no folder at all */
+    p = sdc_path_join(root, "model_index.json");
+    unlink(p);
+    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), p), "missing model_index.json: %s \"%s\"",
+               sdc_status_str(st), test_last_error());
+    free(p);
+    p = sdc_path_join(root, "nothing_here");
+    st = sdc_model_files_open(p, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "nothing_here"),
+               "missing model folder: %s \"%s\"", sdc_status_str(st), test_last_error());
+    free(p);
+    rm_tree(root);
+    free(root);
+}
+
+/* The configs loaded by open answer the getters; a missing key names itself. */
+static void test_config_keys(void) {
+    sdc_model_files *m = NULL;
+    if (sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_AUTO, test_logger(), &m) != SDC_OK) {
+        test_check(0, "open tiny-sd1");
+        return;
+    }
+    int v = 0, ch[8], n = 0;
+    sdc_status st = sdc_cfg_int(m->config[SDC_COMP_UNET], "no_such_key", "unet config", test_capture_logger(), &v);
+    test_check(st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "unet config: missing key 'no_such_key'"),
+               "a missing config key: %s \"%s\"", sdc_status_str(st), test_last_error());
+    st = sdc_cfg_string(m->config[SDC_COMP_VAE], "block_out_channels", "vae config", test_capture_logger(),
+                        &(const char *){NULL});
+    test_check(st == SDC_ERR_FORMAT && strstr(test_last_error(), "block_out_channels"),
+               "a key of the wrong type: %s \"%s\"", sdc_status_str(st), test_last_error());
+    st = sdc_cfg_int_list(m->config[SDC_COMP_VAE], "block_out_channels", "vae config", test_logger(), ch, 8, &n);
+    int hidden = 0;
+    if (st == SDC_OK) st = sdc_cfg_int(m->config[SDC_COMP_TEXT_ENCODER], "hidden_size", "te", test_logger(), &hidden);
+    const sdc_tensor_info *w = sdc_index_find(m->index, "text_encoder.text_model.final_layer_norm.weight");
+    const sdc_tensor_info *c = sdc_index_find(m->index, "vae.encoder.conv_in.weight");
+    test_check(st == SDC_OK && n > 0 && w && w->ne[0] == hidden && c && c->ne[0] == ch[0],
+               "config numbers agree with the weights: hidden_size %d, vae channels[0] %d", hidden, n ? ch[0] : -1);
+    sdc_model_files_free(m);
+}
+
+/* Rewrites a reference weights file with renamed tensors (rename(name, out) gives the new name),
+ * plus one extra tensor when extra_name is given. */
+typedef void (*rename_fn)(const char *name, char *out, size_t size);
+
+static int rewrite(const char *src, const char *dst, rename_fn rename, const char *extra_name,
+                   const int64_t *extra_ne, const int64_t *extra_data) {
+    sdc_model_index *idx = sdc_index_new(test_logger());
+    sdc_st_writer *w = sdc_st_writer_new(test_logger());
+    int ok = idx && w && sdc_index_add_file(idx, src, NULL, NULL, NULL) == SDC_OK;
+    size_t n = ok ? sdc_index_count(idx) : 0;
+    void **data = calloc(n + 1, sizeof *data);
+    ok = ok && data;
+    for (size_t i = 0; ok && i < n; i++) {
+        const sdc_tensor_info *t = sdc_index_at(idx, i);
+        char name[512];
+        rename(t->name, name, sizeof name);
+        data[i] = malloc(t->nbytes + 1);
+        ok = data[i] && sdc_index_read_raw(idx, t, data[i]) == SDC_OK &&
+             sdc_st_writer_add(w, name, t->dtype, t->ndim, t->ne, data[i]) == SDC_OK;
+    }
+    if (ok && extra_name) ok = sdc_st_writer_add(w, extra_name, SDC_DTYPE_I64, 2, extra_ne, extra_data) == SDC_OK;
+    ok = ok && sdc_st_writer_write(w, dst) == SDC_OK;
+    for (size_t i = 0; data && i < n; i++) free(data[i]);
+    free(data);
+    sdc_st_writer_free(w);
+    sdc_index_free(idx);
+    return ok ? 0 : -1;
+}
+
+static void strip_text_model(const char *name, char *out, size_t size) {
+    const char *p = "text_model.";
+    snprintf(out, size, "%s", strncmp(name, p, strlen(p)) == 0 ? name + strlen(p) : name);
+}
+
+static void old_vae_names(const char *name, char *out, size_t size) {
+    static const char *const from[] = {".to_q.", ".to_k.", ".to_v.", ".to_out.0."};
+    static const char *const to[] = {".query.", ".key.", ".value.", ".proj_attn."};
+    snprintf(out, size, "%s", name);
+    if (!strstr(name, "mid_block.attentions.")) return;
+    for (int k = 0; k < 4; k++) {
+        const char *p = strstr(name, from[k]);
+        if (p) snprintf(out, size, "%.*s%s%s", (int)(p - name), name, to[k], p + strlen(from[k]));
+    }
+}
+
+/* Every tensor under prefix in a has the same shape and bytes in b, and the counts agree. */
+static void compare_component(sdc_model_index *a, sdc_model_index *b, const char *prefix, const char *what) {
+    size_t na = 0, nb = 0, same = 0, l = strlen(prefix);
+    for (size_t i = 0; i < sdc_index_count(b); i++) nb += strncmp(sdc_index_at(b, i)->name, prefix, l) == 0;
+    for (size_t i = 0; i < sdc_index_count(a); i++) {
+        const sdc_tensor_info *x = sdc_index_at(a, i);
+        if (strncmp(x->name, prefix, l) != 0) continue;
+        na++;
+        const sdc_tensor_info *y = sdc_index_find(b, x->name);
+        if (!y || y->dtype != x->dtype || y->ndim != x->ndim || y->nbytes != x->nbytes) continue;
+        void *p = malloc(x->nbytes + 1), *q = malloc(y->nbytes + 1);
+        if (p && q && sdc_index_read_raw(a, x, p) == SDC_OK && sdc_index_read_raw(b, y, q) == SDC_OK &&
+            memcmp(p, q, x->nbytes) == 0 && memcmp(x->ne, y->ne, sizeof x->ne[0] * (size_t)x->ndim) == 0)
+            same++;
+        free(p);
+        free(q);
+    }
+    test_check(na > 0 && na == nb && same == na, "%s: %zu of %zu canonical tensors found with equal data (%zu indexed)",
+               what, same, na, nb);
+}
+
+static void test_canonical_names(void) {
+    char *root = make_root();
+    if (!root) return;
+    link_ref(root, "model_index.json");
+    link_ref(root, "unet");
+    make_dir(root, "text_encoder");
+    make_dir(root, "vae");
+    link_ref(root, "text_encoder/config.json");
+    link_ref(root, "vae/config.json");
+
+    /* text encoder as transformers 5 saves it, plus a position_ids buffer */
+    cJSON *tecfg = NULL;
+    int npos = 0;
+    sdc_json_load(test_ref_path("tiny-sd1/text_encoder/config.json"), test_logger(), &tecfg);
+    sdc_status st = sdc_cfg_int(tecfg, "max_position_embeddings", "te", test_logger(), &npos);
+    cJSON_Delete(tecfg);
+    int64_t *pos = calloc((size_t)(npos > 0 ? npos : 1), sizeof *pos);
+    for (int i = 0; i < npos; i++) pos[i] = i;
+    char *te = sdc_path_join(root, "text_encoder/model.safetensors");
+    char *vae = sdc_path_join(root, "vae/diffusion_pytorch_model.safetensors");
+    int ok = st == SDC_OK &&
+             rewrite(test_ref_path("tiny-sd1/text_encoder/model.safetensors"), te, strip_text_model,
+                     "embeddings.position_ids", (int64_t[]){1, npos}, pos) == 0 &&
+             rewrite(test_ref_path("tiny-sd1/vae/diffusion_pytorch_model.safetensors"), vae, old_vae_names, NULL,
+                     NULL, NULL) == 0;
+    free(pos);
+
+    /* the rewritten files really use the variant names */
+    sdc_model_index *raw = sdc_index_new(test_logger());
+    ok = ok && sdc_index_add_file(raw, te, "te.", NULL, NULL) == SDC_OK &&
+         sdc_index_add_file(raw, vae, "vae.", NULL, NULL) == SDC_OK;
+    test_check(ok && sdc_index_find(raw, "te.encoder.layers.0.self_attn.q_proj.weight") &&
+                   !sdc_index_find(raw, "te.text_model.encoder.layers.0.self_attn.q_proj.weight") &&
+                   sdc_index_find(raw, "te.embeddings.position_ids") &&
+                   sdc_index_find(raw, "vae.decoder.mid_block.attentions.0.query.weight") &&
+                   sdc_index_find(raw, "vae.encoder.mid_block.attentions.0.proj_attn.bias") &&
+                   !sdc_index_find(raw, "vae.decoder.mid_block.attentions.0.to_q.weight"),
+               "temp files written with transformers-5 / old-VAE names");
+    sdc_index_free(raw);
+
+    sdc_model_files *ref = NULL, *m = NULL;
+    st = sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &ref);
+    sdc_status st2 = ok ? sdc_model_files_open(root, SDC_VARIANT_F32, test_capture_logger(), &m) : SDC_ERR_IO;
+    if (test_check(st == SDC_OK && st2 == SDC_OK, "open the renamed copy: %s \"%s\"", sdc_status_str(st2),
+                   test_last_error())) {
+        compare_component(ref->index, m->index, "text_encoder.", "text encoder without 'text_model.'");
+        compare_component(ref->index, m->index, "vae.", "vae with query/key/value/proj_attn");
+        test_check(!sdc_index_find(m->index, "text_encoder.text_model.embeddings.position_ids") &&
+                       !sdc_index_find(m->index, "text_encoder.embeddings.position_ids"),
+                   "position_ids skipped");
+        test_check(sdc_index_find(m->index, "vae.decoder.mid_block.attentions.0.to_out.0.weight") &&
+                       !sdc_index_find(m->index, "vae.decoder.mid_block.attentions.0.proj_attn.weight"),
+                   "proj_attn -> to_out.0");
+    }
+    sdc_model_files_free(ref);
+    sdc_model_files_free(m);
+    free(te);
+    free(vae);
+    rm_tree(root);
+    free(root);
+}
+
+/* The map callbacks on their own, including spellings the temp files do not carry. */
+static void test_name_maps(void) {
+    static const struct {
+        int vae;
+        const char *in, *want; /* want NULL: skipped */
+    } cases[] = {
+        {0, "text_model.encoder.layers.0.mlp.fc1.weight", "text_model.encoder.layers.0.mlp.fc1.weight"},
+        {0, "encoder.layers.0.mlp.fc1.weight", "text_model.encoder.layers.0.mlp.fc1.weight"},
+        {0, "embeddings.token_embedding.weight", "text_model.embeddings.token_embedding.weight"},
+        {0, "final_layer_norm.bias", "text_model.final_layer_norm.bias"},
+        {0, "text_model.embeddings.position_ids", NULL},
+        {0, "embeddings.position_ids", NULL},
+        {0, "text_projection.weight", "text_projection.weight"},
+        {1, "decoder.mid_block.attentions.0.query.weight", "decoder.mid_block.attentions.0.to_q.weight"},
+        {1, "encoder.mid_block.attentions.0.key.bias", "encoder.mid_block.attentions.0.to_k.bias"},
+        {1, "mid_block.attentions.12.value.weight", "mid_block.attentions.12.to_v.weight"},
+        {1, "decoder.mid_block.attentions.0.proj_attn.bias", "decoder.mid_block.attentions.0.to_out.0.bias"},
+        {1, "decoder.mid_block.attentions.0.to_q.weight", "decoder.mid_block.attentions.0.to_q.weight"},
+        {1, "decoder.mid_block.attentions.0.group_norm.weight", "decoder.mid_block.attentions.0.group_norm.weight"},
+        {1, "decoder.up_blocks.0.attentions.0.query.weight", "decoder.up_blocks.0.attentions.0.query.weight"},
+        {1, "decoder.xmid_block.attentions.0.query.weight", "decoder.xmid_block.attentions.0.query.weight"},
+        {1, "decoder.mid_block.attentions.x.query.weight", "decoder.mid_block.attentions.x.query.weight"},
+        {1, "decoder.mid_block.attentions.0.queryx.weight", "decoder.mid_block.attentions.0.queryx.weight"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[512];
+        const char *got = cases[i].vae ? sdc_name_map_vae(cases[i].in, buf, sizeof buf, NULL)
+                                       : sdc_name_map_text_encoder(cases[i].in, buf, sizeof buf, NULL);
+        int ok = cases[i].want ? got && strcmp(got, cases[i].want) == 0 : got == NULL;
+        test_check(ok, "%s map: %s -> %s", cases[i].vae ? "vae" : "text encoder", cases[i].in, got ? got : "(skip)");
+    }
+}
+
+int main(void) {
+    printf("test_model_files\n");
+    test_variants();
+    test_missing();
+    test_config_keys();
+    test_name_maps();
+    test_canonical_names();
+    return test_finish();
+}
