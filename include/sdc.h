@@ -85,8 +85,10 @@ typedef struct sdc_ctx sdc_ctx;
 typedef int (*sdc_progress_fn)(const char *phase, int step, int total, void *user);
 
 typedef struct sdc_ctx_params {
-    const char *model_path;     /* a diffusers folder */
-    const char *tokenizer_dir;  /* NULL: the model's tokenizer/ folder */
+    const char *model_path;     /* a diffusers folder, or a single-file (CompVis/LDM) .safetensors checkpoint */
+    const char *config_dir;     /* single files: a diffusers folder whose config.json files describe the
+                                   architecture (overrides detection); NULL: detect */
+    const char *tokenizer_dir;  /* NULL: the model's tokenizer/ folder, else the CLIP tokenizer sdc ships */
     sdc_device device;          /* SDC_DEVICE_CPU */
     int n_threads;              /* <= 0: all cores */
     int prefer_fp16;            /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
@@ -146,6 +148,14 @@ void sdc_images_free(sdc_image *images, int n_images);   /* NULL is harmless */
  * text goes in a "parameters" text chunk (tEXt when Latin-1, else iTXt). Messages go to log_fn. */
 sdc_status sdc_image_load(const char *path, sdc_image **out, sdc_log_fn log_fn, void *log_user);
 sdc_status sdc_image_save(const sdc_image *img, const char *path, sdc_log_fn log_fn, void *log_user);
+
+/* Writes a random-weight Stable Diffusion model, for demos, tests and benchmarks (no real weights are
+ * needed): arch "tiny-sd1" (the reference bundle's toy architecture) or "sd15" (SD 1.5's real shapes,
+ * UNet 860M parameters). Diffusers folder layout at out_path, or one CompVis/LDM .safetensors file when
+ * single_file is 1; fp16 1 writes float16 weights. Deterministic for a seed. The tokenizer/ folder is
+ * copied from tokenizer_dir (NULL: the CLIP tokenizer sdc ships). */
+sdc_status sdc_make_model(const char *arch, const char *out_path, int single_file, int fp16, uint64_t seed,
+                          const char *tokenizer_dir, sdc_log_fn log_fn, void *log_user);
 
 /* Parses "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m": returns 0 or -1. */
 int sdc_sampler_from_name(const char *name, sdc_sampler *out);

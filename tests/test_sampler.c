@@ -215,13 +215,15 @@ static void test_v_prediction(const cJSON *base_cfg) {
             sdc_schedule_free(&sv);
         }
     }
-    /* one euler step by hand: x0 = -sigma/sqrt(sigma^2+1) v + x/(sigma^2+1), x' = x + (x - x0)/sigma * dt */
-    sdc_sampler_params p = {.kind = SDC_SAMPLER_EULER, .karras = 0, .steps = 1};
+    /* the first euler step by hand: x0 = -sigma/sqrt(sigma^2+1) v + x/(sigma^2+1), x' = x + (x - x0)/sigma * dt */
+    sdc_sampler_params p = {.kind = SDC_SAMPLER_EULER, .karras = 0, .steps = 4};
     sdc_schedule s;
     if (sdc_schedule_build(v_cfg, &p, test_logger(), &s) == SDC_OK) {
         memcpy(xv, x0, sizeof(float) * n);
         sdc_sample_callbacks cb = {.model = fake_eps, .model_user = &n};
-        sdc_sample(&s, xv, n, &cb, test_logger());
+        sdc_schedule first = s;
+        first.n = 1;
+        sdc_sample(&first, xv, n, &cb, test_logger());
         const double sigma = s.sigmas[0], dt = (double)s.sigmas[1] - sigma;
         double worst = 0.0;
         for (size_t k = 0; k < n; k++) {
@@ -270,8 +272,9 @@ static void test_euler_a(const cJSON *cfg) {
     noise_src ns = {.seed = 100};
     memcpy(x, xs, sizeof x);
     sdc_sample_callbacks cb = {.model = fake_eps, .model_user = &n, .noise = draw, .noise_user = &ns};
-    test_check(sdc_sample(&s, x, n, &cb, test_logger()) == SDC_OK && ns.calls == s.n,
-               "euler_a draws noise once per evaluation (%d draws, %d evaluations)", ns.calls, s.n);
+    sdc_status rc = sdc_sample(&s, x, n, &cb, test_logger());
+    test_check(rc == SDC_OK && ns.calls == s.n, "euler_a draws noise once per evaluation (%d draws, %d evaluations)",
+               ns.calls, s.n);
     /* the last step alone (begin = n-1), against the formula */
     s.begin = s.n - 2;
     ns.calls = 0;
@@ -308,6 +311,32 @@ static int int_list_is(const sdc_schedule *s, const int *want, int n) {
     return 1;
 }
 
+/* SD 2.x scheduler_config.json (v-prediction, no timestep_spacing: the class default "linspace"):
+ * EulerDiscreteScheduler.set_timesteps(5) in diffusers 0.42 gives these float32 values. */
+static void test_sd2_config(void) {
+    static const char sd2[] = "{\"_class_name\": \"EulerDiscreteScheduler\", \"beta_start\": 0.00085, "
+                              "\"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", \"clip_sample\": false, "
+                              "\"num_train_timesteps\": 1000, \"prediction_type\": \"v_prediction\", "
+                              "\"set_alpha_to_one\": false, \"skip_prk_steps\": true, \"steps_offset\": 1, "
+                              "\"trained_betas\": null}";
+    static const double ts[] = {999.0, 749.25, 499.5, 249.75, 0.0};
+    static const double sig[] = {14.614646911621094, 4.086089611053467, 1.6155834197998047, 0.6951509714126587,
+                                 0.029167532920837402, 0.0};
+    cJSON *cfg = cJSON_Parse(sd2);
+    sdc_sampler_params p = {.kind = SDC_SAMPLER_EULER, .karras = 0, .steps = 5};
+    sdc_schedule s;
+    if (test_check(cfg && sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && s.n == 5, "SD 2.x config builds")) {
+        double worst = rel1(s.init_noise_sigma, sig[0]);
+        for (int i = 0; i < 5; i++) worst = fmax(worst, rel1(s.timesteps[i], ts[i]));
+        for (int i = 0; i < 6; i++) worst = fmax(worst, rel1(s.sigmas[i], sig[i]));
+        test_check_err("SD 2.x euler 5 steps: timesteps, sigmas, init_noise_sigma as diffusers", "max rel", worst,
+                       TOL_SCHEDULE);
+        test_check(s.prediction == SDC_PREDICT_V, "SD 2.x config: v-prediction");
+        sdc_schedule_free(&s);
+    }
+    cJSON_Delete(cfg);
+}
+
 static void test_spacings(const cJSON *base_cfg) {
     cJSON *cfg = cJSON_Duplicate(base_cfg, 1);
     cJSON_ReplaceItemInObjectCaseSensitive(cfg, "timestep_spacing", cJSON_CreateString("trailing"));
@@ -316,6 +345,13 @@ static void test_spacings(const cJSON *base_cfg) {
     static const int ddim_trailing[] = {999, 899, 799, 699, 599, 499, 399, 299, 199, 99};
     test_check(sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && int_list_is(&s, ddim_trailing, 10),
                "ddim trailing 10 steps: 999, 899, ..., 99");
+    sdc_schedule_free(&s);
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "steps_offset", cJSON_CreateNumber(0));
+    p.kind = SDC_SAMPLER_EULER;
+    p.steps = 7;
+    static const int euler_trailing[] = {999, 856, 713, 570, 428, 285, 142};   /* np.arange(1000, 0, -1000/7).round() - 1 */
+    test_check(sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && int_list_is(&s, euler_trailing, 7),
+               "euler trailing 7 steps: 999, 856, 713, 570, 428, 285, 142");
     sdc_schedule_free(&s);
     cJSON_ReplaceItemInObjectCaseSensitive(cfg, "timestep_spacing", cJSON_CreateString("linspace"));
     p.kind = SDC_SAMPLER_EULER;
@@ -440,6 +476,7 @@ int main(void) {
         return test_finish();
     }
     test_v_prediction(cfg);
+    test_sd2_config();
     test_euler_a(cfg);
     test_spacings(cfg);
     test_img2img(cfg);

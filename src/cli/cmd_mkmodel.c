@@ -1,11 +1,62 @@
 /* cmd_mkmodel.c - `sdc mkmodel`: write a random-weight model. */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: sdc mkmodel -o OUT [options]\n"
+            "\n"
+            "Writes a Stable Diffusion model with random weights (drawn as the reference bundle's), for\n"
+            "demos, tests and benchmarks.\n"
+            "\n"
+            "  -o, --output PATH     a folder (diffusers layout), or a .safetensors file with --single-file\n"
+            "  -a, --arch NAME       tiny-sd1 (toy sizes) or sd15 (SD 1.5 shapes, 1.07G parameters)\n"
+            "                        (default tiny-sd1)\n"
+            "      --single-file     one CompVis/LDM checkpoint instead of a diffusers folder\n"
+            "      --f32             float32 weights (default float16)\n"
+            "  -s, --seed N          seed (default 0)\n"
+            "      --tokenizer DIR   CLIP vocab.json + merges.txt to copy (default: the one sdc ships)\n"
+            "  -h, --help            this help\n");
+}
+
+enum { OPT_SINGLE = 256, OPT_F32, OPT_TOKENIZER };
+
 int sdc_cmd_mkmodel(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "sdc: mkmodel is not wired yet\n");
-    return 2;
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"arch", required_argument, 0, 'a'},
+        {"single-file", no_argument, 0, OPT_SINGLE}, {"f32", no_argument, 0, OPT_F32},
+        {"seed", required_argument, 0, 's'}, {"tokenizer", required_argument, 0, OPT_TOKENIZER},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    const char *out = NULL, *arch = "tiny-sd1", *tokenizer = NULL;
+    int single = 0, fp16 = 1, c;
+    long seed = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:a:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'a': arch = optarg; break;
+        case OPT_SINGLE: single = 1; break;
+        case OPT_F32: fp16 = 0; break;
+        case 's': if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &seed)) return 2; break;
+        case OPT_TOKENIZER: tokenizer = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!out || optind < argc) {
+        fprintf(stderr, "sdc: error: %s\n", out ? "unexpected argument" : "no output given (-o PATH)");
+        return 2;
+    }
+    int level = SDC_LOG_INFO;
+    sdc_status st = sdc_make_model(arch, out, single, fp16, (uint64_t)seed, tokenizer, cli_log, &level);
+    if (st != SDC_OK) {
+        fprintf(stderr, "sdc: error: mkmodel failed: %s\n", sdc_status_str(st));
+        return 1;
+    }
+    fprintf(stderr, "sdc: wrote %s model to %s\n", arch, out);
+    return 0;
 }

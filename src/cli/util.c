@@ -11,7 +11,7 @@ void cli_log(sdc_log_level level, const char *msg, void *user) {
     int min = user ? *(const int *)user : SDC_LOG_INFO;
     if ((int)level < min) return;
     static const char *const tag[] = {"debug", "info", "warning", "error"};
-    fprintf(stderr, "\r\033[K");   /* clear a progress bar line */
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\r\033[K");   /* clear a progress bar line */
     if (level >= SDC_LOG_WARN)
         fprintf(stderr, "sdc: %s: %s\n", tag[level], msg);
     else

@@ -283,9 +283,13 @@ static sdc_status build_dpm(const build_ctx *b, sdc_schedule *s) {
         free(sg);
         return SDC_ERR_OOM;
     }
-    if (b->p->karras) {   /* over the whole training range; timesteps rounded */
+    if (b->p->karras) {   /* over the whole training range; timesteps rounded (truncated for squaredcos) */
         sdc_karras_sigmas(b->train_sigmas[0], b->train_sigmas[b->N - 1], n, sg);
-        for (int i = 0; i < n; i++) s->timesteps[i] = (float)sdc_np_round(sdc_sigma_to_t(sg[i], b->log_sigmas, b->N));
+        const int round = b->c->beta_schedule != SDC_BETAS_SQUAREDCOS_CAP_V2;
+        for (int i = 0; i < n; i++) {
+            const double t = sdc_sigma_to_t(sg[i], b->log_sigmas, b->N);
+            s->timesteps[i] = (float)(round ? sdc_np_round(t) : trunc(t));
+        }
     } else {
         for (int i = 0; i < n; i++) {
             s->timesteps[i] = (float)ti[i];
