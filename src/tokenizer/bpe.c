@@ -265,12 +265,12 @@ sdc_status sdc_bpe_encode_word(const sdc_bpe *b, sdc_bpe_scratch *s, const uint8
                                sdc_ids *out) {
     assert(n >= 1);
     if (n > INT32_MAX / 4) return SDC_ERR_OOM;
-    if (n > s->sym_cap) { /* each merge pushes at most two candidates: 3n bounds the heap */
+    if (n > s->cap) { /* each merge pushes at most two candidates: 3n bounds the heap */
         void *sym = realloc(s->sym, n * sizeof(bpe_sym)), *heap = sym ? realloc(s->heap, 3 * n * sizeof(bpe_cand)) : NULL;
         if (sym) s->sym = sym;
         if (heap) s->heap = heap;
         if (!sym || !heap) return SDC_ERR_OOM;
-        s->sym_cap = s->heap_cap = n;
+        s->cap = n;
     }
     bpe_sym *sym = s->sym;
     bpe_cand *heap = s->heap;

@@ -22,8 +22,8 @@ typedef struct sdc_ids {
 
 /* Reusable buffers of sdc_bpe_encode_word; zero-initialise, release with sdc_bpe_scratch_free. */
 typedef struct sdc_bpe_scratch {
-    void *sym, *heap;
-    size_t sym_cap, heap_cap;
+    void *sym, *heap;   /* [cap] symbols, [3 * cap] merge candidates */
+    size_t cap;
 } sdc_bpe_scratch;
 
 sdc_bpe *sdc_bpe_new(void);   /* NULL on OOM */

@@ -15,7 +15,9 @@
 typedef struct sdc_clip_tokenizer sdc_clip_tokenizer;
 
 /* dir holds vocab.json + merges.txt, or tokenizer.json (tried in that order); an optional
- * tokenizer_config.json names the pad token (default: <|endoftext|>). */
+ * tokenizer_config.json names the pad token (default: <|endoftext|>), and special_tokens_map.json
+ * overrides it. As in transformers, the special tokens the config names become added tokens that
+ * the text is split on (SD 2.x's pad "!" is then always a token of its own). */
 sdc_status sdc_clip_tokenizer_load(const char *dir, const sdc_logger *log, sdc_clip_tokenizer **out);
 sdc_status sdc_clip_tokenizer_load_files(const char *vocab_json, const char *merges_txt,
                                          const sdc_logger *log, sdc_clip_tokenizer **out);
@@ -32,7 +34,8 @@ int32_t sdc_clip_tokenizer_pad(const sdc_clip_tokenizer *tok);
 int32_t sdc_clip_tokenizer_n_vocab(const sdc_clip_tokenizer *tok);
 
 /* Token ids of text[0..len) without BOS/EOS. Writes at most max ids and returns how many the text
- * has in total (which may exceed max). */
+ * has in total (which may exceed max); ids may be NULL when max is 0. The tokenizer is only read:
+ * calls on one tokenizer may run from several threads. */
 size_t sdc_clip_tokenize(const sdc_clip_tokenizer *tok, const char *text, size_t len, int32_t *ids,
                          size_t max);
 /* The model input: BOS, the first n_ctx-2 tokens, EOS, then pad tokens up to n_ctx. Returns the
