@@ -67,6 +67,20 @@ typedef enum sdc_sampler {
     SDC_SAMPLER_COUNT
 } sdc_sampler;
 
+/* Which components are resident in which phase (condition, encode, denoise, decode). Output is
+ * bit-identical under every policy; only when weights are loaded changes. */
+typedef enum sdc_load_policy {
+    SDC_LOAD_AUTO = 0,      /* the first of all, sequential, phased whose planned peak fits the budget */
+    SDC_LOAD_ALL,           /* every component loaded before the first phase (the classic path) */
+    SDC_LOAD_SEQUENTIAL,    /* text encoder (and VAE encoder) loaded, run, freed; then UNet + VAE decoder */
+    SDC_LOAD_PHASED,        /* each component resident only during its own phase */
+    SDC_LOAD_POLICY_COUNT
+} sdc_load_policy;
+
+/* "auto", "all", "sequential", "phased"; parsing returns 0 or -1. */
+const char *sdc_load_policy_name(sdc_load_policy p);
+int sdc_load_policy_from_name(const char *name, sdc_load_policy *out);
+
 typedef enum sdc_rng_type {
     SDC_RNG_TYPE_CPU = 0,    /* torch.Generator('cpu'): diffusers' default on any device */
     SDC_RNG_TYPE_CUDA,       /* torch.Generator('cuda') (Philox), as A1111 uses; computed on the CPU */
@@ -97,6 +111,9 @@ typedef struct sdc_ctx_params {
     sdc_log_level log_level;    /* SDC_LOG_INFO */
     sdc_progress_fn progress_fn;/* NULL: none */
     void *progress_user;
+    sdc_load_policy load_policy;/* SDC_LOAD_AUTO */
+    int64_t mem_budget;         /* bytes of device memory auto may plan for; <= 0: the backend's default
+                                   (CPU: MemAvailable - 1 GiB) */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);
@@ -142,6 +159,16 @@ void sdc_gen_params_init(sdc_gen_params *p);
  * with sdc_images_free. On error *images is NULL and the reason is logged. */
 sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images);
 void sdc_images_free(sdc_image *images, int n_images);   /* NULL is harmless */
+
+/* Dry run: the planned peak device memory of each phase under every policy, split into weights,
+ * activations and workspace, for p's size, batch and mode, and which policy auto would pick under the
+ * context's budget. Reads no weight data. On SDC_OK *text is a malloc'd table the caller frees. */
+sdc_status sdc_plan_memory(sdc_ctx *ctx, const sdc_gen_params *p, char **text);
+
+/* The report of the last sdc_generate on ctx, as JSON (per phase: wall and load time, bytes read,
+ * resident weights, peak bytes by kind; overall peak device bytes, peak RSS, the policy and why).
+ * Owned by ctx, valid until the next sdc_generate or sdc_ctx_free; NULL before the first run. */
+const char *sdc_last_report_json(const sdc_ctx *ctx);
 
 /* PNG files. Loading converts any PNG to 8-bit RGB. Saving writes a temporary file in the same folder
  * and renames it into place, so a failure never leaves a half-written image; the image's parameters

@@ -59,6 +59,19 @@ expect_fail "strength outside (0, 1]" "strength" -m "$model" -p x -i "$ref/tiny-
 expect_fail "unknown sampler" "sampling method" -m "$model" -p x --sampling-method foo
 expect_fail "size not a multiple of 8" "multiples\? of 8" -m "$model" -p x -W 65 -H 64
 expect_fail "karras with ddim" "karras" -m "$model" -p x -W 64 -H 64 --sampling-method ddim --scheduler karras
+expect_fail "unknown load policy" "load policy" -m "$model" -p x --load-policy lazy
+expect_fail "budget below every plan" "no policy fits the budget" -m "$model" -p x -W 64 -H 64 --mem-budget 1M
+
+# the dry-run plan reads no weights and lists every policy; the report names the policy and phases
+if "$sdc" generate -m "$model" -p x -W 64 -H 64 --plan >"$tmp/plan" 2>"$tmp/err" &&
+   grep -q "^all .*PEAK" "$tmp/plan" && grep -q "^sequential .*PEAK" "$tmp/plan" && grep -q "^phased .*PEAK" "$tmp/plan"; then
+  ok "--plan prints every policy's phases"
+else bad "--plan prints every policy's phases: $(cat "$tmp/plan" "$tmp/err")"; fi
+if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 2 --load-policy sequential --report-json "$tmp/r.json" \
+     -o "$tmp/r.png" 2>"$tmp/err" && grep -q '"policy":[[:space:]]*"sequential"' "$tmp/r.json" && grep -q '"denoise"' "$tmp/r.json"; then
+  ok "--report-json writes the per-phase report"
+else bad "--report-json writes the per-phase report: $(cat "$tmp/err")"; fi
+
 rm -f "$tmp/x.png"
 if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/nodir/x.png" 2>"$tmp/err"; then bad "unwritable output: exit 0"
 elif grep -qi "cannot write" "$tmp/err" && [ ! -e "$tmp/nodir" ]; then ok "unwritable output: $(head -1 "$tmp/err")"

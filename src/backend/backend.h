@@ -47,6 +47,13 @@ struct sdc_backend_i {
     sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype);
     /* dtype of activations (CPU: F32) */
     sdc_dtype (*act_dtype)(sdc_backend *be);
+    /* optional: the most workspace bytes one op may hold in a phase whose largest convolution has an
+     * im2col matrix of im2col_elems elements and whose longest attention has `tokens` queries and keys
+     * (the planner adds it to each phase) */
+    size_t (*workspace_bound)(sdc_backend *be, size_t im2col_elems, int64_t tokens);
+    /* optional: the device-memory budget the auto policy plans for when the user gives none
+     * (CPU: MemAvailable - 1 GiB); < 0 when unknown */
+    int64_t (*default_budget)(sdc_backend *be);
 
     /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */
     void (*linear)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,

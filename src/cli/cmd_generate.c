@@ -35,6 +35,13 @@ static void usage(FILE *f) {
             "      --tokenizer DIR      CLIP tokenizer (vocab.json + merges.txt) instead of the model's\n"
             "      --fp16               use the model's .fp16 weight files\n"
             "  -t, --threads N          CPU threads (default: all cores)\n"
+            "      --load-policy P      auto, all, sequential or phased: which components are resident\n"
+            "                           in which phase (default auto: the first that fits --mem-budget)\n"
+            "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
+            "                           (default: CPU MemAvailable - 1 GiB)\n"
+            "      --plan               print the planned peak memory of every phase under every policy\n"
+            "                           and exit, without reading any weights\n"
+            "      --report-json FILE   write the measured per-phase report as JSON\n"
             "  -v, --verbose            per-phase timings and details\n"
             "  -h, --help               this help\n");
 }
@@ -75,8 +82,27 @@ static char *output_name(const char *out, int i, int n) {
 
 enum {
     OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_RNG, OPT_CLIP_SKIP, OPT_STRENGTH, OPT_TOKENIZER,
-    OPT_FP16
+    OPT_FP16, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
 };
+
+/* "6G", "512M", "1.5G", "1048576": binary units (K, M, G, T = 2^10 ...). Returns -1 when malformed. */
+static int64_t parse_size(const char *v) {
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || !(x > 0)) return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' && end[1] == 'B') end += 2;
+    else if (*end == 'B') end++;
+    if (*end || x * mul > 9e18) return -1;
+    return (int64_t)(x * mul);
+}
 
 int sdc_cmd_generate(int argc, char **argv) {
     static const struct option opts[] = {
@@ -91,6 +117,8 @@ int sdc_cmd_generate(int argc, char **argv) {
         {"init-img", required_argument, 0, 'i'},     {"strength", required_argument, 0, OPT_STRENGTH},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER},
         {"fp16", no_argument, 0, OPT_FP16},
+        {"load-policy", required_argument, 0, OPT_POLICY}, {"mem-budget", required_argument, 0, OPT_BUDGET},
+        {"plan", no_argument, 0, OPT_PLAN},          {"report-json", required_argument, 0, OPT_REPORT},
         {"threads", required_argument, 0, 't'},      {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
@@ -98,8 +126,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     sdc_gen_params gp;
     sdc_ctx_params_init(&cp);
     sdc_gen_params_init(&gp);
-    const char *out = "output.png", *init_path = NULL;
-    int size_given = 0, verbose = 0;
+    const char *out = "output.png", *init_path = NULL, *report_path = NULL;
+    int size_given = 0, verbose = 0, plan_only = 0;
     long v;
     double d;
     int c;
@@ -143,6 +171,20 @@ int sdc_cmd_generate(int argc, char **argv) {
         case OPT_STRENGTH: if (cli_float("--strength", optarg, &d)) return 2; gp.strength = (float)d; break;
         case OPT_TOKENIZER: cp.tokenizer_dir = optarg; break;
         case OPT_FP16: cp.prefer_fp16 = 1; break;
+        case OPT_POLICY:
+            if (sdc_load_policy_from_name(optarg, &cp.load_policy)) {
+                fprintf(stderr, "sdc: error: unknown load policy '%s' (auto, all, sequential, phased)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_BUDGET:
+            if ((cp.mem_budget = parse_size(optarg)) < 0) {
+                fprintf(stderr, "sdc: error: bad value for --mem-budget: '%s' (e.g. 6G, 512M)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PLAN: plan_only = 1; break;
+        case OPT_REPORT: report_path = optarg; break;
         case 't': if (cli_int("--threads", optarg, 0, 1024, &v)) return 2; cp.n_threads = (int)v; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
@@ -183,7 +225,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         }
         gp.init_image = init;
     }
-    for (int i = 1; i <= gp.batch_count; i++) {
+    for (int i = 1; i <= gp.batch_count && !plan_only; i++) {
         char *name = output_name(out, i, gp.batch_count);
         int bad = !name || check_writable(name);
         free(name);
@@ -197,10 +239,26 @@ int sdc_cmd_generate(int argc, char **argv) {
         sdc_images_free(init, 1);
         return 1;
     }
+    if (plan_only) {
+        char *text = NULL;
+        sdc_status st = sdc_plan_memory(ctx, &gp, &text);
+        if (text) fputs(text, stdout);
+        free(text);
+        sdc_images_free(init, 1);
+        sdc_ctx_free(ctx);
+        return st == SDC_OK ? 0 : 1;
+    }
     sdc_image *images = NULL;
     int n = 0;
     sdc_status st = sdc_generate(ctx, &gp, &images, &n);
     int rc = st == SDC_OK ? 0 : 1;
+    if (rc == 0 && report_path) {
+        const char *json = sdc_last_report_json(ctx);
+        FILE *f = fopen(report_path, "w");
+        if (!f || !json || fputs(json, f) < 0 || fputc('\n', f) < 0) rc = 1;
+        if (f && fclose(f) != 0) rc = 1;
+        if (rc) fprintf(stderr, "sdc: error: cannot write the report %s\n", report_path);
+    }
     for (int i = 0; i < n && rc == 0; i++) {
         char *name = output_name(out, i + 1, n);
         if (!name || sdc_image_save(&images[i], name, cli_log, &min_level) != SDC_OK) rc = 1;

@@ -1,5 +1,6 @@
-/* model_files.c - a diffusers model folder: its JSON configs, and one index over the weights of the
- * text encoder, UNet and VAE, with every name canonicalised and prefixed "<component>.". */
+/* model_files.c - a diffusers model folder (or a single-file checkpoint, single_file.c): its JSON
+ * configs, and one index over the weights of the text encoder, UNet and VAE, with every name
+ * canonicalised and prefixed "<component>.". */
 #include "io/model_files.h"
 
 #include <stdlib.h>
@@ -8,6 +9,10 @@
 #include "core/file.h"
 #include "io/config.h"
 #include "io/name_map.h"
+#include "io/single_file.h"
+
+/* SDC_DATA_DIR (the installed <datadir>/sdc) and SDC_SOURCE_DATA_DIR (the source tree's data/) come
+ * from CMakeLists.txt. */
 
 static const struct {
     const char *name;
@@ -105,25 +110,11 @@ static sdc_status open_component(sdc_model_files *m, sdc_component c, sdc_weight
     return st;
 }
 
-sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, const sdc_logger *log,
-                                sdc_model_files **out) {
-    *out = NULL;
-    if ((unsigned)variant > SDC_VARIANT_FP16) {
-        SDC_LOGE(log, "sdc_model_files_open: invalid weight variant %d", (int)variant);
-        return SDC_ERR_INVALID_ARG;
-    }
-    if (!sdc_dir_exists(dir)) {
-        SDC_LOGE(log, "sdc_model_files_open: model folder %s does not exist", dir);
-        return SDC_ERR_NOT_FOUND;
-    }
-    sdc_model_files *m = calloc(1, sizeof *m);
-    if (!m) return SDC_ERR_OOM;
-    m->root = strdup(dir);
-    m->index = sdc_index_new(log);
-    sdc_status st = m->root && m->index ? SDC_OK : SDC_ERR_OOM;
-
-    char *path = st == SDC_OK ? sdc_path_join(dir, "model_index.json") : NULL;
-    if (st == SDC_OK) st = path ? load_required(path, "model index", log, &m->model_index) : SDC_ERR_OOM;
+/* A diffusers folder: model_index.json, the three components, the optional scheduler and tokenizer. */
+static sdc_status open_folder(sdc_model_files *m, const char *dir, sdc_weight_variant variant,
+                              const sdc_logger *log) {
+    char *path = sdc_path_join(dir, "model_index.json");
+    sdc_status st = path ? load_required(path, "model index", log, &m->model_index) : SDC_ERR_OOM;
     free(path);
     for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
         st = open_component(m, (sdc_component)c, variant, log);
@@ -138,16 +129,71 @@ sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, con
         path = NULL;
     }
     free(path);
+    return st;
+}
 
+/* A single-file checkpoint; it carries no tokenizer, so the one sdc ships stands in. */
+static sdc_status open_single_file(sdc_model_files *m, const char *path, const char *config_dir,
+                                   const sdc_logger *log) {
+    m->single_file = 1;
+    sdc_status st = sdc_single_file_open(path, config_dir, log, m);
+    if (st == SDC_OK) {
+        m->tokenizer_dir = sdc_data_path("clip-tokenizer");
+        if (!m->tokenizer_dir)
+            SDC_LOGW(log, "sdc_model_files_open: the CLIP tokenizer sdc ships was not found in $SDC_DATA_DIR, %s or "
+                     "%s; pass a tokenizer folder", SDC_DATA_DIR, SDC_SOURCE_DATA_DIR);
+    }
+    return st;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc_weight_variant variant,
+                                   const sdc_logger *log, sdc_model_files **out) {
+    *out = NULL;
+    if ((unsigned)variant > SDC_VARIANT_FP16) {
+        SDC_LOGE(log, "sdc_model_files_open: invalid weight variant %d", (int)variant);
+        return SDC_ERR_INVALID_ARG;
+    }
+    const int folder = sdc_dir_exists(path);
+    if (!folder && !sdc_file_exists(path)) {
+        SDC_LOGE(log, "sdc_model_files_open: model %s does not exist (neither a folder nor a file)", path);
+        return SDC_ERR_NOT_FOUND;
+    }
+    if (folder && config_dir) {
+        SDC_LOGE(log, "sdc_model_files_open: %s is a diffusers folder; a config folder (%s) is only for "
+                 "single-file checkpoints", path, config_dir);
+        return SDC_ERR_INVALID_ARG;
+    }
+    if (!folder && (ends_with(path, ".ckpt") || ends_with(path, ".pt") || ends_with(path, ".pth"))) {
+        SDC_LOGE(log, "sdc_model_files_open: %s: PyTorch pickle checkpoints are not supported (loading one can "
+                 "run code); convert it to .safetensors", path);
+        return SDC_ERR_UNSUPPORTED;
+    }
+    sdc_model_files *m = calloc(1, sizeof *m);
+    if (!m) return SDC_ERR_OOM;
+    m->root = strdup(path);
+    m->index = sdc_index_new(log);
+    sdc_status st = m->root && m->index ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK)
+        st = folder ? open_folder(m, path, variant, log) : open_single_file(m, path, config_dir, log);
     if (st != SDC_OK) {
-        if (st == SDC_ERR_OOM) SDC_LOGE(log, "sdc_model_files_open: %s: out of memory", dir);
+        if (st == SDC_ERR_OOM) SDC_LOGE(log, "sdc_model_files_open: %s: out of memory", path);
         sdc_model_files_free(m);
         return st;
     }
-    SDC_LOGI(log, "sdc_model_files_open: %s: %zu tensors in %d files", dir, sdc_index_count(m->index),
-             sdc_index_file_count(m->index));
+    SDC_LOGI(log, "sdc_model_files_open: %s: %zu tensors in %d files%s", path, sdc_index_count(m->index),
+             sdc_index_file_count(m->index), folder ? "" : " (single-file checkpoint)");
     *out = m;
     return SDC_OK;
+}
+
+sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, const sdc_logger *log,
+                                sdc_model_files **out) {
+    return sdc_model_files_open_ex(dir, NULL, variant, log, out);
 }
 
 void sdc_model_files_free(sdc_model_files *m) {
@@ -162,4 +208,15 @@ void sdc_model_files_free(sdc_model_files *m) {
     free(m->tokenizer_dir);
     sdc_index_free(m->index);
     free(m);
+}
+
+char *sdc_data_path(const char *rel) {
+    const char *const roots[] = {getenv("SDC_DATA_DIR"), SDC_DATA_DIR, SDC_SOURCE_DATA_DIR};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        if (!roots[i] || !*roots[i]) continue;
+        char *p = sdc_path_join(roots[i], rel);
+        if (p && (sdc_dir_exists(p) || sdc_file_exists(p))) return p;
+        free(p);
+    }
+    return NULL;
 }

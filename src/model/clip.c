@@ -144,6 +144,13 @@ static void layer_forward(const sdc_clip *m, const clip_layer *L, sdc_tensor **a
     sdc_binary(x, x, h, SDC_BINARY_ADD);
 }
 
+size_t sdc_clip_activation_bytes_estimate(const sdc_clip_config *cfg, int B, int T, size_t elem_size) {
+    const size_t BT = (size_t)B * (size_t)T;
+    /* out + the 7 [B, T, C] buffers of the forward (x, h, q, k, v, attention, position embeddings)
+     * + the MLP's [B, T, I] + token and position ids */
+    return (8 * BT * (size_t)cfg->hidden + BT * (size_t)cfg->intermediate) * elem_size + 2 * BT * sizeof(int32_t);
+}
+
 static int eos_position(const sdc_clip_config *cfg, const int32_t *ids, int T) {
     int best = 0;
     for (int t = 0; t < T; t++) {

@@ -49,4 +49,8 @@ typedef void (*sdc_clip_hidden_cb)(int i, const sdc_tensor *h, void *user);
 sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out,
                             float *pooled, sdc_clip_hidden_cb cb, void *cb_user);
 
+/* Peak SDC_MEM_ACTIVATIONS bytes of one sdc_clip_forward of B x T tokens, counting the caller's out
+ * [B, T, C] (elem_size bytes per element; token ids are 4-byte integers). */
+size_t sdc_clip_activation_bytes_estimate(const sdc_clip_config *cfg, int B, int T, size_t elem_size);
+
 #endif

@@ -1,6 +1,8 @@
 /* ctx.c - opening a model into a context, and loading / freeing its components. */
 #include "pipeline/ctx.h"
 
+#include "pipeline/plan.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,15 +50,16 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         free(ctx);
         return NULL;
     }
-    sdc_status st = sdc_model_files_open(p->model_path, p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO,
-                                         log, &ctx->mf);
+    sdc_status st = sdc_model_files_open_ex(p->model_path, p->config_dir,
+                                            p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO, log, &ctx->mf);
     if (st == SDC_OK) st = sdc_clip_config_parse(ctx->mf->config[SDC_COMP_TEXT_ENCODER], log, &ctx->clip_cfg);
     if (st == SDC_OK) st = sdc_unet_config_parse(ctx->mf->config[SDC_COMP_UNET], log, &ctx->unet_cfg);
     if (st == SDC_OK) st = sdc_vae_config_parse(ctx->mf->config[SDC_COMP_VAE], log, &ctx->vae_cfg);
     if (st == SDC_OK) {
         const char *tok_dir = p->tokenizer_dir ? p->tokenizer_dir : ctx->mf->tokenizer_dir;
         if (!tok_dir) {
-            SDC_LOGE(log, "sdc_ctx_new: %s has no tokenizer/ folder; pass a tokenizer directory", p->model_path);
+            SDC_LOGE(log, "sdc_ctx_new: %s has no %s; pass a tokenizer directory", p->model_path,
+                     ctx->mf->single_file ? "tokenizer, nor was sdc's own found" : "tokenizer/ folder");
             st = SDC_ERR_NOT_FOUND;
         } else {
             st = sdc_clip_tokenizer_load(tok_dir, log, &ctx->tok);
@@ -75,6 +78,16 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         ctx->model_name = base_name(p->model_path);
         if (!ctx->model_name) st = SDC_ERR_OOM;
     }
+    if (st == SDC_OK && (unsigned)p->load_policy >= SDC_LOAD_POLICY_COUNT) {
+        SDC_LOGE(log, "sdc_ctx_new: unknown load policy %d", (int)p->load_policy);
+        st = SDC_ERR_INVALID_ARG;
+    }
+    if (st == SDC_OK) {
+        for (int i = 0; i < SDC_PART_COUNT; i++)
+            ctx->part_bytes[i] = sdc_part_weight_bytes(ctx, (sdc_part)i, &ctx->part_tensors[i]);
+        ctx->policy = p->load_policy;
+        ctx->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(ctx);
+    }
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_ctx_new: cannot open model %s: %s", p->model_path, sdc_status_str(st));
         sdc_ctx_free(ctx);
@@ -90,13 +103,13 @@ void sdc_ctx_free(sdc_ctx *ctx) {
     sdc_clip_tokenizer_free(ctx->tok);
     sdc_model_files_free(ctx->mf);
     free(ctx->model_name);
+    free(ctx->last_report);
     free(ctx);
 }
 
 sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p) {
     sdc_model_index *idx = ctx->mf->index;
     sdc_status st = SDC_OK;
-    double t0 = sdc_now();
     switch (p) {
     case SDC_PART_TEXT_ENCODER:
         if (ctx->clip) return SDC_OK;
@@ -116,11 +129,21 @@ sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p) {
         break;
     default: return SDC_ERR_INVALID_ARG;
     }
-    ctx->load_seconds[p] = sdc_now() - t0;
     if (st != SDC_OK) SDC_LOGE(&ctx->log, "load %s: %s", sdc_part_name(p), sdc_status_str(st));
-    else SDC_LOGD(&ctx->log, "load %s: %.3f s", sdc_part_name(p), ctx->load_seconds[p]);
     return st;
 }
+
+int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p) {
+    switch (p) {
+    case SDC_PART_TEXT_ENCODER: return ctx->clip != NULL;
+    case SDC_PART_UNET: return ctx->unet != NULL;
+    case SDC_PART_VAE_DECODER: return ctx->vae_dec != NULL;
+    case SDC_PART_VAE_ENCODER: return ctx->vae_enc != NULL;
+    default: return 0;
+    }
+}
+
+const char *sdc_last_report_json(const sdc_ctx *ctx) { return ctx->last_report; }
 
 void sdc_ctx_free_part(sdc_ctx *ctx, sdc_part p) {
     switch (p) {

@@ -41,12 +41,17 @@ struct sdc_ctx {
     sdc_unet *unet;
     sdc_vae_decoder *vae_dec;
     sdc_vae_encoder *vae_enc;
-    double load_seconds[SDC_PART_COUNT];   /* time of each component's last load */
+    size_t part_bytes[SDC_PART_COUNT];     /* backend bytes of each component's weights (from the index) */
+    int part_tensors[SDC_PART_COUNT];      /* and their tensor counts */
+    char *last_report;                     /* JSON of the last sdc_generate */
+    sdc_load_policy policy;                /* as asked; AUTO is resolved per job */
+    size_t budget;                         /* bytes auto plans for */
 };
 
 /* Loads part p unless it is resident. */
 sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p);
 void sdc_ctx_free_part(sdc_ctx *ctx, sdc_part p);
+int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p);
 double sdc_now(void);
 
 #endif

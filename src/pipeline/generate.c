@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "pipeline/ctx.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/report.h"
 
 void sdc_gen_params_init(sdc_gen_params *p) {
     memset(p, 0, sizeof *p);
@@ -129,22 +130,22 @@ static sdc_status denoise(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
 
 /* --- encode (img2img) ------------------------------------------------------------------------ */
 
-/* lat[n] = scaling_factor * (mean + std * randn) of the init image's posterior */
-static sdc_status encode_image(sdc_ctx *ctx, const sdc_image *img, float *lat, size_t n, int64_t h, int64_t w,
-                               sdc_rng *rng) {
+/* The init image's posterior: mean and logvar [n] (latent_channels x h x w). Once per batch: every image
+ * of the batch starts from the same picture. */
+static sdc_status encode_posterior(sdc_ctx *ctx, const sdc_image *img, float *mean, float *logvar, int64_t h,
+                                   int64_t w) {
     sdc_backend *be = ctx->be;
     const sdc_vae_config *vc = &ctx->vae_cfg;
     const int64_t H = img->height, W = img->width;
-    size_t npix = (size_t)(H * W);
+    const size_t npix = (size_t)(H * W);
     float *x = malloc(sizeof(float) * npix * 3);
-    float *mean = malloc(sizeof(float) * n), *logvar = malloc(sizeof(float) * n), *eps = malloc(sizeof(float) * n);
     sdc_tensor *ti = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, (int64_t[]){1, 3, H, W});
     const int64_t ls[4] = {1, vc->latent_channels, h, w};
     sdc_tensor *tm = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ls);
     sdc_tensor *tl = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ls);
-    sdc_status st = x && mean && logvar && eps && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
+    sdc_status st = x && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
-        /* [H, W, 3] bytes -> [1, 3, H, W] in [-1, 1]: float32(v) / 255 * 2 - 1, as diffusers */
+        /* [H, W, C] bytes -> [1, 3, H, W] in [-1, 1]: float32(v) / 255 * 2 - 1, as diffusers */
         for (size_t i = 0; i < npix; i++)
             for (int ch = 0; ch < 3; ch++) {
                 float v = (float)img->data[i * (size_t)img->channels + (size_t)ch] / 255.0f;
@@ -156,21 +157,23 @@ static sdc_status encode_image(sdc_ctx *ctx, const sdc_image *img, float *lat, s
     if (st == SDC_OK) {
         sdc_tensor_get_f32(tm, mean);
         sdc_tensor_get_f32(tl, logvar);
-        sdc_rng_randn(rng, eps, n);
-        for (size_t i = 0; i < n; i++) {
-            float sd = expf(0.5f * logvar[i]);
-            float s = mean[i] + sd * eps[i];
-            lat[i] = vc->scaling_factor * s;
-        }
     }
     free(x);
-    free(mean);
-    free(logvar);
-    free(eps);
     sdc_tensor_free(ti);
     sdc_tensor_free(tm);
     sdc_tensor_free(tl);
     return st;
+}
+
+/* lat = scaling_factor * (mean + std * randn): the posterior sample, the generator's first draw */
+static void sample_posterior(const sdc_ctx *ctx, const float *mean, const float *logvar, float *lat, float *eps,
+                             size_t n, sdc_rng *rng) {
+    sdc_rng_randn(rng, eps, n);
+    for (size_t i = 0; i < n; i++) {
+        float sd = expf(0.5f * logvar[i]);
+        float s = mean[i] + sd * eps[i];
+        lat[i] = ctx->vae_cfg.scaling_factor * s;
+    }
 }
 
 /* --- decode ---------------------------------------------------------------------------------- */
@@ -212,6 +215,41 @@ static sdc_status decode(sdc_ctx *ctx, const float *lat, size_t n, int64_t h, in
 
 /* --- the whole run --------------------------------------------------------------------------- */
 
+/* The plan for this job: the context's policy, or auto's choice under its budget. */
+static sdc_status choose_plan(sdc_ctx *ctx, const sdc_gen_params *p, sdc_report *r) {
+    sdc_job_shape job;
+    sdc_job_shape_from_params(p, &job);
+    r->budget = ctx->budget;
+    if (ctx->policy != SDC_LOAD_AUTO) {
+        sdc_plan_make(ctx, &job, ctx->policy, &r->plan);
+        snprintf(r->why, sizeof r->why, "asked for %s", sdc_load_policy_name(ctx->policy));
+        return SDC_OK;
+    }
+    sdc_status st = sdc_plan_choose(ctx, &job, ctx->budget, &r->plan, r->why, sizeof r->why);
+    if (st != SDC_OK) {
+        SDC_LOGE(&ctx->log, "sdc_generate: %s; nothing was loaded", r->why);
+        char *table = sdc_plan_table(ctx, &job);
+        for (char *line = table ? strtok(table, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            SDC_LOGE(&ctx->log, "plan: %s", line);
+        free(table);
+    }
+    return st;
+}
+
+sdc_status sdc_plan_memory(sdc_ctx *ctx, const sdc_gen_params *p, char **text) {
+    sdc_job_shape job;
+    sdc_job_shape_from_params(p, &job);
+    char *table = sdc_plan_table(ctx, &job);
+    sdc_plan plan;
+    char why[256];
+    sdc_plan_choose(ctx, &job, ctx->budget, &plan, why, sizeof why);
+    size_t n = table ? strlen(table) + strlen(why) + 2 : 0;
+    *text = table ? malloc(n) : NULL;
+    if (*text) snprintf(*text, n, "%s%s\n", table, why);
+    free(table);
+    return *text ? SDC_OK : SDC_ERR_OOM;
+}
+
 sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images) {
     *images = NULL;
     *n_images = 0;
@@ -220,69 +258,89 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
     memset(&sched, 0, sizeof sched);
     sdc_status st = sdc_pipeline_check_params(ctx, p, &sched);
     if (st != SDC_OK) return st;
+    sdc_report *r = calloc(1, sizeof *r);
+    if (!r || (st = choose_plan(ctx, p, r)) != SDC_OK) {
+        free(r);
+        sdc_schedule_free(&sched);
+        return r ? st : SDC_ERR_OOM;
+    }
+    SDC_LOGI(log, "sdc_generate: load policy %s (%s), planned peak %.1f MiB", sdc_load_policy_name(r->plan.policy),
+             r->why, (double)r->plan.peak / 1048576.0);
 
     const int vs = sdc_vae_downscale(&ctx->vae_cfg);
     const int64_t H = p->height, W = p->width, h = H / vs, w = W / vs;
-    const size_t n = (size_t)(ctx->unet_cfg.in_channels * h * w);
+    const size_t n = (size_t)(ctx->unet_cfg.in_channels * h * w), npix = (size_t)(H * W * 3);
     const int nb = p->cfg_scale > 1.0f ? 2 : 1;
     const int img2img = p->init_image != NULL;
 
     sdc_image *out = calloc((size_t)p->batch_count, sizeof *out);
     float *lat = malloc(sizeof(float) * n), *noise = malloc(sizeof(float) * n);
-    float *pixels = malloc(sizeof(float) * (size_t)(H * W * 3));
+    float *mean = malloc(sizeof(float) * n), *logvar = malloc(sizeof(float) * n);
+    float *pixels = malloc(sizeof(float) * npix);
     sdc_tensor *context = NULL;
-    if (!out || !lat || !noise || !pixels) st = SDC_ERR_OOM;
+    if (!out || !lat || !noise || !mean || !logvar || !pixels) st = SDC_ERR_OOM;
 
-    double t0 = sdc_now();
-    if (st == SDC_OK) st = sdc_ctx_load_part(ctx, SDC_PART_TEXT_ENCODER);
-    if (st == SDC_OK && report(ctx, "condition", 0, 1)) st = SDC_ERR_CANCELLED;
-    if (st == SDC_OK) st = condition(ctx, p, nb, &context);
-    if (st == SDC_OK && report(ctx, "condition", 1, 1)) st = SDC_ERR_CANCELLED;
-    SDC_LOGI(log, "condition: %.3f s", sdc_now() - t0);
-
+    const double t_start = sdc_now();
+    double t0;
+    if (st == SDC_OK && (st = sdc_phase_begin(ctx, r, SDC_PHASE_CONDITION, &t0)) == SDC_OK) {
+        if (report(ctx, "condition", 0, 1)) st = SDC_ERR_CANCELLED;
+        if (st == SDC_OK) st = condition(ctx, p, nb, &context);
+        if (st == SDC_OK && report(ctx, "condition", 1, 1)) st = SDC_ERR_CANCELLED;
+        sdc_phase_end(ctx, r, SDC_PHASE_CONDITION, t0);
+    }
+    if (st == SDC_OK && img2img && (st = sdc_phase_begin(ctx, r, SDC_PHASE_ENCODE, &t0)) == SDC_OK) {
+        if (report(ctx, "encode", 0, 1)) st = SDC_ERR_CANCELLED;
+        if (st == SDC_OK) st = encode_posterior(ctx, p->init_image, mean, logvar, h, w);
+        if (st == SDC_OK && report(ctx, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
+        sdc_phase_end(ctx, r, SDC_PHASE_ENCODE, t0);
+    }
     for (int i = 0; i < p->batch_count && st == SDC_OK; i++) {
         const int64_t seed = p->seed + i;
         sdc_rng rng;
         sdc_rng_init(&rng, p->rng == SDC_RNG_TYPE_CUDA ? SDC_RNG_CUDA : SDC_RNG_CPU, (uint64_t)seed);
-        double t1 = sdc_now();
-        if (img2img) {
-            st = sdc_ctx_load_part(ctx, SDC_PART_VAE_ENCODER);
-            if (st == SDC_OK && report(ctx, "encode", 0, 1)) st = SDC_ERR_CANCELLED;
-            if (st == SDC_OK) st = encode_image(ctx, p->init_image, lat, n, h, w, &rng);
-            if (st == SDC_OK) {
-                sdc_rng_randn(&rng, noise, n);
-                sdc_schedule_add_noise(&sched, lat, noise, lat, n);
-            }
-            if (st == SDC_OK && report(ctx, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
-        } else if (p->latents_in) {
-            memcpy(lat, p->latents_in + (size_t)i * n, sizeof(float) * n);
-            sdc_schedule_scale_noise(&sched, lat, n);
+        if (img2img) {   /* draw order as diffusers: the posterior sample, then the noise */
+            sample_posterior(ctx, mean, logvar, lat, noise, n, &rng);
+            sdc_rng_randn(&rng, noise, n);
+            sdc_schedule_add_noise(&sched, lat, noise, lat, n);
         } else {
-            sdc_rng_randn(&rng, lat, n);
+            if (p->latents_in) memcpy(lat, p->latents_in + (size_t)i * n, sizeof(float) * n);
+            else sdc_rng_randn(&rng, lat, n);
             sdc_schedule_scale_noise(&sched, lat, n);
         }
-        if (st == SDC_OK) st = sdc_ctx_load_part(ctx, SDC_PART_UNET);
-        if (st == SDC_OK) st = denoise(ctx, p, &sched, context, nb, lat, n, h, w, &rng);
-        double t2 = sdc_now();
-        if (st == SDC_OK) {
-            if (p->latents_out) memcpy(p->latents_out + (size_t)i * n, lat, sizeof(float) * n);
-            st = sdc_ctx_load_part(ctx, SDC_PART_VAE_DECODER);
+        if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DENOISE, &t0)) != SDC_OK) break;
+        st = denoise(ctx, p, &sched, context, nb, lat, n, h, w, &rng);
+        sdc_phase_end(ctx, r, SDC_PHASE_DENOISE, t0);
+        if (st != SDC_OK) break;
+        if (p->latents_out) memcpy(p->latents_out + (size_t)i * n, lat, sizeof(float) * n);
+        if (i == p->batch_count - 1) {   /* the conditioning is dead once the last image is denoised */
+            sdc_tensor_free(context);
+            context = NULL;
         }
-        if (st == SDC_OK && report(ctx, "decode", 0, 1)) st = SDC_ERR_CANCELLED;
+        if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DECODE, &t0)) != SDC_OK) break;
+        if (report(ctx, "decode", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = decode(ctx, lat, n, h, w, H, W, pixels);
         if (st == SDC_OK && report(ctx, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
+        sdc_phase_end(ctx, r, SDC_PHASE_DECODE, t0);
         if (st == SDC_OK) {
-            if (p->pixels_out) memcpy(p->pixels_out + (size_t)i * (size_t)(H * W * 3), pixels, sizeof(float) * (size_t)(H * W * 3));
+            if (p->pixels_out) memcpy(p->pixels_out + (size_t)i * npix, pixels, sizeof(float) * npix);
             st = sdc_pipeline_make_image(ctx, p, &sched, seed, pixels, (int)W, (int)H, &out[i]);
         }
-        SDC_LOGI(log, "image %d/%d (seed %lld): denoise %.3f s, decode %.3f s", i + 1, p->batch_count,
-                 (long long)seed, t2 - t1, sdc_now() - t2);
     }
+    r->images = st == SDC_OK ? p->batch_count : 0;
+    r->seconds = sdc_now() - t_start;
     sdc_tensor_free(context);
     sdc_schedule_free(&sched);
     free(lat);
     free(noise);
+    free(mean);
+    free(logvar);
     free(pixels);
+    if (st == SDC_OK) {
+        sdc_report_log(ctx, r);
+        free(ctx->last_report);
+        ctx->last_report = sdc_report_json(ctx, r);
+    }
+    free(r);
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_generate: %s", sdc_status_str(st));
         sdc_images_free(out, p->batch_count);

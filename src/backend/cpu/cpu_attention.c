@@ -13,8 +13,6 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ref.h"
 
-/* Upper bound on one thread's block of scores (rows of S floats): about an L2 cache. */
-#define SCORE_BLOCK_BYTES ((size_t)1 << 20)
 
 /* e^x for x <= 0 in f32, within about 1 ulp: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7
  * Taylor polynomial, 2^n through the exponent bits; ln2 is split in a short high part (n * hi is
@@ -105,7 +103,7 @@ void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, cons
 
     /* one score block per thread: [nt][blk, S] */
     const size_t row_bytes = (size_t)S * sizeof(float);
-    size_t want = SCORE_BLOCK_BYTES / row_bytes, blk;
+    size_t want = SDC_CPU_SCORE_BLOCK_BYTES / row_bytes, blk;
     want = want < 1 ? 1 : want > (size_t)T ? (size_t)T : want;
     float *scores = sdc_cpu_scratch_alloc_units(be, row_bytes * (size_t)nt, want, 1, &blk);
     if (!scores) {

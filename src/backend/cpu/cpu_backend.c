@@ -1,6 +1,7 @@
 /* cpu_backend.c - the CPU backend: host memory (64-byte aligned), thread count, and the two vtables
  * (fast ops, reference ops). The ops themselves live in cpu_*.c by family. */
 #include "backend/cpu/cpu_backend.h"
+#include "core/sysmem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,10 +68,28 @@ static void cpu_synchronize(sdc_backend *be) {}
 static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype) { return SDC_DTYPE_F32; }
 static sdc_dtype cpu_act_dtype(sdc_backend *be) { return SDC_DTYPE_F32; }
 
+/* One op's scratch at most: a convolution's im2col band (capped), or every thread's block of attention
+ * scores (a block of query rows of `tokens` keys each, within the block size but at least one row). */
+static size_t cpu_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t tokens) {
+    size_t conv = im2col_elems * sizeof(float);
+    if (conv > SDC_CPU_CONV_WORKSPACE_BYTES) conv = SDC_CPU_CONV_WORKSPACE_BYTES;
+    size_t row = (size_t)tokens * sizeof(float), all = row * (size_t)tokens;
+    size_t block = all < SDC_CPU_SCORE_BLOCK_BYTES ? all : row > SDC_CPU_SCORE_BLOCK_BYTES ? row : SDC_CPU_SCORE_BLOCK_BYTES;
+    size_t attn = (size_t)be->n_threads * block;
+    return attn > conv ? attn : conv;
+}
+
+/* The CPU's "device memory" is RAM: what the kernel says is available, less 1 GiB for everything else. */
+static int64_t cpu_default_budget(sdc_backend *be) {
+    (void)be;
+    int64_t avail = sdc_sys_mem_available();
+    return avail < 0 ? -1 : avail > ((int64_t)1 << 30) ? avail - ((int64_t)1 << 30) : 0;
+}
+
 #define CPU_MEMORY_SLOTS                                                                              \
     .destroy = cpu_destroy, .alloc = cpu_alloc, .release = cpu_release, .upload = cpu_upload,         \
     .download = cpu_download, .synchronize = cpu_synchronize, .weight_dtype = cpu_weight_dtype,       \
-    .act_dtype = cpu_act_dtype
+    .act_dtype = cpu_act_dtype, .workspace_bound = cpu_workspace_bound, .default_budget = cpu_default_budget
 
 #define CPU_OP_SLOTS(prefix)                                                                          \
     .linear = prefix##linear, .conv2d = prefix##conv2d, .attention = prefix##attention,               \

@@ -1,9 +1,11 @@
 /* cpu_backend.h - what the CPU backend's files share: the fast op entry points the vtable points
- * at, counted scratch memory, the one GEMM call, and the threading rule.
+ * at, counted scratch memory, the GEMM calls, and the threading rule.
  *
- * Threading rule (determinism): every output element is computed by exactly one thread, and any
- * reduction an op does runs in a fixed order inside that thread. Parallel loops split independent
- * rows/planes with schedule(static), so results do not depend on the thread count. */
+ * Threading: one OpenMP team of be->n_threads per op; BLAS itself runs on 1 thread inside it.
+ * Determinism: the work is cut into items that do not depend on the thread count (rows, planes,
+ * groups, GEMM tiles, query blocks); each output element is computed by exactly one item, and any
+ * reduction runs in a fixed order inside it. So results are bit-identical run to run and for any
+ * thread count. */
 #ifndef SDC_BACKEND_CPU_CPU_BACKEND_H
 #define SDC_BACKEND_CPU_CPU_BACKEND_H
 
@@ -15,6 +17,11 @@
 
 /* Loops with fewer elements than this run on one thread (a team costs more than the work). */
 #define SDC_CPU_PAR_MIN 16384
+
+/* Upper bounds on the scratch of one op: a convolution's im2col band, and one thread's block of
+ * attention scores. The planner's workspace bound is derived from them. */
+#define SDC_CPU_CONV_WORKSPACE_BYTES ((size_t)16 << 20)
+#define SDC_CPU_SCORE_BLOCK_BYTES ((size_t)1 << 20)
 
 /* The f32 data of a tensor, asserting its dtype: every CPU compute tensor is F32. */
 static inline float *sdc_cpu_f32(const sdc_tensor *t) {
@@ -35,13 +42,20 @@ void *sdc_cpu_scratch_alloc_units(sdc_backend *be, size_t unit_bytes, size_t wan
                                   size_t min_units, size_t *got_units);
 
 /* --- GEMM (cpu_gemm.c): the only place that calls BLAS --- */
-/* Threads of the following GEMMs: a global OpenBLAS setting, so set it before every GEMM or parallel
- * region that makes GEMMs. Call it outside parallel regions; GEMMs inside one need 1 thread. */
+/* Threads of the following BLAS calls: a global OpenBLAS setting. The backend keeps BLAS on 1 thread
+ * and splits GEMMs over its own OpenMP team (sdc_cpu_gemm_tiles), so one pool of threads runs. */
 void sdc_cpu_gemm_threads(int n_threads);
-/* C[M, N] = alpha * A[M, K] . op(B) + beta * C, row-major with leading dimensions; op(B) is B[K, N],
- * or B[N, K] transposed when trans_b. */
+/* C[M, N] = alpha * A[M, K] . op(B) + beta * C on the calling thread, row-major with leading
+ * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. */
 void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* C[M, N] = A[M, K] . op(B) (+ bias) cut into fixed tiles of C shared out over the enclosing OpenMP
+ * team (an orphaned `omp for`; outside a parallel region the calling thread does every tile). The
+ * tiles do not depend on the thread count, so neither does any bit of C. bias (may be NULL) is
+ * indexed by C's row when bias_per_row, else by its column. Needs BLAS on 1 thread. */
+void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, const float *bias, int bias_per_row, float *C,
+                        int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */
 const char *sdc_cpu_blas_config(void);
 

@@ -8,16 +8,14 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ref.h"
 
-/* Upper bound on the im2col workspace of one convolution. */
-#define CONV_WORKSPACE_BYTES ((size_t)16 << 20)
 
-/* col[Ci*KH*KW, n_rows*Wo] for output rows [oh0, oh0 + n_rows) of one image x[Ci, H, W]. Each col
- * row (ci, kh, kw) is written by one thread. */
-static void im2col(sdc_backend *be, float *col, const float *x, int64_t Ci, int64_t H, int64_t W,
+/* col[Ci*KH*KW, n_rows*Wo] for output rows [oh0, oh0 + n_rows) of one image x[Ci, H, W]. The col
+ * rows (ci, kh, kw) are shared out over the enclosing team (orphaned `omp for`). */
+static void im2col(float *col, const float *x, int64_t Ci, int64_t H, int64_t W,
                    int64_t KH, int64_t KW, int stride, int pad, int64_t Wo, int64_t oh0,
                    int64_t n_rows) {
     const int64_t K = Ci * KH * KW, n = n_rows * Wo;
-#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (K * n >= SDC_CPU_PAR_MIN)
+#pragma omp for schedule(static)
     for (int64_t r = 0; r < K; r++) {
         const int64_t ci = r / (KH * KW), kh = r / KW % KH, kw = r % KW;
         const float *xc = x + ci * H * W;   // [H, W]
@@ -34,10 +32,10 @@ static void im2col(sdc_backend *be, float *col, const float *x, int64_t Ci, int6
             const float *src = xc + ih * W;   // x[ci, ih, :]
             const int64_t off = kw - pad;     // d[ow] = src[ow * stride + off]
             for (int64_t ow = 0; ow < ow0; ow++) d[ow] = 0.0f;
-            if (stride == 1 && ow1 > ow0)
-                memcpy(d + ow0, src + ow0 + off, (size_t)(ow1 - ow0) * sizeof(float));
-            else if (stride != 1)
+            if (stride != 1)
                 for (int64_t ow = ow0; ow < ow1; ow++) d[ow] = src[ow * stride + off];
+            else if (ow1 > ow0)
+                memcpy(d + ow0, src + ow0 + off, (size_t)(ow1 - ow0) * sizeof(float));
             for (int64_t ow = ow1; ow < Wo; ow++) d[ow] = 0.0f;
         }
     }
@@ -59,7 +57,7 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     size_t col_bytes = 0;
     if (!pointwise) {
         const size_t row_bytes = (size_t)(K * Wo) * sizeof(float);
-        size_t want = CONV_WORKSPACE_BYTES / row_bytes;
+        size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
         want = want < 1 ? 1 : want > (size_t)Ho ? (size_t)Ho : want;
         col = sdc_cpu_scratch_alloc_units(be, row_bytes, want, 1, &band);
         if (!col) {
@@ -70,26 +68,23 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
         col_bytes = band * row_bytes;
     }
 
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [Co]
+    sdc_cpu_gemm_threads(1);
+    /* one team for the whole convolution: every thread walks the same images and bands; the
+     * work-sharing loops inside (im2col rows, GEMM tiles) end in barriers */
+#pragma omp parallel num_threads(be->n_threads) if (B * Co * P * K >= 64 * SDC_CPU_PAR_MIN)
     for (int64_t n = 0; n < B; n++) {
         const float *img = xd + n * Ci * H * W;   // [Ci, H, W]
         float *out = yd + n * Co * P;             // [Co, Ho*Wo]
-        if (b) {   // start from the bias planes: out = w . col + out
-            const float *bd = sdc_cpu_f32(b);
-#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (Co * P >= SDC_CPU_PAR_MIN)
-            for (int64_t co = 0; co < Co; co++)
-                for (int64_t i = 0; i < P; i++) out[co * P + i] = bd[co];
-        }
         for (int64_t oh0 = 0; oh0 < Ho; oh0 += (int64_t)band) {
             const int64_t rows = Ho - oh0 < (int64_t)band ? Ho - oh0 : (int64_t)band;
             const float *src = img;   // pointwise: the image is col [Ci, H*W]
             if (!pointwise) {
-                im2col(be, col, img, Ci, H, W, KH, KW, stride, pad, Wo, oh0, rows);
+                im2col(col, img, Ci, H, W, KH, KW, stride, pad, Wo, oh0, rows);
                 src = col;   // [K, rows*Wo]
             }
-            // out[:, oh0*Wo : (oh0+rows)*Wo] (+)= w[Co, K] . src[K, rows*Wo]
-            sdc_cpu_gemm_threads(be->n_threads);
-            sdc_cpu_gemm(0, Co, rows * Wo, K, 1.0f, wd, K, src, rows * Wo, b ? 1.0f : 0.0f,
-                         out + oh0 * Wo, P);
+            // out[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src[K, rows*Wo] + b[Co]
+            sdc_cpu_gemm_tiles(0, Co, rows * Wo, K, wd, K, src, rows * Wo, bd, 1, out + oh0 * Wo, P);
         }
     }
     sdc_cpu_scratch_free(be, col, col_bytes);

@@ -1,0 +1,142 @@
+/* test_pipeline_util.c - the README.json pipeline cases, shared by test_pipeline and test_single_file. */
+#include "test_pipeline_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/file.h"
+#include "test_golden.h"
+#include "test_util.h"
+
+cJSON *test_pipe_readme(void) {
+    char *text;
+    size_t len;
+    if (sdc_read_file(test_ref_path("tiny-sd1-golden/README.json"), test_logger(), &text, &len) != SDC_OK) {
+        test_check(0, "read tiny-sd1-golden/README.json");
+        exit(test_finish());
+    }
+    cJSON *readme = cJSON_Parse(text);
+    free(text);
+    if (!test_check(readme != NULL, "parse tiny-sd1-golden/README.json")) exit(test_finish());
+    return readme;
+}
+
+const cJSON *test_pipe_cases(const cJSON *readme) { return cJSON_GetObjectItemCaseSensitive(readme, "pipelines"); }
+
+sdc_ctx *test_pipe_open(const char *model_path, const char *config_dir, const char *tokenizer_dir, int fp16,
+                        int threads) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = model_path;
+    cp.config_dir = config_dir;
+    cp.tokenizer_dir = tokenizer_dir;
+    cp.prefer_fp16 = fp16;
+    cp.n_threads = threads;
+    cp.log_fn = sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    return sdc_ctx_new(&cp);
+}
+
+/* diffusers scheduler names in README.json -> sampler + karras */
+static int scheduler_of(const char *name, sdc_sampler *s, int *karras) {
+    static const struct {
+        const char *name;
+        sdc_sampler s;
+        int karras;
+    } map[] = {
+        {"euler", SDC_SAMPLER_EULER, 0},       {"euler_karras", SDC_SAMPLER_EULER, 1},
+        {"euler_a", SDC_SAMPLER_EULER_A, 0},   {"heun", SDC_SAMPLER_HEUN, 0},
+        {"lms", SDC_SAMPLER_LMS, 0},           {"ddim", SDC_SAMPLER_DDIM, 0},
+        {"pndm", SDC_SAMPLER_PNDM, 0},         {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M, 0},
+        {"dpmpp_2m_karras", SDC_SAMPLER_DPMPP_2M, 1},
+    };
+    for (size_t i = 0; name && i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(name, map[i].name)) {
+            *s = map[i].s;
+            *karras = map[i].karras;
+            return 0;
+        }
+    return -1;
+}
+
+static const char *jstr(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const char *label, test_pipe_run *r) {
+    memset(r, 0, sizeof *r);
+    r->name = jstr(c, "case");
+    r->status = SDC_ERR_INVALID_ARG;
+    const char *name = r->name ? r->name : "?";
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.prompt = jstr(c, "prompt");
+    p.negative_prompt = jstr(c, "negative_prompt");
+    p.steps = (int)jnum(c, "steps", 0);
+    p.cfg_scale = (float)jnum(c, "guidance_scale", 7.5);
+    if (scheduler_of(jstr(c, "scheduler"), &p.sampler, &p.karras)) {
+        test_check(0, "%s: unknown scheduler %s in README.json", name, jstr(c, "scheduler"));
+        return 0;
+    }
+    char key[128];
+    float *latents_in = NULL;
+    sdc_image *init = NULL;
+    const char *init_rel = jstr(c, "init_image");
+    if (init_rel) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tiny-sd1-golden/%s", init_rel);
+        if (!test_check(sdc_image_load(test_ref_path(rel), &init, sdc_log_stderr, NULL) == SDC_OK, "%s: load %s", name, rel))
+            return 0;
+        r->img2img = 1;
+        p.init_image = init;
+        p.width = init->width;
+        p.height = init->height;
+        p.strength = (float)jnum(c, "strength", 0.75);
+        /* the generator seed is stated in the case's text: "seed 7" */
+        const char *gen = jstr(c, "generator");
+        const char *s = gen ? strstr(gen, "seed ") : NULL;
+        p.seed = s ? atoll(s + 5) : 0;
+    } else {
+        p.width = (int)jnum(c, "width", 0);
+        p.height = (int)jnum(c, "height", 0);
+        snprintf(key, sizeof key, "pipe.%s.latents_in", name);
+        latents_in = test_golden_f32(g, key, NULL);
+        p.latents_in = latents_in;
+        snprintf(key, sizeof key, "pipe.%s.latents_final", name);
+        r->latents_ref = test_golden_f32(g, key, NULL);
+    }
+    snprintf(key, sizeof key, "pipe.%s.image", name);
+    r->image_ref = test_golden_f32(g, key, NULL);
+    r->n_lat = (size_t)(4 * (p.width / 8) * (p.height / 8));
+    r->n_pix = (size_t)(p.width * p.height * 3);
+    r->latents = malloc(sizeof(float) * (r->n_lat ? r->n_lat : 1));
+    r->pixels = malloc(sizeof(float) * (r->n_pix ? r->n_pix : 1));
+    p.latents_out = r->latents;
+    p.pixels_out = r->pixels;
+    sdc_image *images = NULL;
+    int n = 0;
+    double t0 = test_now();
+    r->status = sdc_generate(ctx, &p, &images, &n);
+    r->seconds = test_now() - t0;
+    int ok = test_check(r->status == SDC_OK && n == 1, "%s %s: generate (%s, %.2f s)", label, name,
+                        sdc_status_str(r->status), r->seconds);
+    sdc_images_free(images, n);
+    sdc_images_free(init, 1);
+    free(latents_in);
+    return ok;
+}
+
+void test_pipe_run_free(test_pipe_run *r) {
+    free(r->latents_ref);
+    free(r->image_ref);
+    free(r->latents);
+    free(r->pixels);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,38 @@
+/* test_pipeline_util.h - running the whole-pipeline cases of tiny-sd1-golden/README.json: txt2img
+ * from the stored initial latents, img2img from the stated seed. */
+#ifndef SDC_TEST_PIPELINE_UTIL_H
+#define SDC_TEST_PIPELINE_UTIL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "io/model_index.h"
+#include "sdc.h"
+
+/* README.json parsed (the caller deletes it); its "pipelines" array is test_pipe_cases(readme). Exits
+ * the test with a failure when it cannot be read. */
+cJSON *test_pipe_readme(void);
+const cJSON *test_pipe_cases(const cJSON *readme);
+
+/* A context on model_path, logging warnings to stderr. config_dir / tokenizer_dir may be NULL. */
+sdc_ctx *test_pipe_open(const char *model_path, const char *config_dir, const char *tokenizer_dir, int fp16,
+                        int threads);
+
+/* One case run: the golden tensors it has and what sdc produced. */
+typedef struct test_pipe_run {
+    const char *name;         /* the case (points into README.json) */
+    int img2img;
+    size_t n_lat, n_pix;      /* latents [4, h/8, w/8]; pixels [h, w, 3] */
+    float *latents_ref;       /* pipe.<case>.latents_final (txt2img only, else NULL) */
+    float *image_ref;         /* pipe.<case>.image */
+    float *latents, *pixels;  /* sdc's final latents and decoded image in [0, 1] */
+    sdc_status status;
+    double seconds;
+} test_pipe_run;
+
+/* Runs README.json case c on ctx (g: the opened pipeline.safetensors). Records a failed check and
+ * returns 0 when the case cannot be set up or generation fails (label names the run); else 1. */
+int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const char *label, test_pipe_run *r);
+void test_pipe_run_free(test_pipe_run *r);
+
+#endif

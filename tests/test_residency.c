@@ -1,0 +1,220 @@
+/* test_residency.c - the residency planner: every load policy gives bit-identical output (raw floats and
+ * PNG bytes), for txt2img and img2img with several samplers, across repeated runs in one context and
+ * across thread counts; the plan matches the measured peaks; auto picks by budget; a budget below every
+ * plan fails before any weight is read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "pipeline/ctx.h"
+#include "pipeline/plan.h"
+#include "sdc.h"
+#include "test_util.h"
+
+typedef struct run_out {
+    uint64_t lat_hash, pix_hash, png_hash;
+    size_t peak_device, planned_peak;
+    char policy[16];
+} run_out;
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static sdc_ctx *open_ctx(sdc_load_policy pol, int threads, int64_t budget) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = test_ref_path("tiny-sd1");
+    cp.n_threads = threads;
+    cp.load_policy = pol;
+    cp.mem_budget = budget;
+    cp.log_fn = sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    return sdc_ctx_new(&cp);
+}
+
+typedef struct job {
+    const char *name;
+    sdc_sampler sampler;
+    int img2img;
+    int batch;
+} job;
+
+static sdc_image *init_img;
+
+/* Runs the job on ctx; hashes latents, pixels and the PNG files of every image. */
+static int run(sdc_ctx *ctx, const job *j, run_out *o) {
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.prompt = "a red fox in the snow";
+    p.negative_prompt = "blurry";
+    p.width = p.height = 64;
+    p.steps = 4;
+    p.seed = 11;
+    p.sampler = j->sampler;
+    p.batch_count = j->batch;
+    if (j->img2img) {
+        p.init_image = init_img;
+        p.strength = 0.6f;
+    }
+    size_t nl = (size_t)j->batch * 4 * 8 * 8, np = (size_t)j->batch * 64 * 64 * 3;
+    float *lat = malloc(sizeof(float) * nl), *pix = malloc(sizeof(float) * np);
+    p.latents_out = lat;
+    p.pixels_out = pix;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = sdc_generate(ctx, &p, &imgs, &n);
+    memset(o, 0, sizeof *o);
+    if (st == SDC_OK) {
+        o->lat_hash = fnv(lat, sizeof(float) * nl, 0xcbf29ce484222325ull);
+        o->pix_hash = fnv(pix, sizeof(float) * np, 0xcbf29ce484222325ull);
+        o->png_hash = 0xcbf29ce484222325ull;
+        char path[] = "/tmp/sdc-residency-XXXXXX";
+        int fd = mkstemp(path);
+        close(fd);
+        for (int i = 0; i < n; i++) {
+            char *buf;
+            size_t len;
+            if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK) {
+                o->png_hash = fnv(buf, len, o->png_hash);
+                free(buf);
+            }
+        }
+        unlink(path);
+        o->peak_device = ctx->be->stats.peak_total;
+    }
+    sdc_images_free(imgs, n);
+    free(lat);
+    free(pix);
+    return st == SDC_OK;
+}
+
+static void policies_agree(const job *j, int threads, run_out *ref_out) {
+    run_out first = {0};
+    int have = 0;
+    for (int pol = SDC_LOAD_AUTO; pol < SDC_LOAD_POLICY_COUNT; pol++) {
+        sdc_ctx *ctx = open_ctx((sdc_load_policy)pol, threads, 0);
+        run_out a, b;
+        int ok = ctx && run(ctx, j, &a) && run(ctx, j, &b);
+        char what[160];
+        snprintf(what, sizeof what, "%s, %d thread(s), %s", j->name, threads, sdc_load_policy_name((sdc_load_policy)pol));
+        if (!test_check(ok, "%s: two runs in one context", what)) {
+            sdc_ctx_free(ctx);
+            continue;
+        }
+        test_check(a.lat_hash == b.lat_hash && a.pix_hash == b.pix_hash && a.png_hash == b.png_hash,
+                   "%s: repeated run bit-identical", what);
+        if (!have) {
+            first = a;
+            have = 1;
+        } else {
+            test_check(a.lat_hash == first.lat_hash && a.pix_hash == first.pix_hash && a.png_hash == first.png_hash,
+                       "%s: latents %016llx pixels %016llx png %016llx same as %s", what,
+                       (unsigned long long)a.lat_hash, (unsigned long long)a.pix_hash,
+                       (unsigned long long)a.png_hash, "auto");
+        }
+        sdc_ctx_free(ctx);
+    }
+    *ref_out = first;
+}
+
+/* The plan's weights and activations against the allocator's measured peaks, per phase. */
+static void plan_vs_measured(void) {
+    sdc_ctx *ctx = open_ctx(SDC_LOAD_PHASED, 2, 0);
+    job j = {"img2img euler", SDC_SAMPLER_EULER, 1, 1};
+    run_out o;
+    if (!test_check(ctx && run(ctx, &j, &o), "phased img2img run for the plan check")) return;
+    cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
+    const cJSON *phases = cJSON_GetObjectItemCaseSensitive(rep, "phases"), *ph;
+    cJSON_ArrayForEach(ph, phases) {
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(ph, "peak_bytes");
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(ph, "planned_bytes");
+        double mw = cJSON_GetObjectItemCaseSensitive(pk, "weights")->valuedouble;
+        double pw = cJSON_GetObjectItemCaseSensitive(pl, "weights")->valuedouble;
+        double ma = cJSON_GetObjectItemCaseSensitive(pk, "activations")->valuedouble;
+        double pa = cJSON_GetObjectItemCaseSensitive(pl, "activations")->valuedouble;
+        double mt = cJSON_GetObjectItemCaseSensitive(pk, "total")->valuedouble;
+        double pt = cJSON_GetObjectItemCaseSensitive(pl, "total")->valuedouble;
+        char what[96];
+        snprintf(what, sizeof what, "plan %s weights (%.0f planned, %.0f measured)", ph->string, pw, mw);
+        test_check_err(what, "rel diff", mw > 0 ? (pw - mw) / mw : 1, 0.0);
+        snprintf(what, sizeof what, "plan %s activations (%.0f planned, %.0f measured)", ph->string, pa, ma);
+        test_check_err(what, "|rel diff|", ma > 0 ? (pa > ma ? pa - ma : ma - pa) / ma : 1, 0.10);
+        snprintf(what, sizeof what, "plan %s total >= measured (%.0f planned, %.0f measured)", ph->string, pt, mt);
+        test_check(pt >= mt, "%s", what);
+    }
+    cJSON_Delete(rep);
+    sdc_ctx_free(ctx);
+}
+
+/* auto under budgets: roomy -> all; between -> sequential or phased; too small -> error, nothing loaded */
+static void auto_budget(void) {
+    sdc_ctx *probe = open_ctx(SDC_LOAD_ALL, 1, 0);
+    if (!probe) return;
+    sdc_job_shape js = {64, 64, 1, 0};
+    sdc_plan all, phased;
+    sdc_plan_make(probe, &js, SDC_LOAD_ALL, &all);
+    sdc_plan_make(probe, &js, SDC_LOAD_PHASED, &phased);
+    sdc_ctx_free(probe);
+    test_check(phased.peak < all.peak, "phased plans less than all (%zu < %zu bytes)", phased.peak, all.peak);
+    const struct {
+        int64_t budget;
+        const char *want;
+    } cases[] = {{(int64_t)all.peak, "all"}, {(int64_t)phased.peak, "phased"}};
+    job j = {"txt2img", SDC_SAMPLER_EULER, 0, 1};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, cases[i].budget);
+        run_out o;
+        int ok = ctx && run(ctx, &j, &o);
+        cJSON *rep = ok ? cJSON_Parse(sdc_last_report_json(ctx)) : NULL;
+        const cJSON *pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
+        test_check(ok && cJSON_IsString(pol) && !strcmp(pol->valuestring, cases[i].want),
+                   "auto with budget %lld picks %s (got %s)", (long long)cases[i].budget, cases[i].want,
+                   cJSON_IsString(pol) ? pol->valuestring : "nothing");
+        test_check(ok && o.peak_device <= (size_t)cases[i].budget, "measured peak %zu within budget %lld",
+                   o.peak_device, (long long)cases[i].budget);
+        cJSON_Delete(rep);
+        sdc_ctx_free(ctx);
+    }
+    sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, (int64_t)phased.peak - 1);
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.width = p.height = 64;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
+    test_check(st == SDC_ERR_OOM && ctx->be->stats.peak[SDC_MEM_WEIGHTS] == 0 && sdc_index_bytes_read(ctx->mf->index) == 0,
+               "budget below the smallest plan: %s, no weight loaded or read", sdc_status_str(st));
+    sdc_ctx_free(ctx);
+}
+
+int main(void) {
+    if (sdc_image_load(test_ref_path("tiny-sd1-golden/inputs/gradient64.png"), &init_img, NULL, NULL) != SDC_OK) {
+        test_check(0, "load the init image");
+        return test_finish();
+    }
+    const job jobs[] = {
+        {"txt2img euler", SDC_SAMPLER_EULER, 0, 1},
+        {"txt2img dpm++2m batch 2", SDC_SAMPLER_DPMPP_2M, 0, 2},
+        {"txt2img euler_a", SDC_SAMPLER_EULER_A, 0, 1},
+        {"img2img ddim", SDC_SAMPLER_DDIM, 1, 1},
+        {"img2img heun batch 2", SDC_SAMPLER_HEUN, 1, 2},
+    };
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+        run_out t1, t2;
+        policies_agree(&jobs[i], 1, &t1);
+        policies_agree(&jobs[i], 2, &t2);
+        /* the CPU backend computes every element in one thread with a fixed order: thread count is
+         * invisible in the output */
+        test_check(t1.lat_hash == t2.lat_hash && t1.png_hash == t2.png_hash, "%s: 1 and 2 threads bit-identical",
+                   jobs[i].name);
+    }
+    plan_vs_measured();
+    auto_budget();
+    sdc_images_free(init_img, 1);
+    return test_finish();
+}
