@@ -54,6 +54,23 @@ struct sdc_backend_i {
     /* optional: the device-memory budget the auto policy plans for when the user gives none
      * (CPU: MemAvailable - 1 GiB); < 0 when unknown */
     int64_t (*default_budget)(sdc_backend *be);
+    /* optional: hand cached-but-free device memory back to the device (called at phase boundaries,
+     * after components are freed, so the next phase's peak is its own) */
+    void (*trim)(sdc_backend *be);
+    /* optional: device memory in use as the driver sees it (cudaMemGetInfo), above the baseline taken
+     * when the backend was created, at its peak since the last reset; the allocator samples it whenever
+     * its pool grows. The report prints it beside the allocator's own count. */
+    size_t (*driver_peak_bytes)(sdc_backend *be);
+    void (*driver_peak_reset)(sdc_backend *be);
+    /* optional: asynchronous uploads through the backend's pinned staging buffers, for weight loading.
+     * staging_acquire returns a host buffer of at least nbytes that the caller fills (e.g. pread into
+     * it), waiting until one is free; NULL when nbytes exceeds the staging size (the caller then splits
+     * the copy, or uses upload). staging_upload enqueues its copy to dst and returns at once; the
+     * buffer is reused only after that copy completed. staging_flush waits for all copies. */
+    size_t (*staging_size)(sdc_backend *be);
+    void *(*staging_acquire)(sdc_backend *be, size_t nbytes);
+    void (*staging_upload)(sdc_backend *be, void *dst, const void *staging, size_t nbytes);
+    void (*staging_flush)(sdc_backend *be);
 
     /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */
     void (*linear)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
@@ -107,6 +124,10 @@ struct sdc_backend {
     sdc_mem_stats stats;
     sdc_logger log;
     int n_threads;
+    /* 1: weights and activations in f32 even where the backend would use f16 (--precision f32, or a
+     * VAE whose config says force_upcast); read by weight_dtype/act_dtype. The pipeline may switch it
+     * between components. */
+    int force_f32;
 };
 
 /* --- the registry: the only place that knows which backends were built --- */
@@ -118,6 +139,9 @@ int sdc_device_available(sdc_device dev);
 sdc_backend *sdc_backend_new(sdc_device dev, int n_threads, const sdc_logger *log);
 void sdc_backend_free(sdc_backend *be);
 sdc_backend *sdc_backend_cpu_new(int n_threads, const sdc_logger *log);
+/* Only in builds with -DSDC_CUDA=ON (the registry calls it): the first CUDA device; NULL (logged)
+ * when there is none or the driver is too old. */
+sdc_backend *sdc_backend_cuda_new(const sdc_logger *log);
 
 /* --- memory --- */
 /* A tensor in be's memory, counted as `kind`. NULL (logged) when out of memory. Contents undefined. */
