@@ -50,6 +50,7 @@ typedef void (*sdc_log_fn)(sdc_log_level level, const char *msg, void *user);
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum sdc_device {
+    SDC_DEVICE_AUTO = -1,   /* CUDA when built in and a device is present, else the CPU (logged) */
     SDC_DEVICE_CPU = 0,
     SDC_DEVICE_CUDA,        /* only when built with -DSDC_CUDA=ON */
     SDC_DEVICE_COUNT
@@ -113,7 +114,10 @@ typedef struct sdc_ctx_params {
     void *progress_user;
     sdc_load_policy load_policy;/* SDC_LOAD_AUTO */
     int64_t mem_budget;         /* bytes of device memory auto may plan for; <= 0: the backend's default
-                                   (CPU: MemAvailable - 1 GiB) */
+                                   (CPU: MemAvailable - 1 GiB; CUDA: free memory - 512 MiB) */
+    int precision_f32;          /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
+                                   choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
+                                   config says force_upcast runs in f32 either way. */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

@@ -336,8 +336,9 @@ static void test_refusals(void) {
     rmdir(dir);
     free(ckpt);
     free(junk);
-    strcat(dir, "-gone.safetensors");
-    st = sdc_model_files_open_ex(dir, NULL, SDC_VARIANT_AUTO, test_capture_logger(), &mf);
+    char gone[64];
+    snprintf(gone, sizeof gone, "%s-gone.safetensors", dir);
+    st = sdc_model_files_open_ex(gone, NULL, SDC_VARIANT_AUTO, test_capture_logger(), &mf);
     test_check(st == SDC_ERR_NOT_FOUND && !mf && strstr(test_last_error(), "-gone"), "a missing file: %s \"%s\"",
                sdc_status_str(st), test_last_error());
 }

@@ -22,6 +22,9 @@ int sdc_device_available(sdc_device dev) {
 sdc_backend *sdc_backend_new(sdc_device dev, int n_threads, const sdc_logger *log) {
     switch (dev) {
     case SDC_DEVICE_CPU: return sdc_backend_cpu_new(n_threads, log);
+#ifdef SDC_CUDA
+    case SDC_DEVICE_CUDA: return sdc_backend_cuda_new(log);
+#endif
     default:
         SDC_LOGE(log, "sdc_backend_new: device '%s' is not built into this sdc", sdc_device_name(dev));
         return NULL;

@@ -12,7 +12,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: sdc generate -m MODEL -p PROMPT [options]\n"
             "\n"
-            "  -m, --model DIR          Stable Diffusion model in diffusers folder layout\n"
+            "  -m, --model PATH         Stable Diffusion model: a diffusers folder, or a single-file\n"
+            "                           (CompVis/LDM) .safetensors checkpoint\n"
             "  -p, --prompt TEXT        what to draw\n"
             "  -n, --negative-prompt T  what to avoid (default: empty)\n"
             "  -o, --output FILE        output PNG (default: output.png); with -b N > 1 the images are\n"
@@ -32,9 +33,15 @@ static void usage(FILE *f) {
             "  -i, --init-img FILE      img2img: start from this PNG (must be W x H; its size is the\n"
             "                           default W x H)\n"
             "      --strength X         img2img strength in (0, 1] (default 0.75)\n"
+            "      --config DIR         single-file checkpoints: a diffusers folder whose config.json files\n"
+            "                           describe the architecture (default: recognise SD 1.x from the file)\n"
             "      --tokenizer DIR      CLIP tokenizer (vocab.json + merges.txt) instead of the model's\n"
             "      --fp16               use the model's .fp16 weight files\n"
             "  -t, --threads N          CPU threads (default: all cores)\n"
+            "      --device D           cpu, cuda or auto (CUDA when built in and present, else CPU)\n"
+            "                           (default cpu)\n"
+            "      --precision P        fp16 or f32: the GPU's compute type (default fp16; the CPU always\n"
+            "                           computes in f32)\n"
             "      --load-policy P      auto, all, sequential or phased: which components are resident\n"
             "                           in which phase (default auto: the first that fits --mem-budget)\n"
             "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
@@ -82,7 +89,7 @@ static char *output_name(const char *out, int i, int n) {
 
 enum {
     OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_RNG, OPT_CLIP_SKIP, OPT_STRENGTH, OPT_TOKENIZER,
-    OPT_FP16, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
+    OPT_FP16, OPT_CONFIG, OPT_DEVICE, OPT_PRECISION, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
 };
 
 /* "6G", "512M", "1.5G", "1048576": binary units (K, M, G, T = 2^10 ...). Returns -1 when malformed. */
@@ -116,7 +123,8 @@ int sdc_cmd_generate(int argc, char **argv) {
         {"rng", required_argument, 0, OPT_RNG},      {"clip-skip", required_argument, 0, OPT_CLIP_SKIP},
         {"init-img", required_argument, 0, 'i'},     {"strength", required_argument, 0, OPT_STRENGTH},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER},
-        {"fp16", no_argument, 0, OPT_FP16},
+        {"fp16", no_argument, 0, OPT_FP16},         {"config", required_argument, 0, OPT_CONFIG},
+        {"device", required_argument, 0, OPT_DEVICE}, {"precision", required_argument, 0, OPT_PRECISION},
         {"load-policy", required_argument, 0, OPT_POLICY}, {"mem-budget", required_argument, 0, OPT_BUDGET},
         {"plan", no_argument, 0, OPT_PLAN},          {"report-json", required_argument, 0, OPT_REPORT},
         {"threads", required_argument, 0, 't'},      {"verbose", no_argument, 0, 'v'},
@@ -171,6 +179,24 @@ int sdc_cmd_generate(int argc, char **argv) {
         case OPT_STRENGTH: if (cli_float("--strength", optarg, &d)) return 2; gp.strength = (float)d; break;
         case OPT_TOKENIZER: cp.tokenizer_dir = optarg; break;
         case OPT_FP16: cp.prefer_fp16 = 1; break;
+        case OPT_CONFIG: cp.config_dir = optarg; break;
+        case OPT_DEVICE:
+            if (!strcmp(optarg, "cpu")) cp.device = SDC_DEVICE_CPU;
+            else if (!strcmp(optarg, "cuda")) cp.device = SDC_DEVICE_CUDA;
+            else if (!strcmp(optarg, "auto")) cp.device = SDC_DEVICE_AUTO;
+            else {
+                fprintf(stderr, "sdc: error: unknown device '%s' (cpu, cuda, auto)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PRECISION:
+            if (!strcmp(optarg, "f32")) cp.precision_f32 = 1;
+            else if (!strcmp(optarg, "fp16") || !strcmp(optarg, "f16")) cp.precision_f32 = 0;
+            else {
+                fprintf(stderr, "sdc: error: unknown precision '%s' (fp16, f32)\n", optarg);
+                return 2;
+            }
+            break;
         case OPT_POLICY:
             if (sdc_load_policy_from_name(optarg, &cp.load_policy)) {
                 fprintf(stderr, "sdc: error: unknown load policy '%s' (auto, all, sequential, phased)\n", optarg);

@@ -274,7 +274,12 @@ int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info) {
 }
 
 sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info, void *dst) {
-    assert(info->file >= 0 && info->file < idx->n_files);
+    return sdc_index_read_range(idx, info, 0, info->nbytes, dst);
+}
+
+sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                void *dst) {
+    assert(info->file >= 0 && info->file < idx->n_files && begin <= info->nbytes && n <= info->nbytes - begin);
     index_file *f = &idx->files[info->file];
     struct stat st;
     if (fstat(f->fd, &st) != 0) {
@@ -290,9 +295,9 @@ sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info,
                                                                                                : "unchanged");
         return SDC_ERR_IO;
     }
-    int64_t r = pread_full(f->fd, dst, info->nbytes, info->offset);
+    int64_t r = pread_full(f->fd, dst, n, info->offset + begin);
     if (r > 0) idx->bytes_read += (uint64_t)r;
-    if (r != (int64_t)info->nbytes) {
+    if (r != (int64_t)n) {
         SDC_LOGE(&idx->log, "sdc_index_read_raw: %s: reading tensor '%.200s' failed: %s", f->path, info->name,
                  r < 0 ? strerror(errno) : "unexpected end of file");
         return SDC_ERR_IO;

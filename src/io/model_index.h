@@ -55,6 +55,9 @@ int sdc_index_file_count(const sdc_model_index *idx);
 
 /* Reads info->nbytes raw bytes of the tensor into dst (pread, retrying short reads). */
 sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info, void *dst);
+/* Reads bytes [begin, begin + n) of the tensor's data into dst (same checks and counting). */
+sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                void *dst);
 /* Reads the tensor and converts it to f32 (F32/F16/BF16/F64/integer types). dst holds nelem floats. */
 sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst);
 /* Bytes read from disk by sdc_index_read_* so far. */

@@ -59,6 +59,56 @@ static int push(sdc_weight_set *ws, sdc_tensor *t) {
     return 0;
 }
 
+/* Through a host buffer: read (converting when the dtypes differ), then one synchronous upload. */
+static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
+    size_t n = (size_t)sdc_tensor_info_nelem(info);
+    sdc_status st;
+    if (t->dtype == info->dtype) {
+        void *raw = malloc(info->nbytes ? info->nbytes : 1);
+        st = raw ? sdc_index_read_raw(ws->index, info, raw) : SDC_ERR_OOM;
+        if (st == SDC_OK) sdc_tensor_set_raw(t, raw);
+        free(raw);
+    } else {
+        float *f = malloc(sizeof(float) * (n ? n : 1));
+        st = f ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
+        if (st == SDC_OK) sdc_tensor_set_f32(t, f);
+        free(f);
+    }
+    return st;
+}
+
+/* Through the backend's pinned staging buffers, a chunk at a time: reading chunk k + 1 from the file
+ * overlaps the upload of chunk k. Same dtype: the file bytes go straight into the staging buffer;
+ * otherwise the tensor is converted on the host first. The set's last upload is flushed by
+ * sdc_weights_end. */
+static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
+    sdc_backend *be = ws->be;
+    const size_t chunk = be->iface->staging_size(be);
+    void *host = NULL;   /* the converted tensor, when the dtypes differ */
+    if (t->dtype != info->dtype) {
+        size_t n = (size_t)sdc_tensor_info_nelem(info);
+        float *f = malloc(sizeof(float) * (n ? n : 1));
+        host = malloc(t->nbytes ? t->nbytes : 1);
+        sdc_status st = f && host ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
+        if (st == SDC_OK && sdc_convert_from_f32(host, t->dtype, f, n) != 0) st = SDC_ERR_UNSUPPORTED;
+        free(f);
+        if (st != SDC_OK) {
+            free(host);
+            return st;
+        }
+    }
+    sdc_status st = SDC_OK;
+    for (size_t off = 0; off < t->nbytes && st == SDC_OK; off += chunk) {
+        size_t len = t->nbytes - off < chunk ? t->nbytes - off : chunk;
+        void *buf = be->iface->staging_acquire(be, len);
+        if (host) memcpy(buf, (const char *)host + off, len);
+        else st = sdc_index_read_range(ws->index, info, off, len, buf);
+        if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + off, buf, len);
+    }
+    free(host);
+    return st;
+}
+
 sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...) {
     if (ws->status != SDC_OK) return NULL;
     char name[512];
@@ -87,19 +137,7 @@ sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, con
         ws->status = SDC_ERR_OOM;
         return NULL;
     }
-    size_t n = (size_t)sdc_tensor_info_nelem(info);
-    sdc_status st;
-    if (wdt == info->dtype) {
-        void *raw = malloc(info->nbytes ? info->nbytes : 1);
-        st = raw ? sdc_index_read_raw(ws->index, info, raw) : SDC_ERR_OOM;
-        if (st == SDC_OK) sdc_tensor_set_raw(t, raw);
-        free(raw);
-    } else {
-        float *f = malloc(sizeof(float) * (n ? n : 1));
-        st = f ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
-        if (st == SDC_OK) sdc_tensor_set_f32(t, f);
-        free(f);
-    }
+    sdc_status st = ws->be->iface->staging_acquire ? load_staged(ws, info, t) : load_direct(ws, info, t);
     if (st != SDC_OK) {
         ws->status = st;
         return NULL;
@@ -118,6 +156,7 @@ void sdc_weights_free(sdc_weight_set *ws) {
 }
 
 sdc_status sdc_weights_end(sdc_weight_set *ws) {
+    if (ws->be->iface->staging_flush) ws->be->iface->staging_flush(ws->be);   /* every upload has landed */
     if (ws->status != SDC_OK) sdc_weights_free(ws);
     return ws->status;
 }

@@ -71,8 +71,15 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         st = SDC_ERR_UNSUPPORTED;
     }
     if (st == SDC_OK) {
-        ctx->be = sdc_backend_new(p->device, p->n_threads, log);
+        sdc_device dev = p->device;
+        if (dev == SDC_DEVICE_AUTO) {
+            ctx->be = sdc_backend_new(SDC_DEVICE_CUDA, p->n_threads, NULL);
+            if (!ctx->be) SDC_LOGI(log, "sdc_ctx_new: no usable CUDA device; running on the CPU");
+            dev = SDC_DEVICE_CPU;
+        }
+        if (!ctx->be) ctx->be = sdc_backend_new(dev, p->n_threads, log);
         if (!ctx->be) st = SDC_ERR_BACKEND;
+        else ctx->be->force_f32 = ctx->precision_f32 = p->precision_f32 != 0;
     }
     if (st == SDC_OK) {
         ctx->model_name = base_name(p->model_path);
@@ -83,8 +90,10 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         st = SDC_ERR_INVALID_ARG;
     }
     if (st == SDC_OK) {
-        for (int i = 0; i < SDC_PART_COUNT; i++)
+        for (int i = 0; i < SDC_PART_COUNT; i++) {
+            sdc_ctx_use_part(ctx, (sdc_part)i);
             ctx->part_bytes[i] = sdc_part_weight_bytes(ctx, (sdc_part)i, &ctx->part_tensors[i]);
+        }
         ctx->policy = p->load_policy;
         ctx->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(ctx);
     }
@@ -110,6 +119,7 @@ void sdc_ctx_free(sdc_ctx *ctx) {
 sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p) {
     sdc_model_index *idx = ctx->mf->index;
     sdc_status st = SDC_OK;
+    sdc_ctx_use_part(ctx, p);
     switch (p) {
     case SDC_PART_TEXT_ENCODER:
         if (ctx->clip) return SDC_OK;
@@ -131,6 +141,11 @@ sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p) {
     }
     if (st != SDC_OK) SDC_LOGE(&ctx->log, "load %s: %s", sdc_part_name(p), sdc_status_str(st));
     return st;
+}
+
+void sdc_ctx_use_part(sdc_ctx *ctx, sdc_part p) {
+    int vae = p == SDC_PART_VAE_DECODER || p == SDC_PART_VAE_ENCODER;
+    ctx->be->force_f32 = ctx->precision_f32 || (vae && ctx->vae_cfg.force_upcast);
 }
 
 int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p) {

@@ -45,6 +45,7 @@ struct sdc_ctx {
     int part_tensors[SDC_PART_COUNT];      /* and their tensor counts */
     char *last_report;                     /* JSON of the last sdc_generate */
     sdc_load_policy policy;                /* as asked; AUTO is resolved per job */
+    int precision_f32;                     /* the user asked for f32 everywhere */
     size_t budget;                         /* bytes auto plans for */
 };
 
@@ -52,6 +53,10 @@ struct sdc_ctx {
 sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p);
 void sdc_ctx_free_part(sdc_ctx *ctx, sdc_part p);
 int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p);
+/* Sets the backend's precision for part p: f32 when the user asked for it, or for a VAE whose config
+ * says force_upcast (as diffusers upcasts it); the backend's own choice otherwise. Call before loading
+ * or running p. */
+void sdc_ctx_use_part(sdc_ctx *ctx, sdc_part p);
 double sdc_now(void);
 
 #endif

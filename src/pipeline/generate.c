@@ -283,12 +283,14 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
     const double t_start = sdc_now();
     double t0;
     if (st == SDC_OK && (st = sdc_phase_begin(ctx, r, SDC_PHASE_CONDITION, &t0)) == SDC_OK) {
+        sdc_ctx_use_part(ctx, SDC_PART_TEXT_ENCODER);
         if (report(ctx, "condition", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = condition(ctx, p, nb, &context);
         if (st == SDC_OK && report(ctx, "condition", 1, 1)) st = SDC_ERR_CANCELLED;
         sdc_phase_end(ctx, r, SDC_PHASE_CONDITION, t0);
     }
     if (st == SDC_OK && img2img && (st = sdc_phase_begin(ctx, r, SDC_PHASE_ENCODE, &t0)) == SDC_OK) {
+        sdc_ctx_use_part(ctx, SDC_PART_VAE_ENCODER);
         if (report(ctx, "encode", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = encode_posterior(ctx, p->init_image, mean, logvar, h, w);
         if (st == SDC_OK && report(ctx, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
@@ -308,6 +310,7 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
             sdc_schedule_scale_noise(&sched, lat, n);
         }
         if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DENOISE, &t0)) != SDC_OK) break;
+        sdc_ctx_use_part(ctx, SDC_PART_UNET);
         st = denoise(ctx, p, &sched, context, nb, lat, n, h, w, &rng);
         sdc_phase_end(ctx, r, SDC_PHASE_DENOISE, t0);
         if (st != SDC_OK) break;
@@ -317,6 +320,7 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
             context = NULL;
         }
         if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DECODE, &t0)) != SDC_OK) break;
+        sdc_ctx_use_part(ctx, SDC_PART_VAE_DECODER);
         if (report(ctx, "decode", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = decode(ctx, lat, n, h, w, H, W, pixels);
         if (st == SDC_OK && report(ctx, "decode", 1, 1)) st = SDC_ERR_CANCELLED;

@@ -65,6 +65,7 @@ size_t sdc_part_weight_bytes(const sdc_ctx *ctx, sdc_part p, int *n_tensors) {
     return bytes;
 }
 
+
 static const sdc_part phase_part[SDC_PHASE_COUNT] = {
     [SDC_PHASE_CONDITION] = SDC_PART_TEXT_ENCODER,
     [SDC_PHASE_ENCODE] = SDC_PART_VAE_ENCODER,
@@ -72,21 +73,25 @@ static const sdc_part phase_part[SDC_PHASE_COUNT] = {
     [SDC_PHASE_DECODE] = SDC_PART_VAE_DECODER,
 };
 
-void sdc_plan_make(const sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
+void sdc_plan_make(sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->policy = policy;
     sdc_backend *be = ctx->be;
-    const size_t es = sdc_dtype_size(be->iface->act_dtype(be));
+    size_t es[SDC_PHASE_COUNT];   /* activation element size: each phase's component has its own precision */
+    for (int ph = 0; ph < SDC_PHASE_COUNT; ph++) {
+        sdc_ctx_use_part(ctx, phase_part[ph]);
+        es[ph] = sdc_dtype_size(be->iface->act_dtype(be));
+    }
     const int vs = sdc_vae_downscale(&ctx->vae_cfg);
     const int H = job->height, W = job->width, h = H / vs, w = W / vs, nb = job->cfg ? 2 : 1;
     const int T = ctx->clip_cfg.max_positions;
     /* the conditioning [nb, T, C] lives from condition to the end of the batch */
-    const size_t context = (size_t)nb * (size_t)T * (size_t)ctx->clip_cfg.hidden * es;
+    const size_t context = (size_t)nb * (size_t)T * (size_t)ctx->clip_cfg.hidden * es[SDC_PHASE_CONDITION];
     size_t act[SDC_PHASE_COUNT];
-    act[SDC_PHASE_CONDITION] = sdc_clip_activation_bytes_estimate(&ctx->clip_cfg, nb, T, es);
-    act[SDC_PHASE_ENCODE] = context + sdc_vae_encode_activation_bytes_estimate(&ctx->vae_cfg, 1, H, W, es);
-    act[SDC_PHASE_DENOISE] = sdc_unet_activation_bytes_estimate(&ctx->unet_cfg, nb, h, w, T, es);
-    act[SDC_PHASE_DECODE] = context + sdc_vae_decode_activation_bytes_estimate(&ctx->vae_cfg, 1, h, w, es);
+    act[SDC_PHASE_CONDITION] = sdc_clip_activation_bytes_estimate(&ctx->clip_cfg, nb, T, es[SDC_PHASE_CONDITION]);
+    act[SDC_PHASE_ENCODE] = context + sdc_vae_encode_activation_bytes_estimate(&ctx->vae_cfg, 1, H, W, es[SDC_PHASE_ENCODE]);
+    act[SDC_PHASE_DENOISE] = sdc_unet_activation_bytes_estimate(&ctx->unet_cfg, nb, h, w, T, es[SDC_PHASE_DENOISE]);
+    act[SDC_PHASE_DECODE] = context + sdc_vae_decode_activation_bytes_estimate(&ctx->vae_cfg, 1, h, w, es[SDC_PHASE_DECODE]);
     /* workspace: the largest im2col (3x3 kernels, at most twice the widest channel count at the
      * phase's full resolution: an upper bound) and the longest attention of each phase */
     int cu = 0, cv = 0;
@@ -121,6 +126,7 @@ void sdc_plan_make(const sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy
         for (int p = 0; p < SDC_PART_COUNT; p++)
             if (pp->resident & (1u << p)) pp->bytes[SDC_MEM_WEIGHTS] += ctx->part_bytes[p];
         pp->bytes[SDC_MEM_ACTIVATIONS] = act[ph];
+        sdc_ctx_use_part(ctx, phase_part[ph]);
         pp->bytes[SDC_MEM_WORKSPACE] = be->iface->workspace_bound ? be->iface->workspace_bound(be, im2col[ph], tokens[ph]) : 0;
         pp->total = pp->bytes[SDC_MEM_WEIGHTS] + act[ph] + pp->bytes[SDC_MEM_WORKSPACE];
         if (pp->total > plan->peak) plan->peak = pp->total;
@@ -129,7 +135,7 @@ void sdc_plan_make(const sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
-sdc_status sdc_plan_choose(const sdc_ctx *ctx, const sdc_job_shape *job, size_t budget, sdc_plan *plan, char *why,
+sdc_status sdc_plan_choose(sdc_ctx *ctx, const sdc_job_shape *job, size_t budget, sdc_plan *plan, char *why,
                            size_t why_size) {
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
         sdc_plan_make(ctx, job, (sdc_load_policy)pol, plan);
@@ -150,7 +156,7 @@ size_t sdc_plan_default_budget(const sdc_ctx *ctx) {
     return b < 0 ? (size_t)-1 : (size_t)b;
 }
 
-char *sdc_plan_table(const sdc_ctx *ctx, const sdc_job_shape *job) {
+char *sdc_plan_table(sdc_ctx *ctx, const sdc_job_shape *job) {
     size_t cap = 16384, len = 0;
     char *s = malloc(cap);
     if (!s) return NULL;

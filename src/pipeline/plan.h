@@ -47,14 +47,14 @@ typedef struct sdc_job_shape {
 void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job);
 /* Backend bytes part p's weights take and how many tensors it has, from the index (no data read). */
 size_t sdc_part_weight_bytes(const sdc_ctx *ctx, sdc_part p, int *n_tensors);
-void sdc_plan_make(const sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan);
+void sdc_plan_make(sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan);
 /* The policy auto picks: the first of all, sequential, phased whose peak fits budget; writes its plan
  * and a one-line reason. SDC_ERR_OOM when none fits. */
-sdc_status sdc_plan_choose(const sdc_ctx *ctx, const sdc_job_shape *job, size_t budget, sdc_plan *plan,
+sdc_status sdc_plan_choose(sdc_ctx *ctx, const sdc_job_shape *job, size_t budget, sdc_plan *plan,
                            char *why, size_t why_size);
 /* The default budget of the context's backend (CPU: MemAvailable - 1 GiB). */
 size_t sdc_plan_default_budget(const sdc_ctx *ctx);
 /* A table of every policy's per-phase plan, appended to a malloc'd string. */
-char *sdc_plan_table(const sdc_ctx *ctx, const sdc_job_shape *job);
+char *sdc_plan_table(sdc_ctx *ctx, const sdc_job_shape *job);
 
 #endif

@@ -20,7 +20,10 @@ sdc_status sdc_phase_begin(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double *t0
             sdc_ctx_free_part(ctx, (sdc_part)p);
             freed = p;
         }
-    sdc_mem_stats_reset_peak(&ctx->be->stats);
+    sdc_backend *be = ctx->be;
+    if (be->iface->trim) be->iface->trim(be);   /* cached blocks of the freed components go back */
+    sdc_mem_stats_reset_peak(&be->stats);
+    if (be->iface->driver_peak_reset) be->iface->driver_peak_reset(be);
     sdc_sys_peak_rss_reset();
     for (int p = 0; p < SDC_PART_COUNT; p++) {
         if (!(pp->resident & (1u << p)) || sdc_ctx_part_resident(ctx, (sdc_part)p)) continue;
@@ -51,12 +54,17 @@ void sdc_phase_end(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double t0) {
     sdc_phase_report *pr = &r->phase[ph];
     const sdc_mem_stats *s = &ctx->be->stats;
     pr->runs++;
-    pr->wall += sdc_now() - t0;
     if (s->peak[SDC_MEM_WEIGHTS] > pr->resident_weights) pr->resident_weights = s->peak[SDC_MEM_WEIGHTS];
     for (int k = 0; k < SDC_MEM_KIND_COUNT; k++)
         if (s->peak[k] > pr->peak[k]) pr->peak[k] = s->peak[k];
     if (s->peak_total > pr->peak_total) pr->peak_total = s->peak_total;
     if (s->peak_total > r->peak_device) r->peak_device = s->peak_total;
+    pr->wall += sdc_now() - t0;
+    sdc_backend *be = ctx->be;
+    if (be->iface->synchronize) be->iface->synchronize(be);   /* the phase's wall time includes its kernels */
+    size_t drv = be->iface->driver_peak_bytes ? be->iface->driver_peak_bytes(be) : 0;
+    if (drv > pr->driver_peak) pr->driver_peak = drv;
+    if (drv > r->driver_peak) r->driver_peak = drv;
     size_t rss = sdc_sys_peak_rss();
     if (rss > pr->peak_rss) pr->peak_rss = rss;
     if (rss > r->peak_rss) r->peak_rss = rss;
@@ -77,6 +85,8 @@ void sdc_report_log(const sdc_ctx *ctx, const sdc_report *r) {
     }
     SDC_LOGI(log, "report: %d image(s) in %.3f s; peak device %.1f MiB (planned %.1f), peak RSS %.1f MiB", r->images,
              r->seconds, mib(r->peak_device), mib(r->plan.peak), mib(r->peak_rss));
+    if (ctx->be->iface->driver_peak_bytes)
+        SDC_LOGI(log, "report: device memory in use per the driver (context excluded): peak %.1f MiB", mib(r->driver_peak));
     for (int p = 0; p < SDC_PART_COUNT; p++)
         if (r->part[p].loads)
             SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s", sdc_part_name((sdc_part)p),
@@ -95,6 +105,8 @@ char *sdc_report_json(const sdc_ctx *ctx, const sdc_report *r) {
     cJSON_AddNumberToObject(root, "peak_device_bytes", (double)r->peak_device);
     cJSON_AddNumberToObject(root, "planned_peak_bytes", (double)r->plan.peak);
     cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)r->peak_rss);
+    if (ctx->be->iface->driver_peak_bytes)
+        cJSON_AddNumberToObject(root, "driver_peak_bytes", (double)r->driver_peak);
     cJSON *phases = cJSON_AddObjectToObject(root, "phases");
     for (int ph = 0; ph < SDC_PHASE_COUNT; ph++) {
         const sdc_phase_report *p = &r->phase[ph];
@@ -115,6 +127,7 @@ char *sdc_report_json(const sdc_ctx *ctx, const sdc_report *r) {
         cJSON_AddNumberToObject(pk, "total", (double)p->peak_total);
         cJSON_AddNumberToObject(pl, "total", (double)pp->total);
         cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)p->peak_rss);
+        if (ctx->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
     }
     cJSON *parts = cJSON_AddObjectToObject(root, "components");
     for (int p = 0; p < SDC_PART_COUNT; p++) {

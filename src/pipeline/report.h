@@ -14,6 +14,7 @@ typedef struct sdc_phase_report {
     size_t peak[SDC_MEM_KIND_COUNT];     /* largest peak of each kind */
     size_t peak_total;                   /* largest peak of all kinds together */
     size_t peak_rss;                     /* largest process RSS during the phase (0: unknown) */
+    size_t driver_peak;                  /* device memory in use as the driver reports it (0: not known) */
 } sdc_phase_report;
 
 typedef struct sdc_part_report {
@@ -32,6 +33,7 @@ typedef struct sdc_report {
     sdc_part_report part[SDC_PART_COUNT];
     size_t peak_device;                  /* allocator peak over the run */
     size_t peak_rss;                     /* process peak RSS over the run */
+    size_t driver_peak;                  /* driver-reported device use over the run, above the baseline */
 } sdc_report;
 
 /* Phase bracket. begin frees the components the plan does not keep in this phase, starts a new peak
