@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
                     double t0 = now();
                     sdc_status st = sdc_generate(ctx, &gp, &imgs, &n);
                     double dt = now() - t0;
-                    sdc_images_free(imgs, n);
+                    sdc_image_free(imgs, n);
                     if (st != SDC_OK) {
                         fprintf(stderr, "bench: generate failed: %s\n", sdc_status_str(st));
                         sdc_ctx_free(ctx);

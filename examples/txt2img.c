@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
     if (st == SDC_OK) printf("txt2img: wrote %s (%dx%d, seed %lld)\n", argv[2], images[0].width, images[0].height,
                              (long long)images[0].seed);
     else fprintf(stderr, "txt2img: %s\n", sdc_status_str(st));
-    sdc_images_free(images, n);
+    sdc_image_free(images, n);
     sdc_ctx_free(ctx);
     return st == SDC_OK ? 0 : 1;
 }

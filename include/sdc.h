@@ -160,9 +160,9 @@ typedef struct sdc_gen_params {
 
 void sdc_gen_params_init(sdc_gen_params *p);
 /* Makes p->batch_count images. On SDC_OK *images is an array of *n_images images that the caller frees
- * with sdc_images_free. On error *images is NULL and the reason is logged. */
+ * with sdc_image_free. On error *images is NULL and the reason is logged. */
 sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images);
-void sdc_images_free(sdc_image *images, int n_images);   /* NULL is harmless */
+void sdc_image_free(sdc_image *images, int n_images);   /* NULL is harmless */
 
 /* Dry run: the planned peak device memory of each phase under every policy, split into weights,
  * activations and workspace, for p's size, batch and mode, and which policy auto would pick under the

@@ -127,8 +127,8 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
     r->seconds = test_now() - t0;
     int ok = test_check(r->status == SDC_OK && n == 1, "%s %s: generate (%s, %.2f s)", label, name,
                         sdc_status_str(r->status), r->seconds);
-    sdc_images_free(images, n);
-    sdc_images_free(init, 1);
+    sdc_image_free(images, n);
+    sdc_image_free(init, 1);
     free(latents_in);
     return ok;
 }

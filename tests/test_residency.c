@@ -87,7 +87,7 @@ static int run(sdc_ctx *ctx, const job *j, run_out *o) {
         unlink(path);
         o->peak_device = ctx->be->stats.peak_total;
     }
-    sdc_images_free(imgs, n);
+    sdc_image_free(imgs, n);
     free(lat);
     free(pix);
     return st == SDC_OK;
@@ -192,6 +192,47 @@ static void auto_budget(void) {
     sdc_ctx_free(ctx);
 }
 
+/* A weights file that changes between indexing and a deferred load is an error, not a crash. */
+static void file_changed_before_deferred_load(void) {
+    char dir[] = "/tmp/sdc-changed-XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s/m'", test_ref_path("tiny-sd1"), dir);
+    if (system(cmd) != 0) {
+        test_check(0, "copy the model");
+        return;
+    }
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    char model[300], unet[400];
+    snprintf(model, sizeof model, "%s/m", dir);
+    snprintf(unet, sizeof unet, "%s/m/unet/diffusion_pytorch_model.safetensors", dir);
+    cp.model_path = model;
+    cp.load_policy = SDC_LOAD_PHASED;
+    cp.n_threads = 1;
+    cp.log_fn = test_capture_logger()->fn;
+    sdc_ctx *ctx = sdc_ctx_new(&cp);
+    /* after indexing, before the UNet's deferred load: the file grows */
+    FILE *f = fopen(unet, "ab");
+    if (f) {
+        fputs("appended", f);
+        fclose(f);
+    }
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.width = p.height = 64;
+    p.steps = 2;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
+    test_check(st == SDC_ERR_IO && !imgs && strstr(test_last_error(), "changed"),
+               "weights file changed before the deferred UNet load: %s (\"%s\")", sdc_status_str(st), test_last_error());
+    test_check(ctx && !ctx->unet, "no UNet half-loaded after the failure");
+    sdc_ctx_free(ctx);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) test_check(0, "clean up %s", dir);
+}
+
 int main(void) {
     if (sdc_image_load(test_ref_path("tiny-sd1-golden/inputs/gradient64.png"), &init_img, NULL, NULL) != SDC_OK) {
         test_check(0, "load the init image");
@@ -215,6 +256,7 @@ int main(void) {
     }
     plan_vs_measured();
     auto_budget();
-    sdc_images_free(init_img, 1);
+    file_changed_before_deferred_load();
+    sdc_image_free(init_img, 1);
     return test_finish();
 }

@@ -93,11 +93,14 @@ const sdc_logger *test_logger(void) {
     return &lg;
 }
 
-static char last_error[1024];
+static char last_error[4096];
 
 static void capture(sdc_log_level level, const char *msg, void *user) {
     (void)user;
-    if (level >= SDC_LOG_ERROR) snprintf(last_error, sizeof last_error, "%s", msg);
+    if (level >= SDC_LOG_ERROR) {   /* every error since the logger was taken, " | "-separated */
+        size_t n = strlen(last_error);
+        snprintf(last_error + n, sizeof last_error - n, "%s%s", n ? " | " : "", msg);
+    }
     if (getenv("SDC_TEST_VERBOSE")) fprintf(stderr, "[captured] %s\n", msg);
 }
 

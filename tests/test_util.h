@@ -28,7 +28,8 @@ int test_finish(void);
 
 /* A stderr logger (min level warn, or debug with SDC_TEST_VERBOSE set). */
 const sdc_logger *test_logger(void);
-/* A logger that records the last error message instead of printing; test_last_error() returns it. */
+/* A logger that records the error messages instead of printing (all of them since it was taken,
+ * " | "-separated); test_last_error() returns them. */
 const sdc_logger *test_capture_logger(void);
 const char *test_last_error(void);
 

@@ -256,13 +256,13 @@ int sdc_cmd_generate(int argc, char **argv) {
         int bad = !name || check_writable(name);
         free(name);
         if (bad) {
-            sdc_images_free(init, 1);
+            sdc_image_free(init, 1);
             return 1;
         }
     }
     sdc_ctx *ctx = sdc_ctx_new(&cp);
     if (!ctx) {
-        sdc_images_free(init, 1);
+        sdc_image_free(init, 1);
         return 1;
     }
     if (plan_only) {
@@ -270,7 +270,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         sdc_status st = sdc_plan_memory(ctx, &gp, &text);
         if (text) fputs(text, stdout);
         free(text);
-        sdc_images_free(init, 1);
+        sdc_image_free(init, 1);
         sdc_ctx_free(ctx);
         return st == SDC_OK ? 0 : 1;
     }
@@ -292,8 +292,8 @@ int sdc_cmd_generate(int argc, char **argv) {
                      (long long)images[i].seed);
         free(name);
     }
-    sdc_images_free(images, n);
-    sdc_images_free(init, 1);
+    sdc_image_free(images, n);
+    sdc_image_free(init, 1);
     sdc_ctx_free(ctx);
     return rc;
 }

@@ -347,7 +347,7 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
     free(r);
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_generate: %s", sdc_status_str(st));
-        sdc_images_free(out, p->batch_count);
+        sdc_image_free(out, p->batch_count);
         return st;
     }
     *images = out;

@@ -151,7 +151,7 @@ sdc_status sdc_pipeline_make_image(sdc_ctx *ctx, const sdc_gen_params *p, const 
     return SDC_OK;
 }
 
-void sdc_images_free(sdc_image *images, int n_images) {
+void sdc_image_free(sdc_image *images, int n_images) {
     if (!images) return;
     for (int i = 0; i < n_images; i++) {
         free(images[i].data);

@@ -36,6 +36,23 @@ void *sdc_cuda_cublas(sdc_backend *be);                 /* the cublasHandle_t, b
 void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes);
 void sdc_cuda_scratch_free(sdc_backend *be, void *p, size_t nbytes);
 
+/* Fixed sizes, so that no algorithm choice depends on free memory: cuBLAS's workspace (allocated once,
+ * counted as SDC_MEM_WORKSPACE while the backend lives) and the largest im2col band a convolution takes. */
+#define SDC_CUDA_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+#define SDC_CUDA_CONV_WORKSPACE_BYTES ((size_t)64 << 20)
+
+/* Column-major GEMM on the compute stream, cuBLAS's convention: C[m, n] = op(A) op(B) + beta C for each
+ * of `batch` matrices stride_* elements apart (stride_b 0: one B for all). dt is F16 (f32 accumulation,
+ * tensor cores) or F32 (true f32, no TF32) for A, B and C alike. */
+void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                   const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb, int64_t stride_b,
+                   float beta, void *C, int64_t ldc, int64_t stride_c, int64_t batch);
+/* y[o, c, i] = bias[c] for o < outer, c < C, i < inner (dt F16 or F32): the start of a GEMM with beta 1. */
+void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t outer, int64_t C,
+                        int64_t inner);
+/* cudaSuccess when this build's kernels can run on the current device (an image for its architecture). */
+cudaError_t sdc_cuda_kernel_probe(void);
+
 /* The op slots of the vtable (semantics in backend.h). */
 void sdc_cuda_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b);
 void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
