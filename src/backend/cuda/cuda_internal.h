@@ -15,11 +15,11 @@
 
 #include <cuda_runtime.h>
 
-#include "backend/backend.h"
-
 #ifdef __cplusplus
-extern "C" {
+extern "C" {   /* sdc's headers have no guards of their own: C linkage for the .cu files too */
 #endif
+
+#include "backend/backend.h"
 
 /* CUDA_CHECK(call): on failure logs file, line, the call and the error string, then aborts: a failed
  * kernel launch or copy is a bug or a broken device, not a user error. Allocation failures are not
@@ -50,7 +50,8 @@ void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int6
 /* y[o, c, i] = bias[c] for o < outer, c < C, i < inner (dt F16 or F32): the start of a GEMM with beta 1. */
 void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t outer, int64_t C,
                         int64_t inner);
-/* cudaSuccess when this build's kernels can run on the current device (an image for its architecture). */
+/* cudaSuccess when this build's kernels can run on the current device (an image for its architecture); also
+ * loads the kernels that must run on a full device (cuda_conv.cu). */
 cudaError_t sdc_cuda_kernel_probe(void);
 
 /* The op slots of the vtable (semantics in backend.h). */

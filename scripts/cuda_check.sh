@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU check, run on the machine with the NVIDIA GPU from the repository root: builds sdc with the CUDA
+# backend (Release, warnings as errors), runs test_cuda_ops (every CUDA op against the CPU reference),
+# test_cuda_models (the reference bundle on the GPU) and the CPU test suite, and ends with a summary.
+# Everything goes to $OUT/cuda_check.log (OUT defaults to ./out-cuda). Exit status 0 only when all passed.
+#
+# Needs: CUDA 13 (nvcc, cuBLAS), OpenBLAS, libpng; cJSON and utf8proc from .devdeps/ when the machine lacks
+# them (scripts/devdeps.sh packs them); the reference bundle in $SDC_REFERENCE_DIR, else ./.ref, else
+# ../shared/reference.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/out-cuda}
+mkdir -p "$OUT"
+LOG=$OUT/cuda_check.log
+
+if [ -d "$ROOT/.devdeps" ]; then
+  export PKG_CONFIG_PATH=$ROOT/.devdeps/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  export LD_LIBRARY_PATH=$ROOT/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PATH=/usr/local/cuda/bin:$PATH
+if [ -z "${SDC_REFERENCE_DIR:-}" ] && [ -d "$ROOT/.ref" ]; then export SDC_REFERENCE_DIR=$ROOT/.ref; fi
+CMAKE=cmake
+[ -x /opt/torch/.venv/bin/cmake ] && CMAKE=/opt/torch/.venv/bin/cmake
+JOBS=$(nproc)
+[ "$JOBS" -gt 16 ] && JOBS=16
+BUILD=$ROOT/build-gpu
+
+declare -a STEPS=() RESULTS=() TIMES=() COUNTS=()
+# step NAME TIMEOUT_S COMMAND...: runs it, records status, time and the test's "N passed, N failed" line.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  echo
+  echo "===== $name: $* ====="
+  local t0=$SECONDS tmp
+  tmp=$(mktemp)
+  timeout "$limit" "$@" 2>&1 | tee "$tmp"
+  local rc=${PIPESTATUS[0]}
+  local counts
+  counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp" | tail -1)
+  [ "$name" = ctest-cpu ] && counts=$(grep -E 'tests passed' "$tmp" | tail -1)
+  rm -f "$tmp"
+  STEPS+=("$name")
+  TIMES+=("$((SECONDS - t0))")
+  COUNTS+=("${counts:--}")
+  if [ "$rc" -eq 0 ]; then RESULTS+=("ok"); elif [ "$rc" -eq 124 ]; then RESULTS+=("TIMEOUT"); else RESULTS+=("FAIL($rc)"); fi
+  return "$rc"
+}
+
+main() {
+echo "cuda_check: $(date -u +%FT%TZ) on $(hostname), $JOBS jobs, reference: ${SDC_REFERENCE_DIR:-../shared/reference}"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 || echo "nvidia-smi failed"
+nvcc --version | tail -2
+"$CMAKE" --version | head -1
+
+built=0
+if step configure 120 "$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDC_CUDA=ON -DSDC_WERROR=ON \
+     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc &&
+   step build 300 "$CMAKE" --build "$BUILD" -j"$JOBS"; then
+  built=1
+fi
+if [ "$built" = 1 ]; then
+  step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
+  step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
+  [ "${SDC_SKIP_CPU:-0}" = 1 ] || step ctest-cpu 240 ctest --test-dir "$BUILD" -E cuda -j4 --output-on-failure --timeout 200
+fi
+# SDC_BENCH=1: the issue's benchmark on an sd15-shaped random model (fp16, euler, CFG 7.5, batch 1):
+# every policy side by side, 512x512 (4 repeats: the first includes loading), 4-image batches, 1024x1024.
+if [ "$built" = 1 ] && [ "${SDC_BENCH:-0}" = 1 ]; then
+  model=${SDC_BENCH_MODEL:-/tmp/sd15}
+  [ -f "$model/model_index.json" ] || step mkmodel 180 "$BUILD/sdc" mkmodel --arch sd15 --seed 1 -o "$model"
+  step bench-512 300 "$BUILD/sdc_bench" -m "$model" --device cuda --sizes 512 --steps "${SDC_BENCH_STEPS:-20}" --batches 1 --repeat 4
+  step bench-512-b4 300 "$BUILD/sdc_bench" -m "$model" --device cuda --sizes 512 --steps "${SDC_BENCH_STEPS:-20}" --batches 4 --repeat 1
+  step bench-1024 300 "$BUILD/sdc_bench" -m "$model" --device cuda --sizes 1024 --steps "${SDC_BENCH_STEPS:-20}" --batches 1 --repeat 2
+  step report-512 120 "$BUILD/sdc" generate -m "$model" --device cuda -p "a photo of an astronaut" -W 512 -H 512 \
+    --steps "${SDC_BENCH_STEPS:-20}" --load-policy phased -v --report-json "$OUT/report-512-phased.json" -o "$OUT/sd15-512.png"
+fi
+
+echo
+echo "===== summary ====="
+printf '%-18s %-10s %6s  %s\n' step result secs tests
+fail=0
+for i in "${!STEPS[@]}"; do
+  printf '%-18s %-10s %6s  %s\n' "${STEPS[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${COUNTS[$i]}"
+  [ "${RESULTS[$i]}" = ok ] || fail=1
+done
+[ "$built" = 1 ] || fail=1
+echo "log: $LOG"
+return $fail
+}
+
+main 2>&1 | tee "$LOG"
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,404 @@
+/* cuda_attention.cu - multi-head scaled dot-product attention, flash style: each block owns a tile of
+ * queries of one (batch, head) and streams the keys and values past it in tiles, keeping a running
+ * row maximum m, a running denominator l and the unnormalised output O (the online softmax):
+ *   per key tile:  s = q k^T / sqrt(D) (masked: -inf),  m' = max(m, max s),  p = exp(s - m'),
+ *                  l = l exp(m - m') + sum p,  O = O exp(m - m') + p v,  m = m'
+ *   at the end:    y = O / l
+ * so the T x S score matrix never exists and no workspace is needed. Exponentials are base 2 with
+ * log2(e) folded into the scale. Heads are interleaved in the channel dim: q[b, t, h*D + d].
+ *
+ * Two kernels:
+ *   attn_mma_kernel   F16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160): tensor cores
+ *                     through mma.sync m16n8k16 (f16 in, f32 accumulate). 4 warps, 64 queries per
+ *                     block (16 per warp), 64 keys per tile, double-buffered with cp.async. The PTX
+ *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
+ *                     score accumulators in registers and the probabilities feed the second product
+ *                     without a trip through shared memory. D is zero-padded to DP, a multiple of 16.
+ *   attn_simt_kernel  everything else (F32, odd head dims, D > 160): plain f32 FMAs on tiles in shared
+ *                     memory, 32 queries x 32 keys per step, 8 threads per query row. Output columns
+ *                     are split into slices of DV <= 512 across blocks (D > 512 recomputes the scores
+ *                     per slice).
+ * Both reduce in orders fixed by the shapes: results are bit-identical run to run. */
+#include <math.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+struct attn_geom {
+    const void *q, *k, *v;
+    void *y;
+    int B, T, S, H, D, C;
+    int causal;
+    float scale_log2;   // log2(e) / sqrt(D)
+};
+
+/* ---------------------------------------------------------------- tensor-core kernel (F16) --- */
+
+#define MMA_BQ 64    // queries per block
+#define MMA_BK 64    // keys per tile
+#define MMA_THREADS 128
+
+static __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared, asynchronously; src_bytes 0 writes zeros (src must still be a valid address).
+ * The asm statements touching shared memory clobber "memory" so that none moves across a barrier. */
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+                 : "memory");
+}
+static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+static __device__ __forceinline__ void cp_async_wait_1(void) { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+/* Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8 and receives, of
+ * matrix i in r[i], the elements (row l / 4, cols 2 (l % 4) and 2 (l % 4) + 1) - or with trans those
+ * at (rows 2 (l % 4) and 2 (l % 4) + 1, col l / 4). */
+static __device__ __forceinline__ void ldmatrix_x4(unsigned *r, const __half *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p))
+                 : "memory");
+}
+static __device__ __forceinline__ void ldmatrix_x4_trans(unsigned *r, const __half *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p))
+                 : "memory");
+}
+
+/* c[16x8] += a[16x16] b[16x8]. With g = lane / 4, t = lane % 4:
+ *   a[0] = A(g, 2t..2t+1)  a[1] = A(g+8, 2t..)  a[2] = A(g, 2t+8..)  a[3] = A(g+8, 2t+8..)
+ *   b0 = B(2t..2t+1, g)    b1 = B(2t+8.., g)
+ *   c[0..1] = C(g, 2t..2t+1)  c[2..3] = C(g+8, 2t..2t+1)
+ * (lower 16 bits hold the lower column / row index). */
+static __device__ __forceinline__ void mma16816(float *c, const unsigned *a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+static __device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(unsigned *)&h;
+}
+
+/* rows [row0, row0 + 64) of a [rows, C] head slice (D columns from src) -> dst [64][ld], rows at or past
+ * `limit` zero-filled. D % 8 == 0; 16-byte pieces, MMA_THREADS threads. */
+static __device__ __forceinline__ void load_tile_async(__half *dst, int ld, const __half *src, int64_t C, int row0,
+                                                       int limit, int D) {
+    const int pieces = D / 8;
+    for (int i = threadIdx.x; i < 64 * pieces; i += MMA_THREADS) {
+        const int r = i / pieces, c = i % pieces;
+        const int ok = row0 + r < limit;
+        const __half *s = ok ? src + (int64_t)(row0 + r) * C + c * 8 : src;
+        cp_async16(dst + r * ld + c * 8, s, ok ? 16 : 0);
+    }
+}
+
+/* grid (ceil(T / 64), B * H), MMA_THREADS threads, dynamic shared memory 5 * 64 * (DP + 8) halves:
+ * Q [64][DP+8], K [2][64][DP+8], V [2][64][DP+8] (the 8 extra columns keep ldmatrix rows on distinct banks). */
+template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel(attn_geom g) {
+    constexpr int LD = DP + 8, NT = MMA_BK / 8, DT = DP / 8;   // score n-tiles, output n-tiles
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __half *Qs = (__half *)smem_raw, *Ks = Qs + MMA_BQ * LD, *Vs = Ks + 2 * MMA_BK * LD;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+    const int q0 = blockIdx.x * MMA_BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H, D = g.D;
+    const __half *qg = (const __half *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
+    const __half *kg = (const __half *)g.k + (int64_t)b * g.S * g.C + h * D;
+    const __half *vg = (const __half *)g.v + (int64_t)b * g.S * g.C + h * D;
+
+    if (D < DP) {   // zero the padding columns [D, DP) of all five tiles; the loads never write them
+        const int pieces = (DP - D) / 8;
+        for (int i = threadIdx.x; i < 5 * 64 * pieces; i += MMA_THREADS)
+            *(uint4 *)(Qs + (i / pieces) * LD + D + (i % pieces) * 8) = make_uint4(0, 0, 0, 0);
+    }
+    const int key_end = g.causal ? min(g.S, q0 + MMA_BQ) : g.S;
+    const int n_tiles = (key_end + MMA_BK - 1) / MMA_BK;
+    load_tile_async(Qs, LD, qg, g.C, q0, g.T, D);
+    load_tile_async(Ks, LD, kg, g.C, 0, g.S, D);
+    load_tile_async(Vs, LD, vg, g.C, 0, g.S, D);
+    cp_async_commit();
+
+    const int row0 = q0 + warp * 16 + gq, row1 = row0 + 8;   // this thread's two query rows
+    float o[DT][4];
+#pragma unroll
+    for (int j = 0; j < DT; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;   // l: this thread's columns only
+
+    for (int it = 0; it < n_tiles; it++) {
+        const int buf = it & 1;
+        if (it + 1 < n_tiles) {
+            const int nb = buf ^ 1;
+            load_tile_async(Ks + nb * MMA_BK * LD, LD, kg, g.C, (it + 1) * MMA_BK, g.S, D);
+            load_tile_async(Vs + nb * MMA_BK * LD, LD, vg, g.C, (it + 1) * MMA_BK, g.S, D);
+        }
+        cp_async_commit();   // possibly empty: keeps "all but the newest group" meaning this tile
+        cp_async_wait_1();
+        __syncthreads();
+        const __half *Kb = Ks + buf * MMA_BK * LD, *Vb = Vs + buf * MMA_BK * LD;
+
+        /* s[16 x 64] = Q_warp K^T */
+        float s[NT][4];
+#pragma unroll
+        for (int j = 0; j < NT; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kd = 0; kd < DP / 16; kd++) {
+            unsigned a[4];   // matrices: rows 0-7 / 8-15 x d 0-7, then the same x d 8-15
+            ldmatrix_x4(a, Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kd * 16 + (lane >> 4) * 8);
+#pragma unroll
+            for (int kn = 0; kn < MMA_BK / 16; kn++) {
+                unsigned bk[4];   // matrices: keys 0-7 x d 0-7, d 8-15, then keys 8-15 x d 0-7, d 8-15
+                ldmatrix_x4(bk, Kb + (kn * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kd * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(s[2 * kn], a, bk[0], bk[1]);
+                mma16816(s[2 * kn + 1], a, bk[2], bk[3]);
+            }
+        }
+
+        /* scale, mask, running max over the 4 threads that share a row */
+        const int s0 = it * MMA_BK;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int col = s0 + j * 8 + tq * 2 + e;
+                float v0 = s[j][e] * g.scale_log2, v1 = s[j][2 + e] * g.scale_log2;
+                if (col >= g.S || (g.causal && col > row0)) v0 = -INFINITY;
+                if (col >= g.S || (g.causal && col > row1)) v1 = -INFINITY;
+                s[j][e] = v0;
+                s[j][2 + e] = v1;
+                mx0 = fmaxf(mx0, v0);
+                mx1 = fmaxf(mx1, v1);
+            }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        /* the first tile holds key 0, which every row may see, so m is finite from there on */
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+
+        /* p = exp2(s - m) as f16 pairs: ph[j][0] row0, ph[j][1] row1 of score n-tile j */
+        unsigned ph[NT][2];
+        float ls0 = 0.0f, ls1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            ph[j][0] = pack_half2(exp2f(s[j][0] - m0), exp2f(s[j][1] - m0));
+            ph[j][1] = pack_half2(exp2f(s[j][2] - m1), exp2f(s[j][3] - m1));
+            const float2 f0 = __half22float2(*(__half2 *)&ph[j][0]), f1 = __half22float2(*(__half2 *)&ph[j][1]);
+            ls0 += f0.x + f0.y;   // sum what is multiplied: the rounded probabilities
+            ls1 += f1.x + f1.y;
+        }
+        l0 = l0 * al0 + ls0;
+        l1 = l1 * al1 + ls1;
+#pragma unroll
+        for (int j = 0; j < DT; j++) {
+            o[j][0] *= al0;
+            o[j][1] *= al0;
+            o[j][2] *= al1;
+            o[j][3] *= al1;
+        }
+
+        /* O[16 x DP] += P[16 x 64] V[64 x DP]: P's A fragments are the score accumulators of n-tiles 2kk, 2kk+1 */
+#pragma unroll
+        for (int kk = 0; kk < MMA_BK / 16; kk++) {
+            const unsigned a[4] = {ph[2 * kk][0], ph[2 * kk][1], ph[2 * kk + 1][0], ph[2 * kk + 1][1]};
+#pragma unroll
+            for (int dn = 0; dn < DP / 16; dn++) {
+                unsigned bv[4];   // transposed matrices: keys 0-7 / 8-15 x d 0-7, then the same x d 8-15
+                const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldmatrix_x4_trans(bv, Vb + key * LD + dn * 16 + (lane >> 4) * 8);
+                mma16816(o[2 * dn], a, bv[0], bv[1]);
+                mma16816(o[2 * dn + 1], a, bv[2], bv[3]);
+            }
+        }
+        __syncthreads();   // every warp is done with this buffer before it is refilled
+    }
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    __half *yg = (__half *)g.y + (int64_t)b * g.T * g.C + h * D;
+#pragma unroll
+    for (int j = 0; j < DT; j++) {
+        const int d = j * 8 + tq * 2;   // D % 8 == 0: d < D implies d + 1 < D
+        if (d >= D) continue;
+        if (row0 < g.T) *(__half2 *)(yg + (int64_t)row0 * g.C + d) = __floats2half2_rn(o[j][0] * inv0, o[j][1] * inv0);
+        if (row1 < g.T) *(__half2 *)(yg + (int64_t)row1 * g.C + d) = __floats2half2_rn(o[j][2] * inv1, o[j][3] * inv1);
+    }
+}
+
+template <int DP> static void launch_mma(cudaStream_t s, const attn_geom &g) {
+    const size_t smem = (size_t)5 * 64 * (DP + 8) * sizeof(__half);
+    CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((g.T + MMA_BQ - 1) / MMA_BQ), (unsigned)(g.B * g.H));
+    attn_mma_kernel<DP><<<grid, MMA_THREADS, smem, s>>>(g);
+}
+
+static void attention_mma(cudaStream_t s, const attn_geom &g) {
+    switch ((g.D + 15) / 16) {
+    case 1: launch_mma<16>(s, g); break;
+    case 2: launch_mma<32>(s, g); break;
+    case 3: launch_mma<48>(s, g); break;
+    case 4: launch_mma<64>(s, g); break;
+    case 5: launch_mma<80>(s, g); break;
+    case 6: launch_mma<96>(s, g); break;
+    case 7: launch_mma<112>(s, g); break;
+    case 8: launch_mma<128>(s, g); break;
+    case 9: launch_mma<144>(s, g); break;
+    case 10: launch_mma<160>(s, g); break;
+    default: assert(!"attention_mma: head dim over 160");
+    }
+}
+
+/* ---------------------------------------------------------------------- SIMT kernel (any) --- */
+
+#define SIMT_BQ 32   // queries per block
+#define SIMT_BK 32   // keys per step
+#define SIMT_DK 32   // head-dim chunk of the score product
+#define SIMT_THREADS 256
+
+/* grid (ceil(T / 32), B * H, ceil(D / DV)), SIMT_THREADS threads, dynamic shared memory 32 * DV floats (V).
+ * Thread (r = tid / 8, c = tid % 8) owns query row r: the scores of keys c, c+8, c+16, c+24 of each
+ * step, and the outputs of columns dv0 + c + 8i, i < DV / 8. */
+template <typename T, int DV> __global__ void __launch_bounds__(SIMT_THREADS) attn_simt_kernel(attn_geom g) {
+    __shared__ float Qs[SIMT_BQ][SIMT_DK + 1], Ks[SIMT_BK][SIMT_DK + 1], Ps[SIMT_BQ][SIMT_BK + 1];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float *Vs = (float *)smem_raw;   // [SIMT_BK][DV]
+    const int tid = threadIdx.x, r = tid >> 3, c = tid & 7;
+    const int q0 = blockIdx.x * SIMT_BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H, dv0 = blockIdx.z * DV;
+    const int D = g.D, t = q0 + r;
+    const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
+    const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * D;
+    const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * D;
+    const int key_end = g.causal ? min(g.S, q0 + SIMT_BQ) : g.S;
+
+    float o[DV / 8];
+#pragma unroll
+    for (int i = 0; i < DV / 8; i++) o[i] = 0.0f;
+    float m = -INFINITY, l = 0.0f;   // l: this thread's columns only
+
+    for (int s0 = 0; s0 < key_end; s0 += SIMT_BK) {
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int d0 = 0; d0 < D; d0 += SIMT_DK) {
+            __syncthreads();   // the previous chunk (and the previous step's P and V) are consumed
+            for (int i = tid; i < SIMT_BQ * SIMT_DK; i += SIMT_THREADS) {
+                const int rr = i / SIMT_DK, cc = i % SIMT_DK, d = d0 + cc, tq = q0 + rr, sk = s0 + rr;
+                Qs[rr][cc] = tq < g.T && d < D ? sdc_to_f(qg[(int64_t)tq * g.C + d]) : 0.0f;
+                Ks[rr][cc] = sk < g.S && d < D ? sdc_to_f(kg[(int64_t)sk * g.C + d]) : 0.0f;
+            }
+            __syncthreads();
+#pragma unroll 8
+            for (int dd = 0; dd < SIMT_DK; dd++) {
+                const float qv = Qs[r][dd];
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[j] += qv * Ks[c + 8 * j][dd];
+            }
+        }
+
+        /* scale, mask, running max over the 8 threads of the row (lanes 8k .. 8k+7) */
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int col = s0 + c + 8 * j;
+            float v = acc[j] * g.scale_log2;
+            if (col >= g.S || (g.causal && col > t)) v = -INFINITY;
+            acc[j] = v;
+            mx = fmaxf(mx, v);
+        }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 4));
+        const float mn = fmaxf(m, mx), alpha = exp2f(m - mn);   // finite from the first step (key 0)
+        m = mn;
+        float ls = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float p = exp2f(acc[j] - m);
+            Ps[r][c + 8 * j] = p;
+            ls += p;
+        }
+        l = l * alpha + ls;
+
+        for (int i = tid; i < SIMT_BK * DV; i += SIMT_THREADS) {
+            const int rr = i / DV, cc = i % DV, d = dv0 + cc, sk = s0 + rr;
+            Vs[i] = sk < g.S && d < D ? sdc_to_f(vg[(int64_t)sk * g.C + d]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < DV / 8; i++) o[i] *= alpha;
+        for (int sk = 0; sk < SIMT_BK; sk++) {
+            const float p = Ps[r][sk];
+            const float *vr = Vs + sk * DV + c;
+#pragma unroll
+            for (int i = 0; i < DV / 8; i++) o[i] += p * vr[8 * i];
+        }
+    }
+
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    l += __shfl_xor_sync(0xffffffffu, l, 4);
+    if (t >= g.T) return;
+    const float inv = 1.0f / l;
+    T *yr = (T *)g.y + ((int64_t)b * g.T + t) * g.C + h * D;
+#pragma unroll
+    for (int i = 0; i < DV / 8; i++) {
+        const int d = dv0 + c + 8 * i;
+        if (d < D) yr[d] = sdc_from_f<T>(o[i] * inv);
+    }
+}
+
+template <typename T, int DV> static void launch_simt(cudaStream_t s, const attn_geom &g) {
+    const size_t smem = (size_t)SIMT_BK * DV * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(attn_simt_kernel<T, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((g.T + SIMT_BQ - 1) / SIMT_BQ), (unsigned)(g.B * g.H), (unsigned)((g.D + DV - 1) / DV));
+    attn_simt_kernel<T, DV><<<grid, SIMT_THREADS, smem, s>>>(g);
+}
+
+/* DV: the smallest of 32, 64, ..., 512 that covers D (512 slices beyond). */
+template <typename T> static void attention_simt(cudaStream_t s, const attn_geom &g) {
+    if (g.D <= 32)
+        launch_simt<T, 32>(s, g);
+    else if (g.D <= 64)
+        launch_simt<T, 64>(s, g);
+    else if (g.D <= 128)
+        launch_simt<T, 128>(s, g);
+    else if (g.D <= 256)
+        launch_simt<T, 256>(s, g);
+    else
+        launch_simt<T, 512>(s, g);
+}
+
+extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                   const sdc_tensor *v, int n_heads, int causal) {
+    assert(q->dtype == y->dtype && k->dtype == y->dtype && v->dtype == y->dtype);
+    const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1], D = C / n_heads;
+    if (B == 0 || T == 0 || C == 0) return;
+    assert(S > 0 && "attention over no keys");
+    assert(T <= INT32_MAX && S <= INT32_MAX && C <= INT32_MAX && B * n_heads <= 65535);
+    attn_geom g;
+    g.q = q->data;
+    g.k = k->data;
+    g.v = v->data;
+    g.y = y->data;
+    g.B = (int)B;
+    g.T = (int)T;
+    g.S = (int)S;
+    g.H = n_heads;
+    g.D = (int)D;
+    g.C = (int)C;
+    g.causal = causal;
+    g.scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
+    cudaStream_t s = sdc_cuda_stream(be);
+    if (y->dtype == SDC_DTYPE_F16 && D % 8 == 0 && D <= 160 && sdc_aligned16(q->data) && sdc_aligned16(k->data) &&
+        sdc_aligned16(v->data) && sdc_aligned16(y->data))
+        attention_mma(s, g);
+    else if (y->dtype == SDC_DTYPE_F16)
+        attention_simt<__half>(s, g);
+    else
+        attention_simt<float>(s, g);
+    SDC_CUDA_LAUNCHED();
+}

@@ -1,0 +1,298 @@
+/* cuda_backend.c - the CUDA backend: the first device, a compute stream (every kernel, cuBLAS, synchronous
+ * copies) and a copy stream (asynchronous weight uploads), the cuBLAS handle with its fixed workspace, the
+ * vtable. Memory lives in cuda_alloc.c, the ops in cuda_*.cu by family.
+ *
+ * Precision: weights and activations are F16 (f32 accumulation everywhere), or F32 while be->force_f32.
+ * Determinism: every op's launch configuration and cuBLAS algorithm depend only on shapes and fixed
+ * workspace sizes, and cuBLAS may not use atomics, so results are bit-identical run to run. */
+#include <cublas_v2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_alloc.h"
+#include "backend/cuda/cuda_internal.h"
+
+struct sdc_cuda_ctx {
+    cudaStream_t stream;   /* compute */
+    cudaStream_t copy;     /* staging uploads */
+    cublasHandle_t cublas;
+    void *cublas_ws;       /* SDC_CUDA_CUBLAS_WORKSPACE_BYTES, counted as workspace */
+    sdc_cuda_pool pool;
+    sdc_cuda_staging staging;
+    int pool_ready;
+};
+
+static sdc_cuda_ctx *ctx_of(sdc_backend *be) { return (sdc_cuda_ctx *)be->ctx; }
+
+void sdc_cuda_check(cudaError_t err, const char *call, const char *file, int line) {
+    if (err == cudaSuccess) return;
+    /* a failed launch or copy is a bug or a broken device, like a failed assert */
+    fprintf(stderr, "sdc cuda: %s:%d: %s failed: %s (%s)\n", file, line, call, cudaGetErrorString(err),
+            cudaGetErrorName(err));
+    abort();
+}
+
+#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+static void cublas_check(cublasStatus_t st, const char *call, const char *file, int line) {
+    if (st == CUBLAS_STATUS_SUCCESS) return;
+    fprintf(stderr, "sdc cuda: %s:%d: %s failed: %s\n", file, line, call, cublasGetStatusString(st));
+    abort();
+}
+
+cudaStream_t sdc_cuda_stream(sdc_backend *be) { return ctx_of(be)->stream; }
+void *sdc_cuda_cublas(sdc_backend *be) { return ctx_of(be)->cublas; }
+
+void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes) {
+    void *p = sdc_cuda_pool_alloc(&ctx_of(be)->pool, nbytes ? nbytes : 1);
+    if (p) sdc_mem_stats_alloc(&be->stats, SDC_MEM_WORKSPACE, nbytes);
+    return p;
+}
+
+void sdc_cuda_scratch_free(sdc_backend *be, void *p, size_t nbytes) {
+    if (!p) return;
+    sdc_cuda_pool_release(&ctx_of(be)->pool, p);
+    sdc_mem_stats_free(&be->stats, SDC_MEM_WORKSPACE, nbytes);
+}
+
+/* --- memory slots --- */
+
+static void *cuda_alloc(sdc_backend *be, size_t nbytes) { return sdc_cuda_pool_alloc(&ctx_of(be)->pool, nbytes); }
+
+static void cuda_release(sdc_backend *be, void *ptr) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    if (c->staging.copies_pending) sdc_cuda_staging_flush(&c->staging);   // no upload may land in reused memory
+    sdc_cuda_pool_release(&c->pool, ptr);
+}
+
+static void cuda_upload(sdc_backend *be, void *dst, const void *host_src, size_t nbytes) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    if (!nbytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, nbytes, cudaMemcpyHostToDevice, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+static void cuda_download(sdc_backend *be, void *host_dst, const void *src, size_t nbytes) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    if (!nbytes) return;
+    sdc_cuda_staging_flush(&c->staging);
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, nbytes, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+static void cuda_synchronize(sdc_backend *be) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    sdc_cuda_staging_flush(&c->staging);
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+/* F16 on the device whatever the file holds (the loader converts), F32 while force_f32. */
+static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype) {
+    (void)file_dtype;
+    return be->force_f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
+}
+static sdc_dtype cuda_act_dtype(sdc_backend *be) { return be->force_f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
+
+/* cuBLAS's fixed workspace, which stays allocated, plus the larger of one convolution's im2col band and
+ * the attention kernel's scratch (the two are never held at once). */
+static size_t cuda_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t tokens) {
+    (void)tokens;   // the attention kernel works in on-chip memory: no scratch that grows with tokens
+    const size_t es = sdc_dtype_size(cuda_act_dtype(be));
+    size_t conv = im2col_elems > SDC_CUDA_CONV_WORKSPACE_BYTES / es ? SDC_CUDA_CONV_WORKSPACE_BYTES : im2col_elems * es;
+    return SDC_CUDA_CUBLAS_WORKSPACE_BYTES + conv;
+}
+
+/* Free device memory plus what the pool already holds, less a 512 MiB margin. */
+static int64_t cuda_default_budget(sdc_backend *be) {
+    size_t free_b = 0, total = 0;
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    const size_t margin = (size_t)512 << 20, have = free_b + ctx_of(be)->pool.reserved;
+    return have > margin ? (int64_t)(have - margin) : 0;
+}
+
+static void cuda_trim(sdc_backend *be) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    sdc_cuda_staging_flush(&c->staging);
+    const size_t before = c->pool.reserved;
+    sdc_cuda_pool_trim(&c->pool);
+    SDC_LOGD(&be->log, "cuda trim: pool %.1f -> %.1f MiB (%.1f MiB in use)", (double)before / 1048576.0,
+             (double)c->pool.reserved / 1048576.0, (double)c->pool.in_use / 1048576.0);
+}
+
+static size_t cuda_driver_peak_bytes(sdc_backend *be) { return ctx_of(be)->pool.driver_peak; }
+
+static void cuda_driver_peak_reset(sdc_backend *be) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    c->pool.driver_peak = 0;
+    sdc_cuda_pool_sample(&c->pool);   // the new window starts from what is in use now
+}
+
+static size_t cuda_staging_size(sdc_backend *be) {
+    (void)be;
+    return SDC_CUDA_STAGING_BYTES;
+}
+static void *cuda_staging_acquire(sdc_backend *be, size_t nbytes) {
+    return sdc_cuda_staging_acquire(&ctx_of(be)->staging, nbytes);
+}
+static void cuda_staging_upload(sdc_backend *be, void *dst, const void *staging, size_t nbytes) {
+    sdc_cuda_staging_upload(&ctx_of(be)->staging, dst, staging, nbytes);
+}
+static void cuda_staging_flush(sdc_backend *be) { sdc_cuda_staging_flush(&ctx_of(be)->staging); }
+
+/* Tolerates a partly built backend (creation failures come here too). */
+static void cuda_destroy(sdc_backend *be) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    if (c) {
+        if (c->stream) cudaStreamSynchronize(c->stream);
+        sdc_cuda_staging_destroy(&c->staging);
+        if (c->cublas) cublasDestroy(c->cublas);
+        if (c->cublas_ws) sdc_cuda_scratch_free(be, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES);
+        if (be->stats.cur_total)
+            SDC_LOGW(&be->log, "sdc_backend_free: cuda backend freed with %zu bytes still allocated",
+                     be->stats.cur_total);
+        if (c->pool_ready) {
+            SDC_LOGD(&be->log, "sdc_backend_free: cuda pool made %zu cudaMalloc and %zu cudaFree calls; driver "
+                     "peak %.1f MiB above the baseline", c->pool.n_mallocs, c->pool.n_frees,
+                     (double)c->pool.driver_peak / 1048576.0);
+            sdc_cuda_pool_destroy(&c->pool);
+        }
+        if (c->copy) cudaStreamDestroy(c->copy);
+        if (c->stream) cudaStreamDestroy(c->stream);
+        free(c);
+    }
+    free(be);
+}
+
+static const struct sdc_backend_i cuda_iface = {
+    .name = "cuda",
+    .destroy = cuda_destroy,
+    .alloc = cuda_alloc,
+    .release = cuda_release,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .synchronize = cuda_synchronize,
+    .weight_dtype = cuda_weight_dtype,
+    .act_dtype = cuda_act_dtype,
+    .workspace_bound = cuda_workspace_bound,
+    .default_budget = cuda_default_budget,
+    .trim = cuda_trim,
+    .driver_peak_bytes = cuda_driver_peak_bytes,
+    .driver_peak_reset = cuda_driver_peak_reset,
+    .staging_size = cuda_staging_size,
+    .staging_acquire = cuda_staging_acquire,
+    .staging_upload = cuda_staging_upload,
+    .staging_flush = cuda_staging_flush,
+    .linear = sdc_cuda_linear,
+    .conv2d = sdc_cuda_conv2d,
+    .attention = sdc_cuda_attention,
+    .layer_norm = sdc_cuda_layer_norm,
+    .group_norm = sdc_cuda_group_norm,
+    .unary = sdc_cuda_unary,
+    .binary = sdc_cuda_binary,
+    .scale = sdc_cuda_scale,
+    .geglu = sdc_cuda_geglu,
+    .embedding = sdc_cuda_embedding,
+    .upsample2x = sdc_cuda_upsample2x,
+    .concat = sdc_cuda_concat,
+    .permute = sdc_cuda_permute,
+    .copy = sdc_cuda_copy,
+    .pad2d = sdc_cuda_pad2d,
+    .slice = sdc_cuda_slice,
+};
+
+/* The first device, if the driver and this build can use it; logs why not. */
+static int pick_device(const sdc_logger *log, struct cudaDeviceProp *prop) {
+    int drv = 0, rt = 0, n = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess || n == 0) {
+        (void)cudaGetLastError();
+        if (drv == 0)
+            SDC_LOGE(log, "sdc_backend_cuda_new: no NVIDIA driver found (%s)", cudaGetErrorString(err));
+        else if (err == cudaErrorInsufficientDriver)
+            SDC_LOGE(log, "sdc_backend_cuda_new: the NVIDIA driver (CUDA %d.%d) is too old for this sdc (built with "
+                     "CUDA %d.%d): update the driver", drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+        else
+            SDC_LOGE(log, "sdc_backend_cuda_new: no CUDA device: %s (driver CUDA %d.%d, runtime %d.%d)",
+                     err != cudaSuccess ? cudaGetErrorString(err) : "the driver lists none", drv / 1000,
+                     drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+        return -1;
+    }
+    if ((err = cudaSetDevice(0)) != cudaSuccess || (err = cudaGetDeviceProperties(prop, 0)) != cudaSuccess ||
+        (err = cudaFree(NULL)) != cudaSuccess) {   // cudaFree(NULL): the context exists from here
+        (void)cudaGetLastError();
+        SDC_LOGE(log, "sdc_backend_cuda_new: cannot use CUDA device 0: %s", cudaGetErrorString(err));
+        return -1;
+    }
+    if ((err = sdc_cuda_kernel_probe()) != cudaSuccess) {
+        (void)cudaGetLastError();
+        SDC_LOGE(log, "sdc_backend_cuda_new: %s (compute capability %d.%d) cannot run this build's kernels "
+                 "(built for compute capability 9.0 and newer): %s", prop->name, prop->major, prop->minor,
+                 cudaGetErrorString(err));
+        return -1;
+    }
+    return 0;
+}
+
+sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
+    struct cudaDeviceProp prop;
+    if (pick_device(log, &prop) != 0) return NULL;
+    sdc_backend *be = calloc(1, sizeof *be);
+    sdc_cuda_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        SDC_LOGE(log, "sdc_backend_cuda_new: out of host memory");
+        free(be);
+        free(c);
+        return NULL;
+    }
+    be->iface = &cuda_iface;
+    be->ctx = c;
+    be->n_threads = 1;
+    if (log) be->log = *log;
+
+    const char *fail = NULL;
+    cudaError_t err = cudaSuccess;
+    if ((err = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+        (err = cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking)) != cudaSuccess)
+        fail = "create streams";
+    else if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS)
+        fail = "create the cuBLAS handle";
+    if (!fail) {
+        CUBLAS_CHECK(cublasSetStream(c->cublas, c->stream));
+        /* default math: fp16 inputs run on tensor cores with f32 accumulation, f32 inputs stay f32 (no TF32);
+         * split reductions in f32 too; no atomics (the default), so results are reproducible */
+        const cublasMath_t math = (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
+        CUBLAS_CHECK(cublasSetMathMode(c->cublas, math));
+        CUBLAS_CHECK(cublasSetAtomicsMode(c->cublas, CUBLAS_ATOMICS_NOT_ALLOWED));
+        sdc_cuda_pool_init(&c->pool, c->stream, &be->log);   // baseline: context and cuBLAS exist, nothing allocated
+        c->pool_ready = 1;
+        sdc_cuda_staging_init(&c->staging, c->copy, c->stream, &be->log);
+        c->cublas_ws = sdc_cuda_scratch_alloc(be, SDC_CUDA_CUBLAS_WORKSPACE_BYTES);
+        if (!c->cublas_ws) fail = "allocate the cuBLAS workspace";
+        else CUBLAS_CHECK(cublasSetWorkspace(c->cublas, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES));
+    }
+    if (fail) {
+        (void)cudaGetLastError();
+        SDC_LOGE(log, "sdc_backend_cuda_new: cannot %s on %s%s%s", fail, prop.name, err != cudaSuccess ? ": " : "",
+                 err != cudaSuccess ? cudaGetErrorString(err) : "");
+        cuda_destroy(be);
+        return NULL;
+    }
+    size_t free_b = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total));
+    int drv = 0, rt = 0, cublas_ver = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    cublasGetVersion(c->cublas, &cublas_ver);
+    SDC_LOGI(&be->log, "sdc_backend_cuda_new: %s, compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free; %.0f MiB "
+             "in use before sdc's first allocation: the driver-seen peak's baseline), driver CUDA %d.%d, runtime "
+             "%d.%d, cuBLAS %d, f16 with f32 accumulation",
+             prop.name, prop.major, prop.minor, prop.multiProcessorCount, (double)total / 1073741824.0,
+             (double)free_b / 1073741824.0, (double)c->pool.baseline / 1048576.0, drv / 1000, drv % 1000 / 10,
+             rt / 1000, rt % 1000 / 10, cublas_ver);
+    return be;
+}

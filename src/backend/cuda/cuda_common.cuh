@@ -1,0 +1,94 @@
+/* cuda_common.cuh - device helpers the op kernels share: element conversion to and from f32, 16-byte
+ * packed loads and stores, and launch sizing. Included by the .cu files only.
+ *
+ * Compute is f32 whatever the storage: a kernel loads T (__half, __nv_bfloat16 or float), converts to
+ * float, computes, and rounds once on the store. */
+#ifndef SDC_BACKEND_CUDA_COMMON_CUH
+#define SDC_BACKEND_CUDA_COMMON_CUH
+
+#include <assert.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+/* --- conversions --- */
+
+static __device__ __forceinline__ float sdc_to_f(float v) { return v; }
+static __device__ __forceinline__ float sdc_to_f(__half v) { return __half2float(v); }
+static __device__ __forceinline__ float sdc_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> static __device__ __forceinline__ T sdc_from_f(float v);
+template <> __device__ __forceinline__ float sdc_from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half sdc_from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 sdc_from_f<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+/* --- 16-byte packs: sdc_pack<T>::N elements of T in one uint4 --- */
+
+template <typename T> struct sdc_pack {
+    static constexpr int N = 16 / (int)sizeof(T);
+};
+
+/* f[0..N) = p[0..N) as floats; p 16-byte aligned. */
+template <typename T> static __device__ __forceinline__ void sdc_load_pack(const T *p, float *f) {
+    union {
+        uint4 u;
+        T e[sdc_pack<T>::N];
+    } v;
+    v.u = *(const uint4 *)p;
+#pragma unroll
+    for (int i = 0; i < sdc_pack<T>::N; i++) f[i] = sdc_to_f(v.e[i]);
+}
+
+/* p[0..N) = f[0..N) rounded to T; p 16-byte aligned. */
+template <typename T> static __device__ __forceinline__ void sdc_store_pack(T *p, const float *f) {
+    union {
+        uint4 u;
+        T e[sdc_pack<T>::N];
+    } v;
+#pragma unroll
+    for (int i = 0; i < sdc_pack<T>::N; i++) v.e[i] = sdc_from_f<T>(f[i]);
+    *(uint4 *)p = v.u;
+}
+
+static inline int sdc_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* --- launch sizing --- */
+
+/* Blocks of `threads` covering n items, at most 65536 (kernels grid-stride beyond); at least 1. */
+static inline unsigned sdc_grid_1d(int64_t n, int threads) {
+    int64_t blocks = (n + threads - 1) / threads;
+    return (unsigned)(blocks < 1 ? 1 : blocks > 65536 ? 65536 : blocks);
+}
+
+/* A 2-D launch over [rows, cols]: blocks of (tx, 256 / tx) threads with tx = cols rounded up to a whole
+ * warp, at most 256, so that short rows share a block. Kernels loop
+ *   for (r = blockIdx.y * blockDim.y + threadIdx.y; r < rows; r += gridDim.y * blockDim.y)
+ *     for (c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x) */
+typedef struct sdc_launch2d {
+    dim3 grid, block;
+} sdc_launch2d;
+
+static inline sdc_launch2d sdc_plan_rows(int64_t rows, int64_t cols) {
+    const int tx = cols >= 256 ? 256 : cols <= 32 ? 32 : (int)((cols + 31) / 32 * 32), ty = 256 / tx;
+    int64_t gx = (cols + tx - 1) / tx, gy = (rows + ty - 1) / ty;
+    if (gx > 65536) gx = 65536;
+    if (gy > 65535) gy = 65535;
+    sdc_launch2d l;
+    l.block = dim3((unsigned)tx, (unsigned)ty, 1);
+    l.grid = dim3((unsigned)(gx < 1 ? 1 : gx), (unsigned)(gy < 1 ? 1 : gy), 1);
+    return l;
+}
+
+#define SDC_ROWS_LOOP(r, rows) \
+    for (int64_t r = blockIdx.y * (int64_t)blockDim.y + threadIdx.y; r < (rows); r += (int64_t)gridDim.y * blockDim.y)
+#define SDC_COLS_LOOP(c, cols) \
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < (cols); c += (int64_t)gridDim.x * blockDim.x)
+
+/* After every launch: a bad configuration is a bug (CUDA_CHECK aborts). Does not synchronise. */
+#define SDC_CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
+
+#endif

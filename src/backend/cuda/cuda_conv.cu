@@ -1,0 +1,159 @@
+/* cuda_conv.cu - 2-D convolution as cuBLAS GEMMs: for each image, seen column-major,
+ *   y_img^T[P, Co] = col^T[P, K] . (w[Co, K] as [K, Co]) (+ bias),   P = Ho*Wo, K = Ci*KH*KW,
+ * where col[K, P] is the im2col matrix. A 1x1, stride-1, unpadded convolution needs no im2col: the
+ * image itself is col, and one strided-batched GEMM does the whole batch.
+ *
+ * Otherwise col is built in a workspace of at most SDC_CUDA_CONV_WORKSPACE_BYTES: several whole images
+ * when they fit (one strided-batched GEMM), else a band of output rows of one image at a time, the GEMM
+ * writing that band's rows of y in place (ldc = P). The split depends only on the shapes, so results are
+ * reproducible. Without even one row's workspace (device full), a direct kernel computes the same sums
+ * without scratch, slowly. */
+#include "backend/cuda/cuda_common.cuh"
+
+struct conv_geom {
+    int Ci, H, W, KH, KW, stride, pad, Ho, Wo;
+};
+
+/* col[img][r][p] for n_img images, r = (ci, kh, kw) < K, p < n_rows*Wo (output rows oh0...): the input
+ * pixel under kernel tap (kh, kw) for output position p, or 0 in the padding. A block row (blockIdx.y)
+ * per col row, so the tap and the source plane are worked out once; threads along p (coalesced writes,
+ * stride-1 reads along an input row). */
+template <typename T>
+__global__ void im2col_kernel(T *col, const T *x, conv_geom g, int oh0, int n_rows, int64_t n_col_rows) {
+    const int P = n_rows * g.Wo, KK = g.KH * g.KW, K = g.Ci * KK;
+    const T zero = sdc_from_f<T>(0.0f);
+    for (int64_t row = blockIdx.y; row < n_col_rows; row += gridDim.y) {
+        const int64_t img = row / K;
+        const int r = (int)(row % K), ci = r / KK, kh = r % KK / g.KW, kw = r % g.KW;
+        const T *xc = x + (img * g.Ci + ci) * g.H * g.W;   // [H, W]
+        T *dst = col + row * P;                            // [n_rows, Wo]
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += gridDim.x * blockDim.x) {
+            const int q = p / g.Wo, oh = oh0 + q, ow = p - q * g.Wo;
+            const int ih = oh * g.stride - g.pad + kh, iw = ow * g.stride - g.pad + kw;
+            dst[p] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? xc[(int64_t)ih * g.W + iw] : zero;
+        }
+    }
+}
+
+/* The fallback: one thread per output y[b, co, oh, ow], summing in f32 in (ci, kh, kw) order. */
+template <typename T>
+__global__ void conv_direct_kernel(T *y, const T *x, const T *w, const T *bias, conv_geom g, int Co, int64_t total) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int ow = (int)(i % g.Wo), oh = (int)(i / g.Wo % g.Ho), co = (int)(i / ((int64_t)g.Wo * g.Ho) % Co);
+        const int64_t b = i / ((int64_t)g.Wo * g.Ho * Co);
+        float acc = bias ? sdc_to_f(bias[co]) : 0.0f;
+        for (int ci = 0; ci < g.Ci; ci++) {
+            const T *xc = x + (b * g.Ci + ci) * g.H * g.W;              // [H, W]
+            const T *wc = w + ((int64_t)co * g.Ci + ci) * g.KH * g.KW;  // [KH, KW]
+            for (int kh = 0; kh < g.KH; kh++) {
+                const int ih = oh * g.stride - g.pad + kh;
+                if (ih < 0 || ih >= g.H) continue;
+                for (int kw = 0; kw < g.KW; kw++) {
+                    const int iw = ow * g.stride - g.pad + kw;
+                    if (iw >= 0 && iw < g.W)
+                        acc += sdc_to_f(xc[(int64_t)ih * g.W + iw]) * sdc_to_f(wc[kh * g.KW + kw]);
+                }
+            }
+        }
+        y[i] = sdc_from_f<T>(acc);
+    }
+}
+
+/* Loads the fallback kernels now (lazy module loading would load them at their first launch, which happens
+ * on a full device), and so tells whether this build has code for the device at all. */
+extern "C" cudaError_t sdc_cuda_kernel_probe(void) {
+    cudaFuncAttributes a;
+    cudaError_t err = cudaFuncGetAttributes(&a, conv_direct_kernel<float>);
+    return err != cudaSuccess ? err : cudaFuncGetAttributes(&a, conv_direct_kernel<__half>);
+}
+
+static void im2col(sdc_backend *be, sdc_dtype dt, void *col, const void *x, const conv_geom &g, int oh0, int n_rows,
+                   int64_t n_img) {
+    const int P = n_rows * g.Wo, threads = P >= 256 ? 256 : (P + 31) / 32 * 32;
+    const int64_t rows = n_img * g.Ci * g.KH * g.KW;
+    const dim3 grid((unsigned)((P + threads - 1) / threads), (unsigned)(rows < 65535 ? rows : 65535));
+    cudaStream_t s = sdc_cuda_stream(be);
+    if (dt == SDC_DTYPE_F16)
+        im2col_kernel<<<grid, threads, 0, s>>>((__half *)col, (const __half *)x, g, oh0, n_rows, rows);
+    else
+        im2col_kernel<<<grid, threads, 0, s>>>((float *)col, (const float *)x, g, oh0, n_rows, rows);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+static void conv_direct(sdc_backend *be, sdc_dtype dt, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                        const sdc_tensor *b, const conv_geom &g) {
+    const int Co = (int)w->ne[0];
+    const int64_t total = sdc_tensor_nelem(y);
+    cudaStream_t s = sdc_cuda_stream(be);
+    if (dt == SDC_DTYPE_F16)
+        conv_direct_kernel<<<sdc_grid_1d(total, 128), 128, 0, s>>>((__half *)y->data, (const __half *)x->data,
+                                                               (const __half *)w->data,
+                                                               b ? (const __half *)b->data : NULL, g, Co, total);
+    else
+        conv_direct_kernel<<<sdc_grid_1d(total, 128), 128, 0, s>>>((float *)y->data, (const float *)x->data,
+                                                               (const float *)w->data,
+                                                               b ? (const float *)b->data : NULL, g, Co, total);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                const sdc_tensor *b, int stride, int pad) {
+    const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
+    const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
+    const int64_t K = Ci * KH * KW, P = Ho * Wo;
+    const sdc_dtype dt = y->dtype;
+    assert(x->dtype == dt && w->dtype == dt && (!b || b->dtype == dt));
+    if (B == 0 || Co == 0 || P == 0) return;
+    const conv_geom g = {(int)Ci, (int)H, (int)W, (int)KH, (int)KW, stride, pad, (int)Ho, (int)Wo};
+    const size_t es = sdc_dtype_size(dt);
+    char *yd = (char *)y->data;   // [B, Co, P]
+
+    const int pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
+    int64_t n_img = B, rows = Ho;   // images per GEMM; output rows per band
+    void *col = NULL;
+    size_t col_bytes = 0;
+    if (!pointwise) {
+        const int64_t cap = (int64_t)(SDC_CUDA_CONV_WORKSPACE_BYTES / es);   // elements
+        if (K * P <= cap) {
+            n_img = cap / (K * P) < B ? cap / (K * P) : B;
+        } else {
+            n_img = 1;
+            rows = cap / (K * Wo) < 1 ? 1 : cap / (K * Wo);
+        }
+        for (;;) {   // the device may be too full for the whole band: halve it
+            col_bytes = (size_t)(n_img * K * rows * Wo) * es;
+            if ((col = sdc_cuda_scratch_alloc(be, col_bytes)) || (n_img == 1 && rows == 1)) break;
+            if (n_img > 1) n_img = (n_img + 1) / 2;
+            else rows = (rows + 1) / 2;
+        }
+        if (!col) {
+            SDC_LOGW(&be->log, "sdc_cuda_conv2d: no device memory for %zu bytes of im2col; computing directly (slow)",
+                     col_bytes);
+            conv_direct(be, dt, y, x, w, b, g);
+            return;
+        }
+    }
+
+    float beta = 0.0f;
+    if (b) {   // y[b, co, p] = bias[co]; the GEMMs add to it
+        sdc_cuda_fill_bias(be, dt, yd, b->data, B, Co, P);
+        beta = 1.0f;
+    }
+    if (pointwise) {
+        // per image: y^T[P, Co] = (x_img[Ci, P] as [P, Ci]) . (w[Co, Ci] as [Ci, Co])
+        sdc_cuda_gemm(be, dt, 0, 0, P, Co, Ci, x->data, P, Ci * P, w->data, Ci, 0, beta, yd, P, Co * P, B);
+        return;
+    }
+    for (int64_t b0 = 0; b0 < B; b0 += n_img) {
+        const int64_t nb = B - b0 < n_img ? B - b0 : n_img;
+        const char *xb = (const char *)x->data + (size_t)(b0 * Ci * H * W) * es;   // [nb, Ci, H, W]
+        for (int64_t oh0 = 0; oh0 < Ho; oh0 += rows) {
+            const int64_t nr = Ho - oh0 < rows ? Ho - oh0 : rows, Pb = nr * Wo;
+            im2col(be, dt, col, xb, g, (int)oh0, (int)nr, nb);   // [nb, K, Pb]
+            // y_img^T[oh0*Wo : +Pb, Co] (ldc P) = (col_img[K, Pb] as [Pb, K]) . (w[Co, K] as [K, Co])
+            sdc_cuda_gemm(be, dt, 0, 0, Pb, Co, K, col, Pb, K * Pb, w->data, K, 0, beta,
+                          yd + (size_t)(b0 * Co * P + oh0 * Wo) * es, P, Co * P, nb);
+        }
+    }
+    sdc_cuda_scratch_free(be, col, col_bytes);
+}

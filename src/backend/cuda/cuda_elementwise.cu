@@ -1,0 +1,225 @@
+/* cuda_elementwise.cu - unary activations, binary ops with broadcasting, scale, GEGLU.
+ *
+ * Every op is a grid-stride map over elements, in f32, rounded once on the store. Contiguous maps move
+ * 16-byte packs (8 halves or 4 floats) when every pointer is 16-byte aligned, and finish the tail one
+ * element at a time. Outputs may alias the first input: each element is read before it is written by
+ * the same thread. The activations follow PyTorch: erf GELU, tanh GELU, x * sigmoid(1.702 x). */
+#include "backend/cuda/cuda_common.cuh"
+
+static __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+static __device__ __forceinline__ float unary1(float x, int op) {
+    switch (op) {
+    case SDC_UNARY_SILU: return x / (1.0f + expf(-x));
+    case SDC_UNARY_GELU: return gelu_erf(x);
+    case SDC_UNARY_GELU_TANH:
+        return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    default: return x / (1.0f + expf(-1.702f * x));   // SDC_UNARY_QUICK_GELU
+    }
+}
+
+static __device__ __forceinline__ float binary1(float a, float b, int op) {
+    return op == SDC_BINARY_ADD ? a + b : op == SDC_BINARY_SUB ? a - b : a * b;
+}
+
+/* The per-element functions of the contiguous maps. */
+struct unary_fn {
+    int op;
+    __device__ float operator()(float x) const { return unary1(x, op); }
+};
+struct scale_fn {
+    float s;
+    __device__ float operator()(float x) const { return x * s; }
+};
+struct binary_fn {
+    int op;
+    __device__ float operator()(float a, float b) const { return binary1(a, b, op); }
+};
+
+/* y[i] = f(x[i]) for i < n; packs when vec. */
+template <typename T, typename F> __global__ void map1_kernel(T *y, const T *x, int64_t n, int vec, F f) {
+    constexpr int N = sdc_pack<T>::N;
+    const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, step = (int64_t)gridDim.x * blockDim.x;
+    const int64_t n_packs = vec ? n / N : 0;
+    for (int64_t p = tid; p < n_packs; p += step) {
+        float v[N];
+        sdc_load_pack(x + p * N, v);
+#pragma unroll
+        for (int i = 0; i < N; i++) v[i] = f(v[i]);
+        sdc_store_pack(y + p * N, v);
+    }
+    for (int64_t i = n_packs * N + tid; i < n; i += step) y[i] = sdc_from_f<T>(f(sdc_to_f(x[i])));
+}
+
+/* y[i] = f(a[i], b[i]) for i < n; packs when vec. */
+template <typename T, typename F>
+__global__ void map2_kernel(T *y, const T *a, const T *b, int64_t n, int vec, F f) {
+    constexpr int N = sdc_pack<T>::N;
+    const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, step = (int64_t)gridDim.x * blockDim.x;
+    const int64_t n_packs = vec ? n / N : 0;
+    for (int64_t p = tid; p < n_packs; p += step) {
+        float va[N], vb[N];
+        sdc_load_pack(a + p * N, va);
+        sdc_load_pack(b + p * N, vb);
+#pragma unroll
+        for (int i = 0; i < N; i++) va[i] = f(va[i], vb[i]);
+        sdc_store_pack(y + p * N, va);
+    }
+    for (int64_t i = n_packs * N + tid; i < n; i += step) y[i] = sdc_from_f<T>(f(sdc_to_f(a[i]), sdc_to_f(b[i])));
+}
+
+/* a's shape collapsed to nd <= 4 dims (outermost first) that alternate between b-broadcast and not;
+ * bs[d] is b's element stride along dim d, 0 where b is broadcast. */
+struct bcast_geom {
+    int64_t n[4], bs[4];
+    int nd;
+};
+
+/* y[i] = a[i] op b[broadcast index of i]. I is the index type: 32-bit whenever the count fits, so the
+ * divisions stay cheap. */
+template <typename T, typename I>
+__global__ void binary_bcast_kernel(T *y, const T *a, const T *b, I total, bcast_geom g, int op) {
+    I n[4], bs[4];
+    for (int d = 0; d < 4; d++) {
+        n[d] = (I)g.n[d];
+        bs[d] = (I)g.bs[d];
+    }
+    for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+        I rem = i, bi = 0;
+        for (int d = g.nd - 1; d > 0; d--) {
+            bi += rem % n[d] * bs[d];
+            rem /= n[d];
+        }
+        bi += rem * bs[0];
+        y[i] = sdc_from_f<T>(binary1(sdc_to_f(a[i]), sdc_to_f(b[bi]), op));
+    }
+}
+
+/* y[r, i] = x[r, i] * gelu(x[r, N + i]) for x [R, 2N], y [R, N]; packs along i when vec. */
+template <typename T> __global__ void geglu_kernel(T *y, const T *x, int64_t R, int64_t N, int vec) {
+    constexpr int P = sdc_pack<T>::N;
+    const int64_t cols = vec ? N / P : N;
+    SDC_ROWS_LOOP(r, R) {
+        const T *xv = x + r * 2 * N, *xg = xv + N;
+        T *yr = y + r * N;
+        SDC_COLS_LOOP(c, cols) {
+            if (vec) {
+                float v[P], g[P];
+                sdc_load_pack(xv + c * P, v);
+                sdc_load_pack(xg + c * P, g);
+#pragma unroll
+                for (int i = 0; i < P; i++) v[i] *= gelu_erf(g[i]);
+                sdc_store_pack(yr + c * P, v);
+            } else {
+                yr[c] = sdc_from_f<T>(sdc_to_f(xv[c]) * gelu_erf(sdc_to_f(xg[c])));
+            }
+        }
+    }
+}
+
+/* --- launchers --- */
+
+template <typename T, typename F> static void map1(sdc_backend *be, void *y, const void *x, int64_t n, F f) {
+    if (n == 0) return;
+    const int vec = sdc_aligned16(y) && sdc_aligned16(x);
+    const int64_t items = vec ? n / sdc_pack<T>::N + 1 : n;
+    map1_kernel<T, F><<<sdc_grid_1d(items, 256), 256, 0, sdc_cuda_stream(be)>>>((T *)y, (const T *)x, n, vec, f);
+    SDC_CUDA_LAUNCHED();
+}
+
+extern "C" void sdc_cuda_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op) {
+    assert(x->dtype == y->dtype);
+    const unary_fn f = {(int)op};
+    const int64_t n = sdc_tensor_nelem(x);
+    if (x->dtype == SDC_DTYPE_F16)
+        map1<__half>(be, y->data, x->data, n, f);
+    else
+        map1<float>(be, y->data, x->data, n, f);
+}
+
+extern "C" void sdc_cuda_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s) {
+    assert(x->dtype == y->dtype);
+    const scale_fn f = {s};
+    const int64_t n = sdc_tensor_nelem(x);
+    if (x->dtype == SDC_DTYPE_F16)
+        map1<__half>(be, y->data, x->data, n, f);
+    else
+        map1<float>(be, y->data, x->data, n, f);
+}
+
+/* Collapses a's dims (dropping those of size 1) into runs that are all broadcast in b or all not. */
+static void collapse_bcast(const sdc_tensor *a, const sdc_tensor *b, bcast_geom *g) {
+    int64_t n[4], flag[4];
+    int nd = 0;
+    for (int d = 0; d < 4; d++) {
+        if (a->ne[d] == 1) continue;
+        const int64_t f = b->ne[d] == 1;   // broadcast along d
+        if (nd > 0 && flag[nd - 1] == f) {
+            n[nd - 1] *= a->ne[d];
+        } else {
+            n[nd] = a->ne[d];
+            flag[nd] = f;
+            nd++;
+        }
+    }
+    int64_t stride = 1;   // b's strides: its non-broadcast dims are contiguous in order
+    for (int d = 3; d >= 0; d--) {
+        g->n[d] = d < nd ? n[d] : 1;
+        g->bs[d] = 0;
+        if (d < nd && !flag[d]) {
+            g->bs[d] = stride;
+            stride *= n[d];
+        }
+    }
+    g->nd = nd;
+}
+
+template <typename T>
+static void binary_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int op) {
+    const int64_t n = sdc_tensor_nelem(a);
+    if (n == 0) return;
+    cudaStream_t s = sdc_cuda_stream(be);
+    bcast_geom g;
+    if (sdc_tensor_nelem(b) == n) {   // same shape: one flat map
+        const int vec = sdc_aligned16(y->data) && sdc_aligned16(a->data) && sdc_aligned16(b->data);
+        const int64_t items = vec ? n / sdc_pack<T>::N + 1 : n;
+        const binary_fn f = {op};
+        map2_kernel<T><<<sdc_grid_1d(items, 256), 256, 0, s>>>((T *)y->data, (const T *)a->data,
+                                                              (const T *)b->data, n, vec, f);
+    } else {
+        collapse_bcast(a, b, &g);
+        if (n <= (int64_t)UINT32_MAX)
+            binary_bcast_kernel<T, uint32_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
+                (T *)y->data, (const T *)a->data, (const T *)b->data, (uint32_t)n, g, op);
+        else
+            binary_bcast_kernel<T, int64_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
+                (T *)y->data, (const T *)a->data, (const T *)b->data, n, g, op);
+    }
+    SDC_CUDA_LAUNCHED();
+}
+
+extern "C" void sdc_cuda_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
+                                sdc_binary_op op) {
+    assert(a->dtype == y->dtype && b->dtype == y->dtype);
+    if (y->dtype == SDC_DTYPE_F16)
+        binary_typed<__half>(be, y, a, b, (int)op);
+    else
+        binary_typed<float>(be, y, a, b, (int)op);
+}
+
+template <typename T> static void geglu_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
+    const int64_t N = y->ne[y->ndim - 1], R = sdc_tensor_rows(y);
+    if (N == 0 || R == 0) return;
+    const int vec = N % sdc_pack<T>::N == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data);
+    const sdc_launch2d l = sdc_plan_rows(R, vec ? N / sdc_pack<T>::N : N);
+    geglu_kernel<T><<<l.grid, l.block, 0, sdc_cuda_stream(be)>>>((T *)y->data, (const T *)x->data, R, N, vec);
+    SDC_CUDA_LAUNCHED();
+}
+
+extern "C" void sdc_cuda_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
+    assert(x->dtype == y->dtype);
+    if (y->dtype == SDC_DTYPE_F16)
+        geglu_typed<__half>(be, y, x);
+    else
+        geglu_typed<float>(be, y, x);
+}

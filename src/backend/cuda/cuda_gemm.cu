@@ -1,0 +1,72 @@
+/* cuda_gemm.cu - every GEMM of the CUDA backend goes through cuBLAS here, and the linear op is one of
+ * them: y[M, N] = x[M, K] w[N, K]^T + b, seen column-major as y^T[N, M] = w^T x^T. A bias is written
+ * into y first and the GEMM adds to it (beta 1), so it is fused into the GEMM's single rounding.
+ *
+ * Types: F16 operands with f32 accumulation (tensor cores), or F32 with true f32 arithmetic
+ * (CUBLAS_COMPUTE_32F without the TF32 math mode). */
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cublas_v2.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+static void cublas_check(cublasStatus_t st, const char *call, const char *file, int line) {
+    if (st == CUBLAS_STATUS_SUCCESS) return;
+    fprintf(stderr, "sdc cuda: %s:%d: %s failed: %s\n", file, line, call, cublasGetStatusString(st));
+    abort();
+}
+
+template <typename T>
+__global__ void fill_bias_kernel(T *y, const T *bias, int64_t C, int64_t inner, int64_t total) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = bias[inner == 1 ? i % C : i / inner % C];
+}
+
+extern "C" void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t outer, int64_t C,
+                                   int64_t inner) {
+    const int64_t total = outer * C * inner;
+    if (total == 0) return;
+    cudaStream_t s = sdc_cuda_stream(be);
+    if (dt == SDC_DTYPE_F16)
+        fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((__half *)y, (const __half *)bias, C, inner, total);
+    else
+        fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((float *)y, (const float *)bias, C, inner, total);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n,
+                              int64_t k, const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb,
+                              int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, int64_t batch) {
+    assert(dt == SDC_DTYPE_F16 || dt == SDC_DTYPE_F32);
+    assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX &&
+           batch <= INT_MAX);
+    if (m == 0 || n == 0 || batch == 0) return;
+    cublasHandle_t h = (cublasHandle_t)sdc_cuda_cublas(be);
+    const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F;
+    const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const float alpha = 1.0f;
+    if (batch == 1)
+        CUBLAS_CHECK(cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, B, t, (int)ldb, &beta, C,
+                                  t, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    else
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, stride_a, B,
+                                                t, (int)ldb, stride_b, &beta, C, t, (int)ldc, stride_c, (int)batch,
+                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+extern "C" void sdc_cuda_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                const sdc_tensor *b) {
+    const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
+    const sdc_dtype dt = y->dtype;
+    assert(x->dtype == dt && w->dtype == dt && (!b || b->dtype == dt));
+    if (M == 0 || N == 0) return;
+    float beta = 0.0f;
+    if (b) {   // y[M, N] = b[N] broadcast over rows
+        sdc_cuda_fill_bias(be, dt, y->data, b->data, M, N, 1);
+        beta = 1.0f;
+    }
+    // column-major: y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + beta y^T
+    sdc_cuda_gemm(be, dt, 1, 0, N, M, K, w->data, K, 0, x->data, K, 0, beta, y->data, N, 0, 1);
+}
