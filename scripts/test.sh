@@ -15,3 +15,12 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSDC_WERROR=ON -DSDC
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j1
+
+# The CUDA backend must compile wherever nvcc is (CI has no GPU: the GPU tests run on a GPU machine
+# through scripts/cuda_check.sh).
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DSDC_WERROR=ON -DSDC_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
+  cmake --build build-cuda -j"$jobs"
+  echo "test.sh: CUDA build compiled (its tests need a GPU: bash scripts/cuda_check.sh)"
+fi

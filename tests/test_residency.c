@@ -233,6 +233,37 @@ static void file_changed_before_deferred_load(void) {
     if (system(cmd) != 0) test_check(0, "clean up %s", dir);
 }
 
+/* auto, told the device is big, plans all; the device then turns out smaller (mem_limit): the run
+ * runs out of memory, frees everything, replans once to sequential and makes the same image. */
+static void auto_replans_after_oom(void) {
+    sdc_ctx *seq = open_ctx(SDC_LOAD_SEQUENTIAL, 1, 0);
+    job j = {"txt2img euler", SDC_SAMPLER_EULER, 0, 1};
+    run_out want, got;
+    if (!seq || !run(seq, &j, &want)) {
+        test_check(0, "sequential reference run");
+        sdc_ctx_free(seq);
+        return;
+    }
+    size_t seq_peak = seq->be->stats.peak_total;
+    sdc_ctx_free(seq);
+    sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, (int64_t)1 << 40);
+    ctx->be->mem_limit = seq_peak;
+    int ok = run(ctx, &j, &got);
+    cJSON *rep = ok ? cJSON_Parse(sdc_last_report_json(ctx)) : NULL;
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
+    test_check(ok && cJSON_IsString(pol) && !strcmp(pol->valuestring, "sequential"),
+               "auto out of memory under all: replanned once to %s", cJSON_IsString(pol) ? pol->valuestring : "nothing");
+    test_check(ok && got.png_hash == want.png_hash && got.lat_hash == want.lat_hash,
+               "the replanned run's image is bit-identical to a sequential run");
+    cJSON_Delete(rep);
+    /* below every policy: a clean error, nothing left loaded */
+    ctx->be->mem_limit = 1 << 20;
+    ok = run(ctx, &j, &got);
+    test_check(!ok && ctx->be->stats.cur_total == 0, "out of memory under every policy: an error, %zu bytes left",
+               ctx->be->stats.cur_total);
+    sdc_ctx_free(ctx);
+}
+
 int main(void) {
     if (sdc_image_load(test_ref_path("tiny-sd1-golden/inputs/gradient64.png"), &init_img, NULL, NULL) != SDC_OK) {
         test_check(0, "load the init image");
@@ -257,6 +288,7 @@ int main(void) {
     plan_vs_measured();
     auto_budget();
     file_changed_before_deferred_load();
+    auto_replans_after_oom();
     sdc_image_free(init_img, 1);
     return test_finish();
 }

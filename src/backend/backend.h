@@ -128,6 +128,9 @@ struct sdc_backend {
      * VAE whose config says force_upcast); read by weight_dtype/act_dtype. The pipeline may switch it
      * between components. */
     int force_f32;
+    /* > 0: sdc_tensor_new fails (out of memory) when the counted bytes would pass this, as on a smaller
+     * device; tests use it to drive the out-of-memory paths on any backend */
+    size_t mem_limit;
 };
 
 /* --- the registry: the only place that knows which backends were built --- */

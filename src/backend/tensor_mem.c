@@ -21,7 +21,8 @@ sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, 
     t->kind = kind;
     t->backend = be;
     t->owns_data = 1;
-    t->data = be->iface->alloc(be, t->nbytes ? t->nbytes : 1);
+    int over = be->mem_limit && be->stats.cur_total + t->nbytes > be->mem_limit;
+    t->data = over ? NULL : be->iface->alloc(be, t->nbytes ? t->nbytes : 1);
     if (!t->data) {
         char shape[96];
         SDC_LOGE(&be->log, "sdc_tensor_new: %s backend out of memory for %s %s tensor %s (%zu bytes)",

@@ -1,6 +1,7 @@
 #include "core/dtype.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 static const struct {
@@ -87,15 +88,24 @@ uint16_t sdc_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+/* All 65536 f16 values as f32: bulk conversion (loading fp16 weights) becomes one lookup each. */
+static float f16_table[65536];
+static pthread_once_t f16_table_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_init(void) {
+    for (uint32_t h = 0; h < 65536; h++) f16_table[h] = sdc_f16_to_f32((uint16_t)h);
+}
+
 int sdc_convert_to_f32(float *dst, const void *src, sdc_dtype src_dtype, size_t n) {
     const unsigned char *s = src;
     switch (src_dtype) {
     case SDC_DTYPE_F32: memcpy(dst, src, n * 4); return 0;
     case SDC_DTYPE_F16:
+        pthread_once(&f16_table_once, f16_table_init);
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
-            dst[i] = sdc_f16_to_f32(h);
+            dst[i] = f16_table[h];
         }
         return 0;
     case SDC_DTYPE_BF16:

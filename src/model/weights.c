@@ -59,20 +59,29 @@ static int push(sdc_weight_set *ws, sdc_tensor *t) {
     return 0;
 }
 
+/* The set's reusable host buffer, grown to at least nbytes (one allocation for a whole component, not
+ * one per tensor: large mallocs are fresh mappings whose every page faults again). */
+static void *scratch(sdc_weight_set *ws, size_t nbytes) {
+    if (nbytes > ws->scratch_size) {
+        free(ws->scratch);
+        ws->scratch = malloc(nbytes);
+        ws->scratch_size = ws->scratch ? nbytes : 0;
+    }
+    return ws->scratch;
+}
+
 /* Through a host buffer: read (converting when the dtypes differ), then one synchronous upload. */
 static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
     size_t n = (size_t)sdc_tensor_info_nelem(info);
     sdc_status st;
     if (t->dtype == info->dtype) {
-        void *raw = malloc(info->nbytes ? info->nbytes : 1);
+        void *raw = scratch(ws, info->nbytes ? info->nbytes : 1);
         st = raw ? sdc_index_read_raw(ws->index, info, raw) : SDC_ERR_OOM;
         if (st == SDC_OK) sdc_tensor_set_raw(t, raw);
-        free(raw);
     } else {
-        float *f = malloc(sizeof(float) * (n ? n : 1));
+        float *f = scratch(ws, sizeof(float) * (n ? n : 1));
         st = f ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
         if (st == SDC_OK) sdc_tensor_set_f32(t, f);
-        free(f);
     }
     return st;
 }
@@ -157,6 +166,9 @@ void sdc_weights_free(sdc_weight_set *ws) {
 
 sdc_status sdc_weights_end(sdc_weight_set *ws) {
     if (ws->be->iface->staging_flush) ws->be->iface->staging_flush(ws->be);   /* every upload has landed */
+    free(ws->scratch);
+    ws->scratch = NULL;
+    ws->scratch_size = 0;
     if (ws->status != SDC_OK) sdc_weights_free(ws);
     return ws->status;
 }

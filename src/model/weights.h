@@ -25,6 +25,8 @@ typedef struct sdc_weight_set {
     int n, cap;
     uint64_t bytes_read;        /* file bytes read for this set */
     uint64_t bytes_resident;    /* backend bytes the tensors take */
+    void *scratch;              /* host buffer reused across tensors (file bytes, f32 conversions) */
+    size_t scratch_size;
 } sdc_weight_set;
 
 void sdc_weights_begin(sdc_weight_set *ws, sdc_model_index *index, const char *prefix, sdc_backend *be,

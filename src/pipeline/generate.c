@@ -250,35 +250,21 @@ sdc_status sdc_plan_memory(sdc_ctx *ctx, const sdc_gen_params *p, char **text) {
     return *text ? SDC_OK : SDC_ERR_OOM;
 }
 
-sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images) {
-    *images = NULL;
-    *n_images = 0;
-    const sdc_logger *log = &ctx->log;
-    sdc_schedule sched;
-    memset(&sched, 0, sizeof sched);
-    sdc_status st = sdc_pipeline_check_params(ctx, p, &sched);
-    if (st != SDC_OK) return st;
-    sdc_report *r = calloc(1, sizeof *r);
-    if (!r || (st = choose_plan(ctx, p, r)) != SDC_OK) {
-        free(r);
-        sdc_schedule_free(&sched);
-        return r ? st : SDC_ERR_OOM;
-    }
-    SDC_LOGI(log, "sdc_generate: load policy %s (%s), planned peak %.1f MiB", sdc_load_policy_name(r->plan.policy),
-             r->why, (double)r->plan.peak / 1048576.0);
-
+/* One run of the whole job under r->plan; the images go to out[batch_count]. */
+static sdc_status run_job(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedule *sched, sdc_report *r,
+                          sdc_image *out) {
+    sdc_status st = SDC_OK;
     const int vs = sdc_vae_downscale(&ctx->vae_cfg);
     const int64_t H = p->height, W = p->width, h = H / vs, w = W / vs;
     const size_t n = (size_t)(ctx->unet_cfg.in_channels * h * w), npix = (size_t)(H * W * 3);
     const int nb = p->cfg_scale > 1.0f ? 2 : 1;
     const int img2img = p->init_image != NULL;
 
-    sdc_image *out = calloc((size_t)p->batch_count, sizeof *out);
     float *lat = malloc(sizeof(float) * n), *noise = malloc(sizeof(float) * n);
     float *mean = malloc(sizeof(float) * n), *logvar = malloc(sizeof(float) * n);
     float *pixels = malloc(sizeof(float) * npix);
     sdc_tensor *context = NULL;
-    if (!out || !lat || !noise || !mean || !logvar || !pixels) st = SDC_ERR_OOM;
+    if (!lat || !noise || !mean || !logvar || !pixels) st = SDC_ERR_OOM;
 
     const double t_start = sdc_now();
     double t0;
@@ -303,15 +289,15 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
         if (img2img) {   /* draw order as diffusers: the posterior sample, then the noise */
             sample_posterior(ctx, mean, logvar, lat, noise, n, &rng);
             sdc_rng_randn(&rng, noise, n);
-            sdc_schedule_add_noise(&sched, lat, noise, lat, n);
+            sdc_schedule_add_noise(sched, lat, noise, lat, n);
         } else {
             if (p->latents_in) memcpy(lat, p->latents_in + (size_t)i * n, sizeof(float) * n);
             else sdc_rng_randn(&rng, lat, n);
-            sdc_schedule_scale_noise(&sched, lat, n);
+            sdc_schedule_scale_noise(sched, lat, n);
         }
         if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DENOISE, &t0)) != SDC_OK) break;
         sdc_ctx_use_part(ctx, SDC_PART_UNET);
-        st = denoise(ctx, p, &sched, context, nb, lat, n, h, w, &rng);
+        st = denoise(ctx, p, sched, context, nb, lat, n, h, w, &rng);
         sdc_phase_end(ctx, r, SDC_PHASE_DENOISE, t0);
         if (st != SDC_OK) break;
         if (p->latents_out) memcpy(p->latents_out + (size_t)i * n, lat, sizeof(float) * n);
@@ -327,22 +313,69 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
         sdc_phase_end(ctx, r, SDC_PHASE_DECODE, t0);
         if (st == SDC_OK) {
             if (p->pixels_out) memcpy(p->pixels_out + (size_t)i * npix, pixels, sizeof(float) * npix);
-            st = sdc_pipeline_make_image(ctx, p, &sched, seed, pixels, (int)W, (int)H, &out[i]);
+            st = sdc_pipeline_make_image(ctx, p, sched, seed, pixels, (int)W, (int)H, &out[i]);
         }
     }
     r->images = st == SDC_OK ? p->batch_count : 0;
     r->seconds = sdc_now() - t_start;
     sdc_tensor_free(context);
-    sdc_schedule_free(&sched);
     free(lat);
     free(noise);
     free(mean);
     free(logvar);
     free(pixels);
+    return st;
+}
+
+/* Every component unloaded and cached device memory returned: the state before the first phase. */
+static void unload_all(sdc_ctx *ctx) {
+    for (int part = 0; part < SDC_PART_COUNT; part++) sdc_ctx_free_part(ctx, (sdc_part)part);
+    if (ctx->be->iface->trim) ctx->be->iface->trim(ctx->be);
+}
+
+sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images) {
+    *images = NULL;
+    *n_images = 0;
+    const sdc_logger *log = &ctx->log;
+    sdc_schedule sched;
+    memset(&sched, 0, sizeof sched);
+    sdc_status st = sdc_pipeline_check_params(ctx, p, &sched);
+    if (st != SDC_OK) return st;
+    sdc_report *r = calloc(1, sizeof *r);
+    sdc_image *out = calloc((size_t)p->batch_count, sizeof *out);
+    if (!r || !out) st = SDC_ERR_OOM;
+    if (st == SDC_OK) st = choose_plan(ctx, p, r);
+    if (st == SDC_OK) {
+        SDC_LOGI(log, "sdc_generate: load policy %s (%s), planned peak %.1f MiB", sdc_load_policy_name(r->plan.policy),
+                 r->why, (double)r->plan.peak / 1048576.0);
+        st = run_job(ctx, p, &sched, r, out);
+    }
+    /* auto: a device that ran out of memory after all (another process took some, or the plan was
+     * short) gets one more try under the next lower policy, from a clean state */
+    if (st == SDC_ERR_OOM && ctx->policy == SDC_LOAD_AUTO && r->plan.policy < SDC_LOAD_PHASED) {
+        sdc_load_policy lower = (sdc_load_policy)(r->plan.policy + 1);
+        SDC_LOGW(log, "sdc_generate: out of device memory under %s; freeing everything and retrying once under %s",
+                 sdc_load_policy_name(r->plan.policy), sdc_load_policy_name(lower));
+        unload_all(ctx);
+        sdc_image_free(out, p->batch_count);
+        out = calloc((size_t)p->batch_count, sizeof *out);
+        size_t budget = r->budget;
+        memset(r, 0, sizeof *r);
+        sdc_job_shape job;
+        sdc_job_shape_from_params(p, &job);
+        sdc_plan_make(ctx, &job, lower, &r->plan);
+        r->budget = budget;
+        snprintf(r->why, sizeof r->why, "auto: replanned to %s after running out of device memory",
+                 sdc_load_policy_name(lower));
+        st = out ? run_job(ctx, p, &sched, r, out) : SDC_ERR_OOM;
+    }
+    sdc_schedule_free(&sched);
     if (st == SDC_OK) {
         sdc_report_log(ctx, r);
         free(ctx->last_report);
         ctx->last_report = sdc_report_json(ctx, r);
+    } else if (st == SDC_ERR_OOM) {
+        unload_all(ctx);   /* nothing half-loaded stays behind */
     }
     free(r);
     if (st != SDC_OK) {
