@@ -118,6 +118,8 @@ typedef struct sdc_ctx_params {
     int precision_f32;          /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
+    int profile;                /* 1: time every op by family (synchronising after each, so slower); the
+                                   report then breaks compute time down per op family */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

@@ -76,6 +76,10 @@ if [ "$built" = 1 ] && [ "${SDC_BENCH:-0}" = 1 ]; then
   step bench-1024 300 "$BUILD/sdc_bench" -m "$model" --device cuda --sizes 1024 --steps "${SDC_BENCH_STEPS:-20}" --batches 1 --repeat 2
   step report-512 120 "$BUILD/sdc" generate -m "$model" --device cuda -p "a photo of an astronaut" -W 512 -H 512 \
     --steps "${SDC_BENCH_STEPS:-20}" --load-policy phased -v --report-json "$OUT/report-512-phased.json" -o "$OUT/sd15-512.png"
+  step profile-512 120 "$BUILD/sdc" generate -m "$model" --device cuda -p "a photo of an astronaut" -W 512 -H 512 \
+    --steps "${SDC_BENCH_STEPS:-20}" --load-policy all --profile -v -o /tmp/sd15-512-profile.png
+  step auto-device 120 "$BUILD/sdc" generate -m "$model" --device auto -p "a photo" -W 512 -H 512 --steps 4 -v \
+    -o /tmp/auto.png
 fi
 
 echo

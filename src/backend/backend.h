@@ -118,6 +118,25 @@ struct sdc_backend_i {
     void (*slice)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start);
 };
 
+/* Op families, for the per-family time profile. */
+typedef enum sdc_op_family {
+    SDC_OPF_LINEAR = 0,
+    SDC_OPF_CONV,
+    SDC_OPF_ATTENTION,
+    SDC_OPF_NORM,
+    SDC_OPF_ELEMENTWISE,
+    SDC_OPF_DATA,
+    SDC_OPF_COUNT
+} sdc_op_family;
+
+const char *sdc_op_family_name(sdc_op_family f);
+double sdc_profile_now(void);
+
+typedef struct sdc_op_profile {
+    double seconds[SDC_OPF_COUNT];
+    uint64_t calls[SDC_OPF_COUNT];
+} sdc_op_profile;
+
 struct sdc_backend {
     const struct sdc_backend_i *iface;
     void *ctx;
@@ -131,6 +150,8 @@ struct sdc_backend {
     /* > 0: sdc_tensor_new fails (out of memory) when the counted bytes would pass this, as on a smaller
      * device; tests use it to drive the out-of-memory paths on any backend */
     size_t mem_limit;
+    /* non-NULL: every op is synchronised and timed into its family (the report prints it) */
+    sdc_op_profile *profile;
 };
 
 /* --- the registry: the only place that knows which backends were built --- */

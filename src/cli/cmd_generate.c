@@ -49,6 +49,7 @@ static void usage(FILE *f) {
             "      --plan               print the planned peak memory of every phase under every policy\n"
             "                           and exit, without reading any weights\n"
             "      --report-json FILE   write the measured per-phase report as JSON\n"
+            "      --profile            time every op by family (slower; the -v report shows the split)\n"
             "  -v, --verbose            per-phase timings and details\n"
             "  -h, --help               this help\n");
 }
@@ -89,7 +90,7 @@ static char *output_name(const char *out, int i, int n) {
 
 enum {
     OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_RNG, OPT_CLIP_SKIP, OPT_STRENGTH, OPT_TOKENIZER,
-    OPT_FP16, OPT_CONFIG, OPT_DEVICE, OPT_PRECISION, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
+    OPT_FP16, OPT_PROFILE, OPT_CONFIG, OPT_DEVICE, OPT_PRECISION, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
 };
 
 /* "6G", "512M", "1.5G", "1048576": binary units (K, M, G, T = 2^10 ...). Returns -1 when malformed. */
@@ -126,7 +127,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         {"fp16", no_argument, 0, OPT_FP16},         {"config", required_argument, 0, OPT_CONFIG},
         {"device", required_argument, 0, OPT_DEVICE}, {"precision", required_argument, 0, OPT_PRECISION},
         {"load-policy", required_argument, 0, OPT_POLICY}, {"mem-budget", required_argument, 0, OPT_BUDGET},
-        {"plan", no_argument, 0, OPT_PLAN},          {"report-json", required_argument, 0, OPT_REPORT},
+        {"plan", no_argument, 0, OPT_PLAN},          {"profile", no_argument, 0, OPT_PROFILE},          {"report-json", required_argument, 0, OPT_REPORT},
         {"threads", required_argument, 0, 't'},      {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
@@ -210,6 +211,7 @@ int sdc_cmd_generate(int argc, char **argv) {
             }
             break;
         case OPT_PLAN: plan_only = 1; break;
+        case OPT_PROFILE: cp.profile = 1; break;
         case OPT_REPORT: report_path = optarg; break;
         case 't': if (cli_int("--threads", optarg, 0, 1024, &v)) return 2; cp.n_threads = (int)v; break;
         case 'v': verbose = 1; break;

@@ -80,6 +80,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         if (!ctx->be) ctx->be = sdc_backend_new(dev, p->n_threads, log);
         if (!ctx->be) st = SDC_ERR_BACKEND;
         else ctx->be->force_f32 = ctx->precision_f32 = p->precision_f32 != 0;
+        if (ctx->be && p->profile && !(ctx->be->profile = calloc(1, sizeof *ctx->be->profile))) st = SDC_ERR_OOM;
     }
     if (st == SDC_OK) {
         ctx->model_name = base_name(p->model_path);
@@ -108,6 +109,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
 void sdc_ctx_free(sdc_ctx *ctx) {
     if (!ctx) return;
     for (int p = 0; p < SDC_PART_COUNT; p++) sdc_ctx_free_part(ctx, (sdc_part)p);
+    if (ctx->be) free(ctx->be->profile);
     sdc_backend_free(ctx->be);
     sdc_clip_tokenizer_free(ctx->tok);
     sdc_model_files_free(ctx->mf);

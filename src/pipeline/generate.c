@@ -345,6 +345,7 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
     sdc_image *out = calloc((size_t)p->batch_count, sizeof *out);
     if (!r || !out) st = SDC_ERR_OOM;
     if (st == SDC_OK) st = choose_plan(ctx, p, r);
+    if (ctx->be->profile) memset(ctx->be->profile, 0, sizeof *ctx->be->profile);
     if (st == SDC_OK) {
         SDC_LOGI(log, "sdc_generate: load policy %s (%s), planned peak %.1f MiB", sdc_load_policy_name(r->plan.policy),
                  r->why, (double)r->plan.peak / 1048576.0);

@@ -87,6 +87,14 @@ void sdc_report_log(const sdc_ctx *ctx, const sdc_report *r) {
              r->seconds, mib(r->peak_device), mib(r->plan.peak), mib(r->peak_rss));
     if (ctx->be->iface->driver_peak_bytes)
         SDC_LOGI(log, "report: device memory in use per the driver (context excluded): peak %.1f MiB", mib(r->driver_peak));
+    const sdc_op_profile *prof = ctx->be->profile;
+    if (prof) {
+        double total = 0;
+        for (int f = 0; f < SDC_OPF_COUNT; f++) total += prof->seconds[f];
+        for (int f = 0; f < SDC_OPF_COUNT; f++)
+            SDC_LOGI(log, "report: ops %-12s %8llu calls %9.3f s %5.1f%%", sdc_op_family_name((sdc_op_family)f),
+                     (unsigned long long)prof->calls[f], prof->seconds[f], total > 0 ? 100 * prof->seconds[f] / total : 0.0);
+    }
     for (int p = 0; p < SDC_PART_COUNT; p++)
         if (r->part[p].loads)
             SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s", sdc_part_name((sdc_part)p),
@@ -128,6 +136,11 @@ char *sdc_report_json(const sdc_ctx *ctx, const sdc_report *r) {
         cJSON_AddNumberToObject(pl, "total", (double)pp->total);
         cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)p->peak_rss);
         if (ctx->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
+    }
+    if (ctx->be->profile) {
+        cJSON *ops = cJSON_AddObjectToObject(root, "op_seconds");
+        for (int f = 0; f < SDC_OPF_COUNT; f++)
+            cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), ctx->be->profile->seconds[f]);
     }
     cJSON *parts = cJSON_AddObjectToObject(root, "components");
     for (int p = 0; p < SDC_PART_COUNT; p++) {
