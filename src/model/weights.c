@@ -88,33 +88,32 @@ static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, s
 
 /* Through the backend's pinned staging buffers, a chunk at a time: reading chunk k + 1 from the file
  * overlaps the upload of chunk k. Same dtype: the file bytes go straight into the staging buffer;
- * otherwise the tensor is converted on the host first. The set's last upload is flushed by
- * sdc_weights_end. */
+ * otherwise each chunk is read into the set's scratch and converted into the staging buffer. The set's
+ * last upload is flushed by sdc_weights_end. */
 static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
     sdc_backend *be = ws->be;
-    const size_t chunk = be->iface->staging_size(be);
-    void *host = NULL;   /* the converted tensor, when the dtypes differ */
-    if (t->dtype != info->dtype) {
-        size_t n = (size_t)sdc_tensor_info_nelem(info);
-        float *f = malloc(sizeof(float) * (n ? n : 1));
-        host = malloc(t->nbytes ? t->nbytes : 1);
-        sdc_status st = f && host ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
-        if (st == SDC_OK && sdc_convert_from_f32(host, t->dtype, f, n) != 0) st = SDC_ERR_UNSUPPORTED;
-        free(f);
-        if (st != SDC_OK) {
-            free(host);
-            return st;
-        }
-    }
+    const size_t src_es = sdc_dtype_size(info->dtype), dst_es = sdc_dtype_size(t->dtype);
+    const size_t n = (size_t)sdc_tensor_info_nelem(info);
+    const size_t chunk = be->iface->staging_size(be) / dst_es;   /* elements per staging buffer */
+    const int same = t->dtype == info->dtype;
+    /* scratch: the chunk's file bytes, then (unless the target is f32) its f32 values */
+    char *tmp = same ? NULL : scratch(ws, chunk * (src_es + (t->dtype == SDC_DTYPE_F32 ? 0 : sizeof(float))));
+    if (!same && !tmp) return SDC_ERR_OOM;
     sdc_status st = SDC_OK;
-    for (size_t off = 0; off < t->nbytes && st == SDC_OK; off += chunk) {
-        size_t len = t->nbytes - off < chunk ? t->nbytes - off : chunk;
-        void *buf = be->iface->staging_acquire(be, len);
-        if (host) memcpy(buf, (const char *)host + off, len);
-        else st = sdc_index_read_range(ws->index, info, off, len, buf);
-        if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + off, buf, len);
+    for (size_t i = 0; i < n && st == SDC_OK; i += chunk) {
+        const size_t m = n - i < chunk ? n - i : chunk;
+        void *buf = be->iface->staging_acquire(be, m * dst_es);
+        if (same) {
+            st = sdc_index_read_range(ws->index, info, i * src_es, m * src_es, buf);
+        } else {
+            st = sdc_index_read_range(ws->index, info, i * src_es, m * src_es, tmp);
+            float *f = t->dtype == SDC_DTYPE_F32 ? buf : (float *)(tmp + chunk * src_es);
+            if (st == SDC_OK && (sdc_convert_to_f32(f, tmp, info->dtype, m) != 0 ||
+                                 (t->dtype != SDC_DTYPE_F32 && sdc_convert_from_f32(buf, t->dtype, f, m) != 0)))
+                st = SDC_ERR_UNSUPPORTED;
+        }
+        if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + i * dst_es, buf, m * dst_es);
     }
-    free(host);
     return st;
 }
 
