@@ -12,7 +12,7 @@ cmake --build build -j"$(nproc)"
 arch=${ARCH:-tiny-sd1}
 size=${SIZE:-256}
 model=out/models/$arch
-mkdir -p out
+mkdir -p out/models
 [ -f "$model/model_index.json" ] || ./build/sdc mkmodel --arch "$arch" --seed 1 -o "$model"
 ./build/sdc generate -m "$model" -p "a photo of an astronaut riding a horse on mars" -n "blurry" \
   -W "$size" -H "$size" --steps "${STEPS:-20}" --cfg-scale 7.5 -s 42 -o out/demo.png -v
