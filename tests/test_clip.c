@@ -8,25 +8,14 @@
 #include "io/model_files.h"
 #include "model/clip.h"
 #include "test_golden.h"
+#include "test_model_golden.h"
 #include "test_util.h"
-
-typedef struct capture {
-    float **h;     /* [n_hidden][B*T*C] */
-    int n;
-} capture;
-
-static void on_hidden(int i, const sdc_tensor *h, void *user) {
-    capture *c = user;
-    if (i < c->n) sdc_tensor_get_f32(h, c->h[i]);
-}
 
 static void run_variant(sdc_weight_variant variant, const char *label, double bound, int n_threads) {
     printf("%s weights, %d thread(s):\n", label, n_threads);
     const sdc_logger *log = test_logger();
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, log, &mf) == SDC_OK,
-                    "open tiny-sd1 (%s)", label))
-        return;
+    sdc_model_files *mf = test_open_tiny_sd1(variant, label);
+    if (!mf) return;
     sdc_clip_config cfg;
     sdc_backend *be = sdc_backend_cpu_new(n_threads, log);
     sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], log, &cfg);
@@ -39,19 +28,16 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     }
 
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/text_encoder.safetensors");
-    const sdc_tensor_info *ids_info;
-    float *idsf = test_golden_f32(g, "te.input_ids", &ids_info);
-    const int B = (int)ids_info->ne[0], T = (int)ids_info->ne[1];
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)idsf[i];
+    int B = 0, T = 0;
+    int32_t *ids = test_golden_ids(g, "te.input_ids", &B, &T);
     const size_t n = (size_t)B * T * cfg.hidden;
 
-    capture cap = {calloc((size_t)cfg.n_layers + 1, sizeof(float *)), cfg.n_layers + 1};
-    for (int i = 0; i < cap.n; i++) cap.h[i] = malloc(sizeof(float) * n);
+    test_hidden_capture cap;
+    test_hidden_capture_init(&cap, cfg.n_layers + 1, n);
     sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 3, (int64_t[]){B, T, cfg.hidden});
     float *pooled = malloc(sizeof(float) * (size_t)(B * cfg.hidden));
     float *last = malloc(sizeof(float) * n);
-    st = sdc_clip_forward(m, ids, B, T, 0, out, pooled, on_hidden, &cap);
+    st = sdc_clip_forward(m, ids, B, T, 0, out, pooled, test_on_hidden, &cap);
     test_check(st == SDC_OK, "forward: %s", sdc_status_str(st));
     sdc_tensor_get_f32(out, last);
 
@@ -60,22 +46,16 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     for (int i = 0;; i++) {
         snprintf(name, sizeof name, "te.hidden_states.%d", i);
         if (!sdc_index_find(g, name)) break;
-        float *ref = test_golden_f32(g, name, NULL);
         snprintf(what, sizeof what, "%s %s", label, name);
-        if (i < cap.n) test_check_err(what, "rel err", test_rel_err(cap.h[i], ref, n), bound);
+        if (i < cap.n) test_golden_compare_f32(g, name, cap.h[i], n, what, bound);
         else test_check(0, "%s: model has only %d hidden states", what, cap.n);
-        free(ref);
         n_ref++;
     }
     test_check(n_ref == cfg.n_layers + 1, "reference has %d hidden states, model %d", n_ref, cfg.n_layers + 1);
-    float *ref = test_golden_f32(g, "te.last_hidden_state", NULL);
     snprintf(what, sizeof what, "%s last_hidden_state", label);
-    if (ref) test_check_err(what, "rel err", test_rel_err(last, ref, n), bound);
-    free(ref);
-    ref = test_golden_f32(g, "te.pooler_output", NULL);
+    test_golden_compare_f32(g, "te.last_hidden_state", last, n, what, bound);
     snprintf(what, sizeof what, "%s pooler_output", label);
-    if (ref) test_check_err(what, "rel err", test_rel_err(pooled, ref, (size_t)(B * cfg.hidden)), bound);
-    free(ref);
+    test_golden_compare_f32(g, "te.pooler_output", pooled, (size_t)(B * cfg.hidden), what, bound);
 
     /* clip skip: running k layers yields the same hidden state k, and the final norm on top of it */
     int k = cfg.n_layers - 1;
@@ -117,12 +97,10 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
                "allocator: %zu weight bytes resident, 0 activation bytes after forward", wbytes);
     sdc_clip_free(m);
     test_check(be->stats.cur_total == 0, "allocator back to 0 after free");
-    for (int i = 0; i < cap.n; i++) free(cap.h[i]);
-    free(cap.h);
+    test_hidden_capture_free(&cap);
     free(pooled);
     free(last);
     free(ids);
-    free(idsf);
     sdc_index_free(g);
     sdc_backend_free(be);
     sdc_model_files_free(mf);

@@ -23,10 +23,9 @@
 #include "model/vae.h"
 #include "sdc.h"
 #include "test_golden.h"
+#include "test_model_golden.h"
 #include "test_pipeline_util.h"
 #include "test_util.h"
-
-#define MAX_CASES 16
 
 typedef struct prec {
     const char *label;
@@ -40,58 +39,11 @@ static const prec precisions[2] = {
     {"f16", 0, SDC_VARIANT_FP16, 1e-2, 0.25},
 };
 
-/* Compares a backend tensor with a reference tensor: shape, then relative error. */
-static void compare(sdc_model_index *g, const char *ref_name, const sdc_tensor *t, const char *what, double bound) {
-    const sdc_tensor_info *info;
-    float *ref = test_golden_f32(g, ref_name, &info);
-    if (!ref) return;
-    int same = info->ndim == t->ndim;
-    for (int i = 0; same && i < t->ndim; i++) same = info->ne[i] == t->ne[i];
-    char shape[64];
-    if (test_check(same, "%s: shape %s matches the reference", what, sdc_tensor_shape_str(t, shape, sizeof shape))) {
-        size_t n = (size_t)sdc_tensor_nelem(t);
-        float *out = malloc(sizeof(float) * n);
-        sdc_tensor_get_f32(t, out);
-        test_check_err(what, "rel err", test_rel_err(out, ref, n), bound);
-        free(out);
-    }
-    free(ref);
-}
-
-/* A reference tensor uploaded as activations in the backend's precision; NULL after a recorded failure. */
-static sdc_tensor *golden_tensor(sdc_backend *be, sdc_model_index *g, const char *name) {
-    const sdc_tensor_info *info;
-    float *x = test_golden_f32(g, name, &info);
-    if (!x) return NULL;
-    sdc_tensor *t = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), info->ndim, info->ne);
-    if (t) sdc_tensor_set_f32(t, x);
-    free(x);
-    return t;
-}
-
-static sdc_model_files *open_model(sdc_weight_variant variant, const char *label) {
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK,
-                    "open tiny-sd1 (%s weights)", label))
-        return NULL;
-    return mf;
-}
-
 /* --- text encoder --- */
-
-typedef struct clip_capture {
-    float **h;   // [n][B*T*C]
-    int n;
-} clip_capture;
-
-static void on_hidden(int i, const sdc_tensor *h, void *user) {
-    clip_capture *c = user;
-    if (i < c->n) sdc_tensor_get_f32(h, c->h[i]);
-}
 
 static void run_clip(sdc_backend *be, const prec *p) {
     printf("%s text encoder:\n", p->label);
-    sdc_model_files *mf = open_model(p->variant, p->label);
+    sdc_model_files *mf = test_open_tiny_sd1(p->variant, p->label);
     if (!mf) return;
     sdc_clip_config cfg;
     sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], test_logger(), &cfg);
@@ -101,83 +53,38 @@ static void run_clip(sdc_backend *be, const prec *p) {
         return;
     }
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/text_encoder.safetensors");
-    const sdc_tensor_info *ids_info;
-    float *idsf = test_golden_f32(g, "te.input_ids", &ids_info);
-    const int B = (int)ids_info->ne[0], T = (int)ids_info->ne[1];
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(B * T));
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)idsf[i];
+    int B = 0, T = 0;
+    int32_t *ids = test_golden_ids(g, "te.input_ids", &B, &T);
     const size_t n = (size_t)B * T * cfg.hidden;
-    clip_capture cap = {calloc((size_t)cfg.n_layers + 1, sizeof(float *)), cfg.n_layers + 1};
-    for (int i = 0; i < cap.n; i++) cap.h[i] = malloc(sizeof(float) * n);
+    test_hidden_capture cap;
+    test_hidden_capture_init(&cap, cfg.n_layers + 1, n);
     sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 3, (int64_t[]){B, T, cfg.hidden});
     float *pooled = malloc(sizeof(float) * (size_t)(B * cfg.hidden));
     double t0 = test_now();
-    st = sdc_clip_forward(m, ids, B, T, 0, out, pooled, on_hidden, &cap);
+    st = sdc_clip_forward(m, ids, B, T, 0, out, pooled, test_on_hidden, &cap);
     test_check(st == SDC_OK, "%s forward: %s (%.3f s)", p->label, sdc_status_str(st), test_now() - t0);
 
     char name[64], what[96];
     for (int i = 0; i < cap.n; i++) {
         snprintf(name, sizeof name, "te.hidden_states.%d", i);
-        float *ref = test_golden_f32(g, name, NULL);
         snprintf(what, sizeof what, "%s %s", p->label, name);
-        if (ref) test_check_err(what, "rel err", test_rel_err(cap.h[i], ref, n), p->bound);
-        free(ref);
+        test_golden_compare_f32(g, name, cap.h[i], n, what, p->bound);
     }
     snprintf(what, sizeof what, "%s last_hidden_state", p->label);
-    compare(g, "te.last_hidden_state", out, what, p->bound);
-    float *ref = test_golden_f32(g, "te.pooler_output", NULL);
+    test_golden_compare(g, "te.last_hidden_state", out, what, p->bound);
     snprintf(what, sizeof what, "%s pooler_output", p->label);
-    if (ref) test_check_err(what, "rel err", test_rel_err(pooled, ref, (size_t)(B * cfg.hidden)), p->bound);
-    free(ref);
+    test_golden_compare_f32(g, "te.pooler_output", pooled, (size_t)(B * cfg.hidden), what, p->bound);
 
     sdc_tensor_free(out);
     sdc_clip_free(m);
-    for (int i = 0; i < cap.n; i++) free(cap.h[i]);
-    free(cap.h);
+    test_hidden_capture_free(&cap);
     free(pooled);
     free(ids);
-    free(idsf);
     sdc_index_free(g);
     sdc_model_files_free(mf);
 }
 
 /* --- UNet --- */
-
-typedef struct block_check {
-    sdc_model_index *g;
-    const prec *p;
-    const char *case_name;
-    int groups, ill, n_blocks;
-} block_check;
-
-static double unet_bound(const block_check *bc) { return bc->ill ? bc->p->ill_bound : bc->p->bound; }
-
-static void on_unet_block(const char *name, const sdc_tensor *t, void *user) {
-    block_check *bc = user;
-    char ref_name[160], what[200];
-    snprintf(ref_name, sizeof ref_name, "unet.%s.block.%s", bc->case_name, name);
-    snprintf(what, sizeof what, "%s unet %s %s", bc->p->label, bc->case_name, name);
-    compare(bc->g, ref_name, t, what, unet_bound(bc));
-    bc->n_blocks++;
-    if (!bc->ill && t->ndim == 4 && t->ne[1] >= bc->groups && t->ne[1] / bc->groups * t->ne[2] * t->ne[3] <= 2) {
-        bc->ill = 1;
-        printf("    after %s: <= 2 elements per GroupNorm group; bound %.1e from here\n", name, bc->p->ill_bound);
-    }
-}
-
-/* Case names from the tensors "unet.<case>.x". */
-static int unet_cases(sdc_model_index *g, char names[][64]) {
-    int n = 0;
-    for (size_t i = 0; i < sdc_index_count(g) && n < MAX_CASES; i++) {
-        const char *name = sdc_index_at(g, i)->name;
-        size_t len = strlen(name);
-        if (strncmp(name, "unet.", 5) != 0 || len < 8 || strcmp(name + len - 2, ".x") != 0 || len - 7 >= 64) continue;
-        memcpy(names[n], name + 5, len - 7);
-        names[n][len - 7] = '\0';
-        if (!strchr(names[n], '.')) n++;
-    }
-    return n;
-}
 
 static void unet_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const prec *p, const char *cname) {
     const sdc_unet_config *cfg = sdc_unet_get_config(u);
@@ -188,23 +95,26 @@ static void unet_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const pr
     snprintf(name, sizeof name, "unet.%.60s.out", cname);
     float *ref = test_golden_f32(g, name, &oi);
     snprintf(name, sizeof name, "unet.%.60s.x", cname);
-    sdc_tensor *x = golden_tensor(be, g, name);
+    sdc_tensor *x = test_golden_tensor(be, g, name);
     snprintf(name, sizeof name, "unet.%.60s.context", cname);
-    sdc_tensor *ctx = golden_tensor(be, g, name);
+    sdc_tensor *ctx = test_golden_tensor(be, g, name);
     sdc_tensor *out = oi ? sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), oi->ndim, oi->ne) : NULL;
     if (t && ref && x && ctx && out) {
-        block_check bc = {g, p, cname, cfg->norm_num_groups, 0, 0};
+        test_block_check bc;
+        snprintf(name, sizeof name, "unet.%.60s.block.", cname);
+        snprintf(what, sizeof what, "%s unet %.60s", p->label, cname);
+        test_block_check_init(&bc, g, name, what, p->bound, p->ill_bound, cfg->norm_num_groups);
         sdc_mem_stats_reset_peak(&be->stats);
         double t0 = test_now();
-        sdc_status st = sdc_unet_forward(u, x, t, ctx, out, on_unet_block, &bc);
+        sdc_status st = sdc_unet_forward(u, x, t, ctx, out, test_on_block, &bc);
         test_check(st == SDC_OK, "%s unet %s: forward: %s (%.3f s)", p->label, cname, sdc_status_str(st), test_now() - t0);
-        test_check(bc.n_blocks == 4 + 2 * cfg->n_blocks, "%s unet %s: %d block outputs compared", p->label, cname,
-                   bc.n_blocks);
+        test_check(bc.n_seen == 4 + 2 * cfg->n_blocks, "%s unet %s: %d block outputs compared", p->label, cname,
+                   bc.n_seen);
         snprintf(what, sizeof what, "%s unet %.60s out", p->label, cname);
         size_t n = (size_t)sdc_tensor_nelem(out);
         float *o = malloc(sizeof(float) * n);
         sdc_tensor_get_f32(out, o);
-        test_check_err(what, "rel err", test_rel_err(o, ref, n), unet_bound(&bc));
+        test_check_err(what, "rel err", test_rel_err(o, ref, n), test_block_bound(&bc));
         free(o);
         const size_t measured = be->stats.peak[SDC_MEM_ACTIVATIONS];
         const size_t est = sdc_unet_activation_bytes_estimate(cfg, (int)x->ne[0], (int)x->ne[2], (int)x->ne[3],
@@ -232,7 +142,7 @@ static void unet_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const pr
 
 static void run_unet(sdc_backend *be, const prec *p) {
     printf("%s unet:\n", p->label);
-    sdc_model_files *mf = open_model(p->variant, p->label);
+    sdc_model_files *mf = test_open_tiny_sd1(p->variant, p->label);
     if (!mf) return;
     sdc_unet_config cfg;
     sdc_unet *u = NULL;
@@ -240,8 +150,8 @@ static void run_unet(sdc_backend *be, const prec *p) {
     if (st == SDC_OK) st = sdc_unet_load(&u, &cfg, mf->index, "unet.", be, test_logger());
     if (test_check(u != NULL, "load unet: %s", sdc_status_str(st))) {
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
-        char cases[MAX_CASES][64];
-        int n = unet_cases(g, cases);
+        char cases[TEST_GOLDEN_MAX_CASES][64];
+        int n = test_golden_cases(g, "unet.", ".x", cases);
         test_check(n >= 2, "%d reference cases found", n);
         for (int i = 0; i < n; i++) unet_case(u, be, g, p, cases[i]);
         sdc_index_free(g);
@@ -252,41 +162,9 @@ static void run_unet(sdc_backend *be, const prec *p) {
 
 /* --- VAE --- */
 
-typedef struct vae_check {
-    sdc_model_index *g;
-    const prec *p;
-    const char *case_name;
-    int n_seen;
-} vae_check;
-
-static void on_vae_block(const char *name, const sdc_tensor *t, void *user) {
-    vae_check *vc = user;
-    char ref[192], what[192];
-    snprintf(ref, sizeof ref, "vae.decode.%s.block.%s", vc->case_name, name);
-    snprintf(what, sizeof what, "%s decode %s %s", vc->p->label, vc->case_name, name);
-    compare(vc->g, ref, t, what, vc->p->bound);
-    vc->n_seen++;
-}
-
-/* Case names "<prefix><case><suffix>". */
-static int vae_cases(sdc_model_index *g, const char *prefix, const char *suffix, char cases[][64]) {
-    int n = 0;
-    const size_t lp = strlen(prefix), ls = strlen(suffix);
-    for (size_t i = 0; i < sdc_index_count(g) && n < MAX_CASES; i++) {
-        const char *name = sdc_index_at(g, i)->name;
-        size_t len = strlen(name);
-        if (len > lp + ls && strncmp(name, prefix, lp) == 0 && strcmp(name + len - ls, suffix) == 0 && len - lp - ls < 64) {
-            memcpy(cases[n], name + lp, len - lp - ls);
-            cases[n][len - lp - ls] = 0;
-            n++;
-        }
-    }
-    return n;
-}
-
 static void run_vae(sdc_backend *be, const prec *p) {
     printf("%s vae:\n", p->label);
-    sdc_model_files *mf = open_model(p->variant, p->label);
+    sdc_model_files *mf = test_open_tiny_sd1(p->variant, p->label);
     if (!mf) return;
     sdc_vae_config cfg;
     sdc_vae_decoder *dec = NULL;
@@ -296,31 +174,34 @@ static void run_vae(sdc_backend *be, const prec *p) {
     if (st == SDC_OK) st = sdc_vae_encoder_load(&cfg, mf->index, be, test_logger(), &enc);
     if (test_check(st == SDC_OK, "load vae decoder and encoder: %s", sdc_status_str(st))) {
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/vae.safetensors");
-        char cases[MAX_CASES][64], name[256], what[256];
-        int n = vae_cases(g, "vae.decode.", ".z", cases);
+        char cases[TEST_GOLDEN_MAX_CASES][64], name[256], what[256];
+        int n = test_golden_cases(g, "vae.decode.", ".z", cases);
         test_check(n > 0, "%d decode cases", n);
         for (int i = 0; i < n; i++) {
             snprintf(name, sizeof name, "vae.decode.%.60s.z", cases[i]);
-            sdc_tensor *z = golden_tensor(be, g, name);
+            sdc_tensor *z = test_golden_tensor(be, g, name);
             if (!z) continue;
             const int64_t f = sdc_vae_downscale(&cfg);
             sdc_tensor *image = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4,
                                                (int64_t[]){z->ne[0], cfg.out_channels, z->ne[2] * f, z->ne[3] * f});
-            vae_check vc = {g, p, cases[i], 0};
-            st = sdc_vae_decode(dec, z, image, on_vae_block, &vc);
-            test_check(st == SDC_OK && vc.n_seen > 0, "%s decode %s: %s, %d blocks compared", p->label, cases[i],
-                       sdc_status_str(st), vc.n_seen);
+            test_block_check bc;
+            snprintf(name, sizeof name, "vae.decode.%.60s.block.", cases[i]);
+            snprintf(what, sizeof what, "%s decode %.60s", p->label, cases[i]);
+            test_block_check_init(&bc, g, name, what, p->bound, p->bound, 0);
+            st = sdc_vae_decode(dec, z, image, test_on_block, &bc);
+            test_check(st == SDC_OK && bc.n_seen > 0, "%s decode %s: %s, %d blocks compared", p->label, cases[i],
+                       sdc_status_str(st), bc.n_seen);
             snprintf(name, sizeof name, "vae.decode.%.60s.image", cases[i]);
             snprintf(what, sizeof what, "%s decode %.60s image", p->label, cases[i]);
-            compare(g, name, image, what, p->bound);
+            test_golden_compare(g, name, image, what, p->bound);
             sdc_tensor_free(z);
             sdc_tensor_free(image);
         }
-        n = vae_cases(g, "vae.encode.", ".image", cases);
+        n = test_golden_cases(g, "vae.encode.", ".image", cases);
         test_check(n > 0, "%d encode cases", n);
         for (int i = 0; i < n; i++) {
             snprintf(name, sizeof name, "vae.encode.%.60s.image", cases[i]);
-            sdc_tensor *image = golden_tensor(be, g, name);
+            sdc_tensor *image = test_golden_tensor(be, g, name);
             if (!image) continue;
             int64_t h, w;
             sdc_vae_encode_latent_size(&cfg, image->ne[2], image->ne[3], &h, &w);
@@ -331,10 +212,10 @@ static void run_vae(sdc_backend *be, const prec *p) {
             test_check(st == SDC_OK, "%s encode %s: %s", p->label, cases[i], sdc_status_str(st));
             snprintf(name, sizeof name, "vae.encode.%.60s.mean", cases[i]);
             snprintf(what, sizeof what, "%s encode %.60s mean", p->label, cases[i]);
-            compare(g, name, mean, what, p->bound);
+            test_golden_compare(g, name, mean, what, p->bound);
             snprintf(name, sizeof name, "vae.encode.%.60s.logvar", cases[i]);
             snprintf(what, sizeof what, "%s encode %.60s logvar", p->label, cases[i]);
-            compare(g, name, logvar, what, p->bound);
+            test_golden_compare(g, name, logvar, what, p->bound);
             sdc_tensor_free(image);
             sdc_tensor_free(mean);
             sdc_tensor_free(logvar);

@@ -25,73 +25,17 @@
 
 #include "backend/cpu/cpu_ref.h"
 #include "backend/ops.h"
+#include "test_op_cases.h"
 #include "test_util.h"
 
-enum { D_ACT, D_F32, D_F16, D_BF16, D_I32 };   /* D_ACT: the precision under test (F32 or F16) */
 enum { GEMM, ATTN, NORM, ARITH, EXACT };
 
-typedef struct tspec {
-    int ndim;
-    int64_t ne[4];
-    int dt;
-    float scale, shift;   // inputs: N(0, 1) * scale + shift; I32: uniform ids in [0, iarg[0])
-} tspec;
-
-typedef struct op_case op_case;
-struct op_case {
-    const char *name;
-    void (*run)(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-    int n_in;
-    tspec in[3];
-    tspec out;
-    int iarg[4];
-    float farg;
+typedef struct cuda_case {
+    op_case op;
     int family;
     int sub;        // > 1: the reference computes every sub-th index of the op's independent dimension
     int uses_ws;    // the CUDA op must count workspace
-};
-
-#define T1(a) {1, {a, 1, 1, 1}, D_ACT, 1, 0}
-#define T2(a, b) {2, {a, b, 1, 1}, D_ACT, 1, 0}
-#define T3(a, b, c) {3, {a, b, c, 1}, D_ACT, 1, 0}
-#define T4(a, b, c, d) {4, {a, b, c, d}, D_ACT, 1, 0}
-#define S2(a, b, s) {2, {a, b, 1, 1}, D_ACT, s, 0}
-#define S4(a, b, c, d, s) {4, {a, b, c, d}, D_ACT, s, 0}
-#define IDS(n) {1, {n, 1, 1, 1}, D_I32, 1, 0}
-
-/* --- how each op is called, and which dimensions a subsampled reference cuts --- */
-static void run_linear(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_linear(y, in[0], in[1], c->n_in > 2 ? in[2] : NULL);
-}
-static void run_conv(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_conv2d(y, in[0], in[1], c->n_in > 2 ? in[2] : NULL, c->iarg[0], c->iarg[1]);
-}
-static void run_attention(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_attention(y, in[0], in[1], in[2], c->iarg[0], c->iarg[1]);
-}
-static void run_layer_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_layer_norm(y, in[0], in[1], in[2], c->farg);
-}
-static void run_group_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_group_norm(y, in[0], in[1], in[2], c->iarg[0], c->farg, c->iarg[1]);
-}
-static void run_unary(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_unary(y, in[0], (sdc_unary_op)c->iarg[0]);
-}
-static void run_binary(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_binary(y, in[0], in[1], (sdc_binary_op)c->iarg[0]);
-}
-static void run_scale(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_scale(y, in[0], c->farg); }
-static void run_geglu(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_geglu(y, in[0]); }
-static void run_embedding(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_embedding(y, in[0], in[1]); }
-static void run_upsample(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_upsample2x(y, in[0]); }
-static void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_concat(y, in[0], in[1], c->iarg[0]); }
-static void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_permute(y, in[0], c->iarg); }
-static void run_copy(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_copy(y, in[0]); }
-static void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
-    sdc_pad2d(y, in[0], c->iarg[0], c->iarg[1], c->iarg[2], c->iarg[3]);
-}
-static void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_slice(y, in[0], c->iarg[0], c->iarg[1]); }
+} cuda_case;
 
 /* The dimension of input i (-1: taken whole) and of the output that a subsampled reference cuts:
  * linear: rows of x; conv: output channels (w, b); attention: queries. */
@@ -102,229 +46,203 @@ static int sub_dim(const op_case *c, int i) {
     return -1;
 }
 
-static const op_case cases[] = {
+static const cuda_case cases[] = {
     /* --- linear: y[..., N] = x[..., K] . w[N, K]^T + b --- */
-    {"linear 320->1280 [2,4096,320]", run_linear, 3, {T3(2, 4096, 320), S2(1280, 320, 0.056f), T1(1280)},
-     T3(2, 4096, 1280), {0}, 0, GEMM, 16, 0},
-    {"linear 640->640 [2,1024,640]", run_linear, 3, {T3(2, 1024, 640), S2(640, 640, 0.04f), T1(640)},
-     T3(2, 1024, 640), {0}, 0, GEMM, 8, 0},
-    {"linear 1280->10240 [2,64,1280] (geglu proj)", run_linear, 3, {T3(2, 64, 1280), S2(10240, 1280, 0.028f), T1(10240)},
-     T3(2, 64, 10240), {0}, 0, GEMM, 4, 0},
-    {"linear 768->320 no bias [2,77,768] (to_k)", run_linear, 2, {T3(2, 77, 768), S2(320, 768, 0.036f)}, T3(2, 77, 320),
-     {0}, 0, GEMM, 0, 0},
-    {"linear 320->1280 [2,320] (time)", run_linear, 3, {T2(2, 320), S2(1280, 320, 0.056f), T1(1280)}, T2(2, 1280), {0},
-     0, GEMM, 0, 0},
-    {"tiny linear 32->128 [2,96,32]", run_linear, 3, {T3(2, 96, 32), S2(128, 32, 0.18f), T1(128)}, T3(2, 96, 128), {0}, 0,
-     GEMM, 0, 0},
-    {"tiny linear 13->5 [7,13]", run_linear, 3, {T2(7, 13), S2(5, 13, 0.28f), T1(5)}, T2(7, 5), {0}, 0, GEMM, 0, 0},
+    {{"linear 320->1280 [2,4096,320]", run_linear, 3, {T3(2, 4096, 320), S2(1280, 320, 0.056f), T1(1280)},
+      T3(2, 4096, 1280), {0}, 0}, GEMM, 16, 0},
+    {{"linear 640->640 [2,1024,640]", run_linear, 3, {T3(2, 1024, 640), S2(640, 640, 0.04f), T1(640)},
+      T3(2, 1024, 640), {0}, 0}, GEMM, 8, 0},
+    {{"linear 1280->10240 [2,64,1280] (geglu proj)", run_linear, 3,
+      {T3(2, 64, 1280), S2(10240, 1280, 0.028f), T1(10240)},
+      T3(2, 64, 10240), {0}, 0}, GEMM, 4, 0},
+    {{"linear 768->320 no bias [2,77,768] (to_k)", run_linear, 2, {T3(2, 77, 768), S2(320, 768, 0.036f)},
+      T3(2, 77, 320), {0}, 0}, GEMM, 0, 0},
+    {{"linear 320->1280 [2,320] (time)", run_linear, 3, {T2(2, 320), S2(1280, 320, 0.056f), T1(1280)},
+      T2(2, 1280), {0}, 0}, GEMM, 0, 0},
+    {{"tiny linear 32->128 [2,96,32]", run_linear, 3, {T3(2, 96, 32), S2(128, 32, 0.18f), T1(128)},
+      T3(2, 96, 128), {0}, 0}, GEMM, 0, 0},
+    {{"tiny linear 13->5 [7,13]", run_linear, 3, {T2(7, 13), S2(5, 13, 0.28f), T1(5)}, T2(7, 5), {0}, 0}, GEMM, 0, 0},
     /* --- conv2d: iarg = stride, pad --- */
-    {"conv 3x3 320->320 64x64 B2", run_conv, 3, {T4(2, 320, 64, 64), S4(320, 320, 3, 3, 0.0186f), T1(320)},
-     T4(2, 320, 64, 64), {1, 1}, 0, GEMM, 16, 1},
-    {"conv 3x3 640->320 64x64 B2 (banded)", run_conv, 3, {T4(2, 640, 64, 64), S4(320, 640, 3, 3, 0.013f), T1(320)},
-     T4(2, 320, 64, 64), {1, 1}, 0, GEMM, 32, 1},
-    {"conv 3x3 s2 320->320 64->32 B2", run_conv, 3, {T4(2, 320, 64, 64), S4(320, 320, 3, 3, 0.0186f), T1(320)},
-     T4(2, 320, 32, 32), {2, 1}, 0, GEMM, 16, 1},
-    {"conv 3x3 1280->1280 8x8 B2", run_conv, 3, {T4(2, 1280, 8, 8), S4(1280, 1280, 3, 3, 0.0093f), T1(1280)},
-     T4(2, 1280, 8, 8), {1, 1}, 0, GEMM, 32, 1},
-    {"conv 3x3 2560->1280 8x8 B2", run_conv, 3, {T4(2, 2560, 8, 8), S4(1280, 2560, 3, 3, 0.0066f), T1(1280)},
-     T4(2, 1280, 8, 8), {1, 1}, 0, GEMM, 64, 1},
-    {"conv 1x1 640->320 32x32 B2", run_conv, 3, {T4(2, 640, 32, 32), S4(320, 640, 1, 1, 0.04f), T1(320)},
-     T4(2, 320, 32, 32), {1, 0}, 0, GEMM, 16, 0},
-    {"conv_in 3x3 4->320 64x64 B2", run_conv, 3, {T4(2, 4, 64, 64), S4(320, 4, 3, 3, 0.167f), T1(320)},
-     T4(2, 320, 64, 64), {1, 1}, 0, GEMM, 8, 1},
-    {"conv_out 3x3 320->4 64x64 B2", run_conv, 3, {T4(2, 320, 64, 64), S4(4, 320, 3, 3, 0.0186f), T1(4)},
-     T4(2, 4, 64, 64), {1, 1}, 0, GEMM, 0, 1},
-    {"vae conv 3x3 128->128 256x256 (banded)", run_conv, 3, {T4(1, 128, 256, 256), S4(128, 128, 3, 3, 0.029f), T1(128)},
-     T4(1, 128, 256, 256), {1, 1}, 0, GEMM, 16, 1},
-    {"tiny conv_in 3x3 4->32 8x12 B2", run_conv, 3, {T4(2, 4, 8, 12), S4(32, 4, 3, 3, 0.167f), T1(32)}, T4(2, 32, 8, 12),
-     {1, 1}, 0, GEMM, 0, 1},
-    {"tiny conv 3x3 s2 32->32 8x12", run_conv, 3, {T4(1, 32, 8, 12), S4(32, 32, 3, 3, 0.059f), T1(32)}, T4(1, 32, 4, 6),
-     {2, 1}, 0, GEMM, 0, 1},
-    {"tiny conv 3x3 s2 pad0 8->16 13x17 no bias", run_conv, 2, {T4(2, 8, 13, 17), S4(16, 8, 3, 3, 0.118f)},
-     T4(2, 16, 6, 8), {2, 0}, 0, GEMM, 0, 1},
-    {"tiny conv 5x3 pad2 6->5 9x7", run_conv, 3, {T4(1, 6, 9, 7), S4(5, 6, 5, 3, 0.105f), T1(5)}, T4(1, 5, 9, 9), {1, 2},
-     0, GEMM, 0, 1},
-    {"tiny conv 1x1 64->32 8x12", run_conv, 3, {T4(2, 64, 8, 12), S4(32, 64, 1, 1, 0.125f), T1(32)}, T4(2, 32, 8, 12),
-     {1, 0}, 0, GEMM, 0, 0},
-    {"tiny conv 1x1 s2 6->4 7x9", run_conv, 3, {T4(1, 6, 7, 9), S4(4, 6, 1, 1, 0.4f), T1(4)}, T4(1, 4, 4, 5), {2, 0}, 0,
-     GEMM, 0, 1},
-    {"tiny vae conv_out 3x3 32->3 64x96", run_conv, 3, {T4(1, 32, 64, 96), S4(3, 32, 3, 3, 0.059f), T1(3)},
-     T4(1, 3, 64, 96), {1, 1}, 0, GEMM, 0, 1},
+    {{"conv 3x3 320->320 64x64 B2", run_conv, 3, {T4(2, 320, 64, 64), S4(320, 320, 3, 3, 0.0186f), T1(320)},
+      T4(2, 320, 64, 64), {1, 1}, 0}, GEMM, 16, 1},
+    {{"conv 3x3 640->320 64x64 B2 (banded)", run_conv, 3, {T4(2, 640, 64, 64), S4(320, 640, 3, 3, 0.013f), T1(320)},
+      T4(2, 320, 64, 64), {1, 1}, 0}, GEMM, 32, 1},
+    {{"conv 3x3 s2 320->320 64->32 B2", run_conv, 3, {T4(2, 320, 64, 64), S4(320, 320, 3, 3, 0.0186f), T1(320)},
+      T4(2, 320, 32, 32), {2, 1}, 0}, GEMM, 16, 1},
+    {{"conv 3x3 1280->1280 8x8 B2", run_conv, 3, {T4(2, 1280, 8, 8), S4(1280, 1280, 3, 3, 0.0093f), T1(1280)},
+      T4(2, 1280, 8, 8), {1, 1}, 0}, GEMM, 32, 1},
+    {{"conv 3x3 2560->1280 8x8 B2", run_conv, 3, {T4(2, 2560, 8, 8), S4(1280, 2560, 3, 3, 0.0066f), T1(1280)},
+      T4(2, 1280, 8, 8), {1, 1}, 0}, GEMM, 64, 1},
+    {{"conv 1x1 640->320 32x32 B2", run_conv, 3, {T4(2, 640, 32, 32), S4(320, 640, 1, 1, 0.04f), T1(320)},
+      T4(2, 320, 32, 32), {1, 0}, 0}, GEMM, 16, 0},
+    {{"conv_in 3x3 4->320 64x64 B2", run_conv, 3, {T4(2, 4, 64, 64), S4(320, 4, 3, 3, 0.167f), T1(320)},
+      T4(2, 320, 64, 64), {1, 1}, 0}, GEMM, 8, 1},
+    {{"conv_out 3x3 320->4 64x64 B2", run_conv, 3, {T4(2, 320, 64, 64), S4(4, 320, 3, 3, 0.0186f), T1(4)},
+      T4(2, 4, 64, 64), {1, 1}, 0}, GEMM, 0, 1},
+    {{"vae conv 3x3 128->128 256x256 (banded)", run_conv, 3,
+      {T4(1, 128, 256, 256), S4(128, 128, 3, 3, 0.029f), T1(128)},
+      T4(1, 128, 256, 256), {1, 1}, 0}, GEMM, 16, 1},
+    {{"tiny conv_in 3x3 4->32 8x12 B2", run_conv, 3, {T4(2, 4, 8, 12), S4(32, 4, 3, 3, 0.167f), T1(32)},
+      T4(2, 32, 8, 12), {1, 1}, 0}, GEMM, 0, 1},
+    {{"tiny conv 3x3 s2 32->32 8x12", run_conv, 3, {T4(1, 32, 8, 12), S4(32, 32, 3, 3, 0.059f), T1(32)},
+      T4(1, 32, 4, 6), {2, 1}, 0}, GEMM, 0, 1},
+    {{"tiny conv 3x3 s2 pad0 8->16 13x17 no bias", run_conv, 2, {T4(2, 8, 13, 17), S4(16, 8, 3, 3, 0.118f)},
+      T4(2, 16, 6, 8), {2, 0}, 0}, GEMM, 0, 1},
+    {{"tiny conv 5x3 pad2 6->5 9x7", run_conv, 3, {T4(1, 6, 9, 7), S4(5, 6, 5, 3, 0.105f), T1(5)},
+      T4(1, 5, 9, 9), {1, 2}, 0}, GEMM, 0, 1},
+    {{"tiny conv 1x1 64->32 8x12", run_conv, 3, {T4(2, 64, 8, 12), S4(32, 64, 1, 1, 0.125f), T1(32)},
+      T4(2, 32, 8, 12), {1, 0}, 0}, GEMM, 0, 0},
+    {{"tiny conv 1x1 s2 6->4 7x9", run_conv, 3, {T4(1, 6, 7, 9), S4(4, 6, 1, 1, 0.4f), T1(4)},
+      T4(1, 4, 4, 5), {2, 0}, 0}, GEMM, 0, 1},
+    {{"tiny vae conv_out 3x3 32->3 64x96", run_conv, 3, {T4(1, 32, 64, 96), S4(3, 32, 3, 3, 0.059f), T1(3)},
+      T4(1, 3, 64, 96), {1, 1}, 0}, GEMM, 0, 1},
     /* --- attention: iarg = heads, causal --- */
-    {"self-attn 4096 tok 8x40 B2 (peaky logits)", run_attention, 3,
-     {{3, {2, 4096, 320, 1}, D_ACT, 1.25f, 0}, {3, {2, 4096, 320, 1}, D_ACT, 1.25f, 0}, T3(2, 4096, 320)},
-     T3(2, 4096, 320), {8, 0}, 0, ATTN, 64, 0},
-    {"self-attn 1024 tok 8x80 B2", run_attention, 3, {T3(2, 1024, 640), T3(2, 1024, 640), T3(2, 1024, 640)},
-     T3(2, 1024, 640), {8, 0}, 0, ATTN, 16, 0},
-    {"self-attn 256 tok 8x160 B2", run_attention, 3, {T3(2, 256, 1280), T3(2, 256, 1280), T3(2, 256, 1280)},
-     T3(2, 256, 1280), {8, 0}, 0, ATTN, 4, 0},
-    {"self-attn 64 tok 8x160 B2 (mid)", run_attention, 3, {T3(2, 64, 1280), T3(2, 64, 1280), T3(2, 64, 1280)},
-     T3(2, 64, 1280), {8, 0}, 0, ATTN, 0, 0},
-    {"cross-attn 4096x77 8x40 B2", run_attention, 3, {T3(2, 4096, 320), T3(2, 77, 320), T3(2, 77, 320)},
-     T3(2, 4096, 320), {8, 0}, 0, ATTN, 16, 0},
-    {"cross-attn 1024x77 8x80 B2", run_attention, 3, {T3(2, 1024, 640), T3(2, 77, 640), T3(2, 77, 640)},
-     T3(2, 1024, 640), {8, 0}, 0, ATTN, 4, 0},
-    {"cross-attn 256x77 8x160 B2", run_attention, 3, {T3(2, 256, 1280), T3(2, 77, 1280), T3(2, 77, 1280)},
-     T3(2, 256, 1280), {8, 0}, 0, ATTN, 0, 0},
-    {"causal attn 77 tok 12x64 B2 (CLIP)", run_attention, 3, {T3(2, 77, 768), T3(2, 77, 768), T3(2, 77, 768)},
-     T3(2, 77, 768), {12, 1}, 0, ATTN, 0, 0},
-    {"vae attn 4096 tok 1x512", run_attention, 3,
-     {T3(1, 4096, 512), T3(1, 4096, 512), T3(1, 4096, 512)},
-     T3(1, 4096, 512), {1, 0}, 0, ATTN, 64, 0},
-    {"tiny self-attn 96 tok 8x4 B2", run_attention, 3, {T3(2, 96, 32), T3(2, 96, 32), T3(2, 96, 32)}, T3(2, 96, 32),
-     {8, 0}, 0, ATTN, 0, 0},
-    {"tiny cross-attn 96x77 8x8 B2", run_attention, 3, {T3(2, 96, 64), T3(2, 77, 64), T3(2, 77, 64)}, T3(2, 96, 64),
-     {8, 0}, 0, ATTN, 0, 0},
-    {"tiny causal attn 77 tok 4x8 B4", run_attention, 3, {T3(4, 77, 32), T3(4, 77, 32), T3(4, 77, 32)}, T3(4, 77, 32),
-     {4, 1}, 0, ATTN, 0, 0},
-    {"tiny vae attn 96 tok 1x64", run_attention, 3, {T3(1, 96, 64), T3(1, 96, 64), T3(1, 96, 64)}, T3(1, 96, 64), {1, 0},
-     0, ATTN, 0, 0},
-    {"odd attn 13x7 tok 3x5", run_attention, 3, {T3(2, 13, 15), T3(2, 7, 15), T3(2, 7, 15)}, T3(2, 13, 15), {3, 0}, 0,
-     ATTN, 0, 0},
-    {"odd causal attn 9 tok 2x6", run_attention, 3, {T3(1, 9, 12), T3(1, 9, 12), T3(1, 9, 12)}, T3(1, 9, 12), {2, 1}, 0,
-     ATTN, 0, 0},
+    {{"self-attn 4096 tok 8x40 B2 (peaky logits)", run_attention, 3,
+      {{3, {2, 4096, 320, 1}, D_ACT, 1.25f, 0}, {3, {2, 4096, 320, 1}, D_ACT, 1.25f, 0}, T3(2, 4096, 320)},
+      T3(2, 4096, 320), {8, 0}, 0}, ATTN, 64, 0},
+    {{"self-attn 1024 tok 8x80 B2", run_attention, 3, {T3(2, 1024, 640), T3(2, 1024, 640), T3(2, 1024, 640)},
+      T3(2, 1024, 640), {8, 0}, 0}, ATTN, 16, 0},
+    {{"self-attn 256 tok 8x160 B2", run_attention, 3, {T3(2, 256, 1280), T3(2, 256, 1280), T3(2, 256, 1280)},
+      T3(2, 256, 1280), {8, 0}, 0}, ATTN, 4, 0},
+    {{"self-attn 64 tok 8x160 B2 (mid)", run_attention, 3, {T3(2, 64, 1280), T3(2, 64, 1280), T3(2, 64, 1280)},
+      T3(2, 64, 1280), {8, 0}, 0}, ATTN, 0, 0},
+    {{"cross-attn 4096x77 8x40 B2", run_attention, 3, {T3(2, 4096, 320), T3(2, 77, 320), T3(2, 77, 320)},
+      T3(2, 4096, 320), {8, 0}, 0}, ATTN, 16, 0},
+    {{"cross-attn 1024x77 8x80 B2", run_attention, 3, {T3(2, 1024, 640), T3(2, 77, 640), T3(2, 77, 640)},
+      T3(2, 1024, 640), {8, 0}, 0}, ATTN, 4, 0},
+    {{"cross-attn 256x77 8x160 B2", run_attention, 3, {T3(2, 256, 1280), T3(2, 77, 1280), T3(2, 77, 1280)},
+      T3(2, 256, 1280), {8, 0}, 0}, ATTN, 0, 0},
+    {{"causal attn 77 tok 12x64 B2 (CLIP)", run_attention, 3, {T3(2, 77, 768), T3(2, 77, 768), T3(2, 77, 768)},
+      T3(2, 77, 768), {12, 1}, 0}, ATTN, 0, 0},
+    {{"vae attn 4096 tok 1x512", run_attention, 3, {T3(1, 4096, 512), T3(1, 4096, 512), T3(1, 4096, 512)},
+      T3(1, 4096, 512), {1, 0}, 0}, ATTN, 64, 0},
+    {{"tiny self-attn 96 tok 8x4 B2", run_attention, 3, {T3(2, 96, 32), T3(2, 96, 32), T3(2, 96, 32)},
+      T3(2, 96, 32), {8, 0}, 0}, ATTN, 0, 0},
+    {{"tiny cross-attn 96x77 8x8 B2", run_attention, 3, {T3(2, 96, 64), T3(2, 77, 64), T3(2, 77, 64)},
+      T3(2, 96, 64), {8, 0}, 0}, ATTN, 0, 0},
+    {{"tiny causal attn 77 tok 4x8 B4", run_attention, 3, {T3(4, 77, 32), T3(4, 77, 32), T3(4, 77, 32)},
+      T3(4, 77, 32), {4, 1}, 0}, ATTN, 0, 0},
+    {{"tiny vae attn 96 tok 1x64", run_attention, 3, {T3(1, 96, 64), T3(1, 96, 64), T3(1, 96, 64)},
+      T3(1, 96, 64), {1, 0}, 0}, ATTN, 0, 0},
+    {{"odd attn 13x7 tok 3x5", run_attention, 3, {T3(2, 13, 15), T3(2, 7, 15), T3(2, 7, 15)},
+      T3(2, 13, 15), {3, 0}, 0}, ATTN, 0, 0},
+    {{"odd causal attn 9 tok 2x6", run_attention, 3, {T3(1, 9, 12), T3(1, 9, 12), T3(1, 9, 12)},
+      T3(1, 9, 12), {2, 1}, 0}, ATTN, 0, 0},
     /* --- layer norm: farg = eps; inputs off-centre to exercise the variance --- */
-    {"layer_norm [2,4096,320]", run_layer_norm, 3, {{3, {2, 4096, 320, 1}, D_ACT, 2, 0.5f}, T1(320), T1(320)},
-     T3(2, 4096, 320), {0}, 1e-5f, NORM, 0, 0},
-    {"layer_norm [2,256,1280]", run_layer_norm, 3, {{3, {2, 256, 1280, 1}, D_ACT, 1, -0.5f}, T1(1280), T1(1280)},
-     T3(2, 256, 1280), {0}, 1e-5f, NORM, 0, 0},
-    {"layer_norm [2,77,768]", run_layer_norm, 3, {{3, {2, 77, 768, 1}, D_ACT, 3, -1}, T1(768), T1(768)}, T3(2, 77, 768),
-     {0}, 1e-5f, NORM, 0, 0},
-    {"tiny layer_norm [2,77,32]", run_layer_norm, 3, {{3, {2, 77, 32, 1}, D_ACT, 2, 1}, T1(32), T1(32)}, T3(2, 77, 32),
-     {0}, 1e-5f, NORM, 0, 0},
-    {"odd layer_norm [5,13]", run_layer_norm, 3, {{2, {5, 13, 1, 1}, D_ACT, 1, 0.25f}, T1(13), T1(13)}, T2(5, 13), {0},
-     1e-5f, NORM, 0, 0},
+    {{"layer_norm [2,4096,320]", run_layer_norm, 3, {{3, {2, 4096, 320, 1}, D_ACT, 2, 0.5f}, T1(320), T1(320)},
+      T3(2, 4096, 320), {0}, 1e-5f}, NORM, 0, 0},
+    {{"layer_norm [2,256,1280]", run_layer_norm, 3, {{3, {2, 256, 1280, 1}, D_ACT, 1, -0.5f}, T1(1280), T1(1280)},
+      T3(2, 256, 1280), {0}, 1e-5f}, NORM, 0, 0},
+    {{"layer_norm [2,77,768]", run_layer_norm, 3, {{3, {2, 77, 768, 1}, D_ACT, 3, -1}, T1(768), T1(768)},
+      T3(2, 77, 768), {0}, 1e-5f}, NORM, 0, 0},
+    {{"tiny layer_norm [2,77,32]", run_layer_norm, 3, {{3, {2, 77, 32, 1}, D_ACT, 2, 1}, T1(32), T1(32)},
+      T3(2, 77, 32), {0}, 1e-5f}, NORM, 0, 0},
+    {{"odd layer_norm [5,13]", run_layer_norm, 3, {{2, {5, 13, 1, 1}, D_ACT, 1, 0.25f}, T1(13), T1(13)},
+      T2(5, 13), {0}, 1e-5f}, NORM, 0, 0},
     /* --- group norm: iarg = groups, silu; farg = eps --- */
-    {"group_norm+silu [2,320,64,64] G32", run_group_norm, 3, {{4, {2, 320, 64, 64}, D_ACT, 2, 0.5f}, T1(320), T1(320)},
-     T4(2, 320, 64, 64), {32, 1}, 1e-5f, NORM, 0, 0},
-    {"group_norm [2,640,32,32] G32", run_group_norm, 3, {{4, {2, 640, 32, 32}, D_ACT, 1, 1}, T1(640), T1(640)},
-     T4(2, 640, 32, 32), {32, 0}, 1e-6f, NORM, 0, 0},
-    {"group_norm+silu [2,1280,8,8] G32", run_group_norm, 3, {T4(2, 1280, 8, 8), T1(1280), T1(1280)}, T4(2, 1280, 8, 8),
-     {32, 1}, 1e-5f, NORM, 0, 0},
-    {"group_norm [2,320,4096] 3-D", run_group_norm, 3, {T3(2, 320, 4096), T1(320), T1(320)}, T3(2, 320, 4096), {32, 0},
-     1e-6f, NORM, 0, 0},
-    {"vae group_norm+silu [1,128,256,256] G32", run_group_norm, 3,
-     {{4, {1, 128, 256, 256}, D_ACT, 1.5f, -0.5f}, T1(128), T1(128)}, T4(1, 128, 256, 256), {32, 1}, 1e-6f, NORM, 0, 0},
-    {"tiny group_norm+silu [2,32,8,12] G32 (1 ch/group)", run_group_norm, 3,
-     {{4, {2, 32, 8, 12}, D_ACT, 1, 0.5f}, T1(32), T1(32)}, T4(2, 32, 8, 12), {32, 1}, 1e-5f, NORM, 0, 0},
-    {"tiny group_norm [1,64,4,6] G32 (2 ch/group)", run_group_norm, 3, {T4(1, 64, 4, 6), T1(64), T1(64)},
-     T4(1, 64, 4, 6), {32, 0}, 1e-5f, NORM, 0, 0},
-    {"tiny vae group_norm+silu [1,32,64,96] G32", run_group_norm, 3, {T4(1, 32, 64, 96), T1(32), T1(32)},
-     T4(1, 32, 64, 96), {32, 1}, 1e-6f, NORM, 0, 0},
+    {{"group_norm+silu [2,320,64,64] G32", run_group_norm, 3, {{4, {2, 320, 64, 64}, D_ACT, 2, 0.5f}, T1(320), T1(320)},
+      T4(2, 320, 64, 64), {32, 1}, 1e-5f}, NORM, 0, 0},
+    {{"group_norm [2,640,32,32] G32", run_group_norm, 3, {{4, {2, 640, 32, 32}, D_ACT, 1, 1}, T1(640), T1(640)},
+      T4(2, 640, 32, 32), {32, 0}, 1e-6f}, NORM, 0, 0},
+    {{"group_norm+silu [2,1280,8,8] G32", run_group_norm, 3, {T4(2, 1280, 8, 8), T1(1280), T1(1280)},
+      T4(2, 1280, 8, 8), {32, 1}, 1e-5f}, NORM, 0, 0},
+    {{"group_norm [2,320,4096] 3-D", run_group_norm, 3, {T3(2, 320, 4096), T1(320), T1(320)},
+      T3(2, 320, 4096), {32, 0}, 1e-6f}, NORM, 0, 0},
+    {{"vae group_norm+silu [1,128,256,256] G32", run_group_norm, 3,
+      {{4, {1, 128, 256, 256}, D_ACT, 1.5f, -0.5f}, T1(128), T1(128)},
+      T4(1, 128, 256, 256), {32, 1}, 1e-6f}, NORM, 0, 0},
+    {{"tiny group_norm+silu [2,32,8,12] G32 (1 ch/group)", run_group_norm, 3,
+      {{4, {2, 32, 8, 12}, D_ACT, 1, 0.5f}, T1(32), T1(32)},
+      T4(2, 32, 8, 12), {32, 1}, 1e-5f}, NORM, 0, 0},
+    {{"tiny group_norm [1,64,4,6] G32 (2 ch/group)", run_group_norm, 3, {T4(1, 64, 4, 6), T1(64), T1(64)},
+      T4(1, 64, 4, 6), {32, 0}, 1e-5f}, NORM, 0, 0},
+    {{"tiny vae group_norm+silu [1,32,64,96] G32", run_group_norm, 3, {T4(1, 32, 64, 96), T1(32), T1(32)},
+      T4(1, 32, 64, 96), {32, 1}, 1e-6f}, NORM, 0, 0},
     /* --- unary: iarg = op --- */
-    {"silu [2,1280,16,16]", run_unary, 1, {{4, {2, 1280, 16, 16}, D_ACT, 4, 0}}, T4(2, 1280, 16, 16), {SDC_UNARY_SILU}, 0,
-     NORM, 0, 0},
-    {"gelu [2,77,3072]", run_unary, 1, {{3, {2, 77, 3072, 1}, D_ACT, 4, 0}}, T3(2, 77, 3072), {SDC_UNARY_GELU}, 0, NORM,
-     0, 0},
-    {"gelu_tanh [2,77,3072]", run_unary, 1, {{3, {2, 77, 3072, 1}, D_ACT, 4, 0}}, T3(2, 77, 3072), {SDC_UNARY_GELU_TANH},
-     0, NORM, 0, 0},
-    {"quick_gelu [2,77,3072]", run_unary, 1, {{3, {2, 77, 3072, 1}, D_ACT, 4, 0}}, T3(2, 77, 3072),
-     {SDC_UNARY_QUICK_GELU}, 0, NORM, 0, 0},
-    {"odd silu [1001]", run_unary, 1, {{1, {1001, 1, 1, 1}, D_ACT, 4, 0}}, T1(1001), {SDC_UNARY_SILU}, 0, NORM, 0, 0},
-    {"odd quick_gelu [7,11,13]", run_unary, 1, {{3, {7, 11, 13, 1}, D_ACT, 4, 0}}, T3(7, 11, 13),
-     {SDC_UNARY_QUICK_GELU}, 0, NORM, 0, 0},
+    {{"silu [2,1280,16,16]", run_unary, 1, {{4, {2, 1280, 16, 16}, D_ACT, 4, 0}},
+      T4(2, 1280, 16, 16), {SDC_UNARY_SILU}, 0}, NORM, 0, 0},
+    {{"gelu [2,77,3072]", run_unary, 1, {{3, {2, 77, 3072, 1}, D_ACT, 4, 0}},
+      T3(2, 77, 3072), {SDC_UNARY_GELU}, 0}, NORM, 0, 0},
+    {{"gelu_tanh [2,77,3072]", run_unary, 1, {{3, {2, 77, 3072, 1}, D_ACT, 4, 0}},
+      T3(2, 77, 3072), {SDC_UNARY_GELU_TANH}, 0}, NORM, 0, 0},
+    {{"quick_gelu [2,77,3072]", run_unary, 1, {{3, {2, 77, 3072, 1}, D_ACT, 4, 0}},
+      T3(2, 77, 3072), {SDC_UNARY_QUICK_GELU}, 0}, NORM, 0, 0},
+    {{"odd silu [1001]", run_unary, 1, {{1, {1001, 1, 1, 1}, D_ACT, 4, 0}}, T1(1001), {SDC_UNARY_SILU}, 0}, NORM, 0, 0},
+    {{"odd quick_gelu [7,11,13]", run_unary, 1, {{3, {7, 11, 13, 1}, D_ACT, 4, 0}},
+      T3(7, 11, 13), {SDC_UNARY_QUICK_GELU}, 0}, NORM, 0, 0},
     /* --- binary: iarg = op; b broadcast --- */
-    {"add [2,320,64,64]+[2,320,64,64]", run_binary, 2, {T4(2, 320, 64, 64), T4(2, 320, 64, 64)}, T4(2, 320, 64, 64),
-     {SDC_BINARY_ADD}, 0, ARITH, 0, 0},
-    {"add [2,320,64,64]+[2,320,1,1]", run_binary, 2, {T4(2, 320, 64, 64), T4(2, 320, 1, 1)}, T4(2, 320, 64, 64),
-     {SDC_BINARY_ADD}, 0, ARITH, 0, 0},
-    {"sub [2,77,768]-[1,77,768]", run_binary, 2, {T3(2, 77, 768), T3(1, 77, 768)}, T3(2, 77, 768), {SDC_BINARY_SUB}, 0,
-     ARITH, 0, 0},
-    {"mul [2,4096,1280]*[1,1,1280]", run_binary, 2, {T3(2, 4096, 1280), T3(1, 1, 1280)}, T3(2, 4096, 1280),
-     {SDC_BINARY_MUL}, 0, ARITH, 0, 0},
-    {"odd mul [2,3,5,7]*[1,3,5,1]", run_binary, 2, {T4(2, 3, 5, 7), T4(1, 3, 5, 1)}, T4(2, 3, 5, 7), {SDC_BINARY_MUL}, 0,
-     ARITH, 0, 0},
-    {"tiny add [2,32,8,12]+[2,32,1,1]", run_binary, 2, {T4(2, 32, 8, 12), T4(2, 32, 1, 1)}, T4(2, 32, 8, 12),
-     {SDC_BINARY_ADD}, 0, ARITH, 0, 0},
-    {"scale [2,4,64,64]*0.18215", run_scale, 1, {T4(2, 4, 64, 64)}, T4(2, 4, 64, 64), {0}, 0.18215f, ARITH, 0, 0},
-    {"odd scale [3,5,7]*-1.5", run_scale, 1, {T3(3, 5, 7)}, T3(3, 5, 7), {0}, -1.5f, ARITH, 0, 0},
+    {{"add [2,320,64,64]+[2,320,64,64]", run_binary, 2, {T4(2, 320, 64, 64), T4(2, 320, 64, 64)},
+      T4(2, 320, 64, 64), {SDC_BINARY_ADD}, 0}, ARITH, 0, 0},
+    {{"add [2,320,64,64]+[2,320,1,1]", run_binary, 2, {T4(2, 320, 64, 64), T4(2, 320, 1, 1)},
+      T4(2, 320, 64, 64), {SDC_BINARY_ADD}, 0}, ARITH, 0, 0},
+    {{"sub [2,77,768]-[1,77,768]", run_binary, 2, {T3(2, 77, 768), T3(1, 77, 768)},
+      T3(2, 77, 768), {SDC_BINARY_SUB}, 0}, ARITH, 0, 0},
+    {{"mul [2,4096,1280]*[1,1,1280]", run_binary, 2, {T3(2, 4096, 1280), T3(1, 1, 1280)},
+      T3(2, 4096, 1280), {SDC_BINARY_MUL}, 0}, ARITH, 0, 0},
+    {{"odd mul [2,3,5,7]*[1,3,5,1]", run_binary, 2, {T4(2, 3, 5, 7), T4(1, 3, 5, 1)},
+      T4(2, 3, 5, 7), {SDC_BINARY_MUL}, 0}, ARITH, 0, 0},
+    {{"tiny add [2,32,8,12]+[2,32,1,1]", run_binary, 2, {T4(2, 32, 8, 12), T4(2, 32, 1, 1)},
+      T4(2, 32, 8, 12), {SDC_BINARY_ADD}, 0}, ARITH, 0, 0},
+    {{"scale [2,4,64,64]*0.18215", run_scale, 1, {T4(2, 4, 64, 64)}, T4(2, 4, 64, 64), {0}, 0.18215f}, ARITH, 0, 0},
+    {{"odd scale [3,5,7]*-1.5", run_scale, 1, {T3(3, 5, 7)}, T3(3, 5, 7), {0}, -1.5f}, ARITH, 0, 0},
     /* --- geglu --- */
-    {"geglu [2,4096,2560]->[2,4096,1280]", run_geglu, 1, {{3, {2, 4096, 2560, 1}, D_ACT, 3, 0}}, T3(2, 4096, 1280), {0},
-     0, NORM, 0, 0},
-    {"geglu [64,10240]->[64,5120]", run_geglu, 1, {{2, {64, 10240, 1, 1}, D_ACT, 3, 0}}, T2(64, 5120), {0}, 0, NORM, 0, 0},
-    {"odd geglu [5,14]->[5,7]", run_geglu, 1, {{2, {5, 14, 1, 1}, D_ACT, 3, 0}}, T2(5, 7), {0}, 0, NORM, 0, 0},
+    {{"geglu [2,4096,2560]->[2,4096,1280]", run_geglu, 1, {{3, {2, 4096, 2560, 1}, D_ACT, 3, 0}},
+      T3(2, 4096, 1280), {0}, 0}, NORM, 0, 0},
+    {{"geglu [64,10240]->[64,5120]", run_geglu, 1, {{2, {64, 10240, 1, 1}, D_ACT, 3, 0}},
+      T2(64, 5120), {0}, 0}, NORM, 0, 0},
+    {{"odd geglu [5,14]->[5,7]", run_geglu, 1, {{2, {5, 14, 1, 1}, D_ACT, 3, 0}}, T2(5, 7), {0}, 0}, NORM, 0, 0},
     /* --- data movement: exact --- */
-    {"embedding 49408x768 [154]", run_embedding, 2, {T2(49408, 768), IDS(154)}, T2(154, 768), {49408}, 0, EXACT, 0, 0},
-    {"tiny embedding 49408x32 [77]", run_embedding, 2, {T2(49408, 32), IDS(77)}, T2(77, 32), {49408}, 0, EXACT, 0, 0},
-    {"upsample2x [2,1280,16,16]", run_upsample, 1, {T4(2, 1280, 16, 16)}, T4(2, 1280, 32, 32), {0}, 0, EXACT, 0, 0},
-    {"odd upsample2x [1,4,5,7]", run_upsample, 1, {T4(1, 4, 5, 7)}, T4(1, 4, 10, 14), {0}, 0, EXACT, 0, 0},
-    {"concat dim1 [2,1280,16,16]+[2,640,16,16]", run_concat, 2, {T4(2, 1280, 16, 16), T4(2, 640, 16, 16)},
-     T4(2, 1920, 16, 16), {1}, 0, EXACT, 0, 0},
-    {"concat dim0 [1,4,64,64]x2", run_concat, 2, {T4(1, 4, 64, 64), T4(1, 4, 64, 64)}, T4(2, 4, 64, 64), {0}, 0, EXACT,
-     0, 0},
-    {"concat dim1 [2,77,768]+[2,5,768]", run_concat, 2, {T3(2, 77, 768), T3(2, 5, 768)}, T3(2, 82, 768), {1}, 0, EXACT,
-     0, 0},
-    {"odd concat last [3,5,7]+[3,5,2]", run_concat, 2, {T3(3, 5, 7), T3(3, 5, 2)}, T3(3, 5, 9), {2}, 0, EXACT, 0, 0},
-    {"permute BCHW->BHWC [2,320,64,64]", run_permute, 1, {T4(2, 320, 64, 64)}, T4(2, 64, 64, 320), {0, 2, 3, 1}, 0,
-     EXACT, 0, 0},
-    {"permute BHWC->BCHW [2,64,64,320]", run_permute, 1, {T4(2, 64, 64, 320)}, T4(2, 320, 64, 64), {0, 3, 1, 2}, 0,
-     EXACT, 0, 0},
-    {"permute heads [2,77,12,64]", run_permute, 1, {T4(2, 77, 12, 64)}, T4(2, 12, 77, 64), {0, 2, 1, 3}, 0, EXACT, 0, 0},
-    {"odd permute {3,1,0,2} [3,5,7,11]", run_permute, 1, {T4(3, 5, 7, 11)}, T4(11, 5, 3, 7), {3, 1, 0, 2}, 0, EXACT, 0,
-     0},
-    {"odd permute {2,0,3,1} [1,6,1,4]", run_permute, 1, {T4(1, 6, 1, 4)}, T4(1, 1, 4, 6), {2, 0, 3, 1}, 0, EXACT, 0, 0},
-    {"copy f32->f16 [2,4,64,64]", run_copy, 1, {{4, {2, 4, 64, 64}, D_F32, 1, 0}}, {4, {2, 4, 64, 64}, D_F16, 1, 0}, {0},
-     0, EXACT, 0, 0},
-    {"copy f16->f32 [2,4,64,64]", run_copy, 1, {{4, {2, 4, 64, 64}, D_F16, 1, 0}}, {4, {2, 4, 64, 64}, D_F32, 1, 0}, {0},
-     0, EXACT, 0, 0},
-    {"copy f32->bf16 [2,320,64]", run_copy, 1, {{3, {2, 320, 64, 1}, D_F32, 1, 0}}, {3, {2, 320, 64, 1}, D_BF16, 1, 0},
-     {0}, 0, EXACT, 0, 0},
-    {"copy bf16->f16 [2,320,64]", run_copy, 1, {{3, {2, 320, 64, 1}, D_BF16, 1, 0}}, {3, {2, 320, 64, 1}, D_F16, 1, 0},
-     {0}, 0, EXACT, 0, 0},
-    {"copy i32->i32 [154]", run_copy, 1, {IDS(154)}, {1, {154, 1, 1, 1}, D_I32, 1, 0}, {49408}, 0, EXACT, 0, 0},
-    {"copy same dtype [77,768]", run_copy, 1, {T2(77, 768)}, T2(77, 768), {0}, 0, EXACT, 0, 0},
-    {"pad2d (0,1,0,1) [1,128,64,64]", run_pad2d, 1, {T4(1, 128, 64, 64)}, T4(1, 128, 65, 65), {0, 1, 0, 1}, 0, EXACT, 0,
-     0},
-    {"odd pad2d (1,2,3,4) [2,3,5,7]", run_pad2d, 1, {T4(2, 3, 5, 7)}, T4(2, 3, 8, 14), {1, 2, 3, 4}, 0, EXACT, 0, 0},
-    {"slice dim1 [2,640,32,32][:,320:]", run_slice, 1, {T4(2, 640, 32, 32)}, T4(2, 320, 32, 32), {1, 320}, 0, EXACT, 0,
-     0},
-    {"slice last [2,77,2560][...,1280:]", run_slice, 1, {T3(2, 77, 2560)}, T3(2, 77, 1280), {2, 1280}, 0, EXACT, 0, 0},
-    {"slice dim0 [2,4,64,64][1:]", run_slice, 1, {T4(2, 4, 64, 64)}, T4(1, 4, 64, 64), {0, 1}, 0, EXACT, 0, 0},
-    {"odd slice dim2 [3,5,7][:,:,2:5]", run_slice, 1, {T3(3, 5, 7)}, T3(3, 5, 3), {2, 2}, 0, EXACT, 0, 0},
+    {{"embedding 49408x768 [154]", run_embedding, 2, {T2(49408, 768), IDS(154)},
+      T2(154, 768), {49408}, 0}, EXACT, 0, 0},
+    {{"tiny embedding 49408x32 [77]", run_embedding, 2, {T2(49408, 32), IDS(77)}, T2(77, 32), {49408}, 0}, EXACT, 0, 0},
+    {{"upsample2x [2,1280,16,16]", run_upsample, 1, {T4(2, 1280, 16, 16)}, T4(2, 1280, 32, 32), {0}, 0}, EXACT, 0, 0},
+    {{"odd upsample2x [1,4,5,7]", run_upsample, 1, {T4(1, 4, 5, 7)}, T4(1, 4, 10, 14), {0}, 0}, EXACT, 0, 0},
+    {{"concat dim1 [2,1280,16,16]+[2,640,16,16]", run_concat, 2, {T4(2, 1280, 16, 16), T4(2, 640, 16, 16)},
+      T4(2, 1920, 16, 16), {1}, 0}, EXACT, 0, 0},
+    {{"concat dim0 [1,4,64,64]x2", run_concat, 2, {T4(1, 4, 64, 64), T4(1, 4, 64, 64)},
+      T4(2, 4, 64, 64), {0}, 0}, EXACT, 0, 0},
+    {{"concat dim1 [2,77,768]+[2,5,768]", run_concat, 2, {T3(2, 77, 768), T3(2, 5, 768)},
+      T3(2, 82, 768), {1}, 0}, EXACT, 0, 0},
+    {{"odd concat last [3,5,7]+[3,5,2]", run_concat, 2, {T3(3, 5, 7), T3(3, 5, 2)}, T3(3, 5, 9), {2}, 0}, EXACT, 0, 0},
+    {{"permute BCHW->BHWC [2,320,64,64]", run_permute, 1, {T4(2, 320, 64, 64)},
+      T4(2, 64, 64, 320), {0, 2, 3, 1}, 0}, EXACT, 0, 0},
+    {{"permute BHWC->BCHW [2,64,64,320]", run_permute, 1, {T4(2, 64, 64, 320)},
+      T4(2, 320, 64, 64), {0, 3, 1, 2}, 0}, EXACT, 0, 0},
+    {{"permute heads [2,77,12,64]", run_permute, 1, {T4(2, 77, 12, 64)},
+      T4(2, 12, 77, 64), {0, 2, 1, 3}, 0}, EXACT, 0, 0},
+    {{"odd permute {3,1,0,2} [3,5,7,11]", run_permute, 1, {T4(3, 5, 7, 11)},
+      T4(11, 5, 3, 7), {3, 1, 0, 2}, 0}, EXACT, 0, 0},
+    {{"odd permute {2,0,3,1} [1,6,1,4]", run_permute, 1, {T4(1, 6, 1, 4)},
+      T4(1, 1, 4, 6), {2, 0, 3, 1}, 0}, EXACT, 0, 0},
+    {{"copy f32->f16 [2,4,64,64]", run_copy, 1, {{4, {2, 4, 64, 64}, D_F32, 1, 0}},
+      {4, {2, 4, 64, 64}, D_F16, 1, 0}, {0}, 0}, EXACT, 0, 0},
+    {{"copy f16->f32 [2,4,64,64]", run_copy, 1, {{4, {2, 4, 64, 64}, D_F16, 1, 0}},
+      {4, {2, 4, 64, 64}, D_F32, 1, 0}, {0}, 0}, EXACT, 0, 0},
+    {{"copy f32->bf16 [2,320,64]", run_copy, 1, {{3, {2, 320, 64, 1}, D_F32, 1, 0}},
+      {3, {2, 320, 64, 1}, D_BF16, 1, 0}, {0}, 0}, EXACT, 0, 0},
+    {{"copy bf16->f16 [2,320,64]", run_copy, 1, {{3, {2, 320, 64, 1}, D_BF16, 1, 0}},
+      {3, {2, 320, 64, 1}, D_F16, 1, 0}, {0}, 0}, EXACT, 0, 0},
+    {{"copy i32->i32 [154]", run_copy, 1, {IDS(154)}, {1, {154, 1, 1, 1}, D_I32, 1, 0}, {49408}, 0}, EXACT, 0, 0},
+    {{"copy same dtype [77,768]", run_copy, 1, {T2(77, 768)}, T2(77, 768), {0}, 0}, EXACT, 0, 0},
+    {{"pad2d (0,1,0,1) [1,128,64,64]", run_pad2d, 1, {T4(1, 128, 64, 64)},
+      T4(1, 128, 65, 65), {0, 1, 0, 1}, 0}, EXACT, 0, 0},
+    {{"odd pad2d (1,2,3,4) [2,3,5,7]", run_pad2d, 1, {T4(2, 3, 5, 7)}, T4(2, 3, 8, 14), {1, 2, 3, 4}, 0}, EXACT, 0, 0},
+    {{"slice dim1 [2,640,32,32][:,320:]", run_slice, 1, {T4(2, 640, 32, 32)},
+      T4(2, 320, 32, 32), {1, 320}, 0}, EXACT, 0, 0},
+    {{"slice last [2,77,2560][...,1280:]", run_slice, 1, {T3(2, 77, 2560)},
+      T3(2, 77, 1280), {2, 1280}, 0}, EXACT, 0, 0},
+    {{"slice dim0 [2,4,64,64][1:]", run_slice, 1, {T4(2, 4, 64, 64)}, T4(1, 4, 64, 64), {0, 1}, 0}, EXACT, 0, 0},
+    {{"odd slice dim2 [3,5,7][:,:,2:5]", run_slice, 1, {T3(3, 5, 7)}, T3(3, 5, 3), {2, 2}, 0}, EXACT, 0, 0},
 };
 
-/* --- host tensors --- */
-
-typedef struct host_t {
-    int ndim;
-    int64_t ne[4];
-    float *v;   // f32 values (I32 ids: their int bit patterns)
-} host_t;
-
-static size_t host_n(const host_t *h) {
-    size_t n = 1;
-    for (int i = 0; i < h->ndim; i++) n *= (size_t)h->ne[i];
-    return n;
-}
-
-static host_t make_input(const op_case *c, int i, uint64_t seed) {
-    const tspec *s = &c->in[i];
-    host_t h = {s->ndim, {s->ne[0], s->ne[1], s->ne[2], s->ne[3]}, NULL};
-    size_t n = host_n(&h);
-    h.v = malloc(n * sizeof(float));
-    if (s->dt == D_I32) {
-        int32_t *id = (int32_t *)h.v;
-        float *u = malloc(n * sizeof(float));
-        test_fill_uniform(u, n, seed, 0.0f, (float)c->iarg[0]);
-        for (size_t k = 0; k < n; k++) id[k] = (int32_t)u[k] >= c->iarg[0] ? c->iarg[0] - 1 : (int32_t)u[k];
-        id[0] = 0;   // both ends of the table
-        if (n > 1) id[1] = c->iarg[0] - 1;
-        free(u);
-        return h;
-    }
-    test_fill_normal(h.v, n, seed, s->scale);
-    for (size_t k = 0; k < n; k++) h.v[k] += s->shift;
-    return h;
-}
-
 /* Every step-th index along dim (values copied as 4-byte words). */
-static host_t select_dim(const host_t *src, int dim, int step) {
-    host_t h = *src;
+static op_host select_dim(const op_host *src, int dim, int step) {
+    op_host h = *src;
     int64_t outer = 1, inner = 1, n = src->ne[dim];
     for (int i = 0; i < dim; i++) outer *= src->ne[i];
     for (int i = dim + 1; i < src->ndim; i++) inner *= src->ne[i];
     h.ne[dim] = (n + step - 1) / step;
-    h.v = malloc(host_n(&h) * sizeof(float));
+    h.v = malloc(op_host_n(&h) * sizeof(float));
     float *d = h.v;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t k = 0; k < n; k += step, d += inner)
@@ -332,54 +250,7 @@ static host_t select_dim(const host_t *src, int dim, int step) {
     return h;
 }
 
-static sdc_dtype dtype_of(int dt, sdc_dtype act) {
-    return dt == D_ACT    ? act
-           : dt == D_F32  ? SDC_DTYPE_F32
-           : dt == D_F16  ? SDC_DTYPE_F16
-           : dt == D_BF16 ? SDC_DTYPE_BF16
-                          : SDC_DTYPE_I32;
-}
-
 static float round_f16(float x) { return sdc_f16_to_f32(sdc_f32_to_f16(x)); }
-
-typedef struct run_result {
-    float *out;
-    double ms;
-    size_t ws_peak;   // workspace above the start during the op
-    int ws_left, leaked;
-} run_result;
-
-/* One run of c on be with fresh tensors (act: the dtype of D_ACT tensors); the output starts as NaN. */
-static run_result run_on(sdc_backend *be, const op_case *c, const host_t *in, const host_t *out, sdc_dtype act) {
-    run_result r = {0};
-    const sdc_mem_stats before = be->stats;
-    sdc_tensor *t[3] = {0};
-    for (int i = 0; i < c->n_in; i++) {
-        t[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dtype_of(c->in[i].dt, act), in[i].ndim, in[i].ne);
-        if (c->in[i].dt == D_I32) sdc_tensor_set_raw(t[i], in[i].v);
-        else sdc_tensor_set_f32(t[i], in[i].v);
-    }
-    sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dtype_of(c->out.dt, act), out->ndim, out->ne);
-    void *nan = malloc(y->nbytes);
-    memset(nan, 0xFF, y->nbytes);   // NaN in f16 and f32
-    sdc_tensor_set_raw(y, nan);
-    free(nan);
-    be->iface->synchronize(be);
-    sdc_mem_stats_reset_peak(&be->stats);
-    const size_t ws0 = be->stats.cur[SDC_MEM_WORKSPACE];
-    double t0 = test_now();
-    c->run(c, y, t);
-    be->iface->synchronize(be);
-    r.ms = (test_now() - t0) * 1e3;
-    r.ws_peak = be->stats.peak[SDC_MEM_WORKSPACE] - ws0;
-    r.ws_left = be->stats.cur[SDC_MEM_WORKSPACE] != ws0;
-    r.out = malloc(host_n(out) * sizeof(float));
-    sdc_tensor_get_f32(y, r.out);
-    sdc_tensor_free(y);
-    for (int i = 0; i < c->n_in; i++) sdc_tensor_free(t[i]);
-    for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) r.leaked |= be->stats.cur[k] != before.cur[k];
-    return r;
-}
 
 static double bound_for(int family, int f16) {
     if (family == EXACT) return 0;
@@ -387,40 +258,42 @@ static double bound_for(int family, int f16) {
     return family == ARITH ? 0 : 1e-5;
 }
 
-static void test_case(const op_case *c, uint64_t seed, sdc_backend *cuda, sdc_backend *ref) {
+static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc_backend *ref) {
+    const op_case *c = &cc->op;
     printf("%s\n", c->name);
-    host_t in[3] = {{0}}, rin[3] = {{0}};
-    for (int i = 0; i < c->n_in; i++) in[i] = make_input(c, i, seed * 8 + (uint64_t)i);
-    host_t out = {c->out.ndim, {c->out.ne[0], c->out.ne[1], c->out.ne[2], c->out.ne[3]}, NULL}, rout = out;
-    const int sub = c->sub > 1 ? c->sub : 0;
+    op_host in[3] = {{0}}, rin[3] = {{0}};
+    for (int i = 0; i < c->n_in; i++) in[i] = op_make_input(c, i, seed * 8 + (uint64_t)i);
+    const op_host out = op_out_shape(c);
+    op_host rout = out;
+    const int sub = cc->sub > 1 ? cc->sub : 0;
     for (int i = 0; i < c->n_in; i++) rin[i] = sub && sub_dim(c, i) >= 0 ? select_dim(&in[i], sub_dim(c, i), sub) : in[i];
     if (sub) rout.ne[sub_dim(c, -1)] = (out.ne[sub_dim(c, -1)] + sub - 1) / sub;
 
     double t0 = test_now();
-    run_result rf = run_on(ref, c, rin, &rout, SDC_DTYPE_F32);
+    op_result rf = op_run_on(ref, c, rin, &rout, SDC_DTYPE_F32);
     const double ref_ms = (test_now() - t0) * 1e3;
-    const size_t n = host_n(&rout);
+    const size_t n = op_host_n(&rout);
     test_check(test_max_abs(rf.out, rf.out, n) == 0, "%s: reference output is finite", c->name);
 
     for (int f16 = 0; f16 <= 1; f16++) {
         const sdc_dtype act = f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
         cuda->force_f32 = !f16;
-        run_result a = run_on(cuda, c, in, &out, act), b = run_on(cuda, c, in, &out, act);
-        host_t got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out};
+        op_result a = op_run_on(cuda, c, in, &out, act), b = op_run_on(cuda, c, in, &out, act);
+        op_host got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out};
         if (sub) got = select_dim(&got, sub_dim(c, -1), sub);
         float *want = rf.out;
-        if (f16 && c->family == EXACT && c->out.dt == D_ACT) {   // moved f16 values: the reference, rounded
+        if (f16 && cc->family == EXACT && c->out.dt == D_ACT) {   // moved f16 values: the reference, rounded
             want = malloc(n * sizeof(float));
             for (size_t k = 0; k < n; k++) want[k] = round_f16(rf.out[k]);
         }
         char what[200];
         snprintf(what, sizeof what, "%s [%s]", c->name, f16 ? "f16" : "f32");
-        if (c->family == EXACT) test_check_err(what, "max |cuda - ref|", test_max_abs(got.v, want, n), 0);
-        else test_check_err(what, "rel err", test_rel_err(got.v, want, n), bound_for(c->family, f16));
-        test_check(memcmp(a.out, b.out, host_n(&out) * sizeof(float)) == 0, "%s: bit-identical run to run", what);
+        if (cc->family == EXACT) test_check_err(what, "max |cuda - ref|", test_max_abs(got.v, want, n), 0);
+        else test_check_err(what, "rel err", test_rel_err(got.v, want, n), bound_for(cc->family, f16));
+        test_check(memcmp(a.out, b.out, op_host_n(&out) * sizeof(float)) == 0, "%s: bit-identical run to run", what);
         test_check(!a.leaked && !b.leaked && !a.ws_left && !b.ws_left,
                    "%s: memory counters back at start, no workspace left", what);
-        if (c->uses_ws)
+        if (cc->uses_ws)
             test_check(a.ws_peak > 0, "%s: workspace counted (peak %.2f MiB)", what, a.ws_peak / 1048576.0);
         printf("    time: cuda %8.3f ms (second run), reference %9.1f ms%s\n", b.ms, ref_ms,
                sub ? " (subsampled)" : "");
@@ -439,34 +312,10 @@ static void test_case(const op_case *c, uint64_t seed, sdc_backend *cuda, sdc_ba
 /* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in both precisions. */
 static void test_in_place(sdc_backend *be) {
     printf("in place\n");
-    const int64_t ne[4] = {2, 320, 8, 8}, ne_b[4] = {2, 320, 1, 1};
-    const size_t n = 2 * 320 * 8 * 8;
-    float *h = malloc(n * sizeof(float)), *hb = malloc(640 * sizeof(float));
-    float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
-    test_fill_normal(h, n, 901, 2.0f);
-    test_fill_normal(hb, 640, 902, 1.0f);
     for (int f16 = 0; f16 <= 1; f16++) {
         be->force_f32 = !f16;
-        const sdc_dtype dt = be->iface->act_dtype(be);
-        sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
-        sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
-        sdc_tensor *b = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne_b);
-        sdc_tensor_set_f32(b, hb);
-        for (int k = 0; k < 3; k++) {
-            sdc_tensor_set_f32(x, h);
-            if (k == 0) sdc_unary(y, x, SDC_UNARY_SILU), sdc_unary(x, x, SDC_UNARY_SILU);
-            if (k == 1) sdc_binary(y, x, b, SDC_BINARY_MUL), sdc_binary(x, x, b, SDC_BINARY_MUL);
-            if (k == 2) sdc_scale(y, x, -0.5f), sdc_scale(x, x, -0.5f);
-            sdc_tensor_get_f32(y, want);
-            sdc_tensor_get_f32(x, got);
-            test_check(memcmp(want, got, n * sizeof(float)) == 0, "in place %s equals out of place [%s]",
-                       k == 0 ? "unary" : k == 1 ? "binary" : "scale", f16 ? "f16" : "f32");
-        }
-        sdc_tensor_free(x);
-        sdc_tensor_free(y);
-        sdc_tensor_free(b);
+        op_check_in_place(be, f16 ? " [f16]" : " [f32]");
     }
-    free(h), free(hb), free(want), free(got);
 }
 
 static void test_basics(sdc_backend *be) {

@@ -23,24 +23,7 @@
 #include "model/mkmodel.h"
 #include "test_util.h"
 
-static char tmpdir[256];
-
-static char *tmp_path(const char *rel) {
-    static char bufs[8][512];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, rel);
-    return b;
-}
-
-static int count_temporaries(const char *dir) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strstr(e->d_name, ".tmp-")) n++;
-    if (d) closedir(d);
-    return n;
-}
+static const char *tmpdir;   // test_make_tmp_dir
 
 /* 1 when both files exist with equal bytes. */
 static int same_bytes(const char *a, const char *b) {
@@ -104,7 +87,7 @@ static void rewrite_reference(const char *rel, int with_metadata, int use_fill) 
             st = use_fill ? sdc_st_writer_add_fill(w, t->name, t->dtype, t->ndim, t->ne, copy_fill, &src[k])
                           : sdc_st_writer_add(w, t->name, t->dtype, t->ndim, t->ne, data[k]);
     }
-    const char *out = tmp_path("rewrite.safetensors");
+    const char *out = test_tmp_path("rewrite.safetensors");
     uint64_t planned = sdc_st_writer_file_size(w);
     if (st == SDC_OK) st = sdc_st_writer_write(w, out);
     char *a = NULL;
@@ -139,7 +122,7 @@ static void test_writer(void) {
     sdc_st_writer_add(w, "c.long", SDC_DTYPE_I64, 1, (int64_t[]){2}, i64);
     sdc_st_writer_add(w, "d.scalar", SDC_DTYPE_F32, 0, NULL, f);
     sdc_st_writer_add(w, "e.empty", SDC_DTYPE_F32, 2, (int64_t[]){0, 4}, f);
-    const char *path = tmp_path("mixed.safetensors");
+    const char *path = test_tmp_path("mixed.safetensors");
     sdc_status st = sdc_st_writer_write(w, path);
     sdc_st_writer_free(w);
     sdc_model_index *idx = st == SDC_OK ? open_index(path, NULL, NULL, NULL) : NULL;
@@ -162,8 +145,9 @@ static void test_writer(void) {
     w = sdc_st_writer_new(test_capture_logger());
     sdc_st_writer_add(w, "x", SDC_DTYPE_F32, 1, (int64_t[]){2}, f);
     sdc_status dup = sdc_st_writer_add(w, "x", SDC_DTYPE_F32, 1, (int64_t[]){2}, f);
-    st = sdc_st_writer_write(w, tmp_path("dup.safetensors"));
-    test_check(dup == SDC_ERR_INVALID_ARG && st == SDC_ERR_INVALID_ARG && access(tmp_path("dup.safetensors"), F_OK),
+    st = sdc_st_writer_write(w, test_tmp_path("dup.safetensors"));
+    test_check(dup == SDC_ERR_INVALID_ARG && st == SDC_ERR_INVALID_ARG &&
+                   access(test_tmp_path("dup.safetensors"), F_OK),
                "duplicate name: %s, then write %s, no file ('%s')", sdc_status_str(dup), sdc_status_str(st),
                test_last_error());
     sdc_st_writer_free(w);
@@ -174,8 +158,9 @@ static void test_writer(void) {
     w = sdc_st_writer_new(test_capture_logger());
     sdc_st_writer_add(w, "ok", SDC_DTYPE_F32, 1, (int64_t[]){6}, f);
     sdc_st_writer_add_fill(w, "fails", SDC_DTYPE_F32, 1, (int64_t[]){1000}, failing_fill, NULL);
-    st = sdc_st_writer_write(w, tmp_path("fail.safetensors"));
-    test_check(st == SDC_ERR_IO && access(tmp_path("fail.safetensors"), F_OK) && count_temporaries(tmpdir) == 0,
+    st = sdc_st_writer_write(w, test_tmp_path("fail.safetensors"));
+    test_check(st == SDC_ERR_IO && access(test_tmp_path("fail.safetensors"), F_OK) &&
+                   test_count_temporaries(tmpdir) == 0,
                "failing fill callback: %s, no file, no temporary ('%s')", sdc_status_str(st), test_last_error());
     st = sdc_st_writer_write(w, "/nonexistent-sdc-dir/x.safetensors");
     test_check(st == SDC_ERR_IO, "unwritable path: %s ('%s')", sdc_status_str(st), test_last_error());
@@ -543,9 +528,9 @@ static void test_plan(const char *f32, const char *single) {
 }
 
 static void test_errors(void) {
-    sdc_status st = sdc_mkmodel("sd3", tmp_path("x"), 0, SDC_DTYPE_F16, 1, NULL, test_capture_logger());
+    sdc_status st = sdc_mkmodel("sd3", test_tmp_path("x"), 0, SDC_DTYPE_F16, 1, NULL, test_capture_logger());
     test_check(st == SDC_ERR_INVALID_ARG, "unknown architecture: %s ('%s')", sdc_status_str(st), test_last_error());
-    st = sdc_mkmodel("tiny-sd1", tmp_path("x"), 0, SDC_DTYPE_BF16, 1, NULL, test_capture_logger());
+    st = sdc_mkmodel("tiny-sd1", test_tmp_path("x"), 0, SDC_DTYPE_BF16, 1, NULL, test_capture_logger());
     test_check(st == SDC_ERR_INVALID_ARG, "bf16: %s ('%s')", sdc_status_str(st), test_last_error());
     st = sdc_mkmodel("tiny-sd1", "/nonexistent-sdc-dir/model", 0, SDC_DTYPE_F16, 1, NULL, test_capture_logger());
     test_check(st == SDC_ERR_IO, "folder in a missing directory: %s ('%s')", sdc_status_str(st), test_last_error());
@@ -553,9 +538,9 @@ static void test_errors(void) {
                      test_capture_logger());
     test_check(st == SDC_ERR_IO, "single file in a missing directory: %s ('%s')", sdc_status_str(st),
                test_last_error());
-    st = sdc_mkmodel("tiny-sd1", tmp_path("notok"), 0, SDC_DTYPE_F16, 1, tmp_path("no-such-tokenizer"),
+    st = sdc_mkmodel("tiny-sd1", test_tmp_path("notok"), 0, SDC_DTYPE_F16, 1, test_tmp_path("no-such-tokenizer"),
                      test_capture_logger());
-    test_check(st == SDC_ERR_NOT_FOUND && access(join(tmp_path("notok"), "model_index.json"), F_OK) != 0,
+    test_check(st == SDC_ERR_NOT_FOUND && access(join(test_tmp_path("notok"), "model_index.json"), F_OK) != 0,
                "missing tokenizer files: %s, no model_index.json written ('%s')", sdc_status_str(st),
                test_last_error());
 }
@@ -578,20 +563,16 @@ static void rm_tree(const char *dir) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sdc-test-mkmodel-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        printf("FAIL: cannot create a temporary directory\n");
-        return 1;
-    }
+    tmpdir = test_make_tmp_dir("test-mkmodel");
     test_writer();
 
     char f32[600], f16[600], f16b[600], f16c[600], single[600], single_b[600];
-    snprintf(f32, sizeof f32, "%s", tmp_path("f32"));
-    snprintf(f16, sizeof f16, "%s", tmp_path("f16"));
-    snprintf(f16b, sizeof f16b, "%s", tmp_path("f16-again"));
-    snprintf(f16c, sizeof f16c, "%s", tmp_path("f16-seed2"));
-    snprintf(single, sizeof single, "%s", tmp_path("single.safetensors"));
-    snprintf(single_b, sizeof single_b, "%s", tmp_path("single-again.safetensors"));
+    snprintf(f32, sizeof f32, "%s", test_tmp_path("f32"));
+    snprintf(f16, sizeof f16, "%s", test_tmp_path("f16"));
+    snprintf(f16b, sizeof f16b, "%s", test_tmp_path("f16-again"));
+    snprintf(f16c, sizeof f16c, "%s", test_tmp_path("f16-seed2"));
+    snprintf(single, sizeof single, "%s", test_tmp_path("single.safetensors"));
+    snprintf(single_b, sizeof single_b, "%s", test_tmp_path("single-again.safetensors"));
     double t0 = test_now();
     sdc_status st[6] = {gen(f32, 0, SDC_DTYPE_F32, 42), gen(f16, 0, SDC_DTYPE_F16, 42), gen(f16b, 0, SDC_DTYPE_F16, 42),
                         gen(f16c, 0, SDC_DTYPE_F16, 43), gen(single, 1, SDC_DTYPE_F16, 42),
@@ -607,7 +588,7 @@ int main(void) {
         test_plan(f32, single);
     }
     test_errors();
-    test_check(count_temporaries(tmpdir) == 0 && count_temporaries(f16) == 0, "no temporary files left");
+    test_check(test_count_temporaries(tmpdir) == 0 && test_count_temporaries(f16) == 0, "no temporary files left");
     rm_tree(tmpdir);
     return test_finish();
 }

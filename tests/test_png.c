@@ -2,7 +2,6 @@
  * for Latin-1 text, iTXt otherwise, checked with libpng itself), every colour type and bit depth
  * converted to 8-bit RGB as documented, atomic writes that leave nothing behind on failure, and
  * clean errors (never a crash) for truncated, corrupt and non-PNG input. */
-#include <dirent.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,27 +13,9 @@
 #include "io/png.h"
 #include "test_util.h"
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char bufs[4][512];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tmpdir;   // test_make_tmp_dir
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
-
-/* Files in dir whose name contains ".tmp-" (leftover temporaries). */
-static int count_temporaries(const char *dir) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strstr(e->d_name, ".tmp-")) n++;
-    if (d) closedir(d);
-    return n;
-}
 
 static uint8_t *random_bytes(size_t n, uint64_t seed) {
     float *f = malloc(n * sizeof *f);
@@ -57,7 +38,7 @@ static void test_round_trip(void) {
     for (int s = 0; s < 4; s++) {
         int w = sizes[s][0], h = sizes[s][1];
         uint8_t *img = random_bytes((size_t)w * h * 3, 1000 + (uint64_t)s);
-        const char *path = tmp_path("rt.png");
+        const char *path = test_tmp_path("rt.png");
         sdc_status st = sdc_png_write(path, img, w, h, NULL, NULL, test_logger());
         uint8_t *back = NULL;
         int bw = 0, bh = 0;
@@ -74,15 +55,15 @@ static void test_round_trip(void) {
     /* writing over an existing image replaces it */
     uint8_t *a = random_bytes(8 * 8 * 3, 5), *b = random_bytes(8 * 8 * 3, 6), *back = NULL;
     int bw, bh;
-    sdc_png_write(tmp_path("over.png"), a, 8, 8, NULL, NULL, test_logger());
-    sdc_status st = sdc_png_write(tmp_path("over.png"), b, 8, 8, NULL, NULL, test_logger());
-    st = st == SDC_OK ? sdc_png_read(tmp_path("over.png"), &back, &bw, &bh, test_logger()) : st;
+    sdc_png_write(test_tmp_path("over.png"), a, 8, 8, NULL, NULL, test_logger());
+    sdc_status st = sdc_png_write(test_tmp_path("over.png"), b, 8, 8, NULL, NULL, test_logger());
+    st = st == SDC_OK ? sdc_png_read(test_tmp_path("over.png"), &back, &bw, &bh, test_logger()) : st;
     test_check(st == SDC_OK && memcmp(back, b, 8 * 8 * 3) == 0, "overwriting an existing image: %s",
                sdc_status_str(st));
     free(a);
     free(b);
     free(back);
-    test_check(count_temporaries(tmpdir) == 0, "no temporary files left after successful writes");
+    test_check(test_count_temporaries(tmpdir) == 0, "no temporary files left after successful writes");
 }
 
 /* Reads the only text chunk of path with libpng: key, text (as stored) and compression field. */
@@ -132,7 +113,7 @@ static void test_text_chunk(void) {
     };
     uint8_t *img = random_bytes(16 * 8 * 3, 77);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const char *path = tmp_path("text.png");
+        const char *path = test_tmp_path("text.png");
         sdc_status st = sdc_png_write(path, img, 16, 8, "parameters", cases[c].utf8, test_logger());
         char key[80] = "", text[512] = "";
         int comp = -99;
@@ -142,12 +123,12 @@ static void test_text_chunk(void) {
                    "text chunk %s: key '%s', stored as %s (want %s), text %s", cases[c].what, key, chunk_name(comp),
                    chunk_name(cases[c].compression), same ? "equal" : "differs");
     }
-    sdc_status st = sdc_png_write(tmp_path("bad.png"), img, 16, 8, "parameters", "bad \xc3\x28 utf8",
+    sdc_status st = sdc_png_write(test_tmp_path("bad.png"), img, 16, 8, "parameters", "bad \xc3\x28 utf8",
                                   test_capture_logger());
-    test_check(st == SDC_ERR_INVALID_ARG && !exists(tmp_path("bad.png")), "invalid UTF-8 text rejected: %s (%s)",
+    test_check(st == SDC_ERR_INVALID_ARG && !exists(test_tmp_path("bad.png")), "invalid UTF-8 text rejected: %s (%s)",
                sdc_status_str(st), test_last_error());
-    st = sdc_png_write(tmp_path("bad.png"), img, 16, 8, "", "x", test_capture_logger());
-    test_check(st == SDC_ERR_INVALID_ARG && !exists(tmp_path("bad.png")), "empty key rejected: %s",
+    st = sdc_png_write(test_tmp_path("bad.png"), img, 16, 8, "", "x", test_capture_logger());
+    test_check(st == SDC_ERR_INVALID_ARG && !exists(test_tmp_path("bad.png")), "empty key rejected: %s",
                sdc_status_str(st));
     free(img);
 }
@@ -242,7 +223,7 @@ static void test_color_types(void) {
         uint8_t *pal = random_bytes(256 * 3 + 256, 400 + k);
         for (int i = 0; i < r.n_pal; i++) r.pal[i] = (png_color){pal[3 * i], pal[3 * i + 1], pal[3 * i + 2]};
         memcpy(r.trans, pal + 768, 256);
-        const char *path = tmp_path("ct.png");
+        const char *path = test_tmp_path("ct.png");
         int written = write_raw_png(path, &r);
         uint8_t *rgb = NULL;
         int w = 0, h = 0;
@@ -285,33 +266,33 @@ static void test_write_failures(void) {
     test_check(st == SDC_ERR_IO && strstr(test_last_error(), "nonexistent-sdc-dir") && !exists(path),
                "write into a missing directory: %s, message '%s'", sdc_status_str(st), test_last_error());
 
-    const char *dir = tmp_path("a-directory");
+    const char *dir = test_tmp_path("a-directory");
     mkdir(dir, 0755);
     st = sdc_png_write(dir, img, 8, 8, NULL, NULL, test_capture_logger());
     struct stat sb;
-    test_check(st == SDC_ERR_IO && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && count_temporaries(tmpdir) == 0,
+    test_check(st == SDC_ERR_IO && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && test_count_temporaries(tmpdir) == 0,
                "write over a directory: %s, directory intact, %d temporaries left ('%s')", sdc_status_str(st),
-               count_temporaries(tmpdir), test_last_error());
+               test_count_temporaries(tmpdir), test_last_error());
 
     if (geteuid() != 0) {   /* root writes anywhere */
-        const char *ro = tmp_path("read-only");
+        const char *ro = test_tmp_path("read-only");
         mkdir(ro, 0555);
         char p[600];
         snprintf(p, sizeof p, "%s/x.png", ro);
         st = sdc_png_write(p, img, 8, 8, NULL, NULL, test_capture_logger());
-        test_check(st == SDC_ERR_IO && !exists(p) && count_temporaries(ro) == 0,
+        test_check(st == SDC_ERR_IO && !exists(p) && test_count_temporaries(ro) == 0,
                    "write into a read-only directory: %s ('%s')", sdc_status_str(st), test_last_error());
         rmdir(ro);
     }
-    st = sdc_png_write(tmp_path("zero.png"), img, 0, 8, NULL, NULL, test_capture_logger());
-    test_check(st == SDC_ERR_INVALID_ARG && !exists(tmp_path("zero.png")), "zero width rejected: %s",
+    st = sdc_png_write(test_tmp_path("zero.png"), img, 0, 8, NULL, NULL, test_capture_logger());
+    test_check(st == SDC_ERR_INVALID_ARG && !exists(test_tmp_path("zero.png")), "zero width rejected: %s",
                sdc_status_str(st));
     rmdir(dir);
     free(img);
 }
 
 static void expect_format_error(const char *what, const void *data, size_t n) {
-    const char *path = tmp_path("bad-input.png");
+    const char *path = test_tmp_path("bad-input.png");
     write_file(path, data, n);
     uint8_t *rgb = (uint8_t *)1;
     int w = -1, h = -1;
@@ -326,7 +307,7 @@ static void put_be32(uint8_t *p, uint32_t v) {
 
 static void test_read_failures(void) {
     uint8_t *img = random_bytes(64 * 64 * 3, 11);
-    const char *good = tmp_path("good.png");
+    const char *good = test_tmp_path("good.png");
     sdc_png_write(good, img, 64, 64, "parameters", "some text", test_logger());
     FILE *f = fopen(good, "rb");
     uint8_t *file = malloc(1 << 16);
@@ -357,7 +338,7 @@ static void test_read_failures(void) {
 
     uint8_t *rgb = NULL;
     int w, h;
-    sdc_status st = sdc_png_read(tmp_path("does-not-exist.png"), &rgb, &w, &h, test_capture_logger());
+    sdc_status st = sdc_png_read(test_tmp_path("does-not-exist.png"), &rgb, &w, &h, test_capture_logger());
     test_check(st == SDC_ERR_NOT_FOUND && !rgb, "missing file -> %s", sdc_status_str(st));
     free(img);
     free(file);
@@ -401,20 +382,16 @@ static void test_reference_image(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sdc-test-png-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        printf("FAIL: cannot create a temporary directory\n");
-        return 1;
-    }
+    tmpdir = test_make_tmp_dir("test-png");
     test_round_trip();
     test_text_chunk();
     test_color_types();
     test_write_failures();
     test_read_failures();
     test_reference_image();
-    test_check(count_temporaries(tmpdir) == 0, "no temporary files left in %s", tmpdir);
+    test_check(test_count_temporaries(tmpdir) == 0, "no temporary files left in %s", tmpdir);
     const char *files[] = {"rt.png", "over.png", "text.png", "ct.png", "good.png", "bad-input.png"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(test_tmp_path(files[i]));
     rmdir(tmpdir);
     return test_finish();
 }

@@ -11,118 +11,60 @@
 #include "io/model_files.h"
 #include "model/unet.h"
 #include "test_golden.h"
+#include "test_model_golden.h"
 #include "test_util.h"
-
-#define MAX_CASES 16
-
-typedef struct block_check {
-    sdc_model_index *g;
-    const char *label, *case_name;
-    double bound;       /* rel err bound while the case is well-conditioned */
-    double ill_bound;   /* after a block output with <= 2 elements per GroupNorm group (see below) */
-    int groups, ill;
-    int n_blocks;
-} block_check;
 
 /* A GroupNorm over a group of 2 elements a, b outputs +-(a - b) / 2 / sqrt((a - b)^2 / 4 + eps): when a
  * and b nearly agree, a perturbation of their difference is amplified up to 1 / (2 sqrt(eps)) = 158x
  * (eps 1e-5). The square case reaches 1x1 spatial with 2 channels per group, and one of its groups has
  * std 0.0097 against values around 2, so the fp16 rounding of the weights (~1e-3 relative) turns
- * into 1e-2..1e-1 after that point, in diffusers as much as here. Those blocks get ill_bound. */
-static double bound_for(const block_check *bc) { return bc->ill ? bc->ill_bound : bc->bound; }
-
-static void note_conditioning(block_check *bc, const char *name, const sdc_tensor *t) {
-    if (bc->ill || t->ndim != 4 || t->ne[1] < bc->groups || t->ne[1] / bc->groups * t->ne[2] * t->ne[3] > 2) return;
-    bc->ill = 1;
-    if (bc->ill_bound != bc->bound)
-        printf("    after %s: <= 2 elements per GroupNorm group, ill-conditioned; bound %.1e from here\n", name,
-               bc->ill_bound);
-}
-
-/* Compares one block output with unet.<case>.block.<name>. */
-static void on_block(const char *name, const sdc_tensor *t, void *user) {
-    block_check *bc = user;
-    char ref_name[160], what[200], shape[64];
-    snprintf(ref_name, sizeof ref_name, "unet.%s.block.%s", bc->case_name, name);
-    const sdc_tensor_info *info = NULL;
-    float *ref = test_golden_f32(bc->g, ref_name, &info);
-    if (!ref) return;
-    bc->n_blocks++;
-    snprintf(what, sizeof what, "%s %s %s %s", bc->label, bc->case_name, name, sdc_tensor_shape_str(t, shape, sizeof shape));
-    int same = info->ndim == t->ndim;
-    for (int i = 0; same && i < t->ndim; i++) same = info->ne[i] == t->ne[i];
-    if (test_check(same, "%s: shape matches the reference", what)) {
-        size_t n = (size_t)sdc_tensor_nelem(t);
-        float *got = malloc(sizeof(float) * n);
-        sdc_tensor_get_f32(t, got);
-        test_check_err(what, "rel err", test_rel_err(got, ref, n), bound_for(bc));
-        free(got);
-    }
-    free(ref);
-    note_conditioning(bc, name, t);
-}
-
-static sdc_tensor *upload(sdc_backend *be, const float *host, const sdc_tensor_info *info) {
-    sdc_tensor *t = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), info->ndim, info->ne);
-    if (t) sdc_tensor_set_f32(t, host);
-    return t;
-}
-
-/* Case names from the tensors "unet.<case>.x". */
-static int find_cases(sdc_model_index *g, char names[][64]) {
-    int n = 0;
-    for (size_t i = 0; i < sdc_index_count(g) && n < MAX_CASES; i++) {
-        const char *name = sdc_index_at(g, i)->name;
-        size_t len = strlen(name);
-        if (strncmp(name, "unet.", 5) != 0 || len < 8 || strcmp(name + len - 2, ".x") != 0 || len - 7 >= 64) continue;
-        memcpy(names[n], name + 5, len - 7);
-        names[n][len - 7] = '\0';
-        if (!strchr(names[n], '.')) n++;
-    }
-    return n;
-}
+ * into 1e-2..1e-1 after that point, in diffusers as much as here. Those blocks get ill_bound (the
+ * block checker of test_model_golden.c switches to it). */
 
 static void run_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const char *label, const char *cname,
                      double bound, double ill_bound) {
     const sdc_unet_config *cfg = sdc_unet_get_config(u);
     char name[128], what[160];
-    const sdc_tensor_info *xi, *ti, *ci, *oi;
-    snprintf(name, sizeof name, "unet.%.60s.x", cname);
-    float *x = test_golden_f32(g, name, &xi);
+    const sdc_tensor_info *ti, *oi;
     snprintf(name, sizeof name, "unet.%.60s.t", cname);
     float *t = test_golden_f32(g, name, &ti);
-    snprintf(name, sizeof name, "unet.%.60s.context", cname);
-    float *ctx = test_golden_f32(g, name, &ci);
     snprintf(name, sizeof name, "unet.%.60s.out", cname);
     float *ref = test_golden_f32(g, name, &oi);
-    if (!x || !t || !ctx || !ref) goto done;
-    const int B = (int)xi->ne[0], H = (int)xi->ne[2], W = (int)xi->ne[3];
+    snprintf(name, sizeof name, "unet.%.60s.x", cname);
+    sdc_tensor *xt = test_golden_tensor(be, g, name);   // [B, C, H, W]
+    snprintf(name, sizeof name, "unet.%.60s.context", cname);
+    sdc_tensor *ct = test_golden_tensor(be, g, name);   // [B, T, D]
+    sdc_tensor *ot = NULL;
+    if (!t || !ref || !xt || !ct) goto done;
+    const int B = (int)xt->ne[0], H = (int)xt->ne[2], W = (int)xt->ne[3];
     test_check(sdc_tensor_info_nelem(ti) == B, "%s %s: %d timesteps for batch %d", label, cname,
                (int)sdc_tensor_info_nelem(ti), B);
 
-    sdc_tensor *xt = upload(be, x, xi), *ct = upload(be, ctx, ci);
-    sdc_tensor *ot = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), oi->ndim, oi->ne);
-    if (!test_check(xt && ct && ot, "%s %s: allocate inputs", label, cname)) goto free_tensors;
+    ot = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), oi->ndim, oi->ne);
+    if (!test_check(ot != NULL, "%s %s: allocate the output", label, cname)) goto done;
 
     sdc_mem_stats_reset_peak(&be->stats);
-    block_check bc = {g, label, cname, bound, ill_bound, cfg->norm_num_groups, 0, 0};
+    test_block_check bc;
+    snprintf(name, sizeof name, "unet.%.60s.block.", cname);
+    snprintf(what, sizeof what, "%s %.60s", label, cname);
+    test_block_check_init(&bc, g, name, what, bound, ill_bound, cfg->norm_num_groups);
     double t0 = test_now();
-    sdc_status st = sdc_unet_forward(u, xt, t, ct, ot, on_block, &bc);
+    sdc_status st = sdc_unet_forward(u, xt, t, ct, ot, test_on_block, &bc);
     double dt = test_now() - t0;
     test_check(st == SDC_OK, "%s %s: forward: %s (%.3f s)", label, cname, sdc_status_str(st), dt);
-    test_check(bc.n_blocks == 4 + 2 * cfg->n_blocks, "%s %s: %d block outputs compared (expected %d)", label, cname,
-               bc.n_blocks, 4 + 2 * cfg->n_blocks);
+    test_check(bc.n_seen == 4 + 2 * cfg->n_blocks, "%s %s: %d block outputs compared (expected %d)", label, cname,
+               bc.n_seen, 4 + 2 * cfg->n_blocks);
     size_t n = (size_t)sdc_tensor_nelem(ot);
     float *out = malloc(sizeof(float) * n);
     sdc_tensor_get_f32(ot, out);
     snprintf(what, sizeof what, "%s %.60s out", label, cname);
-    test_check_err(what, "rel err", test_rel_err(out, ref, n), bound_for(&bc));
+    test_check_err(what, "rel err", test_rel_err(out, ref, n), test_block_bound(&bc));
     printf("    %s max |diff| %.3g\n", what, test_max_abs(out, ref, n));
     free(out);
 
     /* Activation peak: the estimate replays the forward's allocations on x, context and out. */
     const size_t measured = be->stats.peak[SDC_MEM_ACTIVATIONS];
-    const size_t est = sdc_unet_activation_bytes_estimate(cfg, B, H, W, (int)ci->ne[1],
+    const size_t est = sdc_unet_activation_bytes_estimate(cfg, B, H, W, (int)ct->ne[1],
                                                           sdc_dtype_size(be->iface->act_dtype(be)));
     printf("    %s %s activations: measured peak %zu bytes, estimate %zu bytes\n", label, cname, measured, est);
     snprintf(what, sizeof what, "%s %.60s activation estimate", label, cname);
@@ -138,24 +80,19 @@ static void run_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const cha
         test_check(sdc_unet_forward(u, xt, t, &bad, ot, NULL, NULL) == SDC_ERR_INVALID_ARG,
                    "%s %s: mismatched context is SDC_ERR_INVALID_ARG", label, cname);
 
-free_tensors:
+done:
     sdc_tensor_free(xt);
     sdc_tensor_free(ct);
     sdc_tensor_free(ot);
-done:
-    free(x);
     free(t);
-    free(ctx);
     free(ref);
 }
 
 static void run_variant(sdc_weight_variant variant, const char *label, double bound, double ill_bound) {
     printf("%s weights:\n", label);
     const sdc_logger *log = test_logger();
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, log, &mf) == SDC_OK, "open tiny-sd1 (%s)",
-                    label))
-        return;
+    sdc_model_files *mf = test_open_tiny_sd1(variant, label);
+    if (!mf) return;
     sdc_unet_config cfg;
     sdc_status st = sdc_unet_config_parse(mf->config[SDC_COMP_UNET], log, &cfg);
     sdc_backend *be = sdc_backend_cpu_new(0, log);
@@ -165,8 +102,8 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     if (test_check(u != NULL, "load unet: %s", sdc_status_str(st))) {
         printf("    %zu weight bytes\n", sdc_unet_weight_bytes(u));
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
-        char cases[MAX_CASES][64];
-        int n = find_cases(g, cases);
+        char cases[TEST_GOLDEN_MAX_CASES][64];
+        int n = test_golden_cases(g, "unet.", ".x", cases);
         test_check(n >= 2, "%d reference cases found", n);
         for (int i = 0; i < n; i++) run_case(u, be, g, label, cases[i], bound, ill_bound);
         sdc_index_free(g);
@@ -182,10 +119,8 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
 
 /* A config that disagrees with the file's shapes fails cleanly, leaving nothing allocated. */
 static void test_shape_mismatch(void) {
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &mf) == SDC_OK,
-                    "open tiny-sd1"))
-        return;
+    sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, NULL);
+    if (!mf) return;
     sdc_unet_config cfg;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     if (test_check(sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg) == SDC_OK, "parse") && be) {
@@ -216,10 +151,8 @@ static void *failing_alloc(sdc_backend *be, size_t nbytes) {
 
 static void test_oom(void) {
     printf("out of memory during the forward:\n");
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &mf) == SDC_OK,
-                    "open tiny-sd1"))
-        return;
+    sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, NULL);
+    if (!mf) return;
     sdc_unet_config cfg;
     sdc_unet *u = NULL;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());

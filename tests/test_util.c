@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,4 +142,32 @@ double test_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char tmp_dir[256];
+
+const char *test_make_tmp_dir(const char *name) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/sdc-%s-XXXXXX", name);
+    if (!mkdtemp(tmp_dir)) {
+        test_check(0, "create a temporary directory %s", tmp_dir);
+        exit(test_finish());
+    }
+    return tmp_dir;
+}
+
+const char *test_tmp_path(const char *rel) {
+    static char bufs[8][512];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", tmp_dir, rel);
+    return b;
+}
+
+int test_count_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp-")) n++;
+    if (d) closedir(d);
+    return n;
 }

@@ -40,4 +40,12 @@ void test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 /* Wall-clock seconds. */
 double test_now(void);
 
+/* A fresh directory /tmp/sdc-<name>-XXXXXX for the test's files, made once and returned (a failure
+ * that exits the test when it cannot be made); test_tmp_path(rel) is "<that directory>/<rel>", in one of
+ * 8 rotating static buffers. */
+const char *test_make_tmp_dir(const char *name);
+const char *test_tmp_path(const char *rel);
+/* Files in dir whose name contains ".tmp-" (temporaries an atomic write left behind). */
+int test_count_temporaries(const char *dir);
+
 #endif

@@ -13,9 +13,8 @@
 #include "io/model_files.h"
 #include "model/vae.h"
 #include "test_golden.h"
+#include "test_model_golden.h"
 #include "test_util.h"
-
-#define MAX_CASES 16
 
 /* snprintf into buf (names are short; a truncated one fails to match, which a check reports). */
 static void fmt(char *buf, size_t size, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -24,69 +23,6 @@ static void fmt(char *buf, size_t size, const char *f, ...) {
     va_start(ap, f);
     vsnprintf(buf, size, f, ap);
     va_end(ap);
-}
-
-/* Case names from the reference: "<prefix><case><suffix>". */
-static int find_cases(sdc_model_index *g, const char *prefix, const char *suffix, char cases[][64]) {
-    int n = 0;
-    const size_t lp = strlen(prefix), ls = strlen(suffix);
-    for (size_t i = 0; i < sdc_index_count(g) && n < MAX_CASES; i++) {
-        const char *name = sdc_index_at(g, i)->name;
-        size_t len = strlen(name);
-        if (len > lp + ls && strncmp(name, prefix, lp) == 0 && strcmp(name + len - ls, suffix) == 0 &&
-            len - lp - ls < 64) {
-            memcpy(cases[n], name + lp, len - lp - ls);
-            cases[n][len - lp - ls] = 0;
-            n++;
-        }
-    }
-    return n;
-}
-
-/* A backend tensor holding a reference tensor (as activations); NULL after a recorded failure. */
-static sdc_tensor *golden_tensor(sdc_backend *be, sdc_model_index *g, const char *name) {
-    const sdc_tensor_info *info;
-    float *x = test_golden_f32(g, name, &info);
-    if (!x) return NULL;
-    sdc_tensor *t = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), info->ndim, info->ne);
-    if (t) sdc_tensor_set_f32(t, x);
-    free(x);
-    return t;
-}
-
-/* Compares t with the named reference tensor: shape, then relative error. */
-static void compare(sdc_model_index *g, const char *ref_name, const sdc_tensor *t, const char *what,
-                    double bound) {
-    const sdc_tensor_info *info;
-    float *ref = test_golden_f32(g, ref_name, &info);
-    if (!ref) return;
-    int same = info->ndim == t->ndim;
-    for (int i = 0; same && i < t->ndim; i++) same = info->ne[i] == t->ne[i];
-    char shape[64];
-    if (test_check(same, "%s: shape %s matches the reference", what, sdc_tensor_shape_str(t, shape, sizeof shape))) {
-        size_t n = (size_t)sdc_tensor_nelem(t);
-        float *out = malloc(sizeof(float) * n);
-        sdc_tensor_get_f32(t, out);
-        test_check_err(what, "rel err", test_rel_err(out, ref, n), bound);
-        free(out);
-    }
-    free(ref);
-}
-
-typedef struct block_check {
-    sdc_model_index *g;
-    const char *label, *case_name;
-    double bound;
-    int n_seen;
-} block_check;
-
-static void on_block(const char *name, const sdc_tensor *t, void *user) {
-    block_check *bc = user;
-    char ref[192], what[192];
-    fmt(ref, sizeof ref, "vae.decode.%s.block.%s", bc->case_name, name);
-    fmt(what, sizeof what, "%s decode %s %s", bc->label, bc->case_name, name);
-    compare(bc->g, ref, t, what, bc->bound);
-    bc->n_seen++;
 }
 
 static int count_prefix(sdc_model_index *g, const char *prefix) {
@@ -105,30 +41,31 @@ static void decode_case(sdc_vae_decoder *dec, const sdc_vae_config *cfg, sdc_bac
                         const char *label, const char *c, double bound) {
     char name[128], what[128];
     fmt(name, sizeof name, "vae.decode.%s.z", c);
-    sdc_tensor *z = golden_tensor(be, g, name);   // [B, L, h, w]
+    sdc_tensor *z = test_golden_tensor(be, g, name);   // [B, L, h, w]
     if (!z) return;
     const int64_t f = sdc_vae_downscale(cfg);
     const int64_t ne[4] = {z->ne[0], cfg->out_channels, z->ne[2] * f, z->ne[3] * f};
     sdc_tensor *image = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ne);
 
-    block_check bc = {g, label, c, bound, 0};
+    fmt(name, sizeof name, "vae.decode.%s.block.", c);
+    fmt(what, sizeof what, "%s decode %s", label, c);
+    test_block_check bc;
+    test_block_check_init(&bc, g, name, what, bound, bound, 0);
     sdc_mem_stats_reset_peak(&be->stats);
     double t0 = test_now();
-    sdc_status st = sdc_vae_decode(dec, z, image, on_block, &bc);
+    sdc_status st = sdc_vae_decode(dec, z, image, test_on_block, &bc);
     double dt = test_now() - t0;
     test_check(st == SDC_OK, "%s decode %s: %s (%.3f s)", label, c, sdc_status_str(st), dt);
-    fmt(what, sizeof what, "%s decode %s", label, c);
     check_peak(what, be->stats.peak[SDC_MEM_ACTIVATIONS],
                sdc_vae_decode_activation_bytes_estimate(cfg, z->ne[0], z->ne[2], z->ne[3],
                                                          sdc_dtype_size(be->iface->act_dtype(be))));
 
-    fmt(name, sizeof name, "vae.decode.%s.block.", c);
-    int n_ref = count_prefix(g, name);
+    int n_ref = count_prefix(g, bc.ref_prefix);
     test_check(n_ref > 0 && bc.n_seen == n_ref, "%s decode %s: %d block outputs seen, reference has %d", label, c,
                bc.n_seen, n_ref);
     fmt(name, sizeof name, "vae.decode.%s.image", c);
     fmt(what, sizeof what, "%s decode %s image", label, c);
-    compare(g, name, image, what, bound);
+    test_golden_compare(g, name, image, what, bound);
     sdc_tensor_free(z);
     sdc_tensor_free(image);
 }
@@ -137,7 +74,7 @@ static void encode_case(sdc_vae_encoder *enc, const sdc_vae_config *cfg, sdc_bac
                         const char *label, const char *c, double bound) {
     char name[128], what[128];
     fmt(name, sizeof name, "vae.encode.%s.image", c);
-    sdc_tensor *image = golden_tensor(be, g, name);   // [B, 3, H, W]
+    sdc_tensor *image = test_golden_tensor(be, g, name);   // [B, 3, H, W]
     if (!image) return;
     int64_t h, w;
     sdc_vae_encode_latent_size(cfg, image->ne[2], image->ne[3], &h, &w);
@@ -156,10 +93,10 @@ static void encode_case(sdc_vae_encoder *enc, const sdc_vae_config *cfg, sdc_bac
                                                         sdc_dtype_size(be->iface->act_dtype(be))));
     fmt(name, sizeof name, "vae.encode.%s.mean", c);
     fmt(what, sizeof what, "%s encode %s mean", label, c);
-    compare(g, name, mean, what, bound);
+    test_golden_compare(g, name, mean, what, bound);
     fmt(name, sizeof name, "vae.encode.%s.logvar", c);
     fmt(what, sizeof what, "%s encode %s logvar", label, c);
-    compare(g, name, logvar, what, bound);
+    test_golden_compare(g, name, logvar, what, bound);
     sdc_tensor_free(image);
     sdc_tensor_free(mean);
     sdc_tensor_free(logvar);
@@ -267,10 +204,8 @@ static void check_errors(const sdc_vae_config *cfg, sdc_model_files *mf, sdc_bac
 static void run_variant(sdc_weight_variant variant, const char *label, double bound) {
     printf("%s weights:\n", label);
     const sdc_logger *log = test_logger();
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, log, &mf) == SDC_OK,
-                    "open tiny-sd1 (%s)", label))
-        return;
+    sdc_model_files *mf = test_open_tiny_sd1(variant, label);
+    if (!mf) return;
     sdc_vae_config cfg;
     sdc_status st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], log, &cfg);
     if (!test_check(st == SDC_OK, "parse vae config: %s", sdc_status_str(st))) {
@@ -290,14 +225,14 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
                enc ? sdc_vae_encoder_weight_bytes(enc) : 0, test_now() - t0);
 
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/vae.safetensors");
-    char cases[MAX_CASES][64];
+    char cases[TEST_GOLDEN_MAX_CASES][64];
     if (dec) {
-        int n = find_cases(g, "vae.decode.", ".z", cases);
+        int n = test_golden_cases(g, "vae.decode.", ".z", cases);
         test_check(n > 0, "reference has %d decode cases", n);
         for (int i = 0; i < n; i++) decode_case(dec, &cfg, be, g, label, cases[i], bound);
     }
     if (enc) {
-        int n = find_cases(g, "vae.encode.", ".image", cases);
+        int n = test_golden_cases(g, "vae.encode.", ".image", cases);
         test_check(n > 0, "reference has %d encode cases", n);
         for (int i = 0; i < n; i++) encode_case(enc, &cfg, be, g, label, cases[i], bound);
     }
@@ -376,10 +311,8 @@ static void e_too_many_blocks(cJSON *j, const sdc_vae_config *c) {
 
 static void check_configs(void) {
     printf("configs:\n");
-    sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &mf) == SDC_OK,
-                    "open tiny-sd1"))
-        return;
+    sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, NULL);
+    if (!mf) return;
     const cJSON *base = mf->config[SDC_COMP_VAE];
     sdc_vae_config good;
     sdc_status st = sdc_vae_config_parse(base, test_logger(), &good);
