@@ -59,6 +59,10 @@ expect_fail "strength outside (0, 1]" "strength" -m "$model" -p x -i "$ref/tiny-
 expect_fail "unknown sampler" "sampling method" -m "$model" -p x --sampling-method foo
 expect_fail "size not a multiple of 8" "multiples\? of 8" -m "$model" -p x -W 65 -H 64
 expect_fail "karras with ddim" "karras" -m "$model" -p x -W 64 -H 64 --sampling-method ddim --scheduler karras
+if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 --device auto -o "$tmp/auto.png" 2>"$tmp/err" &&
+   [ -f "$tmp/auto.png" ]; then ok "--device auto runs ($(grep -m1 -i "device\|cpu" "$tmp/err" || echo on CUDA))"
+else bad "--device auto runs: $(cat "$tmp/err")"; fi
+expect_fail "unknown device" "unknown device" -m "$model" -p x --device tpu
 expect_fail "unknown load policy" "load policy" -m "$model" -p x --load-policy lazy
 expect_fail "budget below every plan" "no policy fits the budget" -m "$model" -p x -W 64 -H 64 --mem-budget 1M
 

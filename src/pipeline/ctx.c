@@ -74,7 +74,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         sdc_device dev = p->device;
         if (dev == SDC_DEVICE_AUTO) {
             ctx->be = sdc_backend_new(SDC_DEVICE_CUDA, p->n_threads, NULL);
-            if (!ctx->be) SDC_LOGI(log, "sdc_ctx_new: no usable CUDA device; running on the CPU");
+            if (!ctx->be) SDC_LOGW(log, "sdc_ctx_new: device auto: no usable CUDA device; running on the CPU");
             dev = SDC_DEVICE_CPU;
         }
         if (!ctx->be) ctx->be = sdc_backend_new(dev, p->n_threads, log);
