@@ -187,21 +187,7 @@ static mk_file *file_new(const sdc_mk_arch *a, const sdc_component *comps, int n
 
 /* ---- files and folders ---- */
 
-/* mkdir -p: missing parent folders are created too. */
 static sdc_status make_dir(const char *path, const sdc_logger *log) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) {
-        SDC_LOGE(log, "mkmodel: path too long: %s", path);
-        return SDC_ERR_INVALID_ARG;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i < n; i++) {
-        if (buf[i] != '/') continue;
-        buf[i] = 0;
-        if (mkdir(buf, 0755) != 0 && !(errno == EEXIST && sdc_dir_exists(buf))) break;   /* reported below */
-        buf[i] = '/';
-    }
     if (mkdir(path, 0755) == 0 || (errno == EEXIST && sdc_dir_exists(path))) return SDC_OK;
     SDC_LOGE(log, "mkmodel: cannot create directory %s: %s", path, strerror(errno));
     return SDC_ERR_IO;
