@@ -188,14 +188,14 @@ static void test_v_prediction(const cJSON *base_cfg) {
     size_t n = 96;
     float *x0 = malloc(sizeof(float) * n), *xe = malloc(sizeof(float) * n), *xv = malloc(sizeof(float) * n);
     test_fill_normal(x0, n, 11, 1.0f);
-    for (int kind = 0; kind < SDC_SAMPLER_KIND_COUNT; kind++) {
+    for (int kind = 0; kind < SDC_SAMPLER_COUNT; kind++) {
         if (kind == SDC_SAMPLER_EULER_A) continue;   /* stochastic: covered by test_euler_a */
         for (int karras = 0; karras <= 1; karras++) {
             if (karras && (kind == SDC_SAMPLER_DDIM || kind == SDC_SAMPLER_PNDM)) continue;
             /* PLMS combines raw v outputs of different steps before converting them, as diffusers
              * does; only its first step is a pure conversion. */
             const int steps = kind == SDC_SAMPLER_PNDM ? 1 : 12;
-            sdc_sampler_params p = {.kind = (sdc_sampler_kind)kind, .karras = karras, .steps = steps};
+            sdc_sampler_params p = {.kind = (sdc_sampler)kind, .karras = karras, .steps = steps};
             sdc_schedule se, sv;
             int ok = sdc_schedule_build(eps_cfg, &p, test_logger(), &se) == SDC_OK &&
                      sdc_schedule_build(v_cfg, &p, test_logger(), &sv) == SDC_OK;
@@ -419,7 +419,7 @@ static void test_img2img(const cJSON *cfg) {
 
 static void test_errors(const cJSON *cfg) {
     const sdc_logger *cap = test_capture_logger();
-    sdc_sampler_kind kind;
+    sdc_sampler kind;
     sdc_sampler_params p = {.kind = SDC_SAMPLER_EULER, .karras = 0, .steps = 0};
     sdc_schedule s;
     test_check(sdc_schedule_build(cfg, &p, cap, &s) == SDC_ERR_INVALID_ARG && s.timesteps == NULL,

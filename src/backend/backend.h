@@ -130,7 +130,6 @@ typedef enum sdc_op_family {
 } sdc_op_family;
 
 const char *sdc_op_family_name(sdc_op_family f);
-double sdc_profile_now(void);
 
 typedef struct sdc_op_profile {
     double seconds[SDC_OPF_COUNT];

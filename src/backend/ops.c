@@ -1,8 +1,9 @@
 /* ops.c - shape checks, then dispatch to the backend that owns the output. */
 #include "backend/ops.h"
 
+#include "core/sysmem.h"
+
 #include <assert.h>
-#include <time.h>
 
 #define BE(t) ((t)->backend)
 #define SAME_BACKEND(a, b) assert((a)->backend == (b)->backend)
@@ -19,18 +20,12 @@ static int64_t last(const sdc_tensor *t) { return t->ne[t->ndim - 1]; }
             break;                                                                                           \
         }                                                                                                    \
         if (be_->iface->synchronize) be_->iface->synchronize(be_);                                           \
-        double t0_ = sdc_profile_now();                                                                      \
+        double t0_ = sdc_now();                                                                      \
         be_->iface->slot(be_, __VA_ARGS__);                                                                  \
         if (be_->iface->synchronize) be_->iface->synchronize(be_);                                           \
-        be_->profile->seconds[family] += sdc_profile_now() - t0_;                                            \
+        be_->profile->seconds[family] += sdc_now() - t0_;                                            \
         be_->profile->calls[family]++;                                                                       \
     } while (0)
-
-double sdc_profile_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 const char *sdc_op_family_name(sdc_op_family f) {
     static const char *const names[] = {"linear", "conv", "attention", "norm", "elementwise", "data"};

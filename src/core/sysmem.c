@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The number after "key:" in a /proc file of "key: value kB" lines, in bytes; -1 when absent. */
 static int64_t proc_kb(const char *path, const char *key) {
@@ -33,4 +34,10 @@ int sdc_sys_peak_rss_reset(void) {
     if (!f) return -1;
     int ok = fputs("5", f) >= 0;
     return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+double sdc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

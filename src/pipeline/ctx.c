@@ -1,22 +1,16 @@
 /* ctx.c - opening a model into a context, and loading / freeing its components. */
 #include "pipeline/ctx.h"
 
+#include "core/sysmem.h"
 #include "pipeline/plan.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const char *sdc_part_name(sdc_part p) {
     static const char *const names[] = {"text_encoder", "unet", "vae_decoder", "vae_encoder"};
     _Static_assert(sizeof(names) / sizeof(names[0]) == SDC_PART_COUNT, "part names");
     return (unsigned)p < SDC_PART_COUNT ? names[p] : "?";
-}
-
-double sdc_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void sdc_ctx_params_init(sdc_ctx_params *p) {

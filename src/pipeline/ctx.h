@@ -4,6 +4,7 @@
 #define SDC_PIPELINE_CTX_H
 
 #include "backend/backend.h"
+#include "core/sysmem.h"
 #include "io/model_files.h"
 #include "model/clip.h"
 #include "model/unet.h"
@@ -57,6 +58,5 @@ int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p);
  * says force_upcast (as diffusers upcasts it); the backend's own choice otherwise. Call before loading
  * or running p. */
 void sdc_ctx_use_part(sdc_ctx *ctx, sdc_part p);
-double sdc_now(void);
 
 #endif

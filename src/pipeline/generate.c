@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "model/activations.h"
 #include "pipeline/ctx.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/report.h"
@@ -53,8 +54,7 @@ static sdc_status condition(sdc_ctx *ctx, const sdc_gen_params *p, int nb, sdc_t
     int n_layers = p->clip_skip >= 1 ? cc->n_layers - (p->clip_skip - 1) : 0;
     if (p->clip_skip > cc->n_layers) n_layers = 1;
     sdc_backend *be = ctx->be;
-    *context = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 3,
-                              (int64_t[]){nb, T, cc->hidden});
+    *context = sdc_act_new(be, 3, (int64_t[]){nb, T, cc->hidden});
     sdc_status st = *context ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_clip_forward(ctx->clip, ids, nb, T, n_layers, *context, NULL, NULL, NULL);
     free(ids);
@@ -113,8 +113,8 @@ static sdc_status denoise(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
     sdc_backend *be = ctx->be;
     const int64_t shape[4] = {nb, ctx->unet_cfg.in_channels, h, w};
     unet_call c = {ctx, nb, p->cfg_scale, n, context, NULL, NULL, NULL};
-    c.x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, shape);
-    c.out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, shape);
+    c.x = sdc_act_new(be, 4, shape);
+    c.out = sdc_act_new(be, 4, shape);
     c.buf = malloc(sizeof(float) * n * (size_t)nb);
     sdc_status st = c.x && c.out && c.buf ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
@@ -139,10 +139,10 @@ static sdc_status encode_posterior(sdc_ctx *ctx, const sdc_image *img, float *me
     const int64_t H = img->height, W = img->width;
     const size_t npix = (size_t)(H * W);
     float *x = malloc(sizeof(float) * npix * 3);
-    sdc_tensor *ti = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, (int64_t[]){1, 3, H, W});
+    sdc_tensor *ti = sdc_act_new(be, 4, (int64_t[]){1, 3, H, W});
     const int64_t ls[4] = {1, vc->latent_channels, h, w};
-    sdc_tensor *tm = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ls);
-    sdc_tensor *tl = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ls);
+    sdc_tensor *tm = sdc_act_new(be, 4, ls);
+    sdc_tensor *tl = sdc_act_new(be, 4, ls);
     sdc_status st = x && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         /* [H, W, C] bytes -> [1, 3, H, W] in [-1, 1]: float32(v) / 255 * 2 - 1, as diffusers */
@@ -184,10 +184,8 @@ static sdc_status decode(sdc_ctx *ctx, const float *lat, size_t n, int64_t h, in
     sdc_backend *be = ctx->be;
     const sdc_vae_config *vc = &ctx->vae_cfg;
     float *z = malloc(sizeof(float) * n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
-    sdc_tensor *tz = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4,
-                                    (int64_t[]){1, vc->latent_channels, h, w});
-    sdc_tensor *ti = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4,
-                                    (int64_t[]){1, vc->out_channels, H, W});
+    sdc_tensor *tz = sdc_act_new(be, 4, (int64_t[]){1, vc->latent_channels, h, w});
+    sdc_tensor *ti = sdc_act_new(be, 4, (int64_t[]){1, vc->out_channels, H, W});
     sdc_status st = z && img && tz && ti ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         for (size_t i = 0; i < n; i++) {

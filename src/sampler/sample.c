@@ -6,25 +6,25 @@
 #include "sampler/steps.h"
 
 static const char *const kind_names[] = {"euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"};
-_Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == SDC_SAMPLER_KIND_COUNT, "one name per sampler");
+_Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == SDC_SAMPLER_COUNT, "one name per sampler");
 
 static const struct {
     const char *alias;
-    sdc_sampler_kind kind;
+    sdc_sampler kind;
 } aliases[] = {
     {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M},
     {"euler_ancestral", SDC_SAMPLER_EULER_A},
 };
 
-const char *sdc_sampler_kind_name(sdc_sampler_kind kind) {
-    return (unsigned)kind < SDC_SAMPLER_KIND_COUNT ? kind_names[kind] : "unknown";
+const char *sdc_sampler_kind_name(sdc_sampler kind) {
+    return (unsigned)kind < SDC_SAMPLER_COUNT ? kind_names[kind] : "unknown";
 }
 
-sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler_kind *out, const sdc_logger *log) {
+sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler *out, const sdc_logger *log) {
     if (name) {
-        for (int i = 0; i < SDC_SAMPLER_KIND_COUNT; i++)
+        for (int i = 0; i < SDC_SAMPLER_COUNT; i++)
             if (strcmp(name, kind_names[i]) == 0) {
-                *out = (sdc_sampler_kind)i;
+                *out = (sdc_sampler)i;
                 return SDC_OK;
             }
         for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)

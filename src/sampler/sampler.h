@@ -33,8 +33,6 @@
 
 /* The sampler kinds are the public enum sdc_sampler of include/sdc.h (SDC_SAMPLER_EULER ...
  * SDC_SAMPLER_DPMPP_2M); SDC_SAMPLER_DEFAULT is resolved by the pipeline before it gets here. */
-typedef sdc_sampler sdc_sampler_kind;
-#define SDC_SAMPLER_KIND_COUNT SDC_SAMPLER_COUNT
 
 typedef enum sdc_prediction_type {
     SDC_PREDICT_EPSILON = 0,   /* the model predicts the noise */
@@ -43,15 +41,15 @@ typedef enum sdc_prediction_type {
 } sdc_prediction_type;
 
 /* User-facing name: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"; never NULL. */
-const char *sdc_sampler_kind_name(sdc_sampler_kind kind);
+const char *sdc_sampler_kind_name(sdc_sampler kind);
 /* Parses a sampler name (the names above; also "dpmpp_2m" and "euler_ancestral"). SDC_ERR_INVALID_ARG
  * (logged with the list of names) for anything else. */
-sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler_kind *out, const sdc_logger *log);
+sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler *out, const sdc_logger *log);
 /* Parses a sigma schedule name: "discrete" -> 0, "karras" -> 1. SDC_ERR_INVALID_ARG otherwise. */
 sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc_logger *log);
 
 typedef struct sdc_sampler_params {
-    sdc_sampler_kind kind;
+    sdc_sampler kind;
     int karras;   /* 1: Karras sigmas (not with ddim or pndm) */
     int steps;    /* inference steps, >= 1 */
 } sdc_sampler_params;
@@ -61,7 +59,7 @@ void sdc_sampler_params_init(sdc_sampler_params *p);
 
 /* A built schedule. The caller owns the struct; sdc_schedule_free() releases what it points to. */
 typedef struct sdc_schedule {
-    sdc_sampler_kind kind;
+    sdc_sampler kind;
     int karras;
     int steps;                 /* inference steps asked for */
     int n;                     /* model evaluations of the full schedule = entries of timesteps

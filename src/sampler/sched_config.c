@@ -99,7 +99,7 @@ static sdc_status read_betas(const cJSON *cfg, const sdc_logger *log, sdc_sched_
     return SDC_OK;
 }
 
-static sdc_status read_all(const cJSON *cfg, sdc_sampler_kind kind, const sdc_logger *log, sdc_sched_config *c) {
+static sdc_status read_all(const cJSON *cfg, sdc_sampler kind, const sdc_logger *log, sdc_sched_config *c) {
     /* class defaults (diffusers 0.40) */
     c->num_train_timesteps = 1000;
     c->beta_start = kind == SDC_SAMPLER_HEUN ? 0.00085 : 0.0001;
@@ -201,7 +201,7 @@ static sdc_status read_all(const cJSON *cfg, sdc_sampler_kind kind, const sdc_lo
     return SDC_OK;
 }
 
-sdc_status sdc_sched_config_read(const cJSON *cfg, sdc_sampler_kind kind, const sdc_logger *log,
+sdc_status sdc_sched_config_read(const cJSON *cfg, sdc_sampler kind, const sdc_logger *log,
                                  sdc_sched_config *out) {
     memset(out, 0, sizeof(*out));
     if (cfg && !cJSON_IsObject(cfg)) {
@@ -264,7 +264,7 @@ static void rescale_zero_snr(float *b, int n) {
     b[0] = 1.0f - b[0];
 }
 
-void sdc_alphas_cumprod(const sdc_sched_config *c, sdc_sampler_kind kind, float *out) {
+void sdc_alphas_cumprod(const sdc_sched_config *c, sdc_sampler kind, float *out) {
     const int n = c->num_train_timesteps;
     betas(c, out);
     if (c->rescale_betas_zero_snr) rescale_zero_snr(out, n);

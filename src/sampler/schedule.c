@@ -143,7 +143,7 @@ static float init_sigma_of(const sdc_schedule *s, sdc_timestep_spacing spacing) 
 }
 
 static sdc_status build_sigma_family(const build_ctx *b, sdc_schedule *s) {
-    const sdc_sampler_kind kind = b->p->kind;
+    const sdc_sampler kind = b->p->kind;
     double *t = NULL, *sg = NULL;
     int n = sigma_family_timesteps(b, &t);
     if (n < 1) {
@@ -320,7 +320,7 @@ void sdc_sampler_params_init(sdc_sampler_params *p) {
 }
 
 static sdc_status check_params(const sdc_sampler_params *p, const sdc_logger *log) {
-    if (!p || (unsigned)p->kind >= SDC_SAMPLER_KIND_COUNT) {
+    if (!p || (unsigned)p->kind >= SDC_SAMPLER_COUNT) {
         SDC_LOGE(log, "sdc_schedule_build: invalid sampler kind");
         return SDC_ERR_INVALID_ARG;
     }

@@ -45,13 +45,13 @@ typedef struct sdc_sched_config {
 
 /* Reads cfg (may be NULL) with the defaults of kind's diffusers class. Logs and returns
  * SDC_ERR_FORMAT / SDC_ERR_UNSUPPORTED / SDC_ERR_OOM; on success free with sdc_sched_config_free. */
-sdc_status sdc_sched_config_read(const cJSON *cfg, sdc_sampler_kind kind, const sdc_logger *log,
+sdc_status sdc_sched_config_read(const cJSON *cfg, sdc_sampler kind, const sdc_logger *log,
                                  sdc_sched_config *out);
 void sdc_sched_config_free(sdc_sched_config *c);
 
 /* betas -> alphas_cumprod[num_train_timesteps] in float32, torch's order of operations, including
  * rescale_betas_zero_snr (and its 2^-24 floor where kind's class sets one). */
-void sdc_alphas_cumprod(const sdc_sched_config *c, sdc_sampler_kind kind, float *out);
+void sdc_alphas_cumprod(const sdc_sched_config *c, sdc_sampler kind, float *out);
 /* ((1 - ac) / ac) ** 0.5 in float32, ascending in t. torch's float sqrt (a vector-library routine)
  * is one ulp off IEEE sqrt at a few t (6 of 1000 for SD 1.x betas); those sigmas differ by ~1e-7. */
 void sdc_train_sigmas(const float *alphas_cumprod, int n, float *out);
