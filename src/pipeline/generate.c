@@ -100,13 +100,7 @@ static sdc_status unet_eval(void *user, const float *x_in, float t, float *pred)
 
 static void rng_noise(void *user, float *out, size_t n) { sdc_rng_randn(user, out, n); }
 
-typedef struct progress_bridge {
-    sdc_ctx *ctx;
-} progress_bridge;
-
-static int denoise_progress(void *user, int done, int total) {
-    return report(((progress_bridge *)user)->ctx, "denoise", done, total);
-}
+static int denoise_progress(void *user, int done, int total) { return report(user, "denoise", done, total); }
 
 static sdc_status denoise(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedule *sched, const sdc_tensor *context,
                           int nb, float *lat, size_t n, int64_t h, int64_t w, sdc_rng *rng) {
@@ -118,8 +112,7 @@ static sdc_status denoise(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
     c.buf = malloc(sizeof(float) * n * (size_t)nb);
     sdc_status st = c.x && c.out && c.buf ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
-        progress_bridge pb = {ctx};
-        sdc_sample_callbacks cb = {unet_eval, &c, rng_noise, rng, denoise_progress, &pb};
+        sdc_sample_callbacks cb = {unet_eval, &c, rng_noise, rng, denoise_progress, ctx};
         st = sdc_sample(sched, lat, n, &cb, &ctx->log);
     }
     free(c.buf);
