@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "io/model_index.h"
 #include "sdc.h"
@@ -26,6 +27,7 @@ typedef struct test_pipe_run {
     float *latents_ref;       /* pipe.<case>.latents_final (txt2img only, else NULL) */
     float *image_ref;         /* pipe.<case>.image */
     float *latents, *pixels;  /* sdc's final latents and decoded image in [0, 1] */
+    uint64_t png_hash;        /* FNV-1a of the PNG file sdc_image_save writes of the image */
     sdc_status status;
     double seconds;
 } test_pipe_run;
@@ -34,5 +36,9 @@ typedef struct test_pipe_run {
  * returns 0 when the case cannot be set up or generation fails (label names the run); else 1. */
 int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const char *label, test_pipe_run *r);
 void test_pipe_run_free(test_pipe_run *r);
+
+/* 64-bit FNV-1a of n bytes, continuing from h (start with TEST_FNV_INIT). */
+#define TEST_FNV_INIT 0xcbf29ce484222325ull
+uint64_t test_fnv(const void *p, size_t n, uint64_t h);
 
 #endif
