@@ -89,8 +89,56 @@ typedef enum sdc_rng_type {
 } sdc_rng_type;
 
 /* ---------------------------------------------------------------------------------------------
- * Context: a model opened on a device. Create with sdc_ctx_new, destroy with sdc_ctx_free.
- * A context is used by one thread at a time; different contexts are independent.
+ * Model: files opened on a device (configs, tokenizers, weight-file headers; no weights yet), shared
+ * by the jobs that run on it. A model runs one job at a time (sdc_job_run waits for the previous one);
+ * different models are independent and may be used from different threads at once.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct sdc_model sdc_model;
+
+/* One file or folder of a model and what it is. Roles read today:
+ *   "model"      a diffusers folder, or a single-file (CompVis/LDM) .safetensors checkpoint (required)
+ *   "config"     single files: a diffusers folder whose config.json files describe the architecture
+ *   "tokenizer"  a CLIP tokenizer folder (default: the model's tokenizer/, else the one sdc ships)
+ * An unknown role is an error, not ignored. */
+typedef struct sdc_component_path {
+    const char *role;
+    const char *path;
+} sdc_component_path;
+
+typedef struct sdc_model_params {
+    const sdc_component_path *paths;  /* [n_paths]; copied by sdc_model_open */
+    int n_paths;
+    sdc_device device;          /* SDC_DEVICE_CPU */
+    int n_threads;              /* <= 0: all cores */
+    int prefer_fp16;            /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
+    sdc_log_fn log_fn;          /* NULL: silent */
+    void *log_user;
+    sdc_log_level log_level;    /* SDC_LOG_INFO */
+    sdc_load_policy load_policy;/* SDC_LOAD_AUTO */
+    int64_t mem_budget;         /* bytes of device memory auto may plan for; <= 0: the backend's default
+                                   (CPU: MemAvailable - 1 GiB; CUDA: free memory - 512 MiB) */
+    int precision_f32;          /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
+                                   choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
+                                   config says force_upcast runs in f32 either way. */
+    int profile;                /* 1: time every op by family (synchronising after each, so slower) */
+} sdc_model_params;
+
+void sdc_model_params_init(sdc_model_params *p);
+/* NULL on error; the reason goes to p->log_fn. */
+sdc_model *sdc_model_open(const sdc_model_params *p);
+void sdc_model_free(sdc_model *m);   /* NULL is harmless; no job may be running on it */
+/* The family that opened the files: "sd1" (SD 1.x and 2.x). */
+const char *sdc_model_family(const sdc_model *m);
+/* The shape of one image's raw latents (latents_in / latents_out) for a width x height job:
+ * ne = {1, channels, height / f, width / f} (SD 1.x/2.x: 4 channels, f = 8). */
+sdc_status sdc_model_latent_shape(const sdc_model *m, int width, int height, int64_t ne[4]);
+/* The last error message logged through the model or a job on it ("" when none): for bindings. */
+const char *sdc_model_last_error(const sdc_model *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Context: the one-call compatibility layer over a model and its jobs (sdc_ctx_new opens a model,
+ * sdc_generate runs one job). A context is used by one thread at a time.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct sdc_ctx sdc_ctx;
@@ -155,8 +203,9 @@ typedef struct sdc_gen_params {
     const sdc_image *init_image;/* img2img source (resized? no: must be width x height), or NULL */
     float strength;             /* img2img: in (0, 1]; default 0.75 */
     /* Optional raw buffers, for tests and tools (all may be NULL): */
-    const float *latents_in;    /* [batch, 4, h, w] initial noise instead of drawing it (unscaled) */
-    float *latents_out;         /* [batch, 4, h, w] receives the final latents, before the VAE */
+    const float *latents_in;    /* [batch, C, h, w] initial noise instead of drawing it (unscaled); the
+                                   shape per image is sdc_model_latent_shape's */
+    float *latents_out;         /* [batch, C, h, w] receives the final latents, before the VAE */
     float *pixels_out;          /* [batch, height, width, 3] receives the decoded image in [0, 1] */
 } sdc_gen_params;
 
@@ -165,6 +214,31 @@ void sdc_gen_params_init(sdc_gen_params *p);
  * with sdc_image_free. On error *images is NULL and the reason is logged. */
 sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images);
 void sdc_image_free(sdc_image *images, int n_images);   /* NULL is harmless */
+
+/* ---------------------------------------------------------------------------------------------
+ * Jobs: one request on a model (its parameters, progress, cancellation and report).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct sdc_job sdc_job;
+
+/* A job for p on m. p is copied, but not what it points to (prompts, init image, raw buffers): those
+ * must stay valid until sdc_job_run returns. NULL (logged through m) on bad parameters. */
+sdc_job *sdc_job_new(sdc_model *m, const sdc_gen_params *p);
+/* Progress of the job's phases ("condition", "denoise", ... as the family names them). */
+void sdc_job_set_progress(sdc_job *j, sdc_progress_fn fn, void *user);
+/* Runs the job to the end: SDC_OK, or the error (logged through the model). A job runs once. */
+sdc_status sdc_job_run(sdc_job *j);
+/* Asks a running job to stop at the next step; callable from any thread. sdc_job_run then returns
+ * SDC_ERR_CANCELLED. */
+void sdc_job_cancel(sdc_job *j);
+/* The images of a finished job; the caller owns them (sdc_image_free). NULL before success. */
+sdc_image *sdc_job_take_images(sdc_job *j, int *n_images);
+/* The run's report as JSON (as sdc_last_report_json), owned by the job; NULL before success. */
+const char *sdc_job_report_json(const sdc_job *j);
+void sdc_job_free(sdc_job *j);   /* NULL is harmless; not while sdc_job_run runs */
+
+/* Dry run on a model: as sdc_plan_memory. */
+sdc_status sdc_model_plan_memory(sdc_model *m, const sdc_gen_params *p, char **text);
 
 /* Dry run: the planned peak device memory of each phase under every policy, split into weights,
  * activations and workspace, for p's size, batch and mode, and which policy auto would pick under the

@@ -85,7 +85,7 @@ static int run(sdc_ctx *ctx, const job *j, run_out *o) {
             }
         }
         unlink(path);
-        o->peak_device = ctx->be->stats.peak_total;
+        o->peak_device = ctx->m->be->stats.peak_total;
     }
     sdc_image_free(imgs, n);
     free(lat);
@@ -157,8 +157,8 @@ static void auto_budget(void) {
     if (!probe) return;
     sdc_job_shape js = {64, 64, 1, 0};
     sdc_plan all, phased;
-    sdc_plan_make(probe, &js, SDC_LOAD_ALL, &all);
-    sdc_plan_make(probe, &js, SDC_LOAD_PHASED, &phased);
+    sdc_plan_make(probe->m, &js, SDC_LOAD_ALL, &all);
+    sdc_plan_make(probe->m, &js, SDC_LOAD_PHASED, &phased);
     sdc_ctx_free(probe);
     test_check(phased.peak < all.peak, "phased plans less than all (%zu < %zu bytes)", phased.peak, all.peak);
     const struct {
@@ -187,7 +187,7 @@ static void auto_budget(void) {
     sdc_image *imgs = NULL;
     int n = 0;
     sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
-    test_check(st == SDC_ERR_OOM && ctx->be->stats.peak[SDC_MEM_WEIGHTS] == 0 && sdc_index_bytes_read(ctx->mf->index) == 0,
+    test_check(st == SDC_ERR_OOM && ctx->m->be->stats.peak[SDC_MEM_WEIGHTS] == 0 && sdc_index_bytes_read(ctx->m->mf->index) == 0,
                "budget below the smallest plan: %s, no weight loaded or read", sdc_status_str(st));
     sdc_ctx_free(ctx);
 }
@@ -227,7 +227,7 @@ static void file_changed_before_deferred_load(void) {
     sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
     test_check(st == SDC_ERR_IO && !imgs && strstr(test_last_error(), "changed"),
                "weights file changed before the deferred UNet load: %s (\"%s\")", sdc_status_str(st), test_last_error());
-    test_check(ctx && !ctx->unet, "no UNet half-loaded after the failure");
+    test_check(ctx && !ctx->m->comp[1], "no UNet half-loaded after the failure");
     sdc_ctx_free(ctx);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) test_check(0, "clean up %s", dir);
@@ -244,10 +244,10 @@ static void auto_replans_after_oom(void) {
         sdc_ctx_free(seq);
         return;
     }
-    size_t seq_peak = seq->be->stats.peak_total;
+    size_t seq_peak = seq->m->be->stats.peak_total;
     sdc_ctx_free(seq);
     sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, (int64_t)1 << 40);
-    ctx->be->mem_limit = seq_peak;
+    ctx->m->be->mem_limit = seq_peak;
     int ok = run(ctx, &j, &got);
     cJSON *rep = ok ? cJSON_Parse(sdc_last_report_json(ctx)) : NULL;
     const cJSON *pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
@@ -257,10 +257,10 @@ static void auto_replans_after_oom(void) {
                "the replanned run's image is bit-identical to a sequential run");
     cJSON_Delete(rep);
     /* below every policy: a clean error, nothing left loaded */
-    ctx->be->mem_limit = 1 << 20;
+    ctx->m->be->mem_limit = 1 << 20;
     ok = run(ctx, &j, &got);
-    test_check(!ok && ctx->be->stats.cur_total == 0, "out of memory under every policy: an error, %zu bytes left",
-               ctx->be->stats.cur_total);
+    test_check(!ok && ctx->m->be->stats.cur_total == 0, "out of memory under every policy: an error, %zu bytes left",
+               ctx->m->be->stats.cur_total);
     sdc_ctx_free(ctx);
 }
 

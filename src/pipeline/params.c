@@ -23,39 +23,10 @@ const char *sdc_sampler_name(sdc_sampler s) {
     return s == SDC_SAMPLER_DEFAULT ? "default" : sdc_sampler_kind_name(s);
 }
 
-/* The sampler a scheduler_config.json names (diffusers class), and whether it asks for Karras sigmas. */
-static sdc_sampler config_sampler(const cJSON *cfg, int *karras) {
-    static const struct {
-        const char *cls;
-        sdc_sampler s;
-    } classes[] = {
-        {"EulerDiscreteScheduler", SDC_SAMPLER_EULER}, {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
-        {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},   {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
-        {"DDIMScheduler", SDC_SAMPLER_DDIM},           {"PNDMScheduler", SDC_SAMPLER_PNDM},
-        {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M},
-    };
-    *karras = 0;
-    const cJSON *cls = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "_class_name") : NULL;
-    const cJSON *k = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "use_karras_sigmas") : NULL;
-    for (size_t i = 0; cJSON_IsString(cls) && i < sizeof classes / sizeof classes[0]; i++)
-        if (strcmp(cls->valuestring, classes[i].cls) == 0) {
-            *karras = cJSON_IsTrue(k) && classes[i].s != SDC_SAMPLER_DDIM && classes[i].s != SDC_SAMPLER_PNDM;
-            return classes[i].s;
-        }
-    return SDC_SAMPLER_EULER;
-}
-
-sdc_status sdc_pipeline_check_params(sdc_ctx *ctx, const sdc_gen_params *p, sdc_schedule *sched) {
-    const sdc_logger *log = &ctx->log;
+sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *log) {
     const char *fn = "sdc_generate";
     if (p->width < 8 || p->height < 8 || p->width % 8 || p->height % 8 || p->width > 16384 || p->height > 16384) {
         SDC_LOGE(log, "%s: width and height must be positive multiples of 8 (got %dx%d)", fn, p->width, p->height);
-        return SDC_ERR_INVALID_ARG;
-    }
-    int vs = sdc_vae_downscale(&ctx->vae_cfg);
-    if (p->width % vs || p->height % vs) {
-        SDC_LOGE(log, "%s: width and height must be multiples of %d for this VAE (got %dx%d)", fn, vs, p->width,
-                 p->height);
         return SDC_ERR_INVALID_ARG;
     }
     if (p->steps < 1) {
@@ -90,37 +61,24 @@ sdc_status sdc_pipeline_check_params(sdc_ctx *ctx, const sdc_gen_params *p, sdc_
         SDC_LOGE(log, "%s: latents_in and an init image exclude each other", fn);
         return SDC_ERR_INVALID_ARG;
     }
-    sdc_sampler_params sp;
-    sdc_sampler_params_init(&sp);
-    int karras = p->karras;
-    sdc_sampler s = p->sampler;
-    if (s == SDC_SAMPLER_DEFAULT) {
-        int cfg_karras;
-        s = config_sampler(ctx->mf->scheduler_config, &cfg_karras);
-        karras = karras || cfg_karras;
-    } else if ((unsigned)s >= SDC_SAMPLER_COUNT) {
-        SDC_LOGE(log, "%s: unknown sampler %d", fn, (int)s);
+    if (p->sampler != SDC_SAMPLER_DEFAULT && (unsigned)p->sampler >= SDC_SAMPLER_COUNT) {
+        SDC_LOGE(log, "%s: unknown sampler %d", fn, (int)p->sampler);
         return SDC_ERR_INVALID_ARG;
     }
-    sp.kind = s;
-    sp.karras = karras;
-    sp.steps = p->steps;
-    sdc_status st = sdc_schedule_build(ctx->mf->scheduler_config, &sp, log, sched);
-    if (st == SDC_OK && p->init_image) st = sdc_schedule_truncate_for_strength(sched, p->strength, log);
-    if (st != SDC_OK) sdc_schedule_free(sched);
-    return st;
+    return SDC_OK;
 }
 
 /* --- output images ----------------------------------------------------------------------------- */
 
-static char *params_text(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedule *sched, int64_t seed) {
+static char *params_text(const sdc_run *r, const sdc_schedule *sched, int64_t seed) {
+    const sdc_gen_params *p = r->p;
     const char *prompt = p->prompt ? p->prompt : "";
     const char *neg = p->negative_prompt ? p->negative_prompt : "";
     sdc_sampler s = sched->kind;
     char tail[512];
     int len = snprintf(tail, sizeof tail, "Steps: %d, Sampler: %s%s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
                        p->steps, a1111_names[s], sched->karras ? " Karras" : "", (double)p->cfg_scale,
-                       (long long)seed, p->width, p->height, ctx->model_name);
+                       (long long)seed, p->width, p->height, r->model_name);
     if (p->init_image && len > 0 && (size_t)len < sizeof tail)
         snprintf(tail + len, sizeof tail - (size_t)len, ", Denoising strength: %g", (double)p->strength);
     if (p->clip_skip > 1) {
@@ -137,11 +95,11 @@ static char *params_text(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedu
     return text;
 }
 
-sdc_status sdc_pipeline_make_image(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_schedule *sched, int64_t seed,
-                                   const float *pixels, int W, int H, sdc_image *img) {
+sdc_status sdc_pipeline_make_image(const sdc_run *r, const sdc_schedule *sched, int64_t seed, const float *pixels,
+                                   int W, int H, sdc_image *img) {
     size_t n = (size_t)W * (size_t)H * 3;
     img->data = malloc(n);
-    img->parameters = params_text(ctx, p, sched, seed);
+    img->parameters = params_text(r, sched, seed);
     if (!img->data || !img->parameters) return SDC_ERR_OOM;
     for (size_t i = 0; i < n; i++) img->data[i] = (uint8_t)nearbyintf(pixels[i] * 255.0f); /* numpy round: half to even */
     img->width = W;

@@ -1,4 +1,4 @@
-/* report.c - phase brackets that apply the plan's residency and measure each phase. */
+/* report.c - measuring each phase (time, loads, peaks by kind, RSS) and printing the report. */
 #include "pipeline/report.h"
 
 #include <cjson/cJSON.h>
@@ -10,58 +10,33 @@
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
-sdc_status sdc_phase_begin(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double *t0) {
-    const sdc_phase_plan *pp = &r->plan.phase[ph];
-    sdc_phase_report *pr = &r->phase[ph];
-    *t0 = sdc_now();
-    int freed = -1;
-    for (int p = 0; p < SDC_PART_COUNT; p++)
-        if (!(pp->resident & (1u << p)) && sdc_ctx_part_resident(ctx, (sdc_part)p)) {
-            sdc_ctx_free_part(ctx, (sdc_part)p);
-            freed = p;
-        }
-    sdc_backend *be = ctx->be;
-    if (be->iface->trim) be->iface->trim(be);   /* cached blocks of the freed components go back */
+void sdc_report_window_open(sdc_model *m) {
+    sdc_backend *be = m->be;
     sdc_mem_stats_reset_peak(&be->stats);
     if (be->iface->driver_peak_reset) be->iface->driver_peak_reset(be);
     sdc_sys_peak_rss_reset();
-    for (int p = 0; p < SDC_PART_COUNT; p++) {
-        if (!(pp->resident & (1u << p)) || sdc_ctx_part_resident(ctx, (sdc_part)p)) continue;
-        uint64_t read0 = sdc_index_bytes_read(ctx->mf->index);
-        double l0 = sdc_now();
-        sdc_status st = sdc_ctx_load_part(ctx, (sdc_part)p);
-        if (st != SDC_OK) return st;
-        double dt = sdc_now() - l0;
-        uint64_t read = sdc_index_bytes_read(ctx->mf->index) - read0;
-        pr->load += dt;
-        pr->bytes_read += read;
-        r->part[p].loads++;
-        r->part[p].seconds += dt;
-        r->part[p].bytes_read += read;
-        if (ph != SDC_PHASE_CONDITION)
-            SDC_LOGI(&ctx->log, "%s: deferred %d %s tensors (%.2f GB); loaded in %.2f s%s%s%s", sdc_phase_name(ph),
-                     ctx->part_tensors[p], sdc_part_name((sdc_part)p), (double)read / 1e9, dt,
-                     freed >= 0 ? " after the " : "", freed >= 0 ? sdc_part_name((sdc_part)freed) : "",
-                     freed >= 0 ? " was freed" : "");
-        else
-            SDC_LOGI(&ctx->log, "%s: loaded %d %s tensors (%.2f GB) in %.2f s", sdc_phase_name(ph),
-                     ctx->part_tensors[p], sdc_part_name((sdc_part)p), (double)read / 1e9, dt);
-    }
-    return SDC_OK;
 }
 
-void sdc_phase_end(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double t0) {
+void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read) {
+    r->phase[ph].load += seconds;
+    r->phase[ph].bytes_read += bytes_read;
+    r->component[c].loads++;
+    r->component[c].seconds += seconds;
+    r->component[c].bytes_read += bytes_read;
+}
+
+void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
     sdc_phase_report *pr = &r->phase[ph];
-    const sdc_mem_stats *s = &ctx->be->stats;
+    sdc_backend *be = m->be;
+    if (be->iface->synchronize) be->iface->synchronize(be);   /* the phase's kernels are billed to it */
+    pr->wall += sdc_now() - t0;
+    const sdc_mem_stats *s = &be->stats;
     pr->runs++;
     if (s->peak[SDC_MEM_WEIGHTS] > pr->resident_weights) pr->resident_weights = s->peak[SDC_MEM_WEIGHTS];
     for (int k = 0; k < SDC_MEM_KIND_COUNT; k++)
         if (s->peak[k] > pr->peak[k]) pr->peak[k] = s->peak[k];
     if (s->peak_total > pr->peak_total) pr->peak_total = s->peak_total;
     if (s->peak_total > r->peak_device) r->peak_device = s->peak_total;
-    pr->wall += sdc_now() - t0;
-    sdc_backend *be = ctx->be;
-    if (be->iface->synchronize) be->iface->synchronize(be);   /* the phase's wall time includes its kernels */
     size_t drv = be->iface->driver_peak_bytes ? be->iface->driver_peak_bytes(be) : 0;
     if (drv > pr->driver_peak) pr->driver_peak = drv;
     if (drv > r->driver_peak) r->driver_peak = drv;
@@ -70,24 +45,24 @@ void sdc_phase_end(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double t0) {
     if (rss > r->peak_rss) r->peak_rss = rss;
 }
 
-void sdc_report_log(const sdc_ctx *ctx, const sdc_report *r) {
-    const sdc_logger *log = &ctx->log;
+void sdc_report_log(const sdc_model *m, const sdc_report *r) {
+    const sdc_logger *log = &m->log;
     SDC_LOGI(log, "report: policy %s (%s)", sdc_load_policy_name(r->plan.policy), r->why);
     SDC_LOGI(log, "report: %-9s %4s %8s %7s %9s %9s %9s %9s %9s %9s %8s", "phase", "runs", "wall s", "load s",
              "read MiB", "weights", "activ.", "worksp.", "peak MiB", "plan MiB", "RSS MiB");
-    for (int ph = 0; ph < SDC_PHASE_COUNT; ph++) {
+    for (int ph = 0; ph < r->plan.n_phases; ph++) {
         const sdc_phase_report *p = &r->phase[ph];
         if (!p->runs) continue;
         SDC_LOGI(log, "report: %-9s %4d %8.3f %7.3f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %8.1f",
-                 sdc_phase_name((sdc_phase)ph), p->runs, p->wall, p->load, mib(p->bytes_read),
+                 m->family->phases[ph].name, p->runs, p->wall, p->load, mib(p->bytes_read),
                  mib(p->resident_weights), mib(p->peak[SDC_MEM_ACTIVATIONS]), mib(p->peak[SDC_MEM_WORKSPACE]),
                  mib(p->peak_total), mib(r->plan.phase[ph].total), mib(p->peak_rss));
     }
     SDC_LOGI(log, "report: %d image(s) in %.3f s; peak device %.1f MiB (planned %.1f), peak RSS %.1f MiB", r->images,
              r->seconds, mib(r->peak_device), mib(r->plan.peak), mib(r->peak_rss));
-    if (ctx->be->iface->driver_peak_bytes)
+    if (m->be->iface->driver_peak_bytes)
         SDC_LOGI(log, "report: device memory in use per the driver (context excluded): peak %.1f MiB", mib(r->driver_peak));
-    const sdc_op_profile *prof = ctx->be->profile;
+    const sdc_op_profile *prof = m->be->profile;
     if (prof) {
         double total = 0;
         for (int f = 0; f < SDC_OPF_COUNT; f++) total += prof->seconds[f];
@@ -95,32 +70,32 @@ void sdc_report_log(const sdc_ctx *ctx, const sdc_report *r) {
             SDC_LOGI(log, "report: ops %-12s %8llu calls %9.3f s %5.1f%%", sdc_op_family_name((sdc_op_family)f),
                      (unsigned long long)prof->calls[f], prof->seconds[f], total > 0 ? 100 * prof->seconds[f] / total : 0.0);
     }
-    for (int p = 0; p < SDC_PART_COUNT; p++)
-        if (r->part[p].loads)
-            SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s", sdc_part_name((sdc_part)p),
-                     r->part[p].loads, r->part[p].seconds, mib(r->part[p].bytes_read),
-                     r->part[p].seconds > 0 ? (double)r->part[p].bytes_read / r->part[p].seconds / 1e6 : 0.0);
+    for (int p = 0; p < m->n_components; p++)
+        if (r->component[p].loads)
+            SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s", sdc_model_component_name(m, p),
+                     r->component[p].loads, r->component[p].seconds, mib(r->component[p].bytes_read),
+                     r->component[p].seconds > 0 ? (double)r->component[p].bytes_read / r->component[p].seconds / 1e6 : 0.0);
 }
 
-char *sdc_report_json(const sdc_ctx *ctx, const sdc_report *r) {
+char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "policy", sdc_load_policy_name(r->plan.policy));
     cJSON_AddStringToObject(root, "why", r->why);
-    cJSON_AddStringToObject(root, "backend", ctx->be->iface->name);
+    cJSON_AddStringToObject(root, "backend", m->be->iface->name);
     cJSON_AddNumberToObject(root, "budget_bytes", (double)r->budget);
     cJSON_AddNumberToObject(root, "images", r->images);
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     cJSON_AddNumberToObject(root, "peak_device_bytes", (double)r->peak_device);
     cJSON_AddNumberToObject(root, "planned_peak_bytes", (double)r->plan.peak);
     cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)r->peak_rss);
-    if (ctx->be->iface->driver_peak_bytes)
+    if (m->be->iface->driver_peak_bytes)
         cJSON_AddNumberToObject(root, "driver_peak_bytes", (double)r->driver_peak);
     cJSON *phases = cJSON_AddObjectToObject(root, "phases");
-    for (int ph = 0; ph < SDC_PHASE_COUNT; ph++) {
+    for (int ph = 0; ph < r->plan.n_phases; ph++) {
         const sdc_phase_report *p = &r->phase[ph];
         const sdc_phase_plan *pp = &r->plan.phase[ph];
         if (!p->runs) continue;
-        cJSON *o = cJSON_AddObjectToObject(phases, sdc_phase_name((sdc_phase)ph));
+        cJSON *o = cJSON_AddObjectToObject(phases, m->family->phases[ph].name);
         cJSON_AddNumberToObject(o, "runs", p->runs);
         cJSON_AddNumberToObject(o, "wall_seconds", p->wall);
         cJSON_AddNumberToObject(o, "load_seconds", p->load);
@@ -135,21 +110,21 @@ char *sdc_report_json(const sdc_ctx *ctx, const sdc_report *r) {
         cJSON_AddNumberToObject(pk, "total", (double)p->peak_total);
         cJSON_AddNumberToObject(pl, "total", (double)pp->total);
         cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)p->peak_rss);
-        if (ctx->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
+        if (m->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
     }
-    if (ctx->be->profile) {
+    if (m->be->profile) {
         cJSON *ops = cJSON_AddObjectToObject(root, "op_seconds");
         for (int f = 0; f < SDC_OPF_COUNT; f++)
-            cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), ctx->be->profile->seconds[f]);
+            cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), m->be->profile->seconds[f]);
     }
     cJSON *parts = cJSON_AddObjectToObject(root, "components");
-    for (int p = 0; p < SDC_PART_COUNT; p++) {
-        if (!r->part[p].loads) continue;
-        cJSON *o = cJSON_AddObjectToObject(parts, sdc_part_name((sdc_part)p));
-        cJSON_AddNumberToObject(o, "loads", r->part[p].loads);
-        cJSON_AddNumberToObject(o, "load_seconds", r->part[p].seconds);
-        cJSON_AddNumberToObject(o, "bytes_read", (double)r->part[p].bytes_read);
-        cJSON_AddNumberToObject(o, "weight_bytes", (double)ctx->part_bytes[p]);
+    for (int p = 0; p < m->n_components; p++) {
+        if (!r->component[p].loads) continue;
+        cJSON *o = cJSON_AddObjectToObject(parts, sdc_model_component_name(m, p));
+        cJSON_AddNumberToObject(o, "loads", r->component[p].loads);
+        cJSON_AddNumberToObject(o, "load_seconds", r->component[p].seconds);
+        cJSON_AddNumberToObject(o, "bytes_read", (double)r->component[p].bytes_read);
+        cJSON_AddNumberToObject(o, "weight_bytes", (double)m->comp_bytes[p]);
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);

@@ -6,8 +6,8 @@
 #include "pipeline/plan.h"
 
 typedef struct sdc_phase_report {
-    int runs;                            /* times the phase ran (per image for all but condition) */
-    double wall;                         /* seconds, loads included */
+    int runs;                            /* times the phase ran (per image for per-image phases) */
+    double wall;                         /* seconds, loads included, the device's queued work finished */
     double load;                         /* seconds spent loading components */
     uint64_t bytes_read;                 /* weight bytes read from disk */
     size_t resident_weights;             /* largest weight bytes resident during the phase */
@@ -17,32 +17,40 @@ typedef struct sdc_phase_report {
     size_t driver_peak;                  /* device memory in use as the driver reports it (0: not known) */
 } sdc_phase_report;
 
-typedef struct sdc_part_report {
+typedef struct sdc_component_report {
     int loads;
     double seconds;
     uint64_t bytes_read;
-} sdc_part_report;
+} sdc_component_report;
 
 typedef struct sdc_report {
     sdc_plan plan;                       /* the policy run and its plan */
     char why[256];                       /* why this policy */
     size_t budget;
     int images;
-    double seconds;                      /* the whole sdc_generate */
-    sdc_phase_report phase[SDC_PHASE_COUNT];
-    sdc_part_report part[SDC_PART_COUNT];
+    double seconds;                      /* the whole job */
+    sdc_phase_report phase[SDC_MAX_PHASES];
+    sdc_component_report component[SDC_MAX_COMPONENTS];
     size_t peak_device;                  /* allocator peak over the run */
     size_t peak_rss;                     /* process peak RSS over the run */
     size_t driver_peak;                  /* driver-reported device use over the run, above the baseline */
 } sdc_report;
 
-/* Phase bracket. begin frees the components the plan does not keep in this phase, starts a new peak
- * window, and loads the ones it needs; end records the phase's figures. */
-sdc_status sdc_phase_begin(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double *t0);
-void sdc_phase_end(sdc_ctx *ctx, sdc_report *r, sdc_phase ph, double t0);
+/* Applies the plan's residency for phase ph (residency.c): frees the components the phase does not
+ * keep, hands cached memory back, opens the phase's measuring window, and loads the ones it needs
+ * (each load recorded in r). */
+sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph);
+
+/* The phase's measuring window: peaks from here on are the phase's. */
+void sdc_report_window_open(sdc_model *m);
+/* Records one load of component c in phase ph. */
+void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read);
+/* Ends one run of phase ph begun at t0: waits for the device's queued work (billed to this phase),
+ * then records its wall time and peaks. */
+void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0);
 
 /* Logs the per-phase table (info level) and returns the report as malloc'd JSON. */
-void sdc_report_log(const sdc_ctx *ctx, const sdc_report *r);
-char *sdc_report_json(const sdc_ctx *ctx, const sdc_report *r);
+void sdc_report_log(const sdc_model *m, const sdc_report *r);
+char *sdc_report_json(const sdc_model *m, const sdc_report *r);
 
 #endif

@@ -1,0 +1,225 @@
+/* sd1.c - Stable Diffusion 1.x / 2.x as a family: CLIP text encoder, UNet, KL VAE, DDPM schedules.
+ *
+ *   phase      needs          runs
+ *   condition  text_encoder   once: the prompt (and the negative prompt with CFG) -> context [nb, T, C]
+ *   encode     vae_encoder    once, img2img only: the init image's posterior (mean, logvar)
+ *   denoise    unet           per image: initial latents (seed + i), then the sampler loop
+ *   decode     vae_decoder    per image: latents -> pixels -> the 8-bit image */
+#include "family/sd1.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/pipeline.h"
+
+/* --- components ------------------------------------------------------------------------------ */
+
+static sdc_status load_text_encoder(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
+                                    int f32, void **out) {
+    (void)f32;
+    const sd1_fam *f = fam;
+    sdc_status st = SDC_OK;
+    *out = sdc_clip_load(&f->clip, index, "text_encoder.", be, log, &st);
+    return st;
+}
+
+static sdc_status load_unet(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log, int f32,
+                            void **out) {
+    (void)f32;
+    const sd1_fam *f = fam;
+    return sdc_unet_load((sdc_unet **)out, &f->unet, index, "unet.", be, log);
+}
+
+static sdc_status load_vae_decoder(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
+                                   int f32, void **out) {
+    (void)f32;
+    const sd1_fam *f = fam;
+    return sdc_vae_decoder_load(&f->vae, index, be, log, (sdc_vae_decoder **)out);
+}
+
+static sdc_status load_vae_encoder(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
+                                   int f32, void **out) {
+    (void)f32;
+    const sd1_fam *f = fam;
+    return sdc_vae_encoder_load(&f->vae, index, be, log, (sdc_vae_encoder **)out);
+}
+
+static void free_text_encoder(void *o) { sdc_clip_free(o); }
+static void free_unet(void *o) { sdc_unet_free(o); }
+static void free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
+static void free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
+
+/* the stock SD VAE is fine in fp16; SDXL's overflows, and its config says force_upcast (as diffusers) */
+static int vae_needs_f32(const void *fam) { return ((const sd1_fam *)fam)->vae.force_upcast; }
+
+static const char *const te_prefixes[] = {"text_encoder.text_model.", NULL};
+static const char *const unet_prefixes[] = {"unet.", NULL};
+static const char *const dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.", NULL};
+static const char *const enc_prefixes[] = {"vae.encoder.", "vae.quant_conv.", NULL};
+
+static const sdc_component_def sd1_components[SD1_N_COMPONENTS] = {
+    [SD1_TEXT_ENCODER] = {"text_encoder", te_prefixes, load_text_encoder, free_text_encoder, NULL},
+    [SD1_UNET] = {"unet", unet_prefixes, load_unet, free_unet, NULL},
+    [SD1_VAE_DECODER] = {"vae_decoder", dec_prefixes, load_vae_decoder, free_vae_decoder, vae_needs_f32},
+    [SD1_VAE_ENCODER] = {"vae_encoder", enc_prefixes, load_vae_encoder, free_vae_encoder, vae_needs_f32},
+};
+
+#define NEEDS(c) (1u << (c))
+static const sdc_phase_def sd1_phases[] = {
+    {"condition", NEEDS(SD1_TEXT_ENCODER), 0, 0, sd1_condition},
+    {"encode", NEEDS(SD1_VAE_ENCODER), 0, 1, sd1_encode},
+    {"denoise", NEEDS(SD1_UNET), 1, 0, sd1_denoise},
+    {"decode", NEEDS(SD1_VAE_DECODER), 1, 0, sd1_decode},
+};
+
+/* --- opening ----------------------------------------------------------------------------------- */
+
+/* Today's model files are SD 1.x / 2.x shaped (text_encoder, unet, vae): every opened model is ours. */
+static int sd1_probe(const sdc_model_files *mf) { return mf->config[SDC_COMP_UNET] != NULL; }
+
+static void sd1_close(void *fam) {
+    sd1_fam *f = fam;
+    if (!f) return;
+    sdc_clip_tokenizer_free(f->tok);
+    free(f);
+}
+
+static sdc_status sd1_open(const sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
+    sd1_fam *f = calloc(1, sizeof *f);
+    if (!f) return SDC_ERR_OOM;
+    f->scheduler_config = mf->scheduler_config;
+    sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], log, &f->clip);
+    if (st == SDC_OK) st = sdc_unet_config_parse(mf->config[SDC_COMP_UNET], log, &f->unet);
+    if (st == SDC_OK) st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], log, &f->vae);
+    if (st == SDC_OK) {
+        const char *dir = tokenizer_dir ? tokenizer_dir : mf->tokenizer_dir;
+        if (!dir) {
+            SDC_LOGE(log, "sd1_open: %s has no %s; pass a tokenizer directory", mf->root,
+                     mf->single_file ? "tokenizer, nor was sdc's own found" : "tokenizer/ folder");
+            st = SDC_ERR_NOT_FOUND;
+        } else {
+            st = sdc_clip_tokenizer_load(dir, log, &f->tok);
+        }
+    }
+    if (st == SDC_OK && f->clip.hidden != f->unet.cross_attention_dim) {
+        SDC_LOGE(log, "sd1_open: text encoder width %d does not match the UNet's cross_attention_dim %d", f->clip.hidden,
+                 f->unet.cross_attention_dim);
+        st = SDC_ERR_UNSUPPORTED;
+    }
+    if (st != SDC_OK) {
+        sd1_close(f);
+        return st;
+    }
+    *out = f;
+    return SDC_OK;
+}
+
+static void sd1_latent_shape(const void *fam, int width, int height, int64_t ne[4]) {
+    const sd1_fam *f = fam;
+    const int vs = sdc_vae_downscale(&f->vae);
+    ne[0] = 1;
+    ne[1] = f->unet.in_channels;
+    ne[2] = height / vs;
+    ne[3] = width / vs;
+}
+
+/* --- a job ------------------------------------------------------------------------------------- */
+
+/* The sampler a scheduler_config.json names (diffusers class), and whether it asks for Karras sigmas. */
+static sdc_sampler config_sampler(const cJSON *cfg, int *karras) {
+    static const struct {
+        const char *cls;
+        sdc_sampler s;
+    } classes[] = {
+        {"EulerDiscreteScheduler", SDC_SAMPLER_EULER}, {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
+        {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},   {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
+        {"DDIMScheduler", SDC_SAMPLER_DDIM},           {"PNDMScheduler", SDC_SAMPLER_PNDM},
+        {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M},
+    };
+    *karras = 0;
+    const cJSON *cls = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "_class_name") : NULL;
+    const cJSON *k = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "use_karras_sigmas") : NULL;
+    for (size_t i = 0; cJSON_IsString(cls) && i < sizeof classes / sizeof classes[0]; i++)
+        if (strcmp(cls->valuestring, classes[i].cls) == 0) {
+            *karras = cJSON_IsTrue(k) && classes[i].s != SDC_SAMPLER_DDIM && classes[i].s != SDC_SAMPLER_PNDM;
+            return classes[i].s;
+        }
+    return SDC_SAMPLER_EULER;
+}
+
+/* The schedule for p (truncated for img2img). */
+static sdc_status build_schedule(const sd1_fam *f, const sdc_gen_params *p, const sdc_logger *log, sdc_schedule *s) {
+    sdc_sampler_params sp;
+    sdc_sampler_params_init(&sp);
+    int karras = p->karras;
+    sdc_sampler kind = p->sampler;
+    if (kind == SDC_SAMPLER_DEFAULT) {
+        int cfg_karras;
+        kind = config_sampler(f->scheduler_config, &cfg_karras);
+        karras = karras || cfg_karras;
+    }
+    sp.kind = kind;
+    sp.karras = karras;
+    sp.steps = p->steps;
+    sdc_status st = sdc_schedule_build(f->scheduler_config, &sp, log, s);
+    if (st == SDC_OK && p->init_image) st = sdc_schedule_truncate_for_strength(s, p->strength, log);
+    return st;
+}
+
+static void sd1_job_free(void *state) {
+    sd1_job *j = state;
+    if (!j) return;
+    sdc_schedule_free(&j->sched);
+    sdc_tensor_free(j->context);
+    free(j->mean);
+    free(j->logvar);
+    free(j->lat);
+    free(j);
+}
+
+static sdc_status sd1_job_new(sdc_run *r, void **state) {
+    const sd1_fam *f = r->fam;
+    const sdc_gen_params *p = r->p;
+    const int vs = sdc_vae_downscale(&f->vae);
+    if (p->width % vs || p->height % vs) {
+        SDC_LOGE(r->log, "sdc_generate: width and height must be multiples of %d for this VAE (got %dx%d)", vs,
+                 p->width, p->height);
+        return SDC_ERR_INVALID_ARG;
+    }
+    sd1_job *j = calloc(1, sizeof *j);
+    if (!j) return SDC_ERR_OOM;
+    sdc_status st = build_schedule(f, p, r->log, &j->sched);
+    j->nb = p->cfg_scale > 1.0f ? 2 : 1;
+    j->H = p->height;
+    j->W = p->width;
+    j->h = j->H / vs;
+    j->w = j->W / vs;
+    j->n = (size_t)(f->unet.in_channels * j->h * j->w);
+    if (st == SDC_OK) {
+        j->lat = malloc(sizeof(float) * j->n * (size_t)p->batch_count);
+        j->mean = malloc(sizeof(float) * j->n);
+        j->logvar = malloc(sizeof(float) * j->n);
+        if (!j->lat || !j->mean || !j->logvar) st = SDC_ERR_OOM;
+    }
+    if (st != SDC_OK) {
+        sd1_job_free(j);
+        return st;
+    }
+    *state = j;
+    return SDC_OK;
+}
+
+const sdc_family sdc_family_sd1 = {
+    .name = "sd1",
+    .probe = sd1_probe,
+    .open = sd1_open,
+    .close = sd1_close,
+    .components = sd1_components,
+    .n_components = SD1_N_COMPONENTS,
+    .phases = sd1_phases,
+    .n_phases = (int)(sizeof sd1_phases / sizeof sd1_phases[0]),
+    .latent_shape = sd1_latent_shape,
+    .job_new = sd1_job_new,
+    .job_free = sd1_job_free,
+    .plan_phase = sd1_plan_phase,
+};

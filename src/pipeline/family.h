@@ -1,0 +1,112 @@
+/* family.h - a model family as data: its components, its phases, and a few hooks.
+ *
+ * The generic pipeline (model.c, plan.c, run.c, report.c) knows no component or phase by name. It opens
+ * the files, asks each registered family whether they are its own (probe), and from then on iterates
+ * the family's tables:
+ *
+ *   components  what loads and frees independently (name, tensor-name prefixes, config, load/free);
+ *   phases      what runs in order (name, components needed, once per job or once per image,
+ *               img2img only), each with its body.
+ *
+ * Phases are the outer loop: a job runs phase 0 for every image, then phase 1 for every image, ... so
+ * under `phased` each component is loaded once per job, whatever the batch size. Everything a family
+ * carries between phases (its conditioning, the latents of every image, the schedule) lives in its
+ * job state, an opaque object the pipeline only creates, passes along and frees.
+ *
+ * Adding a family = one file with these tables and hooks + one line in family_registry.c. */
+#ifndef SDC_PIPELINE_FAMILY_H
+#define SDC_PIPELINE_FAMILY_H
+
+#include <cjson/cJSON.h>
+
+#include "backend/backend.h"
+#include "io/model_files.h"
+#include "io/model_index.h"
+#include "sdc.h"
+
+#define SDC_MAX_COMPONENTS 8
+#define SDC_MAX_PHASES 8
+
+typedef struct sdc_model sdc_model;
+typedef struct sdc_run sdc_run;
+
+/* What the planner needs of a job: sizes and mode. */
+typedef struct sdc_job_shape {
+    int width, height;   /* pixels */
+    int cfg;             /* 1: two conditioning rows (negative + prompt) */
+    int img2img;
+} sdc_job_shape;
+
+typedef struct sdc_component_def {
+    const char *name;                 /* "text_encoder", "unet", "vae_decoder", ... (report, logs) */
+    const char *const *prefixes;      /* NULL-terminated tensor-name prefixes in the model index that this
+                                         component owns: the planner sums their bytes */
+    /* Loads the component from the model's index onto be (computing in f32 when f32 is set). *out is an
+     * opaque object that only the family's phases use. fam is the family's opened state. */
+    sdc_status (*load)(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
+                       int f32, void **out);
+    void (*free)(void *obj);
+    /* 1: this component computes in f32 whatever the backend prefers (a VAE whose config says
+     * force_upcast); NULL: never */
+    int (*needs_f32)(const void *fam);
+} sdc_component_def;
+
+typedef struct sdc_phase_def {
+    const char *name;                 /* "condition", "denoise", ... (progress, report) */
+    unsigned needs;                   /* bit c: components[c] must be resident while it runs */
+    unsigned per_image : 1;           /* 1: run once per image of the job, else once per job */
+    unsigned img2img_only : 1;        /* 1: only when the job has an init image */
+    /* The phase body, for image i (per-image phases) or i = -1. Components it needs are resident:
+     * sdc_run_component(r, c) gives them. */
+    sdc_status (*run)(sdc_run *r, int image);
+} sdc_phase_def;
+
+typedef struct sdc_family {
+    const char *name;                 /* "sd1" */
+    /* 1: the opened files are this family's (a diffusers folder's classes, a single file's keys) */
+    int (*probe)(const sdc_model_files *mf);
+    /* Parses the configs and opens what the family needs besides weights (tokenizers): *fam is its
+     * opened state. tokenizer_dir overrides the model's own (NULL: the model's). */
+    sdc_status (*open)(const sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **fam);
+    void (*close)(void *fam);
+    const sdc_component_def *components;
+    int n_components;
+    const sdc_phase_def *phases;
+    int n_phases;
+    /* The raw latents of one image for a width x height job: ne[0..3] = {1, C, h, w}. */
+    void (*latent_shape)(const void *fam, int width, int height, int64_t ne[4]);
+    /* The job state (schedule, conditioning, latents of every image ...) for p; freed by job_free. */
+    sdc_status (*job_new)(sdc_run *r, void **state);
+    void (*job_free)(void *state);
+    /* Phase ph's activation peak (elements of act_elem bytes), its largest im2col matrix (elements) and
+     * its longest attention (tokens), for the backend's workspace bound. */
+    void (*plan_phase)(const void *fam, const sdc_job_shape *job, int ph, size_t act_elem, size_t *act,
+                       size_t *im2col, int64_t *tokens);
+} sdc_family;
+
+/* What a phase body sees of its job. */
+struct sdc_run {
+    const sdc_family *family;
+    const void *fam;                  /* the family's opened state */
+    const sdc_model_files *mf;
+    sdc_backend *be;                  /* where the components live and the phase computes */
+    const sdc_logger *log;
+    const sdc_gen_params *p;
+    const char *model_name;           /* for the PNG parameters text */
+    void *state;                      /* the family's job state */
+    void **components;                /* [n_components]: the resident ones, else NULL */
+    const int *f32;                   /* [n_components]: the precision each component runs at */
+    sdc_image *images;                /* [p->batch_count]: the images the decode phase makes */
+    int dry;                          /* 1: a planning run on a counting backend (no real values) */
+    /* progress: returns nonzero when the job should stop */
+    int (*progress)(sdc_run *r, const char *phase, int step, int total);
+    void *progress_user;
+};
+
+static inline void *sdc_run_component(const sdc_run *r, int c) { return r->components[c]; }
+
+/* The families sdc knows, in probe order; NULL-terminated. */
+extern const sdc_family *const sdc_families[];
+extern const sdc_family sdc_family_sd1;
+
+#endif

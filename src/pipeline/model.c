@@ -1,0 +1,200 @@
+/* model.c - opening a model (files -> family -> configs, index, backend; no weights), and loading /
+ * freeing its components by index into the family's component table. */
+#include "pipeline/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sysmem.h"
+#include "pipeline/plan.h"
+
+const sdc_family *const sdc_families[] = {&sdc_family_sd1, NULL};
+
+void sdc_model_params_init(sdc_model_params *p) {
+    memset(p, 0, sizeof *p);
+    p->device = SDC_DEVICE_CPU;
+    p->log_level = SDC_LOG_INFO;
+}
+
+static char *base_name(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    char *s = malloc(n - b + 1);
+    if (s) {
+        memcpy(s, path + b, n - b);
+        s[n - b] = 0;
+    }
+    return s;
+}
+
+/* Every message goes to the caller's callback; errors are also kept for sdc_model_last_error. */
+static void model_log(sdc_log_level level, const char *msg, void *user) {
+    sdc_model *m = user;
+    if (level >= SDC_LOG_ERROR) snprintf(m->last_error, sizeof m->last_error, "%s", msg);
+    if (m->user_log) m->user_log(level, msg, m->user_log_user);
+}
+
+const char *sdc_model_last_error(const sdc_model *m) { return m ? m->last_error : ""; }
+
+/* The path given for a role, NULL when none. */
+static const char *path_of(const sdc_model_params *p, const char *role) {
+    for (int i = 0; i < p->n_paths; i++)
+        if (p->paths[i].role && !strcmp(p->paths[i].role, role)) return p->paths[i].path;
+    return NULL;
+}
+
+/* Roles this version reads; any other is refused (rather than silently ignored). */
+static sdc_status check_roles(const sdc_model_params *p, const sdc_logger *log) {
+    static const char *const known[] = {"model", "config", "tokenizer"};
+    for (int i = 0; i < p->n_paths; i++) {
+        int ok = p->paths[i].role && p->paths[i].path;
+        for (size_t k = 0; ok && k < sizeof known / sizeof known[0]; k++)
+            if (!strcmp(p->paths[i].role, known[k])) break;
+            else if (k + 1 == sizeof known / sizeof known[0]) ok = 0;
+        if (!ok) {
+            SDC_LOGE(log, "sdc_model_open: component path %d has an unknown role '%s' (known: model, config, tokenizer)",
+                     i, p->paths[i].role ? p->paths[i].role : "(null)");
+            return SDC_ERR_INVALID_ARG;
+        }
+    }
+    if (!path_of(p, "model") || !*path_of(p, "model")) {
+        SDC_LOGE(log, "sdc_model_open: no model path given (role \"model\")");
+        return SDC_ERR_INVALID_ARG;
+    }
+    return SDC_OK;
+}
+
+static sdc_status open_family(sdc_model *m, const char *tokenizer_dir) {
+    for (int i = 0; sdc_families[i]; i++)
+        if (sdc_families[i]->probe(m->mf)) {
+            m->family = sdc_families[i];
+            m->n_components = m->family->n_components;
+            return m->family->open(m->mf, tokenizer_dir, &m->log, &m->fam);
+        }
+    SDC_LOGE(&m->log, "sdc_model_open: %s is not a model of any family sdc knows", m->mf->root);
+    return SDC_ERR_UNSUPPORTED;
+}
+
+static sdc_status open_backend(sdc_model *m, const sdc_model_params *p) {
+    sdc_device dev = p->device;
+    if (dev == SDC_DEVICE_AUTO) {
+        m->be = sdc_backend_new(SDC_DEVICE_CUDA, p->n_threads, NULL);
+        if (!m->be) SDC_LOGW(&m->log, "sdc_model_open: device auto: no usable CUDA device; running on the CPU");
+        dev = SDC_DEVICE_CPU;
+    }
+    if (!m->be) m->be = sdc_backend_new(dev, p->n_threads, &m->log);
+    if (!m->be) return SDC_ERR_BACKEND;
+    if (p->profile && !(m->be->profile = calloc(1, sizeof *m->be->profile))) return SDC_ERR_OOM;
+    return SDC_OK;
+}
+
+sdc_model *sdc_model_open(const sdc_model_params *p) {
+    sdc_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->user_log = p->log_fn;
+    m->user_log_user = p->log_user;
+    m->log = (sdc_logger){model_log, m, p->log_level};
+    pthread_mutex_init(&m->lock, NULL);
+    const sdc_logger *log = &m->log;
+    sdc_status st = check_roles(p, log);
+    const char *path = st == SDC_OK ? path_of(p, "model") : NULL;
+    if (st == SDC_OK && (unsigned)p->load_policy >= SDC_LOAD_POLICY_COUNT) {
+        SDC_LOGE(log, "sdc_model_open: unknown load policy %d", (int)p->load_policy);
+        st = SDC_ERR_INVALID_ARG;
+    }
+    if (st == SDC_OK)
+        st = sdc_model_files_open_ex(path, path_of(p, "config"), p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO,
+                                     log, &m->mf);
+    if (st == SDC_OK) st = open_family(m, path_of(p, "tokenizer"));
+    if (st == SDC_OK) st = open_backend(m, p);
+    if (st == SDC_OK && !(m->model_name = base_name(path))) st = SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        for (int c = 0; c < m->n_components; c++) {
+            const sdc_component_def *def = &m->family->components[c];
+            m->f32[c] = p->precision_f32 || (def->needs_f32 && def->needs_f32(m->fam));
+            m->comp_bytes[c] = sdc_component_weight_bytes(m->mf->index, m->be, def, m->f32[c], &m->comp_tensors[c]);
+        }
+        m->policy = p->load_policy;
+        m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
+    }
+    if (st != SDC_OK) {
+        SDC_LOGE(log, "sdc_model_open: cannot open model %s: %s", path ? path : "(none)", sdc_status_str(st));
+        sdc_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void sdc_model_free(sdc_model *m) {
+    if (!m) return;
+    for (int c = 0; c < m->n_components; c++) sdc_model_free_component(m, c);
+    if (m->be) free(m->be->profile);
+    sdc_backend_free(m->be);
+    if (m->family) m->family->close(m->fam);
+    sdc_model_files_free(m->mf);
+    free(m->model_name);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+const char *sdc_model_family(const sdc_model *m) { return m && m->family ? m->family->name : "?"; }
+
+sdc_status sdc_model_latent_shape(const sdc_model *m, int width, int height, int64_t ne[4]) {
+    if (!m || width <= 0 || height <= 0) return SDC_ERR_INVALID_ARG;
+    m->family->latent_shape(m->fam, width, height, ne);
+    return SDC_OK;
+}
+
+const char *sdc_model_component_name(const sdc_model *m, int c) {
+    return c >= 0 && c < m->n_components ? m->family->components[c].name : "?";
+}
+
+void sdc_model_use_component(sdc_model *m, int c) { m->be->force_f32 = m->f32[c]; }
+
+sdc_status sdc_model_load_component(sdc_model *m, int c) {
+    if (m->comp[c]) return SDC_OK;
+    sdc_model_use_component(m, c);
+    const sdc_component_def *def = &m->family->components[c];
+    sdc_status st = def->load(m->fam, m->mf->index, m->be, &m->log, m->f32[c], &m->comp[c]);
+    if (st != SDC_OK) {
+        m->comp[c] = NULL;
+        SDC_LOGE(&m->log, "load %s: %s", def->name, sdc_status_str(st));
+    }
+    return st;
+}
+
+void sdc_model_free_component(sdc_model *m, int c) {
+    if (!m->comp[c]) return;
+    m->family->components[c].free(m->comp[c]);
+    m->comp[c] = NULL;
+}
+
+void sdc_model_unload_all(sdc_model *m) {
+    for (int c = 0; c < m->n_components; c++) sdc_model_free_component(m, c);
+    if (m->be->iface->trim) m->be->iface->trim(m->be);
+}
+
+static int owns(const sdc_component_def *def, const char *name) {
+    for (const char *const *p = def->prefixes; *p; p++)
+        if (!strncmp(name, *p, strlen(*p))) return 1;
+    return 0;
+}
+
+size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def, int f32,
+                                  int *n_tensors) {
+    size_t bytes = 0;
+    *n_tensors = 0;
+    const int saved = be->force_f32;
+    be->force_f32 = f32;
+    for (size_t i = 0; i < sdc_index_count(idx); i++) {
+        const sdc_tensor_info *t = sdc_index_at(idx, i);
+        if (!owns(def, t->name)) continue;
+        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(be->iface->weight_dtype(be, t->dtype));
+        (*n_tensors)++;
+    }
+    be->force_f32 = saved;
+    return bytes;
+}

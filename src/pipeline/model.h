@@ -1,0 +1,51 @@
+/* model.h - what an sdc_model holds: the opened files, the family that owns them and its opened state,
+ * the backend, and whichever components are resident right now. Internal to libsdc.
+ *
+ * A model runs one job at a time (sdc_job_run takes its lock); different models are independent and
+ * may run in different threads at once. */
+#ifndef SDC_PIPELINE_MODEL_H
+#define SDC_PIPELINE_MODEL_H
+
+#include <pthread.h>
+
+#include "backend/backend.h"
+#include "io/model_files.h"
+#include "pipeline/family.h"
+#include "sdc.h"
+
+struct sdc_model {
+    sdc_logger log;                        /* the caller's logger, wrapped to keep the last error */
+    sdc_log_fn user_log;
+    void *user_log_user;
+    char last_error[512];                  /* the last error message logged through this model */
+    pthread_mutex_t lock;                  /* held while a job runs */
+    sdc_backend *be;
+    sdc_model_files *mf;
+    const sdc_family *family;
+    void *fam;                             /* the family's opened state (configs, tokenizers) */
+    char *model_name;                      /* for the PNG parameters text */
+    int n_components;
+    void *comp[SDC_MAX_COMPONENTS];        /* resident components; NULL when not loaded */
+    int f32[SDC_MAX_COMPONENTS];           /* 1: component c computes in f32 */
+    size_t comp_bytes[SDC_MAX_COMPONENTS]; /* backend bytes of each component's weights (from the index) */
+    int comp_tensors[SDC_MAX_COMPONENTS];  /* and their tensor counts */
+    sdc_load_policy policy;                /* as asked; AUTO is resolved per job */
+    size_t budget;                         /* bytes auto plans for */
+};
+
+/* Loads component c unless it is resident. */
+sdc_status sdc_model_load_component(sdc_model *m, int c);
+void sdc_model_free_component(sdc_model *m, int c);
+/* Every component unloaded and cached device memory returned: the state before a job's first phase. */
+void sdc_model_unload_all(sdc_model *m);
+const char *sdc_model_component_name(const sdc_model *m, int c);
+
+/* Backend bytes and tensor count of the index tensors under the component's prefixes (no data read). */
+size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
+                                  int f32, int *n_tensors);
+
+/* Sets the backend's precision for component c before it is loaded or run (until components carry
+ * their own precision). */
+void sdc_model_use_component(sdc_model *m, int c);
+
+#endif

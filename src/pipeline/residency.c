@@ -1,0 +1,35 @@
+/* residency.c - applying a plan: before each phase, free what it does not keep and load what it needs. */
+#include "core/sysmem.h"
+#include "pipeline/report.h"
+
+sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
+    const sdc_phase_plan *pp = &r->plan.phase[ph];
+    const char *phase = m->family->phases[ph].name;
+    int freed = -1;
+    for (int c = 0; c < m->n_components; c++)
+        if (!(pp->resident & (1u << c)) && m->comp[c]) {
+            sdc_model_free_component(m, c);
+            freed = c;
+        }
+    sdc_backend *be = m->be;
+    if (be->iface->trim) be->iface->trim(be);   /* cached blocks of the freed components go back */
+    sdc_report_window_open(m);
+    for (int c = 0; c < m->n_components; c++) {
+        if (!(pp->resident & (1u << c)) || m->comp[c]) continue;
+        uint64_t read0 = sdc_index_bytes_read(m->mf->index);
+        double l0 = sdc_now();
+        sdc_status st = sdc_model_load_component(m, c);
+        if (st != SDC_OK) return st;
+        double dt = sdc_now() - l0;
+        uint64_t read = sdc_index_bytes_read(m->mf->index) - read0;
+        sdc_report_load(r, ph, c, dt, read);
+        if (ph > 0)
+            SDC_LOGI(&m->log, "%s: deferred %d %s tensors (%.2f GB); loaded in %.2f s%s%s%s", phase, m->comp_tensors[c],
+                     sdc_model_component_name(m, c), (double)read / 1e9, dt, freed >= 0 ? " after the " : "",
+                     freed >= 0 ? sdc_model_component_name(m, freed) : "", freed >= 0 ? " was freed" : "");
+        else
+            SDC_LOGI(&m->log, "%s: loaded %d %s tensors (%.2f GB) in %.2f s", phase, m->comp_tensors[c],
+                     sdc_model_component_name(m, c), (double)read / 1e9, dt);
+    }
+    return SDC_OK;
+}
