@@ -27,7 +27,9 @@ typedef enum sdc_status {
     SDC_ERR_UNSUPPORTED,  /* valid input that sdc does not handle (architecture, dtype) */
     SDC_ERR_OOM,          /* an allocation failed or would exceed the budget */
     SDC_ERR_BACKEND,      /* the compute backend failed */
-    SDC_ERR_CANCELLED,    /* the progress callback asked to stop */
+    SDC_ERR_CANCELLED,    /* the progress callback asked to stop, or sdc_job_cancel */
+    SDC_ERR_NONFINITE,    /* a phase produced NaN or Inf (broken weights, an absurd config value, or
+                             fp16 overflow); nothing is written */
     SDC_STATUS_COUNT
 } sdc_status;
 
@@ -133,7 +135,8 @@ const char *sdc_model_family(const sdc_model *m);
 /* The shape of one image's raw latents (latents_in / latents_out) for a width x height job:
  * ne = {1, channels, height / f, width / f} (SD 1.x/2.x: 4 channels, f = 8). */
 sdc_status sdc_model_latent_shape(const sdc_model *m, int width, int height, int64_t ne[4]);
-/* The last error message logged through the model or a job on it ("" when none): for bindings. */
+/* The first error message logged through the model since it opened or since the last sdc_job_new /
+ * sdc_job_run began ("" when none): the cause, for bindings. */
 const char *sdc_model_last_error(const sdc_model *m);
 
 /* ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ static const char *const status_names[] = {
     [SDC_ERR_OOM] = "out of memory",
     [SDC_ERR_BACKEND] = "backend failure",
     [SDC_ERR_CANCELLED] = "cancelled",
+    [SDC_ERR_NONFINITE] = "non-finite values (NaN or Inf)",
 };
 _Static_assert(sizeof(status_names) / sizeof(status_names[0]) == SDC_STATUS_COUNT, "status names");
 

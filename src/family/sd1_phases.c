@@ -83,6 +83,8 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
     if (st == SDC_OK) {
         sdc_tensor_get_f32(tm, j->mean);
         sdc_tensor_get_f32(tl, j->logvar);
+        if (!r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior mean", j->mean, j->n);
+        if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior logvar", j->logvar, j->n);
     }
     free(x);
     sdc_tensor_free(ti);
@@ -192,6 +194,7 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
     free(c.buf);
     sdc_tensor_free(c.x);
     sdc_tensor_free(c.out);
+    if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "denoise", i, "the latents", lat, j->n);
     if (st == SDC_OK && r->p->latents_out) memcpy(r->p->latents_out + (size_t)i * j->n, lat, sizeof(float) * j->n);
     if (i == r->p->batch_count - 1) {   /* the conditioning is dead once the last image is denoised */
         sdc_tensor_free(j->context);
@@ -221,10 +224,11 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
     if (st == SDC_OK) {
         sdc_tensor_get_f32(ti, img);
         const size_t npix = (size_t)(H * W);
+        if (!r->dry) st = sdc_pipeline_check_finite(r->log, "decode", (int)(lat - j->lat) / (int)j->n, "the image", img, 3 * npix);
         for (size_t i = 0; i < npix; i++)
             for (int ch = 0; ch < 3; ch++) {
                 float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;
-                pixels[i * 3 + (size_t)ch] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                pixels[i * 3 + (size_t)ch] = !(v > 0.0f) ? 0.0f : v > 1.0f ? 1.0f : v;   /* NaN-safe clamp */
             }
     }
     free(z);

@@ -30,10 +30,11 @@ static char *base_name(const char *path) {
     return s;
 }
 
-/* Every message goes to the caller's callback; errors are also kept for sdc_model_last_error. */
+/* Every message goes to the caller's callback; the first error since the model was opened or the last
+ * job began is kept for sdc_model_last_error (the cause, not the summary lines that follow it). */
 static void model_log(sdc_log_level level, const char *msg, void *user) {
     sdc_model *m = user;
-    if (level >= SDC_LOG_ERROR) snprintf(m->last_error, sizeof m->last_error, "%s", msg);
+    if (level >= SDC_LOG_ERROR && !m->last_error[0]) snprintf(m->last_error, sizeof m->last_error, "%s", msg);
     if (m->user_log) m->user_log(level, msg, m->user_log_user);
 }
 

@@ -17,7 +17,7 @@ struct sdc_model {
     sdc_logger log;                        /* the caller's logger, wrapped to keep the last error */
     sdc_log_fn user_log;
     void *user_log_user;
-    char last_error[512];                  /* the last error message logged through this model */
+    char last_error[512];                  /* the first error logged since open or the last job began */
     pthread_mutex_t lock;                  /* held while a job runs */
     sdc_backend *be;
     sdc_model_files *mf;

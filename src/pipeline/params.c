@@ -95,13 +95,26 @@ static char *params_text(const sdc_run *r, const sdc_schedule *sched, int64_t se
     return text;
 }
 
+sdc_status sdc_pipeline_check_finite(const sdc_logger *log, const char *phase, int image, const char *what,
+                                     const float *x, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+    if (!bad) return SDC_OK;
+    SDC_LOGE(log, "%s: image %d: %s has %zu NaN/Inf values of %zu (broken weights, an absurd config value, or fp16 "
+             "overflow); stopping rather than writing a black image", phase, image, what, bad, n);
+    return SDC_ERR_NONFINITE;
+}
+
 sdc_status sdc_pipeline_make_image(const sdc_run *r, const sdc_schedule *sched, int64_t seed, const float *pixels,
                                    int W, int H, sdc_image *img) {
     size_t n = (size_t)W * (size_t)H * 3;
     img->data = malloc(n);
     img->parameters = params_text(r, sched, seed);
     if (!img->data || !img->parameters) return SDC_ERR_OOM;
-    for (size_t i = 0; i < n; i++) img->data[i] = (uint8_t)nearbyintf(pixels[i] * 255.0f); /* numpy round: half to even */
+    for (size_t i = 0; i < n; i++) {   /* NaN-safe clamp, then numpy's round (half to even) */
+        float v = !(pixels[i] > 0.0f) ? 0.0f : pixels[i] > 1.0f ? 1.0f : pixels[i];
+        img->data[i] = (uint8_t)nearbyintf(v * 255.0f);
+    }
     img->width = W;
     img->height = H;
     img->channels = 3;

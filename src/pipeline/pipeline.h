@@ -8,6 +8,10 @@
 /* Validates what every family shares in p (sizes, steps, batch, guidance, rng, init image, strength,
  * sampler): a clear logged error, SDC_ERR_INVALID_ARG, else SDC_OK. */
 sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *log);
+/* SDC_OK when x[n] is all finite; else logs "<phase>: image <i>: <what> has <k> NaN/Inf values ..." and
+ * returns SDC_ERR_NONFINITE. */
+sdc_status sdc_pipeline_check_finite(const sdc_logger *log, const char *phase, int image, const char *what,
+                                     const float *x, size_t n);
 /* 8-bit RGB image + A1111 parameters text from pixels [H, W, 3] in [0, 1]. */
 sdc_status sdc_pipeline_make_image(const sdc_run *r, const sdc_schedule *sched, int64_t seed, const float *pixels,
                                    int W, int H, sdc_image *img);

@@ -42,6 +42,7 @@ void sdc_gen_params_init(sdc_gen_params *p) {
 
 sdc_job *sdc_job_new(sdc_model *m, const sdc_gen_params *p) {
     if (!m || !p) return NULL;
+    m->last_error[0] = 0;
     if (sdc_pipeline_check_params(p, &m->log) != SDC_OK) return NULL;
     sdc_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -215,6 +216,7 @@ sdc_status sdc_job_run(sdc_job *j) {
     }
     j->ran = 1;
     pthread_mutex_lock(&j->m->lock);
+    j->m->last_error[0] = 0;
     sdc_status st = run_job(j);
     pthread_mutex_unlock(&j->m->lock);
     return st;
