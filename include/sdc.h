@@ -80,6 +80,23 @@ typedef enum sdc_load_policy {
     SDC_LOAD_POLICY_COUNT
 } sdc_load_policy;
 
+/* The names users type for each enumerated choice: one table, shared by the library and the CLI. */
+typedef enum sdc_name_list {
+    SDC_NAMES_SAMPLER = 0,  /* sdc_sampler: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m" */
+    SDC_NAMES_SCHEDULER,    /* karras flag: "discrete" 0, "karras" 1 */
+    SDC_NAMES_RNG,          /* sdc_rng_type: "cpu", "cuda" */
+    SDC_NAMES_DEVICE,       /* sdc_device: "cpu", "cuda", "auto" */
+    SDC_NAMES_PRECISION,    /* precision_f32: "fp16" 0 (alias "f16"), "f32" 1 */
+    SDC_NAMES_LOAD_POLICY,  /* sdc_load_policy: "auto", "all", "sequential", "phased" */
+    SDC_NAMES_COUNT
+} sdc_name_list;
+/* 0 and *value set, or -1 for a name not in the list. */
+int sdc_name_to_value(sdc_name_list list, const char *name, int *value);
+/* The canonical name of a value ("?" when none). */
+const char *sdc_value_name(sdc_name_list list, int value);
+/* Every canonical name of the list, comma-separated, for help and error texts. */
+const char *sdc_names(sdc_name_list list);
+
 /* "auto", "all", "sequential", "phased"; parsing returns 0 or -1. */
 const char *sdc_load_policy_name(sdc_load_policy p);
 int sdc_load_policy_from_name(const char *name, sdc_load_policy *out);

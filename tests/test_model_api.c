@@ -259,7 +259,32 @@ static void nonfinite(void) {
     test_check(system(cmd) == 0, "clean up");
 }
 
+/* --- the one name table ------------------------------------------------------------------- */
+
+static void names(void) {
+    int checked = 0, ok = 1;
+    for (int l = 0; l < SDC_NAMES_COUNT; l++) {
+        char list[256];
+        snprintf(list, sizeof list, "%s", sdc_names((sdc_name_list)l));
+        for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            int v = -99;
+            ok &= sdc_name_to_value((sdc_name_list)l, tok, &v) == 0 && !strcmp(sdc_value_name((sdc_name_list)l, v), tok);
+            checked++;
+        }
+        int v;
+        ok &= sdc_name_to_value((sdc_name_list)l, "no-such-name", &v) == -1;
+    }
+    test_check(ok && checked == 20, "every listed name round-trips through its value (%d names), unknown ones fail", checked);
+    sdc_sampler s;
+    sdc_load_policy pol;
+    test_check(sdc_sampler_from_name("dpm++2m", &s) == 0 && s == SDC_SAMPLER_DPMPP_2M &&
+                   !strcmp(sdc_sampler_name(SDC_SAMPLER_EULER_A), "euler_a") &&
+                   sdc_load_policy_from_name("phased", &pol) == 0 && pol == SDC_LOAD_PHASED,
+               "sampler and policy names come from the table");
+}
+
 int main(void) {
+    names();
     nonfinite();
     phased_batch();
     two_threads();

@@ -16,11 +16,14 @@ static const char *const a1111_names[] = {
 _Static_assert(sizeof(a1111_names) / sizeof(a1111_names[0]) == SDC_SAMPLER_COUNT, "sampler table");
 
 int sdc_sampler_from_name(const char *name, sdc_sampler *out) {
-    return sdc_sampler_kind_from_name(name, out, NULL) == SDC_OK ? 0 : -1;
+    int v;
+    if (sdc_name_to_value(SDC_NAMES_SAMPLER, name, &v)) return -1;
+    *out = (sdc_sampler)v;
+    return 0;
 }
 
 const char *sdc_sampler_name(sdc_sampler s) {
-    return s == SDC_SAMPLER_DEFAULT ? "default" : sdc_sampler_kind_name(s);
+    return s == SDC_SAMPLER_DEFAULT ? "default" : sdc_value_name(SDC_NAMES_SAMPLER, (int)s);
 }
 
 sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *log) {

@@ -6,20 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const policy_names[] = {"auto", "all", "sequential", "phased"};
-_Static_assert(sizeof(policy_names) / sizeof(policy_names[0]) == SDC_LOAD_POLICY_COUNT, "policy names");
-
-const char *sdc_load_policy_name(sdc_load_policy p) {
-    return (unsigned)p < SDC_LOAD_POLICY_COUNT ? policy_names[p] : "?";
-}
+const char *sdc_load_policy_name(sdc_load_policy p) { return sdc_value_name(SDC_NAMES_LOAD_POLICY, (int)p); }
 
 int sdc_load_policy_from_name(const char *name, sdc_load_policy *out) {
-    for (int i = 0; i < SDC_LOAD_POLICY_COUNT; i++)
-        if (!strcmp(name, policy_names[i])) {
-            *out = (sdc_load_policy)i;
-            return 0;
-        }
-    return -1;
+    int v;
+    if (sdc_name_to_value(SDC_NAMES_LOAD_POLICY, name, &v)) return -1;
+    *out = (sdc_load_policy)v;
+    return 0;
 }
 
 void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job) {
