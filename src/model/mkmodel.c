@@ -253,8 +253,8 @@ static void ldm_map_for(const sdc_mk_arch *a, sdc_ldm_map *m) {
     (void)st;   /* the embedded architectures fit the map by construction */
 }
 
-static sdc_status write_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
-                               const char *tokenizer_dir, const sdc_logger *log) {
+sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
+                              const char *tokenizer_dir, const sdc_logger *log) {
     static const char *const weights[SDC_COMP_COUNT] = {"model", "diffusion_pytorch_model",
                                                         "diffusion_pytorch_model"};
     sdc_status st = make_dir(root, log);
@@ -323,7 +323,7 @@ sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, 
     }
     SDC_LOGI(log, "mkmodel: %s, %s, %s, seed %llu -> %s", a->name, single_file ? "single file" : "diffusers folder",
              sdc_dtype_name(dtype), (unsigned long long)seed, out_path);
-    if (!single_file) return write_folder(a, out_path, dtype, seed, tokenizer_dir, log);
+    if (!single_file) return sdc_mkmodel_folder(a, out_path, dtype, seed, tokenizer_dir, log);
     sdc_ldm_map *map = malloc(sizeof *map);
     if (!map) return SDC_ERR_OOM;
     ldm_map_for(a, map);

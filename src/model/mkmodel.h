@@ -91,6 +91,10 @@ typedef struct sdc_mkmodel_info {
 sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, sdc_dtype dtype, uint64_t seed,
                        const char *tokenizer_dir, const sdc_logger *log);
 
+/* The diffusers folder of an architecture given field by field (tests: variants of the presets). */
+sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
+                              const char *tokenizer_dir, const sdc_logger *log);
+
 /* The tensor and parameter counts and the weight-file bytes sdc_mkmodel would write. */
 sdc_status sdc_mkmodel_plan(const char *arch, int single_file, sdc_dtype dtype, sdc_mkmodel_info *info,
                             const sdc_logger *log);

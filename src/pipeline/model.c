@@ -68,15 +68,21 @@ static sdc_status check_roles(const sdc_model_params *p, const sdc_logger *log) 
     return SDC_OK;
 }
 
-static sdc_status open_family(sdc_model *m, const char *tokenizer_dir) {
-    for (int i = 0; sdc_families[i]; i++)
-        if (sdc_families[i]->probe(m->mf)) {
-            m->family = sdc_families[i];
-            m->n_components = m->family->n_components;
-            return m->family->open(m->mf, tokenizer_dir, &m->log, &m->fam);
-        }
-    SDC_LOGE(&m->log, "sdc_model_open: %s is not a model of any family sdc knows", m->mf->root);
-    return SDC_ERR_UNSUPPORTED;
+static sdc_status open_family(sdc_model *m, const sdc_family *forced, const char *tokenizer_dir) {
+    for (int i = 0; !forced && sdc_families[i]; i++)
+        if (sdc_families[i]->probe(m->mf)) forced = sdc_families[i];
+    if (!forced) {
+        SDC_LOGE(&m->log, "sdc_model_open: %s is not a model of any family sdc knows", m->mf->root);
+        return SDC_ERR_UNSUPPORTED;
+    }
+    m->family = forced;
+    m->n_components = forced->n_components;
+    if (m->n_components > SDC_MAX_COMPONENTS || forced->n_phases > SDC_MAX_PHASES) {
+        SDC_LOGE(&m->log, "sdc_model_open: family %s has %d components and %d phases (at most %d and %d)",
+                 forced->name, forced->n_components, forced->n_phases, SDC_MAX_COMPONENTS, SDC_MAX_PHASES);
+        return SDC_ERR_UNSUPPORTED;
+    }
+    return forced->open(m->mf, tokenizer_dir, &m->log, &m->fam);
 }
 
 static sdc_status open_backend(sdc_model *m, const sdc_model_params *p) {
@@ -92,7 +98,9 @@ static sdc_status open_backend(sdc_model *m, const sdc_model_params *p) {
     return SDC_OK;
 }
 
-sdc_model *sdc_model_open(const sdc_model_params *p) {
+sdc_model *sdc_model_open(const sdc_model_params *p) { return sdc_model_open_as(p, NULL); }
+
+sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family) {
     sdc_model *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->user_log = p->log_fn;
@@ -109,7 +117,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p) {
     if (st == SDC_OK)
         st = sdc_model_files_open_ex(path, path_of(p, "config"), p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO,
                                      log, &m->mf);
-    if (st == SDC_OK) st = open_family(m, path_of(p, "tokenizer"));
+    if (st == SDC_OK) st = open_family(m, family, path_of(p, "tokenizer"));
     if (st == SDC_OK) st = open_backend(m, p);
     if (st == SDC_OK && !(m->model_name = base_name(path))) st = SDC_ERR_OOM;
     if (st == SDC_OK) {

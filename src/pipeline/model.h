@@ -33,6 +33,10 @@ struct sdc_model {
     size_t budget;                         /* bytes auto plans for */
 };
 
+/* sdc_model_open with the family given instead of probed (NULL: probe the registry). For tests that
+ * add a family without touching the library. */
+sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family);
+
 /* Loads component c unless it is resident. */
 sdc_status sdc_model_load_component(sdc_model *m, int c);
 void sdc_model_free_component(sdc_model *m, int c);
