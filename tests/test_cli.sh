@@ -81,5 +81,46 @@ if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/nodir/x.png" 
 elif grep -qi "cannot write" "$tmp/err" && [ ! -e "$tmp/nodir" ]; then ok "unwritable output: $(head -1 "$tmp/err")"
 else bad "unwritable output: $(cat "$tmp/err")"; fi
 
+# issue 13 items 2, 5, 6, 7, 10: refused before any weight is read (exit 2, a usage error), output untouched
+refused() { # name pattern args...
+  local name=$1 pattern=$2; shift 2
+  local t0=$SECONDS
+  timeout 60 "$sdc" generate "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" -eq 2 ] && grep -qi -- "$pattern" "$tmp/err" && ! grep -q "denoise" "$tmp/err"; then
+    ok "$name: exit 2 in $((SECONDS - t0)) s: $(head -1 "$tmp/err")"
+  else bad "$name: exit $rc (want 2), message '$(head -3 "$tmp/err")' (want '$pattern')"; fi
+}
+refused "prompt not valid UTF-8" "not valid UTF-8" -m "$model" -p "$(printf 'a \xff cat')" -W 64 -H 64 --steps 1 -o "$tmp/u.png"
+refused "negative prompt not valid UTF-8" "negative-prompt is not valid UTF-8" -m "$model" -p x -n "$(printf '\xc3(')" -W 64 -H 64 --steps 1 -o "$tmp/u.png"
+[ ! -e "$tmp/u.png" ] && ok "no image for a refused prompt" || bad "an image was written for a refused prompt"
+refused "seed + batch past INT64_MAX" "2^63" -m "$model" -p x -W 64 -H 64 --steps 1 -s 9223372036854775807 -b 2 -o "$tmp/s.png"
+refused "-o empty" "empty path" -m "$model" -p x -W 64 -H 64 --steps 1 -o ""
+mkdir -p "$tmp/adir"
+refused "-o a folder" "folder" -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/adir"
+echo keep >"$tmp/target.png"; ln -s "$tmp/target.png" "$tmp/link.png"
+refused "-o a symlink" "symbolic link" -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/link.png"
+[ -L "$tmp/link.png" ] && [ "$(cat "$tmp/target.png")" = keep ] && ok "the symlink and its target are untouched" ||
+  bad "the symlink or its target changed"
+refused "-o /dev/null" "character device" -m "$model" -p x -W 64 -H 64 --steps 1 -o /dev/null
+[ -c /dev/null ] && ok "/dev/null is still a character device" || bad "/dev/null is no longer a character device"
+refused "--report-json into a missing folder" "does not exist" -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/rp.png" --report-json "$tmp/nodir/r.json"
+[ ! -e "$tmp/rp.png" ] && ok "no run when the report folder is missing" || bad "ran although the report folder is missing"
+mkfifo "$tmp/fifo.png"
+refused "-i a FIFO (must not block)" "FIFO" -m "$model" -p x -i "$tmp/fifo.png" -o "$tmp/f.png"
+refused "-i /dev/zero" "not a regular file" -m "$model" -p x -i /dev/zero -o "$tmp/f.png"
+# a 57-byte PNG whose header claims 32768 x 32768 (CRCs not needed: the size is refused from the header)
+printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x80\x00\x00\x00\x80\x00\x08\x02\x00\x00\x00\x00\x00\x00\x00' >"$tmp/huge.png"
+refused "-i a PNG claiming 32768x32768 with -W 64 -H 64" "32768x32768" -m "$model" -p x -i "$tmp/huge.png" -W 64 -H 64 -o "$tmp/h.png"
+refused "-i a PNG claiming 32768x32768, no -W/-H" "larger than 16384x16384" -m "$model" -p x -i "$tmp/huge.png" -o "$tmp/h.png"
+
+# a report that cannot be written (/dev/full: ENOSPC) fails the run but keeps the images
+rm -f "$tmp/full.png"
+"$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/full.png" --report-json /dev/full 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 1 ] && [ -f "$tmp/full.png" ] && grep -q "cannot write the report" "$tmp/err"; then
+  ok "a failed report keeps the image: exit 1, $(grep report "$tmp/err" | head -1)"
+else bad "a failed report keeps the image: exit $rc, image $( [ -f "$tmp/full.png" ] && echo kept || echo lost), '$(cat "$tmp/err")'"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

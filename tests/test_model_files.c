@@ -407,8 +407,85 @@ static void test_name_maps(void) {
     }
 }
 
+/* Issue 13 item 10: a FIFO, /dev/zero, a folder or a symlink loop in place of a config or weights file
+ * is named as what it is (not "missing"), and a FIFO never blocks the open. */
+static void test_special_files(void) {
+    static const struct {
+        const char *rel, *kind;
+    } cases[] = {
+        {"vae/config.json", "a FIFO"},
+        {"vae/config.json", "a character device"},
+        {"vae/config.json", "a folder"},
+        {"vae/config.json", "a symlink loop"},
+        {"vae/diffusion_pytorch_model.safetensors", "a FIFO"},
+        {"vae/diffusion_pytorch_model.safetensors", "a character device"},
+        {"vae/diffusion_pytorch_model.safetensors", "a symlink loop"},
+        {"scheduler/scheduler_config.json", "a FIFO"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *root = make_root();
+        if (!root) return;
+        link_ref(root, "model_index.json");
+        link_ref(root, "text_encoder");
+        link_ref(root, "unet");
+        make_dir(root, "vae");
+        make_dir(root, "scheduler");
+        int sched = strstr(cases[i].rel, "scheduler") != NULL;
+        if (!sched) link_ref(root, "scheduler/scheduler_config.json");
+        if (strcmp(cases[i].rel, "vae/config.json") != 0) link_ref(root, "vae/config.json");
+        if (strstr(cases[i].rel, "safetensors") == NULL) link_ref(root, "vae/diffusion_pytorch_model.safetensors");
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", root, cases[i].rel);
+        const char *k = cases[i].kind;
+        int made = strstr(k, "FIFO") ? mkfifo(p, 0644) == 0
+                   : strstr(k, "device") ? symlink("/dev/zero", p) == 0
+                   : strstr(k, "folder") ? mkdir(p, 0755) == 0
+                   : symlink(p, p) == 0;
+        sdc_model_files *m = NULL;
+        double t0 = test_now();
+        sdc_status st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+        double secs = test_now() - t0;
+        test_check(made && st == SDC_ERR_IO && !m && strstr(test_last_error(), k) && secs < 2.0,
+                   "%s as %s: %s in %.3f s (bound 2), message '%s'", cases[i].rel, k, sdc_status_str(st), secs,
+                   test_last_error());
+        sdc_model_files_free(m);
+        rm_tree(root);
+        free(root);
+    }
+}
+
+/* Issue 13 item 10: an integer tensor among a component's weights is refused when the model is opened
+ * (an I16 weight used to be converted to float silently). */
+static void test_integer_weights(void) {
+    char *root = make_root();
+    if (!root) return;
+    link_ref(root, "model_index.json");
+    link_ref(root, "scheduler");
+    link_ref(root, "text_encoder");
+    link_ref(root, "unet");
+    make_dir(root, "vae");
+    link_ref(root, "vae/config.json");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/vae/diffusion_pytorch_model.safetensors", root);
+    sdc_st_writer *w = sdc_st_writer_new(test_logger());
+    const int16_t vals[4] = {1, -2, 3, 300};
+    sdc_status st = sdc_st_writer_add(w, "encoder.conv_in.bias", SDC_DTYPE_I16, 1, (const int64_t[]){4}, vals);
+    if (st == SDC_OK) st = sdc_st_writer_write(w, p);
+    sdc_st_writer_free(w);
+    sdc_model_files *m = NULL;
+    if (st == SDC_OK) st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_ERR_UNSUPPORTED && !m && strstr(test_last_error(), "I16") &&
+                   strstr(test_last_error(), "encoder.conv_in.bias"),
+               "an I16 vae weight is refused: %s, message '%s'", sdc_status_str(st), test_last_error());
+    sdc_model_files_free(m);
+    rm_tree(root);
+    free(root);
+}
+
 int main(void) {
     printf("test_model_files\n");
+    test_special_files();
+    test_integer_weights();
     test_variants();
     test_missing();
     test_config_keys();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io/atomic_file.h"
 #include "io/png.h"
 #include "test_util.h"
 
@@ -301,6 +302,7 @@ static void expect_format_error(const char *what, const void *data, size_t n) {
                "%s -> %s ('%s')", what, sdc_status_str(st), test_last_error());
 }
 
+
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
@@ -381,8 +383,85 @@ static void test_reference_image(void) {
     free(rgb);
 }
 
+/* Issue 13 item 2: the writer replaces only a regular file (or writes a new name). A symlink, a FIFO or
+ * a device at the path is refused and left as it was (as root, -o /dev/null used to become a PNG). */
+static void test_special_targets(void) {
+    uint8_t *img = random_bytes(8 * 8 * 3, 11);
+    const char *target = test_tmp_path("link-target.png"), *link = test_tmp_path("link.png");
+    FILE *f = fopen(target, "wb");
+    if (f) fputs("not a png", f), fclose(f);
+    unlink(link);
+    int made = symlink(target, link) == 0;
+    sdc_status st = sdc_png_write(link, img, 8, 8, NULL, NULL, test_capture_logger());
+    struct stat sb;
+    int still_link = lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode);
+    int target_same = stat(target, &sb) == 0 && sb.st_size == 9;
+    test_check(made && st == SDC_ERR_IO && still_link && target_same && strstr(test_last_error(), "symbolic link"),
+               "write to a symlink: %s, still a link %d, target untouched %d, message '%s'", sdc_status_str(st),
+               still_link, target_same, test_last_error());
+    unlink(link);
+    unlink(target);
+
+    const char *fifo = test_tmp_path("out.fifo");
+    made = mkfifo(fifo, 0644) == 0;
+    st = sdc_png_write(fifo, img, 8, 8, NULL, NULL, test_capture_logger());
+    test_check(made && st == SDC_ERR_IO && lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode) &&
+                   strstr(test_last_error(), "a FIFO"),
+               "write to a FIFO: %s, still a FIFO, message '%s'", sdc_status_str(st), test_last_error());
+
+    /* reading a FIFO must not block (nobody writes to it) */
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    double t0 = test_now();
+    st = sdc_png_read(fifo, &rgb, &w, &h, test_capture_logger());
+    double secs = test_now() - t0;
+    test_check(st == SDC_ERR_IO && !rgb && secs < 1.0 && strstr(test_last_error(), "a FIFO"),
+               "read a FIFO: %s in %.3f s (bound 1), message '%s'", sdc_status_str(st), secs, test_last_error());
+    unlink(fifo);
+
+    st = sdc_atomic_check_target("/dev/null", "png_write", test_capture_logger());
+    test_check(st == SDC_ERR_IO && strstr(test_last_error(), "character device"),
+               "/dev/null is refused as an output: %s, message '%s'", sdc_status_str(st), test_last_error());
+    free(img);
+}
+
+
+/* Issue 13 item 7: a small file whose header claims 32768 x 32768 is refused from its header when the
+ * caller can use at most 64 x 64: nothing decoded, nothing allocated (it used to malloc 3 GiB). */
+static void test_header_limit(void) {
+    uint8_t png[8 + 25 + 12 + 12];
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    memcpy(png, sig, 8);
+    put_be32(png + 8, 13);
+    memcpy(png + 12, "IHDR", 4);
+    put_be32(png + 16, 32768);
+    put_be32(png + 20, 32768);
+    png[24] = 8, png[25] = 2, png[26] = 0, png[27] = 0, png[28] = 0;   /* 8-bit RGB */
+    put_be32(png + 29, (uint32_t)crc32(0, png + 12, 17));
+    for (int c = 0; c < 2; c++) {   /* an empty IDAT, then IEND */
+        uint8_t *chunk = png + 33 + 12 * c;
+        put_be32(chunk, 0);
+        memcpy(chunk + 4, c ? "IEND" : "IDAT", 4);
+        put_be32(chunk + 8, (uint32_t)crc32(0, chunk + 4, 4));
+    }
+    const char *path = test_tmp_path("huge-header.png");
+    FILE *f = fopen(path, "wb");
+    int written = f && fwrite(png, 1, sizeof png, f) == sizeof png;
+    if (f) fclose(f);
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    sdc_status st = written ? sdc_png_read_max(path, 64, 64, &rgb, &w, &h, test_capture_logger()) : SDC_ERR_IO;
+    test_check(st == SDC_ERR_INVALID_ARG && !rgb && strstr(test_last_error(), "32768x32768") &&
+                   strstr(test_last_error(), "64x64"),
+               "a %zu-byte PNG claiming 32768x32768 against a 64x64 limit: %s, message '%s'", sizeof png,
+               sdc_status_str(st), test_last_error());
+    unlink(path);
+}
+
 int main(void) {
     tmpdir = test_make_tmp_dir("test-png");
+    test_special_targets();
+    test_header_limit();
     test_round_trip();
     test_text_chunk();
     test_color_types();

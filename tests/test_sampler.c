@@ -464,6 +464,70 @@ static void test_errors(const cJSON *cfg) {
     sdc_schedule_free(NULL);
 }
 
+/* Issue 13 item 3 (scheduler part): a config whose betas or sigmas are out of range is refused when the
+ * schedule is built, never turned into NaN or negative noise levels. */
+static void test_out_of_range(const cJSON *base) {
+    static const struct {
+        sdc_sampler kind;
+        int karras;
+        const char *key, *value, *shown;
+    } cases[] = {
+        {SDC_SAMPLER_EULER, 0, "beta_end", "5", "beta_end = 5 is outside [0, 1)"},
+        {SDC_SAMPLER_DDIM, 0, "beta_end", "5", "beta_end = 5 is outside [0, 1)"},
+        {SDC_SAMPLER_DPMPP_2M, 0, "beta_start", "-0.5", "beta_start = -0.5 is outside [0, 1)"},
+        {SDC_SAMPLER_EULER, 0, "beta_end", "1", "beta_end = 1 is outside [0, 1)"},
+        {SDC_SAMPLER_EULER, 1, "sigma_min", "-3", "sigma_min = -3 is outside [0, 1e+30]"},
+        {SDC_SAMPLER_EULER, 1, "sigma_max", "-1", "sigma_max = -1 is outside [0, 1e+30]"},
+        {SDC_SAMPLER_EULER, 1, "sigma_max", "1e300", "sigma_max = 1e+300 is outside"},
+        {SDC_SAMPLER_HEUN, 0, "clip_sample_range", "-1", "clip_sample_range = -1 is outside"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *cfg = cJSON_Duplicate(base, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(cfg, cases[i].key);
+        cJSON_AddItemToObject(cfg, cases[i].key, cJSON_Parse(cases[i].value));
+        if (cases[i].kind == SDC_SAMPLER_HEUN) {
+            cJSON_DeleteItemFromObjectCaseSensitive(cfg, "clip_sample");
+            cJSON_AddTrueToObject(cfg, "clip_sample");
+        }
+        sdc_sampler_params p;
+        sdc_sampler_params_init(&p);
+        p.kind = cases[i].kind;
+        p.karras = cases[i].karras;
+        p.steps = 10;
+        sdc_schedule s;
+        sdc_status st = sdc_schedule_build(cfg, &p, test_capture_logger(), &s);
+        const char *msg = test_last_error();
+        test_check(st == SDC_ERR_FORMAT && strstr(msg, cases[i].shown),
+                   "%s %s = %s refused: %s, message '%s' names '%s'", sdc_sampler_kind_name(p.kind), cases[i].key,
+                   cases[i].value, sdc_status_str(st), msg, cases[i].shown);
+        if (st == SDC_OK) sdc_schedule_free(&s);
+        cJSON_Delete(cfg);
+    }
+}
+
+/* Issue 13 item 10: a diffusers class name maps to its sampler; an unknown one is reported (and falls
+ * back to euler) instead of silently becoming euler. */
+static void test_class_names(void) {
+    static const struct {
+        const char *cls;
+        sdc_sampler kind;
+    } known[] = {{"EulerDiscreteScheduler", SDC_SAMPLER_EULER}, {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
+                 {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},   {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
+                 {"DDIMScheduler", SDC_SAMPLER_DDIM},           {"PNDMScheduler", SDC_SAMPLER_PNDM},
+                 {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M}};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        sdc_sampler k = SDC_SAMPLER_DEFAULT;
+        ok &= sdc_sampler_kind_from_class(known[i].cls, &k, test_logger()) == SDC_OK && k == known[i].kind;
+    }
+    test_check(ok, "the seven diffusers scheduler classes map to their samplers");
+    sdc_sampler k = SDC_SAMPLER_DEFAULT;
+    sdc_status st = sdc_sampler_kind_from_class("UniPCMultistepScheduler", &k, test_logger());
+    test_check(st == SDC_ERR_UNSUPPORTED && k == SDC_SAMPLER_EULER,
+               "an unknown class is reported (%s) and falls back to euler (%s)", sdc_status_str(st),
+               sdc_sampler_kind_name(k));
+}
+
 int main(void) {
     worst_errs w = {0};
     run_golden(&w);
@@ -481,6 +545,8 @@ int main(void) {
     test_spacings(cfg);
     test_img2img(cfg);
     test_errors(cfg);
+    test_out_of_range(cfg);
+    test_class_names();
     cJSON_Delete(cfg);
     return test_finish();
 }

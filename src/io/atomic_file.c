@@ -14,9 +14,34 @@ static void reset(sdc_atomic_file *af) {
     af->tmp_path = NULL;
 }
 
+/* The final path may be absent or a regular file; anything else (a device, FIFO, folder, symlink) would
+ * be replaced by the rename, so it is refused. Symlinks are refused rather than followed: writing
+ * through one would let whoever controls the link choose which file is replaced. */
+static sdc_status check_target(const char *path, const char *what, const sdc_logger *log) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return SDC_OK;
+        SDC_LOGE(log, "%s: cannot write %s: %s", what, path, strerror(errno));
+        return SDC_ERR_IO;
+    }
+    if (S_ISREG(st.st_mode)) return SDC_OK;
+    const char *kind = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device" : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file";
+    SDC_LOGE(log, "%s: refusing to replace %s: it is %s (only a regular file or a new name is written)", what, path,
+             kind);
+    return SDC_ERR_IO;
+}
+
+sdc_status sdc_atomic_check_target(const char *path, const char *what, const sdc_logger *log) {
+    return check_target(path, what, log);
+}
+
 sdc_status sdc_atomic_open(sdc_atomic_file *af, const char *path, const char *what, const sdc_logger *log) {
     static const char suffix[] = ".tmp-XXXXXX";
     memset(af, 0, sizeof *af);
+    sdc_status cst = check_target(path, what, log);
+    if (cst != SDC_OK) return cst;
     size_t n = strlen(path);
     af->path = malloc(n + 1);
     af->tmp_path = malloc(n + sizeof suffix);
@@ -54,6 +79,12 @@ sdc_status sdc_atomic_commit(sdc_atomic_file *af, const char *what, const sdc_lo
         unlink(af->tmp_path);
         reset(af);
         return SDC_ERR_IO;
+    }
+    sdc_status cst = check_target(af->path, what, log);   /* again: it may have changed while writing */
+    if (cst != SDC_OK) {
+        unlink(af->tmp_path);
+        reset(af);
+        return cst;
     }
     if (rename(af->tmp_path, af->path) != 0) {
         SDC_LOGE(log, "%s: cannot rename %s to %s: %s", what, af->tmp_path, af->path, strerror(errno));

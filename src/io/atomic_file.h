@@ -17,6 +17,10 @@ typedef struct sdc_atomic_file {
     char *tmp_path;   /* the temporary name */
 } sdc_atomic_file;
 
+/* SDC_OK when path is absent or a regular file. A path that exists as anything else - a symbolic link
+ * (never followed), a folder, a FIFO, a device, a socket - is SDC_ERR_IO, logged
+ * "<what>: refusing to replace <path>: it is a FIFO ...". open and commit both apply it. */
+sdc_status sdc_atomic_check_target(const char *path, const char *what, const sdc_logger *log);
 /* Creates the temporary file (mode 0644). what names the writer in messages ("png_write").
  * SDC_ERR_IO (logged with the path and the reason) when the directory is not writable. */
 sdc_status sdc_atomic_open(sdc_atomic_file *af, const char *path, const char *what, const sdc_logger *log);

@@ -226,3 +226,11 @@ sdc_status sdc_cfg_string_or(const cJSON *obj, const char *key, const char *def,
     if (st == SDC_ERR_NOT_FOUND) *out = def;
     return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;
 }
+
+sdc_status sdc_cfg_bound(const char *fn, const char *key, long long v, long long lo, long long hi,
+                         const sdc_logger *log) {
+    if (v >= lo && v <= hi) return SDC_OK;
+    SDC_LOGE(log, "%s: %s = %lld is outside [%lld, %lld]%s", fn, key, v, lo, hi,
+             v > hi ? " (larger than sdc handles)" : "");
+    return v > hi ? SDC_ERR_UNSUPPORTED : SDC_ERR_FORMAT;
+}

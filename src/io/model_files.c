@@ -9,6 +9,7 @@
 #include "core/file.h"
 #include "io/config.h"
 #include "io/name_map.h"
+#include "io/path_check.h"
 #include "io/single_file.h"
 
 /* SDC_DATA_DIR (the installed <datadir>/sdc) and SDC_SOURCE_DATA_DIR (the source tree's data/) come
@@ -57,8 +58,15 @@ static sdc_status pick_weights(const char *compdir, sdc_component c, sdc_weight_
     free(f16_name);
     sdc_status st = SDC_OK;
     *out = NULL;
+    char kind[128];
     if (!f32 || !f16) {
         st = SDC_ERR_OOM;
+    } else if (variant != SDC_VARIANT_FP16 && strcmp(sdc_path_kind(f32, kind, sizeof kind), "missing") != 0 &&
+               !sdc_file_exists(f32)) {
+        st = sdc_path_need(f32, 0, "sdc_model_files_open", "weights file", log);
+    } else if (variant != SDC_VARIANT_F32 && !sdc_file_exists(f32) &&
+               strcmp(sdc_path_kind(f16, kind, sizeof kind), "missing") != 0 && !sdc_file_exists(f16)) {
+        st = sdc_path_need(f16, 0, "sdc_model_files_open", "weights file", log);
     } else if (variant != SDC_VARIANT_FP16 && sdc_file_exists(f32)) {
         *out = f32;
         f32 = NULL;
@@ -81,11 +89,8 @@ static sdc_status pick_weights(const char *compdir, sdc_component c, sdc_weight_
 
 /* A required JSON file: a clear NOT_FOUND naming it, else whatever loading it gives. */
 static sdc_status load_required(const char *path, const char *what, const sdc_logger *log, cJSON **out) {
-    if (!sdc_file_exists(path)) {
-        SDC_LOGE(log, "sdc_model_files_open: missing %s %s", what, path);
-        return SDC_ERR_NOT_FOUND;
-    }
-    return sdc_json_load(path, log, out);
+    sdc_status st = sdc_path_need(path, 0, "sdc_model_files_open", what, log);
+    return st == SDC_OK ? sdc_json_load(path, log, out) : st;
 }
 
 static sdc_status open_component(sdc_model_files *m, sdc_component c, sdc_weight_variant variant,
@@ -93,10 +98,7 @@ static sdc_status open_component(sdc_model_files *m, sdc_component c, sdc_weight
     char *compdir = sdc_path_join(m->root, components[c].name);
     char *cfg = compdir ? sdc_path_join(compdir, "config.json") : NULL;
     sdc_status st = cfg ? SDC_OK : SDC_ERR_OOM;
-    if (st == SDC_OK && !sdc_dir_exists(compdir)) {
-        SDC_LOGE(log, "sdc_model_files_open: missing component folder %s", compdir);
-        st = SDC_ERR_NOT_FOUND;
-    }
+    if (st == SDC_OK) st = sdc_path_need(compdir, 1, "sdc_model_files_open", "component folder", log);
     if (st == SDC_OK) st = load_required(cfg, "config", log, &m->config[c]);
     if (st == SDC_OK) st = pick_weights(compdir, c, variant, log, &m->weights_path[c]);
     if (st == SDC_OK) {
@@ -121,7 +123,9 @@ static sdc_status open_folder(sdc_model_files *m, const char *dir, sdc_weight_va
 
     /* optional parts: absent is fine, present but broken is not */
     path = st == SDC_OK ? join2(dir, "scheduler", "scheduler_config.json") : NULL;
-    if (path && sdc_file_exists(path)) st = sdc_json_load(path, log, &m->scheduler_config);
+    char kind[128];
+    if (path && strcmp(sdc_path_kind(path, kind, sizeof kind), "missing") != 0)
+        st = load_required(path, "scheduler config", log, &m->scheduler_config);
     free(path);
     path = st == SDC_OK ? sdc_path_join(dir, "tokenizer") : NULL;
     if (path && sdc_dir_exists(path)) {
@@ -160,8 +164,14 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
     }
     const int folder = sdc_dir_exists(path);
     if (!folder && !sdc_file_exists(path)) {
-        SDC_LOGE(log, "sdc_model_files_open: model %s does not exist (neither a folder nor a file)", path);
-        return SDC_ERR_NOT_FOUND;
+        char kind[128];
+        const char *k = sdc_path_kind(path, kind, sizeof kind);
+        if (strcmp(k, "missing") == 0) {
+            SDC_LOGE(log, "sdc_model_files_open: model %s does not exist (neither a folder nor a file)", path);
+            return SDC_ERR_NOT_FOUND;
+        }
+        SDC_LOGE(log, "sdc_model_files_open: model %s is %s, neither a folder nor a regular file", path, k);
+        return SDC_ERR_IO;
     }
     if (folder && config_dir) {
         SDC_LOGE(log, "sdc_model_files_open: %s is a diffusers folder; a config folder (%s) is only for "
@@ -180,6 +190,9 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
     sdc_status st = m->root && m->index ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK)
         st = folder ? open_folder(m, path, variant, log) : open_single_file(m, path, config_dir, log);
+    /* every weight a component holds is a float; an integer tensor would be converted silently */
+    for (size_t i = 0; st == SDC_OK && i < sdc_index_count(m->index); i++)
+        st = sdc_index_check_float(m->index, sdc_index_at(m->index, i));
     if (st != SDC_OK) {
         if (st == SDC_ERR_OOM) SDC_LOGE(log, "sdc_model_files_open: %s: out of memory", path);
         sdc_model_files_free(m);

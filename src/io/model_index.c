@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/path_check.h"
 #include "io/safetensors.h"
 
 /* The reference implementation refuses headers above 100 MB; so do we, before allocating one. */
@@ -206,11 +207,22 @@ sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char
     assert(idx && path);
     index_file f = {.fd = -1};
     sdc_st_header h = {0};
-    f.fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in place of the file must not block the open; anything but a regular file is
+     * refused below, and on a regular file the flag changes nothing */
+    f.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (f.fd < 0) {
         int e = errno;
-        SDC_LOGE(&idx->log, "sdc_index_add_file: cannot open %s: %s", path, strerror(e));
+        SDC_LOGE(&idx->log, "sdc_index_add_file: cannot open %s: %s%s", path, strerror(e),
+                 e == ELOOP ? " (a symlink loop)" : "");
         return e == ENOENT ? SDC_ERR_NOT_FOUND : SDC_ERR_IO;
+    }
+    struct stat fst;
+    if (fstat(f.fd, &fst) != 0 || !S_ISREG(fst.st_mode)) {
+        char kind[128];
+        SDC_LOGE(&idx->log, "sdc_index_add_file: %s is %s, not a regular file", path,
+                 sdc_path_kind(path, kind, sizeof kind));
+        close(f.fd);
+        return SDC_ERR_IO;
     }
     sdc_status st = read_header(idx, path, &f, &h);
     if (st == SDC_OK) st = name_tensors(idx, path, prefix, map, map_user, &h, &f);
@@ -303,6 +315,19 @@ sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *inf
         return SDC_ERR_IO;
     }
     return SDC_OK;
+}
+
+sdc_status sdc_index_check_float(const sdc_model_index *idx, const sdc_tensor_info *info) {
+    switch (info->dtype) {
+    case SDC_DTYPE_I8: case SDC_DTYPE_I16: case SDC_DTYPE_I32: case SDC_DTYPE_I64: case SDC_DTYPE_U8:
+    case SDC_DTYPE_BOOL:
+        SDC_LOGE(&idx->log, "sdc_index_check_float: tensor '%.200s' has the integer dtype %s; a float weight "
+                 "(F32, F16, BF16, F64) is needed (a quantised or corrupt file?)", info->name,
+                 sdc_dtype_name(info->dtype));
+        return SDC_ERR_UNSUPPORTED;
+    default:
+        return SDC_OK;
+    }
 }
 
 sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst) {

@@ -58,6 +58,10 @@ sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info,
 /* Reads bytes [begin, begin + n) of the tensor's data into dst (same checks and counting). */
 sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
                                 void *dst);
+/* SDC_OK for a float dtype; an integer or boolean dtype (I8, I16, I32, I64, U8, BOOL) where a float weight
+ * is wanted is SDC_ERR_UNSUPPORTED, logged with the tensor's name. sdc_model_files_open applies it to
+ * every weight of a model (the name maps drop the integer buffers checkpoints carry). */
+sdc_status sdc_index_check_float(const sdc_model_index *idx, const sdc_tensor_info *info);
 /* Reads the tensor and converts it to f32 (F32/F16/BF16/F64/integer types). dst holds nelem floats. */
 sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst);
 /* Bytes read from disk by sdc_index_read_* so far. */

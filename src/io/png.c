@@ -1,13 +1,17 @@
 #include "io/png.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/atomic_file.h"
+#include "io/path_check.h"
 
 /* Everything that changes between setjmp and a libpng error lives in this heap block, so nothing
  * the error path reads is an automatic variable changed after setjmp (C11 7.13.2.1). */
@@ -197,9 +201,16 @@ sdc_status sdc_png_write(const char *path, const uint8_t *rgb, int w, int h, con
 /* ---- reading ---- */
 
 /* The body of sdc_png_read between setjmp and the end; libpng errors longjmp out of it. */
-static void read_body(png_structp png, png_infop info, png_job *job, int *w_out, int *h_out) {
+static void read_body(png_structp png, png_infop info, png_job *job, int max_w, int max_h, int *w_out,
+                      int *h_out) {
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (w > (png_uint_32)max_w || h > (png_uint_32)max_h) {   /* before anything is decoded or allocated */
+        job->status = SDC_ERR_INVALID_ARG;
+        snprintf(job->msg, sizeof job->msg, "the image is %lux%lu, larger than the %dx%d the caller can use",
+                 (unsigned long)w, (unsigned long)h, max_w, max_h);
+        png_longjmp(png, 1);
+    }
     int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
     if (depth == 16) png_set_strip_16(png);                     /* PIL keeps the high byte */
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -224,15 +235,44 @@ static void read_body(png_structp png, png_infop info, png_job *job, int *w_out,
     *h_out = (int)h;
 }
 
-sdc_status sdc_png_read(const char *path, uint8_t **rgb, int *w, int *h, const sdc_logger *log) {
-    *rgb = NULL;
-    *w = *h = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+/* Opens path for reading without blocking on a FIFO; anything but a regular file is refused. */
+static FILE *open_regular(const char *path, const sdc_logger *log, sdc_status *st) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         int e = errno;
         SDC_LOGE(log, "png_read: cannot open %s: %s", path, strerror(e));
-        return e == ENOENT ? SDC_ERR_NOT_FOUND : SDC_ERR_IO;
+        *st = e == ENOENT ? SDC_ERR_NOT_FOUND : SDC_ERR_IO;
+        return NULL;
     }
+    struct stat sb;
+    FILE *f = NULL;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        char kind[128];
+        SDC_LOGE(log, "png_read: %s is %s, not a regular file", path, sdc_path_kind(path, kind, sizeof kind));
+        *st = SDC_ERR_IO;
+    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(f = fdopen(fd, "rb"))) {
+        SDC_LOGE(log, "png_read: cannot open %s: %s", path, strerror(errno));
+        *st = SDC_ERR_IO;
+    }
+    if (!f) close(fd);
+    return f;
+}
+
+sdc_status sdc_png_read(const char *path, uint8_t **rgb, int *w, int *h, const sdc_logger *log) {
+    return sdc_png_read_max(path, SDC_PNG_MAX_DIM, SDC_PNG_MAX_DIM, rgb, w, h, log);
+}
+
+sdc_status sdc_png_read_max(const char *path, int max_w, int max_h, uint8_t **rgb, int *w, int *h,
+                            const sdc_logger *log) {
+    *rgb = NULL;
+    *w = *h = 0;
+    if (max_w < 1 || max_h < 1 || max_w > SDC_PNG_MAX_DIM || max_h > SDC_PNG_MAX_DIM) {
+        SDC_LOGE(log, "png_read: bad size limit %dx%d (1 to %d each)", max_w, max_h, SDC_PNG_MAX_DIM);
+        return SDC_ERR_INVALID_ARG;
+    }
+    sdc_status ost = SDC_OK;
+    FILE *f = open_regular(path, log, &ost);
+    if (!f) return ost;
     unsigned char sig[8];
     if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
         fclose(f);
@@ -264,9 +304,10 @@ sdc_status sdc_png_read(const char *path, uint8_t **rgb, int *w, int *h, const s
         return st;
     }
     png_set_user_limits(png, SDC_PNG_MAX_DIM, SDC_PNG_MAX_DIM);
+    png_set_chunk_malloc_max(png, 8u << 20);   /* ancillary chunks (text, profiles): no decompression bombs */
     png_init_io(png, f);
     png_set_sig_bytes(png, 8);
-    read_body(png, info, job, w, h);
+    read_body(png, info, job, max_w, max_h, w, h);
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
     *rgb = job->pixels;

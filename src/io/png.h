@@ -33,5 +33,11 @@ sdc_status sdc_png_write(const char *path, const uint8_t *rgb, int w, int h, con
  * file cannot be opened; SDC_ERR_FORMAT for a file that is not a PNG, is truncated or corrupt, or is
  * larger than SDC_PNG_MAX_DIM; SDC_ERR_OOM. On error *rgb is NULL. */
 sdc_status sdc_png_read(const char *path, uint8_t **rgb, int *w, int *h, const sdc_logger *log);
+/* sdc_png_read for a caller that can use at most max_w x max_h (each 1..SDC_PNG_MAX_DIM): a larger
+ * header is SDC_ERR_INVALID_ARG, logged with both sizes, before any pixel is decoded or allocated.
+ * Both functions open without blocking and refuse anything but a regular file (a FIFO, a device, a
+ * folder: SDC_ERR_IO, named in the message). */
+sdc_status sdc_png_read_max(const char *path, int max_w, int max_h, uint8_t **rgb, int *w, int *h,
+                            const sdc_logger *log);
 
 #endif

@@ -51,6 +51,15 @@ sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_cl
         SDC_LOGE(log, "%s: unsupported hidden_act '%s'", what, act);
         return SDC_ERR_UNSUPPORTED;
     }
+    /* bounds before the divisibility checks, and before anything allocates per layer or per token */
+    static const char *const fn = "sdc_clip_config_parse";
+    if ((st = sdc_cfg_bound(fn, "hidden_size", out->hidden, 1, SDC_CFG_MAX_CHANNELS, log)) ||
+        (st = sdc_cfg_bound(fn, "intermediate_size", out->intermediate, 1, SDC_CFG_MAX_WIDTH, log)) ||
+        (st = sdc_cfg_bound(fn, "num_hidden_layers", out->n_layers, 1, SDC_CFG_MAX_LAYERS, log)) ||
+        (st = sdc_cfg_bound(fn, "num_attention_heads", out->n_heads, 1, SDC_CFG_MAX_HEADS, log)) ||
+        (st = sdc_cfg_bound(fn, "max_position_embeddings", out->max_positions, 1, SDC_CFG_MAX_POSITIONS, log)) ||
+        (st = sdc_cfg_bound(fn, "vocab_size", out->vocab, 1, SDC_CFG_MAX_VOCAB, log)))
+        return st;
     if (out->hidden <= 0 || out->n_heads <= 0 || out->hidden % out->n_heads || out->n_layers <= 0 ||
         out->intermediate <= 0 || out->vocab <= 0 || out->max_positions <= 0) {
         SDC_LOGE(log, "%s: inconsistent sizes (hidden %d, heads %d, layers %d, intermediate %d, vocab %d)",

@@ -2,10 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "io/checked.h"
 #include "io/config.h"
 #include "model/unet.h"
 
 #define WHAT "unet config"
+#define FN "sdc_unet_config_parse"
 
 static const char *const default_down[] = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                                            "CrossAttnDownBlock2D", "DownBlock2D"};
@@ -61,8 +63,8 @@ static sdc_status need_float(const cJSON *json, const char *key, double only, co
     return SDC_ERR_UNSUPPORTED;
 }
 
-/* An int for every block or a list of n ints; absent or null gives def for every block. */
-static sdc_status per_block_ints(const cJSON *json, const char *key, int def, int n, const sdc_logger *log,
+/* An int for every block or a list of n ints, each in [1, hi]; absent or null gives def for every block. */
+static sdc_status per_block_ints(const cJSON *json, const char *key, int def, int hi, int n, const sdc_logger *log,
                                  int *out) {
     int vals[SDC_UNET_MAX_BLOCKS], m = 0;
     if (absent(json, key)) {
@@ -87,10 +89,10 @@ static sdc_status per_block_ints(const cJSON *json, const char *key, int def, in
     if (st != SDC_OK) return st;
     for (int i = 0; i < n; i++) out[i] = m == 1 && !cJSON_IsArray(v) ? vals[0] : vals[i];
     for (int i = 0; i < n; i++) {
-        if (out[i] < 1) {
-            SDC_LOGE(log, "sdc_unet_config_parse: %s[%d] = %d must be >= 1", key, i, out[i]);
-            return SDC_ERR_FORMAT;
-        }
+        char name[96];
+        snprintf(name, sizeof name, "%s[%d]", key, i);
+        st = sdc_cfg_bound(FN, name, out[i], 1, hi, log);
+        if (st != SDC_OK) return st;
     }
     return SDC_OK;
 }
@@ -186,6 +188,18 @@ static sdc_status check_unsupported(const cJSON *json, const sdc_logger *log) {
     return st;
 }
 
+/* Every width and count read as a single number, before anything uses them. */
+static sdc_status check_bounds(const sdc_unet_config *c, const sdc_logger *log) {
+    sdc_status st = sdc_cfg_bound(FN, "in_channels", c->in_channels, 1, SDC_CFG_MAX_IO_CHANNELS, log);
+    if (st == SDC_OK) st = sdc_cfg_bound(FN, "out_channels", c->out_channels, 1, SDC_CFG_MAX_IO_CHANNELS, log);
+    if (st == SDC_OK)
+        st = sdc_cfg_bound(FN, "cross_attention_dim", c->cross_attention_dim, 1, SDC_CFG_MAX_CHANNELS, log);
+    if (st == SDC_OK) st = sdc_cfg_bound(FN, "norm_num_groups", c->norm_num_groups, 1, SDC_CFG_MAX_GROUPS, log);
+    if (st == SDC_OK) st = sdc_cfg_bound(FN, "freq_shift", c->freq_shift, -SDC_CFG_MAX_WIDTH, SDC_CFG_MAX_WIDTH, log);
+    if (st == SDC_OK) st = sdc_cfg_bound(FN, "time_embedding_dim", c->time_embed_dim, 1, SDC_CFG_MAX_WIDTH, log);
+    return st;
+}
+
 static sdc_status read_channels(const cJSON *json, const sdc_logger *log, sdc_unet_config *c) {
     if (absent(json, "block_out_channels")) {
         c->n_blocks = 4;
@@ -202,6 +216,12 @@ static sdc_status read_channels(const cJSON *json, const sdc_logger *log, sdc_un
     if (n < 1) {
         SDC_LOGE(log, "sdc_unet_config_parse: block_out_channels is empty");
         return SDC_ERR_FORMAT;
+    }
+    for (int i = 0; i < n; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "block_out_channels[%d]", i);
+        st = sdc_cfg_bound(FN, name, vals[i], 1, SDC_CFG_MAX_CHANNELS, log);
+        if (st != SDC_OK) return st;
     }
     c->n_blocks = n;
     for (int i = 0; i < n; i++) c->block_out_channels[i] = vals[i];
@@ -281,12 +301,15 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
     const int n = c.n_blocks;
     if (st == SDC_OK) st = block_types(json, "down_block_types", default_down, "CrossAttnDownBlock2D", "DownBlock2D", n, log, c.down_attn);
     if (st == SDC_OK) st = block_types(json, "up_block_types", default_up, "CrossAttnUpBlock2D", "UpBlock2D", n, log, c.up_attn);
-    if (st == SDC_OK) st = per_block_ints(json, "layers_per_block", 2, n, log, c.layers_per_block);
-    if (st == SDC_OK) st = per_block_ints(json, "transformer_layers_per_block", 1, n, log, c.transformer_layers);
+    if (st == SDC_OK) st = per_block_ints(json, "layers_per_block", 2, SDC_UNET_MAX_LAYERS, n, log, c.layers_per_block);
+    if (st == SDC_OK)
+        st = per_block_ints(json, "transformer_layers_per_block", 1, SDC_CFG_MAX_TRANSFORMER_LAYERS, n, log,
+                            c.transformer_layers);
     /* diffusers' SD configs put the number of heads in attention_head_dim (a historical misnomer);
      * num_attention_heads, when given, takes precedence. */
     if (st == SDC_OK)
-        st = per_block_ints(json, heads_from_num ? "num_attention_heads" : "attention_head_dim", 8, n, log, c.heads);
+        st = per_block_ints(json, heads_from_num ? "num_attention_heads" : "attention_head_dim", 8, SDC_CFG_MAX_HEADS,
+                            n, log, c.heads);
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "in_channels", 4, WHAT, log, &c.in_channels);
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "out_channels", 4, WHAT, log, &c.out_channels);
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "cross_attention_dim", 1280, WHAT, log, &c.cross_attention_dim);
@@ -294,15 +317,22 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
     if (st == SDC_OK) st = sdc_cfg_float_or(json, "norm_eps", 1e-5, WHAT, log, &eps);
     if (st == SDC_OK) st = sdc_cfg_bool_or(json, "flip_sin_to_cos", 1, WHAT, log, &c.flip_sin_to_cos);
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "freq_shift", 0, WHAT, log, &c.freq_shift);
-    if (st == SDC_OK) st = sdc_cfg_int_or(json, "time_embedding_dim", 4 * c.block_out_channels[0], WHAT, log,
-                                          &c.time_embed_dim);
+    int time_dim = 0;   /* diffusers' default: 4 * block_out_channels[0] (bounded above, so it fits) */
+    if (st == SDC_OK && sdc_ckd_mul_int(4, c.block_out_channels[0], &time_dim) != 0) st = SDC_ERR_UNSUPPORTED;
+    if (st == SDC_OK) st = sdc_cfg_int_or(json, "time_embedding_dim", time_dim, WHAT, log, &c.time_embed_dim);
+    if (st == SDC_OK) st = check_bounds(&c, log);
     if (st == SDC_OK) st = sdc_cfg_bool_or(json, "use_linear_projection", 0, WHAT, log, &c.use_linear_projection);
     if (st == SDC_OK) st = sdc_cfg_bool_or(json, "upcast_attention", 0, WHAT, log, &c.upcast_attention);
     if (st == SDC_OK) {
         const cJSON *ss = cJSON_GetObjectItemCaseSensitive(json, "sample_size");
         c.sample_size = cJSON_IsNumber(ss) ? ss->valueint : 0;
+        st = sdc_cfg_bound(FN, "sample_size", c.sample_size, 0, SDC_CFG_MAX_SAMPLE_SIZE, log);
+    }
+    if (st == SDC_OK) {
         c.norm_eps = (float)eps;
-        if (c.block_out_channels[0] < 2 || c.block_out_channels[0] / 2 - c.freq_shift == 0) {
+        int n_freq = 0;   /* half_dim - freq_shift, the time embedding's divisor; both bounded, so it fits */
+        if (sdc_ckd_sub_int(c.block_out_channels[0] / 2, c.freq_shift, &n_freq) != 0 || c.block_out_channels[0] < 2 ||
+            n_freq == 0) {
             SDC_LOGE(log, "sdc_unet_config_parse: block_out_channels[0] %d with freq_shift %d gives no time "
                      "frequencies", c.block_out_channels[0], c.freq_shift);
             st = SDC_ERR_FORMAT;

@@ -1,11 +1,14 @@
 /* vae_config.c - AutoencoderKL config.json -> sdc_vae_config. Absent keys take diffusers' defaults,
  * as diffusers itself does when it builds the model from the same file. */
+#include <stdio.h>
 #include <string.h>
 
+#include "io/checked.h"
 #include "io/config.h"
 #include "model/vae.h"
 
 #define WHAT "vae config"
+#define FN "sdc_vae_config_parse"
 
 #define TRY(x)                          \
     do {                                \
@@ -61,6 +64,11 @@ static sdc_status parse_channels(const cJSON *json, const sdc_logger *log, sdc_v
         SDC_LOGE(log, WHAT ": block_out_channels is empty");
         return SDC_ERR_FORMAT;
     }
+    for (int i = 0; i < n; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "block_out_channels[%d]", i);
+        TRY(sdc_cfg_bound(FN, name, ch[i], 1, SDC_CFG_MAX_CHANNELS, log));
+    }
     cfg->n_blocks = n;
     for (int i = 0; i < n; i++) cfg->block_out_channels[i] = ch[i];
     return SDC_OK;
@@ -86,6 +94,17 @@ static sdc_status parse_scaling(const cJSON *json, const sdc_logger *log, sdc_va
 }
 
 static sdc_status validate(const sdc_vae_config *cfg, const sdc_logger *log) {
+    /* bounds first: the checks below compute layers_per_block + 1 and the encoder 2 * latent_channels */
+    TRY(sdc_cfg_bound(FN, "in_channels", cfg->in_channels, 1, SDC_CFG_MAX_IO_CHANNELS, log));
+    TRY(sdc_cfg_bound(FN, "out_channels", cfg->out_channels, 1, SDC_CFG_MAX_IO_CHANNELS, log));
+    TRY(sdc_cfg_bound(FN, "latent_channels", cfg->latent_channels, 1, SDC_CFG_MAX_IO_CHANNELS, log));
+    TRY(sdc_cfg_bound(FN, "layers_per_block", cfg->layers_per_block, 1, SDC_VAE_MAX_LAYERS - 1, log));
+    TRY(sdc_cfg_bound(FN, "norm_num_groups", cfg->norm_num_groups, 1, SDC_CFG_MAX_GROUPS, log));
+    TRY(sdc_cfg_bound(FN, "sample_size", cfg->sample_size, 0, SDC_CFG_MAX_SAMPLE_SIZE, log));
+    int resnets = 0, moments = 0;
+    if (sdc_ckd_add_int(cfg->layers_per_block, 1, &resnets) != 0 ||
+        sdc_ckd_mul_int(2, cfg->latent_channels, &moments) != 0)
+        return SDC_ERR_UNSUPPORTED;   /* unreachable after the bounds; kept as the arithmetic's guard */
     if (cfg->in_channels < 1 || cfg->out_channels < 1 || cfg->latent_channels < 1 ||
         cfg->layers_per_block < 1 || cfg->norm_num_groups < 1) {
         SDC_LOGE(log, WHAT ": in/out/latent channels, layers_per_block and norm_num_groups must be >= 1 "
@@ -93,7 +112,7 @@ static sdc_status validate(const sdc_vae_config *cfg, const sdc_logger *log) {
                  cfg->layers_per_block, cfg->norm_num_groups);
         return SDC_ERR_FORMAT;
     }
-    if (cfg->layers_per_block + 1 > SDC_VAE_MAX_LAYERS) {
+    if (resnets > SDC_VAE_MAX_LAYERS) {
         SDC_LOGE(log, WHAT ": layers_per_block %d is more than sdc handles (%d)", cfg->layers_per_block,
                  SDC_VAE_MAX_LAYERS - 1);
         return SDC_ERR_UNSUPPORTED;

@@ -38,6 +38,28 @@ sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler *out, const 
     return SDC_ERR_INVALID_ARG;
 }
 
+static const struct {
+    const char *cls;
+    sdc_sampler kind;
+} classes[] = {
+    {"EulerDiscreteScheduler", SDC_SAMPLER_EULER},    {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
+    {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},      {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
+    {"DDIMScheduler", SDC_SAMPLER_DDIM},              {"PNDMScheduler", SDC_SAMPLER_PNDM},
+    {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M},
+};
+
+sdc_status sdc_sampler_kind_from_class(const char *cls, sdc_sampler *out, const sdc_logger *log) {
+    for (size_t i = 0; cls && i < sizeof(classes) / sizeof(classes[0]); i++)
+        if (strcmp(cls, classes[i].cls) == 0) {
+            *out = classes[i].kind;
+            return SDC_OK;
+        }
+    *out = SDC_SAMPLER_EULER;
+    SDC_LOGW(log, "sdc_sampler_kind_from_class: scheduler class '%.100s' is not one sdc implements; using euler "
+             "(EulerDiscreteScheduler); choose one with --sampling-method", cls ? cls : "(none)");
+    return SDC_ERR_UNSUPPORTED;
+}
+
 sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc_logger *log) {
     if (name && strcmp(name, "discrete") == 0) {
         *karras = 0;

@@ -45,6 +45,10 @@ const char *sdc_sampler_kind_name(sdc_sampler kind);
 /* Parses a sampler name (the names above; also "dpmpp_2m" and "euler_ancestral"). SDC_ERR_INVALID_ARG
  * (logged with the list of names) for anything else. */
 sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler *out, const sdc_logger *log);
+/* The sampler of a diffusers scheduler class name (scheduler_config.json's _class_name, e.g.
+ * "EulerDiscreteScheduler"). An unknown or NULL class sets *out = SDC_SAMPLER_EULER (the fallback, for
+ * compatibility), logs a warning naming the class, and returns SDC_ERR_UNSUPPORTED. */
+sdc_status sdc_sampler_kind_from_class(const char *cls, sdc_sampler *out, const sdc_logger *log);
 /* Parses a sigma schedule name: "discrete" -> 0, "karras" -> 1. SDC_ERR_INVALID_ARG otherwise. */
 sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc_logger *log);
 

@@ -1,6 +1,7 @@
 /* sched_config.c - scheduler_config.json -> sdc_sched_config, with the defaults of the diffusers class
  * each sampler maps to, and the float32 training constants (betas, alphas_cumprod, sigmas). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,37 @@ static sdc_status read_betas(const cJSON *cfg, const sdc_logger *log, sdc_sched_
     return SDC_OK;
 }
 
+/* A number that must lie in [lo, hi) (hi_open) or [lo, hi]; NaN and infinities fail. */
+static sdc_status in_range(const char *key, double v, double lo, double hi, int hi_open, const sdc_logger *log) {
+    if (isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi)) return SDC_OK;
+    SDC_LOGE(log, "sdc_schedule_build: scheduler config %s = %g is outside [%g, %g%c", key, v, lo, hi,
+             hi_open ? ')' : ']');
+    return SDC_ERR_FORMAT;
+}
+
+/* Betas are probabilities below 1 (each alpha = 1 - beta must stay in (0, 1]); sigmas and ranges are
+ * finite and non-negative. Out of range, the schedule would hold NaN or negative noise levels. */
+static sdc_status check_ranges(const sdc_sched_config *c, const sdc_logger *log) {
+    if (c->beta_schedule != SDC_BETAS_TRAINED && c->beta_schedule != SDC_BETAS_SQUAREDCOS_CAP_V2) {
+        TRY(in_range("beta_start", c->beta_start, 0.0, 1.0, 1, log));
+        TRY(in_range("beta_end", c->beta_end, 0.0, 1.0, 1, log));
+    }
+    for (int i = 0; c->trained_betas && i < c->num_train_timesteps; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "trained_betas[%d]", i);
+        TRY(in_range(key, c->trained_betas[i], 0.0, 1.0, 1, log));
+    }
+    if (c->clip_sample) TRY(in_range("clip_sample_range", c->clip_sample_range, 0.0, 1e30, 0, log));
+    if (c->has_sigma_min) TRY(in_range("sigma_min", c->sigma_min, 0.0, 1e30, 0, log));
+    if (c->has_sigma_max) TRY(in_range("sigma_max", c->sigma_max, 0.0, 1e30, 0, log));
+    if (c->has_sigma_min && c->has_sigma_max && c->sigma_min > c->sigma_max) {
+        SDC_LOGE(log, "sdc_schedule_build: scheduler config sigma_min %g is above sigma_max %g", c->sigma_min,
+                 c->sigma_max);
+        return SDC_ERR_FORMAT;
+    }
+    return SDC_OK;
+}
+
 static sdc_status read_all(const cJSON *cfg, sdc_sampler kind, const sdc_logger *log, sdc_sched_config *c) {
     /* class defaults (diffusers 0.40) */
     c->num_train_timesteps = 1000;
@@ -180,6 +212,7 @@ static sdc_status read_all(const cJSON *cfg, sdc_sampler kind, const sdc_logger 
         }
     }
     if (kind == SDC_SAMPLER_PNDM) TRY(get_bool(cfg, "skip_prk_steps", log, &c->skip_prk_steps));
+    TRY(check_ranges(c, log));
     if (kind == SDC_SAMPLER_DPMPP_2M) {
         static const char *const solvers[] = {"midpoint", "heun"};
         static const char *const algos[] = {"dpmsolver++", "dpmsolver", "sde-dpmsolver++", "sde-dpmsolver"};

@@ -335,6 +335,31 @@ static sdc_status check_params(const sdc_sampler_params *p, const sdc_logger *lo
     return SDC_OK;
 }
 
+/* The last line of defence behind the config checks: every noise level finite and non-negative, every
+ * timestep finite. */
+static sdc_status check_built(const sdc_schedule *s, const sdc_logger *log) {
+    for (int i = 0; i < s->n; i++) {
+        if (!isfinite(s->timesteps[i])) {
+            SDC_LOGE(log, "sdc_schedule_build: timestep %d is %g; the scheduler config is out of range", i,
+                     (double)s->timesteps[i]);
+            return SDC_ERR_FORMAT;
+        }
+    }
+    for (int i = 0; s->sigmas && i <= s->n; i++) {
+        if (!(isfinite(s->sigmas[i]) && s->sigmas[i] >= 0.0f)) {
+            SDC_LOGE(log, "sdc_schedule_build: sigma %d is %g; the scheduler config is out of range", i,
+                     (double)s->sigmas[i]);
+            return SDC_ERR_FORMAT;
+        }
+    }
+    if (!(isfinite(s->init_noise_sigma) && s->init_noise_sigma > 0.0f)) {
+        SDC_LOGE(log, "sdc_schedule_build: init_noise_sigma is %g; the scheduler config is out of range",
+                 (double)s->init_noise_sigma);
+        return SDC_ERR_FORMAT;
+    }
+    return SDC_OK;
+}
+
 sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_params *params,
                               const sdc_logger *log, sdc_schedule *out) {
     memset(out, 0, sizeof(*out));
@@ -370,6 +395,7 @@ sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_p
     default: st = build_sigma_family(&b, out); break;
     }
 done:
+    if (st == SDC_OK) st = check_built(out, log);
     if (st == SDC_OK) {
         SDC_LOGD(log, "sdc_schedule_build: %s%s, %d steps -> %d evaluations, init_noise_sigma %.6g",
                  sdc_sampler_kind_name(out->kind), out->karras ? " karras" : "", out->steps, out->n,

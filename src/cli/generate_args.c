@@ -1,0 +1,260 @@
+/* generate_args.c - `sdc generate`'s command line: flags into cli_generate_opts, and the checks that need
+ * no file system. Kept apart from the run so that a fuzzer can drive it (fuzz/fuzz_cli.c). */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "io/checked.h"
+
+void cli_generate_usage(FILE *f) {
+    fprintf(f,
+            "usage: sdc generate -m MODEL -p PROMPT [options]\n"
+            "\n"
+            "  -m, --model PATH         Stable Diffusion model: a diffusers folder, or a single-file\n"
+            "                           (CompVis/LDM) .safetensors checkpoint\n"
+            "  -p, --prompt TEXT        what to draw (UTF-8; invalid UTF-8 is refused)\n"
+            "  -n, --negative-prompt T  what to avoid (default: empty)\n"
+            "  -o, --output FILE        output PNG (default: output.png); with -b N > 1 the images are\n"
+            "                           FILE-1.png, FILE-2.png, ... An existing FILE must be a regular\n"
+            "                           file (it is replaced); a symlink, folder, FIFO or device is refused\n"
+            "  -W, --width N            image width, a multiple of 8 (default 512)\n"
+            "  -H, --height N           image height, a multiple of 8 (default 512)\n"
+            "      --steps N            sampling steps (default 20)\n"
+            "      --cfg-scale X        classifier-free guidance scale; <= 1 disables it (default 7.5)\n"
+            "  -s, --seed N             seed (default 42); image i of a batch uses seed + i (which must\n"
+            "                           not pass 2^63 - 1)\n"
+            "  -b, --batch-count N      number of images (default 1)\n"
+            "      --sampling-method S  euler, euler_a, heun, lms, ddim, pndm, dpm++2m\n"
+            "                           (default: the model's scheduler config)\n"
+            "      --scheduler S        discrete (the config's spacing) or karras (default discrete)\n"
+            "      --rng R              cpu (torch CPU generator, diffusers' default) or cuda (torch CUDA\n"
+            "                           Philox, as A1111) (default cpu)\n"
+            "      --clip-skip N        1 = last CLIP layer, 2 = penultimate; <= 0 model default\n"
+            "  -i, --init-img FILE      img2img: start from this PNG (must be W x H; its size is the\n"
+            "                           default W x H)\n"
+            "      --strength X         img2img strength in (0, 1] (default 0.75)\n"
+            "      --config DIR         single-file checkpoints: a diffusers folder whose config.json files\n"
+            "                           describe the architecture (default: recognise SD 1.x from the file)\n"
+            "      --tokenizer DIR      CLIP tokenizer (vocab.json + merges.txt) instead of the model's\n"
+            "      --fp16               use the model's .fp16 weight files\n"
+            "  -t, --threads N          CPU threads (default: all cores)\n"
+            "      --device D           cpu, cuda or auto (CUDA when built in and present, else CPU)\n"
+            "                           (default cpu)\n"
+            "      --precision P        fp16 or f32: the GPU's compute type (default fp16; the CPU always\n"
+            "                           computes in f32)\n"
+            "      --load-policy P      auto, all, sequential or phased: which components are resident\n"
+            "                           in which phase (default auto: the first that fits --mem-budget)\n"
+            "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
+            "                           (default: CPU MemAvailable - 1 GiB)\n"
+            "      --plan               print the planned peak memory of every phase under every policy\n"
+            "                           and exit, without reading any weights\n"
+            "      --report-json FILE   write the measured per-phase report as JSON (after the images; its\n"
+            "                           folder must exist)\n"
+            "      --profile            time every op by family (slower; the -v report shows the split)\n"
+            "  -v, --verbose            per-phase timings and details\n"
+            "  -h, --help               this help\n");
+}
+
+enum {
+    OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_RNG, OPT_CLIP_SKIP, OPT_STRENGTH, OPT_TOKENIZER,
+    OPT_FP16, OPT_PROFILE, OPT_CONFIG, OPT_DEVICE, OPT_PRECISION, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
+};
+
+/* "6G", "512M", "1.5G", "1048576": binary units (K, M, G, T = 2^10 ...). Returns -1 when malformed. */
+static int64_t parse_size(const char *v) {
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || !(x > 0)) return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' && end[1] == 'B') end += 2;
+    else if (*end == 'B') end++;
+    if (*end || x * mul > 9e18) return -1;
+    return (int64_t)(x * mul);
+}
+
+/* Byte offset of the first invalid UTF-8 sequence in s (overlong, surrogate, above U+10FFFF, truncated), or
+ * -1 when s is valid. */
+long cli_utf8_invalid_at(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i];) {
+        unsigned char c = p[i];
+        int len;
+        uint32_t v, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, v = c & 0x1Fu, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, v = c & 0x0Fu, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, v = c & 0x07u, min = 0x10000;
+        } else {
+            return (long)i;
+        }
+        for (int k = 1; k < len; k++) {
+            if ((p[i + (size_t)k] & 0xC0) != 0x80) return (long)i;   /* also stops at the NUL */
+            v = (v << 6) | (p[i + (size_t)k] & 0x3Fu);
+        }
+        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return (long)i;
+        i += (size_t)len;
+    }
+    return -1;
+}
+
+static int check_text(const char *opt, const char *s) {
+    long bad = s ? cli_utf8_invalid_at(s) : -1;
+    if (bad < 0) return 0;
+    fprintf(stderr, "sdc: error: %s is not valid UTF-8 (byte %ld: 0x%02x); sdc refuses it rather than guess\n", opt,
+            bad, (unsigned)(unsigned char)s[bad]);
+    return -1;
+}
+
+int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},        {"prompt", required_argument, 0, 'p'},
+        {"negative-prompt", required_argument, 0, 'n'}, {"output", required_argument, 0, 'o'},
+        {"width", required_argument, 0, 'W'},        {"height", required_argument, 0, 'H'},
+        {"steps", required_argument, 0, OPT_STEPS},  {"cfg-scale", required_argument, 0, OPT_CFG},
+        {"seed", required_argument, 0, 's'},         {"batch-count", required_argument, 0, 'b'},
+        {"sampling-method", required_argument, 0, OPT_SAMPLER},
+        {"scheduler", required_argument, 0, OPT_SCHEDULER},
+        {"rng", required_argument, 0, OPT_RNG},      {"clip-skip", required_argument, 0, OPT_CLIP_SKIP},
+        {"init-img", required_argument, 0, 'i'},     {"strength", required_argument, 0, OPT_STRENGTH},
+        {"tokenizer", required_argument, 0, OPT_TOKENIZER},
+        {"fp16", no_argument, 0, OPT_FP16},         {"config", required_argument, 0, OPT_CONFIG},
+        {"device", required_argument, 0, OPT_DEVICE}, {"precision", required_argument, 0, OPT_PRECISION},
+        {"load-policy", required_argument, 0, OPT_POLICY}, {"mem-budget", required_argument, 0, OPT_BUDGET},
+        {"plan", no_argument, 0, OPT_PLAN},          {"profile", no_argument, 0, OPT_PROFILE},          {"report-json", required_argument, 0, OPT_REPORT},
+        {"threads", required_argument, 0, 't'},      {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    sdc_ctx_params_init(&o->cp);
+    sdc_gen_params_init(&o->gp);
+    o->out = "output.png";
+    long v;
+    double d;
+    int c;
+    optind = 0;   /* glibc: a full reset, so that the parser can run more than once in a process */
+    while ((c = getopt_long(argc, argv, "m:p:n:o:W:H:s:b:i:t:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->cp.model_path = optarg; break;
+        case 'p': o->gp.prompt = optarg; break;
+        case 'n': o->gp.negative_prompt = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'W': if (cli_int("--width", optarg, 1, 16384, &v)) return 2; o->gp.width = (int)v; o->size_given = 1; break;
+        case 'H': if (cli_int("--height", optarg, 1, 16384, &v)) return 2; o->gp.height = (int)v; o->size_given = 1; break;
+        case OPT_STEPS: if (cli_int("--steps", optarg, -1000000, 1000000, &v)) return 2; o->gp.steps = (int)v; break;
+        case OPT_CFG: if (cli_float("--cfg-scale", optarg, &d)) return 2; o->gp.cfg_scale = (float)d; break;
+        case 's': if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2; o->gp.seed = v; break;
+        case 'b': if (cli_int("--batch-count", optarg, 1, 10000, &v)) return 2; o->gp.batch_count = (int)v; break;
+        case OPT_SAMPLER:
+            if (sdc_sampler_from_name(optarg, &o->gp.sampler)) {
+                fprintf(stderr, "sdc: error: unknown sampling method '%s' (euler, euler_a, heun, lms, ddim, pndm, dpm++2m)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_SCHEDULER:
+            if (!strcmp(optarg, "karras")) o->gp.karras = 1;
+            else if (!strcmp(optarg, "discrete")) o->gp.karras = 0;
+            else {
+                fprintf(stderr, "sdc: error: unknown scheduler '%s' (discrete, karras)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_RNG:
+            if (!strcmp(optarg, "cpu")) o->gp.rng = SDC_RNG_TYPE_CPU;
+            else if (!strcmp(optarg, "cuda")) o->gp.rng = SDC_RNG_TYPE_CUDA;
+            else {
+                fprintf(stderr, "sdc: error: unknown rng '%s' (cpu, cuda)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_CLIP_SKIP: if (cli_int("--clip-skip", optarg, -1000, 1000, &v)) return 2; o->gp.clip_skip = (int)v; break;
+        case 'i': o->init_path = optarg; break;
+        case OPT_STRENGTH: if (cli_float("--strength", optarg, &d)) return 2; o->gp.strength = (float)d; break;
+        case OPT_TOKENIZER: o->cp.tokenizer_dir = optarg; break;
+        case OPT_FP16: o->cp.prefer_fp16 = 1; break;
+        case OPT_CONFIG: o->cp.config_dir = optarg; break;
+        case OPT_DEVICE:
+            if (!strcmp(optarg, "cpu")) o->cp.device = SDC_DEVICE_CPU;
+            else if (!strcmp(optarg, "cuda")) o->cp.device = SDC_DEVICE_CUDA;
+            else if (!strcmp(optarg, "auto")) o->cp.device = SDC_DEVICE_AUTO;
+            else {
+                fprintf(stderr, "sdc: error: unknown device '%s' (cpu, cuda, auto)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PRECISION:
+            if (!strcmp(optarg, "f32")) o->cp.precision_f32 = 1;
+            else if (!strcmp(optarg, "fp16") || !strcmp(optarg, "f16")) o->cp.precision_f32 = 0;
+            else {
+                fprintf(stderr, "sdc: error: unknown precision '%s' (fp16, f32)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_POLICY:
+            if (sdc_load_policy_from_name(optarg, &o->cp.load_policy)) {
+                fprintf(stderr, "sdc: error: unknown load policy '%s' (auto, all, sequential, phased)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_BUDGET:
+            if ((o->cp.mem_budget = parse_size(optarg)) < 0) {
+                fprintf(stderr, "sdc: error: bad value for --mem-budget: '%s' (e.g. 6G, 512M)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PLAN: o->plan_only = 1; break;
+        case OPT_PROFILE: o->cp.profile = 1; break;
+        case OPT_REPORT: o->report_path = optarg; break;
+        case 't': if (cli_int("--threads", optarg, 0, 1024, &v)) return 2; o->cp.n_threads = (int)v; break;
+        case 'v': o->verbose = 1; break;
+        case 'h': cli_generate_usage(stdout); return 1;
+        default: cli_generate_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sdc: error: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sdc: error: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->cp.model_path) {
+        fprintf(stderr, "sdc: error: no model given (-m DIR)\n");
+        return 2;
+    }
+    if (o->gp.steps < 1) {
+        fprintf(stderr, "sdc: error: --steps must be at least 1 (got %d)\n", o->gp.steps);
+        return 2;
+    }
+    if (o->init_path && !(o->gp.strength > 0.0f && o->gp.strength <= 1.0f)) {
+        fprintf(stderr, "sdc: error: --strength must be in (0, 1] (got %g)\n", (double)o->gp.strength);
+        return 2;
+    }
+    int64_t last_seed;
+    if (sdc_ckd_add_i64(o->gp.seed, (int64_t)o->gp.batch_count - 1, &last_seed) != 0) {
+        fprintf(stderr, "sdc: error: --seed %lld with --batch-count %d: image %d's seed (seed + %d) passes "
+                "2^63 - 1\n", (long long)o->gp.seed, o->gp.batch_count, o->gp.batch_count, o->gp.batch_count - 1);
+        return 2;
+    }
+    if (check_text("--prompt", o->gp.prompt) || check_text("--negative-prompt", o->gp.negative_prompt)) return 2;
+    if (!o->out[0] || (o->report_path && !o->report_path[0])) {
+        fprintf(stderr, "sdc: error: %s is an empty path\n", !o->out[0] ? "--output" : "--report-json");
+        return 2;
+    }
+    return 0;
+}
