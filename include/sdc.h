@@ -82,7 +82,8 @@ typedef enum sdc_load_policy {
 
 /* The names users type for each enumerated choice: one table, shared by the library and the CLI. */
 typedef enum sdc_name_list {
-    SDC_NAMES_SAMPLER = 0,  /* sdc_sampler: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m" */
+    SDC_NAMES_SAMPLER = 0,  /* sdc_sampler: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"
+                               (aliases "euler_ancestral", "dpmpp_2m") */
     SDC_NAMES_SCHEDULER,    /* karras flag: "discrete" 0, "karras" 1 */
     SDC_NAMES_RNG,          /* sdc_rng_type: "cpu", "cuda" */
     SDC_NAMES_DEVICE,       /* sdc_device: "cpu", "cuda", "auto" */

@@ -210,6 +210,11 @@ static void paths_and_errors(void) {
     if (m) {
         sdc_gen_params p;
         params(&p, 1, 1);
+        p.seed = INT64_MAX;
+        p.batch_count = 2;
+        test_check(sdc_job_new(m, &p) == NULL && strstr(sdc_model_last_error(m), "2^63"),
+                   "seed INT64_MAX with a batch of 2 refused (\"%s\")", sdc_model_last_error(m));
+        params(&p, 1, 1);
         p.width = 7;   /* not a multiple of 8 */
         test_check(sdc_job_new(m, &p) == NULL && strstr(sdc_model_last_error(m), "multiples of 8"),
                    "bad size refused at sdc_job_new, last error \"%s\"", sdc_model_last_error(m));

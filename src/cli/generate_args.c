@@ -120,6 +120,17 @@ static int check_text(const char *opt, const char *s) {
     return -1;
 }
 
+/* A name from one of libsdc's name lists (the one table the library uses too); 0, or -1 after the error. */
+static int cli_choice(const char *what, sdc_name_list list, const char *name, long *out) {
+    int v;
+    if (sdc_name_to_value(list, name, &v)) {
+        fprintf(stderr, "sdc: error: unknown %s '%s' (%s)\n", what, name, sdc_names(list));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"prompt", required_argument, 0, 'p'},
@@ -160,26 +171,16 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case 's': if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2; o->gp.seed = v; break;
         case 'b': if (cli_int("--batch-count", optarg, 1, 10000, &v)) return 2; o->gp.batch_count = (int)v; break;
         case OPT_SAMPLER:
-            if (sdc_sampler_from_name(optarg, &o->gp.sampler)) {
-                fprintf(stderr, "sdc: error: unknown sampling method '%s' (euler, euler_a, heun, lms, ddim, pndm, dpm++2m)\n", optarg);
-                return 2;
-            }
+            if (cli_choice("sampling method", SDC_NAMES_SAMPLER, optarg, &v)) return 2;
+            o->gp.sampler = (sdc_sampler)v;
             break;
         case OPT_SCHEDULER:
-            if (!strcmp(optarg, "karras")) o->gp.karras = 1;
-            else if (!strcmp(optarg, "discrete")) o->gp.karras = 0;
-            else {
-                fprintf(stderr, "sdc: error: unknown scheduler '%s' (discrete, karras)\n", optarg);
-                return 2;
-            }
+            if (cli_choice("scheduler", SDC_NAMES_SCHEDULER, optarg, &v)) return 2;
+            o->gp.karras = (int)v;
             break;
         case OPT_RNG:
-            if (!strcmp(optarg, "cpu")) o->gp.rng = SDC_RNG_TYPE_CPU;
-            else if (!strcmp(optarg, "cuda")) o->gp.rng = SDC_RNG_TYPE_CUDA;
-            else {
-                fprintf(stderr, "sdc: error: unknown rng '%s' (cpu, cuda)\n", optarg);
-                return 2;
-            }
+            if (cli_choice("rng", SDC_NAMES_RNG, optarg, &v)) return 2;
+            o->gp.rng = (sdc_rng_type)v;
             break;
         case OPT_CLIP_SKIP: if (cli_int("--clip-skip", optarg, -1000, 1000, &v)) return 2; o->gp.clip_skip = (int)v; break;
         case 'i': o->init_path = optarg; break;
@@ -188,27 +189,16 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case OPT_FP16: o->cp.prefer_fp16 = 1; break;
         case OPT_CONFIG: o->cp.config_dir = optarg; break;
         case OPT_DEVICE:
-            if (!strcmp(optarg, "cpu")) o->cp.device = SDC_DEVICE_CPU;
-            else if (!strcmp(optarg, "cuda")) o->cp.device = SDC_DEVICE_CUDA;
-            else if (!strcmp(optarg, "auto")) o->cp.device = SDC_DEVICE_AUTO;
-            else {
-                fprintf(stderr, "sdc: error: unknown device '%s' (cpu, cuda, auto)\n", optarg);
-                return 2;
-            }
+            if (cli_choice("device", SDC_NAMES_DEVICE, optarg, &v)) return 2;
+            o->cp.device = (sdc_device)v;
             break;
         case OPT_PRECISION:
-            if (!strcmp(optarg, "f32")) o->cp.precision_f32 = 1;
-            else if (!strcmp(optarg, "fp16") || !strcmp(optarg, "f16")) o->cp.precision_f32 = 0;
-            else {
-                fprintf(stderr, "sdc: error: unknown precision '%s' (fp16, f32)\n", optarg);
-                return 2;
-            }
+            if (cli_choice("precision", SDC_NAMES_PRECISION, optarg, &v)) return 2;
+            o->cp.precision_f32 = (int)v;
             break;
         case OPT_POLICY:
-            if (sdc_load_policy_from_name(optarg, &o->cp.load_policy)) {
-                fprintf(stderr, "sdc: error: unknown load policy '%s' (auto, all, sequential, phased)\n", optarg);
-                return 2;
-            }
+            if (cli_choice("load policy", SDC_NAMES_LOAD_POLICY, optarg, &v)) return 2;
+            o->cp.load_policy = (sdc_load_policy)v;
             break;
         case OPT_BUDGET:
             if ((o->cp.mem_budget = parse_size(optarg)) < 0) {

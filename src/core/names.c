@@ -14,7 +14,8 @@ typedef struct name_entry {
 static const name_entry samplers[] = {
     {"euler", SDC_SAMPLER_EULER}, {"euler_a", SDC_SAMPLER_EULER_A}, {"heun", SDC_SAMPLER_HEUN},
     {"lms", SDC_SAMPLER_LMS},     {"ddim", SDC_SAMPLER_DDIM},       {"pndm", SDC_SAMPLER_PNDM},
-    {"dpm++2m", SDC_SAMPLER_DPMPP_2M}, {NULL, 0},
+    {"dpm++2m", SDC_SAMPLER_DPMPP_2M}, {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M}, {"euler_ancestral", SDC_SAMPLER_EULER_A},
+    {NULL, 0},
 };
 static const name_entry schedulers[] = {{"discrete", 0}, {"karras", 1}, {NULL, 0}};
 static const name_entry rngs[] = {{"cpu", SDC_RNG_TYPE_CPU}, {"cuda", SDC_RNG_TYPE_CUDA}, {NULL, 0}};
@@ -30,7 +31,7 @@ static const name_entry *const lists[] = {
     [SDC_NAMES_DEVICE] = devices,     [SDC_NAMES_PRECISION] = precisions, [SDC_NAMES_LOAD_POLICY] = policies,
 };
 _Static_assert(sizeof lists / sizeof lists[0] == SDC_NAMES_COUNT, "one table per list");
-_Static_assert(sizeof samplers / sizeof samplers[0] == SDC_SAMPLER_COUNT + 1, "every sampler named");
+_Static_assert(sizeof samplers / sizeof samplers[0] == SDC_SAMPLER_COUNT + 3, "every sampler named, 2 aliases");
 _Static_assert(sizeof policies / sizeof policies[0] == SDC_LOAD_POLICY_COUNT + 1, "every policy named");
 
 int sdc_name_to_value(sdc_name_list list, const char *name, int *value) {

@@ -125,26 +125,15 @@ static void sd1_latent_shape(const void *fam, int width, int height, int64_t ne[
 
 /* --- a job ------------------------------------------------------------------------------------- */
 
-/* The sampler a scheduler_config.json names (diffusers class), and whether it asks for Karras sigmas. */
-static sdc_sampler config_sampler(const cJSON *cfg, int *karras) {
-    static const struct {
-        const char *cls;
-        sdc_sampler s;
-    } classes[] = {
-        {"EulerDiscreteScheduler", SDC_SAMPLER_EULER}, {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
-        {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},   {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
-        {"DDIMScheduler", SDC_SAMPLER_DDIM},           {"PNDMScheduler", SDC_SAMPLER_PNDM},
-        {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M},
-    };
-    *karras = 0;
+/* The sampler a scheduler_config.json names (diffusers class; an unknown one warns and gives euler),
+ * and whether it asks for Karras sigmas. */
+static sdc_sampler config_sampler(const cJSON *cfg, int *karras, const sdc_logger *log) {
     const cJSON *cls = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "_class_name") : NULL;
     const cJSON *k = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "use_karras_sigmas") : NULL;
-    for (size_t i = 0; cJSON_IsString(cls) && i < sizeof classes / sizeof classes[0]; i++)
-        if (strcmp(cls->valuestring, classes[i].cls) == 0) {
-            *karras = cJSON_IsTrue(k) && classes[i].s != SDC_SAMPLER_DDIM && classes[i].s != SDC_SAMPLER_PNDM;
-            return classes[i].s;
-        }
-    return SDC_SAMPLER_EULER;
+    sdc_sampler s = SDC_SAMPLER_EULER;   /* no scheduler config: diffusers' SD default */
+    if (cJSON_IsString(cls)) sdc_sampler_kind_from_class(cls->valuestring, &s, log);
+    *karras = cJSON_IsTrue(k) && s != SDC_SAMPLER_DDIM && s != SDC_SAMPLER_PNDM;
+    return s;
 }
 
 /* The schedule for p (truncated for img2img). */
@@ -155,7 +144,7 @@ static sdc_status build_schedule(const sd1_fam *f, const sdc_gen_params *p, cons
     sdc_sampler kind = p->sampler;
     if (kind == SDC_SAMPLER_DEFAULT) {
         int cfg_karras;
-        kind = config_sampler(f->scheduler_config, &cfg_karras);
+        kind = config_sampler(f->scheduler_config, &cfg_karras, log);
         karras = karras || cfg_karras;
     }
     sp.kind = kind;

@@ -9,7 +9,8 @@ sdc_status sdc_image_load(const char *path, sdc_image **out, sdc_log_fn log_fn, 
     *out = NULL;
     sdc_image *img = calloc(1, sizeof *img);
     if (!img) return SDC_ERR_OOM;
-    sdc_status st = sdc_png_read(path, &img->data, &img->width, &img->height, &log);
+    /* the header is checked against the largest size a job takes before anything is decoded */
+    sdc_status st = sdc_png_read_max(path, 16384, 16384, &img->data, &img->width, &img->height, &log);
     if (st != SDC_OK) {
         free(img);
         return st;

@@ -40,6 +40,11 @@ sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *
         SDC_LOGE(log, "%s: batch count must be at least 1 (got %d)", fn, p->batch_count);
         return SDC_ERR_INVALID_ARG;
     }
+    if (p->seed > INT64_MAX - (p->batch_count - 1)) {   /* image i uses seed + i */
+        SDC_LOGE(log, "%s: seed %lld with a batch of %d: the last seed would pass 2^63 - 1", fn, (long long)p->seed,
+                 p->batch_count);
+        return SDC_ERR_INVALID_ARG;
+    }
     if (!isfinite(p->cfg_scale)) {
         SDC_LOGE(log, "%s: cfg scale must be a finite number", fn);
         return SDC_ERR_INVALID_ARG;

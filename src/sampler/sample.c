@@ -5,36 +5,18 @@
 
 #include "sampler/steps.h"
 
-static const char *const kind_names[] = {"euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"};
-_Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == SDC_SAMPLER_COUNT, "one name per sampler");
-
-static const struct {
-    const char *alias;
-    sdc_sampler kind;
-} aliases[] = {
-    {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M},
-    {"euler_ancestral", SDC_SAMPLER_EULER_A},
-};
-
 const char *sdc_sampler_kind_name(sdc_sampler kind) {
-    return (unsigned)kind < SDC_SAMPLER_COUNT ? kind_names[kind] : "unknown";
+    return (unsigned)kind < SDC_SAMPLER_COUNT ? sdc_value_name(SDC_NAMES_SAMPLER, (int)kind) : "unknown";
 }
 
 sdc_status sdc_sampler_kind_from_name(const char *name, sdc_sampler *out, const sdc_logger *log) {
-    if (name) {
-        for (int i = 0; i < SDC_SAMPLER_COUNT; i++)
-            if (strcmp(name, kind_names[i]) == 0) {
-                *out = (sdc_sampler)i;
-                return SDC_OK;
-            }
-        for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
-            if (strcmp(name, aliases[i].alias) == 0) {
-                *out = aliases[i].kind;
-                return SDC_OK;
-            }
+    int v;
+    if (sdc_name_to_value(SDC_NAMES_SAMPLER, name, &v) == 0) {
+        *out = (sdc_sampler)v;
+        return SDC_OK;
     }
-    SDC_LOGE(log, "sdc_sampler_kind_from_name: unknown sampler '%s' (euler, euler_a, heun, lms, ddim, pndm, dpm++2m)",
-             name ? name : "(null)");
+    SDC_LOGE(log, "sdc_sampler_kind_from_name: unknown sampler '%s' (%s)", name ? name : "(null)",
+             sdc_names(SDC_NAMES_SAMPLER));
     return SDC_ERR_INVALID_ARG;
 }
 
@@ -61,15 +43,9 @@ sdc_status sdc_sampler_kind_from_class(const char *cls, sdc_sampler *out, const 
 }
 
 sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc_logger *log) {
-    if (name && strcmp(name, "discrete") == 0) {
-        *karras = 0;
-        return SDC_OK;
-    }
-    if (name && strcmp(name, "karras") == 0) {
-        *karras = 1;
-        return SDC_OK;
-    }
-    SDC_LOGE(log, "sdc_sigma_schedule_from_name: unknown sigma schedule '%s' (discrete, karras)", name ? name : "(null)");
+    if (sdc_name_to_value(SDC_NAMES_SCHEDULER, name, karras) == 0) return SDC_OK;
+    SDC_LOGE(log, "sdc_sigma_schedule_from_name: unknown sigma schedule '%s' (%s)", name ? name : "(null)",
+             sdc_names(SDC_NAMES_SCHEDULER));
     return SDC_ERR_INVALID_ARG;
 }
 
