@@ -277,13 +277,6 @@ const char *sdc_last_report_json(const sdc_ctx *ctx);
 sdc_status sdc_image_load(const char *path, sdc_image **out, sdc_log_fn log_fn, void *log_user);
 sdc_status sdc_image_save(const sdc_image *img, const char *path, sdc_log_fn log_fn, void *log_user);
 
-/* Writes a random-weight Stable Diffusion model, for demos, tests and benchmarks (no real weights are
- * needed): arch "tiny-sd1" (the reference bundle's toy architecture) or "sd15" (SD 1.5's real shapes,
- * UNet 860M parameters). Diffusers folder layout at out_path, or one CompVis/LDM .safetensors file when
- * single_file is 1; fp16 1 writes float16 weights. Deterministic for a seed. The tokenizer/ folder is
- * copied from tokenizer_dir (NULL: the CLIP tokenizer sdc ships). */
-sdc_status sdc_make_model(const char *arch, const char *out_path, int single_file, int fp16, uint64_t seed,
-                          const char *tokenizer_dir, sdc_log_fn log_fn, void *log_user);
 
 /* Parses "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m": returns 0 or -1. */
 int sdc_sampler_from_name(const char *name, sdc_sampler *out);

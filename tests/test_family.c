@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "pipeline/model.h"
 #include "pipeline/plan.h"
 #include "sdc.h"

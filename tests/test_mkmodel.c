@@ -20,7 +20,7 @@
 #include "io/model_files.h"
 #include "io/model_index.h"
 #include "io/st_writer.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "test_util.h"
 
 static const char *tmpdir;   // test_make_tmp_dir

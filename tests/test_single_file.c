@@ -17,7 +17,7 @@
 #include "io/model_files.h"
 #include "io/single_file.h"
 #include "model/clip.h"
-#include "model/mkmodel_internal.h"
+#include "mkmodel/mkmodel_internal.h"
 #include "model/unet.h"
 #include "model/vae.h"
 #include "sdc.h"

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "mkmodel/mkmodel.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -99,4 +99,9 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
 sdc_status sdc_mkmodel_plan(const char *arch, int single_file, sdc_dtype dtype, sdc_mkmodel_info *info,
                             const sdc_logger *log);
 
+/* The CLI's entry point (`sdc mkmodel`): sdc_mkmodel with a log callback, fp16 as a flag, and the CLIP
+ * tokenizer sdc ships when tokenizer_dir is NULL. */
+sdc_status sdc_make_model(const char *arch, const char *out_path, int single_file, int fp16, uint64_t seed,
+                          const char *tokenizer_dir, sdc_log_fn log_fn, void *log_user);
+
 #endif

@@ -10,7 +10,7 @@
 #include "io/atomic_file.h"
 #include "io/ldm_names.h"
 #include "io/st_writer.h"
-#include "model/mkmodel_internal.h"
+#include "mkmodel/mkmodel_internal.h"
 
 #define MK_SCRATCH 16384   /* floats drawn at a time, then converted to the file dtype */
 

@@ -1,8 +1,8 @@
-/* make_model.c - the public entry point of the random-model generator (model/mkmodel). */
+/* make_model.c - the CLI entry point of the random-model generator. */
 #include <stdlib.h>
 
 #include "io/model_files.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "sdc.h"
 
 sdc_status sdc_make_model(const char *arch, const char *out_path, int single_file, int fp16, uint64_t seed,

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 
 static const sdc_mk_arch archs[] = {
     {

@@ -4,7 +4,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 
 /* The JSON files of a diffusers folder, as diffusers and transformers save them, from the
  * architecture. dtype goes into the text encoder's "dtype". NULL on OOM; the caller deletes. */

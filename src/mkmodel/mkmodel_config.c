@@ -2,7 +2,7 @@
  * diffusers 0.40 / transformers 5 write for these classes. */
 #include <stddef.h>
 
-#include "model/mkmodel_internal.h"
+#include "mkmodel/mkmodel_internal.h"
 
 #define DIFFUSERS_VERSION "0.40.0.dev0"   /* the config format written, as the reference bundle's */
 
