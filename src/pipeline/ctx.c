@@ -73,7 +73,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
         }
         if (!ctx->be) ctx->be = sdc_backend_new(dev, p->n_threads, log);
         if (!ctx->be) st = SDC_ERR_BACKEND;
-        else ctx->be->force_f32 = ctx->precision_f32 = p->precision_f32 != 0;
+        ctx->precision_f32 = p->precision_f32 != 0;
         if (ctx->be && p->profile && !(ctx->be->profile = calloc(1, sizeof *ctx->be->profile))) st = SDC_ERR_OOM;
     }
     if (st == SDC_OK) {
@@ -86,7 +86,6 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
     }
     if (st == SDC_OK) {
         for (int i = 0; i < SDC_PART_COUNT; i++) {
-            sdc_ctx_use_part(ctx, (sdc_part)i);
             ctx->part_bytes[i] = sdc_part_weight_bytes(ctx, (sdc_part)i, &ctx->part_tensors[i]);
         }
         ctx->policy = p->load_policy;
@@ -112,36 +111,42 @@ void sdc_ctx_free(sdc_ctx *ctx) {
     free(ctx);
 }
 
+int sdc_ctx_part_f32(const sdc_ctx *ctx, sdc_part p) {
+    int vae = p == SDC_PART_VAE_DECODER || p == SDC_PART_VAE_ENCODER;
+    return ctx->precision_f32 || (vae && ctx->vae_cfg.force_upcast);
+}
+
+void sdc_ctx_part_source(sdc_ctx *ctx, sdc_part p, sdc_backend *be, sdc_weight_source *src) {
+    static const char *const prefixes[SDC_PART_COUNT] = {"text_encoder.", "unet.", "vae.", "vae."};
+    *src = (sdc_weight_source){ctx->mf->index, prefixes[p], be, &ctx->log, sdc_ctx_part_f32(ctx, p)};
+}
+
 sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p) {
-    sdc_model_index *idx = ctx->mf->index;
     sdc_status st = SDC_OK;
-    sdc_ctx_use_part(ctx, p);
+    if ((unsigned)p >= SDC_PART_COUNT) return SDC_ERR_INVALID_ARG;
+    sdc_weight_source src;
+    sdc_ctx_part_source(ctx, p, ctx->be, &src);
     switch (p) {
     case SDC_PART_TEXT_ENCODER:
         if (ctx->clip) return SDC_OK;
-        ctx->clip = sdc_clip_load(&ctx->clip_cfg, idx, "text_encoder.", ctx->be, &ctx->log, &st);
+        st = sdc_clip_load(&ctx->clip_cfg, &src, &ctx->clip);
         break;
     case SDC_PART_UNET:
         if (ctx->unet) return SDC_OK;
-        st = sdc_unet_load(&ctx->unet, &ctx->unet_cfg, idx, "unet.", ctx->be, &ctx->log);
+        st = sdc_unet_load(&ctx->unet_cfg, &src, &ctx->unet);
         break;
     case SDC_PART_VAE_DECODER:
         if (ctx->vae_dec) return SDC_OK;
-        st = sdc_vae_decoder_load(&ctx->vae_cfg, idx, ctx->be, &ctx->log, &ctx->vae_dec);
+        st = sdc_vae_decoder_load(&ctx->vae_cfg, &src, &ctx->vae_dec);
         break;
     case SDC_PART_VAE_ENCODER:
         if (ctx->vae_enc) return SDC_OK;
-        st = sdc_vae_encoder_load(&ctx->vae_cfg, idx, ctx->be, &ctx->log, &ctx->vae_enc);
+        st = sdc_vae_encoder_load(&ctx->vae_cfg, &src, &ctx->vae_enc);
         break;
     default: return SDC_ERR_INVALID_ARG;
     }
     if (st != SDC_OK) SDC_LOGE(&ctx->log, "load %s: %s", sdc_part_name(p), sdc_status_str(st));
     return st;
-}
-
-void sdc_ctx_use_part(sdc_ctx *ctx, sdc_part p) {
-    int vae = p == SDC_PART_VAE_DECODER || p == SDC_PART_VAE_ENCODER;
-    ctx->be->force_f32 = ctx->precision_f32 || (vae && ctx->vae_cfg.force_upcast);
 }
 
 int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p) {

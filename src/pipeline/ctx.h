@@ -54,9 +54,10 @@ struct sdc_ctx {
 sdc_status sdc_ctx_load_part(sdc_ctx *ctx, sdc_part p);
 void sdc_ctx_free_part(sdc_ctx *ctx, sdc_part p);
 int sdc_ctx_part_resident(const sdc_ctx *ctx, sdc_part p);
-/* Sets the backend's precision for part p: f32 when the user asked for it, or for a VAE whose config
- * says force_upcast (as diffusers upcasts it); the backend's own choice otherwise. Call before loading
- * or running p. */
-void sdc_ctx_use_part(sdc_ctx *ctx, sdc_part p);
+/* Part p's precision, fixed when it is loaded: f32 when the user asked for it, or for a VAE whose config
+ * says force_upcast (as diffusers upcasts it); the backend's own choice otherwise. */
+int sdc_ctx_part_f32(const sdc_ctx *ctx, sdc_part p);
+/* Where part p's weights come from, loaded onto be (the context's backend, or a counting one). */
+void sdc_ctx_part_source(sdc_ctx *ctx, sdc_part p, sdc_backend *be, sdc_weight_source *src);
 
 #endif

@@ -54,7 +54,7 @@ static sdc_status condition(sdc_ctx *ctx, const sdc_gen_params *p, int nb, sdc_t
     int n_layers = p->clip_skip >= 1 ? cc->n_layers - (p->clip_skip - 1) : 0;
     if (p->clip_skip > cc->n_layers) n_layers = 1;
     sdc_backend *be = ctx->be;
-    *context = sdc_act_new(be, 3, (int64_t[]){nb, T, cc->hidden});
+    *context = sdc_act_new(be, sdc_clip_act_dtype(ctx->clip), 3, (int64_t[]){nb, T, cc->hidden});
     sdc_status st = *context ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_clip_forward(ctx->clip, ids, nb, T, n_layers, *context, NULL, NULL, NULL);
     free(ids);
@@ -107,8 +107,9 @@ static sdc_status denoise(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
     sdc_backend *be = ctx->be;
     const int64_t shape[4] = {nb, ctx->unet_cfg.in_channels, h, w};
     unet_call c = {ctx, nb, p->cfg_scale, n, context, NULL, NULL, NULL};
-    c.x = sdc_act_new(be, 4, shape);
-    c.out = sdc_act_new(be, 4, shape);
+    const sdc_dtype dt = sdc_unet_act_dtype(ctx->unet);
+    c.x = sdc_act_new(be, dt, 4, shape);
+    c.out = sdc_act_new(be, dt, 4, shape);
     c.buf = malloc(sizeof(float) * n * (size_t)nb);
     sdc_status st = c.x && c.out && c.buf ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
@@ -132,10 +133,11 @@ static sdc_status encode_posterior(sdc_ctx *ctx, const sdc_image *img, float *me
     const int64_t H = img->height, W = img->width;
     const size_t npix = (size_t)(H * W);
     float *x = malloc(sizeof(float) * npix * 3);
-    sdc_tensor *ti = sdc_act_new(be, 4, (int64_t[]){1, 3, H, W});
+    const sdc_dtype dt = sdc_vae_encoder_act_dtype(ctx->vae_enc);
+    sdc_tensor *ti = sdc_act_new(be, dt, 4, (int64_t[]){1, 3, H, W});
     const int64_t ls[4] = {1, vc->latent_channels, h, w};
-    sdc_tensor *tm = sdc_act_new(be, 4, ls);
-    sdc_tensor *tl = sdc_act_new(be, 4, ls);
+    sdc_tensor *tm = sdc_act_new(be, dt, 4, ls);
+    sdc_tensor *tl = sdc_act_new(be, dt, 4, ls);
     sdc_status st = x && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         /* [H, W, C] bytes -> [1, 3, H, W] in [-1, 1]: float32(v) / 255 * 2 - 1, as diffusers */
@@ -177,8 +179,9 @@ static sdc_status decode(sdc_ctx *ctx, const float *lat, size_t n, int64_t h, in
     sdc_backend *be = ctx->be;
     const sdc_vae_config *vc = &ctx->vae_cfg;
     float *z = malloc(sizeof(float) * n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
-    sdc_tensor *tz = sdc_act_new(be, 4, (int64_t[]){1, vc->latent_channels, h, w});
-    sdc_tensor *ti = sdc_act_new(be, 4, (int64_t[]){1, vc->out_channels, H, W});
+    const sdc_dtype dt = sdc_vae_decoder_act_dtype(ctx->vae_dec);
+    sdc_tensor *tz = sdc_act_new(be, dt, 4, (int64_t[]){1, vc->latent_channels, h, w});
+    sdc_tensor *ti = sdc_act_new(be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});
     sdc_status st = z && img && tz && ti ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -260,14 +263,12 @@ static sdc_status run_job(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
     const double t_start = sdc_now();
     double t0;
     if (st == SDC_OK && (st = sdc_phase_begin(ctx, r, SDC_PHASE_CONDITION, &t0)) == SDC_OK) {
-        sdc_ctx_use_part(ctx, SDC_PART_TEXT_ENCODER);
         if (report(ctx, "condition", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = condition(ctx, p, nb, &context);
         if (st == SDC_OK && report(ctx, "condition", 1, 1)) st = SDC_ERR_CANCELLED;
         sdc_phase_end(ctx, r, SDC_PHASE_CONDITION, t0);
     }
     if (st == SDC_OK && img2img && (st = sdc_phase_begin(ctx, r, SDC_PHASE_ENCODE, &t0)) == SDC_OK) {
-        sdc_ctx_use_part(ctx, SDC_PART_VAE_ENCODER);
         if (report(ctx, "encode", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = encode_posterior(ctx, p->init_image, mean, logvar, h, w);
         if (st == SDC_OK && report(ctx, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
@@ -287,7 +288,6 @@ static sdc_status run_job(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
             sdc_schedule_scale_noise(sched, lat, n);
         }
         if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DENOISE, &t0)) != SDC_OK) break;
-        sdc_ctx_use_part(ctx, SDC_PART_UNET);
         st = denoise(ctx, p, sched, context, nb, lat, n, h, w, &rng);
         sdc_phase_end(ctx, r, SDC_PHASE_DENOISE, t0);
         if (st != SDC_OK) break;
@@ -297,7 +297,6 @@ static sdc_status run_job(sdc_ctx *ctx, const sdc_gen_params *p, const sdc_sched
             context = NULL;
         }
         if ((st = sdc_phase_begin(ctx, r, SDC_PHASE_DECODE, &t0)) != SDC_OK) break;
-        sdc_ctx_use_part(ctx, SDC_PART_VAE_DECODER);
         if (report(ctx, "decode", 0, 1)) st = SDC_ERR_CANCELLED;
         if (st == SDC_OK) st = decode(ctx, lat, n, h, w, H, W, pixels);
         if (st == SDC_OK && report(ctx, "decode", 1, 1)) st = SDC_ERR_CANCELLED;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/count/count_backend.h"
+#include "model/activations.h"
 #include "model/clip.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -59,7 +61,8 @@ size_t sdc_part_weight_bytes(const sdc_ctx *ctx, sdc_part p, int *n_tensors) {
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
         if (!part_owns(p, t->name)) continue;
-        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(be->iface->weight_dtype(be, t->dtype));
+        bytes += (size_t)sdc_tensor_info_nelem(t) *
+                 sdc_dtype_size(be->iface->weight_dtype(be, t->dtype, sdc_ctx_part_f32(ctx, p)));
         (*n_tensors)++;
     }
     return bytes;
@@ -73,39 +76,89 @@ static const sdc_part phase_part[SDC_PHASE_COUNT] = {
     [SDC_PHASE_DECODE] = SDC_PART_VAE_DECODER,
 };
 
+/* Runs phase ph's component forward for this job on cb (a counting backend): the component loaded through
+ * its normal loader, its inputs and outputs allocated as generate.c allocates them, after the conditioning
+ * [nb, T, C] that lives from condition to the end of the batch. */
+static sdc_status run_phase(sdc_ctx *ctx, const sdc_job_shape *job, sdc_phase ph, sdc_backend *cb,
+                            const sdc_logger *log) {
+    const int vs = sdc_vae_downscale(&ctx->vae_cfg);
+    const int64_t H = job->height, W = job->width, h = H / vs, w = W / vs, nb = job->cfg ? 2 : 1;
+    const int T = ctx->clip_cfg.max_positions;
+    const sdc_part part = phase_part[ph];
+    sdc_weight_source src;
+    sdc_ctx_part_source(ctx, part, cb, &src);
+    src.log = log;
+    const sdc_dtype cdt = cb->iface->act_dtype(cb, sdc_ctx_part_f32(ctx, SDC_PART_TEXT_ENCODER));
+    const sdc_vae_config *vc = &ctx->vae_cfg;
+    sdc_clip *clip = NULL;
+    sdc_unet *unet = NULL;
+    sdc_vae_encoder *enc = NULL;
+    sdc_vae_decoder *dec = NULL;
+    sdc_tensor *t[4] = {0};   // the conditioning, then the phase's inputs and outputs
+    sdc_status st;
+    switch (ph) {
+    case SDC_PHASE_CONDITION: st = sdc_clip_load(&ctx->clip_cfg, &src, &clip); break;
+    case SDC_PHASE_ENCODE: st = sdc_vae_encoder_load(vc, &src, &enc); break;
+    case SDC_PHASE_DENOISE: st = sdc_unet_load(&ctx->unet_cfg, &src, &unet); break;
+    default: st = sdc_vae_decoder_load(vc, &src, &dec); break;
+    }
+    sdc_mem_stats_reset_peak(&cb->stats);   // the weights are loaded: activations and workspace from here
+    if (st == SDC_OK && !(t[0] = sdc_act_new(cb, cdt, 3, (int64_t[]){nb, T, ctx->clip_cfg.hidden}))) st = SDC_ERR_OOM;
+    if (st == SDC_OK && clip) {
+        int32_t *ids = calloc((size_t)(nb * T), sizeof *ids);
+        st = ids ? sdc_clip_forward(clip, ids, (int)nb, T, 0, t[0], NULL, NULL, NULL) : SDC_ERR_OOM;
+        free(ids);
+    } else if (st == SDC_OK && enc) {
+        const sdc_dtype dt = sdc_vae_encoder_act_dtype(enc);
+        const int64_t ls[4] = {1, vc->latent_channels, h, w};
+        t[1] = sdc_act_new(cb, dt, 4, (int64_t[]){1, vc->in_channels, H, W});
+        t[2] = sdc_act_new(cb, dt, 4, ls);
+        t[3] = sdc_act_new(cb, dt, 4, ls);
+        st = t[1] && t[2] && t[3] ? sdc_vae_encode(enc, t[1], t[2], t[3]) : SDC_ERR_OOM;
+    } else if (st == SDC_OK && unet) {
+        const sdc_dtype dt = sdc_unet_act_dtype(unet);
+        const int64_t shape[4] = {nb, ctx->unet_cfg.in_channels, h, w};
+        const float ts[2] = {999.0f, 999.0f};
+        t[1] = sdc_act_new(cb, dt, 4, shape);
+        t[2] = sdc_act_new(cb, dt, 4, shape);
+        st = t[1] && t[2] ? sdc_unet_forward(unet, t[1], ts, t[0], t[2], NULL, NULL) : SDC_ERR_OOM;
+    } else if (st == SDC_OK && dec) {
+        const sdc_dtype dt = sdc_vae_decoder_act_dtype(dec);
+        t[1] = sdc_act_new(cb, dt, 4, (int64_t[]){1, vc->latent_channels, h, w});
+        t[2] = sdc_act_new(cb, dt, 4, (int64_t[]){1, vc->out_channels, h * vs, w * vs});
+        st = t[1] && t[2] ? sdc_vae_decode(dec, t[1], t[2], NULL, NULL) : SDC_ERR_OOM;
+    }
+    for (int i = 0; i < 4; i++) sdc_tensor_free(t[i]);
+    sdc_clip_free(clip);
+    sdc_unet_free(unet);
+    sdc_vae_encoder_free(enc);
+    sdc_vae_decoder_free(dec);
+    return st;
+}
+
+/* Activation and workspace peaks of phase ph, measured by running it on a counting backend shaped like the
+ * context's: exact for this backend, and nothing is read or allocated. */
+static void measure_phase(sdc_ctx *ctx, const sdc_job_shape *job, sdc_phase ph, size_t *act, size_t *ws) {
+    *act = *ws = 0;
+    sdc_logger quiet = ctx->log;   // the loaders' info lines would repeat on every plan
+    if (quiet.min_level < SDC_LOG_WARN) quiet.min_level = SDC_LOG_WARN;
+    sdc_backend *cb = sdc_backend_count_new(ctx->be);
+    sdc_status st = cb ? run_phase(ctx, job, ph, cb, &quiet) : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        *act = cb->stats.peak[SDC_MEM_ACTIVATIONS];
+        *ws = cb->stats.peak[SDC_MEM_WORKSPACE];
+    } else {
+        SDC_LOGW(&ctx->log, "plan: cannot measure phase %s: %s", sdc_phase_name(ph), sdc_status_str(st));
+    }
+    sdc_backend_free(cb);
+}
+
 void sdc_plan_make(sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->policy = policy;
-    sdc_backend *be = ctx->be;
-    size_t es[SDC_PHASE_COUNT];   /* activation element size: each phase's component has its own precision */
-    for (int ph = 0; ph < SDC_PHASE_COUNT; ph++) {
-        sdc_ctx_use_part(ctx, phase_part[ph]);
-        es[ph] = sdc_dtype_size(be->iface->act_dtype(be));
-    }
-    const int vs = sdc_vae_downscale(&ctx->vae_cfg);
-    const int H = job->height, W = job->width, h = H / vs, w = W / vs, nb = job->cfg ? 2 : 1;
-    const int T = ctx->clip_cfg.max_positions;
-    /* the conditioning [nb, T, C] lives from condition to the end of the batch */
-    const size_t context = (size_t)nb * (size_t)T * (size_t)ctx->clip_cfg.hidden * es[SDC_PHASE_CONDITION];
-    size_t act[SDC_PHASE_COUNT];
-    act[SDC_PHASE_CONDITION] = sdc_clip_activation_bytes_estimate(&ctx->clip_cfg, nb, T, es[SDC_PHASE_CONDITION]);
-    act[SDC_PHASE_ENCODE] = context + sdc_vae_encode_activation_bytes_estimate(&ctx->vae_cfg, 1, H, W, es[SDC_PHASE_ENCODE]);
-    act[SDC_PHASE_DENOISE] = sdc_unet_activation_bytes_estimate(&ctx->unet_cfg, nb, h, w, T, es[SDC_PHASE_DENOISE]);
-    act[SDC_PHASE_DECODE] = context + sdc_vae_decode_activation_bytes_estimate(&ctx->vae_cfg, 1, h, w, es[SDC_PHASE_DECODE]);
-    /* workspace: the largest im2col (3x3 kernels, at most twice the widest channel count at the
-     * phase's full resolution: an upper bound) and the longest attention of each phase */
-    int cu = 0, cv = 0;
-    for (int i = 0; i < ctx->unet_cfg.n_blocks; i++)
-        if (ctx->unet_cfg.block_out_channels[i] > cu) cu = ctx->unet_cfg.block_out_channels[i];
-    for (int i = 0; i < ctx->vae_cfg.n_blocks; i++)
-        if (ctx->vae_cfg.block_out_channels[i] > cv) cv = ctx->vae_cfg.block_out_channels[i];
-    const size_t im2col[SDC_PHASE_COUNT] = {
-        [SDC_PHASE_CONDITION] = 0,
-        [SDC_PHASE_ENCODE] = (size_t)9 * (size_t)cv * (size_t)H * (size_t)W,
-        [SDC_PHASE_DENOISE] = (size_t)9 * 2 * (size_t)cu * (size_t)h * (size_t)w,
-        [SDC_PHASE_DECODE] = (size_t)9 * (size_t)cv * (size_t)H * (size_t)W,
-    };
-    const int64_t tokens[SDC_PHASE_COUNT] = {T, (int64_t)h * w, (int64_t)h * w, (int64_t)h * w};
+    size_t act[SDC_PHASE_COUNT] = {0}, ws[SDC_PHASE_COUNT] = {0};
+    for (int ph = 0; ph < SDC_PHASE_COUNT; ph++)
+        if (ph != SDC_PHASE_ENCODE || job->img2img) measure_phase(ctx, job, (sdc_phase)ph, &act[ph], &ws[ph]);
 
     unsigned needed = 0;
     for (int ph = 0; ph < SDC_PHASE_COUNT; ph++) {
@@ -126,8 +179,7 @@ void sdc_plan_make(sdc_ctx *ctx, const sdc_job_shape *job, sdc_load_policy polic
         for (int p = 0; p < SDC_PART_COUNT; p++)
             if (pp->resident & (1u << p)) pp->bytes[SDC_MEM_WEIGHTS] += ctx->part_bytes[p];
         pp->bytes[SDC_MEM_ACTIVATIONS] = act[ph];
-        sdc_ctx_use_part(ctx, phase_part[ph]);
-        pp->bytes[SDC_MEM_WORKSPACE] = be->iface->workspace_bound ? be->iface->workspace_bound(be, im2col[ph], tokens[ph]) : 0;
+        pp->bytes[SDC_MEM_WORKSPACE] = ws[ph];
         pp->total = pp->bytes[SDC_MEM_WEIGHTS] + act[ph] + pp->bytes[SDC_MEM_WORKSPACE];
         if (pp->total > plan->peak) plan->peak = pp->total;
     }
