@@ -7,8 +7,8 @@
  *   denoise    UNet             everything   UNet + decoder     UNet
  *   decode     VAE decoder      everything   UNet + decoder     VAE decoder
  *
- * A phase's planned peak = the weights resident in it + its activation peak (from each model's
- * replayed allocation sequence) + the backend's workspace bound. */
+ * A phase's planned peak = the weights resident in it + its activation and workspace peaks, measured by
+ * running the phase's component forward on a counting backend (backend/count) shaped like the context's. */
 #ifndef SDC_PIPELINE_PLAN_H
 #define SDC_PIPELINE_PLAN_H
 
