@@ -29,7 +29,7 @@
 
 typedef struct prec {
     const char *label;
-    int f32;                      // force_f32
+    int f32;                      // the components' precision (sdc_weight_source.f32)
     sdc_weight_variant variant;
     double bound, ill_bound;      // per component; UNet blocks past the ill-conditioned point
 } prec;
@@ -47,7 +47,8 @@ static void run_clip(sdc_backend *be, const prec *p) {
     if (!mf) return;
     sdc_clip_config cfg;
     sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], test_logger(), &cfg);
-    sdc_clip *m = st == SDC_OK ? sdc_clip_load(&cfg, mf->index, "text_encoder.", be, test_logger(), &st) : NULL;
+    sdc_clip *m = NULL;
+    if (st == SDC_OK) st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, test_logger(), p->f32}, &m);
     if (!test_check(m != NULL, "load text encoder: %s", sdc_status_str(st))) {
         sdc_model_files_free(mf);
         return;
@@ -58,7 +59,7 @@ static void run_clip(sdc_backend *be, const prec *p) {
     const size_t n = (size_t)B * T * cfg.hidden;
     test_hidden_capture cap;
     test_hidden_capture_init(&cap, cfg.n_layers + 1, n);
-    sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 3, (int64_t[]){B, T, cfg.hidden});
+    sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_clip_act_dtype(m), 3, (int64_t[]){B, T, cfg.hidden});
     float *pooled = malloc(sizeof(float) * (size_t)(B * cfg.hidden));
     double t0 = test_now();
     st = sdc_clip_forward(m, ids, B, T, 0, out, pooled, test_on_hidden, &cap);
@@ -86,7 +87,26 @@ static void run_clip(sdc_backend *be, const prec *p) {
 
 /* --- UNet --- */
 
-static void unet_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const prec *p, const char *cname) {
+/* The activation and workspace peaks of the same forward on a counting backend (uc: the UNet loaded onto
+ * it): the planner's numbers, which must equal the device's exactly. */
+static void count_unet(sdc_unet *uc, const sdc_tensor *x, const float *t, const sdc_tensor *ctx, size_t *act,
+                       size_t *ws) {
+    sdc_backend *cb = sdc_unet_backend(uc);
+    const sdc_dtype dt = sdc_unet_act_dtype(uc);
+    sdc_tensor *cx = sdc_tensor_new(cb, SDC_MEM_ACTIVATIONS, dt, 4, x->ne);
+    sdc_tensor *cc = sdc_tensor_new(cb, SDC_MEM_ACTIVATIONS, dt, 3, ctx->ne);
+    sdc_tensor *co = sdc_tensor_new(cb, SDC_MEM_ACTIVATIONS, dt, 4, x->ne);
+    sdc_mem_stats_reset_peak(&cb->stats);   // as the real run: the caller's tensors exist, then the peak restarts
+    sdc_status st = sdc_unet_forward(uc, cx, t, cc, co, NULL, NULL);
+    *act = st == SDC_OK ? cb->stats.peak[SDC_MEM_ACTIVATIONS] : 0;
+    *ws = st == SDC_OK ? cb->stats.peak[SDC_MEM_WORKSPACE] : 0;
+    sdc_tensor_free(cx);
+    sdc_tensor_free(cc);
+    sdc_tensor_free(co);
+}
+
+static void unet_case(sdc_unet *u, sdc_unet *uc, sdc_backend *be, sdc_model_index *g, const prec *p,
+                      const char *cname) {
     const sdc_unet_config *cfg = sdc_unet_get_config(u);
     char name[256], what[256];
     const sdc_tensor_info *ti = NULL, *oi = NULL;
@@ -95,10 +115,10 @@ static void unet_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const pr
     snprintf(name, sizeof name, "unet.%.60s.out", cname);
     float *ref = test_golden_f32(g, name, &oi);
     snprintf(name, sizeof name, "unet.%.60s.x", cname);
-    sdc_tensor *x = test_golden_tensor(be, g, name);
+    sdc_tensor *x = test_golden_tensor(be, sdc_unet_act_dtype(u), g, name);
     snprintf(name, sizeof name, "unet.%.60s.context", cname);
-    sdc_tensor *ctx = test_golden_tensor(be, g, name);
-    sdc_tensor *out = oi ? sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), oi->ndim, oi->ne) : NULL;
+    sdc_tensor *ctx = test_golden_tensor(be, sdc_unet_act_dtype(u), g, name);
+    sdc_tensor *out = oi ? sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_unet_act_dtype(u), oi->ndim, oi->ne) : NULL;
     if (t && ref && x && ctx && out) {
         test_block_check bc;
         snprintf(name, sizeof name, "unet.%.60s.block.", cname);
@@ -116,13 +136,11 @@ static void unet_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const pr
         sdc_tensor_get_f32(out, o);
         test_check_err(what, "rel err", test_rel_err(o, ref, n), test_block_bound(&bc));
         free(o);
-        const size_t measured = be->stats.peak[SDC_MEM_ACTIVATIONS];
-        const size_t est = sdc_unet_activation_bytes_estimate(cfg, (int)x->ne[0], (int)x->ne[2], (int)x->ne[3],
-                                                              (int)ctx->ne[1], sdc_dtype_size(be->iface->act_dtype(be)));
-        snprintf(what, sizeof what, "%s unet %.60s activation estimate (%zu vs peak %zu bytes)", p->label, cname, est,
-                 measured);
-        test_check_err(what, "|est - peak| / peak", measured ? fabs((double)est - (double)measured) / (double)measured : 1,
-                       0.10);
+        const size_t measured = be->stats.peak[SDC_MEM_ACTIVATIONS], ws = be->stats.peak[SDC_MEM_WORKSPACE];
+        size_t c_act = 0, c_ws = 0;
+        count_unet(uc, x, t, ctx, &c_act, &c_ws);
+        test_check(c_act == measured && c_ws == ws, "%s unet %s: counting backend activations %zu (device peak %zu), "
+                   "workspace %zu (device peak %zu), bound 0", p->label, cname, c_act, measured, c_ws, ws);
 
         /* the same forward again: bit-identical */
         float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
@@ -147,16 +165,21 @@ static void run_unet(sdc_backend *be, const prec *p) {
     sdc_unet_config cfg;
     sdc_unet *u = NULL;
     sdc_status st = sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg);
-    if (st == SDC_OK) st = sdc_unet_load(&u, &cfg, mf->index, "unet.", be, test_logger());
-    if (test_check(u != NULL, "load unet: %s", sdc_status_str(st))) {
+    sdc_backend *cb = sdc_backend_count_new(be);
+    sdc_unet *uc = NULL;
+    if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32}, &u);
+    if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", cb, test_logger(), p->f32}, &uc);
+    if (test_check(u != NULL && uc != NULL, "load unet (and onto a counting backend): %s", sdc_status_str(st))) {
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
         char cases[TEST_GOLDEN_MAX_CASES][64];
         int n = test_golden_cases(g, "unet.", ".x", cases);
         test_check(n >= 2, "%d reference cases found", n);
-        for (int i = 0; i < n; i++) unet_case(u, be, g, p, cases[i]);
+        for (int i = 0; i < n; i++) unet_case(u, uc, be, g, p, cases[i]);
         sdc_index_free(g);
     }
     sdc_unet_free(u);
+    sdc_unet_free(uc);
+    sdc_backend_free(cb);
     sdc_model_files_free(mf);
 }
 
@@ -170,8 +193,9 @@ static void run_vae(sdc_backend *be, const prec *p) {
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
     sdc_status st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], test_logger(), &cfg);
-    if (st == SDC_OK) st = sdc_vae_decoder_load(&cfg, mf->index, be, test_logger(), &dec);
-    if (st == SDC_OK) st = sdc_vae_encoder_load(&cfg, mf->index, be, test_logger(), &enc);
+    const sdc_weight_source src = {mf->index, "vae.", be, test_logger(), p->f32};
+    if (st == SDC_OK) st = sdc_vae_decoder_load(&cfg, &src, &dec);
+    if (st == SDC_OK) st = sdc_vae_encoder_load(&cfg, &src, &enc);
     if (test_check(st == SDC_OK, "load vae decoder and encoder: %s", sdc_status_str(st))) {
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/vae.safetensors");
         char cases[TEST_GOLDEN_MAX_CASES][64], name[256], what[256];
@@ -179,10 +203,10 @@ static void run_vae(sdc_backend *be, const prec *p) {
         test_check(n > 0, "%d decode cases", n);
         for (int i = 0; i < n; i++) {
             snprintf(name, sizeof name, "vae.decode.%.60s.z", cases[i]);
-            sdc_tensor *z = test_golden_tensor(be, g, name);
+            sdc_tensor *z = test_golden_tensor(be, sdc_vae_decoder_act_dtype(dec), g, name);
             if (!z) continue;
             const int64_t f = sdc_vae_downscale(&cfg);
-            sdc_tensor *image = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4,
+            sdc_tensor *image = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_vae_decoder_act_dtype(dec), 4,
                                                (int64_t[]){z->ne[0], cfg.out_channels, z->ne[2] * f, z->ne[3] * f});
             test_block_check bc;
             snprintf(name, sizeof name, "vae.decode.%.60s.block.", cases[i]);
@@ -201,13 +225,13 @@ static void run_vae(sdc_backend *be, const prec *p) {
         test_check(n > 0, "%d encode cases", n);
         for (int i = 0; i < n; i++) {
             snprintf(name, sizeof name, "vae.encode.%.60s.image", cases[i]);
-            sdc_tensor *image = test_golden_tensor(be, g, name);
+            sdc_tensor *image = test_golden_tensor(be, sdc_vae_encoder_act_dtype(enc), g, name);
             if (!image) continue;
             int64_t h, w;
             sdc_vae_encode_latent_size(&cfg, image->ne[2], image->ne[3], &h, &w);
             const int64_t ne[4] = {image->ne[0], cfg.latent_channels, h, w};
-            sdc_tensor *mean = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ne);
-            sdc_tensor *logvar = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ne);
+            sdc_tensor *mean = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_vae_encoder_act_dtype(enc), 4, ne);
+            sdc_tensor *logvar = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_vae_encoder_act_dtype(enc), 4, ne);
             st = sdc_vae_encode(enc, image, mean, logvar);
             test_check(st == SDC_OK, "%s encode %s: %s", p->label, cases[i], sdc_status_str(st));
             snprintf(name, sizeof name, "vae.encode.%.60s.mean", cases[i]);
@@ -309,7 +333,6 @@ int main(void) {
     const size_t start = be->stats.cur_total;
     double t0 = test_now();
     for (int i = 0; i < 2; i++) {
-        be->force_f32 = precisions[i].f32;
         run_clip(be, &precisions[i]);
         run_unet(be, &precisions[i]);
         run_vae(be, &precisions[i]);

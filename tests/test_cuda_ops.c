@@ -2,7 +2,7 @@
  * accumulation) on fresh random inputs, at Stable Diffusion 1.5 sizes (320-1280 channels, 32 groups,
  * 64x64 = 4096 tokens, head dims 40/80/160 with 8 heads, cross-attention over 77 tokens, CLIP's causal
  * 77 x 12 x 64, the VAE's 512-wide single head) and at the tiny reference model's odd ones (head dims
- * 4-8, 8x12 latents, 1-2 channels per group), in f32 (force_f32) and in f16.
+ * 4-8, 8x12 latents, 1-2 channels per group), in f32 and in f16.
  *
  * Each case draws f32 inputs once; the reference runs on them once (on every k-th output row, channel or
  * query where the full reference would be slow: those rows are independent). The CUDA op runs twice per
@@ -277,7 +277,6 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
 
     for (int f16 = 0; f16 <= 1; f16++) {
         const sdc_dtype act = f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
-        cuda->force_f32 = !f16;
         op_result a = op_run_on(cuda, c, in, &out, act), b = op_run_on(cuda, c, in, &out, act);
         op_host got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out};
         if (sub) got = select_dim(&got, sub_dim(c, -1), sub);
@@ -312,10 +311,7 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
 /* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in both precisions. */
 static void test_in_place(sdc_backend *be) {
     printf("in place\n");
-    for (int f16 = 0; f16 <= 1; f16++) {
-        be->force_f32 = !f16;
-        op_check_in_place(be, f16 ? " [f16]" : " [f32]");
-    }
+    for (int f16 = 0; f16 <= 1; f16++) op_check_in_place(be, f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32, f16 ? " [f16]" : " [f32]");
 }
 
 static void test_basics(sdc_backend *be) {
@@ -324,12 +320,10 @@ static void test_basics(sdc_backend *be) {
     test_check(be->stats.cur[SDC_MEM_WORKSPACE] > 0 && be->stats.cur_total == be->stats.cur[SDC_MEM_WORKSPACE],
                "only cuBLAS's fixed workspace is allocated at start, counted as workspace (%.1f MiB)",
                be->stats.cur[SDC_MEM_WORKSPACE] / 1048576.0);
-    be->force_f32 = 0;
-    int ok = be->iface->act_dtype(be) == SDC_DTYPE_F16 && be->iface->weight_dtype(be, SDC_DTYPE_F32) == SDC_DTYPE_F16 &&
-             be->iface->weight_dtype(be, SDC_DTYPE_BF16) == SDC_DTYPE_F16;
-    be->force_f32 = 1;
-    ok &= be->iface->act_dtype(be) == SDC_DTYPE_F32 && be->iface->weight_dtype(be, SDC_DTYPE_F16) == SDC_DTYPE_F32;
-    test_check(ok, "f16 weights and activations by default, f32 with force_f32");
+    int ok = be->iface->act_dtype(be, 0) == SDC_DTYPE_F16 && be->iface->weight_dtype(be, SDC_DTYPE_F32, 0) == SDC_DTYPE_F16 &&
+             be->iface->weight_dtype(be, SDC_DTYPE_BF16, 0) == SDC_DTYPE_F16;
+    ok &= be->iface->act_dtype(be, 1) == SDC_DTYPE_F32 && be->iface->weight_dtype(be, SDC_DTYPE_F16, 1) == SDC_DTYPE_F32;
+    test_check(ok, "f16 weights and activations by default, f32 for a component that asks for it");
     const size_t w0 = be->iface->workspace_bound(be, 0, 77), w1 = be->iface->workspace_bound(be, 1 << 20, 4096);
     const size_t w2 = be->iface->workspace_bound(be, (size_t)1 << 34, 16384);
     const size_t w3 = be->iface->workspace_bound(be, (size_t)1 << 36, 16384);
@@ -459,7 +453,6 @@ static void test_staging(sdc_backend *be) {
  * path gives the very same bits as before. */
 static void test_full_device(sdc_backend *be) {
     printf("full device\n");
-    be->force_f32 = 1;
     be->iface->trim(be);
     const int64_t xs[4] = {1, 1280, 4, 512}, ws[4] = {8, 1280, 3, 3}, bs[1] = {8}, ys[4] = {1, 8, 4, 512};
     sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, xs);

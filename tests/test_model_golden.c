@@ -16,11 +16,11 @@ sdc_model_files *test_open_tiny_sd1(sdc_weight_variant variant, const char *labe
     return mf;
 }
 
-sdc_tensor *test_golden_tensor(sdc_backend *be, sdc_model_index *g, const char *name) {
+sdc_tensor *test_golden_tensor(sdc_backend *be, sdc_dtype dt, sdc_model_index *g, const char *name) {
     const sdc_tensor_info *info;
     float *x = test_golden_f32(g, name, &info);
     if (!x) return NULL;
-    sdc_tensor *t = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), info->ndim, info->ne);
+    sdc_tensor *t = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, info->ndim, info->ne);
     if (t) sdc_tensor_set_f32(t, x);
     else test_check(0, "allocate reference tensor %s", name);
     free(x);

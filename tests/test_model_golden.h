@@ -18,8 +18,8 @@
  * "open tiny-sd1 (<label>)", or "open tiny-sd1" when label is NULL. */
 sdc_model_files *test_open_tiny_sd1(sdc_weight_variant variant, const char *label);
 
-/* The named reference tensor uploaded as activations in be's precision; NULL after a recorded failure. */
-sdc_tensor *test_golden_tensor(sdc_backend *be, sdc_model_index *g, const char *name);
+/* The named reference tensor uploaded as activations of dtype dt; NULL after a recorded failure. */
+sdc_tensor *test_golden_tensor(sdc_backend *be, sdc_dtype dt, sdc_model_index *g, const char *name);
 
 /* Compares backend tensor t with the named reference tensor: "<what>: shape [..] matches the reference",
  * then ||t - ref|| / ||ref|| against bound. Returns 0 (after a recorded failure) when the reference is

@@ -117,14 +117,13 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
     return r;
 }
 
-void op_check_in_place(sdc_backend *be, const char *tag) {
+void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag) {
     const int64_t ne[4] = {2, 320, 8, 8}, ne_b[4] = {2, 320, 1, 1};
     const size_t n = 2 * 320 * 8 * 8;
     float *h = malloc(n * sizeof(float)), *hb = malloc(640 * sizeof(float));
     float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
     test_fill_normal(h, n, 901, 2.0f);
     test_fill_normal(hb, 640, 902, 1.0f);
-    const sdc_dtype dt = be->iface->act_dtype(be);
     sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
     sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
     sdc_tensor *b = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne_b);

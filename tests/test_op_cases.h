@@ -91,6 +91,6 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
 
 /* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in be's activation dtype:
  * three checks, their messages ending in tag. */
-void op_check_in_place(sdc_backend *be, const char *tag);
+void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag);
 
 #endif

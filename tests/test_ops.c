@@ -184,9 +184,10 @@ static void test_backend_basics(void) {
     test_check(be && be->n_threads == (int)cores, "n_threads 0 means all cores: %d of %ld",
                be ? be->n_threads : -1, cores);
     const sdc_dtype files[] = {SDC_DTYPE_F32, SDC_DTYPE_F16, SDC_DTYPE_BF16, SDC_DTYPE_F64};
-    int all_f32 = be->iface->act_dtype(be) == SDC_DTYPE_F32;
+    int all_f32 = be->iface->act_dtype(be, 0) == SDC_DTYPE_F32 && be->iface->act_dtype(be, 1) == SDC_DTYPE_F32;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        all_f32 &= be->iface->weight_dtype(be, files[i]) == SDC_DTYPE_F32;
+        all_f32 &= be->iface->weight_dtype(be, files[i], 0) == SDC_DTYPE_F32 &&
+                   be->iface->weight_dtype(be, files[i], 1) == SDC_DTYPE_F32;
     test_check(all_f32, "weights and activations are f32 on the cpu backend");
     sdc_backend_free(be);
 }
@@ -198,7 +199,7 @@ int main(void) {
     test_check(fast2 && fast1 && ref, "backends created");
     double t0 = test_now();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i], 1000 + i, fast2, fast1, ref);
-    op_check_in_place(fast2, "");
+    op_check_in_place(fast2, SDC_DTYPE_F32, "");
     test_backend_basics();
     test_check(fast2->stats.cur_total == 0 && fast1->stats.cur_total == 0 && ref->stats.cur_total == 0,
                "all backend memory freed");

@@ -1,6 +1,6 @@
 /* test_unet.c - UNet2DConditionModel against diffusers (tiny-sd1-golden/unet.safetensors): every
  * top-level block and the output of each reference case, f32 and fp16 weights; the activation
- * estimate against the measured peak; config parsing of SD 2.x settings and of unsupported ones. */
+ * activation peak printed (test_count.c checks the planner's count of it); config parsing of SD 2.x settings and of unsupported ones. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,16 +31,16 @@ static void run_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const cha
     snprintf(name, sizeof name, "unet.%.60s.out", cname);
     float *ref = test_golden_f32(g, name, &oi);
     snprintf(name, sizeof name, "unet.%.60s.x", cname);
-    sdc_tensor *xt = test_golden_tensor(be, g, name);   // [B, C, H, W]
+    sdc_tensor *xt = test_golden_tensor(be, sdc_unet_act_dtype(u), g, name);   // [B, C, H, W]
     snprintf(name, sizeof name, "unet.%.60s.context", cname);
-    sdc_tensor *ct = test_golden_tensor(be, g, name);   // [B, T, D]
+    sdc_tensor *ct = test_golden_tensor(be, sdc_unet_act_dtype(u), g, name);   // [B, T, D]
     sdc_tensor *ot = NULL;
     if (!t || !ref || !xt || !ct) goto done;
     const int B = (int)xt->ne[0], H = (int)xt->ne[2], W = (int)xt->ne[3];
     test_check(sdc_tensor_info_nelem(ti) == B, "%s %s: %d timesteps for batch %d", label, cname,
                (int)sdc_tensor_info_nelem(ti), B);
 
-    ot = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), oi->ndim, oi->ne);
+    ot = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_unet_act_dtype(u), oi->ndim, oi->ne);
     if (!test_check(ot != NULL, "%s %s: allocate the output", label, cname)) goto done;
 
     sdc_mem_stats_reset_peak(&be->stats);
@@ -62,14 +62,9 @@ static void run_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const cha
     printf("    %s max |diff| %.3g\n", what, test_max_abs(out, ref, n));
     free(out);
 
-    /* Activation peak: the estimate replays the forward's allocations on x, context and out. */
-    const size_t measured = be->stats.peak[SDC_MEM_ACTIVATIONS];
-    const size_t est = sdc_unet_activation_bytes_estimate(cfg, B, H, W, (int)ct->ne[1],
-                                                          sdc_dtype_size(be->iface->act_dtype(be)));
-    printf("    %s %s activations: measured peak %zu bytes, estimate %zu bytes\n", label, cname, measured, est);
-    snprintf(what, sizeof what, "%s %.60s activation estimate", label, cname);
-    test_check_err(what, "|est - peak| / peak",
-                   measured ? fabs((double)est - (double)measured) / (double)measured : 1.0, 0.10);
+    /* the planner's number for this peak comes from the counting backend: test_count.c */
+    printf("    %s %s activations: measured peak %zu bytes (%dx%dx%d)\n", label, cname,
+           be->stats.peak[SDC_MEM_ACTIVATIONS], B, H, W);
     test_check(be->stats.cur[SDC_MEM_ACTIVATIONS] == xt->nbytes + ct->nbytes + ot->nbytes,
                "%s %s: only the caller's tensors stay allocated (%zu bytes)", label, cname,
                be->stats.cur[SDC_MEM_ACTIVATIONS]);
@@ -98,7 +93,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_backend *be = sdc_backend_cpu_new(0, log);
     sdc_unet *u = NULL;
     if (test_check(st == SDC_OK, "parse unet config: %s", sdc_status_str(st)) && test_check(be != NULL, "cpu backend"))
-        st = sdc_unet_load(&u, &cfg, mf->index, "unet.", be, log);
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, log, 0}, &u);
     if (test_check(u != NULL, "load unet: %s", sdc_status_str(st))) {
         printf("    %zu weight bytes\n", sdc_unet_weight_bytes(u));
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
@@ -126,12 +121,12 @@ static void test_shape_mismatch(void) {
     if (test_check(sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg) == SDC_OK, "parse") && be) {
         cfg.cross_attention_dim += 8;
         sdc_unet *u = NULL;
-        sdc_status st = sdc_unet_load(&u, &cfg, mf->index, "unet.", be, test_capture_logger());
+        sdc_status st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &u);
         test_check(st == SDC_ERR_FORMAT && u == NULL, "wrong cross_attention_dim: %s (%s)", sdc_status_str(st),
                    test_last_error());
         test_check(be->stats.cur[SDC_MEM_WEIGHTS] == 0, "nothing left after a failed load (%zu bytes)",
                    be->stats.cur[SDC_MEM_WEIGHTS]);
-        st = sdc_unet_load(&u, &cfg, mf->index, "nope.", be, test_capture_logger());
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "nope.", be, test_capture_logger(), 0}, &u);
         test_check(st == SDC_ERR_NOT_FOUND && u == NULL, "wrong prefix: %s (%s)", sdc_status_str(st), test_last_error());
     }
     sdc_backend_free(be);
@@ -157,7 +152,8 @@ static void test_oom(void) {
     sdc_unet *u = NULL;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     if (!be || sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg) != SDC_OK ||
-        !test_check(sdc_unet_load(&u, &cfg, mf->index, "unet.", be, test_capture_logger()) == SDC_OK, "load")) {
+        !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &u) == SDC_OK,
+                    "load")) {
         sdc_backend_free(be);
         sdc_model_files_free(mf);
         return;
@@ -246,9 +242,6 @@ static void test_config(void) {
                    "SD 2.x: linear projection, upcast attention, context 1024");
         test_check(c.time_embed_dim == 1280 && c.flip_sin_to_cos == 1 && c.freq_shift == 0 && c.norm_num_groups == 32,
                    "SD 2.x: time embedding 1280, cos first, 32 groups");
-        size_t est = sdc_unet_activation_bytes_estimate(&c, 2, 96, 96, 77, 4);
-        printf("    SD 2.x 768x768, batch 2: activation estimate %.1f MB\n", (double)est / 1e6);
-        test_check(est > (size_t)2 * 320 * 96 * 96 * 4 * 13, "SD 2.x estimate covers a 13C transformer at level 0");
     }
 
     /* num_attention_heads, when given, wins over attention_head_dim. */

@@ -31,21 +31,20 @@ static int count_prefix(sdc_model_index *g, const char *prefix) {
     return n;
 }
 
-static void check_peak(const char *what, size_t measured, size_t estimate) {
-    printf("  %s activations: measured peak %zu bytes, estimate %zu bytes\n", what, measured, estimate);
-    double d = estimate ? fabs((double)measured - (double)estimate) / (double)estimate : INFINITY;
-    test_check_err(what, "peak vs estimate rel diff", d, 0.10);
+/* The planner's number for this peak comes from the counting backend: test_count.c checks it. */
+static void print_peak(const char *what, size_t measured) {
+    printf("  %s activations: measured peak %zu bytes\n", what, measured);
 }
 
 static void decode_case(sdc_vae_decoder *dec, const sdc_vae_config *cfg, sdc_backend *be, sdc_model_index *g,
                         const char *label, const char *c, double bound) {
     char name[128], what[128];
     fmt(name, sizeof name, "vae.decode.%s.z", c);
-    sdc_tensor *z = test_golden_tensor(be, g, name);   // [B, L, h, w]
+    sdc_tensor *z = test_golden_tensor(be, sdc_vae_decoder_act_dtype(dec), g, name);   // [B, L, h, w]
     if (!z) return;
     const int64_t f = sdc_vae_downscale(cfg);
     const int64_t ne[4] = {z->ne[0], cfg->out_channels, z->ne[2] * f, z->ne[3] * f};
-    sdc_tensor *image = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ne);
+    sdc_tensor *image = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_vae_decoder_act_dtype(dec), 4, ne);
 
     fmt(name, sizeof name, "vae.decode.%s.block.", c);
     fmt(what, sizeof what, "%s decode %s", label, c);
@@ -56,9 +55,7 @@ static void decode_case(sdc_vae_decoder *dec, const sdc_vae_config *cfg, sdc_bac
     sdc_status st = sdc_vae_decode(dec, z, image, test_on_block, &bc);
     double dt = test_now() - t0;
     test_check(st == SDC_OK, "%s decode %s: %s (%.3f s)", label, c, sdc_status_str(st), dt);
-    check_peak(what, be->stats.peak[SDC_MEM_ACTIVATIONS],
-               sdc_vae_decode_activation_bytes_estimate(cfg, z->ne[0], z->ne[2], z->ne[3],
-                                                         sdc_dtype_size(be->iface->act_dtype(be))));
+    print_peak(what, be->stats.peak[SDC_MEM_ACTIVATIONS]);
 
     int n_ref = count_prefix(g, bc.ref_prefix);
     test_check(n_ref > 0 && bc.n_seen == n_ref, "%s decode %s: %d block outputs seen, reference has %d", label, c,
@@ -74,13 +71,13 @@ static void encode_case(sdc_vae_encoder *enc, const sdc_vae_config *cfg, sdc_bac
                         const char *label, const char *c, double bound) {
     char name[128], what[128];
     fmt(name, sizeof name, "vae.encode.%s.image", c);
-    sdc_tensor *image = test_golden_tensor(be, g, name);   // [B, 3, H, W]
+    sdc_tensor *image = test_golden_tensor(be, sdc_vae_encoder_act_dtype(enc), g, name);   // [B, 3, H, W]
     if (!image) return;
     int64_t h, w;
     sdc_vae_encode_latent_size(cfg, image->ne[2], image->ne[3], &h, &w);
     const int64_t ne[4] = {image->ne[0], cfg->latent_channels, h, w};
-    sdc_tensor *mean = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ne);
-    sdc_tensor *logvar = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, ne);
+    sdc_tensor *mean = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_vae_encoder_act_dtype(enc), 4, ne);
+    sdc_tensor *logvar = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, sdc_vae_encoder_act_dtype(enc), 4, ne);
 
     sdc_mem_stats_reset_peak(&be->stats);
     double t0 = test_now();
@@ -88,9 +85,7 @@ static void encode_case(sdc_vae_encoder *enc, const sdc_vae_config *cfg, sdc_bac
     double dt = test_now() - t0;
     test_check(st == SDC_OK, "%s encode %s: %s (%.3f s)", label, c, sdc_status_str(st), dt);
     fmt(what, sizeof what, "%s encode %s", label, c);
-    check_peak(what, be->stats.peak[SDC_MEM_ACTIVATIONS],
-               sdc_vae_encode_activation_bytes_estimate(cfg, image->ne[0], image->ne[2], image->ne[3],
-                                                        sdc_dtype_size(be->iface->act_dtype(be))));
+    print_peak(what, be->stats.peak[SDC_MEM_ACTIVATIONS]);
     fmt(name, sizeof name, "vae.encode.%s.mean", c);
     fmt(what, sizeof what, "%s encode %s mean", label, c);
     test_golden_compare(g, name, mean, what, bound);
@@ -154,7 +149,7 @@ static void check_oom(const char *what, sdc_backend *be, run_fn run, void *model
 }
 
 static sdc_tensor *act4(sdc_backend *be, int64_t a, int64_t b, int64_t c, int64_t d) {
-    return sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, be->iface->act_dtype(be), 4, (int64_t[]){a, b, c, d});
+    return sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, (int64_t[]){a, b, c, d});   // the CPU's dtype
 }
 
 /* Wrong shapes are the caller's error (SDC_ERR_INVALID_ARG); allocation failures SDC_ERR_OOM. */
@@ -162,8 +157,8 @@ static void check_errors(const sdc_vae_config *cfg, sdc_model_files *mf, sdc_bac
     const sdc_logger *cap = test_capture_logger();
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
-    if (!test_check(sdc_vae_decoder_load(cfg, mf->index, be, cap, &dec) == SDC_OK &&
-                        sdc_vae_encoder_load(cfg, mf->index, be, cap, &enc) == SDC_OK,
+    const sdc_weight_source src = {mf->index, "vae.", be, cap, 0};
+    if (!test_check(sdc_vae_decoder_load(cfg, &src, &dec) == SDC_OK && sdc_vae_encoder_load(cfg, &src, &enc) == SDC_OK,
                     "load decoder and encoder with a capturing logger")) {
         sdc_vae_decoder_free(dec);
         sdc_vae_encoder_free(enc);
@@ -216,11 +211,12 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
     double t0 = test_now();
-    st = sdc_vae_decoder_load(&cfg, mf->index, be, log, &dec);
+    const sdc_weight_source src = {mf->index, "vae.", be, log, 0};
+    st = sdc_vae_decoder_load(&cfg, &src, &dec);
     test_check(st == SDC_OK, "load decoder: %s (%zu bytes, %.3f s)", sdc_status_str(st),
                dec ? sdc_vae_decoder_weight_bytes(dec) : 0, test_now() - t0);
     t0 = test_now();
-    sdc_status st2 = sdc_vae_encoder_load(&cfg, mf->index, be, log, &enc);
+    sdc_status st2 = sdc_vae_encoder_load(&cfg, &src, &enc);
     test_check(st2 == SDC_OK, "load encoder: %s (%zu bytes, %.3f s)", sdc_status_str(st2),
                enc ? sdc_vae_encoder_weight_bytes(enc) : 0, test_now() - t0);
 

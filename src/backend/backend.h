@@ -43,14 +43,26 @@ struct sdc_backend_i {
     void (*upload)(sdc_backend *be, void *dst, const void *host_src, size_t nbytes);
     void (*download)(sdc_backend *be, void *host_dst, const void *src, size_t nbytes);
     void (*synchronize)(sdc_backend *be);
-    /* dtype the backend keeps weights in, given the file's dtype (CPU: always F32) */
-    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype);
-    /* dtype of activations (CPU: F32) */
-    sdc_dtype (*act_dtype)(sdc_backend *be);
+    /* Precision is a property of a component, chosen when it is loaded; these two are pure functions of
+     * their arguments. f32 != 0: the component computes (and keeps its weights) in f32 even where the
+     * backend prefers f16 (--precision f32, a VAE whose config says force_upcast). */
+    /* dtype the backend keeps a weight in, given the file's dtype (CPU: always F32; CUDA: F16 unless f32) */
+    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, int f32);
+    /* dtype of a component's activations (CPU: always F32; CUDA: F16 unless f32) */
+    sdc_dtype (*act_dtype)(sdc_backend *be, int f32);
     /* optional: the most workspace bytes one op may hold in a phase whose largest convolution has an
      * im2col matrix of im2col_elems elements and whose longest attention has `tokens` queries and keys
      * (the planner adds it to each phase) */
     size_t (*workspace_bound)(sdc_backend *be, size_t im2col_elems, int64_t tokens);
+    /* optional workspace queries: the SDC_MEM_WORKSPACE bytes the op holds at once when called with these
+     * operands (their shapes and dtypes only; no data is read) and memory is there (an op that shrinks its
+     * scratch on a full device takes less). The counting backend (backend/count) adds them, so a plan's
+     * workspace is exact. An op without a query holds no workspace on this backend. */
+    size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                               int stride, int pad);
+    size_t (*attention_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q,
+                                  const sdc_tensor *k, int n_heads);
+    size_t (*group_norm_workspace)(sdc_backend *be, const sdc_tensor *x, int groups);
     /* optional: the device-memory budget the auto policy plans for when the user gives none
      * (CPU: MemAvailable - 1 GiB); < 0 when unknown */
     int64_t (*default_budget)(sdc_backend *be);
@@ -142,10 +154,6 @@ struct sdc_backend {
     sdc_mem_stats stats;
     sdc_logger log;
     int n_threads;
-    /* 1: weights and activations in f32 even where the backend would use f16 (--precision f32, or a
-     * VAE whose config says force_upcast); read by weight_dtype/act_dtype. The pipeline may switch it
-     * between components. */
-    int force_f32;
     /* > 0: sdc_tensor_new fails (out of memory) when the counted bytes would pass this, as on a smaller
      * device; tests use it to drive the out-of-memory paths on any backend */
     size_t mem_limit;
@@ -165,6 +173,9 @@ sdc_backend *sdc_backend_cpu_new(int n_threads, const sdc_logger *log);
 /* Only in builds with -DSDC_CUDA=ON (the registry calls it): the first CUDA device; NULL (logged)
  * when there is none or the driver is too old. */
 sdc_backend *sdc_backend_cuda_new(const sdc_logger *log);
+/* A counting backend shaped like `like` (backend/count/count_backend.h): no memory, no work, exact
+ * counts. NULL (logged) when out of host memory. */
+sdc_backend *sdc_backend_count_new(sdc_backend *like);
 
 /* --- memory --- */
 /* A tensor in be's memory, counted as `kind`. NULL (logged) when out of memory. Contents undefined. */

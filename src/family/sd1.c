@@ -14,34 +14,20 @@
 
 /* --- components ------------------------------------------------------------------------------ */
 
-static sdc_status load_text_encoder(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
-                                    int f32, void **out) {
-    (void)f32;
-    const sd1_fam *f = fam;
-    sdc_status st = SDC_OK;
-    *out = sdc_clip_load(&f->clip, index, "text_encoder.", be, log, &st);
-    return st;
+static sdc_status load_text_encoder(const void *fam, const sdc_weight_source *src, void **out) {
+    return sdc_clip_load(&((const sd1_fam *)fam)->clip, src, (sdc_clip **)out);
 }
 
-static sdc_status load_unet(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log, int f32,
-                            void **out) {
-    (void)f32;
-    const sd1_fam *f = fam;
-    return sdc_unet_load((sdc_unet **)out, &f->unet, index, "unet.", be, log);
+static sdc_status load_unet(const void *fam, const sdc_weight_source *src, void **out) {
+    return sdc_unet_load(&((const sd1_fam *)fam)->unet, src, (sdc_unet **)out);
 }
 
-static sdc_status load_vae_decoder(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
-                                   int f32, void **out) {
-    (void)f32;
-    const sd1_fam *f = fam;
-    return sdc_vae_decoder_load(&f->vae, index, be, log, (sdc_vae_decoder **)out);
+static sdc_status load_vae_decoder(const void *fam, const sdc_weight_source *src, void **out) {
+    return sdc_vae_decoder_load(&((const sd1_fam *)fam)->vae, src, (sdc_vae_decoder **)out);
 }
 
-static sdc_status load_vae_encoder(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
-                                   int f32, void **out) {
-    (void)f32;
-    const sd1_fam *f = fam;
-    return sdc_vae_encoder_load(&f->vae, index, be, log, (sdc_vae_encoder **)out);
+static sdc_status load_vae_encoder(const void *fam, const sdc_weight_source *src, void **out) {
+    return sdc_vae_encoder_load(&((const sd1_fam *)fam)->vae, src, (sdc_vae_encoder **)out);
 }
 
 static void free_text_encoder(void *o) { sdc_clip_free(o); }
@@ -58,10 +44,10 @@ static const char *const dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.
 static const char *const enc_prefixes[] = {"vae.encoder.", "vae.quant_conv.", NULL};
 
 static const sdc_component_def sd1_components[SD1_N_COMPONENTS] = {
-    [SD1_TEXT_ENCODER] = {"text_encoder", te_prefixes, load_text_encoder, free_text_encoder, NULL},
-    [SD1_UNET] = {"unet", unet_prefixes, load_unet, free_unet, NULL},
-    [SD1_VAE_DECODER] = {"vae_decoder", dec_prefixes, load_vae_decoder, free_vae_decoder, vae_needs_f32},
-    [SD1_VAE_ENCODER] = {"vae_encoder", enc_prefixes, load_vae_encoder, free_vae_encoder, vae_needs_f32},
+    [SD1_TEXT_ENCODER] = {"text_encoder", te_prefixes, "text_encoder.", load_text_encoder, free_text_encoder, NULL},
+    [SD1_UNET] = {"unet", unet_prefixes, "unet.", load_unet, free_unet, NULL},
+    [SD1_VAE_DECODER] = {"vae_decoder", dec_prefixes, "vae.", load_vae_decoder, free_vae_decoder, vae_needs_f32},
+    [SD1_VAE_ENCODER] = {"vae_encoder", enc_prefixes, "vae.", load_vae_encoder, free_vae_encoder, vae_needs_f32},
 };
 
 #define NEEDS(c) (1u << (c))
@@ -210,5 +196,4 @@ const sdc_family sdc_family_sd1 = {
     .latent_shape = sd1_latent_shape,
     .job_new = sd1_job_new,
     .job_free = sd1_job_free,
-    .plan_phase = sd1_plan_phase,
 };

@@ -38,7 +38,6 @@ sdc_status sd1_condition(sdc_run *r, int image);
 sdc_status sd1_encode(sdc_run *r, int image);
 sdc_status sd1_denoise(sdc_run *r, int image);
 sdc_status sd1_decode(sdc_run *r, int image);
-void sd1_plan_phase(const void *fam, const sdc_job_shape *job, int ph, size_t act_elem, size_t *act, size_t *im2col,
-                    int64_t *tokens);
+
 
 #endif

@@ -38,11 +38,10 @@ static sdc_status encode_prompts(sdc_run *r, sd1_job *j) {
     /* clip skip, A1111 numbering: 1 = all layers, 2 = stop one layer early, ... */
     int n_layers = p->clip_skip >= 1 ? cc->n_layers - (p->clip_skip - 1) : 0;
     if (p->clip_skip > cc->n_layers) n_layers = 1;
-    j->context = sdc_act_new(r->be, 3, (int64_t[]){nb, T, cc->hidden});
+    sdc_clip *clip = sdc_run_component(r, SD1_TEXT_ENCODER);
+    j->context = sdc_act_new(r->be, sdc_clip_act_dtype(clip), 3, (int64_t[]){nb, T, cc->hidden});   /* [nb, T, C] */
     sdc_status st = j->context ? SDC_OK : SDC_ERR_OOM;
-    if (st == SDC_OK)
-        st = sdc_clip_forward(sdc_run_component(r, SD1_TEXT_ENCODER), ids, nb, T, n_layers, j->context, NULL, NULL,
-                              NULL);
+    if (st == SDC_OK) st = sdc_clip_forward(clip, ids, nb, T, n_layers, j->context, NULL, NULL, NULL);
     free(ids);
     return st;
 }
@@ -65,10 +64,12 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
     const int64_t H = img->height, W = img->width;
     const size_t npix = (size_t)(H * W);
     float *x = malloc(sizeof(float) * npix * 3);
-    sdc_tensor *ti = sdc_act_new(be, 4, (int64_t[]){1, 3, H, W});
+    sdc_vae_encoder *enc = sdc_run_component(r, SD1_VAE_ENCODER);
+    const sdc_dtype dt = sdc_vae_encoder_act_dtype(enc);
+    sdc_tensor *ti = sdc_act_new(be, dt, 4, (int64_t[]){1, 3, H, W});   /* [1, 3, H, W] */
     const int64_t ls[4] = {1, f->vae.latent_channels, j->h, j->w};
-    sdc_tensor *tm = sdc_act_new(be, 4, ls);
-    sdc_tensor *tl = sdc_act_new(be, 4, ls);
+    sdc_tensor *tm = sdc_act_new(be, dt, 4, ls);                         /* [1, L, h, w] */
+    sdc_tensor *tl = sdc_act_new(be, dt, 4, ls);
     sdc_status st = x && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         /* [H, W, C] bytes -> [1, 3, H, W] in [-1, 1]: float32(v) / 255 * 2 - 1, as diffusers */
@@ -78,7 +79,7 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
                 x[(size_t)ch * npix + i] = 2.0f * v - 1.0f;
             }
         sdc_tensor_set_f32(ti, x);
-        st = sdc_vae_encode(sdc_run_component(r, SD1_VAE_ENCODER), ti, tm, tl);
+        st = sdc_vae_encode(enc, ti, tm, tl);
     }
     if (st == SDC_OK) {
         sdc_tensor_get_f32(tm, j->mean);
@@ -182,8 +183,9 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
     sdc_status st = initial_latents(r, j, i, lat, &rng);
     const int64_t shape[4] = {j->nb, f->unet.in_channels, j->h, j->w};
     unet_call c = {sdc_run_component(r, SD1_UNET), j->nb, r->p->cfg_scale, j->n, j->context, NULL, NULL, NULL};
-    c.x = sdc_act_new(r->be, 4, shape);
-    c.out = sdc_act_new(r->be, 4, shape);
+    const sdc_dtype dt = sdc_unet_act_dtype(c.unet);
+    c.x = sdc_act_new(r->be, dt, 4, shape);     /* [nb, C, h, w] */
+    c.out = sdc_act_new(r->be, dt, 4, shape);
     c.buf = malloc(sizeof(float) * j->n * (size_t)j->nb);
     if (st == SDC_OK && !(c.x && c.out && c.buf)) st = SDC_ERR_OOM;
     if (st == SDC_OK) {
@@ -210,8 +212,10 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
     const sdc_vae_config *vc = &((const sd1_fam *)r->fam)->vae;
     const int64_t H = j->H, W = j->W;
     float *z = malloc(sizeof(float) * j->n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
-    sdc_tensor *tz = sdc_act_new(r->be, 4, (int64_t[]){1, vc->latent_channels, j->h, j->w});
-    sdc_tensor *ti = sdc_act_new(r->be, 4, (int64_t[]){1, vc->out_channels, H, W});
+    sdc_vae_decoder *dec = sdc_run_component(r, SD1_VAE_DECODER);
+    const sdc_dtype dt = sdc_vae_decoder_act_dtype(dec);
+    sdc_tensor *tz = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->latent_channels, j->h, j->w});   /* [1, L, h, w] */
+    sdc_tensor *ti = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});            /* [1, 3, H, W] */
     sdc_status st = z && img && tz && ti ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         for (size_t i = 0; i < j->n; i++) {
@@ -219,7 +223,7 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
             if (vc->has_shift_factor) z[i] += vc->shift_factor;
         }
         sdc_tensor_set_f32(tz, z);
-        st = sdc_vae_decode(sdc_run_component(r, SD1_VAE_DECODER), tz, ti, NULL, NULL);
+        st = sdc_vae_decode(dec, tz, ti, NULL, NULL);
     }
     if (st == SDC_OK) {
         sdc_tensor_get_f32(ti, img);

@@ -16,7 +16,8 @@ typedef struct clip_layer {
 struct sdc_clip {
     sdc_clip_config cfg;
     sdc_backend *be;
-    const sdc_logger *log;
+    sdc_dtype act_dtype;   /* chosen at load time */
+    sdc_logger log;
     sdc_weight_set ws;
     sdc_tensor *tok_emb;   /* [V, C] */
     sdc_tensor *pos_emb;   /* [P, C] */
@@ -69,25 +70,26 @@ sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_cl
     return SDC_OK;
 }
 
-sdc_clip *sdc_clip_load(const sdc_clip_config *cfg, sdc_model_index *index, const char *prefix,
-                        sdc_backend *be, const sdc_logger *log, sdc_status *status) {
+sdc_status sdc_clip_load(const sdc_clip_config *cfg, const sdc_weight_source *src, sdc_clip **out) {
+    *out = NULL;
     sdc_clip *m = calloc(1, sizeof *m);
     clip_layer *layers = calloc((size_t)cfg->n_layers, sizeof *layers);
     if (!m || !layers) {
         free(m);
         free(layers);
-        *status = SDC_ERR_OOM;
-        return NULL;
+        SDC_LOGE(src->log, "sdc_clip_load: out of host memory");
+        return SDC_ERR_OOM;
     }
     m->cfg = *cfg;
-    m->be = be;
-    m->log = log;
+    m->be = src->be;
+    m->act_dtype = sdc_weight_source_act_dtype(src);
+    if (src->log) m->log = *src->log;
     m->layers = layers;
     const int64_t C = cfg->hidden, I = cfg->intermediate;
-    char pfx[96];
-    snprintf(pfx, sizeof pfx, "%stext_model.", prefix ? prefix : "");
+    sdc_weight_source s = *src;
+    s.log = &m->log;
     sdc_weight_set *ws = &m->ws;
-    sdc_weights_begin(ws, index, pfx, be, log);
+    sdc_weights_begin(ws, &s, "text_model.");
     m->tok_emb = sdc_weights_get(ws, 2, (int64_t[]){cfg->vocab, C}, "embeddings.token_embedding.weight");
     m->pos_emb = sdc_weights_get(ws, 2, (int64_t[]){cfg->max_positions, C}, "embeddings.position_embedding.weight");
     for (int l = 0; l < cfg->n_layers; l++) {
@@ -115,13 +117,15 @@ sdc_clip *sdc_clip_load(const sdc_clip_config *cfg, sdc_model_index *index, cons
     }
     m->lnf_w = sdc_weights_get(ws, 1, (int64_t[]){C}, "final_layer_norm.weight");
     m->lnf_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "final_layer_norm.bias");
-    *status = sdc_weights_end(ws);
-    if (*status != SDC_OK) {
+    sdc_status st = sdc_weights_end(ws);
+    if (st != SDC_OK) {
+        SDC_LOGE(&m->log, "sdc_clip_load: %s", sdc_status_str(st));
         free(m->layers);
         free(m);
-        return NULL;
+        return st;
     }
-    return m;
+    *out = m;
+    return SDC_OK;
 }
 
 void sdc_clip_free(sdc_clip *m) {
@@ -133,6 +137,7 @@ void sdc_clip_free(sdc_clip *m) {
 
 const sdc_clip_config *sdc_clip_get_config(const sdc_clip *m) { return &m->cfg; }
 const sdc_weight_set *sdc_clip_weights(const sdc_clip *m) { return &m->ws; }
+sdc_dtype sdc_clip_act_dtype(const sdc_clip *m) { return m->act_dtype; }
 
 /* Activations of one forward pass; freed together at the end. */
 enum { A_X, A_H, A_Q, A_K, A_V, A_ATT, A_MLP, A_IDS, A_POS, A_PE, A_COUNT };
@@ -152,14 +157,6 @@ static void layer_forward(const sdc_clip *m, const clip_layer *L, sdc_tensor **a
     sdc_linear(h, a[A_MLP], L->fc2_w, L->fc2_b);          // [B, T, C]
     sdc_binary(x, x, h, SDC_BINARY_ADD);
 }
-
-size_t sdc_clip_activation_bytes_estimate(const sdc_clip_config *cfg, int B, int T, size_t elem_size) {
-    const size_t BT = (size_t)B * (size_t)T;
-    /* out + the 7 [B, T, C] buffers of the forward (x, h, q, k, v, attention, position embeddings)
-     * + the MLP's [B, T, I] + token and position ids */
-    return (8 * BT * (size_t)cfg->hidden + BT * (size_t)cfg->intermediate) * elem_size + 2 * BT * sizeof(int32_t);
-}
-
 static int eos_position(const sdc_clip_config *cfg, const int32_t *ids, int T) {
     int best = 0;
     for (int t = 0; t < T; t++) {
@@ -176,19 +173,19 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
                             float *pooled, sdc_clip_hidden_cb cb, void *cb_user) {
     const sdc_clip_config *cfg = &m->cfg;
     if (B < 1 || T < 1 || T > cfg->max_positions) {
-        SDC_LOGE(m->log, "clip_forward: %d sequences of %d tokens (at most %d positions)", B, T, cfg->max_positions);
+        SDC_LOGE(&m->log, "clip_forward: %d sequences of %d tokens (at most %d positions)", B, T, cfg->max_positions);
         return SDC_ERR_INVALID_ARG;
     }
     for (int i = 0; i < B * T; i++) {
         if (ids[i] < 0 || ids[i] >= cfg->vocab) {
-            SDC_LOGE(m->log, "clip_forward: token id %d outside the vocabulary of %d", ids[i], cfg->vocab);
+            SDC_LOGE(&m->log, "clip_forward: token id %d outside the vocabulary of %d", ids[i], cfg->vocab);
             return SDC_ERR_INVALID_ARG;
         }
     }
     if (n_layers <= 0 || n_layers > cfg->n_layers) n_layers = cfg->n_layers;
     const int64_t C = cfg->hidden, I = cfg->intermediate, BT = (int64_t)B * T;
     sdc_backend *be = m->be;
-    sdc_dtype adt = be->iface->act_dtype(be);
+    const sdc_dtype adt = m->act_dtype;
     sdc_tensor *a[A_COUNT] = {0};
     const int64_t btc[3] = {B, T, C}, bti[3] = {B, T, I}, bt[1] = {BT};
     for (int i = A_X; i <= A_ATT; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, adt, 3, btc);
@@ -214,8 +211,13 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
             if (cb) cb(l + 1, a[A_X], cb_user);
         }
     }
-    if (st == SDC_OK) {
+    if (st == SDC_OK && out->dtype != adt) {   // into the caller's dtype through the free [B, T, C] of h
+        sdc_layer_norm(a[A_H], a[A_X], m->lnf_w, m->lnf_b, cfg->eps);
+        sdc_copy(out, a[A_H]);
+    } else if (st == SDC_OK) {
         sdc_layer_norm(out, a[A_X], m->lnf_w, m->lnf_b, cfg->eps);
+    }
+    if (st == SDC_OK) {
         if (pooled) {
             float *row = malloc(sizeof(float) * (size_t)(BT * C));
             if (!row) {
@@ -230,7 +232,7 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
             }
         }
     } else {
-        SDC_LOGE(m->log, "clip_forward: out of %s memory for activations", be->iface->name);
+        SDC_LOGE(&m->log, "clip_forward: out of %s memory for activations", be->iface->name);
     }
     free(pos);
     for (int i = 0; i < A_COUNT; i++) sdc_tensor_free(a[i]);

@@ -31,26 +31,25 @@ sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_cl
 
 typedef struct sdc_clip sdc_clip;
 
-/* Loads "<prefix>text_model.*" weights (prefix e.g. "text_encoder.") from the index. NULL on error
- * (logged); *status says which. */
-sdc_clip *sdc_clip_load(const sdc_clip_config *cfg, sdc_model_index *index, const char *prefix,
-                        sdc_backend *be, const sdc_logger *log, sdc_status *status);
+/* Loads src->prefix + "text_model.*" (prefix "text_encoder." in a diffusers model) into src->be, in src's
+ * precision. cfg is copied; the index must stay open only during the call. On error nothing stays
+ * allocated and *out is NULL (SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT / SDC_ERR_OOM / SDC_ERR_IO, logged). */
+sdc_status sdc_clip_load(const sdc_clip_config *cfg, const sdc_weight_source *src, sdc_clip **out);
 void sdc_clip_free(sdc_clip *m);
 const sdc_clip_config *sdc_clip_get_config(const sdc_clip *m);
 const sdc_weight_set *sdc_clip_weights(const sdc_clip *m);
+/* The dtype the encoder computes in, chosen at load time. */
+sdc_dtype sdc_clip_act_dtype(const sdc_clip *m);
 
 /* Called with hidden_states[i] ([B, T, C], valid only during the call) for i = 0..layers run. */
 typedef void (*sdc_clip_hidden_cb)(int i, const sdc_tensor *h, void *user);
 
 /* Encodes B sequences of T ids (host, [B, T]; every id < vocab, T <= max_positions, else
  * SDC_ERR_INVALID_ARG). Runs the first n_layers layers (<= 0 or > L: all), applies the final norm and
- * writes out [B, T, C] (preallocated on the model's backend). pooled (host [B, C]) may be NULL.
+ * writes out [B, T, C] (preallocated on the model's backend; converted when out is not in
+ * sdc_clip_act_dtype). pooled (host [B, C]) may be NULL.
  * Returns SDC_ERR_OOM when an activation cannot be allocated. */
 sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out,
                             float *pooled, sdc_clip_hidden_cb cb, void *cb_user);
-
-/* Peak SDC_MEM_ACTIVATIONS bytes of one sdc_clip_forward of B x T tokens, counting the caller's out
- * [B, T, C] (elem_size bytes per element; token ids are 4-byte integers). */
-size_t sdc_clip_activation_bytes_estimate(const sdc_clip_config *cfg, int B, int T, size_t elem_size);
 
 #endif

@@ -32,15 +32,14 @@ void sdc_resnet_load(sdc_resnet *r, sdc_weight_set *ws, const char *prefix, int 
 }
 
 sdc_tensor *sdc_resnet_forward(const sdc_resnet *r, const sdc_tensor *x, const sdc_tensor *temb_act) {
-    sdc_backend *be = x->backend;
     const int64_t B = x->ne[0], H = x->ne[2], W = x->ne[3];
     const int64_t xo[4] = {B, r->out_ch, H, W};
     sdc_tensor *a = NULL, *h = NULL, *t = NULL, *y = NULL, *s = NULL;
 
     // h = conv1(silu(norm1(x)))  [B, Co, H, W]
-    if (!(a = sdc_act_new(be, 4, x->ne))) goto oom;
+    if (!(a = sdc_act_like(x, 4, x->ne))) goto oom;
     sdc_group_norm(a, x, r->norm1_w, r->norm1_b, r->groups, r->eps, 1);
-    if (!(h = sdc_act_new(be, 4, xo))) goto oom;
+    if (!(h = sdc_act_like(x, 4, xo))) goto oom;
     sdc_conv2d(h, a, r->conv1_w, r->conv1_b, 1, 1);
     sdc_tensor_free(a);
     a = NULL;
@@ -48,7 +47,7 @@ sdc_tensor *sdc_resnet_forward(const sdc_resnet *r, const sdc_tensor *x, const s
     assert((r->temb_w != NULL) == (temb_act != NULL));
     if (temb_act) {
         // h += time_emb_proj(temb_act)[:, :, None, None]
-        if (!(t = sdc_act_new(be, 2, (int64_t[]){B, r->out_ch}))) goto oom;
+        if (!(t = sdc_act_like(x, 2, (int64_t[]){B, r->out_ch}))) goto oom;
         sdc_linear(t, temb_act, r->temb_w, r->temb_b);
         sdc_tensor t4 = sdc_tensor_view(t, 4, (int64_t[]){B, r->out_ch, 1, 1});
         sdc_binary(h, h, &t4, SDC_BINARY_ADD);
@@ -57,18 +56,18 @@ sdc_tensor *sdc_resnet_forward(const sdc_resnet *r, const sdc_tensor *x, const s
     }
 
     // y = conv2(silu(norm2(h)))
-    if (!(a = sdc_act_new(be, 4, xo))) goto oom;
+    if (!(a = sdc_act_like(x, 4, xo))) goto oom;
     sdc_group_norm(a, h, r->norm2_w, r->norm2_b, r->groups, r->eps, 1);
     sdc_tensor_free(h);
     h = NULL;
-    if (!(y = sdc_act_new(be, 4, xo))) goto oom;
+    if (!(y = sdc_act_like(x, 4, xo))) goto oom;
     sdc_conv2d(y, a, r->conv2_w, r->conv2_b, 1, 1);
     sdc_tensor_free(a);
     a = NULL;
 
     // y += shortcut(x)
     if (r->short_w) {
-        if (!(s = sdc_act_new(be, 4, xo))) goto oom;
+        if (!(s = sdc_act_like(x, 4, xo))) goto oom;
         sdc_conv2d(s, x, r->short_w, r->short_b, 1, 0);
         sdc_binary(y, y, s, SDC_BINARY_ADD);
         sdc_tensor_free(s);
@@ -83,24 +82,4 @@ oom:
     sdc_tensor_free(t);
     sdc_tensor_free(y);
     return NULL;
-}
-
-void sdc_resnet_count_activations(sdc_act_count *c, int64_t B, int64_t in_ch, int64_t out_ch,
-                                  int64_t H, int64_t W, int has_temb) {
-    const int64_t ni = B * in_ch * H * W, no = B * out_ch * H * W;
-    sdc_act_count_alloc(c, ni);   // norm1
-    sdc_act_count_alloc(c, no);   // conv1
-    sdc_act_count_free(c, ni);
-    if (has_temb) {
-        sdc_act_count_alloc(c, B * out_ch);
-        sdc_act_count_free(c, B * out_ch);
-    }
-    sdc_act_count_alloc(c, no);   // norm2
-    sdc_act_count_free(c, no);    // conv1 output
-    sdc_act_count_alloc(c, no);   // conv2 = y
-    sdc_act_count_free(c, no);    // norm2 output
-    if (in_ch != out_ch) {
-        sdc_act_count_alloc(c, no);   // shortcut
-        sdc_act_count_free(c, no);
-    }
 }

@@ -35,9 +35,4 @@ void sdc_resnet_load(sdc_resnet *r, sdc_weight_set *ws, const char *prefix, int 
  * nothing stays allocated). x is not modified or freed. */
 sdc_tensor *sdc_resnet_forward(const sdc_resnet *r, const sdc_tensor *x, const sdc_tensor *temb_act);
 
-/* Replays sdc_resnet_forward's allocations on c: afterwards c->cur includes the output
- * (B*Co*H*W elements), and c->peak the transient peak. */
-void sdc_resnet_count_activations(sdc_act_count *c, int64_t B, int64_t in_ch, int64_t out_ch,
-                                  int64_t H, int64_t W, int has_temb);
-
 #endif

@@ -26,6 +26,7 @@ typedef struct unet_block {
 struct sdc_unet {
     sdc_unet_config cfg;
     sdc_backend *be;
+    sdc_dtype act_dtype;                     /* chosen at load time */
     sdc_logger log;
     sdc_weight_set ws;                       /* owns every weight tensor */
     sdc_tensor *time_w1, *time_b1;           /* [Td, C0], [Td] */
@@ -113,8 +114,8 @@ void sdc_unet_free(sdc_unet *u) {
     free(u);
 }
 
-sdc_status sdc_unet_load(sdc_unet **out, const sdc_unet_config *cfg, sdc_model_index *index, const char *prefix,
-                         sdc_backend *be, const sdc_logger *log) {
+sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *src, sdc_unet **out) {
+    const sdc_logger *log = src->log;
     *out = NULL;
     sdc_unet *u = calloc(1, sizeof *u);
     if (!u) {
@@ -122,13 +123,16 @@ sdc_status sdc_unet_load(sdc_unet **out, const sdc_unet_config *cfg, sdc_model_i
         return SDC_ERR_OOM;
     }
     u->cfg = *cfg;
-    u->be = be;
+    u->be = src->be;
+    u->act_dtype = sdc_weight_source_act_dtype(src);
     if (log) u->log = *log;
     const sdc_unet_config *c = &u->cfg;
     const int n = c->n_blocks, c0 = c->block_out_channels[0], cl = c->block_out_channels[n - 1];
     const int64_t td = c->time_embed_dim;
     sdc_weight_set *ws = &u->ws;
-    sdc_weights_begin(ws, index, prefix, be, &u->log);
+    sdc_weight_source ws_src = *src;
+    ws_src.log = &u->log;
+    sdc_weights_begin(ws, &ws_src, NULL);
 
     u->time_w1 = sdc_weights_get(ws, 2, (int64_t[]){td, c0}, "time_embedding.linear_1.weight");
     u->time_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_1.bias");
@@ -155,7 +159,7 @@ sdc_status sdc_unet_load(sdc_unet **out, const sdc_unet_config *cfg, sdc_model_i
         return st;
     }
     SDC_LOGI(log, "sdc_unet_load: %d tensors, %.1f MB on %s", ws->n, (double)ws->bytes_resident / 1e6,
-             be->iface->name);
+             src->be->iface->name);
     *out = u;
     return SDC_OK;
 }
@@ -163,6 +167,10 @@ sdc_status sdc_unet_load(sdc_unet **out, const sdc_unet_config *cfg, sdc_model_i
 const sdc_unet_config *sdc_unet_get_config(const sdc_unet *u) { return &u->cfg; }
 
 size_t sdc_unet_weight_bytes(const sdc_unet *u) { return (size_t)u->ws.bytes_resident; }
+
+sdc_dtype sdc_unet_act_dtype(const sdc_unet *u) { return u->act_dtype; }
+
+sdc_backend *sdc_unet_backend(const sdc_unet *u) { return u->be; }
 
 /* ---- time embedding ---- */
 
@@ -191,6 +199,7 @@ void sdc_unet_timestep_embedding(const float *timesteps, int B, int dim, int fli
  * running hidden states when they are not the top skip, and the activated time embedding. */
 typedef struct fwd_state {
     sdc_backend *be;
+    sdc_dtype dt;           // the UNet's activation dtype
     const sdc_tensor *context;
     sdc_tensor *skips[MAX_SKIPS];
     int n_skips;
@@ -226,8 +235,8 @@ static int time_embedding(sdc_unet *u, fwd_state *s, const float *timesteps, int
     const sdc_unet_config *c = &u->cfg;
     const int64_t c0 = c->block_out_channels[0], td = c->time_embed_dim;
     float *host = malloc(sizeof(float) * (size_t)(B * c0));
-    sdc_tensor *t0 = sdc_act_new(s->be, 2, (int64_t[]){B, c0});
-    sdc_tensor *t1 = t0 ? sdc_act_new(s->be, 2, (int64_t[]){B, td}) : NULL;
+    sdc_tensor *t0 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, c0});
+    sdc_tensor *t1 = t0 ? sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td}) : NULL;
     if (!host || !t1) {
         free(host);
         sdc_tensor_free(t0);
@@ -239,7 +248,7 @@ static int time_embedding(sdc_unet *u, fwd_state *s, const float *timesteps, int
     sdc_linear(t1, t0, u->time_w1, u->time_b1);   // [B, Td]
     sdc_tensor_free(t0);
     sdc_unary(t1, t1, SDC_UNARY_SILU);
-    if (!(s->temb = sdc_act_new(s->be, 2, (int64_t[]){B, td}))) {
+    if (!(s->temb = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td}))) {
         sdc_tensor_free(t1);
         return 0;
     }
@@ -260,7 +269,7 @@ static int down_block(sdc_unet *u, fwd_state *s, int i) {
     if (b->sample_w) {
         // conv 3x3, stride 2, pad 1: [B, C, H, W] -> [B, C, (H + 1) / 2, (W + 1) / 2]
         const int64_t *ne = s->h->ne;
-        sdc_tensor *d = sdc_act_new(s->be, 4, (int64_t[]){ne[0], ne[1], (ne[2] - 1) / 2 + 1, (ne[3] - 1) / 2 + 1});
+        sdc_tensor *d = sdc_act_new(s->be, s->dt, 4, (int64_t[]){ne[0], ne[1], (ne[2] - 1) / 2 + 1, (ne[3] - 1) / 2 + 1});
         if (!d) return 0;
         sdc_conv2d(d, s->h, b->sample_w, b->sample_b, 2, 1);
         push_skip(s, d);
@@ -284,7 +293,7 @@ static int upsample(fwd_state *s, const unet_block *b) {
     const int64_t *ne = s->h->ne;
     const sdc_tensor *next = s->skips[s->n_skips - 1];
     const int64_t B = ne[0], C = ne[1], th = next->ne[2], tw = next->ne[3];
-    sdc_tensor *t = sdc_act_new(s->be, 4, (int64_t[]){B, C, 2 * ne[2], 2 * ne[3]});
+    sdc_tensor *t = sdc_act_new(s->be, s->dt, 4, (int64_t[]){B, C, 2 * ne[2], 2 * ne[3]});
     if (!t) return 0;
     sdc_upsample2x(t, s->h);
     set_h(s, t);
@@ -293,11 +302,11 @@ static int upsample(fwd_state *s, const unet_block *b) {
         if (s->h->ne[dim] == want) continue;
         int64_t cut[4] = {B, C, s->h->ne[2], s->h->ne[3]};
         cut[dim] = want;
-        if (!(t = sdc_act_new(s->be, 4, cut))) return 0;
+        if (!(t = sdc_act_new(s->be, s->dt, 4, cut))) return 0;
         sdc_slice(t, s->h, dim, 0);
         set_h(s, t);
     }
-    if (!(t = sdc_act_new(s->be, 4, s->h->ne))) return 0;
+    if (!(t = sdc_act_new(s->be, s->dt, 4, s->h->ne))) return 0;
     sdc_conv2d(t, s->h, b->sample_w, b->sample_b, 1, 1);
     set_h(s, t);
     return 1;
@@ -308,7 +317,7 @@ static int up_block(sdc_unet *u, fwd_state *s, int i) {
     for (int j = 0; j < b->n_layers; j++) {
         sdc_tensor *skip = s->skips[s->n_skips - 1];
         const int64_t *ne = s->h->ne;
-        sdc_tensor *cat = sdc_act_new(s->be, 4, (int64_t[]){ne[0], ne[1] + skip->ne[1], ne[2], ne[3]});
+        sdc_tensor *cat = sdc_act_new(s->be, s->dt, 4, (int64_t[]){ne[0], ne[1] + skip->ne[1], ne[2], ne[3]});
         if (!cat) return 0;
         sdc_concat(cat, s->h, skip, 1);   // [B, C + Cs, H, W]
         set_h(s, cat);
@@ -344,7 +353,7 @@ static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *time
     char name[32];
     if (!time_embedding(u, s, timesteps, B, cb, user)) return 0;
 
-    sdc_tensor *h = sdc_act_new(s->be, 4, (int64_t[]){B, c->block_out_channels[0], x->ne[2], x->ne[3]});
+    sdc_tensor *h = sdc_act_new(s->be, s->dt, 4, (int64_t[]){B, c->block_out_channels[0], x->ne[2], x->ne[3]});
     if (!h) return 0;
     sdc_conv2d(h, x, u->conv_in_w, u->conv_in_b, 1, 1);
     push_skip(s, h);
@@ -365,11 +374,19 @@ static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *time
     assert(s->n_skips == 0);
 
     // out = conv_out(silu(norm(h)))
-    sdc_tensor *g = sdc_act_new(s->be, 4, s->h->ne);
+    sdc_tensor *g = sdc_act_new(s->be, s->dt, 4, s->h->ne);
     if (!g) return 0;
     sdc_group_norm(g, s->h, u->norm_out_w, u->norm_out_b, c->norm_num_groups, c->norm_eps, 1);
     set_h(s, g);
-    sdc_conv2d(out, s->h, u->conv_out_w, u->conv_out_b, 1, 1);
+    if (out->dtype == s->dt) {
+        sdc_conv2d(out, s->h, u->conv_out_w, u->conv_out_b, 1, 1);
+    } else {   // into the caller's dtype
+        sdc_tensor *o = sdc_act_new(s->be, s->dt, 4, out->ne);
+        if (!o) return 0;
+        sdc_conv2d(o, s->h, u->conv_out_w, u->conv_out_b, 1, 1);
+        sdc_copy(out, o);
+        sdc_tensor_free(o);
+    }
     set_h(s, NULL);
     if (cb) cb("conv_out", out, user);
     return 1;
@@ -379,9 +396,18 @@ sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *times
                             sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user) {
     sdc_status st = check_args(u, x, context, out);
     if (st != SDC_OK) return st;
-    fwd_state s = {.be = u->be, .context = context};
-    int ok = run(u, &s, x, timesteps, out, cb, cb_user);
+    fwd_state s = {.be = u->be, .dt = u->act_dtype, .context = context};
+    /* inputs from another component in another dtype: converted here, at the boundary */
+    sdc_tensor *xc = x->dtype != s.dt ? sdc_act_new(u->be, s.dt, 4, x->ne) : NULL;
+    sdc_tensor *cc = context->dtype != s.dt ? sdc_act_new(u->be, s.dt, 3, context->ne) : NULL;
+    int ok = (x->dtype == s.dt || xc) && (context->dtype == s.dt || cc);
+    if (ok && xc) sdc_copy(xc, x);
+    if (ok && cc) sdc_copy(cc, context);
+    if (cc) s.context = cc;
+    ok = ok && run(u, &s, xc ? xc : x, timesteps, out, cb, cb_user);
     set_h(&s, NULL);
+    sdc_tensor_free(xc);
+    sdc_tensor_free(cc);
     for (int i = 0; i < s.n_skips; i++) sdc_tensor_free(s.skips[i]);
     sdc_tensor_free(s.temb);
     if (!ok) {
@@ -389,109 +415,4 @@ sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *times
         return SDC_ERR_OOM;
     }
     return SDC_OK;
-}
-
-/* ---- activation estimate: the forward's allocations, replayed ---- */
-
-typedef struct count_state {
-    sdc_act_count c;
-    int64_t B, ctx_len;
-    int64_t skip[MAX_SKIPS][3];   // C, H, W of each skip
-    int n_skips;
-    int64_t C, H, W;              // the running hidden states
-} count_state;
-
-static int64_t chw(const count_state *s) { return s->B * s->C * s->H * s->W; }
-
-static void count_layer(count_state *s, int64_t out_ch, int attn, int tlayers) {
-    sdc_resnet_count_activations(&s->c, s->B, s->C, out_ch, s->H, s->W, 1);
-    if (attn) {
-        sdc_unet_transformer_count_activations(&s->c, s->B, out_ch, s->H, s->W, s->ctx_len, tlayers);
-        sdc_act_count_free(&s->c, s->B * out_ch * s->H * s->W);   // the resnet output
-    }
-    s->C = out_ch;
-}
-
-static void count_push(count_state *s) {
-    s->skip[s->n_skips][0] = s->C;
-    s->skip[s->n_skips][1] = s->H;
-    s->skip[s->n_skips][2] = s->W;
-    s->n_skips++;
-}
-
-size_t sdc_unet_activation_bytes_estimate(const sdc_unet_config *cfg, int B, int H, int W, int ctx_len,
-                                          size_t elem_size) {
-    const int n = cfg->n_blocks;
-    const int64_t c0 = cfg->block_out_channels[0], td = cfg->time_embed_dim;
-    count_state s = {.B = B, .ctx_len = ctx_len, .C = c0, .H = H, .W = W};
-    sdc_act_count *c = &s.c;
-    sdc_act_count_init(c, elem_size);
-    sdc_act_count_alloc(c, (int64_t)B * cfg->in_channels * H * W);                 // x
-    sdc_act_count_alloc(c, (int64_t)B * ctx_len * cfg->cross_attention_dim);      // context
-    sdc_act_count_alloc(c, (int64_t)B * cfg->out_channels * H * W);                // out
-
-    sdc_act_count_alloc(c, B * c0);   // sinusoids
-    sdc_act_count_alloc(c, B * td);   // linear_1
-    sdc_act_count_free(c, B * c0);
-    sdc_act_count_alloc(c, B * td);   // linear_2 = temb
-    sdc_act_count_free(c, B * td);
-
-    sdc_act_count_alloc(c, chw(&s));   // conv_in
-    count_push(&s);
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < cfg->layers_per_block[i]; j++) {
-            count_layer(&s, cfg->block_out_channels[i], cfg->down_attn[i], cfg->transformer_layers[i]);
-            count_push(&s);   // the previous h stays as a skip
-        }
-        if (i < n - 1) {
-            s.H = (s.H - 1) / 2 + 1;
-            s.W = (s.W - 1) / 2 + 1;
-            sdc_act_count_alloc(c, chw(&s));
-            count_push(&s);
-        }
-    }
-    // mid: resnet (+ transformer) whose input is the top skip, then a resnet on an owned input
-    count_layer(&s, s.C, 1, cfg->transformer_layers[n - 1]);
-    count_layer(&s, s.C, 0, 0);
-    sdc_act_count_free(c, chw(&s));
-    for (int i = 0; i < n; i++) {
-        const int r = n - 1 - i;
-        for (int j = 0; j < cfg->layers_per_block[r] + 1; j++) {
-            const int64_t *sk = s.skip[--s.n_skips];
-            const int64_t h_elems = chw(&s), s_elems = s.B * sk[0] * sk[1] * sk[2];
-            s.C += sk[0];
-            sdc_act_count_alloc(c, chw(&s));   // concat
-            sdc_act_count_free(c, h_elems);
-            sdc_act_count_free(c, s_elems);
-            const int64_t cat = chw(&s);
-            count_layer(&s, cfg->block_out_channels[r], cfg->up_attn[i], cfg->transformer_layers[r]);
-            sdc_act_count_free(c, cat);
-        }
-        if (i < n - 1) {
-            const int64_t *next = s.skip[s.n_skips - 1];
-            int64_t prev = chw(&s);
-            s.H *= 2;
-            s.W *= 2;
-            sdc_act_count_alloc(c, chw(&s));   // upsample2x
-            sdc_act_count_free(c, prev);
-            if (s.H != next[1]) {
-                prev = chw(&s);
-                s.H = next[1];
-                sdc_act_count_alloc(c, chw(&s));
-                sdc_act_count_free(c, prev);
-            }
-            if (s.W != next[2]) {
-                prev = chw(&s);
-                s.W = next[2];
-                sdc_act_count_alloc(c, chw(&s));
-                sdc_act_count_free(c, prev);
-            }
-            sdc_act_count_alloc(c, chw(&s));   // conv
-            sdc_act_count_free(c, chw(&s));
-        }
-    }
-    sdc_act_count_alloc(c, chw(&s));   // output norm
-    sdc_act_count_free(c, chw(&s));    // up_blocks output
-    sdc_act_count_free(c, chw(&s));    // the norm, after conv_out
-    return c->peak;
 }

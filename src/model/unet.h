@@ -13,7 +13,7 @@
  * Transformer2D and its blocks are described in unet_transformer.h; the resnets in resnet.h.
  *
  * Weights by canonical diffusers name under a prefix ("unet."). Intermediates are activations of the
- * backend's compute dtype, freed as soon as they are dead; every skip stays alive from its down
+ * UNet's compute dtype (chosen at load time), freed as soon as they are dead; every skip stays alive from its down
  * block to its up block.
  *
  * Threading: a UNet is used with its backend from one thread at a time. */
@@ -25,6 +25,7 @@
 
 #include "backend/backend.h"
 #include "io/model_index.h"
+#include "model/weights.h"
 
 #define SDC_UNET_MAX_BLOCKS 8
 #define SDC_UNET_MAX_LAYERS 8   /* resnets per down block */
@@ -61,15 +62,19 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
 
 typedef struct sdc_unet sdc_unet;
 
-/* Loads prefix + every tensor the config implies ("unet." + "conv_in.weight", ...) from index into
- * be, checking each shape. cfg is copied; index must stay open only during the call. On error nothing
- * stays allocated and *out is NULL (SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT / SDC_ERR_OOM / SDC_ERR_IO). */
-sdc_status sdc_unet_load(sdc_unet **out, const sdc_unet_config *cfg, sdc_model_index *index,
-                         const char *prefix, sdc_backend *be, const sdc_logger *log);
+/* Loads src->prefix + every tensor the config implies ("unet." + "conv_in.weight", ...) from src->index
+ * into src->be in src's precision, checking each shape. cfg is copied; the index must stay open only
+ * during the call. On error nothing stays allocated and *out is NULL (SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT /
+ * SDC_ERR_OOM / SDC_ERR_IO). */
+sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *src, sdc_unet **out);
 void sdc_unet_free(sdc_unet *u);   /* NULL is harmless */
 const sdc_unet_config *sdc_unet_get_config(const sdc_unet *u);
 /* Backend bytes the weights take. */
 size_t sdc_unet_weight_bytes(const sdc_unet *u);
+/* The dtype the UNet computes in, chosen at load time: x, context and out in it need no conversion. */
+sdc_dtype sdc_unet_act_dtype(const sdc_unet *u);
+/* The backend the UNet was loaded onto. */
+sdc_backend *sdc_unet_backend(const sdc_unet *u);
 
 /* Called after each top-level block with its output, named as in diffusers: "time_embedding" [B, Ct],
  * "conv_in", "down_blocks.<i>" (the hidden states after the block, not the skips), "mid_block",
@@ -78,17 +83,11 @@ typedef void (*sdc_unet_block_cb)(const char *name, const sdc_tensor *t, void *u
 
 /* x [B, in_channels, H, W], timesteps [B] on the host, context [B, T, cross_attention_dim] ->
  * out [B, out_channels, H, W], preallocated by the caller. All tensors live on the UNet's backend and
- * stay the caller's. Any H, W >= 1 works (odd sizes are cut back after each upsample, as diffusers
+ * stay the caller's; x, context and out in another dtype than sdc_unet_act_dtype are converted. Any H, W >= 1 works (odd sizes are cut back after each upsample, as diffusers
  * does). cb may be NULL. SDC_ERR_INVALID_ARG for wrong shapes; SDC_ERR_OOM when an intermediate
  * cannot be allocated (everything allocated here is freed again). */
 sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps,
                             const sdc_tensor *context, sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user);
-
-/* Peak bytes of SDC_MEM_ACTIVATIONS during one sdc_unet_forward, counting the caller's x, context and
- * out (allocated as activations of elem_size bytes per element) and every intermediate. Exact for
- * backends whose ops allocate no activations of their own (scratch is SDC_MEM_WORKSPACE). */
-size_t sdc_unet_activation_bytes_estimate(const sdc_unet_config *cfg, int B, int H, int W, int ctx_len,
-                                          size_t elem_size);
 
 /* The float32 sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding computes it:
  * emb[b] = [cos(t_b f), sin(t_b f)] (flip_sin_to_cos) or [sin, cos], f_j = exp(-ln(10000) j / (half -

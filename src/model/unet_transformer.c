@@ -60,8 +60,8 @@ void sdc_unet_transformer_release(sdc_unet_transformer *t) {
 /* The temporaries of one block; every slot is NULL when dead, so cleanup frees them all. */
 enum { T_A, T_Q, T_K, T_V, T_O, T_R, T_F, T_G, T_COUNT };
 
-static sdc_tensor *tnew(sdc_tensor **t, int slot, sdc_backend *be, int64_t B, int64_t N, int64_t C) {
-    t[slot] = sdc_act_new(be, 3, (int64_t[]){B, N, C});
+static sdc_tensor *tnew(sdc_tensor **t, int slot, const sdc_tensor *like, int64_t B, int64_t N, int64_t C) {
+    t[slot] = sdc_act_like(like, 3, (int64_t[]){B, N, C});
     return t[slot];
 }
 
@@ -74,25 +74,24 @@ static void tdrop(sdc_tensor **t, int slot) {
  * Returns 0 when out of memory (temporaries stay in t for the caller to free). */
 static int attend(sdc_tensor **t, const sdc_unet_attention *w, const sdc_tensor *nw, const sdc_tensor *nb,
                   sdc_tensor *h, const sdc_tensor *context, int heads) {
-    sdc_backend *be = h->backend;
     const int64_t B = h->ne[0], N = h->ne[1], C = h->ne[2];
-    if (!tnew(t, T_A, be, B, N, C)) return 0;
+    if (!tnew(t, T_A, h, B, N, C)) return 0;
     sdc_layer_norm(t[T_A], h, nw, nb, 1e-5f);
     const sdc_tensor *kv = context ? context : t[T_A];
     const int64_t S = kv->ne[1];
-    if (!tnew(t, T_Q, be, B, N, C)) return 0;
+    if (!tnew(t, T_Q, h, B, N, C)) return 0;
     sdc_linear(t[T_Q], t[T_A], w->q, NULL);
-    if (!tnew(t, T_K, be, B, S, C)) return 0;
+    if (!tnew(t, T_K, h, B, S, C)) return 0;
     sdc_linear(t[T_K], kv, w->k, NULL);
-    if (!tnew(t, T_V, be, B, S, C)) return 0;
+    if (!tnew(t, T_V, h, B, S, C)) return 0;
     sdc_linear(t[T_V], kv, w->v, NULL);
     tdrop(t, T_A);
-    if (!tnew(t, T_O, be, B, N, C)) return 0;
+    if (!tnew(t, T_O, h, B, N, C)) return 0;
     sdc_attention(t[T_O], t[T_Q], t[T_K], t[T_V], heads, 0);
     tdrop(t, T_Q);
     tdrop(t, T_K);
     tdrop(t, T_V);
-    if (!tnew(t, T_R, be, B, N, C)) return 0;
+    if (!tnew(t, T_R, h, B, N, C)) return 0;
     sdc_linear(t[T_R], t[T_O], w->out_w, w->out_b);
     tdrop(t, T_O);
     sdc_binary(h, h, t[T_R], SDC_BINARY_ADD);
@@ -102,17 +101,16 @@ static int attend(sdc_tensor **t, const sdc_unet_attention *w, const sdc_tensor 
 
 /* h += ff.net.2(geglu(ff.net.0.proj(norm3(h)))) */
 static int feed_forward(sdc_tensor **t, const sdc_unet_tblock *b, sdc_tensor *h) {
-    sdc_backend *be = h->backend;
     const int64_t B = h->ne[0], N = h->ne[1], C = h->ne[2];
-    if (!tnew(t, T_A, be, B, N, C)) return 0;
+    if (!tnew(t, T_A, h, B, N, C)) return 0;
     sdc_layer_norm(t[T_A], h, b->norm3_w, b->norm3_b, 1e-5f);
-    if (!tnew(t, T_F, be, B, N, 8 * C)) return 0;
+    if (!tnew(t, T_F, h, B, N, 8 * C)) return 0;
     sdc_linear(t[T_F], t[T_A], b->ff_in_w, b->ff_in_b);
     tdrop(t, T_A);
-    if (!tnew(t, T_G, be, B, N, 4 * C)) return 0;
+    if (!tnew(t, T_G, h, B, N, 4 * C)) return 0;
     sdc_geglu(t[T_G], t[T_F]);
     tdrop(t, T_F);
-    if (!tnew(t, T_R, be, B, N, C)) return 0;
+    if (!tnew(t, T_R, h, B, N, C)) return 0;
     sdc_linear(t[T_R], t[T_G], b->ff_out_w, b->ff_out_b);
     tdrop(t, T_G);
     sdc_binary(h, h, t[T_R], SDC_BINARY_ADD);
@@ -133,18 +131,17 @@ static const int to_bchw[4] = {0, 3, 1, 2};   // [B, H, W, C] -> [B, C, H, W]
 
 sdc_tensor *sdc_unet_transformer_forward(const sdc_unet_transformer *t, const sdc_tensor *x,
                                          const sdc_tensor *context) {
-    sdc_backend *be = x->backend;
     const int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
     sdc_tensor *n = NULL, *p = NULL, *h = NULL, *y = NULL;
 
     // h = proj_in(permute(norm(x)))  [B, HW, C]
-    if (!(n = sdc_act_new(be, 4, x->ne))) goto oom;
+    if (!(n = sdc_act_like(x, 4, x->ne))) goto oom;
     sdc_group_norm(n, x, t->norm_w, t->norm_b, t->groups, 1e-6f, 0);
-    if (!(p = sdc_act_new(be, 4, (int64_t[]){B, H, W, C}))) goto oom;
+    if (!(p = sdc_act_like(x, 4, (int64_t[]){B, H, W, C}))) goto oom;
     sdc_permute(p, n, to_bhwc);
     sdc_tensor_free(n);
     n = NULL;
-    if (!(h = sdc_act_new(be, 3, (int64_t[]){B, H * W, C}))) goto oom;
+    if (!(h = sdc_act_like(x, 3, (int64_t[]){B, H * W, C}))) goto oom;
     sdc_linear(h, p, t->proj_in_w, t->proj_in_b);
     sdc_tensor_free(p);
     p = NULL;
@@ -153,12 +150,12 @@ sdc_tensor *sdc_unet_transformer_forward(const sdc_unet_transformer *t, const sd
         if (!block_forward(&t->blocks[i], h, context, t->heads)) goto oom;
 
     // y = permute(proj_out(h)) + x  [B, C, H, W]
-    if (!(p = sdc_act_new(be, 4, (int64_t[]){B, H, W, C}))) goto oom;
+    if (!(p = sdc_act_like(x, 4, (int64_t[]){B, H, W, C}))) goto oom;
     sdc_tensor h4 = sdc_tensor_view(h, 4, (int64_t[]){B, H, W, C});
     sdc_linear(p, &h4, t->proj_out_w, t->proj_out_b);
     sdc_tensor_free(h);
     h = NULL;
-    if (!(y = sdc_act_new(be, 4, x->ne))) goto oom;
+    if (!(y = sdc_act_like(x, 4, x->ne))) goto oom;
     sdc_permute(y, p, to_bchw);
     sdc_tensor_free(p);
     sdc_binary(y, y, x, SDC_BINARY_ADD);
@@ -169,44 +166,4 @@ oom:
     sdc_tensor_free(p);
     sdc_tensor_free(h);
     return NULL;
-}
-
-static void count_attend(sdc_act_count *c, int64_t BN, int64_t BS, int64_t C) {
-    sdc_act_count_alloc(c, BN * C);   // norm
-    sdc_act_count_alloc(c, BN * C);   // q
-    sdc_act_count_alloc(c, BS * C);   // k
-    sdc_act_count_alloc(c, BS * C);   // v
-    sdc_act_count_free(c, BN * C);
-    sdc_act_count_alloc(c, BN * C);   // attention output
-    sdc_act_count_free(c, BN * C);
-    sdc_act_count_free(c, 2 * BS * C);
-    sdc_act_count_alloc(c, BN * C);   // to_out
-    sdc_act_count_free(c, BN * C);
-    sdc_act_count_free(c, BN * C);
-}
-
-void sdc_unet_transformer_count_activations(sdc_act_count *c, int64_t B, int64_t C, int64_t H, int64_t W,
-                                            int64_t ctx_len, int n_layers) {
-    const int64_t BN = B * H * W, n = BN * C;
-    sdc_act_count_alloc(c, n);   // group norm
-    sdc_act_count_alloc(c, n);   // permute
-    sdc_act_count_free(c, n);
-    sdc_act_count_alloc(c, n);   // proj_in = h
-    sdc_act_count_free(c, n);
-    for (int i = 0; i < n_layers; i++) {
-        count_attend(c, BN, BN, C);
-        count_attend(c, BN, B * ctx_len, C);
-        sdc_act_count_alloc(c, n);           // norm3
-        sdc_act_count_alloc(c, 8 * n);       // ff.net.0.proj
-        sdc_act_count_free(c, n);
-        sdc_act_count_alloc(c, 4 * n);       // geglu
-        sdc_act_count_free(c, 8 * n);
-        sdc_act_count_alloc(c, n);           // ff.net.2
-        sdc_act_count_free(c, 4 * n);
-        sdc_act_count_free(c, n);
-    }
-    sdc_act_count_alloc(c, n);   // proj_out
-    sdc_act_count_free(c, n);    // h
-    sdc_act_count_alloc(c, n);   // permute = y
-    sdc_act_count_free(c, n);
 }

@@ -47,8 +47,4 @@ void sdc_unet_transformer_release(sdc_unet_transformer *t);
 sdc_tensor *sdc_unet_transformer_forward(const sdc_unet_transformer *t, const sdc_tensor *x,
                                          const sdc_tensor *context);
 
-/* Replays the forward's allocations: afterwards c->cur includes the output. */
-void sdc_unet_transformer_count_activations(sdc_act_count *c, int64_t B, int64_t C, int64_t H, int64_t W,
-                                            int64_t ctx_len, int n_layers);
-
 #endif

@@ -11,7 +11,7 @@
  *   mean = moments[:, :L], logvar = clamp(moments[:, L:], -30, 20).
  *
  * The encoder and the decoder load and free independently (a residency planner keeps only the one it
- * needs). Both read weights by canonical diffusers names under "vae." from a model index.
+ * needs). Both read weights by canonical diffusers names under a prefix ("vae.") from a model index.
  * No scaling happens here: the caller divides latents by scaling_factor (and adds shift_factor when
  * the config has one) before decoding, and maps the raw image to [0, 1] after.
  *
@@ -24,6 +24,7 @@
 
 #include "backend/backend.h"
 #include "io/model_index.h"
+#include "model/weights.h"
 
 #define SDC_VAE_MAX_BLOCKS 8
 #define SDC_VAE_MAX_LAYERS 8   /* resnets per block: layers_per_block + 1 at most this */
@@ -65,19 +66,22 @@ typedef void (*sdc_vae_block_cb)(const char *name, const sdc_tensor *t, void *us
 typedef struct sdc_vae_encoder sdc_vae_encoder;
 typedef struct sdc_vae_decoder sdc_vae_decoder;
 
-/* Loads "vae.encoder.*" (and "vae.quant_conv.*") from index into be. cfg is copied; index must stay
- * open only during the call. On error nothing stays allocated and *out is NULL. */
-sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, sdc_model_index *index, sdc_backend *be,
-                                const sdc_logger *log, sdc_vae_encoder **out);
+/* Loads src->prefix + "encoder.*" (and + "quant_conv.*"; prefix "vae." in a diffusers model) into
+ * src->be, in src's precision. cfg is copied; the index must stay open only during the call. On error
+ * nothing stays allocated and *out is NULL. */
+sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, const sdc_weight_source *src, sdc_vae_encoder **out);
 void sdc_vae_encoder_free(sdc_vae_encoder *enc);   /* NULL is harmless */
 /* Backend bytes the encoder's weights take. */
 size_t sdc_vae_encoder_weight_bytes(const sdc_vae_encoder *enc);
 
-/* Loads "vae.decoder.*" (and "vae.post_quant_conv.*"). Same rules as the encoder. */
-sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, sdc_model_index *index, sdc_backend *be,
-                                const sdc_logger *log, sdc_vae_decoder **out);
+/* Loads src->prefix + "decoder.*" (and + "post_quant_conv.*"). Same rules as the encoder. */
+sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, const sdc_weight_source *src, sdc_vae_decoder **out);
 void sdc_vae_decoder_free(sdc_vae_decoder *dec);   /* NULL is harmless */
 size_t sdc_vae_decoder_weight_bytes(const sdc_vae_decoder *dec);
+/* The dtype each computes in, chosen at load time: inputs in it need no conversion, outputs in it no
+ * conversion copy (inputs and outputs in another dtype are converted). */
+sdc_dtype sdc_vae_encoder_act_dtype(const sdc_vae_encoder *enc);
+sdc_dtype sdc_vae_decoder_act_dtype(const sdc_vae_decoder *dec);
 
 /* image [B, in_channels, H, W] -> mean, logvar [B, L, h, w] (h, w from sdc_vae_encode_latent_size;
  * H/8, W/8 for sizes divisible by 8). All three tensors belong to the caller and live on the
@@ -96,14 +100,5 @@ void sdc_vae_encode_latent_size(const sdc_vae_config *cfg, int64_t H, int64_t W,
  * caller. block_cb may be NULL. Errors as for sdc_vae_encode. */
 sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor *image,
                           sdc_vae_block_cb block_cb, void *user);
-
-/* Peak bytes of SDC_MEM_ACTIVATIONS during one call, counting the caller's input and output tensors
- * (allocated as activations of elem_size bytes per element, the backend's activation dtype) and
- * every intermediate. Exact for the current code: the functions replay the passes' allocations.
- * Inputs in another dtype add one input-sized conversion copy. */
-size_t sdc_vae_decode_activation_bytes_estimate(const sdc_vae_config *cfg, int64_t B, int64_t h, int64_t w,
-                                                size_t elem_size);
-size_t sdc_vae_encode_activation_bytes_estimate(const sdc_vae_config *cfg, int64_t B, int64_t H, int64_t W,
-                                                size_t elem_size);
 
 #endif

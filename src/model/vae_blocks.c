@@ -15,7 +15,7 @@ sdc_tensor *sdc_vae_conv_forward(const sdc_vae_conv *c, const sdc_tensor *x, int
     const int64_t kh = c->w->ne[2], kw = c->w->ne[3];
     const int64_t ne[4] = {x->ne[0], c->w->ne[0], (x->ne[2] + 2 * pad - kh) / stride + 1,
                            (x->ne[3] + 2 * pad - kw) / stride + 1};
-    sdc_tensor *y = sdc_act_new(x->backend, 4, ne);   // [B, Co, Ho, Wo]
+    sdc_tensor *y = sdc_act_like(x, 4, ne);   // [B, Co, Ho, Wo]
     if (y) sdc_conv2d(y, x, c->w, c->b, stride, pad);
     return y;
 }
@@ -43,7 +43,6 @@ void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, 
 enum { AT_NORM, AT_TOK, AT_Q, AT_K, AT_V, AT_ATT, AT_O, AT_OUT, AT_COUNT };
 
 sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x) {
-    sdc_backend *be = x->backend;
     const int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3], T = H * W;
     assert(x->ndim == 4 && C == a->channels);
     const int perm[4] = {0, 2, 1, 3};   // swap the channel and position dimensions
@@ -51,11 +50,11 @@ sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x) {
     sdc_tensor *t[AT_COUNT] = {0};
 
     // norm = GroupNorm(x)  [B, C, H, W]
-    if (!(t[AT_NORM] = sdc_act_new(be, 4, x->ne))) goto oom;
+    if (!(t[AT_NORM] = sdc_act_like(x, 4, x->ne))) goto oom;
     sdc_group_norm(t[AT_NORM], x, a->norm_w, a->norm_b, a->groups, a->eps, 0);
 
     // tokens: [B, C, T, 1] -> [B, T, C, 1]
-    if (!(t[AT_TOK] = sdc_act_new(be, 4, (int64_t[]){B, T, C, 1}))) goto oom;
+    if (!(t[AT_TOK] = sdc_act_like(x, 4, (int64_t[]){B, T, C, 1}))) goto oom;
     sdc_tensor nv = sdc_tensor_view(t[AT_NORM], 4, (int64_t[]){B, C, T, 1});
     sdc_permute(t[AT_TOK], &nv, perm);
     sdc_tensor_free(t[AT_NORM]);
@@ -64,7 +63,7 @@ sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x) {
 
     // q, k, v  [B, T, C]
     for (int i = AT_Q; i <= AT_V; i++)
-        if (!(t[i] = sdc_act_new(be, 3, btc))) goto oom;
+        if (!(t[i] = sdc_act_like(x, 3, btc))) goto oom;
     sdc_linear(t[AT_Q], &tok, a->q_w, a->q_b);
     sdc_linear(t[AT_K], &tok, a->k_w, a->k_b);
     sdc_linear(t[AT_V], &tok, a->v_w, a->v_b);
@@ -72,7 +71,7 @@ sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x) {
     t[AT_TOK] = NULL;
 
     // one head over all positions: softmax(q k^T / sqrt(C)) v  [B, T, C]
-    if (!(t[AT_ATT] = sdc_act_new(be, 3, btc))) goto oom;
+    if (!(t[AT_ATT] = sdc_act_like(x, 3, btc))) goto oom;
     sdc_attention(t[AT_ATT], t[AT_Q], t[AT_K], t[AT_V], 1, 0);
     for (int i = AT_Q; i <= AT_V; i++) {
         sdc_tensor_free(t[i]);
@@ -80,13 +79,13 @@ sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x) {
     }
 
     // to_out.0  [B, T, C]
-    if (!(t[AT_O] = sdc_act_new(be, 3, btc))) goto oom;
+    if (!(t[AT_O] = sdc_act_like(x, 3, btc))) goto oom;
     sdc_linear(t[AT_O], t[AT_ATT], a->o_w, a->o_b);
     sdc_tensor_free(t[AT_ATT]);
     t[AT_ATT] = NULL;
 
     // back to [B, C, H, W], + x
-    if (!(t[AT_OUT] = sdc_act_new(be, 4, x->ne))) goto oom;
+    if (!(t[AT_OUT] = sdc_act_like(x, 4, x->ne))) goto oom;
     sdc_tensor ov = sdc_tensor_view(t[AT_O], 4, (int64_t[]){B, T, C, 1});
     sdc_tensor outv = sdc_tensor_view(t[AT_OUT], 4, (int64_t[]){B, C, T, 1});
     sdc_permute(&outv, &ov, perm);
@@ -99,22 +98,6 @@ oom:
     for (int i = 0; i < AT_COUNT; i++) sdc_tensor_free(t[i]);
     return NULL;
 }
-
-/* Replays sdc_vae_attn_forward with x live; leaves the output live. */
-static void count_attn(sdc_act_count *c, int64_t n) {
-    sdc_act_count_alloc(c, n);       // norm
-    sdc_act_count_alloc(c, n);       // tokens
-    sdc_act_count_free(c, n);        // norm
-    sdc_act_count_alloc(c, 3 * n);   // q, k, v
-    sdc_act_count_free(c, n);        // tokens
-    sdc_act_count_alloc(c, n);       // attention
-    sdc_act_count_free(c, 3 * n);    // q, k, v
-    sdc_act_count_alloc(c, n);       // to_out
-    sdc_act_count_free(c, n);        // attention
-    sdc_act_count_alloc(c, n);       // output
-    sdc_act_count_free(c, n);        // to_out
-}
-
 /* --- resnets and the mid block --- */
 
 sdc_tensor *sdc_vae_resnet_step(const sdc_resnet *r, sdc_tensor *x) {
@@ -122,12 +105,6 @@ sdc_tensor *sdc_vae_resnet_step(const sdc_resnet *r, sdc_tensor *x) {
     sdc_tensor_free(x);
     return y;
 }
-
-void sdc_vae_count_resnet(sdc_act_count *c, int64_t B, int cin, int cout, int64_t H, int64_t W) {
-    sdc_resnet_count_activations(c, B, cin, cout, H, W, 0);
-    sdc_act_count_free(c, B * cin * H * W);
-}
-
 void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, const sdc_vae_config *cfg,
                       int channels) {
     char name[128];
@@ -147,14 +124,4 @@ sdc_tensor *sdc_vae_mid_step(const sdc_vae_mid *m, sdc_tensor *x) {
         x = y;
     }
     return x ? sdc_vae_resnet_step(&m->res[1], x) : NULL;
-}
-
-void sdc_vae_count_mid(sdc_act_count *c, const sdc_vae_config *cfg, int64_t B, int C, int64_t H, int64_t W) {
-    const int64_t n = B * C * H * W;
-    sdc_vae_count_resnet(c, B, C, C, H, W);
-    if (cfg->mid_block_add_attention) {
-        count_attn(c, n);
-        sdc_act_count_free(c, n);
-    }
-    sdc_vae_count_resnet(c, B, C, C, H, W);
 }

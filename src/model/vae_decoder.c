@@ -45,15 +45,17 @@ static void load_all(sdc_vae_decoder *d) {
     sdc_vae_conv_load(&d->conv_out, ws, cfg->out_channels, cfg->block_out_channels[0], 3, "decoder.conv_out");
 }
 
-sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, sdc_model_index *index, sdc_backend *be,
-                                const sdc_logger *log, sdc_vae_decoder **out) {
+sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, const sdc_weight_source *src, sdc_vae_decoder **out) {
     *out = NULL;
     sdc_vae_decoder *d = calloc(1, sizeof *d);
     if (!d) return SDC_ERR_OOM;
     d->cfg = *cfg;
-    d->be = be;
-    if (log) d->log = *log;
-    sdc_weights_begin(&d->ws, index, "vae.", be, &d->log);
+    d->be = src->be;
+    d->act_dtype = sdc_weight_source_act_dtype(src);
+    if (src->log) d->log = *src->log;
+    sdc_weight_source s = *src;
+    s.log = &d->log;
+    sdc_weights_begin(&d->ws, &s, NULL);
     load_all(d);
     sdc_status st = sdc_weights_end(&d->ws);
     if (st != SDC_OK) {
@@ -62,7 +64,7 @@ sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, sdc_model_index *inde
         return st;
     }
     SDC_LOGI(&d->log, "sdc_vae_decoder_load: %d tensors, %.1f MB on %s", d->ws.n,
-             (double)d->ws.bytes_resident / 1e6, be->iface->name);
+             (double)d->ws.bytes_resident / 1e6, src->be->iface->name);
     *out = d;
     return SDC_OK;
 }
@@ -74,6 +76,8 @@ void sdc_vae_decoder_free(sdc_vae_decoder *dec) {
 }
 
 size_t sdc_vae_decoder_weight_bytes(const sdc_vae_decoder *dec) { return (size_t)dec->ws.bytes_resident; }
+
+sdc_dtype sdc_vae_decoder_act_dtype(const sdc_vae_decoder *dec) { return dec->act_dtype; }
 
 static sdc_status check_shapes(const sdc_vae_decoder *d, const sdc_tensor *z, const sdc_tensor *image) {
     const sdc_vae_config *cfg = &d->cfg;
@@ -111,7 +115,7 @@ static sdc_tensor *body(const sdc_vae_decoder *d, sdc_tensor *x, sdc_vae_block_c
         if (b->has_resample) {
             // nearest 2x, conv 3x3  [B, C, 2H, 2W]
             const int64_t ne[4] = {x->ne[0], x->ne[1], 2 * x->ne[2], 2 * x->ne[3]};
-            sdc_tensor *u = sdc_act_new(d->be, 4, ne);
+            sdc_tensor *u = sdc_act_like(x, 4, ne);
             if (u) sdc_upsample2x(u, x);
             sdc_tensor_free(x);
             if (!u) return NULL;
@@ -132,13 +136,13 @@ sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor 
                           sdc_vae_block_cb block_cb, void *user) {
     sdc_status st = check_shapes(dec, z, image);
     if (st != SDC_OK) return st;
-    const sdc_dtype adt = dec->be->iface->act_dtype(dec->be);
+    const sdc_dtype adt = dec->act_dtype;
     sdc_tensor *x = NULL, *t = NULL;
 
     // the latents in the activation dtype, through post_quant_conv  [B, L, h, w]
     const sdc_tensor *in = z;
     if (z->dtype != adt) {
-        if (!(x = sdc_act_new(dec->be, 4, z->ne))) goto oom;
+        if (!(x = sdc_act_new(dec->be, adt, 4, z->ne))) goto oom;
         sdc_copy(x, z);
         in = x;
     }
@@ -148,13 +152,13 @@ sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor 
         if (!(x = t)) goto oom;
     }
     if (!x) {   // body consumes its input: give it a copy of the caller's z
-        if (!(x = sdc_act_new(dec->be, 4, z->ne))) goto oom;
+        if (!(x = sdc_act_new(dec->be, adt, 4, z->ne))) goto oom;
         sdc_copy(x, z);
     }
     if (!(x = body(dec, x, block_cb, user))) goto oom;
 
     // GroupNorm + SiLU, conv_out  [B, out_channels, H, W]
-    if (!(t = sdc_act_new(dec->be, 4, x->ne))) goto oom;
+    if (!(t = sdc_act_like(x, 4, x->ne))) goto oom;
     sdc_group_norm(t, x, dec->norm_out_w, dec->norm_out_b, dec->cfg.norm_num_groups, dec->cfg.norm_eps, 1);
     sdc_tensor_free(x);
     x = t;
@@ -173,36 +177,4 @@ oom:
     sdc_tensor_free(x);
     SDC_LOGE(&dec->log, "sdc_vae_decode: out of memory for activations");
     return SDC_ERR_OOM;
-}
-
-size_t sdc_vae_decode_activation_bytes_estimate(const sdc_vae_config *cfg, int64_t B, int64_t h, int64_t w,
-                                                size_t elem_size) {
-    const int64_t f = sdc_vae_downscale(cfg), L = cfg->latent_channels;
-    sdc_act_count c;
-    sdc_act_count_init(&c, elem_size);
-    sdc_act_count_alloc(&c, B * L * h * w);                                 // z (the caller's)
-    sdc_act_count_alloc(&c, B * cfg->out_channels * h * f * w * f);       // image (the caller's)
-    sdc_act_count_alloc(&c, B * L * h * w);                                 // post_quant_conv or copy
-    int C = up_channels(cfg, 0);
-    sdc_act_count_alloc(&c, B * C * h * w);                                 // conv_in
-    sdc_act_count_free(&c, B * L * h * w);
-    sdc_vae_count_mid(&c, cfg, B, C, h, w);
-    int64_t H = h, W = w;
-    for (int i = 0; i < cfg->n_blocks; i++) {
-        const int out = up_channels(cfg, i);
-        for (int j = 0; j < cfg->layers_per_block + 1; j++) {
-            sdc_vae_count_resnet(&c, B, C, out, H, W);
-            C = out;
-        }
-        if (i < cfg->n_blocks - 1) {
-            sdc_act_count_alloc(&c, B * C * 4 * H * W);   // upsampled
-            sdc_act_count_free(&c, B * C * H * W);
-            sdc_act_count_alloc(&c, B * C * 4 * H * W);   // conv
-            sdc_act_count_free(&c, B * C * 4 * H * W);
-            H *= 2;
-            W *= 2;
-        }
-    }
-    sdc_act_count_alloc(&c, B * C * H * W);   // norm_out; conv_out writes into the image
-    return c.peak;
 }

@@ -41,15 +41,17 @@ static void load_all(sdc_vae_encoder *e) {
     if (cfg->use_quant_conv) sdc_vae_conv_load(&e->quant_conv, ws, L2, L2, 1, "quant_conv");
 }
 
-sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, sdc_model_index *index, sdc_backend *be,
-                                const sdc_logger *log, sdc_vae_encoder **out) {
+sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, const sdc_weight_source *src, sdc_vae_encoder **out) {
     *out = NULL;
     sdc_vae_encoder *e = calloc(1, sizeof *e);
     if (!e) return SDC_ERR_OOM;
     e->cfg = *cfg;
-    e->be = be;
-    if (log) e->log = *log;
-    sdc_weights_begin(&e->ws, index, "vae.", be, &e->log);
+    e->be = src->be;
+    e->act_dtype = sdc_weight_source_act_dtype(src);
+    if (src->log) e->log = *src->log;
+    sdc_weight_source s = *src;
+    s.log = &e->log;
+    sdc_weights_begin(&e->ws, &s, NULL);
     load_all(e);
     sdc_status st = sdc_weights_end(&e->ws);
     if (st != SDC_OK) {
@@ -58,7 +60,7 @@ sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, sdc_model_index *inde
         return st;
     }
     SDC_LOGI(&e->log, "sdc_vae_encoder_load: %d tensors, %.1f MB on %s", e->ws.n,
-             (double)e->ws.bytes_resident / 1e6, be->iface->name);
+             (double)e->ws.bytes_resident / 1e6, src->be->iface->name);
     *out = e;
     return SDC_OK;
 }
@@ -70,6 +72,8 @@ void sdc_vae_encoder_free(sdc_vae_encoder *enc) {
 }
 
 size_t sdc_vae_encoder_weight_bytes(const sdc_vae_encoder *enc) { return (size_t)enc->ws.bytes_resident; }
+
+sdc_dtype sdc_vae_encoder_act_dtype(const sdc_vae_encoder *enc) { return enc->act_dtype; }
 
 /* The (0, 1, 0, 1)-padded 3x3 stride-2 conv: n -> (n + 1 - 3) / 2 + 1, defined for n >= 2. */
 static int64_t down_size(int64_t n) { return n >= 2 ? (n - 2) / 2 + 1 : 0; }
@@ -119,7 +123,7 @@ static sdc_tensor *body(const sdc_vae_encoder *e, const sdc_tensor *image) {
         if (b->has_resample) {
             // pad right and bottom by one, conv 3x3 stride 2  [B, C, H/2, W/2]
             const int64_t ne[4] = {x->ne[0], x->ne[1], x->ne[2] + 1, x->ne[3] + 1};
-            sdc_tensor *p = sdc_act_new(e->be, 4, ne);
+            sdc_tensor *p = sdc_act_like(x, 4, ne);
             if (p) sdc_pad2d(p, x, 0, 1, 0, 1);
             sdc_tensor_free(x);
             if (!p) return NULL;
@@ -131,7 +135,7 @@ static sdc_tensor *body(const sdc_vae_encoder *e, const sdc_tensor *image) {
     if (!(x = sdc_vae_mid_step(&e->mid, x))) return NULL;
 
     // GroupNorm + SiLU, conv_out  [B, 2L, h, w]
-    sdc_tensor *t = sdc_act_new(e->be, 4, x->ne);
+    sdc_tensor *t = sdc_act_like(x, 4, x->ne);
     if (t) sdc_group_norm(t, x, e->norm_out_w, e->norm_out_b, cfg->norm_num_groups, cfg->norm_eps, 1);
     sdc_tensor_free(x);
     if (!t) return NULL;
@@ -146,7 +150,7 @@ static int slice_channels(sdc_tensor *dst, const sdc_tensor *x, int64_t start) {
         sdc_slice(dst, x, 1, start);
         return 0;
     }
-    sdc_tensor *t = sdc_act_new(x->backend, 4, dst->ne);
+    sdc_tensor *t = sdc_act_like(x, 4, dst->ne);
     if (!t) return -1;
     sdc_slice(t, x, 1, start);
     sdc_copy(dst, t);
@@ -170,11 +174,11 @@ sdc_status sdc_vae_encode(sdc_vae_encoder *enc, const sdc_tensor *image, sdc_ten
                           sdc_tensor *logvar) {
     sdc_status st = check_shapes(enc, image, mean, logvar);
     if (st != SDC_OK) return st;
-    const sdc_dtype adt = enc->be->iface->act_dtype(enc->be);
+    const sdc_dtype adt = enc->act_dtype;
     sdc_tensor *in = NULL, *x = NULL, *t = NULL;
 
     if (image->dtype != adt) {   // the image in the activation dtype
-        if (!(in = sdc_act_new(enc->be, 4, image->ne))) goto oom;
+        if (!(in = sdc_act_new(enc->be, adt, 4, image->ne))) goto oom;
         sdc_copy(in, image);
     }
     x = body(enc, in ? in : image);
@@ -195,43 +199,4 @@ oom:
     sdc_tensor_free(x);
     SDC_LOGE(&enc->log, "sdc_vae_encode: out of memory for activations");
     return SDC_ERR_OOM;
-}
-
-size_t sdc_vae_encode_activation_bytes_estimate(const sdc_vae_config *cfg, int64_t B, int64_t H, int64_t W,
-                                                size_t elem_size) {
-    const int64_t L2 = 2 * cfg->latent_channels;
-    int64_t h, w;
-    sdc_vae_encode_latent_size(cfg, H, W, &h, &w);
-    sdc_act_count c;
-    sdc_act_count_init(&c, elem_size);
-    sdc_act_count_alloc(&c, B * cfg->in_channels * H * W);   // image (the caller's)
-    sdc_act_count_alloc(&c, B * L2 * h * w);                 // mean + logvar (the caller's)
-    int C = cfg->block_out_channels[0];
-    sdc_act_count_alloc(&c, B * C * H * W);                  // conv_in
-    for (int i = 0; i < cfg->n_blocks; i++) {
-        const int out = cfg->block_out_channels[i];
-        for (int j = 0; j < cfg->layers_per_block; j++) {
-            sdc_vae_count_resnet(&c, B, C, out, H, W);
-            C = out;
-        }
-        if (i < cfg->n_blocks - 1) {
-            sdc_act_count_alloc(&c, B * C * (H + 1) * (W + 1));   // padded
-            sdc_act_count_free(&c, B * C * H * W);
-            const int64_t h2 = (H - 2) / 2 + 1, w2 = (W - 2) / 2 + 1;
-            sdc_act_count_alloc(&c, B * C * h2 * w2);             // conv stride 2
-            sdc_act_count_free(&c, B * C * (H + 1) * (W + 1));
-            H = h2;
-            W = w2;
-        }
-    }
-    sdc_vae_count_mid(&c, cfg, B, C, H, W);
-    sdc_act_count_alloc(&c, B * C * H * W);   // norm_out
-    sdc_act_count_free(&c, B * C * H * W);
-    sdc_act_count_alloc(&c, B * L2 * H * W);  // conv_out
-    sdc_act_count_free(&c, B * C * H * W);
-    if (cfg->use_quant_conv) {
-        sdc_act_count_alloc(&c, B * L2 * H * W);   // quant_conv
-        sdc_act_count_free(&c, B * L2 * H * W);
-    }
-    return c.peak;
 }

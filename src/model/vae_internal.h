@@ -1,5 +1,4 @@
-/* vae_internal.h - what the VAE's source files share: the module structs, the building blocks and
- * the replays the activation estimates are made of. */
+/* vae_internal.h - what the VAE's source files share: the module structs and the building blocks. */
 #ifndef SDC_MODEL_VAE_INTERNAL_H
 #define SDC_MODEL_VAE_INTERNAL_H
 
@@ -39,6 +38,7 @@ typedef struct sdc_vae_block {
 struct sdc_vae_encoder {
     sdc_vae_config cfg;
     sdc_backend *be;
+    sdc_dtype act_dtype;                  /* chosen at load time */
     sdc_logger log;
     sdc_weight_set ws;
     sdc_vae_conv conv_in;
@@ -52,6 +52,7 @@ struct sdc_vae_encoder {
 struct sdc_vae_decoder {
     sdc_vae_config cfg;
     sdc_backend *be;
+    sdc_dtype act_dtype;                  /* chosen at load time */
     sdc_logger log;
     sdc_weight_set ws;
     sdc_vae_conv post_quant_conv;         /* 1x1, when cfg.use_post_quant_conv */
@@ -83,12 +84,5 @@ void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, co
 /* The *_step functions consume x: they free it whether they succeed or not. */
 sdc_tensor *sdc_vae_resnet_step(const sdc_resnet *r, sdc_tensor *x);
 sdc_tensor *sdc_vae_mid_step(const sdc_vae_mid *m, sdc_tensor *x);
-
-/* --- activation estimates: replays of the forward passes' allocations (activations.h) --- */
-
-/* Replays sdc_vae_resnet_step: the input [B, cin, H, W] freed, the output [B, cout, H, W] left live. */
-void sdc_vae_count_resnet(sdc_act_count *c, int64_t B, int cin, int cout, int64_t H, int64_t W);
-/* Replays sdc_vae_mid_step at C channels (input consumed, output left live). */
-void sdc_vae_count_mid(sdc_act_count *c, const sdc_vae_config *cfg, int64_t B, int C, int64_t H, int64_t W);
 
 #endif

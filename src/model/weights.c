@@ -1,17 +1,19 @@
 #include "model/weights.h"
 
+#include "backend/count/count_backend.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void sdc_weights_begin(sdc_weight_set *ws, sdc_model_index *index, const char *prefix, sdc_backend *be,
-                       const sdc_logger *log) {
+void sdc_weights_begin(sdc_weight_set *ws, const sdc_weight_source *src, const char *sub_prefix) {
     memset(ws, 0, sizeof *ws);
-    ws->index = index;
-    snprintf(ws->prefix, sizeof ws->prefix, "%s", prefix ? prefix : "");
-    ws->be = be;
-    ws->log = log;
+    ws->index = src->index;
+    snprintf(ws->prefix, sizeof ws->prefix, "%s%s", src->prefix ? src->prefix : "", sub_prefix ? sub_prefix : "");
+    ws->be = src->be;
+    ws->log = src->log;
+    ws->f32 = src->f32;
     ws->status = SDC_OK;
 }
 
@@ -138,12 +140,16 @@ sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, con
         ws->status = SDC_ERR_FORMAT;
         return NULL;
     }
-    sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype);
+    sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype, ws->f32);
     sdc_tensor *t = sdc_tensor_new(ws->be, SDC_MEM_WEIGHTS, wdt, ndim, ne);
     if (!t || push(ws, t) != 0) {
         sdc_tensor_free(t);
         ws->status = SDC_ERR_OOM;
         return NULL;
+    }
+    if (sdc_backend_is_count(ws->be)) {   // counted only: its tensors hold no data
+        ws->bytes_resident += t->nbytes;
+        return t;
     }
     sdc_status st = ws->be->iface->staging_acquire ? load_staged(ws, info, t) : load_direct(ws, info, t);
     if (st != SDC_OK) {

@@ -1,25 +1,45 @@
 /* weights.h - loading one component's weights from the model index into a backend.
  *
- * A component asks for tensors by canonical diffusers name under its prefix ("unet.", "vae.",
- * "text_encoder."); name variants in the wild are mapped to those names when the files are indexed.
- * The first error sticks in ws->status, so a loader can ask for every tensor and check once:
+ * Every component loader has one signature:
  *
- *   sdc_weight_set ws; sdc_weights_begin(&ws, index, "unet.", be, log);
+ *   sdc_status sdc_X_load(const sdc_X_config *cfg, const sdc_weight_source *src, sdc_X **out);
+ *
+ * The source says where the tensors are (index, prefix), which backend they go to, and the component's
+ * precision (f32). A component asks for tensors by canonical diffusers name under the prefix ("unet.",
+ * "vae.", "text_encoder."); name variants in the wild are mapped to those names when the files are
+ * indexed. The first error sticks in ws->status, so a loader can ask for every tensor and check once:
+ *
+ *   sdc_weight_set ws; sdc_weights_begin(&ws, src, "");
  *   m->conv_in_w = sdc_weights_get(&ws, 4, (int64_t[]){C, 4, 3, 3}, "conv_in.weight");
  *   ...
  *   if (sdc_weights_end(&ws) != SDC_OK) { ...free... }
- */
+ *
+ * On a counting backend (backend/count) no file byte is read: the tensors are only counted. */
 #ifndef SDC_MODEL_WEIGHTS_H
 #define SDC_MODEL_WEIGHTS_H
 
 #include "backend/backend.h"
 #include "io/model_index.h"
 
-typedef struct sdc_weight_set {
-    sdc_model_index *index;
-    char prefix[64];
+typedef struct sdc_weight_source {
+    sdc_model_index *index;   /* where tensors are read (deferred, on demand); open only during the load */
+    const char *prefix;       /* e.g. "unet.", "vae.", "text_encoder." */
     sdc_backend *be;
     const sdc_logger *log;
+    int f32;                  /* 1: compute (and keep weights) in f32 even where the backend prefers f16 */
+} sdc_weight_source;
+
+/* The activation dtype a component loaded from src computes in. */
+static inline sdc_dtype sdc_weight_source_act_dtype(const sdc_weight_source *src) {
+    return src->be->iface->act_dtype(src->be, src->f32);
+}
+
+typedef struct sdc_weight_set {
+    sdc_model_index *index;
+    char prefix[96];
+    sdc_backend *be;
+    const sdc_logger *log;
+    int f32;                    /* the component's precision (weight_dtype's argument) */
     sdc_status status;          /* first error, SDC_OK while all went well */
     sdc_tensor **tensors;       /* everything loaded, owned by the set */
     int n, cap;
@@ -29,8 +49,8 @@ typedef struct sdc_weight_set {
     size_t scratch_size;
 } sdc_weight_set;
 
-void sdc_weights_begin(sdc_weight_set *ws, sdc_model_index *index, const char *prefix, sdc_backend *be,
-                       const sdc_logger *log);
+/* Starts a set reading src->prefix + sub_prefix + name (sub_prefix may be NULL or ""). */
+void sdc_weights_begin(sdc_weight_set *ws, const sdc_weight_source *src, const char *sub_prefix);
 /* Loads prefix + name (printf-style) with the expected shape. A shape that differs only by trailing
  * 1s with the same element count (a 1x1 conv stored for a linear) is accepted and viewed as
  * expected. Missing tensor: SDC_ERR_NOT_FOUND; wrong shape: SDC_ERR_FORMAT. Returns NULL on error. */

@@ -22,6 +22,7 @@
 #include "backend/backend.h"
 #include "io/model_files.h"
 #include "io/model_index.h"
+#include "model/weights.h"
 #include "sdc.h"
 
 #define SDC_MAX_COMPONENTS 8
@@ -41,10 +42,10 @@ typedef struct sdc_component_def {
     const char *name;                 /* "text_encoder", "unet", "vae_decoder", ... (report, logs) */
     const char *const *prefixes;      /* NULL-terminated tensor-name prefixes in the model index that this
                                          component owns: the planner sums their bytes */
-    /* Loads the component from the model's index onto be (computing in f32 when f32 is set). *out is an
-     * opaque object that only the family's phases use. fam is the family's opened state. */
-    sdc_status (*load)(const void *fam, sdc_model_index *index, sdc_backend *be, const sdc_logger *log,
-                       int f32, void **out);
+    const char *source_prefix;        /* the weight source's prefix its loader reads under ("vae.") */
+    /* Loads the component from src (index, prefix, backend, logger, precision). *out is an opaque
+     * object that only the family's phases use. fam is the family's opened state (its configs). */
+    sdc_status (*load)(const void *fam, const sdc_weight_source *src, void **out);
     void (*free)(void *obj);
     /* 1: this component computes in f32 whatever the backend prefers (a VAE whose config says
      * force_upcast); NULL: never */
@@ -78,10 +79,6 @@ typedef struct sdc_family {
     /* The job state (schedule, conditioning, latents of every image ...) for p; freed by job_free. */
     sdc_status (*job_new)(sdc_run *r, void **state);
     void (*job_free)(void *state);
-    /* Phase ph's activation peak (elements of act_elem bytes), its largest im2col matrix (elements) and
-     * its longest attention (tokens), for the backend's workspace bound. */
-    void (*plan_phase)(const void *fam, const sdc_job_shape *job, int ph, size_t act_elem, size_t *act,
-                       size_t *im2col, int64_t *tokens);
 } sdc_family;
 
 /* What a phase body sees of its job. */
@@ -97,7 +94,8 @@ struct sdc_run {
     void **components;                /* [n_components]: the resident ones, else NULL */
     const int *f32;                   /* [n_components]: the precision each component runs at */
     sdc_image *images;                /* [p->batch_count]: the images the decode phase makes */
-    int dry;                          /* 1: a planning run on a counting backend (no real values) */
+    int dry;                          /* 1: a planning run on a counting backend (no values: no checks,
+                                         no images) */
     /* progress: returns nonzero when the job should stop */
     int (*progress)(sdc_run *r, const char *phase, int step, int total);
     void *progress_user;

@@ -161,13 +161,19 @@ const char *sdc_model_component_name(const sdc_model *m, int c) {
     return c >= 0 && c < m->n_components ? m->family->components[c].name : "?";
 }
 
-void sdc_model_use_component(sdc_model *m, int c) { m->be->force_f32 = m->f32[c]; }
+sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out) {
+    const sdc_component_def *def = &m->family->components[c];
+    const sdc_weight_source src = {m->mf->index, def->source_prefix, be, log, m->f32[c]};
+    *out = NULL;
+    sdc_status st = def->load(m->fam, &src, out);
+    if (st != SDC_OK) *out = NULL;
+    return st;
+}
 
 sdc_status sdc_model_load_component(sdc_model *m, int c) {
     if (m->comp[c]) return SDC_OK;
-    sdc_model_use_component(m, c);
     const sdc_component_def *def = &m->family->components[c];
-    sdc_status st = def->load(m->fam, m->mf->index, m->be, &m->log, m->f32[c], &m->comp[c]);
+    sdc_status st = sdc_model_load_component_on(m, c, m->be, &m->log, &m->comp[c]);
     if (st != SDC_OK) {
         m->comp[c] = NULL;
         SDC_LOGE(&m->log, "load %s: %s", def->name, sdc_status_str(st));
@@ -196,14 +202,11 @@ size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, c
                                   int *n_tensors) {
     size_t bytes = 0;
     *n_tensors = 0;
-    const int saved = be->force_f32;
-    be->force_f32 = f32;
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
         if (!owns(def, t->name)) continue;
-        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(be->iface->weight_dtype(be, t->dtype));
+        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(be->iface->weight_dtype(be, t->dtype, f32));
         (*n_tensors)++;
     }
-    be->force_f32 = saved;
     return bytes;
 }

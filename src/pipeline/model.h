@@ -48,8 +48,7 @@ const char *sdc_model_component_name(const sdc_model *m, int c);
 size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
                                   int f32, int *n_tensors);
 
-/* Sets the backend's precision for component c before it is loaded or run (until components carry
- * their own precision). */
-void sdc_model_use_component(sdc_model *m, int c);
+/* Loads component c onto another backend (the planner's counting backend) into *out, at c's precision. */
+sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/count/count_backend.h"
+
 const char *sdc_load_policy_name(sdc_load_policy p) { return sdc_value_name(SDC_NAMES_LOAD_POLICY, (int)p); }
 
 int sdc_load_policy_from_name(const char *name, sdc_load_policy *out) {
@@ -20,13 +22,6 @@ void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job) {
     job->height = p->height;
     job->cfg = p->cfg_scale > 1.0f;
     job->img2img = p->init_image != NULL;
-}
-
-/* The lowest component a phase needs: its precision is the phase's. */
-static int main_component(const sdc_phase_def *ph) {
-    for (int c = 0; c < SDC_MAX_COMPONENTS; c++)
-        if (ph->needs & (1u << c)) return c;
-    return 0;
 }
 
 /* Which components each phase holds under the policy. */
@@ -50,24 +45,65 @@ static void residency(const sdc_family *fam, const sdc_job_shape *job, sdc_load_
     }
 }
 
+/* The job's phases, for one image, run on a counting backend shaped like the model's: the family's own
+ * phase bodies, the components' own loaders and forwards, no memory and no work. Each phase's activation
+ * and workspace peaks are then those the real run reaches (exact: test_count, test_residency). */
+static sdc_status measure(sdc_model *m, const sdc_job_shape *job, const sdc_plan *plan, size_t *act, size_t *ws) {
+    const sdc_family *fam = m->family;
+    sdc_logger quiet = m->log;   /* the loaders' info lines would repeat on every plan */
+    if (quiet.min_level < SDC_LOG_WARN) quiet.min_level = SDC_LOG_WARN;
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.width = job->width;
+    p.height = job->height;
+    p.steps = 1;                          /* activations do not depend on the step count */
+    p.cfg_scale = job->cfg ? 2.0f : 1.0f;
+    p.strength = 1.0f;
+    sdc_image init = {job->width, job->height, 3, NULL, 0, NULL};
+    if (job->img2img) {
+        init.data = calloc((size_t)job->width * (size_t)job->height, 3);
+        if (!init.data) return SDC_ERR_OOM;
+        p.init_image = &init;
+    }
+    void *comp[SDC_MAX_COMPONENTS] = {0};
+    sdc_backend *cb = sdc_backend_count_new(m->be);
+    sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->f32, NULL, 1, NULL, NULL};
+    sdc_status st = cb ? fam->job_new(&r, &r.state) : SDC_ERR_OOM;
+    unsigned used = 0;
+    for (int ph = 0; ph < plan->n_phases; ph++)
+        if (plan->phase[ph].runs) used |= fam->phases[ph].needs;
+    for (int c = 0; c < m->n_components && st == SDC_OK; c++)
+        if (used & (1u << c)) st = sdc_model_load_component_on(m, c, cb, &quiet, &comp[c]);
+    for (int ph = 0; ph < plan->n_phases && st == SDC_OK; ph++) {
+        if (!plan->phase[ph].runs) continue;
+        sdc_mem_stats_reset_peak(&cb->stats);
+        st = fam->phases[ph].run(&r, fam->phases[ph].per_image ? 0 : -1);
+        act[ph] = cb->stats.peak[SDC_MEM_ACTIVATIONS];
+        ws[ph] = cb->stats.peak[SDC_MEM_WORKSPACE];
+    }
+    if (r.state) fam->job_free(r.state);
+    for (int c = 0; c < m->n_components; c++)
+        if (comp[c]) fam->components[c].free(comp[c]);
+    sdc_backend_free(cb);
+    free(init.data);
+    if (st != SDC_OK) SDC_LOGW(&m->log, "plan: cannot measure the job's phases: %s", sdc_status_str(st));
+    return st;
+}
+
 void sdc_plan_make(sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->policy = policy;
-    const sdc_family *fam = m->family;
-    sdc_backend *be = m->be;
-    plan->n_phases = fam->n_phases;
-    residency(fam, job, policy, plan);
-    for (int ph = 0; ph < fam->n_phases; ph++) {
+    plan->n_phases = m->family->n_phases;
+    residency(m->family, job, policy, plan);
+    size_t act[SDC_MAX_PHASES] = {0}, ws[SDC_MAX_PHASES] = {0};
+    measure(m, job, plan, act, ws);
+    for (int ph = 0; ph < plan->n_phases; ph++) {
         sdc_phase_plan *pp = &plan->phase[ph];
         if (!pp->runs) continue;
         for (int c = 0; c < m->n_components; c++)
             if (pp->resident & (1u << c)) pp->bytes[SDC_MEM_WEIGHTS] += m->comp_bytes[c];
-        sdc_model_use_component(m, main_component(&fam->phases[ph]));
-        size_t act = 0, im2col = 0;
-        int64_t tokens = 0;
-        fam->plan_phase(m->fam, job, ph, sdc_dtype_size(be->iface->act_dtype(be)), &act, &im2col, &tokens);
-        pp->bytes[SDC_MEM_ACTIVATIONS] = act;
-        pp->bytes[SDC_MEM_WORKSPACE] = be->iface->workspace_bound ? be->iface->workspace_bound(be, im2col, tokens) : 0;
+        pp->bytes[SDC_MEM_ACTIVATIONS] = act[ph];
+        pp->bytes[SDC_MEM_WORKSPACE] = ws[ph];
         for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) pp->total += pp->bytes[k];
         if (pp->total > plan->peak) plan->peak = pp->total;
     }

@@ -8,8 +8,9 @@
  *               phase's components (SD: text encoder, then UNet + VAE decoder together)
  *   phased      only its own
  *
- * A phase's planned peak = the weights resident in it + its activation peak + the backend's workspace
- * bound for the phase's largest op. */
+ * A phase's planned peak = the weights resident in it (from the index) + its activation and workspace
+ * peaks, measured by running the job's own phases (the family's bodies, the components' loaders and
+ * forwards) on a counting backend shaped like the model's: no memory, no work, exact counts. */
 #ifndef SDC_PIPELINE_PLAN_H
 #define SDC_PIPELINE_PLAN_H
 

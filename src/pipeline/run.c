@@ -145,11 +145,6 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
         for (int i = 0; i < n && st == SDC_OK; i++) {
             double t0 = sdc_now();
             if ((st = sdc_residency_enter(m, rep, ph)) != SDC_OK) break;
-            for (int c = 0; c < m->n_components; c++)
-                if (d->needs & (1u << c)) {
-                    sdc_model_use_component(m, c);
-                    break;
-                }
             st = d->run(&r, d->per_image ? i : -1);
             sdc_report_phase_end(m, rep, ph, t0);
         }

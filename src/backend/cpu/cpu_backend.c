@@ -76,9 +76,35 @@ static void cpu_download(sdc_backend *be, void *host_dst, const void *src, size_
 
 static void cpu_synchronize(sdc_backend *be) {}
 
-/* Every weight becomes F32 on the CPU, whatever the file holds (the loader converts). */
-static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype) { return SDC_DTYPE_F32; }
-static sdc_dtype cpu_act_dtype(sdc_backend *be) { return SDC_DTYPE_F32; }
+/* Every weight and activation is F32 on the CPU, whatever the file holds (the loader converts) and
+ * whatever the component asks for. */
+static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32) { return SDC_DTYPE_F32; }
+static sdc_dtype cpu_act_dtype(sdc_backend *be, int f32) { return SDC_DTYPE_F32; }
+
+/* The fast ops' scratch at its full size (the rules of sdc_cpu_conv2d and sdc_cpu_attention: units
+ * of one im2col row, or of one score row per thread, up to the op's cap; test_count checks them
+ * against the ops' counted workspace). */
+static size_t units_bytes(size_t unit_bytes, size_t cap_bytes, int64_t max_units) {
+    size_t want = cap_bytes / unit_bytes;
+    want = want < 1 ? 1 : want > (size_t)max_units ? (size_t)max_units : want;
+    return want * unit_bytes;
+}
+
+static size_t cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                   int stride, int pad) {
+    const int64_t K = x->ne[1] * w->ne[2] * w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
+    const int pointwise = w->ne[2] == 1 && w->ne[3] == 1 && stride == 1 && pad == 0;
+    if (pointwise || x->ne[0] == 0 || w->ne[0] == 0 || Ho * Wo == 0) return 0;
+    return units_bytes((size_t)(K * Wo) * sizeof(float), SDC_CPU_CONV_WORKSPACE_BYTES, Ho);
+}
+
+static size_t cpu_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q,
+                                      const sdc_tensor *k, int n_heads) {
+    const int64_t T = q->ne[1], S = k->ne[1];
+    if (q->ne[0] == 0 || T == 0 || q->ne[2] == 0) return 0;
+    const size_t row_bytes = (size_t)S * sizeof(float);
+    return units_bytes(row_bytes, SDC_CPU_SCORE_BLOCK_BYTES, T) * (size_t)be->n_threads;
+}
 
 /* One op's scratch at most: a convolution's im2col band (capped), or every thread's block of attention
  * scores (a block of query rows of `tokens` keys each, within the block size but at least one row). */
@@ -110,7 +136,9 @@ static int64_t cpu_default_budget(sdc_backend *be) {
     .embedding = prefix##embedding, .upsample2x = prefix##upsample2x, .concat = prefix##concat,       \
     .permute = prefix##permute, .copy = prefix##copy, .pad2d = prefix##pad2d, .slice = prefix##slice
 
-static const struct sdc_backend_i cpu_iface = {.name = "cpu", CPU_MEMORY_SLOTS, CPU_OP_SLOTS(sdc_cpu_)};
+static const struct sdc_backend_i cpu_iface = {.name = "cpu", CPU_MEMORY_SLOTS, CPU_OP_SLOTS(sdc_cpu_),
+                                               .conv2d_workspace = cpu_conv2d_workspace,
+                                               .attention_workspace = cpu_attention_workspace};
 static const struct sdc_backend_i cpu_ref_iface = {.name = "cpu-ref", CPU_MEMORY_SLOTS,
                                                    CPU_OP_SLOTS(sdc_cpu_ref_)};
 

@@ -2,7 +2,8 @@
  * copies) and a copy stream (asynchronous weight uploads), the cuBLAS handle with its fixed workspace, the
  * vtable. Memory lives in cuda_alloc.c, the ops in cuda_*.cu by family.
  *
- * Precision: weights and activations are F16 (f32 accumulation everywhere), or F32 while be->force_f32.
+ * Precision: weights and activations are F16 (f32 accumulation everywhere), or F32 for a component loaded
+ * with f32 (its choice, made at load time).
  * Determinism: every op's launch configuration and cuBLAS algorithm depend only on shapes and fixed
  * workspace sizes, and cuBLAS may not use atomics, so results are bit-identical run to run. */
 #include <cublas_v2.h>
@@ -86,18 +87,46 @@ static void cuda_synchronize(sdc_backend *be) {
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
 }
 
-/* F16 on the device whatever the file holds (the loader converts), F32 while force_f32. */
-static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype) {
+/* F16 on the device whatever the file holds (the loader converts), F32 for a component that asks for it. */
+static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32) {
     (void)file_dtype;
-    return be->force_f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
+    return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
 }
-static sdc_dtype cuda_act_dtype(sdc_backend *be) { return be->force_f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
+static sdc_dtype cuda_act_dtype(sdc_backend *be, int f32) { return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
+
+/* The im2col band of sdc_cuda_conv2d at its full size: whole images while they fit the cap, else rows of
+ * one image (the rule in cuda_conv.cu). */
+static size_t cuda_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                    int stride, int pad) {
+    const int64_t B = x->ne[0], K = x->ne[1] * w->ne[2] * w->ne[3], Ho = y->ne[2], Wo = y->ne[3], P = Ho * Wo;
+    const int pointwise = w->ne[2] == 1 && w->ne[3] == 1 && stride == 1 && pad == 0;
+    if (pointwise || B == 0 || w->ne[0] == 0 || P == 0) return 0;
+    const size_t es = sdc_dtype_size(y->dtype);
+    const int64_t cap = (int64_t)(SDC_CUDA_CONV_WORKSPACE_BYTES / es);
+    int64_t n_img = B, rows = Ho;
+    if (K * P <= cap) {
+        n_img = cap / (K * P) < B ? cap / (K * P) : B;
+    } else {
+        n_img = 1;
+        rows = cap / (K * Wo) < 1 ? 1 : cap / (K * Wo);
+    }
+    return (size_t)(n_img * K * rows * Wo) * es;
+}
+
+/* sdc_cuda_group_norm's partial statistics: 8 bytes per chunk of 4096 elements of each (image, group),
+ * and 8 per (image, group) (the rule in cuda_norm.cu). */
+static size_t cuda_group_norm_workspace(sdc_backend *be, const sdc_tensor *x, int groups) {
+    const int64_t B = x->ne[0], C = x->ne[1], nelem = sdc_tensor_nelem(x);
+    if (nelem == 0) return 0;
+    const int64_t n = C / groups * (nelem / (B * C)), chunk = 256 * 16, groups_total = B * groups;
+    return (size_t)(groups_total * ((n + chunk - 1) / chunk)) * 8 + (size_t)groups_total * 8;
+}
 
 /* cuBLAS's fixed workspace, which stays allocated, plus the larger of one convolution's im2col band and
- * the attention kernel's scratch (the two are never held at once). */
+ * the attention kernel's scratch (the two are never held at once); activations at most 4 bytes each. */
 static size_t cuda_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t tokens) {
     (void)tokens;   // the attention kernel works in on-chip memory: no scratch that grows with tokens
-    const size_t es = sdc_dtype_size(cuda_act_dtype(be));
+    const size_t es = sizeof(float);
     size_t conv = im2col_elems > SDC_CUDA_CONV_WORKSPACE_BYTES / es ? SDC_CUDA_CONV_WORKSPACE_BYTES : im2col_elems * es;
     return SDC_CUDA_CUBLAS_WORKSPACE_BYTES + conv;
 }
@@ -176,6 +205,8 @@ static const struct sdc_backend_i cuda_iface = {
     .synchronize = cuda_synchronize,
     .weight_dtype = cuda_weight_dtype,
     .act_dtype = cuda_act_dtype,
+    .conv2d_workspace = cuda_conv2d_workspace,
+    .group_norm_workspace = cuda_group_norm_workspace,
     .workspace_bound = cuda_workspace_bound,
     .default_budget = cuda_default_budget,
     .trim = cuda_trim,
