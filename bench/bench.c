@@ -25,7 +25,9 @@ static double num(const cJSON *o, const char *path) {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
     const cJSON *cur = o;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
     return cJSON_IsNumber(cur) ? cur->valuedouble : 0.0;
 }
 
@@ -94,8 +96,8 @@ int main(int argc, char **argv) {
         sdc_ctx_free(ctx);
         if (st != SDC_OK) return 1;
     }
-    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep", "s/image",
-           "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load un", "load dec", "total s");
+    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep", "s/image",
+           "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load un", "load dec", "un loads", "total s");
     fflush(stdout);
     char plist[128];
     for (int si = 0; si < n_sizes; si++)
@@ -136,12 +138,12 @@ int main(int argc, char **argv) {
                     }
                     cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
                     double denoise = num(rep, "phases.denoise.wall_seconds") - num(rep, "phases.denoise.load_seconds");
-                    printf("%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.3f\n", sizes[si], pol,
+                    printf("%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.0f %8.3f\n", sizes[si], pol,
                            batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
                            num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
                            num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
                            num(rep, "components.text_encoder.load_seconds"), num(rep, "components.unet.load_seconds"),
-                           num(rep, "components.vae_decoder.load_seconds"), dt);
+                           num(rep, "components.vae_decoder.load_seconds"), num(rep, "components.unet.loads"), dt);
                     fflush(stdout);
                     cJSON_Delete(rep);
                 }

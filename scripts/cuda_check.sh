@@ -64,6 +64,11 @@ fi
 if [ "$built" = 1 ]; then
   step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
   step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
+  # fp16 against f32 at SD 1.5 size (UNet evaluation and a 4-step pipeline) on the sd15-shaped random model
+  model=${SDC_BENCH_MODEL:-/tmp/sd15}
+  [ -f "$model/model_index.json" ] || step mkmodel 180 "$BUILD/sdc" mkmodel --arch sd15 --seed 1 -o "$model"
+  export SDC_SD15_MODEL=$model
+  step test_cuda_sd15 240 "$BUILD/tests/test_cuda_sd15"
   [ "${SDC_SKIP_CPU:-0}" = 1 ] || step ctest-cpu 240 ctest --test-dir "$BUILD" -E cuda -j4 --output-on-failure --timeout 200
 fi
 # SDC_BENCH=1: the benchmark on an sd15-shaped random model (fp16, euler, CFG 7.5, batch 1):
