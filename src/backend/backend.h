@@ -117,7 +117,7 @@ typedef enum sdc_op_family {
 #define SDC_OP_IMPL_NAME(prefix, name) SDC_OP_IMPL_NAME_(prefix, name)
 #define SDC_OP_IMPL_NAME_(prefix, name) prefix##name
 #define SDC_OP_DECLARE(prefix, name, params) \
-    void SDC_OP_IMPL_NAME(prefix, name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
+    void SDC_OP_IMPL_NAME(prefix, name)(sdc_backend *be, sdc_tensor *y, SDC_UNPAREN params);
 #define SDC_OP_SLOT_INIT(prefix, name) .name = SDC_OP_IMPL_NAME(prefix, name),
 
 const char *sdc_op_family_name(sdc_op_family f);
@@ -165,7 +165,7 @@ struct sdc_backend_i {
     void (*staging_flush)(sdc_backend *be);
 
     /* the ops: void (*name)(sdc_backend *be, sdc_tensor *y, params...) for each of SDC_BACKEND_OPS */
-#define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
+#define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend *be, sdc_tensor *y, SDC_UNPAREN params);
     SDC_BACKEND_OPS(SDC_OP_SLOT_)
 #undef SDC_OP_SLOT_
 };
