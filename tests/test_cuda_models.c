@@ -2,7 +2,7 @@
  * (every top-level block) and the VAE (every decoder block, the encoder's posterior) on the CUDA
  * backend, then whole pipelines through the public API with device = SDC_DEVICE_CUDA.
  *
- *   f32 (force_f32, f32 weights): the CPU's tolerances x10: 1e-4 per component, latents_final 1e-3,
+ *   f32 (components loaded with f32, f32 weights): the CPU's tolerances x10: 1e-4 per component, latents_final 1e-3,
  *       the image's max |d| 1e-2 (img2img 2e-2);
  *   f16 (f16 weights, f16 activations, f32 accumulation): 1e-2 per component; for whole pipelines the
  *       relative error of latents_final is printed per case (CFG amplifies f16 rounding: no fixed bound).

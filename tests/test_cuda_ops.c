@@ -15,9 +15,11 @@
  *   - the memory counters back where they started after the tensors are freed, no workspace left
  *     behind, and workspace counted where the op needs an im2col band.
  * Then: in-place ops, the allocator (reuse, split and merge under a random workload with every block's
- * contents verified, trim visible to cudaMemGetInfo), the pinned staging path, and a full device (a
- * tensor allocation fails cleanly; a convolution without room for its workspace falls back and still
- * matches). It needs a GPU: without one it fails. */
+ * contents verified, trim visible to cudaMemGetInfo), the pinned staging path, a full device (a tensor
+ * allocation fails cleanly; a convolution without room for its workspace makes the sticky status
+ * SDC_ERR_OOM), and injected failures of a CUDA call, a cuBLAS call and a workspace (sticky status,
+ * logged with its location, later ops no-ops, clearing it gives the same bits as before). It needs a
+ * GPU: without one it fails. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,6 +294,8 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
         test_check(memcmp(a.out, b.out, op_host_n(&out) * sizeof(float)) == 0, "%s: bit-identical run to run", what);
         test_check(!a.leaked && !b.leaked && !a.ws_left && !b.ws_left,
                    "%s: memory counters back at start, no workspace left", what);
+        test_check(a.status == SDC_OK && b.status == SDC_OK, "%s: backend status after the op: %s, %s (want ok)", what,
+                   sdc_status_str(a.status), sdc_status_str(b.status));
         if (cc->uses_ws)
             test_check(a.ws_peak > 0, "%s: workspace counted (peak %.2f MiB)", what, a.ws_peak / 1048576.0);
         printf("    time: cuda %8.3f ms (second run), reference %9.1f ms%s\n", b.ms, ref_ms,
@@ -449,8 +453,8 @@ static void test_staging(sdc_backend *be) {
 }
 
 /* A full device: a tensor allocation fails cleanly (NULL, logged), and a convolution without room for
- * even one row of im2col computes directly, close to its GEMM result; once memory is back, the GEMM
- * path gives the very same bits as before. */
+ * its im2col workspace does nothing and makes the status SDC_ERR_OOM (logged); once memory is back and
+ * the status cleared, the very same bits as before. */
 static void test_full_device(sdc_backend *be) {
     printf("full device\n");
     be->iface->trim(be);
@@ -460,8 +464,7 @@ static void test_full_device(sdc_backend *be) {
     sdc_tensor *b = sdc_tensor_new(be, SDC_MEM_WEIGHTS, SDC_DTYPE_F32, 1, bs);
     sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, ys);
     const size_t nx = (size_t)sdc_tensor_nelem(x), nw = (size_t)sdc_tensor_nelem(w), ny = (size_t)sdc_tensor_nelem(y);
-    float *h = malloc(nx * sizeof(float)), *y1 = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float));
-    float *y3 = malloc(ny * sizeof(float));
+    float *h = malloc(nx * sizeof(float)), *y1 = malloc(ny * sizeof(float)), *y3 = malloc(ny * sizeof(float));
     test_fill_normal(h, nx, 77, 1.0f);
     sdc_tensor_set_f32(x, h);
     test_fill_normal(h, nw, 78, 0.01f);
@@ -470,6 +473,7 @@ static void test_full_device(sdc_backend *be) {
     sdc_tensor_set_f32(b, h);
     sdc_conv2d(y, x, w, b, 1, 1);
     sdc_tensor_get_f32(y, y1);
+    test_check(sdc_backend_sync(be) == SDC_OK, "conv with memory: status %s", sdc_status_str(be->status));
 
     const sdc_logger saved = be->log;
     be->log = *test_capture_logger();
@@ -484,24 +488,112 @@ static void test_full_device(sdc_backend *be) {
     test_check(n_fill < MAX_FILL && strstr(test_last_error(), "out of memory") != NULL,
                "filling the device (%.1f GiB) ends in a logged out-of-memory failure: %.120s", filled / 1073741824.0,
                test_last_error());
+    test_check(sdc_backend_status(be) == SDC_OK, "a failed tensor allocation leaves the status alone: %s",
+               sdc_status_str(sdc_backend_status(be)));
     sdc_mem_stats_reset_peak(&be->stats);
     const size_t ws0 = be->stats.cur[SDC_MEM_WORKSPACE];
+    be->log = *test_capture_logger();
     sdc_conv2d(y, x, w, b, 1, 1);
-    sdc_tensor_get_f32(y, y2);
+    const sdc_status st = sdc_backend_sync(be);
+    test_check(st == SDC_ERR_OOM, "conv without room for im2col: status %s (want %s)", sdc_status_str(st),
+               sdc_status_str(SDC_ERR_OOM));
+    test_check(strstr(test_last_error(), "cuda_conv.cu:") && strstr(test_last_error(), "im2col"),
+               "the failure is logged with its location: %.160s", test_last_error());
     test_check(be->stats.peak[SDC_MEM_WORKSPACE] == ws0, "no im2col workspace could be had on the full device");
-    test_check_err("conv 1280->8 3x3 without workspace vs with", "rel err", test_rel_err(y2, y1, ny), 1e-5);
     for (int i = 0; i < n_fill; i++) sdc_tensor_free(fill[i]);
     free(fill);
     be->iface->trim(be);
     be->log = saved;
+    sdc_backend_clear_status(be);
     sdc_conv2d(y, x, w, b, 1, 1);
     sdc_tensor_get_f32(y, y3);
-    test_check(memcmp(y1, y3, ny * sizeof(float)) == 0, "with memory back, the same bits as before");
+    test_check(sdc_backend_sync(be) == SDC_OK && memcmp(y1, y3, ny * sizeof(float)) == 0,
+               "with memory back and the status cleared: status %s, the same bits as before",
+               sdc_status_str(be->status));
     sdc_tensor_free(x);
     sdc_tensor_free(w);
     sdc_tensor_free(b);
     sdc_tensor_free(y);
-    free(h), free(y1), free(y2), free(y3);
+    free(h), free(y1), free(y3);
+}
+
+/* Injected failures (be->fail): the Nth checked CUDA call, the Nth checked cuBLAS call, the Nth op
+ * workspace. Each makes the status sticky with the right code, logs once with its file, every later op
+ * is a no-op (y keeps its bits), and after clearing the status the op gives the bits of a clean run. */
+static void test_injected(sdc_backend *be) {
+    printf("injected failures\n");
+    const int64_t xs[4] = {2, 64, 16, 16}, ws[4] = {32, 64, 3, 3}, ys[4] = {2, 32, 16, 16};
+    const int64_t ls[2] = {64, 1024}, lw[2] = {96, 1024}, lo[2] = {64, 96};
+    sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, xs);
+    sdc_tensor *w = sdc_tensor_new(be, SDC_MEM_WEIGHTS, SDC_DTYPE_F32, 4, ws);
+    sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, ys);
+    sdc_tensor *lx = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, ls);
+    sdc_tensor *lwt = sdc_tensor_new(be, SDC_MEM_WEIGHTS, SDC_DTYPE_F32, 2, lw);
+    sdc_tensor *ly = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, lo);
+    const size_t nx = (size_t)sdc_tensor_nelem(x), nw = (size_t)sdc_tensor_nelem(w), ny = (size_t)sdc_tensor_nelem(y);
+    const size_t nl = (size_t)sdc_tensor_nelem(ly);
+    float *h = malloc(65536 * sizeof(float)), *clean = malloc(ny * sizeof(float)), *got = malloc(ny * sizeof(float));
+    float *lclean = malloc(nl * sizeof(float)), *lgot = malloc(nl * sizeof(float));
+    test_fill_normal(h, nx, 81, 1.0f);
+    sdc_tensor_set_f32(x, h);
+    test_fill_normal(h, nw, 82, 0.04f);
+    sdc_tensor_set_f32(w, h);
+    test_fill_normal(h, 65536, 83, 1.0f);
+    sdc_tensor_set_f32(lx, h);
+    sdc_tensor_set_f32(lwt, h);
+    sdc_conv2d(y, x, w, NULL, 1, 1);
+    sdc_tensor_get_f32(y, clean);
+    sdc_linear(ly, lx, lwt, NULL);
+    sdc_tensor_get_f32(ly, lclean);
+    test_check(sdc_backend_sync(be) == SDC_OK, "clean runs: status %s", sdc_status_str(be->status));
+
+    static const struct {
+        const char *what, *file;
+        int kind;   // 0: device_call, 1: workspace
+        int linear; // run the linear (no bias: its first checked call is the cuBLAS GEMM) instead of the conv
+        sdc_status want;
+    } inj[] = {
+        {"the conv's first checked CUDA call (the im2col launch)", "cuda_conv.cu:", 0, 0, SDC_ERR_BACKEND},
+        {"the linear's cuBLAS GEMM", "cuda_gemm.cu:", 0, 1, SDC_ERR_BACKEND},
+        {"the conv's im2col workspace", "cuda_conv.cu:", 1, 0, SDC_ERR_OOM},
+    };
+    for (size_t i = 0; i < sizeof inj / sizeof inj[0]; i++) {
+        const sdc_logger saved = be->log;
+        be->log = *test_capture_logger();
+        sdc_tensor *out = inj[i].linear ? ly : y;
+        float *want = inj[i].linear ? lclean : clean, *have = inj[i].linear ? lgot : got;
+        const size_t n = inj[i].linear ? nl : ny;
+        if (inj[i].kind == 0) be->fail.device_call = 1;
+        else be->fail.workspace = 1;
+        if (inj[i].linear) sdc_linear(ly, lx, lwt, NULL);
+        else sdc_conv2d(y, x, w, NULL, 1, 1);
+        const sdc_status st = sdc_backend_sync(be);
+        test_check(st == inj[i].want, "injected failure of %s: status %s (want %s)", inj[i].what,
+                   sdc_status_str(st), sdc_status_str(inj[i].want));
+        const char *log = test_last_error();
+        test_check(strstr(log, inj[i].file) && !strstr(log, " | "), "logged once, at %s: %.200s", inj[i].file, log);
+        sdc_tensor_set_f32(out, h);
+        sdc_scale(out, out, 3.0f);   // a no-op while the status is set
+        sdc_tensor_get_f32(out, have);
+        test_check(memcmp(have, h, n * sizeof(float)) == 0 && sdc_backend_sync(be) == inj[i].want,
+                   "while the status is set, ops are no-ops and the status stays %s", sdc_status_str(be->status));
+        sdc_backend_clear_status(be);
+        be->log = saved;
+        if (inj[i].linear) sdc_linear(ly, lx, lwt, NULL);
+        else sdc_conv2d(y, x, w, NULL, 1, 1);
+        sdc_tensor_get_f32(out, have);
+        test_check(sdc_backend_sync(be) == SDC_OK && memcmp(have, want, n * sizeof(float)) == 0,
+                   "after clearing: status %s, the bits of the clean run", sdc_status_str(be->status));
+        test_check(be->fail.device_call == 0 && be->fail.workspace == 0, "the countdowns ran out: %d, %d",
+                   be->fail.device_call, be->fail.workspace);
+    }
+    sdc_tensor_free(x);
+    sdc_tensor_free(w);
+    sdc_tensor_free(y);
+    sdc_tensor_free(lx);
+    sdc_tensor_free(lwt);
+    sdc_tensor_free(ly);
+    free(h), free(clean), free(got), free(lclean), free(lgot);
 }
 
 int main(void) {
@@ -516,6 +608,7 @@ int main(void) {
     test_allocator(cuda);
     test_staging(cuda);
     test_full_device(cuda);
+    test_injected(cuda);
     test_check(cuda->stats.cur_total == start && ref->stats.cur_total == 0,
                "all tensors freed (cuda: %zu bytes beyond cuBLAS's workspace)", cuda->stats.cur_total - start);
     printf("total %.1f s\n", test_now() - t0);

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "pipeline/model.h"
 #include "sdc.h"
 #include "test_util.h"
 
@@ -288,8 +289,56 @@ static void names(void) {
                "sampler and policy names come from the table");
 }
 
+/* --- injected failures: each returns its status, logs it, leaves nothing behind ----------------- */
+
+static void injected(void) {
+    sdc_gen_params p;
+    params(&p, 9, 2);
+    uint64_t want[2] = {0}, got[2] = {0};
+    sdc_model *m = open_model(SDC_LOAD_ALL, 2);
+    if (!m) return;
+    cJSON_Delete(run(m, &p, want));
+    const struct {
+        const char *what;
+        int *countdown;
+        int n;
+        sdc_status want;
+    } cases[] = {
+        {"a missing workspace (the 40th)", &m->be->fail.workspace, 40, SDC_ERR_OOM},
+        {"a failing host allocation (the 500th)", &m->be->fail.host_alloc, 500, SDC_ERR_OOM},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        *cases[i].countdown = cases[i].n;
+        sdc_job *j = sdc_job_new(m, &p);
+        sdc_status st = j ? sdc_job_run(j) : SDC_ERR_INVALID_ARG;
+        int n = 0;
+        sdc_image *imgs = j ? sdc_job_take_images(j, &n) : NULL;
+        test_check(st == cases[i].want && !imgs && *sdc_model_last_error(m) && m->be->stats.cur_total == 0,
+                   "%s: %s (want %s), no image, %zu device bytes left, logged \"%s\"", cases[i].what,
+                   sdc_status_str(st), sdc_status_str(cases[i].want), m->be->stats.cur_total, sdc_model_last_error(m));
+        sdc_job_free(j);
+        *cases[i].countdown = 0;
+        cJSON_Delete(run(m, &p, got));   /* the status was cleared: the model works again, same bits */
+        test_check(!memcmp(got, want, sizeof got), "after %s the next job on the model makes the same latents",
+                   cases[i].what);
+    }
+    sdc_model_free(m);
+    /* auto: a workspace failure under all is out of memory: one replan (sequential), the same image */
+    m = open_model(SDC_LOAD_AUTO, 2);
+    if (!m) return;
+    m->be->fail.workspace = 40;
+    cJSON *rep = run(m, &p, got);
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
+    test_check(rep && cJSON_IsString(pol) && strcmp(pol->valuestring, "all") && !memcmp(got, want, sizeof got),
+               "auto: a missing workspace replans once (to %s) and makes the same latents",
+               cJSON_IsString(pol) ? pol->valuestring : "nothing");
+    cJSON_Delete(rep);
+    sdc_model_free(m);
+}
+
 int main(void) {
     names();
+    injected();
     nonfinite();
     phased_batch();
     two_threads();

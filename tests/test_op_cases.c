@@ -104,7 +104,7 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
     const size_t ws0 = be->stats.cur[SDC_MEM_WORKSPACE];
     double t0 = test_now();
     c->run(c, y, t);
-    be->iface->synchronize(be);
+    r.status = sdc_backend_sync(be);
     r.ms = (test_now() - t0) * 1e3;
     r.ws_peak = be->stats.peak[SDC_MEM_WORKSPACE] - ws0;
     r.ws_left = be->stats.cur[SDC_MEM_WORKSPACE] != ws0;

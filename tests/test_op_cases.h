@@ -82,6 +82,7 @@ typedef struct op_result {
     int ws_left;      // workspace not back at its start after the op
     int leaked;       // memory counters not back at their start after the tensors are freed
     int misaligned;   // an input's data not 64-byte aligned
+    sdc_status status;   // the backend's sticky status after the op (sdc_backend_sync)
 } op_result;
 
 /* One run of c on be with fresh tensors of the shapes of in[] and out (the shapes may differ from c's:

@@ -163,11 +163,14 @@ static void test_case(const cpu_case *cc, uint64_t seed, sdc_backend *fast2, sdc
                c->name);
     const op_result *all[4] = {&f2, &f2b, &f1, &rf};
     int leaked = 0, ws_left = 0, misaligned = 0;
+    sdc_status st = SDC_OK;
     for (int i = 0; i < 4; i++) {
         leaked |= all[i]->leaked;
         ws_left |= all[i]->ws_left;
         misaligned |= all[i]->misaligned;
+        if (st == SDC_OK) st = all[i]->status;
     }
+    test_check(st == SDC_OK, "%s: backend status after the op: %s (want ok)", c->name, sdc_status_str(st));
     test_check(!leaked && !ws_left, "%s: memory counters back at start, no workspace left", c->name);
     test_check(!misaligned, "%s: tensor data 64-byte aligned", c->name);
     if (cc->uses_workspace)

@@ -1,8 +1,14 @@
-/* backend.h - the interface every compute backend implements (CPU now, CUDA later).
+/* backend.h - the interface every compute backend implements (cpu/, cuda/).
  *
  * Model code sees only sdc_backend and the ops in backend/ops.h; it never knows which backend runs.
  * A backend is a vtable plus its private context. Every byte of device memory goes through
- * sdc_tensor_new / sdc_backend_alloc, which count current and peak bytes by kind in be->stats.
+ * sdc_tensor_new or a backend's scratch allocator, which count current and peak bytes by kind in
+ * be->stats.
+ *
+ * Errors: ops return nothing. A failure inside one (a device error, no memory for its workspace)
+ * becomes the backend's sticky status: the first error wins and is logged once through be->log,
+ * every later op is a no-op, and sdc_backend_sync returns it. Callers check it at synchronisation
+ * points (the end of a forward pass); the library never prints or aborts.
  *
  * Threading: a backend and its tensors are used from one thread at a time; the backend may use
  * worker threads of its own inside an op. */
@@ -11,8 +17,11 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/status.h"
 #include "core/tensor.h"
 #include "sdc.h"
+
+#include <stdlib.h>
 
 typedef struct sdc_backend sdc_backend;
 
@@ -31,17 +40,99 @@ typedef enum sdc_binary_op {
     SDC_BINARY_COUNT
 } sdc_binary_op;
 
-/* Op slots. All tensors are contiguous and already allocated; shapes were checked by the wrappers in
- * ops.h, so implementations may assume them. Outputs never alias inputs unless the op says so. */
+/* Op families, for the per-family time profile. */
+typedef enum sdc_op_family {
+    SDC_OPF_LINEAR = 0,
+    SDC_OPF_CONV,
+    SDC_OPF_ATTENTION,
+    SDC_OPF_NORM,
+    SDC_OPF_ELEMENTWISE,
+    SDC_OPF_DATA,
+    SDC_OPF_COUNT
+} sdc_op_family;
+
+/* --- the ops, declared once ---
+ * SDC_BACKEND_OPS(X) calls X(name, family, params, args) for every op:
+ *   name    the slot sdc_backend_i.name, the checked wrapper sdc_<name>() of ops.h, and each backend's
+ *           implementation (sdc_cpu_<name>, sdc_cpu_ref_<name>, sdc_cuda_<name>)
+ *   family  the op family its time is profiled under
+ *   params  the parameters after `sdc_backend *be, sdc_tensor *y` (the output), parenthesised
+ *   args    the same parameters' names, parenthesised
+ * Adding an op: one line here, its shape check in ops.c, and an implementation per backend.
+ * All tensors are contiguous and already allocated; shapes were checked by the wrappers in ops.c, so
+ * implementations may assume them. Outputs never alias inputs unless the op says so. */
+#define SDC_BACKEND_OPS(X)                                                                               \
+    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */                                     \
+    X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b)) \
+    /* y[B, Co, Ho, Wo] = conv(x[B, Ci, H, W], w[Co, Ci, KH, KW]) + b[Co]   (b may be NULL)             \
+     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. */                                 \
+    X(conv2d, SDC_OPF_CONV,                                                                              \
+      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad),             \
+      (x, w, b, stride, pad))                                                                            \
+    /* Multi-head scaled dot-product attention, heads interleaved in the channel dimension:             \
+     * y[B, T, H*D] = softmax(q_h k_h^T / sqrt(D) (+ causal mask)) v_h for each head h,                  \
+     * q[B, T, H*D], k[B, S, H*D], v[B, S, H*D]. causal: position t attends to s <= t only. */            \
+    X(attention, SDC_OPF_ATTENTION,                                                                      \
+      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads, int causal),         \
+      (q, k, v, n_heads, causal))                                                                        \
+    /* y = (x - mean) / sqrt(var + eps) * w + b over the last dimension; w, b [C] */                     \
+    X(layer_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, float eps), \
+      (x, w, b, eps))                                                                                    \
+    /* Group norm of x[B, C, ...] in `groups` groups of C/groups channels (statistics over the          \
+     * group's channels and all spatial positions), then * w[C] + b[C], then SiLU when silu != 0. */     \
+    X(group_norm, SDC_OPF_NORM,                                                                          \
+      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int groups, float eps, int silu), \
+      (x, w, b, groups, eps, silu))                                                                      \
+    /* y = op(x), same shape; y may alias x */                                                           \
+    X(unary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, sdc_unary_op op), (x, op))                      \
+    /* y = a op b, b broadcast numpy-style against a (same ndim, each b dim equals a's or is 1);         \
+     * y has a's shape and may alias a */                                                                \
+    X(binary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op), (a, b, op)) \
+    /* y = x * s; y may alias x */                                                                       \
+    X(scale, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, float s), (x, s))                               \
+    /* y[..., N] = x[..., :N] * gelu(x[..., N:])   with x[..., 2N] (erf gelu) */                          \
+    X(geglu, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x), (x))                                           \
+    /* y[T, C] = table[ids[t], :]   with ids an I32 tensor [T] (values checked by the caller) */          \
+    X(embedding, SDC_OPF_DATA, (const sdc_tensor *table, const sdc_tensor *ids), (table, ids))          \
+    /* y[B, C, 2H, 2W] = nearest-neighbour 2x upsampling of x[B, C, H, W] */                             \
+    X(upsample2x, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                             \
+    /* y = concat(a, b) along dimension dim (all other dims equal) */                                    \
+    X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))           \
+    /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */            \
+    X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                       \
+    /* y = x converted to y's dtype (same element count) */                                              \
+    X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                   \
+    /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */              \
+    X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),             \
+      (x, top, bottom, left, right))                                                                     \
+    /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */           \
+    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))
+
+/* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
+#define SDC_UNPAREN(...) __VA_ARGS__
+
+/* For a backend's files, inside an X of their own (see cpu_backend.h):
+ *   SDC_OP_DECLARE(prefix, name, params)  void <prefix><name>(sdc_backend *be, sdc_tensor *y, params);
+ *   SDC_OP_SLOT_INIT(prefix, name)        .name = <prefix><name>,   (a vtable initialiser) */
+#define SDC_OP_IMPL_NAME(prefix, name) SDC_OP_IMPL_NAME_(prefix, name)
+#define SDC_OP_IMPL_NAME_(prefix, name) prefix##name
+#define SDC_OP_DECLARE(prefix, name, params) \
+    void SDC_OP_IMPL_NAME(prefix, name)(sdc_backend *be, sdc_tensor *y, SDC_UNPAREN params);
+#define SDC_OP_SLOT_INIT(prefix, name) .name = SDC_OP_IMPL_NAME(prefix, name),
+
+const char *sdc_op_family_name(sdc_op_family f);
+
 struct sdc_backend_i {
     const char *name;
     void (*destroy)(sdc_backend *be);
 
-    /* memory: raw bytes; counting is done by the caller (sdc_backend_alloc) */
+    /* memory: raw bytes; counting is done by the caller (sdc_tensor_new) */
     void *(*alloc)(sdc_backend *be, size_t nbytes);       /* NULL when out of memory */
     void (*release)(sdc_backend *be, void *ptr);
     void (*upload)(sdc_backend *be, void *dst, const void *host_src, size_t nbytes);
     void (*download)(sdc_backend *be, void *host_dst, const void *src, size_t nbytes);
+    /* waits for every op and copy enqueued so far; a device error it meets becomes the sticky status
+     * (callers use sdc_backend_sync) */
     void (*synchronize)(sdc_backend *be);
     /* Precision is a property of a component, chosen when it is loaded; these two are pure functions of
      * their arguments. f32 != 0: the component computes (and keeps its weights) in f32 even where the
@@ -77,71 +168,30 @@ struct sdc_backend_i {
     /* optional: asynchronous uploads through the backend's pinned staging buffers, for weight loading.
      * staging_acquire returns a host buffer of at least nbytes that the caller fills (e.g. pread into
      * it), waiting until one is free; NULL when nbytes exceeds the staging size (the caller then splits
-     * the copy, or uses upload). staging_upload enqueues its copy to dst and returns at once; the
-     * buffer is reused only after that copy completed. staging_flush waits for all copies. */
+     * the copy, or uses upload) or when no host memory could be had (sticky SDC_ERR_OOM). staging_upload
+     * enqueues its copy to dst and returns at once; the buffer is reused only after that copy completed.
+     * staging_flush waits for all copies. */
     size_t (*staging_size)(sdc_backend *be);
     void *(*staging_acquire)(sdc_backend *be, size_t nbytes);
     void (*staging_upload)(sdc_backend *be, void *dst, const void *staging, size_t nbytes);
     void (*staging_flush)(sdc_backend *be);
 
-    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */
-    void (*linear)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                   const sdc_tensor *b);
-    /* y[B, Co, Ho, Wo] = conv(x[B, Ci, H, W], w[Co, Ci, KH, KW]) + b[Co]   (b may be NULL)
-     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. */
-    void (*conv2d)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                   const sdc_tensor *b, int stride, int pad);
-    /* Multi-head scaled dot-product attention, heads interleaved in the channel dimension:
-     * y[B, T, H*D] = softmax(q_h k_h^T / sqrt(D) (+ causal mask)) v_h for each head h,
-     * q[B, T, H*D], k[B, S, H*D], v[B, S, H*D]. causal: position t attends to s <= t only. */
-    void (*attention)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
-                      const sdc_tensor *v, int n_heads, int causal);
-    /* y = (x - mean) / sqrt(var + eps) * w + b over the last dimension; w, b [C] */
-    void (*layer_norm)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                       const sdc_tensor *b, float eps);
-    /* Group norm of x[B, C, ...] in `groups` groups of C/groups channels (statistics over the
-     * group's channels and all spatial positions), then * w[C] + b[C], then SiLU when silu != 0. */
-    void (*group_norm)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                       const sdc_tensor *b, int groups, float eps, int silu);
-    /* y = op(x), same shape; y may alias x */
-    void (*unary)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op);
-    /* y = a op b, b broadcast numpy-style against a (same ndim, each b dim equals a's or is 1);
-     * y has a's shape and may alias a */
-    void (*binary)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
-                   sdc_binary_op op);
-    /* y = x * s; y may alias x */
-    void (*scale)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s);
-    /* y[..., N] = x[..., :N] * gelu(x[..., N:])   with x[..., 2N] (erf gelu) */
-    void (*geglu)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-    /* y[T, C] = table[ids[t], :]   with ids an I32 tensor [T] (values checked by the caller) */
-    void (*embedding)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids);
-    /* y[B, C, 2H, 2W] = nearest-neighbour 2x upsampling of x[B, C, H, W] */
-    void (*upsample2x)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-    /* y = concat(a, b) along dimension dim (all other dims equal) */
-    void (*concat)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim);
-    /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */
-    void (*permute)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const int perm[4]);
-    /* y = x converted to y's dtype (same element count) */
-    void (*copy)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-    /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */
-    void (*pad2d)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left,
-                  int right);
-    /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */
-    void (*slice)(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start);
+    /* the ops: void (*name)(sdc_backend *be, sdc_tensor *y, params...) for each of SDC_BACKEND_OPS */
+#define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend *be, sdc_tensor *y, SDC_UNPAREN params);
+    SDC_BACKEND_OPS(SDC_OP_SLOT_)
+#undef SDC_OP_SLOT_
 };
 
-/* Op families, for the per-family time profile. */
-typedef enum sdc_op_family {
-    SDC_OPF_LINEAR = 0,
-    SDC_OPF_CONV,
-    SDC_OPF_ATTENTION,
-    SDC_OPF_NORM,
-    SDC_OPF_ELEMENTWISE,
-    SDC_OPF_DATA,
-    SDC_OPF_COUNT
-} sdc_op_family;
+/* Failure injection: each countdown, when non-zero, is decremented at every event of its kind, and
+ * the event that brings it to 0 fails as if the system had refused it (so 1 fails the next one). */
+typedef struct sdc_fail_inject {
+    int workspace;     /* an op's workspace allocation (CPU and CUDA scratch) */
+    int host_alloc;    /* a host allocation through sdc_backend_host_alloc */
+    int device_call;   /* a checked CUDA or cuBLAS call (CUDA_CHECK / CUBLAS_CHECK) */
+} sdc_fail_inject;
 
-const char *sdc_op_family_name(sdc_op_family f);
+/* Applies one countdown: 1 when this event is to fail. */
+static inline int sdc_fail_now(int *countdown) { return *countdown > 0 && --*countdown == 0; }
 
 typedef struct sdc_op_profile {
     double seconds[SDC_OPF_COUNT];
@@ -159,7 +209,36 @@ struct sdc_backend {
     size_t mem_limit;
     /* non-NULL: every op is synchronised and timed into its family (the report prints it) */
     sdc_op_profile *profile;
+    /* the first error since the backend was made or its status cleared; SDC_OK while none (read it
+     * through sdc_backend_sync / sdc_backend_status) */
+    sdc_status status;
+    /* failure injection, for the error-path tests */
+    sdc_fail_inject fail;
 };
+
+/* --- status --- */
+
+/* Waits for every enqueued op and copy, then returns the sticky status: SDC_OK, SDC_ERR_OOM (a
+ * workspace or host buffer could not be had, or the device ran out of memory) or SDC_ERR_BACKEND (a
+ * device call failed). */
+sdc_status sdc_backend_sync(sdc_backend *be);
+/* The sticky status as it stands, without waiting for the device. */
+sdc_status sdc_backend_status(const sdc_backend *be);
+/* Back to SDC_OK, e.g. to retry after SDC_ERR_OOM with more memory freed. Outputs of the ops that
+ * were skipped or failed are undefined. After SDC_ERR_BACKEND the device may be unusable. */
+void sdc_backend_clear_status(sdc_backend *be);
+
+/* For backends: records error st as the sticky status unless one is already recorded (the first
+ * wins), logging "<backend>: <file>:<line>: <call> failed: <what, printf-style>" once through be->log
+ * (core/status.h). Evaluates to st. */
+#define SDC_BACKEND_FAIL(be, st, call, ...) \
+    sdc_sticky_fail(&(be)->status, &(be)->log, (be)->iface->name, (st), __FILE__, __LINE__, (call), __VA_ARGS__)
+
+/* Host memory for a backend's own use (tensor records, conversion buffers, reference scratch): malloc
+ * with be->fail.host_alloc applied. NULL when out of memory; the caller reports it. */
+static inline void *sdc_backend_host_alloc(sdc_backend *be, size_t nbytes) {
+    return sdc_fail_now(&be->fail.host_alloc) ? NULL : malloc(nbytes ? nbytes : 1);
+}
 
 /* --- the registry: the only place that knows which backends were built --- */
 /* sdc_device (SDC_DEVICE_CPU, SDC_DEVICE_CUDA) is the public enum of include/sdc.h. */
@@ -182,9 +261,10 @@ sdc_backend *sdc_backend_count_new(sdc_backend *like);
 sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim,
                            const int64_t *ne);
 void sdc_tensor_free(sdc_tensor *t);   /* NULL is harmless */
-/* Host f32 values in / out, converted to / from the tensor's dtype. n = sdc_tensor_nelem(t). */
-void sdc_tensor_set_f32(sdc_tensor *t, const float *host);
-void sdc_tensor_get_f32(const sdc_tensor *t, float *host);
+/* Host f32 values in / out, converted to / from the tensor's dtype. n = sdc_tensor_nelem(t).
+ * SDC_ERR_OOM (also made the sticky status) when no conversion buffer could be had. */
+sdc_status sdc_tensor_set_f32(sdc_tensor *t, const float *host);
+sdc_status sdc_tensor_get_f32(const sdc_tensor *t, float *host);
 /* Raw bytes in (t->nbytes of them, already in t's dtype). */
 void sdc_tensor_set_raw(sdc_tensor *t, const void *host);
 

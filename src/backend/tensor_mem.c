@@ -3,12 +3,17 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
 sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim,
                            const int64_t *ne) {
     assert(ndim >= 1 && ndim <= SDC_MAX_DIMS && sdc_dtype_is_compute(dtype));
-    sdc_tensor *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
+    sdc_tensor *t = sdc_backend_host_alloc(be, sizeof *t);
+    if (!t) {
+        SDC_LOGE(&be->log, "sdc_tensor_new: out of host memory for a tensor record");
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
     t->dtype = dtype;
     t->ndim = ndim;
     size_t n = 1;
@@ -48,32 +53,43 @@ void sdc_tensor_set_raw(sdc_tensor *t, const void *host) {
     t->backend->iface->upload(t->backend, t->data, host, t->nbytes);
 }
 
-void sdc_tensor_set_f32(sdc_tensor *t, const float *host) {
+/* A host buffer for t's bytes in its own dtype; NULL with sticky SDC_ERR_OOM. */
+static void *conversion_buffer(const sdc_tensor *t, const char *who) {
+    void *tmp = sdc_backend_host_alloc(t->backend, t->nbytes);
+    if (!tmp)
+        SDC_BACKEND_FAIL(t->backend, SDC_ERR_OOM, "malloc", "%s: no host memory for %zu bytes of %s values", who,
+                         t->nbytes, sdc_dtype_name(t->dtype));
+    return tmp;
+}
+
+sdc_status sdc_tensor_set_f32(sdc_tensor *t, const float *host) {
     size_t n = (size_t)sdc_tensor_nelem(t);
     if (t->dtype == SDC_DTYPE_F32) {
         sdc_tensor_set_raw(t, host);
-        return;
+        return SDC_OK;
     }
-    void *tmp = malloc(t->nbytes ? t->nbytes : 1);
-    assert(tmp);
+    void *tmp = conversion_buffer(t, "sdc_tensor_set_f32");
+    if (!tmp) return SDC_ERR_OOM;
     int rc = sdc_convert_from_f32(tmp, t->dtype, host, n);
     assert(rc == 0);
     (void)rc;
     sdc_tensor_set_raw(t, tmp);
     free(tmp);
+    return SDC_OK;
 }
 
-void sdc_tensor_get_f32(const sdc_tensor *t, float *host) {
+sdc_status sdc_tensor_get_f32(const sdc_tensor *t, float *host) {
     size_t n = (size_t)sdc_tensor_nelem(t);
     if (t->dtype == SDC_DTYPE_F32) {
         t->backend->iface->download(t->backend, host, t->data, t->nbytes);
-        return;
+        return SDC_OK;
     }
-    void *tmp = malloc(t->nbytes ? t->nbytes : 1);
-    assert(tmp);
+    void *tmp = conversion_buffer(t, "sdc_tensor_get_f32");
+    if (!tmp) return SDC_ERR_OOM;
     t->backend->iface->download(t->backend, tmp, t->data, t->nbytes);
     int rc = sdc_convert_to_f32(host, tmp, t->dtype, n);
     assert(rc == 0);
     (void)rc;
     free(tmp);
+    return SDC_OK;
 }

@@ -13,6 +13,10 @@
 #include "model/activations.h"
 #include "pipeline/pipeline.h"
 
+/* st, or the backend's sticky error (a failed device call, a missing workspace) once st is SDC_OK: after
+ * a failure the ops did nothing, so no value computed since may be used (not even to check it). */
+static sdc_status backend_ok(sdc_backend *be, sdc_status st) { return st == SDC_OK ? sdc_backend_status(be) : st; }
+
 static int progress(sdc_run *r, const char *phase, int step, int total) {
     return r->progress ? r->progress(r, phase, step, total) : 0;
 }
@@ -42,6 +46,7 @@ static sdc_status encode_prompts(sdc_run *r, sd1_job *j) {
     j->context = sdc_act_new(r->be, sdc_clip_act_dtype(clip), 3, (int64_t[]){nb, T, cc->hidden});   /* [nb, T, C] */
     sdc_status st = j->context ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_clip_forward(clip, ids, nb, T, n_layers, j->context, NULL, NULL, NULL);
+    st = backend_ok(r->be, st);
     free(ids);
     return st;
 }
@@ -84,7 +89,8 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
     if (st == SDC_OK) {
         sdc_tensor_get_f32(tm, j->mean);
         sdc_tensor_get_f32(tl, j->logvar);
-        if (!r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior mean", j->mean, j->n);
+        st = backend_ok(be, st);
+        if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior mean", j->mean, j->n);
         if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior logvar", j->logvar, j->n);
     }
     free(x);
@@ -122,6 +128,7 @@ static sdc_status unet_eval(void *user, const float *x_in, float t, float *pred)
     sdc_status st = sdc_unet_forward(c->unet, c->x, ts, c->context, c->out, NULL, NULL);
     if (st != SDC_OK) return st;
     sdc_tensor_get_f32(c->out, c->buf);
+    if ((st = backend_ok(c->out->backend, SDC_OK)) != SDC_OK) return st;
     if (c->nb == 1) {
         memcpy(pred, c->buf, sizeof(float) * c->n);
     } else {
@@ -227,8 +234,10 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
     }
     if (st == SDC_OK) {
         sdc_tensor_get_f32(ti, img);
+        st = backend_ok(r->be, st);
         const size_t npix = (size_t)(H * W);
-        if (!r->dry) st = sdc_pipeline_check_finite(r->log, "decode", (int)(lat - j->lat) / (int)j->n, "the image", img, 3 * npix);
+        if (st == SDC_OK && !r->dry)
+            st = sdc_pipeline_check_finite(r->log, "decode", (int)(lat - j->lat) / (int)j->n, "the image", img, 3 * npix);
         for (size_t i = 0; i < npix; i++)
             for (int ch = 0; ch < 3; ch++) {
                 float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;

@@ -144,8 +144,12 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
         const int n = d->per_image ? j->p.batch_count : 1;
         for (int i = 0; i < n && st == SDC_OK; i++) {
             double t0 = sdc_now();
-            if ((st = sdc_residency_enter(m, rep, ph)) != SDC_OK) break;
+            if ((st = sdc_residency_enter(m, rep, ph)) == SDC_OK) st = sdc_backend_sync(m->be);   /* uploads landed */
+            if (st != SDC_OK) break;
             st = d->run(&r, d->per_image ? i : -1);
+            /* the device's queued work finishes here; its sticky error, if any, is the phase's */
+            sdc_status bs = sdc_backend_sync(m->be);
+            if (bs != SDC_OK && (st == SDC_OK || st == SDC_ERR_NONFINITE)) st = bs;
             sdc_report_phase_end(m, rep, ph, t0);
         }
     }
@@ -176,6 +180,7 @@ static sdc_status run_job(sdc_job *j) {
         SDC_LOGW(log, "sdc_generate: out of device memory under %s; freeing everything and retrying once under %s",
                  sdc_load_policy_name(r->plan.policy), sdc_load_policy_name(lower));
         sdc_model_unload_all(m);
+        sdc_backend_clear_status(m->be);
         sdc_image_free(out, nb);
         out = calloc((size_t)nb, sizeof *out);
         size_t budget = r->budget;
@@ -194,9 +199,10 @@ static sdc_status run_job(sdc_job *j) {
         j->images = out;
         j->n_images = nb;
         out = NULL;
-    } else if (st == SDC_ERR_OOM) {
+    } else if (st == SDC_ERR_OOM || st == SDC_ERR_BACKEND) {
         sdc_model_unload_all(m);   /* nothing half-loaded stays behind */
     }
+    sdc_backend_clear_status(m->be);   /* the error is reported; the next job starts clean */
     free(r);
     if (st != SDC_OK) SDC_LOGE(log, "sdc_generate: %s", sdc_status_str(st));
     sdc_image_free(out, nb);

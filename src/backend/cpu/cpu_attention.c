@@ -11,8 +11,6 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_ref.h"
-
 
 /* e^x for x <= 0 in f32, within about 1 ulp: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7
  * Taylor polynomial, 2^n through the exponent bits; ln2 is split in a short high part (n * hi is
@@ -103,14 +101,10 @@ void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, cons
 
     /* one score block per thread: [nt][blk, S] */
     const size_t row_bytes = (size_t)S * sizeof(float);
-    size_t want = SDC_CPU_SCORE_BLOCK_BYTES / row_bytes, blk;
-    want = want < 1 ? 1 : want > (size_t)T ? (size_t)T : want;
-    float *scores = sdc_cpu_scratch_alloc_units(be, row_bytes * (size_t)nt, want, 1, &blk);
-    if (!scores) {
-        SDC_LOGW(&be->log, "sdc_cpu_attention: no workspace, running the reference attention");
-        sdc_cpu_ref_attention(be, y, q, k, v, n_heads, causal);
-        return;
-    }
+    const size_t want = SDC_CPU_SCORE_BLOCK_BYTES / row_bytes;
+    const size_t blk = want < 1 ? 1 : want > (size_t)T ? (size_t)T : want;   // query rows per block
+    float *scores = SDC_CPU_SCRATCH(be, blk * row_bytes * (size_t)nt, "sdc_cpu_attention score blocks");
+    if (!scores) return;
 
     const int64_t n_blk = (T + (int64_t)blk - 1) / (int64_t)blk, n_items = B * n_heads * n_blk;
     sdc_cpu_gemm_threads(1);   // the threads here split the items; each GEMM runs in its thread

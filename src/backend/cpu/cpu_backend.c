@@ -28,9 +28,14 @@ void *sdc_cpu_aligned_alloc(size_t nbytes) {
     return p;
 }
 
-void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes) {
-    void *p = sdc_cpu_aligned_alloc(nbytes);
-    if (p) sdc_mem_stats_alloc(&be->stats, SDC_MEM_WORKSPACE, nbytes);
+void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line) {
+    void *p = sdc_fail_now(&be->fail.workspace) ? NULL : sdc_cpu_aligned_alloc(nbytes);
+    if (!p) {
+        sdc_sticky_fail(&be->status, &be->log, be->iface->name, SDC_ERR_OOM, file, line, "sdc_cpu_scratch_alloc",
+                        "no host memory for %zu bytes of %s", nbytes, what);
+        return NULL;
+    }
+    sdc_mem_stats_alloc(&be->stats, SDC_MEM_WORKSPACE, nbytes);
     return p;
 }
 
@@ -38,22 +43,6 @@ void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes) {
     if (!ptr) return;
     free(ptr);
     sdc_mem_stats_free(&be->stats, SDC_MEM_WORKSPACE, nbytes);
-}
-
-void *sdc_cpu_scratch_alloc_units(sdc_backend *be, size_t unit_bytes, size_t want_units,
-                                  size_t min_units, size_t *got_units) {
-    assert(min_units >= 1 && want_units >= min_units);
-    for (size_t n = want_units;; n = n / 2 > min_units ? n / 2 : min_units) {
-        void *p = n <= SIZE_MAX / unit_bytes ? sdc_cpu_scratch_alloc(be, n * unit_bytes) : NULL;
-        if (p) {
-            *got_units = n;
-            return p;
-        }
-        if (n == min_units) break;
-    }
-    *got_units = 0;
-    SDC_LOGW(&be->log, "cpu: out of memory for %zu bytes of workspace", min_units * unit_bytes);
-    return NULL;
 }
 
 static void cpu_destroy(sdc_backend *be) {
@@ -129,18 +118,14 @@ static int64_t cpu_default_budget(sdc_backend *be) {
     .download = cpu_download, .synchronize = cpu_synchronize, .weight_dtype = cpu_weight_dtype,       \
     .act_dtype = cpu_act_dtype, .workspace_bound = cpu_workspace_bound, .default_budget = cpu_default_budget
 
-#define CPU_OP_SLOTS(prefix)                                                                          \
-    .linear = prefix##linear, .conv2d = prefix##conv2d, .attention = prefix##attention,               \
-    .layer_norm = prefix##layer_norm, .group_norm = prefix##group_norm, .unary = prefix##unary,       \
-    .binary = prefix##binary, .scale = prefix##scale, .geglu = prefix##geglu,                         \
-    .embedding = prefix##embedding, .upsample2x = prefix##upsample2x, .concat = prefix##concat,       \
-    .permute = prefix##permute, .copy = prefix##copy, .pad2d = prefix##pad2d, .slice = prefix##slice
-
-static const struct sdc_backend_i cpu_iface = {.name = "cpu", CPU_MEMORY_SLOTS, CPU_OP_SLOTS(sdc_cpu_),
+#define CPU_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cpu_, name)
+#define CPU_REF_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cpu_ref_, name)
+static const struct sdc_backend_i cpu_iface = {.name = "cpu", CPU_MEMORY_SLOTS,
                                                .conv2d_workspace = cpu_conv2d_workspace,
-                                               .attention_workspace = cpu_attention_workspace};
+                                               .attention_workspace = cpu_attention_workspace,
+                                               SDC_BACKEND_OPS(CPU_OP_SLOT_)};
 static const struct sdc_backend_i cpu_ref_iface = {.name = "cpu-ref", CPU_MEMORY_SLOTS,
-                                                   CPU_OP_SLOTS(sdc_cpu_ref_)};
+                                                   SDC_BACKEND_OPS(CPU_REF_OP_SLOT_)};
 
 static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, const sdc_logger *log) {
     sdc_backend *be = calloc(1, sizeof *be);

@@ -32,14 +32,13 @@ static inline float *sdc_cpu_f32(const sdc_tensor *t) {
 /* --- memory --- */
 /* 64-byte aligned host memory, uncounted (sdc_tensor_new counts tensors). NULL when out of memory. */
 void *sdc_cpu_aligned_alloc(size_t nbytes);
-/* Scratch for an op: 64-byte aligned and counted in be->stats as SDC_MEM_WORKSPACE. NULL when out
- * of memory. Free with the same nbytes. */
-void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes);
+/* Scratch for an op: 64-byte aligned and counted in be->stats as SDC_MEM_WORKSPACE; free it with the
+ * same nbytes. Its size depends on shapes only, never on free memory (so neither does any output
+ * bit). NULL when out of memory (or be->fail.workspace says so): that is then the sticky status,
+ * SDC_ERR_OOM, logged with the caller's location and `what`, and the op returns at once. */
+#define SDC_CPU_SCRATCH(be, nbytes, what) sdc_cpu_scratch_alloc((be), (nbytes), (what), __FILE__, __LINE__)
+void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line);
 void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes);
-/* Scratch of between min_units and want_units units of unit_bytes: tries want_units, halving on
- * failure. Sets *got_units; NULL when even min_units cannot be had. */
-void *sdc_cpu_scratch_alloc_units(sdc_backend *be, size_t unit_bytes, size_t want_units,
-                                  size_t min_units, size_t *got_units);
 
 /* --- GEMM (cpu_gemm.c): the only place that calls BLAS --- */
 /* Threads of the following BLAS calls: a global OpenBLAS setting. The backend keeps BLAS on 1 thread
@@ -71,30 +70,10 @@ static inline void sdc_cpu_conv_range(int64_t n_out, int64_t n_in, int stride, i
     if (*hi < *lo) *hi = *lo;
 }
 
-/* --- the fast ops (semantics in backend.h) --- */
-void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                    const sdc_tensor *b);
-void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                    const sdc_tensor *b, int stride, int pad);
-void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
-                       const sdc_tensor *v, int n_heads, int causal);
-void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b, float eps);
-void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b, int groups, float eps, int silu);
-void sdc_cpu_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op);
-void sdc_cpu_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
-                    sdc_binary_op op);
-void sdc_cpu_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s);
-void sdc_cpu_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-void sdc_cpu_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids);
-void sdc_cpu_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-void sdc_cpu_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim);
-void sdc_cpu_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const int perm[4]);
-void sdc_cpu_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-void sdc_cpu_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left,
-                   int right);
-void sdc_cpu_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start);
+/* --- the fast ops: sdc_cpu_<name> for each op of SDC_BACKEND_OPS (semantics in backend.h) --- */
+#define SDC_CPU_OP_DECLARE_(name, family, params, args) SDC_OP_DECLARE(sdc_cpu_, name, params)
+SDC_BACKEND_OPS(SDC_CPU_OP_DECLARE_)
+#undef SDC_CPU_OP_DECLARE_
 
 /* Scalar activations in float, the forms backend.h names (shared by the elementwise and norm ops). */
 float sdc_cpu_silu(float x);

@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_ref.h"
-
 
 /* col[Ci*KH*KW, n_rows*Wo] for output rows [oh0, oh0 + n_rows) of one image x[Ci, H, W]. The col
  * rows (ci, kh, kw) are shared out over the enclosing team (orphaned `omp for`). */
@@ -57,15 +55,11 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     size_t col_bytes = 0;
     if (!pointwise) {
         const size_t row_bytes = (size_t)(K * Wo) * sizeof(float);
-        size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
-        want = want < 1 ? 1 : want > (size_t)Ho ? (size_t)Ho : want;
-        col = sdc_cpu_scratch_alloc_units(be, row_bytes, want, 1, &band);
-        if (!col) {
-            SDC_LOGW(&be->log, "sdc_cpu_conv2d: no workspace, running the reference convolution");
-            sdc_cpu_ref_conv2d(be, y, x, w, b, stride, pad);
-            return;
-        }
+        const size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
+        band = want < 1 ? 1 : want > (size_t)Ho ? (size_t)Ho : want;
         col_bytes = band * row_bytes;
+        col = SDC_CPU_SCRATCH(be, col_bytes, "sdc_cpu_conv2d im2col workspace");
+        if (!col) return;
     }
 
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [Co]

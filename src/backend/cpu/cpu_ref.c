@@ -7,11 +7,8 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ref.h"
 
-static double *scratch_doubles(sdc_backend *be, int64_t n) {
-    double *p = sdc_cpu_scratch_alloc(be, (size_t)n * sizeof(double));
-    assert(p && "cpu-ref: out of memory for a reference scratch row");
-    return p;
-}
+/* NULL with sticky SDC_ERR_OOM (the caller returns) */
+#define SCRATCH_DOUBLES(be, n, what) ((double *)SDC_CPU_SCRATCH((be), (size_t)(n) * sizeof(double), (what)))
 
 void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                         const sdc_tensor *b) {
@@ -36,7 +33,8 @@ void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
     const float *wd = sdc_cpu_f32(w);                // [Co, Ci, KH, KW]
     const float *bd = b ? sdc_cpu_f32(b) : NULL;     // [Co]
     float *yd = sdc_cpu_f32(y);                      // [B, Co, Ho, Wo]
-    double *acc = scratch_doubles(be, Ho * Wo);      // [Ho, Wo] of one output channel
+    double *acc = SCRATCH_DOUBLES(be, Ho * Wo, "sdc_cpu_ref_conv2d accumulators");   // [Ho, Wo] of one channel
+    if (!acc) return;
     for (int64_t n = 0; n < B; n++)
         for (int64_t co = 0; co < Co; co++) {
             for (int64_t i = 0; i < Ho * Wo; i++) acc[i] = 0;
@@ -70,8 +68,13 @@ void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, 
     const float *vd = sdc_cpu_f32(v);   // [B, S, H*D]
     float *yd = sdc_cpu_f32(y);         // [B, T, H*D]
     const double scale = 1.0 / sqrt((double)D);
-    double *p = scratch_doubles(be, S);   // [S] scores, then probabilities, of one query
-    double *o = scratch_doubles(be, D);   // [D] output of one query and head
+    double *p = SCRATCH_DOUBLES(be, S, "sdc_cpu_ref_attention scores");   // [S] of one query
+    double *o = SCRATCH_DOUBLES(be, D, "sdc_cpu_ref_attention output");   // [D] of one query and head
+    if (!p || !o) {
+        sdc_cpu_scratch_free(be, o, (size_t)D * sizeof(double));
+        sdc_cpu_scratch_free(be, p, (size_t)S * sizeof(double));
+        return;
+    }
     for (int64_t n = 0; n < B; n++)
         for (int64_t h = 0; h < n_heads; h++)
             for (int64_t t = 0; t < T; t++) {

@@ -121,10 +121,10 @@ size_t sdc_cuda_pool_sample(sdc_cuda_pool *pool) {
     return d;
 }
 
-void sdc_cuda_pool_init(sdc_cuda_pool *pool, cudaStream_t stream, const sdc_logger *log) {
+void sdc_cuda_pool_init(sdc_cuda_pool *pool, cudaStream_t stream, sdc_backend *be) {
     memset(pool, 0, sizeof *pool);
     pool->stream = stream;
-    pool->log = log;
+    pool->be = be;
     size_t free_b = 0, total = 0;
     if (cudaMemGetInfo(&free_b, &total) == cudaSuccess) pool->baseline = total - free_b;
     else (void)cudaGetLastError();
@@ -166,7 +166,7 @@ static sdc_cuda_block *segment_new(sdc_cuda_pool *pool, int small, size_t size) 
     }
     if (err != cudaSuccess || segs_push(pool, p) != 0) {
         if (err == cudaSuccess) cudaFree(p);
-        SDC_LOGW(pool->log, "cuda alloc: out of device memory for %zu bytes (a %.1f MiB segment; the pool holds "
+        SDC_LOGW(&pool->be->log, "cuda alloc: out of device memory for %zu bytes (a %.1f MiB segment; the pool holds "
                  "%.1f MiB, %.1f MiB of it in use)", size, (double)seg / MIB, (double)pool->reserved / MIB,
                  (double)pool->in_use / MIB);
         free(b);
@@ -250,12 +250,12 @@ void sdc_cuda_pool_trim(sdc_cuda_pool *pool) {
                 nx = b->fnext;
                 if (b->prev || b->next) continue;   // part of a segment still in use
                 if (!synced) {
-                    CUDA_CHECK(cudaStreamSynchronize(pool->stream));
+                    CUDA_CHECK(pool->be, cudaStreamSynchronize(pool->stream));
                     synced = 1;
                 }
                 bin_remove(pool, b);
                 segs_remove(pool, b->ptr);
-                CUDA_CHECK(cudaFree(b->ptr));
+                CUDA_CHECK(pool->be, cudaFree(b->ptr));
                 pool->reserved -= b->size;
                 pool->n_frees++;
                 free(b);
@@ -265,8 +265,8 @@ void sdc_cuda_pool_trim(sdc_cuda_pool *pool) {
 
 void sdc_cuda_pool_destroy(sdc_cuda_pool *pool) {
     sdc_cuda_pool_trim(pool);
-    if (pool->n_segs) CUDA_CHECK(cudaStreamSynchronize(pool->stream));
-    for (size_t i = 0; i < pool->n_segs; i++) CUDA_CHECK(cudaFree(pool->segs[i]));
+    if (pool->n_segs) CUDA_CHECK(pool->be, cudaStreamSynchronize(pool->stream));
+    for (size_t i = 0; i < pool->n_segs; i++) CUDA_CHECK(pool->be, cudaFree(pool->segs[i]));
     /* the block records of segments still in use: free lists, then blocks handed out */
     for (int s = 0; s < 2; s++) {
         sdc_cuda_subpool *sp = s ? &pool->small : &pool->large;
@@ -288,35 +288,58 @@ void sdc_cuda_pool_destroy(sdc_cuda_pool *pool) {
 
 /* --- pinned staging --- */
 
-void sdc_cuda_staging_init(sdc_cuda_staging *s, cudaStream_t copy, cudaStream_t compute, const sdc_logger *log) {
+void sdc_cuda_staging_init(sdc_cuda_staging *s, cudaStream_t copy, cudaStream_t compute, sdc_backend *be) {
     memset(s, 0, sizeof *s);
     s->copy = copy;
     s->compute = compute;
-    s->log = log;
+    s->be = be;
+}
+
+/* Frees whatever of the buffers and events exists (a partial setup too). */
+static void staging_teardown(sdc_cuda_staging *s) {
+    for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS; i++) {
+        if (s->buf[i].host && s->pinned) CUDA_CHECK(s->be, cudaFreeHost(s->buf[i].host));
+        else free(s->buf[i].host);
+        if (s->buf[i].done) CUDA_CHECK(s->be, cudaEventDestroy(s->buf[i].done));
+    }
+    if (s->compute_mark) CUDA_CHECK(s->be, cudaEventDestroy(s->compute_mark));
+    if (s->copy_mark) CUDA_CHECK(s->be, cudaEventDestroy(s->copy_mark));
+    cudaStream_t copy = s->copy, compute = s->compute;
+    sdc_backend *be = s->be;
+    sdc_cuda_staging_init(s, copy, compute, be);
 }
 
 /* Page-locked buffers and their events, on first use. When the host cannot pin that much, pageable
- * buffers still work (the copies are then staged by the driver, slower). */
+ * buffers still work (the copies are then staged by the driver, slower). -1 (the failure is the sticky
+ * status, nothing is left allocated) when events or host memory cannot be had. */
 static int staging_setup(sdc_cuda_staging *s) {
-    CUDA_CHECK(cudaEventCreateWithFlags(&s->compute_mark, cudaEventDisableTiming));
-    CUDA_CHECK(cudaEventCreateWithFlags(&s->copy_mark, cudaEventDisableTiming));
+    int bad = CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->compute_mark, cudaEventDisableTiming)) ||
+              CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->copy_mark, cudaEventDisableTiming));
     s->pinned = 1;
-    for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS; i++) {
-        CUDA_CHECK(cudaEventCreateWithFlags(&s->buf[i].done, cudaEventDisableTiming));
-        if (s->pinned && cudaMallocHost(&s->buf[i].host, SDC_CUDA_STAGING_BYTES) != cudaSuccess) {
+    for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS && !bad; i++) {
+        bad = CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->buf[i].done, cudaEventDisableTiming));
+        if (!bad && s->pinned && cudaMallocHost(&s->buf[i].host, SDC_CUDA_STAGING_BYTES) != cudaSuccess) {
             (void)cudaGetLastError();
             s->buf[i].host = NULL;
-            s->pinned = 0;
             for (int j = 0; j < i; j++) {
-                CUDA_CHECK(cudaFreeHost(s->buf[j].host));
+                CUDA_CHECK(s->be, cudaFreeHost(s->buf[j].host));
                 s->buf[j].host = NULL;
             }
-            SDC_LOGW(s->log, "cuda staging: cannot pin %d x %zu MiB of host memory; uploads go through pageable "
-                     "buffers", SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
+            s->pinned = 0;
+            SDC_LOGW(&s->be->log, "cuda staging: cannot pin %d x %zu MiB of host memory; uploads go through "
+                     "pageable buffers", SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
         }
     }
-    for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS && !s->pinned; i++)
-        if (!s->buf[i].host && !(s->buf[i].host = malloc(SDC_CUDA_STAGING_BYTES))) return -1;
+    for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS && !s->pinned && !bad; i++)
+        if (!s->buf[i].host && !(s->buf[i].host = sdc_backend_host_alloc(s->be, SDC_CUDA_STAGING_BYTES))) {
+            SDC_BACKEND_FAIL(s->be, SDC_ERR_OOM, "malloc", "cuda staging: no host memory for %d x %zu MiB of "
+                             "staging buffers", SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
+            bad = 1;
+        }
+    if (bad) {
+        staging_teardown(s);
+        return -1;
+    }
     s->ready = 1;
     return 0;
 }
@@ -327,7 +350,8 @@ void *sdc_cuda_staging_acquire(sdc_cuda_staging *s, size_t nbytes) {
     int i = s->next;
     s->next = (i + 1) % SDC_CUDA_STAGING_BUFFERS;
     if (s->buf[i].pending) {
-        CUDA_CHECK(cudaEventSynchronize(s->buf[i].done));
+        /* on failure the buffer is still host memory the caller may fill: the error is sticky */
+        CUDA_CHECK(s->be, cudaEventSynchronize(s->buf[i].done));
         s->buf[i].pending = 0;
     }
     return s->buf[i].host;
@@ -342,19 +366,19 @@ void sdc_cuda_staging_upload(sdc_cuda_staging *s, void *dst, const void *host, s
     assert(s->ready && i < SDC_CUDA_STAGING_BUFFERS && "staging_upload from outside the staging buffers");
     if (nbytes == 0) return;
     /* dst may have been another tensor's memory that compute work enqueued earlier still reads */
-    CUDA_CHECK(cudaEventRecord(s->compute_mark, s->compute));
-    CUDA_CHECK(cudaStreamWaitEvent(s->copy, s->compute_mark, 0));
-    CUDA_CHECK(cudaMemcpyAsync(dst, host, nbytes, cudaMemcpyHostToDevice, s->copy));
-    CUDA_CHECK(cudaEventRecord(s->buf[i].done, s->copy));
+    CUDA_CHECK(s->be, cudaEventRecord(s->compute_mark, s->compute));
+    CUDA_CHECK(s->be, cudaStreamWaitEvent(s->copy, s->compute_mark, 0));
+    CUDA_CHECK(s->be, cudaMemcpyAsync(dst, host, nbytes, cudaMemcpyHostToDevice, s->copy));
+    CUDA_CHECK(s->be, cudaEventRecord(s->buf[i].done, s->copy));
     s->buf[i].pending = 1;
     s->copies_pending = 1;
 }
 
 void sdc_cuda_staging_flush(sdc_cuda_staging *s) {
     if (!s->copies_pending) return;
-    CUDA_CHECK(cudaEventRecord(s->copy_mark, s->copy));
-    CUDA_CHECK(cudaStreamWaitEvent(s->compute, s->copy_mark, 0));
-    CUDA_CHECK(cudaStreamSynchronize(s->copy));
+    CUDA_CHECK(s->be, cudaEventRecord(s->copy_mark, s->copy));
+    CUDA_CHECK(s->be, cudaStreamWaitEvent(s->compute, s->copy_mark, 0));
+    CUDA_CHECK(s->be, cudaStreamSynchronize(s->copy));
     for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS; i++) s->buf[i].pending = 0;
     s->copies_pending = 0;
 }
@@ -362,12 +386,5 @@ void sdc_cuda_staging_flush(sdc_cuda_staging *s) {
 void sdc_cuda_staging_destroy(sdc_cuda_staging *s) {
     if (!s->ready) return;
     sdc_cuda_staging_flush(s);
-    for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS; i++) {
-        if (s->pinned) CUDA_CHECK(cudaFreeHost(s->buf[i].host));
-        else free(s->buf[i].host);
-        CUDA_CHECK(cudaEventDestroy(s->buf[i].done));
-    }
-    CUDA_CHECK(cudaEventDestroy(s->compute_mark));
-    CUDA_CHECK(cudaEventDestroy(s->copy_mark));
-    memset(s, 0, sizeof *s);
+    staging_teardown(s);
 }

@@ -38,7 +38,7 @@ typedef struct sdc_cuda_pool {
     void **segs;               /* every segment's base address, to free them all at the end */
     size_t n_segs, segs_cap;
     cudaStream_t stream;       /* the compute stream: synchronised before memory goes back */
-    const sdc_logger *log;
+    sdc_backend *be;           /* its log, and its sticky status for failed CUDA calls */
     /* cudaMemGetInfo: used = total - free, sampled at every growth */
     size_t baseline;           /* used before the first allocation */
     size_t driver_peak;        /* max(used - baseline) since the last reset */
@@ -46,7 +46,7 @@ typedef struct sdc_cuda_pool {
 } sdc_cuda_pool;
 
 /* Takes the driver baseline now: call after the context exists and before the first allocation. */
-void sdc_cuda_pool_init(sdc_cuda_pool *pool, cudaStream_t stream, const sdc_logger *log);
+void sdc_cuda_pool_init(sdc_cuda_pool *pool, cudaStream_t stream, sdc_backend *be);
 /* nbytes (> 0) of device memory aligned to SDC_CUDA_ALLOC_ALIGN; NULL when the device is full even
  * after a trim (logged as a warning: the caller reports SDC_ERR_OOM). */
 void *sdc_cuda_pool_alloc(sdc_cuda_pool *pool, size_t nbytes);
@@ -58,8 +58,6 @@ void sdc_cuda_pool_trim(sdc_cuda_pool *pool);
 void sdc_cuda_pool_destroy(sdc_cuda_pool *pool);
 /* Samples cudaMemGetInfo now and returns used - baseline (0 when below the baseline). */
 size_t sdc_cuda_pool_sample(sdc_cuda_pool *pool);
-/* Bytes cached but free (reserved - in use). */
-static inline size_t sdc_cuda_pool_cached(const sdc_cuda_pool *pool) { return pool->reserved - pool->in_use; }
 
 /* --- pinned host staging for asynchronous weight uploads on the copy stream --- */
 
@@ -79,12 +77,13 @@ typedef struct sdc_cuda_staging {
     cudaStream_t copy, compute;
     cudaEvent_t compute_mark;  /* the copy stream waits for the compute work enqueued so far */
     cudaEvent_t copy_mark;     /* the compute stream waits for the copies at a flush */
-    const sdc_logger *log;
+    sdc_backend *be;           /* its log, and its sticky status for failed CUDA calls */
 } sdc_cuda_staging;
 
-void sdc_cuda_staging_init(sdc_cuda_staging *s, cudaStream_t copy, cudaStream_t compute, const sdc_logger *log);
-/* A buffer of at least nbytes once its previous copy completed; NULL when nbytes > SDC_CUDA_STAGING_BYTES
- * or no host memory could be had. The buffers are allocated on first use. */
+void sdc_cuda_staging_init(sdc_cuda_staging *s, cudaStream_t copy, cudaStream_t compute, sdc_backend *be);
+/* A buffer of at least nbytes once its previous copy completed; NULL when nbytes > SDC_CUDA_STAGING_BYTES,
+ * or when the buffers cannot be set up (no host memory: sticky SDC_ERR_OOM; a failed CUDA call: its sticky
+ * status). The buffers are allocated on first use. */
 void *sdc_cuda_staging_acquire(sdc_cuda_staging *s, size_t nbytes);
 /* Enqueues host (inside a staging buffer) -> dst on the copy stream, after the compute work enqueued so far
  * (dst may have been another tensor's memory a moment ago). Returns at once. */

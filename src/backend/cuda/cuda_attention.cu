@@ -231,25 +231,25 @@ template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel
     }
 }
 
-template <int DP> static void launch_mma(cudaStream_t s, const attn_geom &g) {
+template <int DP> static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     const size_t smem = (size_t)5 * 64 * (DP + 8) * sizeof(__half);
-    CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_CHECK(be, cudaFuncSetAttribute(attn_mma_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((g.T + MMA_BQ - 1) / MMA_BQ), (unsigned)(g.B * g.H));
     attn_mma_kernel<DP><<<grid, MMA_THREADS, smem, s>>>(g);
 }
 
-static void attention_mma(cudaStream_t s, const attn_geom &g) {
+static void attention_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     switch ((g.D + 15) / 16) {
-    case 1: launch_mma<16>(s, g); break;
-    case 2: launch_mma<32>(s, g); break;
-    case 3: launch_mma<48>(s, g); break;
-    case 4: launch_mma<64>(s, g); break;
-    case 5: launch_mma<80>(s, g); break;
-    case 6: launch_mma<96>(s, g); break;
-    case 7: launch_mma<112>(s, g); break;
-    case 8: launch_mma<128>(s, g); break;
-    case 9: launch_mma<144>(s, g); break;
-    case 10: launch_mma<160>(s, g); break;
+    case 1: launch_mma<16>(be, s, g); break;
+    case 2: launch_mma<32>(be, s, g); break;
+    case 3: launch_mma<48>(be, s, g); break;
+    case 4: launch_mma<64>(be, s, g); break;
+    case 5: launch_mma<80>(be, s, g); break;
+    case 6: launch_mma<96>(be, s, g); break;
+    case 7: launch_mma<112>(be, s, g); break;
+    case 8: launch_mma<128>(be, s, g); break;
+    case 9: launch_mma<144>(be, s, g); break;
+    case 10: launch_mma<160>(be, s, g); break;
     default: assert(!"attention_mma: head dim over 160");
     }
 }
@@ -351,25 +351,25 @@ template <typename T, int DV> __global__ void __launch_bounds__(SIMT_THREADS) at
     }
 }
 
-template <typename T, int DV> static void launch_simt(cudaStream_t s, const attn_geom &g) {
+template <typename T, int DV> static void launch_simt(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     const size_t smem = (size_t)SIMT_BK * DV * sizeof(float);
-    CUDA_CHECK(cudaFuncSetAttribute(attn_simt_kernel<T, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_CHECK(be, cudaFuncSetAttribute(attn_simt_kernel<T, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((g.T + SIMT_BQ - 1) / SIMT_BQ), (unsigned)(g.B * g.H), (unsigned)((g.D + DV - 1) / DV));
     attn_simt_kernel<T, DV><<<grid, SIMT_THREADS, smem, s>>>(g);
 }
 
 /* DV: the smallest of 32, 64, ..., 512 that covers D (512 slices beyond). */
-template <typename T> static void attention_simt(cudaStream_t s, const attn_geom &g) {
+template <typename T> static void attention_simt(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     if (g.D <= 32)
-        launch_simt<T, 32>(s, g);
+        launch_simt<T, 32>(be, s, g);
     else if (g.D <= 64)
-        launch_simt<T, 64>(s, g);
+        launch_simt<T, 64>(be, s, g);
     else if (g.D <= 128)
-        launch_simt<T, 128>(s, g);
+        launch_simt<T, 128>(be, s, g);
     else if (g.D <= 256)
-        launch_simt<T, 256>(s, g);
+        launch_simt<T, 256>(be, s, g);
     else
-        launch_simt<T, 512>(s, g);
+        launch_simt<T, 512>(be, s, g);
 }
 
 extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
@@ -395,10 +395,10 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     cudaStream_t s = sdc_cuda_stream(be);
     if (y->dtype == SDC_DTYPE_F16 && D % 8 == 0 && D <= 160 && sdc_aligned16(q->data) && sdc_aligned16(k->data) &&
         sdc_aligned16(v->data) && sdc_aligned16(y->data))
-        attention_mma(s, g);
+        attention_mma(be, s, g);
     else if (y->dtype == SDC_DTYPE_F16)
-        attention_simt<__half>(s, g);
+        attention_simt<__half>(be, s, g);
     else
-        attention_simt<float>(s, g);
-    SDC_CUDA_LAUNCHED();
+        attention_simt<float>(be, s, g);
+    SDC_CUDA_LAUNCHED(be);
 }

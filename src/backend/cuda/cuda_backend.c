@@ -4,10 +4,11 @@
  *
  * Precision: weights and activations are F16 (f32 accumulation everywhere), or F32 for a component loaded
  * with f32 (its choice, made at load time).
+ * Errors: every CUDA and cuBLAS call is checked (CUDA_CHECK, CUBLAS_CHECK); a failure becomes the sticky
+ * status (backend.h), which cuda_synchronize also collects from the device.
  * Determinism: every op's launch configuration and cuBLAS algorithm depend only on shapes and fixed
  * workspace sizes, and cuBLAS may not use atomics, so results are bit-identical run to run. */
 #include <cublas_v2.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,27 +27,39 @@ struct sdc_cuda_ctx {
 
 static sdc_cuda_ctx *ctx_of(sdc_backend *be) { return (sdc_cuda_ctx *)be->ctx; }
 
-void sdc_cuda_check(cudaError_t err, const char *call, const char *file, int line) {
-    if (err == cudaSuccess) return;
-    /* a failed launch or copy is a bug or a broken device, like a failed assert */
-    fprintf(stderr, "sdc cuda: %s:%d: %s failed: %s (%s)\n", file, line, call, cudaGetErrorString(err),
-            cudaGetErrorName(err));
-    abort();
+int sdc_cuda_check(sdc_backend *be, cudaError_t err, const char *call, const char *file, int line) {
+    const int injected = sdc_fail_now(&be->fail.device_call);
+    if (err == cudaSuccess && !injected) return 0;
+    if (injected) err = cudaErrorUnknown;
+    else (void)cudaGetLastError();   // a non-sticky error stays with this call, not the next launch
+    sdc_sticky_fail(&be->status, &be->log, be->iface->name,
+                    err == cudaErrorMemoryAllocation ? SDC_ERR_OOM : SDC_ERR_BACKEND, file, line, call, "%s (%s)%s",
+                    cudaGetErrorString(err), cudaGetErrorName(err), injected ? " (injected)" : "");
+    return 1;
 }
 
-#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
-static void cublas_check(cublasStatus_t st, const char *call, const char *file, int line) {
-    if (st == CUBLAS_STATUS_SUCCESS) return;
-    fprintf(stderr, "sdc cuda: %s:%d: %s failed: %s\n", file, line, call, cublasGetStatusString(st));
-    abort();
+int sdc_cublas_check(sdc_backend *be, int status, const char *call, const char *file, int line) {
+    const int injected = sdc_fail_now(&be->fail.device_call);
+    cublasStatus_t st = (cublasStatus_t)status;
+    if (st == CUBLAS_STATUS_SUCCESS && !injected) return 0;
+    if (injected) st = CUBLAS_STATUS_EXECUTION_FAILED;
+    sdc_sticky_fail(&be->status, &be->log, be->iface->name,
+                    st == CUBLAS_STATUS_ALLOC_FAILED ? SDC_ERR_OOM : SDC_ERR_BACKEND, file, line, call, "%s%s",
+                    cublasGetStatusString(st), injected ? " (injected)" : "");
+    return 1;
 }
 
 cudaStream_t sdc_cuda_stream(sdc_backend *be) { return ctx_of(be)->stream; }
 void *sdc_cuda_cublas(sdc_backend *be) { return ctx_of(be)->cublas; }
 
-void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes) {
-    void *p = sdc_cuda_pool_alloc(&ctx_of(be)->pool, nbytes ? nbytes : 1);
-    if (p) sdc_mem_stats_alloc(&be->stats, SDC_MEM_WORKSPACE, nbytes);
+void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line) {
+    void *p = sdc_fail_now(&be->fail.workspace) ? NULL : sdc_cuda_pool_alloc(&ctx_of(be)->pool, nbytes ? nbytes : 1);
+    if (!p) {
+        sdc_sticky_fail(&be->status, &be->log, be->iface->name, SDC_ERR_OOM, file, line, "sdc_cuda_scratch_alloc",
+                        "no device memory for %zu bytes of %s", nbytes, what);
+        return NULL;
+    }
+    sdc_mem_stats_alloc(&be->stats, SDC_MEM_WORKSPACE, nbytes);
     return p;
 }
 
@@ -69,22 +82,22 @@ static void cuda_release(sdc_backend *be, void *ptr) {
 static void cuda_upload(sdc_backend *be, void *dst, const void *host_src, size_t nbytes) {
     sdc_cuda_ctx *c = ctx_of(be);
     if (!nbytes) return;
-    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, nbytes, cudaMemcpyHostToDevice, c->stream));
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(be, cudaMemcpyAsync(dst, host_src, nbytes, cudaMemcpyHostToDevice, c->stream));
+    CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
 static void cuda_download(sdc_backend *be, void *host_dst, const void *src, size_t nbytes) {
     sdc_cuda_ctx *c = ctx_of(be);
     if (!nbytes) return;
     sdc_cuda_staging_flush(&c->staging);
-    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, nbytes, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(be, cudaMemcpyAsync(host_dst, src, nbytes, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
 static void cuda_synchronize(sdc_backend *be) {
     sdc_cuda_ctx *c = ctx_of(be);
     sdc_cuda_staging_flush(&c->staging);
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
 /* F16 on the device whatever the file holds (the loader converts), F32 for a component that asks for it. */
@@ -195,6 +208,7 @@ static void cuda_destroy(sdc_backend *be) {
     free(be);
 }
 
+#define CUDA_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cuda_, name)
 static const struct sdc_backend_i cuda_iface = {
     .name = "cuda",
     .destroy = cuda_destroy,
@@ -216,22 +230,7 @@ static const struct sdc_backend_i cuda_iface = {
     .staging_acquire = cuda_staging_acquire,
     .staging_upload = cuda_staging_upload,
     .staging_flush = cuda_staging_flush,
-    .linear = sdc_cuda_linear,
-    .conv2d = sdc_cuda_conv2d,
-    .attention = sdc_cuda_attention,
-    .layer_norm = sdc_cuda_layer_norm,
-    .group_norm = sdc_cuda_group_norm,
-    .unary = sdc_cuda_unary,
-    .binary = sdc_cuda_binary,
-    .scale = sdc_cuda_scale,
-    .geglu = sdc_cuda_geglu,
-    .embedding = sdc_cuda_embedding,
-    .upsample2x = sdc_cuda_upsample2x,
-    .concat = sdc_cuda_concat,
-    .permute = sdc_cuda_permute,
-    .copy = sdc_cuda_copy,
-    .pad2d = sdc_cuda_pad2d,
-    .slice = sdc_cuda_slice,
+    SDC_BACKEND_OPS(CUDA_OP_SLOT_)
 };
 
 /* The first device, if the driver and this build can use it; logs why not. */
@@ -292,19 +291,21 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
         fail = "create streams";
     else if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS)
         fail = "create the cuBLAS handle";
+    /* default math: fp16 inputs run on tensor cores with f32 accumulation, f32 inputs stay f32 (no TF32);
+     * split reductions in f32 too; no atomics (the default), so results are reproducible */
+    const cublasMath_t math = (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
+    if (!fail && (CUBLAS_CHECK(be, cublasSetStream(c->cublas, c->stream)) ||
+                  CUBLAS_CHECK(be, cublasSetMathMode(c->cublas, math)) ||
+                  CUBLAS_CHECK(be, cublasSetAtomicsMode(c->cublas, CUBLAS_ATOMICS_NOT_ALLOWED))))
+        fail = "configure the cuBLAS handle";
     if (!fail) {
-        CUBLAS_CHECK(cublasSetStream(c->cublas, c->stream));
-        /* default math: fp16 inputs run on tensor cores with f32 accumulation, f32 inputs stay f32 (no TF32);
-         * split reductions in f32 too; no atomics (the default), so results are reproducible */
-        const cublasMath_t math = (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
-        CUBLAS_CHECK(cublasSetMathMode(c->cublas, math));
-        CUBLAS_CHECK(cublasSetAtomicsMode(c->cublas, CUBLAS_ATOMICS_NOT_ALLOWED));
-        sdc_cuda_pool_init(&c->pool, c->stream, &be->log);   // baseline: context and cuBLAS exist, nothing allocated
+        sdc_cuda_pool_init(&c->pool, c->stream, be);   // baseline: context and cuBLAS exist, nothing allocated
         c->pool_ready = 1;
-        sdc_cuda_staging_init(&c->staging, c->copy, c->stream, &be->log);
-        c->cublas_ws = sdc_cuda_scratch_alloc(be, SDC_CUDA_CUBLAS_WORKSPACE_BYTES);
+        sdc_cuda_staging_init(&c->staging, c->copy, c->stream, be);
+        c->cublas_ws = SDC_CUDA_SCRATCH(be, SDC_CUDA_CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
         if (!c->cublas_ws) fail = "allocate the cuBLAS workspace";
-        else CUBLAS_CHECK(cublasSetWorkspace(c->cublas, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES));
+        else if (CUBLAS_CHECK(be, cublasSetWorkspace(c->cublas, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES)))
+            fail = "set the cuBLAS workspace";
     }
     if (fail) {
         (void)cudaGetLastError();
@@ -314,7 +315,7 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
         return NULL;
     }
     size_t free_b = 0, total = 0;
-    CUDA_CHECK(cudaMemGetInfo(&free_b, &total));
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) (void)cudaGetLastError();   // the log line shows 0
     int drv = 0, rt = 0, cublas_ver = 0;
     cudaDriverGetVersion(&drv);
     cudaRuntimeGetVersion(&rt);

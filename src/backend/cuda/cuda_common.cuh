@@ -88,7 +88,7 @@ static inline sdc_launch2d sdc_plan_rows(int64_t rows, int64_t cols) {
 #define SDC_COLS_LOOP(c, cols) \
     for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < (cols); c += (int64_t)gridDim.x * blockDim.x)
 
-/* After every launch: a bad configuration is a bug (CUDA_CHECK aborts). Does not synchronise. */
-#define SDC_CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
+/* After every launch: a failed launch becomes be's sticky status. Does not synchronise. */
+#define SDC_CUDA_LAUNCHED(be) CUDA_CHECK((be), cudaGetLastError())
 
 #endif

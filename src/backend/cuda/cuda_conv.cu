@@ -6,8 +6,8 @@
  * Otherwise col is built in a workspace of at most SDC_CUDA_CONV_WORKSPACE_BYTES: several whole images
  * when they fit (one strided-batched GEMM), else a band of output rows of one image at a time, the GEMM
  * writing that band's rows of y in place (ldc = P). The split depends only on the shapes, so results are
- * reproducible. Without even one row's workspace (device full), a direct kernel computes the same sums
- * without scratch, slowly. */
+ * reproducible. Without room for that workspace the op does nothing and the backend's status becomes
+ * SDC_ERR_OOM (backend.h). */
 #include "backend/cuda/cuda_common.cuh"
 
 struct conv_geom {
@@ -35,36 +35,12 @@ __global__ void im2col_kernel(T *col, const T *x, conv_geom g, int oh0, int n_ro
     }
 }
 
-/* The fallback: one thread per output y[b, co, oh, ow], summing in f32 in (ci, kh, kw) order. */
-template <typename T>
-__global__ void conv_direct_kernel(T *y, const T *x, const T *w, const T *bias, conv_geom g, int Co, int64_t total) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        const int ow = (int)(i % g.Wo), oh = (int)(i / g.Wo % g.Ho), co = (int)(i / ((int64_t)g.Wo * g.Ho) % Co);
-        const int64_t b = i / ((int64_t)g.Wo * g.Ho * Co);
-        float acc = bias ? sdc_to_f(bias[co]) : 0.0f;
-        for (int ci = 0; ci < g.Ci; ci++) {
-            const T *xc = x + (b * g.Ci + ci) * g.H * g.W;              // [H, W]
-            const T *wc = w + ((int64_t)co * g.Ci + ci) * g.KH * g.KW;  // [KH, KW]
-            for (int kh = 0; kh < g.KH; kh++) {
-                const int ih = oh * g.stride - g.pad + kh;
-                if (ih < 0 || ih >= g.H) continue;
-                for (int kw = 0; kw < g.KW; kw++) {
-                    const int iw = ow * g.stride - g.pad + kw;
-                    if (iw >= 0 && iw < g.W)
-                        acc += sdc_to_f(xc[(int64_t)ih * g.W + iw]) * sdc_to_f(wc[kh * g.KW + kw]);
-                }
-            }
-        }
-        y[i] = sdc_from_f<T>(acc);
-    }
-}
-
-/* Loads the fallback kernels now (lazy module loading would load them at their first launch, which happens
- * on a full device), and so tells whether this build has code for the device at all. */
+/* Whether this build has code for the device at all (lazy module loading would otherwise tell only at
+ * the first launch). */
 extern "C" cudaError_t sdc_cuda_kernel_probe(void) {
     cudaFuncAttributes a;
-    cudaError_t err = cudaFuncGetAttributes(&a, conv_direct_kernel<float>);
-    return err != cudaSuccess ? err : cudaFuncGetAttributes(&a, conv_direct_kernel<__half>);
+    cudaError_t err = cudaFuncGetAttributes(&a, im2col_kernel<float>);
+    return err != cudaSuccess ? err : cudaFuncGetAttributes(&a, im2col_kernel<__half>);
 }
 
 static void im2col(sdc_backend *be, sdc_dtype dt, void *col, const void *x, const conv_geom &g, int oh0, int n_rows,
@@ -77,23 +53,7 @@ static void im2col(sdc_backend *be, sdc_dtype dt, void *col, const void *x, cons
         im2col_kernel<<<grid, threads, 0, s>>>((__half *)col, (const __half *)x, g, oh0, n_rows, rows);
     else
         im2col_kernel<<<grid, threads, 0, s>>>((float *)col, (const float *)x, g, oh0, n_rows, rows);
-    CUDA_CHECK(cudaGetLastError());
-}
-
-static void conv_direct(sdc_backend *be, sdc_dtype dt, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b, const conv_geom &g) {
-    const int Co = (int)w->ne[0];
-    const int64_t total = sdc_tensor_nelem(y);
-    cudaStream_t s = sdc_cuda_stream(be);
-    if (dt == SDC_DTYPE_F16)
-        conv_direct_kernel<<<sdc_grid_1d(total, 128), 128, 0, s>>>((__half *)y->data, (const __half *)x->data,
-                                                               (const __half *)w->data,
-                                                               b ? (const __half *)b->data : NULL, g, Co, total);
-    else
-        conv_direct_kernel<<<sdc_grid_1d(total, 128), 128, 0, s>>>((float *)y->data, (const float *)x->data,
-                                                               (const float *)w->data,
-                                                               b ? (const float *)b->data : NULL, g, Co, total);
-    CUDA_CHECK(cudaGetLastError());
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
@@ -120,18 +80,8 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
             n_img = 1;
             rows = cap / (K * Wo) < 1 ? 1 : cap / (K * Wo);
         }
-        for (;;) {   // the device may be too full for the whole band: halve it
-            col_bytes = (size_t)(n_img * K * rows * Wo) * es;
-            if ((col = sdc_cuda_scratch_alloc(be, col_bytes)) || (n_img == 1 && rows == 1)) break;
-            if (n_img > 1) n_img = (n_img + 1) / 2;
-            else rows = (rows + 1) / 2;
-        }
-        if (!col) {
-            SDC_LOGW(&be->log, "sdc_cuda_conv2d: no device memory for %zu bytes of im2col; computing directly (slow)",
-                     col_bytes);
-            conv_direct(be, dt, y, x, w, b, g);
-            return;
-        }
+        col_bytes = (size_t)(n_img * K * rows * Wo) * es;
+        if (!(col = SDC_CUDA_SCRATCH(be, col_bytes, "sdc_cuda_conv2d im2col workspace"))) return;
     }
 
     float beta = 0.0f;

@@ -47,7 +47,7 @@ extern "C" void sdc_cuda_embedding(sdc_backend *be, sdc_tensor *y, const sdc_ten
                       (uint16_t *)y->data, (const uint16_t *)table->data, (const int32_t *)ids->data, T, C)),
                   (embedding_kernel<uint32_t><<<l.grid, l.block, 0, s>>>(
                       (uint32_t *)y->data, (const uint32_t *)table->data, (const int32_t *)ids->data, T, C)));
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 /* --- upsample2x --- */
@@ -78,7 +78,7 @@ extern "C" void sdc_cuda_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_te
                                                                          (const uint16_t *)x->data, rows, Wd)),
                   (upsample2x_kernel<uint32_t><<<l.grid, l.block, 0, s>>>((uint32_t *)y->data,
                                                                          (const uint32_t *)x->data, rows, Wd)));
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 /* --- concat, slice: strided 2-D copies --- */
@@ -89,9 +89,9 @@ static void copy_2d(sdc_backend *be, void *dst, size_t dpitch, const void *src, 
     if (width == 0 || height == 0) return;
     cudaStream_t s = sdc_cuda_stream(be);
     if (height == 1 || (width == dpitch && width == spitch))
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, width * height, cudaMemcpyDeviceToDevice, s));
+        CUDA_CHECK(be, cudaMemcpyAsync(dst, src, width * height, cudaMemcpyDeviceToDevice, s));
     else
-        CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice, s));
+        CUDA_CHECK(be, cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice, s));
 }
 
 extern "C" void sdc_cuda_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim) {
@@ -185,7 +185,7 @@ static void permute_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, c
         const dim3 grid((unsigned)((N + TILE - 1) / TILE), (unsigned)((M + TILE - 1) / TILE),
                         (unsigned)(A < 65535 ? A : 65535));
         transpose_kernel<W><<<grid, dim3(TILE, TILE_ROWS), 0, s>>>((W *)y->data, (const W *)x->data, A, M, N);
-        SDC_CUDA_LAUNCHED();
+        SDC_CUDA_LAUNCHED(be);
         return;
     }
     perm_geom g;
@@ -201,14 +201,14 @@ static void permute_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, c
                                                                           (uint32_t)total, g);
     else
         permute_kernel<W, int64_t><<<sdc_grid_1d(total, 256), 256, 0, s>>>((W *)y->data, (const W *)x->data, total, g);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const int perm[4]) {
     assert(x->dtype == y->dtype);
     if (sdc_tensor_nelem(x) == 0) return;
     if (perm[0] == 0 && perm[1] == 1 && perm[2] == 2 && perm[3] == 3) {
-        CUDA_CHECK(cudaMemcpyAsync(y->data, x->data, x->nbytes, cudaMemcpyDeviceToDevice, sdc_cuda_stream(be)));
+        CUDA_CHECK(be, cudaMemcpyAsync(y->data, x->data, x->nbytes, cudaMemcpyDeviceToDevice, sdc_cuda_stream(be)));
         return;
     }
     DISPATCH_WORD(sdc_dtype_size(y->dtype), permute_typed<uint16_t>(be, y, x, perm),
@@ -231,14 +231,14 @@ template <typename TY> static void convert_from(sdc_backend *be, TY *y, const sd
     case SDC_DTYPE_BF16: convert_kernel<<<grid, 256, 0, s>>>(y, (const __nv_bfloat16 *)x->data, n); break;
     default: assert(!"cuda copy: unsupported source dtype");
     }
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     const int64_t n = sdc_tensor_nelem(x);
     if (n == 0) return;
     if (x->dtype == y->dtype) {
-        CUDA_CHECK(cudaMemcpyAsync(y->data, x->data, (size_t)n * sdc_dtype_size(x->dtype), cudaMemcpyDeviceToDevice,
+        CUDA_CHECK(be, cudaMemcpyAsync(y->data, x->data, (size_t)n * sdc_dtype_size(x->dtype), cudaMemcpyDeviceToDevice,
                                    sdc_cuda_stream(be)));
         return;
     }
@@ -281,5 +281,5 @@ extern "C" void sdc_cuda_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor 
                                                                     rows, H, Wd, Ho, Wo, top, left)),
                   (pad2d_kernel<uint32_t><<<l.grid, l.block, 0, s>>>((uint32_t *)y->data, (const uint32_t *)x->data,
                                                                     rows, H, Wd, Ho, Wo, top, left)));
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }

@@ -124,7 +124,7 @@ template <typename T, typename F> static void map1(sdc_backend *be, void *y, con
     const int vec = sdc_aligned16(y) && sdc_aligned16(x);
     const int64_t items = vec ? n / sdc_pack<T>::N + 1 : n;
     map1_kernel<T, F><<<sdc_grid_1d(items, 256), 256, 0, sdc_cuda_stream(be)>>>((T *)y, (const T *)x, n, vec, f);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op) {
@@ -195,7 +195,7 @@ static void binary_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, co
             binary_bcast_kernel<T, int64_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
                 (T *)y->data, (const T *)a->data, (const T *)b->data, n, g, op);
     }
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
@@ -213,7 +213,7 @@ template <typename T> static void geglu_typed(sdc_backend *be, sdc_tensor *y, co
     const int vec = N % sdc_pack<T>::N == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data);
     const sdc_launch2d l = sdc_plan_rows(R, vec ? N / sdc_pack<T>::N : N);
     geglu_kernel<T><<<l.grid, l.block, 0, sdc_cuda_stream(be)>>>((T *)y->data, (const T *)x->data, R, N, vec);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {

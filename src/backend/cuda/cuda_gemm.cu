@@ -5,18 +5,9 @@
  * Types: F16 operands with f32 accumulation (tensor cores), or F32 with true f32 arithmetic
  * (CUBLAS_COMPUTE_32F without the TF32 math mode). */
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
 #include <cublas_v2.h>
 
 #include "backend/cuda/cuda_common.cuh"
-
-#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
-static void cublas_check(cublasStatus_t st, const char *call, const char *file, int line) {
-    if (st == CUBLAS_STATUS_SUCCESS) return;
-    fprintf(stderr, "sdc cuda: %s:%d: %s failed: %s\n", file, line, call, cublasGetStatusString(st));
-    abort();
-}
 
 template <typename T>
 __global__ void fill_bias_kernel(T *y, const T *bias, int64_t C, int64_t inner, int64_t total) {
@@ -33,7 +24,7 @@ extern "C" void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const
         fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((__half *)y, (const __half *)bias, C, inner, total);
     else
         fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((float *)y, (const float *)bias, C, inner, total);
-    CUDA_CHECK(cudaGetLastError());
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n,
@@ -48,10 +39,10 @@ extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int tr
     const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float alpha = 1.0f;
     if (batch == 1)
-        CUBLAS_CHECK(cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, B, t, (int)ldb, &beta, C,
+        CUBLAS_CHECK(be, cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, B, t, (int)ldb, &beta, C,
                                   t, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     else
-        CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, stride_a, B,
+        CUBLAS_CHECK(be, cublasGemmStridedBatchedEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, stride_a, B,
                                                 t, (int)ldb, stride_b, &beta, C, t, (int)ldc, stride_c, (int)batch,
                                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

@@ -21,19 +21,27 @@ extern "C" {   /* sdc's headers have no guards of their own: C linkage for the .
 
 #include "backend/backend.h"
 
-/* CUDA_CHECK(call): on failure logs file, line, the call and the error string, then aborts: a failed
- * kernel launch or copy is a bug or a broken device, not a user error. Allocation failures are not
- * checked this way: the allocator returns NULL and the caller reports SDC_ERR_OOM. */
-#define CUDA_CHECK(call) sdc_cuda_check((call), #call, __FILE__, __LINE__)
-void sdc_cuda_check(cudaError_t err, const char *call, const char *file, int line);
+/* CUDA_CHECK(be, call) / CUBLAS_CHECK(be, call): 0 when the call succeeded. On failure (or when
+ * be->fail.device_call says so) the error becomes be's sticky status, SDC_ERR_OOM for an allocation
+ * failure and SDC_ERR_BACKEND otherwise, logged once with file, line, the call and the error string
+ * (backend.h); the error is cleared from the runtime so that later calls report their own. Device
+ * memory from the pool is not checked this way: the pool returns NULL and the caller reports it. */
+#define CUDA_CHECK(be, call) sdc_cuda_check((be), (call), #call, __FILE__, __LINE__)
+int sdc_cuda_check(sdc_backend *be, cudaError_t err, const char *call, const char *file, int line);
+/* status: a cublasStatus_t (this header does not include cuBLAS's) */
+#define CUBLAS_CHECK(be, call) sdc_cublas_check((be), (int)(call), #call, __FILE__, __LINE__)
+int sdc_cublas_check(sdc_backend *be, int status, const char *call, const char *file, int line);
 
 typedef struct sdc_cuda_ctx sdc_cuda_ctx;   /* defined in cuda_backend.c */
 
 cudaStream_t sdc_cuda_stream(sdc_backend *be);
 void *sdc_cuda_cublas(sdc_backend *be);                 /* the cublasHandle_t, bound to the stream */
-/* Device scratch counted as SDC_MEM_WORKSPACE; NULL when out of memory. Freed with scratch_free
+/* Device scratch for an op, counted as SDC_MEM_WORKSPACE; its size depends on shapes only. NULL when
+ * the device has no room (or be->fail.workspace says so): that is then the sticky status, SDC_ERR_OOM,
+ * logged with the caller's location and `what`, and the op returns at once. Freed with scratch_free
  * after the op's kernels were enqueued (the allocator reuses it only in stream order). */
-void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes);
+#define SDC_CUDA_SCRATCH(be, nbytes, what) sdc_cuda_scratch_alloc((be), (nbytes), (what), __FILE__, __LINE__)
+void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line);
 void sdc_cuda_scratch_free(sdc_backend *be, void *p, size_t nbytes);
 
 /* Fixed sizes, so that no algorithm choice depends on free memory: cuBLAS's workspace (allocated once,
@@ -50,31 +58,13 @@ void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int6
 /* y[o, c, i] = bias[c] for o < outer, c < C, i < inner (dt F16 or F32): the start of a GEMM with beta 1. */
 void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t outer, int64_t C,
                         int64_t inner);
-/* cudaSuccess when this build's kernels can run on the current device (an image for its architecture); also
- * loads the kernels that must run on a full device (cuda_conv.cu). */
+/* cudaSuccess when this build's kernels can run on the current device (an image for its architecture). */
 cudaError_t sdc_cuda_kernel_probe(void);
 
-/* The op slots of the vtable (semantics in backend.h). */
-void sdc_cuda_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b);
-void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
-                     int stride, int pad);
-void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
-                        const sdc_tensor *v, int n_heads, int causal);
-void sdc_cuda_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                         const sdc_tensor *b, float eps);
-void sdc_cuda_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                         const sdc_tensor *b, int groups, float eps, int silu);
-void sdc_cuda_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op);
-void sdc_cuda_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op);
-void sdc_cuda_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s);
-void sdc_cuda_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-void sdc_cuda_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids);
-void sdc_cuda_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-void sdc_cuda_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim);
-void sdc_cuda_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const int perm[4]);
-void sdc_cuda_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x);
-void sdc_cuda_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right);
-void sdc_cuda_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start);
+/* The op slots of the vtable: sdc_cuda_<name> for each op of SDC_BACKEND_OPS (semantics in backend.h). */
+#define SDC_CUDA_OP_DECLARE_(name, family, params, args) SDC_OP_DECLARE(sdc_cuda_, name, params)
+SDC_BACKEND_OPS(SDC_CUDA_OP_DECLARE_)
+#undef SDC_CUDA_OP_DECLARE_
 
 #ifdef __cplusplus
 }

@@ -13,9 +13,8 @@
  *   gn_finalize_kernel  one warp per group: Chan's parallel combination of the chunk statistics, lane l
  *                       taking chunks l, l+32, ... in order, then a shuffle tree; writes mean and rstd;
  *   gn_apply_kernel     one block per (chunk, group): normalise, affine, SiLU.
- * The partial statistics live in a small workspace (8 bytes per chunk). Without it (device full),
- * gn_fused_kernel does the same arithmetic in the same order with one block per group (the same device
- * functions, so the same bits unless the compiler contracts them differently), only slower. */
+ * The partial statistics live in a small workspace (8 bytes per chunk). Without room for it the op does
+ * nothing and the backend's status becomes SDC_ERR_OOM (backend.h). */
 #include "backend/cuda/cuda_common.cuh"
 
 #define NORM_THREADS 256
@@ -110,7 +109,7 @@ static void layer_norm_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x
                     sdc_aligned16(w->data) && sdc_aligned16(b->data);
     layer_norm_kernel<T><<<sdc_grid_1d(R, NORM_THREADS / 32), NORM_THREADS, 0, sdc_cuda_stream(be)>>>(
         (T *)y->data, (const T *)x->data, (const T *)w->data, (const T *)b->data, R, (int)C, eps, vec);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
@@ -287,57 +286,21 @@ template <typename T> __global__ void gn_apply_kernel(gn_geom g) {
         gn_apply_chunk<T>(g, gidx, blockIdx.x, g.stats[gidx]);
 }
 
-/* The workspace-free path: one block per group, the same arithmetic in the same order as
- * stats + finalize + apply. */
-template <typename T> __global__ void gn_fused_kernel(gn_geom g) {
-    __shared__ float sh[33];
-    __shared__ float2 round_ms[32];
-    __shared__ float2 mr;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int64_t gidx = blockIdx.x; gidx < g.groups_total; gidx += gridDim.x) {
-        const T *xg = (const T *)g.x + gidx * g.n;
-        gn_acc a = {0.0f, 0.0f, 0.0f};   // lane l of warp 0: chunks l, l+32, ...
-        for (int c0 = 0; c0 < g.n_chunks; c0 += 32) {
-            for (int j = 0; j < 32 && c0 + j < g.n_chunks; j++) {
-                const float2 ms = gn_chunk_stats(xg, g.n, (unsigned)(c0 + j), g.vec, sh);
-                if (threadIdx.x == 0) round_ms[j] = ms;
-            }
-            __syncthreads();
-            if (warp == 0 && c0 + lane < g.n_chunks)
-                a = gn_combine(a, gn_chunk_acc(round_ms[lane], g.n, (unsigned)(c0 + lane)));
-            __syncthreads();
-        }
-        if (warp == 0) {
-            a = gn_warp_combine(a);
-            if (lane == 0) mr = gn_mean_rstd(a, g.eps);
-        }
-        __syncthreads();
-        const float2 m = mr;
-        for (int c = 0; c < g.n_chunks; c++) gn_apply_chunk<T>(g, gidx, (unsigned)c, m);
-        __syncthreads();   // mr is rewritten for the next group
-    }
-}
-
 template <typename T> static void group_norm_launch(sdc_backend *be, gn_geom *g) {
     cudaStream_t s = sdc_cuda_stream(be);
     const size_t part_bytes = (size_t)g->groups_total * (size_t)g->n_chunks * sizeof(float2);
     const size_t bytes = part_bytes + (size_t)g->groups_total * sizeof(float2);
-    char *ws = (char *)sdc_cuda_scratch_alloc(be, bytes);
-    if (!ws) {
-        SDC_LOGD(&be->log, "cuda group_norm: no %zu-byte workspace, one block per group", bytes);
-        gn_fused_kernel<T><<<sdc_grid_1d(g->groups_total, 1), NORM_THREADS, 0, s>>>(*g);
-        SDC_CUDA_LAUNCHED();
-        return;
-    }
+    char *ws = (char *)SDC_CUDA_SCRATCH(be, bytes, "sdc_cuda_group_norm statistics workspace");
+    if (!ws) return;
     g->part = (float2 *)ws;
     g->stats = (float2 *)(ws + part_bytes);
     const dim3 grid((unsigned)g->n_chunks, (unsigned)(g->groups_total < 65535 ? g->groups_total : 65535));
     gn_stats_kernel<T><<<grid, NORM_THREADS, 0, s>>>(*g);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
     gn_finalize_kernel<<<sdc_grid_1d(g->groups_total, NORM_THREADS / 32), NORM_THREADS, 0, s>>>(*g);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
     gn_apply_kernel<T><<<grid, NORM_THREADS, 0, s>>>(*g);
-    SDC_CUDA_LAUNCHED();
+    SDC_CUDA_LAUNCHED(be);
     sdc_cuda_scratch_free(be, ws, bytes);
 }
 
