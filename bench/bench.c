@@ -54,18 +54,29 @@ int main(int argc, char **argv) {
     sdc_device device = SDC_DEVICE_CPU;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(a, "-m")) model = v, i++;
-        else if (!strcmp(a, "--sizes")) n_sizes = parse_list(v, sizes, 8), i++;
-        else if (!strcmp(a, "--batches")) n_batches = parse_list(v, batches, 8), i++;
-        else if (!strcmp(a, "--steps")) steps = atoi(v), i++;
-        else if (!strcmp(a, "--repeat")) repeat = atoi(v), i++;
-        else if (!strcmp(a, "-t")) threads = atoi(v), i++;
-        else if (!strcmp(a, "--policies")) policies = v, i++;
-        else if (!strcmp(a, "--precision")) precision_f32 = !strcmp(v, "f32"), i++;
-        else if (!strcmp(a, "--device")) device = !strcmp(v, "cuda") ? SDC_DEVICE_CUDA : SDC_DEVICE_CPU, i++;
+        if (!strcmp(a, "-m"))
+            model = v, i++;
+        else if (!strcmp(a, "--sizes"))
+            n_sizes = parse_list(v, sizes, 8), i++;
+        else if (!strcmp(a, "--batches"))
+            n_batches = parse_list(v, batches, 8), i++;
+        else if (!strcmp(a, "--steps"))
+            steps = atoi(v), i++;
+        else if (!strcmp(a, "--repeat"))
+            repeat = atoi(v), i++;
+        else if (!strcmp(a, "-t"))
+            threads = atoi(v), i++;
+        else if (!strcmp(a, "--policies"))
+            policies = v, i++;
+        else if (!strcmp(a, "--precision"))
+            precision_f32 = !strcmp(v, "f32"), i++;
+        else if (!strcmp(a, "--device"))
+            device = !strcmp(v, "cuda") ? SDC_DEVICE_CUDA : SDC_DEVICE_CPU, i++;
         else {
-            fprintf(stderr, "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
-                            "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
+                    "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -73,7 +84,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: -m MODEL is required; steps and repeat >= 1\n");
         return 2;
     }
-    {   /* warm-up: process-wide one-time costs (device context, kernel modules, libraries) are paid here,
+    { /* warm-up: process-wide one-time costs (device context, kernel modules, libraries) are paid here,
          * not by whichever policy happens to run first */
         sdc_ctx_params cp;
         sdc_ctx_params_init(&cp);
@@ -96,8 +107,9 @@ int main(int argc, char **argv) {
         sdc_ctx_free(ctx);
         if (st != SDC_OK) return 1;
     }
-    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep", "s/image",
-           "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load un", "load dec", "un loads", "total s");
+    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep",
+           "s/image", "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load un", "load dec",
+           "un loads", "total s");
     fflush(stdout);
     char plist[128];
     for (int si = 0; si < n_sizes; si++)
@@ -138,8 +150,8 @@ int main(int argc, char **argv) {
                     }
                     cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
                     double denoise = num(rep, "phases.denoise.wall_seconds") - num(rep, "phases.denoise.load_seconds");
-                    printf("%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.0f %8.3f\n", sizes[si], pol,
-                           batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
+                    printf("%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.0f %8.3f\n",
+                           sizes[si], pol, batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
                            num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
                            num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
                            num(rep, "components.text_encoder.load_seconds"), num(rep, "components.unet.load_seconds"),

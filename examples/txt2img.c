@@ -30,9 +30,11 @@ int main(int argc, char **argv) {
     int n = 0;
     sdc_status st = sdc_generate(ctx, &gp, &images, &n);
     if (st == SDC_OK) st = sdc_image_save(&images[0], argv[2], on_log, NULL);
-    if (st == SDC_OK) printf("txt2img: wrote %s (%dx%d, seed %lld)\n", argv[2], images[0].width, images[0].height,
-                             (long long)images[0].seed);
-    else fprintf(stderr, "txt2img: %s\n", sdc_status_str(st));
+    if (st == SDC_OK)
+        printf("txt2img: wrote %s (%dx%d, seed %lld)\n", argv[2], images[0].width, images[0].height,
+               (long long)images[0].seed);
+    else
+        fprintf(stderr, "txt2img: %s\n", sdc_status_str(st));
     sdc_image_free(images, n);
     sdc_ctx_free(ctx);
     return st == SDC_OK ? 0 : 1;

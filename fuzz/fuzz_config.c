@@ -30,8 +30,8 @@ static void probe(const cJSON *obj, const char *key) {
 }
 
 static void walk(const cJSON *obj, int depth) {
-    static const char *const common[] = {"hidden_size", "block_out_channels", "down_block_types",
-                                         "layers_per_block", "scaling_factor", "attention_head_dim"};
+    static const char *const common[] = {"hidden_size",      "block_out_channels", "down_block_types",
+                                         "layers_per_block", "scaling_factor",     "attention_head_dim"};
     for (size_t k = 0; k < sizeof common / sizeof common[0]; k++) probe(obj, common[k]);
     const cJSON *c;
     cJSON_ArrayForEach(c, obj) {

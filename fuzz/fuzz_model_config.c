@@ -18,8 +18,9 @@ static void unet(const cJSON *j) {
     if (sdc_unet_config_parse(j, NULL, &c) != SDC_OK) return;
     if (c.n_blocks < 1 || c.n_blocks > SDC_UNET_MAX_BLOCKS) abort();
     for (int i = 0; i < c.n_blocks; i++)
-        if (c.block_out_channels[i] > SDC_CFG_MAX_CHANNELS || c.transformer_layers[i] > SDC_CFG_MAX_TRANSFORMER_LAYERS ||
-            c.heads[i] > SDC_CFG_MAX_HEADS || c.layers_per_block[i] > SDC_UNET_MAX_LAYERS)
+        if (c.block_out_channels[i] > SDC_CFG_MAX_CHANNELS ||
+            c.transformer_layers[i] > SDC_CFG_MAX_TRANSFORMER_LAYERS || c.heads[i] > SDC_CFG_MAX_HEADS ||
+            c.layers_per_block[i] > SDC_UNET_MAX_LAYERS)
             abort();
     /* the planner's estimate walks every block and layer: bounded work after the parse */
     (void)sdc_unet_activation_bytes_estimate(&c, 2, 64, 64, 77, 4);

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int w = 0, h = 0;
     if (sdc_png_read_max(path, 512, 512, &rgb, &w, &h, NULL) == SDC_OK) {
         if (!rgb || w < 1 || h < 1 || w > 512 || h > 512) abort();
-        volatile uint8_t sink = rgb[(size_t)w * (size_t)h * 3 - 1];   /* the whole buffer is there */
+        volatile uint8_t sink = rgb[(size_t)w * (size_t)h * 3 - 1]; /* the whole buffer is there */
         (void)sink;
     } else if (rgb) {
         abort();

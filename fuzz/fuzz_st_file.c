@@ -13,10 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (sdc_index_add_file(idx, path, "p.", NULL, NULL) == SDC_OK) {
         for (size_t i = 0; i < sdc_index_count(idx); i++) {
             const sdc_tensor_info *t = sdc_index_at(idx, i);
-            if (!t || t->offset + t->nbytes > size) abort();   /* inside the file */
+            if (!t || t->offset + t->nbytes > size) abort(); /* inside the file */
             void *raw = malloc(t->nbytes ? (size_t)t->nbytes : 1);
             float *f = malloc(sizeof(float) * ((size_t)sdc_tensor_info_nelem(t) + 1));
-            if (raw && sdc_index_read_raw(idx, t, raw) != SDC_OK) abort();   /* the file did not change */
+            if (raw && sdc_index_read_raw(idx, t, raw) != SDC_OK) abort(); /* the file did not change */
             if (f) sdc_index_read_f32(idx, t, f);
             free(raw);
             free(f);

@@ -20,15 +20,15 @@ extern "C" {
 
 typedef enum sdc_status {
     SDC_OK = 0,
-    SDC_ERR_INVALID_ARG,  /* a parameter is out of range or malformed */
-    SDC_ERR_IO,           /* a file could not be opened, read or written */
-    SDC_ERR_FORMAT,       /* a file is not what it claims to be (corrupt header, bad JSON, ...) */
-    SDC_ERR_NOT_FOUND,    /* a tensor, config key, file or component is missing */
-    SDC_ERR_UNSUPPORTED,  /* valid input that sdc does not handle (architecture, dtype) */
-    SDC_ERR_OOM,          /* an allocation failed or would exceed the budget */
-    SDC_ERR_BACKEND,      /* the compute backend failed */
-    SDC_ERR_CANCELLED,    /* the progress callback asked to stop, or sdc_job_cancel */
-    SDC_ERR_NONFINITE,    /* a phase produced NaN or Inf (broken weights, an absurd config value, or
+    SDC_ERR_INVALID_ARG, /* a parameter is out of range or malformed */
+    SDC_ERR_IO,          /* a file could not be opened, read or written */
+    SDC_ERR_FORMAT,      /* a file is not what it claims to be (corrupt header, bad JSON, ...) */
+    SDC_ERR_NOT_FOUND,   /* a tensor, config key, file or component is missing */
+    SDC_ERR_UNSUPPORTED, /* valid input that sdc does not handle (architecture, dtype) */
+    SDC_ERR_OOM,         /* an allocation failed or would exceed the budget */
+    SDC_ERR_BACKEND,     /* the compute backend failed */
+    SDC_ERR_CANCELLED,   /* the progress callback asked to stop, or sdc_job_cancel */
+    SDC_ERR_NONFINITE,   /* a phase produced NaN or Inf (broken weights, an absurd config value, or
                              fp16 overflow); nothing is written */
     SDC_STATUS_COUNT
 } sdc_status;
@@ -52,9 +52,9 @@ typedef void (*sdc_log_fn)(sdc_log_level level, const char *msg, void *user);
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum sdc_device {
-    SDC_DEVICE_AUTO = -1,   /* CUDA when built in and a device is present, else the CPU (logged) */
+    SDC_DEVICE_AUTO = -1, /* CUDA when built in and a device is present, else the CPU (logged) */
     SDC_DEVICE_CPU = 0,
-    SDC_DEVICE_CUDA,        /* only when built with -DSDC_CUDA=ON */
+    SDC_DEVICE_CUDA, /* only when built with -DSDC_CUDA=ON */
     SDC_DEVICE_COUNT
 } sdc_device;
 
@@ -73,22 +73,22 @@ typedef enum sdc_sampler {
 /* Which components are resident in which phase (condition, encode, denoise, decode). Output is
  * bit-identical under every policy; only when weights are loaded changes. */
 typedef enum sdc_load_policy {
-    SDC_LOAD_AUTO = 0,      /* the first of all, sequential, phased whose planned peak fits the budget */
-    SDC_LOAD_ALL,           /* every component loaded before the first phase (the classic path) */
-    SDC_LOAD_SEQUENTIAL,    /* text encoder (and VAE encoder) loaded, run, freed; then UNet + VAE decoder */
-    SDC_LOAD_PHASED,        /* each component resident only during its own phase */
+    SDC_LOAD_AUTO = 0,   /* the first of all, sequential, phased whose planned peak fits the budget */
+    SDC_LOAD_ALL,        /* every component loaded before the first phase (the classic path) */
+    SDC_LOAD_SEQUENTIAL, /* text encoder (and VAE encoder) loaded, run, freed; then UNet + VAE decoder */
+    SDC_LOAD_PHASED,     /* each component resident only during its own phase */
     SDC_LOAD_POLICY_COUNT
 } sdc_load_policy;
 
 /* The names users type for each enumerated choice: one table, shared by the library and the CLI. */
 typedef enum sdc_name_list {
-    SDC_NAMES_SAMPLER = 0,  /* sdc_sampler: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"
+    SDC_NAMES_SAMPLER = 0, /* sdc_sampler: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"
                                (aliases "euler_ancestral", "dpmpp_2m") */
-    SDC_NAMES_SCHEDULER,    /* karras flag: "discrete" 0, "karras" 1 */
-    SDC_NAMES_RNG,          /* sdc_rng_type: "cpu", "cuda" */
-    SDC_NAMES_DEVICE,       /* sdc_device: "cpu", "cuda", "auto" */
-    SDC_NAMES_PRECISION,    /* precision_f32: "fp16" 0 (alias "f16"), "f32" 1 */
-    SDC_NAMES_LOAD_POLICY,  /* sdc_load_policy: "auto", "all", "sequential", "phased" */
+    SDC_NAMES_SCHEDULER,   /* karras flag: "discrete" 0, "karras" 1 */
+    SDC_NAMES_RNG,         /* sdc_rng_type: "cpu", "cuda" */
+    SDC_NAMES_DEVICE,      /* sdc_device: "cpu", "cuda", "auto" */
+    SDC_NAMES_PRECISION,   /* precision_f32: "fp16" 0 (alias "f16"), "f32" 1 */
+    SDC_NAMES_LOAD_POLICY, /* sdc_load_policy: "auto", "all", "sequential", "phased" */
     SDC_NAMES_COUNT
 } sdc_name_list;
 /* 0 and *value set, or -1 for a name not in the list. */
@@ -103,8 +103,8 @@ const char *sdc_load_policy_name(sdc_load_policy p);
 int sdc_load_policy_from_name(const char *name, sdc_load_policy *out);
 
 typedef enum sdc_rng_type {
-    SDC_RNG_TYPE_CPU = 0,    /* torch.Generator('cpu'): diffusers' default on any device */
-    SDC_RNG_TYPE_CUDA,       /* torch.Generator('cuda') (Philox), as A1111 uses; computed on the CPU */
+    SDC_RNG_TYPE_CPU = 0, /* torch.Generator('cpu'): diffusers' default on any device */
+    SDC_RNG_TYPE_CUDA,    /* torch.Generator('cuda') (Philox), as A1111 uses; computed on the CPU */
     SDC_RNG_TYPE_COUNT
 } sdc_rng_type;
 
@@ -127,27 +127,27 @@ typedef struct sdc_component_path {
 } sdc_component_path;
 
 typedef struct sdc_model_params {
-    const sdc_component_path *paths;  /* [n_paths]; copied by sdc_model_open */
+    const sdc_component_path *paths; /* [n_paths]; copied by sdc_model_open */
     int n_paths;
-    sdc_device device;          /* SDC_DEVICE_CPU */
-    int n_threads;              /* <= 0: all cores */
-    int prefer_fp16;            /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
-    sdc_log_fn log_fn;          /* NULL: silent */
+    sdc_device device; /* SDC_DEVICE_CPU */
+    int n_threads;     /* <= 0: all cores */
+    int prefer_fp16;   /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
+    sdc_log_fn log_fn; /* NULL: silent */
     void *log_user;
-    sdc_log_level log_level;    /* SDC_LOG_INFO */
-    sdc_load_policy load_policy;/* SDC_LOAD_AUTO */
-    int64_t mem_budget;         /* bytes of device memory auto may plan for; <= 0: the backend's default
+    sdc_log_level log_level;     /* SDC_LOG_INFO */
+    sdc_load_policy load_policy; /* SDC_LOAD_AUTO */
+    int64_t mem_budget;          /* bytes of device memory auto may plan for; <= 0: the backend's default
                                    (CPU: MemAvailable - 1 GiB; CUDA: free memory - 512 MiB) */
-    int precision_f32;          /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
+    int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
-    int profile;                /* 1: time every op by family (synchronising after each, so slower) */
+    int profile;                 /* 1: time every op by family (synchronising after each, so slower) */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
 /* NULL on error; the reason goes to p->log_fn. */
 sdc_model *sdc_model_open(const sdc_model_params *p);
-void sdc_model_free(sdc_model *m);   /* NULL is harmless; no job may be running on it */
+void sdc_model_free(sdc_model *m); /* NULL is harmless; no job may be running on it */
 /* The family that opened the files: "sd1" (SD 1.x and 2.x). */
 const char *sdc_model_family(const sdc_model *m);
 /* The shape of one image's raw latents (latents_in / latents_out) for a width x height job:
@@ -169,25 +169,25 @@ typedef struct sdc_ctx sdc_ctx;
 typedef int (*sdc_progress_fn)(const char *phase, int step, int total, void *user);
 
 typedef struct sdc_ctx_params {
-    const char *model_path;     /* a diffusers folder, or a single-file (CompVis/LDM) .safetensors checkpoint */
-    const char *config_dir;     /* single files: a diffusers folder whose config.json files describe the
+    const char *model_path;    /* a diffusers folder, or a single-file (CompVis/LDM) .safetensors checkpoint */
+    const char *config_dir;    /* single files: a diffusers folder whose config.json files describe the
                                    architecture (overrides detection); NULL: detect */
-    const char *tokenizer_dir;  /* NULL: the model's tokenizer/ folder, else the CLIP tokenizer sdc ships */
-    sdc_device device;          /* SDC_DEVICE_CPU */
-    int n_threads;              /* <= 0: all cores */
-    int prefer_fp16;            /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
-    sdc_log_fn log_fn;          /* NULL: silent */
+    const char *tokenizer_dir; /* NULL: the model's tokenizer/ folder, else the CLIP tokenizer sdc ships */
+    sdc_device device;         /* SDC_DEVICE_CPU */
+    int n_threads;             /* <= 0: all cores */
+    int prefer_fp16;           /* 1: the .fp16 weight files when both exist (default 0: f32 first) */
+    sdc_log_fn log_fn;         /* NULL: silent */
     void *log_user;
-    sdc_log_level log_level;    /* SDC_LOG_INFO */
-    sdc_progress_fn progress_fn;/* NULL: none */
+    sdc_log_level log_level;     /* SDC_LOG_INFO */
+    sdc_progress_fn progress_fn; /* NULL: none */
     void *progress_user;
-    sdc_load_policy load_policy;/* SDC_LOAD_AUTO */
-    int64_t mem_budget;         /* bytes of device memory auto may plan for; <= 0: the backend's default
+    sdc_load_policy load_policy; /* SDC_LOAD_AUTO */
+    int64_t mem_budget;          /* bytes of device memory auto may plan for; <= 0: the backend's default
                                    (CPU: MemAvailable - 1 GiB; CUDA: free memory - 512 MiB) */
-    int precision_f32;          /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
+    int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
-    int profile;                /* 1: time every op by family (synchronising after each, so slower); the
+    int profile;                 /* 1: time every op by family (synchronising after each, so slower); the
                                    report then breaks compute time down per op family */
 } sdc_ctx_params;
 
@@ -195,46 +195,46 @@ void sdc_ctx_params_init(sdc_ctx_params *p);
 /* Opens the model (reads configs and weight-file headers, no weights yet). NULL on error; the reason
  * goes to p->log_fn. The context copies what it needs from p (strings included). */
 sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p);
-void sdc_ctx_free(sdc_ctx *ctx);   /* NULL is harmless */
+void sdc_ctx_free(sdc_ctx *ctx); /* NULL is harmless */
 
 /* ---------------------------------------------------------------------------------------------
  * Generation
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct sdc_image {
-    int width, height;          /* pixels */
-    int channels;               /* 3 (RGB) */
-    uint8_t *data;              /* height * width * channels bytes, row-major */
-    int64_t seed;               /* the seed this image was made from */
-    char *parameters;           /* A1111-style "parameters" text (UTF-8) */
+    int width, height; /* pixels */
+    int channels;      /* 3 (RGB) */
+    uint8_t *data;     /* height * width * channels bytes, row-major */
+    int64_t seed;      /* the seed this image was made from */
+    char *parameters;  /* A1111-style "parameters" text (UTF-8) */
 } sdc_image;
 
 typedef struct sdc_gen_params {
-    const char *prompt;         /* UTF-8; "" allowed */
-    const char *negative_prompt;/* NULL or "": the empty string is the unconditional prompt */
-    int width, height;          /* multiples of 8; default 512 x 512 */
-    int steps;                  /* >= 1; default 20 */
-    float cfg_scale;            /* <= 1 skips the unconditional pass; default 7.5 */
-    int64_t seed;               /* default 42; image i of a batch uses seed + i */
-    int batch_count;            /* images to make; default 1 */
-    sdc_sampler sampler;        /* default SDC_SAMPLER_DEFAULT */
-    int karras;                 /* 1: Karras sigmas (not with ddim or pndm) */
-    sdc_rng_type rng;           /* default SDC_RNG_TYPE_CPU */
-    int clip_skip;              /* A1111 numbering: 1 = last layer, 2 = penultimate; <= 0 default */
-    const sdc_image *init_image;/* img2img source (resized? no: must be width x height), or NULL */
-    float strength;             /* img2img: in (0, 1]; default 0.75 */
+    const char *prompt;          /* UTF-8; "" allowed */
+    const char *negative_prompt; /* NULL or "": the empty string is the unconditional prompt */
+    int width, height;           /* multiples of 8; default 512 x 512 */
+    int steps;                   /* >= 1; default 20 */
+    float cfg_scale;             /* <= 1 skips the unconditional pass; default 7.5 */
+    int64_t seed;                /* default 42; image i of a batch uses seed + i */
+    int batch_count;             /* images to make; default 1 */
+    sdc_sampler sampler;         /* default SDC_SAMPLER_DEFAULT */
+    int karras;                  /* 1: Karras sigmas (not with ddim or pndm) */
+    sdc_rng_type rng;            /* default SDC_RNG_TYPE_CPU */
+    int clip_skip;               /* A1111 numbering: 1 = last layer, 2 = penultimate; <= 0 default */
+    const sdc_image *init_image; /* img2img source (resized? no: must be width x height), or NULL */
+    float strength;              /* img2img: in (0, 1]; default 0.75 */
     /* Optional raw buffers, for tests and tools (all may be NULL): */
-    const float *latents_in;    /* [batch, C, h, w] initial noise instead of drawing it (unscaled); the
+    const float *latents_in; /* [batch, C, h, w] initial noise instead of drawing it (unscaled); the
                                    shape per image is sdc_model_latent_shape's */
-    float *latents_out;         /* [batch, C, h, w] receives the final latents, before the VAE */
-    float *pixels_out;          /* [batch, height, width, 3] receives the decoded image in [0, 1] */
+    float *latents_out;      /* [batch, C, h, w] receives the final latents, before the VAE */
+    float *pixels_out;       /* [batch, height, width, 3] receives the decoded image in [0, 1] */
 } sdc_gen_params;
 
 void sdc_gen_params_init(sdc_gen_params *p);
 /* Makes p->batch_count images. On SDC_OK *images is an array of *n_images images that the caller frees
  * with sdc_image_free. On error *images is NULL and the reason is logged. */
 sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images);
-void sdc_image_free(sdc_image *images, int n_images);   /* NULL is harmless */
+void sdc_image_free(sdc_image *images, int n_images); /* NULL is harmless */
 
 /* ---------------------------------------------------------------------------------------------
  * Jobs: one request on a model (its parameters, progress, cancellation and report).
@@ -256,7 +256,7 @@ void sdc_job_cancel(sdc_job *j);
 sdc_image *sdc_job_take_images(sdc_job *j, int *n_images);
 /* The run's report as JSON (as sdc_last_report_json), owned by the job; NULL before success. */
 const char *sdc_job_report_json(const sdc_job *j);
-void sdc_job_free(sdc_job *j);   /* NULL is harmless; not while sdc_job_run runs */
+void sdc_job_free(sdc_job *j); /* NULL is harmless; not while sdc_job_run runs */
 
 /* Dry run on a model: as sdc_plan_memory. */
 sdc_status sdc_model_plan_memory(sdc_model *m, const sdc_gen_params *p, char **text);
@@ -276,7 +276,6 @@ const char *sdc_last_report_json(const sdc_ctx *ctx);
  * text goes in a "parameters" text chunk (tEXt when Latin-1, else iTXt). Messages go to log_fn. */
 sdc_status sdc_image_load(const char *path, sdc_image **out, sdc_log_fn log_fn, void *log_user);
 sdc_status sdc_image_save(const sdc_image *img, const char *path, sdc_log_fn log_fn, void *log_user);
-
 
 /* Parses "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m": returns 0 or -1. */
 int sdc_sampler_from_name(const char *name, sdc_sampler *out);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sdc builds with (only what is missing). Used by the other scripts.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libopenblas-dev libcjson-dev libutf8proc-dev
-      libpng-dev zlib1g-dev)
+pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-dev libopenblas-dev libcjson-dev
+      libutf8proc-dev libpng-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -62,8 +62,10 @@ static op_tensors make(sdc_backend *be, int attention, float fill) {
 }
 
 static void run(const op_tensors *t, int attention) {
-    if (attention) sdc_attention(t->y, t->q, t->k, t->v, 4, 0);
-    else sdc_conv2d(t->y, t->x, t->w, NULL, 1, 1);
+    if (attention)
+        sdc_attention(t->y, t->q, t->k, t->v, 4, 0);
+    else
+        sdc_conv2d(t->y, t->x, t->w, NULL, 1, 1);
 }
 
 static void release(op_tensors *t) {
@@ -100,8 +102,7 @@ static void workspace_case(sdc_backend *be, sdc_backend *clean_be, const op_setu
     for (int i = 0; i < runs; i++) run(&t, s->attention);
     sdc_status st = sdc_backend_sync(be);
     test_check(st == SDC_ERR_OOM, "%s: workspace allocation %d of %d runs fails: status %s (want %s)", s->name,
-               countdown, runs,
-               sdc_status_str(st), sdc_status_str(SDC_ERR_OOM));
+               countdown, runs, sdc_status_str(st), sdc_status_str(SDC_ERR_OOM));
     test_check(be->fail.workspace == 0, "%s: the countdown ran out (left %d, want 0)", s->name, be->fail.workspace);
     const char *log = test_last_error();
     test_check(strstr(log, s->file) != NULL && strstr(log, "failed") != NULL && strstr(log, " | ") == NULL,
@@ -112,7 +113,7 @@ static void workspace_case(sdc_backend *be, sdc_backend *clean_be, const op_setu
     if (runs == 1)   // the op that failed did not run at all: y keeps its fill
         test_check(count_not(got, n, fill) == 0, "%s: the failed op wrote %zu of %zu outputs (want 0)", s->name,
                    count_not(got, n, fill), n);
-    else                  // the earlier runs succeeded
+    else   // the earlier runs succeeded
         test_check(memcmp(got, clean, n * sizeof(float)) == 0, "%s: the runs before the failure are clean", s->name);
 
     /* sticky: later ops are no-ops, a later error does not replace the first, nothing more is logged */
@@ -140,8 +141,9 @@ static void workspace_case(sdc_backend *be, sdc_backend *clean_be, const op_setu
     test_check(st == SDC_OK && memcmp(got, clean, n * sizeof(float)) == 0,
                "%s: retry after clearing: status %s, bit-identical to the clean run: %s", s->name, sdc_status_str(st),
                memcmp(got, clean, n * sizeof(float)) == 0 ? "yes" : "no");
-    test_check(be->stats.n_alloc > allocs1 && allocs1 >= allocs0, "%s: the retry allocated its workspace (%llu allocations)",
-               s->name, (unsigned long long)(be->stats.n_alloc - allocs1));
+    test_check(be->stats.n_alloc > allocs1 && allocs1 >= allocs0,
+               "%s: the retry allocated its workspace (%llu allocations)", s->name,
+               (unsigned long long)(be->stats.n_alloc - allocs1));
     release(&t);
     free(clean);
     free(got);
@@ -197,7 +199,7 @@ int main(void) {
     const op_setup ref_conv = {"cpu-ref conv2d", "cpu_ref.c:", 0}, ref_attn = {"cpu-ref attention", "cpu_ref.c:", 1};
     workspace_case(fast, clean, &conv, 1, 1);
     workspace_case(fast, clean, &attn, 1, 1);
-    workspace_case(fast, clean, &conv, 2, 2);       // the first run allocates, the second fails
+    workspace_case(fast, clean, &conv, 2, 2);   // the first run allocates, the second fails
     workspace_case(fast, clean, &attn, 2, 2);
     workspace_case(ref, clean_ref, &ref_conv, 1, 1);
     workspace_case(ref, clean_ref, &ref_attn, 1, 1);   // its first scratch row fails

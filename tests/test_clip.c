@@ -48,8 +48,10 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
         snprintf(name, sizeof name, "te.hidden_states.%d", i);
         if (!sdc_index_find(g, name)) break;
         snprintf(what, sizeof what, "%s %s", label, name);
-        if (i < cap.n) test_golden_compare_f32(g, name, cap.h[i], n, what, bound);
-        else test_check(0, "%s: model has only %d hidden states", what, cap.n);
+        if (i < cap.n)
+            test_golden_compare_f32(g, name, cap.h[i], n, what, bound);
+        else
+            test_check(0, "%s: model has only %d hidden states", what, cap.n);
         n_ref++;
     }
     test_check(n_ref == cfg.n_layers + 1, "reference has %d hidden states, model %d", n_ref, cfg.n_layers + 1);

@@ -11,12 +11,11 @@
 #include "io/config.h"
 #include "test_util.h"
 
-static const char *const doc =
-    "{ \"i\": 42, \"neg\": -7, \"f\": 0.18215, \"fi\": 3, \"half\": 1.5, \"big\": 3e10,\n"
-    "  \"t\": true, \"no\": false, \"s\": \"silu\", \"nul\": null,\n"
-    "  \"list\": [32, 64, 64, 64], \"one\": 8, \"empty\": [], \"mixed\": [1, \"x\"],\n"
-    "  \"strs\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"strbad\": [\"a\", 1],\n"
-    "  \"obj\": {\"k\": 1} }";
+static const char *const doc = "{ \"i\": 42, \"neg\": -7, \"f\": 0.18215, \"fi\": 3, \"half\": 1.5, \"big\": 3e10,\n"
+                               "  \"t\": true, \"no\": false, \"s\": \"silu\", \"nul\": null,\n"
+                               "  \"list\": [32, 64, 64, 64], \"one\": 8, \"empty\": [], \"mixed\": [1, \"x\"],\n"
+                               "  \"strs\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"strbad\": [\"a\", 1],\n"
+                               "  \"obj\": {\"k\": 1} }";
 
 static cJSON *parse(const char *text) {
     cJSON *j = NULL;
@@ -50,10 +49,8 @@ static void test_getters(const cJSON *j) {
     test_check(strstr(test_last_error(), "doc: missing key 'absent'") != NULL,
                "message reads \"<what>: missing key 'x'\": \"%s\"", test_last_error());
     expect(sdc_cfg_int(j, "nul", "doc", test_capture_logger(), &i), SDC_ERR_NOT_FOUND, "nul", "int null");
-    expect(sdc_cfg_float(j, "absent", "doc", test_capture_logger(), &f), SDC_ERR_NOT_FOUND, "absent",
-           "float missing");
-    expect(sdc_cfg_bool(j, "absent", "doc", test_capture_logger(), &b), SDC_ERR_NOT_FOUND, "absent",
-           "bool missing");
+    expect(sdc_cfg_float(j, "absent", "doc", test_capture_logger(), &f), SDC_ERR_NOT_FOUND, "absent", "float missing");
+    expect(sdc_cfg_bool(j, "absent", "doc", test_capture_logger(), &b), SDC_ERR_NOT_FOUND, "absent", "bool missing");
     expect(sdc_cfg_string(j, "absent", "doc", test_capture_logger(), &s), SDC_ERR_NOT_FOUND, "absent",
            "string missing");
     expect(sdc_cfg_int_list(j, "absent", "doc", test_capture_logger(), li, 8, &n), SDC_ERR_NOT_FOUND, "absent",
@@ -126,7 +123,14 @@ static void test_getters(const cJSON *j) {
 
 static void test_bad_json(void) {
     static const char *const bad[] = {
-        "",  "{", "{\"a\": }", "{\"a\": 1,}", "[1, 2", "{\"a\": 1} trailing", "nul", "{\"a\": \"unterminated}",
+        "",
+        "{",
+        "{\"a\": }",
+        "{\"a\": 1,}",
+        "[1, 2",
+        "{\"a\": 1} trailing",
+        "nul",
+        "{\"a\": \"unterminated}",
         "{\n  \"a\": 1\n  \"b\": 2\n}",
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

@@ -10,7 +10,11 @@
 #include "model/vae.h"
 #include "test_util.h"
 
-typedef enum { UNET, VAE, CLIP } which;
+typedef enum {
+    UNET,
+    VAE,
+    CLIP
+} which;
 static const char *const config_file[] = {"tiny-sd1/unet/config.json", "tiny-sd1/vae/config.json",
                                           "tiny-sd1/text_encoder/config.json"};
 
@@ -44,8 +48,8 @@ static void refused(which w, const char *key, const char *value, sdc_status want
     sdc_status st = parse_with(w, key, value, &s);
     const char *msg = test_last_error();
     test_check(st == want && strstr(msg, shown) != NULL && s < 0.5,
-               "%s %s = %s: %s (want %s) in %.3f s (bound 0.5), message '%s' names '%s'", config_file[w], key,
-               value, sdc_status_str(st), sdc_status_str(want), s, msg, shown);
+               "%s %s = %s: %s (want %s) in %.3f s (bound 0.5), message '%s' names '%s'", config_file[w], key, value,
+               sdc_status_str(st), sdc_status_str(want), s, msg, shown);
 }
 
 static void accepted(which w, const char *key, const char *value) {
@@ -57,8 +61,7 @@ static void accepted(which w, const char *key, const char *value) {
 /* SDXL's UNet sizes on the tiny model's layout: every number is below its bound. */
 static void sdxl_sizes(void) {
     cJSON *j = NULL;
-    if (!test_check(sdc_json_load(test_ref_path(config_file[UNET]), test_logger(), &j) == SDC_OK, "load unet"))
-        return;
+    if (!test_check(sdc_json_load(test_ref_path(config_file[UNET]), test_logger(), &j) == SDC_OK, "load unet")) return;
     const char *const keys[] = {"block_out_channels", "transformer_layers_per_block", "attention_head_dim",
                                 "cross_attention_dim"};
     const char *const vals[] = {"[320, 640, 1280, 1280]", "[1, 2, 10, 10]", "[5, 10, 20, 20]", "2048"};
@@ -75,7 +78,8 @@ int main(void) {
     /* item 1: unbounded work from a config value */
     refused(UNET, "transformer_layers_per_block", "2000000000", SDC_ERR_UNSUPPORTED,
             "transformer_layers_per_block[0] = 2000000000 is outside [1, 64]");
-    refused(UNET, "attention_head_dim", "[8, 8, 1000000000, 8]", SDC_ERR_UNSUPPORTED, "attention_head_dim[2] = 1000000000");
+    refused(UNET, "attention_head_dim", "[8, 8, 1000000000, 8]", SDC_ERR_UNSUPPORTED,
+            "attention_head_dim[2] = 1000000000");
     refused(UNET, "cross_attention_dim", "1000000000", SDC_ERR_UNSUPPORTED, "cross_attention_dim = 1000000000");
     refused(UNET, "norm_num_groups", "2147483647", SDC_ERR_UNSUPPORTED, "norm_num_groups = 2147483647");
     refused(UNET, "in_channels", "-4", SDC_ERR_FORMAT, "in_channels = -4 is outside [1, 1024]");
@@ -90,13 +94,13 @@ int main(void) {
     refused(VAE, "norm_num_groups", "1000000000", SDC_ERR_UNSUPPORTED, "norm_num_groups = 1000000000");
     /* item 5: the arithmetic on these numbers (signed overflow before the fix) */
     refused(UNET, "block_out_channels", "[2147483647, 64, 64, 64]", SDC_ERR_UNSUPPORTED,
-            "block_out_channels[0] = 2147483647");                           /* 4 * block_out_channels[0] */
-    refused(UNET, "freq_shift", "-2147483648", SDC_ERR_FORMAT, "freq_shift = -2147483648");  /* ch / 2 - shift */
-    refused(VAE, "layers_per_block", "2147483647", SDC_ERR_UNSUPPORTED, "layers_per_block = 2147483647");  /* + 1 */
-    refused(VAE, "latent_channels", "2147483647", SDC_ERR_UNSUPPORTED, "latent_channels = 2147483647");    /* 2 * */
+            "block_out_channels[0] = 2147483647"); /* 4 * block_out_channels[0] */
+    refused(UNET, "freq_shift", "-2147483648", SDC_ERR_FORMAT, "freq_shift = -2147483648"); /* ch / 2 - shift */
+    refused(VAE, "layers_per_block", "2147483647", SDC_ERR_UNSUPPORTED, "layers_per_block = 2147483647"); /* + 1 */
+    refused(VAE, "latent_channels", "2147483647", SDC_ERR_UNSUPPORTED, "latent_channels = 2147483647");   /* 2 * */
     /* real models stay within the bounds */
     sdxl_sizes();
-    accepted(CLIP, "num_hidden_layers", "32");   /* OpenCLIP bigG */
+    accepted(CLIP, "num_hidden_layers", "32"); /* OpenCLIP bigG */
     accepted(CLIP, "vocab_size", "49408");
     accepted(UNET, "freq_shift", "1");
     return test_finish();

@@ -46,11 +46,12 @@ static sdc_tensor *input(sdc_backend *be, sdc_dtype dt, int ndim, const int64_t 
 static void compare(const char *what, peaks real, peaks count) {
     printf("  %s: activations cpu %zu, count %zu; workspace cpu %zu, count %zu\n", what, real.act, count.act, real.ws,
            count.ws);
-    test_check(real.st == SDC_OK && count.st == SDC_OK, "%s: both runs succeed (%s, %s)", what,
-               sdc_status_str(real.st), sdc_status_str(count.st));
+    test_check(real.st == SDC_OK && count.st == SDC_OK, "%s: both runs succeed (%s, %s)", what, sdc_status_str(real.st),
+               sdc_status_str(count.st));
     test_check(count.act == real.act, "%s: activation peak counted %zu == measured %zu (bound 0)", what, count.act,
                real.act);
-    test_check(count.ws == real.ws, "%s: workspace peak counted %zu == measured %zu (bound 0)", what, count.ws, real.ws);
+    test_check(count.ws == real.ws, "%s: workspace peak counted %zu == measured %zu (bound 0)", what, count.ws,
+               real.ws);
 }
 
 typedef struct model {
@@ -61,15 +62,15 @@ typedef struct model {
 } model;
 
 /* Loads through the normal loader onto be; on a counting backend checks that no file byte was read. */
-#define LOAD(m, be, loader, cfg, prefix, out)                                                                  \
-    do {                                                                                                       \
-        const uint64_t r0 = sdc_index_bytes_read((m)->mf->index);                                              \
-        sdc_status st_ = loader(cfg, &(sdc_weight_source){(m)->mf->index, prefix, be, test_logger(), 0}, out); \
-        const uint64_t read_ = sdc_index_bytes_read((m)->mf->index) - r0;                                      \
+#define LOAD(m, be, loader, cfg, prefix, out)                                                                     \
+    do {                                                                                                          \
+        const uint64_t r0 = sdc_index_bytes_read((m)->mf->index);                                                 \
+        sdc_status st_ = loader(cfg, &(sdc_weight_source){(m)->mf->index, prefix, be, test_logger(), 0}, out);    \
+        const uint64_t read_ = sdc_index_bytes_read((m)->mf->index) - r0;                                         \
         test_check(st_ == SDC_OK, "%s: %s onto %s: %s", #loader, prefix, (be)->iface->name, sdc_status_str(st_)); \
-        if (sdc_backend_is_count(be))                                                                          \
-            test_check(read_ == 0, "%s onto the counting backend read %llu file bytes (want 0)", #loader,      \
-                       (unsigned long long)read_);                                                             \
+        if (sdc_backend_is_count(be))                                                                             \
+            test_check(read_ == 0, "%s onto the counting backend read %llu file bytes (want 0)", #loader,         \
+                       (unsigned long long)read_);                                                                \
     } while (0)
 
 static void check_weights(const char *what, sdc_backend *cpu, sdc_backend *cnt) {
@@ -133,7 +134,8 @@ static peaks run_unet(sdc_unet *u, sdc_backend *be, int B, int h, int w, int T) 
     return p;
 }
 
-static const int unet_shapes[][4] = {   // B (2: CFG on), h, w, T
+static const int unet_shapes[][4] = {
+    // B (2: CFG on), h, w, T
     {1, 8, 8, 77}, {2, 8, 8, 77}, {2, 8, 12, 77}, {1, 12, 6, 77}, {2, 7, 5, 77}, {1, 16, 24, 9},
 };
 
@@ -224,7 +226,9 @@ static void test_vae(model *md, sdc_backend *cpu, sdc_backend *cnt) {
 
 /* --- a backend that declares f16: the counting backend counts in its dtypes --- */
 
-static sdc_dtype f16_weight(sdc_backend *be, sdc_dtype file_dtype, int f32) { return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
+static sdc_dtype f16_weight(sdc_backend *be, sdc_dtype file_dtype, int f32) {
+    return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
+}
 static sdc_dtype f16_act(sdc_backend *be, int f32) { return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
 
 static void test_like_dtypes(model *md, sdc_backend *cpu) {
@@ -246,8 +250,8 @@ static void test_like_dtypes(model *md, sdc_backend *cpu) {
                    "f16 weights counted at half the f32 bytes: %zu vs %zu", c16->stats.cur[SDC_MEM_WEIGHTS],
                    c32->stats.cur[SDC_MEM_WEIGHTS]);
         peaks p16 = run_unet(u16, c16, 2, 8, 12, 77), p32 = run_unet(u32, c32, 2, 8, 12, 77);
-        test_check(p16.st == SDC_OK && 2 * p16.act == p32.act, "f16 activations counted at half the f32 bytes: %zu vs %zu",
-                   p16.act, p32.act);
+        test_check(p16.st == SDC_OK && 2 * p16.act == p32.act,
+                   "f16 activations counted at half the f32 bytes: %zu vs %zu", p16.act, p32.act);
     }
     sdc_unet_free(u16);
     sdc_unet_free(u32);
@@ -256,7 +260,8 @@ static void test_like_dtypes(model *md, sdc_backend *cpu) {
     sdc_status st = sdc_unet_load(&md->unet, &(sdc_weight_source){md->mf->index, "unet.", c16, test_logger(), 1}, &uf);
     test_check(st == SDC_OK && sdc_unet_act_dtype(uf) == SDC_DTYPE_F32 &&
                    c16->stats.cur[SDC_MEM_WEIGHTS] == c32->stats.peak[SDC_MEM_WEIGHTS],
-               "f32 asked for on an f16 backend: f32 activations and weights (%zu bytes)", c16->stats.cur[SDC_MEM_WEIGHTS]);
+               "f32 asked for on an f16 backend: f32 activations and weights (%zu bytes)",
+               c16->stats.cur[SDC_MEM_WEIGHTS]);
     sdc_unet_free(uf);
     sdc_backend_free(c16);
     sdc_backend_free(c32);

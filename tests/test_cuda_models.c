@@ -29,9 +29,9 @@
 
 typedef struct prec {
     const char *label;
-    int f32;                      // the components' precision (sdc_weight_source.f32)
+    int f32;   // the components' precision (sdc_weight_source.f32)
     sdc_weight_variant variant;
-    double bound, ill_bound;      // per component; UNet blocks past the ill-conditioned point
+    double bound, ill_bound;   // per component; UNet blocks past the ill-conditioned point
 } prec;
 
 static const prec precisions[2] = {
@@ -48,7 +48,8 @@ static void run_clip(sdc_backend *be, const prec *p) {
     sdc_clip_config cfg;
     sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], test_logger(), &cfg);
     sdc_clip *m = NULL;
-    if (st == SDC_OK) st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, test_logger(), p->f32}, &m);
+    if (st == SDC_OK)
+        st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, test_logger(), p->f32}, &m);
     if (!test_check(m != NULL, "load text encoder: %s", sdc_status_str(st))) {
         sdc_model_files_free(mf);
         return;
@@ -127,7 +128,8 @@ static void unet_case(sdc_unet *u, sdc_unet *uc, sdc_backend *be, sdc_model_inde
         sdc_mem_stats_reset_peak(&be->stats);
         double t0 = test_now();
         sdc_status st = sdc_unet_forward(u, x, t, ctx, out, test_on_block, &bc);
-        test_check(st == SDC_OK, "%s unet %s: forward: %s (%.3f s)", p->label, cname, sdc_status_str(st), test_now() - t0);
+        test_check(st == SDC_OK, "%s unet %s: forward: %s (%.3f s)", p->label, cname, sdc_status_str(st),
+                   test_now() - t0);
         test_check(bc.n_seen == 4 + 2 * cfg->n_blocks, "%s unet %s: %d block outputs compared", p->label, cname,
                    bc.n_seen);
         snprintf(what, sizeof what, "%s unet %.60s out", p->label, cname);
@@ -139,8 +141,10 @@ static void unet_case(sdc_unet *u, sdc_unet *uc, sdc_backend *be, sdc_model_inde
         const size_t measured = be->stats.peak[SDC_MEM_ACTIVATIONS], ws = be->stats.peak[SDC_MEM_WORKSPACE];
         size_t c_act = 0, c_ws = 0;
         count_unet(uc, x, t, ctx, &c_act, &c_ws);
-        test_check(c_act == measured && c_ws == ws, "%s unet %s: counting backend activations %zu (device peak %zu), "
-                   "workspace %zu (device peak %zu), bound 0", p->label, cname, c_act, measured, c_ws, ws);
+        test_check(c_act == measured && c_ws == ws,
+                   "%s unet %s: counting backend activations %zu (device peak %zu), "
+                   "workspace %zu (device peak %zu), bound 0",
+                   p->label, cname, c_act, measured, c_ws, ws);
 
         /* the same forward again: bit-identical */
         float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
@@ -168,7 +172,8 @@ static void run_unet(sdc_backend *be, const prec *p) {
     sdc_backend *cb = sdc_backend_count_new(be);
     sdc_unet *uc = NULL;
     if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32}, &u);
-    if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", cb, test_logger(), p->f32}, &uc);
+    if (st == SDC_OK)
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", cb, test_logger(), p->f32}, &uc);
     if (test_check(u != NULL && uc != NULL, "load unet (and onto a counting backend): %s", sdc_status_str(st))) {
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
         char cases[TEST_GOLDEN_MAX_CASES][64];
@@ -280,7 +285,7 @@ static void run_pipelines(const prec *p, const cJSON *readme, sdc_model_index *g
             if (r.latents_ref)
                 printf("    %s %-24s latents_final rel err %.3e, image max |d| %.3e (%.2f s)\n", p->label, r.name, lat,
                        img, r.seconds);
-            else   /* img2img: the bundle stores only the image */
+            else /* img2img: the bundle stores only the image */
                 printf("    %s %-24s latents_final (no reference), image max |d| %.3e (%.2f s)\n", p->label, r.name,
                        img, r.seconds);
             snprintf(what, sizeof what, "%s %s", p->label, r.name);
@@ -329,7 +334,8 @@ static void run_policies(const cJSON *readme, sdc_model_index *g) {
 
 int main(void) {
     sdc_backend *be = sdc_backend_new(SDC_DEVICE_CUDA, 0, test_logger());
-    if (!test_check(be != NULL, "CUDA backend created (this test needs an NVIDIA GPU and driver)")) return test_finish();
+    if (!test_check(be != NULL, "CUDA backend created (this test needs an NVIDIA GPU and driver)"))
+        return test_finish();
     const size_t start = be->stats.cur_total;
     double t0 = test_now();
     for (int i = 0; i < 2; i++) {

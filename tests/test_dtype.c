@@ -120,7 +120,9 @@ static int nearest_ok(float f, uint16_t h, float (*to_f32)(uint16_t), uint16_t m
 }
 
 static void test_random_rounding(void) {
-    enum { N = 200000 };
+    enum {
+        N = 200000
+    };
     static float u[N];
     int bad16 = 0, badbf = 0;
     /* random magnitudes over the whole f16 range and beyond, and random bit patterns for bf16 */
@@ -155,7 +157,7 @@ static void test_convert(void) {
         sdc_dtype dt;
         const void *src;
     } cases[] = {{SDC_DTYPE_F32, f32}, {SDC_DTYPE_F16, f16}, {SDC_DTYPE_BF16, bf16}, {SDC_DTYPE_F64, f64},
-                 {SDC_DTYPE_I64, i64}, {SDC_DTYPE_I32, i32}, {SDC_DTYPE_I16, i16}, {SDC_DTYPE_I8, i8}};
+                 {SDC_DTYPE_I64, i64}, {SDC_DTYPE_I32, i32}, {SDC_DTYPE_I16, i16},   {SDC_DTYPE_I8, i8}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         memset(out, 0xff, sizeof out);
         int rc = sdc_convert_to_f32(out, cases[c].src, cases[c].dt, 5);
@@ -173,7 +175,9 @@ static void test_convert(void) {
                "convert_to_f32 refuses F8 types");
 
     /* from f32 and back, on fresh random values */
-    enum { M = 4096 };
+    enum {
+        M = 4096
+    };
     static float x[M], y[M];
     static uint16_t h[M];
     test_fill_normal(x, M, 5, 3.0f);
@@ -198,7 +202,7 @@ static void test_names(void) {
     for (int i = 0; i < SDC_DTYPE_COUNT; i++) {
         sdc_dtype d;
         ok = ok && sdc_dtype_from_name(sdc_dtype_name((sdc_dtype)i), &d) == 0 && d == (sdc_dtype)i &&
-             sdc_dtype_size((sdc_dtype)i) > 0;
+            sdc_dtype_size((sdc_dtype)i) > 0;
     }
     sdc_dtype d;
     test_check(ok, "every dtype name parses back to itself and has a size");

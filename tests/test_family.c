@@ -16,7 +16,7 @@ static int probe_8ch(const sdc_model_files *mf) {
     return cJSON_IsNumber(in) && in->valueint == 8;
 }
 
-static sdc_family dummy;   /* sdc_family_sd1's tables and hooks under another name and probe */
+static sdc_family dummy; /* sdc_family_sd1's tables and hooks under another name and probe */
 
 static uint64_t fnv(const void *p, size_t n) {
     const unsigned char *b = p;
@@ -89,8 +89,9 @@ int main(void) {
         if (!run(path, pols[i], &h[i], &planned, &measured)) continue;
         test_check(planned >= measured, "%s: planned peak %zu >= measured %zu", sdc_load_policy_name(pols[i]), planned,
                    measured);
-        if (i) test_check(h[i] == h[0], "%s latents %016llx == all's %016llx", sdc_load_policy_name(pols[i]),
-                          (unsigned long long)h[i], (unsigned long long)h[0]);
+        if (i)
+            test_check(h[i] == h[0], "%s latents %016llx == all's %016llx", sdc_load_policy_name(pols[i]),
+                       (unsigned long long)h[i], (unsigned long long)h[0]);
     }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s/m'", dir);

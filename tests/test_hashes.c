@@ -75,7 +75,8 @@ static void run_batch(sdc_ctx *ctx, const sdc_image *init, char *line, size_t si
             free(buf);
         }
         remove(path);
-        snprintf(line, size, "%016llx %016llx %016llx", (unsigned long long)test_fnv(lat, sizeof(float) * nl, TEST_FNV_INIT),
+        snprintf(line, size, "%016llx %016llx %016llx",
+                 (unsigned long long)test_fnv(lat, sizeof(float) * nl, TEST_FNV_INIT),
                  (unsigned long long)test_fnv(pix, sizeof(float) * np, TEST_FNV_INIT), (unsigned long long)hp);
     }
     sdc_image_free(imgs, n);
@@ -91,7 +92,8 @@ static char *run_all(void) {
     sdc_image *init = NULL;
     test_make_tmp_dir("hashes");
     test_check(sdc_image_load(test_ref_path("tiny-sd1-golden/inputs/gradient64.png"), &init, sdc_log_stderr, NULL) ==
-                   SDC_OK, "load gradient64.png");
+                   SDC_OK,
+               "load gradient64.png");
     char *out = calloc(1, cap);
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         const model_case *m = &models[mi];
@@ -120,7 +122,7 @@ static char *run_all(void) {
                 test_pipe_run_free(&r);
                 ci++;
             }
-            for (int b = 0; b < 2 && ci < 64; b++, ci++) {   /* batches: txt2img, img2img */
+            for (int b = 0; b < 2 && ci < 64; b++, ci++) { /* batches: txt2img, img2img */
                 char line[96];
                 const char *name = b ? "batch3_img2img" : "batch3_txt2img";
                 run_batch(ctx, b ? init : NULL, line, sizeof line);

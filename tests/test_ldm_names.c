@@ -17,13 +17,14 @@ static int read_layout(sdc_ldm_map *m) {
     cJSON *unet = NULL, *vae = NULL;
     const sdc_logger *lg = test_logger();
     int ok = sdc_json_load(test_ref_path("tiny-sd1/unet/config.json"), lg, &unet) == SDC_OK &&
-             sdc_json_load(test_ref_path("tiny-sd1/vae/config.json"), lg, &vae) == SDC_OK;
+        sdc_json_load(test_ref_path("tiny-sd1/vae/config.json"), lg, &vae) == SDC_OK;
     const char *types[SDC_LDM_MAX_BLOCKS];
     int n_unet = 0, lpb = 0, vae_ch[SDC_LDM_MAX_BLOCKS], n_vae = 0, vae_lpb = 0, attn[SDC_LDM_MAX_BLOCKS];
-    ok = ok && sdc_cfg_string_list(unet, "down_block_types", "unet", lg, types, SDC_LDM_MAX_BLOCKS, &n_unet) == SDC_OK &&
-         sdc_cfg_int(unet, "layers_per_block", "unet", lg, &lpb) == SDC_OK &&
-         sdc_cfg_int_list(vae, "block_out_channels", "vae", lg, vae_ch, SDC_LDM_MAX_BLOCKS, &n_vae) == SDC_OK &&
-         sdc_cfg_int(vae, "layers_per_block", "vae", lg, &vae_lpb) == SDC_OK;
+    ok = ok &&
+        sdc_cfg_string_list(unet, "down_block_types", "unet", lg, types, SDC_LDM_MAX_BLOCKS, &n_unet) == SDC_OK &&
+        sdc_cfg_int(unet, "layers_per_block", "unet", lg, &lpb) == SDC_OK &&
+        sdc_cfg_int_list(vae, "block_out_channels", "vae", lg, vae_ch, SDC_LDM_MAX_BLOCKS, &n_vae) == SDC_OK &&
+        sdc_cfg_int(vae, "layers_per_block", "vae", lg, &vae_lpb) == SDC_OK;
     for (int i = 0; ok && i < n_unet; i++) attn[i] = strcmp(types[i], "CrossAttnDownBlock2D") == 0;
     ok = ok && sdc_ldm_map_init(m, n_unet, lpb, attn, n_vae, vae_lpb) == SDC_OK;
     test_check(ok, "layout from config.json: UNet %d blocks x %d layers, VAE %d blocks x %d layers, %d rules", n_unet,
@@ -67,7 +68,7 @@ static int shape_conv1x1_of(const sdc_tensor_info *a, const sdc_tensor_info *b) 
 static void test_single_file_equals_folder(const sdc_ldm_map *map) {
     sdc_model_index *folder = open_folder();
     sdc_model_index *single = sdc_index_new(test_logger());
-    sdc_model_index *raw = sdc_index_new(test_logger());   /* the single file under its own names */
+    sdc_model_index *raw = sdc_index_new(test_logger()); /* the single file under its own names */
     const char *path = test_ref_path("tiny-sd1.safetensors");
     sdc_status st = sdc_index_add_file(single, path, NULL, sdc_ldm_name_map, (void *)map);
     sdc_status st2 = sdc_index_add_file(raw, path, NULL, NULL, NULL);
@@ -147,10 +148,16 @@ done:
 /* Keys found in downloaded checkpoints that are not weights, and older spellings. */
 static void test_special_keys(const sdc_ldm_map *map) {
     static const char *const skipped[] = {
-        "model_ema.diffusion_modelinput_blocks00weight", "model_ema.num_updates", "alphas_cumprod", "betas",
-        "sqrt_one_minus_alphas_cumprod", "posterior_log_variance_clipped", "logvar",
+        "model_ema.diffusion_modelinput_blocks00weight",
+        "model_ema.num_updates",
+        "alphas_cumprod",
+        "betas",
+        "sqrt_one_minus_alphas_cumprod",
+        "posterior_log_variance_clipped",
+        "logvar",
         "cond_stage_model.transformer.text_model.embeddings.position_ids",
-        "cond_stage_model.transformer.embeddings.position_ids", "first_stage_model.loss.discriminator.main.0.weight",
+        "cond_stage_model.transformer.embeddings.position_ids",
+        "first_stage_model.loss.discriminator.main.0.weight",
     };
     char out[256];
     int n_wrong = 0;
@@ -176,7 +183,7 @@ static void test_special_keys(const sdc_ldm_map *map) {
     int same = sd1.n_rules == map->n_rules;
     for (int i = 0; same && i < sd1.n_rules; i++)
         same = strcmp(sd1.rules[i].ldm, map->rules[i].ldm) == 0 &&
-               strcmp(sd1.rules[i].diffusers, map->rules[i].diffusers) == 0 && sd1.rules[i].kind == map->rules[i].kind;
+            strcmp(sd1.rules[i].diffusers, map->rules[i].diffusers) == 0 && sd1.rules[i].kind == map->rules[i].kind;
     test_check(same, "the SD 1.x default layout equals the tiny model's (names do not depend on widths)");
 
     int attn[1] = {1};

@@ -30,7 +30,7 @@ static int same_bytes(const char *a, const char *b) {
     char *da = NULL, *db = NULL;
     size_t na = 0, nb = 0;
     int ok = sdc_read_file(a, NULL, &da, &na) == SDC_OK && sdc_read_file(b, NULL, &db, &nb) == SDC_OK && na == nb &&
-             memcmp(da, db, na) == 0;
+        memcmp(da, db, na) == 0;
     free(da);
     free(db);
     return ok;
@@ -107,7 +107,7 @@ static void rewrite_reference(const char *rel, int with_metadata, int use_fill) 
 }
 
 static void test_writer(void) {
-    rewrite_reference("tiny-sd1/text_encoder/model.safetensors", 1, 1);   /* 6 MiB tensor: several chunks */
+    rewrite_reference("tiny-sd1/text_encoder/model.safetensors", 1, 1); /* 6 MiB tensor: several chunks */
     rewrite_reference("tiny-sd1/unet/diffusion_pytorch_model.fp16.safetensors", 1, 0);
     rewrite_reference("tiny-sd1.safetensors", 0, 1);
 
@@ -131,13 +131,15 @@ static void test_writer(void) {
     const sdc_tensor_info *tc = idx ? sdc_index_find(idx, "c.long") : NULL;
     const sdc_tensor_info *td = idx ? sdc_index_find(idx, "d.scalar") : NULL;
     int ok = ta && tb && tc && td && tc->offset < tb->offset && tb->offset < ta->offset && td->ndim == 0 &&
-             tc->offset % 8 == 0 && tb->offset % 4 == 0 && sdc_index_count(idx) == 5;
+        tc->offset % 8 == 0 && tb->offset % 4 == 0 && sdc_index_count(idx) == 5;
     float back[6] = {0};
     uint16_t hb[3] = {0};
     ok = ok && sdc_index_read_raw(idx, tb, back) == SDC_OK && memcmp(back, f, sizeof f) == 0 &&
-         sdc_index_read_raw(idx, ta, hb) == SDC_OK && memcmp(hb, h, sizeof h) == 0;
-    test_check(st == SDC_OK && ok, "mixed dtypes, a scalar and an empty tensor: I64 < F32 < F16 in file order, "
-                                   "aligned, read back equal (%s)", sdc_status_str(st));
+        sdc_index_read_raw(idx, ta, hb) == SDC_OK && memcmp(hb, h, sizeof h) == 0;
+    test_check(st == SDC_OK && ok,
+               "mixed dtypes, a scalar and an empty tensor: I64 < F32 < F16 in file order, "
+               "aligned, read back equal (%s)",
+               sdc_status_str(st));
     sdc_index_free(idx);
     unlink(path);
 
@@ -239,13 +241,14 @@ static void same_config(const char *gen_path, const char *ref_rel) {
     static const char *const free_keys[] = {"_diffusers_version", "transformers_version", "dtype"};
     cJSON *g = NULL, *r = NULL;
     int ok = sdc_json_load(gen_path, test_logger(), &g) == SDC_OK &&
-             sdc_json_load(test_ref_path(ref_rel), test_logger(), &r) == SDC_OK;
+        sdc_json_load(test_ref_path(ref_rel), test_logger(), &r) == SDC_OK;
     int n_diff = 0, n_keys = 0;
     for (int pass = 0; ok && pass < 2; pass++) {
         const cJSON *a = pass ? g : r, *b = pass ? r : g, *item;
         cJSON_ArrayForEach(item, a) {
             int skip = 0;
-            for (size_t k = 0; k < sizeof free_keys / sizeof free_keys[0]; k++) skip |= !strcmp(item->string, free_keys[k]);
+            for (size_t k = 0; k < sizeof free_keys / sizeof free_keys[0]; k++)
+                skip |= !strcmp(item->string, free_keys[k]);
             if (skip) continue;
             n_keys += !pass;
             const cJSON *other = cJSON_GetObjectItemCaseSensitive(b, item->string);
@@ -338,11 +341,17 @@ static void test_layout(const char *f32, const char *f16, const char *single) {
 }
 
 static const char *const folder_files[] = {
-    "model_index.json",         "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/model.fp16.safetensors",
-    "unet/config.json",         "unet/diffusion_pytorch_model.fp16.safetensors",
-    "vae/config.json",          "vae/diffusion_pytorch_model.fp16.safetensors",
-    "tokenizer/tokenizer_config.json", "tokenizer/vocab.json", "tokenizer/merges.txt",
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model.fp16.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.fp16.safetensors",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "tokenizer/merges.txt",
 };
 
 static void test_determinism(const char *f16, const char *f16_again, const char *f16_seed2, const char *single,
@@ -388,8 +397,8 @@ static void test_same_values(const char *f32, const char *f16, const char *singl
         size_t ne = (size_t)sdc_tensor_info_nelem(t16);
         uint16_t *h = malloc(2 * ne + 2), *hs = malloc(2 * ne + 2), *h32 = malloc(2 * ne + 2);
         float *x = malloc(4 * ne + 4);
-        if (sdc_index_read_raw(i16, t16, h) == SDC_OK && ts && ts->nbytes == t16->nbytes && sdc_index_read_raw(is, ts, hs) == SDC_OK &&
-            memcmp(h, hs, t16->nbytes) == 0)
+        if (sdc_index_read_raw(i16, t16, h) == SDC_OK && ts && ts->nbytes == t16->nbytes &&
+            sdc_index_read_raw(is, ts, hs) == SDC_OK && memcmp(h, hs, t16->nbytes) == 0)
             same_single++;
         if (t32 && t32->nbytes == 2 * t16->nbytes && sdc_index_read_raw(i32, t32, x) == SDC_OK) {
             sdc_convert_from_f32(h32, SDC_DTYPE_F16, x, ne);
@@ -415,9 +424,15 @@ done:
 }
 
 /* The recipe, classified from name and shape alone (as the reference README states it). */
-enum { K_FAN_IN, K_EMBEDDING, K_NORM, K_VECTOR, K_COUNT };
-static const char *const kind_name[K_COUNT] = {"rank>=2 N(0,1/fan_in)", "embeddings N(0,0.25)",
-                                               "norm scales 1+0.1N", "other vectors 0.05N"};
+enum {
+    K_FAN_IN,
+    K_EMBEDDING,
+    K_NORM,
+    K_VECTOR,
+    K_COUNT
+};
+static const char *const kind_name[K_COUNT] = {"rank>=2 N(0,1/fan_in)", "embeddings N(0,0.25)", "norm scales 1+0.1N",
+                                               "other vectors 0.05N"};
 
 static int kind_of(const sdc_tensor_info *t) {
     size_t n = strlen(t->name);
@@ -534,8 +549,8 @@ static void test_errors(void) {
     test_check(st == SDC_ERR_INVALID_ARG, "bf16: %s ('%s')", sdc_status_str(st), test_last_error());
     st = sdc_mkmodel("tiny-sd1", "/nonexistent-sdc-dir/model", 0, SDC_DTYPE_F16, 1, NULL, test_capture_logger());
     test_check(st == SDC_ERR_IO, "folder in a missing directory: %s ('%s')", sdc_status_str(st), test_last_error());
-    st = sdc_mkmodel("tiny-sd1", "/nonexistent-sdc-dir/m.safetensors", 1, SDC_DTYPE_F16, 1, NULL,
-                     test_capture_logger());
+    st =
+        sdc_mkmodel("tiny-sd1", "/nonexistent-sdc-dir/m.safetensors", 1, SDC_DTYPE_F16, 1, NULL, test_capture_logger());
     test_check(st == SDC_ERR_IO, "single file in a missing directory: %s ('%s')", sdc_status_str(st),
                test_last_error());
     st = sdc_mkmodel("tiny-sd1", test_tmp_path("notok"), 0, SDC_DTYPE_F16, 1, test_tmp_path("no-such-tokenizer"),
@@ -574,9 +589,9 @@ int main(void) {
     snprintf(single, sizeof single, "%s", test_tmp_path("single.safetensors"));
     snprintf(single_b, sizeof single_b, "%s", test_tmp_path("single-again.safetensors"));
     double t0 = test_now();
-    sdc_status st[6] = {gen(f32, 0, SDC_DTYPE_F32, 42), gen(f16, 0, SDC_DTYPE_F16, 42), gen(f16b, 0, SDC_DTYPE_F16, 42),
-                        gen(f16c, 0, SDC_DTYPE_F16, 43), gen(single, 1, SDC_DTYPE_F16, 42),
-                        gen(single_b, 1, SDC_DTYPE_F16, 42)};
+    sdc_status st[6] = {gen(f32, 0, SDC_DTYPE_F32, 42),    gen(f16, 0, SDC_DTYPE_F16, 42),
+                        gen(f16b, 0, SDC_DTYPE_F16, 42),   gen(f16c, 0, SDC_DTYPE_F16, 43),
+                        gen(single, 1, SDC_DTYPE_F16, 42), gen(single_b, 1, SDC_DTYPE_F16, 42)};
     int ok = 1;
     for (int i = 0; i < 6; i++) ok &= st[i] == SDC_OK;
     if (test_check(ok, "generate tiny-sd1 six times (folder f32, 3x folder f16, 2x single f16) in %.2f s",

@@ -41,7 +41,7 @@ static void params(sdc_gen_params *p, int64_t seed, int batch) {
     p->steps = 3;
     p->seed = seed;
     p->batch_count = batch;
-    p->sampler = SDC_SAMPLER_EULER_A;   /* draws noise every step: the generator state matters */
+    p->sampler = SDC_SAMPLER_EULER_A; /* draws noise every step: the generator state matters */
 }
 
 /* Runs p on m: hashes of each image's latents; returns the job's report (caller deletes) or NULL. */
@@ -55,7 +55,8 @@ static cJSON *run(sdc_model *m, const sdc_gen_params *p0, uint64_t *lat_hash) {
     sdc_job *j = sdc_job_new(m, &p);
     cJSON *rep = NULL;
     if (j && sdc_job_run(j) == SDC_OK) {
-        for (int i = 0; i < p.batch_count; i++) lat_hash[i] = fnv(lat + (size_t)i * n, sizeof(float) * n, 0xcbf29ce484222325ull);
+        for (int i = 0; i < p.batch_count; i++)
+            lat_hash[i] = fnv(lat + (size_t)i * n, sizeof(float) * n, 0xcbf29ce484222325ull);
         rep = cJSON_Parse(sdc_job_report_json(j));
         int nimg = 0;
         sdc_image *imgs = sdc_job_take_images(j, &nimg);
@@ -97,8 +98,9 @@ static void phased_batch(void) {
     for (int i = 0; i < 3; i++) {
         params(&p, 100 + i, 1);
         cJSON_Delete(run(m, &p, &single[i]));
-        test_check(batch[i] && batch[i] == single[i], "batch image %d (%016llx) == one-image job with seed %d (%016llx)",
-                   i, (unsigned long long)batch[i], 100 + i, (unsigned long long)single[i]);
+        test_check(batch[i] && batch[i] == single[i],
+                   "batch image %d (%016llx) == one-image job with seed %d (%016llx)", i, (unsigned long long)batch[i],
+                   100 + i, (unsigned long long)single[i]);
     }
     sdc_model_free(m);
 }
@@ -166,7 +168,7 @@ static void cancel_from_thread(void) {
     if (!m) return;
     sdc_gen_params p;
     params(&p, 3, 1);
-    p.steps = 200;   /* long enough that the cancel lands mid-loop */
+    p.steps = 200; /* long enough that the cancel lands mid-loop */
     cancel_ctx c;
     c.job = sdc_job_new(m, &p);
     atomic_init(&c.denoise_started, 0);
@@ -216,7 +218,7 @@ static void paths_and_errors(void) {
         test_check(sdc_job_new(m, &p) == NULL && strstr(sdc_model_last_error(m), "2^63"),
                    "seed INT64_MAX with a batch of 2 refused (\"%s\")", sdc_model_last_error(m));
         params(&p, 1, 1);
-        p.width = 7;   /* not a multiple of 8 */
+        p.width = 7; /* not a multiple of 8 */
         test_check(sdc_job_new(m, &p) == NULL && strstr(sdc_model_last_error(m), "multiples of 8"),
                    "bad size refused at sdc_job_new, last error \"%s\"", sdc_model_last_error(m));
     }
@@ -230,7 +232,7 @@ static void nonfinite(void) {
     if (!m) return;
     sdc_gen_params p;
     params(&p, 1, 1);
-    p.cfg_scale = 3e38f;   /* finite, but uncond + g * (cond - uncond) overflows */
+    p.cfg_scale = 3e38f; /* finite, but uncond + g * (cond - uncond) overflows */
     sdc_job *j = sdc_job_new(m, &p);
     sdc_status st = j ? sdc_job_run(j) : SDC_ERR_INVALID_ARG;
     int n = 0;
@@ -243,7 +245,9 @@ static void nonfinite(void) {
     /* a VAE scaling factor that sends the latents to Inf before the decoder */
     const char *dir = test_make_tmp_dir("model-api");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s/m' && sed -i 's/\"scaling_factor\": *[0-9.e-]*/\"scaling_factor\": 1e-45/' '%s/m/vae/config.json'",
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s' '%s/m' && sed -i 's/\"scaling_factor\": *[0-9.e-]*/\"scaling_factor\": 1e-45/' "
+             "'%s/m/vae/config.json'",
              test_ref_path("tiny-sd1"), dir, dir);
     if (!test_check(system(cmd) == 0, "copy tiny-sd1 with scaling_factor 1e-45")) return;
     sdc_component_path paths[] = {{"model", test_tmp_path("m")}};
@@ -274,13 +278,15 @@ static void names(void) {
         snprintf(list, sizeof list, "%s", sdc_names((sdc_name_list)l));
         for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
             int v = -99;
-            ok &= sdc_name_to_value((sdc_name_list)l, tok, &v) == 0 && !strcmp(sdc_value_name((sdc_name_list)l, v), tok);
+            ok &=
+                sdc_name_to_value((sdc_name_list)l, tok, &v) == 0 && !strcmp(sdc_value_name((sdc_name_list)l, v), tok);
             checked++;
         }
         int v;
         ok &= sdc_name_to_value((sdc_name_list)l, "no-such-name", &v) == -1;
     }
-    test_check(ok && checked == 20, "every listed name round-trips through its value (%d names), unknown ones fail", checked);
+    test_check(ok && checked == 20, "every listed name round-trips through its value (%d names), unknown ones fail",
+               checked);
     sdc_sampler s;
     sdc_load_policy pol;
     test_check(sdc_sampler_from_name("dpm++2m", &s) == 0 && s == SDC_SAMPLER_DPMPP_2M &&
@@ -318,7 +324,7 @@ static void injected(void) {
                    sdc_status_str(st), sdc_status_str(cases[i].want), m->be->stats.cur_total, sdc_model_last_error(m));
         sdc_job_free(j);
         *cases[i].countdown = 0;
-        cJSON_Delete(run(m, &p, got));   /* the status was cleared: the model works again, same bits */
+        cJSON_Delete(run(m, &p, got)); /* the status was cleared: the model works again, same bits */
         test_check(!memcmp(got, want, sizeof got), "after %s the next job on the model makes the same latents",
                    cases[i].what);
     }

@@ -113,7 +113,7 @@ static void test_variants(void) {
         for (int c = 0; c < SDC_COMP_COUNT; c++) {
             sdc_model_index *one = sdc_index_new(test_logger());
             counts_ok = counts_ok && sdc_index_add_file(one, m->weights_path[c], NULL, NULL, NULL) == SDC_OK &&
-                        sdc_index_count(one) == per[c] && per[c] > 0;
+                sdc_index_count(one) == per[c] && per[c] > 0;
             sdc_index_free(one);
         }
         test_check(bad == 0 && counts_ok,
@@ -139,8 +139,8 @@ static void test_missing(void) {
     link_ref(root, "text_encoder");
     link_ref(root, "unet");
     sdc_status st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
-    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae"),
-               "missing vae/ folder: %s \"%s\"", sdc_status_str(st), test_last_error());
+    test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae"), "missing vae/ folder: %s \"%s\"",
+               sdc_status_str(st), test_last_error());
 
     /* vae/ with weights but no config.json */
     make_dir(root, "vae");
@@ -250,8 +250,8 @@ static void test_config_keys(void) {
  * plus one extra tensor when extra_name is given. */
 typedef void (*rename_fn)(const char *name, char *out, size_t size);
 
-static int rewrite(const char *src, const char *dst, rename_fn rename, const char *extra_name,
-                   const int64_t *extra_ne, const int64_t *extra_data) {
+static int rewrite(const char *src, const char *dst, rename_fn rename, const char *extra_name, const int64_t *extra_ne,
+                   const int64_t *extra_data) {
     sdc_model_index *idx = sdc_index_new(test_logger());
     sdc_st_writer *w = sdc_st_writer_new(test_logger());
     int ok = idx && w && sdc_index_add_file(idx, src, NULL, NULL, NULL) == SDC_OK;
@@ -264,7 +264,7 @@ static int rewrite(const char *src, const char *dst, rename_fn rename, const cha
         rename(t->name, name, sizeof name);
         data[i] = malloc(t->nbytes + 1);
         ok = data[i] && sdc_index_read_raw(idx, t, data[i]) == SDC_OK &&
-             sdc_st_writer_add(w, name, t->dtype, t->ndim, t->ne, data[i]) == SDC_OK;
+            sdc_st_writer_add(w, name, t->dtype, t->ndim, t->ne, data[i]) == SDC_OK;
     }
     if (ok && extra_name) ok = sdc_st_writer_add(w, extra_name, SDC_DTYPE_I64, 2, extra_ne, extra_data) == SDC_OK;
     ok = ok && sdc_st_writer_write(w, dst) == SDC_OK;
@@ -333,16 +333,16 @@ static void test_canonical_names(void) {
     char *te = sdc_path_join(root, "text_encoder/model.safetensors");
     char *vae = sdc_path_join(root, "vae/diffusion_pytorch_model.safetensors");
     int ok = st == SDC_OK &&
-             rewrite(test_ref_path("tiny-sd1/text_encoder/model.safetensors"), te, strip_text_model,
-                     "embeddings.position_ids", (int64_t[]){1, npos}, pos) == 0 &&
-             rewrite(test_ref_path("tiny-sd1/vae/diffusion_pytorch_model.safetensors"), vae, old_vae_names, NULL,
-                     NULL, NULL) == 0;
+        rewrite(test_ref_path("tiny-sd1/text_encoder/model.safetensors"), te, strip_text_model,
+                "embeddings.position_ids", (int64_t[]){1, npos}, pos) == 0 &&
+        rewrite(test_ref_path("tiny-sd1/vae/diffusion_pytorch_model.safetensors"), vae, old_vae_names, NULL, NULL,
+                NULL) == 0;
     free(pos);
 
     /* the rewritten files really use the variant names */
     sdc_model_index *raw = sdc_index_new(test_logger());
     ok = ok && sdc_index_add_file(raw, te, "te.", NULL, NULL) == SDC_OK &&
-         sdc_index_add_file(raw, vae, "vae.", NULL, NULL) == SDC_OK;
+        sdc_index_add_file(raw, vae, "vae.", NULL, NULL) == SDC_OK;
     test_check(ok && sdc_index_find(raw, "te.encoder.layers.0.self_attn.q_proj.weight") &&
                    !sdc_index_find(raw, "te.text_model.encoder.layers.0.self_attn.q_proj.weight") &&
                    sdc_index_find(raw, "te.embeddings.position_ids") &&
@@ -438,9 +438,9 @@ static void test_special_files(void) {
         snprintf(p, sizeof p, "%s/%s", root, cases[i].rel);
         const char *k = cases[i].kind;
         int made = strstr(k, "FIFO") ? mkfifo(p, 0644) == 0
-                   : strstr(k, "device") ? symlink("/dev/zero", p) == 0
-                   : strstr(k, "folder") ? mkdir(p, 0755) == 0
-                   : symlink(p, p) == 0;
+            : strstr(k, "device")    ? symlink("/dev/zero", p) == 0
+            : strstr(k, "folder")    ? mkdir(p, 0755) == 0
+                                     : symlink(p, p) == 0;
         sdc_model_files *m = NULL;
         double t0 = test_now();
         sdc_status st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);

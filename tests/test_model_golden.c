@@ -21,14 +21,15 @@ sdc_tensor *test_golden_tensor(sdc_backend *be, sdc_dtype dt, sdc_model_index *g
     float *x = test_golden_f32(g, name, &info);
     if (!x) return NULL;
     sdc_tensor *t = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, info->ndim, info->ne);
-    if (t) sdc_tensor_set_f32(t, x);
-    else test_check(0, "allocate reference tensor %s", name);
+    if (t)
+        sdc_tensor_set_f32(t, x);
+    else
+        test_check(0, "allocate reference tensor %s", name);
     free(x);
     return t;
 }
 
-int test_golden_compare(sdc_model_index *g, const char *ref_name, const sdc_tensor *t, const char *what,
-                        double bound) {
+int test_golden_compare(sdc_model_index *g, const char *ref_name, const sdc_tensor *t, const char *what, double bound) {
     const sdc_tensor_info *info;
     float *ref = test_golden_f32(g, ref_name, &info);
     if (!ref) return 0;
@@ -52,8 +53,10 @@ int test_golden_compare_f32(sdc_model_index *g, const char *ref_name, const floa
     float *ref = test_golden_f32(g, ref_name, &info);
     if (!ref) return 0;
     const size_t n_ref = (size_t)sdc_tensor_info_nelem(info);
-    if (n_ref != n) test_check(0, "%s: %zu values, the reference %zu", what, n, n_ref);
-    else test_check_err(what, "rel err", test_rel_err(got, ref, n), bound);
+    if (n_ref != n)
+        test_check(0, "%s: %zu values, the reference %zu", what, n, n_ref);
+    else
+        test_check_err(what, "rel err", test_rel_err(got, ref, n), bound);
     free(ref);
     return 1;
 }

@@ -24,8 +24,7 @@ sdc_tensor *test_golden_tensor(sdc_backend *be, sdc_dtype dt, sdc_model_index *g
 /* Compares backend tensor t with the named reference tensor: "<what>: shape [..] matches the reference",
  * then ||t - ref|| / ||ref|| against bound. Returns 0 (after a recorded failure) when the reference is
  * missing, else 1. */
-int test_golden_compare(sdc_model_index *g, const char *ref_name, const sdc_tensor *t, const char *what,
-                        double bound);
+int test_golden_compare(sdc_model_index *g, const char *ref_name, const sdc_tensor *t, const char *what, double bound);
 /* The same for n host values: ||got - ref|| / ||ref|| against bound (a reference of another size fails). */
 int test_golden_compare_f32(sdc_model_index *g, const char *ref_name, const float *got, size_t n, const char *what,
                             double bound);

@@ -75,11 +75,11 @@ op_host op_out_shape(const op_case *c) {
 }
 
 sdc_dtype op_dtype(int dt, sdc_dtype act) {
-    return dt == D_ACT    ? act
-           : dt == D_F32  ? SDC_DTYPE_F32
-           : dt == D_F16  ? SDC_DTYPE_F16
-           : dt == D_BF16 ? SDC_DTYPE_BF16
-                          : SDC_DTYPE_I32;
+    return dt == D_ACT ? act
+        : dt == D_F32  ? SDC_DTYPE_F32
+        : dt == D_F16  ? SDC_DTYPE_F16
+        : dt == D_BF16 ? SDC_DTYPE_BF16
+                       : SDC_DTYPE_I32;
 }
 
 /* --- one run --- */
@@ -90,8 +90,10 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
     sdc_tensor *t[3] = {0};
     for (int i = 0; i < c->n_in; i++) {
         t[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, op_dtype(c->in[i].dt, act), in[i].ndim, in[i].ne);
-        if (c->in[i].dt == D_I32) sdc_tensor_set_raw(t[i], in[i].v);
-        else sdc_tensor_set_f32(t[i], in[i].v);
+        if (c->in[i].dt == D_I32)
+            sdc_tensor_set_raw(t[i], in[i].v);
+        else
+            sdc_tensor_set_f32(t[i], in[i].v);
         r.misaligned |= (uintptr_t)t[i]->data % 64 != 0;
     }
     sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, op_dtype(c->out.dt, act), out->ndim, out->ne);
@@ -136,7 +138,10 @@ void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag) {
         sdc_tensor_get_f32(y, want);
         sdc_tensor_get_f32(x, got);
         test_check(memcmp(want, got, n * sizeof(float)) == 0, "in place %s equals out of place%s",
-                   k == 0 ? "unary" : k == 1 ? "binary" : "scale", tag);
+                   k == 0       ? "unary"
+                       : k == 1 ? "binary"
+                                : "scale",
+                   tag);
     }
     sdc_tensor_free(x);
     sdc_tensor_free(y);

@@ -11,7 +11,13 @@
 #include "backend/backend.h"
 
 /* A case's tensor dtypes; D_ACT: the precision under test (the activation dtype given to op_run_on). */
-enum { D_ACT, D_F32, D_F16, D_BF16, D_I32 };
+enum {
+    D_ACT,
+    D_F32,
+    D_F16,
+    D_BF16,
+    D_I32
+};
 
 typedef struct tspec {
     int ndim;
@@ -31,15 +37,22 @@ struct op_case {
     float farg;
 };
 
-#define T1(a) {1, {a, 1, 1, 1}, D_ACT, 1, 0}
-#define T2(a, b) {2, {a, b, 1, 1}, D_ACT, 1, 0}
-#define T3(a, b, c) {3, {a, b, c, 1}, D_ACT, 1, 0}
-#define T4(a, b, c, d) {4, {a, b, c, d}, D_ACT, 1, 0}
+#define T1(a) \
+    { 1, {a, 1, 1, 1}, D_ACT, 1, 0 }
+#define T2(a, b) \
+    { 2, {a, b, 1, 1}, D_ACT, 1, 0 }
+#define T3(a, b, c) \
+    { 3, {a, b, c, 1}, D_ACT, 1, 0 }
+#define T4(a, b, c, d) \
+    { 4, {a, b, c, d}, D_ACT, 1, 0 }
 /* an input of the given shape scaled by s (weights: 1 / sqrt(fan_in)) */
-#define S2(a, b, s) {2, {a, b, 1, 1}, D_ACT, s, 0}
-#define S4(a, b, c, d, s) {4, {a, b, c, d}, D_ACT, s, 0}
+#define S2(a, b, s) \
+    { 2, {a, b, 1, 1}, D_ACT, s, 0 }
+#define S4(a, b, c, d, s) \
+    { 4, {a, b, c, d}, D_ACT, s, 0 }
 /* n token ids into a table of iarg[0] rows */
-#define IDS(n) {1, {n, 1, 1, 1}, D_I32, 1, 0}
+#define IDS(n) \
+    { 1, {n, 1, 1, 1}, D_I32, 1, 0 }
 
 /* --- how each op is called: in[0..n_in), and what iarg / farg mean --- */
 void run_linear(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);       // x, w[, b when n_in > 2]
@@ -51,13 +64,13 @@ void run_unary(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);        /
 void run_binary(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);       // iarg[0] = sdc_binary_op
 void run_scale(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);        // farg = factor
 void run_geglu(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_embedding(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // table, ids; iarg[0] = rows
+void run_embedding(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // table, ids; iarg[0] = rows
 void run_upsample(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);       // iarg[0] = dim
-void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);      // iarg = perm
+void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // iarg[0] = dim
+void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = perm
 void run_copy(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);        // iarg = top, bottom, left, right
-void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);        // iarg = dim, start
+void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = top, bottom, left, right
+void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = dim, start
 
 /* A host tensor: f32 values (I32 ids: their int bit patterns). */
 typedef struct op_host {
@@ -76,12 +89,12 @@ op_host op_out_shape(const op_case *c);
 sdc_dtype op_dtype(int dt, sdc_dtype act);
 
 typedef struct op_result {
-    float *out;       // the output as f32 (malloc'd)
+    float *out;   // the output as f32 (malloc'd)
     double ms;
-    size_t ws_peak;   // workspace above its start during the op
-    int ws_left;      // workspace not back at its start after the op
-    int leaked;       // memory counters not back at their start after the tensors are freed
-    int misaligned;   // an input's data not 64-byte aligned
+    size_t ws_peak;      // workspace above its start during the op
+    int ws_left;         // workspace not back at its start after the op
+    int leaked;          // memory counters not back at their start after the tensors are freed
+    int misaligned;      // an input's data not 64-byte aligned
     sdc_status status;   // the backend's sticky status after the op (sdc_backend_sync)
 } op_result;
 

@@ -45,10 +45,14 @@ static int scheduler_of(const char *name, sdc_sampler *s, int *karras) {
         sdc_sampler s;
         int karras;
     } map[] = {
-        {"euler", SDC_SAMPLER_EULER, 0},       {"euler_karras", SDC_SAMPLER_EULER, 1},
-        {"euler_a", SDC_SAMPLER_EULER_A, 0},   {"heun", SDC_SAMPLER_HEUN, 0},
-        {"lms", SDC_SAMPLER_LMS, 0},           {"ddim", SDC_SAMPLER_DDIM, 0},
-        {"pndm", SDC_SAMPLER_PNDM, 0},         {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M, 0},
+        {"euler", SDC_SAMPLER_EULER, 0},
+        {"euler_karras", SDC_SAMPLER_EULER, 1},
+        {"euler_a", SDC_SAMPLER_EULER_A, 0},
+        {"heun", SDC_SAMPLER_HEUN, 0},
+        {"lms", SDC_SAMPLER_LMS, 0},
+        {"ddim", SDC_SAMPLER_DDIM, 0},
+        {"pndm", SDC_SAMPLER_PNDM, 0},
+        {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M, 0},
         {"dpmpp_2m_karras", SDC_SAMPLER_DPMPP_2M, 1},
     };
     for (size_t i = 0; name && i < sizeof map / sizeof map[0]; i++)
@@ -112,7 +116,8 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
     if (init_rel) {
         char rel[256];
         snprintf(rel, sizeof rel, "tiny-sd1-golden/%s", init_rel);
-        if (!test_check(sdc_image_load(test_ref_path(rel), &init, sdc_log_stderr, NULL) == SDC_OK, "%s: load %s", name, rel))
+        if (!test_check(sdc_image_load(test_ref_path(rel), &init, sdc_log_stderr, NULL) == SDC_OK, "%s: load %s", name,
+                        rel))
             return 0;
         r->img2img = 1;
         p.init_image = init;

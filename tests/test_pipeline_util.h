@@ -21,13 +21,13 @@ sdc_ctx *test_pipe_open(const char *model_path, const char *config_dir, const ch
 
 /* One case run: the golden tensors it has and what sdc produced. */
 typedef struct test_pipe_run {
-    const char *name;         /* the case (points into README.json) */
+    const char *name; /* the case (points into README.json) */
     int img2img;
-    size_t n_lat, n_pix;      /* latents [4, h/8, w/8]; pixels [h, w, 3] */
-    float *latents_ref;       /* pipe.<case>.latents_final (txt2img only, else NULL) */
-    float *image_ref;         /* pipe.<case>.image */
-    float *latents, *pixels;  /* sdc's final latents and decoded image in [0, 1] */
-    uint64_t png_hash;        /* FNV-1a of the PNG file sdc_image_save writes of the image */
+    size_t n_lat, n_pix;     /* latents [4, h/8, w/8]; pixels [h, w, 3] */
+    float *latents_ref;      /* pipe.<case>.latents_final (txt2img only, else NULL) */
+    float *image_ref;        /* pipe.<case>.image */
+    float *latents, *pixels; /* sdc's final latents and decoded image in [0, 1] */
+    uint64_t png_hash;       /* FNV-1a of the PNG file sdc_image_save writes of the image */
     sdc_status status;
     double seconds;
 } test_pipe_run;

@@ -93,9 +93,9 @@ static int read_text_chunk(const char *path, char *key, char *text, size_t text_
 }
 
 static const char *chunk_name(int compression) {
-    return compression == PNG_ITXT_COMPRESSION_NONE   ? "iTXt"
-           : compression == PNG_TEXT_COMPRESSION_NONE ? "tEXt"
-                                                      : "other";
+    return compression == PNG_ITXT_COMPRESSION_NONE ? "iTXt"
+        : compression == PNG_TEXT_COMPRESSION_NONE  ? "tEXt"
+                                                    : "other";
 }
 
 static void test_text_chunk(void) {
@@ -124,8 +124,8 @@ static void test_text_chunk(void) {
                    "text chunk %s: key '%s', stored as %s (want %s), text %s", cases[c].what, key, chunk_name(comp),
                    chunk_name(cases[c].compression), same ? "equal" : "differs");
     }
-    sdc_status st = sdc_png_write(test_tmp_path("bad.png"), img, 16, 8, "parameters", "bad \xc3\x28 utf8",
-                                  test_capture_logger());
+    sdc_status st =
+        sdc_png_write(test_tmp_path("bad.png"), img, 16, 8, "parameters", "bad \xc3\x28 utf8", test_capture_logger());
     test_check(st == SDC_ERR_INVALID_ARG && !exists(test_tmp_path("bad.png")), "invalid UTF-8 text rejected: %s (%s)",
                sdc_status_str(st), test_last_error());
     st = sdc_png_write(test_tmp_path("bad.png"), img, 16, 8, "", "x", test_capture_logger());
@@ -138,7 +138,7 @@ static void test_text_chunk(void) {
 
 typedef struct raw_png {
     int w, h, color_type, depth, interlace;
-    uint8_t *data;       /* rows of rowbytes, libpng's packing (16-bit big-endian) */
+    uint8_t *data; /* rows of rowbytes, libpng's packing (16-bit big-endian) */
     size_t rowbytes;
     png_color pal[256];
     int n_pal;
@@ -152,7 +152,7 @@ static int channels_of(int color_type) {
     case PNG_COLOR_TYPE_GRAY_ALPHA: return 2;
     case PNG_COLOR_TYPE_RGB: return 3;
     case PNG_COLOR_TYPE_RGB_ALPHA: return 4;
-    default: return 1;   /* palette */
+    default: return 1; /* palette */
     }
 }
 
@@ -275,7 +275,7 @@ static void test_write_failures(void) {
                "write over a directory: %s, directory intact, %d temporaries left ('%s')", sdc_status_str(st),
                test_count_temporaries(tmpdir), test_last_error());
 
-    if (geteuid() != 0) {   /* root writes anywhere */
+    if (geteuid() != 0) { /* root writes anywhere */
         const char *ro = test_tmp_path("read-only");
         mkdir(ro, 0555);
         char p[600];
@@ -298,10 +298,9 @@ static void expect_format_error(const char *what, const void *data, size_t n) {
     uint8_t *rgb = (uint8_t *)1;
     int w = -1, h = -1;
     sdc_status st = sdc_png_read(path, &rgb, &w, &h, test_capture_logger());
-    test_check(st == SDC_ERR_FORMAT && rgb == NULL && w == 0 && h == 0 && test_last_error()[0],
-               "%s -> %s ('%s')", what, sdc_status_str(st), test_last_error());
+    test_check(st == SDC_ERR_FORMAT && rgb == NULL && w == 0 && h == 0 && test_last_error()[0], "%s -> %s ('%s')", what,
+               sdc_status_str(st), test_last_error());
 }
-
 
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
@@ -317,13 +316,13 @@ static void test_read_failures(void) {
     fclose(f);
 
     size_t cuts[] = {0, 4, 8, 20, 33, len / 2, len - 13, len - 1};
-    const char *names[] = {"empty file", "4 bytes", "signature only", "truncated in IHDR", "truncated after IHDR",
-                           "truncated in IDAT", "truncated before IEND", "truncated in IEND"};
+    const char *names[] = {"empty file",           "4 bytes",           "signature only",        "truncated in IHDR",
+                           "truncated after IHDR", "truncated in IDAT", "truncated before IEND", "truncated in IEND"};
     for (int i = 0; i < 8; i++) expect_format_error(names[i], file, cuts[i]);
 
     uint8_t *corrupt = malloc(len);
     memcpy(corrupt, file, len);
-    corrupt[len / 2] ^= 0x40;   /* inside IDAT: CRC mismatch */
+    corrupt[len / 2] ^= 0x40; /* inside IDAT: CRC mismatch */
     expect_format_error("flipped bit in IDAT", corrupt, len);
 
     uint8_t *garbage = random_bytes(4096, 12);
@@ -371,11 +370,12 @@ static void test_reference_image(void) {
                "gradient64.png: %s, %dx%d, %zu bytes differ from libpng's simplified reader", sdc_status_str(st), w, h,
                diff);
     if (st == SDC_OK && w > 1 && h > 1) {
-        int mono = 1;   /* a gradient: red grows along x, green along y */
+        int mono = 1; /* a gradient: red grows along x, green along y */
         for (int y = 0; y < h; y++)
             for (int x = 1; x < w; x++) mono &= rgb[((size_t)y * w + x) * 3] >= rgb[((size_t)y * w + x - 1) * 3];
         for (int y = 1; y < h; y++)
-            for (int x = 0; x < w; x++) mono &= rgb[((size_t)y * w + x) * 3 + 1] >= rgb[((size_t)(y - 1) * w + x) * 3 + 1];
+            for (int x = 0; x < w; x++)
+                mono &= rgb[((size_t)y * w + x) * 3 + 1] >= rgb[((size_t)(y - 1) * w + x) * 3 + 1];
         test_check(mono, "gradient64.png: red rises along x and green along y");
     }
     png_image_free(&im);
@@ -425,7 +425,6 @@ static void test_special_targets(void) {
     free(img);
 }
 
-
 /* Issue 13 item 7: a small file whose header claims 32768 x 32768 is refused from its header when the
  * caller can use at most 64 x 64: nothing decoded, nothing allocated (it used to malloc 3 GiB). */
 static void test_header_limit(void) {
@@ -436,9 +435,9 @@ static void test_header_limit(void) {
     memcpy(png + 12, "IHDR", 4);
     put_be32(png + 16, 32768);
     put_be32(png + 20, 32768);
-    png[24] = 8, png[25] = 2, png[26] = 0, png[27] = 0, png[28] = 0;   /* 8-bit RGB */
+    png[24] = 8, png[25] = 2, png[26] = 0, png[27] = 0, png[28] = 0; /* 8-bit RGB */
     put_be32(png + 29, (uint32_t)crc32(0, png + 12, 17));
-    for (int c = 0; c < 2; c++) {   /* an empty IDAT, then IEND */
+    for (int c = 0; c < 2; c++) { /* an empty IDAT, then IEND */
         uint8_t *chunk = png + 33 + 12 * c;
         put_be32(chunk, 0);
         memcpy(chunk + 4, c ? "IEND" : "IDAT", 4);

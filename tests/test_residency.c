@@ -79,7 +79,8 @@ static int run(sdc_ctx *ctx, const job *j, run_out *o) {
         for (int i = 0; i < n; i++) {
             char *buf;
             size_t len;
-            if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK) {
+            if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK &&
+                sdc_read_file(path, NULL, &buf, &len) == SDC_OK) {
                 o->png_hash = fnv(buf, len, o->png_hash);
                 free(buf);
             }
@@ -101,7 +102,8 @@ static void policies_agree(const job *j, int threads, run_out *ref_out) {
         run_out a, b;
         int ok = ctx && run(ctx, j, &a) && run(ctx, j, &b);
         char what[160];
-        snprintf(what, sizeof what, "%s, %d thread(s), %s", j->name, threads, sdc_load_policy_name((sdc_load_policy)pol));
+        snprintf(what, sizeof what, "%s, %d thread(s), %s", j->name, threads,
+                 sdc_load_policy_name((sdc_load_policy)pol));
         if (!test_check(ok, "%s: two runs in one context", what)) {
             sdc_ctx_free(ctx);
             continue;
@@ -114,8 +116,8 @@ static void policies_agree(const job *j, int threads, run_out *ref_out) {
         } else {
             test_check(a.lat_hash == first.lat_hash && a.pix_hash == first.pix_hash && a.png_hash == first.png_hash,
                        "%s: latents %016llx pixels %016llx png %016llx same as %s", what,
-                       (unsigned long long)a.lat_hash, (unsigned long long)a.pix_hash,
-                       (unsigned long long)a.png_hash, "auto");
+                       (unsigned long long)a.lat_hash, (unsigned long long)a.pix_hash, (unsigned long long)a.png_hash,
+                       "auto");
         }
         sdc_ctx_free(ctx);
     }
@@ -146,10 +148,11 @@ static void plan_vs_measured_one(sdc_load_policy pol, const job *jp) {
         double mt = cJSON_GetObjectItemCaseSensitive(pk, "total")->valuedouble;
         double pt = cJSON_GetObjectItemCaseSensitive(pl, "total")->valuedouble;
         char what[160];
-        snprintf(what, sizeof what, "%s %s: plan %s weights (%.0f planned, %.0f measured)", sdc_load_policy_name(pol), j.name, ph->string, pw, mw);
+        snprintf(what, sizeof what, "%s %s: plan %s weights (%.0f planned, %.0f measured)", sdc_load_policy_name(pol),
+                 j.name, ph->string, pw, mw);
         test_check_err(what, "rel diff", mw > 0 ? (pw - mw) / mw : 1, 0.0);
-        snprintf(what, sizeof what, "%s %s: plan %s activations (%.0f planned, %.0f measured)", sdc_load_policy_name(pol),
-                 j.name, ph->string, pa, ma);
+        snprintf(what, sizeof what, "%s %s: plan %s activations (%.0f planned, %.0f measured)",
+                 sdc_load_policy_name(pol), j.name, ph->string, pa, ma);
         test_check_err(what, "|rel diff|", ma > 0 ? (pa > ma ? pa - ma : ma - pa) / ma : 1, 0.0);
         snprintf(what, sizeof what, "%s %s: plan %s workspace (%.0f planned, %.0f measured)", sdc_load_policy_name(pol),
                  j.name, ph->string, pws, mws);
@@ -163,7 +166,8 @@ static void plan_vs_measured_one(sdc_load_policy pol, const job *jp) {
 }
 
 static void plan_vs_measured(void) {
-    const job img2img = {"img2img euler", SDC_SAMPLER_EULER, 1, 1}, batch = {"txt2img dpm++2m b2", SDC_SAMPLER_DPMPP_2M, 0, 2};
+    const job img2img = {"img2img euler", SDC_SAMPLER_EULER, 1, 1},
+              batch = {"txt2img dpm++2m b2", SDC_SAMPLER_DPMPP_2M, 0, 2};
     plan_vs_measured_one(SDC_LOAD_PHASED, &img2img);
     plan_vs_measured_one(SDC_LOAD_ALL, &img2img);
     plan_vs_measured_one(SDC_LOAD_SEQUENTIAL, &batch);
@@ -206,7 +210,8 @@ static void auto_budget(void) {
     sdc_image *imgs = NULL;
     int n = 0;
     sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
-    test_check(st == SDC_ERR_OOM && ctx->m->be->stats.peak[SDC_MEM_WEIGHTS] == 0 && sdc_index_bytes_read(ctx->m->mf->index) == 0,
+    test_check(st == SDC_ERR_OOM && ctx->m->be->stats.peak[SDC_MEM_WEIGHTS] == 0 &&
+                   sdc_index_bytes_read(ctx->m->mf->index) == 0,
                "budget below the smallest plan: %s, no weight loaded or read", sdc_status_str(st));
     sdc_ctx_free(ctx);
 }
@@ -245,7 +250,8 @@ static void file_changed_before_deferred_load(void) {
     int n = 0;
     sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
     test_check(st == SDC_ERR_IO && !imgs && strstr(test_last_error(), "changed"),
-               "weights file changed before the deferred UNet load: %s (\"%s\")", sdc_status_str(st), test_last_error());
+               "weights file changed before the deferred UNet load: %s (\"%s\")", sdc_status_str(st),
+               test_last_error());
     test_check(ctx && !ctx->m->comp[1], "no UNet half-loaded after the failure");
     sdc_ctx_free(ctx);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -271,7 +277,8 @@ static void auto_replans_after_oom(void) {
     cJSON *rep = ok ? cJSON_Parse(sdc_last_report_json(ctx)) : NULL;
     const cJSON *pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
     test_check(ok && cJSON_IsString(pol) && !strcmp(pol->valuestring, "sequential"),
-               "auto out of memory under all: replanned once to %s", cJSON_IsString(pol) ? pol->valuestring : "nothing");
+               "auto out of memory under all: replanned once to %s",
+               cJSON_IsString(pol) ? pol->valuestring : "nothing");
     test_check(ok && got.png_hash == want.png_hash && got.lat_hash == want.lat_hash,
                "the replanned run's image is bit-identical to a sequential run");
     cJSON_Delete(rep);
@@ -289,10 +296,8 @@ int main(void) {
         return test_finish();
     }
     const job jobs[] = {
-        {"txt2img euler", SDC_SAMPLER_EULER, 0, 1},
-        {"txt2img dpm++2m batch 2", SDC_SAMPLER_DPMPP_2M, 0, 2},
-        {"txt2img euler_a", SDC_SAMPLER_EULER_A, 0, 1},
-        {"img2img ddim", SDC_SAMPLER_DDIM, 1, 1},
+        {"txt2img euler", SDC_SAMPLER_EULER, 0, 1},       {"txt2img dpm++2m batch 2", SDC_SAMPLER_DPMPP_2M, 0, 2},
+        {"txt2img euler_a", SDC_SAMPLER_EULER_A, 0, 1},   {"img2img ddim", SDC_SAMPLER_DDIM, 1, 1},
         {"img2img heun batch 2", SDC_SAMPLER_HEUN, 1, 2},
     };
     for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {

@@ -91,7 +91,7 @@ static int check_case(sdc_model_index *g, const rng_case *c) {
     for (int d = 0; d < 2; d++) {
         char name[256];
         snprintf(name, sizeof name, "%s%s", c->key, draw_suffix[d]);
-        sdc_rng_randn(&r, out, c->n);   /* draw even when not stored: the next draw follows it */
+        sdc_rng_randn(&r, out, c->n); /* draw even when not stored: the next draw follows it */
         const sdc_tensor_info *info = sdc_index_find(g, name);
         if (!info) {
             if (d == 0) test_check(0, "%s present in %s", name, RNG_TENSORS);
@@ -109,12 +109,11 @@ static int check_case(sdc_model_index *g, const rng_case *c) {
                 int64_t u = llabs(ulp_index(out[i]) - ulp_index(ref[i]));
                 if (u > max_ulp) max_ulp = u;
             }
-            test_check(differ == 0, "%s (seed %llu, %zu elements): %zu differ in bits, max %lld ulp",
-                       name, (unsigned long long)c->seed, c->n, differ, (long long)max_ulp);
+            test_check(differ == 0, "%s (seed %llu, %zu elements): %zu differ in bits, max %lld ulp", name,
+                       (unsigned long long)c->seed, c->n, differ, (long long)max_ulp);
         } else {
             char what[300];
-            snprintf(what, sizeof what, "%s (seed %llu, %zu elements)", name,
-                     (unsigned long long)c->seed, c->n);
+            snprintf(what, sizeof what, "%s (seed %llu, %zu elements)", name, (unsigned long long)c->seed, c->n);
             test_check_err(what, "max |d|", test_max_abs(out, ref, c->n), CUDA_MAX_ABS);
         }
         free(ref);
@@ -126,13 +125,11 @@ static int check_case(sdc_model_index *g, const rng_case *c) {
 static void check_reference(void) {
     char *text = NULL;
     size_t len = 0;
-    if (!test_check(sdc_read_file(test_ref_path(RNG_JSON), test_logger(), &text, &len) == SDC_OK,
-                    "read %s", RNG_JSON))
+    if (!test_check(sdc_read_file(test_ref_path(RNG_JSON), test_logger(), &text, &len) == SDC_OK, "read %s", RNG_JSON))
         return;
     cJSON *cases = cJSON_Parse(text);
     free(text);
-    if (!test_check(cJSON_IsArray(cases) && cJSON_GetArraySize(cases) > 0, "%s is a non-empty list",
-                    RNG_JSON)) {
+    if (!test_check(cJSON_IsArray(cases) && cJSON_GetArraySize(cases) > 0, "%s is a non-empty list", RNG_JSON)) {
         cJSON_Delete(cases);
         return;
     }
@@ -165,9 +162,8 @@ static void check_reference(void) {
             test_check(0, "%s belongs to a case of rng.json", name);
         }
     }
-    test_check(orphans == 0 && compared == stored,
-               "%d cases (%d cpu, %d cuda): %d of %d stored draws compared", n_cases,
-               kinds_seen[SDC_RNG_CPU], kinds_seen[SDC_RNG_CUDA], compared, stored);
+    test_check(orphans == 0 && compared == stored, "%d cases (%d cpu, %d cuda): %d of %d stored draws compared",
+               n_cases, kinds_seen[SDC_RNG_CPU], kinds_seen[SDC_RNG_CUDA], compared, stored);
     sdc_index_free(g);
     cJSON_Delete(cases);
 }
@@ -183,17 +179,16 @@ static void check_known_answers(void) {
     /* Random123's known-answer vectors for Philox4x32-10 */
     static const uint32_t kat[3][10] = {
         {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
-        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
-         0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
-        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
-         0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e, 0xa20bc7c6,
+         0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420,
+         0x24126ea1},
     };
     for (int i = 0; i < 3; i++) {
         uint32_t out[4];
         sdc_philox4x32_10(kat[i], kat[i] + 4, out);
-        test_check(memcmp(out, kat[i] + 6, sizeof out) == 0,
-                   "philox4x32-10 known answer %d: %08x %08x %08x %08x", i, out[0], out[1], out[2],
-                   out[3]);
+        test_check(memcmp(out, kat[i] + 6, sizeof out) == 0, "philox4x32-10 known answer %d: %08x %08x %08x %08x", i,
+                   out[0], out[1], out[2], out[3]);
     }
 
     for (int k = 0; k < SDC_RNG_KIND_COUNT; k++) {
@@ -221,7 +216,9 @@ static void check_stream_properties(void) {
     test_check(bits_equal(a, b, 12), "cpu: randn(5) then randn(7) equals randn(12)");
 
     /* a copy of the state forks the stream, for both kinds; reseeding restarts it */
-    enum { N = 1000 };
+    enum {
+        N = 1000
+    };
     float *x = malloc(sizeof(float) * N * 3), *y = x + N, *z = x + 2 * N;
     for (int k = 0; k < SDC_RNG_KIND_COUNT; k++) {
         sdc_rng_init(&r, (sdc_rng_kind)k, 99);
@@ -239,10 +236,10 @@ static void check_stream_properties(void) {
     sdc_rng_init(&r, SDC_RNG_CUDA, 5);
     sdc_rng_randn(&r, x, N);
     sdc_rng_init(&r, SDC_RNG_CUDA, 5);
-    r.cuda_grid_threads = 1024;   /* 4 blocks >= ceil(1000 / 256) */
+    r.cuda_grid_threads = 1024; /* 4 blocks >= ceil(1000 / 256) */
     sdc_rng_randn(&r, y, N);
     sdc_rng_init(&r, SDC_RNG_CUDA, 5);
-    r.cuda_grid_threads = 256;    /* one block: four rounds of 4 normals per thread */
+    r.cuda_grid_threads = 256; /* one block: four rounds of 4 normals per thread */
     sdc_rng_randn(&r, z, N);
     test_check(bits_equal(x, y, N) && !bits_equal(x, z, N),
                "cuda: a draw within one grid does not depend on the grid size, a larger one does");
@@ -255,7 +252,7 @@ static void check_statistics(const char *what, sdc_rng_kind kind, size_t n, size
     float *x = malloc(sizeof(float) * n);
     sdc_rng r;
     sdc_rng_init(&r, kind, 31337);
-    size_t step = chunk ? chunk : n;   /* 0: one draw */
+    size_t step = chunk ? chunk : n; /* 0: one draw */
     for (size_t i = 0; i < n; i += step) sdc_rng_randn(&r, x + i, n - i < step ? n - i : step);
     double s = 0, s2 = 0, lag = 0, max_abs = 0;
     int finite = 1;

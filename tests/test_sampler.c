@@ -15,8 +15,8 @@
 #include "test_golden.h"
 #include "test_util.h"
 
-#define TOL_SCHEDULE 1e-6   /* timesteps, sigmas, init_noise_sigma: relative, per entry */
-#define TOL_FINAL 1e-5      /* final latents: ||out - ref|| / ||ref|| */
+#define TOL_SCHEDULE 1e-6 /* timesteps, sigmas, init_noise_sigma: relative, per entry */
+#define TOL_FINAL 1e-5    /* final latents: ||out - ref|| / ||ref|| */
 
 /* |a - b| / |b|, or |a| when b = 0 */
 static double rel1(double a, double b) { return b != 0.0 ? fabs(a - b) / fabs(b) : fabs(a); }
@@ -50,7 +50,7 @@ static double list_err(const float *v, int n, const cJSON *ref) {
     int i = 0;
     for (const cJSON *e = ref->child; e; e = e->next, i++) {
         double r = rel1(v[i], e->valuedouble);
-        if (!(r <= worst)) worst = r;   /* NaN sticks */
+        if (!(r <= worst)) worst = r; /* NaN sticks */
     }
     return worst;
 }
@@ -72,7 +72,7 @@ static void run_golden(worst_errs *w) {
                cJSON_IsString(fake) ? fake->valuestring : "missing");
     const cJSON *top_cfg = cJSON_GetObjectItemCaseSensitive(doc, "config");
     cJSON *bundle_cfg = NULL;
-    if (!top_cfg) {   /* fall back on the model's own scheduler config */
+    if (!top_cfg) { /* fall back on the model's own scheduler config */
         sdc_json_load(test_ref_path("tiny-sd1/scheduler/scheduler_config.json"), test_logger(), &bundle_cfg);
         top_cfg = bundle_cfg;
     }
@@ -111,14 +111,20 @@ static void run_golden(worst_errs *w) {
         const cJSON *jinit = cJSON_GetObjectItemCaseSensitive(c, "init_noise_sigma");
         double e_init = cJSON_IsNumber(jinit) ? rel1(s.init_noise_sigma, jinit->valuedouble) : -1.0;
         int ok = e_ts >= 0 && e_ts <= TOL_SCHEDULE && e_sig >= 0 && e_sig <= TOL_SCHEDULE && e_init >= 0 &&
-                 e_init <= TOL_SCHEDULE;
+            e_init <= TOL_SCHEDULE;
         if (!ok)
             test_check(0, "%s: schedule (timesteps %.2e, sigmas %.2e, init_noise_sigma %.2e; -1 = length mismatch)",
                        label, e_ts, e_sig, e_init);
         else
             test_check(1, "%s: %d timesteps, sigmas, init_noise_sigma", label, s.n);
-        if (e_ts > w->ts) { w->ts = e_ts; snprintf(w->ts_case, sizeof w->ts_case, "%s", label); }
-        if (e_sig > w->sig) { w->sig = e_sig; snprintf(w->sig_case, sizeof w->sig_case, "%s", label); }
+        if (e_ts > w->ts) {
+            w->ts = e_ts;
+            snprintf(w->ts_case, sizeof w->ts_case, "%s", label);
+        }
+        if (e_sig > w->sig) {
+            w->sig = e_sig;
+            snprintf(w->sig_case, sizeof w->sig_case, "%s", label);
+        }
         if (e_init > w->init) w->init = e_init;
 
         char ref_name[128];
@@ -126,14 +132,17 @@ static void run_golden(worst_errs *w) {
         float *ref = test_golden_f32(g, ref_name, NULL);
         if (ref) {
             memcpy(x, x0, sizeof(float) * n);
-            sdc_schedule_scale_noise(&s, x, n);   /* x0 is unit noise, as the pipeline's latents are */
+            sdc_schedule_scale_noise(&s, x, n); /* x0 is unit noise, as the pipeline's latents are */
             sdc_sample_callbacks cb = {.model = fake_eps, .model_user = &n};
             st = sdc_sample(&s, x, n, &cb, test_logger());
             double e = st == SDC_OK ? test_rel_err(x, ref, n) : INFINITY;
             char what[96];
             snprintf(what, sizeof what, "%s final", label);
             test_check_err(what, "rel", e, TOL_FINAL);
-            if (!(e <= w->fin)) { w->fin = e; snprintf(w->fin_case, sizeof w->fin_case, "%s", label); }
+            if (!(e <= w->fin)) {
+                w->fin = e;
+                snprintf(w->fin_case, sizeof w->fin_case, "%s", label);
+            }
             free(ref);
         }
         sdc_schedule_free(&s);
@@ -151,8 +160,8 @@ out:
 typedef struct v_model {
     const sdc_schedule *s;
     size_t n;
-    int i;          /* evaluation index of the next call */
-    int as_v;       /* 0: answer eps, 1: answer v */
+    int i;    /* evaluation index of the next call */
+    int as_v; /* 0: answer eps, 1: answer v */
 } v_model;
 
 /* eps = tanh(x_vp) * 0.5 + 0.01 * t/1000 on the VP-space input x_vp, and v = alpha eps - sigma_t x0,
@@ -189,7 +198,7 @@ static void test_v_prediction(const cJSON *base_cfg) {
     float *x0 = malloc(sizeof(float) * n), *xe = malloc(sizeof(float) * n), *xv = malloc(sizeof(float) * n);
     test_fill_normal(x0, n, 11, 1.0f);
     for (int kind = 0; kind < SDC_SAMPLER_COUNT; kind++) {
-        if (kind == SDC_SAMPLER_EULER_A) continue;   /* stochastic: covered by test_euler_a */
+        if (kind == SDC_SAMPLER_EULER_A) continue; /* stochastic: covered by test_euler_a */
         for (int karras = 0; karras <= 1; karras++) {
             if (karras && (kind == SDC_SAMPLER_DDIM || kind == SDC_SAMPLER_PNDM)) continue;
             /* PLMS combines raw v outputs of different steps before converting them, as diffusers
@@ -198,15 +207,19 @@ static void test_v_prediction(const cJSON *base_cfg) {
             sdc_sampler_params p = {.kind = (sdc_sampler)kind, .karras = karras, .steps = steps};
             sdc_schedule se, sv;
             int ok = sdc_schedule_build(eps_cfg, &p, test_logger(), &se) == SDC_OK &&
-                     sdc_schedule_build(v_cfg, &p, test_logger(), &sv) == SDC_OK;
-            if (!test_check(ok, "v-prediction %s%s: schedules build", sdc_sampler_kind_name(p.kind), karras ? " karras" : "")) continue;
+                sdc_schedule_build(v_cfg, &p, test_logger(), &sv) == SDC_OK;
+            if (!test_check(ok, "v-prediction %s%s: schedules build", sdc_sampler_kind_name(p.kind),
+                            karras ? " karras" : ""))
+                continue;
             test_check(sv.prediction == SDC_PREDICT_V && se.prediction == SDC_PREDICT_EPSILON, "prediction_type read");
             memcpy(xe, x0, sizeof(float) * n);
             sdc_schedule_scale_noise(&se, xe, n);
             memcpy(xv, xe, sizeof(float) * n);
             v_model me = {.s = &se, .n = n, .as_v = 0}, mv = {.s = &sv, .n = n, .as_v = 1};
-            sdc_sample_callbacks cbe = {.model = v_or_eps, .model_user = &me}, cbv = {.model = v_or_eps, .model_user = &mv};
-            ok = sdc_sample(&se, xe, n, &cbe, test_logger()) == SDC_OK && sdc_sample(&sv, xv, n, &cbv, test_logger()) == SDC_OK;
+            sdc_sample_callbacks cbe = {.model = v_or_eps, .model_user = &me},
+                                 cbv = {.model = v_or_eps, .model_user = &mv};
+            ok = sdc_sample(&se, xe, n, &cbe, test_logger()) == SDC_OK &&
+                sdc_sample(&sv, xv, n, &cbv, test_logger()) == SDC_OK;
             char what[96];
             snprintf(what, sizeof what, "v-prediction %s%s %d steps == epsilon run", sdc_sampler_kind_name(p.kind),
                      karras ? " karras" : "", steps);
@@ -281,7 +294,7 @@ static void test_euler_a(const cJSON *cfg) {
     memcpy(x, xs, sizeof x);
     sdc_sample_callbacks one = cb;
     sdc_schedule first = s;
-    first.n = s.n - 1;   /* stop after evaluation n-2: one step */
+    first.n = s.n - 1; /* stop after evaluation n-2: one step */
     sdc_sample(&first, x, n, &one, test_logger());
     const int i = s.n - 2;
     const double sf = s.sigmas[i], st = s.sigmas[i + 1];
@@ -320,12 +333,13 @@ static void test_sd2_config(void) {
                               "\"set_alpha_to_one\": false, \"skip_prk_steps\": true, \"steps_offset\": 1, "
                               "\"trained_betas\": null}";
     static const double ts[] = {999.0, 749.25, 499.5, 249.75, 0.0};
-    static const double sig[] = {14.614646911621094, 4.086089611053467, 1.6155834197998047, 0.6951509714126587,
-                                 0.029167532920837402, 0.0};
+    static const double sig[] = {14.614646911621094, 4.086089611053467,    1.6155834197998047,
+                                 0.6951509714126587, 0.029167532920837402, 0.0};
     cJSON *cfg = cJSON_Parse(sd2);
     sdc_sampler_params p = {.kind = SDC_SAMPLER_EULER, .karras = 0, .steps = 5};
     sdc_schedule s;
-    if (test_check(cfg && sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && s.n == 5, "SD 2.x config builds")) {
+    if (test_check(cfg && sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && s.n == 5,
+                   "SD 2.x config builds")) {
         double worst = rel1(s.init_noise_sigma, sig[0]);
         for (int i = 0; i < 5; i++) worst = fmax(worst, rel1(s.timesteps[i], ts[i]));
         for (int i = 0; i < 6; i++) worst = fmax(worst, rel1(s.sigmas[i], sig[i]));
@@ -349,7 +363,8 @@ static void test_spacings(const cJSON *base_cfg) {
     cJSON_ReplaceItemInObjectCaseSensitive(cfg, "steps_offset", cJSON_CreateNumber(0));
     p.kind = SDC_SAMPLER_EULER;
     p.steps = 7;
-    static const int euler_trailing[] = {999, 856, 713, 570, 428, 285, 142};   /* np.arange(1000, 0, -1000/7).round() - 1 */
+    static const int euler_trailing[] = {999, 856, 713, 570,
+                                         428, 285, 142}; /* np.arange(1000, 0, -1000/7).round() - 1 */
     test_check(sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && int_list_is(&s, euler_trailing, 7),
                "euler trailing 7 steps: 999, 856, 713, 570, 428, 285, 142");
     sdc_schedule_free(&s);
@@ -363,7 +378,7 @@ static void test_spacings(const cJSON *base_cfg) {
     sdc_schedule_free(&s);
     p.kind = SDC_SAMPLER_DPMPP_2M;
     p.steps = 5;
-    static const int dpm_linspace[] = {999, 799, 599, 400, 200};   /* linspace(0, 999, 6).round() */
+    static const int dpm_linspace[] = {999, 799, 599, 400, 200}; /* linspace(0, 999, 6).round() */
     test_check(sdc_schedule_build(cfg, &p, test_logger(), &s) == SDC_OK && int_list_is(&s, dpm_linspace, 5),
                "dpm++2m linspace 5 steps: 999, 799, 599, 400, 200");
     sdc_schedule_free(&s);
@@ -511,9 +526,12 @@ static void test_class_names(void) {
     static const struct {
         const char *cls;
         sdc_sampler kind;
-    } known[] = {{"EulerDiscreteScheduler", SDC_SAMPLER_EULER}, {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
-                 {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},   {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
-                 {"DDIMScheduler", SDC_SAMPLER_DDIM},           {"PNDMScheduler", SDC_SAMPLER_PNDM},
+    } known[] = {{"EulerDiscreteScheduler", SDC_SAMPLER_EULER},
+                 {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
+                 {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},
+                 {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
+                 {"DDIMScheduler", SDC_SAMPLER_DDIM},
+                 {"PNDMScheduler", SDC_SAMPLER_PNDM},
                  {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M}};
     int ok = 1;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
@@ -531,8 +549,8 @@ static void test_class_names(void) {
 int main(void) {
     worst_errs w = {0};
     run_golden(&w);
-    printf("  worst: timesteps %.3e (%s), sigmas %.3e (%s), init_noise_sigma %.3e, final %.3e (%s)\n", w.ts,
-           w.ts_case, w.sig, w.sig_case, w.init, w.fin, w.fin_case);
+    printf("  worst: timesteps %.3e (%s), sigmas %.3e (%s), init_noise_sigma %.3e, final %.3e (%s)\n", w.ts, w.ts_case,
+           w.sig, w.sig_case, w.init, w.fin, w.fin_case);
 
     cJSON *cfg = NULL;
     if (sdc_json_load(test_ref_path("tiny-sd1/scheduler/scheduler_config.json"), test_logger(), &cfg) != SDC_OK) {

@@ -31,7 +31,7 @@ typedef struct tlist {
     sdc_tensor_info *t;
     size_t n, cap;
     const sdc_ldm_map *map;
-    const char *prefix;   /* "unet." while enumerating the UNet, ... */
+    const char *prefix; /* "unet." while enumerating the UNet, ... */
 } tlist;
 
 static void tlist_add(tlist *l, const char *name, int ndim, const int64_t *ne) {
@@ -53,8 +53,10 @@ static void tlist_add(tlist *l, const char *name, int ndim, const int64_t *ne) {
 static void tlist_drop(tlist *l, const char *prefix) {
     size_t k = 0;
     for (size_t i = 0; i < l->n; i++) {
-        if (strncmp(l->t[i].name, prefix, strlen(prefix)) == 0) free((char *)l->t[i].name);
-        else l->t[k++] = l->t[i];
+        if (strncmp(l->t[i].name, prefix, strlen(prefix)) == 0)
+            free((char *)l->t[i].name);
+        else
+            l->t[k++] = l->t[i];
     }
     l->n = k;
 }
@@ -108,11 +110,11 @@ static void check_configs_match(const sdc_sf_arch *got, const sdc_mk_arch *a) {
     sdc_vae_config v1, v2;
     memset(&u1, 0, sizeof u1), memset(&u2, 0, sizeof u2), memset(&v1, 0, sizeof v1), memset(&v2, 0, sizeof v2);
     int ok = sdc_clip_config_parse(mine[0], test_logger(), &c1) == SDC_OK &&
-             sdc_clip_config_parse(ref[0], test_logger(), &c2) == SDC_OK &&
-             sdc_unet_config_parse(mine[1], test_logger(), &u1) == SDC_OK &&
-             sdc_unet_config_parse(ref[1], test_logger(), &u2) == SDC_OK &&
-             sdc_vae_config_parse(mine[2], test_logger(), &v1) == SDC_OK &&
-             sdc_vae_config_parse(ref[2], test_logger(), &v2) == SDC_OK;
+        sdc_clip_config_parse(ref[0], test_logger(), &c2) == SDC_OK &&
+        sdc_unet_config_parse(mine[1], test_logger(), &u1) == SDC_OK &&
+        sdc_unet_config_parse(ref[1], test_logger(), &u2) == SDC_OK &&
+        sdc_vae_config_parse(mine[2], test_logger(), &v1) == SDC_OK &&
+        sdc_vae_config_parse(ref[2], test_logger(), &v2) == SDC_OK;
     if (test_check(ok, "detected SD 1.5 configs parse")) {
         /* SD 1.5's own text encoder config says eos 2 (transformers then pools at the largest id); the
          * template says 49407, the largest id: the same position */
@@ -169,21 +171,21 @@ static void test_detect_sd15(const sdc_ldm_map *map) {
         test_check(ch_ok && got.unet_layers == a->unet_layers && got.unet_heads == a->unet_heads &&
                        got.unet_cross_dim == a->unet_cross_dim && got.unet_in == a->unet_in &&
                        got.unet_transformer_layers == 1 && !got.unet_linear_proj,
-                   "UNet: %d blocks x %d layers, channels %d..%d, %d heads, context %d, conv proj_in",
-                   got.unet_blocks, got.unet_layers, got.unet_channels[0], got.unet_channels[got.unet_blocks - 1],
-                   got.unet_heads, got.unet_cross_dim);
+                   "UNet: %d blocks x %d layers, channels %d..%d, %d heads, context %d, conv proj_in", got.unet_blocks,
+                   got.unet_layers, got.unet_channels[0], got.unet_channels[got.unet_blocks - 1], got.unet_heads,
+                   got.unet_cross_dim);
         test_check(ch_ok && got.vae_layers == a->vae_layers && got.vae_latent == a->vae_latent &&
                        got.vae_scaling == a->vae_scaling && got.vae_quant_conv && got.vae_post_quant_conv,
-                   "VAE: %d blocks x %d layers, latent %d, scaling %g", got.vae_blocks, got.vae_layers,
-                   got.vae_latent, got.vae_scaling);
+                   "VAE: %d blocks x %d layers, latent %d, scaling %g", got.vae_blocks, got.vae_layers, got.vae_latent,
+                   got.vae_scaling);
         check_configs_match(&got, a);
     }
 
     /* a file without the VAE, or missing one tensor: NOT_FOUND naming it */
     tlist_drop(&l, "first_stage_model.");
     st = detect(&l, &got);
-    test_check(st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "VAE"), "no VAE: %s \"%s\"",
-               sdc_status_str(st), test_last_error());
+    test_check(st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "VAE"), "no VAE: %s \"%s\"", sdc_status_str(st),
+               test_last_error());
     tlist_free(&l);
     l = ldm_tensors(a, map);
     tlist_drop(&l, "model.diffusion_model.out.2.weight");
@@ -275,8 +277,10 @@ static void test_sparse_sd15(const sdc_ldm_map *map) {
                 if (!sdc_ldm_to_diffusers(map, l.t[i].name, canon, sizeof canon)) continue;
                 want++;
                 const sdc_tensor_info *t = sdc_index_find(mf->index, canon);
-                if (t && sdc_tensor_info_nelem(t) * 2 == (int64_t)l.t[i].nbytes) found++;
-                else if (found + 5 > want) test_check(0, "missing or misshapen %s", canon);
+                if (t && sdc_tensor_info_nelem(t) * 2 == (int64_t)l.t[i].nbytes)
+                    found++;
+                else if (found + 5 > want)
+                    test_check(0, "missing or misshapen %s", canon);
             }
             test_check(found == want && want == sdc_index_count(mf->index) && want + 3 == l.n,
                        "index: %zu of %zu weights under canonical names (%zu indexed, %zu in the file)", found, want,
@@ -323,7 +327,7 @@ static void test_refusals(void) {
     char *ckpt = sdc_path_join(dir, "model.ckpt"), *junk = sdc_path_join(dir, "junk.safetensors");
     FILE *f = fopen(ckpt, "wb");
     if (f) fputs("PK\3\4 not really a zip", f), fclose(f);
-    f = fopen(junk, "wb");   /* a header length beyond the end of the file */
+    f = fopen(junk, "wb"); /* a header length beyond the end of the file */
     if (f) fwrite("\x40\0\0\0\0\0\0\0{\"a\":", 1, 13, f), fclose(f);
     st = sdc_model_files_open_ex(ckpt, NULL, SDC_VARIANT_AUTO, test_capture_logger(), &mf);
     test_check(st == SDC_ERR_UNSUPPORTED && !mf && strstr(test_last_error(), "safetensors"), "a .ckpt: %s \"%s\"",
@@ -348,8 +352,8 @@ static void test_refusals(void) {
 static int same_file(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    int same = sdc_read_file(a, test_logger(), &x, &nx) == SDC_OK && sdc_read_file(b, test_logger(), &y, &ny) == SDC_OK &&
-               nx == ny && memcmp(x, y, nx) == 0;
+    int same = sdc_read_file(a, test_logger(), &x, &nx) == SDC_OK &&
+        sdc_read_file(b, test_logger(), &y, &ny) == SDC_OK && nx == ny && memcmp(x, y, nx) == 0;
     free(x);
     free(y);
     return same;
@@ -405,8 +409,9 @@ static void test_pipelines(void) {
     sdc_ctx *sf = test_pipe_open(single, folder, NULL, 0, 2);
     sdc_ctx *fp16 = test_pipe_open(folder, NULL, NULL, 1, 2);
     sdc_ctx *tok = test_pipe_open(single, folder, test_ref_path("clip-tokenizer"), 0, 2);
-    if (test_check(sf && fp16 && tok, "open the single file (--config, shipped tokenizer), the fp16 folder, and the "
-                                      "single file with --tokenizer")) {
+    if (test_check(sf && fp16 && tok,
+                   "open the single file (--config, shipped tokenizer), the fp16 folder, and the "
+                   "single file with --tokenizer")) {
         const cJSON *c, *shortest = NULL;
         cJSON_ArrayForEach(c, cases) {
             test_pipe_run s = {0}, f = {0};

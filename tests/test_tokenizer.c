@@ -56,8 +56,9 @@ static void check_golden(const sdc_clip_tokenizer *tok, const cJSON *golden, con
         long d1 = first_diff(got, n_got, ref, n_ref), d2 = first_diff(ids, n_ctx, ref_ids, n_ctx);
         int ok = d1 < 0 && d2 < 0 && cut == want_cut;
         if (!ok)
-            test_check(0, "%s: \"%s\": %zu tokens (ref %zu), first difference at %ld (input_ids at %ld), cut %zu (ref %zu)",
-                       how, prompt, n_got, n_ref, d1, d2, cut, want_cut);
+            test_check(
+                0, "%s: \"%s\": %zu tokens (ref %zu), first difference at %ld (input_ids at %ld), cut %zu (ref %zu)",
+                how, prompt, n_got, n_ref, d1, d2, cut, want_cut);
         n_ok += ok;
         n_cases++;
         free(ref);
@@ -65,8 +66,8 @@ static void check_golden(const sdc_clip_tokenizer *tok, const cJSON *golden, con
         free(got);
         free(ids);
     }
-    test_check(n_cases > 0 && n_ok == n_cases, "%s: %d of %d golden prompts give transformers' ids exactly", how,
-               n_ok, n_cases);
+    test_check(n_cases > 0 && n_ok == n_cases, "%s: %d of %d golden prompts give transformers' ids exactly", how, n_ok,
+               n_cases);
 }
 
 static int write_file(const char *dir, const char *name, const char *text, size_t len) {
@@ -97,7 +98,9 @@ static void remove_files(const char *dir) {
     }
 }
 
-static size_t count_tokens(const sdc_clip_tokenizer *tok, const char *s) { return sdc_clip_tokenize(tok, s, strlen(s), NULL, 0); }
+static size_t count_tokens(const sdc_clip_tokenizer *tok, const char *s) {
+    return sdc_clip_tokenize(tok, s, strlen(s), NULL, 0);
+}
 
 /* tokens(a) == tokens(b) for byte strings of given lengths. */
 static int same_tokens(const sdc_clip_tokenizer *tok, const char *a, size_t na, const char *b, size_t nb) {
@@ -121,16 +124,19 @@ static void check_pad(const sdc_clip_tokenizer *tok, const char *tmp, int32_t ba
     st = sdc_clip_tokenizer_set_pad(t2, "!");
     int32_t ids[77];
     sdc_clip_encode_prompt(t2, "a horse", ids, 77);
-    test_check(st == SDC_OK && sdc_clip_tokenizer_pad(t2) == bang_id && ids[76] == bang_id && ids[3] == sdc_clip_tokenizer_eos(t2),
-               "set_pad(\"!\"): pad id %d (vocab %d), ids[3] %d, ids[76] %d", sdc_clip_tokenizer_pad(t2), bang_id, ids[3], ids[76]);
+    test_check(st == SDC_OK && sdc_clip_tokenizer_pad(t2) == bang_id && ids[76] == bang_id &&
+                   ids[3] == sdc_clip_tokenizer_eos(t2),
+               "set_pad(\"!\"): pad id %d (vocab %d), ids[3] %d, ids[76] %d", sdc_clip_tokenizer_pad(t2), bang_id,
+               ids[3], ids[76]);
     st = sdc_clip_tokenizer_set_pad(t2, "<no such token>");
     test_check(st == SDC_ERR_NOT_FOUND && sdc_clip_tokenizer_pad(t2) == bang_id, "set_pad of an unknown token: %s",
                sdc_status_str(st));
     sdc_clip_tokenizer_free(t2);
 
     int ok = copy_file(vocab, tmp, "vocab.json") && copy_file(merges, tmp, "merges.txt");
-    const char *configs[] = {"{\"pad_token\": \"!\", \"model_max_length\": 77}",
-                             "{\"pad_token\": {\"content\": \"!\", \"normalized\": false, \"__type\": \"AddedToken\"}}"};
+    const char *configs[] = {
+        "{\"pad_token\": \"!\", \"model_max_length\": 77}",
+        "{\"pad_token\": {\"content\": \"!\", \"normalized\": false, \"__type\": \"AddedToken\"}}"};
     for (int k = 0; k < 2 && ok; k++) {
         ok = write_file(tmp, "tokenizer_config.json", configs[k], strlen(configs[k]));
         st = sdc_clip_tokenizer_load(tmp, test_logger(), &t2);
@@ -142,17 +148,19 @@ static void check_pad(const sdc_clip_tokenizer *tok, const char *tmp, int32_t ba
         int32_t plain[8];
         size_t np = sdc_clip_tokenize(t2, "a horse", 7, plain, 8);
         test_check(n == 0 && np == 2 && ids[1] == plain[0] && ids[2] == plain[1] && ids[3] == bang_id &&
-                       ids[4] == bang_id && ids[5] == sdc_clip_tokenizer_eos(t2) && ids[6] == bang_id && ids[76] == bang_id,
+                       ids[4] == bang_id && ids[5] == sdc_clip_tokenizer_eos(t2) && ids[6] == bang_id &&
+                       ids[76] == bang_id,
                    "pad \"!\" from tokenizer_config.json (%s form): \"a horse!!\" -> %d %d %d %d %d %d %d ... %d",
                    k ? "object" : "string", ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6], ids[76]);
         sdc_clip_tokenizer_free(t2);
     }
     /* special_tokens_map.json overrides tokenizer_config.json; a "normalized" special matches after
      * lowercasing (both as transformers 5.17 loads them). */
-    const char *cfg = "{\"pad_token\": \"<|endoftext|>\", \"bos_token\": {\"content\": \"<|startoftext|>\", \"normalized\": true}}";
+    const char *cfg =
+        "{\"pad_token\": \"<|endoftext|>\", \"bos_token\": {\"content\": \"<|startoftext|>\", \"normalized\": true}}";
     const char *map = "{\"pad_token\": \"!\"}";
     ok = ok && write_file(tmp, "tokenizer_config.json", cfg, strlen(cfg)) &&
-         write_file(tmp, "special_tokens_map.json", map, strlen(map));
+        write_file(tmp, "special_tokens_map.json", map, strlen(map));
     st = ok ? sdc_clip_tokenizer_load(tmp, test_logger(), &t2) : SDC_ERR_IO;
     if (st == SDC_OK) {
         int32_t x[8];
@@ -176,23 +184,31 @@ static void check_pad(const sdc_clip_tokenizer *tok, const char *tmp, int32_t ba
 static void check_invalid_utf8(const sdc_clip_tokenizer *tok, int32_t vocab_n) {
     /* Unicode 15, section 3.9, table 3-8: 61 F1 80 80 E1 80 C2 62 80 63 80 BF 64 */
     const char bad[] = "\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64";
-    const char good[] = "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD" "d";
+    const char good[] = "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
+                        "b\xEF\xBF\xBD"
+                        "c\xEF\xBF\xBD\xEF\xBF\xBD"
+                        "d";
     test_check(same_tokens(tok, bad, sizeof bad - 1, good, sizeof good - 1),
                "invalid UTF-8 (Unicode table 3-8) tokenizes as its U+FFFD replacement");
     const char *pairs[][2] = {
-        {"x\xFFy", "x\xEF\xBF\xBDy"},                                  /* a byte that never starts UTF-8 */
-        {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},     /* an encoded surrogate: 3 */
-        {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                     /* overlong: 2 */
-        {"ab\xE2\x82", "ab\xEF\xBF\xBD"},                              /* truncated at the end: 1 */
+        {"x\xFFy", "x\xEF\xBF\xBDy"},                                             /* a byte that never starts UTF-8 */
+        {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* an encoded surrogate: 3 */
+        {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                                 /* overlong: 2 */
+        {"ab\xE2\x82", "ab\xEF\xBF\xBD"},                                         /* truncated at the end: 1 */
         {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* above U+10FFFF */
     };
     int n_ok = 0, n = (int)(sizeof pairs / sizeof pairs[0]);
-    for (int i = 0; i < n; i++) n_ok += same_tokens(tok, pairs[i][0], strlen(pairs[i][0]), pairs[i][1], strlen(pairs[i][1]));
+    for (int i = 0; i < n; i++)
+        n_ok += same_tokens(tok, pairs[i][0], strlen(pairs[i][0]), pairs[i][1], strlen(pairs[i][1]));
     int32_t fffd[8];
     size_t nf = sdc_clip_tokenize(tok, "\xFF", 1, fffd, 8);
-    test_check(n_ok == n && nf >= 1, "%d of %d invalid sequences give the U+FFFD tokens (U+FFFD -> %zu tokens)", n_ok, n, nf);
+    test_check(n_ok == n && nf >= 1, "%d of %d invalid sequences give the U+FFFD tokens (U+FFFD -> %zu tokens)", n_ok,
+               n, nf);
 
-    enum { N_STR = 2000, MAX_LEN = 300 };
+    enum {
+        N_STR = 2000,
+        MAX_LEN = 300
+    };
     float *u = malloc(N_STR * (MAX_LEN + 1) * sizeof *u);
     test_fill_uniform(u, N_STR * (MAX_LEN + 1), 1234, 0.0f, 1.0f);
     char buf[MAX_LEN];
@@ -211,8 +227,8 @@ static void check_invalid_utf8(const sdc_clip_tokenizer *tok, int32_t vocab_n) {
     }
     free(u);
     test_check(bad_ids == 0 && too_many == 0 && unstable == 0,
-               "%d random byte strings: %zu tokens, %zu out of the vocabulary, %zu too long, %zu unstable counts", N_STR,
-               total, bad_ids, too_many, unstable);
+               "%d random byte strings: %zu tokens, %zu out of the vocabulary, %zu too long, %zu unstable counts",
+               N_STR, total, bad_ids, too_many, unstable);
 }
 
 /* Normaliser and split rules that the golden prompts do not reach, as pairs that must tokenize
@@ -220,8 +236,16 @@ static void check_invalid_utf8(const sdc_clip_tokenizer *tok, int32_t vocab_n) {
 static void check_equivalences(const sdc_clip_tokenizer *tok) {
     const char *pairs[][3] = {
         {"e\xCC\x81t\xC3\xA9", "\xC3\xA9t\xC3\xA9", "NFC composes e + U+0301"},
-        {"a\xC2\xA0" "b\xE3\x80\x80" "c\xE2\x80\xA8" "d\xC2\x85" "e\x0B" "f", "a b c d e f", "Unicode whitespace"},
-        {"a\xE2\x80\x8B" "b", "a \xE2\x80\x8B b", "U+200B is not whitespace"},
+        {"a\xC2\xA0"
+         "b\xE3\x80\x80"
+         "c\xE2\x80\xA8"
+         "d\xC2\x85"
+         "e\x0B"
+         "f",
+         "a b c d e f", "Unicode whitespace"},
+        {"a\xE2\x80\x8B"
+         "b",
+         "a \xE2\x80\x8B b", "U+200B is not whitespace"},
         {"\xC4\xB0stanbul", "i \xCC\x87 stanbul", "U+0130 lowercases to i + U+0307"},
         {"\xCE\xA3\xCE\x91\xCE\xA3", "\xCF\x83\xCE\xB1\xCF\x83", "no final-sigma rule"},
         {"<|STARTOFTEXT|>|x", "<| startoftext |> | x", "a lowercased special literal is split again"},
@@ -234,7 +258,8 @@ static void check_equivalences(const sdc_clip_tokenizer *tok) {
                    pairs[i][2]);
     int32_t x[8];
     size_t n = sdc_clip_tokenize(tok, "!<|endoftext|>x", 15, x, 8);
-    test_check(n == 3 && x[1] == sdc_clip_tokenizer_eos(tok), "a raw special literal inside punctuation: %zu tokens", n);
+    test_check(n == 3 && x[1] == sdc_clip_tokenizer_eos(tok), "a raw special literal inside punctuation: %zu tokens",
+               n);
 }
 
 /* A long prompt keeps its first n_ctx - 2 tokens and reports the rest; a 1 MB prompt works. */
@@ -253,9 +278,10 @@ static void check_long(const sdc_clip_tokenizer *tok) {
     size_t cut = sdc_clip_encode_prompt(tok, text, ids, 77);
     test_check(total == per_unit * reps && cut == total - 75 && ids[0] == sdc_clip_tokenizer_bos(tok) &&
                    ids[76] == sdc_clip_tokenizer_eos(tok) && memcmp(ids + 1, all, 75 * sizeof *ids) == 0,
-               "long prompt: %zu tokens (%zu per unit x %zu), %zu cut (want %zu), ids[76] %d", total, per_unit, reps, cut,
-               total - 75, ids[76]);
-    test_check(nfew == total && memcmp(few + 10, sentinel, sizeof sentinel) == 0 && memcmp(few, all, 10 * sizeof *few) == 0,
+               "long prompt: %zu tokens (%zu per unit x %zu), %zu cut (want %zu), ids[76] %d", total, per_unit, reps,
+               cut, total - 75, ids[76]);
+    test_check(nfew == total && memcmp(few + 10, sentinel, sizeof sentinel) == 0 &&
+                   memcmp(few, all, 10 * sizeof *few) == 0,
                "tokenize with max 10 returns the full count %zu and writes only 10 ids", nfew);
     size_t cut8 = sdc_clip_encode_prompt(tok, text, ids, 8);
     test_check(cut8 == total - 6 && ids[7] == sdc_clip_tokenizer_eos(tok), "n_ctx 8: %zu cut", cut8);
@@ -302,14 +328,16 @@ static void check_errors(const char *tmp) {
         write_file(tmp, "vocab.json", bad[i].vocab, strlen(bad[i].vocab));
         write_file(tmp, "merges.txt", bad[i].merges, strlen(bad[i].merges));
         st = sdc_clip_tokenizer_load(tmp, test_capture_logger(), &t);
-        test_check(st == SDC_ERR_FORMAT && t == NULL, "%s: %s (%s)", bad[i].what, sdc_status_str(st), test_last_error());
+        test_check(st == SDC_ERR_FORMAT && t == NULL, "%s: %s (%s)", bad[i].what, sdc_status_str(st),
+                   test_last_error());
         sdc_clip_tokenizer_free(t);
     }
     const char *json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}";
     char *path = sdc_path_join(tmp, "tokenizer.json");
     write_file(tmp, "tokenizer.json", json, strlen(json));
     st = sdc_clip_tokenizer_load_json(path, test_capture_logger(), &t);
-    test_check(st == SDC_ERR_FORMAT, "tokenizer.json with a one-element merge: %s (%s)", sdc_status_str(st), test_last_error());
+    test_check(st == SDC_ERR_FORMAT, "tokenizer.json with a one-element merge: %s (%s)", sdc_status_str(st),
+               test_last_error());
     free(path);
     remove_files(tmp);
 }
@@ -320,9 +348,11 @@ int main(void) {
     cJSON *vocab = read_json(test_ref_path("tiny-sd1/tokenizer/vocab.json"));
     const cJSON *bang = cJSON_GetObjectItemCaseSensitive(vocab, "!");
     const cJSON *pad_name = cJSON_GetObjectItemCaseSensitive(golden, "pad_token");
-    const cJSON *pad_ref = cJSON_GetObjectItemCaseSensitive(vocab, cJSON_IsString(pad_name) ? pad_name->valuestring : "");
+    const cJSON *pad_ref =
+        cJSON_GetObjectItemCaseSensitive(vocab, cJSON_IsString(pad_name) ? pad_name->valuestring : "");
     int32_t vocab_n = cJSON_GetArraySize(vocab), bang_id = cJSON_IsNumber(bang) ? (int32_t)bang->valuedouble : -1;
-    test_check(vocab_n > 0 && bang_id >= 0 && cJSON_IsNumber(pad_ref), "vocab.json: %d tokens, \"!\" = %d", vocab_n, bang_id);
+    test_check(vocab_n > 0 && bang_id >= 0 && cJSON_IsNumber(pad_ref), "vocab.json: %d tokens, \"!\" = %d", vocab_n,
+               bang_id);
 
     sdc_clip_tokenizer *tok = NULL;
     double t0 = test_now();

@@ -127,7 +127,8 @@ static void test_shape_mismatch(void) {
         test_check(be->stats.cur[SDC_MEM_WEIGHTS] == 0, "nothing left after a failed load (%zu bytes)",
                    be->stats.cur[SDC_MEM_WEIGHTS]);
         st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "nope.", be, test_capture_logger(), 0}, &u);
-        test_check(st == SDC_ERR_NOT_FOUND && u == NULL, "wrong prefix: %s (%s)", sdc_status_str(st), test_last_error());
+        test_check(st == SDC_ERR_NOT_FOUND && u == NULL, "wrong prefix: %s (%s)", sdc_status_str(st),
+                   test_last_error());
     }
     sdc_backend_free(be);
     sdc_model_files_free(mf);
@@ -152,7 +153,8 @@ static void test_oom(void) {
     sdc_unet *u = NULL;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     if (!be || sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg) != SDC_OK ||
-        !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &u) == SDC_OK,
+        !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &u) ==
+                        SDC_OK,
                     "load")) {
         sdc_backend_free(be);
         sdc_model_files_free(mf);
@@ -162,8 +164,8 @@ static void test_oom(void) {
     const int64_t xs[4] = {1, cfg.in_channels, 8, 12}, cs[3] = {1, 7, cfg.cross_attention_dim};
     sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, xs);
     sdc_tensor *ctx = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 3, cs);
-    sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4,
-                                     (int64_t[]){1, cfg.out_channels, 8, 12});
+    sdc_tensor *out =
+        sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, (int64_t[]){1, cfg.out_channels, 8, 12});
     float *hx = malloc(sizeof(float) * (size_t)sdc_tensor_nelem(x));
     float *hc = malloc(sizeof(float) * (size_t)sdc_tensor_nelem(ctx));
     test_fill_normal(hx, (size_t)sdc_tensor_nelem(x), 7, 1.0f);
@@ -233,8 +235,9 @@ static void test_config(void) {
         static const int heads[4] = {5, 10, 20, 20}, chans[4] = {320, 640, 1280, 1280};
         int ok = c.n_blocks == 4;
         for (int i = 0; ok && i < 4; i++)
-            ok = c.heads[i] == heads[i] && c.block_out_channels[i] == chans[i] && c.block_out_channels[i] / c.heads[i] == 64 &&
-                 c.layers_per_block[i] == 2 && c.transformer_layers[i] == 1;
+            ok = c.heads[i] == heads[i] && c.block_out_channels[i] == chans[i] &&
+                c.block_out_channels[i] / c.heads[i] == 64 && c.layers_per_block[i] == 2 &&
+                c.transformer_layers[i] == 1;
         test_check(ok, "SD 2.x: heads 5/10/20/20 of 64 channels each, 2 layers, 1 transformer layer");
         test_check(c.down_attn[0] && c.down_attn[2] && !c.down_attn[3] && !c.up_attn[0] && c.up_attn[3],
                    "SD 2.x: attention in down 0-2 and up 1-3");
@@ -245,10 +248,11 @@ static void test_config(void) {
     }
 
     /* num_attention_heads, when given, wins over attention_head_dim. */
-    st = parse_text("{\"block_out_channels\": [64, 128], \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"],"
-                    " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"attention_head_dim\": 8,"
-                    " \"num_attention_heads\": [2, 4], \"layers_per_block\": 1, \"cross_attention_dim\": 32}",
-                    test_logger(), &c);
+    st = parse_text(
+        "{\"block_out_channels\": [64, 128], \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"],"
+        " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"attention_head_dim\": 8,"
+        " \"num_attention_heads\": [2, 4], \"layers_per_block\": 1, \"cross_attention_dim\": 32}",
+        test_logger(), &c);
     test_check(st == SDC_OK && c.heads[0] == 2 && c.heads[1] == 4 && c.layers_per_block[1] == 1,
                "num_attention_heads [2, 4] gives heads 2, 4 (%s)", sdc_status_str(st));
 
@@ -257,7 +261,8 @@ static void test_config(void) {
         sdc_status want;
     } bad[] = {
         {"{\"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"SimpleCrossAttnDownBlock2D\","
-         " \"DownBlock2D\"]}", "an unknown down block type", SDC_ERR_UNSUPPORTED},
+         " \"DownBlock2D\"]}",
+         "an unknown down block type", SDC_ERR_UNSUPPORTED},
         {"{\"up_block_types\": [\"UpBlock2D\", \"AttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}",
          "an unknown up block type", SDC_ERR_UNSUPPORTED},
         {"{\"mid_block_type\": \"UNetMidBlock2DSimpleCrossAttn\"}", "another mid block", SDC_ERR_UNSUPPORTED},

@@ -98,7 +98,7 @@ static char last_error[4096];
 
 static void capture(sdc_log_level level, const char *msg, void *user) {
     (void)user;
-    if (level >= SDC_LOG_ERROR) {   /* every error since the logger was taken, " | "-separated */
+    if (level >= SDC_LOG_ERROR) { /* every error since the logger was taken, " | "-separated */
         size_t n = strlen(last_error);
         snprintf(last_error + n, sizeof last_error - n, "%s%s", n ? " | " : "", msg);
     }

@@ -101,8 +101,8 @@ static void encode_case(sdc_vae_encoder *enc, const sdc_vae_config *cfg, sdc_bac
 
 static struct sdc_backend_i failing_iface;
 static void *(*real_alloc)(sdc_backend *be, size_t nbytes);
-static long alloc_countdown = -1;   /* allocations left before one fails; < 0: never */
-static long alloc_calls;            /* tensor allocations asked for (the backend's own scratch is not) */
+static long alloc_countdown = -1; /* allocations left before one fails; < 0: never */
+static long alloc_calls;          /* tensor allocations asked for (the backend's own scratch is not) */
 
 static void *failing_alloc(sdc_backend *be, size_t nbytes) {
     alloc_calls++;
@@ -250,8 +250,10 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
 /* --- configs sdc must refuse --- */
 
 static void set(cJSON *j, const char *key, cJSON *value) {
-    if (cJSON_GetObjectItemCaseSensitive(j, key)) cJSON_ReplaceItemInObjectCaseSensitive(j, key, value);
-    else cJSON_AddItemToObject(j, key, value);
+    if (cJSON_GetObjectItemCaseSensitive(j, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(j, key, value);
+    else
+        cJSON_AddItemToObject(j, key, value);
 }
 
 static void expect(const cJSON *base, const char *what, void (*edit)(cJSON *j, const sdc_vae_config *c),
@@ -273,7 +275,10 @@ static void e_up_type(cJSON *j, const sdc_vae_config *c) {
     (void)c;
     cJSON_ReplaceItemInArray(cJSON_GetObjectItemCaseSensitive(j, "up_block_types"), 0, cJSON_CreateString("UpBlock2D"));
 }
-static void e_act(cJSON *j, const sdc_vae_config *c) { (void)c; set(j, "act_fn", cJSON_CreateString("gelu")); }
+static void e_act(cJSON *j, const sdc_vae_config *c) {
+    (void)c;
+    set(j, "act_fn", cJSON_CreateString("gelu"));
+}
 static void e_class(cJSON *j, const sdc_vae_config *c) {
     (void)c;
     set(j, "_class_name", cJSON_CreateString("AutoencoderTiny"));
@@ -315,8 +320,7 @@ static void check_configs(void) {
     const cJSON *boc = cJSON_GetObjectItemCaseSensitive(base, "block_out_channels");
     const cJSON *sf = cJSON_GetObjectItemCaseSensitive(base, "scaling_factor");
     test_check(st == SDC_OK && good.n_blocks == cJSON_GetArraySize(boc) &&
-                   good.block_out_channels[good.n_blocks - 1] ==
-                       cJSON_GetArrayItem(boc, good.n_blocks - 1)->valueint &&
+                   good.block_out_channels[good.n_blocks - 1] == cJSON_GetArrayItem(boc, good.n_blocks - 1)->valueint &&
                    fabs(good.scaling_factor - sf->valuedouble) < 1e-7 && good.norm_eps == 1e-6f,
                "tiny-sd1 config parses: %d blocks, top %d channels, scaling %g", good.n_blocks,
                good.block_out_channels[good.n_blocks - 1], (double)good.scaling_factor);

@@ -9,7 +9,10 @@
 #include "model/weights.h"
 #include "test_util.h"
 
-enum { STAGE = 4096, N_STAGE = 3 };
+enum {
+    STAGE = 4096,
+    N_STAGE = 3
+};
 static unsigned char stage[N_STAGE][STAGE];
 static int next_stage, n_uploads;
 
@@ -25,11 +28,12 @@ static void staging_flush(sdc_backend *be) {}
 
 static void compare(sdc_weight_variant variant, const char *label) {
     sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK, "open %s", label))
+    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK, "open %s",
+                    label))
         return;
     sdc_backend *plain = sdc_backend_cpu_new(1, test_logger());
     sdc_backend *staged = sdc_backend_cpu_new(1, test_logger());
-    struct sdc_backend_i iface = *staged->iface;   /* the CPU backend plus staging slots */
+    struct sdc_backend_i iface = *staged->iface; /* the CPU backend plus staging slots */
     iface.staging_size = staging_size;
     iface.staging_acquire = staging_acquire;
     iface.staging_upload = staging_upload;

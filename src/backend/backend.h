@@ -26,10 +26,10 @@
 typedef struct sdc_backend sdc_backend;
 
 typedef enum sdc_unary_op {
-    SDC_UNARY_SILU = 0,     /* x * sigmoid(x) */
-    SDC_UNARY_GELU,         /* 0.5 x (1 + erf(x / sqrt 2)) */
-    SDC_UNARY_GELU_TANH,    /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
-    SDC_UNARY_QUICK_GELU,   /* x * sigmoid(1.702 x) */
+    SDC_UNARY_SILU = 0,   /* x * sigmoid(x) */
+    SDC_UNARY_GELU,       /* 0.5 x (1 + erf(x / sqrt 2)) */
+    SDC_UNARY_GELU_TANH,  /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    SDC_UNARY_QUICK_GELU, /* x * sigmoid(1.702 x) */
     SDC_UNARY_COUNT
 } sdc_unary_op;
 
@@ -61,51 +61,50 @@ typedef enum sdc_op_family {
  * Adding an op: one line here, its shape check in ops.c, and an implementation per backend.
  * All tensors are contiguous and already allocated; shapes were checked by the wrappers in ops.c, so
  * implementations may assume them. Outputs never alias inputs unless the op says so. */
-#define SDC_BACKEND_OPS(X)                                                                               \
-    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */                                     \
-    X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b)) \
+#define SDC_BACKEND_OPS(X)                                                                                        \
+    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */                                              \
+    X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b))         \
     /* y[B, Co, Ho, Wo] = conv(x[B, Ci, H, W], w[Co, Ci, KH, KW]) + b[Co]   (b may be NULL)             \
-     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. */                                 \
-    X(conv2d, SDC_OPF_CONV,                                                                              \
-      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad),             \
-      (x, w, b, stride, pad))                                                                            \
+     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. */         \
+    X(conv2d, SDC_OPF_CONV, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad), \
+      (x, w, b, stride, pad))                                                                                     \
     /* Multi-head scaled dot-product attention, heads interleaved in the channel dimension:             \
      * y[B, T, H*D] = softmax(q_h k_h^T / sqrt(D) (+ causal mask)) v_h for each head h,                  \
-     * q[B, T, H*D], k[B, S, H*D], v[B, S, H*D]. causal: position t attends to s <= t only. */            \
-    X(attention, SDC_OPF_ATTENTION,                                                                      \
-      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads, int causal),         \
-      (q, k, v, n_heads, causal))                                                                        \
-    /* y = (x - mean) / sqrt(var + eps) * w + b over the last dimension; w, b [C] */                     \
-    X(layer_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, float eps), \
-      (x, w, b, eps))                                                                                    \
+     * q[B, T, H*D], k[B, S, H*D], v[B, S, H*D]. causal: position t attends to s <= t only. */         \
+    X(attention, SDC_OPF_ATTENTION,                                                                               \
+      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads, int causal),                   \
+      (q, k, v, n_heads, causal))                                                                                 \
+    /* y = (x - mean) / sqrt(var + eps) * w + b over the last dimension; w, b [C] */                              \
+    X(layer_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, float eps),       \
+      (x, w, b, eps))                                                                                             \
     /* Group norm of x[B, C, ...] in `groups` groups of C/groups channels (statistics over the          \
-     * group's channels and all spatial positions), then * w[C] + b[C], then SiLU when silu != 0. */     \
-    X(group_norm, SDC_OPF_NORM,                                                                          \
-      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int groups, float eps, int silu), \
-      (x, w, b, groups, eps, silu))                                                                      \
-    /* y = op(x), same shape; y may alias x */                                                           \
-    X(unary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, sdc_unary_op op), (x, op))                      \
+     * group's channels and all spatial positions), then * w[C] + b[C], then SiLU when silu != 0. */         \
+    X(group_norm, SDC_OPF_NORM,                                                                                   \
+      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int groups, float eps, int silu),           \
+      (x, w, b, groups, eps, silu))                                                                               \
+    /* y = op(x), same shape; y may alias x */                                                                    \
+    X(unary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, sdc_unary_op op), (x, op))                                \
     /* y = a op b, b broadcast numpy-style against a (same ndim, each b dim equals a's or is 1);         \
-     * y has a's shape and may alias a */                                                                \
-    X(binary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op), (a, b, op)) \
-    /* y = x * s; y may alias x */                                                                       \
-    X(scale, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, float s), (x, s))                               \
-    /* y[..., N] = x[..., :N] * gelu(x[..., N:])   with x[..., 2N] (erf gelu) */                          \
-    X(geglu, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x), (x))                                           \
-    /* y[T, C] = table[ids[t], :]   with ids an I32 tensor [T] (values checked by the caller) */          \
-    X(embedding, SDC_OPF_DATA, (const sdc_tensor *table, const sdc_tensor *ids), (table, ids))          \
-    /* y[B, C, 2H, 2W] = nearest-neighbour 2x upsampling of x[B, C, H, W] */                             \
-    X(upsample2x, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                             \
-    /* y = concat(a, b) along dimension dim (all other dims equal) */                                    \
-    X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))           \
-    /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */            \
-    X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                       \
-    /* y = x converted to y's dtype (same element count) */                                              \
-    X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                   \
-    /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */              \
-    X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),             \
-      (x, top, bottom, left, right))                                                                     \
-    /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */           \
+     * y has a's shape and may alias a */        \
+    X(binary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op), (a, b, op))      \
+    /* y = x * s; y may alias x */                                                                                \
+    X(scale, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, float s), (x, s))                                         \
+    /* y[..., N] = x[..., :N] * gelu(x[..., N:])   with x[..., 2N] (erf gelu) */                                  \
+    X(geglu, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x), (x))                                                     \
+    /* y[T, C] = table[ids[t], :]   with ids an I32 tensor [T] (values checked by the caller) */                  \
+    X(embedding, SDC_OPF_DATA, (const sdc_tensor *table, const sdc_tensor *ids), (table, ids))                    \
+    /* y[B, C, 2H, 2W] = nearest-neighbour 2x upsampling of x[B, C, H, W] */                                      \
+    X(upsample2x, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                       \
+    /* y = concat(a, b) along dimension dim (all other dims equal) */                                             \
+    X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))                     \
+    /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */                    \
+    X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                                 \
+    /* y = x converted to y's dtype (same element count) */                                                       \
+    X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                             \
+    /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */                        \
+    X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                       \
+      (x, top, bottom, left, right))                                                                              \
+    /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */                   \
     X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
@@ -117,7 +116,7 @@ typedef enum sdc_op_family {
 #define SDC_OP_IMPL_NAME(prefix, name) SDC_OP_IMPL_NAME_(prefix, name)
 #define SDC_OP_IMPL_NAME_(prefix, name) prefix##name
 #define SDC_OP_DECLARE(prefix, name, params) \
-    void SDC_OP_IMPL_NAME(prefix, name)(sdc_backend *be, sdc_tensor *y, SDC_UNPAREN params);
+    void SDC_OP_IMPL_NAME(prefix, name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
 #define SDC_OP_SLOT_INIT(prefix, name) .name = SDC_OP_IMPL_NAME(prefix, name),
 
 const char *sdc_op_family_name(sdc_op_family f);
@@ -127,7 +126,7 @@ struct sdc_backend_i {
     void (*destroy)(sdc_backend *be);
 
     /* memory: raw bytes; counting is done by the caller (sdc_tensor_new) */
-    void *(*alloc)(sdc_backend *be, size_t nbytes);       /* NULL when out of memory */
+    void *(*alloc)(sdc_backend *be, size_t nbytes); /* NULL when out of memory */
     void (*release)(sdc_backend *be, void *ptr);
     void (*upload)(sdc_backend *be, void *dst, const void *host_src, size_t nbytes);
     void (*download)(sdc_backend *be, void *host_dst, const void *src, size_t nbytes);
@@ -151,8 +150,8 @@ struct sdc_backend_i {
      * workspace is exact. An op without a query holds no workspace on this backend. */
     size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                int stride, int pad);
-    size_t (*attention_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q,
-                                  const sdc_tensor *k, int n_heads);
+    size_t (*attention_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                  int n_heads);
     size_t (*group_norm_workspace)(sdc_backend *be, const sdc_tensor *x, int groups);
     /* optional: the device-memory budget the auto policy plans for when the user gives none
      * (CPU: MemAvailable - 1 GiB); < 0 when unknown */
@@ -177,7 +176,7 @@ struct sdc_backend_i {
     void (*staging_flush)(sdc_backend *be);
 
     /* the ops: void (*name)(sdc_backend *be, sdc_tensor *y, params...) for each of SDC_BACKEND_OPS */
-#define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend *be, sdc_tensor *y, SDC_UNPAREN params);
+#define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
     SDC_BACKEND_OPS(SDC_OP_SLOT_)
 #undef SDC_OP_SLOT_
 };
@@ -185,9 +184,9 @@ struct sdc_backend_i {
 /* Failure injection: each countdown, when non-zero, is decremented at every event of its kind, and
  * the event that brings it to 0 fails as if the system had refused it (so 1 fails the next one). */
 typedef struct sdc_fail_inject {
-    int workspace;     /* an op's workspace allocation (CPU and CUDA scratch) */
-    int host_alloc;    /* a host allocation through sdc_backend_host_alloc */
-    int device_call;   /* a checked CUDA or cuBLAS call (CUDA_CHECK / CUBLAS_CHECK) */
+    int workspace;   /* an op's workspace allocation (CPU and CUDA scratch) */
+    int host_alloc;  /* a host allocation through sdc_backend_host_alloc */
+    int device_call; /* a checked CUDA or cuBLAS call (CUDA_CHECK / CUBLAS_CHECK) */
 } sdc_fail_inject;
 
 /* Applies one countdown: 1 when this event is to fail. */
@@ -258,9 +257,8 @@ sdc_backend *sdc_backend_count_new(sdc_backend *like);
 
 /* --- memory --- */
 /* A tensor in be's memory, counted as `kind`. NULL (logged) when out of memory. Contents undefined. */
-sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim,
-                           const int64_t *ne);
-void sdc_tensor_free(sdc_tensor *t);   /* NULL is harmless */
+sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim, const int64_t *ne);
+void sdc_tensor_free(sdc_tensor *t); /* NULL is harmless */
 /* Host f32 values in / out, converted to / from the tensor's dtype. n = sdc_tensor_nelem(t).
  * SDC_ERR_OOM (also made the sticky status) when no conversion buffer could be had. */
 sdc_status sdc_tensor_set_f32(sdc_tensor *t, const float *host);

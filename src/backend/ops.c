@@ -24,8 +24,8 @@ static void check_linear(const sdc_tensor *y, const sdc_tensor *x, const sdc_ten
     SAME_BACKEND(y, w);
 }
 
-static void check_conv2d(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
-                         int stride, int pad) {
+static void check_conv2d(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride,
+                         int pad) {
     assert(x->ndim == 4 && w->ndim == 4 && y->ndim == 4 && stride >= 1 && pad >= 0);
     assert(w->ne[1] == x->ne[1] && y->ne[1] == w->ne[0] && y->ne[0] == x->ne[0]);
     assert(y->ne[2] == (x->ne[2] + 2 * pad - w->ne[2]) / stride + 1);
@@ -90,9 +90,7 @@ static void check_permute(const sdc_tensor *y, const sdc_tensor *x, const int pe
     for (int i = 0; i < 4; i++) assert(y->ne[i] == x->ne[perm[i]]);
 }
 
-static void check_copy(const sdc_tensor *y, const sdc_tensor *x) {
-    assert(sdc_tensor_nelem(y) == sdc_tensor_nelem(x));
-}
+static void check_copy(const sdc_tensor *y, const sdc_tensor *x) { assert(sdc_tensor_nelem(y) == sdc_tensor_nelem(x)); }
 
 static void check_pad2d(const sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
     assert(x->ndim == 4 && y->ndim == 4 && top >= 0 && bottom >= 0 && left >= 0 && right >= 0);
@@ -102,27 +100,26 @@ static void check_pad2d(const sdc_tensor *y, const sdc_tensor *x, int top, int b
 
 static void check_slice(const sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start) {
     assert(y->ndim == x->ndim && dim >= 0 && dim < x->ndim && start >= 0);
-    for (int i = 0; i < x->ndim; i++)
-        assert(i == dim ? start + y->ne[i] <= x->ne[i] : y->ne[i] == x->ne[i]);
+    for (int i = 0; i < x->ndim; i++) assert(i == dim ? start + y->ne[i] <= x->ne[i] : y->ne[i] == x->ne[i]);
 }
 
 /* sdc_<name>: the check, then the backend's slot unless its status is set. With profiling on, the op
  * is synchronised before and after and its time added to its family (which slows the run: profile to
  * see where time goes, not to time the whole). */
-#define SDC_OP_WRAPPER_(name, family, params, args)                                                      \
-    void sdc_##name(sdc_tensor *y, SDC_UNPAREN params) {                                                 \
-        check_##name(y, SDC_UNPAREN args);                                                               \
-        sdc_backend *be = y->backend;                                                                    \
-        if (be->status != SDC_OK) return;                                                                \
-        if (!be->profile) {                                                                              \
-            be->iface->name(be, y, SDC_UNPAREN args);                                                    \
-            return;                                                                                      \
-        }                                                                                                \
-        if (be->iface->synchronize) be->iface->synchronize(be);                                          \
-        const double t0 = sdc_now();                                                                     \
-        be->iface->name(be, y, SDC_UNPAREN args);                                                        \
-        if (be->iface->synchronize) be->iface->synchronize(be);                                          \
-        be->profile->seconds[family] += sdc_now() - t0;                                                  \
-        be->profile->calls[family]++;                                                                    \
+#define SDC_OP_WRAPPER_(name, family, params, args)             \
+    void sdc_##name(sdc_tensor *y, SDC_UNPAREN params) {        \
+        check_##name(y, SDC_UNPAREN args);                      \
+        sdc_backend *be = y->backend;                           \
+        if (be->status != SDC_OK) return;                       \
+        if (!be->profile) {                                     \
+            be->iface->name(be, y, SDC_UNPAREN args);           \
+            return;                                             \
+        }                                                       \
+        if (be->iface->synchronize) be->iface->synchronize(be); \
+        const double t0 = sdc_now();                            \
+        be->iface->name(be, y, SDC_UNPAREN args);               \
+        if (be->iface->synchronize) be->iface->synchronize(be); \
+        be->profile->seconds[family] += sdc_now() - t0;         \
+        be->profile->calls[family]++;                           \
     }
 SDC_BACKEND_OPS(SDC_OP_WRAPPER_)

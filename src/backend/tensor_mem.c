@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim,
-                           const int64_t *ne) {
+sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim, const int64_t *ne) {
     assert(ndim >= 1 && ndim <= SDC_MAX_DIMS && sdc_dtype_is_compute(dtype));
     sdc_tensor *t = sdc_backend_host_alloc(be, sizeof *t);
     if (!t) {
@@ -30,9 +29,9 @@ sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, 
     t->data = over ? NULL : be->iface->alloc(be, t->nbytes ? t->nbytes : 1);
     if (!t->data) {
         char shape[96];
-        SDC_LOGE(&be->log, "sdc_tensor_new: %s backend out of memory for %s %s tensor %s (%zu bytes)",
-                 be->iface->name, sdc_mem_kind_name(kind), sdc_dtype_name(dtype),
-                 sdc_tensor_shape_str(t, shape, sizeof shape), t->nbytes);
+        SDC_LOGE(&be->log, "sdc_tensor_new: %s backend out of memory for %s %s tensor %s (%zu bytes)", be->iface->name,
+                 sdc_mem_kind_name(kind), sdc_dtype_name(dtype), sdc_tensor_shape_str(t, shape, sizeof shape),
+                 t->nbytes);
         free(t);
         return NULL;
     }

@@ -22,9 +22,9 @@ int cli_float(const char *opt, const char *v, double *out);
 typedef struct cli_generate_opts {
     sdc_ctx_params cp;
     sdc_gen_params gp;
-    const char *out;           /* -o, default "output.png" */
-    const char *init_path;     /* -i, or NULL */
-    const char *report_path;   /* --report-json, or NULL */
+    const char *out;         /* -o, default "output.png" */
+    const char *init_path;   /* -i, or NULL */
+    const char *report_path; /* --report-json, or NULL */
     int size_given, verbose, plan_only;
 } cli_generate_opts;
 

@@ -46,9 +46,13 @@ static char *output_name(const char *out, int i, int n) {
 static const char *special_kind(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return "";
-    return S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO"
-           : S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
-           : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file";
+    return S_ISLNK(st.st_mode) ? "a symbolic link"
+        : S_ISDIR(st.st_mode)  ? "a folder"
+        : S_ISFIFO(st.st_mode) ? "a FIFO"
+        : S_ISCHR(st.st_mode)  ? "a character device"
+        : S_ISBLK(st.st_mode)  ? "a block device"
+        : S_ISSOCK(st.st_mode) ? "a socket"
+                               : "not a regular file";
 }
 
 /* Every output image: a new name or a regular file (a symlink is refused, as the writer refuses it), in a
@@ -59,8 +63,10 @@ static int check_outputs(const cli_generate_opts *o) {
         const char *kind = name ? special_kind(name) : "";
         int bad = !name;
         if (name && (*kind || name[strlen(name) - 1] == '/')) {
-            fprintf(stderr, "sdc: error: the output %s is %s; sdc writes only a new file or replaces a regular "
-                    "file\n", name, *kind ? kind : "a folder name");
+            fprintf(stderr,
+                    "sdc: error: the output %s is %s; sdc writes only a new file or replaces a regular "
+                    "file\n",
+                    name, *kind ? kind : "a folder name");
             bad = 1;
         }
         if (!bad) bad = check_writable(name) != 0;
@@ -95,7 +101,9 @@ static int check_init(const cli_generate_opts *o) {
     }
     if (!S_ISREG(st.st_mode)) {
         fprintf(stderr, "sdc: error: the init image %s is %s, not a regular file\n", o->init_path,
-                S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or special file");
+                S_ISDIR(st.st_mode)        ? "a folder"
+                    : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                           : "a device or special file");
         return -1;
     }
     unsigned char h[24];
@@ -103,10 +111,12 @@ static int check_init(const cli_generate_opts *o) {
     size_t n = f ? fread(h, 1, sizeof h, f) : 0;
     if (f) fclose(f);
     if (n < sizeof h || memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(h + 12, "IHDR", 4) != 0)
-        return 0;   /* not a PNG: the reader says so */
+        return 0; /* not a PNG: the reader says so */
     const unsigned long w = (unsigned long)h[16] << 24 | (unsigned long)h[17] << 16 | (unsigned long)h[18] << 8 | h[19];
-    const unsigned long hh = (unsigned long)h[20] << 24 | (unsigned long)h[21] << 16 | (unsigned long)h[22] << 8 | h[23];
-    if (o->size_given ? (w != (unsigned long)o->gp.width || hh != (unsigned long)o->gp.height) : (w > 16384 || hh > 16384)) {
+    const unsigned long hh =
+        (unsigned long)h[20] << 24 | (unsigned long)h[21] << 16 | (unsigned long)h[22] << 8 | h[23];
+    if (o->size_given ? (w != (unsigned long)o->gp.width || hh != (unsigned long)o->gp.height)
+                      : (w > 16384 || hh > 16384)) {
         if (o->size_given)
             fprintf(stderr, "sdc: error: the init image %s is %lux%lu, not the %dx%d asked for (-W/-H)\n", o->init_path,
                     w, hh, o->gp.width, o->gp.height);
@@ -166,9 +176,11 @@ int sdc_cmd_generate(int argc, char **argv) {
     /* the images first: a report that cannot be written must not cost them */
     for (int i = 0; i < n && rc == 0; i++) {
         char *name = output_name(out, i + 1, n);
-        if (!name || sdc_image_save(&images[i], name, cli_log, &min_level) != SDC_OK) rc = 1;
-        else fprintf(stderr, "sdc: wrote %s (%dx%d, seed %lld)\n", name, images[i].width, images[i].height,
-                     (long long)images[i].seed);
+        if (!name || sdc_image_save(&images[i], name, cli_log, &min_level) != SDC_OK)
+            rc = 1;
+        else
+            fprintf(stderr, "sdc: wrote %s (%dx%d, seed %lld)\n", name, images[i].width, images[i].height,
+                    (long long)images[i].seed);
         free(name);
     }
     if (rc == 0 && report_path) {

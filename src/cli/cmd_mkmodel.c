@@ -23,14 +23,22 @@ static void usage(FILE *f) {
             "  -h, --help            this help\n");
 }
 
-enum { OPT_SINGLE = 256, OPT_F32, OPT_TOKENIZER };
+enum {
+    OPT_SINGLE = 256,
+    OPT_F32,
+    OPT_TOKENIZER
+};
 
 int sdc_cmd_mkmodel(int argc, char **argv) {
     static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"arch", required_argument, 0, 'a'},
-        {"single-file", no_argument, 0, OPT_SINGLE}, {"f32", no_argument, 0, OPT_F32},
-        {"seed", required_argument, 0, 's'}, {"tokenizer", required_argument, 0, OPT_TOKENIZER},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"output", required_argument, 0, 'o'},
+        {"arch", required_argument, 0, 'a'},
+        {"single-file", no_argument, 0, OPT_SINGLE},
+        {"f32", no_argument, 0, OPT_F32},
+        {"seed", required_argument, 0, 's'},
+        {"tokenizer", required_argument, 0, OPT_TOKENIZER},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *out = NULL, *arch = "tiny-sd1", *tokenizer = NULL;
     int single = 0, fp16 = 1, c;
@@ -42,7 +50,9 @@ int sdc_cmd_mkmodel(int argc, char **argv) {
         case 'a': arch = optarg; break;
         case OPT_SINGLE: single = 1; break;
         case OPT_F32: fp16 = 0; break;
-        case 's': if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &seed)) return 2; break;
+        case 's':
+            if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &seed)) return 2;
+            break;
         case OPT_TOKENIZER: tokenizer = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

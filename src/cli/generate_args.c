@@ -59,8 +59,23 @@ void cli_generate_usage(FILE *f) {
 }
 
 enum {
-    OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_RNG, OPT_CLIP_SKIP, OPT_STRENGTH, OPT_TOKENIZER,
-    OPT_FP16, OPT_PROFILE, OPT_CONFIG, OPT_DEVICE, OPT_PRECISION, OPT_POLICY, OPT_BUDGET, OPT_PLAN, OPT_REPORT
+    OPT_STEPS = 256,
+    OPT_CFG,
+    OPT_SAMPLER,
+    OPT_SCHEDULER,
+    OPT_RNG,
+    OPT_CLIP_SKIP,
+    OPT_STRENGTH,
+    OPT_TOKENIZER,
+    OPT_FP16,
+    OPT_PROFILE,
+    OPT_CONFIG,
+    OPT_DEVICE,
+    OPT_PRECISION,
+    OPT_POLICY,
+    OPT_BUDGET,
+    OPT_PLAN,
+    OPT_REPORT
 };
 
 /* "6G", "512M", "1.5G", "1048576": binary units (K, M, G, T = 2^10 ...). Returns -1 when malformed. */
@@ -70,14 +85,32 @@ static int64_t parse_size(const char *v) {
     if (end == v || !(x > 0)) return -1;
     double mul = 1;
     switch (*end) {
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    case 'k':
+    case 'K':
+        mul = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        mul = 1024.0 * 1024 * 1024 * 1024;
+        end++;
+        break;
     default: break;
     }
-    if (*end == 'i' && end[1] == 'B') end += 2;
-    else if (*end == 'B') end++;
+    if (*end == 'i' && end[1] == 'B')
+        end += 2;
+    else if (*end == 'B')
+        end++;
     if (*end || x * mul > 9e18) return -1;
     return (int64_t)(x * mul);
 }
@@ -103,7 +136,7 @@ long cli_utf8_invalid_at(const char *s) {
             return (long)i;
         }
         for (int k = 1; k < len; k++) {
-            if ((p[i + (size_t)k] & 0xC0) != 0x80) return (long)i;   /* also stops at the NUL */
+            if ((p[i + (size_t)k] & 0xC0) != 0x80) return (long)i; /* also stops at the NUL */
             v = (v << 6) | (p[i + (size_t)k] & 0x3Fu);
         }
         if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return (long)i;
@@ -133,22 +166,36 @@ static int cli_choice(const char *what, sdc_name_list list, const char *name, lo
 
 int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},        {"prompt", required_argument, 0, 'p'},
-        {"negative-prompt", required_argument, 0, 'n'}, {"output", required_argument, 0, 'o'},
-        {"width", required_argument, 0, 'W'},        {"height", required_argument, 0, 'H'},
-        {"steps", required_argument, 0, OPT_STEPS},  {"cfg-scale", required_argument, 0, OPT_CFG},
-        {"seed", required_argument, 0, 's'},         {"batch-count", required_argument, 0, 'b'},
+        {"model", required_argument, 0, 'm'},
+        {"prompt", required_argument, 0, 'p'},
+        {"negative-prompt", required_argument, 0, 'n'},
+        {"output", required_argument, 0, 'o'},
+        {"width", required_argument, 0, 'W'},
+        {"height", required_argument, 0, 'H'},
+        {"steps", required_argument, 0, OPT_STEPS},
+        {"cfg-scale", required_argument, 0, OPT_CFG},
+        {"seed", required_argument, 0, 's'},
+        {"batch-count", required_argument, 0, 'b'},
         {"sampling-method", required_argument, 0, OPT_SAMPLER},
         {"scheduler", required_argument, 0, OPT_SCHEDULER},
-        {"rng", required_argument, 0, OPT_RNG},      {"clip-skip", required_argument, 0, OPT_CLIP_SKIP},
-        {"init-img", required_argument, 0, 'i'},     {"strength", required_argument, 0, OPT_STRENGTH},
+        {"rng", required_argument, 0, OPT_RNG},
+        {"clip-skip", required_argument, 0, OPT_CLIP_SKIP},
+        {"init-img", required_argument, 0, 'i'},
+        {"strength", required_argument, 0, OPT_STRENGTH},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER},
-        {"fp16", no_argument, 0, OPT_FP16},         {"config", required_argument, 0, OPT_CONFIG},
-        {"device", required_argument, 0, OPT_DEVICE}, {"precision", required_argument, 0, OPT_PRECISION},
-        {"load-policy", required_argument, 0, OPT_POLICY}, {"mem-budget", required_argument, 0, OPT_BUDGET},
-        {"plan", no_argument, 0, OPT_PLAN},          {"profile", no_argument, 0, OPT_PROFILE},          {"report-json", required_argument, 0, OPT_REPORT},
-        {"threads", required_argument, 0, 't'},      {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"fp16", no_argument, 0, OPT_FP16},
+        {"config", required_argument, 0, OPT_CONFIG},
+        {"device", required_argument, 0, OPT_DEVICE},
+        {"precision", required_argument, 0, OPT_PRECISION},
+        {"load-policy", required_argument, 0, OPT_POLICY},
+        {"mem-budget", required_argument, 0, OPT_BUDGET},
+        {"plan", no_argument, 0, OPT_PLAN},
+        {"profile", no_argument, 0, OPT_PROFILE},
+        {"report-json", required_argument, 0, OPT_REPORT},
+        {"threads", required_argument, 0, 't'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     sdc_ctx_params_init(&o->cp);
@@ -157,19 +204,39 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
     long v;
     double d;
     int c;
-    optind = 0;   /* glibc: a full reset, so that the parser can run more than once in a process */
+    optind = 0; /* glibc: a full reset, so that the parser can run more than once in a process */
     while ((c = getopt_long(argc, argv, "m:p:n:o:W:H:s:b:i:t:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->cp.model_path = optarg; break;
         case 'p': o->gp.prompt = optarg; break;
         case 'n': o->gp.negative_prompt = optarg; break;
         case 'o': o->out = optarg; break;
-        case 'W': if (cli_int("--width", optarg, 1, 16384, &v)) return 2; o->gp.width = (int)v; o->size_given = 1; break;
-        case 'H': if (cli_int("--height", optarg, 1, 16384, &v)) return 2; o->gp.height = (int)v; o->size_given = 1; break;
-        case OPT_STEPS: if (cli_int("--steps", optarg, -1000000, 1000000, &v)) return 2; o->gp.steps = (int)v; break;
-        case OPT_CFG: if (cli_float("--cfg-scale", optarg, &d)) return 2; o->gp.cfg_scale = (float)d; break;
-        case 's': if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2; o->gp.seed = v; break;
-        case 'b': if (cli_int("--batch-count", optarg, 1, 10000, &v)) return 2; o->gp.batch_count = (int)v; break;
+        case 'W':
+            if (cli_int("--width", optarg, 1, 16384, &v)) return 2;
+            o->gp.width = (int)v;
+            o->size_given = 1;
+            break;
+        case 'H':
+            if (cli_int("--height", optarg, 1, 16384, &v)) return 2;
+            o->gp.height = (int)v;
+            o->size_given = 1;
+            break;
+        case OPT_STEPS:
+            if (cli_int("--steps", optarg, -1000000, 1000000, &v)) return 2;
+            o->gp.steps = (int)v;
+            break;
+        case OPT_CFG:
+            if (cli_float("--cfg-scale", optarg, &d)) return 2;
+            o->gp.cfg_scale = (float)d;
+            break;
+        case 's':
+            if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2;
+            o->gp.seed = v;
+            break;
+        case 'b':
+            if (cli_int("--batch-count", optarg, 1, 10000, &v)) return 2;
+            o->gp.batch_count = (int)v;
+            break;
         case OPT_SAMPLER:
             if (cli_choice("sampling method", SDC_NAMES_SAMPLER, optarg, &v)) return 2;
             o->gp.sampler = (sdc_sampler)v;
@@ -182,9 +249,15 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
             if (cli_choice("rng", SDC_NAMES_RNG, optarg, &v)) return 2;
             o->gp.rng = (sdc_rng_type)v;
             break;
-        case OPT_CLIP_SKIP: if (cli_int("--clip-skip", optarg, -1000, 1000, &v)) return 2; o->gp.clip_skip = (int)v; break;
+        case OPT_CLIP_SKIP:
+            if (cli_int("--clip-skip", optarg, -1000, 1000, &v)) return 2;
+            o->gp.clip_skip = (int)v;
+            break;
         case 'i': o->init_path = optarg; break;
-        case OPT_STRENGTH: if (cli_float("--strength", optarg, &d)) return 2; o->gp.strength = (float)d; break;
+        case OPT_STRENGTH:
+            if (cli_float("--strength", optarg, &d)) return 2;
+            o->gp.strength = (float)d;
+            break;
         case OPT_TOKENIZER: o->cp.tokenizer_dir = optarg; break;
         case OPT_FP16: o->cp.prefer_fp16 = 1; break;
         case OPT_CONFIG: o->cp.config_dir = optarg; break;
@@ -209,7 +282,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;
         case OPT_REPORT: o->report_path = optarg; break;
-        case 't': if (cli_int("--threads", optarg, 0, 1024, &v)) return 2; o->cp.n_threads = (int)v; break;
+        case 't':
+            if (cli_int("--threads", optarg, 0, 1024, &v)) return 2;
+            o->cp.n_threads = (int)v;
+            break;
         case 'v': o->verbose = 1; break;
         case 'h': cli_generate_usage(stdout); return 1;
         default: cli_generate_usage(stderr); return 2;
@@ -237,8 +313,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
     }
     int64_t last_seed;
     if (sdc_ckd_add_i64(o->gp.seed, (int64_t)o->gp.batch_count - 1, &last_seed) != 0) {
-        fprintf(stderr, "sdc: error: --seed %lld with --batch-count %d: image %d's seed (seed + %d) passes "
-                "2^63 - 1\n", (long long)o->gp.seed, o->gp.batch_count, o->gp.batch_count, o->gp.batch_count - 1);
+        fprintf(stderr,
+                "sdc: error: --seed %lld with --batch-count %d: image %d's seed (seed + %d) passes "
+                "2^63 - 1\n",
+                (long long)o->gp.seed, o->gp.batch_count, o->gp.batch_count, o->gp.batch_count - 1);
         return 2;
     }
     if (check_text("--prompt", o->gp.prompt) || check_text("--negative-prompt", o->gp.negative_prompt)) return 2;

@@ -11,7 +11,7 @@ void cli_log(sdc_log_level level, const char *msg, void *user) {
     int min = user ? *(const int *)user : SDC_LOG_INFO;
     if ((int)level < min) return;
     static const char *const tag[] = {"debug", "info", "warning", "error"};
-    if (isatty(STDERR_FILENO)) fprintf(stderr, "\r\033[K");   /* clear a progress bar line */
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\r\033[K"); /* clear a progress bar line */
     if (level >= SDC_LOG_WARN)
         fprintf(stderr, "sdc: %s: %s\n", tag[level], msg);
     else
@@ -21,7 +21,8 @@ void cli_log(sdc_log_level level, const char *msg, void *user) {
 int cli_progress(const char *phase, int step, int total, void *user) {
     (void)user;
     if (!isatty(STDERR_FILENO)) {
-        if (step == total && !strcmp(phase, "denoise")) fprintf(stderr, "sdc: denoise: %d/%d steps done\n", step, total);
+        if (step == total && !strcmp(phase, "denoise"))
+            fprintf(stderr, "sdc: denoise: %d/%d steps done\n", step, total);
         return 0;
     }
     const int width = 30;

@@ -8,19 +8,16 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_info[] = {
-    [SDC_DTYPE_F32] = {"F32", 4},      [SDC_DTYPE_F16] = {"F16", 2},     [SDC_DTYPE_BF16] = {"BF16", 2},
-    [SDC_DTYPE_I32] = {"I32", 4},      [SDC_DTYPE_F64] = {"F64", 8},     [SDC_DTYPE_I64] = {"I64", 8},
-    [SDC_DTYPE_I16] = {"I16", 2},      [SDC_DTYPE_I8] = {"I8", 1},       [SDC_DTYPE_U8] = {"U8", 1},
-    [SDC_DTYPE_BOOL] = {"BOOL", 1},    [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
-    [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    [SDC_DTYPE_F32] = {"F32", 4},   [SDC_DTYPE_F16] = {"F16", 2},         [SDC_DTYPE_BF16] = {"BF16", 2},
+    [SDC_DTYPE_I32] = {"I32", 4},   [SDC_DTYPE_F64] = {"F64", 8},         [SDC_DTYPE_I64] = {"I64", 8},
+    [SDC_DTYPE_I16] = {"I16", 2},   [SDC_DTYPE_I8] = {"I8", 1},           [SDC_DTYPE_U8] = {"U8", 1},
+    [SDC_DTYPE_BOOL] = {"BOOL", 1}, [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
 };
 _Static_assert(sizeof(dtype_info) / sizeof(dtype_info[0]) == SDC_DTYPE_COUNT, "dtype table");
 
 size_t sdc_dtype_size(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].size : 0; }
 
-const char *sdc_dtype_name(sdc_dtype dt) {
-    return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].name : "?";
-}
+const char *sdc_dtype_name(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].name : "?"; }
 
 int sdc_dtype_from_name(const char *name, sdc_dtype *out) {
     for (int i = 0; i < SDC_DTYPE_COUNT; i++) {
@@ -64,7 +61,7 @@ uint16_t sdc_f32_to_f16(float f) {
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
     uint32_t a = u & 0x7fffffffu;
     if (a >= 0x7f800000u) return sign | (a > 0x7f800000u ? 0x7e00 : 0x7c00); /* nan / inf */
-    if (a >= 0x477ff000u) return sign | 0x7c00; /* rounds to >= 65520: inf */
+    if (a >= 0x477ff000u) return sign | 0x7c00;                              /* rounds to >= 65520: inf */
     if (a < 0x38800000u) {
         /* result is subnormal or zero: round a * 2^24 to an integer, nearest even */
         float v = bits_to_f32(a) * 0x1p24f;

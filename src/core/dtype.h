@@ -24,16 +24,16 @@ typedef enum sdc_dtype {
     SDC_DTYPE_COUNT
 } sdc_dtype;
 
-size_t sdc_dtype_size(sdc_dtype dt);       /* bytes per element */
-const char *sdc_dtype_name(sdc_dtype dt);  /* safetensors spelling: "F32", "F16", "BF16", ... */
+size_t sdc_dtype_size(sdc_dtype dt);      /* bytes per element */
+const char *sdc_dtype_name(sdc_dtype dt); /* safetensors spelling: "F32", "F16", "BF16", ... */
 /* Parses a safetensors dtype string; returns 0 and sets *out, or -1 for an unknown name. */
 int sdc_dtype_from_name(const char *name, sdc_dtype *out);
 int sdc_dtype_is_compute(sdc_dtype dt);
 
 float sdc_f16_to_f32(uint16_t h);
-uint16_t sdc_f32_to_f16(float f);   /* round to nearest even; overflow -> inf; NaN stays NaN */
+uint16_t sdc_f32_to_f16(float f); /* round to nearest even; overflow -> inf; NaN stays NaN */
 float sdc_bf16_to_f32(uint16_t h);
-uint16_t sdc_f32_to_bf16(float f);  /* round to nearest even */
+uint16_t sdc_f32_to_bf16(float f); /* round to nearest even */
 
 /* Converts n elements of src (any float or integer dtype except F8) to f32. Returns 0, or -1 when the
  * dtype cannot be converted. */

@@ -5,14 +5,13 @@
 #include "sdc.h"
 
 typedef struct sdc_logger {
-    sdc_log_fn fn;          /* NULL: messages are dropped */
+    sdc_log_fn fn; /* NULL: messages are dropped */
     void *user;
     sdc_log_level min_level;
 } sdc_logger;
 
 /* printf-style; lg may be NULL. Messages are one line: "function: what happened". */
-void sdc_log(const sdc_logger *lg, sdc_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void sdc_log(const sdc_logger *lg, sdc_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define SDC_LOGE(lg, ...) sdc_log((lg), SDC_LOG_ERROR, __VA_ARGS__)
 #define SDC_LOGW(lg, ...) sdc_log((lg), SDC_LOG_WARN, __VA_ARGS__)

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 typedef enum sdc_mem_kind {
-    SDC_MEM_WEIGHTS = 0,   /* model parameters */
-    SDC_MEM_ACTIVATIONS,   /* inputs, outputs and intermediates of a forward pass */
-    SDC_MEM_WORKSPACE,     /* scratch an op needs (im2col buffers, GEMM workspaces) */
+    SDC_MEM_WEIGHTS = 0, /* model parameters */
+    SDC_MEM_ACTIVATIONS, /* inputs, outputs and intermediates of a forward pass */
+    SDC_MEM_WORKSPACE,   /* scratch an op needs (im2col buffers, GEMM workspaces) */
     SDC_MEM_KIND_COUNT
 } sdc_mem_kind;
 
@@ -17,10 +17,10 @@ const char *sdc_mem_kind_name(sdc_mem_kind kind);
 
 typedef struct sdc_mem_stats {
     size_t cur[SDC_MEM_KIND_COUNT];
-    size_t peak[SDC_MEM_KIND_COUNT];          /* peak of each kind on its own */
+    size_t peak[SDC_MEM_KIND_COUNT]; /* peak of each kind on its own */
     size_t cur_total;
-    size_t peak_total;                        /* peak of the sum of all kinds */
-    size_t at_peak[SDC_MEM_KIND_COUNT];       /* the split of peak_total when it was reached */
+    size_t peak_total;                  /* peak of the sum of all kinds */
+    size_t at_peak[SDC_MEM_KIND_COUNT]; /* the split of peak_total when it was reached */
     uint64_t n_alloc, n_free;
 } sdc_mem_stats;
 

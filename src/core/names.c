@@ -12,9 +12,15 @@ typedef struct name_entry {
 
 /* The first entry with a value is its canonical name; later ones are aliases. */
 static const name_entry samplers[] = {
-    {"euler", SDC_SAMPLER_EULER}, {"euler_a", SDC_SAMPLER_EULER_A}, {"heun", SDC_SAMPLER_HEUN},
-    {"lms", SDC_SAMPLER_LMS},     {"ddim", SDC_SAMPLER_DDIM},       {"pndm", SDC_SAMPLER_PNDM},
-    {"dpm++2m", SDC_SAMPLER_DPMPP_2M}, {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M}, {"euler_ancestral", SDC_SAMPLER_EULER_A},
+    {"euler", SDC_SAMPLER_EULER},
+    {"euler_a", SDC_SAMPLER_EULER_A},
+    {"heun", SDC_SAMPLER_HEUN},
+    {"lms", SDC_SAMPLER_LMS},
+    {"ddim", SDC_SAMPLER_DDIM},
+    {"pndm", SDC_SAMPLER_PNDM},
+    {"dpm++2m", SDC_SAMPLER_DPMPP_2M},
+    {"dpmpp_2m", SDC_SAMPLER_DPMPP_2M},
+    {"euler_ancestral", SDC_SAMPLER_EULER_A},
     {NULL, 0},
 };
 static const name_entry schedulers[] = {{"discrete", 0}, {"karras", 1}, {NULL, 0}};
@@ -22,13 +28,15 @@ static const name_entry rngs[] = {{"cpu", SDC_RNG_TYPE_CPU}, {"cuda", SDC_RNG_TY
 static const name_entry devices[] = {
     {"cpu", SDC_DEVICE_CPU}, {"cuda", SDC_DEVICE_CUDA}, {"auto", SDC_DEVICE_AUTO}, {NULL, 0}};
 static const name_entry precisions[] = {{"fp16", 0}, {"f32", 1}, {"f16", 0}, {NULL, 0}};
-static const name_entry policies[] = {
-    {"auto", SDC_LOAD_AUTO}, {"all", SDC_LOAD_ALL}, {"sequential", SDC_LOAD_SEQUENTIAL}, {"phased", SDC_LOAD_PHASED},
-    {NULL, 0}};
+static const name_entry policies[] = {{"auto", SDC_LOAD_AUTO},
+                                      {"all", SDC_LOAD_ALL},
+                                      {"sequential", SDC_LOAD_SEQUENTIAL},
+                                      {"phased", SDC_LOAD_PHASED},
+                                      {NULL, 0}};
 
 static const name_entry *const lists[] = {
-    [SDC_NAMES_SAMPLER] = samplers,   [SDC_NAMES_SCHEDULER] = schedulers, [SDC_NAMES_RNG] = rngs,
-    [SDC_NAMES_DEVICE] = devices,     [SDC_NAMES_PRECISION] = precisions, [SDC_NAMES_LOAD_POLICY] = policies,
+    [SDC_NAMES_SAMPLER] = samplers, [SDC_NAMES_SCHEDULER] = schedulers, [SDC_NAMES_RNG] = rngs,
+    [SDC_NAMES_DEVICE] = devices,   [SDC_NAMES_PRECISION] = precisions, [SDC_NAMES_LOAD_POLICY] = policies,
 };
 _Static_assert(sizeof lists / sizeof lists[0] == SDC_NAMES_COUNT, "one table per list");
 _Static_assert(sizeof samplers / sizeof samplers[0] == SDC_SAMPLER_COUNT + 3, "every sampler named, 2 aliases");

@@ -43,12 +43,12 @@ typedef struct sdc_rng {
     uint64_t seed;
     /* SDC_RNG_CPU: mt19937 state and torch's cached second normal of the double path */
     uint32_t mt[SDC_MT19937_N];
-    int mt_index;                 /* next word of mt to temper; SDC_MT19937_N: regenerate first */
+    int mt_index; /* next word of mt to temper; SDC_MT19937_N: regenerate first */
     int has_cached_normal;
     double cached_normal;
     /* SDC_RNG_CUDA: torch's philox_offset_per_thread, and the grid size (see above) */
     uint64_t philox_offset;
-    uint32_t cuda_grid_threads;   /* a multiple of 256 */
+    uint32_t cuda_grid_threads; /* a multiple of 256 */
 } sdc_rng;
 
 /* Seeds r as torch's manual_seed(seed) does for that kind of generator. */

@@ -29,8 +29,7 @@
 
 void sdc_rng_cpu_seed(sdc_rng *r, uint64_t seed) {
     r->mt[0] = (uint32_t)seed;
-    for (uint32_t i = 1; i < SDC_MT19937_N; i++)
-        r->mt[i] = 1812433253u * (r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) + i;
+    for (uint32_t i = 1; i < SDC_MT19937_N; i++) r->mt[i] = 1812433253u * (r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) + i;
     r->mt_index = SDC_MT19937_N;
     r->has_cached_normal = 0;
     r->cached_normal = 0;
@@ -57,9 +56,7 @@ uint32_t sdc_rng_cpu_u32(sdc_rng *r) {
 }
 
 /* at::uniform_real_distribution<float>(0, 1): the low 24 bits of one draw, times 2^-24. */
-static float uniform_f32(sdc_rng *r) {
-    return (float)(sdc_rng_cpu_u32(r) & 0xffffffu) * 0x1p-24f;
-}
+static float uniform_f32(sdc_rng *r) { return (float)(sdc_rng_cpu_u32(r) & 0xffffffu) * 0x1p-24f; }
 
 /* at::uniform_real_distribution<double>(0, 1): two draws make a 64-bit word (first draw high),
  * whose low 53 bits times 2^-53 are the uniform. */
@@ -141,8 +138,8 @@ static void cephes_sincosf(float x, float *s, float *c) {
     float yc = fmaf(2.443315711809948E-005f, z, -1.388731625493765E-003f);
     yc = fmaf(yc, z, 4.166664568298827E-002f);
     yc = yc * z;
-    float hz = z * 0.5f; /* exact */
-    yc = fmaf(yc, z, -hz);   /* fused: yc z^2 - z / 2 with one rounding */
+    float hz = z * 0.5f;   /* exact */
+    yc = fmaf(yc, z, -hz); /* fused: yc z^2 - z / 2 with one rounding */
     yc = yc + 1.0f;
     /* sin polynomial */
     float ys = fmaf(-1.9515295891E-4f, z, 8.3321608736E-3f);
@@ -160,7 +157,7 @@ static void cephes_sincosf(float x, float *s, float *c) {
 static void box_muller16(float *d) {
     const float two_pi = (float)(2.0 * 3.14159265358979323846);
     for (int j = 0; j < 8; j++) {
-        float u1 = 1.0f - d[j];   /* (0, 1] */
+        float u1 = 1.0f - d[j]; /* (0, 1] */
         float u2 = d[j + 8];
         float lg = cephes_logf(u1);
         float radius = sqrtf(-2.0f * lg);

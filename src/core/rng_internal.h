@@ -4,8 +4,8 @@
 
 #include "core/rng.h"
 
-void sdc_rng_cpu_seed(sdc_rng *r, uint64_t seed);          /* rng_cpu.c */
-void sdc_rng_cpu_randn(sdc_rng *r, float *out, size_t n);  /* rng_cpu.c */
-void sdc_rng_philox_randn(sdc_rng *r, float *out, size_t n);  /* rng_philox.c */
+void sdc_rng_cpu_seed(sdc_rng *r, uint64_t seed);            /* rng_cpu.c */
+void sdc_rng_cpu_randn(sdc_rng *r, float *out, size_t n);    /* rng_cpu.c */
+void sdc_rng_philox_randn(sdc_rng *r, float *out, size_t n); /* rng_philox.c */
 
 #endif

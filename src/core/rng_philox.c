@@ -53,7 +53,7 @@ void sdc_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t ou
 
 /* curand's _curand_box_muller: two words, two normals (sin first, then cos). */
 static void box_muller2(uint32_t a, uint32_t b, float *n0, float *n1) {
-    float u = fmaf((float)a, CURAND_2POW32_INV, CURAND_2POW32_INV / 2.0f);   /* (0, 1] */
+    float u = fmaf((float)a, CURAND_2POW32_INV, CURAND_2POW32_INV / 2.0f); /* (0, 1] */
     float v = fmaf((float)b, CURAND_2POW32_INV_2PI, CURAND_2POW32_INV_2PI / 2.0f);
     float s = sqrtf(-2.0f * logf(u));
     *n0 = sinf(v) * s;
@@ -70,9 +70,9 @@ static uint64_t grid_threads(const sdc_rng *r, size_t n) {
 
 void sdc_rng_philox_randn(sdc_rng *r, float *out, size_t n) {
     uint64_t threads = grid_threads(r, n);
-    uint64_t stride = threads * 4;                         /* elements per round */
+    uint64_t stride = threads * 4; /* elements per round */
     uint64_t rounds = ((uint64_t)n - 1) / stride + 1;
-    assert(r->philox_offset % 4 == 0);   /* torch rounds every increment up to a multiple of 4 */
+    assert(r->philox_offset % 4 == 0); /* torch rounds every increment up to a multiple of 4 */
     uint64_t base = r->philox_offset / 4;
     uint32_t key[2] = {(uint32_t)r->seed, (uint32_t)(r->seed >> 32)};
     for (uint64_t t = 0; t < threads; t++) {
@@ -88,7 +88,7 @@ void sdc_rng_philox_randn(sdc_rng *r, float *out, size_t n) {
             box_muller2(w[2], w[3], &nv[2], &nv[3]);
             for (int i = 0; i < 4; i++) {
                 uint64_t e = first + (uint64_t)i * threads;
-                if (e < n) out[e] = nv[i] + 0.0f;  /* torch adds mean 0: -0 becomes +0 */
+                if (e < n) out[e] = nv[i] + 0.0f; /* torch adds mean 0: -0 becomes +0 */
             }
         }
     }

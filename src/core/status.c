@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-sdc_status sdc_sticky_fail(sdc_status *sticky, const sdc_logger *lg, const char *who, sdc_status st,
-                           const char *file, int line, const char *call, const char *fmt, ...) {
+sdc_status sdc_sticky_fail(sdc_status *sticky, const sdc_logger *lg, const char *who, sdc_status st, const char *file,
+                           int line, const char *call, const char *fmt, ...) {
     char what[512];
     va_list ap;
     va_start(ap, fmt);

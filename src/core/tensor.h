@@ -19,12 +19,12 @@ struct sdc_backend;
 typedef struct sdc_tensor {
     sdc_dtype dtype;
     int ndim;
-    int64_t ne[SDC_MAX_DIMS];     /* unused trailing entries are 1 */
-    void *data;                   /* backend memory: host memory on the CPU backend */
+    int64_t ne[SDC_MAX_DIMS]; /* unused trailing entries are 1 */
+    void *data;               /* backend memory: host memory on the CPU backend */
     size_t nbytes;
     sdc_mem_kind kind;
     struct sdc_backend *backend;
-    int owns_data;                /* 0 for views made by sdc_tensor_view */
+    int owns_data; /* 0 for views made by sdc_tensor_view */
 } sdc_tensor;
 
 int64_t sdc_tensor_nelem(const sdc_tensor *t);

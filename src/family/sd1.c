@@ -88,8 +88,8 @@ static sdc_status sd1_open(const sdc_model_files *mf, const char *tokenizer_dir,
         }
     }
     if (st == SDC_OK && f->clip.hidden != f->unet.cross_attention_dim) {
-        SDC_LOGE(log, "sd1_open: text encoder width %d does not match the UNet's cross_attention_dim %d", f->clip.hidden,
-                 f->unet.cross_attention_dim);
+        SDC_LOGE(log, "sd1_open: text encoder width %d does not match the UNet's cross_attention_dim %d",
+                 f->clip.hidden, f->unet.cross_attention_dim);
         st = SDC_ERR_UNSUPPORTED;
     }
     if (st != SDC_OK) {
@@ -116,7 +116,7 @@ static void sd1_latent_shape(const void *fam, int width, int height, int64_t ne[
 static sdc_sampler config_sampler(const cJSON *cfg, int *karras, const sdc_logger *log) {
     const cJSON *cls = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "_class_name") : NULL;
     const cJSON *k = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "use_karras_sigmas") : NULL;
-    sdc_sampler s = SDC_SAMPLER_EULER;   /* no scheduler config: diffusers' SD default */
+    sdc_sampler s = SDC_SAMPLER_EULER; /* no scheduler config: diffusers' SD default */
     if (cJSON_IsString(cls)) sdc_sampler_kind_from_class(cls->valuestring, &s, log);
     *karras = cJSON_IsTrue(k) && s != SDC_SAMPLER_DDIM && s != SDC_SAMPLER_PNDM;
     return s;

@@ -43,7 +43,7 @@ static sdc_status encode_prompts(sdc_run *r, sd1_job *j) {
     int n_layers = p->clip_skip >= 1 ? cc->n_layers - (p->clip_skip - 1) : 0;
     if (p->clip_skip > cc->n_layers) n_layers = 1;
     sdc_clip *clip = sdc_run_component(r, SD1_TEXT_ENCODER);
-    j->context = sdc_act_new(r->be, sdc_clip_act_dtype(clip), 3, (int64_t[]){nb, T, cc->hidden});   /* [nb, T, C] */
+    j->context = sdc_act_new(r->be, sdc_clip_act_dtype(clip), 3, (int64_t[]){nb, T, cc->hidden}); /* [nb, T, C] */
     sdc_status st = j->context ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_clip_forward(clip, ids, nb, T, n_layers, j->context, NULL, NULL, NULL);
     st = backend_ok(r->be, st);
@@ -71,9 +71,9 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
     float *x = malloc(sizeof(float) * npix * 3);
     sdc_vae_encoder *enc = sdc_run_component(r, SD1_VAE_ENCODER);
     const sdc_dtype dt = sdc_vae_encoder_act_dtype(enc);
-    sdc_tensor *ti = sdc_act_new(be, dt, 4, (int64_t[]){1, 3, H, W});   /* [1, 3, H, W] */
+    sdc_tensor *ti = sdc_act_new(be, dt, 4, (int64_t[]){1, 3, H, W}); /* [1, 3, H, W] */
     const int64_t ls[4] = {1, f->vae.latent_channels, j->h, j->w};
-    sdc_tensor *tm = sdc_act_new(be, dt, 4, ls);                         /* [1, L, h, w] */
+    sdc_tensor *tm = sdc_act_new(be, dt, 4, ls); /* [1, L, h, w] */
     sdc_tensor *tl = sdc_act_new(be, dt, 4, ls);
     sdc_status st = x && ti && tm && tl ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
@@ -90,8 +90,10 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
         sdc_tensor_get_f32(tm, j->mean);
         sdc_tensor_get_f32(tl, j->logvar);
         st = backend_ok(be, st);
-        if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior mean", j->mean, j->n);
-        if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior logvar", j->logvar, j->n);
+        if (st == SDC_OK && !r->dry)
+            st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior mean", j->mean, j->n);
+        if (st == SDC_OK && !r->dry)
+            st = sdc_pipeline_check_finite(r->log, "encode", 0, "the posterior logvar", j->logvar, j->n);
     }
     free(x);
     sdc_tensor_free(ti);
@@ -112,12 +114,12 @@ sdc_status sd1_encode(sdc_run *r, int image) {
 
 typedef struct unet_call {
     sdc_unet *unet;
-    int nb;                 /* 2 with classifier-free guidance, else 1 */
+    int nb; /* 2 with classifier-free guidance, else 1 */
     float guidance;
-    size_t n;               /* latent elements of one image */
+    size_t n; /* latent elements of one image */
     const sdc_tensor *context;
-    sdc_tensor *x, *out;    /* [nb, C, h, w] */
-    float *buf;             /* [nb * n] host staging */
+    sdc_tensor *x, *out; /* [nb, C, h, w] */
+    float *buf;          /* [nb * n] host staging */
 } unet_call;
 
 static sdc_status unet_eval(void *user, const float *x_in, float t, float *pred) {
@@ -134,7 +136,7 @@ static sdc_status unet_eval(void *user, const float *x_in, float t, float *pred)
     } else {
         const float *u = c->buf, *k = c->buf + c->n;
         for (size_t i = 0; i < c->n; i++) {
-            float d = k[i] - u[i];   /* float32 in diffusers' order: uncond + g * (cond - uncond) */
+            float d = k[i] - u[i]; /* float32 in diffusers' order: uncond + g * (cond - uncond) */
             float gd = c->guidance * d;
             pred[i] = u[i] + gd;
         }
@@ -167,7 +169,7 @@ static void sample_posterior(const sd1_fam *f, const sd1_job *j, float *lat, flo
 static sdc_status initial_latents(sdc_run *r, sd1_job *j, int i, float *lat, sdc_rng *rng) {
     const sdc_gen_params *p = r->p;
     sdc_rng_init(rng, p->rng == SDC_RNG_TYPE_CUDA ? SDC_RNG_CUDA : SDC_RNG_CPU, (uint64_t)(p->seed + i));
-    if (p->init_image) {   /* draw order as diffusers: the posterior sample, then the noise */
+    if (p->init_image) { /* draw order as diffusers: the posterior sample, then the noise */
         float *noise = malloc(sizeof(float) * j->n);
         if (!noise) return SDC_ERR_OOM;
         sample_posterior(r->fam, j, lat, noise, rng);
@@ -175,8 +177,10 @@ static sdc_status initial_latents(sdc_run *r, sd1_job *j, int i, float *lat, sdc
         sdc_schedule_add_noise(&j->sched, lat, noise, lat, j->n);
         free(noise);
     } else {
-        if (p->latents_in) memcpy(lat, p->latents_in + (size_t)i * j->n, sizeof(float) * j->n);
-        else sdc_rng_randn(rng, lat, j->n);
+        if (p->latents_in)
+            memcpy(lat, p->latents_in + (size_t)i * j->n, sizeof(float) * j->n);
+        else
+            sdc_rng_randn(rng, lat, j->n);
         sdc_schedule_scale_noise(&j->sched, lat, j->n);
     }
     return SDC_OK;
@@ -191,7 +195,7 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
     const int64_t shape[4] = {j->nb, f->unet.in_channels, j->h, j->w};
     unet_call c = {sdc_run_component(r, SD1_UNET), j->nb, r->p->cfg_scale, j->n, j->context, NULL, NULL, NULL};
     const sdc_dtype dt = sdc_unet_act_dtype(c.unet);
-    c.x = sdc_act_new(r->be, dt, 4, shape);     /* [nb, C, h, w] */
+    c.x = sdc_act_new(r->be, dt, 4, shape); /* [nb, C, h, w] */
     c.out = sdc_act_new(r->be, dt, 4, shape);
     c.buf = malloc(sizeof(float) * j->n * (size_t)j->nb);
     if (st == SDC_OK && !(c.x && c.out && c.buf)) st = SDC_ERR_OOM;
@@ -205,7 +209,7 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
     sdc_tensor_free(c.out);
     if (st == SDC_OK && !r->dry) st = sdc_pipeline_check_finite(r->log, "denoise", i, "the latents", lat, j->n);
     if (st == SDC_OK && r->p->latents_out) memcpy(r->p->latents_out + (size_t)i * j->n, lat, sizeof(float) * j->n);
-    if (i == r->p->batch_count - 1) {   /* the conditioning is dead once the last image is denoised */
+    if (i == r->p->batch_count - 1) { /* the conditioning is dead once the last image is denoised */
         sdc_tensor_free(j->context);
         j->context = NULL;
     }
@@ -221,8 +225,8 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
     float *z = malloc(sizeof(float) * j->n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
     sdc_vae_decoder *dec = sdc_run_component(r, SD1_VAE_DECODER);
     const sdc_dtype dt = sdc_vae_decoder_act_dtype(dec);
-    sdc_tensor *tz = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->latent_channels, j->h, j->w});   /* [1, L, h, w] */
-    sdc_tensor *ti = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});            /* [1, 3, H, W] */
+    sdc_tensor *tz = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->latent_channels, j->h, j->w}); /* [1, L, h, w] */
+    sdc_tensor *ti = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});          /* [1, 3, H, W] */
     sdc_status st = z && img && tz && ti ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         for (size_t i = 0; i < j->n; i++) {
@@ -237,11 +241,12 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
         st = backend_ok(r->be, st);
         const size_t npix = (size_t)(H * W);
         if (st == SDC_OK && !r->dry)
-            st = sdc_pipeline_check_finite(r->log, "decode", (int)(lat - j->lat) / (int)j->n, "the image", img, 3 * npix);
+            st = sdc_pipeline_check_finite(r->log, "decode", (int)(lat - j->lat) / (int)j->n, "the image", img,
+                                           3 * npix);
         for (size_t i = 0; i < npix; i++)
             for (int ch = 0; ch < 3; ch++) {
                 float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;
-                pixels[i * 3 + (size_t)ch] = !(v > 0.0f) ? 0.0f : v > 1.0f ? 1.0f : v;   /* NaN-safe clamp */
+                pixels[i * 3 + (size_t)ch] = !(v > 0.0f) ? 0.0f : v > 1.0f ? 1.0f : v; /* NaN-safe clamp */
             }
     }
     free(z);

@@ -25,9 +25,13 @@ static sdc_status check_target(const char *path, const char *what, const sdc_log
         return SDC_ERR_IO;
     }
     if (S_ISREG(st.st_mode)) return SDC_OK;
-    const char *kind = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a folder"
-                       : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
-                       : S_ISBLK(st.st_mode) ? "a block device" : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file";
+    const char *kind = S_ISLNK(st.st_mode) ? "a symbolic link"
+        : S_ISDIR(st.st_mode)              ? "a folder"
+        : S_ISFIFO(st.st_mode)             ? "a FIFO"
+        : S_ISCHR(st.st_mode)              ? "a character device"
+        : S_ISBLK(st.st_mode)              ? "a block device"
+        : S_ISSOCK(st.st_mode)             ? "a socket"
+                                           : "not a regular file";
     SDC_LOGE(log, "%s: refusing to replace %s: it is %s (only a regular file or a new name is written)", what, path,
              kind);
     return SDC_ERR_IO;
@@ -74,13 +78,12 @@ sdc_status sdc_atomic_commit(sdc_atomic_file *af, const char *what, const sdc_lo
     int cerr = fclose(af->f);
     af->f = NULL;
     if (werr || cerr != 0) {
-        SDC_LOGE(log, "%s: write error on %s%s%s", what, af->tmp_path, cerr ? ": " : "",
-                 cerr ? strerror(errno) : "");
+        SDC_LOGE(log, "%s: write error on %s%s%s", what, af->tmp_path, cerr ? ": " : "", cerr ? strerror(errno) : "");
         unlink(af->tmp_path);
         reset(af);
         return SDC_ERR_IO;
     }
-    sdc_status cst = check_target(af->path, what, log);   /* again: it may have changed while writing */
+    sdc_status cst = check_target(af->path, what, log); /* again: it may have changed while writing */
     if (cst != SDC_OK) {
         unlink(af->tmp_path);
         reset(af);

@@ -12,9 +12,9 @@
 #include "sdc.h"
 
 typedef struct sdc_atomic_file {
-    FILE *f;          /* write here between open and commit */
-    char *path;       /* the final name */
-    char *tmp_path;   /* the temporary name */
+    FILE *f;        /* write here between open and commit */
+    char *path;     /* the final name */
+    char *tmp_path; /* the temporary name */
 } sdc_atomic_file;
 
 /* SDC_OK when path is absent or a regular file. A path that exists as anything else - a symbolic link

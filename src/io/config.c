@@ -99,8 +99,8 @@ static sdc_status get_int(const cJSON *obj, const char *key, const char *what, c
     return to_int(v, out) == 0 ? SDC_OK : wrong_type(WHAT, key, "an integer (in int range)", log);
 }
 
-static sdc_status get_float(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
-                            int required, double *out) {
+static sdc_status get_float(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int required,
+                            double *out) {
     const cJSON *v;
     sdc_status st = lookup(obj, key, WHAT, log, required, &v);
     if (st != SDC_OK) return st;
@@ -119,8 +119,8 @@ static sdc_status get_bool(const cJSON *obj, const char *key, const char *what, 
     return SDC_OK;
 }
 
-static sdc_status get_string(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
-                             int required, const char **out) {
+static sdc_status get_string(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, int required,
+                             const char **out) {
     const cJSON *v;
     sdc_status st = lookup(obj, key, WHAT, log, required, &v);
     if (st != SDC_OK) return st;
@@ -133,8 +133,7 @@ sdc_status sdc_cfg_int(const cJSON *obj, const char *key, const char *what, cons
     return get_int(obj, key, what, log, 1, out);
 }
 
-sdc_status sdc_cfg_float(const cJSON *obj, const char *key, const char *what, const sdc_logger *log,
-                         double *out) {
+sdc_status sdc_cfg_float(const cJSON *obj, const char *key, const char *what, const sdc_logger *log, double *out) {
     return get_float(obj, key, what, log, 1, out);
 }
 
@@ -206,8 +205,8 @@ sdc_status sdc_cfg_int_or(const cJSON *obj, const char *key, int def, const char
     return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;
 }
 
-sdc_status sdc_cfg_float_or(const cJSON *obj, const char *key, double def, const char *what,
-                            const sdc_logger *log, double *out) {
+sdc_status sdc_cfg_float_or(const cJSON *obj, const char *key, double def, const char *what, const sdc_logger *log,
+                            double *out) {
     sdc_status st = get_float(obj, key, what, log, 0, out);
     if (st == SDC_ERR_NOT_FOUND) *out = def;
     return st == SDC_ERR_NOT_FOUND ? SDC_OK : st;

@@ -7,16 +7,16 @@
 
 /* What follows a rule's prefix is renamed by the rule's kind. */
 enum {
-    KIND_SAME = 0,      /* unchanged: transformer blocks, convs, norms named alike on both sides */
-    KIND_UNET_RESNET,   /* LDM ResBlock <-> diffusers ResnetBlock2D with a time embedding */
-    KIND_VAE_RESNET,    /* LDM ResnetBlock <-> diffusers ResnetBlock2D without one */
-    KIND_VAE_ATTN,      /* LDM AttnBlock (1x1 convs) <-> diffusers Attention (linears) */
+    KIND_SAME = 0,    /* unchanged: transformer blocks, convs, norms named alike on both sides */
+    KIND_UNET_RESNET, /* LDM ResBlock <-> diffusers ResnetBlock2D with a time embedding */
+    KIND_VAE_RESNET,  /* LDM ResnetBlock <-> diffusers ResnetBlock2D without one */
+    KIND_VAE_ATTN,    /* LDM AttnBlock (1x1 convs) <-> diffusers Attention (linears) */
 };
 
 typedef struct sub_rule {
     int kind;
     const char *ldm, *diffusers;
-    int conv1x1;   /* LDM stores this module's weight as a 1x1 conv, diffusers as a linear */
+    int conv1x1; /* LDM stores this module's weight as a 1x1 conv, diffusers as a linear */
 } sub_rule;
 
 static const sub_rule sub_rules[] = {
@@ -75,8 +75,7 @@ static void add_unet_rules(sdc_ldm_map *m, int n, int L, const int *has_attn) {
         for (int j = 0; j < L; j++) {
             int b = (L + 1) * i + j + 1;
             addf(m, KIND_UNET_RESNET, "%sinput_blocks.%d.0.|unet.down_blocks.%d.resnets.%d.", U, b, i, j);
-            if (has_attn[i])
-                addf(m, KIND_SAME, "%sinput_blocks.%d.1.|unet.down_blocks.%d.attentions.%d.", U, b, i, j);
+            if (has_attn[i]) addf(m, KIND_SAME, "%sinput_blocks.%d.1.|unet.down_blocks.%d.attentions.%d.", U, b, i, j);
         }
         if (i < n - 1)
             addf(m, KIND_SAME, "%sinput_blocks.%d.0.op.|unet.down_blocks.%d.downsamplers.0.conv.", U, (L + 1) * (i + 1),
@@ -111,8 +110,8 @@ static void add_vae_rules(sdc_ldm_map *m, int n, int L) {
             addf(m, KIND_SAME, "%sencoder.down.%d.downsample.|vae.encoder.down_blocks.%d.downsamplers.0.", V, i, i);
         /* the decoder's up.N counts from the lowest resolution in LDM, from the highest in diffusers */
         for (int j = 0; j <= L; j++)
-            addf(m, KIND_VAE_RESNET, "%sdecoder.up.%d.block.%d.|vae.decoder.up_blocks.%d.resnets.%d.", V, n - 1 - i,
-                 j, i, j);
+            addf(m, KIND_VAE_RESNET, "%sdecoder.up.%d.block.%d.|vae.decoder.up_blocks.%d.resnets.%d.", V, n - 1 - i, j,
+                 i, j);
         if (i < n - 1)
             addf(m, KIND_SAME, "%sdecoder.up.%d.upsample.|vae.decoder.up_blocks.%d.upsamplers.0.", V, n - 1 - i, i);
     }
@@ -130,9 +129,9 @@ static void add_vae_rules(sdc_ldm_map *m, int n, int L) {
 sdc_status sdc_ldm_map_init(sdc_ldm_map *m, int n_unet_blocks, int layers_per_block, const int *unet_block_has_attn,
                             int n_vae_blocks, int vae_layers_per_block) {
     m->n_rules = 0;
-    if (n_unet_blocks < 1 || n_unet_blocks > SDC_LDM_MAX_BLOCKS || layers_per_block < 1 || layers_per_block > SDC_LDM_MAX_LAYERS ||
-        !unet_block_has_attn || n_vae_blocks < 1 || n_vae_blocks > SDC_LDM_MAX_BLOCKS || vae_layers_per_block < 1 ||
-        vae_layers_per_block > SDC_LDM_MAX_LAYERS)
+    if (n_unet_blocks < 1 || n_unet_blocks > SDC_LDM_MAX_BLOCKS || layers_per_block < 1 ||
+        layers_per_block > SDC_LDM_MAX_LAYERS || !unet_block_has_attn || n_vae_blocks < 1 ||
+        n_vae_blocks > SDC_LDM_MAX_BLOCKS || vae_layers_per_block < 1 || vae_layers_per_block > SDC_LDM_MAX_LAYERS)
         return SDC_ERR_INVALID_ARG;
     add_unet_rules(m, n_unet_blocks, layers_per_block, unet_block_has_attn);
     add_vae_rules(m, n_vae_blocks, vae_layers_per_block);

@@ -29,10 +29,10 @@
 #define SDC_LDM_PREFIX_LEN 56
 
 typedef struct sdc_ldm_rule {
-    char ldm[SDC_LDM_PREFIX_LEN];         /* "model.diffusion_model.input_blocks.1.0." */
-    char diffusers[SDC_LDM_PREFIX_LEN];   /* "unet.down_blocks.0.resnets.0." */
-    int kind;                             /* how the rest of the name is renamed (ldm_names.c) */
-    int ldm_only;                         /* an old LDM spelling: used only from LDM to diffusers */
+    char ldm[SDC_LDM_PREFIX_LEN];       /* "model.diffusion_model.input_blocks.1.0." */
+    char diffusers[SDC_LDM_PREFIX_LEN]; /* "unet.down_blocks.0.resnets.0." */
+    int kind;                           /* how the rest of the name is renamed (ldm_names.c) */
+    int ldm_only;                       /* an old LDM spelling: used only from LDM to diffusers */
 } sdc_ldm_rule;
 
 typedef struct sdc_ldm_map {

@@ -17,7 +17,7 @@
 
 static const struct {
     const char *name;
-    const char *weights;        /* base name of the weights file, without ".safetensors" */
+    const char *weights; /* base name of the weights file, without ".safetensors" */
     sdc_name_map_fn map;
 } components[] = {
     [SDC_COMP_TEXT_ENCODER] = {"text_encoder", "model", sdc_name_map_text_encoder},
@@ -26,9 +26,7 @@ static const struct {
 };
 _Static_assert(sizeof(components) / sizeof(components[0]) == SDC_COMP_COUNT, "component table");
 
-const char *sdc_component_name(sdc_component c) {
-    return (unsigned)c < SDC_COMP_COUNT ? components[c].name : "?";
-}
+const char *sdc_component_name(sdc_component c) { return (unsigned)c < SDC_COMP_COUNT ? components[c].name : "?"; }
 
 static char *join2(const char *a, const char *b, const char *c) {
     char *ab = sdc_path_join(a, b);
@@ -49,8 +47,8 @@ static char *weights_name(sdc_component c, int fp16) {
 }
 
 /* Picks the weights file of component c in compdir by variant into *out. */
-static sdc_status pick_weights(const char *compdir, sdc_component c, sdc_weight_variant variant,
-                               const sdc_logger *log, char **out) {
+static sdc_status pick_weights(const char *compdir, sdc_component c, sdc_weight_variant variant, const sdc_logger *log,
+                               char **out) {
     char *f32_name = weights_name(c, 0), *f16_name = weights_name(c, 1);
     char *f32 = f32_name ? sdc_path_join(compdir, f32_name) : NULL;
     char *f16 = f16_name ? sdc_path_join(compdir, f16_name) : NULL;
@@ -113,13 +111,11 @@ static sdc_status open_component(sdc_model_files *m, sdc_component c, sdc_weight
 }
 
 /* A diffusers folder: model_index.json, the three components, the optional scheduler and tokenizer. */
-static sdc_status open_folder(sdc_model_files *m, const char *dir, sdc_weight_variant variant,
-                              const sdc_logger *log) {
+static sdc_status open_folder(sdc_model_files *m, const char *dir, sdc_weight_variant variant, const sdc_logger *log) {
     char *path = sdc_path_join(dir, "model_index.json");
     sdc_status st = path ? load_required(path, "model index", log, &m->model_index) : SDC_ERR_OOM;
     free(path);
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
-        st = open_component(m, (sdc_component)c, variant, log);
+    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++) st = open_component(m, (sdc_component)c, variant, log);
 
     /* optional parts: absent is fine, present but broken is not */
     path = st == SDC_OK ? join2(dir, "scheduler", "scheduler_config.json") : NULL;
@@ -144,8 +140,10 @@ static sdc_status open_single_file(sdc_model_files *m, const char *path, const c
     if (st == SDC_OK) {
         m->tokenizer_dir = sdc_data_path("clip-tokenizer");
         if (!m->tokenizer_dir)
-            SDC_LOGW(log, "sdc_model_files_open: the CLIP tokenizer sdc ships was not found in $SDC_DATA_DIR, %s or "
-                     "%s; pass a tokenizer folder", SDC_DATA_DIR, SDC_SOURCE_DATA_DIR);
+            SDC_LOGW(log,
+                     "sdc_model_files_open: the CLIP tokenizer sdc ships was not found in $SDC_DATA_DIR, %s or "
+                     "%s; pass a tokenizer folder",
+                     SDC_DATA_DIR, SDC_SOURCE_DATA_DIR);
     }
     return st;
 }
@@ -174,13 +172,17 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
         return SDC_ERR_IO;
     }
     if (folder && config_dir) {
-        SDC_LOGE(log, "sdc_model_files_open: %s is a diffusers folder; a config folder (%s) is only for "
-                 "single-file checkpoints", path, config_dir);
+        SDC_LOGE(log,
+                 "sdc_model_files_open: %s is a diffusers folder; a config folder (%s) is only for "
+                 "single-file checkpoints",
+                 path, config_dir);
         return SDC_ERR_INVALID_ARG;
     }
     if (!folder && (ends_with(path, ".ckpt") || ends_with(path, ".pt") || ends_with(path, ".pth"))) {
-        SDC_LOGE(log, "sdc_model_files_open: %s: PyTorch pickle checkpoints are not supported (loading one can "
-                 "run code); convert it to .safetensors", path);
+        SDC_LOGE(log,
+                 "sdc_model_files_open: %s: PyTorch pickle checkpoints are not supported (loading one can "
+                 "run code); convert it to .safetensors",
+                 path);
         return SDC_ERR_UNSUPPORTED;
     }
     sdc_model_files *m = calloc(1, sizeof *m);
@@ -188,8 +190,7 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
     m->root = strdup(path);
     m->index = sdc_index_new(log);
     sdc_status st = m->root && m->index ? SDC_OK : SDC_ERR_OOM;
-    if (st == SDC_OK)
-        st = folder ? open_folder(m, path, variant, log) : open_single_file(m, path, config_dir, log);
+    if (st == SDC_OK) st = folder ? open_folder(m, path, variant, log) : open_single_file(m, path, config_dir, log);
     /* every weight a component holds is a float; an integer tensor would be converted silently */
     for (size_t i = 0; st == SDC_OK && i < sdc_index_count(m->index); i++)
         st = sdc_index_check_float(m->index, sdc_index_at(m->index, i));

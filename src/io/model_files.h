@@ -25,22 +25,22 @@ typedef enum sdc_component {
 const char *sdc_component_name(sdc_component c);
 
 typedef enum sdc_weight_variant {
-    SDC_VARIANT_AUTO = 0,  /* the f32 files when present, else .fp16 */
-    SDC_VARIANT_F32,       /* the plain files only */
-    SDC_VARIANT_FP16,      /* the .fp16 files only */
+    SDC_VARIANT_AUTO = 0, /* the f32 files when present, else .fp16 */
+    SDC_VARIANT_F32,      /* the plain files only */
+    SDC_VARIANT_FP16,     /* the .fp16 files only */
 } sdc_weight_variant;
 
 typedef struct sdc_model_files {
-    char *root;                            /* the folder, or the single file */
-    int single_file;                       /* 1: root is a single-file checkpoint */
-    cJSON *model_index;                    /* model_index.json */
-    cJSON *config[SDC_COMP_COUNT];         /* each component's config.json */
-    cJSON *scheduler_config;               /* scheduler/scheduler_config.json, NULL if absent */
-    char *tokenizer_dir;                   /* root/tokenizer, NULL if absent; single files: the CLIP
+    char *root;                         /* the folder, or the single file */
+    int single_file;                    /* 1: root is a single-file checkpoint */
+    cJSON *model_index;                 /* model_index.json */
+    cJSON *config[SDC_COMP_COUNT];      /* each component's config.json */
+    cJSON *scheduler_config;            /* scheduler/scheduler_config.json, NULL if absent */
+    char *tokenizer_dir;                /* root/tokenizer, NULL if absent; single files: the CLIP
                                               tokenizer sdc ships (sdc_data_path), NULL if not found */
-    char *weights_path[SDC_COMP_COUNT];    /* the chosen weights file of each component (single files:
+    char *weights_path[SDC_COMP_COUNT]; /* the chosen weights file of each component (single files:
                                               the file, for all three) */
-    sdc_model_index *index;                /* all components' tensors, each name prefixed
+    sdc_model_index *index;             /* all components' tensors, each name prefixed
                                               "<component>." (e.g. "unet.conv_in.weight") */
 } sdc_model_files;
 
@@ -56,7 +56,7 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
 /* sdc_model_files_open_ex(dir, NULL, variant, log, out) */
 sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, const sdc_logger *log,
                                 sdc_model_files **out);
-void sdc_model_files_free(sdc_model_files *m);   /* NULL is harmless */
+void sdc_model_files_free(sdc_model_files *m); /* NULL is harmless */
 
 /* The path of rel inside the data files sdc ships (e.g. "clip-tokenizer"), malloc'd: the first that
  * exists of $SDC_DATA_DIR/rel, the installed <datadir>/sdc/rel, and the source tree's data/rel (for

@@ -32,7 +32,7 @@ typedef struct index_file {
     int fd;
     uint64_t size;
     struct timespec mtime;
-    sdc_tensor_info *tensors;   /* n of them; names malloc'd; never moved */
+    sdc_tensor_info *tensors; /* n of them; names malloc'd; never moved */
     size_t n;
 } index_file;
 
@@ -40,7 +40,7 @@ struct sdc_model_index {
     sdc_logger log;
     index_file *files;
     int n_files, cap_files;
-    const sdc_tensor_info **sorted;   /* by name */
+    const sdc_tensor_info **sorted; /* by name */
     size_t n, cap;
     uint64_t bytes_read;
 };
@@ -94,8 +94,10 @@ const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *na
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(idx->sorted[mid]->name, name);
         if (c == 0) return idx->sorted[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -117,15 +119,15 @@ static sdc_status read_header(sdc_model_index *idx, const char *path, index_file
         return SDC_ERR_IO;
     }
     if (r < 8) {
-        SDC_LOGE(log, "sdc_index_add_file: %s: truncated file (%llu bytes, a safetensors file has at least 8)",
-                 path, (unsigned long long)f->size);
+        SDC_LOGE(log, "sdc_index_add_file: %s: truncated file (%llu bytes, a safetensors file has at least 8)", path,
+                 (unsigned long long)f->size);
         return SDC_ERR_FORMAT;
     }
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
     if (n > f->size - 8) {
-        SDC_LOGE(log, "sdc_index_add_file: %s: header length %llu goes beyond the end of the file (%llu bytes)",
-                 path, (unsigned long long)n, (unsigned long long)f->size);
+        SDC_LOGE(log, "sdc_index_add_file: %s: header length %llu goes beyond the end of the file (%llu bytes)", path,
+                 (unsigned long long)n, (unsigned long long)f->size);
         return SDC_ERR_FORMAT;
     }
     if (n > MAX_HEADER_BYTES) {
@@ -267,9 +269,7 @@ sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char
 
 size_t sdc_index_count(const sdc_model_index *idx) { return idx->n; }
 
-const sdc_tensor_info *sdc_index_at(const sdc_model_index *idx, size_t i) {
-    return i < idx->n ? idx->sorted[i] : NULL;
-}
+const sdc_tensor_info *sdc_index_at(const sdc_model_index *idx, size_t i) { return i < idx->n ? idx->sorted[i] : NULL; }
 
 const char *sdc_index_file_path(const sdc_model_index *idx, int file) {
     return file >= 0 && file < idx->n_files ? idx->files[file].path : NULL;
@@ -300,11 +300,10 @@ sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *inf
     }
     if ((uint64_t)st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
         st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
-        SDC_LOGE(&idx->log,
-                 "sdc_index_read_raw: %s: file changed since it was indexed (size %llu -> %llu bytes, mtime %s)",
-                 f->path, (unsigned long long)f->size, (unsigned long long)st.st_size,
-                 st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec ? "changed"
-                                                                                               : "unchanged");
+        SDC_LOGE(
+            &idx->log, "sdc_index_read_raw: %s: file changed since it was indexed (size %llu -> %llu bytes, mtime %s)",
+            f->path, (unsigned long long)f->size, (unsigned long long)st.st_size,
+            st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec ? "changed" : "unchanged");
         return SDC_ERR_IO;
     }
     int64_t r = pread_full(f->fd, dst, n, info->offset + begin);
@@ -319,14 +318,18 @@ sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *inf
 
 sdc_status sdc_index_check_float(const sdc_model_index *idx, const sdc_tensor_info *info) {
     switch (info->dtype) {
-    case SDC_DTYPE_I8: case SDC_DTYPE_I16: case SDC_DTYPE_I32: case SDC_DTYPE_I64: case SDC_DTYPE_U8:
+    case SDC_DTYPE_I8:
+    case SDC_DTYPE_I16:
+    case SDC_DTYPE_I32:
+    case SDC_DTYPE_I64:
+    case SDC_DTYPE_U8:
     case SDC_DTYPE_BOOL:
-        SDC_LOGE(&idx->log, "sdc_index_check_float: tensor '%.200s' has the integer dtype %s; a float weight "
-                 "(F32, F16, BF16, F64) is needed (a quantised or corrupt file?)", info->name,
-                 sdc_dtype_name(info->dtype));
+        SDC_LOGE(&idx->log,
+                 "sdc_index_check_float: tensor '%.200s' has the integer dtype %s; a float weight "
+                 "(F32, F16, BF16, F64) is needed (a quantised or corrupt file?)",
+                 info->name, sdc_dtype_name(info->dtype));
         return SDC_ERR_UNSUPPORTED;
-    default:
-        return SDC_OK;
+    default: return SDC_OK;
     }
 }
 
@@ -334,8 +337,8 @@ sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info,
     size_t n = (size_t)sdc_tensor_info_nelem(info);
     if (info->dtype == SDC_DTYPE_F32) return sdc_index_read_raw(idx, info, dst);
     if (info->dtype == SDC_DTYPE_F8_E4M3 || info->dtype == SDC_DTYPE_F8_E5M2) {
-        SDC_LOGE(&idx->log, "sdc_index_read_f32: tensor '%.200s' has dtype %s, which sdc does not convert",
-                 info->name, sdc_dtype_name(info->dtype));
+        SDC_LOGE(&idx->log, "sdc_index_read_f32: tensor '%.200s' has dtype %s, which sdc does not convert", info->name,
+                 sdc_dtype_name(info->dtype));
         return SDC_ERR_UNSUPPORTED;
     }
     void *raw = malloc(info->nbytes ? (size_t)info->nbytes : 1);

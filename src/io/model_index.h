@@ -18,13 +18,13 @@
 #define SDC_INDEX_MAX_DIMS 8
 
 typedef struct sdc_tensor_info {
-    const char *name;        /* full name: the prefix given to sdc_index_add_file + the (mapped) file name */
-    int file;                /* which indexed file holds it (sdc_index_file_path) */
+    const char *name; /* full name: the prefix given to sdc_index_add_file + the (mapped) file name */
+    int file;         /* which indexed file holds it (sdc_index_file_path) */
     sdc_dtype dtype;
     int ndim;
-    int64_t ne[SDC_INDEX_MAX_DIMS];  /* torch order, as in the file */
-    uint64_t offset;         /* absolute byte offset of the data in the file */
-    uint64_t nbytes;         /* = nelem * dtype size, checked at indexing */
+    int64_t ne[SDC_INDEX_MAX_DIMS]; /* torch order, as in the file */
+    uint64_t offset;                /* absolute byte offset of the data in the file */
+    uint64_t nbytes;                /* = nelem * dtype size, checked at indexing */
 } sdc_tensor_info;
 
 /* An index is used by one thread at a time. */
@@ -34,8 +34,8 @@ typedef struct sdc_model_index sdc_model_index;
  * tensor. Writes into out (size bytes) and returns out, or returns the input unchanged. */
 typedef const char *(*sdc_name_map_fn)(const char *name, char *out, size_t size, void *user);
 
-sdc_model_index *sdc_index_new(const sdc_logger *log);   /* log is copied; NULL on OOM */
-void sdc_index_free(sdc_model_index *idx);               /* NULL is harmless */
+sdc_model_index *sdc_index_new(const sdc_logger *log); /* log is copied; NULL on OOM */
+void sdc_index_free(sdc_model_index *idx);             /* NULL is harmless */
 
 /* Parses path's safetensors header and adds every tensor as prefix + map(name) (prefix may be NULL
  * or "", map may be NULL). Validates the header completely: a truncated file, a header length beyond
@@ -44,8 +44,8 @@ void sdc_index_free(sdc_model_index *idx);               /* NULL is harmless */
  * (SDC_ERR_FORMAT, or SDC_ERR_IO when the file cannot be read, SDC_ERR_NOT_FOUND when it does not
  * exist). A name already in the index is an error too. On error nothing from this file is added.
  * The file stays open until sdc_index_free; pointers to tensor infos stay valid as long. */
-sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char *prefix,
-                              sdc_name_map_fn map, void *map_user);
+sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char *prefix, sdc_name_map_fn map,
+                              void *map_user);
 
 size_t sdc_index_count(const sdc_model_index *idx);
 const sdc_tensor_info *sdc_index_at(const sdc_model_index *idx, size_t i);

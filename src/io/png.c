@@ -19,15 +19,15 @@ typedef struct png_job {
     const sdc_logger *log;
     const char *what;
     const char *path;
-    sdc_status status;     /* returned when libpng fails */
-    char msg[256];         /* libpng's error message */
-    uint8_t *pixels;       /* reading: the output buffer */
+    sdc_status status; /* returned when libpng fails */
+    char msg[256];     /* libpng's error message */
+    uint8_t *pixels;   /* reading: the output buffer */
     png_bytep *rows;
 } png_job;
 
 static void on_error(png_structp png, png_const_charp msg) {
     png_job *job = png_get_error_ptr(png);
-    if (strcmp(msg, "Read Error") == 0)   /* libpng's words for a short read */
+    if (strcmp(msg, "Read Error") == 0) /* libpng's words for a short read */
         snprintf(job->msg, sizeof job->msg, "truncated file (libpng: %s)", msg);
     else
         snprintf(job->msg, sizeof job->msg, "%s", msg);
@@ -179,10 +179,10 @@ sdc_status sdc_png_write(const char *path, const uint8_t *rgb, int w, int h, con
         memset(&t, 0, sizeof t);
         t.key = (png_charp)(uintptr_t)key;
         if (latin1) {
-            t.compression = PNG_TEXT_COMPRESSION_NONE;   /* tEXt */
+            t.compression = PNG_TEXT_COMPRESSION_NONE; /* tEXt */
             t.text = latin1;
         } else {
-            t.compression = PNG_ITXT_COMPRESSION_NONE;   /* iTXt, UTF-8 */
+            t.compression = PNG_ITXT_COMPRESSION_NONE; /* iTXt, UTF-8 */
             t.text = (png_charp)(uintptr_t)text;
         }
         t.text_length = strlen(t.text);
@@ -201,22 +201,21 @@ sdc_status sdc_png_write(const char *path, const uint8_t *rgb, int w, int h, con
 /* ---- reading ---- */
 
 /* The body of sdc_png_read between setjmp and the end; libpng errors longjmp out of it. */
-static void read_body(png_structp png, png_infop info, png_job *job, int max_w, int max_h, int *w_out,
-                      int *h_out) {
+static void read_body(png_structp png, png_infop info, png_job *job, int max_w, int max_h, int *w_out, int *h_out) {
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (w > (png_uint_32)max_w || h > (png_uint_32)max_h) {   /* before anything is decoded or allocated */
+    if (w > (png_uint_32)max_w || h > (png_uint_32)max_h) { /* before anything is decoded or allocated */
         job->status = SDC_ERR_INVALID_ARG;
         snprintf(job->msg, sizeof job->msg, "the image is %lux%lu, larger than the %dx%d the caller can use",
                  (unsigned long)w, (unsigned long)h, max_w, max_h);
         png_longjmp(png, 1);
     }
     int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
-    if (depth == 16) png_set_strip_16(png);                     /* PIL keeps the high byte */
+    if (depth == 16) png_set_strip_16(png); /* PIL keeps the high byte */
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-    png_set_strip_alpha(png);                                   /* also palette transparency */
+    png_set_strip_alpha(png); /* also palette transparency */
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8 ||
@@ -304,7 +303,7 @@ sdc_status sdc_png_read_max(const char *path, int max_w, int max_h, uint8_t **rg
         return st;
     }
     png_set_user_limits(png, SDC_PNG_MAX_DIM, SDC_PNG_MAX_DIM);
-    png_set_chunk_malloc_max(png, 8u << 20);   /* ancillary chunks (text, profiles): no decompression bombs */
+    png_set_chunk_malloc_max(png, 8u << 20); /* ancillary chunks (text, profiles): no decompression bombs */
     png_init_io(png, f);
     png_set_sig_bytes(png, 8);
     read_body(png, info, job, max_w, max_h, w, h);

@@ -60,8 +60,8 @@ static sdc_status parse_tensor(const cJSON *item, uint64_t data_start, uint64_t 
     cJSON_ArrayForEach(d, shape) {
         uint64_t v;
         if (ndim == SDC_INDEX_MAX_DIMS) {
-            SDC_LOGE(log, "safetensors: %s: tensor '%.*s' has more than %d dimensions", what, NAME_MAX_SHOWN,
-                     name, SDC_INDEX_MAX_DIMS);
+            SDC_LOGE(log, "safetensors: %s: tensor '%.*s' has more than %d dimensions", what, NAME_MAX_SHOWN, name,
+                     SDC_INDEX_MAX_DIMS);
             return SDC_ERR_FORMAT;
         }
         if (json_u64(d, &v) != 0) {
@@ -91,20 +91,18 @@ static sdc_status parse_tensor(const cJSON *item, uint64_t data_start, uint64_t 
     uint64_t begin, end;
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || json_u64(offs->child, &begin) != 0 ||
         json_u64(offs->child->next, &end) != 0 || end < begin) {
-        SDC_LOGE(log, "safetensors: %s: tensor '%.*s' has %s data_offsets (need [begin, end], begin <= end)",
-                 what, NAME_MAX_SHOWN, name, offs ? "invalid" : "no");
+        SDC_LOGE(log, "safetensors: %s: tensor '%.*s' has %s data_offsets (need [begin, end], begin <= end)", what,
+                 NAME_MAX_SHOWN, name, offs ? "invalid" : "no");
         return SDC_ERR_FORMAT;
     }
     if (end - begin != nbytes) {
-        SDC_LOGE(log,
-                 "safetensors: %s: tensor '%.*s': data_offsets span %llu bytes but %s x %llu elements need %llu",
+        SDC_LOGE(log, "safetensors: %s: tensor '%.*s': data_offsets span %llu bytes but %s x %llu elements need %llu",
                  what, NAME_MAX_SHOWN, name, (unsigned long long)(end - begin), sdc_dtype_name(t->dtype),
                  (unsigned long long)nelem, (unsigned long long)nbytes);
         return SDC_ERR_FORMAT;
     }
     if (end > file_size - data_start) {
-        SDC_LOGE(log,
-                 "safetensors: %s: tensor '%.*s': bytes [%llu, %llu) lie outside the data section (%llu bytes)",
+        SDC_LOGE(log, "safetensors: %s: tensor '%.*s': bytes [%llu, %llu) lie outside the data section (%llu bytes)",
                  what, NAME_MAX_SHOWN, name, (unsigned long long)begin, (unsigned long long)end,
                  (unsigned long long)(file_size - data_start));
         return SDC_ERR_FORMAT;
@@ -146,8 +144,8 @@ static sdc_status check_set(const sdc_st_header *h, const char *what, const sdc_
     qsort(p, n, sizeof *p, cmp_offset);
     for (size_t i = 1; i < n && st == SDC_OK; i++) {
         if (p[i]->offset < p[i - 1]->offset + p[i - 1]->nbytes) {
-            SDC_LOGE(log, "safetensors: %s: tensors '%.*s' and '%.*s' overlap", what, NAME_MAX_SHOWN,
-                     p[i - 1]->name, NAME_MAX_SHOWN, p[i]->name);
+            SDC_LOGE(log, "safetensors: %s: tensors '%.*s' and '%.*s' overlap", what, NAME_MAX_SHOWN, p[i - 1]->name,
+                     NAME_MAX_SHOWN, p[i]->name);
             st = SDC_ERR_FORMAT;
         }
     }

@@ -13,9 +13,9 @@
 #include "io/model_index.h"
 
 typedef struct sdc_st_header {
-    sdc_tensor_info *tensors;   /* names are malloc'd; offsets are absolute (data start added) */
+    sdc_tensor_info *tensors; /* names are malloc'd; offsets are absolute (data start added) */
     size_t n_tensors;
-    uint64_t data_start;        /* 8 + N */
+    uint64_t data_start; /* 8 + N */
 } sdc_st_header;
 
 /* json/json_len: the header's JSON text (not NUL-terminated). file_size: the whole file's size, used

@@ -90,8 +90,7 @@ static sdc_status check_components(const char *path, const sdc_logger *log, cons
     return SDC_OK;
 }
 
-sdc_status sdc_single_file_open(const char *path, const char *config_dir, const sdc_logger *log,
-                                sdc_model_files *m) {
+sdc_status sdc_single_file_open(const char *path, const char *config_dir, const sdc_logger *log, sdc_model_files *m) {
     sdc_status st = config_dir ? configs_from_dir(config_dir, log, m) : configs_detected(path, log, m);
     if (st == SDC_OK && !m->scheduler_config) {
         m->scheduler_config = sdc_sf_scheduler_config();

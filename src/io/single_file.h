@@ -28,19 +28,19 @@
 
 /* What detection found: shapes, plus the family template for what shapes cannot tell. */
 typedef struct sdc_sf_arch {
-    const char *family;                     /* "SD 1.x" */
+    const char *family; /* "SD 1.x" */
     /* text encoder: CLIPTextModel */
     int te_hidden, te_intermediate, te_layers, te_heads, te_positions, te_vocab;
     int te_bos, te_eos;
     double te_eps;
-    const char *te_act;                     /* "quick_gelu" */
+    const char *te_act; /* "quick_gelu" */
     /* UNet2DConditionModel */
     int unet_blocks, unet_layers;
     int unet_channels[SDC_SF_MAX_BLOCKS];
-    int unet_attn[SDC_SF_MAX_BLOCKS];       /* down block i has cross-attention */
-    int unet_transformer_layers;            /* BasicTransformerBlocks per attention */
+    int unet_attn[SDC_SF_MAX_BLOCKS]; /* down block i has cross-attention */
+    int unet_transformer_layers;      /* BasicTransformerBlocks per attention */
     int unet_heads, unet_cross_dim, unet_in, unet_out, unet_groups, unet_sample_size;
-    int unet_linear_proj;                   /* proj_in/proj_out are linears (else 1x1 convs) */
+    int unet_linear_proj; /* proj_in/proj_out are linears (else 1x1 convs) */
     /* AutoencoderKL */
     int vae_blocks, vae_layers;
     int vae_channels[SDC_SF_MAX_BLOCKS];
@@ -51,8 +51,7 @@ typedef struct sdc_sf_arch {
 
 /* Detects the architecture of a single file from its tensors' names (as in the file, unmapped) and
  * shapes only; data, offsets and dtypes are not looked at. n tensors at tensors[0..n). */
-sdc_status sdc_single_file_detect(const sdc_tensor_info *tensors, size_t n, const sdc_logger *log,
-                                  sdc_sf_arch *out);
+sdc_status sdc_single_file_detect(const sdc_tensor_info *tensors, size_t n, const sdc_logger *log, sdc_sf_arch *out);
 
 /* The JSON files a diffusers folder of architecture a holds. NULL on OOM; the caller deletes. */
 cJSON *sdc_sf_text_encoder_config(const sdc_sf_arch *a);
@@ -65,13 +64,11 @@ cJSON *sdc_sf_scheduler_config(void);
 cJSON *sdc_sf_model_index(const cJSON *scheduler_config);
 
 /* Builds the LDM name map from a UNet and a VAE config.json (block types and layers_per_block). */
-sdc_status sdc_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, const sdc_logger *log,
-                                       sdc_ldm_map *out);
+sdc_status sdc_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, const sdc_logger *log, sdc_ldm_map *out);
 
 /* Fills m (zeroed, m->index empty) from the single file at path: the configs from config_dir (NULL:
  * detected), the index of the file's tensors under their canonical "<component>.<diffusers name>",
  * weights_path[] = path for every component. Leaves m->tokenizer_dir alone. */
-sdc_status sdc_single_file_open(const char *path, const char *config_dir, const sdc_logger *log,
-                                sdc_model_files *m);
+sdc_status sdc_single_file_open(const char *path, const char *config_dir, const sdc_logger *log, sdc_model_files *m);
 
 #endif

@@ -33,8 +33,10 @@ static size_t lower_bound(const det *d, const char *key) {
     size_t lo = 0, hi = d->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(d->sorted[mid]->name, key) < 0) lo = mid + 1;
-        else hi = mid;
+        if (strcmp(d->sorted[mid]->name, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -105,33 +107,42 @@ static sdc_status check_layout(det *d, const char **te_prefix) {
     const sdc_logger *log = d->log;
     *te_prefix = NULL;
     if (has_prefix(d, "conditioner.embedders.")) {
-        SDC_LOGE(log, "sdc_single_file_detect: conditioner.embedders.* (two text encoders): an SDXL checkpoint; "
+        SDC_LOGE(log,
+                 "sdc_single_file_detect: conditioner.embedders.* (two text encoders): an SDXL checkpoint; "
                  "sdc supports SD 1.x single files");
         return SDC_ERR_UNSUPPORTED;
     }
     if (has_prefix(d, T "model.")) {
-        SDC_LOGE(log, "sdc_single_file_detect: cond_stage_model.model.* (OpenCLIP text encoder): an SD 2.x "
+        SDC_LOGE(log,
+                 "sdc_single_file_detect: cond_stage_model.model.* (OpenCLIP text encoder): an SD 2.x "
                  "checkpoint; sdc supports SD 1.x single files");
         return SDC_ERR_UNSUPPORTED;
     }
     const int unet = has_prefix(d, U), vae = has_prefix(d, V), te = has_prefix(d, T);
     if (!unet && !vae && !te) {
-        SDC_LOGE(log, "sdc_single_file_detect: no " U "*, " V "* or " T "* tensors (%zu tensors, the first '%.100s'): "
-                 "not a Stable Diffusion checkpoint in the original (LDM) layout", d->n,
-                 d->n ? d->sorted[0]->name : "");
+        SDC_LOGE(log,
+                 "sdc_single_file_detect: no " U "*, " V "* or " T "* tensors (%zu tensors, the first '%.100s'): "
+                 "not a Stable Diffusion checkpoint in the original (LDM) layout",
+                 d->n, d->n ? d->sorted[0]->name : "");
         return SDC_ERR_UNSUPPORTED;
     }
     if (!unet || !vae || !te) {
-        SDC_LOGE(log, "sdc_single_file_detect: the file has no %s (%s* tensors)", !unet ? "UNet" : !vae ? "VAE" : "text encoder",
-                 !unet ? U : !vae ? V : T);
+        SDC_LOGE(log, "sdc_single_file_detect: the file has no %s (%s* tensors)",
+                 !unet      ? "UNet"
+                     : !vae ? "VAE"
+                            : "text encoder",
+                 !unet      ? U
+                     : !vae ? V
+                            : T);
         return SDC_ERR_NOT_FOUND;
     }
     if (findf(d, T "transformer.text_model.embeddings.token_embedding.weight")) {
         *te_prefix = T "transformer.text_model.";
     } else if (findf(d, T "transformer.embeddings.token_embedding.weight")) {
-        *te_prefix = T "transformer.";   /* saved before transformers wrapped CLIP in text_model */
+        *te_prefix = T "transformer."; /* saved before transformers wrapped CLIP in text_model */
     } else {
-        SDC_LOGE(log, "sdc_single_file_detect: " T "* holds no CLIP text encoder "
+        SDC_LOGE(log,
+                 "sdc_single_file_detect: " T "* holds no CLIP text encoder "
                  "(no transformer.text_model.embeddings.token_embedding.weight): unknown text encoder");
         return SDC_ERR_UNSUPPORTED;
     }
@@ -141,9 +152,9 @@ static sdc_status check_layout(det *d, const char **te_prefix) {
 /* ---- shapes ---- */
 
 static void detect_text_encoder(det *d, const char *P, sdc_sf_arch *a) {
-    const sdc_tensor_info *tok = need(d, 2, "%sembeddings.token_embedding.weight", P);     // [vocab, D]
-    const sdc_tensor_info *pos = need(d, 2, "%sembeddings.position_embedding.weight", P);  // [positions, D]
-    const sdc_tensor_info *fc1 = need(d, 2, "%sencoder.layers.0.mlp.fc1.weight", P);      // [I, D]
+    const sdc_tensor_info *tok = need(d, 2, "%sembeddings.token_embedding.weight", P);      // [vocab, D]
+    const sdc_tensor_info *pos = need(d, 2, "%sembeddings.position_embedding.weight", P);   // [positions, D]
+    const sdc_tensor_info *fc1 = need(d, 2, "%sencoder.layers.0.mlp.fc1.weight", P);        // [I, D]
     need(d, 1, "%sfinal_layer_norm.weight", P);
     a->te_vocab = dim(tok, 0);
     a->te_hidden = dim(tok, 1);
@@ -169,8 +180,10 @@ static void detect_unet(det *d, sdc_sf_arch *a) {
     const int L = first_down ? first_down - 1 : n_in - 1, n = L >= 1 ? n_in / (L + 1) : 0;
     if (L < 1 || n < 1 || n_in != n * (L + 1) || n_out != n * (L + 1) || n > SDC_SF_MAX_BLOCKS ||
         L > SDC_LDM_MAX_LAYERS) {
-        SDC_LOGE(d->log, "sdc_single_file_detect: UNet layout not recognised: %d input blocks, %d output blocks, "
-                 "the first downsampler in input block %d", n_in, n_out, first_down);
+        SDC_LOGE(d->log,
+                 "sdc_single_file_detect: UNet layout not recognised: %d input blocks, %d output blocks, "
+                 "the first downsampler in input block %d",
+                 n_in, n_out, first_down);
         d->st = SDC_ERR_UNSUPPORTED;
         return;
     }
@@ -178,13 +191,13 @@ static void detect_unet(det *d, sdc_sf_arch *a) {
     a->unet_layers = L;
     for (int i = 0; i < n; i++) {
         const int b = (L + 1) * i + 1;
-        a->unet_channels[i] = dim(need(d, 4, U "input_blocks.%d.0.out_layers.3.weight", b), 0);  // [C, C, 3, 3]
+        a->unet_channels[i] = dim(need(d, 4, U "input_blocks.%d.0.out_layers.3.weight", b), 0);   // [C, C, 3, 3]
         a->unet_attn[i] = findf(d, U "input_blocks.%d.1.proj_in.weight", b) != NULL;
     }
     /* the mid block always has attention: it tells the projection kind, the context width and depth */
-    const sdc_tensor_info *proj = findf(d, U "middle_block.1.proj_in.weight");  // [C, C, 1, 1] or [C, C]
-    const sdc_tensor_info *k = need(d, 2, U "middle_block.1.transformer_blocks.0.attn2.to_k.weight");  // [C, ctx]
-    if (!proj) need(d, 4, U "middle_block.1.proj_in.weight");   /* reports it missing */
+    const sdc_tensor_info *proj = findf(d, U "middle_block.1.proj_in.weight");   // [C, C, 1, 1] or [C, C]
+    const sdc_tensor_info *k = need(d, 2, U "middle_block.1.transformer_blocks.0.attn2.to_k.weight");   // [C, ctx]
+    if (!proj) need(d, 4, U "middle_block.1.proj_in.weight"); /* reports it missing */
     a->unet_linear_proj = proj && proj->ndim == 2;
     a->unet_cross_dim = dim(k, 1);
     a->unet_transformer_layers = 0;
@@ -193,10 +206,10 @@ static void detect_unet(det *d, sdc_sf_arch *a) {
 }
 
 static void detect_vae(det *d, sdc_sf_arch *a) {
-    const sdc_tensor_info *ein = need(d, 4, V "encoder.conv_in.weight");    // [C0, in, 3, 3]
-    const sdc_tensor_info *dout = need(d, 4, V "decoder.conv_out.weight");  // [out, C0, 3, 3]
-    const sdc_tensor_info *din = need(d, 4, V "decoder.conv_in.weight");    // [C_last, latent, 3, 3]
-    need(d, 4, V "encoder.mid.attn_1.q.weight");  // [C, C, 1, 1]
+    const sdc_tensor_info *ein = need(d, 4, V "encoder.conv_in.weight");     // [C0, in, 3, 3]
+    const sdc_tensor_info *dout = need(d, 4, V "decoder.conv_out.weight");   // [out, C0, 3, 3]
+    const sdc_tensor_info *din = need(d, 4, V "decoder.conv_in.weight");     // [C_last, latent, 3, 3]
+    need(d, 4, V "encoder.mid.attn_1.q.weight");                             // [C, C, 1, 1]
     if (d->st != SDC_OK) return;
     a->vae_in = dim(ein, 1);
     a->vae_out = dim(dout, 0);
@@ -207,33 +220,40 @@ static void detect_vae(det *d, sdc_sf_arch *a) {
     /* each decoder block has one resnet more than its encoder block */
     if (n < 1 || n_up != n || L < 1 || n > SDC_SF_MAX_BLOCKS || L > SDC_LDM_MAX_LAYERS ||
         !findf(d, V "decoder.up.0.block.%d.conv1.weight", L)) {
-        SDC_LOGE(d->log, "sdc_single_file_detect: VAE layout not recognised: %d encoder blocks of %d resnets, "
-                 "%d decoder blocks", n, L, n_up);
+        SDC_LOGE(d->log,
+                 "sdc_single_file_detect: VAE layout not recognised: %d encoder blocks of %d resnets, "
+                 "%d decoder blocks",
+                 n, L, n_up);
         d->st = SDC_ERR_UNSUPPORTED;
         return;
     }
     a->vae_blocks = n;
     a->vae_layers = L;
     for (int i = 0; i < n; i++)
-        a->vae_channels[i] = dim(need(d, 4, V "encoder.down.%d.block.0.conv2.weight", i), 0);  // [C, C, 3, 3]
+        a->vae_channels[i] = dim(need(d, 4, V "encoder.down.%d.block.0.conv2.weight", i), 0);   // [C, C, 3, 3]
     a->vae_quant_conv = findf(d, V "quant_conv.weight") != NULL;
     a->vae_post_quant_conv = findf(d, V "post_quant_conv.weight") != NULL;
 }
 
 /* ---- family templates ---- */
 
-enum { CLIP_L_WIDTH = 768, CLIP_L_HEAD_DIM = 64 };
+enum {
+    CLIP_L_WIDTH = 768,
+    CLIP_L_HEAD_DIM = 64
+};
 
 static sdc_status apply_sd1_template(const det *d, sdc_sf_arch *a) {
     const sdc_logger *log = d->log;
     if (a->te_hidden != CLIP_L_WIDTH) {
-        SDC_LOGE(log, "sdc_single_file_detect: text encoder width %d is not CLIP ViT-L/14's %d (SD 1.x): its "
+        SDC_LOGE(log,
+                 "sdc_single_file_detect: text encoder width %d is not CLIP ViT-L/14's %d (SD 1.x): its "
                  "attention heads cannot be told from shapes; give a diffusers config folder (--config DIR)",
                  a->te_hidden, CLIP_L_WIDTH);
         return SDC_ERR_UNSUPPORTED;
     }
     if (a->unet_linear_proj) {
-        SDC_LOGE(log, "sdc_single_file_detect: the UNet's proj_in is a linear (SD 2.x style) with a CLIP ViT-L "
+        SDC_LOGE(log,
+                 "sdc_single_file_detect: the UNet's proj_in is a linear (SD 2.x style) with a CLIP ViT-L "
                  "text encoder: unknown family; give a diffusers config folder (--config DIR)");
         return SDC_ERR_UNSUPPORTED;
     }
@@ -243,11 +263,11 @@ static sdc_status apply_sd1_template(const det *d, sdc_sf_arch *a) {
         return SDC_ERR_UNSUPPORTED;
     }
     a->family = "SD 1.x";
-    a->te_heads = CLIP_L_WIDTH / CLIP_L_HEAD_DIM;   /* 12 */
+    a->te_heads = CLIP_L_WIDTH / CLIP_L_HEAD_DIM; /* 12 */
     a->te_act = "quick_gelu";
     a->te_eps = 1e-5;
-    a->te_bos = 49406;   /* <|startoftext|> */
-    a->te_eos = 49407;   /* <|endoftext|>: the pooled output is taken at its first occurrence */
+    a->te_bos = 49406; /* <|startoftext|> */
+    a->te_eos = 49407; /* <|endoftext|>: the pooled output is taken at its first occurrence */
     a->unet_heads = 8;
     a->unet_groups = 32;
     a->unet_sample_size = 64;
@@ -257,8 +277,7 @@ static sdc_status apply_sd1_template(const det *d, sdc_sf_arch *a) {
     return SDC_OK;
 }
 
-sdc_status sdc_single_file_detect(const sdc_tensor_info *tensors, size_t n, const sdc_logger *log,
-                                  sdc_sf_arch *out) {
+sdc_status sdc_single_file_detect(const sdc_tensor_info *tensors, size_t n, const sdc_logger *log, sdc_sf_arch *out) {
     memset(out, 0, sizeof *out);
     det d = {calloc(n ? n : 1, sizeof *d.sorted), n, log, SDC_OK};
     if (!d.sorted) return SDC_ERR_OOM;
@@ -347,7 +366,7 @@ cJSON *sdc_sf_unet_config(const sdc_sf_arch *a) {
     }
     str(&b, "_class_name", "UNet2DConditionModel");
     str(&b, "act_fn", "silu");
-    num(&b, "attention_head_dim", a->unet_heads);   /* SD 1.x configs put the head count here */
+    num(&b, "attention_head_dim", a->unet_heads); /* SD 1.x configs put the head count here */
     ints(&b, "block_out_channels", a->unet_channels, n);
     boolean(&b, "center_input_sample", 0);
     num(&b, "cross_attention_dim", a->unet_cross_dim);
@@ -449,8 +468,7 @@ static sdc_status layers_of(const cJSON *cfg, const char *what, int def, const s
     return SDC_OK;
 }
 
-sdc_status sdc_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, const sdc_logger *log,
-                                       sdc_ldm_map *out) {
+sdc_status sdc_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, const sdc_logger *log, sdc_ldm_map *out) {
     /* diffusers' defaults for absent keys: UNet SD 1.x blocks x 2 layers, VAE 1 block x 1 layer */
     int attn[SDC_SF_MAX_BLOCKS + 1] = {1, 1, 1, 0}, n_unet = 4, L = 2, n_vae = 1, vae_L = 1;
     const char *types[SDC_SF_MAX_BLOCKS + 1];
@@ -470,8 +488,10 @@ sdc_status sdc_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, cons
     if (st == SDC_OK) st = layers_of(vae, "vae config", 1, log, &vae_L);
     if (st != SDC_OK) return st;
     if (sdc_ldm_map_init(out, n_unet, L, attn, n_vae, vae_L) != SDC_OK) {
-        SDC_LOGE(log, "sdc_single_file: no LDM layout for a UNet of %d blocks x %d layers and a VAE of %d x %d "
-                 "(at most %d blocks, %d layers)", n_unet, L, n_vae, vae_L, SDC_LDM_MAX_BLOCKS, SDC_LDM_MAX_LAYERS);
+        SDC_LOGE(log,
+                 "sdc_single_file: no LDM layout for a UNet of %d blocks x %d layers and a VAE of %d x %d "
+                 "(at most %d blocks, %d layers)",
+                 n_unet, L, n_vae, vae_L, SDC_LDM_MAX_BLOCKS, SDC_LDM_MAX_LAYERS);
         return SDC_ERR_UNSUPPORTED;
     }
     return SDC_OK;

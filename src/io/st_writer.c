@@ -8,7 +8,7 @@
 #include "io/atomic_file.h"
 
 #define ST_MAX_DIMS 8
-#define ST_CHUNK_BYTES ((size_t)4 << 20)   /* the fill buffer */
+#define ST_CHUNK_BYTES ((size_t)4 << 20) /* the fill buffer */
 
 typedef struct st_item {
     char *name;
@@ -16,7 +16,7 @@ typedef struct st_item {
     int ndim;
     int64_t ne[ST_MAX_DIMS];
     uint64_t nbytes;
-    const void *data;      /* or */
+    const void *data; /* or */
     sdc_st_fill_fn fill;
     void *user;
 } st_item;
@@ -25,9 +25,9 @@ struct sdc_st_writer {
     sdc_logger log;
     st_item *items;
     size_t n, cap;
-    char **meta;           /* key, value, key, value, ... */
+    char **meta; /* key, value, key, value, ... */
     size_t n_meta;
-    sdc_status status;     /* first error */
+    sdc_status status; /* first error */
 };
 
 /* ---- a growable string ---- */
@@ -179,8 +179,8 @@ sdc_status sdc_st_writer_add(sdc_st_writer *w, const char *name, sdc_dtype dtype
     return add_item(w, name, dtype, ndim, ne, data, NULL, NULL);
 }
 
-sdc_status sdc_st_writer_add_fill(sdc_st_writer *w, const char *name, sdc_dtype dtype, int ndim,
-                                  const int64_t *ne, sdc_st_fill_fn fill, void *user) {
+sdc_status sdc_st_writer_add_fill(sdc_st_writer *w, const char *name, sdc_dtype dtype, int ndim, const int64_t *ne,
+                                  sdc_st_fill_fn fill, void *user) {
     if (!fill) {
         SDC_LOGE(&w->log, "st_writer: tensor '%s' has no fill callback", name ? name : "(null)");
         return fail(w, SDC_ERR_INVALID_ARG);

@@ -36,7 +36,7 @@ typedef sdc_status (*sdc_st_fill_fn)(void *user, void *dst, uint64_t first, uint
 
 /* NULL on OOM. log is copied. */
 sdc_st_writer *sdc_st_writer_new(const sdc_logger *log);
-void sdc_st_writer_free(sdc_st_writer *w);   /* NULL is harmless */
+void sdc_st_writer_free(sdc_st_writer *w); /* NULL is harmless */
 
 /* A "__metadata__" string entry (copied). */
 sdc_status sdc_st_writer_set_metadata(sdc_st_writer *w, const char *key, const char *value);
@@ -47,8 +47,8 @@ sdc_status sdc_st_writer_set_metadata(sdc_st_writer *w, const char *key, const c
 sdc_status sdc_st_writer_add(sdc_st_writer *w, const char *name, sdc_dtype dtype, int ndim, const int64_t *ne,
                              const void *data);
 /* Adds a tensor whose data fill(user, ...) produces at write time. */
-sdc_status sdc_st_writer_add_fill(sdc_st_writer *w, const char *name, sdc_dtype dtype, int ndim,
-                                  const int64_t *ne, sdc_st_fill_fn fill, void *user);
+sdc_status sdc_st_writer_add_fill(sdc_st_writer *w, const char *name, sdc_dtype dtype, int ndim, const int64_t *ne,
+                                  sdc_st_fill_fn fill, void *user);
 
 size_t sdc_st_writer_count(const sdc_st_writer *w);
 /* Bytes of the file the tensors added so far make: 8 + padded header + data. Writes nothing. */

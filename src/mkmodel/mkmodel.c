@@ -12,7 +12,7 @@
 #include "io/st_writer.h"
 #include "mkmodel/mkmodel_internal.h"
 
-#define MK_SCRATCH 16384   /* floats drawn at a time, then converted to the file dtype */
+#define MK_SCRATCH 16384 /* floats drawn at a time, then converted to the file dtype */
 
 /* ---- random numbers: splitmix64, Box-Muller ---- */
 
@@ -34,7 +34,7 @@ static double rng_normal(mk_rng *r) {
         r->has_spare = 0;
         return r->spare;
     }
-    double u1 = ((double)(splitmix64(&r->s) >> 11) + 0.5) * 0x1p-53;   /* (0, 1): log is finite */
+    double u1 = ((double)(splitmix64(&r->s) >> 11) + 0.5) * 0x1p-53; /* (0, 1): log is finite */
     double u2 = (double)(splitmix64(&r->s) >> 11) * 0x1p-53;
     double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
     r->spare = rad * sin(th);
@@ -44,7 +44,7 @@ static double rng_normal(mk_rng *r) {
 
 /* The seed of one tensor's generator, from the model seed and its canonical name. */
 static uint64_t tensor_seed(uint64_t seed, const char *name) {
-    uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a */
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
     uint64_t s = seed;
     return splitmix64(&s) ^ h;
@@ -56,8 +56,8 @@ typedef struct mk_file mk_file;
 
 typedef struct mk_tensor {
     mk_file *file;
-    double shift, scale;   /* value = shift + scale * N(0, 1) */
-    uint64_t seed, next;   /* next: the element the writer asks for next */
+    double shift, scale; /* value = shift + scale * N(0, 1) */
+    uint64_t seed, next; /* next: the element the writer asks for next */
     mk_rng rng;
 } mk_tensor;
 
@@ -65,14 +65,14 @@ struct mk_file {
     sdc_st_writer *w;
     sdc_dtype dtype;
     uint64_t seed;
-    const sdc_ldm_map *ldm;   /* non-NULL: LDM single-file names */
-    const char *prefix;       /* of the component being enumerated: "unet." */
+    const sdc_ldm_map *ldm; /* non-NULL: LDM single-file names */
+    const char *prefix;     /* of the component being enumerated: "unet." */
     sdc_component comp;
     mk_tensor **tensors;
     size_t n, cap;
     float *scratch;
-    sdc_status status;        /* first error */
-    sdc_mkmodel_info *info;   /* counts, may be NULL */
+    sdc_status status;      /* first error */
+    sdc_mkmodel_info *info; /* counts, may be NULL */
     const sdc_logger *log;
 };
 
@@ -83,7 +83,7 @@ static sdc_status fill(void *user, void *dst, uint64_t first, uint64_t count) {
         t->rng = (mk_rng){t->seed, 0, 0.0};
         t->next = 0;
     }
-    if (first != t->next) return SDC_ERR_INVALID_ARG;   /* the writer streams in order */
+    if (first != t->next) return SDC_ERR_INVALID_ARG; /* the writer streams in order */
     size_t esize = sdc_dtype_size(f->dtype);
     for (uint64_t done = 0; done < count;) {
         size_t n = count - done < MK_SCRATCH ? (size_t)(count - done) : MK_SCRATCH;
@@ -128,7 +128,7 @@ static void on_tensor(void *user, const char *name, int ndim, const int64_t *ne,
     case SDC_MK_INIT_NORM_SCALE: t->shift = 1.0, t->scale = 0.1; break;
     default: t->scale = 0.05; break;
     }
-    const char *out_name = name;   /* a folder file holds one component, without its prefix */
+    const char *out_name = name; /* a folder file holds one component, without its prefix */
     int64_t shape[8];
     for (int i = 0; i < ndim; i++) shape[i] = ne[i];
     if (f->ldm) {
@@ -139,7 +139,7 @@ static void on_tensor(void *user, const char *name, int ndim, const int64_t *ne,
             f->status = SDC_ERR_INVALID_ARG;
             return;
         }
-        if (conv1x1) {   /* LDM keeps these as 1x1 convolutions */
+        if (conv1x1) { /* LDM keeps these as 1x1 convolutions */
             shape[ndim++] = 1;
             shape[ndim++] = 1;
         }
@@ -171,7 +171,7 @@ static mk_file *file_new(const sdc_mk_arch *a, const sdc_component *comps, int n
     f->ldm = ldm;
     f->info = info;
     f->log = log;
-    if (!ldm) sdc_st_writer_set_metadata(f->w, "format", "pt");   /* as diffusers saves */
+    if (!ldm) sdc_st_writer_set_metadata(f->w, "format", "pt"); /* as diffusers saves */
     for (int c = 0; c < n_comps && f->status == SDC_OK; c++) {
         static const char *const prefix[SDC_COMP_COUNT] = {"text_encoder.", "unet.", "vae."};
         f->comp = comps[c];
@@ -212,7 +212,7 @@ static sdc_status write_json(const char *dir, const char *name, cJSON *json, con
     sdc_status st = SDC_ERR_OOM;
     if (text && path) {
         size_t n = strlen(text);
-        text[n] = '\n';   /* cJSON's terminator becomes the final newline */
+        text[n] = '\n'; /* cJSON's terminator becomes the final newline */
         st = write_bytes(path, text, n + 1, log);
     } else {
         SDC_LOGE(log, "mkmodel: out of memory writing %s", name);
@@ -242,21 +242,19 @@ static sdc_status write_weights(const sdc_mk_arch *a, const char *path, const sd
     uint64_t bytes = sdc_st_writer_file_size(f->w);
     sdc_status st = sdc_st_writer_write(f->w, path);
     if (st == SDC_OK)
-        SDC_LOGI(log, "mkmodel: wrote %s (%zu tensors, %.1f MiB)", path, sdc_st_writer_count(f->w),
-                 bytes / 1048576.0);
+        SDC_LOGI(log, "mkmodel: wrote %s (%zu tensors, %.1f MiB)", path, sdc_st_writer_count(f->w), bytes / 1048576.0);
     file_free(f);
     return st;
 }
 
 static void ldm_map_for(const sdc_mk_arch *a, sdc_ldm_map *m) {
     sdc_status st = sdc_ldm_map_init(m, a->unet_blocks, a->unet_layers, a->unet_attn, a->vae_blocks, a->vae_layers);
-    (void)st;   /* the embedded architectures fit the map by construction */
+    (void)st; /* the embedded architectures fit the map by construction */
 }
 
 sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
                               const char *tokenizer_dir, const sdc_logger *log) {
-    static const char *const weights[SDC_COMP_COUNT] = {"model", "diffusion_pytorch_model",
-                                                        "diffusion_pytorch_model"};
+    static const char *const weights[SDC_COMP_COUNT] = {"model", "diffusion_pytorch_model", "diffusion_pytorch_model"};
     sdc_status st = make_dir(root, log);
     for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++) {
         sdc_component comp = (sdc_component)c;
@@ -269,11 +267,13 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
             return SDC_ERR_OOM;
         }
         cJSON *cfg = comp == SDC_COMP_TEXT_ENCODER ? sdc_mk_text_encoder_json(a, dtype)
-                     : comp == SDC_COMP_UNET       ? sdc_mk_unet_json(a)
+            : comp == SDC_COMP_UNET                ? sdc_mk_unet_json(a)
                                                    : sdc_mk_vae_json(a);
         st = make_dir(dir, log);
-        if (st == SDC_OK) st = write_json(dir, "config.json", cfg, log);
-        else cJSON_Delete(cfg);
+        if (st == SDC_OK)
+            st = write_json(dir, "config.json", cfg, log);
+        else
+            cJSON_Delete(cfg);
         if (st == SDC_OK) st = write_weights(a, path, &comp, 1, NULL, dtype, seed, log);
         free(dir);
         free(path);

@@ -30,14 +30,14 @@ typedef struct sdc_mk_arch {
     const char *name;
     /* text encoder: transformers CLIPTextModel */
     int te_hidden, te_intermediate, te_layers, te_heads, te_positions, te_vocab, te_projection_dim;
-    int te_bos, te_eos, te_pad;             /* token ids written to config.json */
-    const char *te_act;                     /* "quick_gelu" */
+    int te_bos, te_eos, te_pad; /* token ids written to config.json */
+    const char *te_act;         /* "quick_gelu" */
     /* denoiser: diffusers UNet2DConditionModel (SD 1.x blocks, one transformer layer per attention) */
     int unet_blocks;
-    int unet_channels[SDC_MK_MAX_BLOCKS];   /* block_out_channels */
-    int unet_attn[SDC_MK_MAX_BLOCKS];       /* down block i is CrossAttnDownBlock2D (up block n-1-i mirrors it) */
-    int unet_layers;                        /* layers_per_block */
-    int unet_heads;                         /* attention_head_dim as SD 1.x configs spell the head count */
+    int unet_channels[SDC_MK_MAX_BLOCKS]; /* block_out_channels */
+    int unet_attn[SDC_MK_MAX_BLOCKS];     /* down block i is CrossAttnDownBlock2D (up block n-1-i mirrors it) */
+    int unet_layers;                      /* layers_per_block */
+    int unet_heads;                       /* attention_head_dim as SD 1.x configs spell the head count */
     int unet_cross_dim, unet_in, unet_out, unet_groups, unet_sample_size;
     /* autoencoder: diffusers AutoencoderKL */
     int vae_blocks;
@@ -45,17 +45,17 @@ typedef struct sdc_mk_arch {
     int vae_layers, vae_in, vae_out, vae_latent, vae_groups, vae_sample_size;
     double vae_scaling;
     /* scheduler/scheduler_config.json: the SD 1.x betas either way */
-    const char *scheduler;                  /* "EulerDiscreteScheduler" or "PNDMScheduler" */
+    const char *scheduler; /* "EulerDiscreteScheduler" or "PNDMScheduler" */
 } sdc_mk_arch;
 
 /* "tiny-sd1" or "sd15"; NULL for another name. */
 const sdc_mk_arch *sdc_mk_arch_find(const char *name);
 
 typedef enum sdc_mk_init {
-    SDC_MK_INIT_FAN_IN = 0,   /* N(0, 1/fan_in) */
-    SDC_MK_INIT_EMBEDDING,    /* N(0, 0.25) */
-    SDC_MK_INIT_NORM_SCALE,   /* 1 + 0.1 N(0, 1) */
-    SDC_MK_INIT_VECTOR,       /* 0.05 N(0, 1) */
+    SDC_MK_INIT_FAN_IN = 0, /* N(0, 1/fan_in) */
+    SDC_MK_INIT_EMBEDDING,  /* N(0, 0.25) */
+    SDC_MK_INIT_NORM_SCALE, /* 1 + 0.1 N(0, 1) */
+    SDC_MK_INIT_VECTOR,     /* 0.05 N(0, 1) */
     SDC_MK_INIT_COUNT
 } sdc_mk_init;
 
@@ -73,7 +73,7 @@ void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_component c, sdc_mk_tensor_
 typedef struct sdc_mkmodel_info {
     uint64_t n_tensors[SDC_COMP_COUNT];
     uint64_t n_params[SDC_COMP_COUNT];
-    uint64_t weight_file_bytes;   /* the safetensors files together (headers included), configs excluded */
+    uint64_t weight_file_bytes; /* the safetensors files together (headers included), configs excluded */
 } sdc_mkmodel_info;
 
 /* Writes a random-weight model of architecture arch ("tiny-sd1" or "sd15") to out_path:

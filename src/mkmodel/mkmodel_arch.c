@@ -10,27 +10,71 @@ static const sdc_mk_arch archs[] = {
     {
         /* the toy model of the reference bundle (its tiny-sd1 config.json files) */
         .name = "tiny-sd1",
-        .te_hidden = 32, .te_intermediate = 37, .te_layers = 3, .te_heads = 4, .te_positions = 77,
-        .te_vocab = 49408, .te_projection_dim = 32, .te_bos = 49406, .te_eos = 49407, .te_pad = 49407,
+        .te_hidden = 32,
+        .te_intermediate = 37,
+        .te_layers = 3,
+        .te_heads = 4,
+        .te_positions = 77,
+        .te_vocab = 49408,
+        .te_projection_dim = 32,
+        .te_bos = 49406,
+        .te_eos = 49407,
+        .te_pad = 49407,
         .te_act = "quick_gelu",
-        .unet_blocks = 4, .unet_channels = {32, 64, 64, 64}, .unet_attn = {1, 1, 1, 0}, .unet_layers = 2,
-        .unet_heads = 8, .unet_cross_dim = 32, .unet_in = 4, .unet_out = 4, .unet_groups = 32,
+        .unet_blocks = 4,
+        .unet_channels = {32, 64, 64, 64},
+        .unet_attn = {1, 1, 1, 0},
+        .unet_layers = 2,
+        .unet_heads = 8,
+        .unet_cross_dim = 32,
+        .unet_in = 4,
+        .unet_out = 4,
+        .unet_groups = 32,
         .unet_sample_size = 8,
-        .vae_blocks = 4, .vae_channels = {32, 32, 64, 64}, .vae_layers = 2, .vae_in = 3, .vae_out = 3,
-        .vae_latent = 4, .vae_groups = 32, .vae_sample_size = 64, .vae_scaling = 0.18215,
+        .vae_blocks = 4,
+        .vae_channels = {32, 32, 64, 64},
+        .vae_layers = 2,
+        .vae_in = 3,
+        .vae_out = 3,
+        .vae_latent = 4,
+        .vae_groups = 32,
+        .vae_sample_size = 64,
+        .vae_scaling = 0.18215,
         .scheduler = "EulerDiscreteScheduler",
     },
     {
         /* Stable Diffusion 1.5: CLIP ViT-L/14 text tower, the 860M UNet, the KL-f8 VAE */
         .name = "sd15",
-        .te_hidden = 768, .te_intermediate = 3072, .te_layers = 12, .te_heads = 12, .te_positions = 77,
-        .te_vocab = 49408, .te_projection_dim = 768, .te_bos = 0, .te_eos = 2, .te_pad = 1,
+        .te_hidden = 768,
+        .te_intermediate = 3072,
+        .te_layers = 12,
+        .te_heads = 12,
+        .te_positions = 77,
+        .te_vocab = 49408,
+        .te_projection_dim = 768,
+        .te_bos = 0,
+        .te_eos = 2,
+        .te_pad = 1,
         .te_act = "quick_gelu",
-        .unet_blocks = 4, .unet_channels = {320, 640, 1280, 1280}, .unet_attn = {1, 1, 1, 0}, .unet_layers = 2,
-        .unet_heads = 8, .unet_cross_dim = 768, .unet_in = 4, .unet_out = 4, .unet_groups = 32,
+        .unet_blocks = 4,
+        .unet_channels = {320, 640, 1280, 1280},
+        .unet_attn = {1, 1, 1, 0},
+        .unet_layers = 2,
+        .unet_heads = 8,
+        .unet_cross_dim = 768,
+        .unet_in = 4,
+        .unet_out = 4,
+        .unet_groups = 32,
         .unet_sample_size = 64,
-        .vae_blocks = 4, .vae_channels = {128, 256, 512, 512}, .vae_layers = 2, .vae_in = 3, .vae_out = 3,
-        .vae_latent = 4, .vae_groups = 32, .vae_sample_size = 512, .vae_scaling = 0.18215,
+        .vae_blocks = 4,
+        .vae_channels = {128, 256, 512, 512},
+        .vae_layers = 2,
+        .vae_in = 3,
+        .vae_out = 3,
+        .vae_latent = 4,
+        .vae_groups = 32,
+        .vae_sample_size = 512,
+        .vae_scaling = 0.18215,
         .scheduler = "PNDMScheduler",
     },
 };
@@ -61,18 +105,18 @@ __attribute__((format(printf, 2, 0))) static void vformat(char *buf, const char 
 }
 
 /* Declares char buf[200] holding the module path a builder's printf arguments give. */
-#define FORMAT_MODULE(buf, fmt)     \
-    char buf[200];                  \
-    do {                            \
-        va_list ap;                 \
-        va_start(ap, fmt);          \
-        vformat(buf, fmt, ap);      \
-        va_end(ap);                 \
+#define FORMAT_MODULE(buf, fmt) \
+    char buf[200];              \
+    do {                        \
+        va_list ap;             \
+        va_start(ap, fmt);      \
+        vformat(buf, fmt, ap);  \
+        va_end(ap);             \
     } while (0)
 
 /* nn.Linear(in, out[, bias]) */
 __attribute__((format(printf, 5, 6))) static void linear(const emitter *e, int64_t out, int64_t in, int bias,
-                                                        const char *fmt, ...) {
+                                                         const char *fmt, ...) {
     FORMAT_MODULE(m, fmt);
     emit(e, m, "weight", SDC_MK_INIT_FAN_IN, 2, out, in, 1, 1);
     if (bias) emit(e, m, "bias", SDC_MK_INIT_VECTOR, 1, out, 1, 1, 1);
@@ -80,7 +124,7 @@ __attribute__((format(printf, 5, 6))) static void linear(const emitter *e, int64
 
 /* nn.Conv2d(in, out, k) with bias */
 __attribute__((format(printf, 5, 6))) static void conv(const emitter *e, int64_t out, int64_t in, int64_t k,
-                                                      const char *fmt, ...) {
+                                                       const char *fmt, ...) {
     FORMAT_MODULE(m, fmt);
     emit(e, m, "weight", SDC_MK_INIT_FAN_IN, 4, out, in, k, k);
     emit(e, m, "bias", SDC_MK_INIT_VECTOR, 1, out, 1, 1, 1);
@@ -94,7 +138,7 @@ __attribute__((format(printf, 3, 4))) static void norm(const emitter *e, int64_t
 }
 
 __attribute__((format(printf, 4, 5))) static void embedding(const emitter *e, int64_t n, int64_t dim, const char *fmt,
-                                                           ...) {
+                                                            ...) {
     FORMAT_MODULE(m, fmt);
     emit(e, m, "weight", SDC_MK_INIT_EMBEDDING, 2, n, dim, 1, 1);
 }
@@ -146,7 +190,7 @@ static void unet_transformer(const emitter *e, const char *m, int c, int ctx) {
     linear(e, c, ctx, 0, "%s.%s.attn2.to_v", m, b);
     linear(e, c, c, 1, "%s.%s.attn2.to_out.0", m, b);
     norm(e, c, "%s.%s.norm3", m, b);
-    linear(e, 2 * 4 * c, c, 1, "%s.%s.ff.net.0.proj", m, b);   /* GEGLU: value and gate */
+    linear(e, 2 * 4 * c, c, 1, "%s.%s.ff.net.0.proj", m, b); /* GEGLU: value and gate */
     linear(e, c, 4 * c, 1, "%s.%s.ff.net.2", m, b);
     conv(e, c, c, 1, "%s.proj_out", m);
 }
@@ -231,7 +275,7 @@ void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
     }
     vae_mid(&e, "encoder", ch[n - 1]);
     norm(&e, ch[n - 1], "encoder.conv_norm_out");
-    conv(&e, 2 * Z, ch[n - 1], 3, "encoder.conv_out");   /* mean and logvar */
+    conv(&e, 2 * Z, ch[n - 1], 3, "encoder.conv_out"); /* mean and logvar */
     conv(&e, 2 * Z, 2 * Z, 1, "quant_conv");
     conv(&e, Z, Z, 1, "post_quant_conv");
     conv(&e, ch[n - 1], Z, 3, "decoder.conv_in");

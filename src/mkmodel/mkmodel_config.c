@@ -4,7 +4,7 @@
 
 #include "mkmodel/mkmodel_internal.h"
 
-#define DIFFUSERS_VERSION "0.40.0.dev0"   /* the config format written, as the reference bundle's */
+#define DIFFUSERS_VERSION "0.40.0.dev0" /* the config format written, as the reference bundle's */
 
 static void add_null(cJSON *o, const char *key) { cJSON_AddNullToObject(o, key); }
 
@@ -66,7 +66,7 @@ cJSON *sdc_mk_scheduler_json(const sdc_mk_arch *a) {
     cJSON_AddStringToObject(o, "timestep_spacing", "leading");
     add_null(o, "trained_betas");
     int n = 13;
-    if (a->scheduler[0] == 'E') {   /* EulerDiscreteScheduler's own options, at their defaults */
+    if (a->scheduler[0] == 'E') { /* EulerDiscreteScheduler's own options, at their defaults */
         cJSON_AddStringToObject(o, "final_sigmas_type", "zero");
         cJSON_AddStringToObject(o, "interpolation_type", "linear");
         cJSON_AddBoolToObject(o, "rescale_betas_zero_snr", 0);

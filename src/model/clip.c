@@ -16,11 +16,11 @@ typedef struct clip_layer {
 struct sdc_clip {
     sdc_clip_config cfg;
     sdc_backend *be;
-    sdc_dtype act_dtype;   /* chosen at load time */
+    sdc_dtype act_dtype; /* chosen at load time */
     sdc_logger log;
     sdc_weight_set ws;
-    sdc_tensor *tok_emb;   /* [V, C] */
-    sdc_tensor *pos_emb;   /* [P, C] */
+    sdc_tensor *tok_emb; /* [V, C] */
+    sdc_tensor *pos_emb; /* [P, C] */
     sdc_tensor *lnf_w, *lnf_b;
     clip_layer *layers;
 };
@@ -63,8 +63,8 @@ sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_cl
         return st;
     if (out->hidden <= 0 || out->n_heads <= 0 || out->hidden % out->n_heads || out->n_layers <= 0 ||
         out->intermediate <= 0 || out->vocab <= 0 || out->max_positions <= 0) {
-        SDC_LOGE(log, "%s: inconsistent sizes (hidden %d, heads %d, layers %d, intermediate %d, vocab %d)",
-                 what, out->hidden, out->n_heads, out->n_layers, out->intermediate, out->vocab);
+        SDC_LOGE(log, "%s: inconsistent sizes (hidden %d, heads %d, layers %d, intermediate %d, vocab %d)", what,
+                 out->hidden, out->n_heads, out->n_layers, out->intermediate, out->vocab);
         return SDC_ERR_FORMAT;
     }
     return SDC_OK;
@@ -140,10 +140,22 @@ const sdc_weight_set *sdc_clip_weights(const sdc_clip *m) { return &m->ws; }
 sdc_dtype sdc_clip_act_dtype(const sdc_clip *m) { return m->act_dtype; }
 
 /* Activations of one forward pass; freed together at the end. */
-enum { A_X, A_H, A_Q, A_K, A_V, A_ATT, A_MLP, A_IDS, A_POS, A_PE, A_COUNT };
+enum {
+    A_X,
+    A_H,
+    A_Q,
+    A_K,
+    A_V,
+    A_ATT,
+    A_MLP,
+    A_IDS,
+    A_POS,
+    A_PE,
+    A_COUNT
+};
 
 static void layer_forward(const sdc_clip *m, const clip_layer *L, sdc_tensor **a) {
-    sdc_tensor *x = a[A_X], *h = a[A_H];                  // [B, T, C]
+    sdc_tensor *x = a[A_X], *h = a[A_H];   // [B, T, C]
     sdc_layer_norm(h, x, L->ln1_w, L->ln1_b, m->cfg.eps);
     sdc_linear(a[A_Q], h, L->q_w, L->q_b);
     sdc_linear(a[A_K], h, L->k_w, L->k_b);
@@ -152,9 +164,9 @@ static void layer_forward(const sdc_clip *m, const clip_layer *L, sdc_tensor **a
     sdc_linear(h, a[A_ATT], L->o_w, L->o_b);
     sdc_binary(x, x, h, SDC_BINARY_ADD);
     sdc_layer_norm(h, x, L->ln2_w, L->ln2_b, m->cfg.eps);
-    sdc_linear(a[A_MLP], h, L->fc1_w, L->fc1_b);          // [B, T, I]
+    sdc_linear(a[A_MLP], h, L->fc1_w, L->fc1_b);   // [B, T, I]
     sdc_unary(a[A_MLP], a[A_MLP], m->cfg.act);
-    sdc_linear(h, a[A_MLP], L->fc2_w, L->fc2_b);          // [B, T, C]
+    sdc_linear(h, a[A_MLP], L->fc2_w, L->fc2_b);   // [B, T, C]
     sdc_binary(x, x, h, SDC_BINARY_ADD);
 }
 static int eos_position(const sdc_clip_config *cfg, const int32_t *ids, int T) {
@@ -169,8 +181,8 @@ static int eos_position(const sdc_clip_config *cfg, const int32_t *ids, int T) {
     return cfg->eos_token_id == 2 ? best : T - 1;
 }
 
-sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out,
-                            float *pooled, sdc_clip_hidden_cb cb, void *cb_user) {
+sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out, float *pooled,
+                            sdc_clip_hidden_cb cb, void *cb_user) {
     const sdc_clip_config *cfg = &m->cfg;
     if (B < 1 || T < 1 || T > cfg->max_positions) {
         SDC_LOGE(&m->log, "clip_forward: %d sequences of %d tokens (at most %d positions)", B, T, cfg->max_positions);
@@ -202,7 +214,7 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
         for (int64_t i = 0; i < BT; i++) pos[i] = (int32_t)(i % T);
         sdc_tensor_set_raw(a[A_IDS], ids);
         sdc_tensor_set_raw(a[A_POS], pos);
-        sdc_embedding(a[A_X], m->tok_emb, a[A_IDS]);          // [B, T, C]
+        sdc_embedding(a[A_X], m->tok_emb, a[A_IDS]);   // [B, T, C]
         sdc_embedding(a[A_PE], m->pos_emb, a[A_POS]);
         sdc_binary(a[A_X], a[A_X], a[A_PE], SDC_BINARY_ADD);
         if (cb) cb(0, a[A_X], cb_user);

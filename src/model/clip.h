@@ -16,15 +16,15 @@
 #include "model/weights.h"
 
 typedef struct sdc_clip_config {
-    int hidden;          /* C */
-    int intermediate;    /* MLP width */
+    int hidden;       /* C */
+    int intermediate; /* MLP width */
     int n_layers;
     int n_heads;
-    int max_positions;   /* 77 */
+    int max_positions; /* 77 */
     int vocab;
-    int eos_token_id;    /* pooling position: first EOS (or argmax of ids when this is 2, as transformers) */
+    int eos_token_id; /* pooling position: first EOS (or argmax of ids when this is 2, as transformers) */
     float eps;
-    sdc_unary_op act;    /* quick_gelu or gelu */
+    sdc_unary_op act; /* quick_gelu or gelu */
 } sdc_clip_config;
 
 sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_clip_config *out);
@@ -49,7 +49,7 @@ typedef void (*sdc_clip_hidden_cb)(int i, const sdc_tensor *h, void *user);
  * writes out [B, T, C] (preallocated on the model's backend; converted when out is not in
  * sdc_clip_act_dtype). pooled (host [B, C]) may be NULL.
  * Returns SDC_ERR_OOM when an activation cannot be allocated. */
-sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out,
-                            float *pooled, sdc_clip_hidden_cb cb, void *cb_user);
+sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out, float *pooled,
+                            sdc_clip_hidden_cb cb, void *cb_user);
 
 #endif

@@ -9,8 +9,8 @@ static sdc_tensor *get(sdc_weight_set *ws, const char *prefix, const char *name,
     return sdc_weights_get(ws, ndim, ne, "%s%s", prefix, name);
 }
 
-void sdc_resnet_load(sdc_resnet *r, sdc_weight_set *ws, const char *prefix, int in_ch, int out_ch,
-                     int temb_dim, int groups, float eps) {
+void sdc_resnet_load(sdc_resnet *r, sdc_weight_set *ws, const char *prefix, int in_ch, int out_ch, int temb_dim,
+                     int groups, float eps) {
     const int64_t ci = in_ch, co = out_ch;
     *r = (sdc_resnet){.in_ch = in_ch, .out_ch = out_ch, .temb_dim = temb_dim, .groups = groups, .eps = eps};
     r->norm1_w = get(ws, prefix, "norm1.weight", 1, (int64_t[]){ci});

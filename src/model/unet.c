@@ -20,23 +20,23 @@ typedef struct unet_block {
     int n_layers, has_attn;
     sdc_resnet res[SDC_UNET_MAX_LAYERS + 1];
     sdc_unet_transformer attn[SDC_UNET_MAX_LAYERS + 1];
-    sdc_tensor *sample_w, *sample_b;   /* [C, C, 3, 3], [C]; NULL for the last block */
+    sdc_tensor *sample_w, *sample_b; /* [C, C, 3, 3], [C]; NULL for the last block */
 } unet_block;
 
 struct sdc_unet {
     sdc_unet_config cfg;
     sdc_backend *be;
-    sdc_dtype act_dtype;                     /* chosen at load time */
+    sdc_dtype act_dtype; /* chosen at load time */
     sdc_logger log;
-    sdc_weight_set ws;                       /* owns every weight tensor */
-    sdc_tensor *time_w1, *time_b1;           /* [Td, C0], [Td] */
-    sdc_tensor *time_w2, *time_b2;           /* [Td, Td], [Td] */
-    sdc_tensor *conv_in_w, *conv_in_b;       /* [C0, Cin, 3, 3], [C0] */
+    sdc_weight_set ws;                 /* owns every weight tensor */
+    sdc_tensor *time_w1, *time_b1;     /* [Td, C0], [Td] */
+    sdc_tensor *time_w2, *time_b2;     /* [Td, Td], [Td] */
+    sdc_tensor *conv_in_w, *conv_in_b; /* [C0, Cin, 3, 3], [C0] */
     unet_block down[SDC_UNET_MAX_BLOCKS], up[SDC_UNET_MAX_BLOCKS];
     sdc_resnet mid_res[2];
     sdc_unet_transformer mid_attn;
-    sdc_tensor *norm_out_w, *norm_out_b;     /* [C0] */
-    sdc_tensor *conv_out_w, *conv_out_b;     /* [Cout, C0, 3, 3], [Cout] */
+    sdc_tensor *norm_out_w, *norm_out_b; /* [C0] */
+    sdc_tensor *conv_out_w, *conv_out_b; /* [Cout, C0, 3, 3], [Cout] */
 };
 
 /* ---- loading ---- */
@@ -44,8 +44,8 @@ struct sdc_unet {
 static void load_transformer(sdc_unet *u, sdc_unet_transformer *t, const char *prefix, int channels, int heads,
                              int layers) {
     const sdc_unet_config *c = &u->cfg;
-    sdc_unet_transformer_load(t, &u->ws, prefix, channels, heads, layers, c->cross_attention_dim,
-                              c->norm_num_groups, c->upcast_attention);
+    sdc_unet_transformer_load(t, &u->ws, prefix, channels, heads, layers, c->cross_attention_dim, c->norm_num_groups,
+                              c->upcast_attention);
 }
 
 static void load_down(sdc_unet *u, int i, int in_ch) {
@@ -65,7 +65,8 @@ static void load_down(sdc_unet *u, int i, int in_ch) {
         }
     }
     if (i < c->n_blocks - 1) {
-        b->sample_w = sdc_weights_get(&u->ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
+        b->sample_w =
+            sdc_weights_get(&u->ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
         b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){ch}, "down_blocks.%d.downsamplers.0.conv.bias", i);
     }
 }
@@ -92,7 +93,8 @@ static void load_up(sdc_unet *u, int i) {
         }
     }
     if (i < n - 1) {
-        b->sample_w = sdc_weights_get(&u->ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
+        b->sample_w =
+            sdc_weights_get(&u->ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
         b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){out}, "up_blocks.%d.upsamplers.0.conv.bias", i);
     }
 }
@@ -199,13 +201,13 @@ void sdc_unet_timestep_embedding(const float *timesteps, int B, int dim, int fli
  * running hidden states when they are not the top skip, and the activated time embedding. */
 typedef struct fwd_state {
     sdc_backend *be;
-    sdc_dtype dt;           // the UNet's activation dtype
+    sdc_dtype dt;   // the UNet's activation dtype
     const sdc_tensor *context;
     sdc_tensor *skips[MAX_SKIPS];
     int n_skips;
-    sdc_tensor *h;          // [B, C, H, W], owned unless h_is_skip
+    sdc_tensor *h;   // [B, C, H, W], owned unless h_is_skip
     int h_is_skip;
-    sdc_tensor *temb;       // [B, Td], SiLU applied
+    sdc_tensor *temb;   // [B, Td], SiLU applied
 } fwd_state;
 
 static void set_h(fwd_state *s, sdc_tensor *h) {
@@ -269,7 +271,8 @@ static int down_block(sdc_unet *u, fwd_state *s, int i) {
     if (b->sample_w) {
         // conv 3x3, stride 2, pad 1: [B, C, H, W] -> [B, C, (H + 1) / 2, (W + 1) / 2]
         const int64_t *ne = s->h->ne;
-        sdc_tensor *d = sdc_act_new(s->be, s->dt, 4, (int64_t[]){ne[0], ne[1], (ne[2] - 1) / 2 + 1, (ne[3] - 1) / 2 + 1});
+        sdc_tensor *d =
+            sdc_act_new(s->be, s->dt, 4, (int64_t[]){ne[0], ne[1], (ne[2] - 1) / 2 + 1, (ne[3] - 1) / 2 + 1});
         if (!d) return 0;
         sdc_conv2d(d, s->h, b->sample_w, b->sample_b, 2, 1);
         push_skip(s, d);
@@ -330,19 +333,19 @@ static int up_block(sdc_unet *u, fwd_state *s, int i) {
     return b->sample_w ? upsample(s, b) : 1;
 }
 
-static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_tensor *context,
-                             const sdc_tensor *out) {
+static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_tensor *context, const sdc_tensor *out) {
     const sdc_unet_config *c = &u->cfg;
     char a[64], b[64], d[64];
     if (x->ndim == 4 && x->ne[1] == c->in_channels && x->ne[2] >= 1 && x->ne[3] >= 1 && context->ndim == 3 &&
         context->ne[0] == x->ne[0] && context->ne[2] == c->cross_attention_dim && out->ndim == 4 &&
-        out->ne[0] == x->ne[0] && out->ne[1] == c->out_channels && out->ne[2] == x->ne[2] &&
-        out->ne[3] == x->ne[3] && x->backend == u->be && context->backend == u->be && out->backend == u->be)
+        out->ne[0] == x->ne[0] && out->ne[1] == c->out_channels && out->ne[2] == x->ne[2] && out->ne[3] == x->ne[3] &&
+        x->backend == u->be && context->backend == u->be && out->backend == u->be)
         return SDC_OK;
-    SDC_LOGE(&u->log, "sdc_unet_forward: shapes x %s, context %s, out %s do not fit the UNet (x [B, %d, H, W], "
-             "context [B, T, %d], out [B, %d, H, W] on its backend)", sdc_tensor_shape_str(x, a, sizeof a),
-             sdc_tensor_shape_str(context, b, sizeof b), sdc_tensor_shape_str(out, d, sizeof d), c->in_channels,
-             c->cross_attention_dim, c->out_channels);
+    SDC_LOGE(&u->log,
+             "sdc_unet_forward: shapes x %s, context %s, out %s do not fit the UNet (x [B, %d, H, W], "
+             "context [B, T, %d], out [B, %d, H, W] on its backend)",
+             sdc_tensor_shape_str(x, a, sizeof a), sdc_tensor_shape_str(context, b, sizeof b),
+             sdc_tensor_shape_str(out, d, sizeof d), c->in_channels, c->cross_attention_dim, c->out_channels);
     return SDC_ERR_INVALID_ARG;
 }
 

@@ -28,30 +28,30 @@
 #include "model/weights.h"
 
 #define SDC_UNET_MAX_BLOCKS 8
-#define SDC_UNET_MAX_LAYERS 8   /* resnets per down block */
+#define SDC_UNET_MAX_LAYERS 8 /* resnets per down block */
 
 typedef struct sdc_unet_config {
-    int in_channels, out_channels;                 /* 4, 4 */
-    int n_blocks;                                  /* down blocks = up blocks */
-    int block_out_channels[SDC_UNET_MAX_BLOCKS];   /* per down block; up blocks walk them reversed */
-    int layers_per_block[SDC_UNET_MAX_BLOCKS];     /* resnets per down block i (up block i has
+    int in_channels, out_channels;               /* 4, 4 */
+    int n_blocks;                                /* down blocks = up blocks */
+    int block_out_channels[SDC_UNET_MAX_BLOCKS]; /* per down block; up blocks walk them reversed */
+    int layers_per_block[SDC_UNET_MAX_BLOCKS];   /* resnets per down block i (up block i has
                                                       layers_per_block[n-1-i] + 1) */
-    int down_attn[SDC_UNET_MAX_BLOCKS];            /* 1: CrossAttnDownBlock2D, 0: DownBlock2D */
-    int up_attn[SDC_UNET_MAX_BLOCKS];              /* 1: CrossAttnUpBlock2D, 0: UpBlock2D */
-    int heads[SDC_UNET_MAX_BLOCKS];                /* attention heads of down block i (the up block
+    int down_attn[SDC_UNET_MAX_BLOCKS];          /* 1: CrossAttnDownBlock2D, 0: DownBlock2D */
+    int up_attn[SDC_UNET_MAX_BLOCKS];            /* 1: CrossAttnUpBlock2D, 0: UpBlock2D */
+    int heads[SDC_UNET_MAX_BLOCKS];              /* attention heads of down block i (the up block
                                                       i uses heads[n-1-i], the mid block heads[n-1]);
                                                       head dim = channels / heads */
-    int transformer_layers[SDC_UNET_MAX_BLOCKS];   /* BasicTransformerBlocks per Transformer2D, per
+    int transformer_layers[SDC_UNET_MAX_BLOCKS]; /* BasicTransformerBlocks per Transformer2D, per
                                                       down block (up blocks reversed, mid the last) */
-    int cross_attention_dim;                       /* Cctx: 768 (SD 1.x), 1024 (SD 2.x) */
-    int norm_num_groups;                           /* 32 */
-    float norm_eps;                                /* resnets and the output norm: 1e-5 */
-    int flip_sin_to_cos;                           /* time embedding: cos first */
+    int cross_attention_dim;                     /* Cctx: 768 (SD 1.x), 1024 (SD 2.x) */
+    int norm_num_groups;                         /* 32 */
+    float norm_eps;                              /* resnets and the output norm: 1e-5 */
+    int flip_sin_to_cos;                         /* time embedding: cos first */
     int freq_shift;
-    int time_embed_dim;                            /* 4 x block_out_channels[0] unless configured */
-    int use_linear_projection;                     /* proj_in/out Linear (SD 2.x) or 1x1 conv */
-    int upcast_attention;                          /* f32 softmax; recorded (the CPU backend is f32) */
-    int sample_size;                               /* nominal latent size, informational (0: absent) */
+    int time_embed_dim;        /* 4 x block_out_channels[0] unless configured */
+    int use_linear_projection; /* proj_in/out Linear (SD 2.x) or 1x1 conv */
+    int upcast_attention;      /* f32 softmax; recorded (the CPU backend is f32) */
+    int sample_size;           /* nominal latent size, informational (0: absent) */
 } sdc_unet_config;
 
 /* Reads a UNet2DConditionModel config.json; absent keys take diffusers' defaults. Options sdc does not
@@ -67,7 +67,7 @@ typedef struct sdc_unet sdc_unet;
  * during the call. On error nothing stays allocated and *out is NULL (SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT /
  * SDC_ERR_OOM / SDC_ERR_IO). */
 sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *src, sdc_unet **out);
-void sdc_unet_free(sdc_unet *u);   /* NULL is harmless */
+void sdc_unet_free(sdc_unet *u); /* NULL is harmless */
 const sdc_unet_config *sdc_unet_get_config(const sdc_unet *u);
 /* Backend bytes the weights take. */
 size_t sdc_unet_weight_bytes(const sdc_unet *u);
@@ -86,8 +86,8 @@ typedef void (*sdc_unet_block_cb)(const char *name, const sdc_tensor *t, void *u
  * stay the caller's; x, context and out in another dtype than sdc_unet_act_dtype are converted. Any H, W >= 1 works (odd sizes are cut back after each upsample, as diffusers
  * does). cb may be NULL. SDC_ERR_INVALID_ARG for wrong shapes; SDC_ERR_OOM when an intermediate
  * cannot be allocated (everything allocated here is freed again). */
-sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps,
-                            const sdc_tensor *context, sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user);
+sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_tensor *context,
+                            sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user);
 
 /* The float32 sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding computes it:
  * emb[b] = [cos(t_b f), sin(t_b f)] (flip_sin_to_cos) or [sin, cos], f_j = exp(-ln(10000) j / (half -

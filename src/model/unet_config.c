@@ -9,10 +9,9 @@
 #define WHAT "unet config"
 #define FN "sdc_unet_config_parse"
 
-static const char *const default_down[] = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                                           "CrossAttnDownBlock2D", "DownBlock2D"};
-static const char *const default_up[] = {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                                         "CrossAttnUpBlock2D"};
+static const char *const default_down[] = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                                           "DownBlock2D"};
+static const char *const default_up[] = {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"};
 static const int default_channels[] = {320, 640, 1280, 1280};
 
 static int absent(const cJSON *json, const char *key) {
@@ -141,8 +140,8 @@ static sdc_status block_types(const cJSON *json, const char *key, const char *co
         } else if (strcmp(names[i], plain) == 0) {
             out[i] = 0;
         } else {
-            SDC_LOGE(log, "sdc_unet_config_parse: %s[%d] '%s' is not supported (only %s, %s)", key, i, names[i],
-                     attn, plain);
+            SDC_LOGE(log, "sdc_unet_config_parse: %s[%d] '%s' is not supported (only %s, %s)", key, i, names[i], attn,
+                     plain);
             return SDC_ERR_UNSUPPORTED;
         }
     }
@@ -151,12 +150,13 @@ static sdc_status block_types(const cJSON *json, const char *key, const char *co
 
 /* Settings that select code sdc does not have. */
 static sdc_status check_unsupported(const cJSON *json, const sdc_logger *log) {
-    static const char *const null_keys[] = {
-        "class_embed_type", "addition_embed_type", "encoder_hid_dim", "encoder_hid_dim_type", "num_class_embeds",
-        "time_cond_proj_dim", "cross_attention_norm", "time_embedding_act_fn", "timestep_post_act",
-        "reverse_transformer_layers_per_block"};
-    static const char *const false_keys[] = {"center_input_sample", "dual_cross_attention",
-                                             "resnet_skip_time_act", "class_embeddings_concat"};
+    static const char *const null_keys[] = {"class_embed_type",     "addition_embed_type",
+                                            "encoder_hid_dim",      "encoder_hid_dim_type",
+                                            "num_class_embeds",     "time_cond_proj_dim",
+                                            "cross_attention_norm", "time_embedding_act_fn",
+                                            "timestep_post_act",    "reverse_transformer_layers_per_block"};
+    static const char *const false_keys[] = {"center_input_sample", "dual_cross_attention", "resnet_skip_time_act",
+                                             "class_embeddings_concat"};
     sdc_status st = need_string(json, "_class_name", "UNet2DConditionModel", log);
     for (size_t i = 0; st == SDC_OK && i < sizeof null_keys / sizeof *null_keys; i++)
         st = need_null(json, null_keys[i], log);
@@ -239,8 +239,10 @@ static sdc_status check_shapes(const sdc_unet_config *c, const sdc_logger *log) 
     for (int i = 0; i < n; i++) {
         const int ch = c->block_out_channels[i];
         if (ch < 1 || ch % g != 0) {
-            SDC_LOGE(log, "sdc_unet_config_parse: block_out_channels[%d] = %d is not a positive multiple of "
-                     "norm_num_groups %d", i, ch, g);
+            SDC_LOGE(log,
+                     "sdc_unet_config_parse: block_out_channels[%d] = %d is not a positive multiple of "
+                     "norm_num_groups %d",
+                     i, ch, g);
             return ch < 1 ? SDC_ERR_FORMAT : SDC_ERR_UNSUPPORTED;
         }
         if (c->heads[i] < 1) {
@@ -299,8 +301,11 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
     sdc_status st = check_unsupported(json, log);
     if (st == SDC_OK) st = read_channels(json, log, &c);
     const int n = c.n_blocks;
-    if (st == SDC_OK) st = block_types(json, "down_block_types", default_down, "CrossAttnDownBlock2D", "DownBlock2D", n, log, c.down_attn);
-    if (st == SDC_OK) st = block_types(json, "up_block_types", default_up, "CrossAttnUpBlock2D", "UpBlock2D", n, log, c.up_attn);
+    if (st == SDC_OK)
+        st = block_types(json, "down_block_types", default_down, "CrossAttnDownBlock2D", "DownBlock2D", n, log,
+                         c.down_attn);
+    if (st == SDC_OK)
+        st = block_types(json, "up_block_types", default_up, "CrossAttnUpBlock2D", "UpBlock2D", n, log, c.up_attn);
     if (st == SDC_OK) st = per_block_ints(json, "layers_per_block", 2, SDC_UNET_MAX_LAYERS, n, log, c.layers_per_block);
     if (st == SDC_OK)
         st = per_block_ints(json, "transformer_layers_per_block", 1, SDC_CFG_MAX_TRANSFORMER_LAYERS, n, log,
@@ -317,7 +322,7 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
     if (st == SDC_OK) st = sdc_cfg_float_or(json, "norm_eps", 1e-5, WHAT, log, &eps);
     if (st == SDC_OK) st = sdc_cfg_bool_or(json, "flip_sin_to_cos", 1, WHAT, log, &c.flip_sin_to_cos);
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "freq_shift", 0, WHAT, log, &c.freq_shift);
-    int time_dim = 0;   /* diffusers' default: 4 * block_out_channels[0] (bounded above, so it fits) */
+    int time_dim = 0; /* diffusers' default: 4 * block_out_channels[0] (bounded above, so it fits) */
     if (st == SDC_OK && sdc_ckd_mul_int(4, c.block_out_channels[0], &time_dim) != 0) st = SDC_ERR_UNSUPPORTED;
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "time_embedding_dim", time_dim, WHAT, log, &c.time_embed_dim);
     if (st == SDC_OK) st = check_bounds(&c, log);
@@ -330,11 +335,13 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
     }
     if (st == SDC_OK) {
         c.norm_eps = (float)eps;
-        int n_freq = 0;   /* half_dim - freq_shift, the time embedding's divisor; both bounded, so it fits */
+        int n_freq = 0; /* half_dim - freq_shift, the time embedding's divisor; both bounded, so it fits */
         if (sdc_ckd_sub_int(c.block_out_channels[0] / 2, c.freq_shift, &n_freq) != 0 || c.block_out_channels[0] < 2 ||
             n_freq == 0) {
-            SDC_LOGE(log, "sdc_unet_config_parse: block_out_channels[0] %d with freq_shift %d gives no time "
-                     "frequencies", c.block_out_channels[0], c.freq_shift);
+            SDC_LOGE(log,
+                     "sdc_unet_config_parse: block_out_channels[0] %d with freq_shift %d gives no time "
+                     "frequencies",
+                     c.block_out_channels[0], c.freq_shift);
             st = SDC_ERR_FORMAT;
         }
     }

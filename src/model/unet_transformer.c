@@ -14,11 +14,14 @@ static void load_attention(sdc_unet_attention *a, sdc_weight_set *ws, const char
     a->out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sto_out.0.bias", prefix);
 }
 
-void sdc_unet_transformer_load(sdc_unet_transformer *t, sdc_weight_set *ws, const char *prefix, int channels,
-                               int heads, int n_layers, int ctx_dim, int groups, int upcast_attention) {
+void sdc_unet_transformer_load(sdc_unet_transformer *t, sdc_weight_set *ws, const char *prefix, int channels, int heads,
+                               int n_layers, int ctx_dim, int groups, int upcast_attention) {
     const int64_t C = channels;
     char p[256];
-    *t = (sdc_unet_transformer){.channels = channels, .heads = heads, .n_layers = n_layers, .groups = groups,
+    *t = (sdc_unet_transformer){.channels = channels,
+                                .heads = heads,
+                                .n_layers = n_layers,
+                                .groups = groups,
                                 .upcast_attention = upcast_attention};
     t->norm_w = sdc_weights_get(ws, 1, (int64_t[]){C}, "%snorm.weight", prefix);
     t->norm_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%snorm.bias", prefix);
@@ -58,7 +61,17 @@ void sdc_unet_transformer_release(sdc_unet_transformer *t) {
 }
 
 /* The temporaries of one block; every slot is NULL when dead, so cleanup frees them all. */
-enum { T_A, T_Q, T_K, T_V, T_O, T_R, T_F, T_G, T_COUNT };
+enum {
+    T_A,
+    T_Q,
+    T_K,
+    T_V,
+    T_O,
+    T_R,
+    T_F,
+    T_G,
+    T_COUNT
+};
 
 static sdc_tensor *tnew(sdc_tensor **t, int slot, const sdc_tensor *like, int64_t B, int64_t N, int64_t C) {
     t[slot] = sdc_act_like(like, 3, (int64_t[]){B, N, C});
@@ -121,7 +134,7 @@ static int feed_forward(sdc_tensor **t, const sdc_unet_tblock *b, sdc_tensor *h)
 static int block_forward(const sdc_unet_tblock *b, sdc_tensor *h, const sdc_tensor *context, int heads) {
     sdc_tensor *t[T_COUNT] = {0};
     int ok = attend(t, &b->attn1, b->norm1_w, b->norm1_b, h, NULL, heads) &&
-             attend(t, &b->attn2, b->norm2_w, b->norm2_b, h, context, heads) && feed_forward(t, b, h);
+        attend(t, &b->attn2, b->norm2_w, b->norm2_b, h, context, heads) && feed_forward(t, b, h);
     for (int i = 0; i < T_COUNT; i++) sdc_tensor_free(t[i]);
     return ok;
 }

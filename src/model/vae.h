@@ -27,25 +27,25 @@
 #include "model/weights.h"
 
 #define SDC_VAE_MAX_BLOCKS 8
-#define SDC_VAE_MAX_LAYERS 8   /* resnets per block: layers_per_block + 1 at most this */
+#define SDC_VAE_MAX_LAYERS 8 /* resnets per block: layers_per_block + 1 at most this */
 
 typedef struct sdc_vae_config {
-    int in_channels;                              /* image channels the encoder takes (3) */
-    int out_channels;                             /* image channels the decoder makes (3) */
-    int latent_channels;                          /* L (4) */
-    int n_blocks;                                 /* down blocks = up blocks */
-    int block_out_channels[SDC_VAE_MAX_BLOCKS];   /* per down block; the decoder walks them reversed */
-    int layers_per_block;                         /* resnets per down block (up blocks have one more) */
+    int in_channels;                            /* image channels the encoder takes (3) */
+    int out_channels;                           /* image channels the decoder makes (3) */
+    int latent_channels;                        /* L (4) */
+    int n_blocks;                               /* down blocks = up blocks */
+    int block_out_channels[SDC_VAE_MAX_BLOCKS]; /* per down block; the decoder walks them reversed */
+    int layers_per_block;                       /* resnets per down block (up blocks have one more) */
     int norm_num_groups;
-    float norm_eps;                               /* 1e-6, fixed by diffusers */
-    float scaling_factor;                         /* latents = posterior sample * scaling_factor */
-    float shift_factor;                           /* 0 when the config has null */
+    float norm_eps;       /* 1e-6, fixed by diffusers */
+    float scaling_factor; /* latents = posterior sample * scaling_factor */
+    float shift_factor;   /* 0 when the config has null */
     int has_shift_factor;
     int use_quant_conv;
     int use_post_quant_conv;
     int mid_block_add_attention;
-    int force_upcast;                             /* the model overflows in fp16: run it in f32 */
-    int sample_size;                              /* nominal image size, informational */
+    int force_upcast; /* the model overflows in fp16: run it in f32 */
+    int sample_size;  /* nominal image size, informational */
 } sdc_vae_config;
 
 /* Reads an AutoencoderKL config.json; absent keys take diffusers' defaults. Architecture options
@@ -70,13 +70,13 @@ typedef struct sdc_vae_decoder sdc_vae_decoder;
  * src->be, in src's precision. cfg is copied; the index must stay open only during the call. On error
  * nothing stays allocated and *out is NULL. */
 sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, const sdc_weight_source *src, sdc_vae_encoder **out);
-void sdc_vae_encoder_free(sdc_vae_encoder *enc);   /* NULL is harmless */
+void sdc_vae_encoder_free(sdc_vae_encoder *enc); /* NULL is harmless */
 /* Backend bytes the encoder's weights take. */
 size_t sdc_vae_encoder_weight_bytes(const sdc_vae_encoder *enc);
 
 /* Loads src->prefix + "decoder.*" (and + "post_quant_conv.*"). Same rules as the encoder. */
 sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, const sdc_weight_source *src, sdc_vae_decoder **out);
-void sdc_vae_decoder_free(sdc_vae_decoder *dec);   /* NULL is harmless */
+void sdc_vae_decoder_free(sdc_vae_decoder *dec); /* NULL is harmless */
 size_t sdc_vae_decoder_weight_bytes(const sdc_vae_decoder *dec);
 /* The dtype each computes in, chosen at load time: inputs in it need no conversion, outputs in it no
  * conversion copy (inputs and outputs in another dtype are converted). */
@@ -88,8 +88,7 @@ sdc_dtype sdc_vae_decoder_act_dtype(const sdc_vae_decoder *dec);
  * encoder's backend. Intermediates are activations, freed as soon as they are dead.
  * SDC_ERR_INVALID_ARG for wrong shapes, SDC_ERR_OOM when an intermediate cannot be allocated
  * (everything allocated is freed). */
-sdc_status sdc_vae_encode(sdc_vae_encoder *enc, const sdc_tensor *image, sdc_tensor *mean,
-                          sdc_tensor *logvar);
+sdc_status sdc_vae_encode(sdc_vae_encoder *enc, const sdc_tensor *image, sdc_tensor *mean, sdc_tensor *logvar);
 /* Latent size for an H x W image: each downsample (zero pad right/bottom by 1, 3x3 conv, stride 2)
  * maps n >= 2 to (n - 2) / 2 + 1, so n / 2 for even n. A size that shrinks below 2 before a
  * downsample gives 0 (the image is too small). */
@@ -98,7 +97,7 @@ void sdc_vae_encode_latent_size(const sdc_vae_config *cfg, int64_t H, int64_t W,
 /* z [B, L, h, w] (unscaled: already divided by scaling_factor) -> image [B, out_channels, h*f, w*f]
  * with f = sdc_vae_downscale(), the raw decoder output (no clamp). Both tensors belong to the
  * caller. block_cb may be NULL. Errors as for sdc_vae_encode. */
-sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor *image,
-                          sdc_vae_block_cb block_cb, void *user);
+sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor *image, sdc_vae_block_cb block_cb,
+                          void *user);
 
 #endif

@@ -22,8 +22,7 @@ sdc_tensor *sdc_vae_conv_forward(const sdc_vae_conv *c, const sdc_tensor *x, int
 
 /* --- mid-block attention --- */
 
-void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, int channels, int groups,
-                       float eps) {
+void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, int channels, int groups, float eps) {
     const int64_t C = channels;
     const int64_t cc[2] = {C, C}, c1[1] = {C};
     *a = (sdc_vae_attn){.channels = channels, .groups = groups, .eps = eps};
@@ -40,7 +39,17 @@ void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, 
 }
 
 /* The order tensors are allocated in; each is freed as soon as it is dead. */
-enum { AT_NORM, AT_TOK, AT_Q, AT_K, AT_V, AT_ATT, AT_O, AT_OUT, AT_COUNT };
+enum {
+    AT_NORM,
+    AT_TOK,
+    AT_Q,
+    AT_K,
+    AT_V,
+    AT_ATT,
+    AT_O,
+    AT_OUT,
+    AT_COUNT
+};
 
 sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x) {
     const int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3], T = H * W;
@@ -105,8 +114,7 @@ sdc_tensor *sdc_vae_resnet_step(const sdc_resnet *r, sdc_tensor *x) {
     sdc_tensor_free(x);
     return y;
 }
-void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, const sdc_vae_config *cfg,
-                      int channels) {
+void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, const sdc_vae_config *cfg, int channels) {
     char name[128];
     for (int i = 0; i < 2; i++) {
         snprintf(name, sizeof name, "%sresnets.%d.", prefix, i);

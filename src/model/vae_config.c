@@ -10,10 +10,10 @@
 #define WHAT "vae config"
 #define FN "sdc_vae_config_parse"
 
-#define TRY(x)                          \
-    do {                                \
-        sdc_status st_ = (x);           \
-        if (st_ != SDC_OK) return st_;  \
+#define TRY(x)                         \
+    do {                               \
+        sdc_status st_ = (x);          \
+        if (st_ != SDC_OK) return st_; \
     } while (0)
 
 static int present(const cJSON *json, const char *key) {
@@ -33,9 +33,8 @@ static sdc_status check_count(const cJSON *json, const char *key, const sdc_logg
 }
 
 /* A list of block type names, each of which must equal `want`; *n receives the count. */
-static sdc_status block_types(const cJSON *json, const char *key, const char *want, const sdc_logger *log,
-                              int *n) {
-    if (!present(json, key)) {  /* diffusers' default: one block of the one supported type */
+static sdc_status block_types(const cJSON *json, const char *key, const char *want, const sdc_logger *log, int *n) {
+    if (!present(json, key)) { /* diffusers' default: one block of the one supported type */
         *n = 1;
         return SDC_OK;
     }
@@ -104,12 +103,14 @@ static sdc_status validate(const sdc_vae_config *cfg, const sdc_logger *log) {
     int resnets = 0, moments = 0;
     if (sdc_ckd_add_int(cfg->layers_per_block, 1, &resnets) != 0 ||
         sdc_ckd_mul_int(2, cfg->latent_channels, &moments) != 0)
-        return SDC_ERR_UNSUPPORTED;   /* unreachable after the bounds; kept as the arithmetic's guard */
-    if (cfg->in_channels < 1 || cfg->out_channels < 1 || cfg->latent_channels < 1 ||
-        cfg->layers_per_block < 1 || cfg->norm_num_groups < 1) {
-        SDC_LOGE(log, WHAT ": in/out/latent channels, layers_per_block and norm_num_groups must be >= 1 "
-                 "(got %d/%d/%d, %d, %d)", cfg->in_channels, cfg->out_channels, cfg->latent_channels,
-                 cfg->layers_per_block, cfg->norm_num_groups);
+        return SDC_ERR_UNSUPPORTED; /* unreachable after the bounds; kept as the arithmetic's guard */
+    if (cfg->in_channels < 1 || cfg->out_channels < 1 || cfg->latent_channels < 1 || cfg->layers_per_block < 1 ||
+        cfg->norm_num_groups < 1) {
+        SDC_LOGE(log,
+                 WHAT ": in/out/latent channels, layers_per_block and norm_num_groups must be >= 1 "
+                      "(got %d/%d/%d, %d, %d)",
+                 cfg->in_channels, cfg->out_channels, cfg->latent_channels, cfg->layers_per_block,
+                 cfg->norm_num_groups);
         return SDC_ERR_FORMAT;
     }
     if (resnets > SDC_VAE_MAX_LAYERS) {
@@ -167,8 +168,7 @@ sdc_status sdc_vae_config_parse(const cJSON *json, const sdc_logger *log, sdc_va
     TRY(block_types(json, "down_block_types", "DownEncoderBlock2D", log, &n_down));
     TRY(block_types(json, "up_block_types", "UpDecoderBlock2D", log, &n_up));
     if (n_down != cfg->n_blocks || n_up != cfg->n_blocks) {
-        SDC_LOGE(log, WHAT ": %d down and %d up block types for %d block_out_channels", n_down, n_up,
-                 cfg->n_blocks);
+        SDC_LOGE(log, WHAT ": %d down and %d up block types for %d block_out_channels", n_down, n_up, cfg->n_blocks);
         return SDC_ERR_FORMAT;
     }
     return validate(cfg, log);

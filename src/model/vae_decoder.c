@@ -29,8 +29,7 @@ static void load_all(sdc_vae_decoder *d) {
         b->n_res = cfg->layers_per_block + 1;
         for (int j = 0; j < b->n_res; j++) {
             snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.%d.", i, j);
-            sdc_resnet_load(&b->res[j], ws, name, j == 0 ? prev : out, out, 0, cfg->norm_num_groups,
-                            cfg->norm_eps);
+            sdc_resnet_load(&b->res[j], ws, name, j == 0 ? prev : out, out, 0, cfg->norm_num_groups, cfg->norm_eps);
         }
         b->has_resample = i < cfg->n_blocks - 1;
         if (b->has_resample) {
@@ -63,8 +62,8 @@ sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, const sdc_weight_sour
         free(d);
         return st;
     }
-    SDC_LOGI(&d->log, "sdc_vae_decoder_load: %d tensors, %.1f MB on %s", d->ws.n,
-             (double)d->ws.bytes_resident / 1e6, src->be->iface->name);
+    SDC_LOGI(&d->log, "sdc_vae_decoder_load: %d tensors, %.1f MB on %s", d->ws.n, (double)d->ws.bytes_resident / 1e6,
+             src->be->iface->name);
     *out = d;
     return SDC_OK;
 }
@@ -132,8 +131,8 @@ static sdc_tensor *body(const sdc_vae_decoder *d, sdc_tensor *x, sdc_vae_block_c
     return x;
 }
 
-sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor *image,
-                          sdc_vae_block_cb block_cb, void *user) {
+sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor *image, sdc_vae_block_cb block_cb,
+                          void *user) {
     sdc_status st = check_shapes(dec, z, image);
     if (st != SDC_OK) return st;
     const sdc_dtype adt = dec->act_dtype;

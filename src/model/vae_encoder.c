@@ -23,8 +23,7 @@ static void load_all(sdc_vae_encoder *e) {
         b->n_res = cfg->layers_per_block;
         for (int j = 0; j < b->n_res; j++) {
             snprintf(name, sizeof name, "encoder.down_blocks.%d.resnets.%d.", i, j);
-            sdc_resnet_load(&b->res[j], ws, name, j == 0 ? prev : out, out, 0, cfg->norm_num_groups,
-                            cfg->norm_eps);
+            sdc_resnet_load(&b->res[j], ws, name, j == 0 ? prev : out, out, 0, cfg->norm_num_groups, cfg->norm_eps);
         }
         b->has_resample = i < n - 1;
         if (b->has_resample) {
@@ -59,8 +58,8 @@ sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, const sdc_weight_sour
         free(e);
         return st;
     }
-    SDC_LOGI(&e->log, "sdc_vae_encoder_load: %d tensors, %.1f MB on %s", e->ws.n,
-             (double)e->ws.bytes_resident / 1e6, src->be->iface->name);
+    SDC_LOGI(&e->log, "sdc_vae_encoder_load: %d tensors, %.1f MB on %s", e->ws.n, (double)e->ws.bytes_resident / 1e6,
+             src->be->iface->name);
     *out = e;
     return SDC_OK;
 }
@@ -99,13 +98,15 @@ static sdc_status check_shapes(const sdc_vae_encoder *e, const sdc_tensor *image
     if (image->ndim == 4) sdc_vae_encode_latent_size(cfg, image->ne[2], image->ne[3], &h, &w);
     const int64_t want[4] = {image->ne[0], cfg->latent_channels, h, w};
     int ok = image->ndim == 4 && image->ne[0] >= 1 && image->ne[1] == cfg->in_channels && h >= 1 && w >= 1 &&
-             mean->ndim == 4 && logvar->ndim == 4;
+        mean->ndim == 4 && logvar->ndim == 4;
     for (int i = 0; ok && i < 4; i++) ok = mean->ne[i] == want[i] && logvar->ne[i] == want[i];
     if (!ok) {
-        SDC_LOGE(&e->log, "sdc_vae_encode: image %s, mean %s, logvar %s do not fit [B, %d, H, W] -> "
-                 "[B, %d, h, w] (h, w = %lld, %lld)", sdc_tensor_shape_str(image, is, sizeof is),
-                 sdc_tensor_shape_str(mean, ms, sizeof ms), sdc_tensor_shape_str(logvar, ls, sizeof ls),
-                 cfg->in_channels, cfg->latent_channels, (long long)h, (long long)w);
+        SDC_LOGE(&e->log,
+                 "sdc_vae_encode: image %s, mean %s, logvar %s do not fit [B, %d, H, W] -> "
+                 "[B, %d, h, w] (h, w = %lld, %lld)",
+                 sdc_tensor_shape_str(image, is, sizeof is), sdc_tensor_shape_str(mean, ms, sizeof ms),
+                 sdc_tensor_shape_str(logvar, ls, sizeof ls), cfg->in_channels, cfg->latent_channels, (long long)h,
+                 (long long)w);
         return SDC_ERR_INVALID_ARG;
     }
     return SDC_OK;
@@ -170,8 +171,7 @@ static int clamp_logvar(sdc_tensor *logvar) {
     return 0;
 }
 
-sdc_status sdc_vae_encode(sdc_vae_encoder *enc, const sdc_tensor *image, sdc_tensor *mean,
-                          sdc_tensor *logvar) {
+sdc_status sdc_vae_encode(sdc_vae_encoder *enc, const sdc_tensor *image, sdc_tensor *mean, sdc_tensor *logvar) {
     sdc_status st = check_shapes(enc, image, mean, logvar);
     if (st != SDC_OK) return st;
     const sdc_dtype adt = enc->act_dtype;

@@ -16,8 +16,8 @@ typedef struct sdc_vae_conv {
 typedef struct sdc_vae_attn {
     int channels, groups;
     float eps;
-    sdc_tensor *norm_w, *norm_b;          /* [C] */
-    sdc_tensor *q_w, *q_b, *k_w, *k_b;    /* [C, C], [C] */
+    sdc_tensor *norm_w, *norm_b;       /* [C] */
+    sdc_tensor *q_w, *q_b, *k_w, *k_b; /* [C, C], [C] */
     sdc_tensor *v_w, *v_b, *o_w, *o_b;
 } sdc_vae_attn;
 
@@ -31,14 +31,14 @@ typedef struct sdc_vae_mid {
 typedef struct sdc_vae_block {
     int n_res;
     sdc_resnet res[SDC_VAE_MAX_LAYERS];
-    int has_resample;                     /* downsample (encoder) or upsample (decoder) */
-    sdc_vae_conv resample;                /* its conv, 3x3 */
+    int has_resample;      /* downsample (encoder) or upsample (decoder) */
+    sdc_vae_conv resample; /* its conv, 3x3 */
 } sdc_vae_block;
 
 struct sdc_vae_encoder {
     sdc_vae_config cfg;
     sdc_backend *be;
-    sdc_dtype act_dtype;                  /* chosen at load time */
+    sdc_dtype act_dtype; /* chosen at load time */
     sdc_logger log;
     sdc_weight_set ws;
     sdc_vae_conv conv_in;
@@ -46,16 +46,16 @@ struct sdc_vae_encoder {
     sdc_vae_mid mid;
     sdc_tensor *norm_out_w, *norm_out_b;
     sdc_vae_conv conv_out;
-    sdc_vae_conv quant_conv;              /* 1x1, when cfg.use_quant_conv */
+    sdc_vae_conv quant_conv; /* 1x1, when cfg.use_quant_conv */
 };
 
 struct sdc_vae_decoder {
     sdc_vae_config cfg;
     sdc_backend *be;
-    sdc_dtype act_dtype;                  /* chosen at load time */
+    sdc_dtype act_dtype; /* chosen at load time */
     sdc_logger log;
     sdc_weight_set ws;
-    sdc_vae_conv post_quant_conv;         /* 1x1, when cfg.use_post_quant_conv */
+    sdc_vae_conv post_quant_conv; /* 1x1, when cfg.use_post_quant_conv */
     sdc_vae_conv conv_in;
     sdc_vae_mid mid;
     sdc_vae_block up[SDC_VAE_MAX_BLOCKS];
@@ -72,14 +72,12 @@ void sdc_vae_conv_load(sdc_vae_conv *c, sdc_weight_set *ws, int co, int ci, int 
 sdc_tensor *sdc_vae_conv_forward(const sdc_vae_conv *c, const sdc_tensor *x, int stride, int pad);
 
 /* Loads "<prefix>attentions.0.*" for C channels. */
-void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, int channels, int groups,
-                       float eps);
+void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, int channels, int groups, float eps);
 /* x [B, C, H, W] -> new x + attention(norm(x)); x is left alone. */
 sdc_tensor *sdc_vae_attn_forward(const sdc_vae_attn *a, const sdc_tensor *x);
 
 /* Loads a mid block of C channels under prefix ("encoder.mid_block."). */
-void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, const sdc_vae_config *cfg,
-                      int channels);
+void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, const sdc_vae_config *cfg, int channels);
 
 /* The *_step functions consume x: they free it whether they succeed or not. */
 sdc_tensor *sdc_vae_resnet_step(const sdc_resnet *r, sdc_tensor *x);

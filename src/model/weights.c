@@ -45,7 +45,8 @@ static int shape_matches(const sdc_tensor_info *info, int ndim, const int64_t *n
 
 static void shape_str(char *buf, size_t size, int ndim, const int64_t *ne) {
     size_t n = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && n < size; i++) n += (size_t)snprintf(buf + n, size - n, i ? ", %lld" : "%lld", (long long)ne[i]);
+    for (int i = 0; i < ndim && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ", %lld" : "%lld", (long long)ne[i]);
     if (n < size) snprintf(buf + n, size - n, "]");
 }
 
@@ -96,7 +97,7 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, s
     sdc_backend *be = ws->be;
     const size_t src_es = sdc_dtype_size(info->dtype), dst_es = sdc_dtype_size(t->dtype);
     const size_t n = (size_t)sdc_tensor_info_nelem(info);
-    const size_t chunk = be->iface->staging_size(be) / dst_es;   /* elements per staging buffer */
+    const size_t chunk = be->iface->staging_size(be) / dst_es; /* elements per staging buffer */
     const int same = t->dtype == info->dtype;
     /* scratch: the chunk's file bytes, then (unless the target is f32) its f32 values */
     char *tmp = same ? NULL : scratch(ws, chunk * (src_es + (t->dtype == SDC_DTYPE_F32 ? 0 : sizeof(float))));
@@ -110,8 +111,9 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, s
         } else {
             st = sdc_index_read_range(ws->index, info, i * src_es, m * src_es, tmp);
             float *f = t->dtype == SDC_DTYPE_F32 ? buf : (float *)(tmp + chunk * src_es);
-            if (st == SDC_OK && (sdc_convert_to_f32(f, tmp, info->dtype, m) != 0 ||
-                                 (t->dtype != SDC_DTYPE_F32 && sdc_convert_from_f32(buf, t->dtype, f, m) != 0)))
+            if (st == SDC_OK &&
+                (sdc_convert_to_f32(f, tmp, info->dtype, m) != 0 ||
+                 (t->dtype != SDC_DTYPE_F32 && sdc_convert_from_f32(buf, t->dtype, f, m) != 0)))
                 st = SDC_ERR_UNSUPPORTED;
         }
         if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + i * dst_es, buf, m * dst_es);
@@ -170,7 +172,7 @@ void sdc_weights_free(sdc_weight_set *ws) {
 }
 
 sdc_status sdc_weights_end(sdc_weight_set *ws) {
-    if (ws->be->iface->staging_flush) ws->be->iface->staging_flush(ws->be);   /* every upload has landed */
+    if (ws->be->iface->staging_flush) ws->be->iface->staging_flush(ws->be); /* every upload has landed */
     free(ws->scratch);
     ws->scratch = NULL;
     ws->scratch_size = 0;

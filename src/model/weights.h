@@ -22,11 +22,11 @@
 #include "io/model_index.h"
 
 typedef struct sdc_weight_source {
-    sdc_model_index *index;   /* where tensors are read (deferred, on demand); open only during the load */
-    const char *prefix;       /* e.g. "unet.", "vae.", "text_encoder." */
+    sdc_model_index *index; /* where tensors are read (deferred, on demand); open only during the load */
+    const char *prefix;     /* e.g. "unet.", "vae.", "text_encoder." */
     sdc_backend *be;
     const sdc_logger *log;
-    int f32;                  /* 1: compute (and keep weights) in f32 even where the backend prefers f16 */
+    int f32; /* 1: compute (and keep weights) in f32 even where the backend prefers f16 */
 } sdc_weight_source;
 
 /* The activation dtype a component loaded from src computes in. */
@@ -39,13 +39,13 @@ typedef struct sdc_weight_set {
     char prefix[96];
     sdc_backend *be;
     const sdc_logger *log;
-    int f32;                    /* the component's precision (weight_dtype's argument) */
-    sdc_status status;          /* first error, SDC_OK while all went well */
-    sdc_tensor **tensors;       /* everything loaded, owned by the set */
+    int f32;              /* the component's precision (weight_dtype's argument) */
+    sdc_status status;    /* first error, SDC_OK while all went well */
+    sdc_tensor **tensors; /* everything loaded, owned by the set */
     int n, cap;
-    uint64_t bytes_read;        /* file bytes read for this set */
-    uint64_t bytes_resident;    /* backend bytes the tensors take */
-    void *scratch;              /* host buffer reused across tensors (file bytes, f32 conversions) */
+    uint64_t bytes_read;     /* file bytes read for this set */
+    uint64_t bytes_resident; /* backend bytes the tensors take */
+    void *scratch;           /* host buffer reused across tensors (file bytes, f32 conversions) */
     size_t scratch_size;
 } sdc_weight_set;
 

@@ -9,7 +9,7 @@ struct sdc_ctx {
     sdc_model *m;
     sdc_progress_fn progress;
     void *progress_user;
-    char *last_report;   /* JSON of the last sdc_generate */
+    char *last_report; /* JSON of the last sdc_generate */
 };
 
 #endif

@@ -33,16 +33,16 @@ typedef struct sdc_run sdc_run;
 
 /* What the planner needs of a job: sizes and mode. */
 typedef struct sdc_job_shape {
-    int width, height;   /* pixels */
-    int cfg;             /* 1: two conditioning rows (negative + prompt) */
+    int width, height; /* pixels */
+    int cfg;           /* 1: two conditioning rows (negative + prompt) */
     int img2img;
 } sdc_job_shape;
 
 typedef struct sdc_component_def {
-    const char *name;                 /* "text_encoder", "unet", "vae_decoder", ... (report, logs) */
-    const char *const *prefixes;      /* NULL-terminated tensor-name prefixes in the model index that this
+    const char *name;            /* "text_encoder", "unet", "vae_decoder", ... (report, logs) */
+    const char *const *prefixes; /* NULL-terminated tensor-name prefixes in the model index that this
                                          component owns: the planner sums their bytes */
-    const char *source_prefix;        /* the weight source's prefix its loader reads under ("vae.") */
+    const char *source_prefix;   /* the weight source's prefix its loader reads under ("vae.") */
     /* Loads the component from src (index, prefix, backend, logger, precision). *out is an opaque
      * object that only the family's phases use. fam is the family's opened state (its configs). */
     sdc_status (*load)(const void *fam, const sdc_weight_source *src, void **out);
@@ -53,17 +53,17 @@ typedef struct sdc_component_def {
 } sdc_component_def;
 
 typedef struct sdc_phase_def {
-    const char *name;                 /* "condition", "denoise", ... (progress, report) */
-    unsigned needs;                   /* bit c: components[c] must be resident while it runs */
-    unsigned per_image : 1;           /* 1: run once per image of the job, else once per job */
-    unsigned img2img_only : 1;        /* 1: only when the job has an init image */
+    const char *name;          /* "condition", "denoise", ... (progress, report) */
+    unsigned needs;            /* bit c: components[c] must be resident while it runs */
+    unsigned per_image : 1;    /* 1: run once per image of the job, else once per job */
+    unsigned img2img_only : 1; /* 1: only when the job has an init image */
     /* The phase body, for image i (per-image phases) or i = -1. Components it needs are resident:
      * sdc_run_component(r, c) gives them. */
     sdc_status (*run)(sdc_run *r, int image);
 } sdc_phase_def;
 
 typedef struct sdc_family {
-    const char *name;                 /* "sd1" */
+    const char *name; /* "sd1" */
     /* 1: the opened files are this family's (a diffusers folder's classes, a single file's keys) */
     int (*probe)(const sdc_model_files *mf);
     /* Parses the configs and opens what the family needs besides weights (tokenizers): *fam is its
@@ -84,17 +84,17 @@ typedef struct sdc_family {
 /* What a phase body sees of its job. */
 struct sdc_run {
     const sdc_family *family;
-    const void *fam;                  /* the family's opened state */
+    const void *fam; /* the family's opened state */
     const sdc_model_files *mf;
-    sdc_backend *be;                  /* where the components live and the phase computes */
+    sdc_backend *be; /* where the components live and the phase computes */
     const sdc_logger *log;
     const sdc_gen_params *p;
-    const char *model_name;           /* for the PNG parameters text */
-    void *state;                      /* the family's job state */
-    void **components;                /* [n_components]: the resident ones, else NULL */
-    const int *f32;                   /* [n_components]: the precision each component runs at */
-    sdc_image *images;                /* [p->batch_count]: the images the decode phase makes */
-    int dry;                          /* 1: a planning run on a counting backend (no values: no checks,
+    const char *model_name; /* for the PNG parameters text */
+    void *state;            /* the family's job state */
+    void **components;      /* [n_components]: the resident ones, else NULL */
+    const int *f32;         /* [n_components]: the precision each component runs at */
+    sdc_image *images;      /* [p->batch_count]: the images the decode phase makes */
+    int dry;                /* 1: a planning run on a counting backend (no values: no checks,
                                          no images) */
     /* progress: returns nonzero when the job should stop */
     int (*progress)(sdc_run *r, const char *phase, int step, int total);

@@ -53,11 +53,14 @@ static sdc_status check_roles(const sdc_model_params *p, const sdc_logger *log) 
     for (int i = 0; i < p->n_paths; i++) {
         int ok = p->paths[i].role && p->paths[i].path;
         for (size_t k = 0; ok && k < sizeof known / sizeof known[0]; k++)
-            if (!strcmp(p->paths[i].role, known[k])) break;
-            else if (k + 1 == sizeof known / sizeof known[0]) ok = 0;
+            if (!strcmp(p->paths[i].role, known[k]))
+                break;
+            else if (k + 1 == sizeof known / sizeof known[0])
+                ok = 0;
         if (!ok) {
-            SDC_LOGE(log, "sdc_model_open: component path %d has an unknown role '%s' (known: model, config, tokenizer)",
-                     i, p->paths[i].role ? p->paths[i].role : "(null)");
+            SDC_LOGE(log,
+                     "sdc_model_open: component path %d has an unknown role '%s' (known: model, config, tokenizer)", i,
+                     p->paths[i].role ? p->paths[i].role : "(null)");
             return SDC_ERR_INVALID_ARG;
         }
     }
@@ -78,8 +81,8 @@ static sdc_status open_family(sdc_model *m, const sdc_family *forced, const char
     m->family = forced;
     m->n_components = forced->n_components;
     if (m->n_components > SDC_MAX_COMPONENTS || forced->n_phases > SDC_MAX_PHASES) {
-        SDC_LOGE(&m->log, "sdc_model_open: family %s has %d components and %d phases (at most %d and %d)",
-                 forced->name, forced->n_components, forced->n_phases, SDC_MAX_COMPONENTS, SDC_MAX_PHASES);
+        SDC_LOGE(&m->log, "sdc_model_open: family %s has %d components and %d phases (at most %d and %d)", forced->name,
+                 forced->n_components, forced->n_phases, SDC_MAX_COMPONENTS, SDC_MAX_PHASES);
         return SDC_ERR_UNSUPPORTED;
     }
     return forced->open(m->mf, tokenizer_dir, &m->log, &m->fam);

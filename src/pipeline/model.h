@@ -14,16 +14,16 @@
 #include "sdc.h"
 
 struct sdc_model {
-    sdc_logger log;                        /* the caller's logger, wrapped to keep the last error */
+    sdc_logger log; /* the caller's logger, wrapped to keep the last error */
     sdc_log_fn user_log;
     void *user_log_user;
-    char last_error[512];                  /* the first error logged since open or the last job began */
-    pthread_mutex_t lock;                  /* held while a job runs */
+    char last_error[512]; /* the first error logged since open or the last job began */
+    pthread_mutex_t lock; /* held while a job runs */
     sdc_backend *be;
     sdc_model_files *mf;
     const sdc_family *family;
-    void *fam;                             /* the family's opened state (configs, tokenizers) */
-    char *model_name;                      /* for the PNG parameters text */
+    void *fam;        /* the family's opened state (configs, tokenizers) */
+    char *model_name; /* for the PNG parameters text */
     int n_components;
     void *comp[SDC_MAX_COMPONENTS];        /* resident components; NULL when not loaded */
     int f32[SDC_MAX_COMPONENTS];           /* 1: component c computes in f32 */
@@ -45,8 +45,8 @@ void sdc_model_unload_all(sdc_model *m);
 const char *sdc_model_component_name(const sdc_model *m, int c);
 
 /* Backend bytes and tensor count of the index tensors under the component's prefixes (no data read). */
-size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
-                                  int f32, int *n_tensors);
+size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def, int f32,
+                                  int *n_tensors);
 
 /* Loads component c onto another backend (the planner's counting backend) into *out, at c's precision. */
 sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out);

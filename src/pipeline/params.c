@@ -9,8 +9,8 @@
 
 /* A1111's display names of each sampler (the PNG parameters text) */
 static const char *const a1111_names[] = {
-    [SDC_SAMPLER_EULER] = "Euler", [SDC_SAMPLER_EULER_A] = "Euler a", [SDC_SAMPLER_HEUN] = "Heun",
-    [SDC_SAMPLER_LMS] = "LMS",     [SDC_SAMPLER_DDIM] = "DDIM",       [SDC_SAMPLER_PNDM] = "PLMS",
+    [SDC_SAMPLER_EULER] = "Euler",       [SDC_SAMPLER_EULER_A] = "Euler a", [SDC_SAMPLER_HEUN] = "Heun",
+    [SDC_SAMPLER_LMS] = "LMS",           [SDC_SAMPLER_DDIM] = "DDIM",       [SDC_SAMPLER_PNDM] = "PLMS",
     [SDC_SAMPLER_DPMPP_2M] = "DPM++ 2M",
 };
 _Static_assert(sizeof(a1111_names) / sizeof(a1111_names[0]) == SDC_SAMPLER_COUNT, "sampler table");
@@ -40,7 +40,7 @@ sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *
         SDC_LOGE(log, "%s: batch count must be at least 1 (got %d)", fn, p->batch_count);
         return SDC_ERR_INVALID_ARG;
     }
-    if (p->seed > INT64_MAX - (p->batch_count - 1)) {   /* image i uses seed + i */
+    if (p->seed > INT64_MAX - (p->batch_count - 1)) { /* image i uses seed + i */
         SDC_LOGE(log, "%s: seed %lld with a batch of %d: the last seed would pass 2^63 - 1", fn, (long long)p->seed,
                  p->batch_count);
         return SDC_ERR_INVALID_ARG;
@@ -85,8 +85,8 @@ static char *params_text(const sdc_run *r, const sdc_schedule *sched, int64_t se
     sdc_sampler s = sched->kind;
     char tail[512];
     int len = snprintf(tail, sizeof tail, "Steps: %d, Sampler: %s%s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
-                       p->steps, a1111_names[s], sched->karras ? " Karras" : "", (double)p->cfg_scale,
-                       (long long)seed, p->width, p->height, r->model_name);
+                       p->steps, a1111_names[s], sched->karras ? " Karras" : "", (double)p->cfg_scale, (long long)seed,
+                       p->width, p->height, r->model_name);
     if (p->init_image && len > 0 && (size_t)len < sizeof tail)
         snprintf(tail + len, sizeof tail - (size_t)len, ", Denoising strength: %g", (double)p->strength);
     if (p->clip_skip > 1) {
@@ -108,8 +108,10 @@ sdc_status sdc_pipeline_check_finite(const sdc_logger *log, const char *phase, i
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) bad += !isfinite(x[i]);
     if (!bad) return SDC_OK;
-    SDC_LOGE(log, "%s: image %d: %s has %zu NaN/Inf values of %zu (broken weights, an absurd config value, or fp16 "
-             "overflow); stopping rather than writing a black image", phase, image, what, bad, n);
+    SDC_LOGE(log,
+             "%s: image %d: %s has %zu NaN/Inf values of %zu (broken weights, an absurd config value, or fp16 "
+             "overflow); stopping rather than writing a black image",
+             phase, image, what, bad, n);
     return SDC_ERR_NONFINITE;
 }
 
@@ -119,7 +121,7 @@ sdc_status sdc_pipeline_make_image(const sdc_run *r, const sdc_schedule *sched, 
     img->data = malloc(n);
     img->parameters = params_text(r, sched, seed);
     if (!img->data || !img->parameters) return SDC_ERR_OOM;
-    for (size_t i = 0; i < n; i++) {   /* NaN-safe clamp, then numpy's round (half to even) */
+    for (size_t i = 0; i < n; i++) { /* NaN-safe clamp, then numpy's round (half to even) */
         float v = !(pixels[i] > 0.0f) ? 0.0f : pixels[i] > 1.0f ? 1.0f : pixels[i];
         img->data[i] = (uint8_t)nearbyintf(v * 255.0f);
     }

@@ -50,13 +50,13 @@ static void residency(const sdc_family *fam, const sdc_job_shape *job, sdc_load_
  * and workspace peaks are then those the real run reaches (exact: test_count, test_residency). */
 static sdc_status measure(sdc_model *m, const sdc_job_shape *job, const sdc_plan *plan, size_t *act, size_t *ws) {
     const sdc_family *fam = m->family;
-    sdc_logger quiet = m->log;   /* the loaders' info lines would repeat on every plan */
+    sdc_logger quiet = m->log; /* the loaders' info lines would repeat on every plan */
     if (quiet.min_level < SDC_LOG_WARN) quiet.min_level = SDC_LOG_WARN;
     sdc_gen_params p;
     sdc_gen_params_init(&p);
     p.width = job->width;
     p.height = job->height;
-    p.steps = 1;                          /* activations do not depend on the step count */
+    p.steps = 1; /* activations do not depend on the step count */
     p.cfg_scale = job->cfg ? 2.0f : 1.0f;
     p.strength = 1.0f;
     sdc_image init = {job->width, job->height, 3, NULL, 0, NULL};
@@ -160,7 +160,7 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
         if (len >= cap) break;
     }
 #undef OUT
-    if (len >= cap) {   /* 3 policies x SDC_MAX_PHASES short lines: cannot happen */
+    if (len >= cap) { /* 3 policies x SDC_MAX_PHASES short lines: cannot happen */
         free(s);
         return NULL;
     }

@@ -17,17 +17,17 @@
 #include "pipeline/model.h"
 
 typedef struct sdc_phase_plan {
-    int runs;              /* 0: the phase does not occur in this job (encode in txt2img) */
-    unsigned resident;     /* bit c set: component c is resident during the phase */
+    int runs;          /* 0: the phase does not occur in this job (encode in txt2img) */
+    unsigned resident; /* bit c set: component c is resident during the phase */
     size_t bytes[SDC_MEM_KIND_COUNT];
     size_t total;
 } sdc_phase_plan;
 
 typedef struct sdc_plan {
-    sdc_load_policy policy;          /* a concrete policy, never AUTO */
+    sdc_load_policy policy; /* a concrete policy, never AUTO */
     int n_phases;
     sdc_phase_plan phase[SDC_MAX_PHASES];
-    size_t peak;                     /* the largest phase total */
+    size_t peak; /* the largest phase total */
 } sdc_plan;
 
 void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job);

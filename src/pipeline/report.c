@@ -28,7 +28,7 @@ void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t byte
 void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
     sdc_phase_report *pr = &r->phase[ph];
     sdc_backend *be = m->be;
-    if (be->iface->synchronize) be->iface->synchronize(be);   /* the phase's kernels are billed to it */
+    if (be->iface->synchronize) be->iface->synchronize(be); /* the phase's kernels are billed to it */
     pr->wall += sdc_now() - t0;
     const sdc_mem_stats *s = &be->stats;
     pr->runs++;
@@ -54,27 +54,31 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
         const sdc_phase_report *p = &r->phase[ph];
         if (!p->runs) continue;
         SDC_LOGI(log, "report: %-9s %4d %8.3f %7.3f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %8.1f",
-                 m->family->phases[ph].name, p->runs, p->wall, p->load, mib(p->bytes_read),
-                 mib(p->resident_weights), mib(p->peak[SDC_MEM_ACTIVATIONS]), mib(p->peak[SDC_MEM_WORKSPACE]),
-                 mib(p->peak_total), mib(r->plan.phase[ph].total), mib(p->peak_rss));
+                 m->family->phases[ph].name, p->runs, p->wall, p->load, mib(p->bytes_read), mib(p->resident_weights),
+                 mib(p->peak[SDC_MEM_ACTIVATIONS]), mib(p->peak[SDC_MEM_WORKSPACE]), mib(p->peak_total),
+                 mib(r->plan.phase[ph].total), mib(p->peak_rss));
     }
     SDC_LOGI(log, "report: %d image(s) in %.3f s; peak device %.1f MiB (planned %.1f), peak RSS %.1f MiB", r->images,
              r->seconds, mib(r->peak_device), mib(r->plan.peak), mib(r->peak_rss));
     if (m->be->iface->driver_peak_bytes)
-        SDC_LOGI(log, "report: device memory in use per the driver (context excluded): peak %.1f MiB", mib(r->driver_peak));
+        SDC_LOGI(log, "report: device memory in use per the driver (context excluded): peak %.1f MiB",
+                 mib(r->driver_peak));
     const sdc_op_profile *prof = m->be->profile;
     if (prof) {
         double total = 0;
         for (int f = 0; f < SDC_OPF_COUNT; f++) total += prof->seconds[f];
         for (int f = 0; f < SDC_OPF_COUNT; f++)
             SDC_LOGI(log, "report: ops %-12s %8llu calls %9.3f s %5.1f%%", sdc_op_family_name((sdc_op_family)f),
-                     (unsigned long long)prof->calls[f], prof->seconds[f], total > 0 ? 100 * prof->seconds[f] / total : 0.0);
+                     (unsigned long long)prof->calls[f], prof->seconds[f],
+                     total > 0 ? 100 * prof->seconds[f] / total : 0.0);
     }
     for (int p = 0; p < m->n_components; p++)
         if (r->component[p].loads)
-            SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s", sdc_model_component_name(m, p),
-                     r->component[p].loads, r->component[p].seconds, mib(r->component[p].bytes_read),
-                     r->component[p].seconds > 0 ? (double)r->component[p].bytes_read / r->component[p].seconds / 1e6 : 0.0);
+            SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s",
+                     sdc_model_component_name(m, p), r->component[p].loads, r->component[p].seconds,
+                     mib(r->component[p].bytes_read),
+                     r->component[p].seconds > 0 ? (double)r->component[p].bytes_read / r->component[p].seconds / 1e6
+                                                 : 0.0);
 }
 
 char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
@@ -88,8 +92,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
     cJSON_AddNumberToObject(root, "peak_device_bytes", (double)r->peak_device);
     cJSON_AddNumberToObject(root, "planned_peak_bytes", (double)r->plan.peak);
     cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)r->peak_rss);
-    if (m->be->iface->driver_peak_bytes)
-        cJSON_AddNumberToObject(root, "driver_peak_bytes", (double)r->driver_peak);
+    if (m->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(root, "driver_peak_bytes", (double)r->driver_peak);
     cJSON *phases = cJSON_AddObjectToObject(root, "phases");
     for (int ph = 0; ph < r->plan.n_phases; ph++) {
         const sdc_phase_report *p = &r->phase[ph];

@@ -6,15 +6,15 @@
 #include "pipeline/plan.h"
 
 typedef struct sdc_phase_report {
-    int runs;                            /* times the phase ran (per image for per-image phases) */
-    double wall;                         /* seconds, loads included, the device's queued work finished */
-    double load;                         /* seconds spent loading components */
-    uint64_t bytes_read;                 /* weight bytes read from disk */
-    size_t resident_weights;             /* largest weight bytes resident during the phase */
-    size_t peak[SDC_MEM_KIND_COUNT];     /* largest peak of each kind */
-    size_t peak_total;                   /* largest peak of all kinds together */
-    size_t peak_rss;                     /* largest process RSS during the phase (0: unknown) */
-    size_t driver_peak;                  /* device memory in use as the driver reports it (0: not known) */
+    int runs;                        /* times the phase ran (per image for per-image phases) */
+    double wall;                     /* seconds, loads included, the device's queued work finished */
+    double load;                     /* seconds spent loading components */
+    uint64_t bytes_read;             /* weight bytes read from disk */
+    size_t resident_weights;         /* largest weight bytes resident during the phase */
+    size_t peak[SDC_MEM_KIND_COUNT]; /* largest peak of each kind */
+    size_t peak_total;               /* largest peak of all kinds together */
+    size_t peak_rss;                 /* largest process RSS during the phase (0: unknown) */
+    size_t driver_peak;              /* device memory in use as the driver reports it (0: not known) */
 } sdc_phase_report;
 
 typedef struct sdc_component_report {
@@ -24,16 +24,16 @@ typedef struct sdc_component_report {
 } sdc_component_report;
 
 typedef struct sdc_report {
-    sdc_plan plan;                       /* the policy run and its plan */
-    char why[256];                       /* why this policy */
+    sdc_plan plan; /* the policy run and its plan */
+    char why[256]; /* why this policy */
     size_t budget;
     int images;
-    double seconds;                      /* the whole job */
+    double seconds; /* the whole job */
     sdc_phase_report phase[SDC_MAX_PHASES];
     sdc_component_report component[SDC_MAX_COMPONENTS];
-    size_t peak_device;                  /* allocator peak over the run */
-    size_t peak_rss;                     /* process peak RSS over the run */
-    size_t driver_peak;                  /* driver-reported device use over the run, above the baseline */
+    size_t peak_device; /* allocator peak over the run */
+    size_t peak_rss;    /* process peak RSS over the run */
+    size_t driver_peak; /* driver-reported device use over the run, above the baseline */
 } sdc_report;
 
 /* Applies the plan's residency for phase ph (residency.c): frees the components the phase does not

@@ -134,8 +134,8 @@ sdc_status sdc_model_plan_memory(sdc_model *m, const sdc_gen_params *p, char **t
 static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
     sdc_model *m = j->m;
     const sdc_family *fam = m->family;
-    sdc_run r = {fam, m->fam, m->mf, m->be, &m->log, &j->p, m->model_name, NULL, m->comp, m->f32, out, 0,
-                 run_progress, j};
+    sdc_run r = {fam,  m->fam,  m->mf,  m->be, &m->log, &j->p,        m->model_name,
+                 NULL, m->comp, m->f32, out,   0,       run_progress, j};
     sdc_status st = fam->job_new(&r, &r.state);
     const double t_start = sdc_now();
     for (int ph = 0; ph < fam->n_phases && st == SDC_OK; ph++) {
@@ -144,7 +144,7 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
         const int n = d->per_image ? j->p.batch_count : 1;
         for (int i = 0; i < n && st == SDC_OK; i++) {
             double t0 = sdc_now();
-            if ((st = sdc_residency_enter(m, rep, ph)) == SDC_OK) st = sdc_backend_sync(m->be);   /* uploads landed */
+            if ((st = sdc_residency_enter(m, rep, ph)) == SDC_OK) st = sdc_backend_sync(m->be); /* uploads landed */
             if (st != SDC_OK) break;
             st = d->run(&r, d->per_image ? i : -1);
             /* the device's queued work finishes here; its sticky error, if any, is the phase's */
@@ -200,9 +200,9 @@ static sdc_status run_job(sdc_job *j) {
         j->n_images = nb;
         out = NULL;
     } else if (st == SDC_ERR_OOM || st == SDC_ERR_BACKEND) {
-        sdc_model_unload_all(m);   /* nothing half-loaded stays behind */
+        sdc_model_unload_all(m); /* nothing half-loaded stays behind */
     }
-    sdc_backend_clear_status(m->be);   /* the error is reported; the next job starts clean */
+    sdc_backend_clear_status(m->be); /* the error is reported; the next job starts clean */
     free(r);
     if (st != SDC_OK) SDC_LOGE(log, "sdc_generate: %s", sdc_status_str(st));
     sdc_image_free(out, nb);

@@ -19,7 +19,7 @@ sdc_status sdc_run_ddim(sdc_sample_ctx *ctx, float *x) {
         const float a_prev = prev_t >= 0 ? s->alphas_cumprod[prev_t] : s->final_alpha_cumprod;
         const float b_t = 1.0f - a_t;
         const float sqrt_a = sqrtf(a_t), sqrt_b = sqrtf(b_t);
-        const float std_dev_t = 0.0f;   /* eta = 0 */
+        const float std_dev_t = 0.0f; /* eta = 0 */
         const float dir_coef = sqrtf(1.0f - a_prev - std_dev_t * std_dev_t);
         const float sqrt_a_prev = sqrtf(a_prev);
         const double r = s->clip_sample_range;

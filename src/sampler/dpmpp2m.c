@@ -29,7 +29,7 @@ static alpha_sigma at_sigma(float sigma) {
 sdc_status sdc_run_dpmpp2m(sdc_sample_ctx *ctx, float *x) {
     const sdc_schedule *s = ctx->s;
     const size_t n = ctx->n;
-    double *m0 = malloc(sizeof(double) * n), *m1 = malloc(sizeof(double) * n);   /* [n] x0 now, before */
+    double *m0 = malloc(sizeof(double) * n), *m1 = malloc(sizeof(double) * n); /* [n] x0 now, before */
     if (!m0 || !m1) {
         free(m0);
         free(m1);
@@ -40,7 +40,7 @@ sdc_status sdc_run_dpmpp2m(sdc_sample_ctx *ctx, float *x) {
     for (int i = s->begin; i < s->n; i++) {
         st = sdc_sample_eval(ctx, i, x, -1.0f);
         if (st != SDC_OK) break;
-        double *tmp = m1;   /* shift the history: m1 <- m0, m0 <- x0 of this step */
+        double *tmp = m1; /* shift the history: m1 <- m0, m0 <- x0 of this step */
         m1 = m0;
         m0 = tmp;
         const alpha_sigma cur = at_sigma(s->sigmas[i]);

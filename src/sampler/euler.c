@@ -15,7 +15,7 @@ sdc_status sdc_run_euler(sdc_sample_ctx *ctx, float *x) {
         const float sigma = s->sigmas[i];
         sdc_status st = sdc_sample_eval(ctx, i, x, sigma);
         if (st != SDC_OK) return st;
-        const float sigma_hat = sigma;   /* gamma = 0 */
+        const float sigma_hat = sigma; /* gamma = 0 */
         const float dt = s->sigmas[i + 1] - sigma_hat;
         const float *m = ctx->out;
         for (size_t k = 0; k < ctx->n; k++) {
@@ -42,7 +42,7 @@ sdc_status sdc_run_euler_a(sdc_sample_ctx *ctx, float *x) {
         const float down2 = stt * stt - sigma_up * sigma_up;
         const float sigma_down = sqrtf(down2 > 0.0f ? down2 : 0.0f);
         const float dt = sigma_down - sigma;
-        ctx->cb->noise(ctx->cb->noise_user, noise, ctx->n);   /* drawn every step, the last one too */
+        ctx->cb->noise(ctx->cb->noise_user, noise, ctx->n); /* drawn every step, the last one too */
         const float *m = ctx->out;
         for (size_t k = 0; k < ctx->n; k++) {
             const double xk = x[k];

@@ -18,7 +18,7 @@ static double clip(double v, int on, float range) {
 sdc_status sdc_run_heun(sdc_sample_ctx *ctx, float *x) {
     const sdc_schedule *s = ctx->s;
     const size_t n = ctx->n;
-    double *d1 = malloc(sizeof(double) * n);   /* [n] the first-order derivative */
+    double *d1 = malloc(sizeof(double) * n);    /* [n] the first-order derivative */
     float *x_first = malloc(sizeof(float) * n); /* [n] the sample the pending step started from */
     if (!d1 || !x_first) {
         free(d1);
@@ -37,8 +37,8 @@ sdc_status sdc_run_heun(sdc_sample_ctx *ctx, float *x) {
             dt = sigma_next - sigma_hat;
             for (size_t k = 0; k < n; k++) {
                 const double xk = x[k];
-                const double x0 = clip(sdc_pred_x0_sigma(s->prediction, xk, m[k], sigma_hat), s->clip_sample,
-                                       s->clip_sample_range);
+                const double x0 =
+                    clip(sdc_pred_x0_sigma(s->prediction, xk, m[k], sigma_hat), s->clip_sample, s->clip_sample_range);
                 d1[k] = (xk - x0) / (double)sigma_hat;
                 x_first[k] = x[k];
                 x[k] = (float)(xk + d1[k] * (double)dt);
@@ -48,8 +48,8 @@ sdc_status sdc_run_heun(sdc_sample_ctx *ctx, float *x) {
             const float sigma_next = s->sigmas[i];
             for (size_t k = 0; k < n; k++) {
                 const double xk = x[k];
-                const double x0 = clip(sdc_pred_x0_sigma(s->prediction, xk, m[k], sigma_next), s->clip_sample,
-                                       s->clip_sample_range);
+                const double x0 =
+                    clip(sdc_pred_x0_sigma(s->prediction, xk, m[k], sigma_next), s->clip_sample, s->clip_sample_range);
                 const double d2 = (xk - x0) / (double)sigma_next;
                 const double d = (d1[k] + d2) / 2.0;
                 x[k] = (float)((double)x_first[k] + d * (double)dt);

@@ -33,7 +33,7 @@ static double lagrange_basis(double tau, const void *user) {
 sdc_status sdc_run_lms(sdc_sample_ctx *ctx, float *x) {
     const sdc_schedule *s = ctx->s;
     const size_t n = ctx->n;
-    double *derivs[LMS_ORDER] = {0};   /* derivs[0] newest, each [n] */
+    double *derivs[LMS_ORDER] = {0}; /* derivs[0] newest, each [n] */
     for (int j = 0; j < LMS_ORDER; j++) {
         derivs[j] = malloc(sizeof(double) * n);
         if (!derivs[j]) {
@@ -47,7 +47,7 @@ sdc_status sdc_run_lms(sdc_sample_ctx *ctx, float *x) {
         const float sigma = s->sigmas[i];
         st = sdc_sample_eval(ctx, i, x, sigma);
         if (st != SDC_OK) break;
-        double *d = derivs[LMS_ORDER - 1];   /* recycle the oldest buffer as the newest */
+        double *d = derivs[LMS_ORDER - 1]; /* recycle the oldest buffer as the newest */
         for (int j = LMS_ORDER - 1; j > 0; j--) derivs[j] = derivs[j - 1];
         derivs[0] = d;
         if (kept < LMS_ORDER) kept++;

@@ -10,8 +10,7 @@ void sdc_torch_linspace_f32(double start, double end, int n, float *out) {
     }
     const float step = (e - s) / (float)(n - 1);
     const int half = n / 2;
-    for (int i = 0; i < n; i++)
-        out[i] = i < half ? fmaf(step, (float)i, s) : fmaf(-step, (float)(n - 1 - i), e);
+    for (int i = 0; i < n; i++) out[i] = i < half ? fmaf(step, (float)i, s) : fmaf(-step, (float)(n - 1 - i), e);
 }
 
 void sdc_torch_cumprod_f32(const float *x, int n, float *out) {
@@ -86,7 +85,7 @@ double sdc_sigma_to_t(double sigma, const float *log_sigmas, int n) {
 
 void sdc_karras_sigmas(double sigma_min, double sigma_max, int n, double *out) {
     const double rho = 7.0;
-    sdc_np_linspace(0.0, 1.0, n, out);   /* the ramp */
+    sdc_np_linspace(0.0, 1.0, n, out); /* the ramp */
     const double min_inv_rho = pow(sigma_min, 1.0 / rho);
     const double max_inv_rho = pow(sigma_max, 1.0 / rho);
     const double diff = min_inv_rho - max_inv_rho;

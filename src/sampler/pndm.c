@@ -14,7 +14,8 @@
 
 #define PLMS_KEEP 4
 
-static void transfer(const sdc_schedule *s, float *out, const float *sample, const double *e, size_t n, int t, int prev_t) {
+static void transfer(const sdc_schedule *s, float *out, const float *sample, const double *e, size_t n, int t,
+                     int prev_t) {
     const float a_t = s->alphas_cumprod[t];
     const float a_prev = prev_t >= 0 ? s->alphas_cumprod[prev_t] : s->final_alpha_cumprod;
     const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
@@ -33,8 +34,8 @@ static void transfer(const sdc_schedule *s, float *out, const float *sample, con
 sdc_status sdc_run_pndm(sdc_sample_ctx *ctx, float *x) {
     const sdc_schedule *s = ctx->s;
     const size_t n = ctx->n;
-    double *ets[PLMS_KEEP] = {0};   /* ets[0] newest model output, each [n] */
-    double *comb = malloc(sizeof(double) * n);   /* [n] the combined model output */
+    double *ets[PLMS_KEEP] = {0};              /* ets[0] newest model output, each [n] */
+    double *comb = malloc(sizeof(double) * n); /* [n] the combined model output */
     float *cur_sample = malloc(sizeof(float) * n);
     int ok = comb && cur_sample;
     for (int j = 0; j < PLMS_KEEP && ok; j++) ok = (ets[j] = malloc(sizeof(double) * n)) != NULL;

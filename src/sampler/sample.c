@@ -24,9 +24,12 @@ static const struct {
     const char *cls;
     sdc_sampler kind;
 } classes[] = {
-    {"EulerDiscreteScheduler", SDC_SAMPLER_EULER},    {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
-    {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},      {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
-    {"DDIMScheduler", SDC_SAMPLER_DDIM},              {"PNDMScheduler", SDC_SAMPLER_PNDM},
+    {"EulerDiscreteScheduler", SDC_SAMPLER_EULER},
+    {"EulerAncestralDiscreteScheduler", SDC_SAMPLER_EULER_A},
+    {"HeunDiscreteScheduler", SDC_SAMPLER_HEUN},
+    {"LMSDiscreteScheduler", SDC_SAMPLER_LMS},
+    {"DDIMScheduler", SDC_SAMPLER_DDIM},
+    {"PNDMScheduler", SDC_SAMPLER_PNDM},
     {"DPMSolverMultistepScheduler", SDC_SAMPLER_DPMPP_2M},
 };
 
@@ -37,8 +40,10 @@ sdc_status sdc_sampler_kind_from_class(const char *cls, sdc_sampler *out, const 
             return SDC_OK;
         }
     *out = SDC_SAMPLER_EULER;
-    SDC_LOGW(log, "sdc_sampler_kind_from_class: scheduler class '%.100s' is not one sdc implements; using euler "
-             "(EulerDiscreteScheduler); choose one with --sampling-method", cls ? cls : "(none)");
+    SDC_LOGW(log,
+             "sdc_sampler_kind_from_class: scheduler class '%.100s' is not one sdc implements; using euler "
+             "(EulerDiscreteScheduler); choose one with --sampling-method",
+             cls ? cls : "(none)");
     return SDC_ERR_UNSUPPORTED;
 }
 
@@ -51,7 +56,7 @@ sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc
 
 sdc_status sdc_sample_eval(sdc_sample_ctx *ctx, int i, const float *x, float div_sigma) {
     const float *in = x;
-    if (div_sigma >= 0.0f) {   /* scale_model_input: x / (sigma^2 + 1) ** 0.5 */
+    if (div_sigma >= 0.0f) { /* scale_model_input: x / (sigma^2 + 1) ** 0.5 */
         const float d = sqrtf(div_sigma * div_sigma + 1.0f);
         for (size_t k = 0; k < ctx->n; k++) ctx->x_in[k] = x[k] / d;
         in = ctx->x_in;

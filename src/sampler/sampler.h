@@ -35,8 +35,8 @@
  * SDC_SAMPLER_DPMPP_2M); SDC_SAMPLER_DEFAULT is resolved by the pipeline before it gets here. */
 
 typedef enum sdc_prediction_type {
-    SDC_PREDICT_EPSILON = 0,   /* the model predicts the noise */
-    SDC_PREDICT_V,             /* v-prediction (SD 2.x 768): v = alpha_t * eps - sigma_t * x0 */
+    SDC_PREDICT_EPSILON = 0, /* the model predicts the noise */
+    SDC_PREDICT_V,           /* v-prediction (SD 2.x 768): v = alpha_t * eps - sigma_t * x0 */
     SDC_PREDICT_COUNT
 } sdc_prediction_type;
 
@@ -54,8 +54,8 @@ sdc_status sdc_sigma_schedule_from_name(const char *name, int *karras, const sdc
 
 typedef struct sdc_sampler_params {
     sdc_sampler kind;
-    int karras;   /* 1: Karras sigmas (not with ddim or pndm) */
-    int steps;    /* inference steps, >= 1 */
+    int karras; /* 1: Karras sigmas (not with ddim or pndm) */
+    int steps;  /* inference steps, >= 1 */
 } sdc_sampler_params;
 
 /* euler, discrete, 20 steps */
@@ -65,15 +65,15 @@ void sdc_sampler_params_init(sdc_sampler_params *p);
 typedef struct sdc_schedule {
     sdc_sampler kind;
     int karras;
-    int steps;                 /* inference steps asked for */
-    int n;                     /* model evaluations of the full schedule = entries of timesteps
+    int steps;              /* inference steps asked for */
+    int n;                  /* model evaluations of the full schedule = entries of timesteps
                                   (heun: 2*steps-1, pndm: steps+1 from 2 steps on, others: steps) */
-    int begin;                 /* first evaluation that sdc_sample() runs: 0, or what
+    int begin;              /* first evaluation that sdc_sample() runs: 0, or what
                                   sdc_schedule_truncate_for_strength() set */
-    float *timesteps;          /* [n] the timestep handed to the UNet at each evaluation */
-    float *sigmas;             /* [n + 1] noise level of each evaluation, then the final one: for euler,
+    float *timesteps;       /* [n] the timestep handed to the UNet at each evaluation */
+    float *sigmas;          /* [n + 1] noise level of each evaluation, then the final one: for euler,
                                   euler_a, heun, lms, dpm++2m. NULL for ddim and pndm. */
-    float init_noise_sigma;    /* std of the starting noise: sdc_schedule_scale_noise() multiplies by it */
+    float init_noise_sigma; /* std of the starting noise: sdc_schedule_scale_noise() multiplies by it */
     sdc_prediction_type prediction;
 
     /* constants of the training schedule that the steps read */
@@ -93,9 +93,9 @@ typedef struct sdc_schedule {
  * value of the wrong type or an unknown enum string; SDC_ERR_UNSUPPORTED for valid diffusers options
  * sdc does not implement (thresholding, log_linear interpolation, ...); SDC_ERR_OOM. On error *out
  * is left zeroed (safe to free). */
-sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_params *params,
-                              const sdc_logger *log, sdc_schedule *out);
-void sdc_schedule_free(sdc_schedule *s);   /* NULL and a zeroed struct are harmless */
+sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_params *params, const sdc_logger *log,
+                              sdc_schedule *out);
+void sdc_schedule_free(sdc_schedule *s); /* NULL and a zeroed struct are harmless */
 
 /* txt2img: multiplies fresh standard-normal latents x[n] by init_noise_sigma in float32, as the
  * diffusers pipeline does before the loop. */
@@ -122,9 +122,9 @@ typedef int (*sdc_sample_progress_fn)(void *user, int done, int total);
 typedef struct sdc_sample_callbacks {
     sdc_model_fn model;
     void *model_user;
-    sdc_noise_fn noise;        /* needed by euler_a only; may be NULL otherwise */
+    sdc_noise_fn noise; /* needed by euler_a only; may be NULL otherwise */
     void *noise_user;
-    sdc_sample_progress_fn progress;  /* may be NULL */
+    sdc_sample_progress_fn progress; /* may be NULL */
     void *progress_user;
 } sdc_sample_callbacks;
 
@@ -133,7 +133,6 @@ typedef struct sdc_sample_callbacks {
  * sdc_schedule_add_noise(). On return x holds the denoised latents (before the VAE's 1/scaling).
  * Errors: the model's status, SDC_ERR_CANCELLED, SDC_ERR_INVALID_ARG (euler_a without a noise
  * callback), SDC_ERR_OOM. */
-sdc_status sdc_sample(const sdc_schedule *s, float *x, size_t n, const sdc_sample_callbacks *cb,
-                      const sdc_logger *log);
+sdc_status sdc_sample(const sdc_schedule *s, float *x, size_t n, const sdc_sample_callbacks *cb, const sdc_logger *log);
 
 #endif

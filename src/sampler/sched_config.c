@@ -68,7 +68,11 @@ static sdc_status get_enum(const cJSON *cfg, const char *key, const char *const 
     return SDC_ERR_FORMAT;
 }
 
-#define TRY(x) do { sdc_status st_ = (x); if (st_ != SDC_OK) return st_; } while (0)
+#define TRY(x)                         \
+    do {                               \
+        sdc_status st_ = (x);          \
+        if (st_ != SDC_OK) return st_; \
+    } while (0)
 
 static sdc_status read_betas(const cJSON *cfg, const sdc_logger *log, sdc_sched_config *c) {
     static const char *const schedules[] = {"linear", "scaled_linear", "squaredcos_cap_v2", "exp"};
@@ -171,8 +175,8 @@ static sdc_status read_all(const cJSON *cfg, sdc_sampler kind, const sdc_logger 
     c->spacing = (sdc_timestep_spacing)sp;
 
     /* options only some classes have; the others ignore the key, as diffusers' from_config does */
-    const int has_rescale = kind == SDC_SAMPLER_EULER || kind == SDC_SAMPLER_EULER_A ||
-                            kind == SDC_SAMPLER_DDIM || kind == SDC_SAMPLER_DPMPP_2M;
+    const int has_rescale = kind == SDC_SAMPLER_EULER || kind == SDC_SAMPLER_EULER_A || kind == SDC_SAMPLER_DDIM ||
+        kind == SDC_SAMPLER_DPMPP_2M;
     if (has_rescale) TRY(get_bool(cfg, "rescale_betas_zero_snr", log, &c->rescale_betas_zero_snr));
     if (kind == SDC_SAMPLER_DDIM || kind == SDC_SAMPLER_PNDM)
         TRY(get_bool(cfg, "set_alpha_to_one", log, &c->set_alpha_to_one));
@@ -234,8 +238,7 @@ static sdc_status read_all(const cJSON *cfg, sdc_sampler kind, const sdc_logger 
     return SDC_OK;
 }
 
-sdc_status sdc_sched_config_read(const cJSON *cfg, sdc_sampler kind, const sdc_logger *log,
-                                 sdc_sched_config *out) {
+sdc_status sdc_sched_config_read(const cJSON *cfg, sdc_sampler kind, const sdc_logger *log, sdc_sched_config *out) {
     memset(out, 0, sizeof(*out));
     if (cfg && !cJSON_IsObject(cfg)) {
         SDC_LOGE(log, "sdc_schedule_build: scheduler config is not a JSON object");
@@ -263,9 +266,7 @@ static double alpha_bar_cosine(double t) {
 static void betas(const sdc_sched_config *c, float *b) {
     const int n = c->num_train_timesteps;
     switch (c->beta_schedule) {
-    case SDC_BETAS_LINEAR:
-        sdc_torch_linspace_f32(c->beta_start, c->beta_end, n, b);
-        break;
+    case SDC_BETAS_LINEAR: sdc_torch_linspace_f32(c->beta_start, c->beta_end, n, b); break;
     case SDC_BETAS_SCALED_LINEAR:
         sdc_torch_linspace_f32(sqrt(c->beta_start), sqrt(c->beta_end), n, b);
         for (int i = 0; i < n; i++) b[i] = b[i] * b[i];
@@ -277,9 +278,7 @@ static void betas(const sdc_sched_config *c, float *b) {
             b[i] = (float)(v < 0.999 ? v : 0.999);
         }
         break;
-    case SDC_BETAS_TRAINED:
-        memcpy(b, c->trained_betas, sizeof(float) * (size_t)n);
-        break;
+    case SDC_BETAS_TRAINED: memcpy(b, c->trained_betas, sizeof(float) * (size_t)n); break;
     }
 }
 
@@ -292,7 +291,7 @@ static void rescale_zero_snr(float *b, int n) {
     for (int i = 0; i < n; i++) b[i] -= aT;
     const float scale = a0 / (a0 - aT);
     for (int i = 0; i < n; i++) b[i] *= scale;
-    for (int i = 0; i < n; i++) b[i] = b[i] * b[i];   /* alphas_bar */
+    for (int i = 0; i < n; i++) b[i] = b[i] * b[i]; /* alphas_bar */
     for (int i = n - 1; i > 0; i--) b[i] = 1.0f - b[i] / b[i - 1];
     b[0] = 1.0f - b[0];
 }
@@ -301,7 +300,7 @@ void sdc_alphas_cumprod(const sdc_sched_config *c, sdc_sampler kind, float *out)
     const int n = c->num_train_timesteps;
     betas(c, out);
     if (c->rescale_betas_zero_snr) rescale_zero_snr(out, n);
-    for (int i = 0; i < n; i++) out[i] = 1.0f - out[i];   /* alphas */
+    for (int i = 0; i < n; i++) out[i] = 1.0f - out[i]; /* alphas */
     sdc_torch_cumprod_f32(out, n, out);
     if (c->rescale_betas_zero_snr && kind != SDC_SAMPLER_DDIM) out[n - 1] = 0x1p-24f;
 }

@@ -11,9 +11,9 @@ typedef struct build_ctx {
     const sdc_sched_config *c;
     const sdc_sampler_params *p;
     const sdc_logger *log;
-    int N;                /* num_train_timesteps */
-    float *train_sigmas;  /* [N] ascending in t */
-    float *log_sigmas;    /* [N] float32 log of train_sigmas */
+    int N;               /* num_train_timesteps */
+    float *train_sigmas; /* [N] ascending in t */
+    float *log_sigmas;   /* [N] float32 log of train_sigmas */
 } build_ctx;
 
 /* ---- timestep spacings ---- */
@@ -27,21 +27,21 @@ static int sigma_family_timesteps(const build_ctx *b, double **out) {
     double *t = malloc(sizeof(double) * (size_t)(len > 0 ? len : 1));
     if (!t) return -1;
     switch (b->c->spacing) {
-    case SDC_SPACING_LINSPACE:   /* np.linspace(0, N-1, steps, dtype=float32)[::-1] */
+    case SDC_SPACING_LINSPACE: /* np.linspace(0, N-1, steps, dtype=float32)[::-1] */
         sdc_np_linspace(0.0, N - 1, steps, t);
         for (int i = 0; i < steps; i++) t[i] = (float)t[i];
         break;
-    case SDC_SPACING_LEADING: {  /* (arange(steps) * (N // steps)).round()[::-1] + steps_offset */
+    case SDC_SPACING_LEADING: { /* (arange(steps) * (N // steps)).round()[::-1] + steps_offset */
         const int ratio = N / steps;
         for (int i = 0; i < steps; i++) t[i] = (float)((double)i * ratio) + (float)b->c->steps_offset;
         break;
     }
-    case SDC_SPACING_TRAILING:   /* arange(N, 0, -N/steps).round() - 1 */
+    case SDC_SPACING_TRAILING: /* arange(N, 0, -N/steps).round() - 1 */
         sdc_np_arange(N, 0, -(double)N / steps, t);
         for (int i = 0; i < len; i++) t[i] = (float)sdc_np_round(t[i]) - 1.0f;
         break;
     }
-    if (b->c->spacing != SDC_SPACING_TRAILING)   /* reverse to descending */
+    if (b->c->spacing != SDC_SPACING_TRAILING) /* reverse to descending */
         for (int i = 0; i < len / 2; i++) {
             double tmp = t[i];
             t[i] = t[len - 1 - i];
@@ -64,7 +64,7 @@ static int int_timesteps(const build_ctx *b, int ascending, int **out) {
         free(t);
         return -1;
     }
-    int asc;   /* order of what was computed */
+    int asc; /* order of what was computed */
     switch (b->c->spacing) {
     case SDC_SPACING_LINSPACE:
         sdc_np_linspace(0.0, N - 1, steps, tmp);
@@ -113,16 +113,16 @@ static int dpm_timesteps(const build_ctx *b, const float *alphas_cumprod, int **
         return -1;
     }
     switch (b->c->spacing) {
-    case SDC_SPACING_LINSPACE:   /* linspace(0, last-1, steps+1).round()[::-1][:-1] */
+    case SDC_SPACING_LINSPACE: /* linspace(0, last-1, steps+1).round()[::-1][:-1] */
         sdc_np_linspace(0.0, last - 1, steps + 1, tmp);
         for (int i = 0; i < len; i++) t[i] = (int)sdc_np_round(tmp[steps - i]);
         break;
-    case SDC_SPACING_LEADING: {  /* (arange(steps+1) * (last // (steps+1)))[::-1][:-1] + offset */
+    case SDC_SPACING_LEADING: { /* (arange(steps+1) * (last // (steps+1)))[::-1][:-1] + offset */
         const int ratio = last / (steps + 1);
         for (int i = 0; i < len; i++) t[i] = (steps - i) * ratio + b->c->steps_offset;
         break;
     }
-    case SDC_SPACING_TRAILING:   /* arange(last, 0, -N/steps).round() - 1 */
+    case SDC_SPACING_TRAILING: /* arange(last, 0, -N/steps).round() - 1 */
         sdc_np_arange(last, 0, -(double)N / steps, tmp);
         for (int i = 0; i < len; i++) t[i] = (int)sdc_np_round(tmp[i]) - 1;
         break;
@@ -176,7 +176,7 @@ static sdc_status build_sigma_family(const build_ctx *b, sdc_schedule *s) {
     }
     const float final_sigma = b->c->final_sigma_min ? b->train_sigmas[0] : 0.0f;
 
-    if (kind == SDC_SAMPLER_HEUN) {   /* [t0, t1, t1, t2, t2, ...], [s0, s1, s1, ..., s_{n-1}, s_{n-1}, 0] */
+    if (kind == SDC_SAMPLER_HEUN) { /* [t0, t1, t1, t2, t2, ...], [s0, s1, s1, ..., s_{n-1}, s_{n-1}, 0] */
         s->n = 2 * n - 1;
     } else {
         s->n = n;
@@ -202,7 +202,7 @@ static sdc_status build_sigma_family(const build_ctx *b, sdc_schedule *s) {
         }
     }
     s->sigmas[s->n] = final_sigma;
-    if (b->c->continuous_timesteps)   /* euler, v-prediction: t = 0.25 * log(sigma) */
+    if (b->c->continuous_timesteps) /* euler, v-prediction: t = 0.25 * log(sigma) */
         for (int i = 0; i < s->n; i++) s->timesteps[i] = 0.25f * logf(s->sigmas[i]);
     s->init_noise_sigma = init_sigma_of(s, b->c->spacing);
     free(t);
@@ -253,7 +253,8 @@ static sdc_status build_ddim_pndm(const build_ctx *b, sdc_schedule *s) {
             tmp[k - 1 - i] = v;
         }
         if (!b->c->skip_prk_steps)
-            SDC_LOGW(b->log, "sdc_schedule_build: pndm runs PLMS steps only (the config asks for Runge-Kutta warm-up steps)");
+            SDC_LOGW(b->log,
+                     "sdc_schedule_build: pndm runs PLMS steps only (the config asks for Runge-Kutta warm-up steps)");
     } else {
         for (int i = 0; i < len; i++) s->timesteps[i] = (float)t[i];
     }
@@ -283,7 +284,7 @@ static sdc_status build_dpm(const build_ctx *b, sdc_schedule *s) {
         free(sg);
         return SDC_ERR_OOM;
     }
-    if (b->p->karras) {   /* over the whole training range; timesteps rounded (truncated for squaredcos) */
+    if (b->p->karras) { /* over the whole training range; timesteps rounded (truncated for squaredcos) */
         sdc_karras_sigmas(b->train_sigmas[0], b->train_sigmas[b->N - 1], n, sg);
         const int round = b->c->beta_schedule != SDC_BETAS_SQUAREDCOS_CAP_V2;
         for (int i = 0; i < n; i++) {
@@ -329,7 +330,8 @@ static sdc_status check_params(const sdc_sampler_params *p, const sdc_logger *lo
         return SDC_ERR_INVALID_ARG;
     }
     if (p->karras && (p->kind == SDC_SAMPLER_DDIM || p->kind == SDC_SAMPLER_PNDM)) {
-        SDC_LOGE(log, "sdc_schedule_build: %s has no karras sigma schedule (use discrete)", sdc_sampler_kind_name(p->kind));
+        SDC_LOGE(log, "sdc_schedule_build: %s has no karras sigma schedule (use discrete)",
+                 sdc_sampler_kind_name(p->kind));
         return SDC_ERR_INVALID_ARG;
     }
     return SDC_OK;
@@ -360,8 +362,8 @@ static sdc_status check_built(const sdc_schedule *s, const sdc_logger *log) {
     return SDC_OK;
 }
 
-sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_params *params,
-                              const sdc_logger *log, sdc_schedule *out) {
+sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_params *params, const sdc_logger *log,
+                              sdc_schedule *out) {
     memset(out, 0, sizeof(*out));
     sdc_status st = check_params(params, log);
     if (st != SDC_OK) return st;
@@ -434,7 +436,8 @@ sdc_status sdc_schedule_truncate_for_strength(sdc_schedule *s, double strength, 
     if (t_start < 0) t_start = 0;
     const int begin = t_start * (s->kind == SDC_SAMPLER_HEUN ? 2 : 1);
     if (init_timestep < 1 || begin >= s->n) {
-        SDC_LOGE(log, "sdc_schedule_truncate_for_strength: strength %g leaves no step of %d to run", strength, s->steps);
+        SDC_LOGE(log, "sdc_schedule_truncate_for_strength: strength %g leaves no step of %d to run", strength,
+                 s->steps);
         return SDC_ERR_INVALID_ARG;
     }
     s->begin = begin;

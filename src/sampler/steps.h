@@ -12,11 +12,11 @@
 
 typedef struct sdc_sample_ctx {
     const sdc_schedule *s;
-    size_t n;                        /* latent elements */
+    size_t n; /* latent elements */
     const sdc_sample_callbacks *cb;
     const sdc_logger *log;
-    float *x_in;                     /* [n] scratch: the scaled model input */
-    float *out;                      /* [n] the model output of the last evaluation */
+    float *x_in; /* [n] scratch: the scaled model input */
+    float *out;  /* [n] the model output of the last evaluation */
 } sdc_sample_ctx;
 
 /* Evaluation i: hands the model x / sqrt(sigma^2 + 1) (sigma samplers, div_sigma >= 0) or x itself
@@ -26,7 +26,7 @@ sdc_status sdc_sample_eval(sdc_sample_ctx *ctx, int i, const float *x, float div
 /* x0 predicted from a k-diffusion sigma sampler's model output at noise level sigma (float32 scalars). */
 static inline double sdc_pred_x0_sigma(sdc_prediction_type p, double x, double m, float sigma) {
     if (p == SDC_PREDICT_EPSILON) return x - (double)sigma * m;
-    const float c_out = -sigma / sqrtf(sigma * sigma + 1.0f);   /* v: x0 = c_out * v + x / (sigma^2 + 1) */
+    const float c_out = -sigma / sqrtf(sigma * sigma + 1.0f); /* v: x0 = c_out * v + x / (sigma^2 + 1) */
     const float c_skip_div = sigma * sigma + 1.0f;
     return m * (double)c_out + x / (double)c_skip_div;
 }

@@ -19,15 +19,15 @@ typedef struct pair_slot {
 #define PAIR_EMPTY UINT64_MAX
 
 struct sdc_bpe {
-    char *pool;                  /* token texts, back to back */
+    char *pool; /* token texts, back to back */
     size_t pool_n, pool_cap;
-    str_slot *tok;               /* [tok_cap], a power of two, at most half full */
+    str_slot *tok; /* [tok_cap], a power of two, at most half full */
     size_t tok_cap, tok_n;
-    pair_slot *mrg;              /* [mrg_cap], a power of two, at most half full */
+    pair_slot *mrg; /* [mrg_cap], a power of two, at most half full */
     size_t mrg_cap, mrg_n;
-    int32_t n_ranks;             /* merges added so far = the next rank */
-    int32_t byte_id[256];        /* id of the byte's character inside a word, -1 if none */
-    int32_t end_id[256];         /* id of the byte's character + end-of-word suffix, -1 if none */
+    int32_t n_ranks;      /* merges added so far = the next rank */
+    int32_t byte_id[256]; /* id of the byte's character inside a word, -1 if none */
+    int32_t end_id[256];  /* id of the byte's character + end-of-word suffix, -1 if none */
     int32_t unk;
     int32_t max_id;
 };
@@ -261,12 +261,12 @@ static void push_pair(const sdc_bpe *b, const bpe_sym *sym, bpe_cand *heap, size
     if (m) heap_push(heap, nh, (bpe_cand){.rank = m->rank, .pos = pos, .new_id = m->new_id});
 }
 
-sdc_status sdc_bpe_encode_word(const sdc_bpe *b, sdc_bpe_scratch *s, const uint8_t *bytes, size_t n,
-                               sdc_ids *out) {
+sdc_status sdc_bpe_encode_word(const sdc_bpe *b, sdc_bpe_scratch *s, const uint8_t *bytes, size_t n, sdc_ids *out) {
     assert(n >= 1);
     if (n > INT32_MAX / 4) return SDC_ERR_OOM;
     if (n > s->cap) { /* each merge pushes at most two candidates: 3n bounds the heap */
-        void *sym = realloc(s->sym, n * sizeof(bpe_sym)), *heap = sym ? realloc(s->heap, 3 * n * sizeof(bpe_cand)) : NULL;
+        void *sym = realloc(s->sym, n * sizeof(bpe_sym)),
+             *heap = sym ? realloc(s->heap, 3 * n * sizeof(bpe_cand)) : NULL;
         if (sym) s->sym = sym;
         if (heap) s->heap = heap;
         if (!sym || !heap) return SDC_ERR_OOM;

@@ -22,11 +22,11 @@ typedef struct sdc_ids {
 
 /* Reusable buffers of sdc_bpe_encode_word; zero-initialise, release with sdc_bpe_scratch_free. */
 typedef struct sdc_bpe_scratch {
-    void *sym, *heap;   /* [cap] symbols, [3 * cap] merge candidates */
+    void *sym, *heap; /* [cap] symbols, [3 * cap] merge candidates */
     size_t cap;
 } sdc_bpe_scratch;
 
-sdc_bpe *sdc_bpe_new(void);   /* NULL on OOM */
+sdc_bpe *sdc_bpe_new(void); /* NULL on OOM */
 void sdc_bpe_free(sdc_bpe *bpe);
 
 /* Adds text -> id, or replaces the id of text already there. id >= 0. */
@@ -47,8 +47,8 @@ size_t sdc_bpe_merge_count(const sdc_bpe *bpe);
 sdc_status sdc_bpe_set_word_end(sdc_bpe *bpe, const char *suffix, int32_t unk_id);
 
 /* Appends the ids of one word (bytes[0..n), n >= 1) to out. SDC_ERR_OOM on allocation failure. */
-sdc_status sdc_bpe_encode_word(const sdc_bpe *bpe, sdc_bpe_scratch *scratch, const uint8_t *bytes,
-                               size_t n, sdc_ids *out);
+sdc_status sdc_bpe_encode_word(const sdc_bpe *bpe, sdc_bpe_scratch *scratch, const uint8_t *bytes, size_t n,
+                               sdc_ids *out);
 void sdc_bpe_scratch_free(sdc_bpe_scratch *scratch);
 
 /* Appends one id; SDC_ERR_OOM on allocation failure. */

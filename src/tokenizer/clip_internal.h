@@ -27,9 +27,9 @@ struct sdc_clip_tokenizer {
     sdc_bpe *bpe;
     clip_added *added;
     size_t n_added;
-    int n_normalized;   /* how many added tokens match the normalised text */
+    int n_normalized; /* how many added tokens match the normalised text */
     int32_t bos, eos, pad, unk;
-    int32_t n_vocab;    /* 1 + the largest id of the vocabulary and the added tokens */
+    int32_t n_vocab; /* 1 + the largest id of the vocabulary and the added tokens */
 };
 
 #endif

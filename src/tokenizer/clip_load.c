@@ -12,10 +12,15 @@
 #include "tokenizer/clip_internal.h"
 #include "tokenizer/clip_text.h"
 
-enum { SP_BOS, SP_EOS, SP_UNK, SP_PAD, SP_COUNT };
+enum {
+    SP_BOS,
+    SP_EOS,
+    SP_UNK,
+    SP_PAD,
+    SP_COUNT
+};
 static const char *const sp_key[SP_COUNT] = {"bos_token", "eos_token", "unk_token", "pad_token"};
-static const char *const sp_default[SP_COUNT] = {"<|startoftext|>", "<|endoftext|>", "<|endoftext|>",
-                                                 "<|endoftext|>"};
+static const char *const sp_default[SP_COUNT] = {"<|startoftext|>", "<|endoftext|>", "<|endoftext|>", "<|endoftext|>"};
 _Static_assert(sizeof sp_key / sizeof sp_key[0] == SP_COUNT, "one key per special token");
 
 /* A special token as the config files name it; content is malloc'd. */
@@ -229,7 +234,8 @@ static sdc_status read_tokenizer_json(sdc_clip_tokenizer *tok, const char *path,
         st = add_token(tok, content->valuestring, (int32_t)id->valuedouble, cJSON_IsTrue(norm));
     }
     if (st == SDC_OK) {
-        *suffix = dup_n(cJSON_IsString(sfx) ? sfx->valuestring : "", cJSON_IsString(sfx) ? strlen(sfx->valuestring) : 0);
+        *suffix =
+            dup_n(cJSON_IsString(sfx) ? sfx->valuestring : "", cJSON_IsString(sfx) ? strlen(sfx->valuestring) : 0);
         if (cJSON_IsString(unk_tok)) *unk = dup_n(unk_tok->valuestring, strlen(unk_tok->valuestring));
         if (!*suffix || (cJSON_IsString(unk_tok) && !*unk)) st = SDC_ERR_OOM;
     }
@@ -308,14 +314,14 @@ static sdc_status finish(sdc_clip_tokenizer *tok, const special *sp, const char 
         free(clean);
         tok->n_normalized++;
     }
-    SDC_LOGD(&tok->log, "clip_tokenizer_load: %zu tokens, %zu merges, %zu added tokens, pad %d", sdc_bpe_vocab_size(tok->bpe),
-             sdc_bpe_merge_count(tok->bpe), tok->n_added, (int)tok->pad);
+    SDC_LOGD(&tok->log, "clip_tokenizer_load: %zu tokens, %zu merges, %zu added tokens, pad %d",
+             sdc_bpe_vocab_size(tok->bpe), sdc_bpe_merge_count(tok->bpe), tok->n_added, (int)tok->pad);
     return st;
 }
 
 /* The common tail of the loaders: specials from dir's config files (dir may be NULL), finish. */
-static sdc_status complete(sdc_clip_tokenizer *tok, sdc_status st, const char *dir, const char *suffix,
-                           const char *unk, sdc_clip_tokenizer **out) {
+static sdc_status complete(sdc_clip_tokenizer *tok, sdc_status st, const char *dir, const char *suffix, const char *unk,
+                           sdc_clip_tokenizer **out) {
     special sp[SP_COUNT] = {{0}};
     for (int i = 0; i < SP_COUNT && st == SDC_OK; i++) {
         const char *def = i == SP_UNK && unk ? unk : sp_default[i];

@@ -115,8 +115,8 @@ sdc_status sdc_clip_normalize(const char *s, size_t n, uint32_t **out, size_t *n
     /* NFC leaves ASCII alone; anything else goes through utf8proc. */
     utf8proc_uint8_t *nfc = NULL;
     if (ascii < n) {
-        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &nfc,
-                                          UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+        utf8proc_ssize_t r =
+            utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &nfc, UTF8PROC_COMPOSE | UTF8PROC_STABLE);
         if (r < 0) return SDC_ERR_OOM; /* the input is valid UTF-8: only allocation can fail */
         s = (const char *)nfc;
         n = (size_t)r;
@@ -162,8 +162,7 @@ static size_t contraction_len(const uint32_t *cp, size_t n) {
     if (n < 2 || cp[0] != '\'') return 0;
     uint32_t a = cp[1];
     if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-    if (n >= 3 && ((a == 'r' && cp[2] == 'e') || (a == 'v' && cp[2] == 'e') || (a == 'l' && cp[2] == 'l')))
-        return 3;
+    if (n >= 3 && ((a == 'r' && cp[2] == 'e') || (a == 'v' && cp[2] == 'e') || (a == 'l' && cp[2] == 'l'))) return 3;
     return 0;
 }
 

@@ -17,7 +17,7 @@ typedef struct encoder {
     const sdc_clip_tokenizer *tok;
     sdc_bpe_scratch scratch;
     sdc_ids ids;
-    char *word;          /* UTF-8 of the word being encoded */
+    char *word; /* UTF-8 of the word being encoded */
     size_t word_cap;
     sdc_status st;
 } encoder;

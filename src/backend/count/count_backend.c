@@ -7,8 +7,8 @@
 
 typedef struct count_ctx {
     sdc_backend *like;
-    uintptr_t next;            /* the last handle given out */
-    size_t persistent_ws;      /* like's workspace at creation, counted while this backend lives */
+    uintptr_t next;       /* the last handle given out */
+    size_t persistent_ws; /* like's workspace at creation, counted while this backend lives */
 } count_ctx;
 
 static count_ctx *ctx_of(sdc_backend *be) { return (count_ctx *)be->ctx; }
@@ -56,8 +56,8 @@ static void hold_workspace(sdc_backend *be, size_t nbytes) {
     sdc_mem_stats_free(&be->stats, SDC_MEM_WORKSPACE, nbytes);
 }
 
-static void count_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                         const sdc_tensor *b, int stride, int pad) {
+static void count_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                         int stride, int pad) {
     sdc_backend *l = like_of(be);
     if (l->iface->conv2d_workspace) hold_workspace(be, l->iface->conv2d_workspace(l, y, x, w, stride, pad));
 }
@@ -80,8 +80,7 @@ static void count_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, co
 static void count_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                              const sdc_tensor *b, float eps) {}
 static void count_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op) {}
-static void count_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
-                         sdc_binary_op op) {}
+static void count_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op) {}
 static void count_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s) {}
 static void count_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {}
 static void count_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids) {}
@@ -89,8 +88,8 @@ static void count_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x
 static void count_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim) {}
 static void count_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const int perm[4]) {}
 static void count_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {}
-static void count_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left,
-                        int right) {}
+static void count_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
+}
 static void count_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start) {}
 
 static const struct sdc_backend_i count_iface = {

@@ -21,8 +21,8 @@ static inline float exp_nonpos(float x) {
     int32_t bits;
     memcpy(&bits, &x, sizeof bits);
     const int32_t mag = bits & 0x7fffffff, mag87 = 0x42ae0000;   // |x| and 87.0f as bits
-    const int32_t keep = -(mag < mag87);                          // all ones while |x| < 87
-    const int32_t nan = -(mag > 0x7f800000);                      // all ones for NaN
+    const int32_t keep = -(mag < mag87);                         // all ones while |x| < 87
+    const int32_t nan = -(mag > 0x7f800000);                     // all ones for NaN
     const uint32_t xcbits = (uint32_t)((mag & keep) | (mag87 & ~keep)) | 0x80000000u;
     float xc;   // -min(|x|, 87)
     memcpy(&xc, &xcbits, sizeof xc);
@@ -72,8 +72,8 @@ static void softmax_row(float *p, int64_t n) {
 
 /* One work item: queries [t0, t0 + rows) of one head. q, k, v, y point at the head's first column;
  * rows are C apart. scores has room for rows x (keys) floats. */
-static void attend_block(float *y, const float *q, const float *k, const float *v, int64_t C, int64_t S,
-                         int64_t D, int64_t t0, int64_t rows, int causal, float scale, float *scores) {
+static void attend_block(float *y, const float *q, const float *k, const float *v, int64_t C, int64_t S, int64_t D,
+                         int64_t t0, int64_t rows, int causal, float scale, float *scores) {
     const int64_t n_keys = causal ? t0 + rows : S;
     // scores[rows, n_keys] = scale * q[t0 : t0+rows] . k[0 : n_keys]^T
     sdc_cpu_gemm(1, rows, n_keys, D, scale, q + t0 * C, C, k, C, 0.0f, scores, n_keys);
@@ -87,8 +87,8 @@ static void attend_block(float *y, const float *q, const float *k, const float *
     sdc_cpu_gemm(0, rows, D, n_keys, 1.0f, scores, n_keys, v, C, 0.0f, y + t0 * C, C);
 }
 
-void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
-                       const sdc_tensor *v, int n_heads, int causal) {
+void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
+                       int n_heads, int causal) {
     const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1], D = C / n_heads;
     const float *qd = sdc_cpu_f32(q);   // [B, T, H*D]
     const float *kd = sdc_cpu_f32(k);   // [B, S, H*D]
@@ -116,8 +116,7 @@ void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, cons
             const int64_t n = it / (n_heads * n_blk), h = it / n_blk % n_heads, t0 = it % n_blk * (int64_t)blk;
             const int64_t off_q = n * T * C + h * D, off_k = n * S * C + h * D;
             const int64_t rows = T - t0 < (int64_t)blk ? T - t0 : (int64_t)blk;
-            attend_block(yd + off_q, qd + off_q, kd + off_k, vd + off_k, C, S, D, t0, rows, causal, scale,
-                         mine);
+            attend_block(yd + off_q, qd + off_q, kd + off_k, vd + off_k, C, S, D, t0, rows, causal, scale, mine);
         }
     }
     sdc_cpu_scratch_free(be, scores, blk * row_bytes * (size_t)nt);

@@ -23,7 +23,7 @@ void *sdc_cpu_aligned_alloc(size_t nbytes) {
     const uintptr_t page = 4096, huge = (uintptr_t)2 << 20;
     if (n >= 2 * huge) {
         uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
-        madvise((void *)a, e - a, MADV_HUGEPAGE);   /* advice only: failure changes nothing */
+        madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice only: failure changes nothing */
     }
     return p;
 }
@@ -47,8 +47,8 @@ void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes) {
 
 static void cpu_destroy(sdc_backend *be) {
     if (be->stats.cur_total)
-        SDC_LOGW(&be->log, "sdc_backend_free: %s backend freed with %zu bytes still allocated",
-                 be->iface->name, be->stats.cur_total);
+        SDC_LOGW(&be->log, "sdc_backend_free: %s backend freed with %zu bytes still allocated", be->iface->name,
+                 be->stats.cur_total);
     free(be);
 }
 
@@ -87,8 +87,8 @@ static size_t cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const s
     return units_bytes((size_t)(K * Wo) * sizeof(float), SDC_CPU_CONV_WORKSPACE_BYTES, Ho);
 }
 
-static size_t cpu_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q,
-                                      const sdc_tensor *k, int n_heads) {
+static size_t cpu_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                      int n_heads) {
     const int64_t T = q->ne[1], S = k->ne[1];
     if (q->ne[0] == 0 || T == 0 || q->ne[2] == 0) return 0;
     const size_t row_bytes = (size_t)S * sizeof(float);
@@ -101,7 +101,9 @@ static size_t cpu_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t 
     size_t conv = im2col_elems * sizeof(float);
     if (conv > SDC_CPU_CONV_WORKSPACE_BYTES) conv = SDC_CPU_CONV_WORKSPACE_BYTES;
     size_t row = (size_t)tokens * sizeof(float), all = row * (size_t)tokens;
-    size_t block = all < SDC_CPU_SCORE_BLOCK_BYTES ? all : row > SDC_CPU_SCORE_BLOCK_BYTES ? row : SDC_CPU_SCORE_BLOCK_BYTES;
+    size_t block = all < SDC_CPU_SCORE_BLOCK_BYTES ? all
+        : row > SDC_CPU_SCORE_BLOCK_BYTES          ? row
+                                                   : SDC_CPU_SCORE_BLOCK_BYTES;
     size_t attn = (size_t)be->n_threads * block;
     return attn > conv ? attn : conv;
 }
@@ -113,19 +115,20 @@ static int64_t cpu_default_budget(sdc_backend *be) {
     return avail < 0 ? -1 : avail > ((int64_t)1 << 30) ? avail - ((int64_t)1 << 30) : 0;
 }
 
-#define CPU_MEMORY_SLOTS                                                                              \
-    .destroy = cpu_destroy, .alloc = cpu_alloc, .release = cpu_release, .upload = cpu_upload,         \
-    .download = cpu_download, .synchronize = cpu_synchronize, .weight_dtype = cpu_weight_dtype,       \
+#define CPU_MEMORY_SLOTS                                                                        \
+    .destroy = cpu_destroy, .alloc = cpu_alloc, .release = cpu_release, .upload = cpu_upload,   \
+    .download = cpu_download, .synchronize = cpu_synchronize, .weight_dtype = cpu_weight_dtype, \
     .act_dtype = cpu_act_dtype, .workspace_bound = cpu_workspace_bound, .default_budget = cpu_default_budget
 
 #define CPU_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cpu_, name)
 #define CPU_REF_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cpu_ref_, name)
-static const struct sdc_backend_i cpu_iface = {.name = "cpu", CPU_MEMORY_SLOTS,
+static const struct sdc_backend_i cpu_iface = {.name = "cpu",
+                                               CPU_MEMORY_SLOTS,
                                                .conv2d_workspace = cpu_conv2d_workspace,
                                                .attention_workspace = cpu_attention_workspace,
                                                SDC_BACKEND_OPS(CPU_OP_SLOT_)};
-static const struct sdc_backend_i cpu_ref_iface = {.name = "cpu-ref", CPU_MEMORY_SLOTS,
-                                                   SDC_BACKEND_OPS(CPU_REF_OP_SLOT_)};
+static const struct sdc_backend_i cpu_ref_iface = {
+    .name = "cpu-ref", CPU_MEMORY_SLOTS, SDC_BACKEND_OPS(CPU_REF_OP_SLOT_)};
 
 static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, const sdc_logger *log) {
     sdc_backend *be = calloc(1, sizeof *be);
@@ -145,9 +148,7 @@ static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, c
 
 sdc_backend *sdc_backend_cpu_new(int n_threads, const sdc_logger *log) {
     sdc_backend *be = cpu_make(&cpu_iface, n_threads, log);
-    if (be)
-        SDC_LOGI(&be->log, "sdc_backend_cpu_new: %d threads, f32, BLAS: %s", be->n_threads,
-                 sdc_cpu_blas_config());
+    if (be) SDC_LOGI(&be->log, "sdc_backend_cpu_new: %d threads, f32, BLAS: %s", be->n_threads, sdc_cpu_blas_config());
     return be;
 }
 

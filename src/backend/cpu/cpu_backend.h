@@ -46,23 +46,22 @@ void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes);
 void sdc_cpu_gemm_threads(int n_threads);
 /* C[M, N] = alpha * A[M, K] . op(B) + beta * C on the calling thread, row-major with leading
  * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. */
-void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* C[M, N] = A[M, K] . op(B) (+ bias) cut into fixed tiles of C shared out over the enclosing OpenMP
  * team (an orphaned `omp for`; outside a parallel region the calling thread does every tile). The
  * tiles do not depend on the thread count, so neither does any bit of C. bias (may be NULL) is
  * indexed by C's row when bias_per_row, else by its column. Needs BLAS on 1 thread. */
-void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                        const float *B, int64_t ldb, const float *bias, int bias_per_row, float *C,
-                        int64_t ldc);
+void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                        int64_t ldb, const float *bias, int bias_per_row, float *C, int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */
 const char *sdc_cpu_blas_config(void);
 
 /* --- conv geometry shared with the reference --- */
 /* Output positions o in [*lo, *hi) whose input position o*stride - pad + k lies in [0, n_in). */
-static inline void sdc_cpu_conv_range(int64_t n_out, int64_t n_in, int stride, int pad, int64_t k,
-                                      int64_t *lo, int64_t *hi) {
-    int64_t off = k - pad;   /* input position of output 0 */
+static inline void sdc_cpu_conv_range(int64_t n_out, int64_t n_in, int stride, int pad, int64_t k, int64_t *lo,
+                                      int64_t *hi) {
+    int64_t off = k - pad; /* input position of output 0 */
     int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
     int64_t b = n_in - off <= 0 ? 0 : (n_in - off + stride - 1) / stride;
     *lo = a < n_out ? a : n_out;

@@ -9,9 +9,8 @@
 
 /* col[Ci*KH*KW, n_rows*Wo] for output rows [oh0, oh0 + n_rows) of one image x[Ci, H, W]. The col
  * rows (ci, kh, kw) are shared out over the enclosing team (orphaned `omp for`). */
-static void im2col(float *col, const float *x, int64_t Ci, int64_t H, int64_t W,
-                   int64_t KH, int64_t KW, int stride, int pad, int64_t Wo, int64_t oh0,
-                   int64_t n_rows) {
+static void im2col(float *col, const float *x, int64_t Ci, int64_t H, int64_t W, int64_t KH, int64_t KW, int stride,
+                   int pad, int64_t Wo, int64_t oh0, int64_t n_rows) {
     const int64_t K = Ci * KH * KW, n = n_rows * Wo;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < K; r++) {
@@ -39,8 +38,8 @@ static void im2col(float *col, const float *x, int64_t Ci, int64_t H, int64_t W,
     }
 }
 
-void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                    const sdc_tensor *b, int stride, int pad) {
+void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                    int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
     const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
     const int64_t K = Ci * KH * KW, P = Ho * Wo;

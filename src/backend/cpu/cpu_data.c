@@ -9,10 +9,10 @@
 void sdc_cpu_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids) {
     assert(ids->dtype == SDC_DTYPE_I32);
     const int64_t T = sdc_tensor_nelem(ids), V = table->ne[0], C = table->ne[1];
-    const int32_t *id = ids->data;           // [T]
-    const float *td = sdc_cpu_f32(table);    // [V, C]
-    float *yd = sdc_cpu_f32(y);              // [T, C]
-#pragma omp parallel for PAR(T * C)
+    const int32_t *id = ids->data;          // [T]
+    const float *td = sdc_cpu_f32(table);   // [V, C]
+    float *yd = sdc_cpu_f32(y);             // [T, C]
+#pragma omp parallel for PAR(T *C)
     for (int64_t t = 0; t < T; t++) {
         assert(id[t] >= 0 && id[t] < V);
         memcpy(yd + t * C, td + (int64_t)id[t] * C, (size_t)C * sizeof(float));
@@ -23,7 +23,7 @@ void sdc_cpu_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     const int64_t P = x->ne[0] * x->ne[1], H = x->ne[2], W = x->ne[3];
     const float *xd = sdc_cpu_f32(x);   // [P, H, W]
     float *yd = sdc_cpu_f32(y);         // [P, 2H, 2W]
-#pragma omp parallel for PAR(P * H * W * 4)
+#pragma omp parallel for PAR(P *H *W * 4)
     for (int64_t r = 0; r < P * 2 * H; r++) {   // output row r of plane r / 2H
         const float *src = xd + (r / (2 * H) * H + r % (2 * H) / 2) * W;
         float *dst = yd + r * 2 * W;
@@ -32,9 +32,9 @@ void sdc_cpu_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
 }
 
 /* n_blocks copies of block elements: dst[i * dst_stride ...] = src[i * src_stride ...]. */
-static void copy_blocks(sdc_backend *be, float *dst, int64_t dst_stride, const float *src,
-                        int64_t src_stride, int64_t n_blocks, int64_t block) {
-#pragma omp parallel for PAR(n_blocks * block)
+static void copy_blocks(sdc_backend *be, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                        int64_t n_blocks, int64_t block) {
+#pragma omp parallel for PAR(n_blocks *block)
     for (int64_t i = 0; i < n_blocks; i++)
         memcpy(dst + i * dst_stride, src + i * src_stride, (size_t)block * sizeof(float));
 }
@@ -64,28 +64,28 @@ void sdc_cpu_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const s
 void sdc_cpu_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start) {
     // y[outer, n, inner] = x[outer, start : start + n, inner]
     const int64_t outer = outer_before(y, dim), inner = inner_after(y, dim);
-    copy_blocks(be, sdc_cpu_f32(y), y->ne[dim] * inner, sdc_cpu_f32(x) + start * inner,
-                x->ne[dim] * inner, outer, y->ne[dim] * inner);
+    copy_blocks(be, sdc_cpu_f32(y), y->ne[dim] * inner, sdc_cpu_f32(x) + start * inner, x->ne[dim] * inner, outer,
+                y->ne[dim] * inner);
 }
 
 /* The same permutation on fewer, larger dims: size-1 dims dropped, and x dims that stay adjacent
  * and in order in y merged into one. Left-padded with size-1 dims to 4. */
 static void permute_canonical(const int64_t *xne, const int perm[4], int64_t cne[4], int cperm[4]) {
-    int rank[4], n_kept = 0;                    // rank of each kept x dim among the kept dims
+    int rank[4], n_kept = 0;   // rank of each kept x dim among the kept dims
     for (int d = 0; d < 4; d++) rank[d] = xne[d] == 1 ? -1 : n_kept++;
-    int yr[4] = {0}, n = 0;                     // kept dims in y order, as x ranks
+    int yr[4] = {0}, n = 0;   // kept dims in y order, as x ranks
     for (int i = 0; i < 4; i++)
         if (rank[perm[i]] >= 0) yr[n++] = rank[perm[i]];
-    int64_t rne[4] = {1, 1, 1, 1};               // x shape over kept dims, in rank order
+    int64_t rne[4] = {1, 1, 1, 1};   // x shape over kept dims, in rank order
     for (int d = 0; d < 4; d++)
         if (rank[d] >= 0) rne[rank[d]] = xne[d];
     int group_of_rank[4] = {0}, first_rank[4] = {0}, n_groups = 0;
-    for (int i = 0; i < n; i++) {               // runs of consecutive x ranks in y order
+    for (int i = 0; i < n; i++) {   // runs of consecutive x ranks in y order
         if (i == 0 || yr[i] != yr[i - 1] + 1) first_rank[n_groups++] = yr[i];
         group_of_rank[yr[i]] = n_groups - 1;
     }
     int64_t gne[4] = {1, 1, 1, 1};
-    int xpos[4] = {0}, n_x = 0;                 // groups in x order
+    int xpos[4] = {0}, n_x = 0;   // groups in x order
     for (int r = 0; r < n; r++) {
         const int g = group_of_rank[r];
         if (r == first_rank[g]) xpos[g] = n_x++;
@@ -102,12 +102,12 @@ void sdc_cpu_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const 
     int64_t ne[4];   // canonical x shape
     int p[4];        // canonical permutation
     permute_canonical(x->ne, perm, ne, p);
-    const int64_t xs[4] = {ne[1] * ne[2] * ne[3], ne[2] * ne[3], ne[3], 1};   // x strides
-    const int64_t s0 = xs[p[0]], s1 = xs[p[1]], s2 = xs[p[2]], s3 = xs[p[3]];  // along y's dims
+    const int64_t xs[4] = {ne[1] * ne[2] * ne[3], ne[2] * ne[3], ne[3], 1};     // x strides
+    const int64_t s0 = xs[p[0]], s1 = xs[p[1]], s2 = xs[p[2]], s3 = xs[p[3]];   // along y's dims
     const int64_t n1 = ne[p[1]], n2 = ne[p[2]], n3 = ne[p[3]], rows = ne[p[0]] * n1 * n2;
     const float *xd = sdc_cpu_f32(x);
     float *yd = sdc_cpu_f32(y);   // y[i0, i1, i2, i3] = x at i0*s0 + i1*s1 + i2*s2 + i3*s3
-#pragma omp parallel for PAR(rows * n3)
+#pragma omp parallel for PAR(rows *n3)
     for (int64_t r = 0; r < rows; r++) {
         const int64_t i2 = r % n2, i1 = r / n2 % n1, i0 = r / (n2 * n1);
         const float *src = xd + i0 * s0 + i1 * s1 + i2 * s2;
@@ -143,13 +143,12 @@ void sdc_cpu_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     }
 }
 
-void sdc_cpu_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left,
-                   int right) {
+void sdc_cpu_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
     const int64_t P = x->ne[0] * x->ne[1], H = x->ne[2], W = x->ne[3];
     const int64_t Ho = y->ne[2], Wo = y->ne[3];
     const float *xd = sdc_cpu_f32(x);   // [P, H, W]
     float *yd = sdc_cpu_f32(y);         // [P, top + H + bottom, left + W + right]
-#pragma omp parallel for PAR(P * Ho * Wo)
+#pragma omp parallel for PAR(P *Ho *Wo)
     for (int64_t r = 0; r < P * Ho; r++) {   // output row r % Ho of plane r / Ho
         const int64_t h = r % Ho - top;
         float *dst = yd + r * Wo;

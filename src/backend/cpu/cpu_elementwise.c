@@ -19,30 +19,35 @@ void sdc_cpu_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unar
     const int64_t n = sdc_tensor_nelem(x);
     const float *xd = sdc_cpu_f32(x);
     float *yd = sdc_cpu_f32(y);   // may be xd
-    float (*f)(float) = op == SDC_UNARY_SILU         ? sdc_cpu_silu
-                        : op == SDC_UNARY_GELU       ? sdc_cpu_gelu
-                        : op == SDC_UNARY_GELU_TANH  ? gelu_tanh
-                                                     : quick_gelu;
+    float (*f)(float) = op == SDC_UNARY_SILU ? sdc_cpu_silu
+        : op == SDC_UNARY_GELU               ? sdc_cpu_gelu
+        : op == SDC_UNARY_GELU_TANH          ? gelu_tanh
+                                             : quick_gelu;
     assert((unsigned)op < SDC_UNARY_COUNT);
 #pragma omp parallel for num_threads(be->n_threads) schedule(static) if (n >= SDC_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) yd[i] = f(xd[i]);
 }
 
-static void binary_row(float *y, const float *a, const float *b, int64_t n, int b_scalar,
-                       sdc_binary_op op) {
+static void binary_row(float *y, const float *a, const float *b, int64_t n, int b_scalar, sdc_binary_op op) {
     const float s = b[0];
     switch (op) {
     case SDC_BINARY_ADD:
-        if (b_scalar) for (int64_t i = 0; i < n; i++) y[i] = a[i] + s;
-        else for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+        if (b_scalar)
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + s;
+        else
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
         break;
     case SDC_BINARY_SUB:
-        if (b_scalar) for (int64_t i = 0; i < n; i++) y[i] = a[i] - s;
-        else for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i];
+        if (b_scalar)
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] - s;
+        else
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i];
         break;
     case SDC_BINARY_MUL:
-        if (b_scalar) for (int64_t i = 0; i < n; i++) y[i] = a[i] * s;
-        else for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+        if (b_scalar)
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] * s;
+        else
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
         break;
     default: assert(!"unknown binary op");
     }
@@ -50,10 +55,9 @@ static void binary_row(float *y, const float *a, const float *b, int64_t n, int 
 
 /* Rows of a (its innermost dimension) are paired with rows of b through b's broadcast strides. A
  * same-shape b is one long row, cut into fixed chunks for the threads. */
-void sdc_cpu_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
-                    sdc_binary_op op) {
+void sdc_cpu_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op) {
     const float *ad = sdc_cpu_f32(a), *bd = sdc_cpu_f32(b);
-    float *yd = sdc_cpu_f32(y);   // may be ad
+    float *yd = sdc_cpu_f32(y);               // may be ad
     const int64_t *an = a->ne, *bn = b->ne;   // 4-D: unused trailing dims are 1
     if (sdc_tensor_same_shape(a, b)) {
         const int64_t n = sdc_tensor_nelem(a), chunk = 4096, n_chunks = (n + chunk - 1) / chunk;

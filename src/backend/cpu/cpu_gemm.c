@@ -16,19 +16,17 @@ void sdc_cpu_gemm_threads(int n_threads) { openblas_set_num_threads(n_threads); 
 
 const char *sdc_cpu_blas_config(void) { return openblas_get_config(); }
 
-void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     assert(M >= 0 && N >= 0 && K >= 1);
-    assert(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
-           ldc <= INT_MAX);
+    assert(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
     if (M == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
+                (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                        const float *B, int64_t ldb, const float *bias, int bias_per_row, float *C,
-                        int64_t ldc) {
+void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                        int64_t ldb, const float *bias, int bias_per_row, float *C, int64_t ldc) {
     const int64_t n_tm = (M + GEMM_TILE_M - 1) / GEMM_TILE_M, n_tn = (N + GEMM_TILE_N - 1) / GEMM_TILE_N;
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < n_tm * n_tn; t++) {
@@ -36,7 +34,7 @@ void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const floa
         const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
         const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
         float *c = C + i0 * ldc + j0;   // [m, n], rows ldc apart
-        if (bias)                        // start from the bias: c = a . b + c
+        if (bias)                       // start from the bias: c = a . b + c
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++) c[i * ldc + j] = bias_per_row ? bias[i0 + i] : bias[j0 + j];
         const float *b = trans_b ? B + j0 * ldb : B + j0;   // op(B)[:, j0 : j0+n]
@@ -44,13 +42,12 @@ void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const floa
     }
 }
 
-void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                    const sdc_tensor *b) {
+void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
-    const float *xd = sdc_cpu_f32(x);                // [M, K]
-    const float *wd = sdc_cpu_f32(w);                // [N, K]
-    const float *bd = b ? sdc_cpu_f32(b) : NULL;     // [N]
-    float *yd = sdc_cpu_f32(y);                      // [M, N]
+    const float *xd = sdc_cpu_f32(x);              // [M, K]
+    const float *wd = sdc_cpu_f32(w);              // [N, K]
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [N]
+    float *yd = sdc_cpu_f32(y);                    // [M, N]
     sdc_cpu_gemm_threads(1);
     // y = x . w^T + b, tiles of y over the team
 #pragma omp parallel num_threads(be->n_threads) if (M * N * K >= 64 * SDC_CPU_PAR_MIN)

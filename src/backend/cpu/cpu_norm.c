@@ -23,8 +23,8 @@ static double lane_sum(const float *x, int64_t n, int sq, double mean) {
 
 /* y[c, i] = (x[c, i] - mean) / sqrt(var + eps) * w[c] + b[c] over a segment x[n_ch, per_ch], with
  * mean and var over the whole segment; then SiLU when silu != 0. */
-static void normalize_segment(float *y, const float *x, int64_t n_ch, int64_t per_ch, const float *w,
-                              const float *b, float eps, int silu) {
+static void normalize_segment(float *y, const float *x, int64_t n_ch, int64_t per_ch, const float *w, const float *b,
+                              float eps, int silu) {
     const int64_t n = n_ch * per_ch;
     const double mean = lane_sum(x, n, 0, 0.0) / (double)n;
     const double var = lane_sum(x, n, 1, mean) / (double)n;
@@ -39,8 +39,8 @@ static void normalize_segment(float *y, const float *x, int64_t n_ch, int64_t pe
     }
 }
 
-void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b, float eps) {
+void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                        float eps) {
     const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
     const float *xd = sdc_cpu_f32(x);   // [R, C]
     const float *wd = sdc_cpu_f32(w);   // [C]
@@ -52,8 +52,8 @@ void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
         normalize_segment(yd + r * C, xd + r * C, C, 1, wd, bd, eps, 0);
 }
 
-void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b, int groups, float eps, int silu) {
+void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                        int groups, float eps, int silu) {
     const int64_t B = x->ne[0], C = x->ne[1], Cg = C / groups;
     const int64_t HW = B * C != 0 ? sdc_tensor_nelem(x) / (B * C) : 0;
     const float *xd = sdc_cpu_f32(x);   // [B, G, C/G, HW]: each group is contiguous

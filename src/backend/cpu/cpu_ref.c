@@ -10,13 +10,12 @@
 /* NULL with sticky SDC_ERR_OOM (the caller returns) */
 #define SCRATCH_DOUBLES(be, n, what) ((double *)SDC_CPU_SCRATCH((be), (size_t)(n) * sizeof(double), (what)))
 
-void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b) {
+void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
-    const float *xd = sdc_cpu_f32(x);                // [M, K]
-    const float *wd = sdc_cpu_f32(w);                // [N, K]
-    const float *bd = b ? sdc_cpu_f32(b) : NULL;     // [N]
-    float *yd = sdc_cpu_f32(y);                      // [M, N]
+    const float *xd = sdc_cpu_f32(x);              // [M, K]
+    const float *wd = sdc_cpu_f32(w);              // [N, K]
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [N]
+    float *yd = sdc_cpu_f32(y);                    // [M, N]
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
             double acc = 0;
@@ -25,14 +24,14 @@ void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
         }
 }
 
-void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                        const sdc_tensor *b, int stride, int pad) {
+void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                        int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
     const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
-    const float *xd = sdc_cpu_f32(x);                // [B, Ci, H, W]
-    const float *wd = sdc_cpu_f32(w);                // [Co, Ci, KH, KW]
-    const float *bd = b ? sdc_cpu_f32(b) : NULL;     // [Co]
-    float *yd = sdc_cpu_f32(y);                      // [B, Co, Ho, Wo]
+    const float *xd = sdc_cpu_f32(x);                                                // [B, Ci, H, W]
+    const float *wd = sdc_cpu_f32(w);                                                // [Co, Ci, KH, KW]
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;                                     // [Co]
+    float *yd = sdc_cpu_f32(y);                                                      // [B, Co, Ho, Wo]
     double *acc = SCRATCH_DOUBLES(be, Ho * Wo, "sdc_cpu_ref_conv2d accumulators");   // [Ho, Wo] of one channel
     if (!acc) return;
     for (int64_t n = 0; n < B; n++)
@@ -105,8 +104,8 @@ void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, 
 
 /* Normalises n values of x (stride 1) with their biased mean and variance into y, as doubles
  * through the per-element affine (w_of(i), b_of(i)) given by channel index i / per_channel. */
-static void ref_normalize(float *y, const float *x, int64_t n, int64_t per_channel, const float *w,
-                          const float *b, double eps, int silu) {
+static void ref_normalize(float *y, const float *x, int64_t n, int64_t per_channel, const float *w, const float *b,
+                          double eps, int silu) {
     double mean = 0, var = 0;
     for (int64_t i = 0; i < n; i++) mean += x[i];
     mean /= (double)n;
@@ -126,8 +125,7 @@ void sdc_cpu_ref_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x,
     const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
     const float *xd = sdc_cpu_f32(x);   // [R, C]
     float *yd = sdc_cpu_f32(y);         // [R, C]
-    for (int64_t r = 0; r < R; r++)
-        ref_normalize(yd + r * C, xd + r * C, C, 1, sdc_cpu_f32(w), sdc_cpu_f32(b), eps, 0);
+    for (int64_t r = 0; r < R; r++) ref_normalize(yd + r * C, xd + r * C, C, 1, sdc_cpu_f32(w), sdc_cpu_f32(b), eps, 0);
 }
 
 void sdc_cpu_ref_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
@@ -138,8 +136,7 @@ void sdc_cpu_ref_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x,
     for (int64_t n = 0; n < B; n++)
         for (int64_t g = 0; g < groups; g++) {
             const int64_t off = (n * C + g * Cg) * HW;
-            ref_normalize(yd + off, xd + off, Cg * HW, HW, sdc_cpu_f32(w) + g * Cg,
-                          sdc_cpu_f32(b) + g * Cg, eps, silu);
+            ref_normalize(yd + off, xd + off, Cg * HW, HW, sdc_cpu_f32(w) + g * Cg, sdc_cpu_f32(b) + g * Cg, eps, silu);
         }
 }
 
@@ -161,8 +158,7 @@ void sdc_cpu_ref_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_
     for (int64_t i = 0; i < n; i++) yd[i] = (float)ref_unary1(xd[i], op);
 }
 
-void sdc_cpu_ref_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
-                        sdc_binary_op op) {
+void sdc_cpu_ref_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op) {
     const int64_t *an = a->ne, *bn = b->ne;   // 4-D (unused trailing dims are 1)
     const float *ad = sdc_cpu_f32(a), *bd = sdc_cpu_f32(b);
     float *yd = sdc_cpu_f32(y);

@@ -5,9 +5,7 @@
 #include "backend/cpu/cpu_ref.h"
 
 /* Flat offset of index i[4] in a contiguous tensor of shape ne[4]. */
-static int64_t at(const int64_t *ne, const int64_t *i) {
-    return ((i[0] * ne[1] + i[1]) * ne[2] + i[2]) * ne[3] + i[3];
-}
+static int64_t at(const int64_t *ne, const int64_t *i) { return ((i[0] * ne[1] + i[1]) * ne[2] + i[2]) * ne[3] + i[3]; }
 
 /* Steps i[4] through shape ne[4] in row-major order; 0 after the last index. */
 static int next(const int64_t *ne, int64_t *i) {
@@ -20,13 +18,12 @@ static int next(const int64_t *ne, int64_t *i) {
 
 static int empty(const sdc_tensor *t) { return sdc_tensor_nelem(t) == 0; }
 
-void sdc_cpu_ref_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table,
-                           const sdc_tensor *ids) {
+void sdc_cpu_ref_embedding(sdc_backend *be, sdc_tensor *y, const sdc_tensor *table, const sdc_tensor *ids) {
     assert(ids->dtype == SDC_DTYPE_I32);
     const int64_t T = sdc_tensor_nelem(ids), C = table->ne[1];
-    const int32_t *id = ids->data;           // [T]
-    const float *td = sdc_cpu_f32(table);    // [V, C]
-    float *yd = sdc_cpu_f32(y);              // [T, C]
+    const int32_t *id = ids->data;          // [T]
+    const float *td = sdc_cpu_f32(table);   // [V, C]
+    float *yd = sdc_cpu_f32(y);             // [T, C]
     for (int64_t t = 0; t < T; t++) {
         assert(id[t] >= 0 && id[t] < table->ne[0]);
         for (int64_t c = 0; c < C; c++) yd[t * C + c] = td[id[t] * C + c];
@@ -44,8 +41,7 @@ void sdc_cpu_ref_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x)
     } while (next(y->ne, i));
 }
 
-void sdc_cpu_ref_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
-                        int dim) {
+void sdc_cpu_ref_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim) {
     const float *ad = sdc_cpu_f32(a), *bd = sdc_cpu_f32(b);
     float *yd = sdc_cpu_f32(y);
     int64_t i[4] = {0};
@@ -100,8 +96,7 @@ void sdc_cpu_ref_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     for (int64_t i = 0; i < n; i++) write_elem(y->data, y->dtype, i, read_elem(x->data, x->dtype, i));
 }
 
-void sdc_cpu_ref_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom,
-                       int left, int right) {
+void sdc_cpu_ref_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
     const float *xd = sdc_cpu_f32(x);   // [B, C, H, W]
     float *yd = sdc_cpu_f32(y);         // [B, C, top + H + bottom, left + W + right]
     int64_t i[4] = {0};

@@ -8,19 +8,19 @@
 #include <string.h>
 
 #define MIB ((size_t)1 << 20)
-#define SMALL_SEGMENT (2 * MIB)    /* segment of the small pool */
-#define LARGE_SEGMENT (20 * MIB)   /* shared segment of the large pool */
-#define OWN_SEGMENT (10 * MIB)     /* requests from here up get a segment of their own */
+#define SMALL_SEGMENT (2 * MIB)  /* segment of the small pool */
+#define LARGE_SEGMENT (20 * MIB) /* shared segment of the large pool */
+#define OWN_SEGMENT (10 * MIB)   /* requests from here up get a segment of their own */
 #define SEGMENT_ROUND (2 * MIB)
 
 struct sdc_cuda_block {
     char *ptr;
     size_t size;
     int is_free;
-    int small;                       /* which sub-pool's segment it lies in */
-    sdc_cuda_block *prev, *next;     /* neighbours in the segment, by address; NULL at its ends */
-    sdc_cuda_block *fprev, *fnext;   /* free list of its bin (while free) */
-    sdc_cuda_block *hnext;           /* hash chain (while handed out) */
+    int small;                     /* which sub-pool's segment it lies in */
+    sdc_cuda_block *prev, *next;   /* neighbours in the segment, by address; NULL at its ends */
+    sdc_cuda_block *fprev, *fnext; /* free list of its bin (while free) */
+    sdc_cuda_block *hnext;         /* hash chain (while handed out) */
 };
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -45,8 +45,10 @@ static void bin_insert(sdc_cuda_pool *pool, sdc_cuda_block *b) {
 
 static void bin_remove(sdc_cuda_pool *pool, sdc_cuda_block *b) {
     sdc_cuda_block **head = &sub_of(pool, b->small)->bins[bin_of(b->size)];
-    if (b->fprev) b->fprev->fnext = b->fnext;
-    else *head = b->fnext;
+    if (b->fprev)
+        b->fprev->fnext = b->fnext;
+    else
+        *head = b->fnext;
     if (b->fnext) b->fnext->fprev = b->fprev;
     b->fprev = b->fnext = NULL;
 }
@@ -126,8 +128,10 @@ void sdc_cuda_pool_init(sdc_cuda_pool *pool, cudaStream_t stream, sdc_backend *b
     pool->stream = stream;
     pool->be = be;
     size_t free_b = 0, total = 0;
-    if (cudaMemGetInfo(&free_b, &total) == cudaSuccess) pool->baseline = total - free_b;
-    else (void)cudaGetLastError();
+    if (cudaMemGetInfo(&free_b, &total) == cudaSuccess)
+        pool->baseline = total - free_b;
+    else
+        (void)cudaGetLastError();
 }
 
 static int segs_push(sdc_cuda_pool *pool, void *base) {
@@ -166,9 +170,10 @@ static sdc_cuda_block *segment_new(sdc_cuda_pool *pool, int small, size_t size) 
     }
     if (err != cudaSuccess || segs_push(pool, p) != 0) {
         if (err == cudaSuccess) cudaFree(p);
-        SDC_LOGW(&pool->be->log, "cuda alloc: out of device memory for %zu bytes (a %.1f MiB segment; the pool holds "
-                 "%.1f MiB, %.1f MiB of it in use)", size, (double)seg / MIB, (double)pool->reserved / MIB,
-                 (double)pool->in_use / MIB);
+        SDC_LOGW(&pool->be->log,
+                 "cuda alloc: out of device memory for %zu bytes (a %.1f MiB segment; the pool holds "
+                 "%.1f MiB, %.1f MiB of it in use)",
+                 size, (double)seg / MIB, (double)pool->reserved / MIB, (double)pool->in_use / MIB);
         free(b);
         return NULL;
     }
@@ -188,8 +193,10 @@ void *sdc_cuda_pool_alloc(sdc_cuda_pool *pool, size_t nbytes) {
     const int small = size <= SDC_CUDA_SMALL_REQUEST;
     if (pool->n_used + 1 > pool->table_cap && table_grow(pool) != 0) return NULL;
     sdc_cuda_block *b = best_fit(pool, small, size);
-    if (b) bin_remove(pool, b);
-    else if (!(b = segment_new(pool, small, size))) return NULL;
+    if (b)
+        bin_remove(pool, b);
+    else if (!(b = segment_new(pool, small, size)))
+        return NULL;
     /* split off the rest when it is worth keeping: any rest in the small pool, over 1 MiB in the large */
     const size_t rest = b->size - size;
     if (rest >= (small ? SDC_CUDA_ALLOC_ALIGN : SDC_CUDA_SMALL_REQUEST + 1)) {
@@ -298,8 +305,10 @@ void sdc_cuda_staging_init(sdc_cuda_staging *s, cudaStream_t copy, cudaStream_t 
 /* Frees whatever of the buffers and events exists (a partial setup too). */
 static void staging_teardown(sdc_cuda_staging *s) {
     for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS; i++) {
-        if (s->buf[i].host && s->pinned) CUDA_CHECK(s->be, cudaFreeHost(s->buf[i].host));
-        else free(s->buf[i].host);
+        if (s->buf[i].host && s->pinned)
+            CUDA_CHECK(s->be, cudaFreeHost(s->buf[i].host));
+        else
+            free(s->buf[i].host);
         if (s->buf[i].done) CUDA_CHECK(s->be, cudaEventDestroy(s->buf[i].done));
     }
     if (s->compute_mark) CUDA_CHECK(s->be, cudaEventDestroy(s->compute_mark));
@@ -314,7 +323,7 @@ static void staging_teardown(sdc_cuda_staging *s) {
  * status, nothing is left allocated) when events or host memory cannot be had. */
 static int staging_setup(sdc_cuda_staging *s) {
     int bad = CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->compute_mark, cudaEventDisableTiming)) ||
-              CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->copy_mark, cudaEventDisableTiming));
+        CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->copy_mark, cudaEventDisableTiming));
     s->pinned = 1;
     for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS && !bad; i++) {
         bad = CUDA_CHECK(s->be, cudaEventCreateWithFlags(&s->buf[i].done, cudaEventDisableTiming));
@@ -326,14 +335,18 @@ static int staging_setup(sdc_cuda_staging *s) {
                 s->buf[j].host = NULL;
             }
             s->pinned = 0;
-            SDC_LOGW(&s->be->log, "cuda staging: cannot pin %d x %zu MiB of host memory; uploads go through "
-                     "pageable buffers", SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
+            SDC_LOGW(&s->be->log,
+                     "cuda staging: cannot pin %d x %zu MiB of host memory; uploads go through "
+                     "pageable buffers",
+                     SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
         }
     }
     for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS && !s->pinned && !bad; i++)
         if (!s->buf[i].host && !(s->buf[i].host = sdc_backend_host_alloc(s->be, SDC_CUDA_STAGING_BYTES))) {
-            SDC_BACKEND_FAIL(s->be, SDC_ERR_OOM, "malloc", "cuda staging: no host memory for %d x %zu MiB of "
-                             "staging buffers", SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
+            SDC_BACKEND_FAIL(s->be, SDC_ERR_OOM, "malloc",
+                             "cuda staging: no host memory for %d x %zu MiB of "
+                             "staging buffers",
+                             SDC_CUDA_STAGING_BUFFERS, SDC_CUDA_STAGING_BYTES / MIB);
             bad = 1;
         }
     if (bad) {

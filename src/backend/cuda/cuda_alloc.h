@@ -19,26 +19,26 @@
 
 #include "backend/cuda/cuda_internal.h"
 
-#define SDC_CUDA_ALLOC_ALIGN 512                  /* every block starts on this boundary */
-#define SDC_CUDA_SMALL_REQUEST ((size_t)1 << 20)  /* requests up to here use the small pool */
-#define SDC_CUDA_BINS 128                         /* free-list buckets per pool (4 per power of 2) */
+#define SDC_CUDA_ALLOC_ALIGN 512                 /* every block starts on this boundary */
+#define SDC_CUDA_SMALL_REQUEST ((size_t)1 << 20) /* requests up to here use the small pool */
+#define SDC_CUDA_BINS 128                        /* free-list buckets per pool (4 per power of 2) */
 
 typedef struct sdc_cuda_block sdc_cuda_block;
 
 typedef struct sdc_cuda_subpool {
-    sdc_cuda_block *bins[SDC_CUDA_BINS];   /* free blocks by size bucket (doubly linked) */
+    sdc_cuda_block *bins[SDC_CUDA_BINS]; /* free blocks by size bucket (doubly linked) */
 } sdc_cuda_subpool;
 
 typedef struct sdc_cuda_pool {
     sdc_cuda_subpool small, large;
-    sdc_cuda_block **table;    /* blocks handed out, hashed by address (chained) */
-    size_t table_cap, n_used;  /* buckets; blocks handed out */
-    size_t reserved;           /* bytes held from cudaMalloc */
-    size_t in_use;             /* bytes of blocks handed out (rounded sizes) */
-    void **segs;               /* every segment's base address, to free them all at the end */
+    sdc_cuda_block **table;   /* blocks handed out, hashed by address (chained) */
+    size_t table_cap, n_used; /* buckets; blocks handed out */
+    size_t reserved;          /* bytes held from cudaMalloc */
+    size_t in_use;            /* bytes of blocks handed out (rounded sizes) */
+    void **segs;              /* every segment's base address, to free them all at the end */
     size_t n_segs, segs_cap;
-    cudaStream_t stream;       /* the compute stream: synchronised before memory goes back */
-    sdc_backend *be;           /* its log, and its sticky status for failed CUDA calls */
+    cudaStream_t stream; /* the compute stream: synchronised before memory goes back */
+    sdc_backend *be;     /* its log, and its sticky status for failed CUDA calls */
     /* cudaMemGetInfo: used = total - free, sampled at every growth */
     size_t baseline;           /* used before the first allocation */
     size_t driver_peak;        /* max(used - baseline) since the last reset */
@@ -66,18 +66,18 @@ size_t sdc_cuda_pool_sample(sdc_cuda_pool *pool);
 
 typedef struct sdc_cuda_staging {
     struct {
-        void *host;            /* SDC_CUDA_STAGING_BYTES, pinned (or pageable when pinning failed) */
-        cudaEvent_t done;      /* recorded after the buffer's last copy */
-        int pending;           /* done was recorded and not yet waited for */
+        void *host;       /* SDC_CUDA_STAGING_BYTES, pinned (or pageable when pinning failed) */
+        cudaEvent_t done; /* recorded after the buffer's last copy */
+        int pending;      /* done was recorded and not yet waited for */
     } buf[SDC_CUDA_STAGING_BUFFERS];
-    int ready;                 /* buffers allocated */
-    int pinned;                /* 1 when the buffers are page-locked */
-    int next;                  /* round robin */
-    int copies_pending;        /* uploads since the last flush */
+    int ready;          /* buffers allocated */
+    int pinned;         /* 1 when the buffers are page-locked */
+    int next;           /* round robin */
+    int copies_pending; /* uploads since the last flush */
     cudaStream_t copy, compute;
-    cudaEvent_t compute_mark;  /* the copy stream waits for the compute work enqueued so far */
-    cudaEvent_t copy_mark;     /* the compute stream waits for the copies at a flush */
-    sdc_backend *be;           /* its log, and its sticky status for failed CUDA calls */
+    cudaEvent_t compute_mark; /* the copy stream waits for the compute work enqueued so far */
+    cudaEvent_t copy_mark;    /* the compute stream waits for the copies at a flush */
+    sdc_backend *be;          /* its log, and its sticky status for failed CUDA calls */
 } sdc_cuda_staging;
 
 void sdc_cuda_staging_init(sdc_cuda_staging *s, cudaStream_t copy, cudaStream_t compute, sdc_backend *be);

@@ -33,8 +33,8 @@ struct attn_geom {
 
 /* ---------------------------------------------------------------- tensor-core kernel (F16) --- */
 
-#define MMA_BQ 64    // queries per block
-#define MMA_BK 64    // keys per tile
+#define MMA_BQ 64   // queries per block
+#define MMA_BK 64   // keys per tile
 #define MMA_THREADS 128
 
 static __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
@@ -353,7 +353,8 @@ template <typename T, int DV> __global__ void __launch_bounds__(SIMT_THREADS) at
 
 template <typename T, int DV> static void launch_simt(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     const size_t smem = (size_t)SIMT_BK * DV * sizeof(float);
-    CUDA_CHECK(be, cudaFuncSetAttribute(attn_simt_kernel<T, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_CHECK(be,
+               cudaFuncSetAttribute(attn_simt_kernel<T, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((g.T + SIMT_BQ - 1) / SIMT_BQ), (unsigned)(g.B * g.H), (unsigned)((g.D + DV - 1) / DV));
     attn_simt_kernel<T, DV><<<grid, SIMT_THREADS, smem, s>>>(g);
 }

@@ -16,10 +16,10 @@
 #include "backend/cuda/cuda_internal.h"
 
 struct sdc_cuda_ctx {
-    cudaStream_t stream;   /* compute */
-    cudaStream_t copy;     /* staging uploads */
+    cudaStream_t stream; /* compute */
+    cudaStream_t copy;   /* staging uploads */
     cublasHandle_t cublas;
-    void *cublas_ws;       /* SDC_CUDA_CUBLAS_WORKSPACE_BYTES, counted as workspace */
+    void *cublas_ws; /* SDC_CUDA_CUBLAS_WORKSPACE_BYTES, counted as workspace */
     sdc_cuda_pool pool;
     sdc_cuda_staging staging;
     int pool_ready;
@@ -30,8 +30,10 @@ static sdc_cuda_ctx *ctx_of(sdc_backend *be) { return (sdc_cuda_ctx *)be->ctx; }
 int sdc_cuda_check(sdc_backend *be, cudaError_t err, const char *call, const char *file, int line) {
     const int injected = sdc_fail_now(&be->fail.device_call);
     if (err == cudaSuccess && !injected) return 0;
-    if (injected) err = cudaErrorUnknown;
-    else (void)cudaGetLastError();   // a non-sticky error stays with this call, not the next launch
+    if (injected)
+        err = cudaErrorUnknown;
+    else
+        (void)cudaGetLastError();   // a non-sticky error stays with this call, not the next launch
     sdc_sticky_fail(&be->status, &be->log, be->iface->name,
                     err == cudaErrorMemoryAllocation ? SDC_ERR_OOM : SDC_ERR_BACKEND, file, line, call, "%s (%s)%s",
                     cudaGetErrorString(err), cudaGetErrorName(err), injected ? " (injected)" : "");
@@ -196,9 +198,10 @@ static void cuda_destroy(sdc_backend *be) {
             SDC_LOGW(&be->log, "sdc_backend_free: cuda backend freed with %zu bytes still allocated",
                      be->stats.cur_total);
         if (c->pool_ready) {
-            SDC_LOGD(&be->log, "sdc_backend_free: cuda pool made %zu cudaMalloc and %zu cudaFree calls; driver "
-                     "peak %.1f MiB above the baseline", c->pool.n_mallocs, c->pool.n_frees,
-                     (double)c->pool.driver_peak / 1048576.0);
+            SDC_LOGD(&be->log,
+                     "sdc_backend_free: cuda pool made %zu cudaMalloc and %zu cudaFree calls; driver "
+                     "peak %.1f MiB above the baseline",
+                     c->pool.n_mallocs, c->pool.n_frees, (double)c->pool.driver_peak / 1048576.0);
             sdc_cuda_pool_destroy(&c->pool);
         }
         if (c->copy) cudaStreamDestroy(c->copy);
@@ -209,29 +212,27 @@ static void cuda_destroy(sdc_backend *be) {
 }
 
 #define CUDA_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cuda_, name)
-static const struct sdc_backend_i cuda_iface = {
-    .name = "cuda",
-    .destroy = cuda_destroy,
-    .alloc = cuda_alloc,
-    .release = cuda_release,
-    .upload = cuda_upload,
-    .download = cuda_download,
-    .synchronize = cuda_synchronize,
-    .weight_dtype = cuda_weight_dtype,
-    .act_dtype = cuda_act_dtype,
-    .conv2d_workspace = cuda_conv2d_workspace,
-    .group_norm_workspace = cuda_group_norm_workspace,
-    .workspace_bound = cuda_workspace_bound,
-    .default_budget = cuda_default_budget,
-    .trim = cuda_trim,
-    .driver_peak_bytes = cuda_driver_peak_bytes,
-    .driver_peak_reset = cuda_driver_peak_reset,
-    .staging_size = cuda_staging_size,
-    .staging_acquire = cuda_staging_acquire,
-    .staging_upload = cuda_staging_upload,
-    .staging_flush = cuda_staging_flush,
-    SDC_BACKEND_OPS(CUDA_OP_SLOT_)
-};
+static const struct sdc_backend_i cuda_iface = {.name = "cuda",
+                                                .destroy = cuda_destroy,
+                                                .alloc = cuda_alloc,
+                                                .release = cuda_release,
+                                                .upload = cuda_upload,
+                                                .download = cuda_download,
+                                                .synchronize = cuda_synchronize,
+                                                .weight_dtype = cuda_weight_dtype,
+                                                .act_dtype = cuda_act_dtype,
+                                                .conv2d_workspace = cuda_conv2d_workspace,
+                                                .group_norm_workspace = cuda_group_norm_workspace,
+                                                .workspace_bound = cuda_workspace_bound,
+                                                .default_budget = cuda_default_budget,
+                                                .trim = cuda_trim,
+                                                .driver_peak_bytes = cuda_driver_peak_bytes,
+                                                .driver_peak_reset = cuda_driver_peak_reset,
+                                                .staging_size = cuda_staging_size,
+                                                .staging_acquire = cuda_staging_acquire,
+                                                .staging_upload = cuda_staging_upload,
+                                                .staging_flush = cuda_staging_flush,
+                                                SDC_BACKEND_OPS(CUDA_OP_SLOT_)};
 
 /* The first device, if the driver and this build can use it; logs why not. */
 static int pick_device(const sdc_logger *log, struct cudaDeviceProp *prop) {
@@ -244,8 +245,10 @@ static int pick_device(const sdc_logger *log, struct cudaDeviceProp *prop) {
         if (drv == 0)
             SDC_LOGE(log, "sdc_backend_cuda_new: no NVIDIA driver found (%s)", cudaGetErrorString(err));
         else if (err == cudaErrorInsufficientDriver)
-            SDC_LOGE(log, "sdc_backend_cuda_new: the NVIDIA driver (CUDA %d.%d) is too old for this sdc (built with "
-                     "CUDA %d.%d): update the driver", drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+            SDC_LOGE(log,
+                     "sdc_backend_cuda_new: the NVIDIA driver (CUDA %d.%d) is too old for this sdc (built with "
+                     "CUDA %d.%d): update the driver",
+                     drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
         else
             SDC_LOGE(log, "sdc_backend_cuda_new: no CUDA device: %s (driver CUDA %d.%d, runtime %d.%d)",
                      err != cudaSuccess ? cudaGetErrorString(err) : "the driver lists none", drv / 1000,
@@ -260,9 +263,10 @@ static int pick_device(const sdc_logger *log, struct cudaDeviceProp *prop) {
     }
     if ((err = sdc_cuda_kernel_probe()) != cudaSuccess) {
         (void)cudaGetLastError();
-        SDC_LOGE(log, "sdc_backend_cuda_new: %s (compute capability %d.%d) cannot run this build's kernels "
-                 "(built for compute capability 9.0 and newer): %s", prop->name, prop->major, prop->minor,
-                 cudaGetErrorString(err));
+        SDC_LOGE(log,
+                 "sdc_backend_cuda_new: %s (compute capability %d.%d) cannot run this build's kernels "
+                 "(built for compute capability 9.0 and newer): %s",
+                 prop->name, prop->major, prop->minor, cudaGetErrorString(err));
         return -1;
     }
     return 0;
@@ -294,16 +298,18 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
     /* default math: fp16 inputs run on tensor cores with f32 accumulation, f32 inputs stay f32 (no TF32);
      * split reductions in f32 too; no atomics (the default), so results are reproducible */
     const cublasMath_t math = (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
-    if (!fail && (CUBLAS_CHECK(be, cublasSetStream(c->cublas, c->stream)) ||
-                  CUBLAS_CHECK(be, cublasSetMathMode(c->cublas, math)) ||
-                  CUBLAS_CHECK(be, cublasSetAtomicsMode(c->cublas, CUBLAS_ATOMICS_NOT_ALLOWED))))
+    if (!fail &&
+        (CUBLAS_CHECK(be, cublasSetStream(c->cublas, c->stream)) ||
+         CUBLAS_CHECK(be, cublasSetMathMode(c->cublas, math)) ||
+         CUBLAS_CHECK(be, cublasSetAtomicsMode(c->cublas, CUBLAS_ATOMICS_NOT_ALLOWED))))
         fail = "configure the cuBLAS handle";
     if (!fail) {
         sdc_cuda_pool_init(&c->pool, c->stream, be);   // baseline: context and cuBLAS exist, nothing allocated
         c->pool_ready = 1;
         sdc_cuda_staging_init(&c->staging, c->copy, c->stream, be);
         c->cublas_ws = SDC_CUDA_SCRATCH(be, SDC_CUDA_CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
-        if (!c->cublas_ws) fail = "allocate the cuBLAS workspace";
+        if (!c->cublas_ws)
+            fail = "allocate the cuBLAS workspace";
         else if (CUBLAS_CHECK(be, cublasSetWorkspace(c->cublas, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES)))
             fail = "set the cuBLAS workspace";
     }
@@ -320,7 +326,8 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
     cudaDriverGetVersion(&drv);
     cudaRuntimeGetVersion(&rt);
     cublasGetVersion(c->cublas, &cublas_ver);
-    SDC_LOGI(&be->log, "sdc_backend_cuda_new: %s, compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free; %.0f MiB "
+    SDC_LOGI(&be->log,
+             "sdc_backend_cuda_new: %s, compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free; %.0f MiB "
              "in use before sdc's first allocation: the driver-seen peak's baseline), driver CUDA %d.%d, runtime "
              "%d.%d, cuBLAS %d, f16 with f32 accumulation",
              prop.name, prop.major, prop.minor, prop.multiProcessorCount, (double)total / 1073741824.0,

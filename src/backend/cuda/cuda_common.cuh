@@ -28,9 +28,7 @@ template <> __device__ __forceinline__ __nv_bfloat16 sdc_from_f<__nv_bfloat16>(f
 
 /* --- 16-byte packs: sdc_pack<T>::N elements of T in one uint4 --- */
 
-template <typename T> struct sdc_pack {
-    static constexpr int N = 16 / (int)sizeof(T);
-};
+template <typename T> struct sdc_pack { static constexpr int N = 16 / (int)sizeof(T); };
 
 /* f[0..N) = p[0..N) as floats; p 16-byte aligned. */
 template <typename T> static __device__ __forceinline__ void sdc_load_pack(const T *p, float *f) {

@@ -74,10 +74,10 @@ extern "C" void sdc_cuda_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_te
     const sdc_launch2d l = sdc_plan_rows(rows, Wd);
     cudaStream_t s = sdc_cuda_stream(be);
     DISPATCH_WORD(sdc_dtype_size(y->dtype),
-                  (upsample2x_kernel<uint16_t><<<l.grid, l.block, 0, s>>>((uint16_t *)y->data,
-                                                                         (const uint16_t *)x->data, rows, Wd)),
-                  (upsample2x_kernel<uint32_t><<<l.grid, l.block, 0, s>>>((uint32_t *)y->data,
-                                                                         (const uint32_t *)x->data, rows, Wd)));
+                  (upsample2x_kernel<uint16_t>
+                   <<<l.grid, l.block, 0, s>>>((uint16_t *)y->data, (const uint16_t *)x->data, rows, Wd)),
+                  (upsample2x_kernel<uint32_t>
+                   <<<l.grid, l.block, 0, s>>>((uint32_t *)y->data, (const uint32_t *)x->data, rows, Wd)));
     SDC_CUDA_LAUNCHED(be);
 }
 
@@ -197,8 +197,8 @@ static void permute_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, c
         g.s[d] = xs[perm[d]];
     }
     if (total <= (int64_t)UINT32_MAX)
-        permute_kernel<W, uint32_t><<<sdc_grid_1d(total, 256), 256, 0, s>>>((W *)y->data, (const W *)x->data,
-                                                                          (uint32_t)total, g);
+        permute_kernel<W, uint32_t>
+            <<<sdc_grid_1d(total, 256), 256, 0, s>>>((W *)y->data, (const W *)x->data, (uint32_t)total, g);
     else
         permute_kernel<W, int64_t><<<sdc_grid_1d(total, 256), 256, 0, s>>>((W *)y->data, (const W *)x->data, total, g);
     SDC_CUDA_LAUNCHED(be);
@@ -238,7 +238,8 @@ extern "C" void sdc_cuda_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *
     const int64_t n = sdc_tensor_nelem(x);
     if (n == 0) return;
     if (x->dtype == y->dtype) {
-        CUDA_CHECK(be, cudaMemcpyAsync(y->data, x->data, (size_t)n * sdc_dtype_size(x->dtype), cudaMemcpyDeviceToDevice,
+        CUDA_CHECK(be,
+                   cudaMemcpyAsync(y->data, x->data, (size_t)n * sdc_dtype_size(x->dtype), cudaMemcpyDeviceToDevice,
                                    sdc_cuda_stream(be)));
         return;
     }
@@ -278,8 +279,8 @@ extern "C" void sdc_cuda_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor 
     const int64_t H = x->ne[2], Wd = x->ne[3], Ho = y->ne[2];
     DISPATCH_WORD(sdc_dtype_size(y->dtype),
                   (pad2d_kernel<uint16_t><<<l.grid, l.block, 0, s>>>((uint16_t *)y->data, (const uint16_t *)x->data,
-                                                                    rows, H, Wd, Ho, Wo, top, left)),
+                                                                     rows, H, Wd, Ho, Wo, top, left)),
                   (pad2d_kernel<uint32_t><<<l.grid, l.block, 0, s>>>((uint32_t *)y->data, (const uint32_t *)x->data,
-                                                                    rows, H, Wd, Ho, Wo, top, left)));
+                                                                     rows, H, Wd, Ho, Wo, top, left)));
     SDC_CUDA_LAUNCHED(be);
 }

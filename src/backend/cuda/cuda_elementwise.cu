@@ -12,8 +12,7 @@ static __device__ __forceinline__ float unary1(float x, int op) {
     switch (op) {
     case SDC_UNARY_SILU: return x / (1.0f + expf(-x));
     case SDC_UNARY_GELU: return gelu_erf(x);
-    case SDC_UNARY_GELU_TANH:
-        return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case SDC_UNARY_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
     default: return x / (1.0f + expf(-1.702f * x));   // SDC_UNARY_QUICK_GELU
     }
 }
@@ -52,8 +51,7 @@ template <typename T, typename F> __global__ void map1_kernel(T *y, const T *x, 
 }
 
 /* y[i] = f(a[i], b[i]) for i < n; packs when vec. */
-template <typename T, typename F>
-__global__ void map2_kernel(T *y, const T *a, const T *b, int64_t n, int vec, F f) {
+template <typename T, typename F> __global__ void map2_kernel(T *y, const T *a, const T *b, int64_t n, int vec, F f) {
     constexpr int N = sdc_pack<T>::N;
     const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, step = (int64_t)gridDim.x * blockDim.x;
     const int64_t n_packs = vec ? n / N : 0;
@@ -184,16 +182,16 @@ static void binary_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, co
         const int vec = sdc_aligned16(y->data) && sdc_aligned16(a->data) && sdc_aligned16(b->data);
         const int64_t items = vec ? n / sdc_pack<T>::N + 1 : n;
         const binary_fn f = {op};
-        map2_kernel<T><<<sdc_grid_1d(items, 256), 256, 0, s>>>((T *)y->data, (const T *)a->data,
-                                                              (const T *)b->data, n, vec, f);
+        map2_kernel<T>
+            <<<sdc_grid_1d(items, 256), 256, 0, s>>>((T *)y->data, (const T *)a->data, (const T *)b->data, n, vec, f);
     } else {
         collapse_bcast(a, b, &g);
         if (n <= (int64_t)UINT32_MAX)
             binary_bcast_kernel<T, uint32_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
                 (T *)y->data, (const T *)a->data, (const T *)b->data, (uint32_t)n, g, op);
         else
-            binary_bcast_kernel<T, int64_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
-                (T *)y->data, (const T *)a->data, (const T *)b->data, n, g, op);
+            binary_bcast_kernel<T, int64_t>
+                <<<sdc_grid_1d(n, 256), 256, 0, s>>>((T *)y->data, (const T *)a->data, (const T *)b->data, n, g, op);
     }
     SDC_CUDA_LAUNCHED(be);
 }

@@ -9,8 +9,7 @@
 
 #include "backend/cuda/cuda_common.cuh"
 
-template <typename T>
-__global__ void fill_bias_kernel(T *y, const T *bias, int64_t C, int64_t inner, int64_t total) {
+template <typename T> __global__ void fill_bias_kernel(T *y, const T *bias, int64_t C, int64_t inner, int64_t total) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
         y[i] = bias[inner == 1 ? i % C : i / inner % C];
 }
@@ -27,8 +26,8 @@ extern "C" void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const
     SDC_CUDA_LAUNCHED(be);
 }
 
-extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n,
-                              int64_t k, const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb,
+extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                              const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb,
                               int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, int64_t batch) {
     assert(dt == SDC_DTYPE_F16 || dt == SDC_DTYPE_F32);
     assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX &&
@@ -39,10 +38,12 @@ extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int tr
     const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float alpha = 1.0f;
     if (batch == 1)
-        CUBLAS_CHECK(be, cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, B, t, (int)ldb, &beta, C,
+        CUBLAS_CHECK(be,
+                     cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, B, t, (int)ldb, &beta, C,
                                   t, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     else
-        CUBLAS_CHECK(be, cublasGemmStridedBatchedEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, stride_a, B,
+        CUBLAS_CHECK(be,
+                     cublasGemmStridedBatchedEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, stride_a, B,
                                                 t, (int)ldb, stride_b, &beta, C, t, (int)ldc, stride_c, (int)batch,
                                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

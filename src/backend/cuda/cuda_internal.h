@@ -16,7 +16,7 @@
 #include <cuda_runtime.h>
 
 #ifdef __cplusplus
-extern "C" {   /* sdc's headers have no guards of their own: C linkage for the .cu files too */
+extern "C" { /* sdc's headers have no guards of their own: C linkage for the .cu files too */
 #endif
 
 #include "backend/backend.h"
@@ -32,10 +32,10 @@ int sdc_cuda_check(sdc_backend *be, cudaError_t err, const char *call, const cha
 #define CUBLAS_CHECK(be, call) sdc_cublas_check((be), (int)(call), #call, __FILE__, __LINE__)
 int sdc_cublas_check(sdc_backend *be, int status, const char *call, const char *file, int line);
 
-typedef struct sdc_cuda_ctx sdc_cuda_ctx;   /* defined in cuda_backend.c */
+typedef struct sdc_cuda_ctx sdc_cuda_ctx; /* defined in cuda_backend.c */
 
 cudaStream_t sdc_cuda_stream(sdc_backend *be);
-void *sdc_cuda_cublas(sdc_backend *be);                 /* the cublasHandle_t, bound to the stream */
+void *sdc_cuda_cublas(sdc_backend *be); /* the cublasHandle_t, bound to the stream */
 /* Device scratch for an op, counted as SDC_MEM_WORKSPACE; its size depends on shapes only. NULL when
  * the device has no room (or be->fail.workspace says so): that is then the sticky status, SDC_ERR_OOM,
  * logged with the caller's location and `what`, and the op returns at once. Freed with scratch_free

@@ -106,7 +106,7 @@ static void layer_norm_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x
     if (C == 0 || R == 0) return;
     assert(C <= INT32_MAX);
     const int vec = C % sdc_pack<T>::N == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data) &&
-                    sdc_aligned16(w->data) && sdc_aligned16(b->data);
+        sdc_aligned16(w->data) && sdc_aligned16(b->data);
     layer_norm_kernel<T><<<sdc_grid_1d(R, NORM_THREADS / 32), NORM_THREADS, 0, sdc_cuda_stream(be)>>>(
         (T *)y->data, (const T *)x->data, (const T *)w->data, (const T *)b->data, R, (int)C, eps, vec);
     SDC_CUDA_LAUNCHED(be);
@@ -126,8 +126,8 @@ extern "C" void sdc_cuda_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_te
 struct gn_geom {
     const void *x, *w, *b;
     void *y;
-    float2 *part;     // [groups_total, n_chunks] chunk (mean, M2)
-    float2 *stats;    // [groups_total] (mean, rstd)
+    float2 *part;           // [groups_total, n_chunks] chunk (mean, M2)
+    float2 *stats;          // [groups_total] (mean, rstd)
     int64_t groups_total;   // B * G
     int G, Cg, n_chunks;
     unsigned HW, n;   // spatial size, elements per group
@@ -226,8 +226,7 @@ static __device__ __forceinline__ float2 gn_mean_rstd(gn_acc a, float eps) {
 }
 
 /* Normalises this thread's elements of a chunk of group gidx with (mean, rstd). */
-template <typename T>
-static __device__ void gn_apply_chunk(const gn_geom &g, int64_t gidx, unsigned chunk, float2 mr) {
+template <typename T> static __device__ void gn_apply_chunk(const gn_geom &g, int64_t gidx, unsigned chunk, float2 mr) {
     const T *xg = (const T *)g.x + gidx * g.n;
     T *yg = (T *)g.y + gidx * g.n;
     const T *w = (const T *)g.w + (int64_t)(gidx % g.G) * g.Cg, *b = (const T *)g.b + (int64_t)(gidx % g.G) * g.Cg;
