@@ -221,6 +221,21 @@ struct sdc_backend {
  * workspace or host buffer could not be had, or the device ran out of memory) or SDC_ERR_BACKEND (a
  * device call failed). */
 sdc_status sdc_backend_sync(sdc_backend *be);
+
+/* --- what code outside the backends calls instead of reaching into iface (backend_api.c) --- */
+const char *sdc_backend_name(const sdc_backend *be);
+/* the dtype a component keeps a weight in / computes in, at its precision (f32: 1 forces f32) */
+sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32);
+sdc_dtype sdc_backend_act_dtype(sdc_backend *be, int f32);
+/* the bytes auto may plan for when the user gives no budget; < 0 when unknown */
+int64_t sdc_backend_default_budget(sdc_backend *be);
+/* hands cached-but-free device memory back (no-op where there is no cache) */
+void sdc_backend_trim(sdc_backend *be);
+/* the driver's view of device memory in use (cudaMemGetInfo) at its peak since the last reset, above the
+ * baseline; sdc_backend_has_driver_peak says whether the backend knows it (else 0) */
+int sdc_backend_has_driver_peak(const sdc_backend *be);
+size_t sdc_backend_driver_peak(sdc_backend *be);
+void sdc_backend_driver_peak_reset(sdc_backend *be);
 /* The sticky status as it stands, without waiting for the device. */
 sdc_status sdc_backend_status(const sdc_backend *be);
 /* Back to SDC_OK, e.g. to retry after SDC_ERR_OOM with more memory freed. Outputs of the ops that

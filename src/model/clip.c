@@ -244,7 +244,7 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
             }
         }
     } else {
-        SDC_LOGE(&m->log, "clip_forward: out of %s memory for activations", be->iface->name);
+        SDC_LOGE(&m->log, "clip_forward: out of %s memory for activations", sdc_backend_name(be));
     }
     free(pos);
     for (int i = 0; i < A_COUNT; i++) sdc_tensor_free(a[i]);

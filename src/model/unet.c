@@ -161,7 +161,7 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
         return st;
     }
     SDC_LOGI(log, "sdc_unet_load: %d tensors, %.1f MB on %s", ws->n, (double)ws->bytes_resident / 1e6,
-             src->be->iface->name);
+             sdc_backend_name(src->be));
     *out = u;
     return SDC_OK;
 }
@@ -414,7 +414,7 @@ sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *times
     for (int i = 0; i < s.n_skips; i++) sdc_tensor_free(s.skips[i]);
     sdc_tensor_free(s.temb);
     if (!ok) {
-        SDC_LOGE(&u->log, "sdc_unet_forward: out of %s memory for activations", u->be->iface->name);
+        SDC_LOGE(&u->log, "sdc_unet_forward: out of %s memory for activations", sdc_backend_name(u->be));
         return SDC_ERR_OOM;
     }
     return SDC_OK;

@@ -63,7 +63,7 @@ sdc_status sdc_vae_decoder_load(const sdc_vae_config *cfg, const sdc_weight_sour
         return st;
     }
     SDC_LOGI(&d->log, "sdc_vae_decoder_load: %d tensors, %.1f MB on %s", d->ws.n, (double)d->ws.bytes_resident / 1e6,
-             src->be->iface->name);
+             sdc_backend_name(src->be));
     *out = d;
     return SDC_OK;
 }

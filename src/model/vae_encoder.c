@@ -59,7 +59,7 @@ sdc_status sdc_vae_encoder_load(const sdc_vae_config *cfg, const sdc_weight_sour
         return st;
     }
     SDC_LOGI(&e->log, "sdc_vae_encoder_load: %d tensors, %.1f MB on %s", e->ws.n, (double)e->ws.bytes_resident / 1e6,
-             src->be->iface->name);
+             sdc_backend_name(src->be));
     *out = e;
     return SDC_OK;
 }

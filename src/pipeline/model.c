@@ -192,7 +192,7 @@ void sdc_model_free_component(sdc_model *m, int c) {
 
 void sdc_model_unload_all(sdc_model *m) {
     for (int c = 0; c < m->n_components; c++) sdc_model_free_component(m, c);
-    if (m->be->iface->trim) m->be->iface->trim(m->be);
+    sdc_backend_trim(m->be);
 }
 
 static int owns(const sdc_component_def *def, const char *name) {
@@ -208,7 +208,7 @@ size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, c
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
         if (!owns(def, t->name)) continue;
-        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(be->iface->weight_dtype(be, t->dtype, f32));
+        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(sdc_backend_weight_dtype(be, t->dtype, f32));
         (*n_tensors)++;
     }
     return bytes;

@@ -128,7 +128,7 @@ sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget
 
 size_t sdc_plan_default_budget(const sdc_model *m) {
     sdc_backend *be = m->be;
-    int64_t b = be->iface->default_budget ? be->iface->default_budget(be) : -1;
+    int64_t b = sdc_backend_default_budget(be);
     return b < 0 ? (size_t)-1 : (size_t)b;
 }
 
@@ -138,7 +138,7 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
     if (!s) return NULL;
 #define OUT(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
     OUT("plan for %dx%d, %s%s, %s backend (MiB)\n", job->width, job->height, job->img2img ? "img2img" : "txt2img",
-        job->cfg ? " with CFG" : "", m->be->iface->name);
+        job->cfg ? " with CFG" : "", sdc_backend_name(m->be));
     OUT("%-11s %-10s %9s %12s %10s %9s  %s\n", "policy", "phase", "weights", "activations", "workspace", "total",
         "resident");
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {

@@ -13,7 +13,7 @@ static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 void sdc_report_window_open(sdc_model *m) {
     sdc_backend *be = m->be;
     sdc_mem_stats_reset_peak(&be->stats);
-    if (be->iface->driver_peak_reset) be->iface->driver_peak_reset(be);
+    sdc_backend_driver_peak_reset(be);
     sdc_sys_peak_rss_reset();
 }
 
@@ -28,7 +28,7 @@ void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t byte
 void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
     sdc_phase_report *pr = &r->phase[ph];
     sdc_backend *be = m->be;
-    if (be->iface->synchronize) be->iface->synchronize(be); /* the phase's kernels are billed to it */
+    sdc_backend_sync(be); /* the phase's kernels are billed to it (its status is collected by run.c) */
     pr->wall += sdc_now() - t0;
     const sdc_mem_stats *s = &be->stats;
     pr->runs++;
@@ -37,7 +37,7 @@ void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
         if (s->peak[k] > pr->peak[k]) pr->peak[k] = s->peak[k];
     if (s->peak_total > pr->peak_total) pr->peak_total = s->peak_total;
     if (s->peak_total > r->peak_device) r->peak_device = s->peak_total;
-    size_t drv = be->iface->driver_peak_bytes ? be->iface->driver_peak_bytes(be) : 0;
+    size_t drv = sdc_backend_driver_peak(be);
     if (drv > pr->driver_peak) pr->driver_peak = drv;
     if (drv > r->driver_peak) r->driver_peak = drv;
     size_t rss = sdc_sys_peak_rss();
@@ -60,7 +60,7 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
     }
     SDC_LOGI(log, "report: %d image(s) in %.3f s; peak device %.1f MiB (planned %.1f), peak RSS %.1f MiB", r->images,
              r->seconds, mib(r->peak_device), mib(r->plan.peak), mib(r->peak_rss));
-    if (m->be->iface->driver_peak_bytes)
+    if (sdc_backend_has_driver_peak(m->be))
         SDC_LOGI(log, "report: device memory in use per the driver (context excluded): peak %.1f MiB",
                  mib(r->driver_peak));
     const sdc_op_profile *prof = m->be->profile;
@@ -85,14 +85,14 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "policy", sdc_load_policy_name(r->plan.policy));
     cJSON_AddStringToObject(root, "why", r->why);
-    cJSON_AddStringToObject(root, "backend", m->be->iface->name);
+    cJSON_AddStringToObject(root, "backend", sdc_backend_name(m->be));
     cJSON_AddNumberToObject(root, "budget_bytes", (double)r->budget);
     cJSON_AddNumberToObject(root, "images", r->images);
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     cJSON_AddNumberToObject(root, "peak_device_bytes", (double)r->peak_device);
     cJSON_AddNumberToObject(root, "planned_peak_bytes", (double)r->plan.peak);
     cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)r->peak_rss);
-    if (m->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(root, "driver_peak_bytes", (double)r->driver_peak);
+    if (sdc_backend_has_driver_peak(m->be)) cJSON_AddNumberToObject(root, "driver_peak_bytes", (double)r->driver_peak);
     cJSON *phases = cJSON_AddObjectToObject(root, "phases");
     for (int ph = 0; ph < r->plan.n_phases; ph++) {
         const sdc_phase_report *p = &r->phase[ph];
@@ -113,7 +113,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
         cJSON_AddNumberToObject(pk, "total", (double)p->peak_total);
         cJSON_AddNumberToObject(pl, "total", (double)pp->total);
         cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)p->peak_rss);
-        if (m->be->iface->driver_peak_bytes) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
+        if (sdc_backend_has_driver_peak(m->be)) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
     }
     if (m->be->profile) {
         cJSON *ops = cJSON_AddObjectToObject(root, "op_seconds");

@@ -12,7 +12,7 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
             freed = c;
         }
     sdc_backend *be = m->be;
-    if (be->iface->trim) be->iface->trim(be); /* cached blocks of the freed components go back */
+    sdc_backend_trim(be); /* cached blocks of the freed components go back */
     sdc_report_window_open(m);
     for (int c = 0; c < m->n_components; c++) {
         if (!(pp->resident & (1u << c)) || m->comp[c]) continue;
