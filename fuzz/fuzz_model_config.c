@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "backend/backend.h"
 #include "io/config.h"
 #include "model/clip.h"
 #include "model/unet.h"
@@ -12,6 +13,23 @@
 #include "sampler/sampler.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The planner loads a component through its normal loader onto a counting backend: the loader walks
+ * every block and layer the config implies, asking for each tensor. Here the index is empty, so every
+ * tensor is missing (a clean SDC_ERR_NOT_FOUND), but the walk is the planner's: bounded work after the
+ * parse. */
+static sdc_backend *counting(void) {
+    static sdc_backend *cpu, *cb;
+    if (!cb) {
+        cpu = sdc_backend_cpu_new(1, NULL);
+        cb = cpu ? sdc_backend_count_new(cpu) : NULL;
+    }
+    return cb;
+}
+
+static sdc_weight_source empty_source(sdc_model_index *idx, const char *prefix) {
+    return (sdc_weight_source){idx, prefix, counting(), NULL, 0};
+}
 
 static void unet(const cJSON *j) {
     sdc_unet_config c;
@@ -22,24 +40,41 @@ static void unet(const cJSON *j) {
             c.transformer_layers[i] > SDC_CFG_MAX_TRANSFORMER_LAYERS || c.heads[i] > SDC_CFG_MAX_HEADS ||
             c.layers_per_block[i] > SDC_UNET_MAX_LAYERS)
             abort();
-    /* the planner's estimate walks every block and layer: bounded work after the parse */
-    (void)sdc_unet_activation_bytes_estimate(&c, 2, 64, 64, 77, 4);
+    sdc_model_index *idx = sdc_index_new(NULL);
+    sdc_weight_source src = empty_source(idx, "unet.");
+    sdc_unet *u = NULL;
+    if (idx && src.be && sdc_unet_load(&c, &src, &u) == SDC_OK) abort(); /* nothing to load from */
+    sdc_unet_free(u);
+    sdc_index_free(idx);
 }
 
 static void vae(const cJSON *j) {
     sdc_vae_config c;
     if (sdc_vae_config_parse(j, NULL, &c) != SDC_OK) return;
     if (c.n_blocks < 1 || c.n_blocks > SDC_VAE_MAX_BLOCKS || c.latent_channels > SDC_CFG_MAX_IO_CHANNELS) abort();
-    (void)sdc_vae_downscale(&c);
-    (void)sdc_vae_decode_activation_bytes_estimate(&c, 1, 8, 8, 4);
-    (void)sdc_vae_encode_activation_bytes_estimate(&c, 1, 8 * sdc_vae_downscale(&c), 8 * sdc_vae_downscale(&c), 4);
+    int64_t h, w;
+    sdc_vae_encode_latent_size(&c, 8 * (int64_t)sdc_vae_downscale(&c), 8 * (int64_t)sdc_vae_downscale(&c), &h, &w);
+    sdc_model_index *idx = sdc_index_new(NULL);
+    sdc_weight_source src = empty_source(idx, "vae.");
+    sdc_vae_decoder *d = NULL;
+    sdc_vae_encoder *e = NULL;
+    if (idx && src.be && (sdc_vae_decoder_load(&c, &src, &d) == SDC_OK || sdc_vae_encoder_load(&c, &src, &e) == SDC_OK))
+        abort();
+    sdc_vae_decoder_free(d);
+    sdc_vae_encoder_free(e);
+    sdc_index_free(idx);
 }
 
 static void clip(const cJSON *j) {
     sdc_clip_config c;
     if (sdc_clip_config_parse(j, NULL, &c) != SDC_OK) return;
     if (c.n_layers > SDC_CFG_MAX_LAYERS || c.vocab > SDC_CFG_MAX_VOCAB || c.hidden % c.n_heads) abort();
-    (void)sdc_clip_activation_bytes_estimate(&c, 2, c.max_positions < 77 ? c.max_positions : 77, 4);
+    sdc_model_index *idx = sdc_index_new(NULL);
+    sdc_weight_source src = empty_source(idx, "text_encoder.");
+    sdc_clip *m = NULL;
+    if (idx && src.be && sdc_clip_load(&c, &src, &m) == SDC_OK) abort();
+    sdc_clip_free(m);
+    sdc_index_free(idx);
 }
 
 static void schedule(const cJSON *j, unsigned sel) {
