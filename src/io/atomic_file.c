@@ -1,5 +1,7 @@
 #include "io/atomic_file.h"
 
+#include "io/path_check.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +27,7 @@ static sdc_status check_target(const char *path, const char *what, const sdc_log
         return SDC_ERR_IO;
     }
     if (S_ISREG(st.st_mode)) return SDC_OK;
-    const char *kind = S_ISLNK(st.st_mode) ? "a symbolic link"
-        : S_ISDIR(st.st_mode)              ? "a folder"
-        : S_ISFIFO(st.st_mode)             ? "a FIFO"
-        : S_ISCHR(st.st_mode)              ? "a character device"
-        : S_ISBLK(st.st_mode)              ? "a block device"
-        : S_ISSOCK(st.st_mode)             ? "a socket"
-                                           : "not a regular file";
+    const char *kind = sdc_mode_kind(st.st_mode);
     SDC_LOGE(log, "%s: refusing to replace %s: it is %s (only a regular file or a new name is written)", what, path,
              kind);
     return SDC_ERR_IO;

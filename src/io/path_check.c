@@ -15,12 +15,17 @@ const char *sdc_path_kind(const char *path, char *buf, size_t size) {
         snprintf(buf, size, "unreadable (%s)", strerror(errno));
         return buf;
     }
-    if (S_ISREG(st.st_mode)) return "a regular file";
-    if (S_ISDIR(st.st_mode)) return "a folder";
-    if (S_ISFIFO(st.st_mode)) return "a FIFO";
-    if (S_ISCHR(st.st_mode)) return "a character device";
-    if (S_ISBLK(st.st_mode)) return "a block device";
-    if (S_ISSOCK(st.st_mode)) return "a socket";
+    return sdc_mode_kind(st.st_mode);
+}
+
+const char *sdc_mode_kind(unsigned mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
     return "not a regular file";
 }
 

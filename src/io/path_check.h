@@ -12,6 +12,9 @@
  * needed), following symlinks. */
 const char *sdc_path_kind(const char *path, char *buf, size_t size);
 
+/* The kind of file a stat mode says ("a regular file", "a symbolic link", "a folder", "a FIFO", ...). */
+const char *sdc_mode_kind(unsigned mode);
+
 /* SDC_OK when path is a regular file (want_dir 0) or a folder (want_dir 1), following symlinks.
  * Otherwise logs "<fn>: <what> <path> is missing" (SDC_ERR_NOT_FOUND) or "<fn>: <what> <path> is a FIFO,
  * not a regular file" (SDC_ERR_IO). */
