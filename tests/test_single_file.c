@@ -13,9 +13,10 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "family/sd1_detect.h"
+#include "pipeline/family.h"
 #include "io/ldm_names.h"
 #include "io/model_files.h"
-#include "io/single_file.h"
 #include "model/clip.h"
 #include "mkmodel/mkmodel_internal.h"
 #include "model/unet.h"
@@ -101,9 +102,9 @@ static tlist ldm_tensors(const sdc_mk_arch *a, const sdc_ldm_map *map) {
 
 /* ---- detection on SD 1.5's names and shapes ---- */
 
-static void check_configs_match(const sdc_sf_arch *got, const sdc_mk_arch *a) {
+static void check_configs_match(const sd1_sf_arch *got, const sdc_mk_arch *a) {
     /* what detection builds must parse to what mkmodel's own SD 1.5 configs parse to */
-    cJSON *mine[3] = {sdc_sf_text_encoder_config(got), sdc_sf_unet_config(got), sdc_sf_vae_config(got)};
+    cJSON *mine[3] = {sd1_sf_text_encoder_config(got), sd1_sf_unet_config(got), sd1_sf_vae_config(got)};
     cJSON *ref[3] = {sdc_mk_text_encoder_json(a, SDC_DTYPE_F16), sdc_mk_unet_json(a), sdc_mk_vae_json(a)};
     sdc_clip_config c1, c2;
     sdc_unet_config u1, u2;
@@ -130,7 +131,7 @@ static void check_configs_match(const sdc_sf_arch *got, const sdc_mk_arch *a) {
                    (double)v1.scaling_factor);
     }
     /* the scheduler: every key of SD 1.5's scheduler_config.json with its value */
-    cJSON *s1 = sdc_sf_scheduler_config(), *s2 = sdc_mk_scheduler_json(a);
+    cJSON *s1 = sd1_sf_scheduler_config(), *s2 = sdc_mk_scheduler_json(a);
     const cJSON *item;
     int same = s1 && s2, n = 0;
     cJSON_ArrayForEach(item, s2) {
@@ -148,14 +149,39 @@ static void check_configs_match(const sdc_sf_arch *got, const sdc_mk_arch *a) {
     for (int i = 0; i < 3; i++) cJSON_Delete(mine[i]), cJSON_Delete(ref[i]);
 }
 
-static sdc_status detect(const tlist *l, sdc_sf_arch *a) {
-    return sdc_single_file_detect(l->t, l->n, test_capture_logger(), a);
+/* The family's detection on the io layer's facts of the list. */
+static sdc_status detect(const tlist *l, sd1_sf_arch *a) {
+    sdc_sf_facts *f = NULL;
+    sdc_status st = sdc_sf_facts_new(l->t, l->n, &f);
+    if (st == SDC_OK) st = sd1_sf_detect(f, test_capture_logger(), a);
+    sdc_sf_facts_free(f);
+    return st;
+}
+
+/* A single file opened as the pipeline does: the io layer's facts (and a config folder's configs),
+ * then the SD family's probe and its single-file open (configs, name map, index). *mf is freed and
+ * NULL on failure. */
+static sdc_status open_single(const char *path, const char *config_dir, const sdc_logger *log, sdc_model_files **mf,
+                              sd1_sf_configs *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    sdc_status st = sdc_model_files_open_ex(path, config_dir, SDC_VARIANT_AUTO, log, mf);
+    if (st == SDC_OK && !sdc_family_sd1.probe(*mf)) {
+        test_check(0, "the SD family claims %s", path);
+        st = SDC_ERR_UNSUPPORTED;
+    }
+    if (st == SDC_OK) st = sd1_sf_open(*mf, log, cfg);
+    if (st != SDC_OK) {
+        sd1_sf_configs_free(cfg);
+        sdc_model_files_free(*mf);
+        *mf = NULL;
+    }
+    return st;
 }
 
 static void test_detect_sd15(const sdc_ldm_map *map) {
     const sdc_mk_arch *a = sdc_mk_arch_find("sd15");
     tlist l = ldm_tensors(a, map);
-    sdc_sf_arch got;
+    sd1_sf_arch got;
     sdc_status st = detect(&l, &got);
     if (test_check(st == SDC_OK, "detect SD 1.5 from %zu names and shapes: %s \"%s\"", l.n, sdc_status_str(st),
                    st ? test_last_error() : "")) {
@@ -205,7 +231,7 @@ static void test_detect_rejects(const sdc_ldm_map *map) {
     tlist_add(&l, "cond_stage_model.model.positional_embedding", 2, (int64_t[]){77, 1024});
     tlist_add(&l, "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", 2, (int64_t[]){3072, 1024});
     tlist_add(&l, "cond_stage_model.model.ln_final.weight", 1, (int64_t[]){1024});
-    sdc_sf_arch got;
+    sd1_sf_arch got;
     sdc_status st = detect(&l, &got);
     test_check(st == SDC_ERR_UNSUPPORTED && strstr(test_last_error(), "SD 2"), "SD 2.x names: %s \"%s\"",
                sdc_status_str(st), test_last_error());
@@ -227,6 +253,11 @@ static void test_detect_rejects(const sdc_ldm_map *map) {
     st = detect(&l, &got);
     test_check(st == SDC_ERR_UNSUPPORTED && strstr(test_last_error(), "conv_in.weight"),
                "a diffusers UNet file: %s \"%s\"", sdc_status_str(st), test_last_error());
+    /* the family's probe reads the facts: no LDM / SGM key group, not an SD single file */
+    sdc_sf_facts *f = NULL;
+    int claimed = sdc_sf_facts_new(l.t, l.n, &f) == SDC_OK ? sd1_sf_probe(f) : -1;
+    test_check(claimed == 0, "the SD family does not claim a file of no LDM key group (probe %d)", claimed);
+    sdc_sf_facts_free(f);
     tlist_free(&l);
 }
 
@@ -267,8 +298,30 @@ static void test_sparse_sd15(const sdc_ldm_map *map) {
     if (!test_check(mkdtemp(dir) != NULL, "mkdtemp")) return;
     char *path = sdc_path_join(dir, "sd15-fake.safetensors");
     if (test_check(write_sparse_safetensors(path, &l), "write a sparse SD 1.5 single file")) {
+        /* the io layer reports what the file holds, and decides nothing */
         sdc_model_files *mf = NULL;
         sdc_status st = sdc_model_files_open_ex(path, NULL, SDC_VARIANT_AUTO, test_logger(), &mf);
+        if (test_check(st == SDC_OK && mf->single && !mf->config[SDC_COMP_UNET] && sdc_index_count(mf->index) == 0,
+                       "io: facts only, no configs, nothing indexed: %s", sdc_status_str(st))) {
+            const size_t nu = sdc_sf_count_prefix(mf->single, "model.diffusion_model.");
+            const size_t nv = sdc_sf_count_prefix(mf->single, "first_stage_model.");
+            const size_t nt = sdc_sf_count_prefix(mf->single, "cond_stage_model.transformer.");
+            const sdc_tensor_info *k = sdc_sf_find(mf->single, "model.diffusion_model.%s", "out.2.weight");
+            char groups[512];
+            sdc_sf_groups(mf->single, groups, sizeof groups);
+            test_check(sdc_sf_count(mf->single) == l.n && nu + nv + nt + 2 == l.n && nu > 600 && nv > 200 && nt > 190 &&
+                           k && k->ndim == 4 && k->ne[0] == 4 && k->ne[1] == 320 &&
+                           strstr(groups, "model.diffusion_model. (") && strstr(groups, "first_stage_model.") &&
+                           strstr(groups, "cond_stage_model.transformer.") && strstr(groups, "model_ema.decay (1)"),
+                       "facts: %zu tensors (%zu UNet, %zu VAE, %zu text encoder + position_ids, 2 others), conv_out "
+                       "[%lld, %lld, ...]; %s",
+                       sdc_sf_count(mf->single), nu, nv, nt, k ? (long long)k->ne[0] : -1LL,
+                       k ? (long long)k->ne[1] : -1LL, groups);
+        }
+        sdc_model_files_free(mf);
+        mf = NULL;
+        sd1_sf_configs cfg;
+        st = open_single(path, NULL, test_logger(), &mf, &cfg);
         if (test_check(st == SDC_OK, "open a full-size SD 1.5 single file without --config: %s", sdc_status_str(st))) {
             /* every tensor SD 1.5's modules have, under its canonical name with its elements */
             size_t found = 0, want = 0;
@@ -285,14 +338,35 @@ static void test_sparse_sd15(const sdc_ldm_map *map) {
             test_check(found == want && want == sdc_index_count(mf->index) && want + 3 == l.n,
                        "index: %zu of %zu weights under canonical names (%zu indexed, %zu in the file)", found, want,
                        sdc_index_count(mf->index), l.n);
-            const cJSON *cls = cJSON_GetObjectItemCaseSensitive(mf->scheduler_config, "_class_name");
-            test_check(cJSON_IsString(cls) && !strcmp(cls->valuestring, "PNDMScheduler") && mf->model_index,
-                       "scheduler PNDMScheduler, model_index built");
+            const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg.scheduler_config, "_class_name");
+            test_check(cJSON_IsString(cls) && !strcmp(cls->valuestring, "PNDMScheduler") && cfg.config[SDC_COMP_UNET] &&
+                           cfg.config[SDC_COMP_VAE] && cfg.config[SDC_COMP_TEXT_ENCODER],
+                       "the family built the three configs and the scheduler's (PNDMScheduler)");
             test_check(mf->single_file && mf->tokenizer_dir && !strcmp(mf->weights_path[SDC_COMP_UNET], path),
                        "single file, tokenizer %s", mf->tokenizer_dir ? mf->tokenizer_dir : "(none)");
         }
+        sd1_sf_configs_free(&cfg);
         sdc_model_files_free(mf);
     }
+    unlink(path);
+    /* a safetensors file of no LDM key group: no family claims it; sdc_model_open refuses it */
+    tlist u = {0};
+    tlist_add(&u, "conv_in.weight", 4, (int64_t[]){320, 4, 3, 3});
+    if (test_check(write_sparse_safetensors(path, &u), "write a one-tensor diffusers-named file")) {
+        sdc_component_path paths[] = {{"model", path}};
+        sdc_model_params mp;
+        sdc_model_params_init(&mp);
+        mp.paths = paths;
+        mp.n_paths = 1;
+        const sdc_logger *cl = test_capture_logger();
+        mp.log_fn = cl->fn;
+        mp.log_user = cl->user;
+        sdc_model *m = sdc_model_open(&mp);
+        test_check(!m && strstr(test_last_error(), "not a model of any family") && strstr(test_last_error(), path),
+                   "a diffusers UNet file as a single file: \"%s\"", test_last_error());
+        sdc_model_free(m);
+    }
+    tlist_free(&u);
     unlink(path);
     rmdir(dir);
     free(path);
@@ -304,7 +378,8 @@ static void test_sparse_sd15(const sdc_ldm_map *map) {
 static void test_refusals(void) {
     const char *single = test_ref_path("tiny-sd1.safetensors"), *folder = test_ref_path("tiny-sd1");
     sdc_model_files *mf = NULL;
-    sdc_status st = sdc_model_files_open_ex(single, NULL, SDC_VARIANT_AUTO, test_capture_logger(), &mf);
+    sd1_sf_configs cfg;
+    sdc_status st = open_single(single, NULL, test_capture_logger(), &mf, &cfg);
     test_check(st == SDC_ERR_UNSUPPORTED && !mf && strstr(test_last_error(), "768") &&
                    strstr(test_last_error(), "--config"),
                "tiny single file without --config: %s \"%s\"", sdc_status_str(st), test_last_error());

@@ -60,23 +60,33 @@ static const sdc_phase_def sd1_phases[] = {
 
 /* --- opening ----------------------------------------------------------------------------------- */
 
-/* Today's model files are SD 1.x / 2.x shaped (text_encoder, unet, vae): every opened model is ours. */
-static int sd1_probe(const sdc_model_files *mf) { return mf->config[SDC_COMP_UNET] != NULL; }
+/* Folders: the SD-shaped diffusers layout (text_encoder, unet, vae) opened into configs. Single files:
+ * the LDM / SGM key groups (sd1_detect.c); open says what the file is when it is not SD 1.x. */
+static int sd1_probe(const sdc_model_files *mf) {
+    return mf->single_file ? sd1_sf_probe(mf->single) : mf->config[SDC_COMP_UNET] != NULL;
+}
 
 static void sd1_close(void *fam) {
     sd1_fam *f = fam;
     if (!f) return;
     sdc_clip_tokenizer_free(f->tok);
+    sd1_sf_configs_free(&f->sf);
     free(f);
+}
+
+/* Component c's config: the model files', else the one built for a single file. */
+static const cJSON *config_of(const sd1_fam *f, const sdc_model_files *mf, sdc_component c) {
+    return mf->config[c] ? mf->config[c] : f->sf.config[c];
 }
 
 static sdc_status sd1_open(const sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
     sd1_fam *f = calloc(1, sizeof *f);
     if (!f) return SDC_ERR_OOM;
-    f->scheduler_config = mf->scheduler_config;
-    sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], log, &f->clip);
-    if (st == SDC_OK) st = sdc_unet_config_parse(mf->config[SDC_COMP_UNET], log, &f->unet);
-    if (st == SDC_OK) st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], log, &f->vae);
+    sdc_status st = mf->single_file ? sd1_sf_open(mf, log, &f->sf) : SDC_OK;
+    f->scheduler_config = mf->scheduler_config ? mf->scheduler_config : f->sf.scheduler_config;
+    if (st == SDC_OK) st = sdc_clip_config_parse(config_of(f, mf, SDC_COMP_TEXT_ENCODER), log, &f->clip);
+    if (st == SDC_OK) st = sdc_unet_config_parse(config_of(f, mf, SDC_COMP_UNET), log, &f->unet);
+    if (st == SDC_OK) st = sdc_vae_config_parse(config_of(f, mf, SDC_COMP_VAE), log, &f->vae);
     if (st == SDC_OK) {
         const char *dir = tokenizer_dir ? tokenizer_dir : mf->tokenizer_dir;
         if (!dir) {

@@ -4,6 +4,7 @@
 #define SDC_FAMILY_SD1_H
 
 #include "core/rng.h"
+#include "family/sd1_detect.h"
 #include "model/clip.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -26,7 +27,8 @@ typedef struct sd1_fam {
     sdc_unet_config unet;
     sdc_vae_config vae;
     sdc_clip_tokenizer *tok;
-    const cJSON *scheduler_config; /* the model files' (may be NULL) */
+    const cJSON *scheduler_config; /* the model files', or a single file's default (may be NULL) */
+    sd1_sf_configs sf;             /* a single file's configs that the model files lack (sd1_detect.h) */
 } sd1_fam;
 
 /* One job: the schedule, the conditioning and every image's latents, carried from phase to phase. */

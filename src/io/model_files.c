@@ -10,7 +10,6 @@
 #include "io/config.h"
 #include "io/name_map.h"
 #include "io/path_check.h"
-#include "io/single_file.h"
 
 /* SDC_DATA_DIR (the installed <datadir>/sdc) and SDC_SOURCE_DATA_DIR (the source tree's data/) come
  * from CMakeLists.txt. */
@@ -132,11 +131,47 @@ static sdc_status open_folder(sdc_model_files *m, const char *dir, sdc_weight_va
     return st;
 }
 
-/* A single-file checkpoint; it carries no tokenizer, so the one sdc ships stands in. */
+static sdc_status load_json(const char *dir, const char *sub, const char *file, int required, const sdc_logger *log,
+                            cJSON **out) {
+    char *d = sub ? sdc_path_join(dir, sub) : strdup(dir);
+    char *path = d ? sdc_path_join(d, file) : NULL;
+    free(d);
+    if (!path) return SDC_ERR_OOM;
+    sdc_status st = SDC_OK;
+    if (sdc_file_exists(path)) {
+        st = sdc_json_load(path, log, out);
+    } else if (required) {
+        SDC_LOGE(log, "sdc_model_files_open: missing config %s", path);
+        st = SDC_ERR_NOT_FOUND;
+    }
+    free(path);
+    return st;
+}
+
+/* The architecture a diffusers folder describes: its components' config.json files (required), its
+ * scheduler config and model_index.json (optional). */
+static sdc_status configs_from_dir(const char *dir, const sdc_logger *log, sdc_model_files *m) {
+    if (!sdc_dir_exists(dir)) {
+        SDC_LOGE(log, "sdc_model_files_open: config folder %s does not exist", dir);
+        return SDC_ERR_NOT_FOUND;
+    }
+    sdc_status st = SDC_OK;
+    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
+        st = load_json(dir, sdc_component_name((sdc_component)c), "config.json", 1, log, &m->config[c]);
+    if (st == SDC_OK) st = load_json(dir, "scheduler", "scheduler_config.json", 0, log, &m->scheduler_config);
+    if (st == SDC_OK) st = load_json(dir, NULL, "model_index.json", 0, log, &m->model_index);
+    return st;
+}
+
+/* A single-file checkpoint: its facts and the config folder's configs, weights_path[] = the file for
+ * every component; it carries no tokenizer, so the one sdc ships stands in. */
 static sdc_status open_single_file(sdc_model_files *m, const char *path, const char *config_dir,
                                    const sdc_logger *log) {
     m->single_file = 1;
-    sdc_status st = sdc_single_file_open(path, config_dir, log, m);
+    sdc_status st = config_dir ? configs_from_dir(config_dir, log, m) : SDC_OK;
+    if (st == SDC_OK) st = sdc_sf_facts_read(path, log, &m->single);
+    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
+        if (!(m->weights_path[c] = strdup(path))) st = SDC_ERR_OOM;
     if (st == SDC_OK) {
         m->tokenizer_dir = sdc_data_path("clip-tokenizer");
         if (!m->tokenizer_dir)
@@ -199,8 +234,14 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
         sdc_model_files_free(m);
         return st;
     }
-    SDC_LOGI(log, "sdc_model_files_open: %s: %zu tensors in %d files%s", path, sdc_index_count(m->index),
-             sdc_index_file_count(m->index), folder ? "" : " (single-file checkpoint)");
+    if (folder) {
+        SDC_LOGI(log, "sdc_model_files_open: %s: %zu tensors in %d files", path, sdc_index_count(m->index),
+                 sdc_index_file_count(m->index));
+    } else {
+        char groups[512];
+        SDC_LOGI(log, "sdc_model_files_open: %s: single-file checkpoint of %zu tensors: %s", path,
+                 sdc_sf_count(m->single), sdc_sf_groups(m->single, groups, sizeof groups));
+    }
     *out = m;
     return SDC_OK;
 }
@@ -219,6 +260,7 @@ void sdc_model_files_free(sdc_model_files *m) {
         free(m->weights_path[c]);
     }
     cJSON_Delete(m->scheduler_config);
+    sdc_sf_facts_free(m->single);
     free(m->tokenizer_dir);
     sdc_index_free(m->index);
     free(m);

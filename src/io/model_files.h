@@ -2,8 +2,9 @@
  *   model_index.json, scheduler/scheduler_config.json, tokenizer/, text_encoder/, unet/, vae/
  * with each component's config.json and weights (model.safetensors or
  * diffusion_pytorch_model.safetensors, or their .fp16 variants);
- * or as one original (CompVis / LDM) single-file .safetensors checkpoint (single_file.h), which
- * opens into the same structure: configs, scheduler config and an index of canonical names.
+ * or as one single-file .safetensors checkpoint, which opens into facts (single_file.h: its tensors'
+ * names and shapes) and, with a config folder, its configs: the family that claims it (src/family/)
+ * decides what it is, builds the configs it lacks and indexes it under canonical names.
  * Opening reads the JSON files and the safetensors headers, never tensor data. */
 #ifndef SDC_IO_MODEL_FILES_H
 #define SDC_IO_MODEL_FILES_H
@@ -12,6 +13,7 @@
 
 #include "core/log.h"
 #include "io/model_index.h"
+#include "io/single_file.h"
 #include "sdc.h"
 
 typedef enum sdc_component {
@@ -33,21 +35,24 @@ typedef enum sdc_weight_variant {
 typedef struct sdc_model_files {
     char *root;                         /* the folder, or the single file */
     int single_file;                    /* 1: root is a single-file checkpoint */
-    cJSON *model_index;                 /* model_index.json */
-    cJSON *config[SDC_COMP_COUNT];      /* each component's config.json */
+    sdc_sf_facts *single;               /* single files: what the file holds (names, shapes); else NULL */
+    cJSON *model_index;                 /* model_index.json (single files: the config folder's, or NULL) */
+    cJSON *config[SDC_COMP_COUNT];      /* each component's config.json (single files: the config
+                                              folder's, else NULL: the family builds them) */
     cJSON *scheduler_config;            /* scheduler/scheduler_config.json, NULL if absent */
     char *tokenizer_dir;                /* root/tokenizer, NULL if absent; single files: the CLIP
                                               tokenizer sdc ships (sdc_data_path), NULL if not found */
     char *weights_path[SDC_COMP_COUNT]; /* the chosen weights file of each component (single files:
                                               the file, for all three) */
     sdc_model_index *index;             /* all components' tensors, each name prefixed
-                                              "<component>." (e.g. "unet.conv_in.weight") */
+                                              "<component>." (e.g. "unet.conv_in.weight"); single
+                                              files: empty until the family's open indexes the file */
 } sdc_model_files;
 
-/* Opens path: a diffusers folder, or a single-file checkpoint (any regular file). A missing component
- * folder, config.json or weights file is SDC_ERR_NOT_FOUND, with a message naming the path.
- * config_dir (single files only, else SDC_ERR_INVALID_ARG; NULL: detect the architecture) is a
- * diffusers folder whose text_encoder/, unet/ and vae/ config.json (and optional
+/* Opens path: a diffusers folder, or a single-file checkpoint (any regular file: its facts, m->single).
+ * A missing component folder, config.json or weights file is SDC_ERR_NOT_FOUND, with a message naming
+ * the path. config_dir (single files only, else SDC_ERR_INVALID_ARG; NULL: the family detects the
+ * architecture) is a diffusers folder whose text_encoder/, unet/ and vae/ config.json (and optional
  * scheduler/scheduler_config.json, model_index.json) describe the file's architecture. variant applies
  * to folders; a single file's weights are what it holds. PyTorch pickles (.ckpt) are
  * SDC_ERR_UNSUPPORTED. */

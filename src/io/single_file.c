@@ -1,114 +1,138 @@
-/* single_file.c - opening an LDM single-file checkpoint as if it were a diffusers folder: the
- * configs (from a config folder, or detected), and one index of the file's tensors under their
- * canonical "<component>.<diffusers name>". */
+/* single_file.c - the facts of a single-file checkpoint (its tensors' names and shapes, sorted), and
+ * indexing it under the names a family chose. */
 #include "io/single_file.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/file.h"
-#include "io/config.h"
+struct sdc_sf_facts {
+    size_t n;
+    sdc_tensor_info *t; /* [n], sorted by name; names owned */
+};
 
-static sdc_status load_json(const char *dir, const char *sub, const char *file, int required, const sdc_logger *log,
-                            cJSON **out) {
-    char *d = sub ? sdc_path_join(dir, sub) : strdup(dir);
-    char *path = d ? sdc_path_join(d, file) : NULL;
-    free(d);
-    if (!path) return SDC_ERR_OOM;
-    sdc_status st = SDC_OK;
-    if (sdc_file_exists(path)) {
-        st = sdc_json_load(path, log, out);
-    } else if (required) {
-        SDC_LOGE(log, "sdc_single_file_open: missing config %s", path);
-        st = SDC_ERR_NOT_FOUND;
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(((const sdc_tensor_info *)a)->name, ((const sdc_tensor_info *)b)->name);
+}
+
+void sdc_sf_facts_free(sdc_sf_facts *f) {
+    if (!f) return;
+    for (size_t i = 0; i < f->n; i++) free((char *)f->t[i].name);
+    free(f->t);
+    free(f);
+}
+
+sdc_status sdc_sf_facts_new(const sdc_tensor_info *t, size_t n, sdc_sf_facts **out) {
+    *out = NULL;
+    sdc_sf_facts *f = calloc(1, sizeof *f);
+    if (!f || !(f->t = calloc(n ? n : 1, sizeof *f->t))) {
+        free(f);
+        return SDC_ERR_OOM;
     }
-    free(path);
-    return st;
-}
-
-/* The architecture a diffusers folder describes: its components' config.json files (required), its
- * scheduler config and model_index.json (SD 1.5's when absent). */
-static sdc_status configs_from_dir(const char *dir, const sdc_logger *log, sdc_model_files *m) {
-    if (!sdc_dir_exists(dir)) {
-        SDC_LOGE(log, "sdc_single_file_open: config folder %s does not exist", dir);
-        return SDC_ERR_NOT_FOUND;
-    }
-    sdc_status st = SDC_OK;
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
-        st = load_json(dir, sdc_component_name((sdc_component)c), "config.json", 1, log, &m->config[c]);
-    if (st == SDC_OK) st = load_json(dir, "scheduler", "scheduler_config.json", 0, log, &m->scheduler_config);
-    if (st == SDC_OK) st = load_json(dir, NULL, "model_index.json", 0, log, &m->model_index);
-    return st;
-}
-
-/* The architecture detected from the file's tensor names and shapes. */
-static sdc_status configs_detected(const char *path, const sdc_logger *log, sdc_model_files *m) {
-    sdc_model_index *raw = sdc_index_new(log);
-    if (!raw) return SDC_ERR_OOM;
-    sdc_status st = sdc_index_add_file(raw, path, NULL, NULL, NULL);
-    size_t n = sdc_index_count(raw);
-    sdc_tensor_info *t = st == SDC_OK ? malloc(sizeof *t * (n ? n : 1)) : NULL;
-    if (st == SDC_OK && !t) st = SDC_ERR_OOM;
-    for (size_t i = 0; st == SDC_OK && i < n; i++) t[i] = *sdc_index_at(raw, i);
-    sdc_sf_arch a;
-    if (st == SDC_OK) st = sdc_single_file_detect(t, n, log, &a);
-    free(t);
-    sdc_index_free(raw);
-    if (st != SDC_OK) return st;
-    m->config[SDC_COMP_TEXT_ENCODER] = sdc_sf_text_encoder_config(&a);
-    m->config[SDC_COMP_UNET] = sdc_sf_unet_config(&a);
-    m->config[SDC_COMP_VAE] = sdc_sf_vae_config(&a);
-    m->scheduler_config = sdc_sf_scheduler_config();
-    for (int c = 0; c < SDC_COMP_COUNT; c++)
-        if (!m->config[c]) st = SDC_ERR_OOM;
-    return m->scheduler_config ? st : SDC_ERR_OOM;
-}
-
-/* Every component must have tensors in the index. */
-static sdc_status check_components(const char *path, const sdc_logger *log, const sdc_model_files *m) {
-    size_t count[SDC_COMP_COUNT] = {0};
-    for (size_t i = 0; i < sdc_index_count(m->index); i++) {
-        const char *name = sdc_index_at(m->index, i)->name;
-        for (int c = 0; c < SDC_COMP_COUNT; c++) {
-            const char *cn = sdc_component_name((sdc_component)c);
-            size_t l = strlen(cn);
-            if (strncmp(name, cn, l) == 0 && name[l] == '.') count[c]++;
+    for (; f->n < n; f->n++) {
+        f->t[f->n] = t[f->n];
+        if (!(f->t[f->n].name = strdup(t[f->n].name))) {
+            sdc_sf_facts_free(f);
+            return SDC_ERR_OOM;
         }
     }
-    static const char *const ldm_prefix[SDC_COMP_COUNT] = {
-        [SDC_COMP_TEXT_ENCODER] = "cond_stage_model.transformer.",
-        [SDC_COMP_UNET] = "model.diffusion_model.",
-        [SDC_COMP_VAE] = "first_stage_model.",
-    };
-    for (int c = 0; c < SDC_COMP_COUNT; c++) {
-        if (count[c] == 0) {
-            SDC_LOGE(log, "sdc_single_file_open: %s has no %s (no %s* tensors)", path,
-                     sdc_component_name((sdc_component)c), ldm_prefix[c]);
-            return SDC_ERR_NOT_FOUND;
-        }
-    }
+    qsort(f->t, n, sizeof *f->t, cmp_name);
+    *out = f;
     return SDC_OK;
 }
 
-sdc_status sdc_single_file_open(const char *path, const char *config_dir, const sdc_logger *log, sdc_model_files *m) {
-    sdc_status st = config_dir ? configs_from_dir(config_dir, log, m) : configs_detected(path, log, m);
-    if (st == SDC_OK && !m->scheduler_config) {
-        m->scheduler_config = sdc_sf_scheduler_config();
-        if (!m->scheduler_config) st = SDC_ERR_OOM;
+sdc_status sdc_sf_facts_read(const char *path, const sdc_logger *log, sdc_sf_facts **out) {
+    *out = NULL;
+    sdc_model_index *raw = sdc_index_new(log);
+    if (!raw) return SDC_ERR_OOM;
+    sdc_status st = sdc_index_add_file(raw, path, NULL, NULL, NULL);
+    const size_t n = sdc_index_count(raw);
+    sdc_tensor_info *t = st == SDC_OK ? malloc(sizeof *t * (n ? n : 1)) : NULL;
+    if (st == SDC_OK && !t) st = SDC_ERR_OOM;
+    for (size_t i = 0; st == SDC_OK && i < n; i++) t[i] = *sdc_index_at(raw, i);
+    if (st == SDC_OK) st = sdc_sf_facts_new(t, n, out);
+    free(t);
+    sdc_index_free(raw);
+    return st;
+}
+
+size_t sdc_sf_count(const sdc_sf_facts *f) { return f->n; }
+
+const sdc_tensor_info *sdc_sf_at(const sdc_sf_facts *f, size_t i) { return i < f->n ? &f->t[i] : NULL; }
+
+/* Index of the first name >= key. */
+static size_t lower_bound(const sdc_sf_facts *f, const char *key) {
+    size_t lo = 0, hi = f->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(f->t[mid].name, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    if (st == SDC_OK && !m->model_index) {
-        m->model_index = sdc_sf_model_index(m->scheduler_config);
-        if (!m->model_index) st = SDC_ERR_OOM;
+    return lo;
+}
+
+const sdc_tensor_info *sdc_sf_find(const sdc_sf_facts *f, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (size_t)len >= sizeof name) return NULL;
+    size_t i = lower_bound(f, name);
+    return i < f->n && strcmp(f->t[i].name, name) == 0 ? &f->t[i] : NULL;
+}
+
+size_t sdc_sf_count_prefix(const sdc_sf_facts *f, const char *prefix) {
+    const size_t len = strlen(prefix);
+    size_t i = lower_bound(f, prefix), k = i;
+    while (k < f->n && strncmp(f->t[k].name, prefix, len) == 0) k++;
+    return k - i;
+}
+
+int sdc_sf_max_index(const sdc_sf_facts *f, const char *prefix) {
+    const size_t len = strlen(prefix);
+    int best = -1;
+    for (size_t i = lower_bound(f, prefix); i < f->n && strncmp(f->t[i].name, prefix, len) == 0; i++) {
+        const char *s = f->t[i].name + len;
+        if (*s < '0' || *s > '9') continue;
+        long v = strtol(s, NULL, 10);
+        if (v > best && v < 100000) best = (int)v;
     }
-    sdc_ldm_map *map = st == SDC_OK ? malloc(sizeof *map) : NULL;
-    if (st == SDC_OK && !map) st = SDC_ERR_OOM;
-    if (st == SDC_OK) st = sdc_sf_ldm_map_from_configs(m->config[SDC_COMP_UNET], m->config[SDC_COMP_VAE], log, map);
-    if (st == SDC_OK) st = sdc_index_add_file(m->index, path, NULL, sdc_ldm_name_map, map);
-    free(map);
-    if (st == SDC_OK) st = check_components(path, log, m);
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++) {
-        m->weights_path[c] = strdup(path);
-        if (!m->weights_path[c]) st = SDC_ERR_OOM;
+    return best;
+}
+
+/* The length of name's group: its first two dot-separated segments with the second dot. */
+static size_t group_len(const char *name) {
+    const char *dot = strchr(name, '.');
+    if (dot) dot = strchr(dot + 1, '.');
+    return dot ? (size_t)(dot - name) + 1 : strlen(name);
+}
+
+const char *sdc_sf_groups(const sdc_sf_facts *f, char *out, size_t size) {
+    size_t used = 0;
+    if (size) out[0] = 0;
+    for (size_t i = 0; i < f->n && used < size;) {
+        const size_t len = group_len(f->t[i].name);
+        size_t k = i + 1;
+        while (k < f->n && strncmp(f->t[k].name, f->t[i].name, len) == 0 && group_len(f->t[k].name) == len) k++;
+        int w = snprintf(out + used, size - used, "%s%.*s (%zu)", i ? ", " : "", (int)len, f->t[i].name, k - i);
+        if (w < 0 || (size_t)w >= size - used) {
+            if (size >= 4) snprintf(out + size - 4, 4, "...");
+            break;
+        }
+        used += (size_t)w;
+        i = k;
     }
+    return out;
+}
+
+sdc_status sdc_single_file_index(sdc_model_index *index, const char *path, sdc_name_map_fn map, void *map_user) {
+    const size_t first = sdc_index_count(index);
+    sdc_status st = sdc_index_add_file(index, path, NULL, map, map_user);
+    for (size_t i = first; st == SDC_OK && i < sdc_index_count(index); i++)
+        st = sdc_index_check_float(index, sdc_index_at(index, i));
     return st;
 }
