@@ -262,7 +262,7 @@ sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char
         return st;
     }
     for (size_t i = 0; i < f.n; i++) idx->sorted[idx->n++] = &f.tensors[i];
-    qsort(idx->sorted, idx->n, sizeof *idx->sorted, cmp_info);
+    if (idx->n) qsort(idx->sorted, idx->n, sizeof *idx->sorted, cmp_info); /* qsort(NULL, 0) is UB */
     idx->files[idx->n_files++] = f;
     return SDC_OK;
 }
