@@ -79,7 +79,7 @@ static const cJSON *config_of(const sd1_fam *f, const sdc_model_files *mf, sdc_c
     return mf->config[c] ? mf->config[c] : f->sf.config[c];
 }
 
-static sdc_status sd1_open(const sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
+static sdc_status sd1_open(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
     sd1_fam *f = calloc(1, sizeof *f);
     if (!f) return SDC_ERR_OOM;
     sdc_status st = mf->single_file ? sd1_sf_open(mf, log, &f->sf) : SDC_OK;

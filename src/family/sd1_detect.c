@@ -480,7 +480,7 @@ static sdc_status configs_detected(const sdc_model_files *mf, const sdc_logger *
     return st;
 }
 
-sdc_status sd1_sf_open(const sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out) {
+sdc_status sd1_sf_open(sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out) {
     memset(out, 0, sizeof *out);
     /* a config folder gives all three configs (the io layer requires each), else all are detected */
     sdc_status st = mf->config[SDC_COMP_UNET] ? SDC_OK : configs_detected(mf, log, out);

@@ -76,7 +76,7 @@ typedef struct sd1_sf_configs {
  * model files have none), the LDM name map of those configs, and mf->index filled with the file's
  * tensors under their canonical "<component>.<diffusers name>"; every component must have tensors.
  * out is zeroed first; free it with sd1_sf_configs_free, also on failure. */
-sdc_status sd1_sf_open(const sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out);
+sdc_status sd1_sf_open(sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out);
 void sd1_sf_configs_free(sd1_sf_configs *c);
 
 #endif

@@ -67,8 +67,9 @@ typedef struct sdc_family {
     /* 1: the opened files are this family's (a diffusers folder's classes, a single file's keys) */
     int (*probe)(const sdc_model_files *mf);
     /* Parses the configs and opens what the family needs besides weights (tokenizers): *fam is its
-     * opened state. tokenizer_dir overrides the model's own (NULL: the model's). */
-    sdc_status (*open)(const sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **fam);
+     * opened state. tokenizer_dir overrides the model's own (NULL: the model's). A single file's tensors
+     * are indexed here, under the names the family maps them to (mf->index is filled). */
+    sdc_status (*open)(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **fam);
     void (*close)(void *fam);
     const sdc_component_def *components;
     int n_components;
