@@ -141,7 +141,10 @@ sdc_status sdc_json_parse(const char *text, size_t len, const char *what, const 
     if (!what) what = "json";
     /* a NUL-terminated copy: the parser never reads past it */
     char *buf = malloc(len + 1);
-    if (!buf) return SDC_ERR_OOM;
+    if (!buf) {
+        SDC_LOGE(log, "%s: out of memory for a copy of %zu bytes of JSON", what, len);
+        return SDC_ERR_OOM;
+    }
     if (len) memcpy(buf, text, len);
     buf[len] = 0;
     const char *end = NULL;
