@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* The number after "key:" in a /proc file of "key: value kB" lines, in bytes; -1 when absent. */
@@ -24,16 +25,29 @@ static int64_t proc_kb(const char *path, const char *key) {
 
 int64_t sdc_sys_mem_available(void) { return proc_kb("/proc/meminfo", "MemAvailable"); }
 
+/* The current window of this thread: the process's VmHWM and VmRSS when it was opened. */
+static _Thread_local int64_t window_hwm = -1, window_rss = -1;
+
+int sdc_sys_peak_rss_reset(void) {
+    window_hwm = proc_kb("/proc/self/status", "VmHWM");
+    window_rss = proc_kb("/proc/self/status", "VmRSS");
+    return window_hwm < 0 || window_rss < 0 ? -1 : 0;
+}
+
 size_t sdc_sys_peak_rss(void) {
-    int64_t v = proc_kb("/proc/self/status", "VmHWM");
+    int64_t hwm = proc_kb("/proc/self/status", "VmHWM"), rss = proc_kb("/proc/self/status", "VmRSS");
+    if (hwm < 0) return 0;
+    if (window_hwm < 0 || hwm > window_hwm) return (size_t)hwm; /* the peak was reached in the window */
+    int64_t v = rss > window_rss ? rss : window_rss;
     return v < 0 ? 0 : (size_t)v;
 }
 
-int sdc_sys_peak_rss_reset(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f) return -1;
-    int ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok ? 0 : -1;
+int64_t sdc_sys_address_room(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return -1;
+    int64_t vm = proc_kb("/proc/self/status", "VmSize");
+    if (vm < 0) return -1;
+    return (int64_t)rl.rlim_cur > vm ? (int64_t)rl.rlim_cur - vm : 0;
 }
 
 double sdc_now(void) {

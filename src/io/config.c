@@ -13,12 +13,138 @@
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* A strict JSON checker that allocates nothing, to tell why cJSON returned NULL: cJSON reports an
+ * allocation failure and a syntax error alike. It accepts only what cJSON surely parses given memory
+ * (RFC 8259 with cJSON's limits: nesting below CJSON_NESTING_LIMIT, numbers shorter than its 64-byte
+ * number buffer, \u escapes that are valid UTF-16), so "valid here, NULL from cJSON" means out of
+ * memory; anything it doubts counts as a syntax error, as before. */
+typedef struct json_scan {
+    const char *p, *end;
+    int depth;
+} json_scan;
+
+static void scan_ws(json_scan *s) {
+    while (s->p < s->end && is_space(*s->p)) s->p++;
+}
+
+static int scan_lit(json_scan *s, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n)) return 0;
+    s->p += n;
+    return 1;
+}
+
+static int scan_digits(json_scan *s) {
+    const char *a = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
+    return s->p > a;
+}
+
+static int scan_number(json_scan *s) {
+    const char *a = s->p;
+    if (s->p < s->end && *s->p == '-') s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (!scan_digits(s))
+        return 0;
+    if (s->p < s->end && *s->p == '.' && (s->p++, !scan_digits(s))) return 0;
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
+        if (!scan_digits(s)) return 0;
+    }
+    return s->p - a < 63;
+}
+
+static int scan_hex4(json_scan *s, unsigned *u) {
+    *u = 0;
+    for (int i = 0; i < 4; i++, s->p++) {
+        if (s->p >= s->end) return 0;
+        char c = *s->p;
+        int d = c >= '0' && c <= '9' ? c - '0'
+            : c >= 'a' && c <= 'f'   ? c - 'a' + 10
+            : c >= 'A' && c <= 'F'   ? c - 'A' + 10
+                                     : -1;
+        if (d < 0) return 0;
+        *u = *u * 16 + (unsigned)d;
+    }
+    return 1;
+}
+
+static int scan_string(json_scan *s) {
+    s->p++; /* the opening quote */
+    while (s->p < s->end && *s->p != '"') {
+        unsigned char c = (unsigned char)*s->p++;
+        if (c < 0x20) return 0;
+        if (c != '\\') continue;
+        if (s->p >= s->end) return 0;
+        char e = *s->p++;
+        if (e == 'u') {
+            unsigned u, lo;
+            if (!scan_hex4(s, &u) || (u >= 0xDC00 && u <= 0xDFFF)) return 0;
+            if (u >= 0xD800 && u <= 0xDBFF &&
+                !(scan_lit(s, "\\u") && scan_hex4(s, &lo) && lo >= 0xDC00 && lo <= 0xDFFF))
+                return 0;
+        } else if (!strchr("\"\\/bfnrt", e) || !e) {
+            return 0;
+        }
+    }
+    if (s->p >= s->end) return 0;
+    s->p++;
+    return 1;
+}
+
+static int scan_value(json_scan *s) {
+    scan_ws(s);
+    if (s->p >= s->end) return 0;
+    char c = *s->p;
+    if (c == '"') return scan_string(s);
+    if (c == '-' || (c >= '0' && c <= '9')) return scan_number(s);
+    if (c != '{' && c != '[') return scan_lit(s, "true") || scan_lit(s, "false") || scan_lit(s, "null");
+    if (++s->depth >= 1000) return 0; /* CJSON_NESTING_LIMIT */
+    const char close = c == '{' ? '}' : ']';
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        s->depth--;
+        return 1;
+    }
+    for (;;) {
+        if (close == '}') {
+            scan_ws(s);
+            if (s->p >= s->end || *s->p != '"' || !scan_string(s)) return 0;
+            scan_ws(s);
+            if (!scan_lit(s, ":")) return 0;
+        }
+        if (!scan_value(s)) return 0;
+        scan_ws(s);
+        if (s->p >= s->end) return 0;
+        char d = *s->p++;
+        if (d == close) break;
+        if (d != ',') return 0;
+    }
+    s->depth--;
+    return 1;
+}
+
+/* 1 when text[0, len) is one JSON value (with white space around it) that cJSON parses given memory. */
+static int json_well_formed(const char *text, size_t len) {
+    json_scan s = {text, text + len, 0};
+    if (!scan_value(&s)) return 0;
+    scan_ws(&s);
+    return s.p == s.end;
+}
+
 sdc_status sdc_json_parse(const char *text, size_t len, const char *what, const sdc_logger *log, cJSON **out) {
     *out = NULL;
     if (!what) what = "json";
     /* a NUL-terminated copy: the parser never reads past it */
     char *buf = malloc(len + 1);
-    if (!buf) return SDC_ERR_OOM;
+    if (!buf) {
+        SDC_LOGE(log, "%s: out of memory for a copy of %zu bytes of JSON", what, len);
+        return SDC_ERR_OOM;
+    }
     if (len) memcpy(buf, text, len);
     buf[len] = 0;
     const char *end = NULL;
@@ -32,6 +158,10 @@ sdc_status sdc_json_parse(const char *text, size_t len, const char *what, const 
             return SDC_OK;
         }
         cJSON_Delete(root);
+    } else if (json_well_formed(buf, len)) {
+        SDC_LOGE(log, "%s: out of memory parsing %zu bytes of JSON", what, len);
+        free(buf);
+        return SDC_ERR_OOM;
     }
     size_t line = 1, col = 1;
     for (size_t i = 0; i < pos && i < len; i++) {

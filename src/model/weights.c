@@ -106,6 +106,11 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, s
     for (size_t i = 0; i < n && st == SDC_OK; i += chunk) {
         const size_t m = n - i < chunk ? n - i : chunk;
         void *buf = be->iface->staging_acquire(be, m * dst_es);
+        if (!buf) {
+            SDC_LOGE(ws->log, "weights: %s: no staging buffer for %zu bytes", info->name, m * dst_es);
+            st = SDC_ERR_OOM;
+            break;
+        }
         if (same) {
             st = sdc_index_read_range(ws->index, info, i * src_es, m * src_es, buf);
         } else {

@@ -28,8 +28,31 @@ void *sdc_cpu_aligned_alloc(size_t nbytes) {
     return p;
 }
 
+/* The CPU backend's own state, be->ctx (allocated with the backend). */
+typedef struct cpu_state {
+    /* bytes of tensors and scratch (be->stats.cur_total) the address-space limit leaves once OpenBLAS's
+     * buffers and a margin are set aside; SIZE_MAX when there is no limit */
+    size_t as_cap;
+} cpu_state;
+
+typedef struct cpu_block {
+    sdc_backend be;
+    cpu_state state;
+} cpu_block;
+
+/* Address space kept for everything the backend does not count (staging and conversion buffers,
+ * tokenizer, configs, thread stacks), under RLIMIT_AS. */
+#define CPU_AS_MARGIN ((size_t)64 << 20)
+
+/* 1 when nbytes more would pass the address-space cap: refused as out of memory, so OpenBLAS's
+ * buffers (which it would retry forever) always find room. */
+static int over_as_cap(const sdc_backend *be, size_t nbytes) {
+    const cpu_state *cs = be->ctx;
+    return be->stats.cur_total > cs->as_cap || nbytes > cs->as_cap - be->stats.cur_total;
+}
+
 void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line) {
-    void *p = sdc_fail_now(&be->fail.workspace) ? NULL : sdc_cpu_aligned_alloc(nbytes);
+    void *p = sdc_fail_now(&be->fail.workspace) || over_as_cap(be, nbytes) ? NULL : sdc_cpu_aligned_alloc(nbytes);
     if (!p) {
         sdc_sticky_fail(&be->status, &be->log, be->iface->name, SDC_ERR_OOM, file, line, "sdc_cpu_scratch_alloc",
                         "no host memory for %zu bytes of %s", nbytes, what);
@@ -49,10 +72,12 @@ static void cpu_destroy(sdc_backend *be) {
     if (be->stats.cur_total)
         SDC_LOGW(&be->log, "sdc_backend_free: %s backend freed with %zu bytes still allocated", be->iface->name,
                  be->stats.cur_total);
-    free(be);
+    free((cpu_block *)be);
 }
 
-static void *cpu_alloc(sdc_backend *be, size_t nbytes) { return sdc_cpu_aligned_alloc(nbytes); }
+static void *cpu_alloc(sdc_backend *be, size_t nbytes) {
+    return over_as_cap(be, nbytes) ? NULL : sdc_cpu_aligned_alloc(nbytes);
+}
 static void cpu_release(sdc_backend *be, void *ptr) { free(ptr); }
 
 static void cpu_upload(sdc_backend *be, void *dst, const void *host_src, size_t nbytes) {
@@ -108,11 +133,14 @@ static size_t cpu_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t 
     return attn > conv ? attn : conv;
 }
 
-/* The CPU's "device memory" is RAM: what the kernel says is available, less 1 GiB for everything else. */
+/* The CPU's "device memory" is RAM: what the kernel says is available, less 1 GiB for everything else,
+ * and never more than the address-space limit leaves (as_cap). -1 when neither is known. */
 static int64_t cpu_default_budget(sdc_backend *be) {
-    (void)be;
+    const cpu_state *cs = be->ctx;
     int64_t avail = sdc_sys_mem_available();
-    return avail < 0 ? -1 : avail > ((int64_t)1 << 30) ? avail - ((int64_t)1 << 30) : 0;
+    int64_t budget = avail < 0 ? -1 : avail > ((int64_t)1 << 30) ? avail - ((int64_t)1 << 30) : 0;
+    if (cs->as_cap != SIZE_MAX && (budget < 0 || (uint64_t)budget > cs->as_cap)) budget = (int64_t)cs->as_cap;
+    return budget;
 }
 
 #define CPU_MEMORY_SLOTS                                                                        \
@@ -130,30 +158,55 @@ static const struct sdc_backend_i cpu_iface = {.name = "cpu",
 static const struct sdc_backend_i cpu_ref_iface = {
     .name = "cpu-ref", CPU_MEMORY_SLOTS, SDC_BACKEND_OPS(CPU_REF_OP_SLOT_)};
 
-static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, const sdc_logger *log) {
-    sdc_backend *be = calloc(1, sizeof *be);
-    if (!be) {
+/* Under RLIMIT_AS, sets aside one OpenBLAS buffer per GEMM thread (n_blas of them) and a margin from
+ * the room left, and caps the backend's own bytes at the rest. 0 when it fits, -1 (logged) when not. */
+static int cap_address_space(cpu_state *cs, int n_blas, const sdc_logger *log) {
+    cs->as_cap = SIZE_MAX;
+    int64_t room = sdc_sys_address_room();
+    if (room < 0) return 0;
+    const size_t aside = (size_t)n_blas * SDC_CPU_BLAS_BUFFER_BYTES + CPU_AS_MARGIN;
+    if ((uint64_t)room <= aside) {
+        SDC_LOGE(log,
+                 "sdc_backend_cpu_new: out of memory: the address-space limit (RLIMIT_AS) leaves %.0f MiB; %d GEMM "
+                 "thread(s) need %.0f MiB of OpenBLAS buffers plus a %.0f MiB margin",
+                 (double)room / 1048576.0, n_blas, (double)(aside - CPU_AS_MARGIN) / 1048576.0,
+                 (double)CPU_AS_MARGIN / 1048576.0);
+        return -1;
+    }
+    cs->as_cap = (size_t)room - aside;
+    return 0;
+}
+
+static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, int uses_blas, const sdc_logger *log) {
+    cpu_block *blk = calloc(1, sizeof *blk);
+    if (!blk) {
         SDC_LOGE(log, "sdc_backend_cpu_new: out of memory");
         return NULL;
     }
+    sdc_backend *be = &blk->be;
     be->iface = iface;
+    be->ctx = &blk->state;
     if (log) be->log = *log;
     if (n_threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n >= 1 && n <= 4096 ? (int)n : 1;
     }
     be->n_threads = n_threads;
+    if (cap_address_space(&blk->state, uses_blas ? n_threads : 0, &be->log) != 0) {
+        free(blk);
+        return NULL;
+    }
     return be;
 }
 
 sdc_backend *sdc_backend_cpu_new(int n_threads, const sdc_logger *log) {
-    sdc_backend *be = cpu_make(&cpu_iface, n_threads, log);
+    sdc_backend *be = cpu_make(&cpu_iface, n_threads, 1, log);
     if (be) SDC_LOGI(&be->log, "sdc_backend_cpu_new: %d threads, f32, BLAS: %s", be->n_threads, sdc_cpu_blas_config());
     return be;
 }
 
 sdc_backend *sdc_backend_cpu_ref_new(const sdc_logger *log) {
-    sdc_backend *be = cpu_make(&cpu_ref_iface, 1, log);
+    sdc_backend *be = cpu_make(&cpu_ref_iface, 1, 0, log);
     if (be) SDC_LOGI(&be->log, "sdc_backend_cpu_ref_new: reference ops, 1 thread, f32");
     return be;
 }

@@ -1,7 +1,8 @@
 /* cpu_backend.h - what the CPU backend's files share: the fast op entry points the vtable points
  * at, counted scratch memory, the GEMM calls, and the threading rule.
  *
- * Threading: one OpenMP team of be->n_threads per op; BLAS itself runs on 1 thread inside it.
+ * Threading: one OpenMP team of be->n_threads per op; BLAS itself runs on 1 thread inside it
+ * (sdc_cpu_blas_enter).
  * Determinism: the work is cut into items that do not depend on the thread count (rows, planes,
  * groups, GEMM tiles, query blocks); each output element is computed by exactly one item, and any
  * reduction runs in a fixed order inside it. So results are bit-identical run to run and for any
@@ -41,9 +42,18 @@ void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, co
 void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes);
 
 /* --- GEMM (cpu_gemm.c): the only place that calls BLAS --- */
-/* Threads of the following BLAS calls: a global OpenBLAS setting. The backend keeps BLAS on 1 thread
- * and splits GEMMs over its own OpenMP team (sdc_cpu_gemm_tiles), so one pool of threads runs. */
-void sdc_cpu_gemm_threads(int n_threads);
+/* Brackets every op that calls BLAS (the OpenMP region of its GEMMs). OpenBLAS 0.3.21's thread count
+ * is process-wide, with no per-thread or per-call setting: while at least one sdc op is inside, it is
+ * 1 (the backend splits GEMMs over its own team, so one pool of threads runs); when the last one
+ * leaves, the count the caller had is restored. A caller at 1 already (OPENBLAS_NUM_THREADS=1) sees
+ * no call at all. A caller's own BLAS calls on other threads while an sdc op runs get 1 thread. */
+void sdc_cpu_blas_enter(void);
+void sdc_cpu_blas_leave(void);
+/* Address space OpenBLAS maps per thread that calls a GEMM at the same time as others: its buffer
+ * (BUFFER_SIZE, 32 << 22 in the x86-64 build of 0.3.21) plus a page. It is taken at the first
+ * concurrent call and kept; if it cannot be had, OpenBLAS retries forever, so the backend leaves room
+ * for one per thread under RLIMIT_AS (test_addrspace measures it). */
+#define SDC_CPU_BLAS_BUFFER_BYTES (((size_t)128 << 20) + 4096)
 /* C[M, N] = alpha * A[M, K] . op(B) + beta * C on the calling thread, row-major with leading
  * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. */
 void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -51,7 +61,7 @@ void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
 /* C[M, N] = A[M, K] . op(B) (+ bias) cut into fixed tiles of C shared out over the enclosing OpenMP
  * team (an orphaned `omp for`; outside a parallel region the calling thread does every tile). The
  * tiles do not depend on the thread count, so neither does any bit of C. bias (may be NULL) is
- * indexed by C's row when bias_per_row, else by its column. Needs BLAS on 1 thread. */
+ * indexed by C's row when bias_per_row, else by its column. Call it between sdc_cpu_blas_enter/leave. */
 void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                         int64_t ldb, const float *bias, int bias_per_row, float *C, int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */

@@ -62,7 +62,7 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     }
 
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [Co]
-    sdc_cpu_gemm_threads(1);
+    sdc_cpu_blas_enter();
     /* one team for the whole convolution: every thread walks the same images and bands; the
      * work-sharing loops inside (im2col rows, GEMM tiles) end in barriers */
 #pragma omp parallel num_threads(be->n_threads) if (B * Co * P * K >= 64 * SDC_CPU_PAR_MIN)
@@ -80,5 +80,6 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
             sdc_cpu_gemm_tiles(0, Co, rows * Wo, K, wd, K, src, rows * Wo, bd, 1, out + oh0 * Wo, P);
         }
     }
+    sdc_cpu_blas_leave();
     sdc_cpu_scratch_free(be, col, col_bytes);
 }

@@ -2,6 +2,7 @@
  * backend's OpenMP team, and the linear op built on them. */
 #include <cblas.h>
 #include <limits.h>
+#include <pthread.h>
 
 #include "backend/cpu/cpu_backend.h"
 
@@ -12,7 +13,27 @@
 #define GEMM_TILE_M 256
 #define GEMM_TILE_N 256
 
-void sdc_cpu_gemm_threads(int n_threads) { openblas_set_num_threads(n_threads); }
+/* OpenBLAS 0.3.21 has one process-wide thread count and no per-thread or per-call setting. While any
+ * sdc op runs it is 1 (our own team splits the work); when the last one ends, the caller's count is
+ * put back, and a caller already at 1 (OPENBLAS_NUM_THREADS=1, the CLI) never sees a change. */
+static pthread_mutex_t blas_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int blas_users, blas_saved_threads;
+
+void sdc_cpu_blas_enter(void) {
+    pthread_mutex_lock(&blas_mutex);
+    if (blas_users++ == 0) {
+        blas_saved_threads = openblas_get_num_threads();
+        if (blas_saved_threads != 1) openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_mutex);
+}
+
+void sdc_cpu_blas_leave(void) {
+    pthread_mutex_lock(&blas_mutex);
+    assert(blas_users > 0);
+    if (--blas_users == 0 && blas_saved_threads != 1) openblas_set_num_threads(blas_saved_threads);
+    pthread_mutex_unlock(&blas_mutex);
+}
 
 const char *sdc_cpu_blas_config(void) { return openblas_get_config(); }
 
@@ -48,8 +69,9 @@ void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     const float *wd = sdc_cpu_f32(w);              // [N, K]
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [N]
     float *yd = sdc_cpu_f32(y);                    // [M, N]
-    sdc_cpu_gemm_threads(1);
+    sdc_cpu_blas_enter();
     // y = x . w^T + b, tiles of y over the team
 #pragma omp parallel num_threads(be->n_threads) if (M * N * K >= 64 * SDC_CPU_PAR_MIN)
     sdc_cpu_gemm_tiles(1, M, N, K, xd, K, wd, K, bd, 0, yd, N);
+    sdc_cpu_blas_leave();
 }
