@@ -137,7 +137,8 @@ typedef struct sdc_model_params {
     sdc_log_level log_level;     /* SDC_LOG_INFO */
     sdc_load_policy load_policy; /* SDC_LOAD_AUTO */
     int64_t mem_budget;          /* bytes of device memory auto may plan for; <= 0: the backend's default
-                                   (CPU: MemAvailable - 1 GiB; CUDA: free memory - 512 MiB) */
+                                   (CPU: MemAvailable - 1 GiB, capped by what an address-space limit
+                                   leaves after OpenBLAS's per-thread buffers; CUDA: free memory - 512 MiB) */
     int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
@@ -183,7 +184,8 @@ typedef struct sdc_ctx_params {
     void *progress_user;
     sdc_load_policy load_policy; /* SDC_LOAD_AUTO */
     int64_t mem_budget;          /* bytes of device memory auto may plan for; <= 0: the backend's default
-                                   (CPU: MemAvailable - 1 GiB; CUDA: free memory - 512 MiB) */
+                                   (CPU: MemAvailable - 1 GiB, capped by what an address-space limit
+                                   leaves after OpenBLAS's per-thread buffers; CUDA: free memory - 512 MiB) */
     int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
