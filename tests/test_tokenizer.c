@@ -345,7 +345,25 @@ static void check_errors(const char *tmp) {
 
 static double cpu_seconds(void) { return (double)clock() / CLOCKS_PER_SEC; }
 
+/* An empty token in vocab.json, twice (found by fuzz_tokenizer_files: the lookup offset a NULL pool, undefined
+ * behaviour that the sanitizer run stops on): loads or is refused, cleanly. */
+static void empty_token(void) {
+    char dir[] = "/tmp/sdc-tok-empty-XXXXXX";
+    if (!test_check(mkdtemp(dir) != NULL, "mkdtemp")) return;
+    const char *vocab = "{\"\": 3, \"\": 4, \"a</w>\": 5, \"<|startoftext|>\": 0, \"<|endoftext|>\": 1}";
+    const char *merges = "#version: 0.2\n";
+    sdc_clip_tokenizer *tok = NULL;
+    sdc_status st = SDC_ERR_IO;
+    if (write_file(dir, "vocab.json", vocab, strlen(vocab)) && write_file(dir, "merges.txt", merges, strlen(merges)))
+        st = sdc_clip_tokenizer_load(dir, test_capture_logger(), &tok);
+    test_check(st == SDC_OK || st == SDC_ERR_FORMAT, "vocab.json with an empty token, twice: %s", sdc_status_str(st));
+    sdc_clip_tokenizer_free(tok);
+    remove_files(dir);
+    rmdir(dir);
+}
+
 int main(void) {
+    empty_token();
     cJSON *golden = read_json(test_ref_path("tiny-sd1-golden/tokenizer.json"));
     if (!test_check(golden != NULL, "read tiny-sd1-golden/tokenizer.json")) return test_finish();
     cJSON *vocab = read_json(test_ref_path("tiny-sd1/tokenizer/vocab.json"));

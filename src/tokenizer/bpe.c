@@ -77,7 +77,8 @@ static str_slot *tok_find(const sdc_bpe *b, const char *s, size_t n, uint32_t h)
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         str_slot *e = &b->tok[i];
         if (e->id < 0) return e;
-        if (e->hash == h && e->len == n && memcmp(b->pool + e->off, s, n) == 0) return e;
+        /* an empty token has no bytes in the pool (which may still be NULL): nothing to compare */
+        if (e->hash == h && e->len == n && (n == 0 || memcmp(b->pool + e->off, s, n) == 0)) return e;
     }
 }
 
