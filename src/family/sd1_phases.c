@@ -218,8 +218,9 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
 
 /* --- decode ---------------------------------------------------------------------------------- */
 
-/* pixels [H, W, 3] in [0, 1] from latents [C, h, w] */
-static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float *pixels) {
+/* pixels [H, W, 3] in [0, 1] from image i's latents [C, h, w] */
+static sdc_status decode_latents(sdc_run *r, sd1_job *j, int image, float *pixels) {
+    const float *lat = j->lat + (size_t)image * j->n;
     const sdc_vae_config *vc = &((const sd1_fam *)r->fam)->vae;
     const int64_t H = j->H, W = j->W;
     float *z = malloc(sizeof(float) * j->n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
@@ -241,8 +242,7 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, const float *lat, float
         st = backend_ok(r->be, st);
         const size_t npix = (size_t)(H * W);
         if (st == SDC_OK && !r->dry)
-            st = sdc_pipeline_check_finite(r->log, "decode", (int)(lat - j->lat) / (int)j->n, "the image", img,
-                                           3 * npix);
+            st = sdc_pipeline_check_finite(r->log, "decode", image, "the image", img, 3 * npix);
         for (size_t i = 0; i < npix; i++)
             for (int ch = 0; ch < 3; ch++) {
                 float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;
@@ -262,7 +262,7 @@ sdc_status sd1_decode(sdc_run *r, int i) {
     float *pixels = malloc(sizeof(float) * npix);
     if (!pixels) return SDC_ERR_OOM;
     sdc_status st = progress(r, "decode", 0, 1) ? SDC_ERR_CANCELLED : SDC_OK;
-    if (st == SDC_OK) st = decode_latents(r, j, j->lat + (size_t)i * j->n, pixels);
+    if (st == SDC_OK) st = decode_latents(r, j, i, pixels);
     if (st == SDC_OK && progress(r, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
     if (st == SDC_OK && !r->dry) {
         if (r->p->pixels_out) memcpy(r->p->pixels_out + (size_t)i * npix, pixels, sizeof(float) * npix);

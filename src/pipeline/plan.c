@@ -45,10 +45,18 @@ static void residency(const sdc_family *fam, const sdc_job_shape *job, sdc_load_
     }
 }
 
+/* Each phase's activation and workspace peaks: they depend on the job, not on the policy, so one
+ * measurement serves every policy's plan. */
+typedef struct phase_peaks {
+    size_t act[SDC_MAX_PHASES], ws[SDC_MAX_PHASES];
+} phase_peaks;
+
+static int phase_runs(const sdc_phase_def *d, const sdc_job_shape *job) { return !d->img2img_only || job->img2img; }
+
 /* The job's phases, for one image, run on a counting backend shaped like the model's: the family's own
  * phase bodies, the components' own loaders and forwards, no memory and no work. Each phase's activation
  * and workspace peaks are then those the real run reaches (exact: test_count, test_residency). */
-static sdc_status measure(sdc_model *m, const sdc_job_shape *job, const sdc_plan *plan, size_t *act, size_t *ws) {
+static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *pk) {
     const sdc_family *fam = m->family;
     sdc_logger quiet = m->log; /* the loaders' info lines would repeat on every plan */
     if (quiet.min_level < SDC_LOG_WARN) quiet.min_level = SDC_LOG_WARN;
@@ -69,17 +77,18 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, const sdc_plan
     sdc_backend *cb = sdc_backend_count_new(m->be);
     sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->f32, NULL, 1, NULL, NULL};
     sdc_status st = cb ? fam->job_new(&r, &r.state) : SDC_ERR_OOM;
+    memset(pk, 0, sizeof *pk);
     unsigned used = 0;
-    for (int ph = 0; ph < plan->n_phases; ph++)
-        if (plan->phase[ph].runs) used |= fam->phases[ph].needs;
+    for (int ph = 0; ph < fam->n_phases; ph++)
+        if (phase_runs(&fam->phases[ph], job)) used |= fam->phases[ph].needs;
     for (int c = 0; c < m->n_components && st == SDC_OK; c++)
         if (used & (1u << c)) st = sdc_model_load_component_on(m, c, cb, &quiet, &comp[c]);
-    for (int ph = 0; ph < plan->n_phases && st == SDC_OK; ph++) {
-        if (!plan->phase[ph].runs) continue;
+    for (int ph = 0; ph < fam->n_phases && st == SDC_OK; ph++) {
+        if (!phase_runs(&fam->phases[ph], job)) continue;
         sdc_mem_stats_reset_peak(&cb->stats);
         st = fam->phases[ph].run(&r, fam->phases[ph].per_image ? 0 : -1);
-        act[ph] = cb->stats.peak[SDC_MEM_ACTIVATIONS];
-        ws[ph] = cb->stats.peak[SDC_MEM_WORKSPACE];
+        pk->act[ph] = cb->stats.peak[SDC_MEM_ACTIVATIONS];
+        pk->ws[ph] = cb->stats.peak[SDC_MEM_WORKSPACE];
     }
     if (r.state) fam->job_free(r.state);
     for (int c = 0; c < m->n_components; c++)
@@ -90,31 +99,39 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, const sdc_plan
     return st;
 }
 
-void sdc_plan_make(sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
+/* The plan under one policy, from the job's measured phase peaks. */
+static void plan_from(const sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, const phase_peaks *pk,
+                      sdc_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->policy = policy;
     plan->n_phases = m->family->n_phases;
     residency(m->family, job, policy, plan);
-    size_t act[SDC_MAX_PHASES] = {0}, ws[SDC_MAX_PHASES] = {0};
-    measure(m, job, plan, act, ws);
     for (int ph = 0; ph < plan->n_phases; ph++) {
         sdc_phase_plan *pp = &plan->phase[ph];
         if (!pp->runs) continue;
         for (int c = 0; c < m->n_components; c++)
             if (pp->resident & (1u << c)) pp->bytes[SDC_MEM_WEIGHTS] += m->comp_bytes[c];
-        pp->bytes[SDC_MEM_ACTIVATIONS] = act[ph];
-        pp->bytes[SDC_MEM_WORKSPACE] = ws[ph];
+        pp->bytes[SDC_MEM_ACTIVATIONS] = pk->act[ph];
+        pp->bytes[SDC_MEM_WORKSPACE] = pk->ws[ph];
         for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) pp->total += pp->bytes[k];
         if (pp->total > plan->peak) plan->peak = pp->total;
     }
+}
+
+void sdc_plan_make(sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
+    phase_peaks pk;
+    measure(m, job, &pk);
+    plan_from(m, job, policy, &pk, plan);
 }
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget, sdc_plan *plan, char *why,
                            size_t why_size) {
+    phase_peaks pk;
+    measure(m, job, &pk);
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
-        sdc_plan_make(m, job, (sdc_load_policy)pol, plan);
+        plan_from(m, job, (sdc_load_policy)pol, &pk, plan);
         if (plan->peak <= budget) {
             snprintf(why, why_size, "auto: %s is the first policy whose planned peak %.1f MiB fits the budget %.1f MiB",
                      sdc_load_policy_name(plan->policy), mib(plan->peak), mib(budget));
@@ -136,6 +153,8 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
     size_t cap = 16384, len = 0;
     char *s = malloc(cap);
     if (!s) return NULL;
+    phase_peaks pk;
+    measure(m, job, &pk);
 #define OUT(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
     OUT("plan for %dx%d, %s%s, %s backend (MiB)\n", job->width, job->height, job->img2img ? "img2img" : "txt2img",
         job->cfg ? " with CFG" : "", sdc_backend_name(m->be));
@@ -143,7 +162,7 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
         "resident");
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
         sdc_plan plan;
-        sdc_plan_make(m, job, (sdc_load_policy)pol, &plan);
+        plan_from(m, job, (sdc_load_policy)pol, &pk, &plan);
         for (int ph = 0; ph < plan.n_phases; ph++) {
             const sdc_phase_plan *pp = &plan.phase[ph];
             if (!pp->runs) continue;

@@ -28,7 +28,6 @@ void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t byte
 void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
     sdc_phase_report *pr = &r->phase[ph];
     sdc_backend *be = m->be;
-    sdc_backend_sync(be); /* the phase's kernels are billed to it (its status is collected by run.c) */
     pr->wall += sdc_now() - t0;
     const sdc_mem_stats *s = &be->stats;
     pr->runs++;

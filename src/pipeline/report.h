@@ -45,8 +45,8 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph);
 void sdc_report_window_open(sdc_model *m);
 /* Records one load of component c in phase ph. */
 void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read);
-/* Ends one run of phase ph begun at t0: waits for the device's queued work (billed to this phase),
- * then records its wall time and peaks. */
+/* Ends one run of phase ph begun at t0: records its wall time and peaks. The caller has synchronised
+ * the backend (sdc_backend_sync), so the phase's queued device work is billed to it. */
 void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0);
 
 /* Logs the per-phase table (info level) and returns the report as malloc'd JSON. */
