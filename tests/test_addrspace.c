@@ -150,9 +150,14 @@ static void measure_blas_buffer(void) {
         sdc_cpu_gemm(0, n, n, n, 1.0f, a, n, b, n, 0.0f, c + (size_t)omp_get_thread_num() * n * n, n);
     int64_t grew = (status_kb("VmSize") - v0) * 1024;
     sdc_cpu_blas_leave();
-    test_check(grew > 0 && grew <= (int64_t)(t * SDC_CPU_BLAS_BUFFER_BYTES),
-               "OpenBLAS buffers: VmSize grew %.1f MiB over %d concurrent GEMM threads (bound > 0, <= %d x %.1f MiB)",
-               (double)grew / 1048576.0, t, t, (double)SDC_CPU_BLAS_BUFFER_BYTES / 1048576.0);
+    /* Besides OpenBLAS's buffers the GEMM threads may map a little more (ASan's per-thread allocator
+     * caches: 0.1 MiB seen in CI); the backend keeps a 64 MiB margin for such, so 1 MiB slack here. */
+    const int64_t slack = (int64_t)1 << 20;
+    test_check(grew > 0 && grew <= (int64_t)(t * SDC_CPU_BLAS_BUFFER_BYTES) + slack,
+               "OpenBLAS buffers: VmSize grew %.2f MiB over %d concurrent GEMM threads (bound > 0, <= %d x %.2f "
+               "MiB + %.0f MiB slack)",
+               (double)grew / 1048576.0, t, t, (double)SDC_CPU_BLAS_BUFFER_BYTES / 1048576.0,
+               (double)slack / 1048576.0);
     free(a);
     free(b);
     free(c);
