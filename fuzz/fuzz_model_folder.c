@@ -33,7 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n == 6) fuzz_write_st(fuzz_path(rel), part[5], len[5], 1u << 16);
     }
     sdc_model_files *m = NULL;
-    if (sdc_model_files_open(fuzz_path("m"), SDC_VARIANT_AUTO, NULL, &m) == SDC_OK && (!m || m->single_file)) abort();
+    if (sdc_model_files_open(fuzz_path("m"), SDC_VARIANT_AUTO, NULL, &m) == SDC_OK) {
+        if (!m || m->single_file) abort();
+        (void)sdc_model_files_use_all(m, NULL); /* every component's weights header */
+    }
     sdc_model_files_free(m);
     return 0;
 }

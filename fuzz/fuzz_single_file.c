@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sd1_sf_configs cfg;
         memset(&cfg, 0, sizeof cfg);
         if (sd1_sf_probe(m->single) && sd1_sf_open(m, NULL, &cfg) == SDC_OK) {
-            if (!cfg.config[SDC_COMP_UNET] || !cfg.scheduler_config) abort();
+            if (!cfg.config[SD1_PART_UNET] || !cfg.scheduler_config) abort();
             for (size_t i = 0; i < sdc_index_count(m->index); i++)
                 if (!sdc_index_at(m->index, i)->name) abort();
         }

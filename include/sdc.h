@@ -230,6 +230,12 @@ typedef struct sdc_gen_params {
                                    shape per image is sdc_model_latent_shape's */
     float *latents_out;      /* [batch, C, h, w] receives the final latents, before the VAE */
     float *pixels_out;       /* [batch, height, width, 3] receives the decoded image in [0, 1] */
+    /* SDXL micro-conditioning (other families ignore them), in pixels; 0 = diffusers' default:
+     * original = target = (width, height), crop (0, 0). Negative values are SDC_ERR_INVALID_ARG. */
+    int original_width, original_height;
+    int target_width, target_height;
+    int crop_top, crop_left;
+    int vae_tiling; /* 1: decode in tiles (bounded memory at any size); default 0 */
 } sdc_gen_params;
 
 void sdc_gen_params_init(sdc_gen_params *p);

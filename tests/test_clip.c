@@ -18,7 +18,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     if (!mf) return;
     sdc_clip_config cfg;
     sdc_backend *be = sdc_backend_cpu_new(n_threads, log);
-    sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], log, &cfg);
+    sdc_status st = sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), log, &cfg);
     test_check(st == SDC_OK, "parse text_encoder config");
     sdc_clip *m = NULL;
     st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, log, 0}, &m);
@@ -113,8 +113,12 @@ static void missing_tensor(void) {
     /* the unet file has no text_model tensors: loading must fail cleanly */
     sdc_model_files *mf = NULL;
     if (sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &mf) != SDC_OK) return;
+    if (sdc_model_files_use_all(mf, test_logger()) != SDC_OK) {
+        sdc_model_files_free(mf);
+        return;
+    }
     sdc_clip_config cfg;
-    sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], test_logger(), &cfg);
+    sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), test_logger(), &cfg);
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     sdc_clip *m = NULL;
     sdc_status st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &m);

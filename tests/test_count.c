@@ -126,7 +126,8 @@ static peaks run_unet(sdc_unet *u, sdc_backend *be, int B, int h, int w, int T) 
     sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, (int64_t[]){B, c->out_channels, h, w});
     const float ts[2] = {981.0f, 981.0f};
     start(be);
-    sdc_status st = x && ctx && out ? sdc_unet_forward(u, x, ts, ctx, out, NULL, NULL) : SDC_ERR_OOM;
+    sdc_status st =
+        x && ctx && out ? sdc_unet_forward(u, x, ts, &(sdc_unet_cond){.context = ctx}, out, NULL, NULL) : SDC_ERR_OOM;
     peaks p = finish(be, st);
     sdc_tensor_free(x);
     sdc_tensor_free(ctx);
@@ -304,12 +305,13 @@ static void test_basics(sdc_backend *cpu) {
 int main(void) {
     model md = {0};
     const sdc_logger *log = test_logger();
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, log, &md.mf) == SDC_OK,
+    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, log, &md.mf) == SDC_OK &&
+                        sdc_model_files_use_all(md.mf, log) == SDC_OK,
                     "open tiny-sd1"))
         return test_finish();
-    sdc_status st = sdc_clip_config_parse(md.mf->config[SDC_COMP_TEXT_ENCODER], log, &md.clip);
-    if (st == SDC_OK) st = sdc_unet_config_parse(md.mf->config[SDC_COMP_UNET], log, &md.unet);
-    if (st == SDC_OK) st = sdc_vae_config_parse(md.mf->config[SDC_COMP_VAE], log, &md.vae);
+    sdc_status st = sdc_clip_config_parse(sdc_model_files_config(md.mf, "text_encoder"), log, &md.clip);
+    if (st == SDC_OK) st = sdc_unet_config_parse(sdc_model_files_config(md.mf, "unet"), log, &md.unet);
+    if (st == SDC_OK) st = sdc_vae_config_parse(sdc_model_files_config(md.mf, "vae"), log, &md.vae);
     sdc_backend *cpu = sdc_backend_cpu_new(2, log);
     sdc_backend *cnt = cpu ? sdc_backend_count_new(cpu) : NULL;
     if (test_check(st == SDC_OK && cnt, "configs parsed, backends made: %s", sdc_status_str(st))) {

@@ -46,7 +46,7 @@ static void run_clip(sdc_backend *be, const prec *p) {
     sdc_model_files *mf = test_open_tiny_sd1(p->variant, p->label);
     if (!mf) return;
     sdc_clip_config cfg;
-    sdc_status st = sdc_clip_config_parse(mf->config[SDC_COMP_TEXT_ENCODER], test_logger(), &cfg);
+    sdc_status st = sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), test_logger(), &cfg);
     sdc_clip *m = NULL;
     if (st == SDC_OK)
         st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, test_logger(), p->f32}, &m);
@@ -98,7 +98,7 @@ static void count_unet(sdc_unet *uc, const sdc_tensor *x, const float *t, const 
     sdc_tensor *cc = sdc_tensor_new(cb, SDC_MEM_ACTIVATIONS, dt, 3, ctx->ne);
     sdc_tensor *co = sdc_tensor_new(cb, SDC_MEM_ACTIVATIONS, dt, 4, x->ne);
     sdc_mem_stats_reset_peak(&cb->stats);   // as the real run: the caller's tensors exist, then the peak restarts
-    sdc_status st = sdc_unet_forward(uc, cx, t, cc, co, NULL, NULL);
+    sdc_status st = sdc_unet_forward(uc, cx, t, &(sdc_unet_cond){.context = cc}, co, NULL, NULL);
     *act = st == SDC_OK ? cb->stats.peak[SDC_MEM_ACTIVATIONS] : 0;
     *ws = st == SDC_OK ? cb->stats.peak[SDC_MEM_WORKSPACE] : 0;
     sdc_tensor_free(cx);
@@ -127,7 +127,7 @@ static void unet_case(sdc_unet *u, sdc_unet *uc, sdc_backend *be, sdc_model_inde
         test_block_check_init(&bc, g, name, what, p->bound, p->ill_bound, cfg->norm_num_groups);
         sdc_mem_stats_reset_peak(&be->stats);
         double t0 = test_now();
-        sdc_status st = sdc_unet_forward(u, x, t, ctx, out, test_on_block, &bc);
+        sdc_status st = sdc_unet_forward(u, x, t, &(sdc_unet_cond){.context = ctx}, out, test_on_block, &bc);
         test_check(st == SDC_OK, "%s unet %s: forward: %s (%.3f s)", p->label, cname, sdc_status_str(st),
                    test_now() - t0);
         test_check(bc.n_seen == 4 + 2 * cfg->n_blocks, "%s unet %s: %d block outputs compared", p->label, cname,
@@ -149,7 +149,7 @@ static void unet_case(sdc_unet *u, sdc_unet *uc, sdc_backend *be, sdc_model_inde
         /* the same forward again: bit-identical */
         float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
         sdc_tensor_get_f32(out, o1);
-        sdc_unet_forward(u, x, t, ctx, out, NULL, NULL);
+        sdc_unet_forward(u, x, t, &(sdc_unet_cond){.context = ctx}, out, NULL, NULL);
         sdc_tensor_get_f32(out, o2);
         test_check(memcmp(o1, o2, sizeof(float) * n) == 0, "%s unet %s: bit-identical run to run", p->label, cname);
         free(o1);
@@ -168,7 +168,7 @@ static void run_unet(sdc_backend *be, const prec *p) {
     if (!mf) return;
     sdc_unet_config cfg;
     sdc_unet *u = NULL;
-    sdc_status st = sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg);
+    sdc_status st = sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), test_logger(), &cfg);
     sdc_backend *cb = sdc_backend_count_new(be);
     sdc_unet *uc = NULL;
     if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32}, &u);
@@ -197,7 +197,7 @@ static void run_vae(sdc_backend *be, const prec *p) {
     sdc_vae_config cfg;
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
-    sdc_status st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], test_logger(), &cfg);
+    sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), test_logger(), &cfg);
     const sdc_weight_source src = {mf->index, "vae.", be, test_logger(), p->f32};
     if (st == SDC_OK) st = sdc_vae_decoder_load(&cfg, &src, &dec);
     if (st == SDC_OK) st = sdc_vae_encoder_load(&cfg, &src, &enc);

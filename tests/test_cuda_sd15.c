@@ -54,7 +54,7 @@ static int unet_once(sdc_model *m, const float *x, const float *ctx, float *out)
         sdc_tensor_set_f32(tx, x);
         sdc_tensor_set_f32(tc, ctx);
         const float t[2] = {500.0f, 500.0f};
-        ok = sdc_unet_forward(u, tx, t, tc, to, NULL, NULL) == SDC_OK;
+        ok = sdc_unet_forward(u, tx, t, &(sdc_unet_cond){.context = tc}, to, NULL, NULL) == SDC_OK;
     }
     if (ok) sdc_tensor_get_f32(to, out);
     sdc_tensor_free(tx);

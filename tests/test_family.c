@@ -12,7 +12,7 @@
 #include "test_util.h"
 
 static int probe_8ch(const sdc_model_files *mf) {
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(mf->config[SDC_COMP_UNET], "in_channels");
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(sdc_model_files_config(mf, "unet"), "in_channels");
     return cJSON_IsNumber(in) && in->valueint == 8;
 }
 

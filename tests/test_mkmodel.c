@@ -173,10 +173,10 @@ static void test_writer(void) {
  * the generator
  * ---------------------------------------------------------------------------------------------- */
 
-static const char *const comp_files_f32[SDC_COMP_COUNT] = {"text_encoder/model.safetensors",
+static const char *const comp_files_f32[SDC_MK_N_PARTS] = {"text_encoder/model.safetensors",
                                                            "unet/diffusion_pytorch_model.safetensors",
                                                            "vae/diffusion_pytorch_model.safetensors"};
-static const char *const comp_files_f16[SDC_COMP_COUNT] = {"text_encoder/model.fp16.safetensors",
+static const char *const comp_files_f16[SDC_MK_N_PARTS] = {"text_encoder/model.fp16.safetensors",
                                                            "unet/diffusion_pytorch_model.fp16.safetensors",
                                                            "vae/diffusion_pytorch_model.fp16.safetensors"};
 
@@ -284,9 +284,9 @@ static sdc_status map_from_config(const char *folder, sdc_ldm_map *m) {
 }
 
 static sdc_model_index *open_folder(const char *dir, const char *const *files) {
-    static const char *const prefix[SDC_COMP_COUNT] = {"text_encoder.", "unet.", "vae."};
+    static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae."};
     sdc_model_index *idx = sdc_index_new(test_logger());
-    for (int c = 0; c < SDC_COMP_COUNT; c++)
+    for (int c = 0; c < SDC_MK_N_PARTS; c++)
         if (sdc_index_add_file(idx, join(dir, files[c]), prefix[c], NULL, NULL) != SDC_OK) {
             sdc_index_free(idx);
             return NULL;
@@ -295,7 +295,7 @@ static sdc_model_index *open_folder(const char *dir, const char *const *files) {
 }
 
 static void test_layout(const char *f32, const char *f16, const char *single) {
-    for (int c = 0; c < SDC_COMP_COUNT; c++) {
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
         sdc_model_index *g = open_index(join(f32, comp_files_f32[c]), NULL, NULL, NULL);
         sdc_model_index *r = open_index(test_ref_path(join("tiny-sd1", comp_files_f32[c])), NULL, NULL, NULL);
         same_tensors(comp_files_f32[c], g, r);
@@ -309,7 +309,7 @@ static void test_layout(const char *f32, const char *f16, const char *single) {
         int h32 = same_header(join(f32, comp_files_f32[c]), test_ref_path(join("tiny-sd1", comp_files_f32[c])));
         int h16 = same_header(join(f16, comp_files_f16[c]), test_ref_path(join("tiny-sd1", comp_files_f16[c])));
         test_check(h32 && h16, "%s: safetensors headers byte-identical to the reference (f32 %s, f16 %s)",
-                   sdc_component_name((sdc_component)c), h32 ? "yes" : "no", h16 ? "yes" : "no");
+                   sdc_mk_part_name((sdc_mk_part)c), h32 ? "yes" : "no", h16 ? "yes" : "no");
     }
     sdc_model_index *g = open_index(single, NULL, NULL, NULL);
     sdc_model_index *r = open_index(test_ref_path("tiny-sd1.safetensors"), NULL, NULL, NULL);
@@ -332,6 +332,7 @@ static void test_layout(const char *f32, const char *f16, const char *single) {
     sdc_model_index *all = open_folder(f16, comp_files_f16);
     sdc_model_files *mf = NULL;
     sdc_status st = sdc_model_files_open(f16, SDC_VARIANT_AUTO, test_logger(), &mf);
+    if (st == SDC_OK) st = sdc_model_files_use_all(mf, test_logger());
     size_t want = all ? sdc_index_count(all) : 0, got = mf ? sdc_index_count(mf->index) : 0;
     test_check(st == SDC_OK && mf->tokenizer_dir && got == want && want > 0,
                "the generated f16 folder opens as a model (sdc_model_files_open): %s, %zu of %zu tensors",
@@ -509,7 +510,7 @@ static void test_plan(const char *f32, const char *single) {
     sdc_status st = sdc_mkmodel_plan("tiny-sd1", 0, SDC_DTYPE_F32, &tiny32, test_logger());
     sdc_status st2 = sdc_mkmodel_plan("tiny-sd1", 1, SDC_DTYPE_F16, &tiny_single, test_logger());
     uint64_t on_disk = 0;
-    for (int c = 0; c < SDC_COMP_COUNT; c++) on_disk += file_size(join(f32, comp_files_f32[c]));
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) on_disk += file_size(join(f32, comp_files_f32[c]));
     test_check(st == SDC_OK && st2 == SDC_OK && tiny32.weight_file_bytes == on_disk &&
                    tiny_single.weight_file_bytes == file_size(single),
                "tiny-sd1 plan: folder f32 %llu bytes (on disk %llu), single f16 %llu (on disk %llu)",
@@ -517,7 +518,7 @@ static void test_plan(const char *f32, const char *single) {
                (unsigned long long)tiny_single.weight_file_bytes, (unsigned long long)file_size(single));
 
     /* sd15: the parameter counts of diffusers' / transformers' SD 1.5 modules */
-    static const uint64_t sd15_params[SDC_COMP_COUNT] = {123060480, 859520964, 83653863};
+    static const uint64_t sd15_params[SDC_MK_N_PARTS] = {123060480, 859520964, 83653863};
     sdc_mkmodel_info f16, f32i, one;
     double t0 = test_now();
     st = sdc_mkmodel_plan("sd15", 0, SDC_DTYPE_F16, &f16, test_logger());
@@ -525,11 +526,11 @@ static void test_plan(const char *f32, const char *single) {
     if (st == SDC_OK) st = sdc_mkmodel_plan("sd15", 1, SDC_DTYPE_F16, &one, test_logger());
     if (!test_check(st == SDC_OK, "sd15 plan: %s in %.2f s", sdc_status_str(st), test_now() - t0)) return;
     uint64_t total = 0;
-    for (int c = 0; c < SDC_COMP_COUNT; c++) {
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
         total += f16.n_params[c];
         test_check(f16.n_params[c] == sd15_params[c] && one.n_params[c] == f16.n_params[c],
                    "sd15 %s: %llu parameters in %llu tensors (diffusers/transformers: %llu)",
-                   sdc_component_name((sdc_component)c), (unsigned long long)f16.n_params[c],
+                   sdc_mk_part_name((sdc_mk_part)c), (unsigned long long)f16.n_params[c],
                    (unsigned long long)f16.n_tensors[c], (unsigned long long)sd15_params[c]);
     }
     uint64_t hdr16 = f16.weight_file_bytes - 2 * total, hdr32 = f32i.weight_file_bytes - 4 * total,

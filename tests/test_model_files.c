@@ -16,11 +16,38 @@
 #include "io/st_writer.h"
 #include "test_util.h"
 
-static const char *const weight_names[SDC_COMP_COUNT][2] = {
-    [SDC_COMP_TEXT_ENCODER] = {"model.safetensors", "model.fp16.safetensors"},
-    [SDC_COMP_UNET] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"},
-    [SDC_COMP_VAE] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"},
+/* The reference model's components, in the order the model files sort them. */
+#define N_PARTS 3
+static const char *const part_names[N_PARTS] = {"text_encoder", "unet", "vae"};
+enum {
+    TE,
+    UNET,
+    VAE
 };
+static const char *const weight_names[N_PARTS][2] = {
+    [TE] = {"model.safetensors", "model.fp16.safetensors"},
+    [UNET] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"},
+    [VAE] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"},
+};
+
+/* The weights file part c was indexed from (NULL before sdc_model_files_use). */
+static const char *weights_of(const sdc_model_files *m, int c) {
+    for (int i = 0; i < m->n_parts; i++)
+        if (strcmp(m->parts[i].name, part_names[c]) == 0) return m->parts[i].weights_path;
+    return NULL;
+}
+
+/* Opens path and uses its three components, as the SD family's open does: the first error, or SDC_OK
+ * with *out open (else NULL). */
+static sdc_status open_used(const char *path, sdc_weight_variant v, const sdc_logger *log, sdc_model_files **out) {
+    sdc_status st = sdc_model_files_open(path, v, log, out);
+    for (int c = 0; c < N_PARTS && st == SDC_OK; c++) st = sdc_model_files_use(*out, part_names[c], log);
+    if (st != SDC_OK) {
+        sdc_model_files_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
@@ -77,31 +104,32 @@ static void test_variants(void) {
     static const char *const vname[] = {"AUTO", "F32", "FP16"};
     for (int v = SDC_VARIANT_AUTO; v <= SDC_VARIANT_FP16; v++) {
         sdc_model_files *m = NULL;
-        sdc_status st = sdc_model_files_open(root, (sdc_weight_variant)v, test_logger(), &m);
+        sdc_status st = open_used(root, (sdc_weight_variant)v, test_logger(), &m);
         if (!test_check(st == SDC_OK && m, "open tiny-sd1 with %s: %s", vname[v], sdc_status_str(st))) continue;
         int fp16 = v == SDC_VARIANT_FP16;
         int files_ok = 1;
-        for (int c = 0; c < SDC_COMP_COUNT; c++) {
+        for (int c = 0; c < N_PARTS; c++) {
             char want[256];
-            snprintf(want, sizeof want, "/%s/%s", sdc_component_name((sdc_component)c), weight_names[c][fp16]);
-            files_ok = files_ok && m->weights_path[c] && ends_with(m->weights_path[c], want) && m->config[c];
+            snprintf(want, sizeof want, "/%s/%s", part_names[c], weight_names[c][fp16]);
+            files_ok = files_ok && weights_of(m, c) && ends_with(weights_of(m, c), want) &&
+                sdc_model_files_config(m, part_names[c]);
         }
         test_check(files_ok, "%s picks the %s files, every config loaded (unet: %s)", vname[v], fp16 ? ".fp16" : "f32",
-                   m->weights_path[SDC_COMP_UNET]);
+                   weights_of(m, UNET));
         test_check(m->model_index && m->scheduler_config && m->tokenizer_dir &&
                        ends_with(m->tokenizer_dir, "/tokenizer"),
                    "model_index.json, scheduler config and tokenizer folder found");
 
         /* every name is prefixed by its component, which matches the file it came from */
-        size_t per[SDC_COMP_COUNT] = {0}, bad = 0;
+        size_t per[N_PARTS] = {0}, bad = 0;
         for (size_t i = 0; i < sdc_index_count(m->index); i++) {
             const sdc_tensor_info *t = sdc_index_at(m->index, i);
             int found = 0;
-            for (int c = 0; c < SDC_COMP_COUNT && !found; c++) {
-                const char *cn = sdc_component_name((sdc_component)c);
+            for (int c = 0; c < N_PARTS && !found; c++) {
+                const char *cn = part_names[c];
                 size_t l = strlen(cn);
                 if (strncmp(t->name, cn, l) == 0 && t->name[l] == '.' &&
-                    strcmp(sdc_index_file_path(m->index, t->file), m->weights_path[c]) == 0) {
+                    strcmp(sdc_index_file_path(m->index, t->file), weights_of(m, c)) == 0) {
                     per[c]++;
                     found = 1;
                 }
@@ -110,9 +138,9 @@ static void test_variants(void) {
         }
         /* each component holds as many tensors as its file */
         int counts_ok = 1;
-        for (int c = 0; c < SDC_COMP_COUNT; c++) {
+        for (int c = 0; c < N_PARTS; c++) {
             sdc_model_index *one = sdc_index_new(test_logger());
-            counts_ok = counts_ok && sdc_index_add_file(one, m->weights_path[c], NULL, NULL, NULL) == SDC_OK &&
+            counts_ok = counts_ok && sdc_index_add_file(one, weights_of(m, c), NULL, NULL, NULL) == SDC_OK &&
                 sdc_index_count(one) == per[c] && per[c] > 0;
             sdc_index_free(one);
         }
@@ -138,25 +166,25 @@ static void test_missing(void) {
     link_ref(root, "scheduler");
     link_ref(root, "text_encoder");
     link_ref(root, "unet");
-    sdc_status st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    sdc_status st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae"), "missing vae/ folder: %s \"%s\"",
                sdc_status_str(st), test_last_error());
 
     /* vae/ with weights but no config.json */
     make_dir(root, "vae");
     link_ref(root, "vae/diffusion_pytorch_model.safetensors");
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae/config.json"),
                "missing vae/config.json: %s \"%s\"", sdc_status_str(st), test_last_error());
 
     /* config, f32 weights only: AUTO and F32 open, FP16 names the missing file */
     link_ref(root, "vae/config.json");
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_OK && m && m->tokenizer_dir == NULL && m->scheduler_config,
                "no tokenizer/ is fine (optional): %s", sdc_status_str(st));
     sdc_model_files_free(m);
     m = NULL;
-    st = sdc_model_files_open(root, SDC_VARIANT_FP16, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_FP16, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m &&
                    strstr(test_last_error(), "vae/diffusion_pytorch_model.fp16.safetensors"),
                "FP16 without vae fp16 weights: %s \"%s\"", sdc_status_str(st), test_last_error());
@@ -166,13 +194,13 @@ static void test_missing(void) {
     unlink(p);
     free(p);
     link_ref(root, "vae/diffusion_pytorch_model.fp16.safetensors");
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
-    test_check(st == SDC_OK && m && ends_with(m->weights_path[SDC_COMP_VAE], "fp16.safetensors") &&
-                   ends_with(m->weights_path[SDC_COMP_UNET], "/unet/diffusion_pytorch_model.safetensors"),
-               "AUTO takes .fp16 where no f32 file exists: %s", m ? m->weights_path[SDC_COMP_VAE] : "-");
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    test_check(st == SDC_OK && m && ends_with(weights_of(m, VAE), "fp16.safetensors") &&
+                   ends_with(weights_of(m, UNET), "/unet/diffusion_pytorch_model.safetensors"),
+               "AUTO takes .fp16 where no f32 file exists: %s", m ? weights_of(m, VAE) : "-");
     sdc_model_files_free(m);
     m = NULL;
-    st = sdc_model_files_open(root, SDC_VARIANT_F32, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_F32, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae/diffusion_pytorch_model.safetensors"),
                "F32 without vae f32 weights: %s \"%s\"", sdc_status_str(st), test_last_error());
 
@@ -180,7 +208,7 @@ static void test_missing(void) {
     p = sdc_path_join(root, "vae/diffusion_pytorch_model.fp16.safetensors");
     unlink(p);
     free(p);
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "vae/diffusion_pytorch_model"),
                "no vae weights at all: %s \"%s\"", sdc_status_str(st), test_last_error());
     link_ref(root, "vae/diffusion_pytorch_model.safetensors");
@@ -193,11 +221,11 @@ static void test_missing(void) {
     FILE *f = fopen(sc, "wb");
     fputs("{\"num_train_timesteps\": ", f);
     fclose(f);
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_FORMAT && !m && strstr(test_last_error(), "scheduler_config.json"),
                "a broken scheduler_config.json: %s \"%s\"", sdc_status_str(st), test_last_error());
     unlink(sc);
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_OK && m && m->scheduler_config == NULL, "no scheduler config is fine (optional): %s",
                sdc_status_str(st));
     sdc_model_files_free(m);
@@ -208,12 +236,12 @@ static void test_missing(void) {
     /* no model_index.json; no folder at all */
     p = sdc_path_join(root, "model_index.json");
     unlink(p);
-    st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), p), "missing model_index.json: %s \"%s\"",
                sdc_status_str(st), test_last_error());
     free(p);
     p = sdc_path_join(root, "nothing_here");
-    st = sdc_model_files_open(p, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    st = open_used(p, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "nothing_here"),
                "missing model folder: %s \"%s\"", sdc_status_str(st), test_last_error());
     free(p);
@@ -224,21 +252,24 @@ static void test_missing(void) {
 /* The configs loaded by open answer the getters; a missing key names itself. */
 static void test_config_keys(void) {
     sdc_model_files *m = NULL;
-    if (sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_AUTO, test_logger(), &m) != SDC_OK) {
+    if (open_used(test_ref_path("tiny-sd1"), SDC_VARIANT_AUTO, test_logger(), &m) != SDC_OK) {
         test_check(0, "open tiny-sd1");
         return;
     }
     int v = 0, ch[8], n = 0;
-    sdc_status st = sdc_cfg_int(m->config[SDC_COMP_UNET], "no_such_key", "unet config", test_capture_logger(), &v);
+    sdc_status st =
+        sdc_cfg_int(sdc_model_files_config(m, "unet"), "no_such_key", "unet config", test_capture_logger(), &v);
     test_check(st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "unet config: missing key 'no_such_key'"),
                "a missing config key: %s \"%s\"", sdc_status_str(st), test_last_error());
-    st = sdc_cfg_string(m->config[SDC_COMP_VAE], "block_out_channels", "vae config", test_capture_logger(),
+    st = sdc_cfg_string(sdc_model_files_config(m, "vae"), "block_out_channels", "vae config", test_capture_logger(),
                         &(const char *){NULL});
     test_check(st == SDC_ERR_FORMAT && strstr(test_last_error(), "block_out_channels"),
                "a key of the wrong type: %s \"%s\"", sdc_status_str(st), test_last_error());
-    st = sdc_cfg_int_list(m->config[SDC_COMP_VAE], "block_out_channels", "vae config", test_logger(), ch, 8, &n);
+    st = sdc_cfg_int_list(sdc_model_files_config(m, "vae"), "block_out_channels", "vae config", test_logger(), ch, 8,
+                          &n);
     int hidden = 0;
-    if (st == SDC_OK) st = sdc_cfg_int(m->config[SDC_COMP_TEXT_ENCODER], "hidden_size", "te", test_logger(), &hidden);
+    if (st == SDC_OK)
+        st = sdc_cfg_int(sdc_model_files_config(m, "text_encoder"), "hidden_size", "te", test_logger(), &hidden);
     const sdc_tensor_info *w = sdc_index_find(m->index, "text_encoder.text_model.final_layer_norm.weight");
     const sdc_tensor_info *c = sdc_index_find(m->index, "vae.encoder.conv_in.weight");
     test_check(st == SDC_OK && n > 0 && w && w->ne[0] == hidden && c && c->ne[0] == ch[0],
@@ -353,8 +384,8 @@ static void test_canonical_names(void) {
     sdc_index_free(raw);
 
     sdc_model_files *ref = NULL, *m = NULL;
-    st = sdc_model_files_open(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &ref);
-    sdc_status st2 = ok ? sdc_model_files_open(root, SDC_VARIANT_F32, test_capture_logger(), &m) : SDC_ERR_IO;
+    st = open_used(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &ref);
+    sdc_status st2 = ok ? open_used(root, SDC_VARIANT_F32, test_capture_logger(), &m) : SDC_ERR_IO;
     if (test_check(st == SDC_OK && st2 == SDC_OK, "open the renamed copy: %s \"%s\"", sdc_status_str(st2),
                    test_last_error())) {
         compare_component(ref->index, m->index, "text_encoder.", "text encoder without 'text_model.'");
@@ -443,7 +474,7 @@ static void test_special_files(void) {
                                      : symlink(p, p) == 0;
         sdc_model_files *m = NULL;
         double t0 = test_now();
-        sdc_status st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+        sdc_status st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
         double secs = test_now() - t0;
         test_check(made && st == SDC_ERR_IO && !m && strstr(test_last_error(), k) && secs < 2.0,
                    "%s as %s: %s in %.3f s (bound 2), message '%s'", cases[i].rel, k, sdc_status_str(st), secs,
@@ -473,7 +504,7 @@ static void test_integer_weights(void) {
     if (st == SDC_OK) st = sdc_st_writer_write(w, p);
     sdc_st_writer_free(w);
     sdc_model_files *m = NULL;
-    if (st == SDC_OK) st = sdc_model_files_open(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+    if (st == SDC_OK) st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
     test_check(st == SDC_ERR_UNSUPPORTED && !m && strstr(test_last_error(), "I16") &&
                    strstr(test_last_error(), "encoder.conv_in.bias"),
                "an I16 vae weight is refused: %s, message '%s'", sdc_status_str(st), test_last_error());

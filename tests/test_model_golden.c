@@ -10,9 +10,12 @@
 
 sdc_model_files *test_open_tiny_sd1(sdc_weight_variant variant, const char *label) {
     sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK,
-                    "open tiny-sd1%s%s%s", label ? " (" : "", label ? label : "", label ? ")" : ""))
+    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK &&
+                        sdc_model_files_use_all(mf, test_logger()) == SDC_OK,
+                    "open tiny-sd1%s%s%s", label ? " (" : "", label ? label : "", label ? ")" : "")) {
+        sdc_model_files_free(mf);
         return NULL;
+    }
     return mf;
 }
 

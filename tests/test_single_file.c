@@ -87,11 +87,11 @@ static void enum_cb(void *user, const char *name, int ndim, const int64_t *ne, s
 /* The single-file tensors of arch, as a real checkpoint names them, with the extra keys some carry. */
 static tlist ldm_tensors(const sdc_mk_arch *a, const sdc_ldm_map *map) {
     tlist l = {NULL, 0, 0, map, NULL};
-    for (int c = 0; c < SDC_COMP_COUNT; c++) {
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
         char prefix[32];
-        snprintf(prefix, sizeof prefix, "%s.", sdc_component_name((sdc_component)c));
+        snprintf(prefix, sizeof prefix, "%s.", sdc_mk_part_name((sdc_mk_part)c));
         l.prefix = prefix;
-        sdc_mk_enum_component(a, (sdc_component)c, enum_cb, &l);
+        sdc_mk_enum_component(a, (sdc_mk_part)c, enum_cb, &l);
     }
     tlist_add(&l, "cond_stage_model.transformer.text_model.embeddings.position_ids", 2,
               (int64_t[]){1, a->te_positions});
@@ -301,7 +301,7 @@ static void test_sparse_sd15(const sdc_ldm_map *map) {
         /* the io layer reports what the file holds, and decides nothing */
         sdc_model_files *mf = NULL;
         sdc_status st = sdc_model_files_open_ex(path, NULL, SDC_VARIANT_AUTO, test_logger(), &mf);
-        if (test_check(st == SDC_OK && mf->single && !mf->config[SDC_COMP_UNET] && sdc_index_count(mf->index) == 0,
+        if (test_check(st == SDC_OK && mf->single && mf->n_parts == 0 && sdc_index_count(mf->index) == 0,
                        "io: facts only, no configs, nothing indexed: %s", sdc_status_str(st))) {
             const size_t nu = sdc_sf_count_prefix(mf->single, "model.diffusion_model.");
             const size_t nv = sdc_sf_count_prefix(mf->single, "first_stage_model.");
@@ -339,11 +339,11 @@ static void test_sparse_sd15(const sdc_ldm_map *map) {
                        "index: %zu of %zu weights under canonical names (%zu indexed, %zu in the file)", found, want,
                        sdc_index_count(mf->index), l.n);
             const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg.scheduler_config, "_class_name");
-            test_check(cJSON_IsString(cls) && !strcmp(cls->valuestring, "PNDMScheduler") && cfg.config[SDC_COMP_UNET] &&
-                           cfg.config[SDC_COMP_VAE] && cfg.config[SDC_COMP_TEXT_ENCODER],
+            test_check(cJSON_IsString(cls) && !strcmp(cls->valuestring, "PNDMScheduler") && cfg.config[SD1_PART_UNET] &&
+                           cfg.config[SD1_PART_VAE] && cfg.config[SD1_PART_TEXT_ENCODER],
                        "the family built the three configs and the scheduler's (PNDMScheduler)");
-            test_check(mf->single_file && mf->tokenizer_dir && !strcmp(mf->weights_path[SDC_COMP_UNET], path),
-                       "single file, tokenizer %s", mf->tokenizer_dir ? mf->tokenizer_dir : "(none)");
+            test_check(mf->single_file && mf->tokenizer_dir && !strcmp(mf->root, path), "single file, tokenizer %s",
+                       mf->tokenizer_dir ? mf->tokenizer_dir : "(none)");
         }
         sd1_sf_configs_free(&cfg);
         sdc_model_files_free(mf);
@@ -393,7 +393,8 @@ static void test_refusals(void) {
     st = sdc_model_files_open_ex(folder, folder, SDC_VARIANT_AUTO, test_capture_logger(), &mf);
     test_check(st == SDC_ERR_INVALID_ARG && !mf, "a folder with a config dir: %s \"%s\"", sdc_status_str(st),
                test_last_error());
-    st = sdc_model_files_open_ex(single, test_ref_path("tiny-sd1/unet"), SDC_VARIANT_AUTO, test_capture_logger(), &mf);
+    sd1_sf_configs no_cfg;
+    st = open_single(single, test_ref_path("tiny-sd1/unet"), test_capture_logger(), &mf, &no_cfg);
     test_check(st == SDC_ERR_NOT_FOUND && !mf && strstr(test_last_error(), "text_encoder/config.json"),
                "a config dir without text_encoder/config.json: %s \"%s\"", sdc_status_str(st), test_last_error());
 

@@ -49,7 +49,7 @@ static void run_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const cha
     snprintf(what, sizeof what, "%s %.60s", label, cname);
     test_block_check_init(&bc, g, name, what, bound, ill_bound, cfg->norm_num_groups);
     double t0 = test_now();
-    sdc_status st = sdc_unet_forward(u, xt, t, ct, ot, test_on_block, &bc);
+    sdc_status st = sdc_unet_forward(u, xt, t, &(sdc_unet_cond){.context = ct}, ot, test_on_block, &bc);
     double dt = test_now() - t0;
     test_check(st == SDC_OK, "%s %s: forward: %s (%.3f s)", label, cname, sdc_status_str(st), dt);
     test_check(bc.n_seen == 4 + 2 * cfg->n_blocks, "%s %s: %d block outputs compared (expected %d)", label, cname,
@@ -72,7 +72,7 @@ static void run_case(sdc_unet *u, sdc_backend *be, sdc_model_index *g, const cha
     /* Wrong context width is the caller's error, not a crash. */
     sdc_tensor bad = sdc_tensor_view(ct, 3, (int64_t[]){ct->ne[0], ct->ne[1] * ct->ne[2] / 2, 2});
     if (ct->ne[2] != 2 && (ct->ne[1] * ct->ne[2]) % 2 == 0)
-        test_check(sdc_unet_forward(u, xt, t, &bad, ot, NULL, NULL) == SDC_ERR_INVALID_ARG,
+        test_check(sdc_unet_forward(u, xt, t, &(sdc_unet_cond){.context = &bad}, ot, NULL, NULL) == SDC_ERR_INVALID_ARG,
                    "%s %s: mismatched context is SDC_ERR_INVALID_ARG", label, cname);
 
 done:
@@ -89,7 +89,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_model_files *mf = test_open_tiny_sd1(variant, label);
     if (!mf) return;
     sdc_unet_config cfg;
-    sdc_status st = sdc_unet_config_parse(mf->config[SDC_COMP_UNET], log, &cfg);
+    sdc_status st = sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), log, &cfg);
     sdc_backend *be = sdc_backend_cpu_new(0, log);
     sdc_unet *u = NULL;
     if (test_check(st == SDC_OK, "parse unet config: %s", sdc_status_str(st)) && test_check(be != NULL, "cpu backend"))
@@ -118,7 +118,8 @@ static void test_shape_mismatch(void) {
     if (!mf) return;
     sdc_unet_config cfg;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
-    if (test_check(sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg) == SDC_OK, "parse") && be) {
+    if (test_check(sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), test_logger(), &cfg) == SDC_OK, "parse") &&
+        be) {
         cfg.cross_attention_dim += 8;
         sdc_unet *u = NULL;
         sdc_status st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &u);
@@ -152,7 +153,7 @@ static void test_oom(void) {
     sdc_unet_config cfg;
     sdc_unet *u = NULL;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
-    if (!be || sdc_unet_config_parse(mf->config[SDC_COMP_UNET], test_logger(), &cfg) != SDC_OK ||
+    if (!be || sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), test_logger(), &cfg) != SDC_OK ||
         !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0}, &u) ==
                         SDC_OK,
                     "load")) {
@@ -179,14 +180,15 @@ static void test_oom(void) {
     real_iface = be->iface;
     be->iface = &failing;
     alloc_calls = 0;
-    test_check(sdc_unet_forward(u, x, &t, ctx, out, NULL, NULL) == SDC_OK, "forward without failures");
+    test_check(sdc_unet_forward(u, x, &t, &(sdc_unet_cond){.context = ctx}, out, NULL, NULL) == SDC_OK,
+               "forward without failures");
     const long n_alloc = alloc_calls;
     sdc_log_fn saved = be->log.fn;
     be->log.fn = NULL;   // the backend would log each failed allocation
     int all_oom = 1, all_freed = 1;
     for (long k = 0; k < n_alloc; k++) {
         allocs_left = k;
-        sdc_status st = sdc_unet_forward(u, x, &t, ctx, out, NULL, NULL);
+        sdc_status st = sdc_unet_forward(u, x, &t, &(sdc_unet_cond){.context = ctx}, out, NULL, NULL);
         if (st != SDC_ERR_OOM) printf("    failing allocation %ld gave %s\n", k, sdc_status_str(st));
         all_oom &= st == SDC_ERR_OOM;
         all_freed &= be->stats.cur[SDC_MEM_ACTIVATIONS] == base;
@@ -196,7 +198,8 @@ static void test_oom(void) {
     be->log.fn = saved;
     test_check(all_oom, "failing each one of the forward's %ld allocations in turn: SDC_ERR_OOM", n_alloc);
     test_check(all_freed, "after each failure only the caller's %zu activation bytes remain", base);
-    test_check(sdc_unet_forward(u, x, &t, ctx, out, NULL, NULL) == SDC_OK, "forward works again afterwards");
+    test_check(sdc_unet_forward(u, x, &t, &(sdc_unet_cond){.context = ctx}, out, NULL, NULL) == SDC_OK,
+               "forward works again afterwards");
 
     free(hx);
     free(hc);
@@ -266,7 +269,8 @@ static void test_config(void) {
         {"{\"up_block_types\": [\"UpBlock2D\", \"AttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}",
          "an unknown up block type", SDC_ERR_UNSUPPORTED},
         {"{\"mid_block_type\": \"UNetMidBlock2DSimpleCrossAttn\"}", "another mid block", SDC_ERR_UNSUPPORTED},
-        {"{\"addition_embed_type\": \"text_time\"}", "SDXL added conditioning", SDC_ERR_UNSUPPORTED},
+        {"{\"addition_embed_type\": \"text_image\"}", "Kandinsky added conditioning", SDC_ERR_UNSUPPORTED},
+        {"{\"addition_embed_type\": \"text_time\"}", "text_time without its widths", SDC_ERR_NOT_FOUND},
         {"{\"class_embed_type\": \"timestep\"}", "class embeddings", SDC_ERR_UNSUPPORTED},
         {"{\"conv_in_kernel\": 7}", "a 7x7 conv_in", SDC_ERR_UNSUPPORTED},
         {"{\"resnet_time_scale_shift\": \"scale_shift\"}", "scale-shift time conditioning", SDC_ERR_UNSUPPORTED},

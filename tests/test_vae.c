@@ -202,7 +202,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_model_files *mf = test_open_tiny_sd1(variant, label);
     if (!mf) return;
     sdc_vae_config cfg;
-    sdc_status st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], log, &cfg);
+    sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &cfg);
     if (!test_check(st == SDC_OK, "parse vae config: %s", sdc_status_str(st))) {
         sdc_model_files_free(mf);
         return;
@@ -314,7 +314,7 @@ static void check_configs(void) {
     printf("configs:\n");
     sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, NULL);
     if (!mf) return;
-    const cJSON *base = mf->config[SDC_COMP_VAE];
+    const cJSON *base = sdc_model_files_config(mf, "vae");
     sdc_vae_config good;
     sdc_status st = sdc_vae_config_parse(base, test_logger(), &good);
     const cJSON *boc = cJSON_GetObjectItemCaseSensitive(base, "block_out_channels");

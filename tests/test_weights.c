@@ -28,9 +28,12 @@ static void staging_flush(sdc_backend *be) {}
 
 static void compare(sdc_weight_variant variant, const char *label) {
     sdc_model_files *mf = NULL;
-    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK, "open %s",
-                    label))
+    if (!test_check(sdc_model_files_open(test_ref_path("tiny-sd1"), variant, test_logger(), &mf) == SDC_OK &&
+                        sdc_model_files_use_all(mf, test_logger()) == SDC_OK,
+                    "open %s", label)) {
+        sdc_model_files_free(mf);
         return;
+    }
     sdc_backend *plain = sdc_backend_cpu_new(1, test_logger());
     sdc_backend *staged = sdc_backend_cpu_new(1, test_logger());
     struct sdc_backend_i iface = *staged->iface; /* the CPU backend plus staging slots */

@@ -1,4 +1,5 @@
-/* sd1.c - Stable Diffusion 1.x / 2.x as a family: CLIP text encoder, UNet, KL VAE, DDPM schedules.
+/* sd1.c - Stable Diffusion 1.x / 2.x as a family: CLIP text encoder, UNet, KL VAE, DDPM schedules; and
+ * the opening and job code SDXL (sdxl.c) shares.
  *
  *   phase      needs          runs
  *   condition  text_encoder   once: the prompt (and the negative prompt with CFG) -> context [nb, T, C]
@@ -14,40 +15,43 @@
 
 /* --- components ------------------------------------------------------------------------------ */
 
-static sdc_status load_text_encoder(const void *fam, const sdc_weight_source *src, void **out) {
+sdc_status sd1_load_text_encoder(const void *fam, const sdc_weight_source *src, void **out) {
     return sdc_clip_load(&((const sd1_fam *)fam)->clip, src, (sdc_clip **)out);
 }
 
-static sdc_status load_unet(const void *fam, const sdc_weight_source *src, void **out) {
+sdc_status sd1_load_unet(const void *fam, const sdc_weight_source *src, void **out) {
     return sdc_unet_load(&((const sd1_fam *)fam)->unet, src, (sdc_unet **)out);
 }
 
-static sdc_status load_vae_decoder(const void *fam, const sdc_weight_source *src, void **out) {
+sdc_status sd1_load_vae_decoder(const void *fam, const sdc_weight_source *src, void **out) {
     return sdc_vae_decoder_load(&((const sd1_fam *)fam)->vae, src, (sdc_vae_decoder **)out);
 }
 
-static sdc_status load_vae_encoder(const void *fam, const sdc_weight_source *src, void **out) {
+sdc_status sd1_load_vae_encoder(const void *fam, const sdc_weight_source *src, void **out) {
     return sdc_vae_encoder_load(&((const sd1_fam *)fam)->vae, src, (sdc_vae_encoder **)out);
 }
 
-static void free_text_encoder(void *o) { sdc_clip_free(o); }
-static void free_unet(void *o) { sdc_unet_free(o); }
-static void free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
-static void free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
+void sd1_free_text_encoder(void *o) { sdc_clip_free(o); }
+void sd1_free_unet(void *o) { sdc_unet_free(o); }
+void sd1_free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
+void sd1_free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
 
 /* the stock SD VAE is fine in fp16; SDXL's overflows, and its config says force_upcast (as diffusers) */
-static int vae_needs_f32(const void *fam) { return ((const sd1_fam *)fam)->vae.force_upcast; }
+int sd1_vae_needs_f32(const void *fam) { return ((const sd1_fam *)fam)->vae.force_upcast; }
 
-static const char *const te_prefixes[] = {"text_encoder.text_model.", NULL};
-static const char *const unet_prefixes[] = {"unet.", NULL};
-static const char *const dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.", NULL};
-static const char *const enc_prefixes[] = {"vae.encoder.", "vae.quant_conv.", NULL};
+const char *const sd1_te_prefixes[] = {"text_encoder.text_model.", NULL};
+const char *const sd1_unet_prefixes[] = {"unet.", NULL};
+const char *const sd1_dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.", NULL};
+const char *const sd1_enc_prefixes[] = {"vae.encoder.", "vae.quant_conv.", NULL};
 
 static const sdc_component_def sd1_components[SD1_N_COMPONENTS] = {
-    [SD1_TEXT_ENCODER] = {"text_encoder", te_prefixes, "text_encoder.", load_text_encoder, free_text_encoder, NULL},
-    [SD1_UNET] = {"unet", unet_prefixes, "unet.", load_unet, free_unet, NULL},
-    [SD1_VAE_DECODER] = {"vae_decoder", dec_prefixes, "vae.", load_vae_decoder, free_vae_decoder, vae_needs_f32},
-    [SD1_VAE_ENCODER] = {"vae_encoder", enc_prefixes, "vae.", load_vae_encoder, free_vae_encoder, vae_needs_f32},
+    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder,
+                          sd1_free_text_encoder, NULL},
+    [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL},
+    [SD1_VAE_DECODER] = {"vae_decoder", sd1_dec_prefixes, "vae.", sd1_load_vae_decoder, sd1_free_vae_decoder,
+                         sd1_vae_needs_f32},
+    [SD1_VAE_ENCODER] = {"vae_encoder", sd1_enc_prefixes, "vae.", sd1_load_vae_encoder, sd1_free_vae_encoder,
+                         sd1_vae_needs_f32},
 };
 
 #define NEEDS(c) (1u << (c))
@@ -60,46 +64,95 @@ static const sdc_phase_def sd1_phases[] = {
 
 /* --- opening ----------------------------------------------------------------------------------- */
 
+int sd1_folder_is_xl(const sdc_model_files *mf) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(sdc_model_files_config(mf, "unet"), "addition_embed_type");
+    return sdc_model_files_config(mf, "text_encoder_2") || (cJSON_IsString(t) && !strcmp(t->valuestring, "text_time"));
+}
+
 /* Folders: the SD-shaped diffusers layout (text_encoder, unet, vae) opened into configs. Single files:
  * the LDM / SGM key groups (sd1_detect.c); open says what the file is when it is not SD 1.x. */
 static int sd1_probe(const sdc_model_files *mf) {
-    return mf->single_file ? sd1_sf_probe(mf->single) : mf->config[SDC_COMP_UNET] != NULL;
+    return mf->single_file ? sd1_sf_probe(mf->single) : sdc_model_files_config(mf, "unet") && !sd1_folder_is_xl(mf);
 }
 
-static void sd1_close(void *fam) {
+void sd1_close(void *fam) {
     sd1_fam *f = fam;
     if (!f) return;
     sdc_clip_tokenizer_free(f->tok);
+    sdc_clip_tokenizer_free(f->tok2);
     sd1_sf_configs_free(&f->sf);
     free(f);
 }
 
-/* Component c's config: the model files', else the one built for a single file. */
-static const cJSON *config_of(const sd1_fam *f, const sdc_model_files *mf, sdc_component c) {
-    return mf->config[c] ? mf->config[c] : f->sf.config[c];
+/* Part c's config: the model files', else the one built for a single file. */
+static const cJSON *config_of(const sd1_fam *f, const sdc_model_files *mf, int c) {
+    const cJSON *cfg = sdc_model_files_config(mf, sd1_part_name(c));
+    return cfg ? cfg : f->sf.config[c];
 }
 
-static sdc_status sd1_open(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
+/* The tokenizers: the caller's folder (or the model's tokenizer/) for the first encoder; SDXL's second
+ * pads with "!" (its tokenizer_2/ says so; the caller's or sdc's own folder gets that pad set). */
+static sdc_status open_tokenizers(sd1_fam *f, const sdc_model_files *mf, const char *tokenizer_dir,
+                                  const sdc_logger *log) {
+    const char *dir = tokenizer_dir ? tokenizer_dir : mf->tokenizer_dir;
+    if (!dir) {
+        SDC_LOGE(log, "sd1_open: %s has no %s; pass a tokenizer directory", mf->root,
+                 mf->single_file ? "tokenizer, nor was sdc's own found" : "tokenizer/ folder");
+        return SDC_ERR_NOT_FOUND;
+    }
+    sdc_status st = sdc_clip_tokenizer_load(dir, log, &f->tok);
+    if (st != SDC_OK || !f->xl) return st;
+    char *dir2 = tokenizer_dir ? NULL : sdc_model_files_subdir(mf, "tokenizer_2");
+    st = sdc_clip_tokenizer_load(dir2 ? dir2 : dir, log, &f->tok2);
+    if (st == SDC_OK && !dir2) st = sdc_clip_tokenizer_set_pad(f->tok2, "!");
+    free(dir2);
+    return st;
+}
+
+/* SDXL: the encoders' widths fill the UNet's context and add_embedding. */
+static sdc_status check_xl(const sd1_fam *f, const sdc_logger *log) {
+    const int P = f->clip2.projection_dim;
+    if (!f->unet.text_time || !P) {
+        SDC_LOGE(log, "sd1_open: an SDXL model needs a text_time UNet and a text_encoder_2 with a text_projection%s%s",
+                 f->unet.text_time ? "" : " (the UNet has no addition_embed_type \"text_time\")",
+                 P ? "" : " (text_encoder_2 is not CLIPTextModelWithProjection)");
+        return SDC_ERR_UNSUPPORTED;
+    }
+    if (f->clip.hidden + f->clip2.hidden != f->unet.cross_attention_dim ||
+        (int64_t)P + (int64_t)SDXL_N_TIME_IDS * f->unet.addition_time_embed_dim != f->unet.add_in_dim) {
+        SDC_LOGE(log,
+                 "sd1_open: the text encoders (widths %d + %d, projection %d) do not fit the UNet "
+                 "(cross_attention_dim %d; add_embedding takes %d = projection + 6 x %d)",
+                 f->clip.hidden, f->clip2.hidden, P, f->unet.cross_attention_dim, f->unet.add_in_dim,
+                 f->unet.addition_time_embed_dim);
+        return SDC_ERR_FORMAT;
+    }
+    return SDC_OK;
+}
+
+sdc_status sd1_open_as(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, int xl, void **out) {
     sd1_fam *f = calloc(1, sizeof *f);
     if (!f) return SDC_ERR_OOM;
+    f->xl = xl;
     sdc_status st = mf->single_file ? sd1_sf_open(mf, log, &f->sf) : SDC_OK;
+    for (int c = 0; c < SD1_N_PARTS && st == SDC_OK; c++)
+        if (c != SD1_PART_TEXT_ENCODER_2 || xl) st = sdc_model_files_use(mf, sd1_part_name(c), log);
     f->scheduler_config = mf->scheduler_config ? mf->scheduler_config : f->sf.scheduler_config;
-    if (st == SDC_OK) st = sdc_clip_config_parse(config_of(f, mf, SDC_COMP_TEXT_ENCODER), log, &f->clip);
-    if (st == SDC_OK) st = sdc_unet_config_parse(config_of(f, mf, SDC_COMP_UNET), log, &f->unet);
-    if (st == SDC_OK) st = sdc_vae_config_parse(config_of(f, mf, SDC_COMP_VAE), log, &f->vae);
-    if (st == SDC_OK) {
-        const char *dir = tokenizer_dir ? tokenizer_dir : mf->tokenizer_dir;
-        if (!dir) {
-            SDC_LOGE(log, "sd1_open: %s has no %s; pass a tokenizer directory", mf->root,
-                     mf->single_file ? "tokenizer, nor was sdc's own found" : "tokenizer/ folder");
-            st = SDC_ERR_NOT_FOUND;
-        } else {
-            st = sdc_clip_tokenizer_load(dir, log, &f->tok);
-        }
-    }
-    if (st == SDC_OK && f->clip.hidden != f->unet.cross_attention_dim) {
+    if (st == SDC_OK) st = sdc_clip_config_parse(config_of(f, mf, SD1_PART_TEXT_ENCODER), log, &f->clip);
+    if (st == SDC_OK && xl) st = sdc_clip_config_parse(config_of(f, mf, SD1_PART_TEXT_ENCODER_2), log, &f->clip2);
+    if (st == SDC_OK) st = sdc_unet_config_parse(config_of(f, mf, SD1_PART_UNET), log, &f->unet);
+    if (st == SDC_OK) st = sdc_vae_config_parse(config_of(f, mf, SD1_PART_VAE), log, &f->vae);
+    if (st == SDC_OK) st = open_tokenizers(f, mf, tokenizer_dir, log);
+    if (st == SDC_OK && xl) {
+        st = check_xl(f, log);
+        const cJSON *fz = cJSON_GetObjectItemCaseSensitive(mf->model_index, "force_zeros_for_empty_prompt");
+        f->force_zeros_for_empty_prompt = !cJSON_IsFalse(fz); /* diffusers' SDXL pipeline default: true */
+    } else if (st == SDC_OK && f->clip.hidden != f->unet.cross_attention_dim) {
         SDC_LOGE(log, "sd1_open: text encoder width %d does not match the UNet's cross_attention_dim %d",
                  f->clip.hidden, f->unet.cross_attention_dim);
+        st = SDC_ERR_UNSUPPORTED;
+    } else if (st == SDC_OK && f->unet.text_time) {
+        SDC_LOGE(log, "sd1_open: the UNet has addition_embed_type \"text_time\" (SDXL) but there is no text_encoder_2");
         st = SDC_ERR_UNSUPPORTED;
     }
     if (st != SDC_OK) {
@@ -110,7 +163,11 @@ static sdc_status sd1_open(sdc_model_files *mf, const char *tokenizer_dir, const
     return SDC_OK;
 }
 
-static void sd1_latent_shape(const void *fam, int width, int height, int64_t ne[4]) {
+static sdc_status sd1_open(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
+    return sd1_open_as(mf, tokenizer_dir, log, 0, out);
+}
+
+void sd1_latent_shape(const void *fam, int width, int height, int64_t ne[4]) {
     const sd1_fam *f = fam;
     const int vs = sdc_vae_downscale(&f->vae);
     ne[0] = 1;
@@ -151,18 +208,32 @@ static sdc_status build_schedule(const sd1_fam *f, const sdc_gen_params *p, cons
     return st;
 }
 
-static void sd1_job_free(void *state) {
+void sd1_job_free(void *state) {
     sd1_job *j = state;
     if (!j) return;
     sdc_schedule_free(&j->sched);
     sdc_tensor_free(j->context);
+    sdc_tensor_free(j->context1);
+    free(j->text_embeds);
     free(j->mean);
     free(j->logvar);
     free(j->lat);
     free(j);
 }
 
-static sdc_status sd1_job_new(sdc_run *r, void **state) {
+/* SDXL's time ids (diffusers' order, (height, width) pairs): original size, crop top-left, target size;
+ * each size 0 is the image's, as diffusers' defaults. The same for both rows. */
+static void sdxl_time_ids(const sdc_gen_params *p, float ids[2 * SDXL_N_TIME_IDS]) {
+    const int v[SDXL_N_TIME_IDS] = {p->original_height ? p->original_height : p->height,
+                                    p->original_width ? p->original_width : p->width,
+                                    p->crop_top,
+                                    p->crop_left,
+                                    p->target_height ? p->target_height : p->height,
+                                    p->target_width ? p->target_width : p->width};
+    for (int i = 0; i < SDXL_N_TIME_IDS; i++) ids[i] = ids[SDXL_N_TIME_IDS + i] = (float)v[i];
+}
+
+sdc_status sd1_job_new(sdc_run *r, void **state) {
     const sd1_fam *f = r->fam;
     const sdc_gen_params *p = r->p;
     const int vs = sdc_vae_downscale(&f->vae);
@@ -180,6 +251,13 @@ static sdc_status sd1_job_new(sdc_run *r, void **state) {
     j->h = j->H / vs;
     j->w = j->W / vs;
     j->n = (size_t)(f->unet.in_channels * j->h * j->w);
+    if (f->xl) {
+        sdxl_time_ids(p, j->time_ids);
+        j->zero_negative =
+            j->nb == 2 && f->force_zeros_for_empty_prompt && !(p->negative_prompt && *p->negative_prompt);
+        if (!(j->text_embeds = calloc((size_t)j->nb * (size_t)f->clip2.projection_dim, sizeof(float))))
+            st = SDC_ERR_OOM;
+    }
     if (st == SDC_OK) {
         j->lat = malloc(sizeof(float) * j->n * (size_t)p->batch_count);
         j->mean = malloc(sizeof(float) * j->n);

@@ -435,26 +435,31 @@ sdc_status sd1_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, cons
 
 /* ---- the file's configs and index ---- */
 
-/* Every component must have tensors in the index. */
-static sdc_status check_components(const sdc_model_files *mf, const sdc_logger *log) {
-    size_t count[SDC_COMP_COUNT] = {0};
+const char *sd1_part_name(int part) {
+    static const char *const names[SD1_N_PARTS] = {"text_encoder", "text_encoder_2", "unet", "vae"};
+    return part >= 0 && part < SD1_N_PARTS ? names[part] : "?";
+}
+
+/* Every component with a config must have tensors in the index. */
+static sdc_status check_components(const sdc_model_files *mf, const sd1_sf_configs *cfg, const sdc_logger *log) {
+    size_t count[SD1_N_PARTS] = {0};
     for (size_t i = 0; i < sdc_index_count(mf->index); i++) {
         const char *name = sdc_index_at(mf->index, i)->name;
-        for (int c = 0; c < SDC_COMP_COUNT; c++) {
-            const char *cn = sdc_component_name((sdc_component)c);
+        for (int c = 0; c < SD1_N_PARTS; c++) {
+            const char *cn = sd1_part_name(c);
             size_t l = strlen(cn);
             if (strncmp(name, cn, l) == 0 && name[l] == '.') count[c]++;
         }
     }
-    static const char *const ldm_prefix[SDC_COMP_COUNT] = {
-        [SDC_COMP_TEXT_ENCODER] = T "transformer.",
-        [SDC_COMP_UNET] = U,
-        [SDC_COMP_VAE] = V,
+    static const char *const ldm_prefix[SD1_N_PARTS] = {
+        [SD1_PART_TEXT_ENCODER] = T "transformer.",
+        [SD1_PART_TEXT_ENCODER_2] = "conditioner.embedders.1.model.",
+        [SD1_PART_UNET] = U,
+        [SD1_PART_VAE] = V,
     };
-    for (int c = 0; c < SDC_COMP_COUNT; c++) {
-        if (count[c] == 0) {
-            SDC_LOGE(log, "sd1_sf_open: %s has no %s (no %s* tensors)", mf->root, sdc_component_name((sdc_component)c),
-                     ldm_prefix[c]);
+    for (int c = 0; c < SD1_N_PARTS; c++) {
+        if (count[c] == 0 && (cfg->config[c] || sdc_model_files_config(mf, sd1_part_name(c)))) {
+            SDC_LOGE(log, "sd1_sf_open: %s has no %s (no %s* tensors)", mf->root, sd1_part_name(c), ldm_prefix[c]);
             return SDC_ERR_NOT_FOUND;
         }
     }
@@ -462,7 +467,7 @@ static sdc_status check_components(const sdc_model_files *mf, const sdc_logger *
 }
 
 void sd1_sf_configs_free(sd1_sf_configs *c) {
-    for (int i = 0; i < SDC_COMP_COUNT; i++) cJSON_Delete(c->config[i]);
+    for (int i = 0; i < SD1_N_PARTS; i++) cJSON_Delete(c->config[i]);
     cJSON_Delete(c->scheduler_config);
     memset(c, 0, sizeof *c);
 }
@@ -472,27 +477,37 @@ static sdc_status configs_detected(const sdc_model_files *mf, const sdc_logger *
     sd1_sf_arch a;
     sdc_status st = sd1_sf_detect(mf->single, log, &a);
     if (st != SDC_OK) return st;
-    out->config[SDC_COMP_TEXT_ENCODER] = sd1_sf_text_encoder_config(&a);
-    out->config[SDC_COMP_UNET] = sd1_sf_unet_config(&a);
-    out->config[SDC_COMP_VAE] = sd1_sf_vae_config(&a);
-    for (int c = 0; c < SDC_COMP_COUNT; c++)
-        if (!out->config[c]) st = SDC_ERR_OOM;
+    out->config[SD1_PART_TEXT_ENCODER] = sd1_sf_text_encoder_config(&a);
+    out->config[SD1_PART_UNET] = sd1_sf_unet_config(&a);
+    out->config[SD1_PART_VAE] = sd1_sf_vae_config(&a);
+    for (int c = 0; c < SD1_N_PARTS; c++)
+        if (!out->config[c] && c != SD1_PART_TEXT_ENCODER_2) st = SDC_ERR_OOM;
     return st;
 }
 
 sdc_status sd1_sf_open(sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out) {
     memset(out, 0, sizeof *out);
-    /* a config folder gives all three configs (the io layer requires each), else all are detected */
-    sdc_status st = mf->config[SDC_COMP_UNET] ? SDC_OK : configs_detected(mf, log, out);
+    /* a config folder gives all three configs, else all are detected */
+    sdc_status st = mf->config_dir ? SDC_OK : configs_detected(mf, log, out);
+    static const int required[] = {SD1_PART_TEXT_ENCODER, SD1_PART_UNET, SD1_PART_VAE};
+    for (size_t i = 0; mf->config_dir && st == SDC_OK && i < sizeof required / sizeof required[0]; i++) {
+        if (!sdc_model_files_config(mf, sd1_part_name(required[i]))) {
+            SDC_LOGE(log, "sd1_sf_open: the config folder %s has no %s/config.json", mf->config_dir,
+                     sd1_part_name(required[i]));
+            st = SDC_ERR_NOT_FOUND;
+        }
+    }
     if (st == SDC_OK && !mf->scheduler_config && !(out->scheduler_config = sd1_sf_scheduler_config())) st = SDC_ERR_OOM;
     sdc_ldm_map *map = st == SDC_OK ? malloc(sizeof *map) : NULL;
     if (st == SDC_OK && !map) st = SDC_ERR_OOM;
-    const cJSON *unet = mf->config[SDC_COMP_UNET] ? mf->config[SDC_COMP_UNET] : out->config[SDC_COMP_UNET];
-    const cJSON *vae = mf->config[SDC_COMP_VAE] ? mf->config[SDC_COMP_VAE] : out->config[SDC_COMP_VAE];
+    const cJSON *unet =
+        sdc_model_files_config(mf, "unet") ? sdc_model_files_config(mf, "unet") : out->config[SD1_PART_UNET];
+    const cJSON *vae =
+        sdc_model_files_config(mf, "vae") ? sdc_model_files_config(mf, "vae") : out->config[SD1_PART_VAE];
     if (st == SDC_OK) st = sd1_sf_ldm_map_from_configs(unet, vae, log, map);
     /* the model's index: empty until now, the pipeline reads it once the family is open */
     if (st == SDC_OK) st = sdc_single_file_index(mf->index, mf->root, sdc_ldm_name_map, map);
     free(map);
-    if (st == SDC_OK) st = check_components(mf, log);
+    if (st == SDC_OK) st = check_components(mf, out, log);
     return st;
 }

@@ -24,6 +24,17 @@
 
 #define SD1_SF_MAX_BLOCKS SDC_LDM_MAX_BLOCKS
 
+/* The SD family's component folders (model_files parts), by index. */
+enum {
+    SD1_PART_TEXT_ENCODER = 0,
+    SD1_PART_TEXT_ENCODER_2, /* SDXL only */
+    SD1_PART_UNET,
+    SD1_PART_VAE,
+    SD1_N_PARTS
+};
+/* "text_encoder", "text_encoder_2", "unet", "vae" */
+const char *sd1_part_name(int part);
+
 /* What detection found: shapes, plus the family template for what shapes cannot tell. */
 typedef struct sd1_sf_arch {
     const char *family; /* "SD 1.x" */
@@ -68,7 +79,7 @@ sdc_status sd1_sf_ldm_map_from_configs(const cJSON *unet, const cJSON *vae, cons
 
 /* What the family builds for a single file: the configs mf lacks (NULL where mf has one). */
 typedef struct sd1_sf_configs {
-    cJSON *config[SDC_COMP_COUNT];
+    cJSON *config[SD1_N_PARTS]; /* NULL where the model files have one, or the part is absent */
     cJSON *scheduler_config;
 } sd1_sf_configs;
 

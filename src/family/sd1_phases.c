@@ -117,7 +117,7 @@ typedef struct unet_call {
     int nb; /* 2 with classifier-free guidance, else 1 */
     float guidance;
     size_t n; /* latent elements of one image */
-    const sdc_tensor *context;
+    sdc_unet_cond cond;
     sdc_tensor *x, *out; /* [nb, C, h, w] */
     float *buf;          /* [nb * n] host staging */
 } unet_call;
@@ -127,7 +127,7 @@ static sdc_status unet_eval(void *user, const float *x_in, float t, float *pred)
     for (int b = 0; b < c->nb; b++) memcpy(c->buf + (size_t)b * c->n, x_in, sizeof(float) * c->n);
     sdc_tensor_set_f32(c->x, c->buf);
     float ts[2] = {t, t};
-    sdc_status st = sdc_unet_forward(c->unet, c->x, ts, c->context, c->out, NULL, NULL);
+    sdc_status st = sdc_unet_forward(c->unet, c->x, ts, &c->cond, c->out, NULL, NULL);
     if (st != SDC_OK) return st;
     sdc_tensor_get_f32(c->out, c->buf);
     if ((st = backend_ok(c->out->backend, SDC_OK)) != SDC_OK) return st;
@@ -193,7 +193,14 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
     sdc_rng rng;
     sdc_status st = initial_latents(r, j, i, lat, &rng);
     const int64_t shape[4] = {j->nb, f->unet.in_channels, j->h, j->w};
-    unet_call c = {sdc_run_component(r, SD1_UNET), j->nb, r->p->cfg_scale, j->n, j->context, NULL, NULL, NULL};
+    unet_call c = {
+        sdc_run_component(r, SD1_UNET), j->nb, r->p->cfg_scale, j->n, {j->context, NULL, 0, NULL, 0}, NULL, NULL, NULL};
+    if (f->xl) { /* SDXL: the pooled text embeds and the micro-conditioning, one row per context row */
+        c.cond.text_embeds = j->text_embeds;
+        c.cond.text_embeds_dim = f->clip2.projection_dim;
+        c.cond.time_ids = j->time_ids;
+        c.cond.n_time_ids = SDXL_N_TIME_IDS;
+    }
     const sdc_dtype dt = sdc_unet_act_dtype(c.unet);
     c.x = sdc_act_new(r->be, dt, 4, shape); /* [nb, C, h, w] */
     c.out = sdc_act_new(r->be, dt, 4, shape);

@@ -1,8 +1,10 @@
 /* model_files.c - a diffusers model folder (or a single-file checkpoint, single_file.c): its JSON
- * configs, and one index over the weights of the text encoder, UNet and VAE, with every name
+ * configs, and one index over the weights of the components a family uses, with every name
  * canonicalised and prefixed "<component>.". */
 #include "io/model_files.h"
 
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,18 +16,17 @@
 /* SDC_DATA_DIR (the installed <datadir>/sdc) and SDC_SOURCE_DATA_DIR (the source tree's data/) come
  * from CMakeLists.txt. */
 
-static const struct {
-    const char *name;
-    const char *weights; /* base name of the weights file, without ".safetensors" */
-    sdc_name_map_fn map;
-} components[] = {
-    [SDC_COMP_TEXT_ENCODER] = {"text_encoder", "model", sdc_name_map_text_encoder},
-    [SDC_COMP_UNET] = {"unet", "diffusion_pytorch_model", NULL},
-    [SDC_COMP_VAE] = {"vae", "diffusion_pytorch_model", sdc_name_map_vae},
-};
-_Static_assert(sizeof(components) / sizeof(components[0]) == SDC_COMP_COUNT, "component table");
+/* The weights file base name of a part (without ".safetensors"): transformers models are "model",
+ * diffusers models "diffusion_pytorch_model". The name map for its tensors' variant spellings. */
+static const char *weights_base(const char *part) {
+    return strncmp(part, "text_encoder", 12) == 0 ? "model" : "diffusion_pytorch_model";
+}
 
-const char *sdc_component_name(sdc_component c) { return (unsigned)c < SDC_COMP_COUNT ? components[c].name : "?"; }
+static sdc_name_map_fn part_map(const char *part) {
+    if (strncmp(part, "text_encoder", 12) == 0) return sdc_name_map_text_encoder;
+    if (strcmp(part, "vae") == 0) return sdc_name_map_vae;
+    return NULL;
+}
 
 static char *join2(const char *a, const char *b, const char *c) {
     char *ab = sdc_path_join(a, b);
@@ -35,8 +36,8 @@ static char *join2(const char *a, const char *b, const char *c) {
     return abc;
 }
 
-static char *weights_name(sdc_component c, int fp16) {
-    const char *base = components[c].weights, *ext = fp16 ? ".fp16.safetensors" : ".safetensors";
+static char *weights_name(const char *part, int fp16) {
+    const char *base = weights_base(part), *ext = fp16 ? ".fp16.safetensors" : ".safetensors";
     char *s = malloc(strlen(base) + strlen(ext) + 1);
     if (s) {
         strcpy(s, base);
@@ -45,10 +46,10 @@ static char *weights_name(sdc_component c, int fp16) {
     return s;
 }
 
-/* Picks the weights file of component c in compdir by variant into *out. */
-static sdc_status pick_weights(const char *compdir, sdc_component c, sdc_weight_variant variant, const sdc_logger *log,
+/* Picks the weights file of part in compdir by variant into *out. */
+static sdc_status pick_weights(const char *compdir, const char *part, sdc_weight_variant variant, const sdc_logger *log,
                                char **out) {
-    char *f32_name = weights_name(c, 0), *f16_name = weights_name(c, 1);
+    char *f32_name = weights_name(part, 0), *f16_name = weights_name(part, 1);
     char *f32 = f32_name ? sdc_path_join(compdir, f32_name) : NULL;
     char *f16 = f16_name ? sdc_path_join(compdir, f16_name) : NULL;
     free(f32_name);
@@ -90,31 +91,118 @@ static sdc_status load_required(const char *path, const char *what, const sdc_lo
     return st == SDC_OK ? sdc_json_load(path, log, out) : st;
 }
 
-static sdc_status open_component(sdc_model_files *m, sdc_component c, sdc_weight_variant variant,
-                                 const sdc_logger *log) {
-    char *compdir = sdc_path_join(m->root, components[c].name);
+/* The part named name, NULL if none. */
+static sdc_model_part *find_part(const sdc_model_files *m, const char *name) {
+    for (int i = 0; i < m->n_parts; i++)
+        if (strcmp(m->parts[i].name, name) == 0) return (sdc_model_part *)&m->parts[i];
+    return NULL;
+}
+
+const cJSON *sdc_model_files_config(const sdc_model_files *m, const char *part) {
+    const sdc_model_part *p = find_part(m, part);
+    return p ? p->config : NULL;
+}
+
+char *sdc_model_files_subdir(const sdc_model_files *m, const char *name) {
+    if (m->single_file) return NULL;
+    char *path = sdc_path_join(m->root, name);
+    if (path && sdc_dir_exists(path)) return path;
+    free(path);
+    return NULL;
+}
+
+sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_logger *log) {
+    if (m->single_file) return SDC_OK;
+    sdc_model_part *p = find_part(m, part);
+    if (p && p->weights_path) return SDC_OK; /* indexed already */
+    char *compdir = sdc_path_join(m->root, part);
     char *cfg = compdir ? sdc_path_join(compdir, "config.json") : NULL;
     sdc_status st = cfg ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_path_need(compdir, 1, "sdc_model_files_open", "component folder", log);
-    if (st == SDC_OK) st = load_required(cfg, "config", log, &m->config[c]);
-    if (st == SDC_OK) st = pick_weights(compdir, c, variant, log, &m->weights_path[c]);
-    if (st == SDC_OK) {
-        char prefix[64];
-        strcpy(prefix, components[c].name);
-        strcat(prefix, ".");
-        st = sdc_index_add_file(m->index, m->weights_path[c], prefix, components[c].map, NULL);
+    if (st == SDC_OK && !p) st = sdc_path_need(cfg, 0, "sdc_model_files_open", "config", log);
+    if (st == SDC_OK && !p) { /* the folder has a config.json now: it appeared since the model was opened */
+        SDC_LOGE(log, "sdc_model_files_open: %s appeared after the model was opened", cfg);
+        st = SDC_ERR_IO;
     }
+    char *weights = NULL;
+    if (st == SDC_OK) st = pick_weights(compdir, part, m->variant, log, &weights);
+    size_t first = sdc_index_count(m->index);
+    if (st == SDC_OK) {
+        char prefix[SDC_MAX_PART_NAME + 2];
+        snprintf(prefix, sizeof prefix, "%s.", part);
+        st = sdc_index_add_file(m->index, weights, prefix, part_map(part), NULL);
+    }
+    /* every weight a component holds is a float; an integer tensor would be converted silently */
+    for (size_t i = first; st == SDC_OK && i < sdc_index_count(m->index); i++)
+        st = sdc_index_check_float(m->index, sdc_index_at(m->index, i));
+    if (st == SDC_OK) {
+        p->weights_path = weights;
+        weights = NULL;
+        SDC_LOGD(log, "sdc_model_files_use: %s: %zu tensors from %s", part, sdc_index_count(m->index) - first,
+                 p->weights_path);
+    } else if (st == SDC_ERR_OOM) {
+        SDC_LOGE(log, "sdc_model_files_use: %s: out of memory", part);
+    }
+    free(weights);
     free(cfg);
     free(compdir);
     return st;
 }
 
-/* A diffusers folder: model_index.json, the three components, the optional scheduler and tokenizer. */
-static sdc_status open_folder(sdc_model_files *m, const char *dir, sdc_weight_variant variant, const sdc_logger *log) {
+sdc_status sdc_model_files_use_all(sdc_model_files *m, const sdc_logger *log) {
+    sdc_status st = SDC_OK;
+    for (int i = 0; i < m->n_parts && st == SDC_OK; i++) st = sdc_model_files_use(m, m->parts[i].name, log);
+    return st;
+}
+
+static int part_cmp(const void *a, const void *b) {
+    return strcmp(((const sdc_model_part *)a)->name, ((const sdc_model_part *)b)->name);
+}
+
+/* Every subfolder of dir that holds a config.json becomes a part (its config loaded), sorted by name. */
+static sdc_status load_parts(sdc_model_files *m, const char *dir, const sdc_logger *log) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        SDC_LOGE(log, "sdc_model_files_open: cannot list %s", dir);
+        return SDC_ERR_IO;
+    }
+    sdc_status st = SDC_OK;
+    for (struct dirent *e; st == SDC_OK && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char *cfg = join2(dir, e->d_name, "config.json");
+        if (!cfg) {
+            st = SDC_ERR_OOM;
+            break;
+        }
+        char kind[128];
+        if (strcmp(sdc_path_kind(cfg, kind, sizeof kind), "missing") != 0) {
+            if (strlen(e->d_name) > SDC_MAX_PART_NAME) {
+                SDC_LOGE(log, "sdc_model_files_open: component folder name %s is longer than %d bytes", e->d_name,
+                         SDC_MAX_PART_NAME);
+                st = SDC_ERR_UNSUPPORTED;
+            } else if (m->n_parts == SDC_MAX_PARTS) {
+                SDC_LOGE(log, "sdc_model_files_open: %s has more than %d component folders", dir, SDC_MAX_PARTS);
+                st = SDC_ERR_UNSUPPORTED;
+            } else {
+                sdc_model_part *p = &m->parts[m->n_parts];
+                st = load_required(cfg, "config", log, &p->config);
+                if (st == SDC_OK && !(p->name = strdup(e->d_name))) st = SDC_ERR_OOM;
+                if (st == SDC_OK || p->config || p->name) m->n_parts++; /* freed with m */
+            }
+        }
+        free(cfg);
+    }
+    closedir(d);
+    if (st == SDC_OK) qsort(m->parts, (size_t)m->n_parts, sizeof m->parts[0], part_cmp);
+    return st;
+}
+
+/* A diffusers folder: model_index.json, the components' configs, the optional scheduler and tokenizer. */
+static sdc_status open_folder(sdc_model_files *m, const char *dir, const sdc_logger *log) {
     char *path = sdc_path_join(dir, "model_index.json");
     sdc_status st = path ? load_required(path, "model index", log, &m->model_index) : SDC_ERR_OOM;
     free(path);
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++) st = open_component(m, (sdc_component)c, variant, log);
+    if (st == SDC_OK) st = load_parts(m, dir, log);
 
     /* optional parts: absent is fine, present but broken is not */
     path = st == SDC_OK ? join2(dir, "scheduler", "scheduler_config.json") : NULL;
@@ -148,30 +236,30 @@ static sdc_status load_json(const char *dir, const char *sub, const char *file, 
     return st;
 }
 
-/* The architecture a diffusers folder describes: its components' config.json files (required), its
- * scheduler config and model_index.json (optional). */
+/* The architecture a diffusers folder describes: its components' config.json files (the family that
+ * claims the file says which it needs), its scheduler config and model_index.json (optional). */
 static sdc_status configs_from_dir(const char *dir, const sdc_logger *log, sdc_model_files *m) {
     if (!sdc_dir_exists(dir)) {
         SDC_LOGE(log, "sdc_model_files_open: config folder %s does not exist", dir);
         return SDC_ERR_NOT_FOUND;
     }
-    sdc_status st = SDC_OK;
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
-        st = load_json(dir, sdc_component_name((sdc_component)c), "config.json", 1, log, &m->config[c]);
+    sdc_status st = load_parts(m, dir, log);
     if (st == SDC_OK) st = load_json(dir, "scheduler", "scheduler_config.json", 0, log, &m->scheduler_config);
     if (st == SDC_OK) st = load_json(dir, NULL, "model_index.json", 0, log, &m->model_index);
     return st;
 }
 
-/* A single-file checkpoint: its facts and the config folder's configs, weights_path[] = the file for
- * every component; it carries no tokenizer, so the one sdc ships stands in. */
+/* A single-file checkpoint: its facts and the config folder's configs, each part's weights_path = the
+ * file; it carries no tokenizer, so the one sdc ships stands in. */
 static sdc_status open_single_file(sdc_model_files *m, const char *path, const char *config_dir,
                                    const sdc_logger *log) {
     m->single_file = 1;
-    sdc_status st = config_dir ? configs_from_dir(config_dir, log, m) : SDC_OK;
+    sdc_status st = SDC_OK;
+    if (config_dir && !(m->config_dir = strdup(config_dir))) st = SDC_ERR_OOM;
+    if (st == SDC_OK && config_dir) st = configs_from_dir(config_dir, log, m);
     if (st == SDC_OK) st = sdc_sf_facts_read(path, log, &m->single);
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++)
-        if (!(m->weights_path[c] = strdup(path))) st = SDC_ERR_OOM;
+    for (int i = 0; i < m->n_parts && st == SDC_OK; i++)
+        if (!(m->parts[i].weights_path = strdup(path))) st = SDC_ERR_OOM;
     if (st == SDC_OK) {
         m->tokenizer_dir = sdc_data_path("clip-tokenizer");
         if (!m->tokenizer_dir)
@@ -224,19 +312,16 @@ sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc
     if (!m) return SDC_ERR_OOM;
     m->root = strdup(path);
     m->index = sdc_index_new(log);
+    m->variant = variant;
     sdc_status st = m->root && m->index ? SDC_OK : SDC_ERR_OOM;
-    if (st == SDC_OK) st = folder ? open_folder(m, path, variant, log) : open_single_file(m, path, config_dir, log);
-    /* every weight a component holds is a float; an integer tensor would be converted silently */
-    for (size_t i = 0; st == SDC_OK && i < sdc_index_count(m->index); i++)
-        st = sdc_index_check_float(m->index, sdc_index_at(m->index, i));
+    if (st == SDC_OK) st = folder ? open_folder(m, path, log) : open_single_file(m, path, config_dir, log);
     if (st != SDC_OK) {
         if (st == SDC_ERR_OOM) SDC_LOGE(log, "sdc_model_files_open: %s: out of memory", path);
         sdc_model_files_free(m);
         return st;
     }
     if (folder) {
-        SDC_LOGI(log, "sdc_model_files_open: %s: %zu tensors in %d files", path, sdc_index_count(m->index),
-                 sdc_index_file_count(m->index));
+        SDC_LOGI(log, "sdc_model_files_open: %s: diffusers folder of %d components", path, m->n_parts);
     } else {
         char groups[512];
         SDC_LOGI(log, "sdc_model_files_open: %s: single-file checkpoint of %zu tensors: %s", path,
@@ -254,10 +339,12 @@ sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, con
 void sdc_model_files_free(sdc_model_files *m) {
     if (!m) return;
     free(m->root);
+    free(m->config_dir);
     cJSON_Delete(m->model_index);
-    for (int c = 0; c < SDC_COMP_COUNT; c++) {
-        cJSON_Delete(m->config[c]);
-        free(m->weights_path[c]);
+    for (int i = 0; i < m->n_parts; i++) {
+        free(m->parts[i].name);
+        cJSON_Delete(m->parts[i].config);
+        free(m->parts[i].weights_path);
     }
     cJSON_Delete(m->scheduler_config);
     sdc_sf_facts_free(m->single);

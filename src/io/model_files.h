@@ -1,11 +1,11 @@
-/* model_files.h - a Stable Diffusion model on disk, in diffusers folder layout:
- *   model_index.json, scheduler/scheduler_config.json, tokenizer/, text_encoder/, unet/, vae/
- * with each component's config.json and weights (model.safetensors or
+/* model_files.h - a diffusion model on disk, in diffusers folder layout:
+ *   model_index.json, scheduler/scheduler_config.json, tokenizer folders, and component folders (text_encoder/,
+ *   unet/, vae/, text_encoder_2/, transformer/, ...) with each component's config.json and weights (model.safetensors or
  * diffusion_pytorch_model.safetensors, or their .fp16 variants);
  * or as one single-file .safetensors checkpoint, which opens into facts (single_file.h: its tensors'
  * names and shapes) and, with a config folder, its configs: the family that claims it (src/family/)
  * decides what it is, builds the configs it lacks and indexes it under canonical names.
- * Opening reads the JSON files and the safetensors headers, never tensor data. */
+ * Opening reads the JSON files and (single files) the safetensors header, never tensor data. */
 #ifndef SDC_IO_MODEL_FILES_H
 #define SDC_IO_MODEL_FILES_H
 
@@ -16,43 +16,57 @@
 #include "io/single_file.h"
 #include "sdc.h"
 
-typedef enum sdc_component {
-    SDC_COMP_TEXT_ENCODER = 0,
-    SDC_COMP_UNET,
-    SDC_COMP_VAE,
-    SDC_COMP_COUNT
-} sdc_component;
-
-/* Folder name and tensor-name prefix ("text_encoder" / "text_encoder."). */
-const char *sdc_component_name(sdc_component c);
-
 typedef enum sdc_weight_variant {
     SDC_VARIANT_AUTO = 0, /* the f32 files when present, else .fp16 */
     SDC_VARIANT_F32,      /* the plain files only */
     SDC_VARIANT_FP16,     /* the .fp16 files only */
 } sdc_weight_variant;
 
+/* One component folder of a diffusers model ("unet", "text_encoder_2", "transformer", ...). */
+typedef struct sdc_model_part {
+    char *name;         /* the folder's name; its tensors are indexed as "<name>.<tensor>" */
+    cJSON *config;      /* its config.json */
+    char *weights_path; /* the chosen weights file, once sdc_model_files_use indexed it, else NULL
+                           (single files: the file, for every part a family builds) */
+} sdc_model_part;
+
+#define SDC_MAX_PARTS 16
+#define SDC_MAX_PART_NAME 64 /* bytes of a component folder's name */
+
 typedef struct sdc_model_files {
-    char *root;                         /* the folder, or the single file */
-    int single_file;                    /* 1: root is a single-file checkpoint */
-    sdc_sf_facts *single;               /* single files: what the file holds (names, shapes); else NULL */
-    cJSON *model_index;                 /* model_index.json (single files: the config folder's, or NULL) */
-    cJSON *config[SDC_COMP_COUNT];      /* each component's config.json (single files: the config
-                                              folder's, else NULL: the family builds them) */
-    cJSON *scheduler_config;            /* scheduler/scheduler_config.json, NULL if absent */
-    char *tokenizer_dir;                /* root/tokenizer, NULL if absent; single files: the CLIP
-                                              tokenizer sdc ships (sdc_data_path), NULL if not found */
-    char *weights_path[SDC_COMP_COUNT]; /* the chosen weights file of each component (single files:
-                                              the file, for all three) */
-    sdc_model_index *index;             /* all components' tensors, each name prefixed
-                                              "<component>." (e.g. "unet.conv_in.weight"); single
-                                              files: empty until the family's open indexes the file */
+    char *root;                          /* the folder, or the single file */
+    int single_file;                     /* 1: root is a single-file checkpoint */
+    sdc_weight_variant variant;          /* which weights files sdc_model_files_use picks */
+    sdc_sf_facts *single;                /* single files: what the file holds (names, shapes); else NULL */
+    char *config_dir;                    /* single files: the config folder given, else NULL */
+    cJSON *model_index;                  /* model_index.json (single files: the config folder's, or NULL) */
+    int n_parts;                         /* every subfolder with a config.json (single files: the config
+                                             folder's; none without one: the family builds its configs) */
+    sdc_model_part parts[SDC_MAX_PARTS]; /* sorted by name */
+    cJSON *scheduler_config;             /* scheduler/scheduler_config.json, NULL if absent */
+    char *tokenizer_dir;                 /* root/tokenizer, NULL if absent; single files: the CLIP
+                                             tokenizer sdc ships (sdc_data_path), NULL if not found */
+    sdc_model_index *index;              /* the tensors of every part used so far, each name prefixed
+                                             "<part>." (e.g. "unet.conv_in.weight"); single files: empty
+                                             until the family's open indexes the file */
 } sdc_model_files;
 
-/* Opens path: a diffusers folder, or a single-file checkpoint (any regular file: its facts, m->single).
- * A missing component folder, config.json or weights file is SDC_ERR_NOT_FOUND, with a message naming
- * the path. config_dir (single files only, else SDC_ERR_INVALID_ARG; NULL: the family detects the
- * architecture) is a diffusers folder whose text_encoder/, unet/ and vae/ config.json (and optional
+/* The config.json of part (a subfolder's name), NULL when the model has none. */
+const cJSON *sdc_model_files_config(const sdc_model_files *m, const char *part);
+/* Folders: indexes part's weights (chosen by m->variant) under "<part>.", once; a family's open calls it
+ * for each part it needs. A missing folder, config.json or weights file is SDC_ERR_NOT_FOUND naming the
+ * path; a weight that is not a float SDC_ERR_FORMAT. Single files: SDC_OK, nothing done (the family
+ * indexes the file under its own names). */
+sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_logger *log);
+/* sdc_model_files_use for every part (tests and tools; a family uses only the parts it needs). */
+sdc_status sdc_model_files_use_all(sdc_model_files *m, const sdc_logger *log);
+/* root/name when the model is a folder holding that subfolder (e.g. "tokenizer_2"), malloc'd; else NULL. */
+char *sdc_model_files_subdir(const sdc_model_files *m, const char *name);
+
+/* Opens path: a diffusers folder (model_index.json and every component's config.json; weights are
+ * indexed when a family uses a component), or a single-file checkpoint (any regular file: its facts,
+ * m->single). A missing model_index.json is SDC_ERR_NOT_FOUND, with a message naming the path. config_dir (single files only, else SDC_ERR_INVALID_ARG; NULL: the family detects the
+ * architecture) is a diffusers folder whose components' config.json (and optional
  * scheduler/scheduler_config.json, model_index.json) describe the file's architecture. variant applies
  * to folders; a single file's weights are what it holds. PyTorch pickles (.ckpt) are
  * SDC_ERR_UNSUPPORTED. */

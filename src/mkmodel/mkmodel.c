@@ -67,7 +67,7 @@ struct mk_file {
     uint64_t seed;
     const sdc_ldm_map *ldm; /* non-NULL: LDM single-file names */
     const char *prefix;     /* of the component being enumerated: "unet." */
-    sdc_component comp;
+    sdc_mk_part comp;
     mk_tensor **tensors;
     size_t n, cap;
     float *scratch;
@@ -158,7 +158,7 @@ static void file_free(mk_file *f) {
 }
 
 /* Collects the tensors of the given components into a writer. ldm: NULL for a folder file. */
-static mk_file *file_new(const sdc_mk_arch *a, const sdc_component *comps, int n_comps, const sdc_ldm_map *ldm,
+static mk_file *file_new(const sdc_mk_arch *a, const sdc_mk_part *comps, int n_comps, const sdc_ldm_map *ldm,
                          sdc_dtype dtype, uint64_t seed, sdc_mkmodel_info *info, const sdc_logger *log) {
     mk_file *f = calloc(1, sizeof *f);
     if (!f || !(f->w = sdc_st_writer_new(log)) || !(f->scratch = malloc(MK_SCRATCH * sizeof(float)))) {
@@ -173,7 +173,7 @@ static mk_file *file_new(const sdc_mk_arch *a, const sdc_component *comps, int n
     f->log = log;
     if (!ldm) sdc_st_writer_set_metadata(f->w, "format", "pt"); /* as diffusers saves */
     for (int c = 0; c < n_comps && f->status == SDC_OK; c++) {
-        static const char *const prefix[SDC_COMP_COUNT] = {"text_encoder.", "unet.", "vae."};
+        static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae."};
         f->comp = comps[c];
         f->prefix = prefix[comps[c]];
         sdc_mk_enum_component(a, comps[c], on_tensor, f);
@@ -235,7 +235,7 @@ static sdc_status copy_file(const char *src_dir, const char *dst_dir, const char
     return st;
 }
 
-static sdc_status write_weights(const sdc_mk_arch *a, const char *path, const sdc_component *comps, int n_comps,
+static sdc_status write_weights(const sdc_mk_arch *a, const char *path, const sdc_mk_part *comps, int n_comps,
                                 const sdc_ldm_map *ldm, sdc_dtype dtype, uint64_t seed, const sdc_logger *log) {
     mk_file *f = file_new(a, comps, n_comps, ldm, dtype, seed, NULL, log);
     if (!f) return SDC_ERR_OOM;
@@ -254,11 +254,11 @@ static void ldm_map_for(const sdc_mk_arch *a, sdc_ldm_map *m) {
 
 sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
                               const char *tokenizer_dir, const sdc_logger *log) {
-    static const char *const weights[SDC_COMP_COUNT] = {"model", "diffusion_pytorch_model", "diffusion_pytorch_model"};
+    static const char *const weights[SDC_MK_N_PARTS] = {"model", "diffusion_pytorch_model", "diffusion_pytorch_model"};
     sdc_status st = make_dir(root, log);
-    for (int c = 0; c < SDC_COMP_COUNT && st == SDC_OK; c++) {
-        sdc_component comp = (sdc_component)c;
-        char *dir = sdc_path_join(root, sdc_component_name(comp));
+    for (int c = 0; c < SDC_MK_N_PARTS && st == SDC_OK; c++) {
+        sdc_mk_part comp = (sdc_mk_part)c;
+        char *dir = sdc_path_join(root, sdc_mk_part_name(comp));
         char file[64];
         snprintf(file, sizeof file, "%s%s.safetensors", weights[c], dtype == SDC_DTYPE_F16 ? ".fp16" : "");
         char *path = dir ? sdc_path_join(dir, file) : NULL;
@@ -266,9 +266,9 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
             free(dir);
             return SDC_ERR_OOM;
         }
-        cJSON *cfg = comp == SDC_COMP_TEXT_ENCODER ? sdc_mk_text_encoder_json(a, dtype)
-            : comp == SDC_COMP_UNET                ? sdc_mk_unet_json(a)
-                                                   : sdc_mk_vae_json(a);
+        cJSON *cfg = comp == SDC_MK_TEXT_ENCODER ? sdc_mk_text_encoder_json(a, dtype)
+            : comp == SDC_MK_UNET                ? sdc_mk_unet_json(a)
+                                                 : sdc_mk_vae_json(a);
         st = make_dir(dir, log);
         if (st == SDC_OK)
             st = write_json(dir, "config.json", cfg, log);
@@ -297,7 +297,7 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
     return st;
 }
 
-static const sdc_component all_comps[SDC_COMP_COUNT] = {SDC_COMP_TEXT_ENCODER, SDC_COMP_UNET, SDC_COMP_VAE};
+static const sdc_mk_part all_comps[SDC_MK_N_PARTS] = {SDC_MK_TEXT_ENCODER, SDC_MK_UNET, SDC_MK_VAE};
 
 static sdc_status check_args(const char *arch, sdc_dtype dtype, const sdc_mk_arch **a, const sdc_logger *log) {
     *a = sdc_mk_arch_find(arch);
@@ -327,7 +327,7 @@ sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, 
     sdc_ldm_map *map = malloc(sizeof *map);
     if (!map) return SDC_ERR_OOM;
     ldm_map_for(a, map);
-    st = write_weights(a, out_path, all_comps, SDC_COMP_COUNT, map, dtype, seed, log);
+    st = write_weights(a, out_path, all_comps, SDC_MK_N_PARTS, map, dtype, seed, log);
     free(map);
     return st;
 }
@@ -341,8 +341,8 @@ sdc_status sdc_mkmodel_plan(const char *arch, int single_file, sdc_dtype dtype, 
     sdc_ldm_map *map = single_file ? malloc(sizeof *map) : NULL;
     if (single_file && !map) return SDC_ERR_OOM;
     if (map) ldm_map_for(a, map);
-    for (int c = 0; c < (single_file ? 1 : SDC_COMP_COUNT) && st == SDC_OK; c++) {
-        mk_file *f = single_file ? file_new(a, all_comps, SDC_COMP_COUNT, map, dtype, 0, info, log)
+    for (int c = 0; c < (single_file ? 1 : SDC_MK_N_PARTS) && st == SDC_OK; c++) {
+        mk_file *f = single_file ? file_new(a, all_comps, SDC_MK_N_PARTS, map, dtype, 0, info, log)
                                  : file_new(a, &all_comps[c], 1, NULL, dtype, 0, info, log);
         if (!f) {
             st = SDC_ERR_OOM;

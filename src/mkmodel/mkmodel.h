@@ -26,6 +26,16 @@
 
 #define SDC_MK_MAX_BLOCKS 4
 
+/* The components mkmodel writes, in this order (each a folder of a diffusers model). */
+typedef enum sdc_mk_part {
+    SDC_MK_TEXT_ENCODER = 0,
+    SDC_MK_UNET,
+    SDC_MK_VAE,
+    SDC_MK_N_PARTS
+} sdc_mk_part;
+/* "text_encoder", "unet", "vae" */
+const char *sdc_mk_part_name(sdc_mk_part p);
+
 typedef struct sdc_mk_arch {
     const char *name;
     /* text encoder: transformers CLIPTextModel */
@@ -67,12 +77,12 @@ void sdc_mk_enum_text_encoder(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *u
 void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
 void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
 /* One of the three above by component. */
-void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_component c, sdc_mk_tensor_fn fn, void *user);
+void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_mk_part c, sdc_mk_tensor_fn fn, void *user);
 
 /* What sdc_mkmodel writes, counted without writing. */
 typedef struct sdc_mkmodel_info {
-    uint64_t n_tensors[SDC_COMP_COUNT];
-    uint64_t n_params[SDC_COMP_COUNT];
+    uint64_t n_tensors[SDC_MK_N_PARTS];
+    uint64_t n_params[SDC_MK_N_PARTS];
     uint64_t weight_file_bytes; /* the safetensors files together (headers included), configs excluded */
 } sdc_mkmodel_info;
 

@@ -292,11 +292,16 @@ void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
     conv(&e, a->vae_out, ch[0], 3, "decoder.conv_out");
 }
 
-void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_component c, sdc_mk_tensor_fn fn, void *user) {
+const char *sdc_mk_part_name(sdc_mk_part p) {
+    static const char *const names[SDC_MK_N_PARTS] = {"text_encoder", "unet", "vae"};
+    return (unsigned)p < SDC_MK_N_PARTS ? names[p] : "?";
+}
+
+void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_mk_part c, sdc_mk_tensor_fn fn, void *user) {
     switch (c) {
-    case SDC_COMP_TEXT_ENCODER: sdc_mk_enum_text_encoder(a, fn, user); break;
-    case SDC_COMP_UNET: sdc_mk_enum_unet(a, fn, user); break;
-    case SDC_COMP_VAE: sdc_mk_enum_vae(a, fn, user); break;
+    case SDC_MK_TEXT_ENCODER: sdc_mk_enum_text_encoder(a, fn, user); break;
+    case SDC_MK_UNET: sdc_mk_enum_unet(a, fn, user); break;
+    case SDC_MK_VAE: sdc_mk_enum_vae(a, fn, user); break;
     default: break;
     }
 }

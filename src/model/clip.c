@@ -22,6 +22,7 @@ struct sdc_clip {
     sdc_tensor *tok_emb; /* [V, C] */
     sdc_tensor *pos_emb; /* [P, C] */
     sdc_tensor *lnf_w, *lnf_b;
+    sdc_tensor *proj_w; /* [P, C]: text_projection (CLIPTextModelWithProjection), else NULL */
     clip_layer *layers;
 };
 
@@ -41,6 +42,12 @@ sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_cl
         (st = sdc_cfg_float_or(cfg, "layer_norm_eps", 1e-5, what, log, &eps)) ||
         (st = sdc_cfg_string_or(cfg, "hidden_act", "quick_gelu", what, log, &act)))
         return st;
+    /* CLIPTextModelWithProjection (SDXL's second encoder): the architectures list names it */
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    const cJSON *a0 = cJSON_IsArray(arch) ? cJSON_GetArrayItem(arch, 0) : NULL;
+    if (cJSON_IsString(a0) && strcmp(a0->valuestring, "CLIPTextModelWithProjection") == 0 &&
+        (st = sdc_cfg_int_or(cfg, "projection_dim", 512, what, log, &out->projection_dim)))
+        return st;
     out->eps = (float)eps;
     if (strcmp(act, "quick_gelu") == 0) {
         out->act = SDC_UNARY_QUICK_GELU;
@@ -59,7 +66,8 @@ sdc_status sdc_clip_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_cl
         (st = sdc_cfg_bound(fn, "num_hidden_layers", out->n_layers, 1, SDC_CFG_MAX_LAYERS, log)) ||
         (st = sdc_cfg_bound(fn, "num_attention_heads", out->n_heads, 1, SDC_CFG_MAX_HEADS, log)) ||
         (st = sdc_cfg_bound(fn, "max_position_embeddings", out->max_positions, 1, SDC_CFG_MAX_POSITIONS, log)) ||
-        (st = sdc_cfg_bound(fn, "vocab_size", out->vocab, 1, SDC_CFG_MAX_VOCAB, log)))
+        (st = sdc_cfg_bound(fn, "vocab_size", out->vocab, 1, SDC_CFG_MAX_VOCAB, log)) ||
+        (st = sdc_cfg_bound(fn, "projection_dim", out->projection_dim, 0, SDC_CFG_MAX_CHANNELS, log)))
         return st;
     if (out->hidden <= 0 || out->n_heads <= 0 || out->hidden % out->n_heads || out->n_layers <= 0 ||
         out->intermediate <= 0 || out->vocab <= 0 || out->max_positions <= 0) {
@@ -89,13 +97,14 @@ sdc_status sdc_clip_load(const sdc_clip_config *cfg, const sdc_weight_source *sr
     sdc_weight_source s = *src;
     s.log = &m->log;
     sdc_weight_set *ws = &m->ws;
-    sdc_weights_begin(ws, &s, "text_model.");
-    m->tok_emb = sdc_weights_get(ws, 2, (int64_t[]){cfg->vocab, C}, "embeddings.token_embedding.weight");
-    m->pos_emb = sdc_weights_get(ws, 2, (int64_t[]){cfg->max_positions, C}, "embeddings.position_embedding.weight");
+    sdc_weights_begin(ws, &s, "");
+    m->tok_emb = sdc_weights_get(ws, 2, (int64_t[]){cfg->vocab, C}, "text_model.embeddings.token_embedding.weight");
+    m->pos_emb =
+        sdc_weights_get(ws, 2, (int64_t[]){cfg->max_positions, C}, "text_model.embeddings.position_embedding.weight");
     for (int l = 0; l < cfg->n_layers; l++) {
         clip_layer *L = &layers[l];
-#define VEC(n, fmt) sdc_weights_get(ws, 1, (int64_t[]){n}, "encoder.layers.%d." fmt, l)
-#define MAT(r, c, fmt) sdc_weights_get(ws, 2, (int64_t[]){r, c}, "encoder.layers.%d." fmt, l)
+#define VEC(n, fmt) sdc_weights_get(ws, 1, (int64_t[]){n}, "text_model.encoder.layers.%d." fmt, l)
+#define MAT(r, c, fmt) sdc_weights_get(ws, 2, (int64_t[]){r, c}, "text_model.encoder.layers.%d." fmt, l)
         L->ln1_w = VEC(C, "layer_norm1.weight");
         L->ln1_b = VEC(C, "layer_norm1.bias");
         L->q_w = MAT(C, C, "self_attn.q_proj.weight");
@@ -115,8 +124,10 @@ sdc_status sdc_clip_load(const sdc_clip_config *cfg, const sdc_weight_source *sr
 #undef VEC
 #undef MAT
     }
-    m->lnf_w = sdc_weights_get(ws, 1, (int64_t[]){C}, "final_layer_norm.weight");
-    m->lnf_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "final_layer_norm.bias");
+    m->lnf_w = sdc_weights_get(ws, 1, (int64_t[]){C}, "text_model.final_layer_norm.weight");
+    m->lnf_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "text_model.final_layer_norm.bias");
+    if (cfg->projection_dim)
+        m->proj_w = sdc_weights_get(ws, 2, (int64_t[]){cfg->projection_dim, C}, "text_projection.weight");
     sdc_status st = sdc_weights_end(ws);
     if (st != SDC_OK) {
         SDC_LOGE(&m->log, "sdc_clip_load: %s", sdc_status_str(st));
@@ -181,8 +192,44 @@ static int eos_position(const sdc_clip_config *cfg, const int32_t *ids, int T) {
     return cfg->eos_token_id == 2 ? best : T - 1;
 }
 
-sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out, float *pooled,
-                            sdc_clip_hidden_cb cb, void *cb_user) {
+/* pooled [B, C] -> text_embeds [B, P] = pooled . text_projection^T, in the encoder's dtype */
+static sdc_status project(sdc_clip *m, const float *pooled, int B, float *text_embeds) {
+    const int64_t C = m->cfg.hidden, P = m->cfg.projection_dim;
+    sdc_tensor *x = sdc_tensor_new(m->be, SDC_MEM_ACTIVATIONS, m->act_dtype, 2, (int64_t[]){B, C});
+    sdc_tensor *y = sdc_tensor_new(m->be, SDC_MEM_ACTIVATIONS, m->act_dtype, 2, (int64_t[]){B, P});
+    sdc_status st = x && y ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        sdc_tensor_set_f32(x, pooled);
+        sdc_linear(y, x, m->proj_w, NULL);
+        sdc_tensor_get_f32(y, text_embeds);
+    }
+    sdc_tensor_free(x);
+    sdc_tensor_free(y);
+    return st;
+}
+
+/* r->pooled (and r->text_embeds) from the final hidden state x [B, T, C], normed through h. */
+static sdc_status pool(sdc_clip *m, const int32_t *ids, int B, int T, sdc_tensor **a, const sdc_clip_request *r) {
+    const int64_t C = m->cfg.hidden;
+    float *row = malloc(sizeof(float) * (size_t)(B * T * C));
+    float *pooled = r->pooled ? r->pooled : malloc(sizeof(float) * (size_t)(B * C));
+    sdc_status st = row && pooled ? SDC_OK : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        sdc_layer_norm(a[A_H], a[A_X], m->lnf_w, m->lnf_b, m->cfg.eps);
+        sdc_tensor_get_f32(a[A_H], row);
+        for (int b = 0; b < B; b++) {
+            int p = eos_position(&m->cfg, ids + (size_t)b * T, T);
+            memcpy(pooled + (size_t)b * C, row + ((size_t)b * T + p) * C, sizeof(float) * (size_t)C);
+        }
+        if (r->text_embeds) st = project(m, pooled, B, r->text_embeds);
+    }
+    free(row);
+    if (pooled != r->pooled) free(pooled);
+    return st;
+}
+
+sdc_status sdc_clip_encode(sdc_clip *m, const int32_t *ids, int B, int T, const sdc_clip_request *r,
+                           sdc_clip_hidden_cb cb, void *cb_user) {
     const sdc_clip_config *cfg = &m->cfg;
     if (B < 1 || T < 1 || T > cfg->max_positions) {
         SDC_LOGE(&m->log, "clip_forward: %d sequences of %d tokens (at most %d positions)", B, T, cfg->max_positions);
@@ -194,7 +241,14 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
             return SDC_ERR_INVALID_ARG;
         }
     }
+    if (r->text_embeds && !m->proj_w) {
+        SDC_LOGE(&m->log, "clip_forward: text_embeds asked of an encoder without text_projection");
+        return SDC_ERR_INVALID_ARG;
+    }
+    int n_layers = r->n_layers;
     if (n_layers <= 0 || n_layers > cfg->n_layers) n_layers = cfg->n_layers;
+    /* the pooled output is the last layer's, whatever the layer `out` takes */
+    const int run_layers = r->pooled || r->text_embeds ? cfg->n_layers : n_layers;
     const int64_t C = cfg->hidden, I = cfg->intermediate, BT = (int64_t)B * T;
     sdc_backend *be = m->be;
     const sdc_dtype adt = m->act_dtype;
@@ -218,35 +272,29 @@ sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n
         sdc_embedding(a[A_PE], m->pos_emb, a[A_POS]);
         sdc_binary(a[A_X], a[A_X], a[A_PE], SDC_BINARY_ADD);
         if (cb) cb(0, a[A_X], cb_user);
-        for (int l = 0; l < n_layers; l++) {
+        for (int l = 0; l < run_layers; l++) {
             layer_forward(m, &m->layers[l], a);
             if (cb) cb(l + 1, a[A_X], cb_user);
-        }
-    }
-    if (st == SDC_OK && out->dtype != adt) {   // into the caller's dtype through the free [B, T, C] of h
-        sdc_layer_norm(a[A_H], a[A_X], m->lnf_w, m->lnf_b, cfg->eps);
-        sdc_copy(out, a[A_H]);
-    } else if (st == SDC_OK) {
-        sdc_layer_norm(out, a[A_X], m->lnf_w, m->lnf_b, cfg->eps);
-    }
-    if (st == SDC_OK) {
-        if (pooled) {
-            float *row = malloc(sizeof(float) * (size_t)(BT * C));
-            if (!row) {
-                st = SDC_ERR_OOM;
+            if (l + 1 != n_layers || !r->out) continue;
+            if (!r->final_norm) {   // SDXL: the hidden state itself
+                sdc_copy(r->out, a[A_X]);
+            } else if (r->out->dtype != adt) {   // into the caller's dtype through the free [B, T, C] of h
+                sdc_layer_norm(a[A_H], a[A_X], m->lnf_w, m->lnf_b, cfg->eps);
+                sdc_copy(r->out, a[A_H]);
             } else {
-                sdc_tensor_get_f32(out, row);
-                for (int b = 0; b < B; b++) {
-                    int p = eos_position(cfg, ids + (size_t)b * T, T);
-                    memcpy(pooled + (size_t)b * C, row + ((size_t)b * T + p) * C, sizeof(float) * (size_t)C);
-                }
-                free(row);
+                sdc_layer_norm(r->out, a[A_X], m->lnf_w, m->lnf_b, cfg->eps);
             }
         }
-    } else {
-        SDC_LOGE(&m->log, "clip_forward: out of %s memory for activations", sdc_backend_name(be));
+        if (r->pooled || r->text_embeds) st = pool(m, ids, B, T, a, r);
     }
+    if (st != SDC_OK) SDC_LOGE(&m->log, "clip_forward: out of %s memory for activations", sdc_backend_name(be));
     free(pos);
     for (int i = 0; i < A_COUNT; i++) sdc_tensor_free(a[i]);
     return st;
+}
+
+sdc_status sdc_clip_forward(sdc_clip *m, const int32_t *ids, int B, int T, int n_layers, sdc_tensor *out, float *pooled,
+                            sdc_clip_hidden_cb cb, void *cb_user) {
+    const sdc_clip_request r = {n_layers, 1, out, pooled, NULL};
+    return sdc_clip_encode(m, ids, B, T, &r, cb, cb_user);
 }

@@ -31,6 +31,8 @@ struct sdc_unet {
     sdc_weight_set ws;                 /* owns every weight tensor */
     sdc_tensor *time_w1, *time_b1;     /* [Td, C0], [Td] */
     sdc_tensor *time_w2, *time_b2;     /* [Td, Td], [Td] */
+    sdc_tensor *add_w1, *add_b1;       /* [Td, add_in], [Td]: text_time only */
+    sdc_tensor *add_w2, *add_b2;       /* [Td, Td], [Td] */
     sdc_tensor *conv_in_w, *conv_in_b; /* [C0, Cin, 3, 3], [C0] */
     unet_block down[SDC_UNET_MAX_BLOCKS], up[SDC_UNET_MAX_BLOCKS];
     sdc_resnet mid_res[2];
@@ -140,6 +142,12 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
     u->time_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_1.bias");
     u->time_w2 = sdc_weights_get(ws, 2, (int64_t[]){td, td}, "time_embedding.linear_2.weight");
     u->time_b2 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_2.bias");
+    if (c->text_time) {
+        u->add_w1 = sdc_weights_get(ws, 2, (int64_t[]){td, c->add_in_dim}, "add_embedding.linear_1.weight");
+        u->add_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "add_embedding.linear_1.bias");
+        u->add_w2 = sdc_weights_get(ws, 2, (int64_t[]){td, td}, "add_embedding.linear_2.weight");
+        u->add_b2 = sdc_weights_get(ws, 1, (int64_t[]){td}, "add_embedding.linear_2.bias");
+    }
     u->conv_in_w = sdc_weights_get(ws, 4, (int64_t[]){c0, c->in_channels, 3, 3}, "conv_in.weight");
     u->conv_in_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_in.bias");
     for (int i = 0; i < n; i++) load_down(u, i, i == 0 ? c0 : c->block_out_channels[i - 1]);
@@ -232,31 +240,66 @@ static sdc_tensor *layer(fwd_state *s, const sdc_resnet *r, const sdc_unet_trans
     return a;
 }
 
-static int time_embedding(sdc_unet *u, fwd_state *s, const float *timesteps, int64_t B, sdc_unet_block_cb cb,
-                          void *user) {
-    const sdc_unet_config *c = &u->cfg;
-    const int64_t c0 = c->block_out_channels[0], td = c->time_embed_dim;
-    float *host = malloc(sizeof(float) * (size_t)(B * c0));
-    sdc_tensor *t0 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, c0});
+/* linear_2(silu(linear_1(in))) for host in [B, k]: a TimestepEmbedding; NULL when out of memory */
+static sdc_tensor *embed_mlp(fwd_state *s, const float *host, int64_t B, int64_t k, const sdc_tensor *w1,
+                             const sdc_tensor *b1, const sdc_tensor *w2, const sdc_tensor *b2) {
+    const int64_t td = w1->ne[0];
+    sdc_tensor *t0 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, k});
     sdc_tensor *t1 = t0 ? sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td}) : NULL;
-    if (!host || !t1) {
-        free(host);
+    if (!t1) {
         sdc_tensor_free(t0);
-        return 0;
+        return NULL;
     }
-    sdc_unet_timestep_embedding(timesteps, (int)B, (int)c0, c->flip_sin_to_cos, c->freq_shift, host);
     sdc_tensor_set_f32(t0, host);
-    free(host);
-    sdc_linear(t1, t0, u->time_w1, u->time_b1);   // [B, Td]
+    sdc_linear(t1, t0, w1, b1);   // [B, Td]
     sdc_tensor_free(t0);
     sdc_unary(t1, t1, SDC_UNARY_SILU);
-    if (!(s->temb = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td}))) {
-        sdc_tensor_free(t1);
-        return 0;
-    }
-    sdc_linear(s->temb, t1, u->time_w2, u->time_b2);
+    sdc_tensor *t2 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td});
+    if (t2) sdc_linear(t2, t1, w2, b2);
     sdc_tensor_free(t1);
+    return t2;
+}
+
+/* SDXL's add_embedding(concat(text_embeds, sinusoidal(time_ids))) [B, Td], added to s->temb */
+static int add_embedding(sdc_unet *u, fwd_state *s, const sdc_unet_cond *cond, int64_t B, sdc_unet_block_cb cb,
+                         void *user) {
+    const sdc_unet_config *c = &u->cfg;
+    const int64_t P = cond->text_embeds_dim, nt = cond->n_time_ids, d = c->addition_time_embed_dim;
+    const int64_t k = c->add_in_dim;
+    float *host = malloc(sizeof(float) * (size_t)(B * k)), *te = malloc(sizeof(float) * (size_t)(nt * d));
+    sdc_tensor *a = NULL;
+    if (host && te) {
+        for (int64_t b = 0; b < B; b++) {
+            float *row = host + b * k;
+            memcpy(row, cond->text_embeds + b * P, sizeof(float) * (size_t)P);
+            /* diffusers' add_time_proj: the same float32 sinusoidal embedding as the timestep's */
+            sdc_unet_timestep_embedding(cond->time_ids + b * nt, (int)nt, (int)d, c->flip_sin_to_cos, c->freq_shift,
+                                        te);
+            memcpy(row + P, te, sizeof(float) * (size_t)(nt * d));
+        }
+        a = embed_mlp(s, host, B, k, u->add_w1, u->add_b1, u->add_w2, u->add_b2);
+    }
+    free(host);
+    free(te);
+    if (!a) return 0;
+    if (cb) cb("add_embedding", a, user);
+    sdc_binary(s->temb, s->temb, a, SDC_BINARY_ADD);
+    sdc_tensor_free(a);
+    return 1;
+}
+
+static int time_embedding(sdc_unet *u, fwd_state *s, const float *timesteps, const sdc_unet_cond *cond, int64_t B,
+                          sdc_unet_block_cb cb, void *user) {
+    const sdc_unet_config *c = &u->cfg;
+    const int64_t c0 = c->block_out_channels[0];
+    float *host = malloc(sizeof(float) * (size_t)(B * c0));
+    if (!host) return 0;
+    sdc_unet_timestep_embedding(timesteps, (int)B, (int)c0, c->flip_sin_to_cos, c->freq_shift, host);
+    s->temb = embed_mlp(s, host, B, c0, u->time_w1, u->time_b1, u->time_w2, u->time_b2);
+    free(host);
+    if (!s->temb) return 0;
     if (cb) cb("time_embedding", s->temb, user);
+    if (c->text_time && !add_embedding(u, s, cond, B, cb, user)) return 0;
     sdc_unary(s->temb, s->temb, SDC_UNARY_SILU);   // every resnet takes silu(temb)
     return 1;
 }
@@ -333,10 +376,22 @@ static int up_block(sdc_unet *u, fwd_state *s, int i) {
     return b->sample_w ? upsample(s, b) : 1;
 }
 
-static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_tensor *context, const sdc_tensor *out) {
+static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_unet_cond *cond, const sdc_tensor *out) {
     const sdc_unet_config *c = &u->cfg;
+    const sdc_tensor *context = cond->context;
     char a[64], b[64], d[64];
-    if (x->ndim == 4 && x->ne[1] == c->in_channels && x->ne[2] >= 1 && x->ne[3] >= 1 && context->ndim == 3 &&
+    const int added_ok = c->text_time
+        ? cond->text_embeds && cond->time_ids && cond->text_embeds_dim > 0 && cond->n_time_ids > 0 &&
+            (int64_t)cond->text_embeds_dim + (int64_t)cond->n_time_ids * c->addition_time_embed_dim == c->add_in_dim
+        : !cond->text_embeds && !cond->time_ids;
+    if (!added_ok) {
+        SDC_LOGE(&u->log, "sdc_unet_forward: %s (text_embeds %d wide, %d time ids of %d; add_embedding takes %d)",
+                 c->text_time ? "this UNet needs text_embeds and time_ids that fill its add_embedding"
+                              : "this UNet takes no text_embeds or time_ids",
+                 cond->text_embeds_dim, cond->n_time_ids, c->addition_time_embed_dim, c->add_in_dim);
+        return SDC_ERR_INVALID_ARG;
+    }
+    if (context && x->ndim == 4 && x->ne[1] == c->in_channels && x->ne[2] >= 1 && x->ne[3] >= 1 && context->ndim == 3 &&
         context->ne[0] == x->ne[0] && context->ne[2] == c->cross_attention_dim && out->ndim == 4 &&
         out->ne[0] == x->ne[0] && out->ne[1] == c->out_channels && out->ne[2] == x->ne[2] && out->ne[3] == x->ne[3] &&
         x->backend == u->be && context->backend == u->be && out->backend == u->be)
@@ -344,17 +399,17 @@ static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_t
     SDC_LOGE(&u->log,
              "sdc_unet_forward: shapes x %s, context %s, out %s do not fit the UNet (x [B, %d, H, W], "
              "context [B, T, %d], out [B, %d, H, W] on its backend)",
-             sdc_tensor_shape_str(x, a, sizeof a), sdc_tensor_shape_str(context, b, sizeof b),
+             sdc_tensor_shape_str(x, a, sizeof a), context ? sdc_tensor_shape_str(context, b, sizeof b) : "(none)",
              sdc_tensor_shape_str(out, d, sizeof d), c->in_channels, c->cross_attention_dim, c->out_channels);
     return SDC_ERR_INVALID_ARG;
 }
 
-static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *timesteps, sdc_tensor *out,
-               sdc_unet_block_cb cb, void *user) {
+static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *timesteps, const sdc_unet_cond *cond,
+               sdc_tensor *out, sdc_unet_block_cb cb, void *user) {
     const sdc_unet_config *c = &u->cfg;
     const int64_t B = x->ne[0];
     char name[32];
-    if (!time_embedding(u, s, timesteps, B, cb, user)) return 0;
+    if (!time_embedding(u, s, timesteps, cond, B, cb, user)) return 0;
 
     sdc_tensor *h = sdc_act_new(s->be, s->dt, 4, (int64_t[]){B, c->block_out_channels[0], x->ne[2], x->ne[3]});
     if (!h) return 0;
@@ -395,9 +450,10 @@ static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *time
     return 1;
 }
 
-sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_tensor *context,
+sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_unet_cond *cond,
                             sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user) {
-    sdc_status st = check_args(u, x, context, out);
+    const sdc_tensor *context = cond->context;
+    sdc_status st = check_args(u, x, cond, out);
     if (st != SDC_OK) return st;
     fwd_state s = {.be = u->be, .dt = u->act_dtype, .context = context};
     /* inputs from another component in another dtype: converted here, at the boundary */
@@ -407,7 +463,7 @@ sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *times
     if (ok && xc) sdc_copy(xc, x);
     if (ok && cc) sdc_copy(cc, context);
     if (cc) s.context = cc;
-    ok = ok && run(u, &s, xc ? xc : x, timesteps, out, cb, cb_user);
+    ok = ok && run(u, &s, xc ? xc : x, timesteps, cond, out, cb, cb_user);
     set_h(&s, NULL);
     sdc_tensor_free(xc);
     sdc_tensor_free(cc);

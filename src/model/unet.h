@@ -3,6 +3,7 @@
  *
  * Reference path (x [B, 4, H, W], timesteps [B], context [B, T, Cctx] -> eps [B, 4, H, W]):
  *   time:  sinusoidal embedding of t (host, float32) -> linear_1 -> SiLU -> linear_2 = temb
+ *          (+ add_embedding(text_embeds, sinusoidal(time_ids)) for SDXL's text_time)
  *   conv_in 3x3                                                          -> skip
  *   down blocks i: layers_per_block x (resnet [+ Transformer2D]) -> skip each,
  *                  then conv 3x3 stride 2 (not the last block)             -> skip
@@ -52,6 +53,11 @@ typedef struct sdc_unet_config {
     int use_linear_projection; /* proj_in/out Linear (SD 2.x) or 1x1 conv */
     int upcast_attention;      /* f32 softmax; recorded (the CPU backend is f32) */
     int sample_size;           /* nominal latent size, informational (0: absent) */
+    /* addition_embed_type "text_time" (SDXL): emb = time_embedding(t) + add_embedding(concat(text_embeds,
+     * sinusoidal(time_ids) each addition_time_embed_dim wide)) */
+    int text_time;
+    int addition_time_embed_dim; /* 256 */
+    int add_in_dim;              /* projection_class_embeddings_input_dim: P + n_time_ids * that (2816) */
 } sdc_unet_config;
 
 /* Reads a UNet2DConditionModel config.json; absent keys take diffusers' defaults. Options sdc does not
@@ -77,16 +83,28 @@ sdc_dtype sdc_unet_act_dtype(const sdc_unet *u);
 sdc_backend *sdc_unet_backend(const sdc_unet *u);
 
 /* Called after each top-level block with its output, named as in diffusers: "time_embedding" [B, Ct],
+ * "add_embedding" [B, Ct] (text_time UNets),
  * "conv_in", "down_blocks.<i>" (the hidden states after the block, not the skips), "mid_block",
  * "up_blocks.<i>", "conv_out". t is valid only during the call. */
 typedef void (*sdc_unet_block_cb)(const char *name, const sdc_tensor *t, void *user);
 
-/* x [B, in_channels, H, W], timesteps [B] on the host, context [B, T, cross_attention_dim] ->
+/* What the UNet is conditioned on besides the timestep. */
+typedef struct sdc_unet_cond {
+    const sdc_tensor *context; /* [B, T, cross_attention_dim] on the UNet's backend */
+    /* text_time UNets only (else NULL, 0): host [B, text_embeds_dim] and [B, n_time_ids], with
+     * text_embeds_dim + n_time_ids * addition_time_embed_dim == add_in_dim */
+    const float *text_embeds;
+    int text_embeds_dim;
+    const float *time_ids;
+    int n_time_ids;
+} sdc_unet_cond;
+
+/* x [B, in_channels, H, W], timesteps [B] on the host, cond (context [B, T, cross_attention_dim]) ->
  * out [B, out_channels, H, W], preallocated by the caller. All tensors live on the UNet's backend and
  * stay the caller's; x, context and out in another dtype than sdc_unet_act_dtype are converted. Any H, W >= 1 works (odd sizes are cut back after each upsample, as diffusers
  * does). cb may be NULL. SDC_ERR_INVALID_ARG for wrong shapes; SDC_ERR_OOM when an intermediate
  * cannot be allocated (everything allocated here is freed again). */
-sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_tensor *context,
+sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_unet_cond *cond,
                             sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user);
 
 /* The float32 sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding computes it:

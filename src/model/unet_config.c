@@ -150,11 +150,10 @@ static sdc_status block_types(const cJSON *json, const char *key, const char *co
 
 /* Settings that select code sdc does not have. */
 static sdc_status check_unsupported(const cJSON *json, const sdc_logger *log) {
-    static const char *const null_keys[] = {"class_embed_type",     "addition_embed_type",
-                                            "encoder_hid_dim",      "encoder_hid_dim_type",
-                                            "num_class_embeds",     "time_cond_proj_dim",
-                                            "cross_attention_norm", "time_embedding_act_fn",
-                                            "timestep_post_act",    "reverse_transformer_layers_per_block"};
+    static const char *const null_keys[] = {
+        "class_embed_type",      "encoder_hid_dim",    "encoder_hid_dim_type",
+        "num_class_embeds",      "time_cond_proj_dim", "cross_attention_norm",
+        "time_embedding_act_fn", "timestep_post_act",  "reverse_transformer_layers_per_block"};
     static const char *const false_keys[] = {"center_input_sample", "dual_cross_attention", "resnet_skip_time_act",
                                              "class_embeddings_concat"};
     sdc_status st = need_string(json, "_class_name", "UNet2DConditionModel", log);
@@ -288,6 +287,30 @@ static sdc_status check_shapes(const sdc_unet_config *c, const sdc_logger *log) 
     return SDC_OK;
 }
 
+/* addition_embed_type: null, or "text_time" (SDXL: pooled text embeds + embedded micro-conditioning
+ * through add_embedding). */
+static sdc_status addition_embed(const cJSON *json, const sdc_logger *log, sdc_unet_config *c) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(json, "addition_embed_type");
+    if (!t || cJSON_IsNull(t)) return SDC_OK;
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "text_time") != 0) {
+        SDC_LOGE(log, "sdc_unet_config_parse: addition_embed_type %s is not supported (only null and \"text_time\")",
+                 cJSON_IsString(t) ? t->valuestring : "(not a string)");
+        return SDC_ERR_UNSUPPORTED;
+    }
+    c->text_time = 1;
+    sdc_status st = sdc_cfg_int(json, "addition_time_embed_dim", WHAT, log, &c->addition_time_embed_dim);
+    if (st == SDC_OK) st = sdc_cfg_int(json, "projection_class_embeddings_input_dim", WHAT, log, &c->add_in_dim);
+    if (st == SDC_OK)
+        st = sdc_cfg_bound(FN, "addition_time_embed_dim", c->addition_time_embed_dim, 2, SDC_CFG_MAX_CHANNELS, log);
+    if (st == SDC_OK)
+        st = sdc_cfg_bound(FN, "projection_class_embeddings_input_dim", c->add_in_dim, 1, SDC_CFG_MAX_WIDTH, log);
+    if (st == SDC_OK && c->addition_time_embed_dim % 2) {
+        SDC_LOGE(log, "sdc_unet_config_parse: addition_time_embed_dim %d is odd", c->addition_time_embed_dim);
+        st = SDC_ERR_UNSUPPORTED;
+    }
+    return st;
+}
+
 sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_unet_config *cfg) {
     sdc_unet_config c;
     memset(&c, 0, sizeof c);
@@ -326,6 +349,7 @@ sdc_status sdc_unet_config_parse(const cJSON *json, const sdc_logger *log, sdc_u
     if (st == SDC_OK && sdc_ckd_mul_int(4, c.block_out_channels[0], &time_dim) != 0) st = SDC_ERR_UNSUPPORTED;
     if (st == SDC_OK) st = sdc_cfg_int_or(json, "time_embedding_dim", time_dim, WHAT, log, &c.time_embed_dim);
     if (st == SDC_OK) st = check_bounds(&c, log);
+    if (st == SDC_OK) st = addition_embed(json, log, &c);
     if (st == SDC_OK) st = sdc_cfg_bool_or(json, "use_linear_projection", 0, WHAT, log, &c.use_linear_projection);
     if (st == SDC_OK) st = sdc_cfg_bool_or(json, "upcast_attention", 0, WHAT, log, &c.upcast_attention);
     if (st == SDC_OK) {

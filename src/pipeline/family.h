@@ -107,5 +107,6 @@ static inline void *sdc_run_component(const sdc_run *r, int c) { return r->compo
 /* The families sdc knows, in probe order; NULL-terminated. */
 extern const sdc_family *const sdc_families[];
 extern const sdc_family sdc_family_sd1;
+extern const sdc_family sdc_family_sdxl;
 
 #endif

@@ -9,7 +9,8 @@
 #include "core/sysmem.h"
 #include "pipeline/plan.h"
 
-const sdc_family *const sdc_families[] = {&sdc_family_sd1, NULL};
+/* SDXL before SD 1.x: both are UNet folders; sdxl claims those with a text_time UNet. */
+const sdc_family *const sdc_families[] = {&sdc_family_sdxl, &sdc_family_sd1, NULL};
 
 void sdc_model_params_init(sdc_model_params *p) {
     memset(p, 0, sizeof *p);

@@ -73,6 +73,16 @@ sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *
         SDC_LOGE(log, "%s: unknown sampler %d", fn, (int)p->sampler);
         return SDC_ERR_INVALID_ARG;
     }
+    const int micro[6] = {p->original_width, p->original_height, p->target_width,
+                          p->target_height,  p->crop_top,        p->crop_left};
+    static const char *const micro_name[6] = {"original width", "original height", "target width",
+                                              "target height",  "crop top",        "crop left"};
+    for (int i = 0; i < 6; i++) {
+        if (micro[i] < 0 || micro[i] > 1 << 20) {
+            SDC_LOGE(log, "%s: %s must be in 0..%d (0: the default; got %d)", fn, micro_name[i], 1 << 20, micro[i]);
+            return SDC_ERR_INVALID_ARG;
+        }
+    }
     return SDC_OK;
 }
 
