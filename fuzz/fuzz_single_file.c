@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sdc_sf_groups(m->single, groups, sizeof groups);
         sd1_sf_configs cfg;
         memset(&cfg, 0, sizeof cfg);
-        if (sd1_sf_probe(m->single) && sd1_sf_open(m, NULL, &cfg) == SDC_OK) {
+        if (sd1_sf_probe(m->single, 0) && sd1_sf_open(m, 0, NULL, &cfg) == SDC_OK) {
             if (!cfg.config[SD1_PART_UNET] || !cfg.scheduler_config) abort();
             for (size_t i = 0; i < sdc_index_count(m->index); i++)
                 if (!sdc_index_at(m->index, i)->name) abort();

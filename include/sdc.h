@@ -143,6 +143,9 @@ typedef struct sdc_model_params {
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
     int profile;                 /* 1: time every op by family (synchronising after each, so slower) */
+    const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
+                                   single files are taken as v_prediction, as diffusers does; SD 2.x base
+                                   needs "epsilon"); NULL: the model's */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
@@ -191,6 +194,7 @@ typedef struct sdc_ctx_params {
                                    config says force_upcast runs in f32 either way. */
     int profile;                 /* 1: time every op by family (synchronising after each, so slower); the
                                    report then breaks compute time down per op family */
+    const char *prediction_type; /* sdc_model_params' */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

@@ -131,7 +131,7 @@ static void check_configs_match(const sd1_sf_arch *got, const sdc_mk_arch *a) {
                    (double)v1.scaling_factor);
     }
     /* the scheduler: every key of SD 1.5's scheduler_config.json with its value */
-    cJSON *s1 = sd1_sf_scheduler_config(), *s2 = sdc_mk_scheduler_json(a);
+    cJSON *s1 = sd1_sf_scheduler_config(got), *s2 = sdc_mk_scheduler_json(a);
     const cJSON *item;
     int same = s1 && s2, n = 0;
     cJSON_ArrayForEach(item, s2) {
@@ -169,7 +169,7 @@ static sdc_status open_single(const char *path, const char *config_dir, const sd
         test_check(0, "the SD family claims %s", path);
         st = SDC_ERR_UNSUPPORTED;
     }
-    if (st == SDC_OK) st = sd1_sf_open(*mf, log, cfg);
+    if (st == SDC_OK) st = sd1_sf_open(*mf, 0, log, cfg);
     if (st != SDC_OK) {
         sd1_sf_configs_free(cfg);
         sdc_model_files_free(*mf);
@@ -189,11 +189,11 @@ static void test_detect_sd15(const sdc_ldm_map *map) {
         for (int i = 0; ch_ok && i < a->unet_blocks; i++)
             ch_ok = got.unet_channels[i] == a->unet_channels[i] && got.unet_attn[i] == a->unet_attn[i];
         for (int i = 0; ch_ok && i < a->vae_blocks; i++) ch_ok = got.vae_channels[i] == a->vae_channels[i];
-        test_check(!strcmp(got.family, "SD 1.x") && got.te_heads == a->te_heads && got.te_layers == a->te_layers &&
-                       got.te_hidden == a->te_hidden && got.te_vocab == a->te_vocab &&
-                       got.te_positions == a->te_positions && !strcmp(got.te_act, a->te_act),
-                   "CLIP-L: %d wide, %d layers, %d heads, vocab %d, %d positions, %s", got.te_hidden, got.te_layers,
-                   got.te_heads, got.te_vocab, got.te_positions, got.te_act);
+        test_check(!strcmp(got.family, "SD 1.x") && got.te.heads == a->te_heads && got.te.layers == a->te_layers &&
+                       got.te.hidden == a->te_hidden && got.te.vocab == a->te_vocab &&
+                       got.te.positions == a->te_positions && !strcmp(got.te.act, a->te_act),
+                   "CLIP-L: %d wide, %d layers, %d heads, vocab %d, %d positions, %s", got.te.hidden, got.te.layers,
+                   got.te.heads, got.te.vocab, got.te.positions, got.te.act);
         test_check(ch_ok && got.unet_layers == a->unet_layers && got.unet_heads == a->unet_heads &&
                        got.unet_cross_dim == a->unet_cross_dim && got.unet_in == a->unet_in &&
                        got.unet_transformer_layers == 1 && !got.unet_linear_proj,
@@ -221,8 +221,8 @@ static void test_detect_sd15(const sdc_ldm_map *map) {
     tlist_free(&l);
 }
 
-/* SD 2.x: OpenCLIP ViT-H under cond_stage_model.model.*, linear proj_in; SDXL: two text encoders
- * under conditioner.embedders.*. Both must be refused, naming what they are. */
+/* SD 2.x (OpenCLIP ViT-H under cond_stage_model.model.*) and SDXL (two text encoders under
+ * conditioner.embedders.*) name sets that lack parts: refused, naming what is missing. */
 static void test_detect_rejects(const sdc_ldm_map *map) {
     const sdc_mk_arch *a = sdc_mk_arch_find("sd15");
     tlist l = ldm_tensors(a, map);
@@ -233,8 +233,9 @@ static void test_detect_rejects(const sdc_ldm_map *map) {
     tlist_add(&l, "cond_stage_model.model.ln_final.weight", 1, (int64_t[]){1024});
     sd1_sf_arch got;
     sdc_status st = detect(&l, &got);
-    test_check(st == SDC_ERR_UNSUPPORTED && strstr(test_last_error(), "SD 2"), "SD 2.x names: %s \"%s\"",
-               sdc_status_str(st), test_last_error());
+    test_check(st == SDC_ERR_NOT_FOUND &&
+                   strstr(test_last_error(), "cond_stage_model.model.transformer.resblocks.0.mlp"),
+               "SD 2.x names without the OpenCLIP MLP: %s \"%s\"", sdc_status_str(st), test_last_error());
     tlist_free(&l);
 
     l = ldm_tensors(a, map);
@@ -244,7 +245,7 @@ static void test_detect_rejects(const sdc_ldm_map *map) {
               (int64_t[]){49408, 768});
     tlist_add(&l, "conditioner.embedders.1.model.token_embedding.weight", 2, (int64_t[]){49408, 1280});
     st = detect(&l, &got);
-    test_check(st == SDC_ERR_UNSUPPORTED && strstr(test_last_error(), "SDXL"), "SDXL names: %s \"%s\"",
+    test_check(st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "VAE"), "SDXL names without a VAE: %s \"%s\"",
                sdc_status_str(st), test_last_error());
     tlist_free(&l);
 
@@ -255,7 +256,7 @@ static void test_detect_rejects(const sdc_ldm_map *map) {
                "a diffusers UNet file: %s \"%s\"", sdc_status_str(st), test_last_error());
     /* the family's probe reads the facts: no LDM / SGM key group, not an SD single file */
     sdc_sf_facts *f = NULL;
-    int claimed = sdc_sf_facts_new(l.t, l.n, &f) == SDC_OK ? sd1_sf_probe(f) : -1;
+    int claimed = sdc_sf_facts_new(l.t, l.n, &f) == SDC_OK ? sd1_sf_probe(f, 0) : -1;
     test_check(claimed == 0, "the SD family does not claim a file of no LDM key group (probe %d)", claimed);
     sdc_sf_facts_free(f);
     tlist_free(&l);

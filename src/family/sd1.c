@@ -72,7 +72,7 @@ int sd1_folder_is_xl(const sdc_model_files *mf) {
 /* Folders: the SD-shaped diffusers layout (text_encoder, unet, vae) opened into configs. Single files:
  * the LDM / SGM key groups (sd1_detect.c); open says what the file is when it is not SD 1.x. */
 static int sd1_probe(const sdc_model_files *mf) {
-    return mf->single_file ? sd1_sf_probe(mf->single) : sdc_model_files_config(mf, "unet") && !sd1_folder_is_xl(mf);
+    return mf->single_file ? sd1_sf_probe(mf->single, 0) : sdc_model_files_config(mf, "unet") && !sd1_folder_is_xl(mf);
 }
 
 void sd1_close(void *fam) {
@@ -134,7 +134,7 @@ sdc_status sd1_open_as(sdc_model_files *mf, const char *tokenizer_dir, const sdc
     sd1_fam *f = calloc(1, sizeof *f);
     if (!f) return SDC_ERR_OOM;
     f->xl = xl;
-    sdc_status st = mf->single_file ? sd1_sf_open(mf, log, &f->sf) : SDC_OK;
+    sdc_status st = mf->single_file ? sd1_sf_open(mf, xl, log, &f->sf) : SDC_OK;
     for (int c = 0; c < SD1_N_PARTS && st == SDC_OK; c++)
         if (c != SD1_PART_TEXT_ENCODER_2 || xl) st = sdc_model_files_use(mf, sd1_part_name(c), log);
     f->scheduler_config = mf->scheduler_config ? mf->scheduler_config : f->sf.scheduler_config;

@@ -1,10 +1,11 @@
-/* sd1_detect.c - the architecture of an LDM single-file checkpoint from the io layer's facts (tensor
- * names and shapes), the diffusers config.json files that describe it, its LDM name map, and its
- * index under canonical names.
+/* sd1_detect.c - the layout and architecture of a single-file checkpoint from the io layer's facts
+ * (tensor names and shapes), its name maps, and its index under canonical names.
  *
- * Shapes tell the widths and the counts of blocks, layers and transformer layers; the family
- * template (sd1_detect.h) fills in what they cannot: attention heads, activation, epsilons,
- * group counts, the VAE scaling factor and the scheduler. */
+ * Shapes tell the widths and the counts of blocks, layers and transformer layers; the template of
+ * the model the widths identify (sd1_detect.h) fills in what they cannot: attention heads,
+ * activation, epsilons, group counts, the VAE scaling factor and the scheduler. This file holds the
+ * transformers-CLIP, UNet and VAE measurements and SD 1.x's template; sdxl_detect.c OpenCLIP's and
+ * the SD 2.x / SDXL templates; sd1_sf_json.c the config.json writers. */
 #include "family/sd1_detect.h"
 
 #include <stdarg.h>
@@ -13,23 +14,20 @@
 #include <string.h>
 
 #include "io/config.h"
+#include "io/openclip_names.h"
+#include "model/clip.h"
 
 #define U "model.diffusion_model."
 #define V "first_stage_model."
 #define T "cond_stage_model."
+#define E0 "conditioner.embedders.0."
+#define E1 "conditioner.embedders.1."
 
-/* The facts, and the first error met while looking. */
-typedef struct det {
-    const sdc_sf_facts *f;
-    const sdc_logger *log;
-    sdc_status st;
-} det;
+typedef sd1_sf_det det;
 
 static int has_prefix(const det *d, const char *prefix) { return sdc_sf_count_prefix(d->f, prefix) > 0; }
 
-/* A tensor the layout requires, of rank ndim: NULL and a NOT_FOUND (or FORMAT) status when it is
- * absent (or of another rank). */
-__attribute__((format(printf, 3, 4))) static const sdc_tensor_info *need(det *d, int ndim, const char *fmt, ...) {
+const sdc_tensor_info *sd1_sf_need(det *d, int ndim, const char *fmt, ...) {
     if (d->st != SDC_OK) return NULL;
     char name[256];
     va_list ap;
@@ -47,70 +45,88 @@ __attribute__((format(printf, 3, 4))) static const sdc_tensor_info *need(det *d,
     }
     return t;
 }
+#define need sd1_sf_need
 
 static int dim(const sdc_tensor_info *t, int k) { return t ? (int)t->ne[k] : 0; }
 
-/* ---- which models the file holds, and in which family's names ---- */
+/* ---- which models the file holds, and in which layout ---- */
 
-static sdc_status check_layout(det *d, const char **te_prefix) {
-    const sdc_logger *log = d->log;
-    *te_prefix = NULL;
+/* A missing model of the layout: NOT_FOUND naming it. */
+static sdc_status missing(const sdc_logger *log, const char *what, const char *prefix) {
+    SDC_LOGE(log, "sd1_sf_detect: the file has no %s (%s* tensors)", what, prefix);
+    return SDC_ERR_NOT_FOUND;
+}
+
+sdc_status sd1_sf_layout_of(const sdc_sf_facts *f, const sdc_logger *log, sd1_sf_layout *out) {
+    det dd = {f, log, SDC_OK}, *d = &dd;
+    const int unet = has_prefix(d, U), vae = has_prefix(d, V);
+    *out = SD1_SF_LDM;
     if (has_prefix(d, "conditioner.embedders.")) {
-        SDC_LOGE(log,
-                 "sd1_sf_detect: conditioner.embedders.* (two text encoders): an SDXL checkpoint; "
-                 "sdc supports SD 1.x single files");
-        return SDC_ERR_UNSUPPORTED;
-    }
-    if (has_prefix(d, T "model.")) {
-        SDC_LOGE(log,
-                 "sd1_sf_detect: cond_stage_model.model.* (OpenCLIP text encoder): an SD 2.x "
-                 "checkpoint; sdc supports SD 1.x single files");
-        return SDC_ERR_UNSUPPORTED;
-    }
-    const int unet = has_prefix(d, U), vae = has_prefix(d, V), te = has_prefix(d, T);
-    if (!unet && !vae && !te) {
+        *out = SD1_SF_SGM;
+        if (has_prefix(d, E0 "model.") && !has_prefix(d, E1)) {
+            SDC_LOGE(log,
+                     "sd1_sf_detect: conditioner.embedders.0.model.* alone (one OpenCLIP text encoder): an SDXL "
+                     "refiner checkpoint, which sdc does not support");
+            return SDC_ERR_UNSUPPORTED;
+        }
+        if (!has_prefix(d, E0 "transformer."))
+            return missing(log, "first text encoder (SDXL's CLIP ViT-L)", E0 "transformer.");
+        if (!has_prefix(d, E1 "model."))
+            return missing(log, "second text encoder (SDXL's OpenCLIP ViT-bigG)", E1 "model.");
+    } else if (has_prefix(d, T "model.")) {
+        *out = SD1_SF_LDM_OPENCLIP;
+    } else if (!unet && !vae && !has_prefix(d, T)) {
         SDC_LOGE(log,
                  "sd1_sf_detect: no " U "*, " V "* or " T "* tensors (%zu tensors, the first '%.100s'): "
                  "not a Stable Diffusion checkpoint in the original (LDM) layout",
-                 sdc_sf_count(d->f), sdc_sf_count(d->f) ? sdc_sf_at(d->f, 0)->name : "");
+                 sdc_sf_count(f), sdc_sf_count(f) ? sdc_sf_at(f, 0)->name : "");
         return SDC_ERR_UNSUPPORTED;
+    } else if (!has_prefix(d, T)) {
+        return missing(log, "text encoder", T);
     }
-    if (!unet || !vae || !te) {
-        SDC_LOGE(log, "sd1_sf_detect: the file has no %s (%s* tensors)",
-                 !unet      ? "UNet"
-                     : !vae ? "VAE"
-                            : "text encoder",
-                 !unet      ? U
-                     : !vae ? V
-                            : T);
-        return SDC_ERR_NOT_FOUND;
-    }
-    if (sdc_sf_find(d->f, T "transformer.text_model.embeddings.token_embedding.weight")) {
-        *te_prefix = T "transformer.text_model.";
-    } else if (sdc_sf_find(d->f, T "transformer.embeddings.token_embedding.weight")) {
-        *te_prefix = T "transformer."; /* saved before transformers wrapped CLIP in text_model */
-    } else {
-        SDC_LOGE(log,
-                 "sd1_sf_detect: " T "* holds no CLIP text encoder "
-                 "(no transformer.text_model.embeddings.token_embedding.weight): unknown text encoder");
-        return SDC_ERR_UNSUPPORTED;
-    }
+    if (!unet) return missing(log, "UNet", U);
+    if (!vae) return missing(log, "VAE", V);
     return SDC_OK;
+}
+
+/* The transformers CLIP's prefix under p ("...text_model." or, saved before transformers wrapped CLIP
+ * in text_model, the bare one) in out; NULL and an error when there is none. */
+static const char *hf_clip_prefix(det *d, const char *p, char *out, size_t size) {
+    snprintf(out, size, "%stransformer.text_model.", p);
+    if (sdc_sf_find(d->f, "%sembeddings.token_embedding.weight", out)) return out;
+    snprintf(out, size, "%stransformer.", p);
+    if (sdc_sf_find(d->f, "%sembeddings.token_embedding.weight", out)) return out;
+    SDC_LOGE(d->log,
+             "sd1_sf_detect: %s* holds no CLIP text encoder "
+             "(no transformer.text_model.embeddings.token_embedding.weight): unknown text encoder",
+             p);
+    d->st = SDC_ERR_UNSUPPORTED;
+    return NULL;
 }
 
 /* ---- shapes ---- */
 
-static void detect_text_encoder(det *d, const char *P, sd1_sf_arch *a) {
+static void detect_text_encoder(det *d, const char *P, sd1_sf_clip *c) {
     const sdc_tensor_info *tok = need(d, 2, "%sembeddings.token_embedding.weight", P);      // [vocab, D]
     const sdc_tensor_info *pos = need(d, 2, "%sembeddings.position_embedding.weight", P);   // [positions, D]
     const sdc_tensor_info *fc1 = need(d, 2, "%sencoder.layers.0.mlp.fc1.weight", P);        // [I, D]
     need(d, 1, "%sfinal_layer_norm.weight", P);
-    a->te_vocab = dim(tok, 0);
-    a->te_hidden = dim(tok, 1);
-    a->te_positions = dim(pos, 0);
-    a->te_intermediate = dim(fc1, 0);
-    a->te_layers = 0;
-    while (sdc_sf_find(d->f, "%sencoder.layers.%d.self_attn.q_proj.weight", P, a->te_layers)) a->te_layers++;
+    c->vocab = dim(tok, 0);
+    c->hidden = dim(tok, 1);
+    c->positions = dim(pos, 0);
+    c->intermediate = dim(fc1, 0);
+    c->layers = 0;
+    while (sdc_sf_find(d->f, "%sencoder.layers.%d.self_attn.q_proj.weight", P, c->layers)) c->layers++;
+    c->file_layers = c->layers;
+}
+
+/* BasicTransformerBlocks of the attention at prefix (".../input_blocks.4.1."). */
+static int depth_of(const det *d, const char *fmt, int b) {
+    char p[128];
+    snprintf(p, sizeof p, fmt, b);
+    int n = 0;
+    while (sdc_sf_find(d->f, "%stransformer_blocks.%d.attn1.to_q.weight", p, n)) n++;
+    return n;
 }
 
 /* LDM numbers the UNet's blocks flat: input_blocks 0 is conv_in, then per down block L resnet(+attention)
@@ -143,6 +159,7 @@ static void detect_unet(det *d, sd1_sf_arch *a) {
         const int b = (L + 1) * i + 1;
         a->unet_channels[i] = dim(need(d, 4, U "input_blocks.%d.0.out_layers.3.weight", b), 0);   // [C, C, 3, 3]
         a->unet_attn[i] = sdc_sf_find(d->f, U "input_blocks.%d.1.proj_in.weight", b) != NULL;
+        a->unet_depth[i] = a->unet_attn[i] ? depth_of(d, U "input_blocks.%d.1.", b) : 1;
     }
     /* the mid block always has attention: it tells the projection kind, the context width and depth */
     const sdc_tensor_info *proj = sdc_sf_find(d->f, U "middle_block.1.proj_in.weight");   // [C, C, 1, 1] or [C, C]
@@ -150,9 +167,10 @@ static void detect_unet(det *d, sd1_sf_arch *a) {
     if (!proj) need(d, 4, U "middle_block.1.proj_in.weight"); /* reports it missing */
     a->unet_linear_proj = proj && proj->ndim == 2;
     a->unet_cross_dim = dim(k, 1);
-    a->unet_transformer_layers = 0;
-    while (sdc_sf_find(d->f, U "middle_block.1.transformer_blocks.%d.attn1.to_q.weight", a->unet_transformer_layers))
-        a->unet_transformer_layers++;
+    a->unet_transformer_layers = depth_of(d, U "middle_block.%d.", 1);
+    /* SDXL: the text_time add embedding, [E, P + 6 x addition_time_embed_dim] */
+    const sdc_tensor_info *add = sdc_sf_find(d->f, U "label_emb.0.0.weight");
+    a->unet_add_in_dim = add && add->ndim == 2 ? (int)add->ne[1] : 0;
 }
 
 static void detect_vae(det *d, sd1_sf_arch *a) {
@@ -185,7 +203,7 @@ static void detect_vae(det *d, sd1_sf_arch *a) {
     a->vae_post_quant_conv = sdc_sf_find(d->f, V "post_quant_conv.weight") != NULL;
 }
 
-/* ---- family templates ---- */
+/* ---- SD 1.x's template ---- */
 
 enum {
     CLIP_L_WIDTH = 768,
@@ -194,11 +212,11 @@ enum {
 
 static sdc_status apply_sd1_template(const det *d, sd1_sf_arch *a) {
     const sdc_logger *log = d->log;
-    if (a->te_hidden != CLIP_L_WIDTH) {
+    if (a->te.hidden != CLIP_L_WIDTH) {
         SDC_LOGE(log,
                  "sd1_sf_detect: text encoder width %d is not CLIP ViT-L/14's %d (SD 1.x): its "
                  "attention heads cannot be told from shapes; give a diffusers config folder (--config DIR)",
-                 a->te_hidden, CLIP_L_WIDTH);
+                 a->te.hidden, CLIP_L_WIDTH);
         return SDC_ERR_UNSUPPORTED;
     }
     if (a->unet_linear_proj) {
@@ -207,17 +225,18 @@ static sdc_status apply_sd1_template(const det *d, sd1_sf_arch *a) {
                  "text encoder: unknown family; give a diffusers config folder (--config DIR)");
         return SDC_ERR_UNSUPPORTED;
     }
-    if (a->unet_cross_dim != a->te_hidden) {
+    if (a->unet_cross_dim != a->te.hidden) {
         SDC_LOGE(log, "sd1_sf_detect: the UNet's cross-attention width %d is not the text encoder's %d",
-                 a->unet_cross_dim, a->te_hidden);
+                 a->unet_cross_dim, a->te.hidden);
         return SDC_ERR_UNSUPPORTED;
     }
     a->family = "SD 1.x";
-    a->te_heads = CLIP_L_WIDTH / CLIP_L_HEAD_DIM; /* 12 */
-    a->te_act = "quick_gelu";
-    a->te_eps = 1e-5;
-    a->te_bos = 49406; /* <|startoftext|> */
-    a->te_eos = 49407; /* <|endoftext|>: the pooled output is taken at its first occurrence */
+    a->te.heads = CLIP_L_WIDTH / CLIP_L_HEAD_DIM; /* 12 */
+    a->te.act = "quick_gelu";
+    a->te.eps = 1e-5;
+    a->te.bos = 49406; /* <|startoftext|> */
+    a->te.eos = 49407; /* <|endoftext|>: the pooled output is taken at its first occurrence */
+    a->te.pad = 49407;
     a->unet_heads = 8;
     a->unet_groups = 32;
     a->unet_sample_size = 64;
@@ -227,160 +246,57 @@ static sdc_status apply_sd1_template(const det *d, sd1_sf_arch *a) {
     return SDC_OK;
 }
 
-int sd1_sf_probe(const sdc_sf_facts *f) {
-    static const char *const groups[] = {U, V, T, "conditioner.embedders."};
-    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+int sd1_sf_probe(const sdc_sf_facts *f, int xl) {
+    if (sdc_sf_count_prefix(f, "conditioner.embedders.")) return xl;
+    static const char *const groups[] = {U, V, T};
+    for (size_t i = 0; !xl && i < sizeof groups / sizeof groups[0]; i++)
         if (sdc_sf_count_prefix(f, groups[i])) return 1;
     return 0;
 }
 
-sdc_status sd1_sf_detect(const sdc_sf_facts *f, const sdc_logger *log, sd1_sf_arch *out) {
+sdc_status sd1_sf_measure(const sdc_sf_facts *f, const sdc_logger *log, sd1_sf_arch *out) {
     memset(out, 0, sizeof *out);
     det d = {f, log, SDC_OK};
     sd1_sf_arch a;
     memset(&a, 0, sizeof a);
-    const char *te_prefix = NULL;
-    d.st = check_layout(&d, &te_prefix);
-    if (d.st == SDC_OK) detect_text_encoder(&d, te_prefix, &a);
+    d.st = sd1_sf_layout_of(f, log, &a.layout);
+    if (d.st == SDC_OK && a.layout == SD1_SF_LDM_OPENCLIP) {
+        sd1_sf_measure_openclip(&d, T "model.", &a.te);
+        a.te.projection_dim = 0; /* SD 2.x conditions on hidden states; its text_projection is unused */
+    } else if (d.st == SDC_OK) {
+        char buf[96];
+        const char *p = hf_clip_prefix(&d, a.layout == SD1_SF_SGM ? E0 : T, buf, sizeof buf);
+        if (p) detect_text_encoder(&d, p, &a.te);
+    }
+    if (d.st == SDC_OK && a.layout == SD1_SF_SGM) sd1_sf_measure_openclip(&d, E1 "model.", &a.te2);
     if (d.st == SDC_OK) detect_unet(&d, &a);
     if (d.st == SDC_OK) detect_vae(&d, &a);
-    if (d.st == SDC_OK) d.st = apply_sd1_template(&d, &a);
     if (d.st != SDC_OK) return d.st;
-    SDC_LOGI(log, "sd1_sf_detect: %s: CLIP %d x %d layers, UNet %d blocks from %d channels, VAE %d blocks", a.family,
-             a.te_hidden, a.te_layers, a.unet_blocks, a.unet_channels[0], a.vae_blocks);
+    if (a.unet_add_in_dim) a.unet_add_time_dim = (a.unet_add_in_dim - a.te2.projection_dim) / 6;
+    /* diffusers' single-file rule: SD 2.x is v_prediction unless the checkpoint's global_step is 875000
+     * (SD 2.x base); a safetensors file has no global_step */
+    a.prediction = a.layout == SD1_SF_LDM_OPENCLIP ? "v_prediction" : "epsilon";
     *out = a;
     return SDC_OK;
 }
 
-/* ---- the config.json files ---- */
-
-/* Collects a JSON object; cJSON reports allocation failures only through NULL returns. */
-typedef struct jb {
-    cJSON *o;
-    int ok;
-} jb;
-
-static jb jb_new(void) {
-    jb b = {cJSON_CreateObject(), 1};
-    b.ok = b.o != NULL;
-    return b;
-}
-static void add_item(jb *b, const char *k, cJSON *v) {
-    if (!v || !b->o || !cJSON_AddItemToObject(b->o, k, v)) {
-        cJSON_Delete(v);
-        b->ok = 0;
+sdc_status sd1_sf_detect(const sdc_sf_facts *f, const sdc_logger *log, sd1_sf_arch *out) {
+    sd1_sf_arch a;
+    sdc_status st = sd1_sf_measure(f, log, &a);
+    const det d = {f, log, SDC_OK};
+    if (st == SDC_OK)
+        st = a.layout == SD1_SF_LDM  ? apply_sd1_template(&d, &a)
+            : a.layout == SD1_SF_SGM ? sd1_sf_template_sdxl(&d, &a)
+                                     : sd1_sf_template_sd2(&d, &a);
+    if (st != SDC_OK) {
+        memset(out, 0, sizeof *out);
+        return st;
     }
-}
-static void num(jb *b, const char *k, double v) { add_item(b, k, cJSON_CreateNumber(v)); }
-static void str(jb *b, const char *k, const char *v) { add_item(b, k, cJSON_CreateString(v)); }
-static void boolean(jb *b, const char *k, int v) { add_item(b, k, cJSON_CreateBool(v)); }
-static void null(jb *b, const char *k) { add_item(b, k, cJSON_CreateNull()); }
-static void ints(jb *b, const char *k, const int *v, int n) { add_item(b, k, cJSON_CreateIntArray(v, n)); }
-static void strs(jb *b, const char *k, const char *const *v, int n) { add_item(b, k, cJSON_CreateStringArray(v, n)); }
-static cJSON *jb_done(jb *b) {
-    if (b->ok) return b->o;
-    cJSON_Delete(b->o);
-    return NULL;
-}
-
-cJSON *sd1_sf_text_encoder_config(const sd1_sf_arch *a) {
-    jb b = jb_new();
-    const char *arch[] = {"CLIPTextModel"};
-    strs(&b, "architectures", arch, 1);
-    num(&b, "attention_dropout", 0.0);
-    num(&b, "bos_token_id", a->te_bos);
-    num(&b, "eos_token_id", a->te_eos);
-    str(&b, "hidden_act", a->te_act);
-    num(&b, "hidden_size", a->te_hidden);
-    num(&b, "intermediate_size", a->te_intermediate);
-    num(&b, "layer_norm_eps", a->te_eps);
-    num(&b, "max_position_embeddings", a->te_positions);
-    str(&b, "model_type", "clip_text_model");
-    num(&b, "num_attention_heads", a->te_heads);
-    num(&b, "num_hidden_layers", a->te_layers);
-    num(&b, "pad_token_id", a->te_eos);
-    num(&b, "projection_dim", a->te_hidden);
-    num(&b, "vocab_size", a->te_vocab);
-    return jb_done(&b);
-}
-
-cJSON *sd1_sf_unet_config(const sd1_sf_arch *a) {
-    jb b = jb_new();
-    const int n = a->unet_blocks;
-    const char *down[SD1_SF_MAX_BLOCKS], *up[SD1_SF_MAX_BLOCKS];
-    for (int i = 0; i < n; i++) {
-        down[i] = a->unet_attn[i] ? "CrossAttnDownBlock2D" : "DownBlock2D";
-        up[i] = a->unet_attn[n - 1 - i] ? "CrossAttnUpBlock2D" : "UpBlock2D";
-    }
-    str(&b, "_class_name", "UNet2DConditionModel");
-    str(&b, "act_fn", "silu");
-    num(&b, "attention_head_dim", a->unet_heads); /* SD 1.x configs put the head count here */
-    ints(&b, "block_out_channels", a->unet_channels, n);
-    boolean(&b, "center_input_sample", 0);
-    num(&b, "cross_attention_dim", a->unet_cross_dim);
-    strs(&b, "down_block_types", down, n);
-    num(&b, "downsample_padding", 1);
-    boolean(&b, "flip_sin_to_cos", 1);
-    num(&b, "freq_shift", 0);
-    num(&b, "in_channels", a->unet_in);
-    num(&b, "layers_per_block", a->unet_layers);
-    num(&b, "mid_block_scale_factor", 1);
-    str(&b, "mid_block_type", "UNetMidBlock2DCrossAttn");
-    num(&b, "norm_eps", 1e-5);
-    num(&b, "norm_num_groups", a->unet_groups);
-    null(&b, "num_attention_heads");
-    num(&b, "out_channels", a->unet_out);
-    str(&b, "resnet_time_scale_shift", "default");
-    num(&b, "sample_size", a->unet_sample_size);
-    str(&b, "time_embedding_type", "positional");
-    num(&b, "transformer_layers_per_block", a->unet_transformer_layers);
-    strs(&b, "up_block_types", up, n);
-    boolean(&b, "upcast_attention", 0);
-    boolean(&b, "use_linear_projection", a->unet_linear_proj);
-    return jb_done(&b);
-}
-
-cJSON *sd1_sf_vae_config(const sd1_sf_arch *a) {
-    jb b = jb_new();
-    const int n = a->vae_blocks;
-    const char *down[SD1_SF_MAX_BLOCKS], *up[SD1_SF_MAX_BLOCKS];
-    for (int i = 0; i < n; i++) down[i] = "DownEncoderBlock2D", up[i] = "UpDecoderBlock2D";
-    str(&b, "_class_name", "AutoencoderKL");
-    str(&b, "act_fn", "silu");
-    ints(&b, "block_out_channels", a->vae_channels, n);
-    strs(&b, "down_block_types", down, n);
-    boolean(&b, "force_upcast", 1);
-    num(&b, "in_channels", a->vae_in);
-    num(&b, "latent_channels", a->vae_latent);
-    num(&b, "layers_per_block", a->vae_layers);
-    boolean(&b, "mid_block_add_attention", 1);
-    num(&b, "norm_num_groups", a->vae_groups);
-    num(&b, "out_channels", a->vae_out);
-    num(&b, "sample_size", a->vae_sample_size);
-    num(&b, "scaling_factor", a->vae_scaling);
-    null(&b, "shift_factor");
-    strs(&b, "up_block_types", up, n);
-    boolean(&b, "use_post_quant_conv", a->vae_post_quant_conv);
-    boolean(&b, "use_quant_conv", a->vae_quant_conv);
-    return jb_done(&b);
-}
-
-/* Stable Diffusion 1.5's scheduler_config.json (PNDM / PLMS, as the original release samples). */
-cJSON *sd1_sf_scheduler_config(void) {
-    jb b = jb_new();
-    str(&b, "_class_name", "PNDMScheduler");
-    num(&b, "beta_end", 0.012);
-    str(&b, "beta_schedule", "scaled_linear");
-    num(&b, "beta_start", 0.00085);
-    boolean(&b, "clip_sample", 0);
-    num(&b, "num_train_timesteps", 1000);
-    str(&b, "prediction_type", "epsilon");
-    boolean(&b, "set_alpha_to_one", 0);
-    boolean(&b, "skip_prk_steps", 1);
-    num(&b, "steps_offset", 1);
-    str(&b, "timestep_spacing", "leading");
-    null(&b, "trained_betas");
-    return jb_done(&b);
+    SDC_LOGI(log, "sd1_sf_detect: %s: CLIP %d x %d layers%s, UNet %d blocks from %d channels, VAE %d blocks", a.family,
+             a.te.hidden, a.te.layers, a.te2.hidden ? " + OpenCLIP" : "", a.unet_blocks, a.unet_channels[0],
+             a.vae_blocks);
+    *out = a;
+    return SDC_OK;
 }
 
 /* ---- the LDM name map of a configured layout ---- */
@@ -451,9 +367,11 @@ static sdc_status check_components(const sdc_model_files *mf, const sd1_sf_confi
             if (strncmp(name, cn, l) == 0 && name[l] == '.') count[c]++;
         }
     }
-    static const char *const ldm_prefix[SD1_N_PARTS] = {
-        [SD1_PART_TEXT_ENCODER] = T "transformer.",
-        [SD1_PART_TEXT_ENCODER_2] = "conditioner.embedders.1.model.",
+    const char *ldm_prefix[SD1_N_PARTS] = {
+        [SD1_PART_TEXT_ENCODER] = cfg->layout == SD1_SF_SGM ? E0 "transformer."
+            : cfg->layout == SD1_SF_LDM_OPENCLIP            ? T "model."
+                                                            : T "transformer.",
+        [SD1_PART_TEXT_ENCODER_2] = E1 "model.",
         [SD1_PART_UNET] = U,
         [SD1_PART_VAE] = V,
     };
@@ -472,42 +390,97 @@ void sd1_sf_configs_free(sd1_sf_configs *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* The configs detected from the file's names and shapes. */
-static sdc_status configs_detected(const sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out) {
-    sd1_sf_arch a;
-    sdc_status st = sd1_sf_detect(mf->single, log, &a);
-    if (st != SDC_OK) return st;
-    out->config[SD1_PART_TEXT_ENCODER] = sd1_sf_text_encoder_config(&a);
-    out->config[SD1_PART_UNET] = sd1_sf_unet_config(&a);
-    out->config[SD1_PART_VAE] = sd1_sf_vae_config(&a);
-    for (int c = 0; c < SD1_N_PARTS; c++)
-        if (!out->config[c] && c != SD1_PART_TEXT_ENCODER_2) st = SDC_ERR_OOM;
-    return st;
+/* The parts a layout has. */
+static int has_part(sd1_sf_layout layout, int part) { return part != SD1_PART_TEXT_ENCODER_2 || layout == SD1_SF_SGM; }
+
+/* Part c's config: the model files', else the one built. */
+static const cJSON *config_of(const sdc_model_files *mf, const sd1_sf_configs *cfg, int c) {
+    const cJSON *j = sdc_model_files_config(mf, sd1_part_name(c));
+    return j ? j : cfg->config[c];
 }
 
-sdc_status sd1_sf_open(sdc_model_files *mf, const sdc_logger *log, sd1_sf_configs *out) {
-    memset(out, 0, sizeof *out);
-    /* a config folder gives all three configs, else all are detected */
-    sdc_status st = mf->config_dir ? SDC_OK : configs_detected(mf, log, out);
-    static const int required[] = {SD1_PART_TEXT_ENCODER, SD1_PART_UNET, SD1_PART_VAE};
-    for (size_t i = 0; mf->config_dir && st == SDC_OK && i < sizeof required / sizeof required[0]; i++) {
-        if (!sdc_model_files_config(mf, sd1_part_name(required[i]))) {
-            SDC_LOGE(log, "sd1_sf_open: the config folder %s has no %s/config.json", mf->config_dir,
-                     sd1_part_name(required[i]));
+/* The configs: detected from the file's names and shapes, or the config folder's checked against them. */
+static sdc_status configs_of(const sdc_model_files *mf, const sdc_logger *log, sd1_sf_arch *a, sd1_sf_configs *out) {
+    sdc_status st = mf->config_dir ? sd1_sf_measure(mf->single, log, a) : sd1_sf_detect(mf->single, log, a);
+    for (int c = 0; st == SDC_OK && mf->config_dir && c < SD1_N_PARTS; c++) {
+        if (has_part(a->layout, c) && !sdc_model_files_config(mf, sd1_part_name(c))) {
+            SDC_LOGE(log, "sd1_sf_open: the config folder %s has no %s/config.json", mf->config_dir, sd1_part_name(c));
             st = SDC_ERR_NOT_FOUND;
         }
     }
-    if (st == SDC_OK && !mf->scheduler_config && !(out->scheduler_config = sd1_sf_scheduler_config())) st = SDC_ERR_OOM;
-    sdc_ldm_map *map = st == SDC_OK ? malloc(sizeof *map) : NULL;
-    if (st == SDC_OK && !map) st = SDC_ERR_OOM;
-    const cJSON *unet =
-        sdc_model_files_config(mf, "unet") ? sdc_model_files_config(mf, "unet") : out->config[SD1_PART_UNET];
-    const cJSON *vae =
-        sdc_model_files_config(mf, "vae") ? sdc_model_files_config(mf, "vae") : out->config[SD1_PART_VAE];
-    if (st == SDC_OK) st = sd1_sf_ldm_map_from_configs(unet, vae, log, map);
+    if (st == SDC_OK && mf->config_dir) return sd1_sf_check_configs(mf, out, a, log);
+    if (st != SDC_OK) return st;
+    out->config[SD1_PART_TEXT_ENCODER] = sd1_sf_text_encoder_config(a);
+    if (a->layout == SD1_SF_SGM) out->config[SD1_PART_TEXT_ENCODER_2] = sd1_sf_clip_config(&a->te2);
+    out->config[SD1_PART_UNET] = sd1_sf_unet_config(a);
+    out->config[SD1_PART_VAE] = sd1_sf_vae_config(a);
+    for (int c = 0; c < SD1_N_PARTS; c++)
+        if (!out->config[c] && has_part(a->layout, c)) st = SDC_ERR_OOM;
+    return st;
+}
+
+/* The scheduler config the model files lack, with the caller's prediction type. */
+static sdc_status scheduler_of(const sdc_model_files *mf, const sd1_sf_arch *a, sd1_sf_configs *out) {
+    if (mf->scheduler_config) return SDC_OK;
+    out->scheduler_config = sd1_sf_scheduler_config(a);
+    if (!out->scheduler_config) return SDC_ERR_OOM;
+    if (!mf->prediction_type) return SDC_OK;
+    cJSON *v = cJSON_CreateString(mf->prediction_type);
+    if (!v || !cJSON_ReplaceItemInObjectCaseSensitive(out->scheduler_config, "prediction_type", v)) {
+        cJSON_Delete(v);
+        return SDC_ERR_OOM;
+    }
+    return SDC_OK;
+}
+
+/* The file's names: an OpenCLIP encoder's through its map, the rest through the LDM map. */
+typedef struct sf_names {
+    sdc_ldm_map ldm;
+    sdc_openclip_map openclip;
+    int has_openclip;
+} sf_names;
+
+static const char *sf_name_map(const char *name, char *out, size_t size, void *user) {
+    const sf_names *n = user;
+    if (n->has_openclip && sdc_openclip_owns(&n->openclip, name))
+        return sdc_openclip_to_hf(&n->openclip, name, out, size);
+    return sdc_ldm_to_diffusers(&n->ldm, name, out, size);
+}
+
+/* The name maps of the configs (blocks and layers of the UNet and VAE, the OpenCLIP encoder's layers). */
+static sdc_status names_of(const sdc_model_files *mf, const sd1_sf_configs *cfg, sd1_sf_layout layout,
+                           const sdc_logger *log, sf_names *n) {
+    sdc_status st =
+        sd1_sf_ldm_map_from_configs(config_of(mf, cfg, SD1_PART_UNET), config_of(mf, cfg, SD1_PART_VAE), log, &n->ldm);
+    if (st != SDC_OK || layout == SD1_SF_LDM) return st;
+    const int te = layout == SD1_SF_SGM ? SD1_PART_TEXT_ENCODER_2 : SD1_PART_TEXT_ENCODER;
+    sdc_clip_config cc;
+    st = sdc_clip_config_parse(config_of(mf, cfg, te), log, &cc);
+    n->has_openclip = 1;
+    n->openclip = layout == SD1_SF_SGM ? (sdc_openclip_map){E1 "model.", "text_encoder_2.", cc.n_layers, 1}
+                                       : (sdc_openclip_map){T "model.", "text_encoder.", cc.n_layers, 0};
+    return st;
+}
+
+sdc_status sd1_sf_open(sdc_model_files *mf, int xl, const sdc_logger *log, sd1_sf_configs *out) {
+    memset(out, 0, sizeof *out);
+    sdc_status st = sd1_sf_layout_of(mf->single, log, &out->layout);
+    if (st == SDC_OK && xl != (out->layout == SD1_SF_SGM)) {
+        SDC_LOGE(log, "sd1_sf_open: %s is %s checkpoint; the %s family does not open it", mf->root,
+                 out->layout == SD1_SF_SGM ? "an SDXL (conditioner.embedders.*)" : "an SD 1.x / 2.x",
+                 xl ? "sdxl" : "sd1");
+        st = SDC_ERR_UNSUPPORTED;
+    }
+    sd1_sf_arch a;
+    if (st == SDC_OK) st = configs_of(mf, log, &a, out);
+    if (st == SDC_OK) st = scheduler_of(mf, &a, out);
+    sf_names *names = st == SDC_OK ? calloc(1, sizeof *names) : NULL;
+    if (st == SDC_OK && !names) st = SDC_ERR_OOM;
+    if (st == SDC_OK) st = names_of(mf, out, out->layout, log, names);
     /* the model's index: empty until now, the pipeline reads it once the family is open */
-    if (st == SDC_OK) st = sdc_single_file_index(mf->index, mf->root, sdc_ldm_name_map, map);
-    free(map);
+    if (st == SDC_OK) st = sdc_single_file_index(mf->index, mf->root, sf_name_map, names);
+    if (st == SDC_OK && names->has_openclip) st = sdc_openclip_index_finish(mf->index, &names->openclip);
+    free(names);
     if (st == SDC_OK) st = check_components(mf, out, log);
     return st;
 }

@@ -137,8 +137,8 @@ static sdc_status load_text_encoder_2(const void *fam, const sdc_weight_source *
 }
 
 static const sdc_component_def sdxl_components[SDXL_N_COMPONENTS] = {
-    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder, sd1_free_text_encoder,
-                          NULL},
+    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder,
+                          sd1_free_text_encoder, NULL},
     [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL},
     [SD1_VAE_DECODER] = {"vae_decoder", sd1_dec_prefixes, "vae.", sd1_load_vae_decoder, sd1_free_vae_decoder,
                          sd1_vae_needs_f32},
@@ -157,7 +157,9 @@ static const sdc_phase_def sdxl_phases[] = {
     {"decode", NEEDS(SD1_VAE_DECODER), 1, 0, sd1_decode},
 };
 
-static int sdxl_probe(const sdc_model_files *mf) { return !mf->single_file && sd1_folder_is_xl(mf); }
+static int sdxl_probe(const sdc_model_files *mf) {
+    return mf->single_file ? sd1_sf_probe(mf->single, 1) : sd1_folder_is_xl(mf);
+}
 
 static sdc_status sdxl_open(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
     return sd1_open_as(mf, tokenizer_dir, log, 1, out);

@@ -66,6 +66,9 @@ static void add_unet_rules(sdc_ldm_map *m, int n, int L, const int *has_attn) {
     const char *U = "model.diffusion_model.";
     addf(m, KIND_SAME, "%stime_embed.0.|unet.time_embedding.linear_1.", U);
     addf(m, KIND_SAME, "%stime_embed.2.|unet.time_embedding.linear_2.", U);
+    /* SDXL (SGM): the text_time add embedding */
+    addf(m, KIND_SAME, "%slabel_emb.0.0.|unet.add_embedding.linear_1.", U);
+    addf(m, KIND_SAME, "%slabel_emb.0.2.|unet.add_embedding.linear_2.", U);
     addf(m, KIND_SAME, "%sinput_blocks.0.0.|unet.conv_in.", U);
     addf(m, KIND_SAME, "%sout.0.|unet.conv_norm_out.", U);
     addf(m, KIND_SAME, "%sout.2.|unet.conv_out.", U);
@@ -138,6 +141,8 @@ sdc_status sdc_ldm_map_init(sdc_ldm_map *m, int n_unet_blocks, int layers_per_bl
     add_rule(m, KIND_SAME, 0, "cond_stage_model.transformer.text_model.", "text_encoder.text_model.");
     /* checkpoints saved with transformers before the text_model wrapper existed */
     add_rule(m, KIND_SAME, 1, "cond_stage_model.transformer.", "text_encoder.text_model.");
+    /* SDXL (SGM): the first of the conditioner's embedders is a transformers CLIP */
+    add_rule(m, KIND_SAME, 1, "conditioner.embedders.0.transformer.text_model.", "text_encoder.text_model.");
     return SDC_OK;
 }
 

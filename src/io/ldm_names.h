@@ -4,6 +4,11 @@
  *   model.diffusion_model.*               <-> unet.*          (input_blocks/middle_block/output_blocks)
  *   first_stage_model.*                   <-> vae.*           (encoder.down.N.block.M, decoder.up.N reversed)
  *   cond_stage_model.transformer.text_model.* <-> text_encoder.text_model.*
+ * and from SDXL's (SGM) single files also
+ *   conditioner.embedders.0.transformer.text_model.* -> text_encoder.text_model.*
+ *   model.diffusion_model.label_emb.0.{0,2}.*         <-> unet.add_embedding.linear_{1,2}.*
+ * (the second text encoder, OpenCLIP, is io/openclip_names.h's). UNet transformer blocks keep their
+ * names, so the per-level transformer depth does not enter the map.
  *
  * The block numbering depends on the architecture (blocks, layers per block, which blocks have
  * attention), so a map is built from the layout as a table of prefix rules, each with a kind that

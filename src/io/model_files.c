@@ -336,9 +336,29 @@ sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, con
     return sdc_model_files_open_ex(dir, NULL, variant, log, out);
 }
 
+sdc_status sdc_model_files_set_prediction(sdc_model_files *m, const char *prediction_type, const sdc_logger *log) {
+    if (!prediction_type) return SDC_OK;
+    if (strcmp(prediction_type, "epsilon") != 0 && strcmp(prediction_type, "v_prediction") != 0) {
+        SDC_LOGE(log, "sdc_model_files_set_prediction: prediction type '%s' is neither epsilon nor v_prediction",
+                 prediction_type);
+        return SDC_ERR_INVALID_ARG;
+    }
+    free(m->prediction_type);
+    if (!(m->prediction_type = strdup(prediction_type))) return SDC_ERR_OOM;
+    if (!m->scheduler_config) return SDC_OK;
+    cJSON *v = cJSON_CreateString(prediction_type);
+    if (v && cJSON_GetObjectItemCaseSensitive(m->scheduler_config, "prediction_type")
+            ? cJSON_ReplaceItemInObjectCaseSensitive(m->scheduler_config, "prediction_type", v)
+            : cJSON_AddItemToObject(m->scheduler_config, "prediction_type", v))
+        return SDC_OK;
+    cJSON_Delete(v);
+    return SDC_ERR_OOM;
+}
+
 void sdc_model_files_free(sdc_model_files *m) {
     if (!m) return;
     free(m->root);
+    free(m->prediction_type);
     free(m->config_dir);
     cJSON_Delete(m->model_index);
     for (int i = 0; i < m->n_parts; i++) {

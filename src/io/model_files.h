@@ -49,6 +49,8 @@ typedef struct sdc_model_files {
     sdc_model_index *index;              /* the tensors of every part used so far, each name prefixed
                                              "<part>." (e.g. "unet.conv_in.weight"); single files: empty
                                              until the family's open indexes the file */
+    char *prediction_type;               /* the caller's override of the scheduler's prediction_type, or
+                                             NULL (sdc_model_files_set_prediction) */
 } sdc_model_files;
 
 /* The config.json of part (a subfolder's name), NULL when the model has none. */
@@ -72,6 +74,10 @@ char *sdc_model_files_subdir(const sdc_model_files *m, const char *name);
  * SDC_ERR_UNSUPPORTED. */
 sdc_status sdc_model_files_open_ex(const char *path, const char *config_dir, sdc_weight_variant variant,
                                    const sdc_logger *log, sdc_model_files **out);
+/* Overrides the scheduler's prediction_type ("epsilon" or "v_prediction"; anything else is
+ * SDC_ERR_INVALID_ARG; NULL: nothing): m->scheduler_config's when it has one, and the one a family
+ * builds for a single file (it reads m->prediction_type). */
+sdc_status sdc_model_files_set_prediction(sdc_model_files *m, const char *prediction_type, const sdc_logger *log);
 /* sdc_model_files_open_ex(dir, NULL, variant, log, out) */
 sdc_status sdc_model_files_open(const char *dir, sdc_weight_variant variant, const sdc_logger *log,
                                 sdc_model_files **out);

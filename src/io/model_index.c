@@ -42,6 +42,8 @@ struct sdc_model_index {
     int n_files, cap_files;
     const sdc_tensor_info **sorted; /* by name */
     size_t n, cap;
+    sdc_tensor_info **views; /* sdc_index_split_rows' tensors, each allocated alone (never moved) */
+    size_t n_views, cap_views;
     uint64_t bytes_read;
 };
 
@@ -64,6 +66,8 @@ void sdc_index_free(sdc_model_index *idx) {
         free(f->path);
         free_tensors(f->tensors, f->n);
     }
+    for (size_t i = 0; i < idx->n_views; i++) free_tensors(idx->views[i], 1);
+    free(idx->views);
     free(idx->files);
     free(idx->sorted);
     free(idx);
@@ -88,18 +92,24 @@ static int cmp_info(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *name) {
+/* The position of name in idx->sorted, or idx->n when absent. */
+static size_t sorted_pos(const sdc_model_index *idx, const char *name) {
     size_t lo = 0, hi = idx->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(idx->sorted[mid]->name, name);
-        if (c == 0) return idx->sorted[mid];
+        if (c == 0) return mid;
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return idx->n;
+}
+
+const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *name) {
+    const size_t k = sorted_pos(idx, name);
+    return k < idx->n ? idx->sorted[k] : NULL;
 }
 
 /* Reads and parses path's header into *h; fills the file's identity into f. */
@@ -289,9 +299,9 @@ sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info,
     return sdc_index_read_range(idx, info, 0, info->nbytes, dst);
 }
 
-sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
-                                void *dst) {
-    assert(info->file >= 0 && info->file < idx->n_files && begin <= info->nbytes && n <= info->nbytes - begin);
+/* Reads n file bytes of the tensor from file byte `begin` of its data (checking the file is unchanged). */
+static sdc_status read_file_bytes(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                  void *dst) {
     index_file *f = &idx->files[info->file];
     struct stat st;
     if (fstat(f->fd, &st) != 0) {
@@ -313,6 +323,123 @@ sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *inf
                  r < 0 ? strerror(errno) : "unexpected end of file");
         return SDC_ERR_IO;
     }
+    return SDC_OK;
+}
+
+/* Elements [e0, e0 + m) of the canonical [R, C] tensor whose file holds [C, R]: the whole file tensor
+ * is read, then canonical (i, j) = file (j, i). */
+static sdc_status read_transposed(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t e0, uint64_t m,
+                                  void *dst) {
+    const size_t es = sdc_dtype_size(info->dtype);
+    const uint64_t R = (uint64_t)info->ne[0], C = (uint64_t)info->ne[1];
+    char *file = malloc(info->nbytes ? (size_t)info->nbytes : 1);
+    if (!file) {
+        SDC_LOGE(&idx->log, "sdc_index_read_raw: out of memory transposing tensor '%.200s'", info->name);
+        return SDC_ERR_OOM;
+    }
+    sdc_status st = read_file_bytes(idx, info, 0, info->nbytes, file);
+    for (uint64_t e = e0; st == SDC_OK && e < e0 + m; e++) {
+        const uint64_t i = e / C, j = e % C;   // canonical row i, column j
+        memcpy((char *)dst + (e - e0) * es, file + (j * R + i) * es, es);
+    }
+    free(file);
+    return st;
+}
+
+sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                void *dst) {
+    assert(info->file >= 0 && info->file < idx->n_files && begin <= info->nbytes && n <= info->nbytes - begin);
+    if (!info->transposed) return read_file_bytes(idx, info, begin, n, dst);
+    const size_t es = sdc_dtype_size(info->dtype);
+    assert(es && begin % es == 0 && n % es == 0);
+    return read_transposed(idx, info, begin / es, n / es, dst);
+}
+
+/* ---- views ---- */
+
+sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name) {
+    const size_t k = sorted_pos(idx, name);
+    if (k == idx->n) {
+        SDC_LOGE(&idx->log, "sdc_index_transpose: no tensor '%.200s'", name);
+        return SDC_ERR_NOT_FOUND;
+    }
+    sdc_tensor_info *t = (sdc_tensor_info *)idx->sorted[k]; /* the index's own record */
+    if (t->ndim != 2 || t->transposed) {
+        SDC_LOGE(&idx->log, "sdc_index_transpose: tensor '%.200s' has %d dimensions%s; a transposed one needs 2", name,
+                 t->ndim, t->transposed ? " and is transposed already" : "");
+        return SDC_ERR_FORMAT;
+    }
+    const int64_t r = t->ne[0];
+    t->ne[0] = t->ne[1];
+    t->ne[1] = r;
+    t->transposed = 1;
+    return SDC_OK;
+}
+
+/* The n views of t's row blocks, each malloc'd (names too); NULL on OOM. */
+static sdc_tensor_info **row_views(const sdc_tensor_info *t, int n, const char *const *names) {
+    sdc_tensor_info **v = calloc((size_t)n, sizeof *v);
+    int ok = v != NULL;
+    for (int k = 0; ok && k < n; k++) {
+        if (!(v[k] = malloc(sizeof *v[k]))) {
+            ok = 0;
+            break;
+        }
+        *v[k] = *t;
+        v[k]->name = strdup(names[k]);
+        v[k]->ne[0] = t->ne[0] / n;
+        v[k]->nbytes = t->nbytes / (uint64_t)n;
+        v[k]->offset = t->offset + (uint64_t)k * v[k]->nbytes;
+        ok = v[k]->name != NULL;
+    }
+    if (ok) return v;
+    for (int k = 0; v && k < n; k++)
+        if (v[k]) free_tensors(v[k], 1);
+    free(v);
+    return NULL;
+}
+
+sdc_status sdc_index_split_rows(sdc_model_index *idx, const char *name, int n, const char *const *names) {
+    assert(n >= 1);
+    const size_t k = sorted_pos(idx, name);
+    if (k == idx->n) {
+        SDC_LOGE(&idx->log, "sdc_index_split_rows: no tensor '%.200s'", name);
+        return SDC_ERR_NOT_FOUND;
+    }
+    const sdc_tensor_info *t = idx->sorted[k];
+    if (t->ndim < 1 || t->transposed || t->ne[0] % n) {
+        SDC_LOGE(&idx->log, "sdc_index_split_rows: tensor '%.200s' (%lld rows) cannot be split in %d row blocks", name,
+                 t->ndim ? (long long)t->ne[0] : 0LL, n);
+        return SDC_ERR_FORMAT;
+    }
+    for (int i = 0; i < n; i++)
+        if (sdc_index_find(idx, names[i])) {
+            SDC_LOGE(&idx->log, "sdc_index_split_rows: splitting '%.200s': '%.200s' is already indexed", name,
+                     names[i]);
+            return SDC_ERR_FORMAT;
+        }
+    /* room for everything before changing anything */
+    if (idx->n + (size_t)n > idx->cap) {
+        const sdc_tensor_info **ns = realloc(idx->sorted, sizeof *ns * (idx->n + (size_t)n));
+        if (!ns) return SDC_ERR_OOM;
+        idx->sorted = ns;
+        idx->cap = idx->n + (size_t)n;
+    }
+    if (idx->n_views + (size_t)n > idx->cap_views) {
+        size_t cap = idx->cap_views ? 2 * idx->cap_views : 64;
+        while (cap < idx->n_views + (size_t)n) cap *= 2;
+        sdc_tensor_info **nv = realloc(idx->views, sizeof *nv * cap);
+        if (!nv) return SDC_ERR_OOM;
+        idx->views = nv;
+        idx->cap_views = cap;
+    }
+    sdc_tensor_info **v = row_views(t, n, names);
+    if (!v) return SDC_ERR_OOM;
+    memmove(&idx->sorted[k], &idx->sorted[k + 1], sizeof *idx->sorted * (idx->n - k - 1)); /* the fused one goes */
+    idx->n--;
+    for (int i = 0; i < n; i++) idx->sorted[idx->n++] = idx->views[idx->n_views++] = v[i];
+    free(v);
+    qsort(idx->sorted, idx->n, sizeof *idx->sorted, cmp_info);
     return SDC_OK;
 }
 

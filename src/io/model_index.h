@@ -25,6 +25,7 @@ typedef struct sdc_tensor_info {
     int64_t ne[SDC_INDEX_MAX_DIMS]; /* torch order, as in the file */
     uint64_t offset;                /* absolute byte offset of the data in the file */
     uint64_t nbytes;                /* = nelem * dtype size, checked at indexing */
+    int transposed;                 /* 2-D, stored [ne[1], ne[0]] in the file: reads transpose (sdc_index_transpose) */
 } sdc_tensor_info;
 
 /* An index is used by one thread at a time. */
@@ -53,9 +54,25 @@ const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *na
 const char *sdc_index_file_path(const sdc_model_index *idx, int file);
 int sdc_index_file_count(const sdc_model_index *idx);
 
+/* Views, for checkpoints that store a tensor in another form than the canonical one (the index records
+ * where the bytes are; every read below returns the canonical form):
+ *
+ * sdc_index_split_rows: the tensor `name`, n tensors stacked along dim 0 (an attention's fused
+ * in_proj [3C, C] or [3C]), becomes n tensors names[0..n) of rows [k R/n, (k+1) R/n): each a
+ * contiguous byte range of the file tensor. `name` is no longer found. SDC_ERR_NOT_FOUND when it is
+ * absent; SDC_ERR_FORMAT when its rows do not divide by n, it is transposed, or a new name exists.
+ *
+ * sdc_index_transpose: the 2-D tensor `name` is stored transposed (the file holds [C, P] where the
+ * canonical tensor is [P, C]): from now on it is found with its dims swapped and every read returns
+ * the canonical row-major data. SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT (not 2-D, or transposed already). */
+sdc_status sdc_index_split_rows(sdc_model_index *idx, const char *name, int n, const char *const *names);
+sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name);
+
 /* Reads info->nbytes raw bytes of the tensor into dst (pread, retrying short reads). */
 sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info, void *dst);
-/* Reads bytes [begin, begin + n) of the tensor's data into dst (same checks and counting). */
+/* Reads bytes [begin, begin + n) of the tensor's data into dst (same checks and counting). For a
+ * transposed tensor begin and n are whole elements of the canonical layout; the whole file tensor is
+ * read for each call. */
 sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
                                 void *dst);
 /* SDC_OK for a float dtype; an integer or boolean dtype (I8, I16, I32, I64, U8, BOOL) where a float weight

@@ -30,6 +30,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
     mp.mem_budget = p->mem_budget;
     mp.precision_f32 = p->precision_f32;
     mp.profile = p->profile;
+    mp.prediction_type = p->prediction_type;
     sdc_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->m = sdc_model_open(&mp);

@@ -121,6 +121,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
     if (st == SDC_OK)
         st = sdc_model_files_open_ex(path, path_of(p, "config"), p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO,
                                      log, &m->mf);
+    if (st == SDC_OK) st = sdc_model_files_set_prediction(m->mf, p->prediction_type, log);
     if (st == SDC_OK) st = open_family(m, family, path_of(p, "tokenizer"));
     if (st == SDC_OK) st = open_backend(m, p);
     if (st == SDC_OK && !(m->model_name = base_name(path))) st = SDC_ERR_OOM;
