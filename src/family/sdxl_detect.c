@@ -142,9 +142,7 @@ static sdc_status check_unet(const cJSON *json, const sd1_sf_arch *a, const sdc_
         differs(log, p, "cross_attention_dim", u.cross_attention_dim, a->unet_cross_dim) ||
         differs(log, p, "use_linear_projection", u.use_linear_projection, a->unet_linear_proj) ||
         differs(log, p, "projection_class_embeddings_input_dim (text_time)", u.text_time ? u.add_in_dim : 0,
-                a->unet_add_in_dim) ||
-        differs(log, p, "the mid block's transformer_layers_per_block", u.transformer_layers[u.n_blocks - 1],
-                a->unet_transformer_layers))
+                a->unet_add_in_dim))
         return SDC_ERR_FORMAT;
     for (int i = 0; i < u.n_blocks; i++) {
         char what[96];
@@ -155,6 +153,9 @@ static sdc_status check_unet(const cJSON *json, const sd1_sf_arch *a, const sdc_
         snprintf(what, sizeof what, "transformer_layers_per_block[%d]", i);
         if (a->unet_attn[i] && differs(log, p, what, u.transformer_layers[i], a->unet_depth[i])) return SDC_ERR_FORMAT;
     }
+    if (differs(log, p, "the mid block's transformer_layers_per_block", u.transformer_layers[u.n_blocks - 1],
+                a->unet_transformer_layers))
+        return SDC_ERR_FORMAT;
     return SDC_OK;
 }
 
