@@ -37,7 +37,11 @@ void cli_generate_usage(FILE *f) {
             "                           default W x H)\n"
             "      --strength X         img2img strength in (0, 1] (default 0.75)\n"
             "      --config DIR         single-file checkpoints: a diffusers folder whose config.json files\n"
-            "                           describe the architecture (default: recognise SD 1.x from the file)\n"
+            "                           describe the architecture (default: recognise SD 1.x, SD 2.x or\n"
+            "                           SDXL from the file)\n"
+            "      --prediction-type P  epsilon or v_prediction: what the model predicts, over its scheduler\n"
+            "                           config (SD 2.x single files are taken as v_prediction, as diffusers\n"
+            "                           does; SD 2.x base needs epsilon)\n"
             "      --tokenizer DIR      CLIP tokenizer (vocab.json + merges.txt) instead of the model's\n"
             "      --fp16               use the model's .fp16 weight files\n"
             "  -t, --threads N          CPU threads (default: all cores)\n"
@@ -75,7 +79,8 @@ enum {
     OPT_POLICY,
     OPT_BUDGET,
     OPT_PLAN,
-    OPT_REPORT
+    OPT_REPORT,
+    OPT_PREDICTION
 };
 
 /* "6G", "512M", "1.5G", "1048576": binary units (K, M, G, T = 2^10 ...). Returns -1 when malformed. */
@@ -192,6 +197,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"plan", no_argument, 0, OPT_PLAN},
         {"profile", no_argument, 0, OPT_PROFILE},
         {"report-json", required_argument, 0, OPT_REPORT},
+        {"prediction-type", required_argument, 0, OPT_PREDICTION},
         {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
@@ -282,6 +288,13 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;
         case OPT_REPORT: o->report_path = optarg; break;
+        case OPT_PREDICTION:
+            if (strcmp(optarg, "epsilon") != 0 && strcmp(optarg, "v_prediction") != 0) {
+                fprintf(stderr, "sdc: error: unknown prediction type '%s' (epsilon, v_prediction)\n", optarg);
+                return 2;
+            }
+            o->cp.prediction_type = optarg;
+            break;
         case 't':
             if (cli_int("--threads", optarg, 0, 1024, &v)) return 2;
             o->cp.n_threads = (int)v;

@@ -91,7 +91,8 @@ static const cJSON *config_of(const sd1_fam *f, const sdc_model_files *mf, int c
 }
 
 /* The tokenizers: the caller's folder (or the model's tokenizer/) for the first encoder; SDXL's second
- * pads with "!" (its tokenizer_2/ says so; the caller's or sdc's own folder gets that pad set). */
+ * and SD 2.x's pad with "!" (SDXL's tokenizer_2/ says so; the caller's or sdc's own folder gets that pad
+ * set). */
 static sdc_status open_tokenizers(sd1_fam *f, const sdc_model_files *mf, const char *tokenizer_dir,
                                   const sdc_logger *log) {
     const char *dir = tokenizer_dir ? tokenizer_dir : mf->tokenizer_dir;
@@ -101,6 +102,9 @@ static sdc_status open_tokenizers(sd1_fam *f, const sdc_model_files *mf, const c
         return SDC_ERR_NOT_FOUND;
     }
     sdc_status st = sdc_clip_tokenizer_load(dir, log, &f->tok);
+    /* SD 2.x's OpenCLIP tokenizer pads with "!" too: a single file's (sdc's own CLIP files) gets that pad */
+    if (st == SDC_OK && mf->single_file && f->sf.layout == SD1_SF_LDM_OPENCLIP)
+        st = sdc_clip_tokenizer_set_pad(f->tok, "!");
     if (st != SDC_OK || !f->xl) return st;
     char *dir2 = tokenizer_dir ? NULL : sdc_model_files_subdir(mf, "tokenizer_2");
     st = sdc_clip_tokenizer_load(dir2 ? dir2 : dir, log, &f->tok2);
