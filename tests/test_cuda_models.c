@@ -347,7 +347,7 @@ int main(void) {
     }
     sdc_backend_free(be);
 
-    cJSON *readme = test_pipe_readme();
+    cJSON *readme = test_pipe_readme("tiny-sd1-golden");
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/pipeline.safetensors");
     for (int i = 0; i < 2; i++) run_pipelines(&precisions[i], readme, g);
     run_policies(readme, g);

@@ -478,7 +478,7 @@ static void compare_runs(const test_pipe_run *s, const test_pipe_run *f, const c
 }
 
 static void test_pipelines(void) {
-    cJSON *readme = test_pipe_readme();
+    cJSON *readme = test_pipe_readme("tiny-sd1-golden");
     const cJSON *cases = test_pipe_cases(readme);
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/pipeline.safetensors");
     const char *single = test_ref_path("tiny-sd1.safetensors"), *folder = test_ref_path("tiny-sd1");
