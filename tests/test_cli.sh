@@ -114,6 +114,22 @@ printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x80\x00\x00\x00\x80\x00\x0
 refused "-i a PNG claiming 32768x32768 with -W 64 -H 64" "32768x32768" -m "$model" -p x -i "$tmp/huge.png" -W 64 -H 64 -o "$tmp/h.png"
 refused "-i a PNG claiming 32768x32768, no -W/-H" "larger than 16384x16384" -m "$model" -p x -i "$tmp/huge.png" -o "$tmp/h.png"
 
+# SDXL: micro-conditioning flags change the image; the tiled decode at one tile is the same image
+xl=$ref/tiny-sdxl
+if "$sdc" generate -m "$xl" -p "a castle" -W 64 -H 96 --steps 2 -o "$tmp/xl.png" 2>"$tmp/err" &&
+   "$sdc" generate -m "$xl" -p "a castle" -W 64 -H 96 --steps 2 --vae-tiling -o "$tmp/xlt.png" 2>>"$tmp/err" &&
+   "$sdc" generate -m "$xl" -p "a castle" -W 64 -H 96 --steps 2 --original-size 768x1024 --crop-top-left 16,8 \
+     --target-size 512x512 -o "$tmp/xlm.png" 2>>"$tmp/err" &&
+   cmp -s "$tmp/xl.png" "$tmp/xlt.png" && ! cmp -s "$tmp/xl.png" "$tmp/xlm.png"; then
+  ok "SDXL: --vae-tiling (one tile) gives the same PNG; --original-size/--crop-top-left/--target-size change it"
+else bad "SDXL micro-conditioning / tiling: $(cat "$tmp/err")"; fi
+refused "--original-size not WxH" "original-size" -m "$xl" -p x --original-size 1024 -o "$tmp/m.png"
+refused "--target-size with a zero" "target-size" -m "$xl" -p x --target-size 0x512 -o "$tmp/m.png"
+refused "--crop-top-left negative" "crop-top-left" -m "$xl" -p x --crop-top-left -1,0 -o "$tmp/m.png"
+mkdir -p "$tmp/xl_no_te2"
+for d in model_index.json scheduler text_encoder tokenizer tokenizer_2 unet vae; do ln -s "$xl/$d" "$tmp/xl_no_te2/$d"; done
+expect_fail "SDXL folder without text_encoder_2" "text_encoder_2" -m "$tmp/xl_no_te2" -p x -W 64 -H 64
+
 # a report that cannot be written (/dev/full: ENOSPC) fails the run but keeps the images
 rm -f "$tmp/full.png"
 "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/full.png" --report-json /dev/full 2>"$tmp/err"

@@ -137,8 +137,8 @@ static sdc_status load_text_encoder_2(const void *fam, const sdc_weight_source *
 }
 
 static const sdc_component_def sdxl_components[SDXL_N_COMPONENTS] = {
-    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder, sd1_free_text_encoder,
-                          NULL},
+    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder,
+                          sd1_free_text_encoder, NULL},
     [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL},
     [SD1_VAE_DECODER] = {"vae_decoder", sd1_dec_prefixes, "vae.", sd1_load_vae_decoder, sd1_free_vae_decoder,
                          sd1_vae_needs_f32},
