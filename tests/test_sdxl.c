@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
+#include "core/file.h"
 #include "io/model_files.h"
 #include "model/clip.h"
 #include "model/unet.h"
@@ -182,8 +185,86 @@ static void pipelines(void) {
     sdc_index_free(g);
 }
 
+/* A copy of tiny-sdxl made of symlinks, with `part`/config.json replaced by the reference's with
+ * `from` replaced by `to` in its text; opened and run: the error it must end in. */
+static void bad_config(const char *part, const char *from, const char *to, sdc_status want, const char *pattern) {
+    char root[512];
+    snprintf(root, sizeof root, "%.500s", test_make_tmp_dir("sdxl_bad"));
+    static const char *const entries[] = {"model_index.json", "scheduler",   "text_encoder", "text_encoder_2",
+                                          "tokenizer",        "tokenizer_2", "unet",         "vae"};
+    char src[1024], dst[1024], weights[4096] = "";
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        snprintf(src, sizeof src, "%.960s/%s", test_ref_path("tiny-sdxl"), entries[i]);
+        snprintf(dst, sizeof dst, "%s/%s", root, entries[i]);
+        if (strcmp(entries[i], part) != 0) {
+            test_check(symlink(src, dst) == 0, "symlink %s", dst);
+            continue;
+        }
+        mkdir(dst, 0755);
+        char *text = NULL, file[2048];
+        size_t len = 0;
+        snprintf(file, sizeof file, "%s/config.json", src);
+        sdc_read_file(file, NULL, &text, &len);
+        char *at = text ? strstr(text, from) : NULL;
+        test_check(at != NULL, "%s/config.json has '%s'", part, from);
+        snprintf(file, sizeof file, "%s/config.json", dst);
+        FILE *f = fopen(file, "wb");
+        if (f && at) fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+        if (f) fclose(f);
+        free(text);
+        snprintf(file, sizeof file, "%s/diffusion_pytorch_model.safetensors", src);
+        if (strncmp(part, "text_encoder", 12) == 0) snprintf(file, sizeof file, "%s/model.safetensors", src);
+        char link[4096];
+        snprintf(link, sizeof link, "%s/%s", dst, strrchr(file, '/') + 1);
+        test_check(symlink(file, link) == 0, "symlink %s", link);
+        snprintf(weights, sizeof weights, "%s", link);
+    }
+    sdc_model_params mp;
+    sdc_model_params_init(&mp);
+    sdc_component_path paths[] = {{"model", root}};
+    mp.paths = paths;
+    mp.n_paths = 1;
+    mp.log_fn = test_capture_logger()->fn;
+    sdc_model *m = sdc_model_open(&mp);
+    sdc_status st = SDC_OK; /* SDC_OK with m NULL: refused at open (sdc_model_open has no status) */
+    if (m) {
+        sdc_gen_params p;
+        sdc_gen_params_init(&p);
+        p.width = p.height = 64;
+        p.steps = 1;
+        sdc_job *j = sdc_job_new(m, &p);
+        st = j ? sdc_job_run(j) : SDC_ERR_INVALID_ARG;
+        sdc_job_free(j);
+        sdc_model_free(m);
+    }
+    test_check((m ? st == want : want == SDC_OK) && strstr(test_last_error(), pattern),
+               "%s with '%s': %s %s \"%s\" (want %s, '%s')", part, to, m ? "run:" : "open: NULL",
+               m ? sdc_status_str(st) : "", test_last_error(), want == SDC_OK ? "open refused" : sdc_status_str(want),
+               pattern);
+    /* the copy: symlinks, and the part's folder with its config and weights link */
+    unlink(weights);
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", root, entries[i]);
+        if (strcmp(entries[i], part) == 0) {
+            char cfg[1100];
+            snprintf(cfg, sizeof cfg, "%s/config.json", dst);
+            unlink(cfg);
+            rmdir(dst);
+        } else {
+            unlink(dst);
+        }
+    }
+    rmdir(root);
+}
+
 int main(void) {
     components();
     pipelines();
+    /* configs that contradict the weights or each other: refused at open (SDC_OK here), or at load */
+    bad_config("text_encoder_2", "\"hidden_size\": 64", "\"hidden_size\": 48", SDC_OK, "do not fit the UNet");
+    bad_config("text_encoder_2", "\"intermediate_size\": 96", "\"intermediate_size\": 80", SDC_ERR_FORMAT, "fc1");
+    bad_config("text_encoder_2", "CLIPTextModelWithProjection", "CLIPTextModel", SDC_OK, "text_projection");
+    bad_config("unet", "\"projection_class_embeddings_input_dim\": 96", "\"projection_class_embeddings_input_dim\": 90",
+               SDC_OK, "add_embedding");
     return test_finish();
 }
