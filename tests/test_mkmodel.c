@@ -366,6 +366,26 @@ static const char *const folder_files[] = {
     "tokenizer/merges.txt",
 };
 
+/* Another seed: every tensor of the first n_parts differs, the layout does not. */
+static void seeds_differ(const char *what, const char *f16, const char *f16_seed2, int n_parts) {
+    sdc_model_index *a = open_folder(f16, comp_files_f16, n_parts),
+                    *b = open_folder(f16_seed2, comp_files_f16, n_parts);
+    size_t n_t = a && b ? sdc_index_count(a) : 0, differ = 0;
+    for (size_t i = 0; i < n_t; i++) {
+        const sdc_tensor_info *ta = sdc_index_at(a, i), *tb = sdc_index_find(b, ta->name);
+        if (!tb || tb->nbytes != ta->nbytes) continue;
+        char *da = malloc(ta->nbytes), *db = malloc(tb->nbytes);
+        if (sdc_index_read_raw(a, ta, da) == SDC_OK && sdc_index_read_raw(b, tb, db) == SDC_OK &&
+            memcmp(da, db, ta->nbytes) != 0)
+            differ++;
+        free(da);
+        free(db);
+    }
+    test_check(n_t > 0 && differ == n_t, "%s: %zu of %zu tensors differ", what, differ, n_t);
+    sdc_index_free(a);
+    sdc_index_free(b);
+}
+
 static void test_determinism(const char *f16, const char *f16_again, const char *f16_seed2, const char *single,
                              const char *single_again) {
     size_t n = sizeof folder_files / sizeof folder_files[0], same = 0;
@@ -377,23 +397,7 @@ static void test_determinism(const char *f16, const char *f16_again, const char 
     test_check(same == n && same_bytes(single, single_again),
                "same seed: %zu of %zu folder files and the single file byte-identical", same, n);
 
-    /* another seed: every tensor differs, the layout does not */
-    sdc_model_index *a = open_folder(f16, comp_files_f16, SD1_PARTS),
-                    *b = open_folder(f16_seed2, comp_files_f16, SD1_PARTS);
-    size_t n_t = a ? sdc_index_count(a) : 0, differ = 0;
-    for (size_t i = 0; b && i < n_t; i++) {
-        const sdc_tensor_info *ta = sdc_index_at(a, i), *tb = sdc_index_find(b, ta->name);
-        if (!tb || tb->nbytes != ta->nbytes) continue;
-        char *da = malloc(ta->nbytes), *db = malloc(tb->nbytes);
-        if (sdc_index_read_raw(a, ta, da) == SDC_OK && sdc_index_read_raw(b, tb, db) == SDC_OK &&
-            memcmp(da, db, ta->nbytes) != 0)
-            differ++;
-        free(da);
-        free(db);
-    }
-    test_check(n_t > 0 && differ == n_t, "another seed: %zu of %zu tensors differ", differ, n_t);
-    sdc_index_free(a);
-    sdc_index_free(b);
+    seeds_differ("another seed", f16, f16_seed2, SD1_PARTS);
 }
 
 /* The folder f16 and the single file hold the same values; f16 is f32 rounded; all finite. */
@@ -678,22 +682,7 @@ static void test_xl_determinism(const char *f16, const char *f16_again, const ch
     for (size_t i = 0; i < sizeof xl_configs / sizeof xl_configs[0]; i++, n++)
         same += same_bytes(join(f16, xl_configs[i]), join(f16_again, xl_configs[i]));
     test_check(same == n, "tiny-sdxl, same seed: %zu of %zu files byte-identical", same, n);
-    sdc_model_index *a = open_folder(f16, comp_files_f16, SDC_MK_N_PARTS),
-                    *b = open_folder(f16_seed2, comp_files_f16, SDC_MK_N_PARTS);
-    size_t n_t = a && b ? sdc_index_count(a) : 0, differ = 0;
-    for (size_t i = 0; i < n_t; i++) {
-        const sdc_tensor_info *ta = sdc_index_at(a, i), *tb = sdc_index_find(b, ta->name);
-        if (!tb || tb->nbytes != ta->nbytes) continue;
-        char *da = malloc(ta->nbytes), *db = malloc(tb->nbytes);
-        if (sdc_index_read_raw(a, ta, da) == SDC_OK && sdc_index_read_raw(b, tb, db) == SDC_OK &&
-            memcmp(da, db, ta->nbytes) != 0)
-            differ++;
-        free(da);
-        free(db);
-    }
-    test_check(n_t > 0 && differ == n_t, "tiny-sdxl, another seed: %zu of %zu tensors differ", differ, n_t);
-    sdc_index_free(a);
-    sdc_index_free(b);
+    seeds_differ("tiny-sdxl, another seed", f16, f16_seed2, SDC_MK_N_PARTS);
 }
 
 static void test_xl_plan(const char *f32) {
