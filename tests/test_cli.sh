@@ -28,6 +28,17 @@ if grep -aq "Negative prompt: blurry" "$tmp/out-2.png" && grep -aq "Steps: 3, Sa
 else bad "PNG carries the A1111 parameters text"; fi
 if cmp -s "$tmp/out-1.png" "$tmp/out-2.png"; then bad "batch images differ"; else ok "batch images differ"; fi
 
+# mkmodel: a tiny SDXL folder (--fp16) that generate opens; SDXL as a single file is refused clearly
+if "$sdc" mkmodel -a tiny-sdxl --fp16 -s 3 -o "$tmp/xl" 2>"$tmp/err" &&
+   "$sdc" generate -m "$tmp/xl" --fp16 -p "a red cube" -W 64 -H 64 --steps 2 -o "$tmp/xl.png" 2>>"$tmp/err" &&
+   [ -f "$tmp/xl/text_encoder_2/model.fp16.safetensors" ] && [ -f "$tmp/xl.png" ]; then
+  ok "mkmodel -a tiny-sdxl --fp16 writes a folder that generate runs"
+else bad "mkmodel -a tiny-sdxl --fp16 writes a folder that generate runs: $(cat "$tmp/err")"; fi
+if "$sdc" mkmodel -a tiny-sdxl --single-file -o "$tmp/xl.safetensors" 2>"$tmp/err"; then bad "mkmodel SDXL single file: exit 0"
+elif [ -e "$tmp/xl.safetensors" ]; then bad "mkmodel SDXL single file: left a file"
+elif grep -q "single-file output for SDXL" "$tmp/err"; then ok "mkmodel SDXL single file: $(head -1 "$tmp/err")"
+else bad "mkmodel SDXL single file: unclear message: $(cat "$tmp/err")"; fi
+
 # img2img from the reference gradient
 if "$sdc" generate -m "$model" -p "a painting" -i "$ref/tiny-sd1-golden/inputs/gradient64.png" --strength 0.5 \
      --steps 4 -o "$tmp/i2i.png" 2>"$tmp/err" && [ -f "$tmp/i2i.png" ]; then ok "img2img writes a PNG"
