@@ -95,13 +95,14 @@ cJSON *sdc_mk_text_encoder_json(const sdc_mk_clip *c, sdc_dtype dtype) {
     if (!o) return NULL;
     const char *arch[] = {c->projection ? "CLIPTextModelWithProjection" : "CLIPTextModel"};
     add_strings(o, "architectures", arch, 1);
-    cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
+    /* floats transformers type-checks as floats: written with a decimal point (cJSON prints 1.0 as "1") */
+    cJSON_AddRawToObject(o, "attention_dropout", "0.0");
     cJSON_AddNumberToObject(o, "bos_token_id", c->bos);
     cJSON_AddStringToObject(o, "dtype", dtype == SDC_DTYPE_F16 ? "float16" : "float32");
     cJSON_AddNumberToObject(o, "eos_token_id", c->eos);
     cJSON_AddStringToObject(o, "hidden_act", c->act);
     cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
-    cJSON_AddNumberToObject(o, "initializer_factor", 1.0);
+    cJSON_AddRawToObject(o, "initializer_factor", "1.0");
     cJSON_AddNumberToObject(o, "initializer_range", 0.02);
     cJSON_AddNumberToObject(o, "intermediate_size", c->intermediate);
     cJSON_AddNumberToObject(o, "layer_norm_eps", 1e-5);
