@@ -1,7 +1,7 @@
 /* bench.c - memory and speed of each load policy, side by side in one process.
  *
  *   sdc_bench -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies all,sequential,phased]
- *             [--device cpu|cuda] [--repeat R] [-t THREADS]
+ *             [--device cpu|cuda] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling]
  *
  * After a warm-up run, for every size x batch x policy: a fresh context (so every policy loads each component at least
  * once), R timed generations (the first includes loading; later ones show the steady state), and a row
@@ -50,7 +50,8 @@ static void log_quiet(sdc_log_level level, const char *msg, void *user) {
 int main(int argc, char **argv) {
     const char *model = NULL, *policies = "all,sequential,phased";
     int sizes[8] = {256, 512}, n_sizes = 2, batches[8] = {1, 4}, n_batches = 2, steps = 20, repeat = 1, threads = 0;
-    int precision_f32 = 0;
+    int precision_f32 = 0, vae_tiling = 0;
+    float cfg = 7.5f;
     sdc_device device = SDC_DEVICE_CPU;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -68,6 +69,10 @@ int main(int argc, char **argv) {
             threads = atoi(v), i++;
         else if (!strcmp(a, "--policies"))
             policies = v, i++;
+        else if (!strcmp(a, "--cfg"))
+            cfg = (float)atof(v), i++;
+        else if (!strcmp(a, "--vae-tiling"))
+            vae_tiling = 1;
         else if (!strcmp(a, "--precision"))
             precision_f32 = !strcmp(v, "f32"), i++;
         else if (!strcmp(a, "--device"))
@@ -75,7 +80,7 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
-                    "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS]\n",
+                    "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling]\n",
                     argv[0]);
             return 2;
         }
@@ -107,9 +112,9 @@ int main(int argc, char **argv) {
         sdc_ctx_free(ctx);
         if (st != SDC_OK) return 1;
     }
-    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep",
-           "s/image", "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load un", "load dec",
-           "un loads", "total s");
+    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep",
+           "s/image", "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load te2", "load un",
+           "load dec", "un loads", "total s");
     fflush(stdout);
     char plist[128];
     for (int si = 0; si < n_sizes; si++)
@@ -136,6 +141,8 @@ int main(int argc, char **argv) {
                 gp.steps = steps;
                 gp.batch_count = batches[bi];
                 gp.sampler = SDC_SAMPLER_EULER;
+                gp.cfg_scale = cfg;
+                gp.vae_tiling = vae_tiling;
                 for (int r = 0; r < repeat; r++) {
                     sdc_image *imgs = NULL;
                     int n = 0;
@@ -150,12 +157,14 @@ int main(int argc, char **argv) {
                     }
                     cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
                     double denoise = num(rep, "phases.denoise.wall_seconds") - num(rep, "phases.denoise.load_seconds");
-                    printf("%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.0f %8.3f\n",
-                           sizes[si], pol, batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
-                           num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
-                           num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
-                           num(rep, "components.text_encoder.load_seconds"), num(rep, "components.unet.load_seconds"),
-                           num(rep, "components.vae_decoder.load_seconds"), num(rep, "components.unet.loads"), dt);
+                    printf(
+                        "%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.3f %8.0f %8.3f\n",
+                        sizes[si], pol, batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
+                        num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
+                        num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
+                        num(rep, "components.text_encoder.load_seconds"),
+                        num(rep, "components.text_encoder_2.load_seconds"), num(rep, "components.unet.load_seconds"),
+                        num(rep, "components.vae_decoder.load_seconds"), num(rep, "components.unet.loads"), dt);
                     fflush(stdout);
                     cJSON_Delete(rep);
                 }

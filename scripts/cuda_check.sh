@@ -65,10 +65,12 @@ if [ "$built" = 1 ]; then
   step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
   step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
   # fp16 against f32 at SD 1.5 size (UNet evaluation and a 4-step pipeline) on the sd15-shaped random model
-  model=${SDC_BENCH_MODEL:-/tmp/sd15}
-  [ -f "$model/model_index.json" ] || step mkmodel 180 "$BUILD/sdc" mkmodel --arch sd15 --seed 1 -o "$model"
-  export SDC_SD15_MODEL=$model
-  step test_cuda_sd15 240 "$BUILD/tests/test_cuda_sd15"
+  if [ "${SDC_SKIP_SD15:-0}" != 1 ]; then
+    model=${SDC_BENCH_MODEL:-/tmp/sd15}
+    [ -f "$model/model_index.json" ] || step mkmodel 180 "$BUILD/sdc" mkmodel --arch sd15 --seed 1 -o "$model"
+    export SDC_SD15_MODEL=$model
+    step test_cuda_sd15 240 "$BUILD/tests/test_cuda_sd15"
+  fi
   [ "${SDC_SKIP_CPU:-0}" = 1 ] || step ctest-cpu 240 ctest --test-dir "$BUILD" -E cuda -j4 --output-on-failure --timeout 200
 fi
 # SDC_BENCH=1: the benchmark on an sd15-shaped random model (fp16, euler, CFG 7.5, batch 1):
@@ -85,6 +87,24 @@ if [ "$built" = 1 ] && [ "${SDC_BENCH:-0}" = 1 ]; then
     --steps "${SDC_BENCH_STEPS:-20}" --load-policy all --profile -v -o /tmp/sd15-512-profile.png
   step auto-device 120 "$BUILD/sdc" generate -m "$model" --device auto -p "a photo" -W 512 -H 512 --steps 4 -v \
     -o /tmp/auto.png
+fi
+
+# SDC_BENCH_SDXL=1: the SDXL issue's benchmark on an sdxl-shaped random model (fp16, 1024x1024, 20 euler
+# steps, CFG 7, one image): every policy (2 repeats: the first includes loading), phased with the tiled
+# decode, then diffusers on the same folder and card, resident and with enable_model_cpu_offload (needs
+# the diffusers wheel in .whl/, installed to /tmp/site).
+if [ "$built" = 1 ] && [ "${SDC_BENCH_SDXL:-0}" = 1 ]; then
+  xl=${SDC_SDXL_MODEL:-/tmp/sdxl}
+  [ -f "$xl/model_index.json" ] || step mkmodel-sdxl 400 "$BUILD/sdc" mkmodel --arch sdxl --seed 1 -o "$xl"
+  step bench-sdxl 500 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 --batches 1 --repeat 2
+  step bench-sdxl-tiled 300 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 --batches 1 \
+    --repeat 2 --policies phased --vae-tiling
+  if [ -d "$ROOT/.whl" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$ROOT"/.whl/*.whl &&
+      export PYTHONPATH=/tmp/site
+    step diffusers-sdxl 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7
+    step diffusers-sdxl-offload 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7 --offload
+  fi
 fi
 
 echo

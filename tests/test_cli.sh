@@ -28,6 +28,17 @@ if grep -aq "Negative prompt: blurry" "$tmp/out-2.png" && grep -aq "Steps: 3, Sa
 else bad "PNG carries the A1111 parameters text"; fi
 if cmp -s "$tmp/out-1.png" "$tmp/out-2.png"; then bad "batch images differ"; else ok "batch images differ"; fi
 
+# mkmodel: a tiny SDXL folder (--fp16) that generate opens; SDXL as a single file is refused clearly
+if "$sdc" mkmodel -a tiny-sdxl --fp16 -s 3 -o "$tmp/xl" 2>"$tmp/err" &&
+   "$sdc" generate -m "$tmp/xl" --fp16 -p "a red cube" -W 64 -H 64 --steps 2 -o "$tmp/xl.png" 2>>"$tmp/err" &&
+   [ -f "$tmp/xl/text_encoder_2/model.fp16.safetensors" ] && [ -f "$tmp/xl.png" ]; then
+  ok "mkmodel -a tiny-sdxl --fp16 writes a folder that generate runs"
+else bad "mkmodel -a tiny-sdxl --fp16 writes a folder that generate runs: $(cat "$tmp/err")"; fi
+if "$sdc" mkmodel -a tiny-sdxl --single-file -o "$tmp/xl.safetensors" 2>"$tmp/err"; then bad "mkmodel SDXL single file: exit 0"
+elif [ -e "$tmp/xl.safetensors" ]; then bad "mkmodel SDXL single file: left a file"
+elif grep -q "single-file output for SDXL" "$tmp/err"; then ok "mkmodel SDXL single file: $(head -1 "$tmp/err")"
+else bad "mkmodel SDXL single file: unclear message: $(cat "$tmp/err")"; fi
+
 # img2img from the reference gradient
 if "$sdc" generate -m "$model" -p "a painting" -i "$ref/tiny-sd1-golden/inputs/gradient64.png" --strength 0.5 \
      --steps 4 -o "$tmp/i2i.png" 2>"$tmp/err" && [ -f "$tmp/i2i.png" ]; then ok "img2img writes a PNG"
@@ -113,6 +124,22 @@ refused "-i /dev/zero" "not a regular file" -m "$model" -p x -i /dev/zero -o "$t
 printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x80\x00\x00\x00\x80\x00\x08\x02\x00\x00\x00\x00\x00\x00\x00' >"$tmp/huge.png"
 refused "-i a PNG claiming 32768x32768 with -W 64 -H 64" "32768x32768" -m "$model" -p x -i "$tmp/huge.png" -W 64 -H 64 -o "$tmp/h.png"
 refused "-i a PNG claiming 32768x32768, no -W/-H" "larger than 16384x16384" -m "$model" -p x -i "$tmp/huge.png" -o "$tmp/h.png"
+
+# SDXL: micro-conditioning flags change the image; the tiled decode at one tile is the same image
+xl=$ref/tiny-sdxl
+if "$sdc" generate -m "$xl" -p "a castle" -W 64 -H 96 --steps 2 -o "$tmp/xl.png" 2>"$tmp/err" &&
+   "$sdc" generate -m "$xl" -p "a castle" -W 64 -H 96 --steps 2 --vae-tiling -o "$tmp/xlt.png" 2>>"$tmp/err" &&
+   "$sdc" generate -m "$xl" -p "a castle" -W 64 -H 96 --steps 2 --original-size 768x1024 --crop-top-left 16,8 \
+     --target-size 512x512 -o "$tmp/xlm.png" 2>>"$tmp/err" &&
+   cmp -s "$tmp/xl.png" "$tmp/xlt.png" && ! cmp -s "$tmp/xl.png" "$tmp/xlm.png"; then
+  ok "SDXL: --vae-tiling (one tile) gives the same PNG; --original-size/--crop-top-left/--target-size change it"
+else bad "SDXL micro-conditioning / tiling: $(cat "$tmp/err")"; fi
+refused "--original-size not WxH" "original-size" -m "$xl" -p x --original-size 1024 -o "$tmp/m.png"
+refused "--target-size with a zero" "target-size" -m "$xl" -p x --target-size 0x512 -o "$tmp/m.png"
+refused "--crop-top-left negative" "crop-top-left" -m "$xl" -p x --crop-top-left -1,0 -o "$tmp/m.png"
+mkdir -p "$tmp/xl_no_te2"
+for d in model_index.json scheduler text_encoder tokenizer tokenizer_2 unet vae; do ln -s "$xl/$d" "$tmp/xl_no_te2/$d"; done
+expect_fail "SDXL folder without text_encoder_2" "text_encoder_2" -m "$tmp/xl_no_te2" -p x -W 64 -H 64
 
 # a report that cannot be written (/dev/full: ENOSPC) fails the run but keeps the images
 rm -f "$tmp/full.png"

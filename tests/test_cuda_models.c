@@ -258,13 +258,22 @@ static void run_vae(sdc_backend *be, const prec *p) {
 
 /* --- whole pipelines through the public API --- */
 
+/* A model of the bundle and its golden pipelines: tiny-sd1 (with .fp16 files for the fp16 runs) and
+ * tiny-sdxl (f32 files only: fp16 runs convert them at load). */
+typedef struct pipe_model {
+    const char *model, *golden;
+    int has_fp16_files;
+} pipe_model;
+
+static const pipe_model *cur_model;
+
 static sdc_ctx *open_ctx(int f32, sdc_load_policy policy) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
-    cp.model_path = test_ref_path("tiny-sd1");
+    cp.model_path = test_ref_path(cur_model->model);
     cp.device = SDC_DEVICE_CUDA;
     cp.precision_f32 = f32;
-    cp.prefer_fp16 = !f32;
+    cp.prefer_fp16 = !f32 && cur_model->has_fp16_files;
     cp.load_policy = policy;
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
@@ -272,9 +281,9 @@ static sdc_ctx *open_ctx(int f32, sdc_load_policy policy) {
 }
 
 static void run_pipelines(const prec *p, const cJSON *readme, sdc_model_index *g) {
-    printf("%s pipelines (device cuda):\n", p->label);
+    printf("%s %s pipelines (device cuda):\n", cur_model->model, p->label);
     sdc_ctx *ctx = open_ctx(p->f32, SDC_LOAD_AUTO);
-    if (!test_check(ctx != NULL, "%s: open tiny-sd1 on cuda", p->label)) return;
+    if (!test_check(ctx != NULL, "%s: open %s on cuda", p->label, cur_model->model)) return;
     const cJSON *c;
     char what[200];
     cJSON_ArrayForEach(c, test_pipe_cases(readme)) {
@@ -314,7 +323,7 @@ static void run_policies(const cJSON *readme, sdc_model_index *g) {
     for (size_t i = 0; i < sizeof pols / sizeof pols[0]; i++) {
         sdc_ctx *ctx = open_ctx(0, pols[i]);
         test_pipe_run r = {0};
-        if (test_check(ctx != NULL, "open tiny-sd1 on cuda (%s)", sdc_load_policy_name(pols[i])) &&
+        if (test_check(ctx != NULL, "open %s on cuda (%s)", cur_model->model, sdc_load_policy_name(pols[i])) &&
             test_pipe_run_case(ctx, first, g, sdc_load_policy_name(pols[i]), &r)) {
             if (!base.latents) {
                 base = r;
@@ -336,9 +345,13 @@ int main(void) {
     sdc_backend *be = sdc_backend_new(SDC_DEVICE_CUDA, 0, test_logger());
     if (!test_check(be != NULL, "CUDA backend created (this test needs an NVIDIA GPU and driver)"))
         return test_finish();
+    /* SDC_CUDA_MODELS: which of the bundle's models to run (default both): the device machine's working
+     * tree cannot carry both at once */
+    const char *which = getenv("SDC_CUDA_MODELS") ? getenv("SDC_CUDA_MODELS") : "tiny-sd1 tiny-sdxl";
+    const int sd1 = strstr(which, "tiny-sd1") != NULL;
     const size_t start = be->stats.cur_total;
     double t0 = test_now();
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && sd1; i++) {
         run_clip(be, &precisions[i]);
         run_unet(be, &precisions[i]);
         run_vae(be, &precisions[i]);
@@ -347,12 +360,23 @@ int main(void) {
     }
     sdc_backend_free(be);
 
-    cJSON *readme = test_pipe_readme();
-    sdc_model_index *g = test_golden_open("tiny-sd1-golden/pipeline.safetensors");
-    for (int i = 0; i < 2; i++) run_pipelines(&precisions[i], readme, g);
-    run_policies(readme, g);
-    cJSON_Delete(readme);
-    sdc_index_free(g);
+    static const pipe_model models[] = {{"tiny-sd1", "tiny-sd1-golden", 1}, {"tiny-sdxl", "tiny-sdxl-golden", 0}};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        cur_model = &models[m];
+        const char *at = strstr(which, cur_model->model);
+        if (!at || (at[strlen(cur_model->model)] != ' ' && at[strlen(cur_model->model)] != 0)) {
+            printf("%s: not in SDC_CUDA_MODELS (%s), skipped\n", cur_model->model, which);
+            continue;
+        }
+        char rel[128];
+        snprintf(rel, sizeof rel, "%s/pipeline.safetensors", cur_model->golden);
+        cJSON *readme = test_pipe_readme(cur_model->golden);
+        sdc_model_index *g = test_golden_open(rel);
+        for (int i = 0; i < 2; i++) run_pipelines(&precisions[i], readme, g);
+        run_policies(readme, g);
+        cJSON_Delete(readme);
+        sdc_index_free(g);
+    }
     printf("total %.1f s\n", test_now() - t0);
     return test_finish();
 }

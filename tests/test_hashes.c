@@ -86,7 +86,7 @@ static void run_batch(sdc_ctx *ctx, const sdc_image *init, char *line, size_t si
 
 /* One line per model x case: "<model> <case> <latents> <pixels> <png>" (hex). */
 static char *run_all(void) {
-    cJSON *readme = test_pipe_readme();
+    cJSON *readme = test_pipe_readme("tiny-sd1-golden");
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/pipeline.safetensors");
     size_t cap = 1 << 16, len = 0;
     sdc_image *init = NULL;

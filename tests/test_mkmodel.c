@@ -6,7 +6,12 @@
  * bundle's tensor names, shapes and dtypes (the headers are byte-identical); configs parse and agree
  * with the reference configs; same seed -> identical bytes, other seed -> other weights; folder and
  * single file hold the same values; the weights follow the recipe (std within a few % of the target).
- * sd15: counted without writing (parameters per component, file sizes). */
+ * sd15: counted without writing (parameters per component, file sizes).
+ * tiny-sdxl: folder f32 and f16 hold exactly the reference tiny-sdxl's tensors (headers byte-identical),
+ * every config key agrees with the reference's and the configs parse to the same structs, the folder
+ * opens as an SDXL model; same seed -> identical bytes; the recipe holds for text_encoder_2 too.
+ * sdxl: parameter counts of diffusers' / transformers' SDXL base modules, counted without writing;
+ * no single file for SDXL (SDC_ERR_UNSUPPORTED). */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,7 +25,10 @@
 #include "io/model_files.h"
 #include "io/model_index.h"
 #include "io/st_writer.h"
-#include "mkmodel/mkmodel.h"
+#include "mkmodel/mkmodel_internal.h"
+#include "model/clip.h"
+#include "model/unet.h"
+#include "model/vae.h"
 #include "test_util.h"
 
 static const char *tmpdir;   // test_make_tmp_dir
@@ -173,12 +181,14 @@ static void test_writer(void) {
  * the generator
  * ---------------------------------------------------------------------------------------------- */
 
-static const char *const comp_files_f32[SDC_MK_N_PARTS] = {"text_encoder/model.safetensors",
-                                                           "unet/diffusion_pytorch_model.safetensors",
-                                                           "vae/diffusion_pytorch_model.safetensors"};
-static const char *const comp_files_f16[SDC_MK_N_PARTS] = {"text_encoder/model.fp16.safetensors",
-                                                           "unet/diffusion_pytorch_model.fp16.safetensors",
-                                                           "vae/diffusion_pytorch_model.fp16.safetensors"};
+/* The weight files of each part (sdc_mk_part order); SD 1.x models have the first SD1_PARTS. */
+#define SD1_PARTS 3
+static const char *const comp_files_f32[SDC_MK_N_PARTS] = {
+    "text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors", "text_encoder_2/model.safetensors"};
+static const char *const comp_files_f16[SDC_MK_N_PARTS] = {
+    "text_encoder/model.fp16.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+    "vae/diffusion_pytorch_model.fp16.safetensors", "text_encoder_2/model.fp16.safetensors"};
 
 static const char *join(const char *dir, const char *rel) {
     static char bufs[8][1200];
@@ -283,10 +293,11 @@ static sdc_status map_from_config(const char *folder, sdc_ldm_map *m) {
     return st;
 }
 
-static sdc_model_index *open_folder(const char *dir, const char *const *files) {
-    static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae."};
+/* The weight files of a folder's first n_parts parts in one index, with their component prefixes. */
+static sdc_model_index *open_folder(const char *dir, const char *const *files, int n_parts) {
+    static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae.", "text_encoder_2."};
     sdc_model_index *idx = sdc_index_new(test_logger());
-    for (int c = 0; c < SDC_MK_N_PARTS; c++)
+    for (int c = 0; c < n_parts; c++)
         if (sdc_index_add_file(idx, join(dir, files[c]), prefix[c], NULL, NULL) != SDC_OK) {
             sdc_index_free(idx);
             return NULL;
@@ -295,7 +306,7 @@ static sdc_model_index *open_folder(const char *dir, const char *const *files) {
 }
 
 static void test_layout(const char *f32, const char *f16, const char *single) {
-    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
+    for (int c = 0; c < SD1_PARTS; c++) {
         sdc_model_index *g = open_index(join(f32, comp_files_f32[c]), NULL, NULL, NULL);
         sdc_model_index *r = open_index(test_ref_path(join("tiny-sd1", comp_files_f32[c])), NULL, NULL, NULL);
         same_tensors(comp_files_f32[c], g, r);
@@ -329,7 +340,7 @@ static void test_layout(const char *f32, const char *f16, const char *single) {
                    same_bytes(join(f32, "tokenizer/merges.txt"), test_ref_path("clip-tokenizer/merges.txt")),
                "tokenizer vocab.json and merges.txt copied");
 
-    sdc_model_index *all = open_folder(f16, comp_files_f16);
+    sdc_model_index *all = open_folder(f16, comp_files_f16, SD1_PARTS);
     sdc_model_files *mf = NULL;
     sdc_status st = sdc_model_files_open(f16, SDC_VARIANT_AUTO, test_logger(), &mf);
     if (st == SDC_OK) st = sdc_model_files_use_all(mf, test_logger());
@@ -355,6 +366,26 @@ static const char *const folder_files[] = {
     "tokenizer/merges.txt",
 };
 
+/* Another seed: every tensor of the first n_parts differs, the layout does not. */
+static void seeds_differ(const char *what, const char *f16, const char *f16_seed2, int n_parts) {
+    sdc_model_index *a = open_folder(f16, comp_files_f16, n_parts),
+                    *b = open_folder(f16_seed2, comp_files_f16, n_parts);
+    size_t n_t = a && b ? sdc_index_count(a) : 0, differ = 0;
+    for (size_t i = 0; i < n_t; i++) {
+        const sdc_tensor_info *ta = sdc_index_at(a, i), *tb = sdc_index_find(b, ta->name);
+        if (!tb || tb->nbytes != ta->nbytes) continue;
+        char *da = malloc(ta->nbytes), *db = malloc(tb->nbytes);
+        if (sdc_index_read_raw(a, ta, da) == SDC_OK && sdc_index_read_raw(b, tb, db) == SDC_OK &&
+            memcmp(da, db, ta->nbytes) != 0)
+            differ++;
+        free(da);
+        free(db);
+    }
+    test_check(n_t > 0 && differ == n_t, "%s: %zu of %zu tensors differ", what, differ, n_t);
+    sdc_index_free(a);
+    sdc_index_free(b);
+}
+
 static void test_determinism(const char *f16, const char *f16_again, const char *f16_seed2, const char *single,
                              const char *single_again) {
     size_t n = sizeof folder_files / sizeof folder_files[0], same = 0;
@@ -366,29 +397,15 @@ static void test_determinism(const char *f16, const char *f16_again, const char 
     test_check(same == n && same_bytes(single, single_again),
                "same seed: %zu of %zu folder files and the single file byte-identical", same, n);
 
-    /* another seed: every tensor differs, the layout does not */
-    sdc_model_index *a = open_folder(f16, comp_files_f16), *b = open_folder(f16_seed2, comp_files_f16);
-    size_t n_t = a ? sdc_index_count(a) : 0, differ = 0;
-    for (size_t i = 0; b && i < n_t; i++) {
-        const sdc_tensor_info *ta = sdc_index_at(a, i), *tb = sdc_index_find(b, ta->name);
-        if (!tb || tb->nbytes != ta->nbytes) continue;
-        char *da = malloc(ta->nbytes), *db = malloc(tb->nbytes);
-        if (sdc_index_read_raw(a, ta, da) == SDC_OK && sdc_index_read_raw(b, tb, db) == SDC_OK &&
-            memcmp(da, db, ta->nbytes) != 0)
-            differ++;
-        free(da);
-        free(db);
-    }
-    test_check(n_t > 0 && differ == n_t, "another seed: %zu of %zu tensors differ", differ, n_t);
-    sdc_index_free(a);
-    sdc_index_free(b);
+    seeds_differ("another seed", f16, f16_seed2, SD1_PARTS);
 }
 
 /* The folder f16 and the single file hold the same values; f16 is f32 rounded; all finite. */
 static void test_same_values(const char *f32, const char *f16, const char *single) {
     sdc_ldm_map *map = malloc(sizeof *map);
     sdc_status st = map_from_config(f16, map);
-    sdc_model_index *i32 = open_folder(f32, comp_files_f32), *i16 = open_folder(f16, comp_files_f16);
+    sdc_model_index *i32 = open_folder(f32, comp_files_f32, SD1_PARTS),
+                    *i16 = open_folder(f16, comp_files_f16, SD1_PARTS);
     sdc_model_index *is = st == SDC_OK ? open_index(single, NULL, sdc_ldm_name_map, map) : NULL;
     if (!test_check(i32 && i16 && is, "index the generated folders and the single file through the LDM map")) goto done;
     size_t n = sdc_index_count(i16), same_single = 0, rounded = 0, finite = 0;
@@ -441,8 +458,8 @@ static int kind_of(const sdc_tensor_info *t) {
     return n > 7 && strcmp(t->name + n - 7, ".weight") == 0 ? K_NORM : K_VECTOR;
 }
 
-static void test_statistics(const char *f32) {
-    sdc_model_index *idx = open_folder(f32, comp_files_f32);
+static void test_statistics(const char *f32, int n_parts) {
+    sdc_model_index *idx = open_folder(f32, comp_files_f32, n_parts);
     if (!test_check(idx != NULL, "index the f32 folder")) return;
     double s1[K_COUNT] = {0}, s2[K_COUNT] = {0}, in1[K_COUNT] = {0}, cnt[K_COUNT] = {0};
     const sdc_tensor_info *biggest = NULL;
@@ -510,7 +527,7 @@ static void test_plan(const char *f32, const char *single) {
     sdc_status st = sdc_mkmodel_plan("tiny-sd1", 0, SDC_DTYPE_F32, &tiny32, test_logger());
     sdc_status st2 = sdc_mkmodel_plan("tiny-sd1", 1, SDC_DTYPE_F16, &tiny_single, test_logger());
     uint64_t on_disk = 0;
-    for (int c = 0; c < SDC_MK_N_PARTS; c++) on_disk += file_size(join(f32, comp_files_f32[c]));
+    for (int c = 0; c < SD1_PARTS; c++) on_disk += file_size(join(f32, comp_files_f32[c]));
     test_check(st == SDC_OK && st2 == SDC_OK && tiny32.weight_file_bytes == on_disk &&
                    tiny_single.weight_file_bytes == file_size(single),
                "tiny-sd1 plan: folder f32 %llu bytes (on disk %llu), single f16 %llu (on disk %llu)",
@@ -518,7 +535,7 @@ static void test_plan(const char *f32, const char *single) {
                (unsigned long long)tiny_single.weight_file_bytes, (unsigned long long)file_size(single));
 
     /* sd15: the parameter counts of diffusers' / transformers' SD 1.5 modules */
-    static const uint64_t sd15_params[SDC_MK_N_PARTS] = {123060480, 859520964, 83653863};
+    static const uint64_t sd15_params[SD1_PARTS] = {123060480, 859520964, 83653863};
     sdc_mkmodel_info f16, f32i, one;
     double t0 = test_now();
     st = sdc_mkmodel_plan("sd15", 0, SDC_DTYPE_F16, &f16, test_logger());
@@ -526,7 +543,7 @@ static void test_plan(const char *f32, const char *single) {
     if (st == SDC_OK) st = sdc_mkmodel_plan("sd15", 1, SDC_DTYPE_F16, &one, test_logger());
     if (!test_check(st == SDC_OK, "sd15 plan: %s in %.2f s", sdc_status_str(st), test_now() - t0)) return;
     uint64_t total = 0;
-    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
+    for (int c = 0; c < SD1_PARTS; c++) {
         total += f16.n_params[c];
         test_check(f16.n_params[c] == sd15_params[c] && one.n_params[c] == f16.n_params[c],
                    "sd15 %s: %llu parameters in %llu tensors (diffusers/transformers: %llu)",
@@ -541,6 +558,192 @@ static void test_plan(const char *f32, const char *single) {
                f16.weight_file_bytes / 1048576.0, f32i.weight_file_bytes / 1048576.0, one.weight_file_bytes / 1048576.0,
                (unsigned long long)total, (unsigned long long)hdr16, (unsigned long long)hdr32,
                (unsigned long long)hdr1);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * SDXL
+ * ---------------------------------------------------------------------------------------------- */
+
+static const char *const xl_configs[] = {
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder_2/config.json",
+    "unet/config.json",
+    "vae/config.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer_2/tokenizer_config.json",
+};
+
+static cJSON *load_json(const char *path) {
+    cJSON *j = NULL;
+    return sdc_json_load(path, test_logger(), &j) == SDC_OK ? j : NULL;
+}
+
+/* The generated configs parse (with sdc's own parsers) to exactly what the reference's parse to. */
+static void xl_configs_parse(const char *dir) {
+    const char *te[2] = {"text_encoder/config.json", "text_encoder_2/config.json"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *g = load_json(join(dir, te[k])), *r = load_json(test_ref_path(join("tiny-sdxl", te[k])));
+        sdc_clip_config cg, cr;
+        memset(&cg, 0, sizeof cg), memset(&cr, 0, sizeof cr);
+        int ok = g && r && sdc_clip_config_parse(g, test_logger(), &cg) == SDC_OK &&
+            sdc_clip_config_parse(r, test_logger(), &cr) == SDC_OK;
+        test_check(ok && memcmp(&cg, &cr, sizeof cg) == 0,
+                   "%s parses as the reference's: %d wide, %d layers, %d heads, MLP %d, projection %d", te[k],
+                   cg.hidden, cg.n_layers, cg.n_heads, cg.intermediate, cg.projection_dim);
+        cJSON_Delete(g);
+        cJSON_Delete(r);
+    }
+    cJSON *g = load_json(join(dir, "unet/config.json")), *r = load_json(test_ref_path("tiny-sdxl/unet/config.json"));
+    sdc_unet_config ug, ur;
+    memset(&ug, 0, sizeof ug), memset(&ur, 0, sizeof ur);
+    int ok = g && r && sdc_unet_config_parse(g, test_logger(), &ug) == SDC_OK &&
+        sdc_unet_config_parse(r, test_logger(), &ur) == SDC_OK;
+    test_check(ok && memcmp(&ug, &ur, sizeof ug) == 0 && ug.text_time,
+               "unet/config.json parses as the reference's: %d blocks, context %d, text_time %d (%d inputs)",
+               ug.n_blocks, ug.cross_attention_dim, ug.text_time, ug.add_in_dim);
+    cJSON_Delete(g);
+    cJSON_Delete(r);
+    g = load_json(join(dir, "vae/config.json")), r = load_json(test_ref_path("tiny-sdxl/vae/config.json"));
+    sdc_vae_config vg, vr;
+    memset(&vg, 0, sizeof vg), memset(&vr, 0, sizeof vr);
+    ok = g && r && sdc_vae_config_parse(g, test_logger(), &vg) == SDC_OK &&
+        sdc_vae_config_parse(r, test_logger(), &vr) == SDC_OK;
+    test_check(ok && memcmp(&vg, &vr, sizeof vg) == 0, "vae/config.json parses as the reference's: scaling %g",
+               (double)vg.scaling_factor);
+    cJSON_Delete(g);
+    cJSON_Delete(r);
+}
+
+/* The reference has f32 weights only: the f16 folder must hold the same names and shapes. */
+static void test_xl_layout(const char *f32, const char *f16) {
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
+        const char *ref = test_ref_path(join("tiny-sdxl", comp_files_f32[c]));
+        sdc_model_index *g = open_index(join(f32, comp_files_f32[c]), NULL, NULL, NULL);
+        sdc_model_index *r = open_index(ref, NULL, NULL, NULL);
+        char what[128];
+        snprintf(what, sizeof what, "tiny-sdxl %s", comp_files_f32[c]);
+        same_tensors(what, g, r);
+        sdc_index_free(g);
+        test_check(same_header(join(f32, comp_files_f32[c]), ref), "tiny-sdxl %s: safetensors header byte-identical",
+                   comp_files_f32[c]);
+        g = open_index(join(f16, comp_files_f16[c]), NULL, NULL, NULL);
+        size_t n = g && r ? sdc_index_count(r) : 0, same = 0;
+        for (size_t i = 0; i < n; i++) {
+            const sdc_tensor_info *t = sdc_index_at(r, i), *u = sdc_index_find(g, t->name);
+            int ok = u && u->ndim == t->ndim && u->dtype == SDC_DTYPE_F16;
+            for (int d = 0; ok && d < t->ndim; d++) ok = u->ne[d] == t->ne[d];
+            same += ok;
+        }
+        test_check(n > 0 && same == n && sdc_index_count(g) == n,
+                   "tiny-sdxl %s: %zu of %zu tensors as the reference's, F16", comp_files_f16[c], same, n);
+        sdc_index_free(g);
+        sdc_index_free(r);
+    }
+    for (size_t i = 0; i < sizeof xl_configs / sizeof xl_configs[0]; i++) {
+        char ref[128];
+        snprintf(ref, sizeof ref, "tiny-sdxl/%s", xl_configs[i]);
+        same_config(join(f32, xl_configs[i]), ref);
+    }
+    xl_configs_parse(f32);
+    int tok = 1;
+    for (int k = 0; k < 2; k++) {
+        const char *d = k ? "tokenizer_2" : "tokenizer";
+        char v[64], m[64];
+        snprintf(v, sizeof v, "%s/vocab.json", d);
+        snprintf(m, sizeof m, "%s/merges.txt", d);
+        tok &= same_bytes(join(f16, v), test_ref_path("clip-tokenizer/vocab.json")) &&
+            same_bytes(join(f16, m), test_ref_path("clip-tokenizer/merges.txt"));
+    }
+    test_check(tok, "tokenizer/ and tokenizer_2/: vocab.json and merges.txt copied");
+
+    /* sdc opens it as SDXL: the encoders' widths fit the UNet's context and add_embedding */
+    sdc_model_params p;
+    sdc_model_params_init(&p);
+    const sdc_component_path path = {"model", f16};
+    p.paths = &path;
+    p.n_paths = 1;
+    p.n_threads = 1;
+    p.prefer_fp16 = 1;
+    p.log_fn = test_logger()->fn;
+    p.log_user = test_logger()->user;
+    p.log_level = SDC_LOG_WARN;
+    sdc_model *m = sdc_model_open(&p);
+    const char *fam = m ? sdc_model_family(m) : "(not opened)";
+    test_check(m && !strcmp(fam, "sdxl"), "the generated tiny-sdxl f16 folder opens as a model: family %s", fam);
+    sdc_model_free(m);
+}
+
+static void test_xl_determinism(const char *f16, const char *f16_again, const char *f16_seed2) {
+    size_t n = 0, same = 0;
+    for (int c = 0; c < SDC_MK_N_PARTS; c++, n++)
+        same += same_bytes(join(f16, comp_files_f16[c]), join(f16_again, comp_files_f16[c]));
+    for (size_t i = 0; i < sizeof xl_configs / sizeof xl_configs[0]; i++, n++)
+        same += same_bytes(join(f16, xl_configs[i]), join(f16_again, xl_configs[i]));
+    test_check(same == n, "tiny-sdxl, same seed: %zu of %zu files byte-identical", same, n);
+    seeds_differ("tiny-sdxl, another seed", f16, f16_seed2, SDC_MK_N_PARTS);
+}
+
+static void test_xl_plan(const char *f32) {
+    sdc_mkmodel_info tiny;
+    sdc_status st = sdc_mkmodel_plan("tiny-sdxl", 0, SDC_DTYPE_F32, &tiny, test_logger());
+    uint64_t on_disk = 0;
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) on_disk += file_size(join(f32, comp_files_f32[c]));
+    test_check(st == SDC_OK && tiny.weight_file_bytes == on_disk,
+               "tiny-sdxl plan: folder f32 %llu bytes (on disk %llu)", (unsigned long long)tiny.weight_file_bytes,
+               (unsigned long long)on_disk);
+
+    /* SDXL base 1.0: UNet2DConditionModel, CLIPTextModel, AutoencoderKL, CLIPTextModelWithProjection built
+     * from its configs (diffusers 0.42 / transformers 5.25 on the meta device) */
+    static const uint64_t sdxl_params[SDC_MK_N_PARTS] = {123060480, 2567463684, 83653863, 694659840};
+    static const uint64_t sdxl_tensors[SDC_MK_N_PARTS] = {196, 1680, 248, 517};
+    sdc_mkmodel_info f16;
+    double t0 = test_now();
+    st = sdc_mkmodel_plan("sdxl", 0, SDC_DTYPE_F16, &f16, test_logger());
+    if (!test_check(st == SDC_OK, "sdxl plan: %s in %.2f s", sdc_status_str(st), test_now() - t0)) return;
+    uint64_t total = 0;
+    for (int c = 0; c < SDC_MK_N_PARTS; c++) {
+        total += f16.n_params[c];
+        test_check(f16.n_params[c] == sdxl_params[c] && f16.n_tensors[c] == sdxl_tensors[c],
+                   "sdxl %s: %llu parameters in %llu tensors (diffusers/transformers: %llu in %llu)",
+                   sdc_mk_part_name((sdc_mk_part)c), (unsigned long long)f16.n_params[c],
+                   (unsigned long long)f16.n_tensors[c], (unsigned long long)sdxl_params[c],
+                   (unsigned long long)sdxl_tensors[c]);
+    }
+    uint64_t hdr = f16.weight_file_bytes - 2 * total;
+    test_check(f16.weight_file_bytes > 2 * total && hdr < (1 << 20),
+               "sdxl folder f16: %.2f GB (%llu parameters; headers %llu bytes)", f16.weight_file_bytes / 1e9,
+               (unsigned long long)total, (unsigned long long)hdr);
+
+    sdc_mkmodel_info one;
+    st = sdc_mkmodel_plan("sdxl", 1, SDC_DTYPE_F16, &one, test_capture_logger());
+    test_check(st == SDC_ERR_UNSUPPORTED, "sdxl single-file plan: %s ('%s')", sdc_status_str(st), test_last_error());
+    st = sdc_mkmodel("tiny-sdxl", test_tmp_path("xl.safetensors"), 1, SDC_DTYPE_F16, 1, NULL, test_capture_logger());
+    test_check(st == SDC_ERR_UNSUPPORTED && access(test_tmp_path("xl.safetensors"), F_OK) != 0,
+               "tiny-sdxl single file: %s, no file ('%s')", sdc_status_str(st), test_last_error());
+}
+
+static void test_xl(void) {
+    char f32[600], f16[600], f16b[600], f16c[600];
+    snprintf(f32, sizeof f32, "%s", test_tmp_path("xl-f32"));
+    snprintf(f16, sizeof f16, "%s", test_tmp_path("xl-f16"));
+    snprintf(f16b, sizeof f16b, "%s", test_tmp_path("xl-f16-again"));
+    snprintf(f16c, sizeof f16c, "%s", test_tmp_path("xl-f16-seed2"));
+    const char *tok = test_ref_path("clip-tokenizer");
+    double t0 = test_now();
+    sdc_status st[4] = {sdc_mkmodel("tiny-sdxl", f32, 0, SDC_DTYPE_F32, 42, tok, test_logger()),
+                        sdc_mkmodel("tiny-sdxl", f16, 0, SDC_DTYPE_F16, 42, tok, test_logger()),
+                        sdc_mkmodel("tiny-sdxl", f16b, 0, SDC_DTYPE_F16, 42, tok, test_logger()),
+                        sdc_mkmodel("tiny-sdxl", f16c, 0, SDC_DTYPE_F16, 43, tok, test_logger())};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= st[i] == SDC_OK;
+    if (test_check(ok, "generate tiny-sdxl four times (folder f32, 3x folder f16) in %.2f s", test_now() - t0)) {
+        test_xl_layout(f32, f16);
+        test_xl_determinism(f16, f16b, f16c);
+        test_statistics(f32, SDC_MK_N_PARTS);
+    }
+    test_xl_plan(f32);
 }
 
 static void test_errors(void) {
@@ -600,9 +803,10 @@ int main(void) {
         test_layout(f32, f16, single);
         test_determinism(f16, f16b, f16c, single, single_b);
         test_same_values(f32, f16, single);
-        test_statistics(f32);
+        test_statistics(f32, SD1_PARTS);
         test_plan(f32, single);
     }
+    test_xl();
     test_errors();
     test_check(test_count_temporaries(tmpdir) == 0 && test_count_temporaries(f16) == 0, "no temporary files left");
     rm_tree(tmpdir);

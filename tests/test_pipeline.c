@@ -26,7 +26,7 @@ static void run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const cha
 }
 
 int main(void) {
-    cJSON *readme = test_pipe_readme();
+    cJSON *readme = test_pipe_readme("tiny-sd1-golden");
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/pipeline.safetensors");
 
     sdc_ctx *ctx = test_pipe_open(test_ref_path("tiny-sd1"), NULL, NULL, 0, 2);

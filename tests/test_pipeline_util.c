@@ -9,16 +9,22 @@
 #include "test_golden.h"
 #include "test_util.h"
 
-cJSON *test_pipe_readme(void) {
+/* The golden folder of the last README read: init images are relative to it. */
+static char golden_dir[128] = "tiny-sd1-golden";
+
+cJSON *test_pipe_readme(const char *dir) {
+    snprintf(golden_dir, sizeof golden_dir, "%s", dir);
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/README.json", dir);
     char *text;
     size_t len;
-    if (sdc_read_file(test_ref_path("tiny-sd1-golden/README.json"), test_logger(), &text, &len) != SDC_OK) {
-        test_check(0, "read tiny-sd1-golden/README.json");
+    if (sdc_read_file(test_ref_path(rel), test_logger(), &text, &len) != SDC_OK) {
+        test_check(0, "read %s", rel);
         exit(test_finish());
     }
     cJSON *readme = cJSON_Parse(text);
     free(text);
-    if (!test_check(readme != NULL, "parse tiny-sd1-golden/README.json")) exit(test_finish());
+    if (!test_check(readme != NULL, "parse %s", rel)) exit(test_finish());
     return readme;
 }
 
@@ -109,13 +115,29 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
         test_check(0, "%s: unknown scheduler %s in README.json", name, jstr(c, "scheduler"));
         return 0;
     }
+    /* SDXL micro-conditioning: diffusers' (height, width) and (top, left) pairs */
+    const cJSON *orig = cJSON_GetObjectItemCaseSensitive(c, "original_size");
+    const cJSON *crop = cJSON_GetObjectItemCaseSensitive(c, "crops_coords_top_left");
+    const cJSON *target = cJSON_GetObjectItemCaseSensitive(c, "target_size");
+    if (cJSON_GetArraySize(orig) == 2) {
+        p.original_height = cJSON_GetArrayItem(orig, 0)->valueint;
+        p.original_width = cJSON_GetArrayItem(orig, 1)->valueint;
+    }
+    if (cJSON_GetArraySize(crop) == 2) {
+        p.crop_top = cJSON_GetArrayItem(crop, 0)->valueint;
+        p.crop_left = cJSON_GetArrayItem(crop, 1)->valueint;
+    }
+    if (cJSON_GetArraySize(target) == 2) {
+        p.target_height = cJSON_GetArrayItem(target, 0)->valueint;
+        p.target_width = cJSON_GetArrayItem(target, 1)->valueint;
+    }
     char key[128];
     float *latents_in = NULL;
     sdc_image *init = NULL;
     const char *init_rel = jstr(c, "init_image");
     if (init_rel) {
         char rel[256];
-        snprintf(rel, sizeof rel, "tiny-sd1-golden/%s", init_rel);
+        snprintf(rel, sizeof rel, "%s/%s", golden_dir, init_rel);
         if (!test_check(sdc_image_load(test_ref_path(rel), &init, sdc_log_stderr, NULL) == SDC_OK, "%s: load %s", name,
                         rel))
             return 0;

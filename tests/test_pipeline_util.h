@@ -1,5 +1,6 @@
-/* test_pipeline_util.h - running the whole-pipeline cases of tiny-sd1-golden/README.json: txt2img
- * from the stored initial latents, img2img from the stated seed. */
+/* test_pipeline_util.h - running the whole-pipeline cases of a golden folder's README.json
+ * (tiny-sd1-golden, tiny-sdxl-golden): txt2img from the stored initial latents (with SDXL's
+ * micro-conditioning when a case states it), img2img from the stated seed. */
 #ifndef SDC_TEST_PIPELINE_UTIL_H
 #define SDC_TEST_PIPELINE_UTIL_H
 
@@ -12,7 +13,7 @@
 
 /* README.json parsed (the caller deletes it); its "pipelines" array is test_pipe_cases(readme). Exits
  * the test with a failure when it cannot be read. */
-cJSON *test_pipe_readme(void);
+cJSON *test_pipe_readme(const char *golden_dir); /* "tiny-sd1-golden" */
 const cJSON *test_pipe_cases(const cJSON *readme);
 
 /* A context on model_path, logging warnings to stderr. config_dir / tokenizer_dir may be NULL. */

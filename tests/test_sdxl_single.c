@@ -3,8 +3,9 @@
  *     text_projection read transposed, whole and in element ranges;
  *   - tiny-sdxl.safetensors (fp16) with --config tiny-sdxl indexes every tensor of the f32 folder
  *     under the folder's name and shape, each equal to the folder's tensor rounded to fp16;
- *   - its pipelines give the same latents and pixels as the folder's weights rounded to fp16 (a copy
- *     written here), and stay within the fp16-rounding bound of diffusers' f32 golden runs;
+ *   - its pipelines (tiny-sdxl-golden's README.json cases, run by test_pipeline_util.c) give the same
+ *     latents and pixels as the folder's weights rounded to fp16 (a copy written here), and stay within
+ *     the fp16-rounding bound of diffusers' f32 golden runs;
  *   - detection without --config asks for one; a file missing an encoder, and a config that
  *     contradicts the weights' shapes, are refused naming the problem. */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -26,6 +27,7 @@
 #include "pipeline/family.h"
 #include "sdc.h"
 #include "test_golden.h"
+#include "test_pipeline_util.h"
 #include "test_util.h"
 
 #define SINGLE "tiny-sdxl.safetensors"
@@ -230,112 +232,35 @@ static int make_fp16_folder(sdc_model_files *folder, const char *dir) {
     return ok;
 }
 
-/* ---- pipelines ---- */
-
-typedef struct run {
-    float *lat, *pix;
-    size_t n_lat, n_pix;
-} run;
-
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-static int jpair(const cJSON *o, const char *k, int *a, int *b) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_GetArraySize(v) != 2) return 0;
-    *a = cJSON_GetArrayItem(v, 0)->valueint;
-    *b = cJSON_GetArrayItem(v, 1)->valueint;
-    return 1;
-}
-
-static sdc_ctx *open_ctx(const char *model, const char *config) {
-    sdc_ctx_params cp;
-    sdc_ctx_params_init(&cp);
-    cp.model_path = model;
-    cp.config_dir = config;
-    cp.n_threads = 2;
-    cp.log_fn = sdc_log_stderr;
-    cp.log_level = SDC_LOG_WARN;
-    return sdc_ctx_new(&cp);
-}
-
-static int run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, run *r) {
-    const char *name = jstr(c, "case"), *sched = jstr(c, "scheduler");
-    sdc_gen_params p;
-    sdc_gen_params_init(&p);
-    p.prompt = jstr(c, "prompt");
-    p.negative_prompt = jstr(c, "negative_prompt");
-    p.steps = (int)jnum(c, "steps", 0);
-    p.cfg_scale = (float)jnum(c, "guidance_scale", 5);
-    p.width = (int)jnum(c, "width", 0);
-    p.height = (int)jnum(c, "height", 0);
-    p.sampler = sched && !strncmp(sched, "dpmpp_2m", 8) ? SDC_SAMPLER_DPMPP_2M : SDC_SAMPLER_EULER;
-    p.karras = sched && strstr(sched, "karras") != NULL;
-    jpair(c, "original_size", &p.original_height, &p.original_width);
-    jpair(c, "crops_coords_top_left", &p.crop_top, &p.crop_left);
-    jpair(c, "target_size", &p.target_height, &p.target_width);
-    char key[128];
-    snprintf(key, sizeof key, "pipe.%s.latents_in", name);
-    float *in = test_golden_f32(g, key, NULL);
-    p.latents_in = in;
-    r->n_lat = (size_t)(4 * (p.width / 8) * (p.height / 8));
-    r->n_pix = (size_t)(3 * p.width * p.height);
-    r->lat = malloc(sizeof(float) * r->n_lat);
-    r->pix = malloc(sizeof(float) * r->n_pix);
-    p.latents_out = r->lat;
-    p.pixels_out = r->pix;
-    sdc_image *img = NULL;
-    int n = 0;
-    sdc_status st = in ? sdc_generate(ctx, &p, &img, &n) : SDC_ERR_NOT_FOUND;
-    sdc_image_free(img, n);
-    free(in);
-    return test_check(st == SDC_OK && n == 1, "%s: generate: %s", name, sdc_status_str(st));
-}
+/* ---- pipelines (test_pipeline_util.c runs the README.json cases) ---- */
 
 static void test_pipelines(const char *fp16_dir) {
-    char *text = NULL;
-    size_t len = 0;
-    cJSON *readme = sdc_read_file(test_ref_path("tiny-sdxl-golden/README.json"), test_logger(), &text, &len) == SDC_OK
-        ? cJSON_Parse(text)
-        : NULL;
-    free(text);
-    if (!test_check(readme != NULL, "tiny-sdxl-golden/README.json")) return;
+    cJSON *readme = test_pipe_readme("tiny-sdxl-golden");
     sdc_model_index *g = test_golden_open("tiny-sdxl-golden/pipeline.safetensors");
-    sdc_ctx *sf = open_ctx(test_ref_path(SINGLE), test_ref_path(FOLDER)), *fp16 = open_ctx(fp16_dir, NULL);
+    sdc_ctx *sf = test_pipe_open(test_ref_path(SINGLE), test_ref_path(FOLDER), NULL, 0, 2);
+    sdc_ctx *fp16 = test_pipe_open(fp16_dir, NULL, NULL, 0, 2);
     const cJSON *c;
     int n = 0;
     if (test_check(sf && fp16, "open the single file (--config %s) and the fp16-rounded folder", FOLDER)) {
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(readme, "pipelines")) {
-            run s = {0}, f = {0};
-            const char *name = jstr(c, "case");
-            if (run_case(sf, c, g, &s) && run_case(fp16, c, g, &f)) {
+        cJSON_ArrayForEach(c, test_pipe_cases(readme)) {
+            test_pipe_run s = {0}, f = {0};
+            if (test_pipe_run_case(sf, c, g, "single file", &s) && test_pipe_run_case(fp16, c, g, "fp16 folder", &f)) {
                 char what[160];
-                snprintf(what, sizeof what, "%s: single file vs fp16-rounded folder latents", name);
-                test_check_err(what, "max |d|", test_max_abs(s.lat, f.lat, s.n_lat), 0);
-                snprintf(what, sizeof what, "%s: single file vs fp16-rounded folder pixels", name);
-                test_check_err(what, "max |d|", test_max_abs(s.pix, f.pix, s.n_pix), 0);
-                /* diffusers' f32 weights: the fp16 rounding of the weights bounds the difference */
-                char key[128];
-                snprintf(key, sizeof key, "pipe.%s.latents_final", name);
-                float *lref = test_golden_f32(g, key, NULL);
-                snprintf(key, sizeof key, "pipe.%s.image", name);
-                float *iref = test_golden_f32(g, key, NULL);
-                if (lref && iref) {
-                    snprintf(what, sizeof what, "%s: single file (fp16 weights) vs diffusers f32 latents", name);
-                    test_check_err(what, "rel err", test_rel_err(s.lat, lref, s.n_lat), 5e-3);
-                    snprintf(what, sizeof what, "%s: single file (fp16 weights) vs diffusers f32 pixels", name);
-                    test_check_err(what, "max |d|", test_max_abs(s.pix, iref, s.n_pix), 2.0 / 255);
+                snprintf(what, sizeof what, "%s: single file vs fp16-rounded folder latents", s.name);
+                test_check_err(what, "max |d|", test_max_abs(s.latents, f.latents, s.n_lat), 0);
+                snprintf(what, sizeof what, "%s: single file vs fp16-rounded folder pixels", s.name);
+                test_check_err(what, "max |d|", test_max_abs(s.pixels, f.pixels, s.n_pix), 0);
+                /* diffusers with the f32 weights: the weights' fp16 rounding bounds the difference */
+                if (test_check(s.latents_ref && s.image_ref, "%s: golden latents and image", s.name)) {
+                    snprintf(what, sizeof what, "%s: single file (fp16 weights) vs diffusers f32 latents", s.name);
+                    test_check_err(what, "rel err", test_rel_err(s.latents, s.latents_ref, s.n_lat), 5e-3);
+                    snprintf(what, sizeof what, "%s: single file (fp16 weights) vs diffusers f32 pixels", s.name);
+                    test_check_err(what, "max |d|", test_max_abs(s.pixels, s.image_ref, s.n_pix), 2.0 / 255);
                 }
-                free(lref);
-                free(iref);
                 n++;
             }
-            free(s.lat), free(s.pix), free(f.lat), free(f.pix);
+            test_pipe_run_free(&s);
+            test_pipe_run_free(&f);
         }
     }
     test_check(n == 3, "%d of 3 pipeline cases ran", n);

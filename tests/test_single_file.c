@@ -94,7 +94,7 @@ static tlist ldm_tensors(const sdc_mk_arch *a, const sdc_ldm_map *map) {
         sdc_mk_enum_component(a, (sdc_mk_part)c, enum_cb, &l);
     }
     tlist_add(&l, "cond_stage_model.transformer.text_model.embeddings.position_ids", 2,
-              (int64_t[]){1, a->te_positions});
+              (int64_t[]){1, a->te.positions});
     tlist_add(&l, "alphas_cumprod", 1, (int64_t[]){1000});
     tlist_add(&l, "model_ema.decay", 0, (int64_t[]){0});
     return l;
@@ -105,7 +105,7 @@ static tlist ldm_tensors(const sdc_mk_arch *a, const sdc_ldm_map *map) {
 static void check_configs_match(const sd1_sf_arch *got, const sdc_mk_arch *a) {
     /* what detection builds must parse to what mkmodel's own SD 1.5 configs parse to */
     cJSON *mine[3] = {sd1_sf_text_encoder_config(got), sd1_sf_unet_config(got), sd1_sf_vae_config(got)};
-    cJSON *ref[3] = {sdc_mk_text_encoder_json(a, SDC_DTYPE_F16), sdc_mk_unet_json(a), sdc_mk_vae_json(a)};
+    cJSON *ref[3] = {sdc_mk_text_encoder_json(&a->te, SDC_DTYPE_F16), sdc_mk_unet_json(a), sdc_mk_vae_json(a)};
     sdc_clip_config c1, c2;
     sdc_unet_config u1, u2;
     sdc_vae_config v1, v2;
@@ -189,12 +189,12 @@ static void test_detect_sd15(const sdc_ldm_map *map) {
         for (int i = 0; ch_ok && i < a->unet_blocks; i++)
             ch_ok = got.unet_channels[i] == a->unet_channels[i] && got.unet_attn[i] == a->unet_attn[i];
         for (int i = 0; ch_ok && i < a->vae_blocks; i++) ch_ok = got.vae_channels[i] == a->vae_channels[i];
-        test_check(!strcmp(got.family, "SD 1.x") && got.te.heads == a->te_heads && got.te.layers == a->te_layers &&
-                       got.te.hidden == a->te_hidden && got.te.vocab == a->te_vocab &&
-                       got.te.positions == a->te_positions && !strcmp(got.te.act, a->te_act),
+        test_check(!strcmp(got.family, "SD 1.x") && got.te.heads == a->te.heads && got.te.layers == a->te.layers &&
+                       got.te.hidden == a->te.hidden && got.te.vocab == a->te.vocab &&
+                       got.te.positions == a->te.positions && !strcmp(got.te.act, a->te.act),
                    "CLIP-L: %d wide, %d layers, %d heads, vocab %d, %d positions, %s", got.te.hidden, got.te.layers,
                    got.te.heads, got.te.vocab, got.te.positions, got.te.act);
-        test_check(ch_ok && got.unet_layers == a->unet_layers && got.unet_heads == a->unet_heads &&
+        test_check(ch_ok && got.unet_layers == a->unet_layers && got.unet_heads == a->unet_heads[0] &&
                        got.unet_cross_dim == a->unet_cross_dim && got.unet_in == a->unet_in &&
                        got.unet_transformer_layers == 1 && !got.unet_linear_proj,
                    "UNet: %d blocks x %d layers, channels %d..%d, %d heads, context %d, conv proj_in", got.unet_blocks,
@@ -479,7 +479,7 @@ static void compare_runs(const test_pipe_run *s, const test_pipe_run *f, const c
 }
 
 static void test_pipelines(void) {
-    cJSON *readme = test_pipe_readme();
+    cJSON *readme = test_pipe_readme("tiny-sd1-golden");
     const cJSON *cases = test_pipe_cases(readme);
     sdc_model_index *g = test_golden_open("tiny-sd1-golden/pipeline.safetensors");
     const char *single = test_ref_path("tiny-sd1.safetensors"), *folder = test_ref_path("tiny-sd1");

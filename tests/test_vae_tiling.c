@@ -219,7 +219,7 @@ int main(void) {
     sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, "f32");
     if (!mf) return test_finish();
     fixture fx = {0};
-    sdc_status st = sdc_vae_config_parse(mf->config[SDC_COMP_VAE], log, &fx.cfg);
+    sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &fx.cfg);
     fx.be = sdc_backend_cpu_new(0, log);
     const sdc_weight_source src = {mf->index, "vae.", fx.be, log, 0};
     if (st == SDC_OK) st = sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec);

@@ -10,14 +10,16 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: sdc mkmodel -o OUT [options]\n"
             "\n"
-            "Writes a Stable Diffusion model with random weights (drawn as the reference bundle's), for\n"
-            "demos, tests and benchmarks.\n"
+            "Writes a Stable Diffusion (1.x or XL) model with random weights (drawn as the reference\n"
+            "bundle's), for demos, tests and benchmarks.\n"
             "\n"
             "  -o, --output PATH     a folder (diffusers layout), or a .safetensors file with --single-file\n"
-            "  -a, --arch NAME       tiny-sd1 (toy sizes) or sd15 (SD 1.5 shapes, 1.07G parameters)\n"
+            "  -a, --arch NAME       tiny-sd1 (toy sizes), sd15 (SD 1.5 shapes, 1.07G parameters),\n"
+            "                        tiny-sdxl (toy SDXL) or sdxl (SDXL base shapes, 3.47G parameters)\n"
             "                        (default tiny-sd1)\n"
-            "      --single-file     one CompVis/LDM checkpoint instead of a diffusers folder\n"
-            "      --f32             float32 weights (default float16)\n"
+            "      --single-file     one CompVis/LDM checkpoint instead of a diffusers folder (SD 1.x only)\n"
+            "      --fp16            float16 weights (the default)\n"
+            "      --f32             float32 weights\n"
             "  -s, --seed N          seed (default 0)\n"
             "      --tokenizer DIR   CLIP vocab.json + merges.txt to copy (default: the one sdc ships)\n"
             "  -h, --help            this help\n");
@@ -26,6 +28,7 @@ static void usage(FILE *f) {
 enum {
     OPT_SINGLE = 256,
     OPT_F32,
+    OPT_FP16,
     OPT_TOKENIZER
 };
 
@@ -35,6 +38,7 @@ int sdc_cmd_mkmodel(int argc, char **argv) {
         {"arch", required_argument, 0, 'a'},
         {"single-file", no_argument, 0, OPT_SINGLE},
         {"f32", no_argument, 0, OPT_F32},
+        {"fp16", no_argument, 0, OPT_FP16},
         {"seed", required_argument, 0, 's'},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER},
         {"help", no_argument, 0, 'h'},
@@ -50,6 +54,7 @@ int sdc_cmd_mkmodel(int argc, char **argv) {
         case 'a': arch = optarg; break;
         case OPT_SINGLE: single = 1; break;
         case OPT_F32: fp16 = 0; break;
+        case OPT_FP16: fp16 = 1; break;
         case 's':
             if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &seed)) return 2;
             break;

@@ -32,7 +32,12 @@ void cli_generate_usage(FILE *f) {
             "      --scheduler S        discrete (the config's spacing) or karras (default discrete)\n"
             "      --rng R              cpu (torch CPU generator, diffusers' default) or cuda (torch CUDA\n"
             "                           Philox, as A1111) (default cpu)\n"
-            "      --clip-skip N        1 = last CLIP layer, 2 = penultimate; <= 0 model default\n"
+            "      --clip-skip N        1 = last CLIP layer, 2 = penultimate; <= 0 model default (SDXL:\n"
+            "                           the penultimate; N >= 2 stops N - 1 layers earlier, as diffusers'\n"
+            "                           clip_skip N - 1)\n"
+            "      --original-size WxH  SDXL micro-conditioning: the original image size (default W x H)\n"
+            "      --target-size WxH    SDXL micro-conditioning: the target size (default W x H)\n"
+            "      --crop-top-left T,L  SDXL micro-conditioning: the crop's top-left corner (default 0,0)\n"
             "  -i, --init-img FILE      img2img: start from this PNG (must be W x H; its size is the\n"
             "                           default W x H)\n"
             "      --strength X         img2img strength in (0, 1] (default 0.75)\n"
@@ -55,6 +60,8 @@ void cli_generate_usage(FILE *f) {
             "                           (default: CPU MemAvailable - 1 GiB)\n"
             "      --plan               print the planned peak memory of every phase under every policy\n"
             "                           and exit, without reading any weights\n"
+            "      --vae-tiling         decode in tiles: backend memory bounded by the tile, not the image\n"
+            "                           (the image within ~1e-6 of the untiled decode's)\n"
             "      --report-json FILE   write the measured per-phase report as JSON (after the images; its\n"
             "                           folder must exist)\n"
             "      --profile            time every op by family (slower; the -v report shows the split)\n"
@@ -80,6 +87,10 @@ enum {
     OPT_BUDGET,
     OPT_PLAN,
     OPT_REPORT,
+    OPT_ORIGINAL_SIZE,
+    OPT_TARGET_SIZE,
+    OPT_CROP,
+    OPT_VAE_TILING,
     OPT_PREDICTION
 };
 
@@ -158,6 +169,26 @@ static int check_text(const char *opt, const char *s) {
     return -1;
 }
 
+/* "AxB" (sep 'x') or "A,B" (sep ','): two integers in min..2^20; 0, or -1 after the error. */
+static int cli_pair(const char *opt, const char *v, char sep, long min, int *a, int *b) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    long y = -1;
+    if (end != v && *end == sep) {
+        const char *s = end + 1;
+        y = strtol(s, &end, 10);
+        if (end == s) y = -1;
+    }
+    if (*end || x < min || y < min || x > 1L << 20 || y > 1L << 20) {
+        fprintf(stderr, "sdc: error: bad value for %s: '%s' (two %s integers as %s)\n", opt, v,
+                min ? "positive" : "non-negative", sep == 'x' ? "WxH, e.g. 1024x768" : "TOP,LEFT, e.g. 0,0");
+        return -1;
+    }
+    *a = (int)x;
+    *b = (int)y;
+    return 0;
+}
+
 /* A name from one of libsdc's name lists (the one table the library uses too); 0, or -1 after the error. */
 static int cli_choice(const char *what, sdc_name_list list, const char *name, long *out) {
     int v;
@@ -197,6 +228,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"plan", no_argument, 0, OPT_PLAN},
         {"profile", no_argument, 0, OPT_PROFILE},
         {"report-json", required_argument, 0, OPT_REPORT},
+        {"original-size", required_argument, 0, OPT_ORIGINAL_SIZE},
+        {"target-size", required_argument, 0, OPT_TARGET_SIZE},
+        {"crop-top-left", required_argument, 0, OPT_CROP},
+        {"vae-tiling", no_argument, 0, OPT_VAE_TILING},
         {"prediction-type", required_argument, 0, OPT_PREDICTION},
         {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},
@@ -288,6 +323,16 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;
         case OPT_REPORT: o->report_path = optarg; break;
+        case OPT_ORIGINAL_SIZE:
+            if (cli_pair("--original-size", optarg, 'x', 1, &o->gp.original_width, &o->gp.original_height)) return 2;
+            break;
+        case OPT_TARGET_SIZE:
+            if (cli_pair("--target-size", optarg, 'x', 1, &o->gp.target_width, &o->gp.target_height)) return 2;
+            break;
+        case OPT_CROP:
+            if (cli_pair("--crop-top-left", optarg, ',', 0, &o->gp.crop_top, &o->gp.crop_left)) return 2;
+            break;
+        case OPT_VAE_TILING: o->gp.vae_tiling = 1; break;
         case OPT_PREDICTION:
             if (strcmp(optarg, "epsilon") != 0 && strcmp(optarg, "v_prediction") != 0) {
                 fprintf(stderr, "sdc: error: unknown prediction type '%s' (epsilon, v_prediction)\n", optarg);

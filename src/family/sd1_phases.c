@@ -234,18 +234,19 @@ static sdc_status decode_latents(sdc_run *r, sd1_job *j, int image, float *pixel
     sdc_vae_decoder *dec = sdc_run_component(r, SD1_VAE_DECODER);
     const sdc_dtype dt = sdc_vae_decoder_act_dtype(dec);
     sdc_tensor *tz = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->latent_channels, j->h, j->w}); /* [1, L, h, w] */
-    sdc_tensor *ti = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});          /* [1, 3, H, W] */
-    sdc_status st = z && img && tz && ti ? SDC_OK : SDC_ERR_OOM;
+    /* [1, 3, H, W]; a tiled decode writes the host image directly */
+    sdc_tensor *ti = r->p->vae_tiling ? NULL : sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});
+    sdc_status st = z && img && tz && (ti || r->p->vae_tiling) ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) {
         for (size_t i = 0; i < j->n; i++) {
             z[i] = lat[i] / vc->scaling_factor;
             if (vc->has_shift_factor) z[i] += vc->shift_factor;
         }
         sdc_tensor_set_f32(tz, z);
-        st = sdc_vae_decode(dec, tz, ti, NULL, NULL);
+        st = ti ? sdc_vae_decode(dec, tz, ti, NULL, NULL) : sdc_vae_decode_tiled(dec, tz, img, 0);
     }
     if (st == SDC_OK) {
-        sdc_tensor_get_f32(ti, img);
+        if (ti) sdc_tensor_get_f32(ti, img);
         st = backend_ok(r->be, st);
         const size_t npix = (size_t)(H * W);
         if (st == SDC_OK && !r->dry)

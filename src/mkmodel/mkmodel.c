@@ -173,7 +173,7 @@ static mk_file *file_new(const sdc_mk_arch *a, const sdc_mk_part *comps, int n_c
     f->log = log;
     if (!ldm) sdc_st_writer_set_metadata(f->w, "format", "pt"); /* as diffusers saves */
     for (int c = 0; c < n_comps && f->status == SDC_OK; c++) {
-        static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae."};
+        static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae.", "text_encoder_2."};
         f->comp = comps[c];
         f->prefix = prefix[comps[c]];
         sdc_mk_enum_component(a, comps[c], on_tensor, f);
@@ -252,62 +252,87 @@ static void ldm_map_for(const sdc_mk_arch *a, sdc_ldm_map *m) {
     (void)st; /* the embedded architectures fit the map by construction */
 }
 
+/* dir/config.json and dir/<weights>.safetensors of one component. */
+static sdc_status write_component(const sdc_mk_arch *a, const char *root, sdc_mk_part comp, sdc_dtype dtype,
+                                  uint64_t seed, const sdc_logger *log) {
+    static const char *const weights[SDC_MK_N_PARTS] = {"model", "diffusion_pytorch_model", "diffusion_pytorch_model",
+                                                        "model"};
+    char *dir = sdc_path_join(root, sdc_mk_part_name(comp));
+    char file[64];
+    snprintf(file, sizeof file, "%s%s.safetensors", weights[comp], dtype == SDC_DTYPE_F16 ? ".fp16" : "");
+    char *path = dir ? sdc_path_join(dir, file) : NULL;
+    if (!path) {
+        free(dir);
+        return SDC_ERR_OOM;
+    }
+    cJSON *cfg = comp == SDC_MK_TEXT_ENCODER ? sdc_mk_text_encoder_json(&a->te, dtype)
+        : comp == SDC_MK_TEXT_ENCODER_2      ? sdc_mk_text_encoder_json(&a->te2, dtype)
+        : comp == SDC_MK_UNET                ? sdc_mk_unet_json(a)
+                                             : sdc_mk_vae_json(a);
+    sdc_status st = make_dir(dir, log);
+    if (st == SDC_OK)
+        st = write_json(dir, "config.json", cfg, log);
+    else
+        cJSON_Delete(cfg);
+    if (st == SDC_OK) st = write_weights(a, path, &comp, 1, NULL, dtype, seed, log);
+    free(dir);
+    free(path);
+    return st;
+}
+
+/* root/name/: tokenizer_config.json for the tower c, vocab.json and merges.txt from tokenizer_dir. */
+static sdc_status write_tokenizer(const sdc_mk_clip *c, const char *root, const char *name, const char *tokenizer_dir,
+                                  const sdc_logger *log) {
+    char *tok = sdc_path_join(root, name);
+    sdc_status st = tok ? make_dir(tok, log) : SDC_ERR_OOM;
+    if (st == SDC_OK) st = write_json(tok, "tokenizer_config.json", sdc_mk_tokenizer_json(c), log);
+    if (st == SDC_OK) st = copy_file(tokenizer_dir, tok, "vocab.json", log);
+    if (st == SDC_OK) st = copy_file(tokenizer_dir, tok, "merges.txt", log);
+    free(tok);
+    return st;
+}
+
 sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
                               const char *tokenizer_dir, const sdc_logger *log) {
-    static const char *const weights[SDC_MK_N_PARTS] = {"model", "diffusion_pytorch_model", "diffusion_pytorch_model"};
     sdc_status st = make_dir(root, log);
-    for (int c = 0; c < SDC_MK_N_PARTS && st == SDC_OK; c++) {
-        sdc_mk_part comp = (sdc_mk_part)c;
-        char *dir = sdc_path_join(root, sdc_mk_part_name(comp));
-        char file[64];
-        snprintf(file, sizeof file, "%s%s.safetensors", weights[c], dtype == SDC_DTYPE_F16 ? ".fp16" : "");
-        char *path = dir ? sdc_path_join(dir, file) : NULL;
-        if (!path) {
-            free(dir);
-            return SDC_ERR_OOM;
-        }
-        cJSON *cfg = comp == SDC_MK_TEXT_ENCODER ? sdc_mk_text_encoder_json(a, dtype)
-            : comp == SDC_MK_UNET                ? sdc_mk_unet_json(a)
-                                                 : sdc_mk_vae_json(a);
-        st = make_dir(dir, log);
-        if (st == SDC_OK)
-            st = write_json(dir, "config.json", cfg, log);
-        else
-            cJSON_Delete(cfg);
-        if (st == SDC_OK) st = write_weights(a, path, &comp, 1, NULL, dtype, seed, log);
-        free(dir);
-        free(path);
-    }
-    char *sched = sdc_path_join(root, "scheduler"), *tok = sdc_path_join(root, "tokenizer");
-    if (!sched || !tok) st = SDC_ERR_OOM;
+    for (int c = 0; c < SDC_MK_N_PARTS && st == SDC_OK; c++)
+        if (sdc_mk_has_part(a, (sdc_mk_part)c)) st = write_component(a, root, (sdc_mk_part)c, dtype, seed, log);
+    char *sched = sdc_path_join(root, "scheduler");
+    if (!sched) st = SDC_ERR_OOM;
     if (st == SDC_OK) st = make_dir(sched, log);
     if (st == SDC_OK) st = write_json(sched, "scheduler_config.json", sdc_mk_scheduler_json(a), log);
+    free(sched);
     if (st == SDC_OK && tokenizer_dir) {
-        st = make_dir(tok, log);
-        if (st == SDC_OK) st = write_json(tok, "tokenizer_config.json", sdc_mk_tokenizer_json(a), log);
-        if (st == SDC_OK) st = copy_file(tokenizer_dir, tok, "vocab.json", log);
-        if (st == SDC_OK) st = copy_file(tokenizer_dir, tok, "merges.txt", log);
+        st = write_tokenizer(&a->te, root, "tokenizer", tokenizer_dir, log);
+        if (st == SDC_OK && sdc_mk_arch_is_xl(a))
+            st = write_tokenizer(&a->te2, root, "tokenizer_2", tokenizer_dir, log);
     } else if (st == SDC_OK) {
         SDC_LOGW(log, "mkmodel: no tokenizer directory given: %s has no tokenizer/", root);
     }
     /* last, so that a folder a failed run leaves behind does not pass for a model */
     if (st == SDC_OK) st = write_json(root, "model_index.json", sdc_mk_model_index_json(a), log);
-    free(sched);
-    free(tok);
     return st;
 }
 
-static const sdc_mk_part all_comps[SDC_MK_N_PARTS] = {SDC_MK_TEXT_ENCODER, SDC_MK_UNET, SDC_MK_VAE};
+/* The parts of an SD 1.x LDM single file. */
+static const sdc_mk_part ldm_comps[] = {SDC_MK_TEXT_ENCODER, SDC_MK_UNET, SDC_MK_VAE};
+#define N_LDM_COMPS ((int)(sizeof ldm_comps / sizeof ldm_comps[0]))
 
-static sdc_status check_args(const char *arch, sdc_dtype dtype, const sdc_mk_arch **a, const sdc_logger *log) {
+static sdc_status check_args(const char *arch, int single_file, sdc_dtype dtype, const sdc_mk_arch **a,
+                             const sdc_logger *log) {
     *a = sdc_mk_arch_find(arch);
     if (!*a) {
-        SDC_LOGE(log, "mkmodel: unknown architecture '%s' (tiny-sd1, sd15)", arch ? arch : "(null)");
+        SDC_LOGE(log, "mkmodel: unknown architecture '%s' (tiny-sd1, sd15, tiny-sdxl, sdxl)", arch ? arch : "(null)");
         return SDC_ERR_INVALID_ARG;
     }
     if (dtype != SDC_DTYPE_F32 && dtype != SDC_DTYPE_F16) {
         SDC_LOGE(log, "mkmodel: dtype %s not supported (F32, F16)", sdc_dtype_name(dtype));
         return SDC_ERR_INVALID_ARG;
+    }
+    if (single_file && sdc_mk_arch_is_xl(*a)) {
+        SDC_LOGE(log, "mkmodel: %s: no single-file output for SDXL yet (its SGM layout); write a diffusers folder",
+                 (*a)->name);
+        return SDC_ERR_UNSUPPORTED;
     }
     return SDC_OK;
 }
@@ -315,7 +340,7 @@ static sdc_status check_args(const char *arch, sdc_dtype dtype, const sdc_mk_arc
 sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, sdc_dtype dtype, uint64_t seed,
                        const char *tokenizer_dir, const sdc_logger *log) {
     const sdc_mk_arch *a;
-    sdc_status st = check_args(arch, dtype, &a, log);
+    sdc_status st = check_args(arch, single_file, dtype, &a, log);
     if (st != SDC_OK) return st;
     if (!out_path || !*out_path) {
         SDC_LOGE(log, "mkmodel: no output path");
@@ -327,7 +352,7 @@ sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, 
     sdc_ldm_map *map = malloc(sizeof *map);
     if (!map) return SDC_ERR_OOM;
     ldm_map_for(a, map);
-    st = write_weights(a, out_path, all_comps, SDC_MK_N_PARTS, map, dtype, seed, log);
+    st = write_weights(a, out_path, ldm_comps, N_LDM_COMPS, map, dtype, seed, log);
     free(map);
     return st;
 }
@@ -336,14 +361,16 @@ sdc_status sdc_mkmodel_plan(const char *arch, int single_file, sdc_dtype dtype, 
                             const sdc_logger *log) {
     memset(info, 0, sizeof *info);
     const sdc_mk_arch *a;
-    sdc_status st = check_args(arch, dtype, &a, log);
+    sdc_status st = check_args(arch, single_file, dtype, &a, log);
     if (st != SDC_OK) return st;
     sdc_ldm_map *map = single_file ? malloc(sizeof *map) : NULL;
     if (single_file && !map) return SDC_ERR_OOM;
     if (map) ldm_map_for(a, map);
     for (int c = 0; c < (single_file ? 1 : SDC_MK_N_PARTS) && st == SDC_OK; c++) {
-        mk_file *f = single_file ? file_new(a, all_comps, SDC_MK_N_PARTS, map, dtype, 0, info, log)
-                                 : file_new(a, &all_comps[c], 1, NULL, dtype, 0, info, log);
+        const sdc_mk_part comp = (sdc_mk_part)c;
+        if (!single_file && !sdc_mk_has_part(a, comp)) continue;
+        mk_file *f = single_file ? file_new(a, ldm_comps, N_LDM_COMPS, map, dtype, 0, info, log)
+                                 : file_new(a, &comp, 1, NULL, dtype, 0, info, log);
         if (!f) {
             st = SDC_ERR_OOM;
             break;

@@ -1,7 +1,8 @@
-/* mkmodel.h - writing a random-weight Stable Diffusion 1.x model: the files of a real model, in
- * diffusers folder layout or as one LDM single-file checkpoint, with weights drawn at random.
- * For tests and benchmarks without downloads: the full-size "sd15" exercises exactly the memory
- * and time of Stable Diffusion 1.5, the "tiny-sd1" matches the reference bundle's architecture.
+/* mkmodel.h - writing a random-weight Stable Diffusion 1.x or SDXL model: the files of a real model,
+ * in diffusers folder layout (or, for SD 1.x, as one LDM single-file checkpoint), with weights drawn
+ * at random. For tests and benchmarks without downloads: the full-size "sd15" and "sdxl" exercise
+ * exactly the memory and time of Stable Diffusion 1.5 and SDXL base, "tiny-sd1" and "tiny-sdxl"
+ * match the reference bundle's architectures.
  *
  * Weights follow the reference bundle's recipe, so a whole fp16 run stays finite:
  *   rank >= 2      N(0, 1/fan_in), fan_in = product of all dimensions but the first
@@ -26,28 +27,44 @@
 
 #define SDC_MK_MAX_BLOCKS 4
 
-/* The components mkmodel writes, in this order (each a folder of a diffusers model). */
+/* The components mkmodel writes (each a folder of a diffusers model). The second text encoder comes
+ * last so that the SD 1.x parts keep their values; an SD 1.x architecture has no SDC_MK_TEXT_ENCODER_2. */
 typedef enum sdc_mk_part {
     SDC_MK_TEXT_ENCODER = 0,
     SDC_MK_UNET,
     SDC_MK_VAE,
+    SDC_MK_TEXT_ENCODER_2,
     SDC_MK_N_PARTS
 } sdc_mk_part;
-/* "text_encoder", "unet", "vae" */
+/* "text_encoder", "unet", "vae", "text_encoder_2" */
 const char *sdc_mk_part_name(sdc_mk_part p);
+
+/* A transformers CLIP text tower: CLIPTextModel, or CLIPTextModelWithProjection when projection is set
+ * (a bias-free text_projection [projection_dim, hidden] on the pooled state). layers = 0: absent. */
+typedef struct sdc_mk_clip {
+    int hidden, intermediate, layers, heads, positions, vocab, projection_dim;
+    int bos, eos, pad;   /* token ids written to config.json */
+    const char *act;     /* "quick_gelu" (CLIP ViT-L) or "gelu" (OpenCLIP ViT-bigG) */
+    int projection;      /* 1: CLIPTextModelWithProjection */
+    const char *pad_tok; /* the tokenizer's pad_token: "<|endoftext|>", or "!" for SDXL's second */
+} sdc_mk_clip;
 
 typedef struct sdc_mk_arch {
     const char *name;
-    /* text encoder: transformers CLIPTextModel */
-    int te_hidden, te_intermediate, te_layers, te_heads, te_positions, te_vocab, te_projection_dim;
-    int te_bos, te_eos, te_pad; /* token ids written to config.json */
-    const char *te_act;         /* "quick_gelu" */
-    /* denoiser: diffusers UNet2DConditionModel (SD 1.x blocks, one transformer layer per attention) */
+    sdc_mk_clip te;  /* text_encoder */
+    sdc_mk_clip te2; /* text_encoder_2 (SDXL); layers = 0 for SD 1.x */
+    /* denoiser: diffusers UNet2DConditionModel */
     int unet_blocks;
     int unet_channels[SDC_MK_MAX_BLOCKS]; /* block_out_channels */
     int unet_attn[SDC_MK_MAX_BLOCKS];     /* down block i is CrossAttnDownBlock2D (up block n-1-i mirrors it) */
+    int unet_depth[SDC_MK_MAX_BLOCKS];    /* transformer_layers_per_block: BasicTransformerBlocks per attention;
+                                           * the mid block takes the last level's */
+    int unet_heads[SDC_MK_MAX_BLOCKS];    /* attention_head_dim as diffusers configs spell the head count */
+    int unet_per_level;                   /* 1: the two above are written as lists (SDXL), 0: one number */
+    int unet_linear_proj;                 /* use_linear_projection: proj_in / proj_out are Linear, not 1x1 conv */
+    int unet_add_time_dim;                /* addition_time_embed_dim of a text_time add_embedding; 0: none */
+    int unet_add_in;                      /* projection_class_embeddings_input_dim */
     int unet_layers;                      /* layers_per_block */
-    int unet_heads;                       /* attention_head_dim as SD 1.x configs spell the head count */
     int unet_cross_dim, unet_in, unet_out, unet_groups, unet_sample_size;
     /* autoencoder: diffusers AutoencoderKL */
     int vae_blocks;
@@ -58,7 +75,12 @@ typedef struct sdc_mk_arch {
     const char *scheduler; /* "EulerDiscreteScheduler" or "PNDMScheduler" */
 } sdc_mk_arch;
 
-/* "tiny-sd1" or "sd15"; NULL for another name. */
+/* 1 for an SDXL architecture (a second text encoder): StableDiffusionXLPipeline. */
+int sdc_mk_arch_is_xl(const sdc_mk_arch *a);
+/* 1 when the architecture has that component. */
+int sdc_mk_has_part(const sdc_mk_arch *a, sdc_mk_part p);
+
+/* "tiny-sd1", "sd15", "tiny-sdxl" or "sdxl"; NULL for another name. */
 const sdc_mk_arch *sdc_mk_arch_find(const char *name);
 
 typedef enum sdc_mk_init {
@@ -73,10 +95,11 @@ typedef enum sdc_mk_init {
  * order, and how its values are drawn. name and ne are valid only during the call. */
 typedef void (*sdc_mk_tensor_fn)(void *user, const char *name, int ndim, const int64_t *ne, sdc_mk_init init);
 
-void sdc_mk_enum_text_encoder(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
+/* A CLIP text tower (a->te or a->te2). */
+void sdc_mk_enum_text_encoder(const sdc_mk_clip *c, sdc_mk_tensor_fn fn, void *user);
 void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
 void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user);
-/* One of the three above by component. */
+/* One of the above by component (nothing for a component the architecture lacks). */
 void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_mk_part c, sdc_mk_tensor_fn fn, void *user);
 
 /* What sdc_mkmodel writes, counted without writing. */
@@ -86,14 +109,16 @@ typedef struct sdc_mkmodel_info {
     uint64_t weight_file_bytes; /* the safetensors files together (headers included), configs excluded */
 } sdc_mkmodel_info;
 
-/* Writes a random-weight model of architecture arch ("tiny-sd1" or "sd15") to out_path:
+/* Writes a random-weight model of architecture arch (sdc_mk_arch_find's names) to out_path:
  *   single_file = 0: a diffusers folder (created if absent; its parent must exist): model_index.json,
- *     scheduler/scheduler_config.json, text_encoder/, unet/, vae/ with config.json and the weights
- *     (model.safetensors / diffusion_pytorch_model.safetensors, with ".fp16" before the extension
- *     for F16), and tokenizer/ with tokenizer_config.json and vocab.json + merges.txt copied from
- *     tokenizer_dir (NULL: no tokenizer/ folder, with a warning);
+ *     scheduler/scheduler_config.json, text_encoder/, unet/, vae/ (and text_encoder_2/ for SDXL) with
+ *     config.json and the weights (model.safetensors / diffusion_pytorch_model.safetensors, with
+ *     ".fp16" before the extension for F16), and tokenizer/ (and tokenizer_2/ for SDXL) with
+ *     tokenizer_config.json and vocab.json + merges.txt copied from tokenizer_dir (NULL: no tokenizer
+ *     folders, with a warning);
  *   single_file = 1: one LDM checkpoint file (model.diffusion_model.*, first_stage_model.*,
- *     cond_stage_model.transformer.text_model.*) at out_path; tokenizer_dir is unused.
+ *     cond_stage_model.transformer.text_model.*) at out_path; tokenizer_dir is unused. SD 1.x only:
+ *     SDC_ERR_UNSUPPORTED for SDXL (its SGM single-file layout is not written yet).
  * dtype: SDC_DTYPE_F32 or SDC_DTYPE_F16. The same arguments give byte-identical files. Every file
  * is written atomically (never half-written). Tensor data is streamed: memory stays at a few MiB
  * whatever the model's size. SDC_ERR_INVALID_ARG for an unknown arch or dtype, SDC_ERR_IO /

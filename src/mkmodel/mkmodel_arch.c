@@ -6,26 +6,35 @@
 
 #include "mkmodel/mkmodel.h"
 
+/* CLIP ViT-L/14's text tower as SD 1.5 and SDXL configs describe it (their token ids included) */
+#define CLIP_L                                                                                               \
+    {                                                                                                        \
+        .hidden = 768, .intermediate = 3072, .layers = 12, .heads = 12, .positions = 77, .vocab = 49408,     \
+        .projection_dim = 768, .bos = 0, .eos = 2, .pad = 1, .act = "quick_gelu", .pad_tok = "<|endoftext|>" \
+    }
+
 static const sdc_mk_arch archs[] = {
     {
         /* the toy model of the reference bundle (its tiny-sd1 config.json files) */
         .name = "tiny-sd1",
-        .te_hidden = 32,
-        .te_intermediate = 37,
-        .te_layers = 3,
-        .te_heads = 4,
-        .te_positions = 77,
-        .te_vocab = 49408,
-        .te_projection_dim = 32,
-        .te_bos = 49406,
-        .te_eos = 49407,
-        .te_pad = 49407,
-        .te_act = "quick_gelu",
+        .te = {.hidden = 32,
+               .intermediate = 37,
+               .layers = 3,
+               .heads = 4,
+               .positions = 77,
+               .vocab = 49408,
+               .projection_dim = 32,
+               .bos = 49406,
+               .eos = 49407,
+               .pad = 49407,
+               .act = "quick_gelu",
+               .pad_tok = "<|endoftext|>"},
         .unet_blocks = 4,
         .unet_channels = {32, 64, 64, 64},
         .unet_attn = {1, 1, 1, 0},
+        .unet_depth = {1, 1, 1, 1},
+        .unet_heads = {8, 8, 8, 8},
         .unet_layers = 2,
-        .unet_heads = 8,
         .unet_cross_dim = 32,
         .unet_in = 4,
         .unet_out = 4,
@@ -45,22 +54,13 @@ static const sdc_mk_arch archs[] = {
     {
         /* Stable Diffusion 1.5: CLIP ViT-L/14 text tower, the 860M UNet, the KL-f8 VAE */
         .name = "sd15",
-        .te_hidden = 768,
-        .te_intermediate = 3072,
-        .te_layers = 12,
-        .te_heads = 12,
-        .te_positions = 77,
-        .te_vocab = 49408,
-        .te_projection_dim = 768,
-        .te_bos = 0,
-        .te_eos = 2,
-        .te_pad = 1,
-        .te_act = "quick_gelu",
+        .te = CLIP_L,
         .unet_blocks = 4,
         .unet_channels = {320, 640, 1280, 1280},
         .unet_attn = {1, 1, 1, 0},
+        .unet_depth = {1, 1, 1, 1},
+        .unet_heads = {8, 8, 8, 8},
         .unet_layers = 2,
-        .unet_heads = 8,
         .unet_cross_dim = 768,
         .unet_in = 4,
         .unet_out = 4,
@@ -76,6 +76,103 @@ static const sdc_mk_arch archs[] = {
         .vae_sample_size = 512,
         .vae_scaling = 0.18215,
         .scheduler = "PNDMScheduler",
+    },
+    {
+        /* the toy SDXL of the reference bundle (its tiny-sdxl config.json files) */
+        .name = "tiny-sdxl",
+        .te = {.hidden = 32,
+               .intermediate = 37,
+               .layers = 3,
+               .heads = 4,
+               .positions = 77,
+               .vocab = 49408,
+               .projection_dim = 32,
+               .bos = 49406,
+               .eos = 49407,
+               .pad = 49407,
+               .act = "quick_gelu",
+               .pad_tok = "<|endoftext|>"},
+        .te2 = {.hidden = 64,
+                .intermediate = 96,
+                .layers = 3,
+                .heads = 4,
+                .positions = 77,
+                .vocab = 49408,
+                .projection_dim = 48,
+                .bos = 49406,
+                .eos = 49407,
+                .pad = 0,
+                .act = "gelu",
+                .projection = 1,
+                .pad_tok = "!"},
+        .unet_blocks = 3,
+        .unet_channels = {32, 64, 64},
+        .unet_attn = {0, 1, 1},
+        .unet_depth = {1, 2, 3},
+        .unet_heads = {2, 4, 4},
+        .unet_per_level = 1,
+        .unet_linear_proj = 1,
+        .unet_add_time_dim = 8,
+        .unet_add_in = 96, /* te2 projection 48 + 6 time ids x 8 */
+        .unet_layers = 2,
+        .unet_cross_dim = 96, /* te 32 + te2 64 */
+        .unet_in = 4,
+        .unet_out = 4,
+        .unet_groups = 32,
+        .unet_sample_size = 8,
+        .vae_blocks = 4,
+        .vae_channels = {32, 32, 64, 64},
+        .vae_layers = 2,
+        .vae_in = 3,
+        .vae_out = 3,
+        .vae_latent = 4,
+        .vae_groups = 32,
+        .vae_sample_size = 64,
+        .vae_scaling = 0.13025,
+        .scheduler = "EulerDiscreteScheduler",
+    },
+    {
+        /* SDXL base 1.0: CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 text towers, the 2.6B UNet, the KL-f8 VAE */
+        .name = "sdxl",
+        .te = CLIP_L,
+        .te2 = {.hidden = 1280,
+                .intermediate = 5120,
+                .layers = 32,
+                .heads = 20,
+                .positions = 77,
+                .vocab = 49408,
+                .projection_dim = 1280,
+                .bos = 0,
+                .eos = 2,
+                .pad = 1,
+                .act = "gelu",
+                .projection = 1,
+                .pad_tok = "!"},
+        .unet_blocks = 3,
+        .unet_channels = {320, 640, 1280},
+        .unet_attn = {0, 1, 1},
+        .unet_depth = {1, 2, 10},
+        .unet_heads = {5, 10, 20},
+        .unet_per_level = 1,
+        .unet_linear_proj = 1,
+        .unet_add_time_dim = 256,
+        .unet_add_in = 2816, /* te2 projection 1280 + 6 time ids x 256 */
+        .unet_layers = 2,
+        .unet_cross_dim = 2048, /* te 768 + te2 1280 */
+        .unet_in = 4,
+        .unet_out = 4,
+        .unet_groups = 32,
+        .unet_sample_size = 128,
+        .vae_blocks = 4,
+        .vae_channels = {128, 256, 512, 512},
+        .vae_layers = 2,
+        .vae_in = 3,
+        .vae_out = 3,
+        .vae_latent = 4,
+        .vae_groups = 32,
+        .vae_sample_size = 1024,
+        .vae_scaling = 0.13025,
+        .scheduler = "EulerDiscreteScheduler",
     },
 };
 
@@ -143,14 +240,14 @@ __attribute__((format(printf, 4, 5))) static void embedding(const emitter *e, in
     emit(e, m, "weight", SDC_MK_INIT_EMBEDDING, 2, n, dim, 1, 1);
 }
 
-/* ---- text encoder: CLIPTextModel ---- */
+/* ---- text encoder: CLIPTextModel / CLIPTextModelWithProjection ---- */
 
-void sdc_mk_enum_text_encoder(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
+void sdc_mk_enum_text_encoder(const sdc_mk_clip *c, sdc_mk_tensor_fn fn, void *user) {
     const emitter e = {fn, user};
-    const int D = a->te_hidden, I = a->te_intermediate;
-    embedding(&e, a->te_vocab, D, "text_model.embeddings.token_embedding");
-    embedding(&e, a->te_positions, D, "text_model.embeddings.position_embedding");
-    for (int l = 0; l < a->te_layers; l++) {
+    const int D = c->hidden, I = c->intermediate;
+    embedding(&e, c->vocab, D, "text_model.embeddings.token_embedding");
+    embedding(&e, c->positions, D, "text_model.embeddings.position_embedding");
+    for (int l = 0; l < c->layers; l++) {
         static const char *const proj[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
         for (int p = 0; p < 4; p++) linear(&e, D, D, 1, "text_model.encoder.layers.%d.self_attn.%s", l, proj[p]);
         norm(&e, D, "text_model.encoder.layers.%d.layer_norm1", l);
@@ -159,6 +256,7 @@ void sdc_mk_enum_text_encoder(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *u
         norm(&e, D, "text_model.encoder.layers.%d.layer_norm2", l);
     }
     norm(&e, D, "text_model.final_layer_norm");
+    if (c->projection) linear(&e, c->projection_dim, D, 0, "text_projection"); /* [P, C] */
 }
 
 /* ---- UNet2DConditionModel ---- */
@@ -173,35 +271,49 @@ static void unet_resnet(const emitter *e, const char *m, int in, int out, int te
     if (in != out) conv(e, out, in, 1, "%s.conv_shortcut", m);
 }
 
-/* Transformer2DModel of SD 1.x: GroupNorm, 1x1 conv in, one BasicTransformerBlock (self-attention,
- * cross-attention, GEGLU feed-forward), 1x1 conv out. Inner width = channels. */
-static void unet_transformer(const emitter *e, const char *m, int c, int ctx) {
+/* Transformer2DModel: GroupNorm, proj_in (1x1 conv, or Linear in SDXL), depth BasicTransformerBlocks
+ * (self-attention, cross-attention, GEGLU feed-forward), proj_out. Inner width = channels. */
+static void unet_transformer(const emitter *e, const sdc_mk_arch *a, const char *m, int c, int depth) {
+    const int ctx = a->unet_cross_dim;
     norm(e, c, "%s.norm", m);
-    conv(e, c, c, 1, "%s.proj_in", m);
-    const char *b = "transformer_blocks.0";
-    norm(e, c, "%s.%s.norm1", m, b);
-    linear(e, c, c, 0, "%s.%s.attn1.to_q", m, b);
-    linear(e, c, c, 0, "%s.%s.attn1.to_k", m, b);
-    linear(e, c, c, 0, "%s.%s.attn1.to_v", m, b);
-    linear(e, c, c, 1, "%s.%s.attn1.to_out.0", m, b);
-    norm(e, c, "%s.%s.norm2", m, b);
-    linear(e, c, c, 0, "%s.%s.attn2.to_q", m, b);
-    linear(e, c, ctx, 0, "%s.%s.attn2.to_k", m, b);
-    linear(e, c, ctx, 0, "%s.%s.attn2.to_v", m, b);
-    linear(e, c, c, 1, "%s.%s.attn2.to_out.0", m, b);
-    norm(e, c, "%s.%s.norm3", m, b);
-    linear(e, 2 * 4 * c, c, 1, "%s.%s.ff.net.0.proj", m, b); /* GEGLU: value and gate */
-    linear(e, c, 4 * c, 1, "%s.%s.ff.net.2", m, b);
-    conv(e, c, c, 1, "%s.proj_out", m);
+    if (a->unet_linear_proj)
+        linear(e, c, c, 1, "%s.proj_in", m);
+    else
+        conv(e, c, c, 1, "%s.proj_in", m);
+    for (int k = 0; k < depth; k++) {
+        char b[32];
+        snprintf(b, sizeof b, "transformer_blocks.%d", k);
+        norm(e, c, "%s.%s.norm1", m, b);
+        linear(e, c, c, 0, "%s.%s.attn1.to_q", m, b);
+        linear(e, c, c, 0, "%s.%s.attn1.to_k", m, b);
+        linear(e, c, c, 0, "%s.%s.attn1.to_v", m, b);
+        linear(e, c, c, 1, "%s.%s.attn1.to_out.0", m, b);
+        norm(e, c, "%s.%s.norm2", m, b);
+        linear(e, c, c, 0, "%s.%s.attn2.to_q", m, b);
+        linear(e, c, ctx, 0, "%s.%s.attn2.to_k", m, b);
+        linear(e, c, ctx, 0, "%s.%s.attn2.to_v", m, b);
+        linear(e, c, c, 1, "%s.%s.attn2.to_out.0", m, b);
+        norm(e, c, "%s.%s.norm3", m, b);
+        linear(e, 2 * 4 * c, c, 1, "%s.%s.ff.net.0.proj", m, b); /* GEGLU: value and gate */
+        linear(e, c, 4 * c, 1, "%s.%s.ff.net.2", m, b);
+    }
+    if (a->unet_linear_proj)
+        linear(e, c, c, 1, "%s.proj_out", m);
+    else
+        conv(e, c, c, 1, "%s.proj_out", m);
 }
 
 void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
     const emitter e = {fn, user};
-    const int n = a->unet_blocks, L = a->unet_layers, *ch = a->unet_channels, X = a->unet_cross_dim;
+    const int n = a->unet_blocks, L = a->unet_layers, *ch = a->unet_channels, *depth = a->unet_depth;
     const int temb = 4 * ch[0];
     char m[128];
     linear(&e, temb, ch[0], 1, "time_embedding.linear_1");
     linear(&e, temb, temb, 1, "time_embedding.linear_2");
+    if (a->unet_add_time_dim) { /* text_time: [pooled text, 6 time ids x addition_time_embed_dim] -> temb */
+        linear(&e, temb, a->unet_add_in, 1, "add_embedding.linear_1");
+        linear(&e, temb, temb, 1, "add_embedding.linear_2");
+    }
     conv(&e, ch[0], a->unet_in, 3, "conv_in");
     for (int i = 0; i < n; i++) {
         int in = i ? ch[i - 1] : ch[0], out = ch[i];
@@ -210,14 +322,14 @@ void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
             unet_resnet(&e, m, j ? out : in, out, temb);
             if (a->unet_attn[i]) {
                 snprintf(m, sizeof m, "down_blocks.%d.attentions.%d", i, j);
-                unet_transformer(&e, m, out, X);
+                unet_transformer(&e, a, m, out, depth[i]);
             }
         }
         if (i < n - 1) conv(&e, out, out, 3, "down_blocks.%d.downsamplers.0.conv", i);
     }
     const int mid = ch[n - 1];
     unet_resnet(&e, "mid_block.resnets.0", mid, mid, temb);
-    unet_transformer(&e, "mid_block.attentions.0", mid, X);
+    unet_transformer(&e, a, "mid_block.attentions.0", mid, depth[n - 1]);
     unet_resnet(&e, "mid_block.resnets.1", mid, mid, temb);
     /* up block i walks the channels reversed; resnet j takes the previous output concatenated with the
      * skip of the mirrored down block (its input channels for the last resnet) */
@@ -229,7 +341,7 @@ void sdc_mk_enum_unet(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
             unet_resnet(&e, m, res_in + skip, out, temb);
             if (a->unet_attn[n - 1 - i]) {
                 snprintf(m, sizeof m, "up_blocks.%d.attentions.%d", i, j);
-                unet_transformer(&e, m, out, X);
+                unet_transformer(&e, a, m, out, depth[n - 1 - i]);
             }
         }
         if (i < n - 1) conv(&e, out, out, 3, "up_blocks.%d.upsamplers.0.conv", i);
@@ -293,13 +405,22 @@ void sdc_mk_enum_vae(const sdc_mk_arch *a, sdc_mk_tensor_fn fn, void *user) {
 }
 
 const char *sdc_mk_part_name(sdc_mk_part p) {
-    static const char *const names[SDC_MK_N_PARTS] = {"text_encoder", "unet", "vae"};
+    static const char *const names[] = {"text_encoder", "unet", "vae", "text_encoder_2"};
+    _Static_assert(sizeof names / sizeof names[0] == SDC_MK_N_PARTS, "one name per part");
     return (unsigned)p < SDC_MK_N_PARTS ? names[p] : "?";
 }
 
+int sdc_mk_arch_is_xl(const sdc_mk_arch *a) { return a->te2.layers > 0; }
+
+int sdc_mk_has_part(const sdc_mk_arch *a, sdc_mk_part p) {
+    return (unsigned)p < SDC_MK_N_PARTS && (p != SDC_MK_TEXT_ENCODER_2 || sdc_mk_arch_is_xl(a));
+}
+
 void sdc_mk_enum_component(const sdc_mk_arch *a, sdc_mk_part c, sdc_mk_tensor_fn fn, void *user) {
+    if (!sdc_mk_has_part(a, c)) return;
     switch (c) {
-    case SDC_MK_TEXT_ENCODER: sdc_mk_enum_text_encoder(a, fn, user); break;
+    case SDC_MK_TEXT_ENCODER: sdc_mk_enum_text_encoder(&a->te, fn, user); break;
+    case SDC_MK_TEXT_ENCODER_2: sdc_mk_enum_text_encoder(&a->te2, fn, user); break;
     case SDC_MK_UNET: sdc_mk_enum_unet(a, fn, user); break;
     case SDC_MK_VAE: sdc_mk_enum_vae(a, fn, user); break;
     default: break;

@@ -35,18 +35,24 @@ static cJSON *checked(cJSON *o, int n_keys) {
 cJSON *sdc_mk_model_index_json(const sdc_mk_arch *a) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    cJSON_AddStringToObject(o, "_class_name", "StableDiffusionPipeline");
+    const int xl = sdc_mk_arch_is_xl(a);
+    cJSON_AddStringToObject(o, "_class_name", xl ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline");
     cJSON_AddStringToObject(o, "_diffusers_version", DIFFUSERS_VERSION);
     add_pair(o, "feature_extractor", NULL, NULL);
+    if (xl) cJSON_AddBoolToObject(o, "force_zeros_for_empty_prompt", 1);
     add_pair(o, "image_encoder", NULL, NULL);
-    cJSON_AddBoolToObject(o, "requires_safety_checker", 0);
-    add_pair(o, "safety_checker", NULL, NULL);
+    if (!xl) {
+        cJSON_AddBoolToObject(o, "requires_safety_checker", 0);
+        add_pair(o, "safety_checker", NULL, NULL);
+    }
     add_pair(o, "scheduler", "diffusers", a->scheduler);
     add_pair(o, "text_encoder", "transformers", "CLIPTextModel");
+    if (xl) add_pair(o, "text_encoder_2", "transformers", "CLIPTextModelWithProjection");
     add_pair(o, "tokenizer", "transformers", "CLIPTokenizer");
+    if (xl) add_pair(o, "tokenizer_2", "transformers", "CLIPTokenizer");
     add_pair(o, "unet", "diffusers", "UNet2DConditionModel");
     add_pair(o, "vae", "diffusers", "AutoencoderKL");
-    return checked(o, 11);
+    return checked(o, xl ? 12 : 11);
 }
 
 cJSON *sdc_mk_scheduler_json(const sdc_mk_arch *a) {
@@ -61,11 +67,14 @@ cJSON *sdc_mk_scheduler_json(const sdc_mk_arch *a) {
     cJSON_AddNumberToObject(o, "num_train_timesteps", 1000);
     cJSON_AddStringToObject(o, "prediction_type", "epsilon");
     cJSON_AddBoolToObject(o, "set_alpha_to_one", 0);
-    cJSON_AddBoolToObject(o, "skip_prk_steps", 1);
+    int n = 12;
+    if (!sdc_mk_arch_is_xl(a)) { /* SD 1.x configs carry PNDM's option whatever the class; SDXL's saved do not */
+        cJSON_AddBoolToObject(o, "skip_prk_steps", 1);
+        n++;
+    }
     cJSON_AddNumberToObject(o, "steps_offset", 1);
     cJSON_AddStringToObject(o, "timestep_spacing", "leading");
     add_null(o, "trained_betas");
-    int n = 13;
     if (a->scheduler[0] == 'E') { /* EulerDiscreteScheduler's own options, at their defaults */
         cJSON_AddStringToObject(o, "final_sigmas_type", "zero");
         cJSON_AddStringToObject(o, "interpolation_type", "linear");
@@ -81,29 +90,30 @@ cJSON *sdc_mk_scheduler_json(const sdc_mk_arch *a) {
     return checked(o, n);
 }
 
-cJSON *sdc_mk_text_encoder_json(const sdc_mk_arch *a, sdc_dtype dtype) {
+cJSON *sdc_mk_text_encoder_json(const sdc_mk_clip *c, sdc_dtype dtype) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    const char *arch[] = {"CLIPTextModel"};
+    const char *arch[] = {c->projection ? "CLIPTextModelWithProjection" : "CLIPTextModel"};
     add_strings(o, "architectures", arch, 1);
-    cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
-    cJSON_AddNumberToObject(o, "bos_token_id", a->te_bos);
+    /* floats transformers type-checks as floats: written with a decimal point (cJSON prints 1.0 as "1") */
+    cJSON_AddRawToObject(o, "attention_dropout", "0.0");
+    cJSON_AddNumberToObject(o, "bos_token_id", c->bos);
     cJSON_AddStringToObject(o, "dtype", dtype == SDC_DTYPE_F16 ? "float16" : "float32");
-    cJSON_AddNumberToObject(o, "eos_token_id", a->te_eos);
-    cJSON_AddStringToObject(o, "hidden_act", a->te_act);
-    cJSON_AddNumberToObject(o, "hidden_size", a->te_hidden);
-    cJSON_AddNumberToObject(o, "initializer_factor", 1.0);
+    cJSON_AddNumberToObject(o, "eos_token_id", c->eos);
+    cJSON_AddStringToObject(o, "hidden_act", c->act);
+    cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
+    cJSON_AddRawToObject(o, "initializer_factor", "1.0");
     cJSON_AddNumberToObject(o, "initializer_range", 0.02);
-    cJSON_AddNumberToObject(o, "intermediate_size", a->te_intermediate);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->intermediate);
     cJSON_AddNumberToObject(o, "layer_norm_eps", 1e-5);
-    cJSON_AddNumberToObject(o, "max_position_embeddings", a->te_positions);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->positions);
     cJSON_AddStringToObject(o, "model_type", "clip_text_model");
-    cJSON_AddNumberToObject(o, "num_attention_heads", a->te_heads);
-    cJSON_AddNumberToObject(o, "num_hidden_layers", a->te_layers);
-    cJSON_AddNumberToObject(o, "pad_token_id", a->te_pad);
-    cJSON_AddNumberToObject(o, "projection_dim", a->te_projection_dim);
+    cJSON_AddNumberToObject(o, "num_attention_heads", c->heads);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", c->layers);
+    cJSON_AddNumberToObject(o, "pad_token_id", c->pad);
+    cJSON_AddNumberToObject(o, "projection_dim", c->projection_dim);
     cJSON_AddStringToObject(o, "transformers_version", "5.17.0");
-    cJSON_AddNumberToObject(o, "vocab_size", a->te_vocab);
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab);
     return checked(o, 19);
 }
 
@@ -119,10 +129,19 @@ cJSON *sdc_mk_unet_json(const sdc_mk_arch *a) {
     cJSON_AddStringToObject(o, "_class_name", "UNet2DConditionModel");
     cJSON_AddStringToObject(o, "_diffusers_version", DIFFUSERS_VERSION);
     cJSON_AddStringToObject(o, "act_fn", "silu");
-    add_null(o, "addition_embed_type");
-    cJSON_AddNumberToObject(o, "addition_embed_type_num_heads", 64);
-    add_null(o, "addition_time_embed_dim");
-    cJSON_AddNumberToObject(o, "attention_head_dim", a->unet_heads);
+    if (a->unet_add_time_dim) {
+        cJSON_AddStringToObject(o, "addition_embed_type", "text_time");
+        cJSON_AddNumberToObject(o, "addition_embed_type_num_heads", 64);
+        cJSON_AddNumberToObject(o, "addition_time_embed_dim", a->unet_add_time_dim);
+    } else {
+        add_null(o, "addition_embed_type");
+        cJSON_AddNumberToObject(o, "addition_embed_type_num_heads", 64);
+        add_null(o, "addition_time_embed_dim");
+    }
+    if (a->unet_per_level)
+        add_ints(o, "attention_head_dim", a->unet_heads, n);
+    else
+        cJSON_AddNumberToObject(o, "attention_head_dim", a->unet_heads[0]);
     cJSON_AddStringToObject(o, "attention_type", "default");
     add_ints(o, "block_out_channels", a->unet_channels, n);
     cJSON_AddBoolToObject(o, "center_input_sample", 0);
@@ -151,7 +170,10 @@ cJSON *sdc_mk_unet_json(const sdc_mk_arch *a) {
     add_null(o, "num_class_embeds");
     cJSON_AddBoolToObject(o, "only_cross_attention", 0);
     cJSON_AddNumberToObject(o, "out_channels", a->unet_out);
-    add_null(o, "projection_class_embeddings_input_dim");
+    if (a->unet_add_time_dim)
+        cJSON_AddNumberToObject(o, "projection_class_embeddings_input_dim", a->unet_add_in);
+    else
+        add_null(o, "projection_class_embeddings_input_dim");
     cJSON_AddNumberToObject(o, "resnet_out_scale_factor", 1.0);
     cJSON_AddBoolToObject(o, "resnet_skip_time_act", 0);
     cJSON_AddStringToObject(o, "resnet_time_scale_shift", "default");
@@ -162,10 +184,13 @@ cJSON *sdc_mk_unet_json(const sdc_mk_arch *a) {
     add_null(o, "time_embedding_dim");
     cJSON_AddStringToObject(o, "time_embedding_type", "positional");
     add_null(o, "timestep_post_act");
-    cJSON_AddNumberToObject(o, "transformer_layers_per_block", 1);
+    if (a->unet_per_level)
+        add_ints(o, "transformer_layers_per_block", a->unet_depth, n);
+    else
+        cJSON_AddNumberToObject(o, "transformer_layers_per_block", a->unet_depth[0]);
     add_strings(o, "up_block_types", up, n);
     cJSON_AddBoolToObject(o, "upcast_attention", 0);
-    cJSON_AddBoolToObject(o, "use_linear_projection", 0);
+    cJSON_AddBoolToObject(o, "use_linear_projection", a->unet_linear_proj);
     return checked(o, 50);
 }
 
@@ -198,14 +223,14 @@ cJSON *sdc_mk_vae_json(const sdc_mk_arch *a) {
     return checked(o, 20);
 }
 
-cJSON *sdc_mk_tokenizer_json(const sdc_mk_arch *a) {
+cJSON *sdc_mk_tokenizer_json(const sdc_mk_clip *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "backend", "tokenizers");
     cJSON_AddStringToObject(o, "bos_token", "<|startoftext|>");
     cJSON_AddStringToObject(o, "eos_token", "<|endoftext|>");
-    cJSON_AddNumberToObject(o, "model_max_length", a->te_positions);
-    cJSON_AddStringToObject(o, "pad_token", "<|endoftext|>");
+    cJSON_AddNumberToObject(o, "model_max_length", c->positions);
+    cJSON_AddStringToObject(o, "pad_token", c->pad_tok);
     cJSON_AddStringToObject(o, "tokenizer_class", "CLIPTokenizer");
     cJSON_AddStringToObject(o, "unk_token", "<|endoftext|>");
     return checked(o, 7);
