@@ -91,7 +91,7 @@ sdc_status sdc_sample(const sdc_schedule *s, float *x, size_t n, const sdc_sampl
     sdc_status st = SDC_ERR_OOM;
     if (ctx.x_in && ctx.out) {
         switch (s->kind) {
-        case SDC_SAMPLER_EULER: st = sdc_run_euler(&ctx, x); break;
+        case SDC_SAMPLER_EULER: st = s->flow ? sdc_run_flow_euler(&ctx, x) : sdc_run_euler(&ctx, x); break;
         case SDC_SAMPLER_EULER_A: st = sdc_run_euler_a(&ctx, x); break;
         case SDC_SAMPLER_HEUN: st = sdc_run_heun(&ctx, x); break;
         case SDC_SAMPLER_LMS: st = sdc_run_lms(&ctx, x); break;

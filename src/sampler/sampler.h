@@ -85,6 +85,7 @@ typedef struct sdc_schedule {
     int timestep_step;         /* ddim, pndm: num_train_timesteps / steps (integer division) */
     int dpm_lower_order_final; /* dpm++2m: use a first-order last step (diffusers' condition, resolved) */
     int dpm_solver_heun;       /* dpm++2m: solver_type "heun" instead of "midpoint" */
+    int flow;                  /* flow matching (kind euler): sdc_flow_schedule_build made it */
 } sdc_schedule;
 
 /* Builds the schedule for params from a parsed scheduler_config.json object (scheduler_config may be
@@ -96,6 +97,27 @@ typedef struct sdc_schedule {
 sdc_status sdc_schedule_build(const cJSON *scheduler_config, const sdc_sampler_params *params, const sdc_logger *log,
                               sdc_schedule *out);
 void sdc_schedule_free(sdc_schedule *s); /* NULL and a zeroed struct are harmless */
+
+/* FlowMatchEulerDiscreteScheduler's settings (scheduler_config.json; absent keys: diffusers' defaults). */
+typedef struct sdc_flow_config {
+    int num_train_timesteps; /* 1000 */
+    double shift;            /* static shift (schnell 1) */
+    int dynamic;             /* use_dynamic_shifting (dev): the shift follows the image's token count */
+    double base_shift, max_shift;
+    int base_seq_len, max_seq_len;
+} sdc_flow_config;
+
+/* Options sdc does not implement (stochastic sampling, Karras/exponential/beta sigmas, inverted
+ * sigmas, shift_terminal, a linear time shift) are SDC_ERR_UNSUPPORTED; values out of range
+ * SDC_ERR_FORMAT. cfg may be NULL (all defaults). */
+sdc_status sdc_flow_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_flow_config *out);
+/* The dynamic shift's mu for an image of image_seq_len tokens (diffusers' calculate_shift). */
+double sdc_flow_mu(const sdc_flow_config *c, int image_seq_len);
+/* The flow-matching Euler schedule of FluxPipeline for steps steps on an image of image_seq_len packed
+ * tokens: sigmas [steps + 1] ending in 0, timesteps = sigmas * num_train_timesteps, init_noise_sigma 1.
+ * sdc_sample then hands the model x itself and steps x += (sigma_next - sigma) * v. */
+sdc_status sdc_flow_schedule_build(const sdc_flow_config *c, int steps, int image_seq_len, const sdc_logger *log,
+                                   sdc_schedule *out);
 
 /* txt2img: multiplies fresh standard-normal latents x[n] by init_noise_sigma in float32, as the
  * diffusers pipeline does before the loop. */

@@ -38,5 +38,6 @@ sdc_status sdc_run_lms(sdc_sample_ctx *ctx, float *x);
 sdc_status sdc_run_ddim(sdc_sample_ctx *ctx, float *x);
 sdc_status sdc_run_pndm(sdc_sample_ctx *ctx, float *x);
 sdc_status sdc_run_dpmpp2m(sdc_sample_ctx *ctx, float *x);
+sdc_status sdc_run_flow_euler(sdc_sample_ctx *ctx, float *x);
 
 #endif
