@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "family/common.h"
 #include "family/sd1.h"
 #include "model/activations.h"
 #include "pipeline/pipeline.h"
@@ -225,57 +226,9 @@ sdc_status sd1_denoise(sdc_run *r, int i) {
 
 /* --- decode ---------------------------------------------------------------------------------- */
 
-/* pixels [H, W, 3] in [0, 1] from image i's latents [C, h, w] */
-static sdc_status decode_latents(sdc_run *r, sd1_job *j, int image, float *pixels) {
-    const float *lat = j->lat + (size_t)image * j->n;
-    const sdc_vae_config *vc = &((const sd1_fam *)r->fam)->vae;
-    const int64_t H = j->H, W = j->W;
-    float *z = malloc(sizeof(float) * j->n), *img = malloc(sizeof(float) * (size_t)(3 * H * W));
-    sdc_vae_decoder *dec = sdc_run_component(r, SD1_VAE_DECODER);
-    const sdc_dtype dt = sdc_vae_decoder_act_dtype(dec);
-    sdc_tensor *tz = sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->latent_channels, j->h, j->w}); /* [1, L, h, w] */
-    /* [1, 3, H, W]; a tiled decode writes the host image directly */
-    sdc_tensor *ti = r->p->vae_tiling ? NULL : sdc_act_new(r->be, dt, 4, (int64_t[]){1, vc->out_channels, H, W});
-    sdc_status st = z && img && tz && (ti || r->p->vae_tiling) ? SDC_OK : SDC_ERR_OOM;
-    if (st == SDC_OK) {
-        for (size_t i = 0; i < j->n; i++) {
-            z[i] = lat[i] / vc->scaling_factor;
-            if (vc->has_shift_factor) z[i] += vc->shift_factor;
-        }
-        sdc_tensor_set_f32(tz, z);
-        st = ti ? sdc_vae_decode(dec, tz, ti, NULL, NULL) : sdc_vae_decode_tiled(dec, tz, img, 0);
-    }
-    if (st == SDC_OK) {
-        if (ti) sdc_tensor_get_f32(ti, img);
-        st = backend_ok(r->be, st);
-        const size_t npix = (size_t)(H * W);
-        if (st == SDC_OK && !r->dry)
-            st = sdc_pipeline_check_finite(r->log, "decode", image, "the image", img, 3 * npix);
-        for (size_t i = 0; i < npix; i++)
-            for (int ch = 0; ch < 3; ch++) {
-                float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;
-                pixels[i * 3 + (size_t)ch] = !(v > 0.0f) ? 0.0f : v > 1.0f ? 1.0f : v; /* NaN-safe clamp */
-            }
-    }
-    free(z);
-    free(img);
-    sdc_tensor_free(tz);
-    sdc_tensor_free(ti);
-    return st;
-}
-
 sdc_status sd1_decode(sdc_run *r, int i) {
     sd1_job *j = r->state;
-    const size_t npix = (size_t)(j->H * j->W * 3);
-    float *pixels = malloc(sizeof(float) * npix);
-    if (!pixels) return SDC_ERR_OOM;
-    sdc_status st = progress(r, "decode", 0, 1) ? SDC_ERR_CANCELLED : SDC_OK;
-    if (st == SDC_OK) st = decode_latents(r, j, i, pixels);
-    if (st == SDC_OK && progress(r, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
-    if (st == SDC_OK && !r->dry) {
-        if (r->p->pixels_out) memcpy(r->p->pixels_out + (size_t)i * npix, pixels, sizeof(float) * npix);
-        st = sdc_pipeline_make_image(r, &j->sched, r->p->seed + i, pixels, (int)j->W, (int)j->H, &r->images[i]);
-    }
-    free(pixels);
-    return st;
+    const sdc_vae_config *vc = &((const sd1_fam *)r->fam)->vae;
+    return fam_decode(r, sdc_run_component(r, SD1_VAE_DECODER), vc, &j->sched, j->lat + (size_t)i * j->n, j->h, j->w,
+                      i);
 }
