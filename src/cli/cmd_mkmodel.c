@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "  -a, --arch NAME       tiny-sd1 (toy sizes), sd15 (SD 1.5 shapes, 1.07G parameters),\n"
             "                        tiny-sdxl (toy SDXL), sdxl (SDXL base shapes, 3.47G parameters),\n"
             "                        tiny-flux-schnell, tiny-flux-dev (toy Flux), flux-schnell or flux-dev\n"
-            "                        (FLUX.1 shapes with T5-XXL, 16.8G parameters) (default tiny-sd1)\n"
+            "                        (FLUX.1 shapes with T5-XXL, 16.9G parameters) (default tiny-sd1)\n"
             "      --single-file     one CompVis/LDM checkpoint instead of a diffusers folder (SD 1.x only)\n"
             "      --fp16            float16 weights (the default)\n"
             "      --f32             float32 weights\n"
