@@ -39,6 +39,18 @@ elif [ -e "$tmp/xl.safetensors" ]; then bad "mkmodel SDXL single file: left a fi
 elif grep -q "single-file output for SDXL" "$tmp/err"; then ok "mkmodel SDXL single file: $(head -1 "$tmp/err")"
 else bad "mkmodel SDXL single file: unclear message: $(cat "$tmp/err")"; fi
 
+# mkmodel: a tiny Flux folder with both tokenizers; Flux as a single file is refused clearly
+if "$sdc" mkmodel -a tiny-flux-dev -s 3 -o "$tmp/flux" 2>"$tmp/err" &&
+   [ -f "$tmp/flux/transformer/diffusion_pytorch_model.fp16.safetensors" ] &&
+   [ -f "$tmp/flux/text_encoder_2/model.fp16.safetensors" ] && [ -f "$tmp/flux/tokenizer_2/tokenizer.json" ] &&
+   [ -f "$tmp/flux/tokenizer/vocab.json" ] && grep -q FluxPipeline "$tmp/flux/model_index.json"; then
+  ok "mkmodel -a tiny-flux-dev writes a FluxPipeline folder"
+else bad "mkmodel -a tiny-flux-dev writes a FluxPipeline folder: $(cat "$tmp/err")"; fi
+if "$sdc" mkmodel -a flux-schnell --single-file -o "$tmp/flux.safetensors" 2>"$tmp/err"; then bad "mkmodel Flux single file: exit 0"
+elif [ -e "$tmp/flux.safetensors" ]; then bad "mkmodel Flux single file: left a file"
+elif grep -q "single-file output for Flux" "$tmp/err"; then ok "mkmodel Flux single file: $(head -1 "$tmp/err")"
+else bad "mkmodel Flux single file: unclear message: $(cat "$tmp/err")"; fi
+
 # img2img from the reference gradient
 if "$sdc" generate -m "$model" -p "a painting" -i "$ref/tiny-sd1-golden/inputs/gradient64.png" --strength 0.5 \
      --steps 4 -o "$tmp/i2i.png" 2>"$tmp/err" && [ -f "$tmp/i2i.png" ]; then ok "img2img writes a PNG"

@@ -10,18 +10,20 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: sdc mkmodel -o OUT [options]\n"
             "\n"
-            "Writes a Stable Diffusion (1.x or XL) model with random weights (drawn as the reference\n"
-            "bundle's), for demos, tests and benchmarks.\n"
+            "Writes a Stable Diffusion (1.x or XL) or Flux model with random weights (drawn as the\n"
+            "reference bundle's), for demos, tests and benchmarks.\n"
             "\n"
             "  -o, --output PATH     a folder (diffusers layout), or a .safetensors file with --single-file\n"
             "  -a, --arch NAME       tiny-sd1 (toy sizes), sd15 (SD 1.5 shapes, 1.07G parameters),\n"
-            "                        tiny-sdxl (toy SDXL) or sdxl (SDXL base shapes, 3.47G parameters)\n"
-            "                        (default tiny-sd1)\n"
+            "                        tiny-sdxl (toy SDXL), sdxl (SDXL base shapes, 3.47G parameters),\n"
+            "                        tiny-flux-schnell, tiny-flux-dev (toy Flux), flux-schnell or flux-dev\n"
+            "                        (FLUX.1 shapes with T5-XXL, 16.9G parameters) (default tiny-sd1)\n"
             "      --single-file     one CompVis/LDM checkpoint instead of a diffusers folder (SD 1.x only)\n"
             "      --fp16            float16 weights (the default)\n"
             "      --f32             float32 weights\n"
             "  -s, --seed N          seed (default 0)\n"
-            "      --tokenizer DIR   CLIP vocab.json + merges.txt to copy (default: the one sdc ships)\n"
+            "      --tokenizer DIR   CLIP vocab.json + merges.txt to copy (default: the one sdc ships);\n"
+            "                        Flux's tokenizer_2/ is the small T5 tokenizer sdc ships\n"
             "  -h, --help            this help\n");
 }
 

@@ -50,6 +50,26 @@ static uint64_t tensor_seed(uint64_t seed, const char *name) {
     return splitmix64(&s) ^ h;
 }
 
+/* ---- the architecture being written: either family ---- */
+
+typedef struct mk_model {
+    const sdc_mk_arch *sd;        /* SD 1.x / SDXL, or NULL */
+    const sdc_mk_flux_arch *flux; /* Flux, or NULL */
+} mk_model;
+
+static const char *model_name(const mk_model *m) { return m->sd ? m->sd->name : m->flux->name; }
+
+static int model_has_part(const mk_model *m, sdc_mk_part p) {
+    return m->sd ? sdc_mk_has_part(m->sd, p) : sdc_mk_flux_has_part(m->flux, p);
+}
+
+static void model_enum_part(const mk_model *m, sdc_mk_part p, sdc_mk_tensor_fn fn, void *user) {
+    if (m->sd)
+        sdc_mk_enum_component(m->sd, p, fn, user);
+    else
+        sdc_mk_enum_flux_component(m->flux, p, fn, user);
+}
+
 /* ---- one output file: its tensors and how to draw them ---- */
 
 typedef struct mk_file mk_file;
@@ -158,7 +178,7 @@ static void file_free(mk_file *f) {
 }
 
 /* Collects the tensors of the given components into a writer. ldm: NULL for a folder file. */
-static mk_file *file_new(const sdc_mk_arch *a, const sdc_mk_part *comps, int n_comps, const sdc_ldm_map *ldm,
+static mk_file *file_new(const mk_model *m, const sdc_mk_part *comps, int n_comps, const sdc_ldm_map *ldm,
                          sdc_dtype dtype, uint64_t seed, sdc_mkmodel_info *info, const sdc_logger *log) {
     mk_file *f = calloc(1, sizeof *f);
     if (!f || !(f->w = sdc_st_writer_new(log)) || !(f->scratch = malloc(MK_SCRATCH * sizeof(float)))) {
@@ -173,10 +193,11 @@ static mk_file *file_new(const sdc_mk_arch *a, const sdc_mk_part *comps, int n_c
     f->log = log;
     if (!ldm) sdc_st_writer_set_metadata(f->w, "format", "pt"); /* as diffusers saves */
     for (int c = 0; c < n_comps && f->status == SDC_OK; c++) {
-        static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae.", "text_encoder_2."};
+        static const char *const prefix[SDC_MK_N_PARTS] = {"text_encoder.", "unet.", "vae.", "text_encoder_2.",
+                                                           "transformer."};
         f->comp = comps[c];
         f->prefix = prefix[comps[c]];
-        sdc_mk_enum_component(a, comps[c], on_tensor, f);
+        model_enum_part(m, comps[c], on_tensor, f);
     }
     if (f->status != SDC_OK) {
         file_free(f);
@@ -235,9 +256,9 @@ static sdc_status copy_file(const char *src_dir, const char *dst_dir, const char
     return st;
 }
 
-static sdc_status write_weights(const sdc_mk_arch *a, const char *path, const sdc_mk_part *comps, int n_comps,
+static sdc_status write_weights(const mk_model *m, const char *path, const sdc_mk_part *comps, int n_comps,
                                 const sdc_ldm_map *ldm, sdc_dtype dtype, uint64_t seed, const sdc_logger *log) {
-    mk_file *f = file_new(a, comps, n_comps, ldm, dtype, seed, NULL, log);
+    mk_file *f = file_new(m, comps, n_comps, ldm, dtype, seed, NULL, log);
     if (!f) return SDC_ERR_OOM;
     uint64_t bytes = sdc_st_writer_file_size(f->w);
     sdc_status st = sdc_st_writer_write(f->w, path);
@@ -252,11 +273,27 @@ static void ldm_map_for(const sdc_mk_arch *a, sdc_ldm_map *m) {
     (void)st; /* the embedded architectures fit the map by construction */
 }
 
+/* The config.json of an SD 1.x / SDXL component. */
+static cJSON *sd_config(const sdc_mk_arch *a, sdc_mk_part comp, sdc_dtype dtype) {
+    return comp == SDC_MK_TEXT_ENCODER  ? sdc_mk_text_encoder_json(&a->te, dtype)
+        : comp == SDC_MK_TEXT_ENCODER_2 ? sdc_mk_text_encoder_json(&a->te2, dtype)
+        : comp == SDC_MK_UNET           ? sdc_mk_unet_json(a)
+                                        : sdc_mk_vae_json(a);
+}
+
+/* The config.json of a Flux component. */
+static cJSON *flux_config(const sdc_mk_flux_arch *a, sdc_mk_part comp, sdc_dtype dtype) {
+    return comp == SDC_MK_TEXT_ENCODER  ? sdc_mk_text_encoder_json(&a->te, dtype)
+        : comp == SDC_MK_TEXT_ENCODER_2 ? sdc_mk_t5_json(&a->t5, dtype)
+        : comp == SDC_MK_TRANSFORMER    ? sdc_mk_flux_transformer_json(a)
+                                        : sdc_mk_flux_vae_json(a);
+}
+
 /* dir/config.json and dir/<weights>.safetensors of one component. */
-static sdc_status write_component(const sdc_mk_arch *a, const char *root, sdc_mk_part comp, sdc_dtype dtype,
-                                  uint64_t seed, const sdc_logger *log) {
+static sdc_status write_component(const mk_model *m, const char *root, sdc_mk_part comp, sdc_dtype dtype, uint64_t seed,
+                                  const sdc_logger *log) {
     static const char *const weights[SDC_MK_N_PARTS] = {"model", "diffusion_pytorch_model", "diffusion_pytorch_model",
-                                                        "model"};
+                                                        "model", "diffusion_pytorch_model"};
     char *dir = sdc_path_join(root, sdc_mk_part_name(comp));
     char file[64];
     snprintf(file, sizeof file, "%s%s.safetensors", weights[comp], dtype == SDC_DTYPE_F16 ? ".fp16" : "");
@@ -265,16 +302,13 @@ static sdc_status write_component(const sdc_mk_arch *a, const char *root, sdc_mk
         free(dir);
         return SDC_ERR_OOM;
     }
-    cJSON *cfg = comp == SDC_MK_TEXT_ENCODER ? sdc_mk_text_encoder_json(&a->te, dtype)
-        : comp == SDC_MK_TEXT_ENCODER_2      ? sdc_mk_text_encoder_json(&a->te2, dtype)
-        : comp == SDC_MK_UNET                ? sdc_mk_unet_json(a)
-                                             : sdc_mk_vae_json(a);
+    cJSON *cfg = m->sd ? sd_config(m->sd, comp, dtype) : flux_config(m->flux, comp, dtype);
     sdc_status st = make_dir(dir, log);
     if (st == SDC_OK)
         st = write_json(dir, "config.json", cfg, log);
     else
         cJSON_Delete(cfg);
-    if (st == SDC_OK) st = write_weights(a, path, &comp, 1, NULL, dtype, seed, log);
+    if (st == SDC_OK) st = write_weights(m, path, &comp, 1, NULL, dtype, seed, log);
     free(dir);
     free(path);
     return st;
@@ -292,16 +326,27 @@ static sdc_status write_tokenizer(const sdc_mk_clip *c, const char *root, const 
     return st;
 }
 
-sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
-                              const char *tokenizer_dir, const sdc_logger *log) {
+/* root/ with every component of m and scheduler/scheduler_config.json (sched, deleted here). */
+static sdc_status write_components(const mk_model *m, const char *root, cJSON *sched_json, sdc_dtype dtype,
+                                   uint64_t seed, const sdc_logger *log) {
     sdc_status st = make_dir(root, log);
     for (int c = 0; c < SDC_MK_N_PARTS && st == SDC_OK; c++)
-        if (sdc_mk_has_part(a, (sdc_mk_part)c)) st = write_component(a, root, (sdc_mk_part)c, dtype, seed, log);
+        if (model_has_part(m, (sdc_mk_part)c)) st = write_component(m, root, (sdc_mk_part)c, dtype, seed, log);
     char *sched = sdc_path_join(root, "scheduler");
     if (!sched) st = SDC_ERR_OOM;
     if (st == SDC_OK) st = make_dir(sched, log);
-    if (st == SDC_OK) st = write_json(sched, "scheduler_config.json", sdc_mk_scheduler_json(a), log);
+    if (st == SDC_OK)
+        st = write_json(sched, "scheduler_config.json", sched_json, log);
+    else
+        cJSON_Delete(sched_json);
     free(sched);
+    return st;
+}
+
+sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
+                              const char *tokenizer_dir, const sdc_logger *log) {
+    const mk_model m = {a, NULL};
+    sdc_status st = write_components(&m, root, sdc_mk_scheduler_json(a), dtype, seed, log);
     if (st == SDC_OK && tokenizer_dir) {
         st = write_tokenizer(&a->te, root, "tokenizer", tokenizer_dir, log);
         if (st == SDC_OK && sdc_mk_arch_is_xl(a))
@@ -314,24 +359,60 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
     return st;
 }
 
+/* root/tokenizer_2/: tokenizer.json and tokenizer_config.json of the T5 tokenizer in t5_dir. */
+static sdc_status write_t5_tokenizer(const char *root, const char *t5_dir, const sdc_logger *log) {
+    char *tok = sdc_path_join(root, "tokenizer_2");
+    sdc_status st = tok ? make_dir(tok, log) : SDC_ERR_OOM;
+    if (st == SDC_OK) st = copy_file(t5_dir, tok, "tokenizer.json", log);
+    if (st == SDC_OK) st = copy_file(t5_dir, tok, "tokenizer_config.json", log);
+    free(tok);
+    return st;
+}
+
+sdc_status sdc_mkmodel_flux_folder(const sdc_mk_flux_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
+                                   const char *clip_tokenizer_dir, const char *t5_tokenizer_dir,
+                                   const sdc_logger *log) {
+    const mk_model m = {NULL, a};
+    sdc_status st = write_components(&m, root, sdc_mk_flux_scheduler_json(a), dtype, seed, log);
+    if (st == SDC_OK && clip_tokenizer_dir)
+        st = write_tokenizer(&a->te, root, "tokenizer", clip_tokenizer_dir, log);
+    else if (st == SDC_OK)
+        SDC_LOGW(log, "mkmodel: no CLIP tokenizer directory given: %s has no tokenizer/", root);
+    if (st == SDC_OK && t5_tokenizer_dir)
+        st = write_t5_tokenizer(root, t5_tokenizer_dir, log);
+    else if (st == SDC_OK)
+        SDC_LOGW(log, "mkmodel: no T5 tokenizer directory given: %s has no tokenizer_2/", root);
+    if (st == SDC_OK) st = write_json(root, "model_index.json", sdc_mk_flux_model_index_json(a), log);
+    return st;
+}
+
 /* The parts of an SD 1.x LDM single file. */
 static const sdc_mk_part ldm_comps[] = {SDC_MK_TEXT_ENCODER, SDC_MK_UNET, SDC_MK_VAE};
 #define N_LDM_COMPS ((int)(sizeof ldm_comps / sizeof ldm_comps[0]))
 
-static sdc_status check_args(const char *arch, int single_file, sdc_dtype dtype, const sdc_mk_arch **a,
-                             const sdc_logger *log) {
-    *a = sdc_mk_arch_find(arch);
-    if (!*a) {
-        SDC_LOGE(log, "mkmodel: unknown architecture '%s' (tiny-sd1, sd15, tiny-sdxl, sdxl)", arch ? arch : "(null)");
+static sdc_status check_args(const char *arch, int single_file, sdc_dtype dtype, mk_model *m, const sdc_logger *log) {
+    *m = (mk_model){sdc_mk_arch_find(arch), sdc_mk_flux_arch_find(arch)};
+    if (!m->sd && !m->flux) {
+        SDC_LOGE(log,
+                 "mkmodel: unknown architecture '%s' (tiny-sd1, sd15, tiny-sdxl, sdxl, tiny-flux-schnell, "
+                 "tiny-flux-dev, flux-schnell, flux-dev)",
+                 arch ? arch : "(null)");
         return SDC_ERR_INVALID_ARG;
     }
     if (dtype != SDC_DTYPE_F32 && dtype != SDC_DTYPE_F16) {
         SDC_LOGE(log, "mkmodel: dtype %s not supported (F32, F16)", sdc_dtype_name(dtype));
         return SDC_ERR_INVALID_ARG;
     }
-    if (single_file && sdc_mk_arch_is_xl(*a)) {
+    if (single_file && m->sd && sdc_mk_arch_is_xl(m->sd)) {
         SDC_LOGE(log, "mkmodel: %s: no single-file output for SDXL yet (its SGM layout); write a diffusers folder",
-                 (*a)->name);
+                 m->sd->name);
+        return SDC_ERR_UNSUPPORTED;
+    }
+    if (single_file && m->flux) {
+        SDC_LOGE(log,
+                 "mkmodel: %s: no single-file output for Flux (its BFL layout is not written); write a diffusers "
+                 "folder",
+                 m->flux->name);
         return SDC_ERR_UNSUPPORTED;
     }
     return SDC_OK;
@@ -339,20 +420,31 @@ static sdc_status check_args(const char *arch, int single_file, sdc_dtype dtype,
 
 sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, sdc_dtype dtype, uint64_t seed,
                        const char *tokenizer_dir, const sdc_logger *log) {
-    const sdc_mk_arch *a;
-    sdc_status st = check_args(arch, single_file, dtype, &a, log);
+    mk_model m;
+    sdc_status st = check_args(arch, single_file, dtype, &m, log);
     if (st != SDC_OK) return st;
     if (!out_path || !*out_path) {
         SDC_LOGE(log, "mkmodel: no output path");
         return SDC_ERR_INVALID_ARG;
     }
-    SDC_LOGI(log, "mkmodel: %s, %s, %s, seed %llu -> %s", a->name, single_file ? "single file" : "diffusers folder",
-             sdc_dtype_name(dtype), (unsigned long long)seed, out_path);
-    if (!single_file) return sdc_mkmodel_folder(a, out_path, dtype, seed, tokenizer_dir, log);
+    SDC_LOGI(log, "mkmodel: %s, %s, %s, seed %llu -> %s", model_name(&m),
+             single_file ? "single file" : "diffusers folder", sdc_dtype_name(dtype), (unsigned long long)seed,
+             out_path);
+    if (m.flux) {
+        char *t5 = tokenizer_dir ? sdc_data_path("t5-tokenizer") : NULL;
+        if (tokenizer_dir && !t5) {
+            SDC_LOGE(log, "mkmodel: the T5 tokenizer sdc ships (data/t5-tokenizer) is not installed; set SDC_DATA_DIR");
+            return SDC_ERR_NOT_FOUND;
+        }
+        st = sdc_mkmodel_flux_folder(m.flux, out_path, dtype, seed, tokenizer_dir, t5, log);
+        free(t5);
+        return st;
+    }
+    if (!single_file) return sdc_mkmodel_folder(m.sd, out_path, dtype, seed, tokenizer_dir, log);
     sdc_ldm_map *map = malloc(sizeof *map);
     if (!map) return SDC_ERR_OOM;
-    ldm_map_for(a, map);
-    st = write_weights(a, out_path, ldm_comps, N_LDM_COMPS, map, dtype, seed, log);
+    ldm_map_for(m.sd, map);
+    st = write_weights(&m, out_path, ldm_comps, N_LDM_COMPS, map, dtype, seed, log);
     free(map);
     return st;
 }
@@ -360,17 +452,17 @@ sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, 
 sdc_status sdc_mkmodel_plan(const char *arch, int single_file, sdc_dtype dtype, sdc_mkmodel_info *info,
                             const sdc_logger *log) {
     memset(info, 0, sizeof *info);
-    const sdc_mk_arch *a;
-    sdc_status st = check_args(arch, single_file, dtype, &a, log);
+    mk_model m;
+    sdc_status st = check_args(arch, single_file, dtype, &m, log);
     if (st != SDC_OK) return st;
     sdc_ldm_map *map = single_file ? malloc(sizeof *map) : NULL;
     if (single_file && !map) return SDC_ERR_OOM;
-    if (map) ldm_map_for(a, map);
+    if (map) ldm_map_for(m.sd, map); /* single files are SD 1.x only (check_args) */
     for (int c = 0; c < (single_file ? 1 : SDC_MK_N_PARTS) && st == SDC_OK; c++) {
         const sdc_mk_part comp = (sdc_mk_part)c;
-        if (!single_file && !sdc_mk_has_part(a, comp)) continue;
-        mk_file *f = single_file ? file_new(a, ldm_comps, N_LDM_COMPS, map, dtype, 0, info, log)
-                                 : file_new(a, &comp, 1, NULL, dtype, 0, info, log);
+        if (!single_file && !model_has_part(&m, comp)) continue;
+        mk_file *f = single_file ? file_new(&m, ldm_comps, N_LDM_COMPS, map, dtype, 0, info, log)
+                                 : file_new(&m, &comp, 1, NULL, dtype, 0, info, log);
         if (!f) {
             st = SDC_ERR_OOM;
             break;
