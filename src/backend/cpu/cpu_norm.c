@@ -1,6 +1,7 @@
-/* cpu_norm.c - layer norm and group norm. Both normalise independent segments (a row; a group's
- * channels x positions), one thread per segment: statistics in double over 8 fixed lanes (biased
- * variance, two passes), then the per-channel affine in f32. */
+/* cpu_norm.c - layer norm (plain, and modulated by per-batch shift and scale) and group norm. Both
+ * normalise independent segments (a row; a group's channels x positions), one thread per segment:
+ * statistics in double over 8 fixed lanes (biased variance, two passes), then the per-channel affine
+ * in f32. */
 #include <math.h>
 
 #include "backend/cpu/cpu_backend.h"
@@ -65,5 +66,24 @@ void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
     for (int64_t bg = 0; bg < B * groups; bg++) {
         const int64_t g = bg % groups, off = bg * Cg * HW;
         normalize_segment(yd + off, xd + off, Cg, HW, wd + g * Cg, bd + g * Cg, eps, silu);
+    }
+}
+
+void sdc_cpu_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                            const sdc_tensor *scale, float eps) {
+    const int64_t T = x->ne[1], C = x->ne[2], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);        // [B, T, C]
+    const float *shd = sdc_cpu_f32(shift);   // [B, C]
+    const float *scd = sdc_cpu_f32(scale);   // [B, C]
+    float *yd = sdc_cpu_f32(y);              // [B, T, C]
+    if (C == 0) return;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {   // row r is token r % T of batch row r / T
+        const float *xr = xd + r * C, *sh = shd + r / T * C, *sc = scd + r / T * C;
+        float *yr = yd + r * C;
+        const double mean = lane_sum(xr, C, 0, 0.0) / (double)C;
+        const double var = lane_sum(xr, C, 1, mean) / (double)C;
+        const float meanf = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
+        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - meanf) * rstd * (1.0f + sc[c]) + sh[c];
     }
 }

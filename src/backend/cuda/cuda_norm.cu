@@ -1,4 +1,5 @@
-/* cuda_norm.cu - layer norm and group norm (with optional fused SiLU), statistics in f32.
+/* cuda_norm.cu - layer norm (plain, and modulated by per-batch shift and scale: layer_norm_mod) and
+ * group norm (with optional fused SiLU), statistics in f32.
  *
  * Both normalise with the biased variance, eps inside the square root, as PyTorch does:
  *   y = (x - mean) / sqrt(var + eps) * w + b   (then y * sigmoid(y) for group norm with silu).
@@ -119,6 +120,51 @@ extern "C" void sdc_cuda_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_te
         layer_norm_typed<__half>(be, y, x, w, b, eps);
     else
         layer_norm_typed<float>(be, y, x, w, b, eps);
+}
+
+/* --- modulated layer norm: as layer norm, one warp per row, with (1 + scale[b]) and shift[b] of the row's
+ * batch row b in place of w and b --- */
+
+template <typename T>
+__global__ void layer_norm_mod_kernel(T *y, const T *x, const T *shift, const T *scale, int64_t R, int64_t T_len, int C,
+                                      float eps) {
+    const int lane = threadIdx.x & 31;
+    const int64_t warps = (int64_t)gridDim.x * (NORM_THREADS / 32);
+    for (int64_t r = blockIdx.x * (int64_t)(NORM_THREADS / 32) + (threadIdx.x >> 5); r < R; r += warps) {
+        const T *xr = x + r * C, *sh = shift + r / T_len * C, *sc = scale + r / T_len * C;
+        T *yr = y + r * C;
+        float s = 0.0f;
+        for (int c = lane; c < C; c += 32) s += sdc_to_f(xr[c]);
+        const float mean = warp_sum_xor(s) / (float)C;
+        float q = 0.0f;
+        for (int c = lane; c < C; c += 32) {
+            const float d = sdc_to_f(xr[c]) - mean;
+            q += d * d;
+        }
+        const float rstd = 1.0f / sqrtf(warp_sum_xor(q) / (float)C + eps);
+        for (int c = lane; c < C; c += 32)
+            yr[c] = sdc_from_f<T>((sdc_to_f(xr[c]) - mean) * rstd * (1.0f + sdc_to_f(sc[c])) + sdc_to_f(sh[c]));
+    }
+}
+
+template <typename T>
+static void layer_norm_mod_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                 const sdc_tensor *scale, float eps) {
+    const int64_t C = x->ne[2], R = sdc_tensor_rows(x);
+    if (C == 0 || R == 0) return;
+    assert(C <= INT32_MAX);
+    layer_norm_mod_kernel<T><<<sdc_grid_1d(R, NORM_THREADS / 32), NORM_THREADS, 0, sdc_cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (const T *)shift->data, (const T *)scale->data, R, x->ne[1], (int)C, eps);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                        const sdc_tensor *scale, float eps) {
+    assert(x->dtype == y->dtype && shift->dtype == y->dtype && scale->dtype == y->dtype);
+    if (y->dtype == SDC_DTYPE_F16)
+        layer_norm_mod_typed<__half>(be, y, x, shift, scale, eps);
+    else
+        layer_norm_mod_typed<float>(be, y, x, shift, scale, eps);
 }
 
 /* --- group norm --- */
