@@ -69,8 +69,9 @@ void run_upsample(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
 void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // iarg[0] = dim
 void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = perm
 void run_copy(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = top, bottom, left, right
-void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = dim, start
+void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);      // iarg = top, bottom, left, right
+void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);      // iarg = dim, start
+void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // x, w; farg = eps
 
 /* A host tensor: f32 values (I32 ids: their int bit patterns). */
 typedef struct op_host {

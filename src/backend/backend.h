@@ -105,7 +105,10 @@ typedef enum sdc_op_family {
     X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                       \
       (x, top, bottom, left, right))                                                                              \
     /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */                   \
-    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))
+    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))                        \
+    /* y = x / sqrt(mean(x^2) + eps) * w over the last dimension; w [C]. T5's and Flux's RMS norm: no mean \
+     * subtracted, no bias; the mean of squares is taken in f32 (or wider) whatever x's dtype. */      \
+    X(rms_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, float eps), (x, w, eps))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
 #define SDC_UNPAREN(...) __VA_ARGS__

@@ -103,6 +103,12 @@ static void check_slice(const sdc_tensor *y, const sdc_tensor *x, int dim, int64
     for (int i = 0; i < x->ndim; i++) assert(i == dim ? start + y->ne[i] <= x->ne[i] : y->ne[i] == x->ne[i]);
 }
 
+static void check_rms_norm(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    assert(sdc_tensor_same_shape(y, x) && x->ndim >= 1 && sdc_tensor_nelem(w) == last(x) && eps >= 0.0f);
+    SAME_BACKEND(y, x);
+    SAME_BACKEND(y, w);
+}
+
 /* sdc_<name>: the check, then the backend's slot unless its status is set. With profiling on, the op
  * is synchronised before and after and its time added to its family (which slows the run: profile to
  * see where time goes, not to time the whole). */

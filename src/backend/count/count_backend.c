@@ -91,6 +91,7 @@ static void count_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {}
 static void count_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
 }
 static void count_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start) {}
+static void count_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {}
 
 static const struct sdc_backend_i count_iface = {
     .name = "count",
@@ -119,6 +120,7 @@ static const struct sdc_backend_i count_iface = {
     .copy = count_copy,
     .pad2d = count_pad2d,
     .slice = count_slice,
+    .rms_norm = count_rms_norm,
 };
 
 sdc_backend *sdc_backend_count_new(sdc_backend *like) {
