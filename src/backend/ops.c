@@ -103,6 +103,12 @@ static void check_slice(const sdc_tensor *y, const sdc_tensor *x, int dim, int64
     for (int i = 0; i < x->ndim; i++) assert(i == dim ? start + y->ne[i] <= x->ne[i] : y->ne[i] == x->ne[i]);
 }
 
+static void check_rms_norm(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    assert(sdc_tensor_same_shape(y, x) && x->ndim >= 1 && sdc_tensor_nelem(w) == last(x) && eps >= 0.0f);
+    SAME_BACKEND(y, x);
+    SAME_BACKEND(y, w);
+}
+
 static void check_rope(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
                        int n_heads) {
     assert(x->ndim == 3 && sdc_tensor_same_shape(y, x) && n_heads >= 1 && x->ne[2] % (2 * n_heads) == 0);

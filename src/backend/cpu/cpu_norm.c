@@ -1,7 +1,7 @@
-/* cpu_norm.c - layer norm (plain, and modulated by per-batch shift and scale) and group norm. Both
- * normalise independent segments (a row; a group's channels x positions), one thread per segment:
- * statistics in double over 8 fixed lanes (biased variance, two passes), then the per-channel affine
- * in f32. */
+/* cpu_norm.c - layer norm (plain, and modulated by per-batch shift and scale), RMS norm and group
+ * norm. Each normalises independent segments (a row; a group's channels x positions), one thread per
+ * segment: statistics in double over 8 fixed lanes (biased variance, two passes; RMS norm: the mean of
+ * squares), then the per-channel affine in f32. */
 #include <math.h>
 
 #include "backend/cpu/cpu_backend.h"
@@ -51,6 +51,21 @@ void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
 #pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
     for (int64_t r = 0; r < R; r++)   // a row is C channels of one position each
         normalize_segment(yd + r * C, xd + r * C, C, 1, wd, bd, eps, 0);
+}
+
+void sdc_cpu_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);   // [R, C]
+    const float *wd = sdc_cpu_f32(w);   // [C]
+    float *yd = sdc_cpu_f32(y);         // [R, C]
+    if (C == 0) return;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xd + r * C;
+        float *yr = yd + r * C;
+        const float rstd = (float)(1.0 / sqrt(lane_sum(xr, C, 1, 0.0) / (double)C + (double)eps));
+        for (int64_t c = 0; c < C; c++) yr[c] = xr[c] * rstd * wd[c];
+    }
 }
 
 void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,

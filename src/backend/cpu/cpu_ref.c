@@ -128,6 +128,20 @@ void sdc_cpu_ref_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x,
     for (int64_t r = 0; r < R; r++) ref_normalize(yd + r * C, xd + r * C, C, 1, sdc_cpu_f32(w), sdc_cpu_f32(b), eps, 0);
 }
 
+void sdc_cpu_ref_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);   // [R, C]
+    const float *wd = sdc_cpu_f32(w);   // [C]
+    float *yd = sdc_cpu_f32(y);         // [R, C]
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xd + r * C;
+        double sq = 0;
+        for (int64_t c = 0; c < C; c++) sq += (double)xr[c] * xr[c];
+        const double rstd = 1.0 / sqrt(sq / (double)C + eps);
+        for (int64_t c = 0; c < C; c++) yd[r * C + c] = (float)(xr[c] * rstd * wd[c]);
+    }
+}
+
 void sdc_cpu_ref_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                             const sdc_tensor *b, int groups, float eps, int silu) {
     const int64_t B = x->ne[0], C = x->ne[1], HW = sdc_tensor_nelem(x) / (B * C), Cg = C / groups;
