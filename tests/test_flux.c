@@ -1,6 +1,7 @@
 /* test_flux.c - FluxTransformer2DModel against diffusers (tiny-flux-golden/components.safetensors): both
  * variants (schnell; dev with its guidance embedding), every top-level block and the output, f32 on the
- * CPU, with the weights read from the diffusers folder and from the BFL single file; the RoPE tables
+ * CPU, with the weights read from the diffusers folder and from the BFL single file (in CUDA builds also on
+ * the GPU, f32 and f16, from the BFL file); the RoPE tables
  * against float64 recomputation; bad configs and shapes refused with clear errors. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -17,7 +18,9 @@
 #include "test_model_golden.h"
 #include "test_util.h"
 
-#define BOUND 1e-5 /* f32 CPU vs diffusers' float64 reference, relative */
+#define BOUND 1e-5          /* f32 CPU vs diffusers' float64 reference, relative */
+#define CUDA_F32_BOUND 1e-5 /* the same on the GPU in f32 (no TF32) */
+#define CUDA_F16_BOUND 1e-2 /* f16 weights and activations, f32 accumulation */
 
 static const char *const variants[] = {"schnell", "dev"};
 
@@ -58,15 +61,26 @@ static float *golden(sdc_model_index *g, const char *v, const char *what, const 
     return test_golden_f32(g, name, info);
 }
 
-static void run_variant(sdc_model_index *g, const char *v, int bfl) {
-    const char *label = bfl ? "bfl file" : "folder";
+/* Where a variant runs: the CPU (f32), and in CUDA builds the GPU in f32 and in f16. */
+typedef struct run_on {
+    sdc_device dev;
+    int f32;        // the component's precision flag
+    double bound;   // relative, every block and the output
+} run_on;
+
+static void run_variant(sdc_model_index *g, const char *v, int bfl, run_on on) {
+    char label[64];
+    snprintf(label, sizeof label, "%s%s", bfl ? "bfl file" : "folder",
+             on.dev == SDC_DEVICE_CPU ? ""
+                 : on.f32             ? " cuda f32"
+                                      : " cuda f16");
     sdc_flux_config cfg;
     if (!load_config(v, &cfg)) return;
     sdc_model_index *idx = open_weights(v, bfl);
-    sdc_backend *be = sdc_backend_cpu_new(0, test_logger());
+    sdc_backend *be = sdc_backend_new(on.dev, 0, test_logger());
     sdc_flux *m = NULL;
     sdc_status st = SDC_ERR_INVALID_ARG;
-    if (idx && be) st = sdc_flux_load(&cfg, &(sdc_weight_source){idx, "transformer.", be, test_logger(), 0}, &m);
+    if (idx && be) st = sdc_flux_load(&cfg, &(sdc_weight_source){idx, "transformer.", be, test_logger(), on.f32}, &m);
     sdc_index_free(idx);
     if (!test_check(st == SDC_OK, "%s %s: load: %s", v, label, sdc_status_str(st))) {
         sdc_backend_free(be);
@@ -88,7 +102,7 @@ static void run_variant(sdc_model_index *g, const char *v, int bfl) {
         test_block_check bc;
         snprintf(name, sizeof name, "transformer.%s.block.", v);
         snprintf(what, sizeof what, "%s %s", v, label);
-        test_block_check_init(&bc, g, name, what, BOUND, BOUND, 0);
+        test_block_check_init(&bc, g, name, what, on.bound, on.bound, 0);
         st = sdc_flux_forward(m, x, &cond, out, test_on_block, &bc);
         test_check(st == SDC_OK, "%s %s: forward: %s", v, label, sdc_status_str(st));
         const int want = 5 + 2 * cfg.n_layers + 2 * cfg.n_single_layers;
@@ -97,7 +111,7 @@ static void run_variant(sdc_model_index *g, const char *v, int bfl) {
         float *o = malloc(sizeof(float) * n);
         sdc_tensor_get_f32(out, o);
         snprintf(what, sizeof what, "%s %s out", v, label);
-        test_check_err(what, "rel err", test_rel_err(o, ref, n), BOUND);
+        test_check_err(what, "rel err", test_rel_err(o, ref, n), on.bound);
         printf("    %s max |diff| %.3g\n", what, test_max_abs(o, ref, n));
         free(o);
 
@@ -122,6 +136,37 @@ static void run_variant(sdc_model_index *g, const char *v, int bfl) {
     sdc_backend_free(be);
 }
 
+/* The rolled norm_out.linear.weight read in pieces of 7 elements (as a staged upload reads it), some
+ * crossing the wrap between the file's halves: the same bytes as the folder's tensor. */
+static void test_rolled_ranges(sdc_model_index *dir, sdc_model_index *bfl, const char *v) {
+    const sdc_tensor_info *a = sdc_index_find(dir, "transformer.norm_out.linear.weight");
+    const sdc_tensor_info *b = sdc_index_find(bfl, "transformer.norm_out.linear.weight");
+    if (!test_check(a && b && b->roll_rows == b->ne[0] / 2, "%s: norm_out.linear.weight rolled by half", v)) return;
+    char *want = malloc(a->nbytes), *got = malloc(b->nbytes);
+    sdc_status st = sdc_index_read_raw(dir, a, want);
+    for (uint64_t off = 0; st == SDC_OK && off < b->nbytes; off += 28)
+        st = sdc_index_read_range(bfl, b, off, b->nbytes - off < 28 ? b->nbytes - off : 28, got + off);
+    test_check(st == SDC_OK && memcmp(want, got, a->nbytes) == 0, "%s: rolled tensor read in 28-byte ranges is exact",
+               v);
+    free(want);
+    free(got);
+}
+
+/* Views the index refuses, with the reason logged. */
+static void test_view_errors(sdc_model_index *idx, const char *v) {
+    const char *names[2] = {"transformer.a", "transformer.b"};
+    const int64_t rows[2] = {32, 31};
+    const char *w = "transformer.proj_out.weight"; /* [64, 32] */
+    test_check(sdc_index_split_rows_sized(idx, w, 2, rows, names) == SDC_ERR_FORMAT,
+               "%s: a split whose blocks do not sum to the rows is refused", v);
+    test_check(sdc_index_roll_rows(idx, w, 64) == SDC_ERR_FORMAT, "%s: a roll by all the rows is refused", v);
+    test_check(sdc_index_roll_rows(idx, "transformer.norm_out.linear.bias", 32) == SDC_ERR_FORMAT,
+               "%s: rolling a rolled tensor again is refused", v);
+    test_check(sdc_index_transpose(idx, "transformer.norm_out.linear.weight") == SDC_ERR_FORMAT,
+               "%s: transposing a rolled tensor is refused", v);
+    test_check(sdc_index_roll_rows(idx, "transformer.nope", 1) == SDC_ERR_NOT_FOUND, "%s: rolling a missing tensor", v);
+}
+
 /* Every tensor of the folder read through the BFL map: same names, shapes and bytes. */
 static void test_bfl_tensors(const char *v) {
     sdc_model_index *dir = open_weights(v, 0), *bfl = open_weights(v, 1);
@@ -143,6 +188,8 @@ static void test_bfl_tensors(const char *v) {
     }
     test_check(n > 0 && same == n, "%s: %zu of %zu tensors read through the BFL map equal the folder's exactly", v,
                same, n);
+    test_rolled_ranges(dir, bfl, v);
+    test_view_errors(bfl, v);
 done:
     sdc_index_free(dir);
     sdc_index_free(bfl);
@@ -246,8 +293,12 @@ int main(void) {
     sdc_model_index *g = test_golden_open("tiny-flux-golden/components.safetensors");
     for (int v = 0; v < 2; v++) {
         printf("%s:\n", variants[v]);
-        run_variant(g, variants[v], 0);
-        run_variant(g, variants[v], 1);
+        run_variant(g, variants[v], 0, (run_on){SDC_DEVICE_CPU, 0, BOUND});
+        run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CPU, 0, BOUND});
+        if (sdc_device_available(SDC_DEVICE_CUDA)) {
+            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, 1, CUDA_F32_BOUND});
+            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, 0, CUDA_F16_BOUND});
+        }
         test_bfl_tensors(variants[v]);
     }
     sdc_index_free(g);
