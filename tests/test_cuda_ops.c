@@ -2,14 +2,15 @@
  * accumulation) on fresh random inputs, at Stable Diffusion 1.5 sizes (320-1280 channels, 32 groups,
  * 64x64 = 4096 tokens, head dims 40/80/160 with 8 heads, cross-attention over 77 tokens, CLIP's causal
  * 77 x 12 x 64, the VAE's 512-wide single head) and at the tiny reference model's odd ones (head dims
- * 4-8, 8x12 latents, 1-2 channels per group), in f32 and in f16.
+ * 4-8, 8x12 latents, 1-2 channels per group), in f32 and in f16 (and in bf16 where the op has bf16 kernels:
+ * rms_norm).
  *
  * Each case draws f32 inputs once; the reference runs on them once (on every k-th output row, channel or
  * query where the full reference would be slow: those rows are independent). The CUDA op runs twice per
  * precision, each time on fresh tensors whose output starts as NaN, so a element left unwritten fails. It
  * checks
  *   - ||cuda - ref|| / ||ref|| against per-family bounds: 1e-5 in f32, 2e-3 in f16 (which includes the
- *     rounding of the inputs to f16); data movement exact (in f16 against the reference rounded to f16);
+ *     rounding of the inputs to f16), 1e-2 in bf16; data movement exact (in f16 against the reference rounded to f16);
  *     NaN or Inf failing;
  *   - bit-identical output between the two runs;
  *   - the memory counters back where they started after the tensors are freed, no workspace left
@@ -474,6 +475,47 @@ static const cuda_case cases[] = {
      NORM,
      0,
      0},
+    /* --- RMS norm: farg = eps; off-centre inputs (no mean subtracted); f32, f16 and bf16 --- */
+    {{"rms_norm [2,4096,3072]",
+      run_rms_norm,
+      2,
+      {{3, {2, 4096, 3072, 1}, D_ACT, 2, 0.5f}, {1, {3072, 1, 1, 1}, D_ACT, 0.3f, 1}},
+      T3(2, 4096, 3072),
+      {0},
+      1e-6f},
+     NORM,
+     0,
+     0},
+    {{"rms_norm heads [1,24,4608,128]",
+      run_rms_norm,
+      2,
+      {T4(1, 24, 4608, 128), {1, {128, 1, 1, 1}, D_ACT, 0.3f, 1}},
+      T4(1, 24, 4608, 128),
+      {0},
+      1e-6f},
+     NORM,
+     0,
+     0},
+    {{"tiny rms_norm [2,32,32]",
+      run_rms_norm,
+      2,
+      {{3, {2, 32, 32, 1}, D_ACT, 3, 1}, T1(32)},
+      T3(2, 32, 32),
+      {0},
+      1e-6f},
+     NORM,
+     0,
+     0},
+    {{"odd rms_norm [5,13] eps 0.1",
+      run_rms_norm,
+      2,
+      {{2, {5, 13, 1, 1}, D_ACT, 0.2f, 0.1f}, T1(13)},
+      T2(5, 13),
+      {0},
+      0.1f},
+     NORM,
+     0,
+     0},
     /* --- group norm: iarg = groups, silu; farg = eps --- */
     {{"group_norm+silu [2,320,64,64] G32",
       run_group_norm,
@@ -680,6 +722,38 @@ static const cuda_case cases[] = {
      0,
      0},
     {{"odd geglu [5,14]->[5,7]", run_geglu, 1, {{2, {5, 14, 1, 1}, D_ACT, 3, 0}}, T2(5, 7), {0}, 0}, NORM, 0, 0},
+    /* --- Flux: rotary embedding (iarg[0] = heads; tables F32 in both precisions), modulated layer norm --- */
+    {{"rope [1,4608,3072] 24 heads",
+      run_rope,
+      3,
+      {T3(1, 4608, 3072), F2(4608, 64), F2(4608, 64)},
+      T3(1, 4608, 3072),
+      {24},
+      0},
+     NORM,
+     0,
+     0},
+    {{"odd rope [2,7,6] 1 head", run_rope, 3, {T3(2, 7, 6), F2(7, 3), F2(7, 3)}, T3(2, 7, 6), {1}, 0}, NORM, 0, 0},
+    {{"layer_norm_mod [1,4608,3072]",
+      run_layer_norm_mod,
+      3,
+      {{3, {1, 4608, 3072, 1}, D_ACT, 2, 0.5f}, T2(1, 3072), T2(1, 3072)},
+      T3(1, 4608, 3072),
+      {0},
+      1e-6f},
+     NORM,
+     0,
+     0},
+    {{"odd layer_norm_mod [3,5,13]",
+      run_layer_norm_mod,
+      3,
+      {{3, {3, 5, 13, 1}, D_ACT, 3, -1}, T2(3, 13), T2(3, 13)},
+      T3(3, 5, 13),
+      {0},
+      1e-6f},
+     NORM,
+     0,
+     0},
     /* --- data movement: exact --- */
     {{"embedding 49408x768 [154]", run_embedding, 2, {T2(49408, 768), IDS(154)}, T2(154, 768), {49408}, 0},
      EXACT,
@@ -803,9 +877,20 @@ static op_host select_dim(const op_host *src, int dim, int step) {
 
 static float round_f16(float x) { return sdc_f16_to_f32(sdc_f32_to_f16(x)); }
 
-static double bound_for(int family, int f16) {
+/* The ops with bf16 kernels, which also run in bf16. */
+static int has_bf16(const op_case *c) { return c->run == run_rms_norm; }
+
+/* precisions a case runs in */
+enum {
+    P_F32,
+    P_F16,
+    P_BF16
+};
+
+static double bound_for(int family, int prec) {
     if (family == EXACT) return 0;
-    if (f16) return 2e-3;
+    if (prec == P_BF16) return 1e-2;   // 8-bit mantissas: the inputs' rounding alone is 2e-3 each
+    if (prec == P_F16) return 2e-3;
     return family == ARITH ? 0 : 1e-5;
 }
 
@@ -827,8 +912,9 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
     const size_t n = op_host_n(&rout);
     test_check(test_max_abs(rf.out, rf.out, n) == 0, "%s: reference output is finite", c->name);
 
-    for (int f16 = 0; f16 <= 1; f16++) {
-        const sdc_dtype act = f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
+    for (int prec = P_F32; prec <= (has_bf16(c) ? P_BF16 : P_F16); prec++) {
+        const int f16 = prec == P_F16;
+        const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
         op_result a = op_run_on(cuda, c, in, &out, act), b = op_run_on(cuda, c, in, &out, act);
         op_host got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out};
         if (sub) got = select_dim(&got, sub_dim(c, -1), sub);
@@ -838,11 +924,11 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
             for (size_t k = 0; k < n; k++) want[k] = round_f16(rf.out[k]);
         }
         char what[200];
-        snprintf(what, sizeof what, "%s [%s]", c->name, f16 ? "f16" : "f32");
+        snprintf(what, sizeof what, "%s [%s]", c->name, sdc_dtype_name(act));
         if (cc->family == EXACT)
             test_check_err(what, "max |cuda - ref|", test_max_abs(got.v, want, n), 0);
         else
-            test_check_err(what, "rel err", test_rel_err(got.v, want, n), bound_for(cc->family, f16));
+            test_check_err(what, "rel err", test_rel_err(got.v, want, n), bound_for(cc->family, prec));
         test_check(memcmp(a.out, b.out, op_host_n(&out) * sizeof(float)) == 0, "%s: bit-identical run to run", what);
         test_check(!a.leaked && !b.leaked && !a.ws_left && !b.ws_left,
                    "%s: memory counters back at start, no workspace left", what);

@@ -41,6 +41,11 @@ void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_pad2d(y, in[0], c->iarg[0], c->iarg[1], c->iarg[2], c->iarg[3]);
 }
 void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_slice(y, in[0], c->iarg[0], c->iarg[1]); }
+void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_rms_norm(y, in[0], in[1], c->farg); }
+void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_rope(y, in[0], in[1], in[2], c->iarg[0]); }
+void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_layer_norm_mod(y, in[0], in[1], in[2], c->farg);
+}
 
 /* --- host tensors --- */
 
@@ -129,22 +134,28 @@ void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag) {
     sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
     sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
     sdc_tensor *b = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne_b);
+    /* rope: x and y seen as [2, 320, 64] in 4 heads of 16, tables [320, 8] (b's values, in f32) */
+    sdc_tensor *tc = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, (int64_t[]){320, 8});
+    sdc_tensor *ts = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, (int64_t[]){320, 8});
     sdc_tensor_set_f32(b, hb);
-    for (int k = 0; k < 3; k++) {
+    sdc_tensor_set_f32(tc, hb);
+    sdc_tensor_set_f32(ts, hb + 2560 / 8);
+    sdc_tensor x3 = sdc_tensor_view(x, 3, (int64_t[]){2, 320, 64}), y3 = sdc_tensor_view(y, 3, (int64_t[]){2, 320, 64});
+    static const char *const names[] = {"unary", "binary", "scale", "rope"};
+    for (int k = 0; k < 4; k++) {
         sdc_tensor_set_f32(x, h);
         if (k == 0) sdc_unary(y, x, SDC_UNARY_SILU), sdc_unary(x, x, SDC_UNARY_SILU);
         if (k == 1) sdc_binary(y, x, b, SDC_BINARY_MUL), sdc_binary(x, x, b, SDC_BINARY_MUL);
         if (k == 2) sdc_scale(y, x, -0.5f), sdc_scale(x, x, -0.5f);
+        if (k == 3) sdc_rope(&y3, &x3, tc, ts, 4), sdc_rope(&x3, &x3, tc, ts, 4);
         sdc_tensor_get_f32(y, want);
         sdc_tensor_get_f32(x, got);
-        test_check(memcmp(want, got, n * sizeof(float)) == 0, "in place %s equals out of place%s",
-                   k == 0       ? "unary"
-                       : k == 1 ? "binary"
-                                : "scale",
-                   tag);
+        test_check(memcmp(want, got, n * sizeof(float)) == 0, "in place %s equals out of place%s", names[k], tag);
     }
     sdc_tensor_free(x);
     sdc_tensor_free(y);
     sdc_tensor_free(b);
+    sdc_tensor_free(tc);
+    sdc_tensor_free(ts);
     free(h), free(hb), free(want), free(got);
 }

@@ -50,6 +50,9 @@ struct op_case {
     { 2, {a, b, 1, 1}, D_ACT, s, 0 }
 #define S4(a, b, c, d, s) \
     { 4, {a, b, c, d}, D_ACT, s, 0 }
+/* an F32 input whatever the precision under test (rope's cos/sin tables) */
+#define F2(a, b) \
+    { 2, {a, b, 1, 1}, D_F32, 1, 0 }
 /* n token ids into a table of iarg[0] rows */
 #define IDS(n) \
     { 1, {n, 1, 1, 1}, D_I32, 1, 0 }
@@ -69,8 +72,11 @@ void run_upsample(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
 void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // iarg[0] = dim
 void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = perm
 void run_copy(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = top, bottom, left, right
-void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = dim, start
+void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);            // iarg = top, bottom, left, right
+void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);            // iarg = dim, start
+void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);         // x, w; farg = eps
+void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);             // x, cos, sin; iarg[0] = heads
+void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // x, shift, scale; farg = eps
 
 /* A host tensor: f32 values (I32 ids: their int bit patterns). */
 typedef struct op_host {

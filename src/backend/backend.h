@@ -105,7 +105,20 @@ typedef enum sdc_op_family {
     X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                       \
       (x, top, bottom, left, right))                                                                              \
     /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */                   \
-    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))
+    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))                        \
+    /* y = x / sqrt(mean(x^2) + eps) * w over the last dimension; w [C]. T5's and Flux's RMS norm: no mean \
+     * subtracted, no bias; the mean of squares is taken in f32 (or wider) whatever x's dtype. */      \
+    X(rms_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, float eps), (x, w, eps))                 \
+    /* Rotary position embedding on interleaved pairs, per head: for x[B, T, H*D] (D even) and pair    \
+     * i < D/2 of each head at position t, with c = cs[t, i], s = sn[t, i] (F32 tables [T, D/2]        \
+     * whatever x's dtype): y[.., 2i] = x[.., 2i] c - x[.., 2i+1] s, y[.., 2i+1] = x[.., 2i+1] c +     \
+     * x[.., 2i] s. y may alias x. */          \
+    X(rope, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn, int heads),    \
+      (x, cs, sn, heads))                                                                                         \
+    /* Modulated layer norm (adaptive LayerNorm, no affine): y[b, t, :] = (x[b, t, :] - mean) /        \
+     * sqrt(var + eps) * (1 + scale[b, :]) + shift[b, :] for x[B, T, C], shift and scale [B, C]. */          \
+    X(layer_norm_mod, SDC_OPF_NORM,                                                                               \
+      (const sdc_tensor *x, const sdc_tensor *shift, const sdc_tensor *scale, float eps), (x, shift, scale, eps))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
 #define SDC_UNPAREN(...) __VA_ARGS__

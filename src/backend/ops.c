@@ -103,6 +103,30 @@ static void check_slice(const sdc_tensor *y, const sdc_tensor *x, int dim, int64
     for (int i = 0; i < x->ndim; i++) assert(i == dim ? start + y->ne[i] <= x->ne[i] : y->ne[i] == x->ne[i]);
 }
 
+static void check_rms_norm(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    assert(sdc_tensor_same_shape(y, x) && x->ndim >= 1 && sdc_tensor_nelem(w) == last(x) && eps >= 0.0f);
+    SAME_BACKEND(y, x);
+    SAME_BACKEND(y, w);
+}
+
+static void check_rope(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
+                       int n_heads) {
+    assert(x->ndim == 3 && sdc_tensor_same_shape(y, x) && n_heads >= 1 && x->ne[2] % (2 * n_heads) == 0);
+    assert(cs->dtype == SDC_DTYPE_F32 && sn->dtype == SDC_DTYPE_F32);
+    assert(cs->ndim == 2 && sdc_tensor_same_shape(cs, sn));
+    assert(cs->ne[0] == x->ne[1] && cs->ne[1] == x->ne[2] / n_heads / 2);
+    SAME_BACKEND(y, cs);
+    SAME_BACKEND(y, sn);
+}
+
+static void check_layer_norm_mod(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                 const sdc_tensor *scale, float eps) {
+    assert(x->ndim == 3 && sdc_tensor_same_shape(y, x));
+    assert(shift->ndim == 2 && sdc_tensor_same_shape(shift, scale));
+    assert(shift->ne[0] == x->ne[0] && shift->ne[1] == x->ne[2]);
+    assert(shift->dtype == x->dtype && scale->dtype == x->dtype);
+}
+
 /* sdc_<name>: the check, then the backend's slot unless its status is set. With profiling on, the op
  * is synchronised before and after and its time added to its family (which slows the run: profile to
  * see where time goes, not to time the whole). */

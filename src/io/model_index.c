@@ -346,9 +346,27 @@ static sdc_status read_transposed(sdc_model_index *idx, const sdc_tensor_info *i
     return st;
 }
 
+/* Bytes [begin, begin + n) of the canonical tensor whose file rows are rotated by info->roll_rows: at
+ * most two contiguous file ranges (the canonical rows before and after the wrap). */
+static sdc_status read_rolled(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                              void *dst) {
+    const uint64_t shift =
+        info->nbytes / (uint64_t)info->ne[0] * (uint64_t)info->roll_rows; /* file byte of canonical 0 */
+    const uint64_t wrap = info->nbytes - shift;                           /* canonical byte that is file byte 0 */
+    sdc_status st = SDC_OK;
+    if (begin < wrap) {
+        const uint64_t m = n < wrap - begin ? n : wrap - begin;
+        st = read_file_bytes(idx, info, begin + shift, m, dst);
+        begin += m, n -= m, dst = (char *)dst + m;
+    }
+    if (st == SDC_OK && n) st = read_file_bytes(idx, info, begin - wrap, n, dst);
+    return st;
+}
+
 sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
                                 void *dst) {
     assert(info->file >= 0 && info->file < idx->n_files && begin <= info->nbytes && n <= info->nbytes - begin);
+    if (info->roll_rows) return read_rolled(idx, info, begin, n, dst);
     if (!info->transposed) return read_file_bytes(idx, info, begin, n, dst);
     const size_t es = sdc_dtype_size(info->dtype);
     assert(es && begin % es == 0 && n % es == 0);
@@ -364,7 +382,7 @@ sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name) {
         return SDC_ERR_NOT_FOUND;
     }
     sdc_tensor_info *t = (sdc_tensor_info *)idx->sorted[k]; /* the index's own record */
-    if (t->ndim != 2 || t->transposed) {
+    if (t->ndim != 2 || t->transposed || t->roll_rows) {
         SDC_LOGE(&idx->log, "sdc_index_transpose: tensor '%.200s' has %d dimensions%s; a transposed one needs 2", name,
                  t->ndim, t->transposed ? " and is transposed already" : "");
         return SDC_ERR_FORMAT;
@@ -376,9 +394,28 @@ sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name) {
     return SDC_OK;
 }
 
-/* The n views of t's row blocks, each malloc'd (names too); NULL on OOM. */
-static sdc_tensor_info **row_views(const sdc_tensor_info *t, int n, const char *const *names) {
+sdc_status sdc_index_roll_rows(sdc_model_index *idx, const char *name, int64_t rows) {
+    const size_t k = sorted_pos(idx, name);
+    if (k == idx->n) {
+        SDC_LOGE(&idx->log, "sdc_index_roll_rows: no tensor '%.200s'", name);
+        return SDC_ERR_NOT_FOUND;
+    }
+    sdc_tensor_info *t = (sdc_tensor_info *)idx->sorted[k]; /* the index's own record */
+    if (t->ndim < 1 || t->transposed || t->roll_rows || rows < 0 || rows >= t->ne[0]) {
+        SDC_LOGE(&idx->log, "sdc_index_roll_rows: tensor '%.200s' (%lld rows%s) cannot be rolled by %lld rows", name,
+                 t->ndim ? (long long)t->ne[0] : 0LL, t->transposed || t->roll_rows ? ", a view already" : "",
+                 (long long)rows);
+        return SDC_ERR_FORMAT;
+    }
+    t->roll_rows = rows;
+    return SDC_OK;
+}
+
+/* The n views of t's row blocks of rows[k] rows each, malloc'd (names too); NULL on OOM. */
+static sdc_tensor_info **row_views(const sdc_tensor_info *t, int n, const int64_t *rows, const char *const *names) {
     sdc_tensor_info **v = calloc((size_t)n, sizeof *v);
+    const uint64_t row_bytes = t->ne[0] ? t->nbytes / (uint64_t)t->ne[0] : 0;
+    uint64_t offset = t->offset;
     int ok = v != NULL;
     for (int k = 0; ok && k < n; k++) {
         if (!(v[k] = malloc(sizeof *v[k]))) {
@@ -387,9 +424,10 @@ static sdc_tensor_info **row_views(const sdc_tensor_info *t, int n, const char *
         }
         *v[k] = *t;
         v[k]->name = strdup(names[k]);
-        v[k]->ne[0] = t->ne[0] / n;
-        v[k]->nbytes = t->nbytes / (uint64_t)n;
-        v[k]->offset = t->offset + (uint64_t)k * v[k]->nbytes;
+        v[k]->ne[0] = rows[k];
+        v[k]->nbytes = row_bytes * (uint64_t)rows[k];
+        v[k]->offset = offset;
+        offset += v[k]->nbytes;
         ok = v[k]->name != NULL;
     }
     if (ok) return v;
@@ -400,6 +438,20 @@ static sdc_tensor_info **row_views(const sdc_tensor_info *t, int n, const char *
 }
 
 sdc_status sdc_index_split_rows(sdc_model_index *idx, const char *name, int n, const char *const *names) {
+    assert(n >= 1 && n <= 64);
+    const sdc_tensor_info *t = sdc_index_find(idx, name);
+    if (t && t->ndim >= 1 && t->ne[0] % n) {
+        SDC_LOGE(&idx->log, "sdc_index_split_rows: tensor '%.200s' (%lld rows) cannot be split in %d row blocks", name,
+                 (long long)t->ne[0], n);
+        return SDC_ERR_FORMAT;
+    }
+    int64_t rows[64];
+    for (int i = 0; i < n; i++) rows[i] = t && t->ndim >= 1 ? t->ne[0] / n : 0;
+    return sdc_index_split_rows_sized(idx, name, n, rows, names);
+}
+
+sdc_status sdc_index_split_rows_sized(sdc_model_index *idx, const char *name, int n, const int64_t *rows,
+                                      const char *const *names) {
     assert(n >= 1);
     const size_t k = sorted_pos(idx, name);
     if (k == idx->n) {
@@ -407,9 +459,13 @@ sdc_status sdc_index_split_rows(sdc_model_index *idx, const char *name, int n, c
         return SDC_ERR_NOT_FOUND;
     }
     const sdc_tensor_info *t = idx->sorted[k];
-    if (t->ndim < 1 || t->transposed || t->ne[0] % n) {
-        SDC_LOGE(&idx->log, "sdc_index_split_rows: tensor '%.200s' (%lld rows) cannot be split in %d row blocks", name,
-                 t->ndim ? (long long)t->ne[0] : 0LL, n);
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += rows[i] > 0 ? rows[i] : -t->ne[0] - 1; /* a block of < 1 row fails below */
+    if (t->ndim < 1 || t->transposed || t->roll_rows || sum != t->ne[0]) {
+        SDC_LOGE(&idx->log,
+                 "sdc_index_split_rows: tensor '%.200s' (%lld rows) cannot be split in %d row blocks of "
+                 "the sizes asked",
+                 name, t->ndim ? (long long)t->ne[0] : 0LL, n);
         return SDC_ERR_FORMAT;
     }
     for (int i = 0; i < n; i++)
@@ -433,7 +489,7 @@ sdc_status sdc_index_split_rows(sdc_model_index *idx, const char *name, int n, c
         idx->views = nv;
         idx->cap_views = cap;
     }
-    sdc_tensor_info **v = row_views(t, n, names);
+    sdc_tensor_info **v = row_views(t, n, rows, names);
     if (!v) return SDC_ERR_OOM;
     memmove(&idx->sorted[k], &idx->sorted[k + 1], sizeof *idx->sorted * (idx->n - k - 1)); /* the fused one goes */
     idx->n--;

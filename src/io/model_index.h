@@ -26,6 +26,7 @@ typedef struct sdc_tensor_info {
     uint64_t offset;                /* absolute byte offset of the data in the file */
     uint64_t nbytes;                /* = nelem * dtype size, checked at indexing */
     int transposed;                 /* 2-D, stored [ne[1], ne[0]] in the file: reads transpose (sdc_index_transpose) */
+    int64_t roll_rows;              /* canonical row i is file row (i + roll_rows) mod ne[0] (sdc_index_roll_rows) */
 } sdc_tensor_info;
 
 /* An index is used by one thread at a time. */
@@ -62,10 +63,21 @@ int sdc_index_file_count(const sdc_model_index *idx);
  * contiguous byte range of the file tensor. `name` is no longer found. SDC_ERR_NOT_FOUND when it is
  * absent; SDC_ERR_FORMAT when its rows do not divide by n, it is transposed, or a new name exists.
  *
+ * sdc_index_split_rows_sized: the same with row blocks of rows[0..n) rows (summing to the tensor's rows),
+ * for tensors fused from parts of different widths (Flux's single-block linear1: q, k, v and the MLP).
+ *
+ * sdc_index_roll_rows: the tensor `name` stores its row blocks rotated: canonical row i is file row
+ * (i + rows) mod R, so reads return rows [rows, R) of the file, then rows [0, rows). Swapping two halves
+ * (a checkpoint that stores (shift, scale) where the canonical tensor is (scale, shift)) is rows = R/2.
+ * SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT (transposed, rolled already, or rows outside [0, R)).
+ *
  * sdc_index_transpose: the 2-D tensor `name` is stored transposed (the file holds [C, P] where the
  * canonical tensor is [P, C]): from now on it is found with its dims swapped and every read returns
  * the canonical row-major data. SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT (not 2-D, or transposed already). */
 sdc_status sdc_index_split_rows(sdc_model_index *idx, const char *name, int n, const char *const *names);
+sdc_status sdc_index_split_rows_sized(sdc_model_index *idx, const char *name, int n, const int64_t *rows,
+                                      const char *const *names);
+sdc_status sdc_index_roll_rows(sdc_model_index *idx, const char *name, int64_t rows);
 sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name);
 
 /* Reads info->nbytes raw bytes of the tensor into dst (pread, retrying short reads). */

@@ -91,6 +91,11 @@ static void count_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {}
 static void count_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
 }
 static void count_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start) {}
+static void count_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {}
+static void count_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
+                       int n_heads) {}
+static void count_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                 const sdc_tensor *scale, float eps) {}
 
 static const struct sdc_backend_i count_iface = {
     .name = "count",
@@ -119,6 +124,9 @@ static const struct sdc_backend_i count_iface = {
     .copy = count_copy,
     .pad2d = count_pad2d,
     .slice = count_slice,
+    .rms_norm = count_rms_norm,
+    .rope = count_rope,
+    .layer_norm_mod = count_layer_norm_mod,
 };
 
 sdc_backend *sdc_backend_count_new(sdc_backend *like) {

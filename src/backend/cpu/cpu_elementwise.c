@@ -1,5 +1,6 @@
-/* cpu_elementwise.c - unary activations, broadcast binary ops, scale and GEGLU. Every output element
- * is computed on its own (no reductions), split over threads in fixed static chunks. */
+/* cpu_elementwise.c - unary activations, broadcast binary ops, scale, GEGLU and rotary embedding.
+ * Every output element (a rotary pair) is computed on its own (no reductions), split over threads in
+ * fixed static chunks. */
 #include <math.h>
 
 #include "backend/cpu/cpu_backend.h"
@@ -94,4 +95,26 @@ void sdc_cpu_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
 #pragma omp parallel for num_threads(be->n_threads) schedule(static) collapse(2) if (R * N >= SDC_CPU_PAR_MIN)
     for (int64_t r = 0; r < R; r++)
         for (int64_t i = 0; i < N; i++) yd[r * N + i] = xd[r * 2 * N + i] * sdc_cpu_gelu(xd[r * 2 * N + N + i]);
+}
+
+void sdc_cpu_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
+                  int n_heads) {
+    const int64_t T = x->ne[1], C = x->ne[2], R = sdc_tensor_rows(x), half = C / n_heads / 2;
+    const float *xd = sdc_cpu_f32(x);    // [B*T, H, D/2, 2]
+    const float *cd = sdc_cpu_f32(cs);   // [T, D/2]
+    const float *sd = sdc_cpu_f32(sn);   // [T, D/2]
+    float *yd = sdc_cpu_f32(y);          // [B*T, H, D/2, 2], may be xd
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {   // row r is position r % T
+        const float *c = cd + r % T * half, *s = sd + r % T * half;
+        for (int64_t h = 0; h < n_heads; h++) {
+            const float *xp = xd + r * C + h * 2 * half;
+            float *yp = yd + r * C + h * 2 * half;
+            for (int64_t i = 0; i < half; i++) {
+                const float x0 = xp[2 * i], x1 = xp[2 * i + 1];
+                yp[2 * i] = x0 * c[i] - x1 * s[i];
+                yp[2 * i + 1] = x1 * c[i] + x0 * s[i];
+            }
+        }
+    }
 }

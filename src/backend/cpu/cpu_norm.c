@@ -1,6 +1,7 @@
-/* cpu_norm.c - layer norm and group norm. Both normalise independent segments (a row; a group's
- * channels x positions), one thread per segment: statistics in double over 8 fixed lanes (biased
- * variance, two passes), then the per-channel affine in f32. */
+/* cpu_norm.c - layer norm (plain, and modulated by per-batch shift and scale), RMS norm and group
+ * norm. Each normalises independent segments (a row; a group's channels x positions), one thread per
+ * segment: statistics in double over 8 fixed lanes (biased variance, two passes; RMS norm: the mean of
+ * squares), then the per-channel affine in f32. */
 #include <math.h>
 
 #include "backend/cpu/cpu_backend.h"
@@ -52,6 +53,21 @@ void sdc_cpu_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
         normalize_segment(yd + r * C, xd + r * C, C, 1, wd, bd, eps, 0);
 }
 
+void sdc_cpu_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);   // [R, C]
+    const float *wd = sdc_cpu_f32(w);   // [C]
+    float *yd = sdc_cpu_f32(y);         // [R, C]
+    if (C == 0) return;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xd + r * C;
+        float *yr = yd + r * C;
+        const float rstd = (float)(1.0 / sqrt(lane_sum(xr, C, 1, 0.0) / (double)C + (double)eps));
+        for (int64_t c = 0; c < C; c++) yr[c] = xr[c] * rstd * wd[c];
+    }
+}
+
 void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
                         int groups, float eps, int silu) {
     const int64_t B = x->ne[0], C = x->ne[1], Cg = C / groups;
@@ -65,5 +81,24 @@ void sdc_cpu_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
     for (int64_t bg = 0; bg < B * groups; bg++) {
         const int64_t g = bg % groups, off = bg * Cg * HW;
         normalize_segment(yd + off, xd + off, Cg, HW, wd + g * Cg, bd + g * Cg, eps, silu);
+    }
+}
+
+void sdc_cpu_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                            const sdc_tensor *scale, float eps) {
+    const int64_t T = x->ne[1], C = x->ne[2], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);        // [B, T, C]
+    const float *shd = sdc_cpu_f32(shift);   // [B, C]
+    const float *scd = sdc_cpu_f32(scale);   // [B, C]
+    float *yd = sdc_cpu_f32(y);              // [B, T, C]
+    if (C == 0) return;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {   // row r is token r % T of batch row r / T
+        const float *xr = xd + r * C, *sh = shd + r / T * C, *sc = scd + r / T * C;
+        float *yr = yd + r * C;
+        const double mean = lane_sum(xr, C, 0, 0.0) / (double)C;
+        const double var = lane_sum(xr, C, 1, mean) / (double)C;
+        const float meanf = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
+        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - meanf) * rstd * (1.0f + sc[c]) + sh[c];
     }
 }

@@ -128,6 +128,20 @@ void sdc_cpu_ref_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x,
     for (int64_t r = 0; r < R; r++) ref_normalize(yd + r * C, xd + r * C, C, 1, sdc_cpu_f32(w), sdc_cpu_f32(b), eps, 0);
 }
 
+void sdc_cpu_ref_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x);   // [R, C]
+    const float *wd = sdc_cpu_f32(w);   // [C]
+    float *yd = sdc_cpu_f32(y);         // [R, C]
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xd + r * C;
+        double sq = 0;
+        for (int64_t c = 0; c < C; c++) sq += (double)xr[c] * xr[c];
+        const double rstd = 1.0 / sqrt(sq / (double)C + eps);
+        for (int64_t c = 0; c < C; c++) yd[r * C + c] = (float)(xr[c] * rstd * wd[c]);
+    }
+}
+
 void sdc_cpu_ref_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                             const sdc_tensor *b, int groups, float eps, int silu) {
     const int64_t B = x->ne[0], C = x->ne[1], HW = sdc_tensor_nelem(x) / (B * C), Cg = C / groups;
@@ -188,4 +202,44 @@ void sdc_cpu_ref_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     for (int64_t r = 0; r < R; r++)
         for (int64_t i = 0; i < N; i++)
             yd[r * N + i] = (float)(xd[r * 2 * N + i] * ref_unary1(xd[r * 2 * N + N + i], SDC_UNARY_GELU));
+}
+
+void sdc_cpu_ref_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
+                      int n_heads) {
+    const int64_t B = x->ne[0], T = x->ne[1], C = x->ne[2], half = C / n_heads / 2;
+    const float *xd = sdc_cpu_f32(x);    // [B, T, H, D/2, 2]
+    const float *cd = sdc_cpu_f32(cs);   // [T, D/2]
+    const float *sd = sdc_cpu_f32(sn);   // [T, D/2]
+    float *yd = sdc_cpu_f32(y);          // [B, T, H, D/2, 2], may be xd
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < n_heads; h++)
+                for (int64_t i = 0; i < half; i++) {
+                    const int64_t e = (n * T + t) * C + (h * half + i) * 2;
+                    const double x0 = xd[e], x1 = xd[e + 1], c = cd[t * half + i], s = sd[t * half + i];
+                    yd[e] = (float)(x0 * c - x1 * s);
+                    yd[e + 1] = (float)(x1 * c + x0 * s);
+                }
+}
+
+void sdc_cpu_ref_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                const sdc_tensor *scale, float eps) {
+    const int64_t B = x->ne[0], T = x->ne[1], C = x->ne[2];
+    const float *xd = sdc_cpu_f32(x);        // [B, T, C]
+    const float *shd = sdc_cpu_f32(shift);   // [B, C]
+    const float *scd = sdc_cpu_f32(scale);   // [B, C]
+    float *yd = sdc_cpu_f32(y);              // [B, T, C]
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *xr = xd + (n * T + t) * C;
+            double mean = 0, var = 0;
+            for (int64_t c = 0; c < C; c++) mean += xr[c];
+            mean /= (double)C;
+            for (int64_t c = 0; c < C; c++) var += ((double)xr[c] - mean) * ((double)xr[c] - mean);
+            var /= (double)C;
+            const double rstd = 1.0 / sqrt(var + eps);
+            for (int64_t c = 0; c < C; c++)
+                yd[(n * T + t) * C + c] =
+                    (float)(((double)xr[c] - mean) * rstd * (1.0 + scd[n * C + c]) + shd[n * C + c]);
+        }
 }

@@ -1,4 +1,4 @@
-/* cuda_elementwise.cu - unary activations, binary ops with broadcasting, scale, GEGLU.
+/* cuda_elementwise.cu - unary activations, binary ops with broadcasting, scale, GEGLU, rotary embedding.
  *
  * Every op is a grid-stride map over elements, in f32, rounded once on the store. Contiguous maps move
  * 16-byte packs (8 halves or 4 floats) when every pointer is 16-byte aligned, and finish the tail one
@@ -220,4 +220,41 @@ extern "C" void sdc_cuda_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor 
         geglu_typed<__half>(be, y, x);
     else
         geglu_typed<float>(be, y, x);
+}
+
+/* --- rotary embedding: one thread per (row, pair); each pair is read before it is written --- */
+
+template <typename T>
+__global__ void rope_kernel(T *y, const T *x, const float *cs, const float *sn, int64_t R, int64_t T_len, int64_t pairs,
+                            int64_t head_pairs) {
+    SDC_ROWS_LOOP(r, R) {
+        const float *c = cs + r % T_len * head_pairs, *s = sn + r % T_len * head_pairs;
+        SDC_COLS_LOOP(p, pairs) {   // pair p is pair p % head_pairs of head p / head_pairs
+            const int64_t e = r * pairs * 2 + p * 2, i = p % head_pairs;
+            const float x0 = sdc_to_f(x[e]), x1 = sdc_to_f(x[e + 1]);
+            y[e] = sdc_from_f<T>(x0 * c[i] - x1 * s[i]);
+            y[e + 1] = sdc_from_f<T>(x1 * c[i] + x0 * s[i]);
+        }
+    }
+}
+
+template <typename T>
+static void rope_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
+                       int n_heads) {
+    const int64_t R = sdc_tensor_rows(x), pairs = x->ne[2] / 2;
+    if (R == 0 || pairs == 0) return;
+    const sdc_launch2d l = sdc_plan_rows(R, pairs);
+    rope_kernel<T><<<l.grid, l.block, 0, sdc_cuda_stream(be)>>>((T *)y->data, (const T *)x->data,
+                                                                (const float *)cs->data, (const float *)sn->data, R,
+                                                                x->ne[1], pairs, pairs / n_heads);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs,
+                              const sdc_tensor *sn, int n_heads) {
+    assert(x->dtype == y->dtype);
+    if (y->dtype == SDC_DTYPE_F16)
+        rope_typed<__half>(be, y, x, cs, sn, n_heads);
+    else
+        rope_typed<float>(be, y, x, cs, sn, n_heads);
 }

@@ -3,7 +3,7 @@
  *
  * Files: cuda_backend.c (vtable, device, streams, cuBLAS handle), cuda_alloc.c (caching allocator,
  * counters, cudaMemGetInfo sampling, pinned staging), cuda_gemm.cu (linear via cuBLAS), cuda_conv.cu
- * (convolution), cuda_attention.cu (flash-style attention), cuda_norm.cu (layer/group norm),
+ * (convolution), cuda_attention.cu (flash-style attention), cuda_norm.cu (layer/RMS/group norm),
  * cuda_elementwise.cu (unary, binary, scale, geglu), cuda_data.cu (embedding, upsample, concat, permute,
  * copy, pad2d, slice).
  *

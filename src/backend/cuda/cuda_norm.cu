@@ -1,11 +1,13 @@
-/* cuda_norm.cu - layer norm and group norm (with optional fused SiLU), statistics in f32.
+/* cuda_norm.cu - layer norm (plain, and modulated by per-batch shift and scale: layer_norm_mod), RMS
+ * norm and group norm (with optional fused SiLU), statistics in f32.
  *
- * Both normalise with the biased variance, eps inside the square root, as PyTorch does:
+ * Layer and group norm normalise with the biased variance, eps inside the square root, as PyTorch does:
  *   y = (x - mean) / sqrt(var + eps) * w + b   (then y * sigmoid(y) for group norm with silu).
+ * RMS norm (T5LayerNorm): y = x / sqrt(mean(x^2) + eps) * w, the mean of squares in f32.
  * Every reduction runs in an order fixed by the shape alone (per-thread sequential sums, then shuffle
  * trees), so results are bit-identical run to run.
  *
- * Layer norm: one warp per row of C.
+ * Layer norm and RMS norm: one warp per row of C; f32, f16 and (RMS norm) bf16 tensors.
  * Group norm of x[B, C, HW] in G groups: the group (b, g) is the contiguous run of n = C/G * HW elements
  * at (b*G + g) * n. It is cut into chunks of GN_CHUNK elements, and three kernels run:
  *   gn_stats_kernel     one block per (chunk, group): the chunk's mean and M2 (sum of squared deviations
@@ -119,6 +121,114 @@ extern "C" void sdc_cuda_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_te
         layer_norm_typed<__half>(be, y, x, w, b, eps);
     else
         layer_norm_typed<float>(be, y, x, w, b, eps);
+}
+
+/* --- RMS norm --- */
+
+/* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w for r < R, one warp per row; packs along C when vec. */
+template <typename T>
+__global__ void rms_norm_kernel(T *y, const T *x, const T *w, int64_t R, int C, float eps, int vec) {
+    constexpr int P = sdc_pack<T>::N;
+    const int lane = threadIdx.x & 31;
+    const int64_t warps = (int64_t)gridDim.x * (NORM_THREADS / 32);
+    for (int64_t r = blockIdx.x * (int64_t)(NORM_THREADS / 32) + (threadIdx.x >> 5); r < R; r += warps) {
+        const T *xr = x + r * C;
+        T *yr = y + r * C;
+        float q = 0.0f;
+        if (vec) {
+            for (int p = lane; p < C / P; p += 32) {
+                float v[P];
+                sdc_load_pack(xr + p * P, v);
+#pragma unroll
+                for (int i = 0; i < P; i++) q += v[i] * v[i];
+            }
+        } else {
+            for (int c = lane; c < C; c += 32) {
+                const float v = sdc_to_f(xr[c]);
+                q += v * v;
+            }
+        }
+        const float rstd = 1.0f / sqrtf(warp_sum_xor(q) / (float)C + eps);
+        if (vec) {
+            for (int p = lane; p < C / P; p += 32) {
+                float v[P], wv[P];
+                sdc_load_pack(xr + p * P, v);
+                sdc_load_pack(w + p * P, wv);
+#pragma unroll
+                for (int i = 0; i < P; i++) v[i] = v[i] * rstd * wv[i];
+                sdc_store_pack(yr + p * P, v);
+            }
+        } else {
+            for (int c = lane; c < C; c += 32) yr[c] = sdc_from_f<T>(sdc_to_f(xr[c]) * rstd * sdc_to_f(w[c]));
+        }
+    }
+}
+
+template <typename T>
+static void rms_norm_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    const int64_t C = x->ne[x->ndim - 1], R = sdc_tensor_rows(x);
+    if (C == 0 || R == 0) return;
+    assert(C <= INT32_MAX);
+    const int vec =
+        C % sdc_pack<T>::N == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data) && sdc_aligned16(w->data);
+    rms_norm_kernel<T><<<sdc_grid_1d(R, NORM_THREADS / 32), NORM_THREADS, 0, sdc_cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (const T *)w->data, R, (int)C, eps, vec);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
+    assert(x->dtype == y->dtype && w->dtype == y->dtype);
+    if (y->dtype == SDC_DTYPE_F16)
+        rms_norm_typed<__half>(be, y, x, w, eps);
+    else if (y->dtype == SDC_DTYPE_BF16)
+        rms_norm_typed<__nv_bfloat16>(be, y, x, w, eps);
+    else
+        rms_norm_typed<float>(be, y, x, w, eps);
+}
+
+/* --- modulated layer norm: as layer norm, one warp per row, with (1 + scale[b]) and shift[b] of the row's
+ * batch row b in place of w and b --- */
+
+template <typename T>
+__global__ void layer_norm_mod_kernel(T *y, const T *x, const T *shift, const T *scale, int64_t R, int64_t T_len, int C,
+                                      float eps) {
+    const int lane = threadIdx.x & 31;
+    const int64_t warps = (int64_t)gridDim.x * (NORM_THREADS / 32);
+    for (int64_t r = blockIdx.x * (int64_t)(NORM_THREADS / 32) + (threadIdx.x >> 5); r < R; r += warps) {
+        const T *xr = x + r * C, *sh = shift + r / T_len * C, *sc = scale + r / T_len * C;
+        T *yr = y + r * C;
+        float s = 0.0f;
+        for (int c = lane; c < C; c += 32) s += sdc_to_f(xr[c]);
+        const float mean = warp_sum_xor(s) / (float)C;
+        float q = 0.0f;
+        for (int c = lane; c < C; c += 32) {
+            const float d = sdc_to_f(xr[c]) - mean;
+            q += d * d;
+        }
+        const float rstd = 1.0f / sqrtf(warp_sum_xor(q) / (float)C + eps);
+        for (int c = lane; c < C; c += 32)
+            yr[c] = sdc_from_f<T>((sdc_to_f(xr[c]) - mean) * rstd * (1.0f + sdc_to_f(sc[c])) + sdc_to_f(sh[c]));
+    }
+}
+
+template <typename T>
+static void layer_norm_mod_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                 const sdc_tensor *scale, float eps) {
+    const int64_t C = x->ne[2], R = sdc_tensor_rows(x);
+    if (C == 0 || R == 0) return;
+    assert(C <= INT32_MAX);
+    layer_norm_mod_kernel<T><<<sdc_grid_1d(R, NORM_THREADS / 32), NORM_THREADS, 0, sdc_cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (const T *)shift->data, (const T *)scale->data, R, x->ne[1], (int)C, eps);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
+                                        const sdc_tensor *scale, float eps) {
+    assert(x->dtype == y->dtype && shift->dtype == y->dtype && scale->dtype == y->dtype);
+    if (y->dtype == SDC_DTYPE_F16)
+        layer_norm_mod_typed<__half>(be, y, x, shift, scale, eps);
+    else
+        layer_norm_mod_typed<float>(be, y, x, shift, scale, eps);
 }
 
 /* --- group norm --- */
