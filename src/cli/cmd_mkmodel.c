@@ -23,7 +23,7 @@ static void usage(FILE *f) {
             "      --f32             float32 weights\n"
             "  -s, --seed N          seed (default 0)\n"
             "      --tokenizer DIR   CLIP vocab.json + merges.txt to copy (default: the one sdc ships);\n"
-            "                        Flux's tokenizer_2/ is the small T5 tokenizer sdc ships\n"
+            "                        Flux's tokenizer_2/ is a small T5 (Unigram) tokenizer sdc writes\n"
             "  -h, --help            this help\n");
 }
 

@@ -227,7 +227,7 @@ static sdc_status write_bytes(const char *path, const void *data, size_t n, cons
 }
 
 /* Writes json (and deletes it) to dir/name. */
-static sdc_status write_json(const char *dir, const char *name, cJSON *json, const sdc_logger *log) {
+sdc_status sdc_mk_write_json(const char *dir, const char *name, cJSON *json, const sdc_logger *log) {
     char *text = json ? cJSON_Print(json) : NULL;
     char *path = sdc_path_join(dir, name);
     sdc_status st = SDC_ERR_OOM;
@@ -305,7 +305,7 @@ static sdc_status write_component(const mk_model *m, const char *root, sdc_mk_pa
     cJSON *cfg = m->sd ? sd_config(m->sd, comp, dtype) : flux_config(m->flux, comp, dtype);
     sdc_status st = make_dir(dir, log);
     if (st == SDC_OK)
-        st = write_json(dir, "config.json", cfg, log);
+        st = sdc_mk_write_json(dir, "config.json", cfg, log);
     else
         cJSON_Delete(cfg);
     if (st == SDC_OK) st = write_weights(m, path, &comp, 1, NULL, dtype, seed, log);
@@ -319,7 +319,7 @@ static sdc_status write_tokenizer(const sdc_mk_clip *c, const char *root, const 
                                   const sdc_logger *log) {
     char *tok = sdc_path_join(root, name);
     sdc_status st = tok ? make_dir(tok, log) : SDC_ERR_OOM;
-    if (st == SDC_OK) st = write_json(tok, "tokenizer_config.json", sdc_mk_tokenizer_json(c), log);
+    if (st == SDC_OK) st = sdc_mk_write_json(tok, "tokenizer_config.json", sdc_mk_tokenizer_json(c), log);
     if (st == SDC_OK) st = copy_file(tokenizer_dir, tok, "vocab.json", log);
     if (st == SDC_OK) st = copy_file(tokenizer_dir, tok, "merges.txt", log);
     free(tok);
@@ -336,7 +336,7 @@ static sdc_status write_components(const mk_model *m, const char *root, cJSON *s
     if (!sched) st = SDC_ERR_OOM;
     if (st == SDC_OK) st = make_dir(sched, log);
     if (st == SDC_OK)
-        st = write_json(sched, "scheduler_config.json", sched_json, log);
+        st = sdc_mk_write_json(sched, "scheduler_config.json", sched_json, log);
     else
         cJSON_Delete(sched_json);
     free(sched);
@@ -355,16 +355,18 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
         SDC_LOGW(log, "mkmodel: no tokenizer directory given: %s has no tokenizer/", root);
     }
     /* last, so that a folder a failed run leaves behind does not pass for a model */
-    if (st == SDC_OK) st = write_json(root, "model_index.json", sdc_mk_model_index_json(a), log);
+    if (st == SDC_OK) st = sdc_mk_write_json(root, "model_index.json", sdc_mk_model_index_json(a), log);
     return st;
 }
 
-/* root/tokenizer_2/: tokenizer.json and tokenizer_config.json of the T5 tokenizer in t5_dir. */
+/* root/tokenizer_2/: tokenizer.json and tokenizer_config.json of the T5 tokenizer in t5_dir, or (NULL)
+ * sdc's own small Unigram tokenizer (mkmodel_t5tok.c). */
 static sdc_status write_t5_tokenizer(const char *root, const char *t5_dir, const sdc_logger *log) {
     char *tok = sdc_path_join(root, "tokenizer_2");
     sdc_status st = tok ? make_dir(tok, log) : SDC_ERR_OOM;
-    if (st == SDC_OK) st = copy_file(t5_dir, tok, "tokenizer.json", log);
-    if (st == SDC_OK) st = copy_file(t5_dir, tok, "tokenizer_config.json", log);
+    if (st == SDC_OK && !t5_dir) st = sdc_mk_write_t5_tokenizer(tok, log);
+    if (st == SDC_OK && t5_dir) st = copy_file(t5_dir, tok, "tokenizer.json", log);
+    if (st == SDC_OK && t5_dir) st = copy_file(t5_dir, tok, "tokenizer_config.json", log);
     free(tok);
     return st;
 }
@@ -378,11 +380,8 @@ sdc_status sdc_mkmodel_flux_folder(const sdc_mk_flux_arch *a, const char *root, 
         st = write_tokenizer(&a->te, root, "tokenizer", clip_tokenizer_dir, log);
     else if (st == SDC_OK)
         SDC_LOGW(log, "mkmodel: no CLIP tokenizer directory given: %s has no tokenizer/", root);
-    if (st == SDC_OK && t5_tokenizer_dir)
-        st = write_t5_tokenizer(root, t5_tokenizer_dir, log);
-    else if (st == SDC_OK)
-        SDC_LOGW(log, "mkmodel: no T5 tokenizer directory given: %s has no tokenizer_2/", root);
-    if (st == SDC_OK) st = write_json(root, "model_index.json", sdc_mk_flux_model_index_json(a), log);
+    if (st == SDC_OK) st = write_t5_tokenizer(root, t5_tokenizer_dir, log);
+    if (st == SDC_OK) st = sdc_mk_write_json(root, "model_index.json", sdc_mk_flux_model_index_json(a), log);
     return st;
 }
 
@@ -431,14 +430,7 @@ sdc_status sdc_mkmodel(const char *arch, const char *out_path, int single_file, 
              single_file ? "single file" : "diffusers folder", sdc_dtype_name(dtype), (unsigned long long)seed,
              out_path);
     if (m.flux) {
-        char *t5 = tokenizer_dir ? sdc_data_path("t5-tokenizer") : NULL;
-        if (tokenizer_dir && !t5) {
-            SDC_LOGE(log, "mkmodel: the T5 tokenizer sdc ships (data/t5-tokenizer) is not installed; set SDC_DATA_DIR");
-            return SDC_ERR_NOT_FOUND;
-        }
-        st = sdc_mkmodel_flux_folder(m.flux, out_path, dtype, seed, tokenizer_dir, t5, log);
-        free(t5);
-        return st;
+        return sdc_mkmodel_flux_folder(m.flux, out_path, dtype, seed, tokenizer_dir, NULL, log);
     }
     if (!single_file) return sdc_mkmodel_folder(m.sd, out_path, dtype, seed, tokenizer_dir, log);
     sdc_ldm_map *map = malloc(sizeof *map);

@@ -166,9 +166,7 @@ typedef struct sdc_mkmodel_info {
  *     tokenizer_config.json and vocab.json + merges.txt copied from tokenizer_dir (NULL: no tokenizer
  *     folders, with a warning);
  *   a Flux architecture writes transformer/, text_encoder_2/ (T5) and tokenizer_2/ instead of unet/:
- *     see sdc_mkmodel_flux_folder; its tokenizer_2/ is the T5 tokenizer sdc ships (data/t5-tokenizer,
- *     found by sdc_data_path; SDC_ERR_NOT_FOUND if it is not installed), written when tokenizer_dir is
- *     given;
+ *     see sdc_mkmodel_flux_folder; its tokenizer_2/ is sdc's own small T5 (Unigram) tokenizer;
  *   single_file = 1: one LDM checkpoint file (model.diffusion_model.*, first_stage_model.*,
  *     cond_stage_model.transformer.text_model.*) at out_path; tokenizer_dir is unused. SD 1.x only:
  *     SDC_ERR_UNSUPPORTED for SDXL (its SGM single-file layout is not written yet) and for Flux.
@@ -186,8 +184,9 @@ sdc_status sdc_mkmodel_folder(const sdc_mk_arch *a, const char *root, sdc_dtype 
 /* The diffusers folder of a Flux architecture: model_index.json (FluxPipeline), scheduler/,
  * text_encoder/ (CLIP), text_encoder_2/ (T5), transformer/, vae/ with config.json and weights as
  * sdc_mkmodel_folder names them, tokenizer/ as sdc_mkmodel_folder writes it from clip_tokenizer_dir,
- * and tokenizer_2/ with tokenizer.json and tokenizer_config.json copied from t5_tokenizer_dir.
- * A NULL tokenizer directory leaves its folder out, with a warning. */
+ * and tokenizer_2/ with tokenizer.json and tokenizer_config.json copied from t5_tokenizer_dir (NULL: sdc's
+ * own small Unigram tokenizer, mkmodel_t5tok.c). A NULL clip_tokenizer_dir leaves tokenizer/ out, with a
+ * warning. */
 sdc_status sdc_mkmodel_flux_folder(const sdc_mk_flux_arch *a, const char *root, sdc_dtype dtype, uint64_t seed,
                                    const char *clip_tokenizer_dir, const char *t5_tokenizer_dir, const sdc_logger *log);
 

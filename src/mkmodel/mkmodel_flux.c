@@ -2,10 +2,9 @@
  * transformer and autoencoder (diffusers / transformers names, as their modules create them), and the
  * config files of a Flux folder. The CLIP text tower is SD's (sdc_mk_enum_text_encoder).
  *
- * Flux folders carry no real T5 vocabulary: tokenizer_2/ is the small Unigram tokenizer of the
- * reference bundle (2000 pieces, shipped as data/t5-tokenizer), for the tiny and the full-size
- * architectures alike. The full T5-XXL embedding keeps its 32128 rows; the tokenizer uses the first
- * 2000. */
+ * Flux folders carry no real T5 vocabulary: tokenizer_2/ is sdc's own small Unigram tokenizer
+ * (mkmodel_t5tok.c: a few hundred pieces), for the tiny and the full-size architectures alike. The
+ * T5 embedding keeps its rows (32128 for T5-XXL); the tokenizer uses the first few hundred. */
 #include <stdio.h>
 #include <string.h>
 

@@ -45,6 +45,11 @@ cJSON *sdc_mk_unet_json(const sdc_mk_arch *a);
 cJSON *sdc_mk_vae_json(const sdc_mk_arch *a);
 cJSON *sdc_mk_tokenizer_json(const sdc_mk_clip *c);
 
+/* Writes json (and deletes it) to dir/name, atomically. */
+sdc_status sdc_mk_write_json(const char *dir, const char *name, cJSON *json, const sdc_logger *log);
+/* dir/tokenizer.json and tokenizer_config.json: sdc's own small T5 (Unigram) tokenizer. */
+sdc_status sdc_mk_write_t5_tokenizer(const char *dir, const sdc_logger *log);
+
 /* The JSON files of a Flux folder (mkmodel_flux.c), with the keys the reference bundle's have. */
 cJSON *sdc_mk_flux_model_index_json(const sdc_mk_flux_arch *a);
 cJSON *sdc_mk_flux_scheduler_json(const sdc_mk_flux_arch *a);
