@@ -240,6 +240,10 @@ typedef struct sdc_gen_params {
     int target_width, target_height;
     int crop_top, crop_left;
     int vae_tiling; /* 1: decode in tiles (bounded memory at any size); default 0 */
+    /* Flux: guidance is embedded in the dev transformer (no classifier-free guidance: cfg_scale and the
+     * negative prompt are ignored); schnell ignores it. Default 3.5. */
+    float guidance;
+    int t5_max_length; /* Flux: T5 tokens (padding / truncation); 0: the variant's (schnell 256, dev 512) */
 } sdc_gen_params;
 
 void sdc_gen_params_init(sdc_gen_params *p);
@@ -277,6 +281,9 @@ sdc_status sdc_model_plan_memory(sdc_model *m, const sdc_gen_params *p, char **t
  * activations and workspace, for p's size, batch and mode, and which policy auto would pick under the
  * context's budget. Reads no weight data. On SDC_OK *text is a malloc'd table the caller frees. */
 sdc_status sdc_plan_memory(sdc_ctx *ctx, const sdc_gen_params *p, char **text);
+
+/* The family of ctx's model ("sd1", "sdxl", "flux"), as sdc_model_family. */
+const char *sdc_ctx_family(const sdc_ctx *ctx);
 
 /* The report of the last sdc_generate on ctx, as JSON (per phase: wall and load time, bytes read,
  * resident weights, peak bytes by kind; overall peak device bytes, peak RSS, the policy and why).

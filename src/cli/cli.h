@@ -26,6 +26,7 @@ typedef struct cli_generate_opts {
     const char *init_path;   /* -i, or NULL */
     const char *report_path; /* --report-json, or NULL */
     int size_given, verbose, plan_only;
+    int cfg_given; /* --cfg-scale or --negative-prompt was given (Flux warns that it ignores them) */
 } cli_generate_opts;
 
 /* Parses argv (argv[0] is the command name) into *o and applies the checks that touch no file: values and

@@ -160,6 +160,10 @@ int sdc_cmd_generate(int argc, char **argv) {
         sdc_image_free(init, 1);
         return 1;
     }
+    if (o.cfg_given && strcmp(sdc_ctx_family(ctx), "flux") == 0)
+        fprintf(stderr,
+                "sdc: warning: Flux has no classifier-free guidance: --cfg-scale and --negative-prompt are "
+                "ignored (dev takes --guidance)\n");
     if (plan_only) {
         char *text = NULL;
         sdc_status st = sdc_plan_memory(ctx, &gp, &text);

@@ -60,6 +60,9 @@ void cli_generate_usage(FILE *f) {
             "                           (default: CPU MemAvailable - 1 GiB)\n"
             "      --plan               print the planned peak memory of every phase under every policy\n"
             "                           and exit, without reading any weights\n"
+            "      --guidance X         Flux dev: the embedded guidance (default 3.5; Flux has no CFG: it\n"
+            "                           ignores --cfg-scale and --negative-prompt, with a warning)\n"
+            "      --t5-max-length N    Flux: T5 tokens (default 256 schnell, 512 dev)\n"
             "      --vae-tiling         decode in tiles: backend memory bounded by the tile, not the image\n"
             "                           (the image within ~1e-6 of the untiled decode's)\n"
             "      --report-json FILE   write the measured per-phase report as JSON (after the images; its\n"
@@ -91,6 +94,8 @@ enum {
     OPT_TARGET_SIZE,
     OPT_CROP,
     OPT_VAE_TILING,
+    OPT_GUIDANCE,
+    OPT_T5_MAX_LENGTH,
     OPT_PREDICTION
 };
 
@@ -232,6 +237,8 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"target-size", required_argument, 0, OPT_TARGET_SIZE},
         {"crop-top-left", required_argument, 0, OPT_CROP},
         {"vae-tiling", no_argument, 0, OPT_VAE_TILING},
+        {"guidance", required_argument, 0, OPT_GUIDANCE},
+        {"t5-max-length", required_argument, 0, OPT_T5_MAX_LENGTH},
         {"prediction-type", required_argument, 0, OPT_PREDICTION},
         {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},
@@ -250,7 +257,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         switch (c) {
         case 'm': o->cp.model_path = optarg; break;
         case 'p': o->gp.prompt = optarg; break;
-        case 'n': o->gp.negative_prompt = optarg; break;
+        case 'n':
+            o->gp.negative_prompt = optarg;
+            o->cfg_given = 1;
+            break;
         case 'o': o->out = optarg; break;
         case 'W':
             if (cli_int("--width", optarg, 1, 16384, &v)) return 2;
@@ -269,6 +279,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case OPT_CFG:
             if (cli_float("--cfg-scale", optarg, &d)) return 2;
             o->gp.cfg_scale = (float)d;
+            o->cfg_given = 1;
             break;
         case 's':
             if (cli_int("--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2;
@@ -333,6 +344,18 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
             if (cli_pair("--crop-top-left", optarg, ',', 0, &o->gp.crop_top, &o->gp.crop_left)) return 2;
             break;
         case OPT_VAE_TILING: o->gp.vae_tiling = 1; break;
+        case OPT_GUIDANCE:
+            if (cli_float("--guidance", optarg, &d)) return 2;
+            if (!(d >= 0 && d <= 1000)) {
+                fprintf(stderr, "sdc: error: --guidance must be in 0..1000 (got %s)\n", optarg);
+                return 2;
+            }
+            o->gp.guidance = (float)d;
+            break;
+        case OPT_T5_MAX_LENGTH:
+            if (cli_int("--t5-max-length", optarg, 1, 1024, &v)) return 2;
+            o->gp.t5_max_length = (int)v;
+            break;
         case OPT_PREDICTION:
             if (strcmp(optarg, "epsilon") != 0 && strcmp(optarg, "v_prediction") != 0) {
                 fprintf(stderr, "sdc: error: unknown prediction type '%s' (epsilon, v_prediction)\n", optarg);

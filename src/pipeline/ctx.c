@@ -68,6 +68,8 @@ sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **image
 
 const char *sdc_last_report_json(const sdc_ctx *ctx) { return ctx->last_report; }
 
+const char *sdc_ctx_family(const sdc_ctx *ctx) { return sdc_model_family(ctx->m); }
+
 sdc_status sdc_plan_memory(sdc_ctx *ctx, const sdc_gen_params *p, char **text) {
     return sdc_model_plan_memory(ctx->m, p, text);
 }

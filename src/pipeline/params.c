@@ -49,6 +49,14 @@ sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *
         SDC_LOGE(log, "%s: cfg scale must be a finite number", fn);
         return SDC_ERR_INVALID_ARG;
     }
+    if (!isfinite(p->guidance) || p->guidance < 0.0f || p->guidance > 1000.0f) {
+        SDC_LOGE(log, "%s: guidance must be a finite number in 0..1000 (got %g)", fn, (double)p->guidance);
+        return SDC_ERR_INVALID_ARG;
+    }
+    if (p->t5_max_length < 0 || p->t5_max_length > 1024) {
+        SDC_LOGE(log, "%s: the T5 length must be in 1..1024 (0: the model's default; got %d)", fn, p->t5_max_length);
+        return SDC_ERR_INVALID_ARG;
+    }
     if ((unsigned)p->rng >= SDC_RNG_TYPE_COUNT) {
         SDC_LOGE(log, "%s: unknown rng type %d", fn, (int)p->rng);
         return SDC_ERR_INVALID_ARG;

@@ -38,6 +38,7 @@ void sdc_gen_params_init(sdc_gen_params *p) {
     p->sampler = SDC_SAMPLER_DEFAULT;
     p->rng = SDC_RNG_TYPE_CPU;
     p->strength = 0.75f;
+    p->guidance = 3.5f;
 }
 
 sdc_job *sdc_job_new(sdc_model *m, const sdc_gen_params *p) {
