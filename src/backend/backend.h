@@ -108,7 +108,14 @@ typedef enum sdc_op_family {
     X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))                        \
     /* y = x / sqrt(mean(x^2) + eps) * w over the last dimension; w [C]. T5's and Flux's RMS norm: no mean \
      * subtracted, no bias; the mean of squares is taken in f32 (or wider) whatever x's dtype. */      \
-    X(rms_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, float eps), (x, w, eps))
+    X(rms_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, float eps), (x, w, eps))                 \
+    /* Multi-head attention with an additive bias (T5's relative positions), heads interleaved as in     \
+     * attention: y[B, T, H*D] = softmax(scale * q_h k_h^T + bias[h]) v_h, bias[H, T, S] shared by the     \
+     * batch, in q's dtype, finite; no mask. T5 passes scale 1 (its q is pre-scaled). */        \
+    X(attention_bias, SDC_OPF_ATTENTION,                                                                          \
+      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, const sdc_tensor *bias, int n_heads,        \
+       float scale),                                                                                              \
+      (q, k, v, bias, n_heads, scale))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
 #define SDC_UNPAREN(...) __VA_ARGS__
@@ -153,6 +160,7 @@ struct sdc_backend_i {
      * workspace is exact. An op without a query holds no workspace on this backend. */
     size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                int stride, int pad);
+    /* attention_workspace answers for attention_bias too (the same operand shapes, the same scratch) */
     size_t (*attention_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
                                   int n_heads);
     size_t (*group_norm_workspace)(sdc_backend *be, const sdc_tensor *x, int groups);
