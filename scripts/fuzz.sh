@@ -48,6 +48,13 @@ if [ -d "$m" ]; then
     printf '"ph": 8, "ot": 9, "o</w>": 10, "ot</w>": 11, "pho": 12, "photo</w>": 13, "!": 14, "!</w>": 15}'
     printf '%s' "$sep"; printf '#version: 0.2\np h\no t\nph o\npho t\n'; } | seed fuzz_tokenizer_files small
 fi
+u=$ref/tiny-flux-schnell/tokenizer_2/tokenizer.json
+if [ -f "$u" ]; then   # fuzz_unigram: byte 0 even = a prompt, odd = a tokenizer.json (a small one: 40 pieces)
+  printf '\200a photo of an astronaut, \303\234n\303\257code 123!' | seed fuzz_unigram prompt
+  printf '\000 </s>x<pad>\t\342\200\213 \360\237\230\200\357\274\234' | seed fuzz_unigram specials
+  { printf '\001'; python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["model"]["vocab"]=d["model"]["vocab"][:40]; print(json.dumps(d))' "$u"; } |
+    seed fuzz_unigram small_json
+fi
 for f in "$ref"/tiny-sd1.safetensors "$ref"/tiny-sdxl.safetensors; do
   [ -f "$f" ] && st_header "$f" | seed fuzz_single_file "$(basename "$f" .safetensors)"
 done
@@ -57,7 +64,7 @@ printf -- '-m\0m\0-p\0x\0-i\0in.png\0--strength\0000.5\0--load-policy\0phased\0-
   seed fuzz_cli img2img
 
 targets=${SDC_FUZZ_TARGETS:-"fuzz_png fuzz_config fuzz_model_config fuzz_model_folder fuzz_safetensors fuzz_st_file
-  fuzz_single_file fuzz_tokenizer fuzz_tokenizer_files fuzz_cli"}
+  fuzz_single_file fuzz_tokenizer fuzz_tokenizer_files fuzz_unigram fuzz_cli"}
 found=0
 for t in $targets; do
   mkdir -p "$b/corpus/$t" "$b/findings/$t"

@@ -47,11 +47,12 @@ typedef struct cuda_case {
 } cuda_case;
 
 /* The dimension of input i (-1: taken whole) and of the output that a subsampled reference cuts:
- * linear: rows of x; conv: output channels (w, b); attention: queries. */
+ * linear: rows of x; conv: output channels (w, b); attention: queries (and the bias's query rows). */
 static int sub_dim(const op_case *c, int i) {
     if (c->run == run_linear) return i == 0 ? c->in[0].ndim - 2 : i < 0 ? c->out.ndim - 2 : -1;
     if (c->run == run_conv) return i == 1 || i == 2 ? 0 : i < 0 ? 1 : -1;
     if (c->run == run_attention) return i <= 0 ? 1 : -1;
+    if (c->run == run_attention_bias) return i <= 0 || i == 3 ? 1 : -1;   // queries, bias[H, T, S] rows
     return -1;
 }
 
@@ -421,6 +422,47 @@ static const cuda_case cases[] = {
       T3(1, 9, 12),
       {2, 1},
       0},
+     ATTN,
+     0,
+     0},
+    /* --- attention with a bias [H, T, S] (T5): iarg[0] = heads, farg = scale (T5: 1) --- */
+    {{"T5-XXL attn+bias 512 tok 64x64",
+      run_attention_bias,
+      4,
+      {S3(1, 512, 4096, 0.3f), S3(1, 512, 4096, 0.3f), T3(1, 512, 4096), T3(64, 512, 512)},
+      T3(1, 512, 4096),
+      {64},
+      1.0f},
+     ATTN,
+     8,
+     0},
+    {{"T5 attn+bias 256 tok 16x64 B2",
+      run_attention_bias,
+      4,
+      {S3(2, 256, 1024, 0.3f), S3(2, 256, 1024, 0.3f), T3(2, 256, 1024), T3(16, 256, 256)},
+      T3(2, 256, 1024),
+      {16},
+      1.0f},
+     ATTN,
+     0,
+     0},
+    {{"tiny T5 attn+bias 32 tok 4x8 B4",
+      run_attention_bias,
+      4,
+      {T3(4, 32, 32), T3(4, 32, 32), T3(4, 32, 32), T3(4, 32, 32)},
+      T3(4, 32, 32),
+      {4},
+      1.0f},
+     ATTN,
+     0,
+     0},
+    {{"odd attn+bias 13x7 tok 3x5 scale 0.3",
+      run_attention_bias,
+      4,
+      {T3(2, 13, 15), T3(2, 7, 15), T3(2, 7, 15), T3(3, 13, 7)},
+      T3(2, 13, 15),
+      {3},
+      0.3f},
      ATTN,
      0,
      0},
@@ -897,7 +939,7 @@ static double bound_for(int family, int prec) {
 static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc_backend *ref) {
     const op_case *c = &cc->op;
     printf("%s\n", c->name);
-    op_host in[3] = {{0}}, rin[3] = {{0}};
+    op_host in[OP_MAX_IN] = {{0}}, rin[OP_MAX_IN] = {{0}};
     for (int i = 0; i < c->n_in; i++) in[i] = op_make_input(c, i, seed * 8 + (uint64_t)i);
     const op_host out = op_out_shape(c);
     op_host rout = out;

@@ -46,6 +46,9 @@ void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_rope
 void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_layer_norm_mod(y, in[0], in[1], in[2], c->farg);
 }
+void run_attention_bias(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_attention_bias(y, in[0], in[1], in[2], in[3], c->iarg[0], c->farg);
+}
 
 /* --- host tensors --- */
 
@@ -92,7 +95,7 @@ sdc_dtype op_dtype(int dt, sdc_dtype act) {
 op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype act) {
     op_result r = {0};
     const sdc_mem_stats before = be->stats;
-    sdc_tensor *t[3] = {0};
+    sdc_tensor *t[OP_MAX_IN] = {0};
     for (int i = 0; i < c->n_in; i++) {
         t[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, op_dtype(c->in[i].dt, act), in[i].ndim, in[i].ne);
         if (c->in[i].dt == D_I32)

@@ -26,12 +26,15 @@ typedef struct tspec {
     float scale, shift;   // inputs: N(0, 1) * scale + shift; I32: uniform ids in [0, iarg[0])
 } tspec;
 
+/* the most inputs an op takes (attention_bias: q, k, v, bias) */
+#define OP_MAX_IN 4
+
 typedef struct op_case op_case;
 struct op_case {
     const char *name;
     void (*run)(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // one of the run_* below
     int n_in;
-    tspec in[3];
+    tspec in[OP_MAX_IN];
     tspec out;
     int iarg[4];
     float farg;
@@ -48,6 +51,8 @@ struct op_case {
 /* an input of the given shape scaled by s (weights: 1 / sqrt(fan_in)) */
 #define S2(a, b, s) \
     { 2, {a, b, 1, 1}, D_ACT, s, 0 }
+#define S3(a, b, c, s) \
+    { 3, {a, b, c, 1}, D_ACT, s, 0 }
 #define S4(a, b, c, d, s) \
     { 4, {a, b, c, d}, D_ACT, s, 0 }
 /* an F32 input whatever the precision under test (rope's cos/sin tables) */
@@ -77,6 +82,8 @@ void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);         
 void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);         // x, w; farg = eps
 void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);             // x, cos, sin; iarg[0] = heads
 void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // x, shift, scale; farg = eps
+void run_attention_bias(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // q, k, v, bias; iarg[0] = heads;
+                                                                                   // farg = scale
 
 /* A host tensor: f32 values (I32 ids: their int bit patterns). */
 typedef struct op_host {

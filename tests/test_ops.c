@@ -187,6 +187,37 @@ static const cpu_case cases[] = {
      GEMM_REL,
      1e-5,
      1},
+    /* attention with a bias [H, T, S] (T5): iarg[0] = heads, farg = scale (T5: 1) */
+    {{"T5 attn+bias 512 tok 16x64",
+      run_attention_bias,
+      4,
+      {S3(1, 512, 1024, 0.3f), S3(1, 512, 1024, 0.3f), T3(1, 512, 1024), S3(16, 512, 512, 2)},
+      T3(1, 512, 1024),
+      {16},
+      1.0f},
+     GEMM_REL,
+     1e-5,
+     1},
+    {{"tiny T5 attn+bias 32 tok 4x8 B4",
+      run_attention_bias,
+      4,
+      {T3(4, 32, 32), T3(4, 32, 32), T3(4, 32, 32), S3(4, 32, 32, 2)},
+      T3(4, 32, 32),
+      {4},
+      1.0f},
+     GEMM_REL,
+     1e-5,
+     1},
+    {{"odd attn+bias 13x7 tok 3x5 scale 0.3",
+      run_attention_bias,
+      4,
+      {T3(2, 13, 15), T3(2, 7, 15), T3(2, 7, 15), T3(3, 13, 7)},
+      T3(2, 13, 15),
+      {3},
+      0.3f},
+     GEMM_REL,
+     1e-5,
+     1},
     /* layer norm: farg = eps; inputs off-centre to exercise the variance */
     {{"layer_norm [2,4096,320]",
       run_layer_norm,
@@ -461,7 +492,7 @@ static const cpu_case cases[] = {
 static void test_case(const cpu_case *cc, uint64_t seed, sdc_backend *fast2, sdc_backend *fast1, sdc_backend *ref) {
     const op_case *c = &cc->op;
     printf("%s\n", c->name);
-    op_host host[3] = {{0}};
+    op_host host[OP_MAX_IN] = {{0}};
     for (int i = 0; i < c->n_in; i++) host[i] = op_make_input(c, i, seed * 8 + (uint64_t)i);
     const op_host out = op_out_shape(c);
     const size_t n = op_host_n(&out);
@@ -492,7 +523,7 @@ static void test_case(const cpu_case *cc, uint64_t seed, sdc_backend *fast2, sdc
         test_check(f2.ws_peak > 0 && f1.ws_peak > 0, "%s: workspace counted (peak %.2f MB)", c->name,
                    f2.ws_peak / 1048576.0);
     printf("  time: fast 2 threads %8.2f ms, 1 thread %8.2f ms, reference %9.2f ms\n", f2b.ms, f1.ms, rf.ms);
-    for (int i = 0; i < 3; i++) free(host[i].v);
+    for (int i = 0; i < OP_MAX_IN; i++) free(host[i].v);
     for (int i = 0; i < 4; i++) free(all[i]->out);
 }
 

@@ -111,7 +111,9 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
     p.negative_prompt = jstr(c, "negative_prompt");
     p.steps = (int)jnum(c, "steps", 0);
     p.cfg_scale = (float)jnum(c, "guidance_scale", 7.5);
-    if (scheduler_of(jstr(c, "scheduler"), &p.sampler, &p.karras)) {
+    p.guidance = p.cfg_scale;                               /* Flux dev: the embedded guidance */
+    p.t5_max_length = (int)jnum(c, "max_sequence_length", 0); /* Flux: T5 tokens */
+    if (jstr(c, "scheduler") && scheduler_of(jstr(c, "scheduler"), &p.sampler, &p.karras)) {
         test_check(0, "%s: unknown scheduler %s in README.json", name, jstr(c, "scheduler"));
         return 0;
     }
@@ -154,14 +156,16 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
         p.width = (int)jnum(c, "width", 0);
         p.height = (int)jnum(c, "height", 0);
         snprintf(key, sizeof key, "pipe.%s.latents_in", name);
-        latents_in = test_golden_f32(g, key, NULL);
+        const sdc_tensor_info *li = NULL;
+        latents_in = test_golden_f32(g, key, &li);
+        if (li) r->n_lat = (size_t)sdc_tensor_info_nelem(li); /* [1, C, h, w]: 4 channels, Flux 16 */
         p.latents_in = latents_in;
         snprintf(key, sizeof key, "pipe.%s.latents_final", name);
         r->latents_ref = test_golden_f32(g, key, NULL);
     }
     snprintf(key, sizeof key, "pipe.%s.image", name);
     r->image_ref = test_golden_f32(g, key, NULL);
-    r->n_lat = (size_t)(4 * (p.width / 8) * (p.height / 8));
+    if (!r->n_lat) r->n_lat = (size_t)(4 * (p.width / 8) * (p.height / 8));
     r->n_pix = (size_t)(p.width * p.height * 3);
     r->latents = malloc(sizeof(float) * (r->n_lat ? r->n_lat : 1));
     r->pixels = malloc(sizeof(float) * (r->n_pix ? r->n_pix : 1));

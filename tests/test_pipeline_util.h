@@ -24,7 +24,7 @@ sdc_ctx *test_pipe_open(const char *model_path, const char *config_dir, const ch
 typedef struct test_pipe_run {
     const char *name; /* the case (points into README.json) */
     int img2img;
-    size_t n_lat, n_pix;     /* latents [4, h/8, w/8]; pixels [h, w, 3] */
+    size_t n_lat, n_pix;     /* latents [C, h/8, w/8] (C from latents_in: 4, Flux 16); pixels [h, w, 3] */
     float *latents_ref;      /* pipe.<case>.latents_final (txt2img only, else NULL) */
     float *image_ref;        /* pipe.<case>.image */
     float *latents, *pixels; /* sdc's final latents and decoded image in [0, 1] */

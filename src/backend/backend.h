@@ -118,7 +118,14 @@ typedef enum sdc_op_family {
     /* Modulated layer norm (adaptive LayerNorm, no affine): y[b, t, :] = (x[b, t, :] - mean) /        \
      * sqrt(var + eps) * (1 + scale[b, :]) + shift[b, :] for x[B, T, C], shift and scale [B, C]. */          \
     X(layer_norm_mod, SDC_OPF_NORM,                                                                               \
-      (const sdc_tensor *x, const sdc_tensor *shift, const sdc_tensor *scale, float eps), (x, shift, scale, eps))
+      (const sdc_tensor *x, const sdc_tensor *shift, const sdc_tensor *scale, float eps), (x, shift, scale, eps)) \
+    /* Multi-head attention with an additive bias (T5's relative positions), heads interleaved as in     \
+     * attention: y[B, T, H*D] = softmax(scale * q_h k_h^T + bias[h]) v_h, bias[H, T, S] shared by the     \
+     * batch, in q's dtype, finite; no mask. T5 passes scale 1 (its q is pre-scaled). */        \
+    X(attention_bias, SDC_OPF_ATTENTION,                                                                          \
+      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, const sdc_tensor *bias, int n_heads,        \
+       float scale),                                                                                              \
+      (q, k, v, bias, n_heads, scale))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
 #define SDC_UNPAREN(...) __VA_ARGS__
@@ -163,6 +170,7 @@ struct sdc_backend_i {
      * workspace is exact. An op without a query holds no workspace on this backend. */
     size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                int stride, int pad);
+    /* attention_workspace answers for attention_bias too (the same operand shapes, the same scratch) */
     size_t (*attention_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
                                   int n_heads);
     size_t (*group_norm_workspace)(sdc_backend *be, const sdc_tensor *x, int groups);

@@ -127,6 +127,15 @@ static void check_layer_norm_mod(const sdc_tensor *y, const sdc_tensor *x, const
     assert(shift->dtype == x->dtype && scale->dtype == x->dtype);
 }
 
+static void check_attention_bias(const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
+                                 const sdc_tensor *bias, int n_heads, float scale) {
+    check_attention(y, q, k, v, n_heads, 0);
+    assert(bias->ndim == 3 && bias->ne[0] == n_heads && bias->ne[1] == q->ne[1] && bias->ne[2] == k->ne[1]);
+    assert(q->dtype == k->dtype && q->dtype == v->dtype && q->dtype == bias->dtype && q->dtype == y->dtype);
+    SAME_BACKEND(y, q);
+    SAME_BACKEND(y, bias);
+}
+
 /* sdc_<name>: the check, then the backend's slot unless its status is set. With profiling on, the op
  * is synchronised before and after and its time added to its family (which slows the run: profile to
  * see where time goes, not to time the whole). */

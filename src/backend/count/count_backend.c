@@ -68,6 +68,12 @@ static void count_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q,
     if (l->iface->attention_workspace) hold_workspace(be, l->iface->attention_workspace(l, y, q, k, n_heads));
 }
 
+static void count_attention_bias(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                 const sdc_tensor *v, const sdc_tensor *bias, int n_heads, float scale) {
+    sdc_backend *l = like_of(be);
+    if (l->iface->attention_workspace) hold_workspace(be, l->iface->attention_workspace(l, y, q, k, n_heads));
+}
+
 static void count_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                              const sdc_tensor *b, int groups, float eps, int silu) {
     sdc_backend *l = like_of(be);
@@ -127,6 +133,7 @@ static const struct sdc_backend_i count_iface = {
     .rms_norm = count_rms_norm,
     .rope = count_rope,
     .layer_norm_mod = count_layer_norm_mod,
+    .attention_bias = count_attention_bias,
 };
 
 sdc_backend *sdc_backend_count_new(sdc_backend *like) {

@@ -1,6 +1,7 @@
-/* cpu_attention.c - scaled dot-product attention. The work items are (batch, head, block of
- * queries); each runs on one thread with its own block of scores:
- *   scores[blk, S] = q_blk . k^T / sqrt(D)   (single-threaded GEMM)
+/* cpu_attention.c - scaled dot-product attention, with or without an additive bias (attention_bias).
+ * The work items are (batch, head, block of queries); each runs on one thread with its own block of
+ * scores:
+ *   scores[blk, S] = q_blk . k^T * scale (+ bias[h, blk, S])   (single-threaded GEMM)
  *   scores         = softmax over each row
  *   y_blk          = scores . v              (GEMM, written straight into y's head columns)
  * A thread holds one block of scores at a time (a bounded workspace), so 4096-token self-attention
@@ -71,14 +72,19 @@ static void softmax_row(float *p, int64_t n) {
 }
 
 /* One work item: queries [t0, t0 + rows) of one head. q, k, v, y point at the head's first column;
- * rows are C apart. scores has room for rows x (keys) floats. */
-static void attend_block(float *y, const float *q, const float *k, const float *v, int64_t C, int64_t S, int64_t D,
-                         int64_t t0, int64_t rows, int causal, float scale, float *scores) {
+ * rows are C apart. bias (NULL: none) points at the head's [T, S] plane. scores has room for rows x
+ * (keys) floats. */
+static void attend_block(float *y, const float *q, const float *k, const float *v, const float *bias, int64_t C,
+                         int64_t S, int64_t D, int64_t t0, int64_t rows, int causal, float scale, float *scores) {
     const int64_t n_keys = causal ? t0 + rows : S;
     // scores[rows, n_keys] = scale * q[t0 : t0+rows] . k[0 : n_keys]^T
     sdc_cpu_gemm(1, rows, n_keys, D, scale, q + t0 * C, C, k, C, 0.0f, scores, n_keys);
     for (int64_t i = 0; i < rows; i++) {
         float *p = scores + i * n_keys;
+        if (bias) {
+            const float *b = bias + (t0 + i) * S;
+            for (int64_t s = 0; s < n_keys; s++) p[s] += b[s];
+        }
         const int64_t len = causal ? t0 + i + 1 : n_keys;   // query t0+i sees keys <= itself
         softmax_row(p, len);
         for (int64_t s = len; s < n_keys; s++) p[s] = 0.0f;
@@ -87,16 +93,17 @@ static void attend_block(float *y, const float *q, const float *k, const float *
     sdc_cpu_gemm(0, rows, D, n_keys, 1.0f, scores, n_keys, v, C, 0.0f, y + t0 * C, C);
 }
 
-void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
-                       int n_heads, int causal) {
+/* bias [H, T, S] or NULL */
+static void attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
+                      const sdc_tensor *bias, int n_heads, int causal, float scale) {
     const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1], D = C / n_heads;
-    const float *qd = sdc_cpu_f32(q);   // [B, T, H*D]
-    const float *kd = sdc_cpu_f32(k);   // [B, S, H*D]
-    const float *vd = sdc_cpu_f32(v);   // [B, S, H*D]
-    float *yd = sdc_cpu_f32(y);         // [B, T, H*D]
+    const float *qd = sdc_cpu_f32(q);                    // [B, T, H*D]
+    const float *kd = sdc_cpu_f32(k);                    // [B, S, H*D]
+    const float *vd = sdc_cpu_f32(v);                    // [B, S, H*D]
+    const float *bd = bias ? sdc_cpu_f32(bias) : NULL;   // [H, T, S]
+    float *yd = sdc_cpu_f32(y);                          // [B, T, H*D]
     if (B == 0 || T == 0 || C == 0) return;
     assert(S > 0);
-    const float scale = (float)(1.0 / sqrt((double)D));
     const int nt = be->n_threads;
 
     /* one score block per thread: [nt][blk, S] */
@@ -116,9 +123,20 @@ void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, cons
             const int64_t n = it / (n_heads * n_blk), h = it / n_blk % n_heads, t0 = it % n_blk * (int64_t)blk;
             const int64_t off_q = n * T * C + h * D, off_k = n * S * C + h * D;
             const int64_t rows = T - t0 < (int64_t)blk ? T - t0 : (int64_t)blk;
-            attend_block(yd + off_q, qd + off_q, kd + off_k, vd + off_k, C, S, D, t0, rows, causal, scale, mine);
+            const float *bh = bd ? bd + h * T * S : NULL;
+            attend_block(yd + off_q, qd + off_q, kd + off_k, vd + off_k, bh, C, S, D, t0, rows, causal, scale, mine);
         }
     }
     sdc_cpu_blas_leave();
     sdc_cpu_scratch_free(be, scores, blk * row_bytes * (size_t)nt);
+}
+
+void sdc_cpu_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
+                       int n_heads, int causal) {
+    attention(be, y, q, k, v, NULL, n_heads, causal, (float)(1.0 / sqrt((double)(q->ne[2] / n_heads))));
+}
+
+void sdc_cpu_attention_bias(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                            const sdc_tensor *v, const sdc_tensor *bias, int n_heads, float scale) {
+    attention(be, y, q, k, v, bias, n_heads, 0, scale);
 }

@@ -59,14 +59,15 @@ void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
     sdc_cpu_scratch_free(be, acc, (size_t)(Ho * Wo) * sizeof(double));
 }
 
-void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
-                           const sdc_tensor *v, int n_heads, int causal) {
+/* softmax(scale * q_h k_h^T (+ bias[h]) (+ causal mask)) v_h; bias [H, T, S] or NULL */
+static void ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
+                          const sdc_tensor *bias, int n_heads, int causal, double scale) {
     const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1], D = C / n_heads;
-    const float *qd = sdc_cpu_f32(q);   // [B, T, H*D]
-    const float *kd = sdc_cpu_f32(k);   // [B, S, H*D]
-    const float *vd = sdc_cpu_f32(v);   // [B, S, H*D]
-    float *yd = sdc_cpu_f32(y);         // [B, T, H*D]
-    const double scale = 1.0 / sqrt((double)D);
+    const float *qd = sdc_cpu_f32(q);                                     // [B, T, H*D]
+    const float *kd = sdc_cpu_f32(k);                                     // [B, S, H*D]
+    const float *vd = sdc_cpu_f32(v);                                     // [B, S, H*D]
+    const float *bd = bias ? sdc_cpu_f32(bias) : NULL;                    // [H, T, S]
+    float *yd = sdc_cpu_f32(y);                                           // [B, T, H*D]
     double *p = SCRATCH_DOUBLES(be, S, "sdc_cpu_ref_attention scores");   // [S] of one query
     double *o = SCRATCH_DOUBLES(be, D, "sdc_cpu_ref_attention output");   // [D] of one query and head
     if (!p || !o) {
@@ -78,13 +79,14 @@ void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, 
         for (int64_t h = 0; h < n_heads; h++)
             for (int64_t t = 0; t < T; t++) {
                 const float *qt = qd + (n * T + t) * C + h * D;
+                const float *bt = bd ? bd + (h * T + t) * S : NULL;
                 const int64_t n_keys = causal ? t + 1 : S;
                 double mx = -INFINITY, sum = 0;
                 for (int64_t s = 0; s < n_keys; s++) {
                     const float *ks = kd + (n * S + s) * C + h * D;
                     double dot = 0;
                     for (int64_t d = 0; d < D; d++) dot += (double)qt[d] * ks[d];
-                    p[s] = dot * scale;
+                    p[s] = dot * scale + (bt ? bt[s] : 0.0);
                     if (p[s] > mx) mx = p[s];
                 }
                 for (int64_t s = 0; s < n_keys; s++) {
@@ -100,6 +102,16 @@ void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, 
             }
     sdc_cpu_scratch_free(be, o, (size_t)D * sizeof(double));
     sdc_cpu_scratch_free(be, p, (size_t)S * sizeof(double));
+}
+
+void sdc_cpu_ref_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                           const sdc_tensor *v, int n_heads, int causal) {
+    ref_attention(be, y, q, k, v, NULL, n_heads, causal, 1.0 / sqrt((double)(q->ne[2] / n_heads)));
+}
+
+void sdc_cpu_ref_attention_bias(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                const sdc_tensor *v, const sdc_tensor *bias, int n_heads, float scale) {
+    ref_attention(be, y, q, k, v, bias, n_heads, 0, scale);
 }
 
 /* Normalises n values of x (stride 1) with their biased mean and variance into y, as doubles

@@ -17,7 +17,8 @@
  *   attn_simt_kernel  everything else (F32, odd head dims, D > 160): plain f32 FMAs on tiles in shared
  *                     memory, 32 queries x 32 keys per step, 8 threads per query row. Output columns
  *                     are split into slices of DV <= 512 across blocks (D > 512 recomputes the scores
- *                     per slice).
+ *                     per slice). attention_bias runs here too (any dtype), adding log2(e) bias[h, t, s]
+ *                     to each scaled score.
  * Both reduce in orders fixed by the shapes: results are bit-identical run to run. */
 #include <math.h>
 
@@ -25,10 +26,11 @@
 
 struct attn_geom {
     const void *q, *k, *v;
+    const void *bias;   // [H, T, S] added to the scores (attention_bias; SIMT kernel only), or NULL
     void *y;
     int B, T, S, H, D, C;
     int causal;
-    float scale_log2;   // log2(e) / sqrt(D)
+    float scale_log2;   // log2(e) * scale: log2(e) / sqrt(D) for attention
 };
 
 /* ---------------------------------------------------------------- tensor-core kernel (F16) --- */
@@ -274,6 +276,7 @@ template <typename T, int DV> __global__ void __launch_bounds__(SIMT_THREADS) at
     const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
     const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * D;
     const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * D;
+    const T *bias = g.bias ? (const T *)g.bias + (int64_t)h * g.T * g.S : NULL;   // this head's [T, S]
     const int key_end = g.causal ? min(g.S, q0 + SIMT_BQ) : g.S;
 
     float o[DV / 8];
@@ -299,12 +302,13 @@ template <typename T, int DV> __global__ void __launch_bounds__(SIMT_THREADS) at
             }
         }
 
-        /* scale, mask, running max over the 8 threads of the row (lanes 8k .. 8k+7) */
+        /* scale, bias, mask, running max over the 8 threads of the row (lanes 8k .. 8k+7) */
         float mx = -INFINITY;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const int col = s0 + c + 8 * j;
             float v = acc[j] * g.scale_log2;
+            if (bias && t < g.T && col < g.S) v += 1.4426950408889634f * sdc_to_f(bias[(int64_t)t * g.S + col]);
             if (col >= g.S || (g.causal && col > t)) v = -INFINITY;
             acc[j] = v;
             mx = fmaxf(mx, v);
@@ -373,31 +377,56 @@ template <typename T> static void attention_simt(sdc_backend *be, cudaStream_t s
         launch_simt<T, 512>(be, s, g);
 }
 
-extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
-                                   const sdc_tensor *v, int n_heads, int causal) {
-    assert(q->dtype == y->dtype && k->dtype == y->dtype && v->dtype == y->dtype);
-    const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1], D = C / n_heads;
-    if (B == 0 || T == 0 || C == 0) return;
+/* The geometry of y = attention(q, k, v) over n_heads; bias NULL, scale_log2 still to be set. */
+static attn_geom geom_of(sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads,
+                         int causal) {
+    const int64_t B = q->ne[0], T = q->ne[1], C = q->ne[2], S = k->ne[1];
     assert(S > 0 && "attention over no keys");
     assert(T <= INT32_MAX && S <= INT32_MAX && C <= INT32_MAX && B * n_heads <= 65535);
     attn_geom g;
     g.q = q->data;
     g.k = k->data;
     g.v = v->data;
+    g.bias = NULL;
     g.y = y->data;
     g.B = (int)B;
     g.T = (int)T;
     g.S = (int)S;
     g.H = n_heads;
-    g.D = (int)D;
+    g.D = (int)(C / n_heads);
     g.C = (int)C;
     g.causal = causal;
-    g.scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
+    g.scale_log2 = 0.0f;
+    return g;
+}
+
+extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                   const sdc_tensor *v, int n_heads, int causal) {
+    assert(q->dtype == y->dtype && k->dtype == y->dtype && v->dtype == y->dtype);
+    if (q->ne[0] == 0 || q->ne[1] == 0 || q->ne[2] == 0) return;
+    attn_geom g = geom_of(y, q, k, v, n_heads, causal);
+    g.scale_log2 = (float)(1.4426950408889634 / sqrt((double)g.D));
     cudaStream_t s = sdc_cuda_stream(be);
-    if (y->dtype == SDC_DTYPE_F16 && D % 8 == 0 && D <= 160 && sdc_aligned16(q->data) && sdc_aligned16(k->data) &&
+    if (y->dtype == SDC_DTYPE_F16 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) && sdc_aligned16(k->data) &&
         sdc_aligned16(v->data) && sdc_aligned16(y->data))
         attention_mma(be, s, g);
     else if (y->dtype == SDC_DTYPE_F16)
+        attention_simt<__half>(be, s, g);
+    else
+        attention_simt<float>(be, s, g);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+/* The SIMT kernel with the bias added to each score (T5's encoder: short sequences, f32). */
+extern "C" void sdc_cuda_attention_bias(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                        const sdc_tensor *v, const sdc_tensor *bias, int n_heads, float scale) {
+    assert(q->dtype == y->dtype && k->dtype == y->dtype && v->dtype == y->dtype && bias->dtype == y->dtype);
+    if (q->ne[0] == 0 || q->ne[1] == 0 || q->ne[2] == 0) return;
+    attn_geom g = geom_of(y, q, k, v, n_heads, 0);
+    g.bias = bias->data;
+    g.scale_log2 = (float)(1.4426950408889634 * (double)scale);
+    cudaStream_t s = sdc_cuda_stream(be);
+    if (y->dtype == SDC_DTYPE_F16)
         attention_simt<__half>(be, s, g);
     else
         attention_simt<float>(be, s, g);
