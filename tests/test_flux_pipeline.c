@@ -1,9 +1,15 @@
-/* test_flux_pipeline.c - whole FluxPipeline runs against diffusers (tiny-flux-golden/pipeline +
- * README.json): schnell_4, schnell_1_wide (64x96), dev_8 (guidance 3.5) from the stored initial latents,
- * on the diffusers folders; the same PNGs under every load policy; inputs Flux refuses. The GGUF cases
- * belong to the quantized-weights work and are skipped here (named). */
+/* test_flux_pipeline.c - whole FluxPipeline runs against diffusers: the cases of tiny-flux-golden's
+ * README.json (schnell_4, schnell_1_wide at 64x96, dev_8 with guidance 3.5) from the bundle's initial
+ * latents, on the diffusers folders; the same PNGs under every load policy; inputs Flux refuses. The
+ * GGUF cases belong to the quantized-weights work and are skipped here (named).
+ *
+ * The reference is tests/data/tiny-flux-pipe/pipeline.safetensors (tools/flux_pipeline_reference.py:
+ * diffusers 0.42.1 as users load it, float64): the bundle's own pipeline outputs were made with the T5
+ * encoder in training mode (dropout active; see test_t5.c), so they are printed, not bounded. diffusers
+ * in eval mode is as far from them as sdc is (schnell_4 4.07e-2, schnell_1_wide 5.96e-2, dev_8 2.73e-2). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sdc.h"
@@ -25,6 +31,11 @@ static sdc_ctx *open_flux(const char *model, sdc_load_policy pol) {
 int main(void) {
     cJSON *readme = test_pipe_readme("tiny-flux-golden");
     sdc_model_index *g = test_golden_open("tiny-flux-golden/pipeline.safetensors");
+    sdc_model_index *fix = sdc_index_new(test_logger());
+    if (!test_check(sdc_index_add_file(fix, SDC_SOURCE_DIR "/tests/data/tiny-flux-pipe/pipeline.safetensors", "", NULL,
+                                       NULL) == SDC_OK,
+                    "read tests/data/tiny-flux-pipe/pipeline.safetensors"))
+        return test_finish();
     static const sdc_load_policy policies[] = {SDC_LOAD_ALL, SDC_LOAD_SEQUENTIAL, SDC_LOAD_PHASED};
     const cJSON *c;
     int ran = 0;
@@ -48,10 +59,23 @@ int main(void) {
             if (test_pipe_run_case(ctx, c, g, pname, &r)) {
                 char what[200];
                 if (k == 0) {
-                    snprintf(what, sizeof what, "%s latents_final", r.name);
-                    test_check_err(what, "rel err", test_rel_err(r.latents, r.latents_ref, r.n_lat), 1e-4);
-                    snprintf(what, sizeof what, "%s image", r.name);
-                    test_check_err(what, "max |d|", test_max_abs(r.pixels, r.image_ref, r.n_pix), 1e-3);
+                    char key[128];
+                    snprintf(key, sizeof key, "pipe.%s.latents_final", r.name);
+                    float *lat_ref = test_golden_f32(fix, key, NULL);
+                    snprintf(key, sizeof key, "pipe.%s.image", r.name);
+                    float *img_ref = test_golden_f32(fix, key, NULL);
+                    if (lat_ref && img_ref) {
+                        snprintf(what, sizeof what, "%s latents_final", r.name);
+                        test_check_err(what, "rel err", test_rel_err(r.latents, lat_ref, r.n_lat), 1e-4);
+                        snprintf(what, sizeof what, "%s image", r.name);
+                        test_check_err(what, "max |d|", test_max_abs(r.pixels, img_ref, r.n_pix), 1e-3);
+                    }
+                    printf("    %s against the bundle's golden (T5 dropout on; no bound): latents rel %.3e, image "
+                           "max |d| %.3e\n",
+                           r.name, test_rel_err(r.latents, r.latents_ref, r.n_lat),
+                           test_max_abs(r.pixels, r.image_ref, r.n_pix));
+                    free(lat_ref);
+                    free(img_ref);
                     hash0 = r.png_hash;
                     ran++;
                 } else {
@@ -88,5 +112,6 @@ int main(void) {
     }
     cJSON_Delete(readme);
     sdc_index_free(g);
+    sdc_index_free(fix);
     return test_finish();
 }

@@ -22,9 +22,13 @@ static const char *weights_base(const char *part) {
     return strncmp(part, "text_encoder", 12) == 0 ? "model" : "diffusion_pytorch_model";
 }
 
-static sdc_name_map_fn part_map(const char *part) {
-    if (strncmp(part, "text_encoder", 12) == 0) return sdc_name_map_text_encoder;
-    if (strcmp(part, "vae") == 0) return sdc_name_map_vae;
+/* The name map for a part's tensors, by what its config says it is: a CLIP text model (transformers 5
+ * drops "text_model."), an AutoencoderKL (old attention names); none for the rest (T5, UNet, ...). */
+static sdc_name_map_fn part_map(const cJSON *config) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(config, "model_type");
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(config, "_class_name");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "clip_text_model") == 0) return sdc_name_map_text_encoder;
+    if (cJSON_IsString(cls) && strcmp(cls->valuestring, "AutoencoderKL") == 0) return sdc_name_map_vae;
     return NULL;
 }
 
@@ -130,7 +134,7 @@ sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_l
     if (st == SDC_OK) {
         char prefix[SDC_MAX_PART_NAME + 2];
         snprintf(prefix, sizeof prefix, "%s.", part);
-        st = sdc_index_add_file(m->index, weights, prefix, part_map(part), NULL);
+        st = sdc_index_add_file(m->index, weights, prefix, part_map(p->config), NULL);
     }
     /* every weight a component holds is a float; an integer tensor would be converted silently */
     for (size_t i = first; st == SDC_OK && i < sdc_index_count(m->index); i++)

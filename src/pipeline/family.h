@@ -108,5 +108,6 @@ static inline void *sdc_run_component(const sdc_run *r, int c) { return r->compo
 extern const sdc_family *const sdc_families[];
 extern const sdc_family sdc_family_sd1;
 extern const sdc_family sdc_family_sdxl;
+extern const sdc_family sdc_family_flux;
 
 #endif

@@ -10,7 +10,7 @@
 #include "pipeline/plan.h"
 
 /* SDXL before SD 1.x: both are UNet folders; sdxl claims those with a text_time UNet. */
-const sdc_family *const sdc_families[] = {&sdc_family_sdxl, &sdc_family_sd1, NULL};
+const sdc_family *const sdc_families[] = {&sdc_family_flux, &sdc_family_sdxl, &sdc_family_sd1, NULL};
 
 void sdc_model_params_init(sdc_model_params *p) {
     memset(p, 0, sizeof *p);
