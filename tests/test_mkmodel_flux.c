@@ -23,9 +23,8 @@
 
 static const char *tmpdir;   // test_make_tmp_dir
 
-/* The parts of a Flux folder and their weight files. */
-static const sdc_mk_part flux_parts[] = {SDC_MK_TEXT_ENCODER, SDC_MK_TEXT_ENCODER_2, SDC_MK_TRANSFORMER, SDC_MK_VAE};
-#define N_FLUX_PARTS ((int)(sizeof flux_parts / sizeof flux_parts[0]))
+/* The parts of a Flux folder (text_encoder, text_encoder_2, transformer, vae) and their weight files. */
+#define N_FLUX_PARTS 4
 static const char *const files_f32[N_FLUX_PARTS] = {
     "text_encoder/model.safetensors", "text_encoder_2/model.safetensors",
     "transformer/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"};

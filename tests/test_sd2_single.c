@@ -113,7 +113,7 @@ static int write_part(sdc_model_index *check, sdc_model_index *idx, const char *
     const sdc_tensor_info *emb = sdc_index_find(idx, TOKEN_EMB);
     if (ok && !strcmp(part, "text_encoder"))
         ok = emb && (bufs[nb] = read_raw(idx, emb)) &&
-            sdc_st_writer_add(w, TOKEN_EMB + strlen("text_encoder."), emb->dtype, emb->ndim, emb->ne, bufs[nb++]) ==
+            sdc_st_writer_add(w, &TOKEN_EMB[strlen("text_encoder.")], emb->dtype, emb->ndim, emb->ne, bufs[nb++]) ==
                 SDC_OK;
     ok = ok && sdc_st_writer_write(w, path) == SDC_OK;
     for (size_t i = 0; i < nb; i++) free(bufs[i]);
