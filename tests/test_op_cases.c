@@ -24,6 +24,12 @@ void run_layer_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
 void run_group_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_group_norm(y, in[0], in[1], in[2], c->iarg[0], c->farg, c->iarg[1]);
 }
+void run_group_norm_stats(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_group_norm_stats(y, in[0], c->iarg[0]);
+}
+void run_group_norm_apply(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_group_norm_apply(y, in[0], in[1], in[2], in[3], c->iarg[0], c->iarg[1]);
+}
 void run_unary(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_unary(y, in[0], (sdc_unary_op)c->iarg[0]);
 }
@@ -87,7 +93,7 @@ sdc_dtype op_dtype(int dt, sdc_dtype act) {
 op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype act) {
     op_result r = {0};
     const sdc_mem_stats before = be->stats;
-    sdc_tensor *t[3] = {0};
+    sdc_tensor *t[4] = {0};
     for (int i = 0; i < c->n_in; i++) {
         t[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, op_dtype(c->in[i].dt, act), in[i].ndim, in[i].ne);
         if (c->in[i].dt == D_I32)

@@ -31,7 +31,7 @@ struct op_case {
     const char *name;
     void (*run)(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // one of the run_* below
     int n_in;
-    tspec in[3];
+    tspec in[4];
     tspec out;
     int iarg[4];
     float farg;
@@ -69,8 +69,11 @@ void run_upsample(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
 void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // iarg[0] = dim
 void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = perm
 void run_copy(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = top, bottom, left, right
-void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = dim, start
+void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);              // iarg = top, bottom, left, right
+void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);              // iarg = dim, start
+void run_group_norm_stats(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg[0] = groups
+void run_group_norm_apply(const op_case *c, sdc_tensor *y,
+                          sdc_tensor *const *in);   // x, stats, w, b; iarg = groups, silu
 
 /* A host tensor: f32 values (I32 ids: their int bit patterns). */
 typedef struct op_host {

@@ -91,6 +91,9 @@ static void count_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {}
 static void count_pad2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
 }
 static void count_slice(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int dim, int64_t start) {}
+static void count_group_norm_stats(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int groups) {}
+static void count_group_norm_apply(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
+                                   const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {}
 
 static const struct sdc_backend_i count_iface = {
     .name = "count",
@@ -119,6 +122,8 @@ static const struct sdc_backend_i count_iface = {
     .copy = count_copy,
     .pad2d = count_pad2d,
     .slice = count_slice,
+    .group_norm_stats = count_group_norm_stats,
+    .group_norm_apply = count_group_norm_apply,
 };
 
 sdc_backend *sdc_backend_count_new(sdc_backend *like) {
