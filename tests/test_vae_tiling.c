@@ -214,6 +214,45 @@ static void check_errors(fixture *fx) {
     free(out);
 }
 
+/* CPU time of the untiled and the tiled decode (default tile), the bytes the tiled one moves between host and
+ * backend and the most host bytes its activations hold: at the largest size check_sizes takes, at 512x512 and
+ * at 1024x1024 (latents 20x12, 64x64, 128x128). For information; the bytes are also bounded: each
+ * activation goes up once and down once per conv (with halos), so at most ~3x the bytes of one decode's
+ * activations. */
+static void report_speed(fixture *fx) {
+    printf("time and traffic (cpu backend, %d threads, default tile):\n", fx->be->n_threads);
+    static const int64_t sizes[][2] = {{20, 12}, {64, 64}, {128, 128}};
+    const int64_t f = sdc_vae_downscale(&fx->cfg);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const int64_t h = sizes[i][0], w = sizes[i][1];
+        sdc_tensor *z = latents(fx, 1, h, w, 500 + i);
+        size_t peak;
+        double t0 = test_now();
+        float *ref = decode_untiled(fx, z, &peak);
+        const double tu = test_now() - t0;
+        float *got = malloc(sizeof(float) * (size_t)(fx->cfg.out_channels * h * f * w * f));
+        sdc_vae_tile_report rep = {0};
+        t0 = test_now();
+        sdc_status st = sdc_vae_decode_tiled_report(fx->dec, z, got, 0, &rep);
+        const double tt = test_now() - t0;
+        test_check(st == SDC_OK, "tiled decode of latent %lldx%lld: %s", (long long)h, (long long)w,
+                   sdc_status_str(st));
+        const size_t n = (size_t)(fx->cfg.out_channels * h * f * w * f);
+        if (ref && st == SDC_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "latent %lldx%lld, default tile", (long long)h, (long long)w);
+            test_check_err(what, "||tiled - untiled|| / ||untiled||", test_rel_err(got, ref, n), 1e-5);
+        }
+        printf("  image %lldx%lld: untiled %.3f s, tiled %.3f s; tiled moved %.1f MB up, %.1f MB down; host "
+               "activations peak %.1f MB\n",
+               (long long)(h * f), (long long)(w * f), tu, tt, rep.bytes_up / 1e6, rep.bytes_down / 1e6,
+               rep.host_peak / 1e6);
+        free(ref);
+        free(got);
+        sdc_tensor_free(z);
+    }
+}
+
 int main(void) {
     const sdc_logger *log = test_logger();
     sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, "f32");
@@ -227,6 +266,7 @@ int main(void) {
         check_sizes(&fx);
         check_memory(&fx);
         check_errors(&fx);
+        report_speed(&fx);
     }
     sdc_vae_decoder_free(fx.dec);
     test_check(fx.be->stats.cur_total == 0, "nothing stays allocated (%zu bytes)", fx.be->stats.cur_total);
