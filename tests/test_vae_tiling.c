@@ -219,11 +219,12 @@ static void check_errors(fixture *fx) {
  * at 1024x1024 (latents 20x12, 64x64, 128x128). For information; the bytes are also bounded: each
  * activation goes up once and down once per conv (with halos), so at most ~3x the bytes of one decode's
  * activations. */
-static void report_speed(fixture *fx) {
-    printf("time and traffic (cpu backend, %d threads, default tile):\n", fx->be->n_threads);
+static void report_speed(fixture *fx, size_t first, double bound) {
+    printf("time and traffic (%s backend, %s, %d threads, default tile):\n", sdc_backend_name(fx->be),
+           sdc_dtype_name(sdc_vae_decoder_act_dtype(fx->dec)), fx->be->n_threads);
     static const int64_t sizes[][2] = {{20, 12}, {64, 64}, {128, 128}};
     const int64_t f = sdc_vae_downscale(&fx->cfg);
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (size_t i = first; i < sizeof sizes / sizeof sizes[0]; i++) {
         const int64_t h = sizes[i][0], w = sizes[i][1];
         sdc_tensor *z = latents(fx, 1, h, w, 500 + i);
         size_t peak;
@@ -241,7 +242,7 @@ static void report_speed(fixture *fx) {
         if (ref && st == SDC_OK) {
             char what[64];
             snprintf(what, sizeof what, "latent %lldx%lld, default tile", (long long)h, (long long)w);
-            test_check_err(what, "||tiled - untiled|| / ||untiled||", test_rel_err(got, ref, n), 1e-5);
+            test_check_err(what, "||tiled - untiled|| / ||untiled||", test_rel_err(got, ref, n), bound);
         }
         printf("  image %lldx%lld: untiled %.3f s, tiled %.3f s; tiled moved %.1f MB up, %.1f MB down; host "
                "activations peak %.1f MB\n",
@@ -251,6 +252,32 @@ static void report_speed(fixture *fx) {
         free(got);
         sdc_tensor_free(z);
     }
+}
+
+/* On a CUDA device, where the build has the backend: report_speed for the decoder in f32 and in f16 (tiled
+ * against untiled: GEMM rounding in f32; in f16 also the statistics' rounding, which f16 storage amplifies). */
+static void report_cuda(sdc_model_files *mf) {
+    if (!sdc_device_available(SDC_DEVICE_CUDA)) {
+        printf("cuda: not in this build\n");
+        return;
+    }
+    const sdc_logger *log = test_logger();
+    sdc_backend *be = sdc_backend_new(SDC_DEVICE_CUDA, 0, log);
+    if (!be) {
+        printf("cuda: built, but no device could be used: skipped\n");
+        return;
+    }
+    for (int f16 = 0; f16 <= 1; f16++) {
+        fixture fx = {.be = be};
+        sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &fx.cfg);
+        const sdc_weight_source src = {mf->index, "vae.", be, log, !f16};
+        if (st == SDC_OK) st = sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec);
+        if (test_check(st == SDC_OK, "load the tiny-sd1 decoder on cuda (%s): %s", f16 ? "f16" : "f32",
+                       sdc_status_str(st)))
+            report_speed(&fx, 1, f16 ? 1e-2 : 1e-5);
+        sdc_vae_decoder_free(fx.dec);
+    }
+    sdc_backend_free(be);
 }
 
 int main(void) {
@@ -266,7 +293,8 @@ int main(void) {
         check_sizes(&fx);
         check_memory(&fx);
         check_errors(&fx);
-        report_speed(&fx);
+        report_speed(&fx, 0, 1e-5);
+        report_cuda(mf);
     }
     sdc_vae_decoder_free(fx.dec);
     test_check(fx.be->stats.cur_total == 0, "nothing stays allocated (%zu bytes)", fx.be->stats.cur_total);

@@ -30,6 +30,7 @@
  * by tile: a tile's residual is read just before the tile's output is written, and an output of at most as
  * many channels never reaches the input's later tiles), so about two activations of the largest
  * resolution. */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,7 @@ static sdc_status add_sums(tiler *t, const sdc_tensor *y, hact *a) {
 static sdc_tensor *mean_rstd(tiler *t, const hact *a, float eps) {
     const int G = t->groups;
     const double n = (double)(a->C / G * a->H * a->W);
+    assert(a->sums && "a conv pass that normalises its input reads sums gathered by the pass before");
     float *mr = malloc(sizeof(float) * 2 * (size_t)G);
     sdc_tensor *m = mr ? sdc_act_new(t->be, SDC_DTYPE_F32, 3, (int64_t[]){1, G, 2}) : NULL;
     for (int g = 0; m && g < G; g++) {
