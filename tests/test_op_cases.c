@@ -24,6 +24,12 @@ void run_layer_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
 void run_group_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_group_norm(y, in[0], in[1], in[2], c->iarg[0], c->farg, c->iarg[1]);
 }
+void run_group_norm_stats(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_group_norm_stats(y, in[0], c->iarg[0]);
+}
+void run_group_norm_apply(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_group_norm_apply(y, in[0], in[1], in[2], in[3], c->iarg[0], c->iarg[1]);
+}
 void run_unary(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_unary(y, in[0], (sdc_unary_op)c->iarg[0]);
 }

@@ -77,13 +77,16 @@ void run_upsample(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
 void run_concat(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // iarg[0] = dim
 void run_permute(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg = perm
 void run_copy(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);
-void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);            // iarg = top, bottom, left, right
-void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);            // iarg = dim, start
-void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);         // x, w; farg = eps
-void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);             // x, cos, sin; iarg[0] = heads
-void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // x, shift, scale; farg = eps
-void run_attention_bias(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // q, k, v, bias; iarg[0] = heads;
-                                                                                   // farg = scale
+void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);              // iarg = top, bottom, left, right
+void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);              // iarg = dim, start
+void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);           // x, w; farg = eps
+void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);               // x, cos, sin; iarg[0] = heads
+void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);     // x, shift, scale; farg = eps
+void run_attention_bias(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);     // q, k, v, bias; iarg[0] = heads;
+                                                                                     // farg = scale
+void run_group_norm_stats(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // iarg[0] = groups
+void run_group_norm_apply(const op_case *c, sdc_tensor *y,
+                          sdc_tensor *const *in);   // x, stats, w, b; iarg = groups, silu
 
 /* A host tensor: f32 values (I32 ids: their int bit patterns). */
 typedef struct op_host {

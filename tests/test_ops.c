@@ -10,6 +10,7 @@
  *   - the backends' memory counters back at their start after the tensors are freed, no workspace
  *     left behind by an op, and a non-zero workspace peak where the fast op needs scratch.
  * Per-op timings of fast vs reference are printed for information. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/cpu_ref.h"
+#include "backend/ops.h"
 #include "test_op_cases.h"
 #include "test_util.h"
 
@@ -321,6 +323,57 @@ static const cpu_case cases[] = {
      EW_REL,
      1e-5,
      0},
+    /* group norm in halves: stats iarg[0] = groups (y F32 [B, G, 4]); apply iarg = groups, silu */
+    {{"group_norm_stats [2,320,64,64] G32",
+      run_group_norm_stats,
+      1,
+      {{4, {2, 320, 64, 64}, D_ACT, 2, 0.5f}},
+      {3, {2, 32, 4, 1}, D_F32, 1, 0},
+      {32},
+      0},
+     EW_REL,
+     1e-5,
+     0},
+    {{"group_norm_stats [1,128,37,23] G32",
+      run_group_norm_stats,
+      1,
+      {{4, {1, 128, 37, 23}, D_ACT, 1, -0.25f}},
+      {3, {1, 32, 4, 1}, D_F32, 1, 0},
+      {32},
+      0},
+     EW_REL,
+     1e-5,
+     0},
+    {{"group_norm_stats [3,64,101] 3-D G16",
+      run_group_norm_stats,
+      1,
+      {T3(3, 64, 101)},
+      {3, {3, 16, 4, 1}, D_F32, 1, 0},
+      {16},
+      0},
+     EW_REL,
+     1e-5,
+     0},
+    {{"group_norm_apply+silu [2,320,64,64] G32",
+      run_group_norm_apply,
+      4,
+      {{4, {2, 320, 64, 64}, D_ACT, 2, 0.5f}, {3, {2, 32, 2, 1}, D_F32, 0.3f, 1}, T1(320), T1(320)},
+      T4(2, 320, 64, 64),
+      {32, 1},
+      0},
+     EW_REL,
+     1e-5,
+     0},
+    {{"group_norm_apply [1,64,5,7] G32",
+      run_group_norm_apply,
+      4,
+      {T4(1, 64, 5, 7), {3, {1, 32, 2, 1}, D_F32, 0.3f, 1}, T1(64), T1(64)},
+      T4(1, 64, 5, 7),
+      {32, 0},
+      0},
+     EW_REL,
+     1e-5,
+     0},
     /* unary: iarg = op */
     {{"silu [2,1280,16,16]",
       run_unary,
@@ -527,6 +580,63 @@ static void test_case(const cpu_case *cc, uint64_t seed, sdc_backend *fast2, sdc
     for (int i = 0; i < 4; i++) free(all[i]->out);
 }
 
+/* group_norm_stats, then mean and rstd in double from the sums (as the tiled VAE decode makes them),
+ * then group_norm_apply: group_norm's output, bit for bit but where the sums' variance rounds rstd to
+ * another float than group_norm's two-pass variance (counted, and bounded). */
+static void test_split_group_norm(sdc_backend *be) {
+    printf("group_norm_stats + group_norm_apply = group_norm\n");
+    const int64_t ne[4] = {2, 128, 24, 40}, C = ne[1], G = 32, n = C / G * ne[2] * ne[3];
+    const size_t N = (size_t)(ne[0] * C * ne[2] * ne[3]);
+    const float eps = 1e-6f;
+    float *xh = malloc(N * sizeof(float)), *wh = malloc(2 * C * sizeof(float)), *want = malloc(N * sizeof(float));
+    float *got = malloc(N * sizeof(float)), sums[2 * 32 * 4], mr[2 * 32 * 2];
+    test_fill_normal(xh, N, 77, 1.5f);
+    for (size_t i = 0; i < N; i++) xh[i] += 0.75f;
+    test_fill_normal(wh, (size_t)(2 * C), 78, 1.0f);
+    sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, ne);
+    sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, ne);
+    sdc_tensor *w = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 1, &C);
+    sdc_tensor *b = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 1, &C);
+    sdc_tensor *st = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 3, (int64_t[]){2, G, 4});
+    sdc_tensor *sm = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 3, (int64_t[]){2, G, 2});
+    sdc_tensor_set_f32(x, xh);
+    sdc_tensor_set_f32(w, wh);
+    sdc_tensor_set_f32(b, wh + C);
+    for (int silu = 0; silu <= 1; silu++) {
+        sdc_group_norm(y, x, w, b, (int)G, eps, silu);
+        sdc_tensor_get_f32(y, want);
+        sdc_group_norm_stats(st, x, (int)G);
+        sdc_tensor_get_f32(st, sums);
+        for (int g = 0; g < 2 * G; g++) {
+            const double s = (double)sums[4 * g] + sums[4 * g + 1], q = (double)sums[4 * g + 2] + sums[4 * g + 3];
+            const double mean = s / (double)n, var = q / (double)n - mean * mean;
+            mr[2 * g] = (float)mean;
+            mr[2 * g + 1] = (float)(1.0 / sqrt((var > 0 ? var : 0) + (double)eps));
+        }
+        sdc_tensor_set_f32(sm, mr);
+        sdc_group_norm_apply(y, x, sm, w, b, (int)G, silu);
+        sdc_tensor_get_f32(y, got);
+        size_t differ = 0;
+        for (size_t i = 0; i < N; i++) differ += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+        char what[64];
+        snprintf(what, sizeof what, "split group norm%s [2,128,24,40] G32", silu ? "+silu" : "");
+        test_check_err(what, "rel vs group_norm", test_rel_err(got, want, N), 1e-6);
+        test_check_err(what, "max_abs vs group_norm", test_max_abs(got, want, N), 1e-5);
+        printf("  %s: %zu of %zu values with other bits\n", what, differ, N);
+    }
+    test_check(sdc_backend_sync(be) == SDC_OK, "split group norm: backend status ok");
+    sdc_tensor_free(x);
+    sdc_tensor_free(y);
+    sdc_tensor_free(w);
+    sdc_tensor_free(b);
+    sdc_tensor_free(st);
+    sdc_tensor_free(sm);
+    free(xh);
+    free(wh);
+    free(want);
+    free(got);
+}
+
 static void test_backend_basics(void) {
     sdc_backend *be = sdc_backend_cpu_new(0, test_logger());
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -549,6 +659,7 @@ int main(void) {
     double t0 = test_now();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i], 1000 + i, fast2, fast1, ref);
     op_check_in_place(fast2, SDC_DTYPE_F32, "");
+    test_split_group_norm(fast2);
     test_backend_basics();
     test_check(fast2->stats.cur_total == 0 && fast1->stats.cur_total == 0 && ref->stats.cur_total == 0,
                "all backend memory freed");

@@ -214,6 +214,103 @@ static void check_errors(fixture *fx) {
     free(out);
 }
 
+/* Time of the untiled and the tiled decode (default tile), the bytes the tiled one moves between host and
+ * backend and the most host bytes its activations hold, for information: at the largest size check_sizes
+ * takes and at 512x512 (latents 20x12, 64x64); from `first` on. */
+static void report_speed(fixture *fx, size_t first, double bound) {
+    printf("time and traffic (%s backend, %s, %d threads, default tile):\n", sdc_backend_name(fx->be),
+           sdc_dtype_name(sdc_vae_decoder_act_dtype(fx->dec)), fx->be->n_threads);
+    static const int64_t sizes[][2] = {{20, 12}, {64, 64}};
+    const int64_t f = sdc_vae_downscale(&fx->cfg);
+    for (size_t i = first; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const int64_t h = sizes[i][0], w = sizes[i][1];
+        sdc_tensor *z = latents(fx, 1, h, w, 500 + i);
+        size_t peak;
+        double t0 = test_now();
+        float *ref = decode_untiled(fx, z, &peak);
+        const double tu = test_now() - t0;
+        float *got = malloc(sizeof(float) * (size_t)(fx->cfg.out_channels * h * f * w * f));
+        sdc_vae_tile_report rep = {0};
+        t0 = test_now();
+        sdc_status st = sdc_vae_decode_tiled_report(fx->dec, z, got, 0, &rep);
+        const double tt = test_now() - t0;
+        test_check(st == SDC_OK, "tiled decode of latent %lldx%lld: %s", (long long)h, (long long)w,
+                   sdc_status_str(st));
+        const size_t n = (size_t)(fx->cfg.out_channels * h * f * w * f);
+        if (ref && st == SDC_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "latent %lldx%lld, default tile", (long long)h, (long long)w);
+            test_check_err(what, "||tiled - untiled|| / ||untiled||", test_rel_err(got, ref, n), bound);
+        }
+        printf("  image %lldx%lld: untiled %.3f s, tiled %.3f s; tiled moved %.1f MB up, %.1f MB down; host "
+               "activations peak %.1f MB\n",
+               (long long)(h * f), (long long)(w * f), tu, tt, rep.bytes_up / 1e6, rep.bytes_down / 1e6,
+               rep.host_peak / 1e6);
+        free(ref);
+        free(got);
+        sdc_tensor_free(z);
+    }
+}
+
+/* The tiled decode's traffic and host memory at 1024x1024 and 2048x2048 (latents 128x128, 256x256) on a
+ * counting backend shaped like the CPU one (no work: the counts are exact). The host peak is two
+ * activations of the largest resolution at most: a resnet's input and hidden activation. */
+static void report_traffic(const fixture *cpu, sdc_model_files *mf) {
+    printf("traffic (counting backend like %s, default tile):\n", sdc_backend_name(cpu->be));
+    fixture fx = {.cfg = cpu->cfg, .be = sdc_backend_count_new(cpu->be)};
+    const sdc_weight_source src = {mf->index, "vae.", fx.be, test_logger(), 0};
+    sdc_status st = fx.be ? sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec) : SDC_ERR_OOM;
+    static const int64_t sides[] = {128, 256};
+    const int64_t f = sdc_vae_downscale(&fx.cfg), C0 = fx.cfg.block_out_channels[0];
+    const int64_t C1 = fx.cfg.block_out_channels[fx.cfg.n_blocks > 1 ? 1 : 0];
+    for (size_t i = 0; st == SDC_OK && i < sizeof sides / sizeof sides[0]; i++) {
+        const int64_t h = sides[i], n = fx.cfg.out_channels * h * f * h * f;
+        sdc_tensor *z = latents(&fx, 1, h, h, 600 + i);
+        float *img = malloc(sizeof(float) * (size_t)n);
+        sdc_vae_tile_report rep = {0};
+        st = z && img ? sdc_vae_decode_tiled_report(fx.dec, z, img, 0, &rep) : SDC_ERR_OOM;
+        const size_t act = sizeof(float) * (size_t)(h * f * h * f), bound = (size_t)(C0 + C1) * act;
+        char what[64];
+        snprintf(what, sizeof what, "image %lldx%lld on the counting backend", (long long)(h * f), (long long)(h * f));
+        test_check(st == SDC_OK, "%s: %s", what, sdc_status_str(st));
+        test_check_err(what, "host activation bytes (bound: the largest resnet's input + hidden)",
+                       (double)rep.host_peak, (double)bound);
+        printf("  image %lldx%lld: tiled moved %.1f MB up, %.1f MB down; host activations peak %.1f MB\n",
+               (long long)(h * f), (long long)(h * f), rep.bytes_up / 1e6, rep.bytes_down / 1e6, rep.host_peak / 1e6);
+        free(img);
+        sdc_tensor_free(z);
+    }
+    test_check(st == SDC_OK, "traffic on the counting backend: %s", sdc_status_str(st));
+    sdc_vae_decoder_free(fx.dec);
+    sdc_backend_free(fx.be);
+}
+
+/* On a CUDA device, where the build has the backend: report_speed for the decoder in f32 and in f16 (tiled
+ * against untiled: GEMM rounding in f32; in f16 also the statistics' rounding, which f16 storage amplifies). */
+static void report_cuda(sdc_model_files *mf) {
+    if (!sdc_device_available(SDC_DEVICE_CUDA)) {
+        printf("cuda: not in this build\n");
+        return;
+    }
+    const sdc_logger *log = test_logger();
+    sdc_backend *be = sdc_backend_new(SDC_DEVICE_CUDA, 0, log);
+    if (!be) {
+        printf("cuda: built, but no device could be used: skipped\n");
+        return;
+    }
+    for (int f16 = 0; f16 <= 1; f16++) {
+        fixture fx = {.be = be};
+        sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &fx.cfg);
+        const sdc_weight_source src = {mf->index, "vae.", be, log, !f16};
+        if (st == SDC_OK) st = sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec);
+        if (test_check(st == SDC_OK, "load the tiny-sd1 decoder on cuda (%s): %s", f16 ? "f16" : "f32",
+                       sdc_status_str(st)))
+            report_speed(&fx, 1, f16 ? 1e-2 : 1e-5);
+        sdc_vae_decoder_free(fx.dec);
+    }
+    sdc_backend_free(be);
+}
+
 int main(void) {
     const sdc_logger *log = test_logger();
     sdc_model_files *mf = test_open_tiny_sd1(SDC_VARIANT_F32, "f32");
@@ -227,6 +324,9 @@ int main(void) {
         check_sizes(&fx);
         check_memory(&fx);
         check_errors(&fx);
+        report_speed(&fx, 0, 1e-5);
+        report_traffic(&fx, mf);
+        report_cuda(mf);
     }
     sdc_vae_decoder_free(fx.dec);
     test_check(fx.be->stats.cur_total == 0, "nothing stays allocated (%zu bytes)", fx.be->stats.cur_total);

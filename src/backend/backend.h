@@ -125,7 +125,21 @@ typedef enum sdc_op_family {
     X(attention_bias, SDC_OPF_ATTENTION,                                                                          \
       (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, const sdc_tensor *bias, int n_heads,        \
        float scale),                                                                                              \
-      (q, k, v, bias, n_heads, scale))
+      (q, k, v, bias, n_heads, scale))                                                                            \
+    /* Group norm in two halves, for statistics gathered over tiles (model/vae_tiled.c). \
+     * group_norm_stats: y F32 [B, groups, 4] = (s_hi, s_lo, q_hi, q_lo) for each group of \
+     * x[B, C, ...] (any float dtype; groups as group_norm's): s = sum of x, q = sum of x^2 over \
+     * the group, in double, carried as two floats hi = (float)s, lo = (float)(s - hi): hi + lo \
+     * is s to about 2^-48 |s|. */                        \
+    X(group_norm_stats, SDC_OPF_NORM, (const sdc_tensor *x, int groups), (x, groups))                             \
+    /* group_norm_apply: group_norm's normalisation with given statistics, stats F32 [B, groups, 2] \
+     * = (mean, rstd) per group: y = (x - mean) * rstd * w[c] + b[c], then SiLU when with_silu != 0; \
+     * x, w, b, y of one dtype. Each backend rounds as its group_norm does, so group_norm's own \
+     * statistics give group_norm's output. y may alias x. */             \
+    X(group_norm_apply, SDC_OPF_NORM,                                                                             \
+      (const sdc_tensor *x, const sdc_tensor *stats, const sdc_tensor *w, const sdc_tensor *b, int groups,        \
+       int with_silu),                                                                                            \
+      (x, stats, w, b, groups, with_silu))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */
 #define SDC_UNPAREN(...) __VA_ARGS__

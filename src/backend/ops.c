@@ -136,6 +136,23 @@ static void check_attention_bias(const sdc_tensor *y, const sdc_tensor *q, const
     SAME_BACKEND(y, bias);
 }
 
+static void check_group_norm_stats(const sdc_tensor *y, const sdc_tensor *x, int groups) {
+    assert(x->ndim >= 2 && groups >= 1 && x->ne[1] % groups == 0 && y->dtype == SDC_DTYPE_F32);
+    assert(y->ndim == 3 && y->ne[0] == x->ne[0] && y->ne[1] == groups && y->ne[2] == 4);
+    SAME_BACKEND(y, x);
+}
+
+static void check_group_norm_apply(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
+                                   const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {
+    assert(sdc_tensor_same_shape(y, x) && x->ndim >= 2 && groups >= 1 && x->ne[1] % groups == 0);
+    assert(y->dtype == x->dtype && w->dtype == x->dtype && b->dtype == x->dtype);
+    assert(sdc_tensor_nelem(w) == x->ne[1] && sdc_tensor_nelem(b) == x->ne[1]);
+    assert(stats->dtype == SDC_DTYPE_F32 && stats->ndim == 3 && stats->ne[0] == x->ne[0]);
+    assert(stats->ne[1] == groups && stats->ne[2] == 2);
+    SAME_BACKEND(y, x);
+    SAME_BACKEND(y, stats);
+}
+
 /* sdc_<name>: the check, then the backend's slot unless its status is set. With profiling on, the op
  * is synchronised before and after and its time added to its family (which slows the run: profile to
  * see where time goes, not to time the whole). */

@@ -103,15 +103,18 @@ sdc_status sdc_vae_decode(sdc_vae_decoder *dec, const sdc_tensor *z, sdc_tensor 
 /* sdc_vae_decode in tiles, with backend memory bounded by the tile instead of the image: z [B, L, h, w]
  * on the decoder's backend (any compute dtype) -> image, a host buffer of B * out_channels * h*f * w*f
  * floats ([B, out_channels, H, W], the raw decoder output, as sdc_vae_decode gives it, in f32).
- * Every full intermediate activation lives in host memory (f32, about four of the largest at once);
- * the backend holds at a time one tile of tile_latent x tile_latent latent pixels (tile_latent * 2^k
- * after k upsamples) with a 1-pixel halo, or one of the norm_num_groups groups of an activation (its
- * group norm runs over the whole image), or the mid-block attention at latent resolution (untiled).
+ * Every full intermediate activation lives in host memory, in the decoder's compute dtype (about two of
+ * the largest at once: a resnet's input and hidden activation); the backend holds at a time one tile of
+ * tile_latent x tile_latent latent pixels (tile_latent * 2^k after k upsamples) with a 1-pixel halo and
+ * the tile after it being uploaded, or the mid-block attention at latent resolution (untiled). Each conv
+ * moves its input up once and its output down once: group norm + SiLU run on the input tile with the
+ * whole image's statistics, gathered as per-tile sums while the previous conv's tiles were on the backend.
  * tile_latent 0: 32. Not an approximation: exact halos, the untiled op sequence per element and group
- * norm statistics of the whole image, so one tile is bit-identical to sdc_vae_decode; with several the
- * results differ only where the GEMM library rounds a dot product of the same length differently for
- * a narrower matrix (OpenBLAS's small and edge kernels, cuBLAS's kernel choice): on the tiny reference
- * VAE in f32, ||tiled - untiled|| / ||untiled|| ~1.5e-6, max |diff| < 1e-5 (tests/test_vae_tiling.c).
+ * norm statistics of the whole image, so one tile matches sdc_vae_decode bit for bit on the CPU; with
+ * several, results differ where the GEMM library rounds a dot product of the same length differently for
+ * a narrower matrix (OpenBLAS's small and edge kernels, cuBLAS's kernel choice) and where the statistics
+ * from sums round a mean or rstd to a neighbouring float: on the tiny reference VAE in f32,
+ * ||tiled - untiled|| / ||untiled|| ~1.5e-6, max |diff| < 1e-5 (tests/test_vae_tiling.c).
  * SDC_ERR_INVALID_ARG for a wrong z or a negative tile, SDC_ERR_OOM when a host buffer or a tile
  * cannot be had (nothing stays allocated), or the backend's sticky error. */
 sdc_status sdc_vae_decode_tiled(sdc_vae_decoder *dec, const sdc_tensor *z, float *image, int tile_latent);

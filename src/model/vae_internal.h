@@ -83,4 +83,15 @@ void sdc_vae_mid_load(sdc_vae_mid *m, sdc_weight_set *ws, const char *prefix, co
 sdc_tensor *sdc_vae_resnet_step(const sdc_resnet *r, sdc_tensor *x);
 sdc_tensor *sdc_vae_mid_step(const sdc_vae_mid *m, sdc_tensor *x);
 
+/* What one sdc_vae_decode_tiled moved and held (vae_tiled.c): bytes copied host -> backend and back, and the
+ * most host bytes its activations held at once (tests and benchmarks print it). */
+typedef struct sdc_vae_tile_report {
+    uint64_t bytes_up, bytes_down;
+    size_t host_peak;
+} sdc_vae_tile_report;
+
+/* sdc_vae_decode_tiled, filling *rep (may be NULL). */
+sdc_status sdc_vae_decode_tiled_report(sdc_vae_decoder *dec, const sdc_tensor *z, float *image, int tile_latent,
+                                       sdc_vae_tile_report *rep);
+
 #endif

@@ -255,3 +255,37 @@ void sdc_cpu_ref_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor
                     (float)(((double)xr[c] - mean) * rstd * (1.0 + scd[n * C + c]) + shd[n * C + c]);
         }
 }
+
+void sdc_cpu_ref_group_norm_stats(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int groups) {
+    const int64_t B = x->ne[0], C = x->ne[1], HW = sdc_tensor_nelem(x) / (B * C), n = C / groups * HW;
+    const float *xd = sdc_cpu_f32(x);   // [B, G, C/G, HW]: a group is contiguous
+    float *yd = sdc_cpu_f32(y);         // [B, G, 4]
+    for (int64_t bg = 0; bg < B * groups; bg++) {
+        double s = 0, q = 0;
+        for (int64_t i = 0; i < n; i++) {
+            s += xd[bg * n + i];
+            q += (double)xd[bg * n + i] * xd[bg * n + i];
+        }
+        yd[bg * 4 + 0] = (float)s;
+        yd[bg * 4 + 1] = (float)(s - (double)(float)s);
+        yd[bg * 4 + 2] = (float)q;
+        yd[bg * 4 + 3] = (float)(q - (double)(float)q);
+    }
+}
+
+void sdc_cpu_ref_group_norm_apply(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
+                                  const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {
+    const int64_t B = x->ne[0], C = x->ne[1], HW = sdc_tensor_nelem(x) / (B * C), Cg = C / groups;
+    const float *xd = sdc_cpu_f32(x), *sd = sdc_cpu_f32(stats);   // [B, C, HW], [B, G, 2]
+    const float *wd = sdc_cpu_f32(w), *bd = sdc_cpu_f32(b);       // [C]
+    float *yd = sdc_cpu_f32(y);
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const double mean = sd[(n * groups + c / Cg) * 2], rstd = sd[(n * groups + c / Cg) * 2 + 1];
+            for (int64_t i = 0; i < HW; i++) {
+                double v = ((double)xd[(n * C + c) * HW + i] - mean) * rstd * wd[c] + bd[c];
+                if (silu) v = v / (1.0 + exp(-v));
+                yd[(n * C + c) * HW + i] = (float)v;
+            }
+        }
+}

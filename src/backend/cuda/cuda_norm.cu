@@ -442,3 +442,137 @@ extern "C" void sdc_cuda_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_te
         group_norm_launch<float>(be, &g);
     }
 }
+
+/* --- group norm in two halves (group_norm_stats, group_norm_apply) ---
+ * Sums: one block per (image, group), each thread summing its elements (packs, consecutive threads on
+ * consecutive packs) in double, then a shuffle tree per warp and warp 0's thread 0 adding the warps in
+ * order: a fixed order, so bit-identical run to run. No workspace.
+ * Apply: a 2-D launch over [B * C planes, HW] with group_norm's own affine and SiLU. */
+
+#define GNS_THREADS 512
+
+template <typename T> __global__ void gn_sums_kernel(float *y, const T *x, int64_t groups_total, int64_t n, int vec) {
+    constexpr int P = sdc_pack<T>::N;
+    __shared__ double sh[2][GNS_THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int64_t gidx = blockIdx.x; gidx < groups_total; gidx += gridDim.x) {
+        const T *xg = x + gidx * n;
+        double s = 0.0, q = 0.0;
+        if (vec) {
+            for (int64_t p = threadIdx.x; p < n / P; p += GNS_THREADS) {
+                float v[P];
+                sdc_load_pack(xg + p * P, v);
+#pragma unroll
+                for (int i = 0; i < P; i++) {
+                    const double d = v[i];
+                    s += d;
+                    q += d * d;
+                }
+            }
+        } else {
+            for (int64_t i = threadIdx.x; i < n; i += GNS_THREADS) {
+                const double d = sdc_to_f(xg[i]);
+                s += d;
+                q += d * d;
+            }
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            s += __shfl_down_sync(0xffffffffu, s, off);
+            q += __shfl_down_sync(0xffffffffu, q, off);
+        }
+        if (lane == 0) {
+            sh[0][warp] = s;
+            sh[1][warp] = q;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            double S = 0.0, Q = 0.0;
+            for (int w = 0; w < GNS_THREADS / 32; w++) {
+                S += sh[0][w];
+                Q += sh[1][w];
+            }
+            const float sh_ = (float)S, qh = (float)Q;
+            y[gidx * 4 + 0] = sh_;
+            y[gidx * 4 + 1] = (float)(S - (double)sh_);
+            y[gidx * 4 + 2] = qh;
+            y[gidx * 4 + 3] = (float)(Q - (double)qh);
+        }
+        __syncthreads();   // sh is reused by the next group
+    }
+}
+
+extern "C" void sdc_cuda_group_norm_stats(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int groups) {
+    const int64_t nelem = sdc_tensor_nelem(x), groups_total = x->ne[0] * groups;
+    if (groups_total == 0) return;
+    const int64_t n = nelem / groups_total;   // a group is contiguous: C/G channels x HW
+    const int64_t blocks = groups_total < 65535 ? groups_total : 65535;
+    cudaStream_t s = sdc_cuda_stream(be);
+    if (x->dtype == SDC_DTYPE_F16) {
+        const int vec = n % sdc_pack<__half>::N == 0 && sdc_aligned16(x->data);
+        gn_sums_kernel<__half>
+            <<<(unsigned)blocks, GNS_THREADS, 0, s>>>((float *)y->data, (const __half *)x->data, groups_total, n, vec);
+    } else {
+        assert(x->dtype == SDC_DTYPE_F32);
+        const int vec = n % sdc_pack<float>::N == 0 && sdc_aligned16(x->data);
+        gn_sums_kernel<float>
+            <<<(unsigned)blocks, GNS_THREADS, 0, s>>>((float *)y->data, (const float *)x->data, groups_total, n, vec);
+    }
+    SDC_CUDA_LAUNCHED(be);
+}
+
+/* group_norm's affine and SiLU, as gn_apply_chunk computes them. */
+static __device__ __forceinline__ float gn_affine(float v, float2 mr, float w, float b, int silu) {
+    float r = (v - mr.x) * mr.y * w + b;
+    if (silu) r = r / (1.0f + expf(-r));
+    return r;
+}
+
+/* rows = B * C planes of HW elements; cols = HW, or HW / P packs when vec. */
+template <typename T>
+__global__ void gn_apply_stats_kernel(T *y, const T *x, const float2 *stats, const T *w, const T *b, int64_t rows,
+                                      int64_t cols, int64_t C, int64_t Cg, int64_t G, int64_t HW, int silu, int vec) {
+    constexpr int P = sdc_pack<T>::N;
+    SDC_ROWS_LOOP(r, rows) {
+        const int64_t c = r % C;
+        const float2 mr = stats[(r / C) * G + c / Cg];
+        const float wc = sdc_to_f(w[c]), bc = sdc_to_f(b[c]);
+        const T *xr = x + r * HW;
+        T *yr = y + r * HW;
+        SDC_COLS_LOOP(j, cols) {
+            if (vec) {
+                float v[P];
+                sdc_load_pack(xr + j * P, v);
+#pragma unroll
+                for (int i = 0; i < P; i++) v[i] = gn_affine(v[i], mr, wc, bc, silu);
+                sdc_store_pack(yr + j * P, v);
+            } else {
+                yr[j] = sdc_from_f<T>(gn_affine(sdc_to_f(xr[j]), mr, wc, bc, silu));
+            }
+        }
+    }
+}
+
+template <typename T>
+static void group_norm_apply_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
+                                   const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {
+    const int64_t B = x->ne[0], C = x->ne[1], nelem = sdc_tensor_nelem(x);
+    if (nelem == 0) return;
+    const int64_t HW = nelem / (B * C), rows = B * C;
+    const int vec = HW % sdc_pack<T>::N == 0 && sdc_aligned16(x->data) && sdc_aligned16(y->data);
+    const int64_t cols = vec ? HW / sdc_pack<T>::N : HW;
+    const sdc_launch2d l = sdc_plan_rows(rows, cols);
+    gn_apply_stats_kernel<T><<<l.grid, l.block, 0, sdc_cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (const float2 *)stats->data, (const T *)w->data, (const T *)b->data, rows,
+        cols, C, C / groups, groups, HW, silu, vec);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_group_norm_apply(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
+                                          const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {
+    assert(x->dtype == y->dtype && w->dtype == y->dtype && b->dtype == y->dtype && stats->dtype == SDC_DTYPE_F32);
+    if (y->dtype == SDC_DTYPE_F16)
+        group_norm_apply_typed<__half>(be, y, x, stats, w, b, groups, silu);
+    else
+        group_norm_apply_typed<float>(be, y, x, stats, w, b, groups, silu);
+}
