@@ -44,15 +44,7 @@ const char *const sd1_unet_prefixes[] = {"unet.", NULL};
 const char *const sd1_dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.", NULL};
 const char *const sd1_enc_prefixes[] = {"vae.encoder.", "vae.quant_conv.", NULL};
 
-static const sdc_component_def sd1_components[SD1_N_COMPONENTS] = {
-    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder,
-                          sd1_free_text_encoder, NULL},
-    [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL},
-    [SD1_VAE_DECODER] = {"vae_decoder", sd1_dec_prefixes, "vae.", sd1_load_vae_decoder, sd1_free_vae_decoder,
-                         sd1_vae_needs_f32},
-    [SD1_VAE_ENCODER] = {"vae_encoder", sd1_enc_prefixes, "vae.", sd1_load_vae_encoder, sd1_free_vae_encoder,
-                         sd1_vae_needs_f32},
-};
+static const sdc_component_def sd1_components[SD1_N_COMPONENTS] = {SD1_COMPONENT_DEFS};
 
 #define NEEDS(c) (1u << (c))
 static const sdc_phase_def sd1_phases[] = {

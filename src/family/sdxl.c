@@ -137,15 +137,8 @@ static sdc_status load_text_encoder_2(const void *fam, const sdc_weight_source *
 }
 
 static const sdc_component_def sdxl_components[SDXL_N_COMPONENTS] = {
-    [SD1_TEXT_ENCODER] = {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder,
-                          sd1_free_text_encoder, NULL},
-    [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL},
-    [SD1_VAE_DECODER] = {"vae_decoder", sd1_dec_prefixes, "vae.", sd1_load_vae_decoder, sd1_free_vae_decoder,
-                         sd1_vae_needs_f32},
-    [SD1_VAE_ENCODER] = {"vae_encoder", sd1_enc_prefixes, "vae.", sd1_load_vae_encoder, sd1_free_vae_encoder,
-                         sd1_vae_needs_f32},
-    [SDXL_TEXT_ENCODER_2] = {"text_encoder_2", te2_prefixes, "text_encoder_2.", load_text_encoder_2,
-                             sd1_free_text_encoder, NULL},
+    SD1_COMPONENT_DEFS[SDXL_TEXT_ENCODER_2] = {"text_encoder_2", te2_prefixes, "text_encoder_2.", load_text_encoder_2,
+                                               sd1_free_text_encoder, NULL},
 };
 
 #define NEEDS(c) (1u << (c))
