@@ -111,7 +111,7 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
     p.negative_prompt = jstr(c, "negative_prompt");
     p.steps = (int)jnum(c, "steps", 0);
     p.cfg_scale = (float)jnum(c, "guidance_scale", 7.5);
-    p.guidance = p.cfg_scale;                               /* Flux dev: the embedded guidance */
+    p.guidance = p.cfg_scale;                                 /* Flux dev: the embedded guidance */
     p.t5_max_length = (int)jnum(c, "max_sequence_length", 0); /* Flux: T5 tokens */
     if (jstr(c, "scheduler") && scheduler_of(jstr(c, "scheduler"), &p.sampler, &p.karras)) {
         test_check(0, "%s: unknown scheduler %s in README.json", name, jstr(c, "scheduler"));
