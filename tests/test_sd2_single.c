@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "core/file.h"
 #include "family/sd1_detect.h"
 #include "io/model_files.h"
 #include "io/st_writer.h"
@@ -90,10 +91,11 @@ static void test_index(sdc_model_index *idx, sdc_model_index *check) {
 /* ---- a diffusers folder of the check file's tensors ---- */
 
 static int link_to(const char *from_dir, const char *rel, const char *to_dir) {
-    char a[2048], b[2048];
-    snprintf(a, sizeof a, "%s/%s", from_dir, rel);
-    snprintf(b, sizeof b, "%s/%s", to_dir, rel);
-    return symlink(a, b) == 0;
+    char *a = sdc_path_join(from_dir, rel), *b = sdc_path_join(to_dir, rel);
+    const int ok = a && b && symlink(a, b) == 0;
+    free(a);
+    free(b);
+    return ok;
 }
 
 static int write_part(sdc_model_index *check, sdc_model_index *idx, const char *part, const char *path) {
