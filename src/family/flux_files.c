@@ -203,9 +203,7 @@ static sdc_status infer_clip(const sdc_sf_facts *f, const char *file, const sdc_
     const char *p = sdc_sf_count_prefix(f, "text_model.") ? "text_model." : ""; /* transformers 5 drops it */
     const sdc_tensor_info *tok = need(f, file, what, p, "embeddings.token_embedding.weight", 2, log);
     const sdc_tensor_info *pos = tok ? need(f, file, what, p, "embeddings.position_embedding.weight", 2, log) : NULL;
-    char fc1[64];
-    snprintf(fc1, sizeof fc1, "encoder.layers.0.mlp.fc1.weight");
-    const sdc_tensor_info *mlp = pos ? need(f, file, what, p, fc1, 2, log) : NULL;
+    const sdc_tensor_info *mlp = pos ? need(f, file, what, p, "encoder.layers.0.mlp.fc1.weight", 2, log) : NULL;
     char blocks[64];
     snprintf(blocks, sizeof blocks, "%sencoder.layers.", p);
     int n_layers = 0;
