@@ -117,10 +117,25 @@ typedef enum sdc_rng_type {
 typedef struct sdc_model sdc_model;
 
 /* One file or folder of a model and what it is. Roles read today:
- *   "model"      a diffusers folder, or a single-file (CompVis/LDM) .safetensors checkpoint (required)
+ *   "model"      a diffusers folder, or a single-file .safetensors checkpoint (CompVis/LDM, SGM, or a
+ *                Black Forest Labs Flux transformer: double_blocks.N..., optionally under
+ *                model.diffusion_model.) (required, unless "diffusion_model" is given)
  *   "config"     single files: a diffusers folder whose config.json files describe the architecture
+ *                (Flux: also where the text encoders, VAE and tokenizers come from when not given as
+ *                files; the T5 tokenizer always comes from its tokenizer_2/: sdc ships none)
  *   "tokenizer"  a CLIP tokenizer folder (default: the model's tokenizer/, else the one sdc ships)
- * An unknown role is an error, not ignored. */
+ * Flux components as separate files (the names of stable-diffusion.cpp's flags), each replacing that
+ * component of "model" (the one without "model": the model is this file):
+ *   "diffusion_model"  the transformer: BFL names (flux1-dev.safetensors) or diffusers names
+ *   "clip_l"           CLIP-L text encoder, transformers names (text_model.*)
+ *   "t5xxl"            T5 encoder, transformers names (encoder.block.N.layer.M..., shared.weight)
+ *   "vae"              the VAE: BFL ae.safetensors names (LDM: encoder.down.N..., decoder.up.N...) or
+ *                      diffusers names
+ * A component file's architecture comes from the config folder's (or the model folder's) config.json
+ * for that part and must agree with the file's shapes; without one it is inferred from the shapes
+ * (transformer: blocks, widths, guidance_in -> dev; heads from the q/k norm width; T5: widths, layers,
+ * heads; CLIP: widths, layers, heads = width / 64; VAE: Flux's latent scaling 0.3611, shift 0.1159).
+ * A family that takes no such file refuses it. An unknown role is an error, not ignored. */
 typedef struct sdc_component_path {
     const char *role;
     const char *path;
@@ -195,6 +210,11 @@ typedef struct sdc_ctx_params {
     int profile;                 /* 1: time every op by family (synchronising after each, so slower); the
                                    report then breaks compute time down per op family */
     const char *prediction_type; /* sdc_model_params' */
+    /* Flux components as separate files (sdc_model_params' roles of the same names); NULL: none */
+    const char *diffusion_model_path; /* the transformer (replaces model_path's, or stands for it) */
+    const char *clip_l_path;
+    const char *t5xxl_path;
+    const char *vae_path;
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

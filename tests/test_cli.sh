@@ -73,6 +73,21 @@ ln -s "$model/unet/diffusion_pytorch_model.safetensors" "$tmp/badarch/unet/"
 sed 's/"CrossAttnDownBlock2D"/"SimpleCrossAttnDownBlock2D"/' "$model/unet/config.json" > "$tmp/badarch/unet/config.json"
 printf 'not a png' > "$tmp/bad.png"
 
+# Flux from files (sd.cpp's flags): the same image as the folder; bad component files refused, no file
+fs=$ref/tiny-flux-schnell
+if "$sdc" generate -m "$fs" -p "a red cube" -W 64 -H 64 --steps 2 -o "$tmp/ff.png" 2>"$tmp/err" &&
+   "$sdc" generate -m "$fs" --diffusion-model "$ref/tiny-flux-schnell-bfl.safetensors" --vae "$ref/tiny-flux-ae.safetensors" \
+     --clip_l "$fs/text_encoder/model.safetensors" --t5xxl "$fs/text_encoder_2/model.safetensors" \
+     -p "a red cube" -W 64 -H 64 --steps 2 -o "$tmp/ff2.png" 2>>"$tmp/err" && cmp -s "$tmp/ff.png" "$tmp/ff2.png"; then
+  ok "flux: --diffusion-model BFL --vae ae --clip_l --t5xxl over -m FOLDER: the same PNG as the folder"
+else bad "flux: component files over -m FOLDER: $(cat "$tmp/err")"; fi
+if "$sdc" generate -m "$ref/tiny-flux-schnell-bfl.safetensors" --config "$fs" -p "a red cube" -W 64 -H 64 --steps 2 \
+     -o "$tmp/ff3.png" 2>"$tmp/err" && [ -f "$tmp/ff3.png" ]; then ok "flux: -m BFL file --config FOLDER writes a PNG"
+else bad "flux: -m BFL file --config FOLDER: $(cat "$tmp/err")"; fi
+expect_fail "flux: a T5 file as --diffusion-model" "not a Flux transformer" -m "$fs" --diffusion-model "$fs/text_encoder_2/model.safetensors" -p x -W 64 -H 64 --steps 1
+expect_fail "flux: a BFL file without --config" "config" -m "$ref/tiny-flux-schnell-bfl.safetensors" -p x -W 64 -H 64 --steps 1
+expect_fail "flux: a --vae file for SD 1.x" "no separate vae" -m "$model" --vae "$ref/tiny-flux-ae.safetensors" -p x -W 64 -H 64 --steps 1
+
 expect_fail "missing model" "no such file\|not found\|cannot" -m "$tmp/nothing" -p x -W 64 -H 64
 expect_fail "missing model part" "vae" -m "$tmp/novae" -p x -W 64 -H 64
 expect_fail "unsupported architecture" "unsupported\|SimpleCrossAttnDownBlock2D" -m "$tmp/badarch" -p x -W 64 -H 64

@@ -191,15 +191,24 @@ static void cancel_from_thread(void) {
 /* --- paths and errors ------------------------------------------------------------------------ */
 
 static void paths_and_errors(void) {
-    sdc_component_path bad[] = {{"model", test_ref_path("tiny-sd1")}, {"t5xxl", "/nonexistent"}};
+    sdc_component_path bad[] = {{"model", test_ref_path("tiny-sd1")}, {"controlnet", "/nonexistent"}};
     sdc_model_params mp;
     sdc_model_params_init(&mp);
     mp.paths = bad;
     mp.n_paths = 2;
     mp.log_fn = test_capture_logger()->fn;
     sdc_model *m = sdc_model_open(&mp);
-    test_check(!m && strstr(test_last_error(), "unknown role 't5xxl'"), "an unknown role is refused (\"%s\")",
+    test_check(!m && strstr(test_last_error(), "unknown role 'controlnet'"), "an unknown role is refused (\"%s\")",
                test_last_error());
+    /* a component file role SD 1.x does not take: refused, not ignored */
+    sdc_component_path vae[] = {{"model", test_ref_path("tiny-sd1")},
+                                {"vae", test_ref_path("tiny-flux-ae.safetensors")}};
+    mp.paths = vae;
+    m = sdc_model_open(&mp);
+    test_check(!m && strstr(test_last_error(), "takes no separate vae file"), "a vae file for sd1 is refused (\"%s\")",
+               test_last_error());
+    sdc_model_free(m);
+    mp.paths = bad;
     mp.n_paths = 0;
     test_check(!sdc_model_open(&mp), "no model path: NULL");
     /* a single file with its config folder by role gives the same images as the fp16 folder */

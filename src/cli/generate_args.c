@@ -47,6 +47,15 @@ void cli_generate_usage(FILE *f) {
             "      --prediction-type P  epsilon or v_prediction: what the model predicts, over its scheduler\n"
             "                           config (SD 2.x single files are taken as v_prediction, as diffusers\n"
             "                           does; SD 2.x base needs epsilon)\n"
+            "      --diffusion-model F  Flux: the transformer as its own file (BFL flux1-*.safetensors names\n"
+            "                           or diffusers names); replaces -m's, or stands for -m\n"
+            "      --clip_l FILE        Flux: the CLIP-L text encoder file (transformers names)\n"
+            "      --t5xxl FILE         Flux: the T5 encoder file (transformers names)\n"
+            "      --vae FILE           Flux: the VAE file (BFL ae.safetensors or diffusers names)\n"
+            "                           A component file's architecture comes from the folder's (-m or\n"
+            "                           --config) config.json, else from its shapes; the T5 tokenizer\n"
+            "                           always from a Flux folder's tokenizer_2/ (-m DIR or --config DIR):\n"
+            "                           -m flux1-schnell.safetensors --config FLUX-DIFFUSERS-FOLDER\n"
             "      --tokenizer DIR      CLIP tokenizer (vocab.json + merges.txt) instead of the model's\n"
             "      --fp16               use the model's .fp16 weight files\n"
             "  -t, --threads N          CPU threads (default: all cores)\n"
@@ -84,6 +93,10 @@ enum {
     OPT_FP16,
     OPT_PROFILE,
     OPT_CONFIG,
+    OPT_DIFFUSION_MODEL,
+    OPT_CLIP_L,
+    OPT_T5XXL,
+    OPT_VAE,
     OPT_DEVICE,
     OPT_PRECISION,
     OPT_POLICY,
@@ -226,6 +239,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"tokenizer", required_argument, 0, OPT_TOKENIZER},
         {"fp16", no_argument, 0, OPT_FP16},
         {"config", required_argument, 0, OPT_CONFIG},
+        {"diffusion-model", required_argument, 0, OPT_DIFFUSION_MODEL},
+        {"clip_l", required_argument, 0, OPT_CLIP_L},
+        {"t5xxl", required_argument, 0, OPT_T5XXL},
+        {"vae", required_argument, 0, OPT_VAE},
         {"device", required_argument, 0, OPT_DEVICE},
         {"precision", required_argument, 0, OPT_PRECISION},
         {"load-policy", required_argument, 0, OPT_POLICY},
@@ -313,6 +330,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         case OPT_TOKENIZER: o->cp.tokenizer_dir = optarg; break;
         case OPT_FP16: o->cp.prefer_fp16 = 1; break;
         case OPT_CONFIG: o->cp.config_dir = optarg; break;
+        case OPT_DIFFUSION_MODEL: o->cp.diffusion_model_path = optarg; break;
+        case OPT_CLIP_L: o->cp.clip_l_path = optarg; break;
+        case OPT_T5XXL: o->cp.t5xxl_path = optarg; break;
+        case OPT_VAE: o->cp.vae_path = optarg; break;
         case OPT_DEVICE:
             if (cli_choice("device", SDC_NAMES_DEVICE, optarg, &v)) return 2;
             o->cp.device = (sdc_device)v;
@@ -380,8 +401,8 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         fprintf(stderr, "sdc: error: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!o->cp.model_path) {
-        fprintf(stderr, "sdc: error: no model given (-m DIR)\n");
+    if (!o->cp.model_path && !o->cp.diffusion_model_path) {
+        fprintf(stderr, "sdc: error: no model given (-m DIR or --diffusion-model FILE)\n");
         return 2;
     }
     if (o->gp.steps < 1) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "pipeline/pipeline.h"
 
 /* --- components ------------------------------------------------------------------------------ */
@@ -63,9 +64,13 @@ static const sdc_phase_def flux_phases[] = {
 
 /* --- opening ----------------------------------------------------------------------------------- */
 
+/* A diffusers folder with a Flux transformer, or a single file holding a Flux transformer (BFL or
+ * diffusers names). */
 static int flux_probe(const sdc_model_files *mf) {
+    const char *prefix;
+    if (mf->single_file) return mf->single && flux_transformer_names(mf->single, &prefix) != 0;
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(sdc_model_files_config(mf, "transformer"), "_class_name");
-    return !mf->single_file && cJSON_IsString(cls) && strcmp(cls->valuestring, "FluxTransformer2DModel") == 0;
+    return cJSON_IsString(cls) && strcmp(cls->valuestring, "FluxTransformer2DModel") == 0;
 }
 
 static void flux_close(void *fam) {
@@ -76,20 +81,32 @@ static void flux_close(void *fam) {
     free(f);
 }
 
+/* CLIP's tokenizer: the one given, else the folder's (-m DIR or --config DIR) tokenizer/, else the
+ * model's default (the one sdc ships, for single files); T5's: the folder's tokenizer_2/. */
 static sdc_status open_tokenizers(flux_fam *f, const sdc_model_files *mf, const char *tokenizer_dir,
                                   const sdc_logger *log) {
-    const char *dir = tokenizer_dir ? tokenizer_dir : mf->tokenizer_dir;
+    const char *cdir = sdc_model_files_config_dir(mf);
+    char *own = cdir ? sdc_path_join(cdir, "tokenizer") : NULL;
+    char *dir2 = cdir ? sdc_path_join(cdir, "tokenizer_2") : NULL;
+    const char *dir = tokenizer_dir ? tokenizer_dir : own && sdc_dir_exists(own) ? own : mf->tokenizer_dir;
+    sdc_status st = SDC_OK;
     if (!dir) {
         SDC_LOGE(log, "flux_open: %s has no tokenizer/ folder; pass a tokenizer directory", mf->root);
-        return SDC_ERR_NOT_FOUND;
+        st = SDC_ERR_NOT_FOUND;
     }
-    sdc_status st = sdc_clip_tokenizer_load(dir, log, &f->clip_tok);
-    char *dir2 = sdc_model_files_subdir(mf, "tokenizer_2");
-    if (st == SDC_OK && !dir2) {
-        SDC_LOGE(log, "flux_open: %s has no tokenizer_2/ folder (the T5 tokenizer)", mf->root);
+    if (st == SDC_OK) st = sdc_clip_tokenizer_load(dir, log, &f->clip_tok);
+    if (st == SDC_OK && (!dir2 || !sdc_dir_exists(dir2))) {
+        if (cdir)
+            SDC_LOGE(log, "flux_open: %s has no tokenizer_2/ folder (the T5 tokenizer)", cdir);
+        else
+            SDC_LOGE(log,
+                     "flux_open: no T5 tokenizer: sdc ships none; give a diffusers Flux folder with --config DIR "
+                     "(its tokenizer_2/ and configs), e.g. -m %s --config FLUX-FOLDER",
+                     mf->root);
         st = SDC_ERR_NOT_FOUND;
     }
     if (st == SDC_OK) st = sdc_unigram_load(dir2, log, &f->t5_tok);
+    free(own);
     free(dir2);
     return st;
 }
@@ -118,15 +135,7 @@ static sdc_status check_fit(const flux_fam *f, const sdc_logger *log) {
 static sdc_status flux_open(sdc_model_files *mf, const char *tokenizer_dir, const sdc_logger *log, void **out) {
     flux_fam *f = calloc(1, sizeof *f);
     if (!f) return SDC_ERR_OOM;
-    static const char *const parts[] = {"text_encoder", "text_encoder_2", "transformer", "vae"};
-    sdc_status st = SDC_OK;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && st == SDC_OK; i++)
-        st = sdc_model_files_use(mf, parts[i], log);
-    if (st == SDC_OK) st = sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), log, &f->clip);
-    if (st == SDC_OK) st = sdc_t5_config_parse(sdc_model_files_config(mf, "text_encoder_2"), log, &f->t5);
-    if (st == SDC_OK) st = sdc_flux_config_parse(sdc_model_files_config(mf, "transformer"), log, &f->dit);
-    if (st == SDC_OK) st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &f->vae);
-    if (st == SDC_OK) st = sdc_flow_config_parse(mf->scheduler_config, log, &f->flow);
+    sdc_status st = flux_open_parts(f, mf, log);
     if (st == SDC_OK) st = open_tokenizers(f, mf, tokenizer_dir, log);
     if (st == SDC_OK) st = check_fit(f, log);
     if (st != SDC_OK) {

@@ -46,6 +46,13 @@ typedef struct flux_job {
     float *lat;          /* [batch, n]: each image's latents (initial, then denoised) */
 } flux_job;
 
+/* flux_files.c: indexes every part (folder components, a BFL single file, component files by role) and
+ * parses their configs and the scheduler's into f (tokenizers not included). */
+sdc_status flux_open_parts(flux_fam *f, sdc_model_files *mf, const sdc_logger *log);
+/* The transformer naming of a single file: 0 none, 1 BFL (*prefix "" or "model.diffusion_model."),
+ * 2 diffusers. */
+int flux_transformer_names(const sdc_sf_facts *f, const char **prefix);
+
 sdc_status flux_condition_clip(sdc_run *r, int image);
 sdc_status flux_condition_t5(sdc_run *r, int image);
 sdc_status flux_denoise(sdc_run *r, int image);

@@ -115,11 +115,10 @@ char *sdc_model_files_subdir(const sdc_model_files *m, const char *name) {
     return NULL;
 }
 
-sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_logger *log) {
-    if (m->single_file) return SDC_OK;
-    sdc_model_part *p = find_part(m, part);
-    if (p && p->weights_path) return SDC_OK; /* indexed already */
-    char *compdir = sdc_path_join(m->root, part);
+/* Indexes part's weights in dir/part (chosen by m->variant) under "<part>."; p: its part (with config). */
+static sdc_status index_part_dir(sdc_model_files *m, const char *dir, sdc_model_part *p, const char *part,
+                                 const sdc_logger *log) {
+    char *compdir = sdc_path_join(dir, part);
     char *cfg = compdir ? sdc_path_join(compdir, "config.json") : NULL;
     sdc_status st = cfg ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_path_need(compdir, 1, "sdc_model_files_open", "component folder", log);
@@ -140,6 +139,7 @@ sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_l
     for (size_t i = first; st == SDC_OK && i < sdc_index_count(m->index); i++)
         st = sdc_index_check_float(m->index, sdc_index_at(m->index, i));
     if (st == SDC_OK) {
+        free(p->weights_path);
         p->weights_path = weights;
         weights = NULL;
         SDC_LOGD(log, "sdc_model_files_use: %s: %zu tensors from %s", part, sdc_index_count(m->index) - first,
@@ -151,6 +151,73 @@ sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_l
     free(cfg);
     free(compdir);
     return st;
+}
+
+sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_logger *log) {
+    if (m->single_file) return SDC_OK;
+    sdc_model_part *p = find_part(m, part);
+    if (p && p->weights_path) return SDC_OK; /* indexed already */
+    return index_part_dir(m, m->root, p, part, log);
+}
+
+sdc_status sdc_model_files_use_config(sdc_model_files *m, const char *part, const sdc_logger *log) {
+    if (!m->single_file) return sdc_model_files_use(m, part, log);
+    sdc_model_part *p = find_part(m, part);
+    if (!m->config_dir || !p) {
+        if (!m->config_dir)
+            SDC_LOGE(log, "sdc_model_files_use: %s holds no %s and no config folder was given to take it from", m->root,
+                     part);
+        else
+            SDC_LOGE(log, "sdc_model_files_use: the config folder %s has no %s/config.json", m->config_dir, part);
+        return SDC_ERR_NOT_FOUND;
+    }
+    if (p->weights_path && strcmp(p->weights_path, m->root) != 0) return SDC_OK; /* indexed already */
+    return index_part_dir(m, m->config_dir, p, part, log);
+}
+
+const char *sdc_model_files_config_dir(const sdc_model_files *m) { return m->single_file ? m->config_dir : m->root; }
+
+sdc_status sdc_model_files_add_file(sdc_model_files *m, const char *role, const char *path, const sdc_logger *log) {
+    for (int i = 0; i < m->n_files; i++)
+        if (strcmp(m->files[i].role, role) == 0) {
+            SDC_LOGE(log, "sdc_model_open: the %s file is given twice (%s, %s)", role, m->files[i].path, path);
+            return SDC_ERR_INVALID_ARG;
+        }
+    if (m->n_files == SDC_MAX_ROLE_FILES) {
+        SDC_LOGE(log, "sdc_model_open: more than %d component files", SDC_MAX_ROLE_FILES);
+        return SDC_ERR_INVALID_ARG;
+    }
+    if (!sdc_file_exists(path)) {
+        char kind[128];
+        SDC_LOGE(log, "sdc_model_open: the %s file %s is %s, not a file", role, path,
+                 sdc_path_kind(path, kind, sizeof kind));
+        return SDC_ERR_NOT_FOUND;
+    }
+    sdc_model_role_file *f = &m->files[m->n_files];
+    f->role = strdup(role);
+    f->path = strdup(path);
+    f->used = 0;
+    m->n_files++; /* freed with m */
+    return f->role && f->path ? SDC_OK : SDC_ERR_OOM;
+}
+
+const char *sdc_model_files_file(sdc_model_files *m, const char *role) {
+    for (int i = 0; i < m->n_files; i++)
+        if (strcmp(m->files[i].role, role) == 0) {
+            m->files[i].used = 1;
+            return m->files[i].path;
+        }
+    return NULL;
+}
+
+sdc_status sdc_model_files_check_used(const sdc_model_files *m, const char *family, const sdc_logger *log) {
+    for (int i = 0; i < m->n_files; i++)
+        if (!m->files[i].used) {
+            SDC_LOGE(log, "sdc_model_open: a %s file (%s) was given, but the %s family takes no separate %s file",
+                     m->files[i].role, m->files[i].path, family, m->files[i].role);
+            return SDC_ERR_UNSUPPORTED;
+        }
+    return SDC_OK;
 }
 
 sdc_status sdc_model_files_use_all(sdc_model_files *m, const sdc_logger *log) {
@@ -369,6 +436,10 @@ void sdc_model_files_free(sdc_model_files *m) {
         free(m->parts[i].name);
         cJSON_Delete(m->parts[i].config);
         free(m->parts[i].weights_path);
+    }
+    for (int i = 0; i < m->n_files; i++) {
+        free(m->files[i].role);
+        free(m->files[i].path);
     }
     cJSON_Delete(m->scheduler_config);
     sdc_sf_facts_free(m->single);

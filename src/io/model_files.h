@@ -32,6 +32,16 @@ typedef struct sdc_model_part {
 
 #define SDC_MAX_PARTS 16
 #define SDC_MAX_PART_NAME 64 /* bytes of a component folder's name */
+#define SDC_MAX_ROLE_FILES 8
+
+/* A component given as its own file (sdc_model_params' roles "diffusion_model", "clip_l", "t5xxl",
+ * "vae"): it replaces that component of the folder or single file. The family that claims the model
+ * takes it (sdc_model_files_file); a file no family took is refused (sdc_model_files_check_used). */
+typedef struct sdc_model_role_file {
+    char *role;
+    char *path;
+    int used;
+} sdc_model_role_file;
 
 typedef struct sdc_model_files {
     char *root;                          /* the folder, or the single file */
@@ -51,6 +61,8 @@ typedef struct sdc_model_files {
                                              until the family's open indexes the file */
     char *prediction_type;               /* the caller's override of the scheduler's prediction_type, or
                                              NULL (sdc_model_files_set_prediction) */
+    int n_files;                         /* component files given (sdc_model_files_add_file) */
+    sdc_model_role_file files[SDC_MAX_ROLE_FILES];
 } sdc_model_files;
 
 /* The config.json of part (a subfolder's name), NULL when the model has none. */
@@ -62,6 +74,21 @@ const cJSON *sdc_model_files_config(const sdc_model_files *m, const char *part);
 sdc_status sdc_model_files_use(sdc_model_files *m, const char *part, const sdc_logger *log);
 /* sdc_model_files_use for every part (tests and tools; a family uses only the parts it needs). */
 sdc_status sdc_model_files_use_all(sdc_model_files *m, const sdc_logger *log);
+/* Single files with a config folder: indexes part's weights from the config folder's part (as
+ * sdc_model_files_use does for a folder), once. No config folder, or no such part there:
+ * SDC_ERR_NOT_FOUND naming what is missing. */
+sdc_status sdc_model_files_use_config(sdc_model_files *m, const char *part, const sdc_logger *log);
+/* The folder the model's configs and tokenizers come from: the folder itself, or a single file's config
+ * folder (NULL without one). */
+const char *sdc_model_files_config_dir(const sdc_model_files *m);
+
+/* Records the file given for a component role. A path that is not a regular file is SDC_ERR_NOT_FOUND,
+ * a role given twice SDC_ERR_INVALID_ARG (both logged). */
+sdc_status sdc_model_files_add_file(sdc_model_files *m, const char *role, const char *path, const sdc_logger *log);
+/* The file given for role, or NULL; the family calling it takes the file. */
+const char *sdc_model_files_file(sdc_model_files *m, const char *role);
+/* SDC_ERR_UNSUPPORTED (logged) when a file was given for a role the family (named) did not take. */
+sdc_status sdc_model_files_check_used(const sdc_model_files *m, const char *family, const sdc_logger *log);
 /* root/name when the model is a folder holding that subfolder (e.g. "tokenizer_2"), malloc'd; else NULL. */
 char *sdc_model_files_subdir(const sdc_model_files *m, const char *name);
 

@@ -11,11 +11,15 @@ void sdc_ctx_params_init(sdc_ctx_params *p) {
 }
 
 sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
-    sdc_component_path paths[3];
+    sdc_component_path paths[7];
     int n = 0;
     if (p->model_path) paths[n++] = (sdc_component_path){"model", p->model_path};
     if (p->config_dir) paths[n++] = (sdc_component_path){"config", p->config_dir};
     if (p->tokenizer_dir) paths[n++] = (sdc_component_path){"tokenizer", p->tokenizer_dir};
+    if (p->diffusion_model_path) paths[n++] = (sdc_component_path){"diffusion_model", p->diffusion_model_path};
+    if (p->clip_l_path) paths[n++] = (sdc_component_path){"clip_l", p->clip_l_path};
+    if (p->t5xxl_path) paths[n++] = (sdc_component_path){"t5xxl", p->t5xxl_path};
+    if (p->vae_path) paths[n++] = (sdc_component_path){"vae", p->vae_path};
     sdc_model_params mp;
     sdc_model_params_init(&mp);
     mp.paths = paths;

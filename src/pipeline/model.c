@@ -50,7 +50,7 @@ static const char *path_of(const sdc_model_params *p, const char *role) {
 
 /* Roles this version reads; any other is refused (rather than silently ignored). */
 static sdc_status check_roles(const sdc_model_params *p, const sdc_logger *log) {
-    static const char *const known[] = {"model", "config", "tokenizer"};
+    static const char *const known[] = {"model", "config", "tokenizer", "diffusion_model", "clip_l", "t5xxl", "vae"};
     for (int i = 0; i < p->n_paths; i++) {
         int ok = p->paths[i].role && p->paths[i].path;
         for (size_t k = 0; ok && k < sizeof known / sizeof known[0]; k++)
@@ -60,13 +60,15 @@ static sdc_status check_roles(const sdc_model_params *p, const sdc_logger *log) 
                 ok = 0;
         if (!ok) {
             SDC_LOGE(log,
-                     "sdc_model_open: component path %d has an unknown role '%s' (known: model, config, tokenizer)", i,
-                     p->paths[i].role ? p->paths[i].role : "(null)");
+                     "sdc_model_open: component path %d has an unknown role '%s' (known: model, config, tokenizer, "
+                     "diffusion_model, clip_l, t5xxl, vae)",
+                     i, p->paths[i].role ? p->paths[i].role : "(null)");
             return SDC_ERR_INVALID_ARG;
         }
     }
-    if (!path_of(p, "model") || !*path_of(p, "model")) {
-        SDC_LOGE(log, "sdc_model_open: no model path given (role \"model\")");
+    if ((!path_of(p, "model") || !*path_of(p, "model")) &&
+        (!path_of(p, "diffusion_model") || !*path_of(p, "diffusion_model"))) {
+        SDC_LOGE(log, "sdc_model_open: no model path given (role \"model\" or \"diffusion_model\")");
         return SDC_ERR_INVALID_ARG;
     }
     return SDC_OK;
@@ -86,7 +88,19 @@ static sdc_status open_family(sdc_model *m, const sdc_family *forced, const char
                  forced->n_components, forced->n_phases, SDC_MAX_COMPONENTS, SDC_MAX_PHASES);
         return SDC_ERR_UNSUPPORTED;
     }
-    return forced->open(m->mf, tokenizer_dir, &m->log, &m->fam);
+    sdc_status st = forced->open(m->mf, tokenizer_dir, &m->log, &m->fam);
+    return st == SDC_OK ? sdc_model_files_check_used(m->mf, forced->name, &m->log) : st;
+}
+
+/* The component files given (role "model" absent: the diffusion model file is the model). */
+static sdc_status add_files(sdc_model *m, const sdc_model_params *p, const char *model_path) {
+    static const char *const roles[] = {"diffusion_model", "clip_l", "t5xxl", "vae"};
+    sdc_status st = SDC_OK;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0] && st == SDC_OK; i++) {
+        const char *f = path_of(p, roles[i]);
+        if (f && f != model_path) st = sdc_model_files_add_file(m->mf, roles[i], f, &m->log);
+    }
+    return st;
 }
 
 static sdc_status open_backend(sdc_model *m, const sdc_model_params *p) {
@@ -114,6 +128,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
     const sdc_logger *log = &m->log;
     sdc_status st = check_roles(p, log);
     const char *path = st == SDC_OK ? path_of(p, "model") : NULL;
+    if (st == SDC_OK && (!path || !*path)) path = path_of(p, "diffusion_model");
     if (st == SDC_OK && (unsigned)p->load_policy >= SDC_LOAD_POLICY_COUNT) {
         SDC_LOGE(log, "sdc_model_open: unknown load policy %d", (int)p->load_policy);
         st = SDC_ERR_INVALID_ARG;
@@ -121,6 +136,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
     if (st == SDC_OK)
         st = sdc_model_files_open_ex(path, path_of(p, "config"), p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO,
                                      log, &m->mf);
+    if (st == SDC_OK) st = add_files(m, p, path);
     if (st == SDC_OK) st = sdc_model_files_set_prediction(m->mf, p->prediction_type, log);
     if (st == SDC_OK) st = open_family(m, family, path_of(p, "tokenizer"));
     if (st == SDC_OK) st = open_backend(m, p);
