@@ -136,10 +136,11 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
 void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag) {
     const int64_t ne[4] = {2, 320, 8, 8}, ne_b[4] = {2, 320, 1, 1};
     const size_t n = 2 * 320 * 8 * 8;
-    float *h = malloc(n * sizeof(float)), *hb = malloc(640 * sizeof(float));
+    /* hb: b's 640 values, then (from 0) the rope tables' 2 x 2560 */
+    float *h = malloc(n * sizeof(float)), *hb = malloc(2 * 2560 * sizeof(float));
     float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
     test_fill_normal(h, n, 901, 2.0f);
-    test_fill_normal(hb, 640, 902, 1.0f);
+    test_fill_normal(hb, 2 * 2560, 902, 1.0f);
     sdc_tensor *x = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
     sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne);
     sdc_tensor *b = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, ne_b);
@@ -148,7 +149,7 @@ void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag) {
     sdc_tensor *ts = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, (int64_t[]){320, 8});
     sdc_tensor_set_f32(b, hb);
     sdc_tensor_set_f32(tc, hb);
-    sdc_tensor_set_f32(ts, hb + 2560 / 8);
+    sdc_tensor_set_f32(ts, hb + 2560);
     sdc_tensor x3 = sdc_tensor_view(x, 3, (int64_t[]){2, 320, 64}), y3 = sdc_tensor_view(y, 3, (int64_t[]){2, 320, 64});
     static const char *const names[] = {"unary", "binary", "scale", "rope"};
     for (int k = 0; k < 4; k++) {
