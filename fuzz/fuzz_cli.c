@@ -1,6 +1,6 @@
 /* fuzz_cli.c - libFuzzer: `sdc generate`'s argument parsing (cli_generate_parse), which reads no file.
  * The input, split at NUL bytes, is argv after "generate". A parse that succeeds must leave values the
- * run can use: a model path, steps >= 1, a batch whose last seed fits int64, valid UTF-8 prompts. */
+ * run can use: a model path (-m or --diffusion-model, not empty), steps >= 1, a batch whose last seed fits int64, valid UTF-8 prompts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     argv[argc] = NULL;
     cli_generate_opts o;
     if (cli_generate_parse(argc, argv, &o) == 0) {
-        if (!o.cp.model_path || o.gp.steps < 1 || o.gp.batch_count < 1 || o.gp.seed < 0 ||
+        const char *model = o.cp.model_path ? o.cp.model_path : o.cp.diffusion_model_path;
+        if (!model || !model[0] || o.gp.steps < 1 || o.gp.batch_count < 1 || o.gp.seed < 0 ||
             o.gp.seed > INT64_MAX - (o.gp.batch_count - 1) || !o.out[0] ||
             (o.gp.prompt && cli_utf8_invalid_at(o.gp.prompt) >= 0))
             abort();

@@ -401,6 +401,17 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         fprintf(stderr, "sdc: error: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    const char *const paths[][2] = {
+        {"--model", o->cp.model_path},       {"--diffusion-model", o->cp.diffusion_model_path},
+        {"--clip_l", o->cp.clip_l_path},     {"--t5xxl", o->cp.t5xxl_path},
+        {"--vae", o->cp.vae_path},           {"--config", o->cp.config_dir},
+        {"--tokenizer", o->cp.tokenizer_dir}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (paths[i][1] && !paths[i][1][0]) {
+            fprintf(stderr, "sdc: error: %s is an empty path\n", paths[i][0]);
+            return 2;
+        }
+    }
     if (!o->cp.model_path && !o->cp.diffusion_model_path) {
         fprintf(stderr, "sdc: error: no model given (-m DIR or --diffusion-model FILE)\n");
         return 2;
