@@ -346,23 +346,6 @@ static void test_errors(void) {
                test_last_error());
 }
 
-/* Removes dir and everything below it (test files only). */
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        unlink(dir);
-        return;
-    }
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        rm_tree(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void) {
     tmpdir = test_make_tmp_dir("test-mkmodel-flux");
     enum {
@@ -397,6 +380,6 @@ int main(void) {
     }
     test_errors();
     test_check(test_count_temporaries(tmpdir) == 0, "no temporary files left");
-    rm_tree(tmpdir);
+    test_rm_tree(tmpdir);
     return test_finish();
 }

@@ -54,25 +54,6 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char *c = sdc_path_join(path, e->d_name);
-            rm_tree(c);
-            free(c);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 /* root/rel -> the reference model's same entry */
 static void link_ref(const char *root, const char *rel) {
     char src[4096], dst[4096];
@@ -245,7 +226,7 @@ static void test_missing(void) {
     test_check(st == SDC_ERR_NOT_FOUND && !m && strstr(test_last_error(), "nothing_here"),
                "missing model folder: %s \"%s\"", sdc_status_str(st), test_last_error());
     free(p);
-    rm_tree(root);
+    test_rm_tree(root);
     free(root);
 }
 
@@ -401,7 +382,7 @@ static void test_canonical_names(void) {
     sdc_model_files_free(m);
     free(te);
     free(vae);
-    rm_tree(root);
+    test_rm_tree(root);
     free(root);
 }
 
@@ -480,7 +461,7 @@ static void test_special_files(void) {
                    "%s as %s: %s in %.3f s (bound 2), message '%s'", cases[i].rel, k, sdc_status_str(st), secs,
                    test_last_error());
         sdc_model_files_free(m);
-        rm_tree(root);
+        test_rm_tree(root);
         free(root);
     }
 }
@@ -509,7 +490,7 @@ static void test_integer_weights(void) {
                    strstr(test_last_error(), "encoder.conv_in.bias"),
                "an I16 vae weight is refused: %s, message '%s'", sdc_status_str(st), test_last_error());
     sdc_model_files_free(m);
-    rm_tree(root);
+    test_rm_tree(root);
     free(root);
 }
 

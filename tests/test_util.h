@@ -45,6 +45,8 @@ double test_now(void);
  * 8 rotating static buffers. */
 const char *test_make_tmp_dir(const char *name);
 const char *test_tmp_path(const char *rel);
+/* Removes path and, for a folder, everything below it; symbolic links are removed, never followed. */
+void test_rm_tree(const char *path);
 /* Files in dir whose name contains ".tmp-" (temporaries an atomic write left behind). */
 int test_count_temporaries(const char *dir);
 
