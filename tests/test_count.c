@@ -227,10 +227,10 @@ static void test_vae(model *md, sdc_backend *cpu, sdc_backend *cnt) {
 
 /* --- a backend that declares f16: the counting backend counts in its dtypes --- */
 
-static sdc_dtype f16_weight(sdc_backend *be, sdc_dtype file_dtype, int f32) {
+static sdc_dtype f16_weight(sdc_backend *be, sdc_dtype file_dtype, sdc_prec f32) {
     return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
 }
-static sdc_dtype f16_act(sdc_backend *be, int f32) { return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
+static sdc_dtype f16_act(sdc_backend *be, sdc_prec f32) { return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
 
 static void test_like_dtypes(model *md, sdc_backend *cpu) {
     printf("dtypes of the backend stood in for:\n");

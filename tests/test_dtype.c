@@ -199,13 +199,25 @@ static void test_convert(void) {
 
 static void test_names(void) {
     int ok = 1;
-    for (int i = 0; i < SDC_DTYPE_COUNT; i++) {
+    for (int i = 0; i < SDC_DTYPE_FIRST_QUANT; i++) {
         sdc_dtype d;
         ok = ok && sdc_dtype_from_name(sdc_dtype_name((sdc_dtype)i), &d) == 0 && d == (sdc_dtype)i &&
-            sdc_dtype_size((sdc_dtype)i) > 0;
+            sdc_dtype_size((sdc_dtype)i) > 0 && sdc_dtype_block((sdc_dtype)i) == 1 &&
+            sdc_dtype_row_bytes((sdc_dtype)i, 3) == 3 * sdc_dtype_size((sdc_dtype)i);
     }
     sdc_dtype d;
-    test_check(ok, "every dtype name parses back to itself and has a size");
+    test_check(ok, "every plain dtype name parses back to itself and has a size");
+    ok = 1;
+    for (int i = SDC_DTYPE_FIRST_QUANT; i < SDC_DTYPE_COUNT; i++) {
+        const int b = sdc_dtype_block((sdc_dtype)i);
+        ok = ok && sdc_dtype_is_quant((sdc_dtype)i) && sdc_dtype_from_name(sdc_dtype_name((sdc_dtype)i), &d) == -1 &&
+            sdc_dtype_size((sdc_dtype)i) == 0 && (b == 32 || b == 256) &&
+            sdc_dtype_row_bytes((sdc_dtype)i, 2 * b) == 2 * sdc_dtype_block_bytes((sdc_dtype)i) &&
+            sdc_dtype_row_bytes((sdc_dtype)i, b + 1) == 0;
+    }
+    test_check(ok, "block types: no safetensors name, blocks of 32 or 256, row bytes only for whole blocks");
+    test_check(sdc_dtype_row_bytes(SDC_DTYPE_Q8_0, 64) == 68 && sdc_dtype_row_bytes(SDC_DTYPE_Q4_K, 512) == 288,
+               "Q8_0 and Q4_K row bytes");
     test_check(sdc_dtype_from_name("F33", &d) == -1 && sdc_dtype_from_name("f32", &d) == -1 &&
                    sdc_dtype_from_name("", &d) == -1,
                "unknown dtype names are refused");

@@ -25,6 +25,18 @@
 
 typedef struct sdc_backend sdc_backend;
 
+/* A component's compute precision, chosen when it is loaded (a pure function of the model and the
+ * options, never of free memory). The values are fixed: 0 and 1 were once a flag "f32".
+ *   AUTO  the backend's preference: f32 on the CPU, f16 with f32 accumulation on CUDA
+ *   F32   f32 everywhere (--precision f32; a VAE whose config says force_upcast; T5)
+ *   BF16  bf16 with f32 accumulation where the backend has it (CUDA), else as AUTO: Flux's transformer,
+ *         whose activations overflow f16 in real checkpoints */
+typedef enum sdc_prec {
+    SDC_PREC_AUTO = 0,
+    SDC_PREC_F32 = 1,
+    SDC_PREC_BF16 = 2
+} sdc_prec;
+
 typedef enum sdc_unary_op {
     SDC_UNARY_SILU = 0,   /* x * sigmoid(x) */
     SDC_UNARY_GELU,       /* 0.5 x (1 + erf(x / sqrt 2)) */
@@ -167,13 +179,13 @@ struct sdc_backend_i {
     /* waits for every op and copy enqueued so far; a device error it meets becomes the sticky status
      * (callers use sdc_backend_sync) */
     void (*synchronize)(sdc_backend *be);
-    /* Precision is a property of a component, chosen when it is loaded; these two are pure functions of
-     * their arguments. f32 != 0: the component computes (and keeps its weights) in f32 even where the
-     * backend prefers f16 (--precision f32, a VAE whose config says force_upcast). */
-    /* dtype the backend keeps a weight in, given the file's dtype (CPU: always F32; CUDA: F16 unless f32) */
-    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, int f32);
-    /* dtype of a component's activations (CPU: always F32; CUDA: F16 unless f32) */
-    sdc_dtype (*act_dtype)(sdc_backend *be, int f32);
+    /* Precision is a property of a component, chosen when it is loaded (sdc_prec); these two are pure
+     * functions of their arguments. */
+    /* dtype the backend keeps a weight in, given the file's dtype (CPU: always F32; CUDA: F16, or F32 /
+     * BF16 at those precisions) */
+    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec);
+    /* dtype of a component's activations (CPU: always F32; CUDA: F16, or F32 / BF16 at those precisions) */
+    sdc_dtype (*act_dtype)(sdc_backend *be, sdc_prec prec);
     /* optional: the most workspace bytes one op may hold in a phase whose largest convolution has an
      * im2col matrix of im2col_elems elements and whose longest attention has `tokens` queries and keys
      * (the planner adds it to each phase) */
@@ -259,9 +271,9 @@ sdc_status sdc_backend_sync(sdc_backend *be);
 
 /* --- what code outside the backends calls instead of reaching into iface (backend_api.c) --- */
 const char *sdc_backend_name(const sdc_backend *be);
-/* the dtype a component keeps a weight in / computes in, at its precision (f32: 1 forces f32) */
-sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32);
-sdc_dtype sdc_backend_act_dtype(sdc_backend *be, int f32);
+/* the dtype a component keeps a weight in / computes in, at its precision */
+sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec);
+sdc_dtype sdc_backend_act_dtype(sdc_backend *be, sdc_prec prec);
 /* the bytes auto may plan for when the user gives no budget; < 0 when unknown */
 int64_t sdc_backend_default_budget(sdc_backend *be);
 /* hands cached-but-free device memory back (no-op where there is no cache) */

@@ -4,11 +4,11 @@
 
 const char *sdc_backend_name(const sdc_backend *be) { return be->iface->name; }
 
-sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32) {
-    return be->iface->weight_dtype(be, file_dtype, f32);
+sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
+    return be->iface->weight_dtype(be, file_dtype, prec);
 }
 
-sdc_dtype sdc_backend_act_dtype(sdc_backend *be, int f32) { return be->iface->act_dtype(be, f32); }
+sdc_dtype sdc_backend_act_dtype(sdc_backend *be, sdc_prec prec) { return be->iface->act_dtype(be, prec); }
 
 int64_t sdc_backend_default_budget(sdc_backend *be) {
     return be->iface->default_budget ? be->iface->default_budget(be) : -1;

@@ -6,21 +6,55 @@
 
 static const struct {
     const char *name;
-    size_t size;
+    size_t size; /* bytes per block */
+    int block;   /* elements per block; 0 = 1 */
 } dtype_info[] = {
-    [SDC_DTYPE_F32] = {"F32", 4},   [SDC_DTYPE_F16] = {"F16", 2},         [SDC_DTYPE_BF16] = {"BF16", 2},
-    [SDC_DTYPE_I32] = {"I32", 4},   [SDC_DTYPE_F64] = {"F64", 8},         [SDC_DTYPE_I64] = {"I64", 8},
-    [SDC_DTYPE_I16] = {"I16", 2},   [SDC_DTYPE_I8] = {"I8", 1},           [SDC_DTYPE_U8] = {"U8", 1},
-    [SDC_DTYPE_BOOL] = {"BOOL", 1}, [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    [SDC_DTYPE_F32] = {"F32", 4},
+    [SDC_DTYPE_F16] = {"F16", 2},
+    [SDC_DTYPE_BF16] = {"BF16", 2},
+    [SDC_DTYPE_I32] = {"I32", 4},
+    [SDC_DTYPE_F64] = {"F64", 8},
+    [SDC_DTYPE_I64] = {"I64", 8},
+    [SDC_DTYPE_I16] = {"I16", 2},
+    [SDC_DTYPE_I8] = {"I8", 1},
+    [SDC_DTYPE_U8] = {"U8", 1},
+    [SDC_DTYPE_BOOL] = {"BOOL", 1},
+    [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
+    [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    /* ggml's block layouts: Q4_0 = f16 d + 16 nibble bytes, Q8_0 = f16 d + 32 int8, K-quants 256 per block */
+    [SDC_DTYPE_Q4_0] = {"Q4_0", 18, 32},
+    [SDC_DTYPE_Q4_1] = {"Q4_1", 20, 32},
+    [SDC_DTYPE_Q5_0] = {"Q5_0", 22, 32},
+    [SDC_DTYPE_Q5_1] = {"Q5_1", 24, 32},
+    [SDC_DTYPE_Q8_0] = {"Q8_0", 34, 32},
+    [SDC_DTYPE_Q2_K] = {"Q2_K", 84, 256},
+    [SDC_DTYPE_Q3_K] = {"Q3_K", 110, 256},
+    [SDC_DTYPE_Q4_K] = {"Q4_K", 144, 256},
+    [SDC_DTYPE_Q5_K] = {"Q5_K", 176, 256},
+    [SDC_DTYPE_Q6_K] = {"Q6_K", 210, 256},
+    [SDC_DTYPE_IQ4_NL] = {"IQ4_NL", 18, 32},
+    [SDC_DTYPE_IQ4_XS] = {"IQ4_XS", 136, 256},
 };
 _Static_assert(sizeof(dtype_info) / sizeof(dtype_info[0]) == SDC_DTYPE_COUNT, "dtype table");
 
-size_t sdc_dtype_size(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].size : 0; }
+size_t sdc_dtype_size(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_FIRST_QUANT ? dtype_info[dt].size : 0; }
+
+int sdc_dtype_is_quant(sdc_dtype dt) { return dt >= SDC_DTYPE_FIRST_QUANT && dt < SDC_DTYPE_COUNT; }
+
+int sdc_dtype_block(sdc_dtype dt) { return sdc_dtype_is_quant(dt) ? dtype_info[dt].block : 1; }
+
+size_t sdc_dtype_block_bytes(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].size : 0; }
+
+size_t sdc_dtype_row_bytes(sdc_dtype dt, int64_t n) {
+    const int b = sdc_dtype_block(dt);
+    if (n < 0 || n % b) return 0;
+    return (size_t)(n / b) * sdc_dtype_block_bytes(dt);
+}
 
 const char *sdc_dtype_name(sdc_dtype dt) { return (unsigned)dt < SDC_DTYPE_COUNT ? dtype_info[dt].name : "?"; }
 
 int sdc_dtype_from_name(const char *name, sdc_dtype *out) {
-    for (int i = 0; i < SDC_DTYPE_COUNT; i++) {
+    for (int i = 0; i < SDC_DTYPE_FIRST_QUANT; i++) {
         if (strcmp(name, dtype_info[i].name) == 0) {
             *out = (sdc_dtype)i;
             return 0;

@@ -21,14 +21,37 @@ typedef enum sdc_dtype {
     SDC_DTYPE_BOOL,
     SDC_DTYPE_F8_E4M3,
     SDC_DTYPE_F8_E5M2,
+    /* block-quantized storage types (GGUF files; ggml's block layouts, core/quant.h): a row of n elements
+     * (n a multiple of sdc_dtype_block) is n / block blocks of sdc_dtype_block_bytes each. Weights may stay
+     * in these types in backend memory where a backend's linear takes them. */
+    SDC_DTYPE_Q4_0,
+    SDC_DTYPE_Q4_1,
+    SDC_DTYPE_Q5_0,
+    SDC_DTYPE_Q5_1,
+    SDC_DTYPE_Q8_0,
+    SDC_DTYPE_Q2_K,
+    SDC_DTYPE_Q3_K,
+    SDC_DTYPE_Q4_K,
+    SDC_DTYPE_Q5_K,
+    SDC_DTYPE_Q6_K,
+    SDC_DTYPE_IQ4_NL,
+    SDC_DTYPE_IQ4_XS,
     SDC_DTYPE_COUNT
 } sdc_dtype;
 
-size_t sdc_dtype_size(sdc_dtype dt);      /* bytes per element */
-const char *sdc_dtype_name(sdc_dtype dt); /* safetensors spelling: "F32", "F16", "BF16", ... */
-/* Parses a safetensors dtype string; returns 0 and sets *out, or -1 for an unknown name. */
+#define SDC_DTYPE_FIRST_QUANT SDC_DTYPE_Q4_0
+
+size_t sdc_dtype_size(sdc_dtype dt);      /* bytes per element; 0 for the block types (use row_bytes) */
+const char *sdc_dtype_name(sdc_dtype dt); /* safetensors spelling: "F32", "F16", "BF16", ...; ggml's: "Q4_0" */
+/* Parses a safetensors dtype string (never a block type's name); returns 0 and sets *out, or -1 for an
+ * unknown name. */
 int sdc_dtype_from_name(const char *name, sdc_dtype *out);
 int sdc_dtype_is_compute(sdc_dtype dt);
+int sdc_dtype_is_quant(sdc_dtype dt);       /* one of the block types */
+int sdc_dtype_block(sdc_dtype dt);          /* elements per block: 32 or 256 for block types, else 1 */
+size_t sdc_dtype_block_bytes(sdc_dtype dt); /* bytes per block (= sdc_dtype_size for plain types) */
+/* Bytes of n elements stored as dt; n must be a multiple of sdc_dtype_block(dt) (else 0). */
+size_t sdc_dtype_row_bytes(sdc_dtype dt, int64_t n);
 
 float sdc_f16_to_f32(uint16_t h);
 uint16_t sdc_f32_to_f16(float f); /* round to nearest even; overflow -> inf; NaN stays NaN */

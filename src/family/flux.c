@@ -36,11 +36,18 @@ static void free_dit(void *o) { sdc_flux_free(o); }
 static void free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
 
 /* T5 overflows in fp16: it computes (and keeps its weights) in f32 everywhere */
-static int always_f32(const void *fam) {
+static sdc_prec t5_precision(const void *fam) {
     (void)fam;
-    return 1;
+    return SDC_PREC_F32;
 }
-static int vae_needs_f32(const void *fam) { return ((const flux_fam *)fam)->vae.force_upcast; }
+/* Flux's activations overflow fp16 in real checkpoints: bf16 where the backend has it */
+static sdc_prec dit_precision(const void *fam) {
+    (void)fam;
+    return SDC_PREC_BF16;
+}
+static sdc_prec vae_precision(const void *fam) {
+    return ((const flux_fam *)fam)->vae.force_upcast ? SDC_PREC_F32 : SDC_PREC_AUTO;
+}
 
 static const char *const clip_prefixes[] = {"text_encoder.text_model.", NULL};
 static const char *const t5_prefixes[] = {"text_encoder_2.", NULL};
@@ -49,9 +56,9 @@ static const char *const dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.
 
 static const sdc_component_def flux_components[FLUX_N_COMPONENTS] = {
     [FLUX_CLIP] = {"text_encoder", clip_prefixes, "text_encoder.", load_clip, free_clip, NULL},
-    [FLUX_T5] = {"text_encoder_2", t5_prefixes, "text_encoder_2.", load_t5, free_t5, always_f32},
-    [FLUX_TRANSFORMER] = {"transformer", dit_prefixes, "transformer.", load_dit, free_dit, NULL},
-    [FLUX_VAE_DECODER] = {"vae_decoder", dec_prefixes, "vae.", load_vae_decoder, free_vae_decoder, vae_needs_f32},
+    [FLUX_T5] = {"text_encoder_2", t5_prefixes, "text_encoder_2.", load_t5, free_t5, t5_precision},
+    [FLUX_TRANSFORMER] = {"transformer", dit_prefixes, "transformer.", load_dit, free_dit, dit_precision},
+    [FLUX_VAE_DECODER] = {"vae_decoder", dec_prefixes, "vae.", load_vae_decoder, free_vae_decoder, vae_precision},
 };
 
 #define NEEDS(c) (1u << (c))

@@ -37,7 +37,9 @@ void sd1_free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
 void sd1_free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
 
 /* the stock SD VAE is fine in fp16; SDXL's overflows, and its config says force_upcast (as diffusers) */
-int sd1_vae_needs_f32(const void *fam) { return ((const sd1_fam *)fam)->vae.force_upcast; }
+sdc_prec sd1_vae_precision(const void *fam) {
+    return ((const sd1_fam *)fam)->vae.force_upcast ? SDC_PREC_F32 : SDC_PREC_AUTO;
+}
 
 const char *const sd1_te_prefixes[] = {"text_encoder.text_model.", NULL};
 const char *const sd1_unet_prefixes[] = {"unet.", NULL};

@@ -74,13 +74,13 @@ void sd1_free_text_encoder(void *o);
                           sd1_load_text_encoder, sd1_free_text_encoder, NULL},             \
     [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL}, \
     [SD1_VAE_DECODER] = {"vae_decoder",        sd1_dec_prefixes,     "vae.",               \
-                         sd1_load_vae_decoder, sd1_free_vae_decoder, sd1_vae_needs_f32},   \
+                         sd1_load_vae_decoder, sd1_free_vae_decoder, sd1_vae_precision},   \
     [SD1_VAE_ENCODER] = {"vae_encoder",        sd1_enc_prefixes,     "vae.",               \
-                         sd1_load_vae_encoder, sd1_free_vae_encoder, sd1_vae_needs_f32},
+                         sd1_load_vae_encoder, sd1_free_vae_encoder, sd1_vae_precision},
 void sd1_free_unet(void *o);
 void sd1_free_vae_decoder(void *o);
 void sd1_free_vae_encoder(void *o);
-int sd1_vae_needs_f32(const void *fam);
+sdc_prec sd1_vae_precision(const void *fam);
 /* 1: a folder whose UNet config has addition_embed_type "text_time" (or a text_encoder_2/) */
 int sd1_folder_is_xl(const sdc_model_files *mf);
 

@@ -99,7 +99,7 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
     const int64_t C = cfg->d_model, A = (int64_t)cfg->n_heads * cfg->d_kv, F = cfg->d_ff;
     sdc_weight_source s = *src;
     s.log = &m->log;
-    s.f32 = 1; /* never f16: see t5.h */
+    s.prec = SDC_PREC_F32; /* never f16: see t5.h */
     sdc_weight_set *ws = &m->ws;
     sdc_weights_begin(ws, &s, "");
     const char *embed = sdc_weights_has(ws, "shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";

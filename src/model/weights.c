@@ -13,7 +13,7 @@ void sdc_weights_begin(sdc_weight_set *ws, const sdc_weight_source *src, const c
     snprintf(ws->prefix, sizeof ws->prefix, "%s%s", src->prefix ? src->prefix : "", sub_prefix ? sub_prefix : "");
     ws->be = src->be;
     ws->log = src->log;
-    ws->f32 = src->f32;
+    ws->prec = src->prec;
     ws->status = SDC_OK;
 }
 
@@ -147,7 +147,7 @@ sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, con
         ws->status = SDC_ERR_FORMAT;
         return NULL;
     }
-    sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype, ws->f32);
+    sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype, ws->prec);
     sdc_tensor *t = sdc_tensor_new(ws->be, SDC_MEM_WEIGHTS, wdt, ndim, ne);
     if (!t || push(ws, t) != 0) {
         sdc_tensor_free(t);

@@ -26,12 +26,12 @@ typedef struct sdc_weight_source {
     const char *prefix;     /* e.g. "unet.", "vae.", "text_encoder." */
     sdc_backend *be;
     const sdc_logger *log;
-    int f32; /* 1: compute (and keep weights) in f32 even where the backend prefers f16 */
+    sdc_prec prec; /* the component's precision: SDC_PREC_AUTO (0), _F32 (1) or _BF16 */
 } sdc_weight_source;
 
 /* The activation dtype a component loaded from src computes in. */
 static inline sdc_dtype sdc_weight_source_act_dtype(const sdc_weight_source *src) {
-    return src->be->iface->act_dtype(src->be, src->f32);
+    return src->be->iface->act_dtype(src->be, src->prec);
 }
 
 typedef struct sdc_weight_set {
@@ -39,7 +39,7 @@ typedef struct sdc_weight_set {
     char prefix[96];
     sdc_backend *be;
     const sdc_logger *log;
-    int f32;              /* the component's precision (weight_dtype's argument) */
+    sdc_prec prec;        /* the component's precision (weight_dtype's argument) */
     sdc_status status;    /* first error, SDC_OK while all went well */
     sdc_tensor **tensors; /* everything loaded, owned by the set */
     int n, cap;

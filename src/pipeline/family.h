@@ -47,9 +47,9 @@ typedef struct sdc_component_def {
      * object that only the family's phases use. fam is the family's opened state (its configs). */
     sdc_status (*load)(const void *fam, const sdc_weight_source *src, void **out);
     void (*free)(void *obj);
-    /* 1: this component computes in f32 whatever the backend prefers (a VAE whose config says
-     * force_upcast); NULL: never */
-    int (*needs_f32)(const void *fam);
+    /* the precision this component computes in (backend/backend.h: F32 for a VAE whose config says
+     * force_upcast, BF16 for Flux's transformer); NULL: SDC_PREC_AUTO. --precision f32 overrides it. */
+    sdc_prec (*precision)(const void *fam);
 } sdc_component_def;
 
 typedef struct sdc_phase_def {
@@ -93,7 +93,7 @@ struct sdc_run {
     const char *model_name; /* for the PNG parameters text */
     void *state;            /* the family's job state */
     void **components;      /* [n_components]: the resident ones, else NULL */
-    const int *f32;         /* [n_components]: the precision each component runs at */
+    const sdc_prec *prec;   /* [n_components]: the precision each component runs at */
     sdc_image *images;      /* [p->batch_count]: the images the decode phase makes */
     int dry;                /* 1: a planning run on a counting backend (no values: no checks,
                                          no images) */

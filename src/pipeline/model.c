@@ -144,8 +144,8 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
     if (st == SDC_OK) {
         for (int c = 0; c < m->n_components; c++) {
             const sdc_component_def *def = &m->family->components[c];
-            m->f32[c] = p->precision_f32 || (def->needs_f32 && def->needs_f32(m->fam));
-            m->comp_bytes[c] = sdc_component_weight_bytes(m->mf->index, m->be, def, m->f32[c], &m->comp_tensors[c]);
+            m->prec[c] = p->precision_f32 ? SDC_PREC_F32 : def->precision ? def->precision(m->fam) : SDC_PREC_AUTO;
+            m->comp_bytes[c] = sdc_component_weight_bytes(m->mf->index, m->be, def, m->prec[c], &m->comp_tensors[c]);
         }
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
@@ -184,7 +184,7 @@ const char *sdc_model_component_name(const sdc_model *m, int c) {
 
 sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out) {
     const sdc_component_def *def = &m->family->components[c];
-    const sdc_weight_source src = {m->mf->index, def->source_prefix, be, log, m->f32[c]};
+    const sdc_weight_source src = {m->mf->index, def->source_prefix, be, log, m->prec[c]};
     *out = NULL;
     sdc_status st = def->load(m->fam, &src, out);
     if (st != SDC_OK) *out = NULL;
@@ -219,14 +219,14 @@ static int owns(const sdc_component_def *def, const char *name) {
     return 0;
 }
 
-size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def, int f32,
-                                  int *n_tensors) {
+size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
+                                  sdc_prec prec, int *n_tensors) {
     size_t bytes = 0;
     *n_tensors = 0;
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
         if (!owns(def, t->name)) continue;
-        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(sdc_backend_weight_dtype(be, t->dtype, f32));
+        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(sdc_backend_weight_dtype(be, t->dtype, prec));
         (*n_tensors)++;
     }
     return bytes;

@@ -26,7 +26,7 @@ struct sdc_model {
     char *model_name; /* for the PNG parameters text */
     int n_components;
     void *comp[SDC_MAX_COMPONENTS];        /* resident components; NULL when not loaded */
-    int f32[SDC_MAX_COMPONENTS];           /* 1: component c computes in f32 */
+    sdc_prec prec[SDC_MAX_COMPONENTS];     /* the precision component c computes in */
     size_t comp_bytes[SDC_MAX_COMPONENTS]; /* backend bytes of each component's weights (from the index) */
     int comp_tensors[SDC_MAX_COMPONENTS];  /* and their tensor counts */
     sdc_load_policy policy;                /* as asked; AUTO is resolved per job */
@@ -45,8 +45,8 @@ void sdc_model_unload_all(sdc_model *m);
 const char *sdc_model_component_name(const sdc_model *m, int c);
 
 /* Backend bytes and tensor count of the index tensors under the component's prefixes (no data read). */
-size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def, int f32,
-                                  int *n_tensors);
+size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
+                                  sdc_prec prec, int *n_tensors);
 
 /* Loads component c onto another backend (the planner's counting backend) into *out, at c's precision. */
 sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out);

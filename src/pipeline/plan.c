@@ -75,7 +75,7 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     }
     void *comp[SDC_MAX_COMPONENTS] = {0};
     sdc_backend *cb = sdc_backend_count_new(m->be);
-    sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->f32, NULL, 1, NULL, NULL};
+    sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->prec, NULL, 1, NULL, NULL};
     sdc_status st = cb ? fam->job_new(&r, &r.state) : SDC_ERR_OOM;
     memset(pk, 0, sizeof *pk);
     unsigned used = 0;

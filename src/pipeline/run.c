@@ -135,8 +135,8 @@ sdc_status sdc_model_plan_memory(sdc_model *m, const sdc_gen_params *p, char **t
 static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
     sdc_model *m = j->m;
     const sdc_family *fam = m->family;
-    sdc_run r = {fam,  m->fam,  m->mf,  m->be, &m->log, &j->p,        m->model_name,
-                 NULL, m->comp, m->f32, out,   0,       run_progress, j};
+    sdc_run r = {fam,  m->fam,  m->mf,   m->be, &m->log, &j->p,        m->model_name,
+                 NULL, m->comp, m->prec, out,   0,       run_progress, j};
     sdc_status st = fam->job_new(&r, &r.state);
     const double t_start = sdc_now();
     for (int ph = 0; ph < fam->n_phases && st == SDC_OK; ph++) {

@@ -37,13 +37,13 @@ static void count_download(sdc_backend *be, void *host_dst, const void *src, siz
 }
 static void count_synchronize(sdc_backend *be) {}
 
-static sdc_dtype count_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32) {
+static sdc_dtype count_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
     sdc_backend *l = like_of(be);
-    return l->iface->weight_dtype(l, file_dtype, f32);
+    return l->iface->weight_dtype(l, file_dtype, prec);
 }
-static sdc_dtype count_act_dtype(sdc_backend *be, int f32) {
+static sdc_dtype count_act_dtype(sdc_backend *be, sdc_prec prec) {
     sdc_backend *l = like_of(be);
-    return l->iface->act_dtype(l, f32);
+    return l->iface->act_dtype(l, prec);
 }
 static size_t count_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t tokens) {
     sdc_backend *l = like_of(be);

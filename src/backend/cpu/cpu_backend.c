@@ -92,8 +92,8 @@ static void cpu_synchronize(sdc_backend *be) {}
 
 /* Every weight and activation is F32 on the CPU, whatever the file holds (the loader converts) and
  * whatever the component asks for. */
-static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32) { return SDC_DTYPE_F32; }
-static sdc_dtype cpu_act_dtype(sdc_backend *be, int f32) { return SDC_DTYPE_F32; }
+static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) { return SDC_DTYPE_F32; }
+static sdc_dtype cpu_act_dtype(sdc_backend *be, sdc_prec prec) { return SDC_DTYPE_F32; }
 
 /* The fast ops' scratch at its full size (the rules of sdc_cpu_conv2d and sdc_cpu_attention: units
  * of one im2col row, or of one score row per thread, up to the op's cap; test_count checks them

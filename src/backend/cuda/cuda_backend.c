@@ -103,11 +103,13 @@ static void cuda_synchronize(sdc_backend *be) {
 }
 
 /* F16 on the device whatever the file holds (the loader converts), F32 for a component that asks for it. */
-static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, int f32) {
+static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
     (void)file_dtype;
-    return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
+    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; /* BF16: not yet, computes as AUTO */
 }
-static sdc_dtype cuda_act_dtype(sdc_backend *be, int f32) { return f32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; }
+static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
+    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
+}
 
 /* The im2col band of sdc_cuda_conv2d at its full size: whole images while they fit the cap, else rows of
  * one image (the rule in cuda_conv.cu). */
