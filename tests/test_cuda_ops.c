@@ -2,15 +2,15 @@
  * accumulation) on fresh random inputs, at Stable Diffusion 1.5 sizes (320-1280 channels, 32 groups,
  * 64x64 = 4096 tokens, head dims 40/80/160 with 8 heads, cross-attention over 77 tokens, CLIP's causal
  * 77 x 12 x 64, the VAE's 512-wide single head) and at the tiny reference model's odd ones (head dims
- * 4-8, 8x12 latents, 1-2 channels per group), in f32 and in f16 (and in bf16 where the op has bf16 kernels:
- * rms_norm).
+ * 4-8, 8x12 latents, 1-2 channels per group), in f32, f16 and bf16.
  *
  * Each case draws f32 inputs once; the reference runs on them once (on every k-th output row, channel or
  * query where the full reference would be slow: those rows are independent). The CUDA op runs twice per
  * precision, each time on fresh tensors whose output starts as NaN, so a element left unwritten fails. It
  * checks
  *   - ||cuda - ref|| / ||ref|| against per-family bounds: 1e-5 in f32, 2e-3 in f16 (which includes the
- *     rounding of the inputs to f16), 1e-2 in bf16; data movement exact (in f16 against the reference rounded to f16);
+ *     rounding of the inputs to f16), 1e-2 in bf16; data movement exact (in f16 / bf16 against the reference
+ *     rounded to it);
  *     NaN or Inf failing;
  *   - bit-identical output between the two runs;
  *   - the memory counters back where they started after the tensors are freed, no workspace left
@@ -968,10 +968,12 @@ static op_host select_dim(const op_host *src, int dim, int step) {
     return h;
 }
 
-static float round_f16(float x) { return sdc_f16_to_f32(sdc_f32_to_f16(x)); }
-
-/* The ops with bf16 kernels, which also run in bf16. */
-static int has_bf16(const op_case *c) { return c->run == run_rms_norm; }
+/* x rounded to act's precision */
+static float round_to(sdc_dtype act, float x) {
+    return act == SDC_DTYPE_F16 ? sdc_f16_to_f32(sdc_f32_to_f16(x))
+        : act == SDC_DTYPE_BF16 ? sdc_bf16_to_f32(sdc_f32_to_bf16(x))
+                                : x;
+}
 
 /* precisions a case runs in */
 enum {
@@ -1005,16 +1007,16 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
     const size_t n = op_host_n(&rout);
     test_check(test_max_abs(rf.out, rf.out, n) == 0, "%s: reference output is finite", c->name);
 
-    for (int prec = P_F32; prec <= (has_bf16(c) ? P_BF16 : P_F16); prec++) {
-        const int f16 = prec == P_F16;
-        const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
+    for (int prec = P_F32; prec <= P_BF16; prec++) {
+        const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : prec == P_F16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
         op_result a = op_run_on(cuda, c, in, &out, act), b = op_run_on(cuda, c, in, &out, act);
         op_host got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out};
         if (sub) got = select_dim(&got, sub_dim(c, -1), sub);
         float *want = rf.out;
-        if (f16 && cc->family == EXACT && c->out.dt == D_ACT) {   // moved f16 values: the reference, rounded
+        if (prec != P_F32 && cc->family == EXACT &&
+            c->out.dt == D_ACT) {   // moved 16-bit values: the reference, rounded
             want = malloc(n * sizeof(float));
-            for (size_t k = 0; k < n; k++) want[k] = round_f16(rf.out[k]);
+            for (size_t k = 0; k < n; k++) want[k] = round_to(act, rf.out[k]);
         }
         char what[200];
         snprintf(what, sizeof what, "%s [%s]", c->name, sdc_dtype_name(act));
@@ -1043,11 +1045,12 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
     }
 }
 
-/* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in both precisions. */
+/* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in every precision. */
 static void test_in_place(sdc_backend *be) {
     printf("in place\n");
-    for (int f16 = 0; f16 <= 1; f16++)
-        op_check_in_place(be, f16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32, f16 ? " [f16]" : " [f32]");
+    op_check_in_place(be, SDC_DTYPE_F32, " [f32]");
+    op_check_in_place(be, SDC_DTYPE_F16, " [f16]");
+    op_check_in_place(be, SDC_DTYPE_BF16, " [bf16]");
 }
 
 static void test_basics(sdc_backend *be) {
@@ -1061,7 +1064,10 @@ static void test_basics(sdc_backend *be) {
         be->iface->weight_dtype(be, SDC_DTYPE_BF16, 0) == SDC_DTYPE_F16;
     ok &=
         be->iface->act_dtype(be, 1) == SDC_DTYPE_F32 && be->iface->weight_dtype(be, SDC_DTYPE_F16, 1) == SDC_DTYPE_F32;
-    test_check(ok, "f16 weights and activations by default, f32 for a component that asks for it");
+    ok &= be->iface->act_dtype(be, SDC_PREC_BF16) == SDC_DTYPE_BF16 &&
+        be->iface->weight_dtype(be, SDC_DTYPE_BF16, SDC_PREC_BF16) == SDC_DTYPE_BF16 &&
+        be->iface->weight_dtype(be, SDC_DTYPE_F32, SDC_PREC_BF16) == SDC_DTYPE_BF16;
+    test_check(ok, "f16 weights and activations by default, f32 or bf16 for a component that asks for it");
     const size_t w0 = be->iface->workspace_bound(be, 0, 77), w1 = be->iface->workspace_bound(be, 1 << 20, 4096);
     const size_t w2 = be->iface->workspace_bound(be, (size_t)1 << 34, 16384);
     const size_t w3 = be->iface->workspace_bound(be, (size_t)1 << 36, 16384);

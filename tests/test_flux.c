@@ -1,7 +1,7 @@
 /* test_flux.c - FluxTransformer2DModel against diffusers (tiny-flux-golden/components.safetensors): both
  * variants (schnell; dev with its guidance embedding), every top-level block and the output, f32 on the
  * CPU, with the weights read from the diffusers folder and from the BFL single file (in CUDA builds also on
- * the GPU, f32 and f16, from the BFL file); the RoPE tables
+ * the GPU, f32, f16 and bf16 (Flux's default there), from the BFL file); the RoPE tables
  * against float64 recomputation; bad configs and shapes refused with clear errors. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -18,9 +18,10 @@
 #include "test_model_golden.h"
 #include "test_util.h"
 
-#define BOUND 1e-5          /* f32 CPU vs diffusers' float64 reference, relative */
-#define CUDA_F32_BOUND 1e-5 /* the same on the GPU in f32 (no TF32) */
-#define CUDA_F16_BOUND 1e-2 /* f16 weights and activations, f32 accumulation */
+#define BOUND 1e-5           /* f32 CPU vs diffusers' float64 reference, relative */
+#define CUDA_F32_BOUND 1e-5  /* the same on the GPU in f32 (no TF32) */
+#define CUDA_F16_BOUND 1e-2  /* f16 weights and activations, f32 accumulation */
+#define CUDA_BF16_BOUND 3e-2 /* bf16: 8-bit mantissas, 8x f16's rounding */
 
 static const char *const variants[] = {"schnell", "dev"};
 
@@ -61,26 +62,27 @@ static float *golden(sdc_model_index *g, const char *v, const char *what, const 
     return test_golden_f32(g, name, info);
 }
 
-/* Where a variant runs: the CPU (f32), and in CUDA builds the GPU in f32 and in f16. */
+/* Where a variant runs: the CPU (f32), and in CUDA builds the GPU in f32, f16 and bf16. */
 typedef struct run_on {
     sdc_device dev;
-    int f32;        // the component's precision flag
-    double bound;   // relative, every block and the output
+    sdc_prec prec;   // the component's precision
+    double bound;    // relative, every block and the output
 } run_on;
 
 static void run_variant(sdc_model_index *g, const char *v, int bfl, run_on on) {
     char label[64];
     snprintf(label, sizeof label, "%s%s", bfl ? "bfl file" : "folder",
-             on.dev == SDC_DEVICE_CPU ? ""
-                 : on.f32             ? " cuda f32"
-                                      : " cuda f16");
+             on.dev == SDC_DEVICE_CPU       ? ""
+                 : on.prec == SDC_PREC_F32  ? " cuda f32"
+                 : on.prec == SDC_PREC_BF16 ? " cuda bf16"
+                                            : " cuda f16");
     sdc_flux_config cfg;
     if (!load_config(v, &cfg)) return;
     sdc_model_index *idx = open_weights(v, bfl);
     sdc_backend *be = sdc_backend_new(on.dev, 0, test_logger());
     sdc_flux *m = NULL;
     sdc_status st = SDC_ERR_INVALID_ARG;
-    if (idx && be) st = sdc_flux_load(&cfg, &(sdc_weight_source){idx, "transformer.", be, test_logger(), on.f32}, &m);
+    if (idx && be) st = sdc_flux_load(&cfg, &(sdc_weight_source){idx, "transformer.", be, test_logger(), on.prec}, &m);
     sdc_index_free(idx);
     if (!test_check(st == SDC_OK, "%s %s: load: %s", v, label, sdc_status_str(st))) {
         sdc_backend_free(be);
@@ -296,11 +298,12 @@ int main(void) {
     sdc_model_index *g = test_golden_open("tiny-flux-golden/components.safetensors");
     for (int v = 0; v < 2; v++) {
         printf("%s:\n", variants[v]);
-        run_variant(g, variants[v], 0, (run_on){SDC_DEVICE_CPU, 0, BOUND});
-        run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CPU, 0, BOUND});
+        run_variant(g, variants[v], 0, (run_on){SDC_DEVICE_CPU, SDC_PREC_AUTO, BOUND});
+        run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CPU, SDC_PREC_AUTO, BOUND});
         if (sdc_device_available(SDC_DEVICE_CUDA)) {
-            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, 1, CUDA_F32_BOUND});
-            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, 0, CUDA_F16_BOUND});
+            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, SDC_PREC_F32, CUDA_F32_BOUND});
+            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, SDC_PREC_AUTO, CUDA_F16_BOUND});
+            run_variant(g, variants[v], 1, (run_on){SDC_DEVICE_CUDA, SDC_PREC_BF16, CUDA_BF16_BOUND});
         }
         test_bfl_tensors(variants[v]);
     }

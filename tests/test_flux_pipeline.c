@@ -12,20 +12,69 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "sdc.h"
 #include "test_golden.h"
 #include "test_pipeline_util.h"
 #include "test_util.h"
 
-static sdc_ctx *open_flux(const char *model, sdc_load_policy pol) {
+static sdc_ctx *open_on(const char *model, sdc_load_policy pol, sdc_device dev, int f32) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
+    cp.device = dev;
+    cp.precision_f32 = f32;
     cp.model_path = test_ref_path(model);
     cp.n_threads = 2;
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
     cp.load_policy = pol;
     return sdc_ctx_new(&cp);
+}
+
+static sdc_ctx *open_flux(const char *model, sdc_load_policy pol) { return open_on(model, pol, SDC_DEVICE_CPU, 0); }
+
+/* CUDA builds on a GPU: every case in f32 (the CPU's bounds x10) and at Flux's default precision there
+ * (transformer bf16, T5 f32, CLIP f16), the latter identical under every load policy. */
+static void cuda_cases(const cJSON *readme, sdc_model_index *g, sdc_model_index *fix) {
+    static const sdc_load_policy policies[] = {SDC_LOAD_ALL, SDC_LOAD_SEQUENTIAL, SDC_LOAD_PHASED};
+    const cJSON *c;
+    cJSON_ArrayForEach(c, test_pipe_cases(readme)) {
+        const char *model = cJSON_GetObjectItemCaseSensitive(c, "model")->valuestring;
+        if (strstr(model, ".gguf")) continue;
+        for (int f32 = 1; f32 >= 0; f32--) {
+            uint64_t hash0 = 0;
+            for (size_t k = 0; k < (f32 ? 1 : sizeof policies / sizeof policies[0]); k++) {
+                char label[64];
+                snprintf(label, sizeof label, "cuda %s %s", f32 ? "f32" : "bf16", sdc_load_policy_name(policies[k]));
+                sdc_ctx *ctx = open_on(model, policies[k], SDC_DEVICE_CUDA, f32);
+                test_pipe_run r;
+                if (ctx && test_pipe_run_case(ctx, c, g, label, &r)) {
+                    char key[128], what[200];
+                    snprintf(key, sizeof key, "pipe.%s.latents_final", r.name);
+                    float *lat_ref = test_golden_f32(fix, key, NULL);
+                    snprintf(key, sizeof key, "pipe.%s.image", r.name);
+                    float *img_ref = test_golden_f32(fix, key, NULL);
+                    if (k == 0 && lat_ref && img_ref) {
+                        snprintf(what, sizeof what, "%s %s latents_final", r.name, label);
+                        test_check_err(what, "rel err", test_rel_err(r.latents, lat_ref, r.n_lat), f32 ? 1e-3 : 5e-2);
+                        snprintf(what, sizeof what, "%s %s image", r.name, label);
+                        test_check_err(what, "max |d|", test_max_abs(r.pixels, img_ref, r.n_pix), f32 ? 1e-2 : 5e-2);
+                    }
+                    if (k == 0)
+                        hash0 = r.png_hash;
+                    else
+                        test_check(r.png_hash == hash0 && hash0, "%s: PNG %016llx, under all %016llx", label,
+                                   (unsigned long long)r.png_hash, (unsigned long long)hash0);
+                    free(lat_ref);
+                    free(img_ref);
+                    test_pipe_run_free(&r);
+                } else {
+                    test_check(0, "%s: open and run %s", label, model);
+                }
+                sdc_ctx_free(ctx);
+            }
+        }
+    }
 }
 
 int main(void) {
@@ -88,6 +137,7 @@ int main(void) {
         }
     }
     test_check(ran == 3, "%d golden pipelines ran (want 3)", ran);
+    if (sdc_device_available(SDC_DEVICE_CUDA)) cuda_cases(readme, g, fix);
 
     /* inputs Flux refuses, before any weight is read */
     sdc_ctx *ctx = open_flux("tiny-flux-schnell", SDC_LOAD_AUTO);

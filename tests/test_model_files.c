@@ -494,8 +494,89 @@ static void test_integer_weights(void) {
     free(root);
 }
 
+static void write_text(const char *root, const char *rel, const char *text) {
+    char *p = sdc_path_join(root, rel);
+    FILE *f = p ? fopen(p, "w") : NULL;
+    if (!test_check(f && fputs(text, f) >= 0 && fclose(f) == 0, "write %s", rel) && f) fclose(f);
+    free(p);
+}
+
+/* The UNet as two shards and a diffusers shard index (the hub's layout for large models): the same
+ * tensors with the same bytes as the single file; a shard index pointing out of its folder is refused. */
+static void test_sharded(void) {
+    printf("sharded weights\n");
+    char *root = make_root();
+    if (!root) return;
+    link_ref(root, "model_index.json");
+    link_ref(root, "scheduler");
+    link_ref(root, "text_encoder");
+    link_ref(root, "vae");
+    make_dir(root, "unet");
+    link_ref(root, "unet/config.json");
+    sdc_model_files *ref = NULL, *m = NULL;
+    sdc_status st = open_used(test_ref_path("tiny-sd1"), SDC_VARIANT_F32, test_logger(), &ref);
+    if (!test_check(st == SDC_OK, "open tiny-sd1: %s", sdc_status_str(st))) return;
+    sdc_st_writer *w[2] = {sdc_st_writer_new(test_logger()), sdc_st_writer_new(test_logger())};
+    /* JSON weight_map: every unet tensor, alternately in shard 1 and 2 */
+    size_t cap = 1 << 20, len = 0, n_unet = 0;
+    char *json = malloc(cap);
+    void **keep = calloc(sdc_index_count(ref->index), sizeof *keep);
+    len += (size_t)snprintf(json, cap, "{\"metadata\": {}, \"weight_map\": {");
+    for (size_t i = 0; st == SDC_OK && i < sdc_index_count(ref->index); i++) {
+        const sdc_tensor_info *t = sdc_index_at(ref->index, i);
+        if (strncmp(t->name, "unet.", 5) != 0) continue;
+        void *bytes = keep[n_unet] = malloc(t->nbytes); /* the writer reads it at write time */
+        st = sdc_index_read_raw(ref->index, t, bytes);
+        const int k = (int)(n_unet++ % 2);
+        if (st == SDC_OK) st = sdc_st_writer_add(w[k], t->name + 5, t->dtype, t->ndim, t->ne, bytes);
+        len +=
+            (size_t)snprintf(json + len, cap - len, "%s\"%s\": \"diffusion_pytorch_model-0000%d-of-00002.safetensors\"",
+                             n_unet > 1 ? ", " : "", t->name + 5, k + 1);
+    }
+    snprintf(json + len, cap - len, "}}");
+    char *s1 = sdc_path_join(root, "unet/diffusion_pytorch_model-00001-of-00002.safetensors");
+    char *s2 = sdc_path_join(root, "unet/diffusion_pytorch_model-00002-of-00002.safetensors");
+    if (st == SDC_OK) st = sdc_st_writer_write(w[0], s1);
+    if (st == SDC_OK) st = sdc_st_writer_write(w[1], s2);
+    write_text(root, "unet/diffusion_pytorch_model.safetensors.index.json", json);
+    if (test_check(st == SDC_OK && n_unet > 100, "wrote %zu unet tensors into two shards", n_unet)) {
+        st = open_used(root, SDC_VARIANT_AUTO, test_logger(), &m);
+        size_t found = 0, same = 0;
+        for (size_t i = 0; st == SDC_OK && i < sdc_index_count(ref->index); i++) {
+            const sdc_tensor_info *a = sdc_index_at(ref->index, i), *b = sdc_index_find(m->index, a->name);
+            if (strncmp(a->name, "unet.", 5) != 0 || !b) continue;
+            found++;
+            void *x = malloc(a->nbytes), *y = malloc(b->nbytes);
+            same += a->nbytes == b->nbytes && sdc_index_read_raw(ref->index, a, x) == SDC_OK &&
+                sdc_index_read_raw(m->index, b, y) == SDC_OK && memcmp(x, y, a->nbytes) == 0;
+            free(x), free(y);
+        }
+        test_check(st == SDC_OK && found == n_unet && same == n_unet,
+                   "the sharded unet opens: %zu of %zu tensors found, %zu with the same bytes", found, n_unet, same);
+        sdc_model_files_free(m);
+        m = NULL;
+        write_text(root, "unet/diffusion_pytorch_model.safetensors.index.json",
+                   "{\"weight_map\": {\"conv_in.weight\": \"../diffusion_pytorch_model.safetensors\"}}");
+        st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+        test_check(st == SDC_ERR_FORMAT && !m && strstr(test_last_error(), "not a file name"),
+                   "a shard outside the index's folder is refused: %s \"%s\"", sdc_status_str(st), test_last_error());
+        write_text(root, "unet/diffusion_pytorch_model.safetensors.index.json", "{\"weight_map\": {}}");
+        st = open_used(root, SDC_VARIANT_AUTO, test_capture_logger(), &m);
+        test_check(st == SDC_ERR_FORMAT && !m, "an empty weight_map is refused: %s \"%s\"", sdc_status_str(st),
+                   test_last_error());
+    }
+    sdc_st_writer_free(w[0]);
+    sdc_st_writer_free(w[1]);
+    for (size_t i = 0; i < n_unet; i++) free(keep[i]);
+    sdc_model_files_free(ref);
+    free(keep), free(json), free(s1), free(s2);
+    test_rm_tree(root);
+    free(root);
+}
+
 int main(void) {
     printf("test_model_files\n");
+    test_sharded();
     test_special_files();
     test_integer_weights();
     test_variants();

@@ -12,6 +12,7 @@
 #include "io/config.h"
 #include "io/name_map.h"
 #include "io/path_check.h"
+#include "io/shard_index.h"
 
 /* SDC_DATA_DIR (the installed <datadir>/sdc) and SDC_SOURCE_DATA_DIR (the source tree's data/) come
  * from CMakeLists.txt. */
@@ -50,7 +51,23 @@ static char *weights_name(const char *part, int fp16) {
     return s;
 }
 
-/* Picks the weights file of part in compdir by variant into *out. */
+/* path + ".index.json" when that file exists (a sharded checkpoint: io/shard_index.h), else NULL. */
+static char *shard_index_of(const char *path) {
+    const size_t n = strlen(path);
+    char *s = malloc(n + sizeof ".index.json");
+    if (s) {
+        memcpy(s, path, n);
+        memcpy(s + n, ".index.json", sizeof ".index.json");
+        if (!sdc_file_exists(s)) {
+            free(s);
+            s = NULL;
+        }
+    }
+    return s;
+}
+
+/* Picks the weights file of part in compdir by variant into *out: the single file, or else the shard index
+ * of a sharded checkpoint (f32 before fp16 as for single files). */
 static sdc_status pick_weights(const char *compdir, const char *part, sdc_weight_variant variant, const sdc_logger *log,
                                char **out) {
     char *f32_name = weights_name(part, 0), *f16_name = weights_name(part, 1);
@@ -75,6 +92,9 @@ static sdc_status pick_weights(const char *compdir, const char *part, sdc_weight
     } else if (variant != SDC_VARIANT_F32 && sdc_file_exists(f16)) {
         *out = f16;
         f16 = NULL;
+    } else if ((variant != SDC_VARIANT_FP16 && (*out = shard_index_of(f32))) ||
+               (variant != SDC_VARIANT_F32 && (*out = shard_index_of(f16)))) {
+        /* sharded */
     } else {
         if (variant == SDC_VARIANT_F32)
             SDC_LOGE(log, "sdc_model_files_open: missing weights file %s", f32);
@@ -116,6 +136,20 @@ char *sdc_model_files_subdir(const sdc_model_files *m, const char *name) {
 }
 
 /* Indexes part's weights in dir/part (chosen by m->variant) under "<part>."; p: its part (with config). */
+/* Indexes a weights file, or each shard a shard index names (*.index.json). */
+static sdc_status add_weights(sdc_model_index *idx, const char *weights, const char *prefix, sdc_name_map_fn map,
+                              const sdc_logger *log) {
+    const size_t n = strlen(weights);
+    if (n < 11 || strcmp(weights + n - 11, ".index.json") != 0)
+        return sdc_index_add_file(idx, weights, prefix, map, NULL);
+    char **shards = NULL;
+    int n_shards = 0;
+    sdc_status st = sdc_shard_list(weights, log, &shards, &n_shards);
+    for (int i = 0; st == SDC_OK && i < n_shards; i++) st = sdc_index_add_file(idx, shards[i], prefix, map, NULL);
+    sdc_shard_list_free(shards, n_shards);
+    return st;
+}
+
 static sdc_status index_part_dir(sdc_model_files *m, const char *dir, sdc_model_part *p, const char *part,
                                  const sdc_logger *log) {
     char *compdir = sdc_path_join(dir, part);
@@ -133,7 +167,7 @@ static sdc_status index_part_dir(sdc_model_files *m, const char *dir, sdc_model_
     if (st == SDC_OK) {
         char prefix[SDC_MAX_PART_NAME + 2];
         snprintf(prefix, sizeof prefix, "%s.", part);
-        st = sdc_index_add_file(m->index, weights, prefix, part_map(p->config), NULL);
+        st = add_weights(m->index, weights, prefix, part_map(p->config), log);
     }
     /* every weight a component holds is a float; an integer tensor would be converted silently */
     for (size_t i = first; st == SDC_OK && i < sdc_index_count(m->index); i++)

@@ -8,12 +8,13 @@
  * log2(e) folded into the scale. Heads are interleaved in the channel dim: q[b, t, h*D + d].
  *
  * Two kernels:
- *   attn_mma_kernel   F16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160): tensor cores
- *                     through mma.sync m16n8k16 (f16 in, f32 accumulate). 4 warps, 64 queries per
+ *   attn_mma_kernel   F16 or BF16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160; Flux's
+ *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 warps, 64 queries per
  *                     block (16 per warp), 64 keys per tile, double-buffered with cp.async. The PTX
  *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
  *                     score accumulators in registers and the probabilities feed the second product
- *                     without a trip through shared memory. D is zero-padded to DP, a multiple of 16.
+ *                     without a trip through shared memory, rounded to the input type. D is
+ *                     zero-padded to DP, a multiple of 16.
  *   attn_simt_kernel  everything else (F32, odd head dims, D > 160): plain f32 FMAs on tiles in shared
  *                     memory, 32 queries x 32 keys per step, 8 threads per query row. Output columns
  *                     are split into slices of DV <= 512 across blocks (D > 512 recomputes the scores
@@ -33,7 +34,7 @@ struct attn_geom {
     float scale_log2;   // log2(e) * scale: log2(e) / sqrt(D) for attention
 };
 
-/* ---------------------------------------------------------------- tensor-core kernel (F16) --- */
+/* ----------------------------------------------------------- tensor-core kernel (F16, BF16) --- */
 
 #define MMA_BQ 64   // queries per block
 #define MMA_BK 64   // keys per tile
@@ -53,13 +54,13 @@ static __device__ __forceinline__ void cp_async_wait_1(void) { asm volatile("cp.
 /* Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8 and receives, of
  * matrix i in r[i], the elements (row l / 4, cols 2 (l % 4) and 2 (l % 4) + 1) - or with trans those
  * at (rows 2 (l % 4) and 2 (l % 4) + 1, col l / 4). */
-static __device__ __forceinline__ void ldmatrix_x4(unsigned *r, const __half *p) {
+static __device__ __forceinline__ void ldmatrix_x4(unsigned *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_addr(p))
                  : "memory");
 }
-static __device__ __forceinline__ void ldmatrix_x4_trans(unsigned *r, const __half *p) {
+static __device__ __forceinline__ void ldmatrix_x4_trans(unsigned *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_addr(p))
@@ -71,42 +72,63 @@ static __device__ __forceinline__ void ldmatrix_x4_trans(unsigned *r, const __ha
  *   b0 = B(2t..2t+1, g)    b1 = B(2t+8.., g)
  *   c[0..1] = C(g, 2t..2t+1)  c[2..3] = C(g+8, 2t..2t+1)
  * (lower 16 bits hold the lower column / row index). */
-static __device__ __forceinline__ void mma16816(float *c, const unsigned *a, unsigned b0, unsigned b1) {
+template <typename T>
+static __device__ __forceinline__ void mma16816(float *c, const unsigned *a, unsigned b0, unsigned b1);
+template <> __device__ __forceinline__ void mma16816<__half>(float *c, const unsigned *a, unsigned b0, unsigned b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
                  "{%0, %1, %2, %3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float *c, const unsigned *a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 
-static __device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
+/* Two floats rounded to T, packed in 32 bits (lo in the lower half), and back. */
+template <typename T> static __device__ __forceinline__ unsigned pack2(float lo, float hi);
+template <> __device__ __forceinline__ unsigned pack2<__half>(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
     return *(unsigned *)&h;
+}
+template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *(unsigned *)&h;
+}
+template <typename T> static __device__ __forceinline__ float2 unpack2(unsigned u);
+template <> __device__ __forceinline__ float2 unpack2<__half>(unsigned u) { return __half22float2(*(__half2 *)&u); }
+template <> __device__ __forceinline__ float2 unpack2<__nv_bfloat16>(unsigned u) {
+    return __bfloat1622float2(*(__nv_bfloat162 *)&u);
 }
 
 /* rows [row0, row0 + 64) of a [rows, C] head slice (D columns from src) -> dst [64][ld], rows at or past
  * `limit` zero-filled. D % 8 == 0; 16-byte pieces, MMA_THREADS threads. */
-static __device__ __forceinline__ void load_tile_async(__half *dst, int ld, const __half *src, int64_t C, int row0,
-                                                       int limit, int D) {
+template <typename T>
+static __device__ __forceinline__ void load_tile_async(T *dst, int ld, const T *src, int64_t C, int row0, int limit,
+                                                       int D) {
     const int pieces = D / 8;
     for (int i = threadIdx.x; i < 64 * pieces; i += MMA_THREADS) {
         const int r = i / pieces, c = i % pieces;
         const int ok = row0 + r < limit;
-        const __half *s = ok ? src + (int64_t)(row0 + r) * C + c * 8 : src;
+        const T *s = ok ? src + (int64_t)(row0 + r) * C + c * 8 : src;
         cp_async16(dst + r * ld + c * 8, s, ok ? 16 : 0);
     }
 }
 
 /* grid (ceil(T / 64), B * H), MMA_THREADS threads, dynamic shared memory 5 * 64 * (DP + 8) halves:
  * Q [64][DP+8], K [2][64][DP+8], V [2][64][DP+8] (the 8 extra columns keep ldmatrix rows on distinct banks). */
-template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel(attn_geom g) {
+template <typename T, int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel(attn_geom g) {
     constexpr int LD = DP + 8, NT = MMA_BK / 8, DT = DP / 8;   // score n-tiles, output n-tiles
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __half *Qs = (__half *)smem_raw, *Ks = Qs + MMA_BQ * LD, *Vs = Ks + 2 * MMA_BK * LD;
+    T *Qs = (T *)smem_raw, *Ks = Qs + MMA_BQ * LD, *Vs = Ks + 2 * MMA_BK * LD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
     const int q0 = blockIdx.x * MMA_BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H, D = g.D;
-    const __half *qg = (const __half *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
-    const __half *kg = (const __half *)g.k + (int64_t)b * g.S * g.C + h * D;
-    const __half *vg = (const __half *)g.v + (int64_t)b * g.S * g.C + h * D;
+    const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
+    const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * D;
+    const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * D;
 
     if (D < DP) {   // zero the padding columns [D, DP) of all five tiles; the loads never write them
         const int pieces = (DP - D) / 8;
@@ -136,7 +158,7 @@ template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel
         cp_async_commit();   // possibly empty: keeps "all but the newest group" meaning this tile
         cp_async_wait_1();
         __syncthreads();
-        const __half *Kb = Ks + buf * MMA_BK * LD, *Vb = Vs + buf * MMA_BK * LD;
+        const T *Kb = Ks + buf * MMA_BK * LD, *Vb = Vs + buf * MMA_BK * LD;
 
         /* s[16 x 64] = Q_warp K^T */
         float s[NT][4];
@@ -150,8 +172,8 @@ template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel
             for (int kn = 0; kn < MMA_BK / 16; kn++) {
                 unsigned bk[4];   // matrices: keys 0-7 x d 0-7, d 8-15, then keys 8-15 x d 0-7, d 8-15
                 ldmatrix_x4(bk, Kb + (kn * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kd * 16 + ((lane >> 3) & 1) * 8);
-                mma16816(s[2 * kn], a, bk[0], bk[1]);
-                mma16816(s[2 * kn + 1], a, bk[2], bk[3]);
+                mma16816<T>(s[2 * kn], a, bk[0], bk[1]);
+                mma16816<T>(s[2 * kn + 1], a, bk[2], bk[3]);
             }
         }
 
@@ -181,14 +203,14 @@ template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel
         m0 = mn0;
         m1 = mn1;
 
-        /* p = exp2(s - m) as f16 pairs: ph[j][0] row0, ph[j][1] row1 of score n-tile j */
+        /* p = exp2(s - m) as pairs of T: ph[j][0] row0, ph[j][1] row1 of score n-tile j */
         unsigned ph[NT][2];
         float ls0 = 0.0f, ls1 = 0.0f;
 #pragma unroll
         for (int j = 0; j < NT; j++) {
-            ph[j][0] = pack_half2(exp2f(s[j][0] - m0), exp2f(s[j][1] - m0));
-            ph[j][1] = pack_half2(exp2f(s[j][2] - m1), exp2f(s[j][3] - m1));
-            const float2 f0 = __half22float2(*(__half2 *)&ph[j][0]), f1 = __half22float2(*(__half2 *)&ph[j][1]);
+            ph[j][0] = pack2<T>(exp2f(s[j][0] - m0), exp2f(s[j][1] - m0));
+            ph[j][1] = pack2<T>(exp2f(s[j][2] - m1), exp2f(s[j][3] - m1));
+            const float2 f0 = unpack2<T>(ph[j][0]), f1 = unpack2<T>(ph[j][1]);
             ls0 += f0.x + f0.y;   // sum what is multiplied: the rounded probabilities
             ls1 += f1.x + f1.y;
         }
@@ -211,8 +233,8 @@ template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel
                 unsigned bv[4];   // transposed matrices: keys 0-7 / 8-15 x d 0-7, then the same x d 8-15
                 const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
                 ldmatrix_x4_trans(bv, Vb + key * LD + dn * 16 + (lane >> 4) * 8);
-                mma16816(o[2 * dn], a, bv[0], bv[1]);
-                mma16816(o[2 * dn + 1], a, bv[2], bv[3]);
+                mma16816<T>(o[2 * dn], a, bv[0], bv[1]);
+                mma16816<T>(o[2 * dn + 1], a, bv[2], bv[3]);
             }
         }
         __syncthreads();   // every warp is done with this buffer before it is refilled
@@ -223,35 +245,36 @@ template <int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-    __half *yg = (__half *)g.y + (int64_t)b * g.T * g.C + h * D;
+    T *yg = (T *)g.y + (int64_t)b * g.T * g.C + h * D;
 #pragma unroll
     for (int j = 0; j < DT; j++) {
         const int d = j * 8 + tq * 2;   // D % 8 == 0: d < D implies d + 1 < D
         if (d >= D) continue;
-        if (row0 < g.T) *(__half2 *)(yg + (int64_t)row0 * g.C + d) = __floats2half2_rn(o[j][0] * inv0, o[j][1] * inv0);
-        if (row1 < g.T) *(__half2 *)(yg + (int64_t)row1 * g.C + d) = __floats2half2_rn(o[j][2] * inv1, o[j][3] * inv1);
+        if (row0 < g.T) *(unsigned *)(yg + (int64_t)row0 * g.C + d) = pack2<T>(o[j][0] * inv0, o[j][1] * inv0);
+        if (row1 < g.T) *(unsigned *)(yg + (int64_t)row1 * g.C + d) = pack2<T>(o[j][2] * inv1, o[j][3] * inv1);
     }
 }
 
-template <int DP> static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    const size_t smem = (size_t)5 * 64 * (DP + 8) * sizeof(__half);
-    CUDA_CHECK(be, cudaFuncSetAttribute(attn_mma_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+template <typename T, int DP> static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    const size_t smem = (size_t)5 * 64 * (DP + 8) * sizeof(T);
+    CUDA_CHECK(be,
+               cudaFuncSetAttribute(attn_mma_kernel<T, DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((g.T + MMA_BQ - 1) / MMA_BQ), (unsigned)(g.B * g.H));
-    attn_mma_kernel<DP><<<grid, MMA_THREADS, smem, s>>>(g);
+    attn_mma_kernel<T, DP><<<grid, MMA_THREADS, smem, s>>>(g);
 }
 
-static void attention_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+template <typename T> static void attention_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     switch ((g.D + 15) / 16) {
-    case 1: launch_mma<16>(be, s, g); break;
-    case 2: launch_mma<32>(be, s, g); break;
-    case 3: launch_mma<48>(be, s, g); break;
-    case 4: launch_mma<64>(be, s, g); break;
-    case 5: launch_mma<80>(be, s, g); break;
-    case 6: launch_mma<96>(be, s, g); break;
-    case 7: launch_mma<112>(be, s, g); break;
-    case 8: launch_mma<128>(be, s, g); break;
-    case 9: launch_mma<144>(be, s, g); break;
-    case 10: launch_mma<160>(be, s, g); break;
+    case 1: launch_mma<T, 16>(be, s, g); break;
+    case 2: launch_mma<T, 32>(be, s, g); break;
+    case 3: launch_mma<T, 48>(be, s, g); break;
+    case 4: launch_mma<T, 64>(be, s, g); break;
+    case 5: launch_mma<T, 80>(be, s, g); break;
+    case 6: launch_mma<T, 96>(be, s, g); break;
+    case 7: launch_mma<T, 112>(be, s, g); break;
+    case 8: launch_mma<T, 128>(be, s, g); break;
+    case 9: launch_mma<T, 144>(be, s, g); break;
+    case 10: launch_mma<T, 160>(be, s, g); break;
     default: assert(!"attention_mma: head dim over 160");
     }
 }
@@ -407,13 +430,14 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     attn_geom g = geom_of(y, q, k, v, n_heads, causal);
     g.scale_log2 = (float)(1.4426950408889634 / sqrt((double)g.D));
     cudaStream_t s = sdc_cuda_stream(be);
-    if (y->dtype == SDC_DTYPE_F16 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) && sdc_aligned16(k->data) &&
-        sdc_aligned16(v->data) && sdc_aligned16(y->data))
-        attention_mma(be, s, g);
-    else if (y->dtype == SDC_DTYPE_F16)
-        attention_simt<__half>(be, s, g);
+    const int mma = y->dtype != SDC_DTYPE_F32 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) &&
+        sdc_aligned16(k->data) && sdc_aligned16(v->data) && sdc_aligned16(y->data);
+    if (mma && y->dtype == SDC_DTYPE_F16)
+        attention_mma<__half>(be, s, g);
+    else if (mma)
+        attention_mma<__nv_bfloat16>(be, s, g);
     else
-        attention_simt<float>(be, s, g);
+        SDC_FLOAT_DISPATCH(y->dtype, T, attention_simt<T>(be, s, g));
     SDC_CUDA_LAUNCHED(be);
 }
 
@@ -426,9 +450,6 @@ extern "C" void sdc_cuda_attention_bias(sdc_backend *be, sdc_tensor *y, const sd
     g.bias = bias->data;
     g.scale_log2 = (float)(1.4426950408889634 * (double)scale);
     cudaStream_t s = sdc_cuda_stream(be);
-    if (y->dtype == SDC_DTYPE_F16)
-        attention_simt<__half>(be, s, g);
-    else
-        attention_simt<float>(be, s, g);
+    SDC_FLOAT_DISPATCH(y->dtype, T, attention_simt<T>(be, s, g));
     SDC_CUDA_LAUNCHED(be);
 }

@@ -2,8 +2,8 @@
  * copies) and a copy stream (asynchronous weight uploads), the cuBLAS handle with its fixed workspace, the
  * vtable. Memory lives in cuda_alloc.c, the ops in cuda_*.cu by family.
  *
- * Precision: weights and activations are F16 (f32 accumulation everywhere), or F32 for a component loaded
- * with f32 (its choice, made at load time).
+ * Precision: weights and activations are F16 (f32 accumulation everywhere), or F32 or BF16 for a component
+ * loaded at that precision (its choice, made at load time: sdc_prec).
  * Errors: every CUDA and cuBLAS call is checked (CUDA_CHECK, CUBLAS_CHECK); a failure becomes the sticky
  * status (backend.h), which cuda_synchronize also collects from the device.
  * Determinism: every op's launch configuration and cuBLAS algorithm depend only on shapes and fixed
@@ -102,13 +102,14 @@ static void cuda_synchronize(sdc_backend *be) {
     CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
-/* F16 on the device whatever the file holds (the loader converts), F32 for a component that asks for it. */
+/* The component's precision decides, whatever the file holds (the loader converts): F16 by default, F32 or
+ * BF16 for a component that asks for it. */
+static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
+    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : prec == SDC_PREC_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
+}
 static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
     (void)file_dtype;
-    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; /* BF16: not yet, computes as AUTO */
-}
-static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
-    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16;
+    return cuda_act_dtype(be, prec);
 }
 
 /* The im2col band of sdc_cuda_conv2d at its full size: whole images while they fit the cap, else rows of

@@ -52,6 +52,27 @@ template <typename T> static __device__ __forceinline__ void sdc_store_pack(T *p
     *(uint4 *)p = v.u;
 }
 
+/* Runs `body` with T the storage type of the float dtype dt (F16: __half, BF16: __nv_bfloat16, else float):
+ *   SDC_FLOAT_DISPATCH(y->dtype, T, map1<T>(be, y->data, x->data, n, f)); */
+#define SDC_FLOAT_DISPATCH(dt, T, ...)     \
+    do {                                   \
+        switch (dt) {                      \
+        case SDC_DTYPE_F16: {              \
+            typedef __half T;              \
+            __VA_ARGS__;                   \
+        } break;                           \
+        case SDC_DTYPE_BF16: {             \
+            typedef __nv_bfloat16 T;       \
+            __VA_ARGS__;                   \
+        } break;                           \
+        default: {                         \
+            assert((dt) == SDC_DTYPE_F32); \
+            typedef float T;               \
+            __VA_ARGS__;                   \
+        } break;                           \
+        }                                  \
+    } while (0)
+
 static inline int sdc_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 /* --- launch sizing --- */

@@ -49,10 +49,7 @@ static void im2col(sdc_backend *be, sdc_dtype dt, void *col, const void *x, cons
     const int64_t rows = n_img * g.Ci * g.KH * g.KW;
     const dim3 grid((unsigned)((P + threads - 1) / threads), (unsigned)(rows < 65535 ? rows : 65535));
     cudaStream_t s = sdc_cuda_stream(be);
-    if (dt == SDC_DTYPE_F16)
-        im2col_kernel<<<grid, threads, 0, s>>>((__half *)col, (const __half *)x, g, oh0, n_rows, rows);
-    else
-        im2col_kernel<<<grid, threads, 0, s>>>((float *)col, (const float *)x, g, oh0, n_rows, rows);
+    SDC_FLOAT_DISPATCH(dt, T, im2col_kernel<<<grid, threads, 0, s>>>((T *)col, (const T *)x, g, oh0, n_rows, rows));
     SDC_CUDA_LAUNCHED(be);
 }
 

@@ -129,20 +129,14 @@ extern "C" void sdc_cuda_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor 
     assert(x->dtype == y->dtype);
     const unary_fn f = {(int)op};
     const int64_t n = sdc_tensor_nelem(x);
-    if (x->dtype == SDC_DTYPE_F16)
-        map1<__half>(be, y->data, x->data, n, f);
-    else
-        map1<float>(be, y->data, x->data, n, f);
+    SDC_FLOAT_DISPATCH(x->dtype, T, map1<T>(be, y->data, x->data, n, f));
 }
 
 extern "C" void sdc_cuda_scale(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, float s) {
     assert(x->dtype == y->dtype);
     const scale_fn f = {s};
     const int64_t n = sdc_tensor_nelem(x);
-    if (x->dtype == SDC_DTYPE_F16)
-        map1<__half>(be, y->data, x->data, n, f);
-    else
-        map1<float>(be, y->data, x->data, n, f);
+    SDC_FLOAT_DISPATCH(x->dtype, T, map1<T>(be, y->data, x->data, n, f));
 }
 
 /* Collapses a's dims (dropping those of size 1) into runs that are all broadcast in b or all not. */
@@ -199,10 +193,7 @@ static void binary_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, co
 extern "C" void sdc_cuda_binary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b,
                                 sdc_binary_op op) {
     assert(a->dtype == y->dtype && b->dtype == y->dtype);
-    if (y->dtype == SDC_DTYPE_F16)
-        binary_typed<__half>(be, y, a, b, (int)op);
-    else
-        binary_typed<float>(be, y, a, b, (int)op);
+    SDC_FLOAT_DISPATCH(y->dtype, T, binary_typed<T>(be, y, a, b, (int)op));
 }
 
 template <typename T> static void geglu_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
@@ -216,10 +207,7 @@ template <typename T> static void geglu_typed(sdc_backend *be, sdc_tensor *y, co
 
 extern "C" void sdc_cuda_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     assert(x->dtype == y->dtype);
-    if (y->dtype == SDC_DTYPE_F16)
-        geglu_typed<__half>(be, y, x);
-    else
-        geglu_typed<float>(be, y, x);
+    SDC_FLOAT_DISPATCH(y->dtype, T, geglu_typed<T>(be, y, x));
 }
 
 /* --- rotary embedding: one thread per (row, pair); each pair is read before it is written --- */
@@ -253,8 +241,5 @@ static void rope_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, cons
 extern "C" void sdc_cuda_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs,
                               const sdc_tensor *sn, int n_heads) {
     assert(x->dtype == y->dtype);
-    if (y->dtype == SDC_DTYPE_F16)
-        rope_typed<__half>(be, y, x, cs, sn, n_heads);
-    else
-        rope_typed<float>(be, y, x, cs, sn, n_heads);
+    SDC_FLOAT_DISPATCH(y->dtype, T, rope_typed<T>(be, y, x, cs, sn, n_heads));
 }

@@ -2,7 +2,7 @@
  * them: y[M, N] = x[M, K] w[N, K]^T + b, seen column-major as y^T[N, M] = w^T x^T. A bias is written
  * into y first and the GEMM adds to it (beta 1), so it is fused into the GEMM's single rounding.
  *
- * Types: F16 operands with f32 accumulation (tensor cores), or F32 with true f32 arithmetic
+ * Types: F16 or BF16 operands with f32 accumulation (tensor cores), or F32 with true f32 arithmetic
  * (CUBLAS_COMPUTE_32F without the TF32 math mode). */
 #include <climits>
 #include <cublas_v2.h>
@@ -19,22 +19,20 @@ extern "C" void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const
     const int64_t total = outer * C * inner;
     if (total == 0) return;
     cudaStream_t s = sdc_cuda_stream(be);
-    if (dt == SDC_DTYPE_F16)
-        fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((__half *)y, (const __half *)bias, C, inner, total);
-    else
-        fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((float *)y, (const float *)bias, C, inner, total);
+    SDC_FLOAT_DISPATCH(
+        dt, T, fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((T *)y, (const T *)bias, C, inner, total));
     SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                               const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb,
                               int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, int64_t batch) {
-    assert(dt == SDC_DTYPE_F16 || dt == SDC_DTYPE_F32);
+    assert(dt == SDC_DTYPE_F16 || dt == SDC_DTYPE_BF16 || dt == SDC_DTYPE_F32);
     assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX &&
            batch <= INT_MAX);
     if (m == 0 || n == 0 || batch == 0) return;
     cublasHandle_t h = (cublasHandle_t)sdc_cuda_cublas(be);
-    const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F;
+    const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float alpha = 1.0f;
     if (batch == 1)

@@ -7,7 +7,7 @@
  * Every reduction runs in an order fixed by the shape alone (per-thread sequential sums, then shuffle
  * trees), so results are bit-identical run to run.
  *
- * Layer norm and RMS norm: one warp per row of C; f32, f16 and (RMS norm) bf16 tensors.
+ * Layer norm and RMS norm: one warp per row of C. Every op takes f32, f16 and bf16 tensors.
  * Group norm of x[B, C, HW] in G groups: the group (b, g) is the contiguous run of n = C/G * HW elements
  * at (b*G + g) * n. It is cut into chunks of GN_CHUNK elements, and three kernels run:
  *   gn_stats_kernel     one block per (chunk, group): the chunk's mean and M2 (sum of squared deviations
@@ -117,10 +117,7 @@ static void layer_norm_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x
 extern "C" void sdc_cuda_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                     const sdc_tensor *b, float eps) {
     assert(x->dtype == y->dtype && w->dtype == y->dtype && b->dtype == y->dtype);
-    if (y->dtype == SDC_DTYPE_F16)
-        layer_norm_typed<__half>(be, y, x, w, b, eps);
-    else
-        layer_norm_typed<float>(be, y, x, w, b, eps);
+    SDC_FLOAT_DISPATCH(y->dtype, T, layer_norm_typed<T>(be, y, x, w, b, eps));
 }
 
 /* --- RMS norm --- */
@@ -178,12 +175,7 @@ static void rms_norm_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, 
 
 extern "C" void sdc_cuda_rms_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float eps) {
     assert(x->dtype == y->dtype && w->dtype == y->dtype);
-    if (y->dtype == SDC_DTYPE_F16)
-        rms_norm_typed<__half>(be, y, x, w, eps);
-    else if (y->dtype == SDC_DTYPE_BF16)
-        rms_norm_typed<__nv_bfloat16>(be, y, x, w, eps);
-    else
-        rms_norm_typed<float>(be, y, x, w, eps);
+    SDC_FLOAT_DISPATCH(y->dtype, T, rms_norm_typed<T>(be, y, x, w, eps));
 }
 
 /* --- modulated layer norm: as layer norm, one warp per row, with (1 + scale[b]) and shift[b] of the row's
@@ -225,10 +217,7 @@ static void layer_norm_mod_typed(sdc_backend *be, sdc_tensor *y, const sdc_tenso
 extern "C" void sdc_cuda_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
                                         const sdc_tensor *scale, float eps) {
     assert(x->dtype == y->dtype && shift->dtype == y->dtype && scale->dtype == y->dtype);
-    if (y->dtype == SDC_DTYPE_F16)
-        layer_norm_mod_typed<__half>(be, y, x, shift, scale, eps);
-    else
-        layer_norm_mod_typed<float>(be, y, x, shift, scale, eps);
+    SDC_FLOAT_DISPATCH(y->dtype, T, layer_norm_mod_typed<T>(be, y, x, shift, scale, eps));
 }
 
 /* --- group norm --- */
@@ -434,13 +423,10 @@ extern "C" void sdc_cuda_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_te
     g.n = (unsigned)n;
     g.eps = eps;
     g.silu = silu;
-    if (y->dtype == SDC_DTYPE_F16) {
-        g.vec = n % sdc_pack<__half>::N == 0 && sdc_aligned16(x->data) && sdc_aligned16(y->data);
-        group_norm_launch<__half>(be, &g);
-    } else {
-        g.vec = n % sdc_pack<float>::N == 0 && sdc_aligned16(x->data) && sdc_aligned16(y->data);
-        group_norm_launch<float>(be, &g);
-    }
+    SDC_FLOAT_DISPATCH(y->dtype, T, {
+        g.vec = n % sdc_pack<T>::N == 0 && sdc_aligned16(x->data) && sdc_aligned16(y->data);
+        group_norm_launch<T>(be, &g);
+    });
 }
 
 /* --- group norm in two halves (group_norm_stats, group_norm_apply) ---
@@ -508,16 +494,11 @@ extern "C" void sdc_cuda_group_norm_stats(sdc_backend *be, sdc_tensor *y, const 
     const int64_t n = nelem / groups_total;   // a group is contiguous: C/G channels x HW
     const int64_t blocks = groups_total < 65535 ? groups_total : 65535;
     cudaStream_t s = sdc_cuda_stream(be);
-    if (x->dtype == SDC_DTYPE_F16) {
-        const int vec = n % sdc_pack<__half>::N == 0 && sdc_aligned16(x->data);
-        gn_sums_kernel<__half>
-            <<<(unsigned)blocks, GNS_THREADS, 0, s>>>((float *)y->data, (const __half *)x->data, groups_total, n, vec);
-    } else {
-        assert(x->dtype == SDC_DTYPE_F32);
-        const int vec = n % sdc_pack<float>::N == 0 && sdc_aligned16(x->data);
-        gn_sums_kernel<float>
-            <<<(unsigned)blocks, GNS_THREADS, 0, s>>>((float *)y->data, (const float *)x->data, groups_total, n, vec);
-    }
+    SDC_FLOAT_DISPATCH(x->dtype, T, {
+        const int vec = n % sdc_pack<T>::N == 0 && sdc_aligned16(x->data);
+        gn_sums_kernel<T>
+            <<<(unsigned)blocks, GNS_THREADS, 0, s>>>((float *)y->data, (const T *)x->data, groups_total, n, vec);
+    });
     SDC_CUDA_LAUNCHED(be);
 }
 
@@ -571,8 +552,5 @@ static void group_norm_apply_typed(sdc_backend *be, sdc_tensor *y, const sdc_ten
 extern "C" void sdc_cuda_group_norm_apply(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
                                           const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {
     assert(x->dtype == y->dtype && w->dtype == y->dtype && b->dtype == y->dtype && stats->dtype == SDC_DTYPE_F32);
-    if (y->dtype == SDC_DTYPE_F16)
-        group_norm_apply_typed<__half>(be, y, x, stats, w, b, groups, silu);
-    else
-        group_norm_apply_typed<float>(be, y, x, stats, w, b, groups, silu);
+    SDC_FLOAT_DISPATCH(y->dtype, T, group_norm_apply_typed<T>(be, y, x, stats, w, b, groups, silu));
 }
