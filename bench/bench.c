@@ -6,7 +6,8 @@
  * After a warm-up run, for every size x batch x policy: a fresh context (so every policy loads each component at least
  * once), R timed generations (the first includes loading; later ones show the steady state), and a row
  * with seconds per image, seconds per UNet step, peak device bytes (allocator; driver too on a GPU),
- * planned peak, peak RSS and each component's load time. Uses only the public API. */
+ * planned peak, peak RSS and each component's load time ("un" is the denoiser: the UNet, or Flux's
+ * transformer, whose second text encoder is T5). Uses only the public API. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,8 +164,10 @@ int main(int argc, char **argv) {
                         num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
                         num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
                         num(rep, "components.text_encoder.load_seconds"),
-                        num(rep, "components.text_encoder_2.load_seconds"), num(rep, "components.unet.load_seconds"),
-                        num(rep, "components.vae_decoder.load_seconds"), num(rep, "components.unet.loads"), dt);
+                        num(rep, "components.text_encoder_2.load_seconds"),
+                        num(rep, "components.unet.load_seconds") + num(rep, "components.transformer.load_seconds"),
+                        num(rep, "components.vae_decoder.load_seconds"),
+                        num(rep, "components.unet.loads") + num(rep, "components.transformer.loads"), dt);
                     fflush(stdout);
                     cJSON_Delete(rep);
                 }

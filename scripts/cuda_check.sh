@@ -63,7 +63,13 @@ if step configure 120 "$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDC
 fi
 if [ "$built" = 1 ]; then
   step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
-  step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
+  [ "${SDC_SKIP_MODELS:-0}" = 1 ] || step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
+  # SDC_CUDA_FLUX=1: the Flux tests, which run on the GPU too in CUDA builds (transformer blocks in f32, f16,
+  # bf16; whole pipelines in f32 and at Flux's default precision, across load policies)
+  if [ "${SDC_CUDA_FLUX:-0}" = 1 ]; then
+    step test_flux 240 "$BUILD/tests/test_flux"
+    step test_flux_pipeline 300 "$BUILD/tests/test_flux_pipeline"
+  fi
   # fp16 against f32 at SD 1.5 size (UNet evaluation and a 4-step pipeline) on the sd15-shaped random model
   if [ "${SDC_SKIP_SD15:-0}" != 1 ]; then
     model=${SDC_BENCH_MODEL:-/tmp/sd15}
@@ -105,6 +111,26 @@ if [ "$built" = 1 ] && [ "${SDC_BENCH_SDXL:-0}" = 1 ]; then
     step diffusers-sdxl 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7
     step diffusers-sdxl-offload 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7 --offload
   fi
+fi
+
+# SDC_BENCH_FLUX=1: the Flux issue's benchmark on a flux-schnell-shaped random model (bf16 transformer and
+# T5 files, 4 steps, 512 and 1024, one image), made on the GPU by bench/diffusers_flux.py (needs the diffusers
+# wheel in .whl/); every policy (2 repeats: the first includes loading), then diffusers on the same files.
+if [ "$built" = 1 ] && [ "${SDC_BENCH_FLUX:-0}" = 1 ] && [ -d "$ROOT/.whl" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$ROOT"/.whl/*.whl &&
+    export PYTHONPATH=/tmp/site
+  fx=${SDC_FLUX_MODEL:-/tmp/flux}
+  if [ ! -f "$fx/model_index.json" ]; then
+    step mkmodel-tiny-flux 60 "$BUILD/sdc" mkmodel --arch tiny-flux-schnell -o /tmp/tiny-flux-schnell
+    step make-flux 400 python3 "$ROOT/bench/diffusers_flux.py" make "$fx" --from /tmp/tiny-flux-schnell
+  fi
+  step bench-flux 500 "$BUILD/sdc_bench" -m "$fx" --device cuda --sizes "${SDC_FLUX_SIZES:-512,1024}" --steps 4 \
+    --batches 1 --repeat 2 --cfg 1
+  step report-flux 200 "$BUILD/sdc" generate -m "$fx" --device cuda -p "a photo of an astronaut" -W 512 -H 512 \
+    --steps 4 --load-policy phased -v --report-json "$OUT/report-flux-512-phased.json" -o "$OUT/flux-512.png"
+  step profile-flux 200 "$BUILD/sdc" generate -m "$fx" --device cuda -p "a photo of an astronaut" -W 1024 -H 1024 \
+    --steps 4 --load-policy all --profile -v -o /tmp/flux-1024-profile.png
+  step diffusers-flux 400 python3 "$ROOT/bench/diffusers_flux.py" run "$fx" --sizes "${SDC_FLUX_SIZES:-512,1024}"
 fi
 
 echo
