@@ -116,6 +116,8 @@ fi
 # SDC_BENCH_FLUX=1: the Flux issue's benchmark on a flux-schnell-shaped random model (bf16 transformer and
 # T5 files, 4 steps, 512 and 1024, one image), made on the GPU by bench/diffusers_flux.py (needs the diffusers
 # wheel in .whl/); every policy (2 repeats: the first includes loading), then diffusers on the same files.
+# SDC_FLUX_STEPS picks among "bench report profile diffusers" (default all; the model is made when missing).
+flux_step() { case " ${SDC_FLUX_STEPS:-bench report profile diffusers} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if [ "$built" = 1 ] && [ "${SDC_BENCH_FLUX:-0}" = 1 ] && [ -d "$ROOT/.whl" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$ROOT"/.whl/*.whl &&
     export PYTHONPATH=/tmp/site
@@ -124,13 +126,13 @@ if [ "$built" = 1 ] && [ "${SDC_BENCH_FLUX:-0}" = 1 ] && [ -d "$ROOT/.whl" ]; th
     step mkmodel-tiny-flux 60 "$BUILD/sdc" mkmodel --arch tiny-flux-schnell -o /tmp/tiny-flux-schnell
     step make-flux 400 python3 "$ROOT/bench/diffusers_flux.py" make "$fx" --from /tmp/tiny-flux-schnell
   fi
-  step bench-flux 500 "$BUILD/sdc_bench" -m "$fx" --device cuda --sizes "${SDC_FLUX_SIZES:-512,1024}" --steps 4 \
+  flux_step bench && step bench-flux 500 "$BUILD/sdc_bench" -m "$fx" --device cuda --sizes "${SDC_FLUX_SIZES:-512,1024}" --steps 4 \
     --batches 1 --repeat 2 --cfg 1
-  step report-flux 200 "$BUILD/sdc" generate -m "$fx" --device cuda -p "a photo of an astronaut" -W 512 -H 512 \
+  flux_step report && step report-flux 200 "$BUILD/sdc" generate -m "$fx" --device cuda -p "a photo of an astronaut" -W 512 -H 512 \
     --steps 4 --load-policy phased -v --report-json "$OUT/report-flux-512-phased.json" -o "$OUT/flux-512.png"
-  step profile-flux 200 "$BUILD/sdc" generate -m "$fx" --device cuda -p "a photo of an astronaut" -W 1024 -H 1024 \
+  flux_step profile && step profile-flux 200 "$BUILD/sdc" generate -m "$fx" --device cuda -p "a photo of an astronaut" -W 1024 -H 1024 \
     --steps 4 --load-policy all --profile -v -o /tmp/flux-1024-profile.png
-  step diffusers-flux 400 python3 "$ROOT/bench/diffusers_flux.py" run "$fx" --sizes "${SDC_FLUX_SIZES:-512,1024}"
+  flux_step diffusers && step diffusers-flux 400 python3 "$ROOT/bench/diffusers_flux.py" run "$fx" --sizes "${SDC_FLUX_SIZES:-512,1024}"
 fi
 
 echo
