@@ -7,7 +7,8 @@
  *    duplicate names and keys, overlapping tensors, a row that is not whole blocks, version 1 and a
  *    big-endian file: each SDC_ERR_FORMAT with a message naming the problem;
  *  - the llama.cpp-named T5 GGUF (tests/data/gguf/tiny-t5-f32.gguf) through the T5 name map: every tensor
- *    and the encoder's output equal to the safetensors file's, bit for bit. */
+ *    and the encoder's output equal to the safetensors file's, bit for bit; and given as --t5xxl to the
+ *    tiny Flux schnell folder, the same image as the safetensors T5. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "io/model_index.h"
 #include "io/t5_gguf_names.h"
 #include "model/t5.h"
+#include "sdc.h"
 #include "test_util.h"
 
 #define DATA SDC_SOURCE_DIR "/tests/data/gguf/"
@@ -418,11 +420,51 @@ done:
     sdc_index_free(gg);
 }
 
+/* The schnell folder with --t5xxl path: one 64x64 step's decoded pixels (malloc'd), NULL on failure. */
+static float *generate_with_t5(const char *t5) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = test_ref_path("tiny-flux-schnell");
+    cp.t5xxl_path = t5;
+    cp.n_threads = 2;
+    cp.log_fn = sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    sdc_ctx *ctx = sdc_ctx_new(&cp);
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.prompt = "a photo of an astronaut riding a horse";
+    p.width = p.height = 64;
+    p.steps = 2;
+    p.seed = 3;
+    float *pix = malloc(sizeof(float) * 64 * 64 * 3);
+    p.pixels_out = pix;
+    sdc_image *im = NULL;
+    int n = 0;
+    const sdc_status st = ctx ? sdc_generate(ctx, &p, &im, &n) : SDC_ERR_INVALID_ARG;
+    test_check(st == SDC_OK, "generate with --t5xxl %s: %s", t5, sdc_status_str(st));
+    sdc_image_free(im, n);
+    sdc_ctx_free(ctx);
+    if (st == SDC_OK) return pix;
+    free(pix);
+    return NULL;
+}
+
+/* --t5xxl with the llama.cpp-named GGUF: the pipeline's image equals the one with the safetensors T5. */
+static void test_t5xxl_flag(void) {
+    float *a = generate_with_t5(SDC_SOURCE_DIR "/tests/data/tiny-flux-t5/model.safetensors");
+    float *b = generate_with_t5(DATA "tiny-t5-f32.gguf");
+    if (a && b)
+        test_check_err("Flux image, --t5xxl GGUF vs safetensors", "max |d|", test_max_abs(b, a, 64 * 64 * 3), 0);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     test_make_tmp_dir("gguf");
     test_meta();
     test_crafted();
     test_t5_gguf();
+    test_t5xxl_flag();
     test_rm_tree(test_make_tmp_dir("gguf"));
     return test_finish();
 }
