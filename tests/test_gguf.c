@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "core/dtype.h"
+#include "core/quant.h"
 #include "io/config.h"
 #include "io/gguf.h"
 #include "io/model_index.h"
@@ -459,12 +460,84 @@ static void test_t5xxl_flag(void) {
     free(b);
 }
 
+/* The reference Q8_0 Flux GGUF rewritten stable-diffusion.cpp style: every name under
+ * "model.diffusion_model.", the same data; its path. */
+static const char *write_sdcpp_flux(void) {
+    sdc_gguf *g = NULL;
+    const char *src = test_ref_path("tiny-flux-schnell-q8_0.gguf");
+    if (!test_check(sdc_gguf_read_file(src, test_logger(), &g) == SDC_OK, "read %s", src)) return NULL;
+    FILE *f = fopen(src, "rb");
+    fseek(f, 0, SEEK_END);
+    const long size = ftell(f);
+    unsigned char *all = malloc((size_t)size);
+    fseek(f, 0, SEEK_SET);
+    if (fread(all, 1, (size_t)size, f) != (size_t)size) abort();
+    fclose(f);
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    put_u32(&b, 3);
+    put_u64(&b, sdc_gguf_tensor_count(g));
+    put_u64(&b, 1);
+    put_str(&b, "general.architecture");
+    put_u32(&b, SDC_GGUF_STRING);
+    put_str(&b, "flux");
+    const uint64_t start = sdc_gguf_data_start(g);
+    for (size_t i = 0; i < sdc_gguf_tensor_count(g); i++) {
+        const sdc_tensor_info *t = sdc_gguf_tensor(g, i);
+        char name[256];
+        snprintf(name, sizeof name, "model.diffusion_model.%s", t->name);
+        put_str(&b, name);
+        put_u32(&b, (uint32_t)t->ndim);
+        for (int d = t->ndim - 1; d >= 0; d--) put_u64(&b, (uint64_t)t->ne[d]); /* back to innermost first */
+        uint32_t type = 0;
+        sdc_dtype_to_ggml(t->dtype, &type);
+        put_u32(&b, type);
+        put_u64(&b, t->offset - start);
+    }
+    while (b.n % 32) put(&b, "\0", 1);
+    put(&b, all + start, (size_t)size - start);
+    const char *path = write_tmp("sdcpp-flux-q8_0.gguf", b.p, b.n);
+    free(b.p);
+    free(all);
+    sdc_gguf_free(g);
+    return path;
+}
+
+/* GGUF transformers recognised by their magic: -m FILE.gguf with --config, and --diffusion-model with
+ * sd.cpp's prefixed names (a name that does not end in .gguf). */
+static void test_flux_open(void) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = test_ref_path("tiny-flux-schnell-q8_0.gguf");
+    cp.config_dir = test_ref_path("tiny-flux-schnell");
+    cp.log_fn = sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    sdc_ctx *ctx = sdc_ctx_new(&cp);
+    test_check(ctx && !strcmp(sdc_ctx_family(ctx), "flux"), "-m tiny-flux-schnell-q8_0.gguf --config folder: flux");
+    sdc_ctx_free(ctx);
+    const char *p = write_sdcpp_flux();
+    if (!p) return;
+    char renamed[600];
+    snprintf(renamed, sizeof renamed, "%s.bin", p);
+    rename(p, renamed);
+    sdc_ctx_params_init(&cp);
+    cp.model_path = test_ref_path("tiny-flux-schnell");
+    cp.diffusion_model_path = renamed;
+    cp.log_fn = sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    ctx = sdc_ctx_new(&cp);
+    test_check(ctx && !strcmp(sdc_ctx_family(ctx), "flux"),
+               "folder + --diffusion-model sd.cpp-named Q8_0 GGUF (model.diffusion_model., a .bin name): flux");
+    sdc_ctx_free(ctx);
+}
+
 int main(void) {
     test_make_tmp_dir("gguf");
     test_meta();
     test_crafted();
     test_t5_gguf();
     test_t5xxl_flag();
+    test_flux_open();
     test_rm_tree(test_make_tmp_dir("gguf"));
     return test_finish();
 }
