@@ -55,6 +55,10 @@ if [ -f "$u" ]; then   # fuzz_unigram: byte 0 even = a prompt, odd = a tokenizer
   { printf '\001'; python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["model"]["vocab"]=d["model"]["vocab"][:40]; print(json.dumps(d))' "$u"; } |
     seed fuzz_unigram small_json
 fi
+mkdir -p "$b/corpus/fuzz_gguf"   # fuzz_gguf: whole GGUF files (the reference ones are small), headers of larger ones
+for f in "$ref"/*.gguf tests/data/gguf/*.gguf; do
+  [ -f "$f" ] && head -c 200000 "$f" >"$b/corpus/fuzz_gguf/$(basename "$f")"
+done
 for f in "$ref"/tiny-sd1.safetensors "$ref"/tiny-sdxl.safetensors; do
   [ -f "$f" ] && st_header "$f" | seed fuzz_single_file "$(basename "$f" .safetensors)"
 done
@@ -63,7 +67,7 @@ printf -- '-m\0model\0-p\0a cat\0-W\0'"512"'\0-H\0512\0--steps\0020\0-s\0042\0-b
 printf -- '-m\0m\0-p\0x\0-i\0in.png\0--strength\0000.5\0--load-policy\0phased\0--mem-budget\0006G\0--report-json\0r.json\0-o\0o.png' |
   seed fuzz_cli img2img
 
-targets=${SDC_FUZZ_TARGETS:-"fuzz_png fuzz_config fuzz_model_config fuzz_model_folder fuzz_safetensors fuzz_st_file
+targets=${SDC_FUZZ_TARGETS:-"fuzz_png fuzz_config fuzz_model_config fuzz_model_folder fuzz_safetensors fuzz_gguf fuzz_st_file
   fuzz_single_file fuzz_tokenizer fuzz_tokenizer_files fuzz_unigram fuzz_cli"}
 found=0
 for t in $targets; do

@@ -1,29 +1,35 @@
 /* test_flux_pipeline.c - whole FluxPipeline runs against diffusers: the cases of tiny-flux-golden's
  * README.json (schnell_4, schnell_1_wide at 64x96, dev_8 with guidance 3.5) from the bundle's initial
- * latents, on the diffusers folders; the same PNGs under every load policy; inputs Flux refuses. The
- * GGUF cases belong to the quantized-weights work and are skipped here (named).
+ * latents, on the diffusers folders; the GGUF cases (schnell_4_q8_0, schnell_4_q4_0: the schnell folder
+ * with --diffusion-model the bundle's city96-style Q8_0 / Q4_0 GGUF, dequantized to f32 at load); the
+ * same PNGs under every load policy; inputs Flux refuses.
  *
  * The reference is tests/data/tiny-flux-pipe/pipeline.safetensors (tools/flux_pipeline_reference.py:
  * diffusers 0.42.1 as users load it, float64): the bundle's own pipeline outputs were made with the T5
  * encoder in training mode (dropout active; see test_t5.c), so they are printed, not bounded. diffusers
  * in eval mode is as far from them as sdc is (schnell_4 4.07e-2, schnell_1_wide 5.96e-2, dev_8 2.73e-2). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "core/quant.h"
 #include "sdc.h"
 #include "test_golden.h"
 #include "test_pipeline_util.h"
 #include "test_util.h"
 
+/* A folder, or (a GGUF transformer file) the schnell folder with the file as its diffusion model. */
 static sdc_ctx *open_on(const char *model, sdc_load_policy pol, sdc_device dev, int f32) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.device = dev;
     cp.precision_f32 = f32;
-    cp.model_path = test_ref_path(model);
+    const int gguf = strstr(model, ".gguf") != NULL;
+    cp.model_path = test_ref_path(gguf ? "tiny-flux-schnell" : model);
+    cp.diffusion_model_path = gguf ? test_ref_path(model) : NULL;
     cp.n_threads = 2;
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
@@ -77,6 +83,17 @@ static void cuda_cases(const cJSON *readme, sdc_model_index *g, sdc_model_index 
     }
 }
 
+/* max |PNG byte / 255 - ref| of the image sdc writes (its pixels rounded as sdc_image's bytes are). */
+static double png_err(const float *pix, const float *ref, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float v = pix[i] < 0 ? 0 : pix[i] > 1 ? 1 : pix[i];
+        const double d = fabs(nearbyintf(v * 255.0f) / 255.0 - ref[i]);
+        m = d > m || d != d ? d : m;
+    }
+    return m;
+}
+
 int main(void) {
     cJSON *readme = test_pipe_readme("tiny-flux-golden");
     sdc_model_index *g = test_golden_open("tiny-flux-golden/pipeline.safetensors");
@@ -88,11 +105,15 @@ int main(void) {
     static const sdc_load_policy policies[] = {SDC_LOAD_ALL, SDC_LOAD_SEQUENTIAL, SDC_LOAD_PHASED};
     const cJSON *c;
     int ran = 0;
+    /* Until core/quant.c dequantizes block types (the quant branch), the GGUF cases cannot load: they are
+       named as not run and the count below expects the three others. Inert once it does. */
+    const unsigned char q8_block[34] = {0};
+    float q8_out[32];
+    const int have_quant = sdc_dequant_row(SDC_DTYPE_Q8_0, q8_block, q8_out, 32) == 0;
     cJSON_ArrayForEach(c, test_pipe_cases(readme)) {
         const char *model = cJSON_GetObjectItemCaseSensitive(c, "model")->valuestring;
-        const char *name = cJSON_GetObjectItemCaseSensitive(c, "case")->valuestring;
-        if (strstr(model, ".gguf")) {
-            printf("  (case %s: %s is a GGUF file, the quantized-weights issue's)\n", name, model);
+        if (strstr(model, ".gguf") && !have_quant) {
+            printf("  NOT RUN %s: sdc_dequant_row has no Q8_0/Q4_0 yet (core/quant.c, the quant branch)\n", model);
             continue;
         }
         uint64_t hash0 = 0;
@@ -118,6 +139,8 @@ int main(void) {
                         test_check_err(what, "rel err", test_rel_err(r.latents, lat_ref, r.n_lat), 1e-4);
                         snprintf(what, sizeof what, "%s image", r.name);
                         test_check_err(what, "max |d|", test_max_abs(r.pixels, img_ref, r.n_pix), 1e-3);
+                        snprintf(what, sizeof what, "%s PNG (8-bit) vs the float image", r.name);
+                        test_check_err(what, "max |d|", png_err(r.pixels, img_ref, r.n_pix), 3.0 / 255);
                     }
                     printf("    %s against the bundle's golden (T5 dropout on; no bound): latents rel %.3e, image "
                            "max |d| %.3e\n",
@@ -136,7 +159,7 @@ int main(void) {
             sdc_ctx_free(ctx);
         }
     }
-    test_check(ran == 3, "%d golden pipelines ran (want 3)", ran);
+    test_check(ran == (have_quant ? 5 : 3), "%d golden pipelines ran (want %d)", ran, have_quant ? 5 : 3);
     if (sdc_device_available(SDC_DEVICE_CUDA)) cuda_cases(readme, g, fix);
 
     /* inputs Flux refuses, before any weight is read */

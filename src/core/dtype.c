@@ -7,20 +7,20 @@
 static const struct {
     const char *name;
     size_t size; /* bytes per block */
-    int block;   /* elements per block; 0 = 1 */
+    int block;   /* elements per block (1 for the plain types) */
 } dtype_info[] = {
-    [SDC_DTYPE_F32] = {"F32", 4},
-    [SDC_DTYPE_F16] = {"F16", 2},
-    [SDC_DTYPE_BF16] = {"BF16", 2},
-    [SDC_DTYPE_I32] = {"I32", 4},
-    [SDC_DTYPE_F64] = {"F64", 8},
-    [SDC_DTYPE_I64] = {"I64", 8},
-    [SDC_DTYPE_I16] = {"I16", 2},
-    [SDC_DTYPE_I8] = {"I8", 1},
-    [SDC_DTYPE_U8] = {"U8", 1},
-    [SDC_DTYPE_BOOL] = {"BOOL", 1},
-    [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
-    [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    [SDC_DTYPE_F32] = {"F32", 4, 1},
+    [SDC_DTYPE_F16] = {"F16", 2, 1},
+    [SDC_DTYPE_BF16] = {"BF16", 2, 1},
+    [SDC_DTYPE_I32] = {"I32", 4, 1},
+    [SDC_DTYPE_F64] = {"F64", 8, 1},
+    [SDC_DTYPE_I64] = {"I64", 8, 1},
+    [SDC_DTYPE_I16] = {"I16", 2, 1},
+    [SDC_DTYPE_I8] = {"I8", 1, 1},
+    [SDC_DTYPE_U8] = {"U8", 1, 1},
+    [SDC_DTYPE_BOOL] = {"BOOL", 1, 1},
+    [SDC_DTYPE_F8_E4M3] = {"F8_E4M3", 1, 1},
+    [SDC_DTYPE_F8_E5M2] = {"F8_E5M2", 1, 1},
     /* ggml's block layouts: Q4_0 = f16 d + 16 nibble bytes, Q8_0 = f16 d + 32 int8, K-quants 256 per block */
     [SDC_DTYPE_Q4_0] = {"Q4_0", 18, 32},
     [SDC_DTYPE_Q4_1] = {"Q4_1", 20, 32},

@@ -10,6 +10,9 @@
  *   T5           d_model, d_ff, layers from the shapes, heads from the relative attention bias
  *   CLIP-L       widths and layers from the shapes, heads = width / 64, CLIP-L's eos and activation
  *   VAE          blocks, channels and layers from the shapes; Flux's scaling 0.3611 and shift 0.1159
+ * A component file is safetensors or GGUF, told apart by its magic (io/model_index.h): city96's Flux GGUFs
+ * carry BFL names, stable-diffusion.cpp's the same under "model.diffusion_model.", and a llama.cpp T5
+ * GGUF (--t5xxl) is seen under Hugging Face names (io/t5_gguf_names.h).
  * Tokenizers are not in any weights file: CLIP's is the folder's tokenizer/ (else the one sdc ships),
  * T5's the folder's tokenizer_2/ (sdc ships none, so a Flux folder is needed for it). */
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "io/model_files.h"
 #include "io/name_map.h"
 #include "io/single_file.h"
+#include "io/t5_gguf_names.h"
 #include "pipeline/pipeline.h"
 
 enum {
@@ -286,14 +290,17 @@ static const char *ae_name_map(const char *name, char *out, size_t size, void *u
     return sdc_ldm_to_diffusers(user, ldm, out, size);
 }
 
+/* t5_gated: -1 for a T5 file with Hugging Face names, else whether its llama.cpp names have ffn_gate. */
 static sdc_status index_file(int part, sdc_model_index *idx, const char *file, const sdc_sf_facts *f,
-                             const cJSON *inferred, const sdc_logger *log) {
+                             const cJSON *inferred, int t5_gated, const sdc_logger *log) {
     const char *prefix;
     switch (part) {
     case PART_DIT:
         if (flux_transformer_names(f, &prefix) == NAMES_BFL) return sdc_bfl_flux_index(idx, file, "transformer.", log);
         return add_checked(idx, file, "transformer.", NULL, NULL);
-    case PART_T5: return add_checked(idx, file, "text_encoder_2.", NULL, NULL);
+    case PART_T5:
+        if (t5_gated >= 0) return add_checked(idx, file, "text_encoder_2.", sdc_t5_gguf_name_map, &t5_gated);
+        return add_checked(idx, file, "text_encoder_2.", NULL, NULL);
     case PART_CLIP: return add_checked(idx, file, "text_encoder.", sdc_name_map_text_encoder, NULL);
     default: break;
     }
@@ -392,6 +399,12 @@ static sdc_status open_file_part(int part, flux_fam *fa, sdc_model_files *mf, co
     sdc_sf_facts *facts = NULL;
     cJSON *inferred = cJSON_CreateObject();
     sdc_status st = inferred ? sdc_sf_facts_read(file, log, &facts) : SDC_ERR_OOM;
+    int t5_gated = -1;
+    if (st == SDC_OK && part == PART_T5 && sdc_t5_gguf_names(facts)) { /* a llama.cpp T5 GGUF: seen as HF names */
+        t5_gated = sdc_sf_find(facts, "enc.blk.0.ffn_gate.weight") != NULL;
+        sdc_sf_facts_free(facts);
+        st = sdc_t5_gguf_facts(file, t5_gated, log, &facts);
+    }
     if (st == SDC_OK) st = infer_part(part, facts, file, log, inferred);
     const cJSON *cfg = sdc_model_files_config(mf, parts[part].part);
     if (st == SDC_OK) st = parse_part(part, fa, cfg ? cfg : inferred, log);
@@ -400,7 +413,7 @@ static sdc_status open_file_part(int part, flux_fam *fa, sdc_model_files *mf, co
         snprintf(from, sizeof from, "the config %s/%s/config.json", sdc_model_files_config_dir(mf), parts[part].part);
         st = check_agree(part, fa, inferred, file, from, log);
     }
-    if (st == SDC_OK) st = index_file(part, mf->index, file, facts, inferred, log);
+    if (st == SDC_OK) st = index_file(part, mf->index, file, facts, inferred, t5_gated, log);
     if (st == SDC_OK)
         SDC_LOGI(log, "flux_open: %s from %s (%s)", parts[part].part, file,
                  cfg ? "the folder's config" : "config inferred from its shapes");

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/quant.h"
+#include "io/gguf.h"
 #include "io/path_check.h"
 #include "io/safetensors.h"
 
@@ -112,8 +114,8 @@ const sdc_tensor_info *sdc_index_find(const sdc_model_index *idx, const char *na
     return k < idx->n ? idx->sorted[k] : NULL;
 }
 
-/* Reads and parses path's header into *h; fills the file's identity into f. */
-static sdc_status read_header(sdc_model_index *idx, const char *path, index_file *f, sdc_st_header *h) {
+/* Fills the file's identity into f and reads its first bytes: the GGUF magic or a safetensors length. */
+static sdc_status read_head(sdc_model_index *idx, const char *path, index_file *f, unsigned char head[8], int *got) {
     const sdc_logger *log = &idx->log;
     struct stat st;
     if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -122,13 +124,20 @@ static sdc_status read_header(sdc_model_index *idx, const char *path, index_file
     }
     f->size = (uint64_t)st.st_size;
     f->mtime = st.st_mtim;
-    unsigned char len8[8];
-    int64_t r = f->size < 8 ? 0 : pread_full(f->fd, len8, 8, 0);
+    int64_t r = pread_full(f->fd, head, f->size < 8 ? f->size : 8, 0);
     if (r < 0) {
         SDC_LOGE(log, "sdc_index_add_file: %s: read failed: %s", path, strerror(errno));
         return SDC_ERR_IO;
     }
-    if (r < 8) {
+    *got = (int)r;
+    return SDC_OK;
+}
+
+/* Parses path's safetensors header into *h, given its first 8 bytes. */
+static sdc_status read_st_header(sdc_model_index *idx, const char *path, index_file *f, const unsigned char *len8,
+                                 int got, sdc_st_header *h) {
+    const sdc_logger *log = &idx->log;
+    if (got < 8) {
         SDC_LOGE(log, "sdc_index_add_file: %s: truncated file (%llu bytes, a safetensors file has at least 8)", path,
                  (unsigned long long)f->size);
         return SDC_ERR_FORMAT;
@@ -147,7 +156,7 @@ static sdc_status read_header(sdc_model_index *idx, const char *path, index_file
     }
     char *json = malloc(n ? (size_t)n : 1);
     if (!json) return SDC_ERR_OOM;
-    r = pread_full(f->fd, json, n, 8);
+    int64_t r = pread_full(f->fd, json, n, 8);
     if (r != (int64_t)n) {
         SDC_LOGE(log, "sdc_index_add_file: %s: cannot read the header: %s", path,
                  r < 0 ? strerror(errno) : "file shrank");
@@ -159,23 +168,23 @@ static sdc_status read_header(sdc_model_index *idx, const char *path, index_file
     return s;
 }
 
-/* Renames h's tensors (prefix + map(name)) into f->tensors, dropping skipped ones. */
+/* Renames the file's tensors src[0..n) (prefix + map(name)) into f->tensors, dropping skipped ones. */
 static sdc_status name_tensors(sdc_model_index *idx, const char *path, const char *prefix, sdc_name_map_fn map,
-                               void *map_user, sdc_st_header *h, index_file *f) {
+                               void *map_user, const sdc_tensor_info *tensors, size_t n_tensors, index_file *f) {
     size_t plen = prefix ? strlen(prefix) : 0, maxlen = 0;
-    for (size_t i = 0; i < h->n_tensors; i++) {
-        size_t l = strlen(h->tensors[i].name);
+    for (size_t i = 0; i < n_tensors; i++) {
+        size_t l = strlen(tensors[i].name);
         if (l > maxlen) maxlen = l;
     }
     char *buf = malloc(maxlen + MAP_SLACK);
-    f->tensors = calloc(h->n_tensors ? h->n_tensors : 1, sizeof *f->tensors);
+    f->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *f->tensors);
     if (!buf || !f->tensors) {
         free(buf);
         return SDC_ERR_OOM;
     }
     sdc_status st = SDC_OK;
-    for (size_t i = 0; i < h->n_tensors && st == SDC_OK; i++) {
-        const sdc_tensor_info *src = &h->tensors[i];
+    for (size_t i = 0; i < n_tensors && st == SDC_OK; i++) {
+        const sdc_tensor_info *src = &tensors[i];
         const char *name = map ? map(src->name, buf, maxlen + MAP_SLACK, map_user) : src->name;
         if (!name) continue;
         size_t l = strlen(name);
@@ -236,9 +245,20 @@ sdc_status sdc_index_add_file(sdc_model_index *idx, const char *path, const char
         close(f.fd);
         return SDC_ERR_IO;
     }
-    sdc_status st = read_header(idx, path, &f, &h);
-    if (st == SDC_OK) st = name_tensors(idx, path, prefix, map, map_user, &h, &f);
-    sdc_st_header_free(&h);
+    unsigned char head[8];
+    int got = 0;
+    sdc_status st = read_head(idx, path, &f, head, &got);
+    if (st == SDC_OK && sdc_gguf_has_magic(head, (size_t)got)) { /* the magic decides, not the extension */
+        sdc_gguf *g = NULL;
+        st = sdc_gguf_parse_fd(f.fd, f.size, path, &idx->log, &g);
+        if (st == SDC_OK)
+            st = name_tensors(idx, path, prefix, map, map_user, sdc_gguf_tensor(g, 0), sdc_gguf_tensor_count(g), &f);
+        sdc_gguf_free(g);
+    } else if (st == SDC_OK) {
+        st = read_st_header(idx, path, &f, head, got, &h);
+        if (st == SDC_OK) st = name_tensors(idx, path, prefix, map, map_user, h.tensors, h.n_tensors, &f);
+        sdc_st_header_free(&h);
+    }
 
     /* make room for everything before changing anything */
     if (st == SDC_OK && idx->n_files == idx->cap_files) {
@@ -366,6 +386,7 @@ static sdc_status read_rolled(sdc_model_index *idx, const sdc_tensor_info *info,
 sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
                                 void *dst) {
     assert(info->file >= 0 && info->file < idx->n_files && begin <= info->nbytes && n <= info->nbytes - begin);
+    assert(begin % sdc_dtype_block_bytes(info->dtype) == 0 && n % sdc_dtype_block_bytes(info->dtype) == 0);
     if (info->roll_rows) return read_rolled(idx, info, begin, n, dst);
     if (!info->transposed) return read_file_bytes(idx, info, begin, n, dst);
     const size_t es = sdc_dtype_size(info->dtype);
@@ -385,6 +406,11 @@ sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name) {
     if (t->ndim != 2 || t->transposed || t->roll_rows) {
         SDC_LOGE(&idx->log, "sdc_index_transpose: tensor '%.200s' has %d dimensions%s; a transposed one needs 2", name,
                  t->ndim, t->transposed ? " and is transposed already" : "");
+        return SDC_ERR_FORMAT;
+    }
+    if (sdc_dtype_is_quant(t->dtype)) { /* its blocks run along the file's rows: no element can be moved alone */
+        SDC_LOGE(&idx->log, "sdc_index_transpose: tensor '%.200s' is %s: a block-quantized tensor cannot be transposed",
+                 name, sdc_dtype_name(t->dtype));
         return SDC_ERR_FORMAT;
     }
     const int64_t r = t->ne[0];
@@ -530,7 +556,10 @@ sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info,
         return SDC_ERR_OOM;
     }
     sdc_status st = sdc_index_read_raw(idx, info, raw);
-    if (st == SDC_OK && sdc_convert_to_f32(dst, raw, info->dtype, n) != 0) {
+    /* a block type's rows are whole blocks one after the other: all of them dequantize as one row */
+    const int bad = sdc_dtype_is_quant(info->dtype) ? sdc_dequant_row(info->dtype, raw, dst, (int64_t)n)
+                                                    : sdc_convert_to_f32(dst, raw, info->dtype, n);
+    if (st == SDC_OK && bad != 0) {
         SDC_LOGE(&idx->log, "sdc_index_read_f32: tensor '%.200s': cannot convert %s to f32", info->name,
                  sdc_dtype_name(info->dtype));
         st = SDC_ERR_UNSUPPORTED;

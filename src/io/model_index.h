@@ -1,4 +1,8 @@
-/* model_index.h - every tensor of a model, across all its safetensors files, by name.
+/* model_index.h - every tensor of a model, across all its safetensors and GGUF files, by name.
+ *
+ * A file is GGUF when it starts with the GGUF magic (whatever its extension), else safetensors. GGUF
+ * shapes are indexed in torch order like safetensors ones (io/gguf.h reverses GGUF's innermost-first
+ * dimensions), and a block-quantized tensor (Q8_0, Q4_K, ...) has nbytes = sdc_dtype_row_bytes x rows.
  *
  * Building the index reads only the files' headers, never tensor data. A component then loads
  * exactly the tensors it asks for, now or later (deferred loading), from the same retained index:
@@ -24,7 +28,7 @@ typedef struct sdc_tensor_info {
     int ndim;
     int64_t ne[SDC_INDEX_MAX_DIMS]; /* torch order, as in the file */
     uint64_t offset;                /* absolute byte offset of the data in the file */
-    uint64_t nbytes;                /* = nelem * dtype size, checked at indexing */
+    uint64_t nbytes;                /* = nelem * dtype size (block types: row bytes x rows), checked at indexing */
     int transposed;                 /* 2-D, stored [ne[1], ne[0]] in the file: reads transpose (sdc_index_transpose) */
     int64_t roll_rows;              /* canonical row i is file row (i + roll_rows) mod ne[0] (sdc_index_roll_rows) */
 } sdc_tensor_info;
@@ -39,7 +43,7 @@ typedef const char *(*sdc_name_map_fn)(const char *name, char *out, size_t size,
 sdc_model_index *sdc_index_new(const sdc_logger *log); /* log is copied; NULL on OOM */
 void sdc_index_free(sdc_model_index *idx);             /* NULL is harmless */
 
-/* Parses path's safetensors header and adds every tensor as prefix + map(name) (prefix may be NULL
+/* Parses path's safetensors or GGUF header (io/gguf.h: what a GGUF header must satisfy) and adds every tensor as prefix + map(name) (prefix may be NULL
  * or "", map may be NULL). Validates the header completely: a truncated file, a header length beyond
  * the end of the file, a header that is not JSON, an unknown dtype, byte counts that disagree with
  * dtype x shape, data offsets out of range or overlapping, and duplicate names are errors
@@ -84,14 +88,17 @@ sdc_status sdc_index_transpose(sdc_model_index *idx, const char *name);
 sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info, void *dst);
 /* Reads bytes [begin, begin + n) of the tensor's data into dst (same checks and counting). For a
  * transposed tensor begin and n are whole elements of the canonical layout; the whole file tensor is
- * read for each call. */
+ * read for each call. For a block-quantized tensor begin and n are whole blocks (multiples of
+ * sdc_dtype_block_bytes; a block never straddles two rows, so any run of whole blocks dequantizes alone);
+ * such a tensor is never transposed (sdc_index_transpose refuses it). */
 sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
                                 void *dst);
 /* SDC_OK for a float dtype; an integer or boolean dtype (I8, I16, I32, I64, U8, BOOL) where a float weight
  * is wanted is SDC_ERR_UNSUPPORTED, logged with the tensor's name. sdc_model_files_open applies it to
  * every weight of a model (the name maps drop the integer buffers checkpoints carry). */
 sdc_status sdc_index_check_float(const sdc_model_index *idx, const sdc_tensor_info *info);
-/* Reads the tensor and converts it to f32 (F32/F16/BF16/F64/integer types). dst holds nelem floats. */
+/* Reads the tensor and converts it to f32 (F32/F16/BF16/F64/integer types; block types are dequantized
+ * with sdc_dequant_row). dst holds nelem floats. */
 sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst);
 /* Bytes read from disk by sdc_index_read_* so far. */
 uint64_t sdc_index_bytes_read(const sdc_model_index *idx);

@@ -1,6 +1,7 @@
 #include "model/weights.h"
 
 #include "backend/count/count_backend.h"
+#include "core/quant.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,55 +74,97 @@ static void *scratch(sdc_weight_set *ws, size_t nbytes) {
     return ws->scratch;
 }
 
+/* Elements of the smallest run that is whole blocks of both dtypes (block sizes are 1, 32 or 256: the
+ * larger is a multiple of the smaller). */
+static int64_t common_block(sdc_dtype a, sdc_dtype b) {
+    const int64_t x = sdc_dtype_block(a), y = sdc_dtype_block(b);
+    return x > y ? x : y;
+}
+
+/* m elements (whole blocks of both dtypes) of file bytes src into dst in the tensor's dtype, through f32:
+ * dequantized or widened into f (room for m floats; dst itself when the tensor is f32), then narrowed or
+ * quantized. -1 when a dtype cannot be converted. */
+static int convert_run(sdc_dtype from, const void *src, sdc_dtype to, void *dst, float *f, int64_t m) {
+    float *x = to == SDC_DTYPE_F32 ? dst : f;
+    int bad = sdc_dtype_is_quant(from) ? sdc_dequant_row(from, src, x, m) : sdc_convert_to_f32(x, src, from, (size_t)m);
+    if (!bad && to != SDC_DTYPE_F32) bad = sdc_quant_row(to, x, dst, m);
+    return bad;
+}
+
+/* Whether the tensor's rows are whole blocks of both dtypes; logs when not (a backend that asks for a
+ * block type on a weight whose rows do not fit it). */
+static int rows_fit(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_dtype to) {
+    const int64_t row = info->ndim ? info->ne[info->ndim - 1] : 1, u = common_block(info->dtype, to);
+    if (row % u == 0) return 1;
+    SDC_LOGE(ws->log, "weights: %s: rows of %lld elements are not whole blocks of %s and %s", info->name,
+             (long long)row, sdc_dtype_name(info->dtype), sdc_dtype_name(to));
+    return 0;
+}
+
 /* Through a host buffer: read (converting when the dtypes differ), then one synchronous upload. */
 static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
-    size_t n = (size_t)sdc_tensor_info_nelem(info);
-    sdc_status st;
+    const int64_t n = sdc_tensor_info_nelem(info);
     if (t->dtype == info->dtype) {
         void *raw = scratch(ws, info->nbytes ? info->nbytes : 1);
-        st = raw ? sdc_index_read_raw(ws->index, info, raw) : SDC_ERR_OOM;
+        sdc_status st = raw ? sdc_index_read_raw(ws->index, info, raw) : SDC_ERR_OOM;
         if (st == SDC_OK) sdc_tensor_set_raw(t, raw);
-    } else {
-        float *f = scratch(ws, sizeof(float) * (n ? n : 1));
-        st = f ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
-        if (st == SDC_OK) sdc_tensor_set_f32(t, f);
+        return st;
     }
+    if (!rows_fit(ws, info, t->dtype)) return SDC_ERR_UNSUPPORTED;
+    /* f32 values, then (a block-type tensor) the quantized bytes; set_f32 narrows the plain types itself */
+    const int quant = sdc_dtype_is_quant(t->dtype);
+    const size_t fbytes = sizeof(float) * (size_t)n, qbytes = quant ? sdc_dtype_row_bytes(t->dtype, n) : 0;
+    float *f = scratch(ws, fbytes + qbytes + 1);
+    sdc_status st = f ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
+    if (st == SDC_OK && quant && sdc_quant_row(t->dtype, f, (char *)f + fbytes, n) != 0) st = SDC_ERR_UNSUPPORTED;
+    if (st == SDC_OK) quant ? sdc_tensor_set_raw(t, (char *)f + fbytes) : sdc_tensor_set_f32(t, f);
     return st;
 }
 
 /* Through the backend's pinned staging buffers, a chunk at a time: reading chunk k + 1 from the file
- * overlaps the upload of chunk k. Same dtype: the file bytes go straight into the staging buffer;
- * otherwise each chunk is read into the set's scratch and converted into the staging buffer. The set's
- * last upload is flushed by sdc_weights_end. */
+ * overlaps the upload of chunk k. A chunk is a run of whole blocks (of the file's dtype and the tensor's:
+ * a block never straddles two rows, so each run converts alone; plain dtypes have blocks of 1). Same
+ * dtype: the file bytes go straight into the staging buffer, block types included; otherwise each chunk
+ * is read into the set's scratch and converted (dequantized, widened, narrowed) into the staging buffer.
+ * The set's last upload is flushed by sdc_weights_end. */
 static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
     sdc_backend *be = ws->be;
-    const size_t src_es = sdc_dtype_size(info->dtype), dst_es = sdc_dtype_size(t->dtype);
-    const size_t n = (size_t)sdc_tensor_info_nelem(info);
-    const size_t chunk = be->iface->staging_size(be) / dst_es; /* elements per staging buffer */
     const int same = t->dtype == info->dtype;
-    /* scratch: the chunk's file bytes, then (unless the target is f32) its f32 values */
-    char *tmp = same ? NULL : scratch(ws, chunk * (src_es + (t->dtype == SDC_DTYPE_F32 ? 0 : sizeof(float))));
+    if (!same && !rows_fit(ws, info, t->dtype)) return SDC_ERR_UNSUPPORTED;
+    const int64_t n = sdc_tensor_info_nelem(info), u = common_block(info->dtype, t->dtype);
+    const size_t src_u = sdc_dtype_row_bytes(info->dtype, u), dst_u = sdc_dtype_row_bytes(t->dtype, u);
+    const int64_t chunk = (int64_t)(be->iface->staging_size(be) / dst_u) * u; /* elements per staging buffer */
+    if (chunk == 0) {
+        SDC_LOGE(ws->log, "weights: %s: a %s block does not fit a staging buffer", info->name,
+                 sdc_dtype_name(t->dtype));
+        return SDC_ERR_UNSUPPORTED;
+    }
+    /* scratch: the chunk's f32 values (unless the target is f32), then its file bytes */
+    const size_t fbytes = t->dtype == SDC_DTYPE_F32 ? 0 : sizeof(float) * (size_t)chunk;
+    char *tmp = same ? NULL : scratch(ws, fbytes + (size_t)(chunk / u) * src_u);
     if (!same && !tmp) return SDC_ERR_OOM;
     sdc_status st = SDC_OK;
-    for (size_t i = 0; i < n && st == SDC_OK; i += chunk) {
-        const size_t m = n - i < chunk ? n - i : chunk;
-        void *buf = be->iface->staging_acquire(be, m * dst_es);
+    for (int64_t i = 0; i < n && st == SDC_OK; i += chunk) {
+        const int64_t m = n - i < chunk ? n - i : chunk;
+        const uint64_t src_off = (uint64_t)(i / u) * src_u, src_n = (uint64_t)(m / u) * src_u;
+        const size_t dst_n = (size_t)(m / u) * dst_u;
+        void *buf = be->iface->staging_acquire(be, dst_n);
         if (!buf) {
-            SDC_LOGE(ws->log, "weights: %s: no staging buffer for %zu bytes", info->name, m * dst_es);
+            SDC_LOGE(ws->log, "weights: %s: no staging buffer for %zu bytes", info->name, dst_n);
             st = SDC_ERR_OOM;
             break;
         }
         if (same) {
-            st = sdc_index_read_range(ws->index, info, i * src_es, m * src_es, buf);
+            st = sdc_index_read_range(ws->index, info, src_off, src_n, buf);
         } else {
-            st = sdc_index_read_range(ws->index, info, i * src_es, m * src_es, tmp);
-            float *f = t->dtype == SDC_DTYPE_F32 ? buf : (float *)(tmp + chunk * src_es);
-            if (st == SDC_OK &&
-                (sdc_convert_to_f32(f, tmp, info->dtype, m) != 0 ||
-                 (t->dtype != SDC_DTYPE_F32 && sdc_convert_from_f32(buf, t->dtype, f, m) != 0)))
+            st = sdc_index_read_range(ws->index, info, src_off, src_n, tmp + fbytes);
+            if (st == SDC_OK && convert_run(info->dtype, tmp + fbytes, t->dtype, buf, (float *)tmp, m) != 0) {
+                SDC_LOGE(ws->log, "weights: %s: cannot convert %s to %s", info->name, sdc_dtype_name(info->dtype),
+                         sdc_dtype_name(t->dtype));
                 st = SDC_ERR_UNSUPPORTED;
+            }
         }
-        if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + i * dst_es, buf, m * dst_es);
+        if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + (size_t)(i / u) * dst_u, buf, dst_n);
     }
     return st;
 }

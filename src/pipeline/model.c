@@ -146,6 +146,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
             const sdc_component_def *def = &m->family->components[c];
             m->prec[c] = p->precision_f32 ? SDC_PREC_F32 : def->precision ? def->precision(m->fam) : SDC_PREC_AUTO;
             m->comp_bytes[c] = sdc_component_weight_bytes(m->mf->index, m->be, def, m->prec[c], &m->comp_tensors[c]);
+            sdc_component_dtypes(m->mf->index, def, m->comp_dtypes[c], sizeof m->comp_dtypes[c]);
         }
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
@@ -226,8 +227,26 @@ size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, c
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
         if (!owns(def, t->name)) continue;
-        bytes += (size_t)sdc_tensor_info_nelem(t) * sdc_dtype_size(sdc_backend_weight_dtype(be, t->dtype, prec));
+        /* as the backend stores it: a block type (a quantized weight kept quantized) is whole rows of blocks */
+        const int64_t n = sdc_tensor_info_nelem(t), row = t->ndim ? t->ne[t->ndim - 1] : 1;
+        const sdc_dtype wdt = sdc_backend_weight_dtype(be, t->dtype, prec);
+        bytes += row ? (size_t)(n / row) * sdc_dtype_row_bytes(wdt, row) : 0;
         (*n_tensors)++;
     }
     return bytes;
+}
+
+void sdc_component_dtypes(const sdc_model_index *idx, const sdc_component_def *def, char *out, size_t size) {
+    int count[SDC_DTYPE_COUNT] = {0};
+    for (size_t i = 0; i < sdc_index_count(idx); i++) {
+        const sdc_tensor_info *t = sdc_index_at(idx, i);
+        if (owns(def, t->name) && (unsigned)t->dtype < SDC_DTYPE_COUNT) count[t->dtype]++;
+    }
+    size_t len = 0;
+    if (size) out[0] = 0;
+    for (int pass = 0; pass < 2; pass++) /* block types first: what a quantized file is made of */
+        for (int d = 0; d < SDC_DTYPE_COUNT; d++)
+            if (count[d] && sdc_dtype_is_quant((sdc_dtype)d) == !pass && len < size)
+                len += (size_t)snprintf(out + len, size - len, "%s%s x %d", len ? ", " : "",
+                                        sdc_dtype_name((sdc_dtype)d), count[d]);
 }

@@ -25,12 +25,13 @@ struct sdc_model {
     void *fam;        /* the family's opened state (configs, tokenizers) */
     char *model_name; /* for the PNG parameters text */
     int n_components;
-    void *comp[SDC_MAX_COMPONENTS];        /* resident components; NULL when not loaded */
-    sdc_prec prec[SDC_MAX_COMPONENTS];     /* the precision component c computes in */
-    size_t comp_bytes[SDC_MAX_COMPONENTS]; /* backend bytes of each component's weights (from the index) */
-    int comp_tensors[SDC_MAX_COMPONENTS];  /* and their tensor counts */
-    sdc_load_policy policy;                /* as asked; AUTO is resolved per job */
-    size_t budget;                         /* bytes auto plans for */
+    void *comp[SDC_MAX_COMPONENTS];           /* resident components; NULL when not loaded */
+    sdc_prec prec[SDC_MAX_COMPONENTS];        /* the precision component c computes in */
+    size_t comp_bytes[SDC_MAX_COMPONENTS];    /* backend bytes of each component's weights (from the index) */
+    int comp_tensors[SDC_MAX_COMPONENTS];     /* and their tensor counts */
+    char comp_dtypes[SDC_MAX_COMPONENTS][96]; /* and their file dtypes: "Q8_0 x 56, F32 x 24" */
+    sdc_load_policy policy;                   /* as asked; AUTO is resolved per job */
+    size_t budget;                            /* bytes auto plans for */
 };
 
 /* sdc_model_open with the family given instead of probed (NULL: probe the registry). For tests that
@@ -47,6 +48,9 @@ const char *sdc_model_component_name(const sdc_model *m, int c);
 /* Backend bytes and tensor count of the index tensors under the component's prefixes (no data read). */
 size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
                                   sdc_prec prec, int *n_tensors);
+/* The file dtypes of the component's index tensors as a histogram, block types first ("Q8_0 x 56, F32 x
+ * 24"), into out (cut to size). */
+void sdc_component_dtypes(const sdc_model_index *idx, const sdc_component_def *def, char *out, size_t size);
 
 /* Loads component c onto another backend (the planner's counting backend) into *out, at c's precision. */
 sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out);

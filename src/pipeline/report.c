@@ -73,11 +73,12 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
     }
     for (int p = 0; p < m->n_components; p++)
         if (r->component[p].loads)
-            SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s",
+            SDC_LOGI(log, "report: %-12s loaded %d time(s), %.3f s, %.1f MiB read, %.0f MB/s; %.1f MiB resident (%s)",
                      sdc_model_component_name(m, p), r->component[p].loads, r->component[p].seconds,
                      mib(r->component[p].bytes_read),
                      r->component[p].seconds > 0 ? (double)r->component[p].bytes_read / r->component[p].seconds / 1e6
-                                                 : 0.0);
+                                                 : 0.0,
+                     mib(m->comp_bytes[p]), m->comp_dtypes[p]);
 }
 
 char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
@@ -127,6 +128,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
         cJSON_AddNumberToObject(o, "load_seconds", r->component[p].seconds);
         cJSON_AddNumberToObject(o, "bytes_read", (double)r->component[p].bytes_read);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)m->comp_bytes[p]);
+        cJSON_AddStringToObject(o, "weight_dtypes", m->comp_dtypes[p]); /* in the files: "Q8_0 x 56, F32 x 24" */
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
