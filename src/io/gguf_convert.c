@@ -267,6 +267,16 @@ static sdc_status convert_index(sdc_model_index *idx, const sdc_convert_params *
     return st;
 }
 
+static int is_gguf(const char *path) {
+    unsigned char m[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(m, 1, 4, f);
+    fclose(f);
+    return n == 4 &&
+        ((uint32_t)m[0] | (uint32_t)m[1] << 8 | (uint32_t)m[2] << 16 | (uint32_t)m[3] << 24) == SDC_GGUF_MAGIC;
+}
+
 sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log) {
     if (!p->input || !p->output || !sdc_quant_can_write(p->type)) {
         SDC_LOGE(log, "sdc_convert_gguf: needs an input, an output and a type sdc writes");
@@ -279,6 +289,11 @@ sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log) 
     }
     char *file = S_ISDIR(sb.st_mode) ? component_file(p->input, log) : strdup(p->input);
     if (!file) return S_ISDIR(sb.st_mode) ? SDC_ERR_NOT_FOUND : SDC_ERR_OOM;
+    if (is_gguf(file)) {
+        SDC_LOGE(log, "sdc_convert_gguf: %s is a GGUF file already (convert reads safetensors files)", file);
+        free(file);
+        return SDC_ERR_FORMAT;
+    }
     rules rs;
     sdc_status st = rules_parse(p->rules, &rs, log);
     sdc_model_index *idx = st == SDC_OK ? sdc_index_new(log) : NULL;
