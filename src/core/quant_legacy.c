@@ -28,10 +28,8 @@ void sdc_dq_q4_0(const uint8_t *src, float *dst, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += 18, dst += SDC_QK) {
         const float d = sdc_q_rd_f16(src);
         const uint8_t *qs = src + 2;
-        for (int j = 0; j < 16; j++) {
-            dst[j] = d * (float)((qs[j] & 0xf) - 8);
-            dst[j + 16] = d * (float)((qs[j] >> 4) - 8);
-        }
+        for (int j = 0; j < 16; j++) dst[j] = d * (float)((qs[j] & 0xf) - 8);
+        for (int j = 0; j < 16; j++) dst[j + 16] = d * (float)((qs[j] >> 4) - 8);
     }
 }
 
@@ -47,30 +45,40 @@ void sdc_dq_q4_1(const uint8_t *src, float *dst, int64_t nb) {
     }
 }
 
+/* hb[j] = 16 when bit j of qh is set, else 0 (qh's bits spread one per byte, 8 at a time: a byte
+ * replicated into 8 lanes, lane i masked to its bit i, then any nonzero lane turned into 0x10). */
+static void high_bits(uint32_t qh, uint8_t hb[SDC_QK]) {
+    for (int k = 0; k < 4; k++) {
+        uint64_t x = ((qh >> (8 * k)) & 0xff) * 0x0101010101010101ull & 0x8040201008040201ull;
+        x = ((x + 0x7f7f7f7f7f7f7f7full) & 0x8080808080808080ull) >> 3;
+        for (int i = 0; i < 8; i++) hb[8 * k + i] = (uint8_t)(x >> (8 * i));
+    }
+}
+
 void sdc_dq_q5_0(const uint8_t *src, float *dst, int64_t nb) {
+    uint8_t hb[SDC_QK];
     for (int64_t b = 0; b < nb; b++, src += 22, dst += SDC_QK) {
         const float d = sdc_q_rd_f16(src);
-        const uint32_t qh = rd_u32(src + 2);
         const uint8_t *qs = src + 6;
-        for (int j = 0; j < 16; j++) {
-            int lo = (int)((qs[j] & 0xf) | ((qh >> j) & 1) << 4);
-            int hi = (int)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
-            dst[j] = d * (float)(lo - 16);
-            dst[j + 16] = d * (float)(hi - 16);
-        }
+        high_bits(rd_u32(src + 2), hb);
+        for (int j = 0; j < 16; j++) dst[j] = d * (float)(((qs[j] & 0xf) | hb[j]) - 16);
+        for (int j = 0; j < 16; j++) dst[j + 16] = d * (float)(((qs[j] >> 4) | hb[j + 16]) - 16);
     }
 }
 
 void sdc_dq_q5_1(const uint8_t *src, float *dst, int64_t nb) {
+    uint8_t hb[SDC_QK];
     for (int64_t b = 0; b < nb; b++, src += 24, dst += SDC_QK) {
         const float d = sdc_q_rd_f16(src), m = sdc_q_rd_f16(src + 2);
-        const uint32_t qh = rd_u32(src + 4);
         const uint8_t *qs = src + 8;
+        high_bits(rd_u32(src + 4), hb);
         for (int j = 0; j < 16; j++) {
-            float lo = d * (float)((qs[j] & 0xf) | ((qh >> j) & 1) << 4);
-            float hi = d * (float)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
-            dst[j] = lo + m;
-            dst[j + 16] = hi + m;
+            float v = d * (float)((qs[j] & 0xf) | hb[j]);
+            dst[j] = v + m;
+        }
+        for (int j = 0; j < 16; j++) {
+            float v = d * (float)((qs[j] >> 4) | hb[j + 16]);
+            dst[j + 16] = v + m;
         }
     }
 }
