@@ -36,10 +36,10 @@ typedef struct sdc_convert_params {
  * sdc can write; -1 for anything else. */
 int sdc_convert_type_from_name(const char *name, sdc_dtype *out);
 
-/* Converts p->input to p->output. SDC_ERR_NOT_FOUND: input missing (or a folder with no weights file);
+/* Converts p->input to p->output. SDC_ERR_NOT_FOUND: input missing;
  * SDC_ERR_INVALID_ARG: a bad rule or type; SDC_ERR_FORMAT: not a safetensors file; SDC_ERR_UNSUPPORTED: a
- * tensor sdc cannot store (U8, BOOL, F8, more than 4 dims, a name over 63 bytes), a diffusers root folder
- * or sharded weights; SDC_ERR_IO: the output cannot be written; SDC_ERR_CANCELLED. Every error is logged
+ * tensor sdc cannot store (U8, BOOL, F8, more than 4 dims, a name over 63 bytes); a folder with no single
+ * weights file (a whole diffusers model, sharded weights) is SDC_ERR_NOT_FOUND, saying which; SDC_ERR_IO: the output cannot be written; SDC_ERR_CANCELLED. Every error is logged
  * and leaves no output file. */
 sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log);
 
