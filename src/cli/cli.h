@@ -8,6 +8,7 @@
 
 int sdc_cmd_generate(int argc, char **argv);
 int sdc_cmd_mkmodel(int argc, char **argv);
+int sdc_cmd_convert(int argc, char **argv);
 
 /* stderr log callback honouring the verbosity the user asked for (user: a const int *min level) */
 void cli_log(sdc_log_level level, const char *msg, void *user);

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
             "commands:\n"
             "  generate   make images from a prompt (txt2img, or img2img with -i)\n"
             "  mkmodel    write a random-weight Stable Diffusion model (for demos, tests, benchmarks)\n"
+            "  convert    write a safetensors model file as a (quantized) GGUF file\n"
             "\n"
             "`sdc <command> --help` lists a command's options.\n");
 }
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "generate")) return sdc_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(argv[1], "mkmodel")) return sdc_cmd_mkmodel(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert")) return sdc_cmd_convert(argc - 1, argv + 1);
     fprintf(stderr, "sdc: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,0 +1,46 @@
+/* gguf_convert.h - one safetensors file (a model's file or one component's) to a GGUF file whose tensor
+ * names are the file's own, quantizing its weights: what `sdc convert` runs.
+ *
+ * Which type each tensor gets (city96's Flux GGUFs' layout, as stable-diffusion.cpp's convert):
+ *   1. the first rule whose POSIX extended regex matches the name (anywhere; anchor with ^ and $) gives
+ *      its type, for any tensor ("^(img_in|final_layer\\.linear)\\.=f32" keeps Flux's first and last
+ *      layers in f32);
+ *   2. otherwise a tensor of 2 or more dims gets the chosen type, and a 1-D one (biases, norm scales) F32;
+ *   3. a block type on a tensor of one dim or whose innermost dim (its GGUF row) is not a multiple of the
+ *      block keeps the source's precision instead: F16 or BF16 as stored, else F32.
+ * Integer tensors (I8, I16, I32, I64) are copied unchanged; U8, BOOL and F8 tensors are refused.
+ * Metadata: general.architecture ("flux" for BFL transformer names, "sdxl"/"sd1" for LDM UNets, else
+ * "unknown", unless given), general.quantization_version 2, general.file_type (llama.cpp's file type of
+ * the chosen type). Tensors are read, converted and written in pieces of at most a few MiB. */
+#ifndef SDC_IO_GGUF_CONVERT_H
+#define SDC_IO_GGUF_CONVERT_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/log.h"
+#include "sdc.h"
+
+typedef struct sdc_convert_params {
+    const char *input;  /* a .safetensors file, or a folder holding one component's weights file */
+    const char *output; /* the GGUF to write (atomically; its folder must exist) */
+    sdc_dtype type;     /* F32, F16, BF16 or a block type sdc_quant_can_write */
+    const char *rules;  /* "REGEX=TYPE,REGEX=TYPE,..." (types as sdc_convert_type_from_name), or NULL */
+    const char *arch;   /* general.architecture, or NULL to guess from the names */
+    /* called after each tensor (done of total; bytes written so far); nonzero cancels. May be NULL. */
+    int (*progress)(int done, int total, uint64_t bytes, void *user);
+    void *user;
+} sdc_convert_params;
+
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k" ... "q6_k" (any case) to a type
+ * sdc can write; -1 for anything else. */
+int sdc_convert_type_from_name(const char *name, sdc_dtype *out);
+
+/* Converts p->input to p->output. SDC_ERR_NOT_FOUND: input missing;
+ * SDC_ERR_INVALID_ARG: a bad rule or type; SDC_ERR_FORMAT: not a safetensors file; SDC_ERR_UNSUPPORTED: a
+ * tensor sdc cannot store (U8, BOOL, F8, more than 4 dims, a name over 63 bytes); a folder with no single
+ * weights file (a whole diffusers model, sharded weights) is SDC_ERR_NOT_FOUND, saying which; SDC_ERR_IO: the output cannot be written; SDC_ERR_CANCELLED. Every error is logged
+ * and leaves no output file. */
+sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log);
+
+#endif
