@@ -39,14 +39,14 @@ static sdc_ctx *open_on(const char *model, sdc_load_policy pol, sdc_device dev, 
 
 static sdc_ctx *open_flux(const char *model, sdc_load_policy pol) { return open_on(model, pol, SDC_DEVICE_CPU, 0); }
 
-/* CUDA builds on a GPU: every case in f32 (the CPU's bounds x10) and at Flux's default precision there
- * (transformer bf16, T5 f32, CLIP f16), the latter identical under every load policy. */
+/* CUDA builds on a GPU: every case (the GGUF ones dequantized at load) in f32 (the CPU's bounds x10) and at
+ * Flux's default precision there (transformer bf16, T5 f32, CLIP f16), the latter identical under every
+ * load policy. */
 static void cuda_cases(const cJSON *readme, sdc_model_index *g, sdc_model_index *fix) {
     static const sdc_load_policy policies[] = {SDC_LOAD_ALL, SDC_LOAD_SEQUENTIAL, SDC_LOAD_PHASED};
     const cJSON *c;
     cJSON_ArrayForEach(c, test_pipe_cases(readme)) {
         const char *model = cJSON_GetObjectItemCaseSensitive(c, "model")->valuestring;
-        if (strstr(model, ".gguf")) continue;
         for (int f32 = 1; f32 >= 0; f32--) {
             uint64_t hash0 = 0;
             for (size_t k = 0; k < (f32 ? 1 : sizeof policies / sizeof policies[0]); k++) {
