@@ -70,6 +70,19 @@ static cJSON *tokenizer_json(void) {
     cJSON_AddNumberToObject(sa, "type_id", 0);
     cJSON_AddStringToObject(se, "id", "</s>");
     cJSON_AddNumberToObject(se, "type_id", 0);
+    /* pair: A </s> B </s> with B's type id 1, as T5's tokenizer.json has it (the tokenizers library
+     * requires the field) */
+    cJSON *pair = cJSON_AddArrayToObject(post, "pair");
+    for (int k = 0; k < 2; k++) {
+        cJSON_AddItemToArray(pair, cJSON_Duplicate(seq, 1));
+        cJSON_AddItemToArray(pair, cJSON_Duplicate(eos, 1));
+    }
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cJSON_GetArrayItem(pair, 2), "Sequence"), "id",
+                              cJSON_CreateString("B"));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cJSON_GetArrayItem(pair, 2), "Sequence"), "type_id",
+                              cJSON_CreateNumber(1));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cJSON_GetArrayItem(pair, 3), "SpecialToken"), "type_id",
+                              cJSON_CreateNumber(1));
     cJSON_AddItemToArray(single, seq);
     cJSON_AddItemToArray(single, eos);
     cJSON *sp = cJSON_AddObjectToObject(cJSON_AddObjectToObject(post, "special_tokens"), "</s>");
