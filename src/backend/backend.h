@@ -194,6 +194,7 @@ struct sdc_backend_i {
      * operands (their shapes and dtypes only; no data is read) and memory is there (an op that shrinks its
      * scratch on a full device takes less). The counting backend (backend/count) adds them, so a plan's
      * workspace is exact. An op without a query holds no workspace on this backend. */
+    size_t (*linear_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
     size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                int stride, int pad);
     /* attention_workspace answers for attention_bias too (the same operand shapes, the same scratch) */
@@ -318,7 +319,8 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log);
 sdc_backend *sdc_backend_count_new(sdc_backend *like);
 
 /* --- memory --- */
-/* A tensor in be's memory, counted as `kind`. NULL (logged) when out of memory. Contents undefined. */
+/* A tensor in be's memory, counted as `kind`, of a compute dtype (or, for SDC_MEM_WEIGHTS, a block type
+ * whose last dimension is whole blocks). NULL (logged) when out of memory. Contents undefined. */
 sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim, const int64_t *ne);
 void sdc_tensor_free(sdc_tensor *t); /* NULL is harmless */
 /* Host f32 values in / out, converted to / from the tensor's dtype. n = sdc_tensor_nelem(t).
