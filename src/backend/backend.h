@@ -111,7 +111,8 @@ typedef enum sdc_op_family {
     X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))                     \
     /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */                    \
     X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                                 \
-    /* y = x converted to y's dtype (same element count) */                                                       \
+    /* y = x converted to y's dtype (same element count); a block-type x (a quantized weight, rows of  \
+     * whole blocks) is dequantized into a float y (F32, F16 or BF16) */          \
     X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                             \
     /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */                        \
     X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                       \
