@@ -19,6 +19,7 @@
 
 #include "backend/cpu/cpu_ref.h"
 #include "backend/ops.h"
+#include "core/quant.h"
 #include "test_op_cases.h"
 #include "test_util.h"
 
@@ -580,6 +581,58 @@ static void test_case(const cpu_case *cc, uint64_t seed, sdc_backend *fast2, sdc
     for (int i = 0; i < 4; i++) free(all[i]->out);
 }
 
+/* copy from a block-quantized weight (every block type) to F32, F16 and BF16 on both CPU backends: the
+ * rows sdc_dequant_row gives, rounded to the target, bit for bit. Weights quantized from N(0, 1) where
+ * sdc_quant_row writes the type; random nibbles under a finite f16 scale for the read-only IQ4 types. */
+static void test_copy_quant(sdc_backend *fast, sdc_backend *ref) {
+    const int64_t rows = 5, K = 512, n = rows * K;
+    float *src = malloc((size_t)n * sizeof(float)), *want = malloc((size_t)n * sizeof(float));
+    float *got = malloc((size_t)n * sizeof(float));
+    test_fill_normal(src, (size_t)n, 4242, 1.0f);
+    for (int d = SDC_DTYPE_FIRST_QUANT; d < SDC_DTYPE_COUNT; d++) {
+        const sdc_dtype dt = (sdc_dtype)d;
+        const size_t rb = sdc_dtype_row_bytes(dt, K), bb = sdc_dtype_block_bytes(dt);
+        uint8_t *blocks = malloc(rb * (size_t)rows);
+        if (sdc_quant_can_write(dt)) {
+            for (int64_t r = 0; r < rows; r++) sdc_quant_row(dt, src + r * K, blocks + (size_t)r * rb, K);
+        } else {   // IQ4_NL / IQ4_XS: f16 d first in the block
+            for (size_t i = 0; i < rb * (size_t)rows; i++) blocks[i] = (uint8_t)(i * 2654435761u >> 13);
+            for (size_t b = 0; b < rb * (size_t)rows; b += bb) {
+                blocks[b] = 0x00;
+                blocks[b + 1] = 0x20;   // 2^-7
+            }
+        }
+        for (int64_t r = 0; r < rows; r++) sdc_dequant_row(dt, blocks + (size_t)r * rb, want + r * K, K);
+        for (int b = 0; b < 2; b++) {
+            sdc_backend *be = b ? ref : fast;
+            const int64_t ne[2] = {rows, K};
+            sdc_tensor *w = sdc_tensor_new(be, SDC_MEM_WEIGHTS, dt, 2, ne);
+            sdc_tensor_set_raw(w, blocks);
+            static const sdc_dtype outs[] = {SDC_DTYPE_F32, SDC_DTYPE_F16, SDC_DTYPE_BF16};
+            for (size_t o = 0; o < 3; o++) {
+                sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, outs[o], 2, ne);
+                sdc_copy(y, w);
+                sdc_tensor_get_f32(y, got);
+                size_t bad = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    const float r = outs[o] == SDC_DTYPE_F16 ? sdc_f16_to_f32(sdc_f32_to_f16(want[i]))
+                        : outs[o] == SDC_DTYPE_BF16          ? sdc_bf16_to_f32(sdc_f32_to_bf16(want[i]))
+                                                             : want[i];
+                    bad += memcmp(&r, &got[i], sizeof r) != 0;
+                }
+                test_check(bad == 0 && sdc_backend_status(be) == SDC_OK, "%s copy %s -> %s: %zu of %lld values differ",
+                           sdc_backend_name(be), sdc_dtype_name(dt), sdc_dtype_name(outs[o]), bad, (long long)n);
+                sdc_tensor_free(y);
+            }
+            sdc_tensor_free(w);
+        }
+        free(blocks);
+    }
+    free(src);
+    free(want);
+    free(got);
+}
+
 /* group_norm_stats, then mean and rstd in double from the sums (as the tiled VAE decode makes them),
  * then group_norm_apply: group_norm's output, bit for bit but where the sums' variance rounds rstd to
  * another float than group_norm's two-pass variance (counted, and bounded). */
@@ -660,6 +713,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i], 1000 + i, fast2, fast1, ref);
     op_check_in_place(fast2, SDC_DTYPE_F32, "");
     test_split_group_norm(fast2);
+    test_copy_quant(fast2, ref);
     test_backend_basics();
     test_check(fast2->stats.cur_total == 0 && fast1->stats.cur_total == 0 && ref->stats.cur_total == 0,
                "all backend memory freed");

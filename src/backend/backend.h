@@ -111,7 +111,8 @@ typedef enum sdc_op_family {
     X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))                     \
     /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */                    \
     X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                                 \
-    /* y = x converted to y's dtype (same element count) */                                                       \
+    /* y = x converted to y's dtype (same element count); a block-type x (a quantized weight, rows of  \
+     * whole blocks) is dequantized into a float y (F32, F16 or BF16) */          \
     X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                             \
     /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */                        \
     X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                       \
@@ -194,6 +195,7 @@ struct sdc_backend_i {
      * operands (their shapes and dtypes only; no data is read) and memory is there (an op that shrinks its
      * scratch on a full device takes less). The counting backend (backend/count) adds them, so a plan's
      * workspace is exact. An op without a query holds no workspace on this backend. */
+    size_t (*linear_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
     size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                int stride, int pad);
     /* attention_workspace answers for attention_bias too (the same operand shapes, the same scratch) */
@@ -318,7 +320,8 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log);
 sdc_backend *sdc_backend_count_new(sdc_backend *like);
 
 /* --- memory --- */
-/* A tensor in be's memory, counted as `kind`. NULL (logged) when out of memory. Contents undefined. */
+/* A tensor in be's memory, counted as `kind`, of a compute dtype (or, for SDC_MEM_WEIGHTS, a block type
+ * whose last dimension is whole blocks). NULL (logged) when out of memory. Contents undefined. */
 sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim, const int64_t *ne);
 void sdc_tensor_free(sdc_tensor *t); /* NULL is harmless */
 /* Host f32 values in / out, converted to / from the tensor's dtype. n = sdc_tensor_nelem(t).

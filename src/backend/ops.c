@@ -16,6 +16,8 @@ const char *sdc_op_family_name(sdc_op_family f) {
     return (unsigned)f < SDC_OPF_COUNT ? names[f] : "?";
 }
 
+/* w may be block-quantized (rows of whole blocks, as sdc_tensor_new makes them) where the backend's
+ * weight_dtype keeps it so; the backend's linear checks the dtypes it takes */
 static void check_linear(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     assert(w->ndim == 2 && last(x) == w->ne[1] && last(y) == w->ne[0]);
     assert(sdc_tensor_rows(x) == sdc_tensor_rows(y));
@@ -90,7 +92,12 @@ static void check_permute(const sdc_tensor *y, const sdc_tensor *x, const int pe
     for (int i = 0; i < 4; i++) assert(y->ne[i] == x->ne[perm[i]]);
 }
 
-static void check_copy(const sdc_tensor *y, const sdc_tensor *x) { assert(sdc_tensor_nelem(y) == sdc_tensor_nelem(x)); }
+/* a block-type x (rows of whole blocks: a quantized weight) is dequantized into a float y */
+static void check_copy(const sdc_tensor *y, const sdc_tensor *x) {
+    assert(sdc_tensor_nelem(y) == sdc_tensor_nelem(x));
+    assert(!sdc_dtype_is_quant(x->dtype) || y->dtype == SDC_DTYPE_F32 || y->dtype == SDC_DTYPE_F16 ||
+           y->dtype == SDC_DTYPE_BF16);
+}
 
 static void check_pad2d(const sdc_tensor *y, const sdc_tensor *x, int top, int bottom, int left, int right) {
     assert(x->ndim == 4 && y->ndim == 4 && top >= 0 && bottom >= 0 && left >= 0 && right >= 0);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_ref.h"
 
 #define PAR(work) num_threads(be->n_threads) schedule(static) if ((work) >= SDC_CPU_PAR_MIN)
 
@@ -122,6 +123,10 @@ void sdc_cpu_permute(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const 
 void sdc_cpu_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
     const int64_t n = sdc_tensor_nelem(x), chunk = 16384, n_chunks = (n + chunk - 1) / chunk;
     const size_t xsz = sdc_dtype_size(x->dtype), ysz = sdc_dtype_size(y->dtype);
+    if (sdc_dtype_is_quant(x->dtype)) {   // a block-quantized weight to floats: the reference's row loop
+        sdc_cpu_ref_copy(be, y, x);
+        return;
+    }
     /* same dtype, or F32 to / from F16 and BF16 */
     assert(x->dtype == y->dtype || x->dtype == SDC_DTYPE_F32 || y->dtype == SDC_DTYPE_F32);
     assert(sdc_dtype_is_compute(x->dtype) && sdc_dtype_is_compute(y->dtype));

@@ -1,8 +1,11 @@
 /* cpu_ref_data.c - reference data-movement ops (see cpu_ref.h): one loop over every output element,
  * reading the input element the definition names. Tensors are taken as 4-D: unused trailing dims
  * are 1, which does not change the layout. */
+#include <stdlib.h>
+
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ref.h"
+#include "core/quant.h"
 
 /* Flat offset of index i[4] in a contiguous tensor of shape ne[4]. */
 static int64_t at(const int64_t *ne, const int64_t *i) { return ((i[0] * ne[1] + i[1]) * ne[2] + i[2]) * ne[3] + i[3]; }
@@ -89,7 +92,30 @@ static void write_elem(void *p, sdc_dtype dt, int64_t i, double v) {
     }
 }
 
+/* y (F32, F16 or BF16) = x's rows of whole blocks of a block type, dequantized row by row (sdc_dequant_row)
+ * and rounded to y's dtype. */
+static void copy_dequant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
+    const int64_t K = x->ne[x->ndim - 1], rows = K ? sdc_tensor_nelem(x) / K : 0;
+    const size_t x_row = sdc_dtype_row_bytes(x->dtype, K), y_row = (size_t)K * sdc_dtype_size(y->dtype);
+    float *row = sdc_backend_host_alloc(be, (size_t)K * sizeof(float));   // [K]
+    if (!row) {
+        SDC_BACKEND_FAIL(be, SDC_ERR_OOM, "malloc", "copy: no host memory for a row of %lld floats", (long long)K);
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        int rc = sdc_dequant_row(x->dtype, (const char *)x->data + (size_t)r * x_row, row, K);
+        rc |= sdc_convert_from_f32((char *)y->data + (size_t)r * y_row, y->dtype, row, (size_t)K);
+        assert(rc == 0);
+        (void)rc;
+    }
+    free(row);
+}
+
 void sdc_cpu_ref_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x) {
+    if (sdc_dtype_is_quant(x->dtype)) {
+        copy_dequant(be, y, x);
+        return;
+    }
     /* I32 only to I32; the float types (F32, F16, BF16) to each other */
     assert((x->dtype == SDC_DTYPE_I32) == (y->dtype == SDC_DTYPE_I32));
     const int64_t n = sdc_tensor_nelem(x);

@@ -238,9 +238,12 @@ extern "C" void sdc_cuda_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *
     const int64_t n = sdc_tensor_nelem(x);
     if (n == 0) return;
     if (x->dtype == y->dtype) {
-        CUDA_CHECK(be,
-                   cudaMemcpyAsync(y->data, x->data, (size_t)n * sdc_dtype_size(x->dtype), cudaMemcpyDeviceToDevice,
-                                   sdc_cuda_stream(be)));
+        CUDA_CHECK(be, cudaMemcpyAsync(y->data, x->data, x->nbytes, cudaMemcpyDeviceToDevice, sdc_cuda_stream(be)));
+        return;
+    }
+    if (sdc_dtype_is_quant(x->dtype)) {   // rows of whole blocks to floats
+        const int64_t K = x->ne[x->ndim - 1];
+        sdc_cuda_dequant_rows(be, x->dtype, x->data, y->dtype, y->data, n / K, K);
         return;
     }
     switch (y->dtype) {   // the float types to each other; I32 only to I32 (above)

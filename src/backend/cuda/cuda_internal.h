@@ -5,10 +5,11 @@
  * counters, cudaMemGetInfo sampling, pinned staging), cuda_gemm.cu (linear via cuBLAS), cuda_conv.cu
  * (convolution), cuda_attention.cu (flash-style attention), cuda_norm.cu (layer/RMS/group norm),
  * cuda_elementwise.cu (unary, binary, scale, geglu), cuda_data.cu (embedding, upsample, concat, permute,
- * copy, pad2d, slice).
+ * copy, pad2d, slice), cuda_quant.cu (block-quantized weight rows to floats).
  *
- * Tensors are F16 or F32 (I32 for token ids); an op's tensors share one float dtype unless the op says
- * otherwise (copy converts). f16 compute accumulates in f32. Every kernel runs on the backend's compute
+ * Tensors are F16, BF16 or F32 (I32 for token ids; a weight may be block-quantized); an op's tensors share
+ * one float dtype unless the op says otherwise (copy converts; linear takes a block-quantized weight).
+ * f16 compute accumulates in f32. Every kernel runs on the backend's compute
  * stream; ops return without synchronising. */
 #ifndef SDC_BACKEND_CUDA_INTERNAL_H
 #define SDC_BACKEND_CUDA_INTERNAL_H
@@ -48,6 +49,9 @@ void sdc_cuda_scratch_free(sdc_backend *be, void *p, size_t nbytes);
  * counted as SDC_MEM_WORKSPACE while the backend lives) and the largest im2col band a convolution takes. */
 #define SDC_CUDA_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 #define SDC_CUDA_CONV_WORKSPACE_BYTES ((size_t)64 << 20)
+/* The most bytes of dequantized weight rows a linear on a block-quantized weight holds (a chunk of rows
+ * of one weight, cuda_gemm.cu); a row longer than that is still one chunk of its own. */
+#define SDC_CUDA_LINEAR_WORKSPACE_BYTES ((size_t)32 << 20)
 
 /* Column-major GEMM on the compute stream, cuBLAS's convention: C[m, n] = op(A) op(B) + beta C for each
  * of `batch` matrices stride_* elements apart (stride_b 0: one B for all). dt is F16 (f32 accumulation,
@@ -58,6 +62,16 @@ void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int6
 /* y[o, c, i] = bias[c] for o < outer, c < C, i < inner (dt F16 or F32): the start of a GEMM with beta 1. */
 void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t outer, int64_t C,
                         int64_t inner);
+/* dst[rows, K] (dst_dtype F32, F16 or BF16; 16-byte aligned) = the rows src[rows, K] of block type dtype
+ * (K a multiple of its block) dequantized: each element exactly the f32 of sdc_dequant_row, rounded once
+ * to dst_dtype. Enqueued on the compute stream (cuda_quant.cu). */
+void sdc_cuda_dequant_rows(sdc_backend *be, sdc_dtype dtype, const void *src, sdc_dtype dst_dtype, void *dst,
+                           int64_t rows, int64_t K);
+/* How many weight rows of length K a linear on a block-quantized weight w[N, K] dequantizes at once into
+ * its workspace of y's dtype dt: a function of N, K and dt only (cuda_gemm.cu). */
+int64_t sdc_cuda_linear_chunk_rows(int64_t N, int64_t K, sdc_dtype dt);
+/* The backend's linear_workspace query (backend.h): the chunk's bytes for a block-quantized w, else 0. */
+size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
 /* cudaSuccess when this build's kernels can run on the current device (an image for its architecture). */
 cudaError_t sdc_cuda_kernel_probe(void);
 
