@@ -45,8 +45,12 @@ static sdc_prec dit_precision(const void *fam) {
     (void)fam;
     return SDC_PREC_BF16;
 }
+/* The VAE decodes in bf16 where the backend has it, whatever its config's force_upcast says: diffusers'
+ * FluxPipeline decodes in the pipeline's dtype too (only the SD pipelines upcast), and Flux's 16-channel
+ * VAE stays in range in bf16 (8 exponent bits, as f32). */
 static sdc_prec vae_precision(const void *fam) {
-    return ((const flux_fam *)fam)->vae.force_upcast ? SDC_PREC_F32 : SDC_PREC_AUTO;
+    (void)fam;
+    return SDC_PREC_BF16;
 }
 
 static const char *const clip_prefixes[] = {"text_encoder.text_model.", NULL};
