@@ -68,6 +68,7 @@ if [ "$built" = 1 ]; then
   # SDC_CUDA_FLUX=1: the Flux tests, which run on the GPU too in CUDA builds (transformer blocks in f32, f16,
   # bf16; whole pipelines in f32 and at Flux's default precision, across load policies)
   if [ "${SDC_CUDA_FLUX:-0}" = 1 ]; then
+    step test_t5 120 "$BUILD/tests/test_t5"
     step test_flux 240 "$BUILD/tests/test_flux"
     step test_flux_pipeline 300 "$BUILD/tests/test_flux_pipeline"
   fi

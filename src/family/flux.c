@@ -35,10 +35,10 @@ static void free_t5(void *o) { sdc_t5_free(o); }
 static void free_dit(void *o) { sdc_flux_free(o); }
 static void free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
 
-/* T5 overflows in fp16: it computes (and keeps its weights) in f32 everywhere */
+/* T5 overflows in fp16: bf16 where the backend has it (as diffusers runs FluxPipeline's T5), else f32 */
 static sdc_prec t5_precision(const void *fam) {
     (void)fam;
-    return SDC_PREC_F32;
+    return SDC_PREC_BF16;
 }
 /* Flux's activations overflow fp16 in real checkpoints: bf16 where the backend has it */
 static sdc_prec dit_precision(const void *fam) {

@@ -22,6 +22,7 @@ struct sdc_t5 {
     sdc_tensor *rel_bias; /* [buckets, H]: layer 0's, shared by all */
     sdc_tensor *ln_final; /* [C] */
     t5_layer *layers;
+    sdc_dtype act_dtype; /* f32, or bf16 where the backend has it (never f16: see t5.h) */
 };
 
 sdc_status sdc_t5_config_parse(const cJSON *cfg, const sdc_logger *log, sdc_t5_config *out) {
@@ -99,7 +100,8 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
     const int64_t C = cfg->d_model, A = (int64_t)cfg->n_heads * cfg->d_kv, F = cfg->d_ff;
     sdc_weight_source s = *src;
     s.log = &m->log;
-    s.prec = SDC_PREC_F32; /* never f16: see t5.h */
+    s.prec = src->prec == SDC_PREC_BF16 ? SDC_PREC_BF16 : SDC_PREC_F32; /* never f16: see t5.h */
+    m->act_dtype = sdc_weight_source_act_dtype(&s);
     sdc_weight_set *ws = &m->ws;
     sdc_weights_begin(ws, &s, "");
     const char *embed = sdc_weights_has(ws, "shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
@@ -143,7 +145,7 @@ void sdc_t5_free(sdc_t5 *m) {
 
 const sdc_t5_config *sdc_t5_get_config(const sdc_t5 *m) { return &m->cfg; }
 const sdc_weight_set *sdc_t5_weights(const sdc_t5 *m) { return &m->ws; }
-sdc_dtype sdc_t5_act_dtype(const sdc_t5 *m) { return SDC_DTYPE_F32; }
+sdc_dtype sdc_t5_act_dtype(const sdc_t5 *m) { return m->act_dtype; }
 
 /* Activations of one forward pass; freed together at the end. */
 enum {
@@ -213,15 +215,15 @@ sdc_status sdc_t5_forward(sdc_t5 *m, const int32_t *ids, int B, int T, sdc_tenso
     }
     const int64_t C = cfg->d_model, A = (int64_t)cfg->n_heads * cfg->d_kv, F = cfg->d_ff, H = cfg->n_heads;
     sdc_backend *be = m->be;
-    const sdc_dtype f32 = SDC_DTYPE_F32;
+    const sdc_dtype adt = m->act_dtype;
     sdc_tensor *a[A_COUNT] = {0};
-    for (int i = A_X; i <= A_H; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, f32, 3, (int64_t[]){B, T, C});
-    for (int i = A_Q; i <= A_ATT; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, f32, 3, (int64_t[]){B, T, A});
-    for (int i = A_G; i <= A_U; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, f32, 3, (int64_t[]){B, T, F});
+    for (int i = A_X; i <= A_H; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, adt, 3, (int64_t[]){B, T, C});
+    for (int i = A_Q; i <= A_ATT; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, adt, 3, (int64_t[]){B, T, A});
+    for (int i = A_G; i <= A_U; i++) a[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, adt, 3, (int64_t[]){B, T, F});
     a[A_IDS] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_I32, 1, (int64_t[]){(int64_t)B * T});
     a[A_BUCKET] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_I32, 1, (int64_t[]){(int64_t)T * T});
-    a[A_PE] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, f32, 4, (int64_t[]){1, T, T, H});
-    a[A_BIAS] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, f32, 4, (int64_t[]){1, H, T, T});
+    a[A_PE] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, adt, 4, (int64_t[]){1, T, T, H});
+    a[A_BIAS] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, adt, 4, (int64_t[]){1, H, T, T});
     sdc_status st = SDC_OK;
     for (int i = 0; i < A_COUNT; i++)
         if (!a[i]) st = SDC_ERR_OOM;
@@ -231,7 +233,7 @@ sdc_status sdc_t5_forward(sdc_t5 *m, const int32_t *ids, int B, int T, sdc_tenso
         sdc_tensor_set_raw(a[A_IDS], ids);
         sdc_embedding(a[A_X], m->embed, a[A_IDS]);   // [B, T, C]
         for (int l = 0; l < cfg->n_layers; l++) layer_forward(m, &m->layers[l], &bias, a);
-        if (out->dtype == f32) {
+        if (out->dtype == adt) {
             sdc_rms_norm(out, a[A_X], m->ln_final, cfg->eps);
         } else {   // into the caller's dtype through the free [B, T, C] of h
             sdc_rms_norm(a[A_H], a[A_X], m->ln_final, cfg->eps);

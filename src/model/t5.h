@@ -9,9 +9,9 @@
  * of (key - query), shared by every layer. No attention mask: FluxPipeline calls the encoder without
  * one, so pad tokens are attended to (diffusers pipeline_flux.py, _get_t5_prompt_embeds).
  *
- * Precision: T5 computes in f32 on every backend (weights kept in f32). fp16 activations overflow in
- * T5's feed-forward (transformers clamps them for that reason), and the CUDA backend has no bf16
- * GEMM (its linear is f16 or f32 cuBLAS), so f32 is the one safe choice there. */
+ * Precision: never f16: fp16 activations overflow in T5's feed-forward (transformers clamps them for
+ * that reason). A source at SDC_PREC_BF16 computes (and keeps its weights) in bf16 where the backend has
+ * it (CUDA: f32's range, as diffusers runs Flux's T5), any other precision in f32. */
 #ifndef SDC_MODEL_T5_H
 #define SDC_MODEL_T5_H
 
@@ -48,7 +48,7 @@ int sdc_t5_bucket(int rel, int num_buckets, int max_distance);
 typedef struct sdc_t5 sdc_t5;
 
 /* Loads src->prefix + "shared.weight" (or "encoder.embed_tokens.weight") and "encoder.*" into src->be
- * in f32 whatever src->f32 says (see above). cfg is copied. On error nothing stays allocated and *out
+ * in f32, or bf16 when src->prec asks for it and the backend has it (see above). cfg is copied. On error nothing stays allocated and *out
  * is NULL (SDC_ERR_NOT_FOUND / SDC_ERR_FORMAT / SDC_ERR_OOM / SDC_ERR_IO, logged). */
 sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, sdc_t5 **out);
 void sdc_t5_free(sdc_t5 *m); /* NULL is harmless */
