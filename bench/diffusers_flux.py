@@ -16,29 +16,11 @@ twice: the first also times loading (from_pretrained and .to("cuda")) for the fi
 the steady state. Prints per run the time, torch's peak allocated bytes and the driver's peak used bytes
 (cudaMemGetInfo sampled every 5 ms). The FlowMatchEuler scheduler of the folder, guidance 0, 256 T5
 tokens (schnell's), the prompt sdc_bench uses."""
-import argparse, json, os, shutil, threading, time
+import argparse, json, os, shutil, time
 
 import torch
 
-
-class DriverPeak:
-    """Peak of (total - free) device bytes, sampled every 5 ms."""
-
-    def __init__(self):
-        self.peak, self.stop = 0, False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        while not self.stop:
-            free, total = torch.cuda.mem_get_info()
-            self.peak = max(self.peak, total - free)
-            time.sleep(0.005)
-
-    def close(self):
-        self.stop = True
-        self.t.join()
-        return self.peak
+from driver_peak import DriverPeak
 
 
 def make(a):

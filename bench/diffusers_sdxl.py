@@ -7,30 +7,12 @@ float16, then runs one 1-image job twice: the first run's time includes loading 
 moving to the GPU, or enable_model_cpu_offload), the second is the steady state. Prints one row per run
 with the time, torch's peak allocated bytes and the driver's peak used bytes (cudaMemGetInfo sampled by
 a thread every 5 ms). Euler (the folder's EulerDiscreteScheduler), the same prompt as sdc_bench."""
-import argparse, threading, time
+import argparse, time
 
 import torch
+
+from driver_peak import DriverPeak
 from diffusers import StableDiffusionXLPipeline
-
-
-class DriverPeak:
-    """Peak of (total - free) device bytes, sampled every 5 ms."""
-
-    def __init__(self):
-        self.peak, self.stop = 0, False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        while not self.stop:
-            free, total = torch.cuda.mem_get_info()
-            self.peak = max(self.peak, total - free)
-            time.sleep(0.005)
-
-    def close(self):
-        self.stop = True
-        self.t.join()
-        return self.peak
 
 
 def main():
