@@ -74,10 +74,11 @@ typedef enum sdc_op_family {
  * All tensors are contiguous and already allocated; shapes were checked by the wrappers in ops.c, so
  * implementations may assume them. Outputs never alias inputs unless the op says so. */
 #define SDC_BACKEND_OPS(X)                                                                                        \
-    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */                                              \
+    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL). w is a matrix weight: in the dtype the   \
+     * backend's weight_dtype keeps it in (on the CPU: F32, F16, BF16 or a block type, widened per tile) */     \
     X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b))         \
     /* y[B, Co, Ho, Wo] = conv(x[B, Ci, H, W], w[Co, Ci, KH, KW]) + b[Co]   (b may be NULL)             \
-     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. */         \
+     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. w is a matrix weight, as linear's. */         \
     X(conv2d, SDC_OPF_CONV, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad), \
       (x, w, b, stride, pad))                                                                                     \
     /* Multi-head scaled dot-product attention, heads interleaved in the channel dimension:             \
@@ -194,6 +195,7 @@ struct sdc_backend_i {
      * operands (their shapes and dtypes only; no data is read) and memory is there (an op that shrinks its
      * scratch on a full device takes less). The counting backend (backend/count) adds them, so a plan's
      * workspace is exact. An op without a query holds no workspace on this backend. */
+    size_t (*linear_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
     size_t (*conv2d_workspace)(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                int stride, int pad);
     /* attention_workspace answers for attention_bias too (the same operand shapes, the same scratch) */
@@ -318,7 +320,8 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log);
 sdc_backend *sdc_backend_count_new(sdc_backend *like);
 
 /* --- memory --- */
-/* A tensor in be's memory, counted as `kind`. NULL (logged) when out of memory. Contents undefined. */
+/* A tensor in be's memory, counted as `kind`, of a compute dtype (or, for SDC_MEM_WEIGHTS, a block type
+ * whose last dimension is whole blocks). NULL (logged) when out of memory. Contents undefined. */
 sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim, const int64_t *ne);
 void sdc_tensor_free(sdc_tensor *t); /* NULL is harmless */
 /* Host f32 values in / out, converted to / from the tensor's dtype. n = sdc_tensor_nelem(t).

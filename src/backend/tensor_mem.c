@@ -6,7 +6,10 @@
 #include <string.h>
 
 sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, int ndim, const int64_t *ne) {
-    assert(ndim >= 1 && ndim <= SDC_MAX_DIMS && sdc_dtype_is_compute(dtype));
+    /* block types only for weights, whose last dimension is whole blocks */
+    assert(ndim >= 1 && ndim <= SDC_MAX_DIMS);
+    assert(sdc_dtype_is_compute(dtype) || (sdc_dtype_is_quant(dtype) && kind == SDC_MEM_WEIGHTS));
+    assert(ne[ndim - 1] % sdc_dtype_block(dtype) == 0);
     sdc_tensor *t = sdc_backend_host_alloc(be, sizeof *t);
     if (!t) {
         SDC_LOGE(&be->log, "sdc_tensor_new: out of host memory for a tensor record");
@@ -21,7 +24,7 @@ sdc_tensor *sdc_tensor_new(sdc_backend *be, sdc_mem_kind kind, sdc_dtype dtype, 
         assert(t->ne[i] >= 0);
         n *= (size_t)t->ne[i];
     }
-    t->nbytes = n * sdc_dtype_size(dtype);
+    t->nbytes = sdc_dtype_row_bytes(dtype, (int64_t)n);
     t->kind = kind;
     t->backend = be;
     t->owns_data = 1;

@@ -80,9 +80,13 @@ static void count_group_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x
     if (l->iface->group_norm_workspace) hold_workspace(be, l->iface->group_norm_workspace(l, x, groups));
 }
 
-/* The ops that hold no workspace on any backend: nothing to do. */
 static void count_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                         const sdc_tensor *b) {}
+                         const sdc_tensor *b) {
+    sdc_backend *l = like_of(be);
+    if (l->iface->linear_workspace) hold_workspace(be, l->iface->linear_workspace(l, y, x, w));
+}
+
+/* The ops that hold no workspace on any backend: nothing to do. */
 static void count_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                              const sdc_tensor *b, float eps) {}
 static void count_unary(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, sdc_unary_op op) {}
