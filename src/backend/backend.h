@@ -182,9 +182,11 @@ struct sdc_backend_i {
     void (*synchronize)(sdc_backend *be);
     /* Precision is a property of a component, chosen when it is loaded (sdc_prec); these two are pure
      * functions of their arguments. */
-    /* dtype the backend keeps a weight in, given the file's dtype (CPU: always F32; CUDA: F16, or F32 /
-     * BF16 at those precisions) */
-    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec);
+    /* dtype the backend keeps a weight in, given the file's dtype; matrix: the weight feeds linear or
+     * conv2d (and nothing else), which may take it in a storage dtype. CPU: a matrix stays F16, BF16 or
+     * block-quantized as the file holds it, anything else is F32; CUDA: F16, or F32 at that precision,
+     * whatever the file holds and for either kind. The loader converts to it. */
+    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix);
     /* dtype of a component's activations (CPU: always F32; CUDA: F16, or F32 / BF16 at those precisions) */
     sdc_dtype (*act_dtype)(sdc_backend *be, sdc_prec prec);
     /* optional: the most workspace bytes one op may hold in a phase whose largest convolution has an
@@ -273,8 +275,9 @@ sdc_status sdc_backend_sync(sdc_backend *be);
 
 /* --- what code outside the backends calls instead of reaching into iface (backend_api.c) --- */
 const char *sdc_backend_name(const sdc_backend *be);
-/* the dtype a component keeps a weight in / computes in, at its precision */
-sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec);
+/* the dtype a component keeps a weight in (matrix: one that feeds linear or conv2d only) / computes in,
+ * at its precision */
+sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix);
 sdc_dtype sdc_backend_act_dtype(sdc_backend *be, sdc_prec prec);
 /* the bytes auto may plan for when the user gives no budget; < 0 when unknown */
 int64_t sdc_backend_default_budget(sdc_backend *be);

@@ -90,9 +90,13 @@ static void cpu_download(sdc_backend *be, void *host_dst, const void *src, size_
 
 static void cpu_synchronize(sdc_backend *be) {}
 
-/* Every weight and activation is F32 on the CPU, whatever the file holds (the loader converts) and
- * whatever the component asks for. */
-static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) { return SDC_DTYPE_F32; }
+/* Activations are F32 on the CPU whatever the component asks for, and so is every weight the loader
+ * converts. A matrix weight (a linear's or a convolution's) stays F16, BF16 or block-quantized as the
+ * file holds it: linear and conv2d widen it a tile at a time, exactly, so the precision does not matter. */
+static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
+    const int keep = file_dtype == SDC_DTYPE_F16 || file_dtype == SDC_DTYPE_BF16 || sdc_dtype_is_quant(file_dtype);
+    return matrix && keep ? file_dtype : SDC_DTYPE_F32;
+}
 static sdc_dtype cpu_act_dtype(sdc_backend *be, sdc_prec prec) { return SDC_DTYPE_F32; }
 
 /* The fast ops' scratch at its full size (the rule of sdc_cpu_attention: units of one score row per

@@ -102,9 +102,11 @@ static void cuda_synchronize(sdc_backend *be) {
     CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
-/* F16 on the device whatever the file holds (the loader converts), F32 for a component that asks for it. */
-static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
+/* F16 on the device whatever the file holds and whatever the weight feeds (the loader converts; block
+ * types are dequantized), F32 for a component that asks for it. */
+static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
     (void)file_dtype;
+    (void)matrix;
     return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : SDC_DTYPE_F16; /* BF16: not yet, computes as AUTO */
 }
 static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
