@@ -100,13 +100,20 @@ static inline int64_t sdc_cpu_gemm_n_tiles(int64_t M, int64_t N) {
         ((N + SDC_CPU_GEMM_TILE_N - 1) / SDC_CPU_GEMM_TILE_N);
 }
 
-/* The product of a weight w and an f32 matrix X (row-major, rows ldx apart), as `side` says, plus bias
- * (may be NULL), cut into fixed tiles of C shared out over the enclosing OpenMP team (an orphaned `omp
- * for`; outside a parallel region the calling thread does every tile). The tiles do not depend on the
- * thread count, so neither does any bit of C. Weight tiles are widened into the calling thread's slot
- * (omp_get_thread_num() < the team size wm was begun for). Call it between sdc_cpu_blas_enter/leave. */
-void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w, const float *X,
-                        int64_t ldx, const float *bias, float *C, int64_t ldc);
+/* The f32 operand of sdc_cpu_gemm_tiles: nb matrices X_b = data + b * stride, rows ld apart, whose
+ * products go to C + b * c_stride. */
+typedef struct sdc_cpu_gemm_x {
+    const float *data;
+    int64_t ld, nb, stride, c_stride;
+} sdc_cpu_gemm_x;
+
+/* The products of a weight w with each X_b of x, as `side` says, plus bias (may be NULL), cut into fixed
+ * tiles of C shared out over the enclosing OpenMP team (an orphaned `omp for`; outside a parallel region
+ * the calling thread does every tile). The tiles do not depend on the thread count, so neither does any
+ * bit of C. Weight tiles are widened into the calling thread's slot (omp_get_thread_num() < the team
+ * size wm was begun for). Call it between sdc_cpu_blas_enter/leave. */
+void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
+                        const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */
 const char *sdc_cpu_blas_config(void);
 

@@ -45,7 +45,8 @@ typedef struct conv_plan {
     int64_t K, P;      /* GEMM depth Ci*KH*KW, output positions Ho*Wo */
     int pointwise;     /* 1x1, stride 1, no padding: the image is the im2col matrix */
     int64_t band;      /* output rows per GEMM */
-    size_t col_bytes;  /* the im2col band (0 when pointwise) */
+    int64_t n_img;     /* images per sdc_cpu_gemm_tiles call (> 1 only with whole-image bands) */
+    size_t col_bytes;  /* the im2col matrices of n_img bands (0 when pointwise) */
     int team;          /* threads of the op's OpenMP team */
     size_t wmat_bytes; /* weight tiles widened to f32 (0 for an F32 weight) */
 } conv_plan;
@@ -54,14 +55,16 @@ static conv_plan conv_plan_of(const sdc_backend *be, const sdc_tensor *y, const 
                               int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], Co = w->ne[0], KH = w->ne[2], KW = w->ne[3];
     const int64_t Ho = y->ne[2], Wo = y->ne[3];
-    conv_plan c = {.K = Ci * KH * KW, .P = Ho * Wo, .band = Ho, .team = 1};
+    conv_plan c = {.K = Ci * KH * KW, .P = Ho * Wo, .band = Ho, .n_img = B, .team = 1};
     if (B == 0 || Co == 0 || c.P == 0) return c;
     c.pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
-    if (!c.pointwise) {
+    if (!c.pointwise) { /* bands of rows within the cap; whole images: as many as fit */
         const size_t row_bytes = (size_t)(c.K * Wo) * sizeof(float);
         const size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
         c.band = want < 1 ? 1 : want > (size_t)Ho ? Ho : (int64_t)want;
-        c.col_bytes = (size_t)c.band * row_bytes;
+        const size_t imgs = c.band == Ho ? want / (size_t)Ho : 1;
+        c.n_img = imgs > (size_t)B ? B : (int64_t)imgs;
+        c.col_bytes = (size_t)(c.n_img * c.band) * row_bytes;
     }
     c.team = B * Co * c.P * c.K >= 64 * SDC_CPU_PAR_MIN ? be->n_threads : 1;
     c.wmat_bytes = sdc_cpu_wmat_bytes(w->dtype, Co, c.K, SDC_CPU_GEMM_TILE_M, c.team);
@@ -97,18 +100,20 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     /* one team for the whole convolution: every thread walks the same images and bands; the
      * work-sharing loops inside (im2col rows, GEMM tiles) end in barriers */
 #pragma omp parallel num_threads(c.team) if (c.team > 1)
-    for (int64_t n = 0; n < B; n++) {
-        const float *img = xd + n * Ci * H * W;   // [Ci, H, W]
-        float *out = yd + n * Co * P;             // [Co, Ho*Wo]
+    for (int64_t n0 = 0; n0 < B; n0 += c.n_img) {   // images n0 .. n0 + nb - 1, one GEMM call per band
+        const int64_t nb = B - n0 < c.n_img ? B - n0 : c.n_img;
         for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
-            const int64_t rows = Ho - oh0 < band ? Ho - oh0 : band;
-            const float *src = img;   // pointwise: the image is col [Ci, H*W]
+            const int64_t rows = Ho - oh0 < band ? Ho - oh0 : band, cols = rows * Wo;
+            // pointwise: the images are col [Ci, H*W] each
+            sdc_cpu_gemm_x src = {xd + n0 * Ci * H * W, cols, nb, Ci * H * W, Co * P};
             if (!c.pointwise) {
-                im2col(col, img, Ci, H, W, KH, KW, stride, pad, Wo, oh0, rows);
-                src = col;   // [K, rows*Wo]
+                for (int64_t i = 0; i < nb; i++)
+                    im2col(col + i * K * cols, xd + (n0 + i) * Ci * H * W, Ci, H, W, KH, KW, stride, pad, Wo, oh0,
+                           rows);
+                src = (sdc_cpu_gemm_x){col, cols, nb, K * cols, Co * P};   // [K, rows*Wo] each
             }
-            // out[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src[K, rows*Wo] + b[Co]
-            sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, rows * Wo, K, &wm, src, rows * Wo, bd, out + oh0 * Wo, P);
+            // out_b[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src_b[K, rows*Wo] + b[Co]
+            sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, cols, K, &wm, &src, bd, yd + n0 * Co * P + oh0 * Wo, P);
         }
     }
     sdc_cpu_blas_leave();

@@ -96,31 +96,42 @@ static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, floa
     return buf;
 }
 
-void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w, const float *X,
-                        int64_t ldx, const float *bias, float *C, int64_t ldc) {
+void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
+                        const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc) {
     const int left = side == SDC_CPU_W_LEFT;
     const int64_t n_tm = (M + GEMM_TILE_M - 1) / GEMM_TILE_M, n_tn = (N + GEMM_TILE_N - 1) / GEMM_TILE_N;
-    /* weight-major order: a thread's next tile often needs the weight rows it has widened already */
-    const int64_t n_tw = left ? n_tm : n_tn, n_tx = left ? n_tn : n_tm;
+    /* Work items: a weight tile tw with a run of the tiles of X (of all nb products) it multiplies. A
+     * thread widens the weight tile once per item, so a widened weight tile has one item while there are
+     * enough for the team (>= 2 per thread), else the fewest parts that make enough; a weight used in
+     * place has an item per tile of C. Only the split of the work depends on the team; every tile of C
+     * is the same sgemm call whoever computes it. */
+    const int64_t n_tw = left ? n_tm : n_tn, n_tx = left ? n_tn : n_tm, n_x = x->nb * n_tx;
+    const int64_t want = 2 * (int64_t)omp_get_num_threads();
+    int64_t parts = w->tiles ? (want + n_tw - 1) / n_tw : n_x; /* in place (F32): one tile per item */
+    parts = parts < 1 ? 1 : parts > n_x ? n_x : parts;
     float *buf = w->tiles ? w->tiles + (size_t)omp_get_thread_num() * w->slot_floats : NULL;
     int64_t have = -1; /* the weight tile buf holds (this thread's: the function runs on each) */
 #pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < n_tw * n_tx; t++) {
-        const int64_t tw = t / n_tx, tx = t % n_tx;
-        const int64_t i0 = (left ? tw : tx) * GEMM_TILE_M, j0 = (left ? tx : tw) * GEMM_TILE_N;
-        const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
-        const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
-        float *c = C + i0 * ldc + j0;   // [m, n], rows ldc apart
-        if (bias)                       // start from the bias: c = a . b + c
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t j = 0; j < n; j++) c[i * ldc + j] = left ? bias[i0 + i] : bias[j0 + j];
-        const int64_t r0 = left ? i0 : j0, nr = left ? m : n;                    // the weight rows of this tile
-        const float *wt = buf && have == tw ? buf : wmat_rows(w, r0, nr, buf);   // [nr, K]
-        have = tw;
-        if (left)   // c = w[i0 : i0+m, :] . X[:, j0 : j0+n]
-            sdc_cpu_gemm(0, m, n, K, 1.0f, wt, K, X + j0, ldx, bias ? 1.0f : 0.0f, c, ldc);
-        else   // c = X[i0 : i0+m, :] . w[j0 : j0+n, :]^T
-            sdc_cpu_gemm(1, m, n, K, 1.0f, X + i0 * ldx, ldx, wt, K, bias ? 1.0f : 0.0f, c, ldc);
+    for (int64_t item = 0; item < n_tw * parts; item++) {
+        const int64_t tw = item / parts, p = item % parts;
+        for (int64_t ix = p * n_x / parts; ix < (p + 1) * n_x / parts; ix++) {
+            const int64_t b = ix / n_tx, tx = ix % n_tx;   // product b, its X tile tx
+            const int64_t i0 = (left ? tw : tx) * GEMM_TILE_M, j0 = (left ? tx : tw) * GEMM_TILE_N;
+            const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
+            const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
+            const float *X = x->data + b * x->stride;
+            float *c = C + b * x->c_stride + i0 * ldc + j0;   // [m, n], rows ldc apart
+            if (bias)                                         // start from the bias: c = a . b + c
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = left ? bias[i0 + i] : bias[j0 + j];
+            const int64_t r0 = left ? i0 : j0, nr = left ? m : n;                    // the weight rows of this tile
+            const float *wt = buf && have == tw ? buf : wmat_rows(w, r0, nr, buf);   // [nr, K]
+            have = tw;
+            if (left)   // c = w[i0 : i0+m, :] . X[:, j0 : j0+n]
+                sdc_cpu_gemm(0, m, n, K, 1.0f, wt, K, X + j0, x->ld, bias ? 1.0f : 0.0f, c, ldc);
+            else   // c = X[i0 : i0+m, :] . w[j0 : j0+n, :]^T
+                sdc_cpu_gemm(1, m, n, K, 1.0f, X + i0 * x->ld, x->ld, wt, K, bias ? 1.0f : 0.0f, c, ldc);
+        }
     }
 }
 
@@ -149,7 +160,7 @@ void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     sdc_cpu_blas_enter();
     // y = x . w^T + b, tiles of y over the team
 #pragma omp parallel num_threads(team) if (team > 1)
-    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, K, &wm, xd, K, bd, yd, N);
+    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, K, &wm, &(sdc_cpu_gemm_x){xd, K, 1, 0, 0}, bd, yd, N);
     sdc_cpu_blas_leave();
     sdc_cpu_wmat_end(be, &wm);
 }
