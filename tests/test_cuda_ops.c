@@ -1059,15 +1059,17 @@ static void test_basics(sdc_backend *be) {
     test_check(be->stats.cur[SDC_MEM_WORKSPACE] > 0 && be->stats.cur_total == be->stats.cur[SDC_MEM_WORKSPACE],
                "only cuBLAS's fixed workspace is allocated at start, counted as workspace (%.1f MiB)",
                be->stats.cur[SDC_MEM_WORKSPACE] / 1048576.0);
-    int ok = be->iface->act_dtype(be, 0) == SDC_DTYPE_F16 &&
-        be->iface->weight_dtype(be, SDC_DTYPE_F32, 0) == SDC_DTYPE_F16 &&
-        be->iface->weight_dtype(be, SDC_DTYPE_BF16, 0) == SDC_DTYPE_F16;
-    ok &=
-        be->iface->act_dtype(be, 1) == SDC_DTYPE_F32 && be->iface->weight_dtype(be, SDC_DTYPE_F16, 1) == SDC_DTYPE_F32;
-    ok &= be->iface->act_dtype(be, SDC_PREC_BF16) == SDC_DTYPE_BF16 &&
-        be->iface->weight_dtype(be, SDC_DTYPE_BF16, SDC_PREC_BF16) == SDC_DTYPE_BF16 &&
-        be->iface->weight_dtype(be, SDC_DTYPE_F32, SDC_PREC_BF16) == SDC_DTYPE_BF16;
-    test_check(ok, "f16 weights and activations by default, f32 or bf16 for a component that asks for it");
+    int ok = be->iface->act_dtype(be, 0) == SDC_DTYPE_F16 && be->iface->act_dtype(be, 1) == SDC_DTYPE_F32 &&
+        be->iface->act_dtype(be, SDC_PREC_BF16) == SDC_DTYPE_BF16;
+    for (int matrix = 0; matrix < 2; matrix++)
+        ok &= be->iface->weight_dtype(be, SDC_DTYPE_F32, 0, matrix) == SDC_DTYPE_F16 &&
+            be->iface->weight_dtype(be, SDC_DTYPE_BF16, 0, matrix) == SDC_DTYPE_F16 &&
+            be->iface->weight_dtype(be, SDC_DTYPE_F16, 1, matrix) == SDC_DTYPE_F32 &&
+            be->iface->weight_dtype(be, SDC_DTYPE_BF16, SDC_PREC_BF16, matrix) == SDC_DTYPE_BF16 &&
+            be->iface->weight_dtype(be, SDC_DTYPE_F32, SDC_PREC_BF16, matrix) == SDC_DTYPE_BF16;
+    test_check(ok,
+               "f16 weights (matrix or not) and activations by default, f32 or bf16 for a component that asks "
+               "for it");
     const size_t w0 = be->iface->workspace_bound(be, 0, 77), w1 = be->iface->workspace_bound(be, 1 << 20, 4096);
     const size_t w2 = be->iface->workspace_bound(be, (size_t)1 << 34, 16384);
     const size_t w3 = be->iface->workspace_bound(be, (size_t)1 << 36, 16384);

@@ -695,12 +695,19 @@ static void test_backend_basics(void) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     test_check(be && be->n_threads == (int)cores, "n_threads 0 means all cores: %d of %ld", be ? be->n_threads : -1,
                cores);
-    const sdc_dtype files[] = {SDC_DTYPE_F32, SDC_DTYPE_F16, SDC_DTYPE_BF16, SDC_DTYPE_F64};
-    int all_f32 = be->iface->act_dtype(be, 0) == SDC_DTYPE_F32 && be->iface->act_dtype(be, 1) == SDC_DTYPE_F32;
+    /* file dtype -> the dtype a matrix weight is kept in (any other weight: F32) */
+    static const sdc_dtype files[][2] = {{SDC_DTYPE_F32, SDC_DTYPE_F32},   {SDC_DTYPE_F16, SDC_DTYPE_F16},
+                                         {SDC_DTYPE_BF16, SDC_DTYPE_BF16}, {SDC_DTYPE_F64, SDC_DTYPE_F32},
+                                         {SDC_DTYPE_I64, SDC_DTYPE_F32},   {SDC_DTYPE_Q8_0, SDC_DTYPE_Q8_0},
+                                         {SDC_DTYPE_Q4_K, SDC_DTYPE_Q4_K}};
+    int ok = be->iface->act_dtype(be, 0) == SDC_DTYPE_F32 && be->iface->act_dtype(be, 1) == SDC_DTYPE_F32;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        all_f32 &= be->iface->weight_dtype(be, files[i], 0) == SDC_DTYPE_F32 &&
-            be->iface->weight_dtype(be, files[i], 1) == SDC_DTYPE_F32;
-    test_check(all_f32, "weights and activations are f32 on the cpu backend");
+        for (sdc_prec p = SDC_PREC_AUTO; p <= SDC_PREC_BF16; p++)
+            ok &= be->iface->weight_dtype(be, files[i][0], p, 0) == SDC_DTYPE_F32 &&
+                be->iface->weight_dtype(be, files[i][0], p, 1) == files[i][1];
+    test_check(ok,
+               "activations and non-matrix weights are f32 on the cpu backend; matrix weights keep f16, bf16 "
+               "and block types");
     sdc_backend_free(be);
 }
 

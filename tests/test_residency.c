@@ -25,16 +25,22 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h) {
     return h;
 }
 
-static sdc_ctx *open_ctx(sdc_load_policy pol, int threads, int64_t budget) {
+/* fp16: the folder's .fp16 files (the CPU keeps their matrix weights 16-bit) */
+static sdc_ctx *open_ctx_variant(sdc_load_policy pol, int threads, int64_t budget, int fp16) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.model_path = test_ref_path("tiny-sd1");
+    cp.prefer_fp16 = fp16;
     cp.n_threads = threads;
     cp.load_policy = pol;
     cp.mem_budget = budget;
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
     return sdc_ctx_new(&cp);
+}
+
+static sdc_ctx *open_ctx(sdc_load_policy pol, int threads, int64_t budget) {
+    return open_ctx_variant(pol, threads, budget, 0);
 }
 
 typedef struct job {
@@ -126,9 +132,10 @@ static void policies_agree(const job *j, int threads, run_out *ref_out) {
 
 /* The plan's weights, activations and workspace against the allocator's measured peaks, per phase: exact
  * (bound 0), and every phase's planned total >= its measured peak. */
-static void plan_vs_measured_one(sdc_load_policy pol, const job *jp) {
-    sdc_ctx *ctx = open_ctx(pol, 2, 0);
+static void plan_vs_measured_one(sdc_load_policy pol, const job *jp, int fp16) {
+    sdc_ctx *ctx = open_ctx_variant(pol, 2, 0, fp16);
     job j = *jp;
+    if (fp16) j.name = j.img2img ? "img2img fp16 files" : "txt2img fp16 files";
     run_out o;
     if (!test_check(ctx && run(ctx, &j, &o), "%s %s run for the plan check", sdc_load_policy_name(pol), j.name)) {
         sdc_ctx_free(ctx);
@@ -168,10 +175,12 @@ static void plan_vs_measured_one(sdc_load_policy pol, const job *jp) {
 static void plan_vs_measured(void) {
     const job img2img = {"img2img euler", SDC_SAMPLER_EULER, 1, 1},
               batch = {"txt2img dpm++2m b2", SDC_SAMPLER_DPMPP_2M, 0, 2};
-    plan_vs_measured_one(SDC_LOAD_PHASED, &img2img);
-    plan_vs_measured_one(SDC_LOAD_ALL, &img2img);
-    plan_vs_measured_one(SDC_LOAD_SEQUENTIAL, &batch);
-    plan_vs_measured_one(SDC_LOAD_PHASED, &batch);
+    plan_vs_measured_one(SDC_LOAD_PHASED, &img2img, 0);
+    plan_vs_measured_one(SDC_LOAD_ALL, &img2img, 0);
+    plan_vs_measured_one(SDC_LOAD_SEQUENTIAL, &batch, 0);
+    plan_vs_measured_one(SDC_LOAD_PHASED, &batch, 0);
+    plan_vs_measured_one(SDC_LOAD_ALL, &img2img, 1);
+    plan_vs_measured_one(SDC_LOAD_PHASED, &batch, 1);
 }
 
 /* auto under budgets: roomy -> all; between -> sequential or phased; too small -> error, nothing loaded */

@@ -74,10 +74,11 @@ typedef enum sdc_op_family {
  * All tensors are contiguous and already allocated; shapes were checked by the wrappers in ops.c, so
  * implementations may assume them. Outputs never alias inputs unless the op says so. */
 #define SDC_BACKEND_OPS(X)                                                                                        \
-    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL) */                                              \
+    /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL). w is a matrix weight: in the dtype the   \
+     * backend's weight_dtype keeps it in (on the CPU: F32, F16, BF16 or a block type, widened per tile) */     \
     X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b))         \
     /* y[B, Co, Ho, Wo] = conv(x[B, Ci, H, W], w[Co, Ci, KH, KW]) + b[Co]   (b may be NULL)             \
-     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. */         \
+     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. w is a matrix weight, as linear's. */         \
     X(conv2d, SDC_OPF_CONV, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad), \
       (x, w, b, stride, pad))                                                                                     \
     /* Multi-head scaled dot-product attention, heads interleaved in the channel dimension:             \
@@ -182,9 +183,11 @@ struct sdc_backend_i {
     void (*synchronize)(sdc_backend *be);
     /* Precision is a property of a component, chosen when it is loaded (sdc_prec); these two are pure
      * functions of their arguments. */
-    /* dtype the backend keeps a weight in, given the file's dtype (CPU: always F32; CUDA: F16, or F32 /
-     * BF16 at those precisions) */
-    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec);
+    /* dtype the backend keeps a weight in, given the file's dtype; matrix: the weight feeds linear or
+     * conv2d (and nothing else), which may take it in a storage dtype. CPU: a matrix stays F16, BF16 or
+     * block-quantized as the file holds it, anything else is F32; CUDA: F16, or F32 at that precision,
+     * whatever the file holds and for either kind. The loader converts to it. */
+    sdc_dtype (*weight_dtype)(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix);
     /* dtype of a component's activations (CPU: always F32; CUDA: F16, or F32 / BF16 at those precisions) */
     sdc_dtype (*act_dtype)(sdc_backend *be, sdc_prec prec);
     /* optional: the most workspace bytes one op may hold in a phase whose largest convolution has an
@@ -273,8 +276,9 @@ sdc_status sdc_backend_sync(sdc_backend *be);
 
 /* --- what code outside the backends calls instead of reaching into iface (backend_api.c) --- */
 const char *sdc_backend_name(const sdc_backend *be);
-/* the dtype a component keeps a weight in / computes in, at its precision */
-sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec);
+/* the dtype a component keeps a weight in (matrix: one that feeds linear or conv2d only) / computes in,
+ * at its precision */
+sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix);
 sdc_dtype sdc_backend_act_dtype(sdc_backend *be, sdc_prec prec);
 /* the bytes auto may plan for when the user gives no budget; < 0 when unknown */
 int64_t sdc_backend_default_budget(sdc_backend *be);

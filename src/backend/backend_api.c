@@ -4,8 +4,8 @@
 
 const char *sdc_backend_name(const sdc_backend *be) { return be->iface->name; }
 
-sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
-    return be->iface->weight_dtype(be, file_dtype, prec);
+sdc_dtype sdc_backend_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
+    return be->iface->weight_dtype(be, file_dtype, prec, matrix);
 }
 
 sdc_dtype sdc_backend_act_dtype(sdc_backend *be, sdc_prec prec) { return be->iface->act_dtype(be, prec); }

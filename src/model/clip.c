@@ -104,7 +104,7 @@ sdc_status sdc_clip_load(const sdc_clip_config *cfg, const sdc_weight_source *sr
     for (int l = 0; l < cfg->n_layers; l++) {
         clip_layer *L = &layers[l];
 #define VEC(n, fmt) sdc_weights_get(ws, 1, (int64_t[]){n}, "text_model.encoder.layers.%d." fmt, l)
-#define MAT(r, c, fmt) sdc_weights_get(ws, 2, (int64_t[]){r, c}, "text_model.encoder.layers.%d." fmt, l)
+#define MAT(r, c, fmt) sdc_weights_matrix(ws, 2, (int64_t[]){r, c}, "text_model.encoder.layers.%d." fmt, l)
         L->ln1_w = VEC(C, "layer_norm1.weight");
         L->ln1_b = VEC(C, "layer_norm1.bias");
         L->q_w = MAT(C, C, "self_attn.q_proj.weight");
@@ -127,7 +127,7 @@ sdc_status sdc_clip_load(const sdc_clip_config *cfg, const sdc_weight_source *sr
     m->lnf_w = sdc_weights_get(ws, 1, (int64_t[]){C}, "text_model.final_layer_norm.weight");
     m->lnf_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "text_model.final_layer_norm.bias");
     if (cfg->projection_dim)
-        m->proj_w = sdc_weights_get(ws, 2, (int64_t[]){cfg->projection_dim, C}, "text_projection.weight");
+        m->proj_w = sdc_weights_matrix(ws, 2, (int64_t[]){cfg->projection_dim, C}, "text_projection.weight");
     sdc_status st = sdc_weights_end(ws);
     if (st != SDC_OK) {
         SDC_LOGE(&m->log, "sdc_clip_load: %s", sdc_status_str(st));

@@ -29,9 +29,9 @@ struct sdc_flux {
 };
 
 static void load_mlp(flux_mlp *m, sdc_weight_set *ws, const char *name, int64_t in, int64_t C) {
-    m->w1 = sdc_weights_get(ws, 2, (int64_t[]){C, in}, "time_text_embed.%s.linear_1.weight", name);
+    m->w1 = sdc_weights_matrix(ws, 2, (int64_t[]){C, in}, "time_text_embed.%s.linear_1.weight", name);
     m->b1 = sdc_weights_get(ws, 1, (int64_t[]){C}, "time_text_embed.%s.linear_1.bias", name);
-    m->w2 = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "time_text_embed.%s.linear_2.weight", name);
+    m->w2 = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "time_text_embed.%s.linear_2.weight", name);
     m->b2 = sdc_weights_get(ws, 1, (int64_t[]){C}, "time_text_embed.%s.linear_2.bias", name);
 }
 
@@ -39,9 +39,9 @@ static void load_weights(sdc_flux *m) {
     const sdc_flux_config *c = &m->cfg;
     const int64_t C = (int64_t)c->n_heads * c->head_dim, D = c->head_dim;
     sdc_weight_set *ws = &m->ws;
-    m->x_w = sdc_weights_get(ws, 2, (int64_t[]){C, c->in_channels}, "x_embedder.weight");
+    m->x_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, c->in_channels}, "x_embedder.weight");
     m->x_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "x_embedder.bias");
-    m->ctx_w = sdc_weights_get(ws, 2, (int64_t[]){C, c->joint_dim}, "context_embedder.weight");
+    m->ctx_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, c->joint_dim}, "context_embedder.weight");
     m->ctx_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "context_embedder.bias");
     load_mlp(&m->time, ws, "timestep_embedder", SDC_FLUX_TIME_DIM, C);
     if (c->guidance_embeds) load_mlp(&m->guidance, ws, "guidance_embedder", SDC_FLUX_TIME_DIM, C);
@@ -55,9 +55,9 @@ static void load_weights(sdc_flux *m) {
         snprintf(pre, sizeof pre, "single_transformer_blocks.%d.", i);
         sdc_flux_single_load(&m->sgl[i], ws, pre, C, D);
     }
-    m->norm_out_w = sdc_weights_get(ws, 2, (int64_t[]){2 * C, C}, "norm_out.linear.weight");
+    m->norm_out_w = sdc_weights_matrix(ws, 2, (int64_t[]){2 * C, C}, "norm_out.linear.weight");
     m->norm_out_b = sdc_weights_get(ws, 1, (int64_t[]){2 * C}, "norm_out.linear.bias");
-    m->proj_w = sdc_weights_get(ws, 2, (int64_t[]){c->out_channels, C}, "proj_out.weight");
+    m->proj_w = sdc_weights_matrix(ws, 2, (int64_t[]){c->out_channels, C}, "proj_out.weight");
     m->proj_b = sdc_weights_get(ws, 1, (int64_t[]){c->out_channels}, "proj_out.bias");
 }
 

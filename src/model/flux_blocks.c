@@ -97,22 +97,22 @@ static void load_stream(sdc_flux_stream *s, sdc_weight_set *ws, const char *pre,
     const char *q = img ? "to_q" : "add_q_proj", *k = img ? "to_k" : "add_k_proj", *v = img ? "to_v" : "add_v_proj";
     const char *nq = img ? "norm_q" : "norm_added_q", *nk = img ? "norm_k" : "norm_added_k";
     const char *out = img ? "to_out.0" : "to_add_out";
-    s->mod_w = sdc_weights_get(ws, 2, (int64_t[]){6 * C, C}, "%s%s.linear.weight", pre, mod);
+    s->mod_w = sdc_weights_matrix(ws, 2, (int64_t[]){6 * C, C}, "%s%s.linear.weight", pre, mod);
     s->mod_b = sdc_weights_get(ws, 1, (int64_t[]){6 * C}, "%s%s.linear.bias", pre, mod);
-    s->q_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, q);
+    s->q_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, q);
     s->q_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.%s.bias", pre, q);
-    s->k_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, k);
+    s->k_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, k);
     s->k_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.%s.bias", pre, k);
-    s->v_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, v);
+    s->v_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, v);
     s->v_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.%s.bias", pre, v);
     s->norm_q = sdc_weights_get(ws, 1, (int64_t[]){D}, "%sattn.%s.weight", pre, nq);
     s->norm_k = sdc_weights_get(ws, 1, (int64_t[]){D}, "%sattn.%s.weight", pre, nk);
-    s->out_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, out);
+    s->out_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.%s.weight", pre, out);
     s->out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.%s.bias", pre, out);
     const int64_t F = SDC_FLUX_MLP_RATIO * C;
-    s->ff_in_w = sdc_weights_get(ws, 2, (int64_t[]){F, C}, "%s%s.net.0.proj.weight", pre, ff);
+    s->ff_in_w = sdc_weights_matrix(ws, 2, (int64_t[]){F, C}, "%s%s.net.0.proj.weight", pre, ff);
     s->ff_in_b = sdc_weights_get(ws, 1, (int64_t[]){F}, "%s%s.net.0.proj.bias", pre, ff);
-    s->ff_out_w = sdc_weights_get(ws, 2, (int64_t[]){C, F}, "%s%s.net.2.weight", pre, ff);
+    s->ff_out_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, F}, "%s%s.net.2.weight", pre, ff);
     s->ff_out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%s%s.net.2.bias", pre, ff);
 }
 
@@ -198,19 +198,19 @@ int sdc_flux_double_forward(const sdc_flux_double *b, const sdc_flux_ctx *c, sdc
 
 void sdc_flux_single_load(sdc_flux_single *b, sdc_weight_set *ws, const char *pre, int64_t C, int64_t D) {
     const int64_t F = SDC_FLUX_MLP_RATIO * C;
-    b->mod_w = sdc_weights_get(ws, 2, (int64_t[]){3 * C, C}, "%snorm.linear.weight", pre);
+    b->mod_w = sdc_weights_matrix(ws, 2, (int64_t[]){3 * C, C}, "%snorm.linear.weight", pre);
     b->mod_b = sdc_weights_get(ws, 1, (int64_t[]){3 * C}, "%snorm.linear.bias", pre);
-    b->q_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.to_q.weight", pre);
+    b->q_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.to_q.weight", pre);
     b->q_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.to_q.bias", pre);
-    b->k_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.to_k.weight", pre);
+    b->k_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.to_k.weight", pre);
     b->k_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.to_k.bias", pre);
-    b->v_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sattn.to_v.weight", pre);
+    b->v_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sattn.to_v.weight", pre);
     b->v_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sattn.to_v.bias", pre);
     b->norm_q = sdc_weights_get(ws, 1, (int64_t[]){D}, "%sattn.norm_q.weight", pre);
     b->norm_k = sdc_weights_get(ws, 1, (int64_t[]){D}, "%sattn.norm_k.weight", pre);
-    b->mlp_w = sdc_weights_get(ws, 2, (int64_t[]){F, C}, "%sproj_mlp.weight", pre);
+    b->mlp_w = sdc_weights_matrix(ws, 2, (int64_t[]){F, C}, "%sproj_mlp.weight", pre);
     b->mlp_b = sdc_weights_get(ws, 1, (int64_t[]){F}, "%sproj_mlp.bias", pre);
-    b->out_w = sdc_weights_get(ws, 2, (int64_t[]){C, C + F}, "%sproj_out.weight", pre);
+    b->out_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C + F}, "%sproj_out.weight", pre);
     b->out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sproj_out.bias", pre);
 }
 

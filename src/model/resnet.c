@@ -9,24 +9,28 @@ static sdc_tensor *get(sdc_weight_set *ws, const char *prefix, const char *name,
     return sdc_weights_get(ws, ndim, ne, "%s%s", prefix, name);
 }
 
+static sdc_tensor *mat(sdc_weight_set *ws, const char *prefix, const char *name, int ndim, const int64_t *ne) {
+    return sdc_weights_matrix(ws, ndim, ne, "%s%s", prefix, name);
+}
+
 void sdc_resnet_load(sdc_resnet *r, sdc_weight_set *ws, const char *prefix, int in_ch, int out_ch, int temb_dim,
                      int groups, float eps) {
     const int64_t ci = in_ch, co = out_ch;
     *r = (sdc_resnet){.in_ch = in_ch, .out_ch = out_ch, .temb_dim = temb_dim, .groups = groups, .eps = eps};
     r->norm1_w = get(ws, prefix, "norm1.weight", 1, (int64_t[]){ci});
     r->norm1_b = get(ws, prefix, "norm1.bias", 1, (int64_t[]){ci});
-    r->conv1_w = get(ws, prefix, "conv1.weight", 4, (int64_t[]){co, ci, 3, 3});
+    r->conv1_w = mat(ws, prefix, "conv1.weight", 4, (int64_t[]){co, ci, 3, 3});
     r->conv1_b = get(ws, prefix, "conv1.bias", 1, (int64_t[]){co});
     if (temb_dim > 0) {
-        r->temb_w = get(ws, prefix, "time_emb_proj.weight", 2, (int64_t[]){co, temb_dim});
+        r->temb_w = mat(ws, prefix, "time_emb_proj.weight", 2, (int64_t[]){co, temb_dim});
         r->temb_b = get(ws, prefix, "time_emb_proj.bias", 1, (int64_t[]){co});
     }
     r->norm2_w = get(ws, prefix, "norm2.weight", 1, (int64_t[]){co});
     r->norm2_b = get(ws, prefix, "norm2.bias", 1, (int64_t[]){co});
-    r->conv2_w = get(ws, prefix, "conv2.weight", 4, (int64_t[]){co, co, 3, 3});
+    r->conv2_w = mat(ws, prefix, "conv2.weight", 4, (int64_t[]){co, co, 3, 3});
     r->conv2_b = get(ws, prefix, "conv2.bias", 1, (int64_t[]){co});
     if (in_ch != out_ch) {
-        r->short_w = get(ws, prefix, "conv_shortcut.weight", 4, (int64_t[]){co, ci, 1, 1});
+        r->short_w = mat(ws, prefix, "conv_shortcut.weight", 4, (int64_t[]){co, ci, 1, 1});
         r->short_b = get(ws, prefix, "conv_shortcut.bias", 1, (int64_t[]){co});
     }
 }

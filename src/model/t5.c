@@ -111,7 +111,7 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
     for (int l = 0; l < cfg->n_layers; l++) {
         t5_layer *L = &layers[l];
 #define VEC(n, fmt) sdc_weights_get(ws, 1, (int64_t[]){n}, "encoder.block.%d.layer." fmt, l)
-#define MAT(r, c, fmt) sdc_weights_get(ws, 2, (int64_t[]){r, c}, "encoder.block.%d.layer." fmt, l)
+#define MAT(r, c, fmt) sdc_weights_matrix(ws, 2, (int64_t[]){r, c}, "encoder.block.%d.layer." fmt, l)
         L->ln_attn = VEC(C, "0.layer_norm.weight");
         L->q = MAT(A, C, "0.SelfAttention.q.weight");
         L->k = MAT(A, C, "0.SelfAttention.k.weight");

@@ -68,7 +68,7 @@ static void load_down(sdc_unet *u, int i, int in_ch) {
     }
     if (i < c->n_blocks - 1) {
         b->sample_w =
-            sdc_weights_get(&u->ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
+            sdc_weights_matrix(&u->ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
         b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){ch}, "down_blocks.%d.downsamplers.0.conv.bias", i);
     }
 }
@@ -96,7 +96,7 @@ static void load_up(sdc_unet *u, int i) {
     }
     if (i < n - 1) {
         b->sample_w =
-            sdc_weights_get(&u->ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
+            sdc_weights_matrix(&u->ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
         b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){out}, "up_blocks.%d.upsamplers.0.conv.bias", i);
     }
 }
@@ -138,17 +138,17 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
     ws_src.log = &u->log;
     sdc_weights_begin(ws, &ws_src, NULL);
 
-    u->time_w1 = sdc_weights_get(ws, 2, (int64_t[]){td, c0}, "time_embedding.linear_1.weight");
+    u->time_w1 = sdc_weights_matrix(ws, 2, (int64_t[]){td, c0}, "time_embedding.linear_1.weight");
     u->time_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_1.bias");
-    u->time_w2 = sdc_weights_get(ws, 2, (int64_t[]){td, td}, "time_embedding.linear_2.weight");
+    u->time_w2 = sdc_weights_matrix(ws, 2, (int64_t[]){td, td}, "time_embedding.linear_2.weight");
     u->time_b2 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_2.bias");
     if (c->text_time) {
-        u->add_w1 = sdc_weights_get(ws, 2, (int64_t[]){td, c->add_in_dim}, "add_embedding.linear_1.weight");
+        u->add_w1 = sdc_weights_matrix(ws, 2, (int64_t[]){td, c->add_in_dim}, "add_embedding.linear_1.weight");
         u->add_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "add_embedding.linear_1.bias");
-        u->add_w2 = sdc_weights_get(ws, 2, (int64_t[]){td, td}, "add_embedding.linear_2.weight");
+        u->add_w2 = sdc_weights_matrix(ws, 2, (int64_t[]){td, td}, "add_embedding.linear_2.weight");
         u->add_b2 = sdc_weights_get(ws, 1, (int64_t[]){td}, "add_embedding.linear_2.bias");
     }
-    u->conv_in_w = sdc_weights_get(ws, 4, (int64_t[]){c0, c->in_channels, 3, 3}, "conv_in.weight");
+    u->conv_in_w = sdc_weights_matrix(ws, 4, (int64_t[]){c0, c->in_channels, 3, 3}, "conv_in.weight");
     u->conv_in_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_in.bias");
     for (int i = 0; i < n; i++) load_down(u, i, i == 0 ? c0 : c->block_out_channels[i - 1]);
     sdc_resnet_load(&u->mid_res[0], ws, "mid_block.resnets.0.", cl, cl, c->time_embed_dim, c->norm_num_groups,
@@ -159,7 +159,7 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
     for (int i = 0; i < n; i++) load_up(u, i);
     u->norm_out_w = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_norm_out.weight");
     u->norm_out_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_norm_out.bias");
-    u->conv_out_w = sdc_weights_get(ws, 4, (int64_t[]){c->out_channels, c0, 3, 3}, "conv_out.weight");
+    u->conv_out_w = sdc_weights_matrix(ws, 4, (int64_t[]){c->out_channels, c0, 3, 3}, "conv_out.weight");
     u->conv_out_b = sdc_weights_get(ws, 1, (int64_t[]){c->out_channels}, "conv_out.bias");
 
     sdc_status st = sdc_weights_end(ws);

@@ -7,10 +7,10 @@
 #include "backend/ops.h"
 
 static void load_attention(sdc_unet_attention *a, sdc_weight_set *ws, const char *prefix, int C, int kv_dim) {
-    a->q = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sto_q.weight", prefix);
-    a->k = sdc_weights_get(ws, 2, (int64_t[]){C, kv_dim}, "%sto_k.weight", prefix);
-    a->v = sdc_weights_get(ws, 2, (int64_t[]){C, kv_dim}, "%sto_v.weight", prefix);
-    a->out_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sto_out.0.weight", prefix);
+    a->q = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sto_q.weight", prefix);
+    a->k = sdc_weights_matrix(ws, 2, (int64_t[]){C, kv_dim}, "%sto_k.weight", prefix);
+    a->v = sdc_weights_matrix(ws, 2, (int64_t[]){C, kv_dim}, "%sto_v.weight", prefix);
+    a->out_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sto_out.0.weight", prefix);
     a->out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sto_out.0.bias", prefix);
 }
 
@@ -25,9 +25,9 @@ void sdc_unet_transformer_load(sdc_unet_transformer *t, sdc_weight_set *ws, cons
                                 .upcast_attention = upcast_attention};
     t->norm_w = sdc_weights_get(ws, 1, (int64_t[]){C}, "%snorm.weight", prefix);
     t->norm_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%snorm.bias", prefix);
-    t->proj_in_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sproj_in.weight", prefix);
+    t->proj_in_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sproj_in.weight", prefix);
     t->proj_in_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sproj_in.bias", prefix);
-    t->proj_out_w = sdc_weights_get(ws, 2, (int64_t[]){C, C}, "%sproj_out.weight", prefix);
+    t->proj_out_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, C}, "%sproj_out.weight", prefix);
     t->proj_out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sproj_out.bias", prefix);
     t->blocks = calloc((size_t)n_layers, sizeof *t->blocks);
     if (!t->blocks) {
@@ -48,9 +48,9 @@ void sdc_unet_transformer_load(sdc_unet_transformer *t, sdc_weight_set *ws, cons
         load_attention(&b->attn1, ws, a, channels, channels);
         snprintf(a, sizeof a, "%sattn2.", p);
         load_attention(&b->attn2, ws, a, channels, ctx_dim);
-        b->ff_in_w = sdc_weights_get(ws, 2, (int64_t[]){8 * C, C}, "%sff.net.0.proj.weight", p);
+        b->ff_in_w = sdc_weights_matrix(ws, 2, (int64_t[]){8 * C, C}, "%sff.net.0.proj.weight", p);
         b->ff_in_b = sdc_weights_get(ws, 1, (int64_t[]){8 * C}, "%sff.net.0.proj.bias", p);
-        b->ff_out_w = sdc_weights_get(ws, 2, (int64_t[]){C, 4 * C}, "%sff.net.2.weight", p);
+        b->ff_out_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, 4 * C}, "%sff.net.2.weight", p);
         b->ff_out_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "%sff.net.2.bias", p);
     }
 }

@@ -7,7 +7,7 @@
 #include "model/vae_internal.h"
 
 void sdc_vae_conv_load(sdc_vae_conv *c, sdc_weight_set *ws, int co, int ci, int k, const char *name) {
-    c->w = sdc_weights_get(ws, 4, (int64_t[]){co, ci, k, k}, "%s.weight", name);
+    c->w = sdc_weights_matrix(ws, 4, (int64_t[]){co, ci, k, k}, "%s.weight", name);
     c->b = sdc_weights_get(ws, 1, (int64_t[]){co}, "%s.bias", name);
 }
 
@@ -28,13 +28,13 @@ void sdc_vae_attn_load(sdc_vae_attn *a, sdc_weight_set *ws, const char *prefix, 
     *a = (sdc_vae_attn){.channels = channels, .groups = groups, .eps = eps};
     a->norm_w = sdc_weights_get(ws, 1, c1, "%sattentions.0.group_norm.weight", prefix);
     a->norm_b = sdc_weights_get(ws, 1, c1, "%sattentions.0.group_norm.bias", prefix);
-    a->q_w = sdc_weights_get(ws, 2, cc, "%sattentions.0.to_q.weight", prefix);
+    a->q_w = sdc_weights_matrix(ws, 2, cc, "%sattentions.0.to_q.weight", prefix);
     a->q_b = sdc_weights_get(ws, 1, c1, "%sattentions.0.to_q.bias", prefix);
-    a->k_w = sdc_weights_get(ws, 2, cc, "%sattentions.0.to_k.weight", prefix);
+    a->k_w = sdc_weights_matrix(ws, 2, cc, "%sattentions.0.to_k.weight", prefix);
     a->k_b = sdc_weights_get(ws, 1, c1, "%sattentions.0.to_k.bias", prefix);
-    a->v_w = sdc_weights_get(ws, 2, cc, "%sattentions.0.to_v.weight", prefix);
+    a->v_w = sdc_weights_matrix(ws, 2, cc, "%sattentions.0.to_v.weight", prefix);
     a->v_b = sdc_weights_get(ws, 1, c1, "%sattentions.0.to_v.bias", prefix);
-    a->o_w = sdc_weights_get(ws, 2, cc, "%sattentions.0.to_out.0.weight", prefix);
+    a->o_w = sdc_weights_matrix(ws, 2, cc, "%sattentions.0.to_out.0.weight", prefix);
     a->o_b = sdc_weights_get(ws, 1, c1, "%sattentions.0.to_out.0.bias", prefix);
 }
 

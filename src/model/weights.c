@@ -169,13 +169,10 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, s
     return st;
 }
 
-sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...) {
+static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *ne, const char *fmt, va_list ap) {
     if (ws->status != SDC_OK) return NULL;
     char name[512];
-    va_list ap;
-    va_start(ap, fmt);
     vname(ws, name, sizeof name, fmt, ap);
-    va_end(ap);
     const sdc_tensor_info *info = sdc_index_find(ws->index, name);
     if (!info) {
         SDC_LOGE(ws->log, "weights: missing tensor '%s'", name);
@@ -190,7 +187,7 @@ sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, con
         ws->status = SDC_ERR_FORMAT;
         return NULL;
     }
-    sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype, ws->prec);
+    sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype, ws->prec, matrix);
     sdc_tensor *t = sdc_tensor_new(ws->be, SDC_MEM_WEIGHTS, wdt, ndim, ne);
     if (!t || push(ws, t) != 0) {
         sdc_tensor_free(t);
@@ -208,6 +205,22 @@ sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, con
     }
     ws->bytes_read += info->nbytes;
     ws->bytes_resident += t->nbytes;
+    return t;
+}
+
+sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sdc_tensor *t = get(ws, 0, ndim, ne, fmt, ap);
+    va_end(ap);
+    return t;
+}
+
+sdc_tensor *sdc_weights_matrix(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sdc_tensor *t = get(ws, 1, ndim, ne, fmt, ap);
+    va_end(ap);
     return t;
 }
 

@@ -10,7 +10,8 @@
  * indexed. The first error sticks in ws->status, so a loader can ask for every tensor and check once:
  *
  *   sdc_weight_set ws; sdc_weights_begin(&ws, src, "");
- *   m->conv_in_w = sdc_weights_get(&ws, 4, (int64_t[]){C, 4, 3, 3}, "conv_in.weight");
+ *   m->conv_in_w = sdc_weights_matrix(&ws, 4, (int64_t[]){C, 4, 3, 3}, "conv_in.weight");
+ *   m->conv_in_b = sdc_weights_get(&ws, 1, (int64_t[]){C}, "conv_in.bias");
  *   ...
  *   if (sdc_weights_end(&ws) != SDC_OK) { ...free... }
  *
@@ -55,6 +56,11 @@ void sdc_weights_begin(sdc_weight_set *ws, const sdc_weight_source *src, const c
  * 1s with the same element count (a 1x1 conv stored for a linear) is accepted and viewed as
  * expected. Missing tensor: SDC_ERR_NOT_FOUND; wrong shape: SDC_ERR_FORMAT. Returns NULL on error. */
 sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* sdc_weights_get for a matrix weight: one that feeds sdc_linear or sdc_conv2d and nothing else, which
+ * the backend may keep in the file's storage dtype (on the CPU F16, BF16 and block types stay as they
+ * are; backend.h's weight_dtype). Biases, norms, embeddings and tables use sdc_weights_get. */
+sdc_tensor *sdc_weights_matrix(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Whether prefix + name exists in the index (for optional tensors). */
 int sdc_weights_has(const sdc_weight_set *ws, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

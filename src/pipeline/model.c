@@ -2,6 +2,8 @@
  * freeing its components by index into the family's component table. */
 #include "pipeline/model.h"
 
+#include "backend/count/count_backend.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +147,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
         for (int c = 0; c < m->n_components; c++) {
             const sdc_component_def *def = &m->family->components[c];
             m->prec[c] = p->precision_f32 ? SDC_PREC_F32 : def->precision ? def->precision(m->fam) : SDC_PREC_AUTO;
-            m->comp_bytes[c] = sdc_component_weight_bytes(m->mf->index, m->be, def, m->prec[c], &m->comp_tensors[c]);
+            m->comp_bytes[c] = sdc_component_weight_bytes(m, c, &m->comp_tensors[c]);
             sdc_component_dtypes(m->mf->index, def, m->comp_dtypes[c], sizeof m->comp_dtypes[c]);
         }
         m->policy = p->load_policy;
@@ -220,8 +222,11 @@ static int owns(const sdc_component_def *def, const char *name) {
     return 0;
 }
 
-size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
-                                  sdc_prec prec, int *n_tensors) {
+/* The tensors under the component's prefixes: their count, and their bytes were each converted as a
+ * non-matrix weight is. */
+static size_t index_weight_bytes(const sdc_model *m, int c, int *n_tensors) {
+    const sdc_component_def *def = &m->family->components[c];
+    const sdc_model_index *idx = m->mf->index;
     size_t bytes = 0;
     *n_tensors = 0;
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
@@ -229,7 +234,7 @@ size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, c
         if (!owns(def, t->name)) continue;
         /* as the backend stores it: a block type (a quantized weight kept quantized) is whole rows of blocks */
         const int64_t n = sdc_tensor_info_nelem(t), row = t->ndim ? t->ne[t->ndim - 1] : 1;
-        const sdc_dtype wdt = sdc_backend_weight_dtype(be, t->dtype, prec);
+        const sdc_dtype wdt = sdc_backend_weight_dtype(m->be, t->dtype, m->prec[c], 0);
         bytes += row ? (size_t)(n / row) * sdc_dtype_row_bytes(wdt, row) : 0;
         (*n_tensors)++;
     }
@@ -249,4 +254,17 @@ void sdc_component_dtypes(const sdc_model_index *idx, const sdc_component_def *d
             if (count[d] && sdc_dtype_is_quant((sdc_dtype)d) == !pass && len < size)
                 len += (size_t)snprintf(out + len, size - len, "%s%s x %d", len ? ", " : "",
                                         sdc_dtype_name((sdc_dtype)d), count[d]);
+}
+
+size_t sdc_component_weight_bytes(sdc_model *m, int c, int *n_tensors) {
+    size_t bytes = index_weight_bytes(m, c, n_tensors);
+    sdc_backend *cb = sdc_backend_count_new(m->be);
+    const sdc_logger silent = {0}; /* a load that fails here fails again, logged, when it is real */
+    void *comp = NULL;
+    if (cb && sdc_model_load_component_on(m, c, cb, &silent, &comp) == SDC_OK) {
+        bytes = cb->stats.cur[SDC_MEM_WEIGHTS];
+        m->family->components[c].free(comp);
+    }
+    sdc_backend_free(cb);
+    return bytes;
 }

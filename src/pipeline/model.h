@@ -45,9 +45,12 @@ void sdc_model_free_component(sdc_model *m, int c);
 void sdc_model_unload_all(sdc_model *m);
 const char *sdc_model_component_name(const sdc_model *m, int c);
 
-/* Backend bytes and tensor count of the index tensors under the component's prefixes (no data read). */
-size_t sdc_component_weight_bytes(const sdc_model_index *idx, sdc_backend *be, const sdc_component_def *def,
-                                  sdc_prec prec, int *n_tensors);
+/* Backend bytes of component c's weights at its precision, exact and without reading data: the
+ * component loaded on a counting backend shaped like m's (a weight's dtype depends on whether it feeds
+ * a linear or a convolution, which only the loader knows). *n_tensors: the index tensors under its
+ * prefixes. A component that cannot be loaded is counted from the index, every tensor as a non-matrix
+ * weight (its real load fails anyway). */
+size_t sdc_component_weight_bytes(sdc_model *m, int c, int *n_tensors);
 /* The file dtypes of the component's index tensors as a histogram, block types first ("Q8_0 x 56, F32 x
  * 24"), into out (cut to size). */
 void sdc_component_dtypes(const sdc_model_index *idx, const sdc_component_def *def, char *out, size_t size);

@@ -37,9 +37,9 @@ static void count_download(sdc_backend *be, void *host_dst, const void *src, siz
 }
 static void count_synchronize(sdc_backend *be) {}
 
-static sdc_dtype count_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
+static sdc_dtype count_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
     sdc_backend *l = like_of(be);
-    return l->iface->weight_dtype(l, file_dtype, prec);
+    return l->iface->weight_dtype(l, file_dtype, prec, matrix);
 }
 static sdc_dtype count_act_dtype(sdc_backend *be, sdc_prec prec) {
     sdc_backend *l = like_of(be);

@@ -90,26 +90,22 @@ static void cpu_download(sdc_backend *be, void *host_dst, const void *src, size_
 
 static void cpu_synchronize(sdc_backend *be) {}
 
-/* Every weight and activation is F32 on the CPU, whatever the file holds (the loader converts) and
- * whatever the component asks for. */
-static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) { return SDC_DTYPE_F32; }
+/* Activations are F32 on the CPU whatever the component asks for, and so is every weight the loader
+ * converts. A matrix weight (a linear's or a convolution's) stays F16, BF16 or block-quantized as the
+ * file holds it: linear and conv2d widen it a tile at a time, exactly, so the precision does not matter. */
+static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
+    const int keep = file_dtype == SDC_DTYPE_F16 || file_dtype == SDC_DTYPE_BF16 || sdc_dtype_is_quant(file_dtype);
+    return matrix && keep ? file_dtype : SDC_DTYPE_F32;
+}
 static sdc_dtype cpu_act_dtype(sdc_backend *be, sdc_prec prec) { return SDC_DTYPE_F32; }
 
-/* The fast ops' scratch at its full size (the rules of sdc_cpu_conv2d and sdc_cpu_attention: units
- * of one im2col row, or of one score row per thread, up to the op's cap; test_count checks them
- * against the ops' counted workspace). */
+/* The fast ops' scratch at its full size (the rule of sdc_cpu_attention: units of one score row per
+ * thread, up to its cap; test_count checks it against the op's counted workspace). The linear's and
+ * the convolution's queries live beside their ops. */
 static size_t units_bytes(size_t unit_bytes, size_t cap_bytes, int64_t max_units) {
     size_t want = cap_bytes / unit_bytes;
     want = want < 1 ? 1 : want > (size_t)max_units ? (size_t)max_units : want;
     return want * unit_bytes;
-}
-
-static size_t cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                                   int stride, int pad) {
-    const int64_t K = x->ne[1] * w->ne[2] * w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
-    const int pointwise = w->ne[2] == 1 && w->ne[3] == 1 && stride == 1 && pad == 0;
-    if (pointwise || x->ne[0] == 0 || w->ne[0] == 0 || Ho * Wo == 0) return 0;
-    return units_bytes((size_t)(K * Wo) * sizeof(float), SDC_CPU_CONV_WORKSPACE_BYTES, Ho);
 }
 
 static size_t cpu_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
@@ -152,7 +148,8 @@ static int64_t cpu_default_budget(sdc_backend *be) {
 #define CPU_REF_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cpu_ref_, name)
 static const struct sdc_backend_i cpu_iface = {.name = "cpu",
                                                CPU_MEMORY_SLOTS,
-                                               .conv2d_workspace = cpu_conv2d_workspace,
+                                               .linear_workspace = sdc_cpu_linear_workspace,
+                                               .conv2d_workspace = sdc_cpu_conv2d_workspace,
                                                .attention_workspace = cpu_attention_workspace,
                                                SDC_BACKEND_OPS(CPU_OP_SLOT_)};
 static const struct sdc_backend_i cpu_ref_iface = {

@@ -24,7 +24,8 @@
 #define SDC_CPU_CONV_WORKSPACE_BYTES ((size_t)16 << 20)
 #define SDC_CPU_SCORE_BLOCK_BYTES ((size_t)1 << 20)
 
-/* The f32 data of a tensor, asserting its dtype: every CPU compute tensor is F32. */
+/* The f32 data of a tensor, asserting its dtype: every CPU compute tensor is F32 (a linear's or a
+ * convolution's weight may also be kept in its storage dtype: sdc_cpu_wmat). */
 static inline float *sdc_cpu_f32(const sdc_tensor *t) {
     assert(t->dtype == SDC_DTYPE_F32);
     return (float *)t->data;
@@ -58,14 +59,69 @@ void sdc_cpu_blas_leave(void);
  * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. */
 void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-/* C[M, N] = A[M, K] . op(B) (+ bias) cut into fixed tiles of C shared out over the enclosing OpenMP
- * team (an orphaned `omp for`; outside a parallel region the calling thread does every tile). The
- * tiles do not depend on the thread count, so neither does any bit of C. bias (may be NULL) is
- * indexed by C's row when bias_per_row, else by its column. Call it between sdc_cpu_blas_enter/leave. */
-void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                        int64_t ldb, const float *bias, int bias_per_row, float *C, int64_t ldc);
+/* Tiles of C: each is one single-threaded sgemm call, the same for any thread count. */
+#define SDC_CPU_GEMM_TILE_M 256
+#define SDC_CPU_GEMM_TILE_N 256
+
+/* A weight matrix w[R, K] as a GEMM operand (K: the product of w's dims after the first), in the dtype
+ * it is kept in. F32 rows are read in place; F16, BF16 and the block types are widened to f32 a tile
+ * of rows at a time (sdc_dequant_row) into a buffer of the thread that computes the tile, never as a
+ * whole copy. Widening is exact, so each sgemm call sees the values, shapes and K order a weight widened
+ * at load gave: the same bits. */
+typedef struct sdc_cpu_wmat {
+    sdc_dtype dtype;
+    const char *data; /* R rows of row_bytes */
+    size_t row_bytes;
+    int64_t R, K;
+    float *tiles;       /* n_threads slots of slot_floats, one per thread of the op's team; NULL for F32 */
+    size_t slot_floats; /* a tile of tile_rows x K floats, rounded up to 64 bytes */
+    size_t tiles_bytes;
+} sdc_cpu_wmat;
+
+/* The workspace sdc_cpu_wmat_begin takes for a weight of dtype dt with R rows of K, widened in tiles of
+ * tile_rows rows by a team of n_threads: 0 for F32. The ops' workspace queries use it too. */
+size_t sdc_cpu_wmat_bytes(sdc_dtype dt, int64_t R, int64_t K, int64_t tile_rows, int n_threads);
+/* Describes w (viewed as [w->ne[0], K]) for a team of n_threads that widens tiles of tile_rows rows. The
+ * tile buffers are scratch of the op (SDC_MEM_WORKSPACE). 0, or -1 with the sticky status set (no
+ * memory: SDC_ERR_OOM; a dtype sdc_dequant_row cannot widen: SDC_ERR_UNSUPPORTED); the op then returns. */
+int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, int64_t K, int64_t tile_rows,
+                       int n_threads);
+void sdc_cpu_wmat_end(sdc_backend *be, sdc_cpu_wmat *wm);
+
+/* Which GEMM operand the weight is, in sdc_cpu_gemm_tiles. */
+typedef enum sdc_cpu_wside {
+    SDC_CPU_W_LEFT,  /* C[M, N] = w[M, K] . X[K, N] + bias[row]   (a convolution) */
+    SDC_CPU_W_RIGHT, /* C[M, N] = X[M, K] . w[N, K]^T + bias[col] (a linear) */
+} sdc_cpu_wside;
+
+/* The number of GEMM tiles of an M x N product (the linear's team is no larger). */
+static inline int64_t sdc_cpu_gemm_n_tiles(int64_t M, int64_t N) {
+    return ((M + SDC_CPU_GEMM_TILE_M - 1) / SDC_CPU_GEMM_TILE_M) *
+        ((N + SDC_CPU_GEMM_TILE_N - 1) / SDC_CPU_GEMM_TILE_N);
+}
+
+/* The f32 operand of sdc_cpu_gemm_tiles: nb matrices X_b = data + b * stride, rows ld apart, whose
+ * products go to C + b * c_stride. */
+typedef struct sdc_cpu_gemm_x {
+    const float *data;
+    int64_t ld, nb, stride, c_stride;
+} sdc_cpu_gemm_x;
+
+/* The products of a weight w with each X_b of x, as `side` says, plus bias (may be NULL), cut into fixed
+ * tiles of C shared out over the enclosing OpenMP team (an orphaned `omp for`; outside a parallel region
+ * the calling thread does every tile). The tiles do not depend on the thread count, so neither does any
+ * bit of C. Weight tiles are widened into the calling thread's slot (omp_get_thread_num() < the team
+ * size wm was begun for). Call it between sdc_cpu_blas_enter/leave. */
+void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
+                        const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */
 const char *sdc_cpu_blas_config(void);
+
+/* Workspace queries (backend.h): the weight tiles a linear widens; a convolution's im2col band and
+ * weight tiles. */
+size_t sdc_cpu_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
+size_t sdc_cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                int stride, int pad);
 
 /* --- conv geometry shared with the reference --- */
 /* Output positions o in [*lo, *hi) whose input position o*stride - pad + k lies in [0, n_in). */

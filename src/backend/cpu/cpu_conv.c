@@ -1,4 +1,5 @@
 /* cpu_conv.c - 2-D convolution as GEMM: y_img[Co, Ho*Wo] = w[Co, Ci*KH*KW] . col[Ci*KH*KW, Ho*Wo].
+ * A weight kept in F16/BF16 or a block type is widened a GEMM tile of rows at a time (sdc_cpu_wmat).
  *
  * col (im2col) is built a band of output rows at a time in a bounded workspace, and the GEMM writes
  * that band's columns of y in place. A 1x1, stride-1, unpadded convolution needs no im2col: the
@@ -38,48 +39,84 @@ static void im2col(float *col, const float *x, int64_t Ci, int64_t H, int64_t W,
     }
 }
 
+/* The geometry of a convolution's GEMMs: output rows per band (its im2col workspace), the team, and the
+ * workspace both hold. The op and its workspace query (test_count compares them) share it. */
+typedef struct conv_plan {
+    int64_t K, P;      /* GEMM depth Ci*KH*KW, output positions Ho*Wo */
+    int pointwise;     /* 1x1, stride 1, no padding: the image is the im2col matrix */
+    int64_t band;      /* output rows per GEMM */
+    int64_t n_img;     /* images per sdc_cpu_gemm_tiles call (> 1 only with whole-image bands) */
+    size_t col_bytes;  /* the im2col matrices of n_img bands (0 when pointwise) */
+    int team;          /* threads of the op's OpenMP team */
+    size_t wmat_bytes; /* weight tiles widened to f32 (0 for an F32 weight) */
+} conv_plan;
+
+static conv_plan conv_plan_of(const sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                              int stride, int pad) {
+    const int64_t B = x->ne[0], Ci = x->ne[1], Co = w->ne[0], KH = w->ne[2], KW = w->ne[3];
+    const int64_t Ho = y->ne[2], Wo = y->ne[3];
+    conv_plan c = {.K = Ci * KH * KW, .P = Ho * Wo, .band = Ho, .n_img = B, .team = 1};
+    if (B == 0 || Co == 0 || c.P == 0) return c;
+    c.pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
+    if (!c.pointwise) { /* bands of rows within the cap; whole images: as many as fit */
+        const size_t row_bytes = (size_t)(c.K * Wo) * sizeof(float);
+        const size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
+        c.band = want < 1 ? 1 : want > (size_t)Ho ? Ho : (int64_t)want;
+        const size_t imgs = c.band == Ho ? want / (size_t)Ho : 1;
+        c.n_img = imgs > (size_t)B ? B : (int64_t)imgs;
+        c.col_bytes = (size_t)(c.n_img * c.band) * row_bytes;
+    }
+    c.team = B * Co * c.P * c.K >= 64 * SDC_CPU_PAR_MIN ? be->n_threads : 1;
+    c.wmat_bytes = sdc_cpu_wmat_bytes(w->dtype, Co, c.K, SDC_CPU_GEMM_TILE_M, c.team);
+    return c;
+}
+
+size_t sdc_cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                int stride, int pad) {
+    const conv_plan c = conv_plan_of(be, y, x, w, stride, pad);
+    return c.col_bytes + c.wmat_bytes;
+}
+
 void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
                     int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
     const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
-    const int64_t K = Ci * KH * KW, P = Ho * Wo;
     const float *xd = sdc_cpu_f32(x);   // [B, Ci, H, W]
-    const float *wd = sdc_cpu_f32(w);   // [Co, K]
     float *yd = sdc_cpu_f32(y);         // [B, Co, Ho*Wo]
-    if (B == 0 || Co == 0 || P == 0) return;
+    if (B == 0 || Co == 0 || Ho * Wo == 0) return;
+    const conv_plan c = conv_plan_of(be, y, x, w, stride, pad);
+    const int64_t K = c.K, P = c.P, band = c.band;
 
-    const int pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
-    size_t band = (size_t)Ho;   // output rows per GEMM
+    sdc_cpu_wmat wm;   // w [Co, K]
+    if (sdc_cpu_wmat_begin(be, &wm, w, K, SDC_CPU_GEMM_TILE_M, c.team) != 0) return;
     float *col = NULL;
-    size_t col_bytes = 0;
-    if (!pointwise) {
-        const size_t row_bytes = (size_t)(K * Wo) * sizeof(float);
-        const size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
-        band = want < 1 ? 1 : want > (size_t)Ho ? (size_t)Ho : want;
-        col_bytes = band * row_bytes;
-        col = SDC_CPU_SCRATCH(be, col_bytes, "sdc_cpu_conv2d im2col workspace");
-        if (!col) return;
+    if (!c.pointwise && !(col = SDC_CPU_SCRATCH(be, c.col_bytes, "sdc_cpu_conv2d im2col workspace"))) {
+        sdc_cpu_wmat_end(be, &wm);
+        return;
     }
 
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [Co]
     sdc_cpu_blas_enter();
     /* one team for the whole convolution: every thread walks the same images and bands; the
      * work-sharing loops inside (im2col rows, GEMM tiles) end in barriers */
-#pragma omp parallel num_threads(be->n_threads) if (B * Co * P * K >= 64 * SDC_CPU_PAR_MIN)
-    for (int64_t n = 0; n < B; n++) {
-        const float *img = xd + n * Ci * H * W;   // [Ci, H, W]
-        float *out = yd + n * Co * P;             // [Co, Ho*Wo]
-        for (int64_t oh0 = 0; oh0 < Ho; oh0 += (int64_t)band) {
-            const int64_t rows = Ho - oh0 < (int64_t)band ? Ho - oh0 : (int64_t)band;
-            const float *src = img;   // pointwise: the image is col [Ci, H*W]
-            if (!pointwise) {
-                im2col(col, img, Ci, H, W, KH, KW, stride, pad, Wo, oh0, rows);
-                src = col;   // [K, rows*Wo]
+#pragma omp parallel num_threads(c.team) if (c.team > 1)
+    for (int64_t n0 = 0; n0 < B; n0 += c.n_img) {   // images n0 .. n0 + nb - 1, one GEMM call per band
+        const int64_t nb = B - n0 < c.n_img ? B - n0 : c.n_img;
+        for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
+            const int64_t rows = Ho - oh0 < band ? Ho - oh0 : band, cols = rows * Wo;
+            // pointwise: the images are col [Ci, H*W] each
+            sdc_cpu_gemm_x src = {xd + n0 * Ci * H * W, cols, nb, Ci * H * W, Co * P};
+            if (!c.pointwise) {
+                for (int64_t i = 0; i < nb; i++)
+                    im2col(col + i * K * cols, xd + (n0 + i) * Ci * H * W, Ci, H, W, KH, KW, stride, pad, Wo, oh0,
+                           rows);
+                src = (sdc_cpu_gemm_x){col, cols, nb, K * cols, Co * P};   // [K, rows*Wo] each
             }
-            // out[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src[K, rows*Wo] + b[Co]
-            sdc_cpu_gemm_tiles(0, Co, rows * Wo, K, wd, K, src, rows * Wo, bd, 1, out + oh0 * Wo, P);
+            // out_b[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src_b[K, rows*Wo] + b[Co]
+            sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, cols, K, &wm, &src, bd, yd + n0 * Co * P + oh0 * Wo, P);
         }
     }
     sdc_cpu_blas_leave();
-    sdc_cpu_scratch_free(be, col, col_bytes);
+    sdc_cpu_scratch_free(be, col, c.col_bytes);
+    sdc_cpu_wmat_end(be, &wm);
 }

@@ -1,17 +1,21 @@
-/* cpu_gemm.c - the CPU backend's single BLAS entry point, GEMMs split in fixed tiles over the
- * backend's OpenMP team, and the linear op built on them. */
+/* cpu_gemm.c - the CPU backend's single BLAS entry point, GEMMs of a weight (in its storage dtype,
+ * widened per tile) split in fixed tiles over the backend's OpenMP team, and the linear op built on
+ * them. */
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 #include <pthread.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "core/quant.h"
 
-/* Tile of C one thread computes with one single-threaded sgemm call. Fixed sizes: the split of the
- * work, and so every output bit, is the same for any thread count. (Measured on 16 cores: one
- * OpenMP team with 1-thread BLAS tiles matches OpenBLAS's own threading up to 8 threads and avoids
- * its collapse at 16, where OpenBLAS's spinning workers and the OpenMP team oversubscribe.) */
-#define GEMM_TILE_M 256
-#define GEMM_TILE_N 256
+/* Tiles of C (SDC_CPU_GEMM_TILE_M x _N, cpu_backend.h): one thread computes one with one single-threaded
+ * sgemm call. Fixed sizes: the split of the work, and so every output bit, is the same for any thread
+ * count. (Measured on 16 cores: one OpenMP team with 1-thread BLAS tiles matches OpenBLAS's own
+ * threading up to 8 threads and avoids its collapse at 16, where OpenBLAS's spinning workers and the
+ * OpenMP team oversubscribe.) */
+#define GEMM_TILE_M SDC_CPU_GEMM_TILE_M
+#define GEMM_TILE_N SDC_CPU_GEMM_TILE_N
 
 /* OpenBLAS 0.3.21 has one process-wide thread count and no per-thread or per-call setting. While any
  * sdc op runs it is 1 (our own team splits the work); when the last one ends, the caller's count is
@@ -46,32 +50,117 @@ void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
                 (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                        int64_t ldb, const float *bias, int bias_per_row, float *C, int64_t ldc) {
-    const int64_t n_tm = (M + GEMM_TILE_M - 1) / GEMM_TILE_M, n_tn = (N + GEMM_TILE_N - 1) / GEMM_TILE_N;
-#pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < n_tm * n_tn; t++) {
-        const int64_t i0 = t / n_tn * GEMM_TILE_M, j0 = t % n_tn * GEMM_TILE_N;
-        const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
-        const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
-        float *c = C + i0 * ldc + j0;   // [m, n], rows ldc apart
-        if (bias)                       // start from the bias: c = a . b + c
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t j = 0; j < n; j++) c[i * ldc + j] = bias_per_row ? bias[i0 + i] : bias[j0 + j];
-        const float *b = trans_b ? B + j0 * ldb : B + j0;   // op(B)[:, j0 : j0+n]
-        sdc_cpu_gemm(trans_b, m, n, K, 1.0f, A + i0 * lda, lda, b, ldb, bias ? 1.0f : 0.0f, c, ldc);
+static size_t wmat_slot_floats(int64_t rows, int64_t K) {
+    return ((size_t)rows * (size_t)K + 15) & ~(size_t)15; /* 64-byte slots: no two threads share a line */
+}
+
+size_t sdc_cpu_wmat_bytes(sdc_dtype dt, int64_t R, int64_t K, int64_t tile_rows, int n_threads) {
+    if (dt == SDC_DTYPE_F32 || R == 0 || K == 0) return 0;
+    return (size_t)n_threads * wmat_slot_floats(R < tile_rows ? R : tile_rows, K) * sizeof(float);
+}
+
+int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, int64_t K, int64_t tile_rows,
+                       int n_threads) {
+    const int64_t R = w->ne[0];
+    *wm = (sdc_cpu_wmat){
+        .dtype = w->dtype, .data = w->data, .row_bytes = sdc_dtype_row_bytes(w->dtype, K), .R = R, .K = K};
+    wm->tiles_bytes = sdc_cpu_wmat_bytes(w->dtype, R, K, tile_rows, n_threads);
+    if (!wm->tiles_bytes) return 0;
+    wm->slot_floats = wmat_slot_floats(R < tile_rows ? R : tile_rows, K);
+    wm->tiles = SDC_CPU_SCRATCH(be, wm->tiles_bytes, "weight tiles widened to f32");
+    if (!wm->tiles) return -1;
+    /* the one check of the dtype: every later row widens as this one did */
+    if (wm->row_bytes == 0 || sdc_dequant_row(w->dtype, wm->data, wm->tiles, K) != 0) {
+        SDC_BACKEND_FAIL(be, SDC_ERR_UNSUPPORTED, "sdc_dequant_row", "cannot widen %s weight rows of %lld",
+                         sdc_dtype_name(w->dtype), (long long)K);
+        sdc_cpu_wmat_end(be, wm);
+        return -1;
     }
+    return 0;
+}
+
+void sdc_cpu_wmat_end(sdc_backend *be, sdc_cpu_wmat *wm) {
+    sdc_cpu_scratch_free(be, wm->tiles, wm->tiles_bytes);
+    wm->tiles = NULL;
+}
+
+/* Weight rows [r0, r0 + n) as f32 rows K apart: in place, or widened into buf. */
+static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, float *buf) {
+    const char *src = w->data + (size_t)r0 * w->row_bytes;
+    if (!buf) return (const float *)src;
+    for (int64_t r = 0; r < n; r++) {
+        int rc = sdc_dequant_row(w->dtype, src + (size_t)r * w->row_bytes, buf + r * w->K, w->K);
+        assert(rc == 0); /* checked for this dtype by sdc_cpu_wmat_begin */
+        (void)rc;
+    }
+    return buf;
+}
+
+void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
+                        const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc) {
+    const int left = side == SDC_CPU_W_LEFT;
+    const int64_t n_tm = (M + GEMM_TILE_M - 1) / GEMM_TILE_M, n_tn = (N + GEMM_TILE_N - 1) / GEMM_TILE_N;
+    /* Work items: a weight tile tw with a run of the tiles of X (of all nb products) it multiplies. A
+     * thread widens the weight tile once per item, so a widened weight tile has one item while there are
+     * enough for the team (>= 2 per thread), else the fewest parts that make enough; a weight used in
+     * place has an item per tile of C. Only the split of the work depends on the team; every tile of C
+     * is the same sgemm call whoever computes it. */
+    const int64_t n_tw = left ? n_tm : n_tn, n_tx = left ? n_tn : n_tm, n_x = x->nb * n_tx;
+    const int64_t want = 2 * (int64_t)omp_get_num_threads();
+    int64_t parts = w->tiles ? (want + n_tw - 1) / n_tw : n_x; /* in place (F32): one tile per item */
+    parts = parts < 1 ? 1 : parts > n_x ? n_x : parts;
+    float *buf = w->tiles ? w->tiles + (size_t)omp_get_thread_num() * w->slot_floats : NULL;
+    int64_t have = -1; /* the weight tile buf holds (this thread's: the function runs on each) */
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < n_tw * parts; item++) {
+        const int64_t tw = item / parts, p = item % parts;
+        for (int64_t ix = p * n_x / parts; ix < (p + 1) * n_x / parts; ix++) {
+            const int64_t b = ix / n_tx, tx = ix % n_tx;   // product b, its X tile tx
+            const int64_t i0 = (left ? tw : tx) * GEMM_TILE_M, j0 = (left ? tx : tw) * GEMM_TILE_N;
+            const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
+            const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
+            const float *X = x->data + b * x->stride;
+            float *c = C + b * x->c_stride + i0 * ldc + j0;   // [m, n], rows ldc apart
+            if (bias)                                         // start from the bias: c = a . b + c
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = left ? bias[i0 + i] : bias[j0 + j];
+            const int64_t r0 = left ? i0 : j0, nr = left ? m : n;                    // the weight rows of this tile
+            const float *wt = buf && have == tw ? buf : wmat_rows(w, r0, nr, buf);   // [nr, K]
+            have = tw;
+            if (left)   // c = w[i0 : i0+m, :] . X[:, j0 : j0+n]
+                sdc_cpu_gemm(0, m, n, K, 1.0f, wt, K, X + j0, x->ld, bias ? 1.0f : 0.0f, c, ldc);
+            else   // c = X[i0 : i0+m, :] . w[j0 : j0+n, :]^T
+                sdc_cpu_gemm(1, m, n, K, 1.0f, X + i0 * x->ld, x->ld, wt, K, bias ? 1.0f : 0.0f, c, ldc);
+        }
+    }
+}
+
+/* The linear's team: no more threads than tiles (each thread holds a weight tile buffer). */
+static int linear_team(const sdc_backend *be, int64_t M, int64_t N, int64_t K) {
+    const int64_t tiles = sdc_cpu_gemm_n_tiles(M, N);
+    if (M * N * K < 64 * SDC_CPU_PAR_MIN) return 1;
+    return tiles < be->n_threads ? (int)tiles : be->n_threads;
+}
+
+size_t sdc_cpu_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w) {
+    const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
+    if (M == 0 || N == 0) return 0;
+    return sdc_cpu_wmat_bytes(w->dtype, N, K, GEMM_TILE_N, linear_team(be, M, N, K));
 }
 
 void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
     const float *xd = sdc_cpu_f32(x);              // [M, K]
-    const float *wd = sdc_cpu_f32(w);              // [N, K]
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [N]
     float *yd = sdc_cpu_f32(y);                    // [M, N]
+    if (M == 0 || N == 0) return;
+    const int team = linear_team(be, M, N, K);
+    sdc_cpu_wmat wm;   // w [N, K]
+    if (sdc_cpu_wmat_begin(be, &wm, w, K, GEMM_TILE_N, team) != 0) return;
     sdc_cpu_blas_enter();
     // y = x . w^T + b, tiles of y over the team
-#pragma omp parallel num_threads(be->n_threads) if (M * N * K >= 64 * SDC_CPU_PAR_MIN)
-    sdc_cpu_gemm_tiles(1, M, N, K, xd, K, wd, K, bd, 0, yd, N);
+#pragma omp parallel num_threads(team) if (team > 1)
+    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, K, &wm, &(sdc_cpu_gemm_x){xd, K, 1, 0, 0}, bd, yd, N);
     sdc_cpu_blas_leave();
+    sdc_cpu_wmat_end(be, &wm);
 }

@@ -1,48 +1,66 @@
 /* cpu_ref.c - reference compute ops (see cpu_ref.h): the definitions from backend.h as plain loops,
- * single-threaded, every sum and every activation in double, rounded to f32 once at the end.
+ * single-threaded, every sum and every activation in double, rounded to f32 once at the end. A matrix
+ * weight kept in a storage dtype is widened one row at a time.
  * Data-movement references are in cpu_ref_data.c. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ref.h"
+#include "core/quant.h"
 
 /* NULL with sticky SDC_ERR_OOM (the caller returns) */
 #define SCRATCH_DOUBLES(be, n, what) ((double *)SDC_CPU_SCRATCH((be), (size_t)(n) * sizeof(double), (what)))
 
+/* Row r of the matrix weight w (rows of K) widened to f32 into dst[K]. */
+static void weight_row(const sdc_tensor *w, int64_t r, int64_t K, float *dst) {
+    const size_t row_bytes = sdc_dtype_row_bytes(w->dtype, K);
+    int rc = sdc_dequant_row(w->dtype, (const char *)w->data + (size_t)r * row_bytes, dst, K);
+    assert(rc == 0 && row_bytes > 0); /* a dtype the CPU's weight_dtype keeps */
+    (void)rc;
+}
+
 void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
-    const float *xd = sdc_cpu_f32(x);              // [M, K]
-    const float *wd = sdc_cpu_f32(w);              // [N, K]
-    const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [N]
-    float *yd = sdc_cpu_f32(y);                    // [M, N]
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
+    const float *xd = sdc_cpu_f32(x);                                                              // [M, K]
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;                                                   // [N]
+    float *yd = sdc_cpu_f32(y);                                                                    // [M, N]
+    float *wr = SDC_CPU_SCRATCH(be, (size_t)K * sizeof(float), "sdc_cpu_ref_linear weight row");   // [K]
+    if (!wr) return;
+    for (int64_t n = 0; n < N; n++) {
+        weight_row(w, n, K, wr);   // w[n, :]
+        for (int64_t m = 0; m < M; m++) {
             double acc = 0;
-            for (int64_t k = 0; k < K; k++) acc += (double)xd[m * K + k] * wd[n * K + k];
+            for (int64_t k = 0; k < K; k++) acc += (double)xd[m * K + k] * wr[k];
             yd[m * N + n] = (float)(acc + (bd ? bd[n] : 0.0));
         }
+    }
+    sdc_cpu_scratch_free(be, wr, (size_t)K * sizeof(float));
 }
 
 void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
                         int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
-    const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
+    const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3], K = Ci * KH * KW;
     const float *xd = sdc_cpu_f32(x);                                                // [B, Ci, H, W]
-    const float *wd = sdc_cpu_f32(w);                                                // [Co, Ci, KH, KW]
     const float *bd = b ? sdc_cpu_f32(b) : NULL;                                     // [Co]
     float *yd = sdc_cpu_f32(y);                                                      // [B, Co, Ho, Wo]
     double *acc = SCRATCH_DOUBLES(be, Ho * Wo, "sdc_cpu_ref_conv2d accumulators");   // [Ho, Wo] of one channel
-    if (!acc) return;
-    for (int64_t n = 0; n < B; n++)
-        for (int64_t co = 0; co < Co; co++) {
+    float *wd = acc ? SDC_CPU_SCRATCH(be, (size_t)K * sizeof(float), "sdc_cpu_ref_conv2d weight row") : NULL;
+    if (!wd) {   // [Ci, KH, KW] of one output channel
+        sdc_cpu_scratch_free(be, acc, (size_t)(Ho * Wo) * sizeof(double));
+        return;
+    }
+    for (int64_t co = 0; co < Co; co++) {
+        weight_row(w, co, K, wd);   // w[co, :, :, :]
+        for (int64_t n = 0; n < B; n++) {
             for (int64_t i = 0; i < Ho * Wo; i++) acc[i] = 0;
             /* acc[oh, ow] += w[co, ci, kh, kw] * x[n, ci, oh*stride - pad + kh, ow*stride - pad + kw]
              * over the (oh, ow) whose input position is inside the image (zero padding) */
             for (int64_t ci = 0; ci < Ci; ci++)
                 for (int64_t kh = 0; kh < KH; kh++)
                     for (int64_t kw = 0; kw < KW; kw++) {
-                        const double wv = wd[((co * Ci + ci) * KH + kh) * KW + kw];
+                        const double wv = wd[(ci * KH + kh) * KW + kw];
                         const float *xp = xd + (n * Ci + ci) * H * W;
                         int64_t oh0, oh1, ow0, ow1;
                         sdc_cpu_conv_range(Ho, H, stride, pad, kh, &oh0, &oh1);
@@ -56,6 +74,8 @@ void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
             for (int64_t i = 0; i < Ho * Wo; i++)
                 yd[(n * Co + co) * Ho * Wo + i] = (float)(acc[i] + (bd ? bd[co] : 0.0));
         }
+    }
+    sdc_cpu_scratch_free(be, wd, (size_t)K * sizeof(float));
     sdc_cpu_scratch_free(be, acc, (size_t)(Ho * Wo) * sizeof(double));
 }
 

@@ -102,13 +102,14 @@ static void cuda_synchronize(sdc_backend *be) {
     CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
-/* The component's precision decides, whatever the file holds (the loader converts): F16 by default, F32 or
- * BF16 for a component that asks for it. */
+/* The component's precision decides, whatever the file holds and whatever the weight feeds (the loader
+ * converts; block types are dequantized): F16 by default, F32 or BF16 for a component that asks for it. */
 static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
     return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : prec == SDC_PREC_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
 }
-static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec) {
+static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
     (void)file_dtype;
+    (void)matrix;
     return cuda_act_dtype(be, prec);
 }
 
