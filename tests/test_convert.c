@@ -15,6 +15,8 @@
 #include "core/quant.h"
 #include "io/gguf_convert.h"
 #include "io/model_index.h"
+#include "io/st_writer.h"
+#include "sdc.h"
 #include "test_util.h"
 
 /* ---- a minimal GGUF reader (v3, the value types a converter writes) ---- */
@@ -241,8 +243,7 @@ static int cancel_at_10(int done, int total, uint64_t bytes, void *user) {
     return done == 10;
 }
 
-static void check_errors(void) {
-    const char *dir = test_make_tmp_dir("convert");
+static void check_errors(const char *dir) {
     sdc_convert_params p = {
         .input = test_ref_path("no-such-file.safetensors"), .output = test_tmp_path("e1.gguf"), .type = SDC_DTYPE_Q8_0};
     test_check(sdc_convert_gguf(&p, test_capture_logger()) == SDC_ERR_NOT_FOUND && !exists(p.output),
@@ -281,8 +282,81 @@ static void check_errors(void) {
     test_check(test_count_temporaries(dir) == 0, "no temporary files left in %s", dir);
 }
 
+/* One 64x64 image of m (config folder cfg) through the public API; a hash of its pixels, 0 on failure. */
+static uint64_t sd1_png_hash(const char *m, const char *cfg) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = m;
+    cp.config_dir = cfg;
+    cp.n_threads = 2;
+    cp.log_fn = sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    sdc_ctx *ctx = sdc_ctx_new(&cp);
+    sdc_gen_params p;
+    sdc_gen_params_init(&p);
+    p.prompt = "a red circle";
+    p.width = p.height = 64;
+    p.steps = 3;
+    sdc_image *im = NULL;
+    int n = 0;
+    uint64_t h = 0;
+    if (ctx && sdc_generate(ctx, &p, &im, &n) == SDC_OK && n == 1) {
+        h = 1469598103934665603ull; /* FNV-1a of the pixels */
+        for (size_t i = 0; i < (size_t)im[0].width * im[0].height * im[0].channels; i++)
+            h = (h ^ im[0].data[i]) * 1099511628211ull;
+    }
+    sdc_image_free(im, n);
+    sdc_ctx_free(ctx);
+    return h;
+}
+
+/* An SD 1.x single file (the bundle's, LDM names up to 76 bytes) converted to Q8_0 and Q4_0 opens with its
+ * config folder and gives exactly the image of the same weights dequantized into an f32 safetensors file:
+ * quantized weights are read, named and widened without any change of value. */
+static void check_sd1_end_to_end(void) {
+    printf("SD 1.x GGUF end to end\n");
+    static const struct {
+        const char *name;
+        sdc_dtype dt;
+    } types[] = {{"sd1-q8_0.gguf", SDC_DTYPE_Q8_0}, {"sd1-q4_0.gguf", SDC_DTYPE_Q4_0}};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        char gguf[512], f32[600];
+        snprintf(gguf, sizeof gguf, "%s", test_tmp_path(types[k].name));
+        snprintf(f32, sizeof f32, "%s.f32.safetensors", gguf);
+        sdc_convert_params p = {test_ref_path("tiny-sd1.safetensors"), gguf, types[k].dt, NULL, NULL, NULL, NULL};
+        if (!test_check(sdc_convert_gguf(&p, test_logger()) == SDC_OK, "convert tiny-sd1.safetensors to %s",
+                        sdc_dtype_name(types[k].dt)))
+            continue;
+        sdc_model_index *idx = sdc_index_new(test_logger());
+        sdc_st_writer *w = sdc_st_writer_new(test_logger());
+        sdc_status st = sdc_index_add_file(idx, gguf, NULL, NULL, NULL);
+        size_t n = sdc_index_count(idx), quant = 0;
+        float **vals = calloc(n ? n : 1, sizeof *vals);
+        for (size_t i = 0; st == SDC_OK && i < n; i++) {
+            const sdc_tensor_info *t = sdc_index_at(idx, i);
+            quant += sdc_dtype_is_quant(t->dtype);
+            if (!(vals[i] = malloc(sizeof(float) * (size_t)sdc_tensor_info_nelem(t) + 1))) st = SDC_ERR_OOM;
+            if (st == SDC_OK) st = sdc_index_read_f32(idx, t, vals[i]);
+            if (st == SDC_OK) st = sdc_st_writer_add(w, t->name, SDC_DTYPE_F32, t->ndim, t->ne, vals[i]);
+        }
+        if (st == SDC_OK) st = sdc_st_writer_write(w, f32);
+        test_check(st == SDC_OK && quant > 100, "%s: %zu tensors (%zu quantized) dequantized into %s", types[k].name, n,
+                   quant, f32);
+        for (size_t i = 0; i < n; i++) free(vals[i]);
+        free(vals);
+        sdc_st_writer_free(w);
+        sdc_index_free(idx);
+        const char *cfg = test_ref_path("tiny-sd1");
+        const uint64_t hq = sd1_png_hash(gguf, cfg), hf = sd1_png_hash(f32, cfg);
+        test_check(hq && hq == hf, "%s: image %016llx from the GGUF, %016llx from its dequantized f32 file",
+                   types[k].name, (unsigned long long)hq, (unsigned long long)hf);
+    }
+}
+
 int main(void) {
-    test_make_tmp_dir("convert");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", test_make_tmp_dir("convert")); /* test_tmp_path's folder */
+    check_sd1_end_to_end();
     sdc_model_index *src = sdc_index_new(test_logger());
     if (!test_check(src && sdc_index_add_file(src, source_path(), NULL, NULL, NULL) == SDC_OK, "open the source"))
         return test_finish();
@@ -291,8 +365,8 @@ int main(void) {
     check_type("q5_1.gguf", SDC_DTYPE_Q5_1, NULL, src);
     check_type("f16.gguf", SDC_DTYPE_F16, NULL, src);
     check_rules_and_fallback();
-    check_errors();
+    check_errors(dir);
     sdc_index_free(src);
-    test_rm_tree(test_make_tmp_dir("convert"));
+    test_rm_tree(dir);
     return test_finish();
 }

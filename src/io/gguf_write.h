@@ -16,7 +16,10 @@
 #include "core/log.h"
 #include "sdc.h"
 
-#define SDC_GGUF_MAX_NAME 63 /* bytes of a tensor name: ggml's GGML_MAX_NAME less the NUL */
+/* bytes of a tensor name: stable-diffusion.cpp builds ggml with GGML_MAX_NAME 128 (less the NUL) because SD
+ * checkpoints have names such as cond_stage_model.transformer.text_model.embeddings.position_embedding.weight
+ * (76); llama.cpp's ggml allows 63, so such files load in sd.cpp, not in llama.cpp */
+#define SDC_GGUF_MAX_NAME 127
 
 typedef struct sdc_gguf_writer sdc_gguf_writer;
 
