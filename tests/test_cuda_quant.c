@@ -440,6 +440,64 @@ static void test_speed(sdc_backend *cuda) {
     }
 }
 
+/* conv2d with a block-quantized weight (a GGUF UNet's) equals conv2d with the same weight stored dequantized,
+ * bit for bit (the op dequantizes it whole into a workspace, counted by its query), for a 3x3 and a 1x1 conv. */
+static void test_conv(sdc_backend *cuda) {
+    printf("conv2d on block-quantized weights\n");
+    static const sdc_dtype types[] = {SDC_DTYPE_Q8_0, SDC_DTYPE_Q4_K};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (int k = 3; k >= 1; k -= 2)
+            for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+                const qtype *q = qtype_of(types[t]);
+                const sdc_dtype act = acts[a];
+                const int64_t B = 2, Ci = 256, H = 16, W = 16, Co = 64, K = Ci * k * k;
+                uint8_t *blocks = random_blocks(q, Co, K, 900 + t * 4 + (uint64_t)k, 1.0f / 256);
+                float *wf = host_dequant(types[t], blocks, Co, K);
+                float *xh = malloc(sizeof(float) * (size_t)(B * Ci * H * W));
+                test_fill_normal(xh, (size_t)(B * Ci * H * W), 77 + (uint64_t)k, 1.0f);
+                const int64_t xne[4] = {B, Ci, H, W}, wne[4] = {Co, Ci, k, k}, yne[4] = {B, Co, H, W};
+                sdc_tensor *x = sdc_tensor_new(cuda, SDC_MEM_ACTIVATIONS, act, 4, xne);
+                sdc_tensor *wq = sdc_tensor_new(cuda, SDC_MEM_WEIGHTS, types[t], 4, wne);
+                sdc_tensor *wd = sdc_tensor_new(cuda, SDC_MEM_WEIGHTS, act, 4, wne);
+                sdc_tensor *y1 = sdc_tensor_new(cuda, SDC_MEM_ACTIVATIONS, act, 4, yne);
+                sdc_tensor *y2 = sdc_tensor_new(cuda, SDC_MEM_ACTIVATIONS, act, 4, yne);
+                char what[96];
+                snprintf(what, sizeof what, "conv2d %dx%d %s weight [%s]", k, k, sdc_dtype_name(types[t]),
+                         sdc_dtype_name(act));
+                if (x && wq && wd && y1 && y2) {
+                    sdc_tensor_set_f32(x, xh);
+                    sdc_tensor_set_raw(wq, blocks);
+                    sdc_tensor_set_f32(wd, wf);
+                    fill_nan(y1);
+                    fill_nan(y2);
+                    const size_t ws0 = cuda->stats.peak[SDC_MEM_WORKSPACE];
+                    cuda->stats.peak[SDC_MEM_WORKSPACE] = cuda->stats.cur[SDC_MEM_WORKSPACE];
+                    const size_t before = cuda->stats.cur[SDC_MEM_WORKSPACE];
+                    sdc_conv2d(y1, x, wq, NULL, 1, k / 2);
+                    const size_t held = cuda->stats.peak[SDC_MEM_WORKSPACE] - before;
+                    sdc_conv2d(y2, x, wd, NULL, 1, k / 2);
+                    const sdc_status st = sdc_backend_sync(cuda);
+                    const size_t n = (size_t)sdc_tensor_nelem(y1);
+                    float *h1 = malloc(n * sizeof(float)), *h2 = malloc(n * sizeof(float));
+                    sdc_tensor_get_f32(y1, h1);
+                    sdc_tensor_get_f32(y2, h2);
+                    size_t diff = 0;
+                    for (size_t i = 0; i < n; i++) diff += memcmp(&h1[i], &h2[i], sizeof(float)) != 0;
+                    test_check(st == SDC_OK && diff == 0, "%s: equals the dequantized weight's conv: %zu of %zu differ",
+                               what, diff, n);
+                    const size_t query = cuda->iface->conv2d_workspace(cuda, y1, x, wq, 1, k / 2);
+                    test_check(held == query, "%s: workspace held %zu = its query %zu", what, held, query);
+                    cuda->stats.peak[SDC_MEM_WORKSPACE] =
+                        ws0 > cuda->stats.peak[SDC_MEM_WORKSPACE] ? ws0 : cuda->stats.peak[SDC_MEM_WORKSPACE];
+                    free(h1), free(h2);
+                } else {
+                    test_check(0, "%s: tensors", what);
+                }
+                sdc_tensor_free(x), sdc_tensor_free(wq), sdc_tensor_free(wd), sdc_tensor_free(y1), sdc_tensor_free(y2);
+                free(blocks), free(wf), free(xh);
+            }
+}
+
 int main(void) {
     sdc_backend *cuda = sdc_backend_new(SDC_DEVICE_CUDA, 0, test_logger());
     if (!test_check(cuda != NULL, "CUDA backend created (this test needs an NVIDIA GPU and driver)"))
@@ -450,6 +508,7 @@ int main(void) {
     test_check(cuda->iface->linear_workspace != NULL, "the CUDA backend answers linear_workspace");
     test_dequant(cuda, cpu, ref);
     test_linear(cuda);
+    test_conv(cuda);
     test_speed(cuda);
     test_check(cuda->stats.cur_total == start && cpu->stats.cur_total == 0 && ref->stats.cur_total == 0,
                "all tensors freed (cuda: %zu bytes beyond cuBLAS's workspace)", cuda->stats.cur_total - start);

@@ -102,25 +102,28 @@ static void cuda_synchronize(sdc_backend *be) {
     CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
-/* The component's precision decides, whatever the file holds and whatever the weight feeds (the loader
- * converts; block types are dequantized): F16 by default, F32 or BF16 for a component that asks for it. */
+/* The component's precision decides (the loader converts): F16 by default, F32 or BF16 for a component that
+ * asks for it. A block-quantized matrix weight (linear, conv2d) stays in its block type: both ops take it
+ * (cuda_gemm.cu, cuda_conv.cu). */
 static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
     return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : prec == SDC_PREC_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
 }
 static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
-    (void)file_dtype;
-    (void)matrix;
+    if (matrix && sdc_dtype_is_quant(file_dtype)) return file_dtype;
     return cuda_act_dtype(be, prec);
 }
 
 /* The im2col band of sdc_cuda_conv2d at its full size: whole images while they fit the cap, else rows of
- * one image (the rule in cuda_conv.cu). */
+ * one image (the rule in cuda_conv.cu); plus, for a block-quantized weight, its dequantized copy. */
 static size_t cuda_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                     int stride, int pad) {
     const int64_t B = x->ne[0], K = x->ne[1] * w->ne[2] * w->ne[3], Ho = y->ne[2], Wo = y->ne[3], P = Ho * Wo;
     const int pointwise = w->ne[2] == 1 && w->ne[3] == 1 && stride == 1 && pad == 0;
-    if (pointwise || B == 0 || w->ne[0] == 0 || P == 0) return 0;
+    if (B == 0 || w->ne[0] == 0 || P == 0) return 0;
     const size_t es = sdc_dtype_size(y->dtype);
+    /* a block-quantized weight, dequantized whole while the op runs */
+    const size_t wq = sdc_dtype_is_quant(w->dtype) ? (size_t)(w->ne[0] * K) * es : 0;
+    if (pointwise) return wq;
     const int64_t cap = (int64_t)(SDC_CUDA_CONV_WORKSPACE_BYTES / es);
     int64_t n_img = B, rows = Ho;
     if (K * P <= cap) {
@@ -129,7 +132,7 @@ static size_t cuda_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const 
         n_img = 1;
         rows = cap / (K * Wo) < 1 ? 1 : cap / (K * Wo);
     }
-    return (size_t)(n_img * K * rows * Wo) * es;
+    return (size_t)(n_img * K * rows * Wo) * es + wq;
 }
 
 /* sdc_cuda_group_norm's partial statistics: 8 bytes per chunk of 4096 elements of each (image, group),

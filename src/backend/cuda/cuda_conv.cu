@@ -7,7 +7,11 @@
  * when they fit (one strided-batched GEMM), else a band of output rows of one image at a time, the GEMM
  * writing that band's rows of y in place (ldc = P). The split depends only on the shapes, so results are
  * reproducible. Without room for that workspace the op does nothing and the backend's status becomes
- * SDC_ERR_OOM (backend.h). */
+ * SDC_ERR_OOM (backend.h).
+ *
+ * A block-quantized weight (a GGUF UNet's) is dequantized whole into a second workspace in x's dtype
+ * first (a convolution's weight is small: at most 1280 x 11520 elements in SD's UNets), then used as a
+ * float one: the same GEMMs on the same values as a weight stored dequantized. */
 #include "backend/cuda/cuda_common.cuh"
 
 struct conv_geom {
@@ -59,8 +63,16 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
     const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3];
     const int64_t K = Ci * KH * KW, P = Ho * Wo;
     const sdc_dtype dt = y->dtype;
-    assert(x->dtype == dt && w->dtype == dt && (!b || b->dtype == dt));
+    assert(x->dtype == dt && (w->dtype == dt || sdc_dtype_is_quant(w->dtype)) && (!b || b->dtype == dt));
     if (B == 0 || Co == 0 || P == 0) return;
+    const void *wd = w->data;   // [Co, K] in dt
+    void *wq = NULL;
+    const size_t wq_bytes = sdc_dtype_is_quant(w->dtype) ? (size_t)(Co * K) * sdc_dtype_size(dt) : 0;
+    if (wq_bytes) {
+        if (!(wq = SDC_CUDA_SCRATCH(be, wq_bytes, "sdc_cuda_conv2d dequantized weight"))) return;
+        sdc_cuda_dequant_rows(be, w->dtype, w->data, dt, wq, Co, K);
+        wd = wq;
+    }
     const conv_geom g = {(int)Ci, (int)H, (int)W, (int)KH, (int)KW, stride, pad, (int)Ho, (int)Wo};
     const size_t es = sdc_dtype_size(dt);
     char *yd = (char *)y->data;   // [B, Co, P]
@@ -78,7 +90,10 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
             rows = cap / (K * Wo) < 1 ? 1 : cap / (K * Wo);
         }
         col_bytes = (size_t)(n_img * K * rows * Wo) * es;
-        if (!(col = SDC_CUDA_SCRATCH(be, col_bytes, "sdc_cuda_conv2d im2col workspace"))) return;
+        if (!(col = SDC_CUDA_SCRATCH(be, col_bytes, "sdc_cuda_conv2d im2col workspace"))) {
+            sdc_cuda_scratch_free(be, wq, wq_bytes);
+            return;
+        }
     }
 
     float beta = 0.0f;
@@ -88,7 +103,8 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
     }
     if (pointwise) {
         // per image: y^T[P, Co] = (x_img[Ci, P] as [P, Ci]) . (w[Co, Ci] as [Ci, Co])
-        sdc_cuda_gemm(be, dt, 0, 0, P, Co, Ci, x->data, P, Ci * P, w->data, Ci, 0, beta, yd, P, Co * P, B);
+        sdc_cuda_gemm(be, dt, 0, 0, P, Co, Ci, x->data, P, Ci * P, wd, Ci, 0, beta, yd, P, Co * P, B);
+        sdc_cuda_scratch_free(be, wq, wq_bytes);
         return;
     }
     for (int64_t b0 = 0; b0 < B; b0 += n_img) {
@@ -98,9 +114,10 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
             const int64_t nr = Ho - oh0 < rows ? Ho - oh0 : rows, Pb = nr * Wo;
             im2col(be, dt, col, xb, g, (int)oh0, (int)nr, nb);   // [nb, K, Pb]
             // y_img^T[oh0*Wo : +Pb, Co] (ldc P) = (col_img[K, Pb] as [Pb, K]) . (w[Co, K] as [K, Co])
-            sdc_cuda_gemm(be, dt, 0, 0, Pb, Co, K, col, Pb, K * Pb, w->data, K, 0, beta,
+            sdc_cuda_gemm(be, dt, 0, 0, Pb, Co, K, col, Pb, K * Pb, wd, K, 0, beta,
                           yd + (size_t)(b0 * Co * P + oh0 * Wo) * es, P, Co * P, nb);
         }
     }
     sdc_cuda_scratch_free(be, col, col_bytes);
+    sdc_cuda_scratch_free(be, wq, wq_bytes);
 }
