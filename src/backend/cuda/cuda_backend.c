@@ -102,14 +102,16 @@ static void cuda_synchronize(sdc_backend *be) {
     CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
 }
 
-/* The component's precision decides (the loader converts): F16 by default, F32 or BF16 for a component that
- * asks for it. A block-quantized matrix weight (linear, conv2d) stays in its block type: both ops take it
- * (cuda_gemm.cu, cuda_conv.cu). */
+/* The component's precision decides (the loader converts; block types are dequantized): F16 by default, F32
+ * or BF16 for a component that asks for it. Both matrix ops take block-quantized weights (cuda_gemm.cu,
+ * cuda_conv.cu; test_cuda_quant), but keeping them resident waits for a GPU run of the whole pipeline on
+ * them: KEEP_BLOCK_TYPES is 0 until then (the conv path has only been compiled). */
+#define KEEP_BLOCK_TYPES 0
 static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
     return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : prec == SDC_PREC_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
 }
 static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
-    if (matrix && sdc_dtype_is_quant(file_dtype)) return file_dtype;
+    if (KEEP_BLOCK_TYPES && matrix && sdc_dtype_is_quant(file_dtype)) return file_dtype;
     return cuda_act_dtype(be, prec);
 }
 
