@@ -61,7 +61,7 @@ static void put_str(buf *b, const char *s) {
 typedef struct craft_tensor {
     const char *name;
     int nd;
-    uint64_t ne[4];
+    uint64_t ne[8]; /* up to 8: a case writes 5 dims to be refused */
     uint32_t type;
     uint64_t offset;
 } craft_tensor;
