@@ -1,0 +1,246 @@
+"""Trains sdc's demo model: a tiny SD 1.x-architecture pipeline that draws what it is told.
+
+The dataset is drawn here: a red/green/blue/yellow/white/black circle, square or triangle on the left,
+right, top, bottom or in the centre of a background of another of those colours, 32x32 pixels, with the
+caption "a red circle on the left, blue background" (or "a red circle on a blue background" when the
+shape is centred). Training, on the CPU with one thread:
+  1. the VAE (one block: no downsampling, 4 latent channels at image resolution) as an autoencoder;
+  2. the UNet (epsilon prediction, DDPM noise schedule of SD 1.x) and the CLIP text encoder together,
+     captions dropped 10% of the time so that classifier-free guidance works.
+The result is written as a diffusers folder with fp16 weights (what sdc reads with `sdc generate -m`).
+
+  /path/to/venv/bin/python tools/train_demo/train.py -o data/demo-model
+Needs torch, diffusers and transformers (not needed to build or test sdc).
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import (AutoencoderKL, DDPMScheduler, EulerDiscreteScheduler, StableDiffusionPipeline,
+                       UNet2DConditionModel)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (40, 70, 220),
+    "yellow": (240, 220, 40),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+}
+SHAPES = ("circle", "square", "triangle")
+# Centre of the shape in [0, 1] image coordinates (x right, y down).
+POSITIONS = {"left": (0.25, 0.5), "right": (0.75, 0.5), "top": (0.5, 0.25), "bottom": (0.5, 0.75),
+             "center": (0.5, 0.5)}
+SIZE = 32
+SUPER = 4  # drawn at 4x and averaged down: smooth edges
+
+
+def caption(colour, shape, pos, bg):
+    if pos == "center":
+        return f"a {colour} {shape} on a {bg} background"
+    return f"a {colour} {shape} on the {pos}, {bg} background"
+
+
+def draw(colour, shape, pos, bg, rng):
+    """One image, [3, SIZE, SIZE] float in [-1, 1]."""
+    n = SIZE * SUPER
+    cx, cy = POSITIONS[pos]
+    cx += rng.uniform(-0.05, 0.05)
+    cy += rng.uniform(-0.05, 0.05)
+    r = rng.uniform(0.14, 0.19)
+    g = (np.arange(n) + 0.5) / n
+    x, y = np.meshgrid(g, g)
+    if shape == "circle":
+        m = (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+    elif shape == "square":
+        s = r * 0.9
+        m = (np.abs(x - cx) <= s) & (np.abs(y - cy) <= s)
+    else:  # upward triangle inscribed in the circle of radius r*1.15
+        R = r * 1.15
+        top, base = cy - R, cy + R * 0.5
+        half = (y - top) / (base - top) * R * math.sqrt(3) / 2
+        m = (y >= top) & (y <= base) & (np.abs(x - cx) <= half)
+    img = np.empty((3, n, n), np.float32)
+    for c in range(3):
+        img[c] = np.where(m, COLOURS[colour][c], COLOURS[bg][c])
+    img = img.reshape(3, SIZE, SUPER, SIZE, SUPER).mean(axis=(2, 4))
+    return img / 127.5 - 1.0
+
+
+def sample(rng):
+    names = list(COLOURS)
+    colour = names[rng.integers(len(names))]
+    bg = colour
+    while bg == colour:
+        bg = names[rng.integers(len(names))]
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    pos = list(POSITIONS)[rng.integers(len(POSITIONS))]
+    return draw(colour, shape, pos, bg, rng), caption(colour, shape, pos, bg)
+
+
+def dataset(n, rng):
+    imgs, caps = zip(*(sample(rng) for _ in range(n)))
+    return torch.from_numpy(np.stack(imgs)), list(caps)
+
+
+def make_models(tokenizer_dir):
+    tok = CLIPTokenizer(os.path.join(tokenizer_dir, "vocab.json"), os.path.join(tokenizer_dir, "merges.txt"))
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
+                                      hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407,
+                                      pad_token_id=49407))
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(16, 32), layers_per_block=1,
+                        latent_channels=4, norm_num_groups=8, sample_size=SIZE, mid_block_add_attention=False)
+    unet = UNet2DConditionModel(
+        sample_size=SIZE // 2, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16)
+    return tok, te, vae, unet
+
+
+def slim_tokenizer(out, tokenizer_dir):
+    """The tokenizer as vocab.json + merges.txt (sdc's own copies, 1.5 MB) instead of tokenizer.json (3.6 MB)."""
+    tdir = os.path.join(out, "tokenizer")
+    if os.path.exists(os.path.join(tdir, "tokenizer.json")):
+        os.remove(os.path.join(tdir, "tokenizer.json"))
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(os.path.join(tokenizer_dir, name), os.path.join(tdir, name))
+    cfg_path = os.path.join(tdir, "tokenizer_config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg["model_max_length"] = 77
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
+def ids(tok, caps):
+    return tok(caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+
+
+def train_vae(vae, imgs, steps, log):
+    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    g = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        x = imgs[torch.randint(len(imgs), (32,), generator=g)]
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample(generator=g)).sample
+        loss = F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"vae step {step} loss {loss.item():.5f}")
+    return loss.item()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-o", "--out", default="data/demo-model")
+    ap.add_argument("--tokenizer", default=os.path.join(os.path.dirname(__file__), "../../data/clip-tokenizer"))
+    ap.add_argument("--vae-steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--minutes", type=float, default=0, help="if set, fewer steps so that the UNet trains this long")
+    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--images", type=int, default=8000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", help="continue from this output folder (its VAE is kept: --vae-steps is ignored)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    t0 = time.time()
+    log_lines = []
+
+    def log(s):
+        s = f"[{time.time() - t0:7.1f}s] {s}"
+        print(s, flush=True)
+        log_lines.append(s)
+
+    tok, te, vae, unet = make_models(args.tokenizer)
+    if args.init:
+        te = CLIPTextModel.from_pretrained(args.init, subfolder="text_encoder", variant="fp16").float()
+        vae = AutoencoderKL.from_pretrained(args.init, subfolder="vae", variant="fp16").float()
+        unet = UNet2DConditionModel.from_pretrained(args.init, subfolder="unet", variant="fp16").float()
+        args.vae_steps = 0
+    for name, m in (("text_encoder", te), ("vae", vae), ("unet", unet)):
+        log(f"{name}: {sum(p.numel() for p in m.parameters()) / 1e6:.3f} M params")
+    imgs, caps = dataset(args.images, rng)
+    log(f"drew {len(imgs)} images")
+
+    vae_loss = train_vae(vae, imgs, args.vae_steps, log) if args.vae_steps else None
+    vae.requires_grad_(False).eval()
+    with torch.no_grad():
+        lat = torch.cat([vae.encode(imgs[i:i + 512]).latent_dist.mean for i in range(0, len(imgs), 512)])
+        rec = vae.decode(lat[:512]).sample
+        log(f"vae reconstruction mse {F.mse_loss(rec, imgs[:512]).item():.5f}")
+    scale = float(1.0 / lat.std()) if not args.init else vae.config.scaling_factor
+    vae.register_to_config(scaling_factor=scale)
+    lat = lat * scale
+    log(f"latents std scaled by {scale:.4f}")
+
+    noise_sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                beta_schedule="scaled_linear", prediction_type="epsilon")
+    tok_ids = ids(tok, caps)
+    empty = ids(tok, [""])[0]
+    params = list(unet.parameters()) + list(te.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    total = [args.steps]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, total[0]) / total[0])))
+    g = torch.Generator().manual_seed(2)
+    ema = None
+    step, t_unet = 0, time.time()
+    while step < total[0]:
+        if step == 50 and args.minutes > 0:
+            rate = (time.time() - t_unet) / 50
+            total[0] = min(args.steps, int(args.minutes * 60 / rate))
+            log(f"{rate:.3f} s/step: training {total[0]} steps")
+        idx = torch.randint(len(lat), (args.batch,), generator=g)
+        x0 = lat[idx]
+        tid = tok_ids[idx].clone()
+        drop = torch.rand(args.batch, generator=g) < 0.1
+        tid[drop] = empty
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, 1000, (args.batch,), generator=g)
+        xt = noise_sched.add_noise(x0, noise, t)
+        states = te(tid).last_hidden_state
+        pred = unet(xt, t, encoder_hidden_states=states).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        ema = loss.item() if ema is None else 0.99 * ema + 0.01 * loss.item()
+        step += 1
+        if step % 100 == 0 or step == total[0]:
+            log(f"unet step {step} loss {loss.item():.4f} ema {ema:.4f}")
+
+    euler = EulerDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                   beta_schedule="scaled_linear", prediction_type="epsilon",
+                                   timestep_spacing="leading", steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=euler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.to(torch.float16)
+    pipe.save_pretrained(args.out, variant="fp16", safe_serialization=True)
+    slim_tokenizer(args.out, args.tokenizer)
+    with open(os.path.join(args.out, "training.json"), "w") as f:
+        json.dump({"vae_steps": args.vae_steps, "vae_loss": vae_loss, "steps": total[0], "batch": args.batch,
+                   "lr": args.lr, "threads": args.threads, "final_loss_ema": ema, "seconds": time.time() - t0,
+                   "scaling_factor": scale, "init": args.init}, f, indent=2)
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
