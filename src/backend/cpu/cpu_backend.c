@@ -112,6 +112,11 @@ static size_t cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const s
     return units_bytes((size_t)(K * Wo) * sizeof(float), SDC_CPU_CONV_WORKSPACE_BYTES, Ho);
 }
 
+static size_t cpu_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w) {
+    (void)y;
+    return sdc_cpu_linear_workspace_bytes(sdc_tensor_rows(x), w->ne[0], x->ne[x->ndim - 1], be->n_threads);
+}
+
 static size_t cpu_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
                                       int n_heads) {
     const int64_t T = q->ne[1], S = k->ne[1];
@@ -152,6 +157,7 @@ static int64_t cpu_default_budget(sdc_backend *be) {
 #define CPU_REF_OP_SLOT_(name, family, params, args) SDC_OP_SLOT_INIT(sdc_cpu_ref_, name)
 static const struct sdc_backend_i cpu_iface = {.name = "cpu",
                                                CPU_MEMORY_SLOTS,
+                                               .linear_workspace = cpu_linear_workspace,
                                                .conv2d_workspace = cpu_conv2d_workspace,
                                                .attention_workspace = cpu_attention_workspace,
                                                SDC_BACKEND_OPS(CPU_OP_SLOT_)};

@@ -48,6 +48,8 @@ void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes);
  * leaves, the count the caller had is restored. A caller at 1 already (OPENBLAS_NUM_THREADS=1) sees
  * no call at all. A caller's own BLAS calls on other threads while an sdc op runs get 1 thread. */
 void sdc_cpu_blas_enter(void);
+/* The scratch of a linear of M rows, N outputs, K inputs: its last partial tile of rows, padded. */
+size_t sdc_cpu_linear_workspace_bytes(int64_t M, int64_t N, int64_t K, int n_threads);
 void sdc_cpu_blas_leave(void);
 /* Address space OpenBLAS maps per thread that calls a GEMM at the same time as others: its buffer
  * (BUFFER_SIZE, 32 << 22 in the x86-64 build of 0.3.21) plus a page. It is taken at the first

@@ -2,7 +2,9 @@
  * backend's OpenMP team, and the linear op built on them. */
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
 
@@ -63,15 +65,54 @@ void sdc_cpu_gemm_tiles(int trans_b, int64_t M, int64_t N, int64_t K, const floa
     }
 }
 
+/* Rows of every GEMM call a linear makes: exactly this many, the last tile padded with zero rows. So a
+ * row's bits never depend on how many rows share the op: OpenBLAS 0.3.21 (SkylakeX) computes a call of
+ * few rows with its small-matrix kernel, which rounds differently, and chooses it by the call's M, so
+ * an image's bits would change with the images batched beside it (test_batch). */
+#define LINEAR_TILE_M 64
+
+size_t sdc_cpu_linear_workspace_bytes(int64_t M, int64_t N, int64_t K, int n_threads) {
+    if (M % LINEAR_TILE_M == 0 || N == 0) return 0;
+    const int64_t tn = N < GEMM_TILE_N ? N : GEMM_TILE_N;
+    return sizeof(float) * (size_t)(LINEAR_TILE_M * K + (int64_t)n_threads * LINEAR_TILE_M * tn);
+}
+
 void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
     const float *xd = sdc_cpu_f32(x);              // [M, K]
     const float *wd = sdc_cpu_f32(w);              // [N, K]
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [N]
     float *yd = sdc_cpu_f32(y);                    // [M, N]
+    if (M == 0 || N == 0) return;
+    const int64_t F = LINEAR_TILE_M, rem = M % F, tn = N < GEMM_TILE_N ? N : GEMM_TILE_N;
+    const int64_t n_tm = (M + F - 1) / F, n_tn = (N + GEMM_TILE_N - 1) / GEMM_TILE_N;
+    const size_t ws = sdc_cpu_linear_workspace_bytes(M, N, K, be->n_threads);
+    float *scratch = ws ? SDC_CPU_SCRATCH(be, ws, "sdc_cpu_linear padded rows") : NULL;   // [F, K] + [nt][F, tn]
+    if (ws && !scratch) return;
+    if (rem) {   // the last rem rows, then zero rows: [F, K]
+        memcpy(scratch, xd + (M - rem) * K, sizeof(float) * (size_t)(rem * K));
+        memset(scratch + rem * K, 0, sizeof(float) * (size_t)((F - rem) * K));
+    }
     sdc_cpu_blas_enter();
-    // y = x . w^T + b, tiles of y over the team
+    // y = x . w^T + b in tiles [F, GEMM_TILE_N] over the team; a partial row tile goes through scratch
 #pragma omp parallel num_threads(be->n_threads) if (M * N * K >= 64 * SDC_CPU_PAR_MIN)
-    sdc_cpu_gemm_tiles(1, M, N, K, xd, K, wd, K, bd, 0, yd, N);
+    {
+        float *c_pad = rem ? scratch + F * K + (int64_t)omp_get_thread_num() * F * tn : NULL;   // [F, tn]
+#pragma omp for schedule(dynamic)
+        for (int64_t t = 0; t < n_tm * n_tn; t++) {
+            const int64_t i0 = t / n_tn * F, j0 = t % n_tn * GEMM_TILE_N;
+            const int64_t m = M - i0 < F ? M - i0 : F, n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
+            const float *a = m == F ? xd + i0 * K : scratch;
+            float *c = m == F ? yd + i0 * N + j0 : c_pad;   // [F, n]
+            const int64_t ldc = m == F ? N : tn;
+            if (bd)   // start from the bias: c = a . w^T + c
+                for (int64_t i = 0; i < F; i++)
+                    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = bd[j0 + j];
+            sdc_cpu_gemm(1, F, n, K, 1.0f, a, K, wd + j0 * K, K, bd ? 1.0f : 0.0f, c, ldc);
+            if (m < F)
+                for (int64_t i = 0; i < m; i++) memcpy(yd + (i0 + i) * N + j0, c + i * ldc, sizeof(float) * (size_t)n);
+        }
+    }
     sdc_cpu_blas_leave();
+    if (scratch) sdc_cpu_scratch_free(be, scratch, ws);
 }
