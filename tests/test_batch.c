@@ -115,6 +115,18 @@ static void loads_once(const char *what, const cJSON *report) {
         n++;
     }
     test_check(n >= 3, "%s: the report lists %d components", what, n);
+    /* the plan measured the denoiser at the group's size: planned == measured, per kind */
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "phases"), "denoise");
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(ph, "peak_bytes");
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(ph, "planned_bytes");
+    const char *kinds[2] = {"activations", "workspace"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(pk, kinds[k]);
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(pl, kinds[k]);
+        test_check(cJSON_IsNumber(m) && cJSON_IsNumber(q) && m->valuedouble == q->valuedouble,
+                   "%s: denoise %s planned %.0f == measured %.0f", what, kinds[k],
+                   cJSON_IsNumber(q) ? q->valuedouble : -1, cJSON_IsNumber(m) ? m->valuedouble : -1);
+    }
 }
 
 static void check_family(const family_case *fc) {
