@@ -235,6 +235,13 @@ typedef struct sdc_image {
     char *parameters;  /* A1111-style "parameters" text (UTF-8) */
 } sdc_image;
 
+/* One entry of a many-prompt job (sdc_gen_params.prompts). */
+typedef struct sdc_prompt {
+    const char *prompt;          /* UTF-8; NULL: "" */
+    const char *negative_prompt; /* NULL: the job's negative_prompt; "": none */
+    int64_t seed;                /* the entry's image i uses seed + i */
+} sdc_prompt;
+
 typedef struct sdc_gen_params {
     const char *prompt;          /* UTF-8; "" allowed */
     const char *negative_prompt; /* NULL or "": the empty string is the unconditional prompt */
@@ -264,10 +271,22 @@ typedef struct sdc_gen_params {
      * negative prompt are ignored); schnell ignores it. Default 3.5. */
     float guidance;
     int t5_max_length; /* Flux: T5 tokens (padding / truncation); 0: the variant's (schnell 256, dev 512) */
+    /* Many prompts in one job, phase-major: every entry is conditioned (the text encoders loaded once),
+     * then every image denoised (the denoiser loaded once), then every image decoded. Each entry makes
+     * batch_count images (its seed + i); the images come in list order: image k is entry
+     * k / batch_count. With max_batch 1 each image is bit-identical to the same prompt and seed run
+     * alone (larger groups may differ in the last bits: the CPU linear is not batch-invariant yet).
+     * NULL / 0: one entry made of prompt, negative_prompt and seed above. */
+    const sdc_prompt *prompts; /* [n_prompts] */
+    int n_prompts;
+    /* Images per UNet / transformer call (each with its own CFG rows); <= 0: every image of the job in
+     * one call. Default 1. More rows per call use the device better and need more activation memory
+     * (the plan measures the group size used). */
+    int max_batch;
 } sdc_gen_params;
 
 void sdc_gen_params_init(sdc_gen_params *p);
-/* Makes p->batch_count images. On SDC_OK *images is an array of *n_images images that the caller frees
+/* Makes n_prompts (at least 1) x batch_count images. On SDC_OK *images is an array of *n_images images that the caller frees
  * with sdc_image_free. On error *images is NULL and the reason is logged. */
 sdc_status sdc_generate(sdc_ctx *ctx, const sdc_gen_params *p, sdc_image **images, int *n_images);
 void sdc_image_free(sdc_image *images, int n_images); /* NULL is harmless */

@@ -176,5 +176,41 @@ if [ "$rc" -eq 1 ] && [ -f "$tmp/full.png" ] && grep -q "cannot write the report
   ok "a failed report keeps the image: exit 1, $(grep report "$tmp/err" | head -1)"
 else bad "a failed report keeps the image: exit $rc, image $( [ -f "$tmp/full.png" ] && echo kept || echo lost), '$(cat "$tmp/err")'"; fi
 
+# --prompt-file (issue 12 item 2): every line's image is the PNG the same prompt and seed make alone,
+# whatever --max-batch is; the phases run over the whole list, so phased loads each component once
+printf '# a comment, then a blank line\n\nseed=5 | negative=blurry | a red cube\n  a blue sphere  \nseed=9 | negative= | a | green | cone\n' >"$tmp/prompts.txt"
+if "$sdc" generate -m "$model" --prompt-file "$tmp/prompts.txt" -s 3 -n "dark" -W 64 -H 64 --steps 2 --max-batch 1 \
+     --load-policy phased --report-json "$tmp/pf.json" -o "$tmp/pf.png" 2>"$tmp/err" &&
+   "$sdc" generate -m "$model" -p "a red cube" -n blurry -s 5 -W 64 -H 64 --steps 2 -o "$tmp/a1.png" 2>>"$tmp/err" &&
+   "$sdc" generate -m "$model" -p "a blue sphere" -n dark -s 3 -W 64 -H 64 --steps 2 -o "$tmp/a2.png" 2>>"$tmp/err" &&
+   "$sdc" generate -m "$model" -p "a | green | cone" -s 9 -W 64 -H 64 --steps 2 -o "$tmp/a3.png" 2>>"$tmp/err" &&
+   [ ! -e "$tmp/pf-4.png" ] && cmp -s "$tmp/pf-1.png" "$tmp/a1.png" && cmp -s "$tmp/pf-2.png" "$tmp/a2.png" &&
+   cmp -s "$tmp/pf-3.png" "$tmp/a3.png"; then
+  ok "--prompt-file --max-batch 1: pf-1..3.png byte-identical to each line run alone"
+else bad "--prompt-file: $(cat "$tmp/err")"; fi
+if grep -aq "Seed: 3, Size" "$tmp/pf-2.png" && grep -aq "Negative prompt: dark" "$tmp/pf-2.png" &&
+   ! grep -aq "Negative prompt" "$tmp/pf-3.png"; then
+  ok "--prompt-file: each PNG carries its line's prompt, seed and negative prompt"
+else bad "--prompt-file: parameters text"; fi
+if [ "$(grep -c '"loads":' "$tmp/pf.json")" -eq 3 ] && ! grep -Eq '"loads":[[:space:]]*([02-9]|1[0-9])' "$tmp/pf.json"; then
+  ok "--prompt-file under phased: each of 3 components loaded once for the list"
+else bad "--prompt-file under phased: loads $(grep '"loads"' "$tmp/pf.json" | tr -d '\n\t ')"; fi
+printf 'a cat\n\nseed=x1 | a dog\n' >"$tmp/badseed.txt"
+refused "--prompt-file with a bad seed" "badseed.txt:3: bad seed" -m "$model" --prompt-file "$tmp/badseed.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+printf 'seed=4 a dog\n' >"$tmp/nobar.txt"
+refused "--prompt-file: seed= without '|'" "nobar.txt:1: 'seed' must be followed by '|'" -m "$model" --prompt-file "$tmp/nobar.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+printf 'a cat\nnegative=x | seed=2 | negative=y | a dog\n' >"$tmp/twice.txt"
+refused "--prompt-file: negative given twice" "twice.txt:2: negative given twice" -m "$model" --prompt-file "$tmp/twice.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+printf 'a cat\nseed=2 |   \n' >"$tmp/noprompt.txt"
+refused "--prompt-file: options without a prompt" "noprompt.txt:2: no prompt" -m "$model" --prompt-file "$tmp/noprompt.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+printf 'a cat\na \xff dog\n' >"$tmp/utf.txt"
+refused "--prompt-file: invalid UTF-8" "utf.txt:2: invalid UTF-8" -m "$model" --prompt-file "$tmp/utf.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+printf '# only a comment\n\n' >"$tmp/empty.txt"
+refused "--prompt-file without a prompt" "has no prompt" -m "$model" --prompt-file "$tmp/empty.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+refused "--prompt-file missing" "cannot read the prompt file" -m "$model" --prompt-file "$tmp/none.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+refused "--prompt and --prompt-file" "exclude each other" -m "$model" -p x --prompt-file "$tmp/prompts.txt" -o "$tmp/pb.png"
+refused "--max-batch negative" "max-batch" -m "$model" -p x --max-batch -1 -o "$tmp/pb.png"
+ls "$tmp"/pb*.png >/dev/null 2>&1 && bad "an image was written for a refused prompt file" || ok "no image for a refused prompt file"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -187,7 +187,7 @@ static void plan_vs_measured(void) {
 static void auto_budget(void) {
     sdc_ctx *probe = open_ctx(SDC_LOAD_ALL, 1, 0);
     if (!probe) return;
-    sdc_job_shape js = {64, 64, 1, 0};
+    sdc_job_shape js = {64, 64, 1, 0, 1};
     sdc_plan all, phased;
     sdc_plan_make(probe->m, &js, SDC_LOAD_ALL, &all);
     sdc_plan_make(probe->m, &js, SDC_LOAD_PHASED, &phased);

@@ -27,7 +27,9 @@ typedef struct cli_generate_opts {
     const char *init_path;   /* -i, or NULL */
     const char *report_path; /* --report-json, or NULL */
     int size_given, verbose, plan_only;
-    int cfg_given; /* --cfg-scale or --negative-prompt was given (Flux warns that it ignores them) */
+    int cfg_given;           /* --cfg-scale or --negative-prompt was given (Flux warns that it ignores them) */
+    const char *prompt_file; /* --prompt-file, or NULL */
+    int prompt_given;        /* -p was given */
 } cli_generate_opts;
 
 /* Parses argv (argv[0] is the command name) into *o and applies the checks that touch no file: values and
@@ -36,6 +38,11 @@ typedef struct cli_generate_opts {
  * the error (a usage error). No model or file is read; it can run any number of times. */
 int cli_generate_parse(int argc, char **argv, cli_generate_opts *o);
 void cli_generate_usage(FILE *f);
+/* A --prompt-file's text (NUL-terminated; modified in place, and the list points into it) into
+ * *list[*n] (malloc'd): one entry per line that is not blank or a # comment, each `[seed=N |]
+ * [negative=TEXT |] PROMPT` (prompt_file.c); seed and negative default to o's --seed and
+ * --negative-prompt. 0, or -1 after printing the error with path and line number. */
+int cli_prompt_file_parse(char *text, const char *path, const cli_generate_opts *o, sdc_prompt **list, int *n);
 /* Byte offset of the first invalid UTF-8 sequence in s, or -1 when s is valid UTF-8. */
 long cli_utf8_invalid_at(const char *s);
 

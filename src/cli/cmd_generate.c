@@ -55,11 +55,11 @@ static const char *special_kind(const char *path) {
                                : "not a regular file";
 }
 
-/* Every output image: a new name or a regular file (a symlink is refused, as the writer refuses it), in a
- * folder we can write to. */
-static int check_outputs(const cli_generate_opts *o) {
-    for (int i = 1; i <= o->gp.batch_count; i++) {
-        char *name = output_name(o->out, i, o->gp.batch_count);
+/* Every output image (n of them): a new name or a regular file (a symlink is refused, as the writer refuses
+ * it), in a folder we can write to. */
+static int check_outputs(const cli_generate_opts *o, int n) {
+    for (int i = 1; i <= n; i++) {
+        char *name = output_name(o->out, i, n);
         const char *kind = name ? special_kind(name) : "";
         int bad = !name;
         if (name && (*kind || name[strlen(name) - 1] == '/')) {
@@ -127,6 +127,41 @@ static int check_init(const cli_generate_opts *o) {
     return 0;
 }
 
+/* --prompt-file: the whole file (a regular file of text, no NUL bytes) into *text, parsed into the
+ * job's list. 0, or -1 after the error. */
+static int load_prompt_file(const cli_generate_opts *o, char **text, sdc_prompt **list, int *n) {
+    struct stat st;
+    *text = NULL;
+    const int found = stat(o->prompt_file, &st) == 0;
+    if (!found || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "sdc: error: cannot read the prompt file %s: %s\n", o->prompt_file,
+                found ? "not a regular file" : strerror(errno));
+        return -1;
+    }
+    FILE *f = fopen(o->prompt_file, "rb");
+    char *buf = f && st.st_size < (1 << 28) ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t len = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    int bad = !buf || ferror(f);
+    if (f) fclose(f);
+    if (bad) {
+        fprintf(stderr, "sdc: error: cannot read the prompt file %s\n", o->prompt_file);
+        free(buf);
+        return -1;
+    }
+    buf[len] = 0;
+    if (memchr(buf, 0, len)) {
+        fprintf(stderr, "sdc: error: the prompt file %s holds a NUL byte (not text)\n", o->prompt_file);
+        free(buf);
+        return -1;
+    }
+    if (cli_prompt_file_parse(buf, o->prompt_file, o, list, n) != 0) {
+        free(buf);
+        return -1;
+    }
+    *text = buf;
+    return 0;
+}
+
 int sdc_cmd_generate(int argc, char **argv) {
     cli_generate_opts o;
     int prc = cli_generate_parse(argc, argv, &o);
@@ -135,9 +170,22 @@ int sdc_cmd_generate(int argc, char **argv) {
     sdc_gen_params gp = o.gp;
     const char *out = o.out, *init_path = o.init_path, *report_path = o.report_path;
     const int size_given = o.size_given, verbose = o.verbose, plan_only = o.plan_only;
+    char *prompt_text = NULL;
+    sdc_prompt *prompts = NULL;
+    if (o.prompt_file) {
+        if (load_prompt_file(&o, &prompt_text, &prompts, &gp.n_prompts) != 0) return 2;
+        gp.prompts = prompts;
+    }
+    const int n_images = (gp.n_prompts > 0 ? gp.n_prompts : 1) * gp.batch_count;
     /* everything that can be checked before a weight is read: the outputs, the report, the init image */
-    if (!plan_only && (check_outputs(&o) != 0 || (report_path && check_report(report_path) != 0))) return 2;
-    if (init_path && check_init(&o) != 0) return 2;
+    int rc = 0;
+    if (!plan_only && (check_outputs(&o, n_images) != 0 || (report_path && check_report(report_path) != 0))) rc = 2;
+    if (rc == 0 && init_path && check_init(&o) != 0) rc = 2;
+    if (rc != 0) {
+        free(prompts);
+        free(prompt_text);
+        return rc;
+    }
     int min_level = verbose ? SDC_LOG_DEBUG : SDC_LOG_WARN;
     cp.log_fn = cli_log;
     cp.log_user = &min_level;
@@ -147,6 +195,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     if (init_path) {
         if (sdc_image_load(init_path, &init, cli_log, &min_level) != SDC_OK) {
             fprintf(stderr, "sdc: error: cannot use %s as the init image\n", init_path);
+            free(prompts);
+            free(prompt_text);
             return 1;
         }
         if (!size_given) {
@@ -158,6 +208,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     sdc_ctx *ctx = sdc_ctx_new(&cp);
     if (!ctx) {
         sdc_image_free(init, 1);
+        free(prompts);
+        free(prompt_text);
         return 1;
     }
     if (o.cfg_given && strcmp(sdc_ctx_family(ctx), "flux") == 0)
@@ -171,12 +223,14 @@ int sdc_cmd_generate(int argc, char **argv) {
         free(text);
         sdc_image_free(init, 1);
         sdc_ctx_free(ctx);
+        free(prompts);
+        free(prompt_text);
         return st == SDC_OK ? 0 : 1;
     }
     sdc_image *images = NULL;
     int n = 0;
     sdc_status st = sdc_generate(ctx, &gp, &images, &n);
-    int rc = st == SDC_OK ? 0 : 1;
+    rc = st == SDC_OK ? 0 : 1;
     /* the images first: a report that cannot be written must not cost them */
     for (int i = 0; i < n && rc == 0; i++) {
         char *name = output_name(out, i + 1, n);
@@ -200,5 +254,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     sdc_image_free(images, n);
     sdc_image_free(init, 1);
     sdc_ctx_free(ctx);
+    free(prompts);
+    free(prompt_text);
     return rc;
 }

@@ -16,9 +16,25 @@ void cli_generate_usage(FILE *f) {
             "  -m, --model PATH         Stable Diffusion model: a diffusers folder, or a single-file\n"
             "                           (CompVis/LDM) .safetensors checkpoint\n"
             "  -p, --prompt TEXT        what to draw (UTF-8; invalid UTF-8 is refused)\n"
+            "      --prompt-file FILE   many prompts in one run instead of -p, one per line (blank lines and\n"
+            "                           lines starting with # are skipped); a line may start with options,\n"
+            "                           each followed by '|':\n"
+            "                             seed=7 | negative=blurry, dark | a lighthouse at dusk\n"
+            "                           seed=N (default --seed) and negative=TEXT (default\n"
+            "                           --negative-prompt; 'negative= |' for none; no '|' inside). Each line\n"
+            "                           makes -b images (its seed + i), identical to running it alone.\n"
+            "                           The phases run over the whole list: every prompt is encoded, then\n"
+            "                           every image denoised, then decoded, so `phased` loads each\n"
+            "                           component once. A malformed line is an error naming its line\n"
+            "      --max-batch N        images per UNet / transformer call (each with its CFG rows); 0: all\n"
+            "                           of the run at once (default 1). More use the device better and need\n"
+            "                           more activation memory; above 1 the images may differ from\n"
+            "                           one-at-a-time runs in the last bits. (sdc's own flag:\n"
+            "                           stable-diffusion.cpp has none.)\n"
             "  -n, --negative-prompt T  what to avoid (default: empty)\n"
-            "  -o, --output FILE        output PNG (default: output.png); with -b N > 1 the images are\n"
-            "                           FILE-1.png, FILE-2.png, ... An existing FILE must be a regular\n"
+            "  -o, --output FILE        output PNG (default: output.png); with more than one image (-b N,\n"
+            "                           --prompt-file) they are FILE-1.png, FILE-2.png, ... in order (line\n"
+            "                           by line, -b images each). An existing FILE must be a regular\n"
             "                           file (it is replaced); a symlink, folder, FIFO or device is refused\n"
             "  -W, --width N            image width, a multiple of 8 (default 512)\n"
             "  -H, --height N           image height, a multiple of 8 (default 512)\n"
@@ -83,6 +99,8 @@ void cli_generate_usage(FILE *f) {
 
 enum {
     OPT_STEPS = 256,
+    OPT_PROMPT_FILE,
+    OPT_MAX_BATCH,
     OPT_CFG,
     OPT_SAMPLER,
     OPT_SCHEDULER,
@@ -222,6 +240,8 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"prompt", required_argument, 0, 'p'},
+        {"prompt-file", required_argument, 0, OPT_PROMPT_FILE},
+        {"max-batch", required_argument, 0, OPT_MAX_BATCH},
         {"negative-prompt", required_argument, 0, 'n'},
         {"output", required_argument, 0, 'o'},
         {"width", required_argument, 0, 'W'},
@@ -273,7 +293,15 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
     while ((c = getopt_long(argc, argv, "m:p:n:o:W:H:s:b:i:t:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->cp.model_path = optarg; break;
-        case 'p': o->gp.prompt = optarg; break;
+        case 'p':
+            o->gp.prompt = optarg;
+            o->prompt_given = 1;
+            break;
+        case OPT_PROMPT_FILE: o->prompt_file = optarg; break;
+        case OPT_MAX_BATCH:
+            if (cli_int("--max-batch", optarg, 0, 65536, &v)) return 2;
+            o->gp.max_batch = (int)v;
+            break;
         case 'n':
             o->gp.negative_prompt = optarg;
             o->cfg_given = 1;
@@ -411,6 +439,11 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
             fprintf(stderr, "sdc: error: %s is an empty path\n", paths[i][0]);
             return 2;
         }
+    }
+    if (o->prompt_file && (o->prompt_given || !o->prompt_file[0])) {
+        fprintf(stderr, "sdc: error: %s\n",
+                o->prompt_given ? "--prompt and --prompt-file exclude each other" : "--prompt-file is an empty path");
+        return 2;
     }
     if (!o->cp.model_path && !o->cp.diffusion_model_path) {
         fprintf(stderr, "sdc: error: no model given (-m DIR or --diffusion-model FILE)\n");

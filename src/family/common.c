@@ -60,7 +60,7 @@ sdc_status fam_decode(sdc_run *r, sdc_vae_decoder *dec, const sdc_vae_config *vc
     if (st == SDC_OK && progress(r, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
     if (st == SDC_OK && !r->dry) {
         if (r->p->pixels_out) memcpy(r->p->pixels_out + (size_t)i * npix, pixels, sizeof(float) * npix);
-        st = sdc_pipeline_make_image(r, sched, r->p->seed + i, pixels, (int)W, (int)H, &r->images[i]);
+        st = sdc_pipeline_make_image(r, sched, i, pixels, (int)W, (int)H, &r->images[i]);
     }
     free(pixels);
     return st;

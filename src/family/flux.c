@@ -2,9 +2,11 @@
  * packed 16-channel latents, flow-matching Euler, the 16-channel VAE.
  *
  *   phase        needs            runs
- *   condition    text_encoder     once: CLIP's pooled output of the prompt [pooled_dim]
- *   condition_2  text_encoder_2   once: the T5 encoder's states [1, T, joint_dim] (T = t5_max_length)
- *   denoise      transformer      per image: latents (seed + i), the flow-matching loop
+ *   condition    text_encoder     once, every prompt: CLIP's pooled output [pooled_dim]
+ *   condition_2  text_encoder_2   once, every prompt: the T5 encoder's states [1, T, joint_dim]
+ *                                 (T = t5_max_length)
+ *   denoise      transformer      per group of max_batch images: latents (each its seed), the
+ *                                 flow-matching loop over the group's rows [group, N, 4C]
  *   decode       vae_decoder      per image: latents / scaling + shift -> pixels
  * Each text encoder is its own component, so `phased` frees T5 before the transformer loads. There is
  * no classifier-free guidance: dev embeds `guidance`; cfg_scale and the negative prompt are ignored. */
@@ -67,10 +69,10 @@ static const sdc_component_def flux_components[FLUX_N_COMPONENTS] = {
 
 #define NEEDS(c) (1u << (c))
 static const sdc_phase_def flux_phases[] = {
-    {"condition", NEEDS(FLUX_CLIP), 0, 0, flux_condition_clip},
-    {"condition_2", NEEDS(FLUX_T5), 0, 0, flux_condition_t5},
-    {"denoise", NEEDS(FLUX_TRANSFORMER), 1, 0, flux_denoise},
-    {"decode", NEEDS(FLUX_VAE_DECODER), 1, 0, flux_decode},
+    {"condition", NEEDS(FLUX_CLIP), 0, 0, flux_condition_clip, 0},
+    {"condition_2", NEEDS(FLUX_T5), 0, 0, flux_condition_t5, 0},
+    {"denoise", NEEDS(FLUX_TRANSFORMER), 1, 0, flux_denoise, 1},
+    {"decode", NEEDS(FLUX_VAE_DECODER), 1, 0, flux_decode, 0},
 };
 
 /* --- opening ----------------------------------------------------------------------------------- */
@@ -172,7 +174,7 @@ static void flux_job_free(void *state) {
     flux_job *j = state;
     if (!j) return;
     sdc_schedule_free(&j->sched);
-    sdc_tensor_free(j->context);
+    free(j->ctx);
     free(j->pooled);
     free(j->img_ids);
     free(j->txt_ids);
@@ -216,11 +218,13 @@ static sdc_status flux_job_new(sdc_run *r, void **state) {
     j->T = p->t5_max_length ? p->t5_max_length : f->dit.guidance_embeds ? 512 : 256;
     st = sdc_flow_schedule_build(&f->flow, p->steps, (int)j->N, r->log, &j->sched);
     if (st == SDC_OK) {
-        j->pooled = calloc((size_t)f->dit.pooled_dim, sizeof(float));
+        j->n_prompts = sdc_job_n_prompts(p);
+        j->pooled = calloc((size_t)j->n_prompts * (size_t)f->dit.pooled_dim, sizeof(float));
+        j->ctx = calloc((size_t)j->n_prompts * (size_t)j->T * (size_t)f->t5.d_model, sizeof(float));
         j->img_ids = calloc((size_t)j->N * 3, sizeof(float));
         j->txt_ids = calloc((size_t)j->T * 3, sizeof(float));
-        j->lat = malloc(sizeof(float) * j->n * (size_t)p->batch_count);
-        if (!j->pooled || !j->img_ids || !j->txt_ids || !j->lat) st = SDC_ERR_OOM;
+        j->lat = malloc(sizeof(float) * j->n * (size_t)sdc_job_n_images(p));
+        if (!j->pooled || !j->ctx || !j->img_ids || !j->txt_ids || !j->lat) st = SDC_ERR_OOM;
     }
     if (st == SDC_OK) /* diffusers' latent image ids: (0, row, column) of each packed token */
         for (int64_t y = 0; y < j->h / 2; y++)

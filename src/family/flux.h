@@ -32,18 +32,21 @@ typedef struct flux_fam {
     sdc_unigram *t5_tok;
 } flux_fam;
 
-/* One job: the schedule, the conditioning, every image's latents. */
+/* One job: the schedule, every prompt's conditioning (on the host between the encoders and the
+ * transformer, exactly: the values go back in the encoder's dtype), every image's latents. */
 typedef struct flux_job {
     sdc_schedule sched;
     int64_t H, W, h, w;  /* image and (unpacked) latent sizes */
     size_t n;            /* latent elements of one image: 16 x h x w */
     int64_t N;           /* packed image tokens: (h / 2) x (w / 2) */
     int T;               /* T5 tokens */
-    float *pooled;       /* [pooled_dim]: CLIP's pooled output of the prompt */
-    sdc_tensor *context; /* [1, T, joint_dim]: from condition_2 until the last denoise */
+    int n_prompts;       /* the job's entries */
+    float *pooled;       /* [n_prompts, pooled_dim]: CLIP's pooled output of each prompt */
+    float *ctx;          /* [n_prompts, T, joint_dim]: T5's output, from condition_2 until the last denoise */
+    sdc_dtype ctx_dtype; /* T5's output dtype */
     float *img_ids;      /* [N, 3]: (0, row, column) of each packed token */
     float *txt_ids;      /* [T, 3]: zeros */
-    float *lat;          /* [batch, n]: each image's latents (initial, then denoised) */
+    float *lat;          /* [images, n]: each image's latents (initial, then denoised) */
 } flux_job;
 
 /* flux_files.c: indexes every part (folder components, a BFL single file, component files by role) and

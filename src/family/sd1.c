@@ -2,9 +2,10 @@
  * the opening and job code SDXL (sdxl.c) shares.
  *
  *   phase      needs          runs
- *   condition  text_encoder   once: the prompt (and the negative prompt with CFG) -> context [nb, T, C]
+ *   condition  text_encoder   once: each prompt (and negative prompt with CFG) -> its context [nb, T, C]
  *   encode     vae_encoder    once, img2img only: the init image's posterior (mean, logvar)
- *   denoise    unet           per image: initial latents (seed + i), then the sampler loop
+ *   denoise    unet           per group of max_batch images: initial latents (each its own seed), then
+ *                             the sampler loop over the group's rows [group x nb]
  *   decode     vae_decoder    per image: latents -> pixels -> the 8-bit image */
 #include "family/sd1.h"
 
@@ -50,10 +51,10 @@ static const sdc_component_def sd1_components[SD1_N_COMPONENTS] = {SD1_COMPONENT
 
 #define NEEDS(c) (1u << (c))
 static const sdc_phase_def sd1_phases[] = {
-    {"condition", NEEDS(SD1_TEXT_ENCODER), 0, 0, sd1_condition},
-    {"encode", NEEDS(SD1_VAE_ENCODER), 0, 1, sd1_encode},
-    {"denoise", NEEDS(SD1_UNET), 1, 0, sd1_denoise},
-    {"decode", NEEDS(SD1_VAE_DECODER), 1, 0, sd1_decode},
+    {"condition", NEEDS(SD1_TEXT_ENCODER), 0, 0, sd1_condition, 0},
+    {"encode", NEEDS(SD1_VAE_ENCODER), 0, 1, sd1_encode, 0},
+    {"denoise", NEEDS(SD1_UNET), 1, 0, sd1_denoise, 1},
+    {"decode", NEEDS(SD1_VAE_DECODER), 1, 0, sd1_decode, 0},
 };
 
 /* --- opening ----------------------------------------------------------------------------------- */
@@ -210,8 +211,8 @@ void sd1_job_free(void *state) {
     sd1_job *j = state;
     if (!j) return;
     sdc_schedule_free(&j->sched);
-    sdc_tensor_free(j->context);
-    sdc_tensor_free(j->context1);
+    free(j->ctx);
+    free(j->zero_negative);
     free(j->text_embeds);
     free(j->mean);
     free(j->logvar);
@@ -220,15 +221,15 @@ void sd1_job_free(void *state) {
 }
 
 /* SDXL's time ids (diffusers' order, (height, width) pairs): original size, crop top-left, target size;
- * each size 0 is the image's, as diffusers' defaults. The same for both rows. */
-static void sdxl_time_ids(const sdc_gen_params *p, float ids[2 * SDXL_N_TIME_IDS]) {
+ * each size 0 is the image's, as diffusers' defaults. The same for every row. */
+static void sdxl_time_ids(const sdc_gen_params *p, float ids[SDXL_N_TIME_IDS]) {
     const int v[SDXL_N_TIME_IDS] = {p->original_height ? p->original_height : p->height,
                                     p->original_width ? p->original_width : p->width,
                                     p->crop_top,
                                     p->crop_left,
                                     p->target_height ? p->target_height : p->height,
                                     p->target_width ? p->target_width : p->width};
-    for (int i = 0; i < SDXL_N_TIME_IDS; i++) ids[i] = ids[SDXL_N_TIME_IDS + i] = (float)v[i];
+    for (int i = 0; i < SDXL_N_TIME_IDS; i++) ids[i] = (float)v[i];
 }
 
 sdc_status sd1_job_new(sdc_run *r, void **state) {
@@ -244,20 +245,29 @@ sdc_status sd1_job_new(sdc_run *r, void **state) {
     if (!j) return SDC_ERR_OOM;
     sdc_status st = build_schedule(f, p, r->log, &j->sched);
     j->nb = p->cfg_scale > 1.0f ? 2 : 1;
+    j->n_prompts = sdc_job_n_prompts(p);
     j->H = p->height;
     j->W = p->width;
     j->h = j->H / vs;
     j->w = j->W / vs;
     j->n = (size_t)(f->unet.in_channels * j->h * j->w);
+    j->T = f->clip.max_positions;
+    j->C = f->unet.cross_attention_dim;
+    const size_t P = (size_t)j->n_prompts, rows = P * (size_t)j->nb;
+    j->ctx = calloc(rows * (size_t)(j->T * j->C), sizeof(float));
+    if (!j->ctx) st = SDC_ERR_OOM;
     if (f->xl) {
         sdxl_time_ids(p, j->time_ids);
-        j->zero_negative =
-            j->nb == 2 && f->force_zeros_for_empty_prompt && !(p->negative_prompt && *p->negative_prompt);
-        if (!(j->text_embeds = calloc((size_t)j->nb * (size_t)f->clip2.projection_dim, sizeof(float))))
-            st = SDC_ERR_OOM;
+        j->zero_negative = calloc(P, 1);
+        /* the zero negative rows stay as calloc left them */
+        j->text_embeds = calloc(rows * (size_t)f->clip2.projection_dim, sizeof(float));
+        if (!j->zero_negative || !j->text_embeds) st = SDC_ERR_OOM;
+        for (int e = 0; e < j->n_prompts && st == SDC_OK; e++)
+            j->zero_negative[e] =
+                j->nb == 2 && f->force_zeros_for_empty_prompt && !*sdc_job_prompt(p, e).negative_prompt;
     }
     if (st == SDC_OK) {
-        j->lat = malloc(sizeof(float) * j->n * (size_t)p->batch_count);
+        j->lat = malloc(sizeof(float) * j->n * (size_t)sdc_job_n_images(p));
         j->mean = malloc(sizeof(float) * j->n);
         j->logvar = malloc(sizeof(float) * j->n);
         if (!j->lat || !j->mean || !j->logvar) st = SDC_ERR_OOM;

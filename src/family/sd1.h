@@ -40,19 +40,23 @@ typedef struct sd1_fam {
 /* The number of SDXL time ids: original (h, w), crop (top, left), target (h, w). */
 #define SDXL_N_TIME_IDS 6
 
-/* One job: the schedule, the conditioning and every image's latents, carried from phase to phase. */
+/* One job: the schedule, the conditioning of every prompt and every image's latents, carried from phase
+ * to phase. The conditioning waits on the host between the encoders and the UNet (exactly: the values
+ * go back in the encoders' dtype), so any group of images can take its rows. */
 typedef struct sd1_job {
     sdc_schedule sched;
-    int nb;                              /* conditioning rows: 2 with classifier-free guidance, else 1 */
-    int64_t H, W, h, w;                  /* image and latent sizes */
-    size_t n;                            /* latent elements of one image: C x h x w */
-    sdc_tensor *context;                 /* the conditioning [nb, T, C]: from condition until the last denoise */
-    sdc_tensor *context1;                /* SDXL: the first encoder's part [nb, T, C1], until the second's is joined */
-    int zero_negative;                   /* SDXL: the negative row is zeros (force_zeros_for_empty_prompt) */
-    float *text_embeds;                  /* SDXL: [nb, P] the second encoder's pooled projection */
-    float time_ids[2 * SDXL_N_TIME_IDS]; /* SDXL: [nb, 6], the same for both rows */
-    float *mean, *logvar;                /* [n]: the init image's posterior (img2img) */
-    float *lat;                          /* [batch, n]: each image's latents (initial, then denoised) */
+    int nb;                          /* conditioning rows per image: 2 with classifier-free guidance, else 1 */
+    int n_prompts;                   /* the job's entries */
+    int64_t H, W, h, w;              /* image and latent sizes */
+    size_t n;                        /* latent elements of one image: C x h x w */
+    int64_t T, C;                    /* context tokens and width (SDXL: C1 + C2) */
+    sdc_dtype ctx_dtype;             /* the (first) text encoder's output dtype */
+    float *ctx;                      /* [n_prompts, nb, T, C]: each entry's rows, 0 the negative when nb == 2 */
+    unsigned char *zero_negative;    /* SDXL, [n_prompts]: the negative row is zeros (force_zeros_for_empty_prompt) */
+    float *text_embeds;              /* SDXL: [n_prompts, nb, P] the second encoder's pooled projection */
+    float time_ids[SDXL_N_TIME_IDS]; /* SDXL: the same for every row */
+    float *mean, *logvar;            /* [n]: the init image's posterior (img2img) */
+    float *lat;                      /* [images, n]: each image's latents (initial, then denoised) */
 } sd1_job;
 
 /* Shared by both families' tables. */

@@ -4,11 +4,11 @@
  * added conditioning.
  *
  *   phase        needs            runs
- *   condition    text_encoder     once: te1 hidden_states[-2] [nb, T, C1]
- *   condition_2  text_encoder_2   once: te2 hidden_states[-2] [nb, T, C2] and text_embeds [nb, P];
- *                                 context = concat(te1, te2) [nb, T, C1 + C2]
+ *   condition    text_encoder     once, every prompt: te1 hidden_states[-2] [nb, T, C1]
+ *   condition_2  text_encoder_2   once, every prompt: te2 hidden_states[-2] [nb, T, C2] and text_embeds
+ *                                 [nb, P]; context = concat(te1, te2) [nb, T, C1 + C2] (on the host)
  *   encode       vae_encoder      once, img2img only
- *   denoise      unet             per image
+ *   denoise      unet             per group of max_batch images
  *   decode       vae_decoder      per image
  * The encoders are separate phases so that `phased` holds only one of them at a time.
  * With force_zeros_for_empty_prompt (the model index; diffusers' default) and an empty negative prompt,
@@ -35,61 +35,55 @@ static int xl_layers(const sdc_clip_config *cc, int clip_skip) {
     return n >= 1 ? n : 1;
 }
 
-/* Encodes the rows that are not zeros with encoder `comp` and tokenizer tok into hidden [rows, T, C]
- * (a new activation), and text_embeds [rows, P] when asked. */
-static sdc_status encode(sdc_run *r, sd1_job *j, int comp, const sdc_clip_tokenizer *tok, float *text_embeds,
-                         sdc_tensor **hidden) {
+/* Encodes entry e's rows that are not zeros with encoder `comp` and tokenizer tok (one call, as a
+ * one-prompt job makes) into columns [c0, c0 + C) of the entry's host context rows [nb, T, C1 + C2],
+ * and its text_embeds [rows, P] when asked. */
+static sdc_status encode(sdc_run *r, sd1_job *j, int e, int comp, const sdc_clip_tokenizer *tok, float *text_embeds,
+                         int64_t c0) {
     const sdc_gen_params *p = r->p;
     sdc_clip *clip = sdc_run_component(r, comp);
     const sdc_clip_config *cc = sdc_clip_get_config(clip);
-    const int T = cc->max_positions, first = j->zero_negative, rows = j->nb - first;
+    const int T = cc->max_positions, first = j->zero_negative[e], rows = j->nb - first;
+    const int64_t C = cc->hidden;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(rows * T));
-    if (!ids) return SDC_ERR_OOM;
-    const char *texts[2] = {p->negative_prompt ? p->negative_prompt : "", p->prompt ? p->prompt : ""};
-    for (int b = 0; b < rows; b++) {
+    float *h = malloc(sizeof(float) * (size_t)(rows * T * C));
+    const sdc_prompt q = sdc_job_prompt(p, e);
+    const char *texts[2] = {q.negative_prompt, q.prompt};
+    for (int b = 0; ids && b < rows; b++) {
         const int row = first + b; /* row of the context: 0 the negative when nb == 2 */
         size_t cut = sdc_clip_encode_prompt(tok, texts[2 - j->nb + row], ids + (size_t)b * T, T);
         if (cut && !r->dry && comp == SD1_TEXT_ENCODER)
-            SDC_LOGW(r->log, "condition: %s is %zu tokens too long; the end was cut off",
-                     j->nb == 2 && row == 0 ? "the negative prompt" : "the prompt", cut);
+            SDC_LOGW(r->log, "condition: %s%.0d is %zu tokens too long; the end was cut off",
+                     j->nb == 2 && row == 0 ? "the negative prompt" : "the prompt", j->n_prompts > 1 ? e + 1 : 0, cut);
     }
-    *hidden = sdc_act_new(r->be, sdc_clip_act_dtype(clip), 3, (int64_t[]){rows, T, cc->hidden}); /* [rows, T, C] */
-    sdc_status st = *hidden ? SDC_OK : SDC_ERR_OOM;
-    const sdc_clip_request req = {xl_layers(cc, p->clip_skip), 0, *hidden, NULL, text_embeds};
+    sdc_tensor *hidden = sdc_act_new(r->be, sdc_clip_act_dtype(clip), 3, (int64_t[]){rows, T, C}); /* [rows, T, C] */
+    sdc_status st = ids && h && hidden ? SDC_OK : SDC_ERR_OOM;
+    const sdc_clip_request req = {xl_layers(cc, p->clip_skip), 0, hidden, NULL, text_embeds};
     if (st == SDC_OK) st = sdc_clip_encode(clip, ids, rows, T, &req, NULL, NULL);
     if (st == SDC_OK) st = sdc_backend_status(r->be);
+    if (st == SDC_OK) st = sdc_tensor_get_f32(hidden, h);
+    if (st == SDC_OK) st = sdc_backend_status(r->be);
+    if (st == SDC_OK) {
+        float *dst = j->ctx + (size_t)(e * j->nb + first) * (size_t)(j->T * j->C); /* [rows, T, C1 + C2] */
+        for (int64_t t = 0; t < (int64_t)rows * T; t++)
+            memcpy(dst + t * j->C + c0, h + t * C, sizeof(float) * (size_t)C);
+    }
+    sdc_tensor_free(hidden);
     free(ids);
+    free(h);
     return st;
 }
 
 sdc_status sdxl_condition_1(sdc_run *r, int image) {
     (void)image;
     sd1_job *j = r->state;
-    if (progress(r, "condition", 0, 1)) return SDC_ERR_CANCELLED;
-    sdc_status st = encode(r, j, SD1_TEXT_ENCODER, ((const sd1_fam *)r->fam)->tok, NULL, &j->context1);
-    if (st == SDC_OK && progress(r, "condition", 1, 1)) st = SDC_ERR_CANCELLED;
-    return st;
-}
-
-/* x [rows, T, C] with a zero row before it when the negative is zeros: [nb, T, C] */
-static sdc_status with_zero_row(sdc_run *r, sd1_job *j, sdc_tensor **x) {
-    if (!j->zero_negative) return SDC_OK;
-    const sdc_tensor *t = *x;
-    const int64_t T = t->ne[1], C = t->ne[2];
-    float *zeros = calloc((size_t)(T * C), sizeof(float));
-    sdc_tensor *z = sdc_act_new(r->be, t->dtype, 3, (int64_t[]){1, T, C});
-    sdc_tensor *y = z ? sdc_act_new(r->be, t->dtype, 3, (int64_t[]){2, T, C}) : NULL;
-    sdc_status st = zeros && y ? SDC_OK : SDC_ERR_OOM;
-    if (st == SDC_OK) {
-        sdc_tensor_set_f32(z, zeros);
-        sdc_concat(y, z, t, 0);
-        sdc_tensor_free(*x);
-        *x = y;
-        y = NULL;
+    sdc_status st = SDC_OK;
+    j->ctx_dtype = sdc_clip_act_dtype(sdc_run_component(r, SD1_TEXT_ENCODER));
+    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
+        if (progress(r, "condition", e, j->n_prompts)) return SDC_ERR_CANCELLED;
+        st = encode(r, j, e, SD1_TEXT_ENCODER, ((const sd1_fam *)r->fam)->tok, NULL, 0);
     }
-    free(zeros);
-    sdc_tensor_free(z);
-    sdc_tensor_free(y);
+    if (st == SDC_OK && progress(r, "condition", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
     return st;
 }
 
@@ -97,34 +91,18 @@ sdc_status sdxl_condition_2(sdc_run *r, int image) {
     (void)image;
     sd1_job *j = r->state;
     const sd1_fam *f = r->fam;
-    if (progress(r, "condition_2", 0, 1)) return SDC_ERR_CANCELLED;
     const size_t P = (size_t)f->clip2.projection_dim;
-    /* the zero negative row of text_embeds stays as job_new left it (calloc) */
-    sdc_tensor *h2 = NULL;
-    sdc_status st = encode(r, j, SDXL_TEXT_ENCODER_2, f->tok2, j->text_embeds + (size_t)j->zero_negative * P, &h2);
-    if (st == SDC_OK) st = with_zero_row(r, j, &j->context1);
-    if (st == SDC_OK) st = with_zero_row(r, j, &h2);
-    if (st == SDC_OK) {
-        const sdc_tensor *a = j->context1;
-        j->context = sdc_act_new(r->be, a->dtype, 3, (int64_t[]){a->ne[0], a->ne[1], a->ne[2] + h2->ne[2]});
-        if (!j->context) st = SDC_ERR_OOM;
+    sdc_status st = SDC_OK;
+    /* the zero negative rows of text_embeds and the context stay as job_new left them (calloc) */
+    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
+        if (progress(r, "condition_2", e, j->n_prompts)) return SDC_ERR_CANCELLED;
+        float *embeds = j->text_embeds + (size_t)(e * j->nb + j->zero_negative[e]) * P;
+        st = encode(r, j, e, SDXL_TEXT_ENCODER_2, f->tok2, embeds, f->clip.hidden);
     }
-    if (st == SDC_OK && j->context1->dtype != h2->dtype) {
-        sdc_tensor *c = sdc_act_new(r->be, j->context1->dtype, 3, h2->ne);
-        if (c) sdc_copy(c, h2);
-        sdc_tensor_free(h2);
-        h2 = c;
-        if (!h2) st = SDC_ERR_OOM;
-    }
-    if (st == SDC_OK) sdc_concat(j->context, j->context1, h2, 2); /* [nb, T, C1 + C2] */
-    if (st == SDC_OK) st = sdc_backend_status(r->be);
-    sdc_tensor_free(h2);
-    sdc_tensor_free(j->context1);
-    j->context1 = NULL;
     if (st == SDC_OK && !r->dry)
         st = sdc_pipeline_check_finite(r->log, "condition_2", 0, "the pooled text embeds", j->text_embeds,
-                                       (size_t)j->nb * P);
-    if (st == SDC_OK && progress(r, "condition_2", 1, 1)) st = SDC_ERR_CANCELLED;
+                                       (size_t)(j->n_prompts * j->nb) * P);
+    if (st == SDC_OK && progress(r, "condition_2", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
     return st;
 }
 
@@ -143,11 +121,11 @@ static const sdc_component_def sdxl_components[SDXL_N_COMPONENTS] = {
 
 #define NEEDS(c) (1u << (c))
 static const sdc_phase_def sdxl_phases[] = {
-    {"condition", NEEDS(SD1_TEXT_ENCODER), 0, 0, sdxl_condition_1},
-    {"condition_2", NEEDS(SDXL_TEXT_ENCODER_2), 0, 0, sdxl_condition_2},
-    {"encode", NEEDS(SD1_VAE_ENCODER), 0, 1, sd1_encode},
-    {"denoise", NEEDS(SD1_UNET), 1, 0, sd1_denoise},
-    {"decode", NEEDS(SD1_VAE_DECODER), 1, 0, sd1_decode},
+    {"condition", NEEDS(SD1_TEXT_ENCODER), 0, 0, sdxl_condition_1, 0},
+    {"condition_2", NEEDS(SDXL_TEXT_ENCODER_2), 0, 0, sdxl_condition_2, 0},
+    {"encode", NEEDS(SD1_VAE_ENCODER), 0, 1, sd1_encode, 0},
+    {"denoise", NEEDS(SD1_UNET), 1, 0, sd1_denoise, 1},
+    {"decode", NEEDS(SD1_VAE_DECODER), 1, 0, sd1_decode, 0},
 };
 
 static int sdxl_probe(const sdc_model_files *mf) {

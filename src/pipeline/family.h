@@ -8,8 +8,9 @@
  *   phases      what runs in order (name, components needed, once per job or once per image,
  *               img2img only), each with its body.
  *
- * Phases are the outer loop: a job runs phase 0 for every image, then phase 1 for every image, ... so
- * under `phased` each component is loaded once per job, whatever the batch size. Everything a family
+ * Phases are the outer loop: a job runs phase 0 for every prompt, then phase 1 for every image (or group
+ * of images: the denoiser's rows), ... so under `phased` each component is loaded once per job, whatever
+ * the number of prompts and images. Everything a family
  * carries between phases (its conditioning, the latents of every image, the schedule) lives in its
  * job state, an opaque object the pipeline only creates, passes along and frees.
  *
@@ -36,6 +37,7 @@ typedef struct sdc_job_shape {
     int width, height; /* pixels */
     int cfg;           /* 1: two conditioning rows (negative + prompt) */
     int img2img;
+    int batch; /* images per denoiser call (the job's max_batch, at most its images); <= 0: 1 */
 } sdc_job_shape;
 
 typedef struct sdc_component_def {
@@ -60,6 +62,9 @@ typedef struct sdc_phase_def {
     /* The phase body, for image i (per-image phases) or i = -1. Components it needs are resident:
      * sdc_run_component(r, c) gives them. */
     sdc_status (*run)(sdc_run *r, int image);
+    /* per-image phases: 1: run once per group of r->group images i, i + 1, ... (at most the job's
+     * max_batch), which it computes together (the denoiser's rows); else r->group is 1 */
+    unsigned batched : 1;
 } sdc_phase_def;
 
 typedef struct sdc_family {
@@ -94,12 +99,13 @@ struct sdc_run {
     void *state;            /* the family's job state */
     void **components;      /* [n_components]: the resident ones, else NULL */
     const sdc_prec *prec;   /* [n_components]: the precision each component runs at */
-    sdc_image *images;      /* [p->batch_count]: the images the decode phase makes */
+    sdc_image *images;      /* [sdc_job_n_images(p)]: the images the decode phase makes */
     int dry;                /* 1: a planning run on a counting backend (no values: no checks,
                                          no images) */
     /* progress: returns nonzero when the job should stop */
     int (*progress)(sdc_run *r, const char *phase, int step, int total);
     void *progress_user;
+    int group; /* images in this call of a batched phase (image, image + 1, ...); else 1 */
 };
 
 static inline void *sdc_run_component(const sdc_run *r, int c) { return r->components[c]; }

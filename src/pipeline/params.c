@@ -40,10 +40,19 @@ sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *
         SDC_LOGE(log, "%s: batch count must be at least 1 (got %d)", fn, p->batch_count);
         return SDC_ERR_INVALID_ARG;
     }
-    if (p->seed > INT64_MAX - (p->batch_count - 1)) { /* image i uses seed + i */
-        SDC_LOGE(log, "%s: seed %lld with a batch of %d: the last seed would pass 2^63 - 1", fn, (long long)p->seed,
-                 p->batch_count);
+    if (p->n_prompts < 0 || (p->n_prompts > 0 && !p->prompts) ||
+        (int64_t)sdc_job_n_prompts(p) * p->batch_count > 65536) {
+        SDC_LOGE(log, "%s: %d prompts%s with a batch of %d: at most 65536 images a job", fn, p->n_prompts,
+                 p->n_prompts > 0 && !p->prompts ? " (but no list)" : "", p->batch_count);
         return SDC_ERR_INVALID_ARG;
+    }
+    for (int e = 0; e < sdc_job_n_prompts(p); e++) {
+        const int64_t seed = sdc_job_prompt(p, e).seed;
+        if (seed > INT64_MAX - (p->batch_count - 1)) { /* image i uses seed + i */
+            SDC_LOGE(log, "%s: prompt %d: seed %lld with a batch of %d: the last seed would pass 2^63 - 1", fn, e + 1,
+                     (long long)seed, p->batch_count);
+            return SDC_ERR_INVALID_ARG;
+        }
     }
     if (!isfinite(p->cfg_scale)) {
         SDC_LOGE(log, "%s: cfg scale must be a finite number", fn);
@@ -94,12 +103,36 @@ sdc_status sdc_pipeline_check_params(const sdc_gen_params *p, const sdc_logger *
     return SDC_OK;
 }
 
+/* --- a job's prompts and images ------------------------------------------------------------------ */
+
+int sdc_job_n_prompts(const sdc_gen_params *p) { return p->n_prompts > 0 && p->prompts ? p->n_prompts : 1; }
+
+int sdc_job_n_images(const sdc_gen_params *p) { return sdc_job_n_prompts(p) * p->batch_count; }
+
+sdc_prompt sdc_job_prompt(const sdc_gen_params *p, int e) {
+    sdc_prompt q = {p->prompt, p->negative_prompt, p->seed};
+    if (p->n_prompts > 0 && p->prompts) {
+        q = p->prompts[e];
+        if (!q.negative_prompt) q.negative_prompt = p->negative_prompt;
+    }
+    if (!q.prompt) q.prompt = "";
+    if (!q.negative_prompt) q.negative_prompt = "";
+    return q;
+}
+
+int sdc_job_image_prompt(const sdc_gen_params *p, int k) { return k / p->batch_count; }
+
+int64_t sdc_job_image_seed(const sdc_gen_params *p, int k) {
+    return sdc_job_prompt(p, k / p->batch_count).seed + k % p->batch_count;
+}
+
 /* --- output images ----------------------------------------------------------------------------- */
 
-static char *params_text(const sdc_run *r, const sdc_schedule *sched, int64_t seed) {
+static char *params_text(const sdc_run *r, const sdc_schedule *sched, int k) {
     const sdc_gen_params *p = r->p;
-    const char *prompt = p->prompt ? p->prompt : "";
-    const char *neg = p->negative_prompt ? p->negative_prompt : "";
+    const sdc_prompt q = sdc_job_prompt(p, sdc_job_image_prompt(p, k));
+    const char *prompt = q.prompt, *neg = q.negative_prompt;
+    const int64_t seed = sdc_job_image_seed(p, k);
     sdc_sampler s = sched->kind;
     char tail[512];
     int len = snprintf(tail, sizeof tail, "Steps: %d, Sampler: %s%s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
@@ -133,11 +166,12 @@ sdc_status sdc_pipeline_check_finite(const sdc_logger *log, const char *phase, i
     return SDC_ERR_NONFINITE;
 }
 
-sdc_status sdc_pipeline_make_image(const sdc_run *r, const sdc_schedule *sched, int64_t seed, const float *pixels,
-                                   int W, int H, sdc_image *img) {
+sdc_status sdc_pipeline_make_image(const sdc_run *r, const sdc_schedule *sched, int k, const float *pixels, int W,
+                                   int H, sdc_image *img) {
     size_t n = (size_t)W * (size_t)H * 3;
+    const int64_t seed = sdc_job_image_seed(r->p, k);
     img->data = malloc(n);
-    img->parameters = params_text(r, sched, seed);
+    img->parameters = params_text(r, sched, k);
     if (!img->data || !img->parameters) return SDC_ERR_OOM;
     for (size_t i = 0; i < n; i++) { /* NaN-safe clamp, then numpy's round (half to even) */
         float v = !(pixels[i] > 0.0f) ? 0.0f : pixels[i] > 1.0f ? 1.0f : pixels[i];

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend/count/count_backend.h"
+#include "pipeline/pipeline.h"
 
 const char *sdc_load_policy_name(sdc_load_policy p) { return sdc_value_name(SDC_NAMES_LOAD_POLICY, (int)p); }
 
@@ -22,6 +23,8 @@ void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job) {
     job->height = p->height;
     job->cfg = p->cfg_scale > 1.0f;
     job->img2img = p->init_image != NULL;
+    const int n = sdc_job_n_images(p);
+    job->batch = p->max_batch > 0 && p->max_batch < n ? p->max_batch : n;
 }
 
 /* Which components each phase holds under the policy. */
@@ -67,6 +70,7 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     p.steps = 1; /* activations do not depend on the step count */
     p.cfg_scale = job->cfg ? 2.0f : 1.0f;
     p.strength = 1.0f;
+    p.batch_count = p.max_batch = job->batch > 1 ? job->batch : 1; /* one group of the denoiser's size */
     sdc_image init = {job->width, job->height, 3, NULL, 0, NULL};
     if (job->img2img) {
         init.data = calloc((size_t)job->width * (size_t)job->height, 3);
@@ -75,7 +79,7 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     }
     void *comp[SDC_MAX_COMPONENTS] = {0};
     sdc_backend *cb = sdc_backend_count_new(m->be);
-    sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->prec, NULL, 1, NULL, NULL};
+    sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->prec, NULL, 1, NULL, NULL, 1};
     sdc_status st = cb ? fam->job_new(&r, &r.state) : SDC_ERR_OOM;
     memset(pk, 0, sizeof *pk);
     unsigned used = 0;
@@ -86,6 +90,7 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     for (int ph = 0; ph < fam->n_phases && st == SDC_OK; ph++) {
         if (!phase_runs(&fam->phases[ph], job)) continue;
         sdc_mem_stats_reset_peak(&cb->stats);
+        r.group = fam->phases[ph].batched ? p.batch_count : 1;
         st = fam->phases[ph].run(&r, fam->phases[ph].per_image ? 0 : -1);
         pk->act[ph] = cb->stats.peak[SDC_MEM_ACTIVATIONS];
         pk->ws[ph] = cb->stats.peak[SDC_MEM_WORKSPACE];
@@ -156,8 +161,10 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
     phase_peaks pk;
     measure(m, job, &pk);
 #define OUT(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
-    OUT("plan for %dx%d, %s%s, %s backend (MiB)\n", job->width, job->height, job->img2img ? "img2img" : "txt2img",
+    OUT("plan for %dx%d, %s%s, %s backend (MiB)", job->width, job->height, job->img2img ? "img2img" : "txt2img",
         job->cfg ? " with CFG" : "", sdc_backend_name(m->be));
+    if (job->batch > 1) OUT(", %d images per denoiser call", job->batch);
+    OUT("\n");
     OUT("%-11s %-10s %9s %12s %10s %9s  %s\n", "policy", "phase", "weights", "activations", "workspace", "total",
         "resident");
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {

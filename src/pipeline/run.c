@@ -2,9 +2,10 @@
  *
  *   for each phase of the family (skipping img2img-only phases in txt2img):
  *       apply the plan's residency (free what the phase does not keep, load what it needs)
- *       run the phase once, or once per image (image i uses seed + i)
+ *       run the phase once (for every prompt), once per image (image k of entry e uses e's seed + k),
+ *       or once per group of at most max_batch images (batched phases: the denoiser)
  *
- * so under `phased` each component is loaded once per job, whatever the batch size. */
+ * so under `phased` each component is loaded once per job, whatever the number of prompts and images. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ void sdc_gen_params_init(sdc_gen_params *p) {
     p->rng = SDC_RNG_TYPE_CPU;
     p->strength = 0.75f;
     p->guidance = 3.5f;
+    p->max_batch = 1;
 }
 
 sdc_job *sdc_job_new(sdc_model *m, const sdc_gen_params *p) {
@@ -131,19 +133,22 @@ sdc_status sdc_model_plan_memory(sdc_model *m, const sdc_gen_params *p, char **t
 
 /* --- the run ----------------------------------------------------------------------------------- */
 
-/* One run of the whole job under r->plan; the images go to out[batch_count]. */
+/* One run of the whole job under r->plan; the images go to out[sdc_job_n_images]. */
 static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
     sdc_model *m = j->m;
     const sdc_family *fam = m->family;
-    sdc_run r = {fam,  m->fam,  m->mf,   m->be, &m->log, &j->p,        m->model_name,
-                 NULL, m->comp, m->prec, out,   0,       run_progress, j};
+    sdc_run r = {fam,     m->fam, m->mf, m->be,        &m->log, &j->p, m->model_name, NULL, m->comp,
+                 m->prec, out,    0,     run_progress, j,       1};
+    const int n_img = sdc_job_n_images(&j->p),
+              mb = j->p.max_batch > 0 && j->p.max_batch < n_img ? j->p.max_batch : n_img;
     sdc_status st = fam->job_new(&r, &r.state);
     const double t_start = sdc_now();
     for (int ph = 0; ph < fam->n_phases && st == SDC_OK; ph++) {
         const sdc_phase_def *d = &fam->phases[ph];
         if (!rep->plan.phase[ph].runs) continue;
-        const int n = d->per_image ? j->p.batch_count : 1;
-        for (int i = 0; i < n && st == SDC_OK; i++) {
+        const int n = d->per_image ? n_img : 1, step = d->per_image && d->batched ? mb : 1;
+        for (int i = 0; i < n && st == SDC_OK; i += step) {
+            r.group = n - i < step ? n - i : step;
             double t0 = sdc_now();
             if ((st = sdc_residency_enter(m, rep, ph)) == SDC_OK) st = sdc_backend_sync(m->be); /* uploads landed */
             if (st != SDC_OK) break;
@@ -155,7 +160,7 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
         }
     }
     if (r.state) fam->job_free(r.state);
-    rep->images = st == SDC_OK ? j->p.batch_count : 0;
+    rep->images = st == SDC_OK ? n_img : 0;
     rep->seconds = sdc_now() - t_start;
     return st;
 }
@@ -163,7 +168,7 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
 static sdc_status run_job(sdc_job *j) {
     sdc_model *m = j->m;
     const sdc_logger *log = &m->log;
-    const int nb = j->p.batch_count;
+    const int nb = sdc_job_n_images(&j->p);
     sdc_report *r = calloc(1, sizeof *r);
     sdc_image *out = calloc((size_t)nb, sizeof *out);
     sdc_status st = r && out ? SDC_OK : SDC_ERR_OOM;
