@@ -136,6 +136,7 @@ static void f16_to_f32_table(float *dst, const unsigned char *s, size_t n) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 /* F16C's VCVTPH2PS, 8 values at a time: exact, as the table (the CPU linear and conv widen fp16 weights
@@ -156,7 +157,15 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(float *dst, cons
 
 static int f16c_ok;
 static pthread_once_t f16c_once = PTHREAD_ONCE_INIT;
-static void f16c_init(void) { f16c_ok = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"); }
+/* CPUID leaf 1: ECX bit 27 OSXSAVE, 28 AVX, 29 F16C; and the OS saves the YMM state (XCR0 bits 1-2).
+ * (Not __builtin_cpu_supports: clang 14 does not know "f16c".) */
+static void f16c_init(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || ((c >> 27) & 7) != 7) return;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    f16c_ok = (lo & 6) == 6;
+}
 
 static void f16_to_f32(float *dst, const unsigned char *s, size_t n) {
     pthread_once(&f16_table_once, f16_table_init); /* for either path: F16C's Inf / NaN blocks use it */
