@@ -19,6 +19,13 @@ if [ -d "$ROOT/.devdeps" ]; then
   export LD_LIBRARY_PATH=$ROOT/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# cuDNN: CUDNN_ROOT, else the nvidia-cudnn wheel of the machine's PyTorch (CMake also looks in the toolkit)
+if [ -z "${CUDNN_ROOT:-}" ]; then
+  for d in /opt/torch/.venv/lib/python3*/site-packages/nvidia/cudnn /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13; do
+    [ -f "$d/include/cudnn.h" ] && export CUDNN_ROOT=$d
+  done
+fi
+[ -n "${CUDNN_ROOT:-}" ] && export LD_LIBRARY_PATH=$CUDNN_ROOT/lib:$LD_LIBRARY_PATH
 export PATH=/usr/local/cuda/bin:$PATH
 if [ -z "${SDC_REFERENCE_DIR:-}" ] && [ -d "$ROOT/.ref" ]; then export SDC_REFERENCE_DIR=$ROOT/.ref; fi
 CMAKE=cmake
@@ -57,13 +64,13 @@ nvcc --version | tail -2
 
 built=0
 if step configure 120 "$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDC_CUDA=ON -DSDC_WERROR=ON \
-     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc &&
+     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} &&
    step build 300 "$CMAKE" --build "$BUILD" -j"$JOBS"; then
   built=1
 fi
 if [ "$built" = 1 ]; then
   step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
-  step test_cuda_quant 300 "$BUILD/tests/test_cuda_quant"
+  [ "${SDC_SKIP_QUANT:-0}" = 1 ] || step test_cuda_quant 300 "$BUILD/tests/test_cuda_quant"
   [ "${SDC_SKIP_MODELS:-0}" = 1 ] || step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
   # SDC_CUDA_FLUX=1: the Flux tests, which run on the GPU too in CUDA builds (transformer blocks in f32, f16,
   # bf16; whole pipelines in f32 and at Flux's default precision, across load policies)
@@ -100,18 +107,24 @@ fi
 # SDC_BENCH_SDXL=1: the SDXL issue's benchmark on an sdxl-shaped random model (fp16, 1024x1024, 20 euler
 # steps, CFG 7, one image): every policy (2 repeats: the first includes loading), phased with the tiled
 # decode, then diffusers on the same folder and card, resident and with enable_model_cpu_offload (needs
-# the diffusers wheel in .whl/, installed to /tmp/site).
+# the diffusers wheel in .whl/, installed to /tmp/site). SDC_SDXL_STEPS picks among
+# "bench tiled profile diffusers offload" (default all).
+sdxl_step() { case " ${SDC_SDXL_STEPS:-bench tiled profile diffusers offload} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if [ "$built" = 1 ] && [ "${SDC_BENCH_SDXL:-0}" = 1 ]; then
   xl=${SDC_SDXL_MODEL:-/tmp/sdxl}
   [ -f "$xl/model_index.json" ] || step mkmodel-sdxl 400 "$BUILD/sdc" mkmodel --arch sdxl --seed 1 -o "$xl"
-  step bench-sdxl 500 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 --batches 1 --repeat 2
-  step bench-sdxl-tiled 300 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 --batches 1 \
-    --repeat 2 --policies phased --vae-tiling
+  sdxl_step bench && step bench-sdxl 500 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 \
+    --batches 1 --repeat 2 ${SDC_SDXL_POLICIES:+--policies $SDC_SDXL_POLICIES}
+  sdxl_step tiled && step bench-sdxl-tiled 300 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 \
+    --batches 1 --repeat 2 --policies phased --vae-tiling
+  sdxl_step profile && step profile-sdxl 200 "$BUILD/sdc" generate -m "$xl" --device cuda -p "a photo of an astronaut" \
+    -W 1024 -H 1024 --steps 20 --cfg-scale 7 --load-policy all --profile -v -o /tmp/sdxl-1024-profile.png
   if [ -d "$ROOT/.whl" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$ROOT"/.whl/*.whl &&
       export PYTHONPATH=/tmp/site
-    step diffusers-sdxl 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7
-    step diffusers-sdxl-offload 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7 --offload
+    sdxl_step diffusers && step diffusers-sdxl 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7
+    sdxl_step offload && step diffusers-sdxl-offload 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 \
+      --steps 20 --cfg 7 --offload
   fi
 fi
 

@@ -9,8 +9,9 @@
  *
  * Two kernels:
  *   attn_mma_kernel   F16 or BF16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160; Flux's
- *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 warps, 64 queries per
- *                     block (16 per warp), 64 keys per tile, double-buffered with cp.async. The PTX
+ *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 warps,
+ *                     128 queries per block (32 per warp) for heads up to 128 wide, else 64 (16 per warp),
+ *                     64 keys per tile, double-buffered with cp.async. The PTX
  *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
  *                     score accumulators in registers and the probabilities feed the second product
  *                     without a trip through shared memory, rounded to the input type. D is
@@ -118,35 +119,46 @@ static __device__ __forceinline__ void load_tile_async(T *dst, int ld, const T *
     }
 }
 
-/* grid (ceil(T / 64), B * H), MMA_THREADS threads, dynamic shared memory 5 * 64 * (DP + 8) halves:
- * Q [64][DP+8], K [2][64][DP+8], V [2][64][DP+8] (the 8 extra columns keep ldmatrix rows on distinct banks). */
-template <typename T, int DP> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel(attn_geom g) {
-    constexpr int LD = DP + 8, NT = MMA_BK / 8, DT = DP / 8;   // score n-tiles, output n-tiles
+/* grid (ceil(T / BQ), B * H), MMA_THREADS threads, BQ = 64 MT queries per block: each warp owns MT
+ * m-tiles of 16 query rows, so every K and V fragment it loads from shared memory feeds MT products.
+ * Dynamic shared memory (BQ + 4 * 64) * (DP + 8) elements: Q [BQ][DP+8], K [2][64][DP+8],
+ * V [2][64][DP+8] (the 8 extra columns keep ldmatrix rows on distinct banks). A query row's arithmetic
+ * (key tiles of 64, the order of every sum) is the same for any MT: MT changes the speed, not the bits. */
+template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel(attn_geom g) {
+    constexpr int LD = DP + 8, NT = MMA_BK / 8, DT = DP / 8, BQ = MMA_BQ * MT;   // score / output n-tiles
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    T *Qs = (T *)smem_raw, *Ks = Qs + MMA_BQ * LD, *Vs = Ks + 2 * MMA_BK * LD;
+    T *Qs = (T *)smem_raw, *Ks = Qs + BQ * LD, *Vs = Ks + 2 * MMA_BK * LD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
-    const int q0 = blockIdx.x * MMA_BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H, D = g.D;
+    const int q0 = blockIdx.x * BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H, D = g.D;
     const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
     const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * D;
     const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * D;
 
-    if (D < DP) {   // zero the padding columns [D, DP) of all five tiles; the loads never write them
+    if (D < DP) {   // zero the padding columns [D, DP) of every tile row; the loads never write them
         const int pieces = (DP - D) / 8;
-        for (int i = threadIdx.x; i < 5 * 64 * pieces; i += MMA_THREADS)
+        for (int i = threadIdx.x; i < (BQ + 4 * MMA_BK) * pieces; i += MMA_THREADS)
             *(uint4 *)(Qs + (i / pieces) * LD + D + (i % pieces) * 8) = make_uint4(0, 0, 0, 0);
     }
-    const int key_end = g.causal ? min(g.S, q0 + MMA_BQ) : g.S;
+    const int key_end = g.causal ? min(g.S, q0 + BQ) : g.S;
     const int n_tiles = (key_end + MMA_BK - 1) / MMA_BK;
-    load_tile_async(Qs, LD, qg, g.C, q0, g.T, D);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) load_tile_async(Qs + mt * 64 * LD, LD, qg, g.C, q0 + mt * 64, g.T, D);
     load_tile_async(Ks, LD, kg, g.C, 0, g.S, D);
     load_tile_async(Vs, LD, vg, g.C, 0, g.S, D);
     cp_async_commit();
 
-    const int row0 = q0 + warp * 16 + gq, row1 = row0 + 8;   // this thread's two query rows
-    float o[DT][4];
+    const int wrow = warp * 16 * MT;                      // the warp's first row in the block's tile
+    int row0[MT], row1[MT];                               // this thread's two query rows of each m-tile
+    float o[MT][DT][4], m0[MT], m1[MT], l0[MT], l1[MT];   // l: this thread's columns only
 #pragma unroll
-    for (int j = 0; j < DT; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;   // l: this thread's columns only
+    for (int mt = 0; mt < MT; mt++) {
+        row0[mt] = q0 + wrow + mt * 16 + gq;
+        row1[mt] = row0[mt] + 8;
+        m0[mt] = m1[mt] = -INFINITY;
+        l0[mt] = l1[mt] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < DT; j++) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.0f;
+    }
 
     for (int it = 0; it < n_tiles; it++) {
         const int buf = it & 1;
@@ -160,121 +172,152 @@ template <typename T, int DP> __global__ void __launch_bounds__(MMA_THREADS) att
         __syncthreads();
         const T *Kb = Ks + buf * MMA_BK * LD, *Vb = Vs + buf * MMA_BK * LD;
 
-        /* s[16 x 64] = Q_warp K^T */
-        float s[NT][4];
+        /* s[mt][16 x 64] = Q_(warp, mt) K^T */
+        float s[MT][NT][4];
 #pragma unroll
-        for (int j = 0; j < NT; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NT; j++) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
 #pragma unroll
         for (int kd = 0; kd < DP / 16; kd++) {
-            unsigned a[4];   // matrices: rows 0-7 / 8-15 x d 0-7, then the same x d 8-15
-            ldmatrix_x4(a, Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kd * 16 + (lane >> 4) * 8);
+            unsigned a[MT][4];   // matrices: rows 0-7 / 8-15 x d 0-7, then the same x d 8-15
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                ldmatrix_x4(
+                    a[mt], Qs + (wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kd * 16 + (lane >> 4) * 8);
 #pragma unroll
             for (int kn = 0; kn < MMA_BK / 16; kn++) {
                 unsigned bk[4];   // matrices: keys 0-7 x d 0-7, d 8-15, then keys 8-15 x d 0-7, d 8-15
                 ldmatrix_x4(bk, Kb + (kn * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kd * 16 + ((lane >> 3) & 1) * 8);
-                mma16816<T>(s[2 * kn], a, bk[0], bk[1]);
-                mma16816<T>(s[2 * kn + 1], a, bk[2], bk[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816<T>(s[mt][2 * kn], a[mt], bk[0], bk[1]);
+                    mma16816<T>(s[mt][2 * kn + 1], a[mt], bk[2], bk[3]);
+                }
             }
         }
 
-        /* scale, mask, running max over the 4 threads that share a row */
         const int s0 = it * MMA_BK;
-        float mx0 = -INFINITY, mx1 = -INFINITY;
+        unsigned ph[MT][NT][2];   // p = exp2(s - m) as pairs of T: [0] row0, [1] row1 of score n-tile j
 #pragma unroll
-        for (int j = 0; j < NT; j++)
+        for (int mt = 0; mt < MT; mt++) {
+            /* scale, mask, running max over the 4 threads that share a row */
+            float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int col = s0 + j * 8 + tq * 2 + e;
-                float v0 = s[j][e] * g.scale_log2, v1 = s[j][2 + e] * g.scale_log2;
-                if (col >= g.S || (g.causal && col > row0)) v0 = -INFINITY;
-                if (col >= g.S || (g.causal && col > row1)) v1 = -INFINITY;
-                s[j][e] = v0;
-                s[j][2 + e] = v1;
-                mx0 = fmaxf(mx0, v0);
-                mx1 = fmaxf(mx1, v1);
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int col = s0 + j * 8 + tq * 2 + e;
+                    float v0 = s[mt][j][e] * g.scale_log2, v1 = s[mt][j][2 + e] * g.scale_log2;
+                    if (col >= g.S || (g.causal && col > row0[mt])) v0 = -INFINITY;
+                    if (col >= g.S || (g.causal && col > row1[mt])) v1 = -INFINITY;
+                    s[mt][j][e] = v0;
+                    s[mt][j][2 + e] = v1;
+                    mx0 = fmaxf(mx0, v0);
+                    mx1 = fmaxf(mx1, v1);
+                }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            /* the first tile holds key 0, which every row may see, so m is finite from there on */
+            const float mn0 = fmaxf(m0[mt], mx0), mn1 = fmaxf(m1[mt], mx1);
+            const float al0 = exp2f(m0[mt] - mn0), al1 = exp2f(m1[mt] - mn1);
+            m0[mt] = mn0;
+            m1[mt] = mn1;
+            float ls0 = 0.0f, ls1 = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                ph[mt][j][0] = pack2<T>(exp2f(s[mt][j][0] - mn0), exp2f(s[mt][j][1] - mn0));
+                ph[mt][j][1] = pack2<T>(exp2f(s[mt][j][2] - mn1), exp2f(s[mt][j][3] - mn1));
+                const float2 f0 = unpack2<T>(ph[mt][j][0]), f1 = unpack2<T>(ph[mt][j][1]);
+                ls0 += f0.x + f0.y;   // sum what is multiplied: the rounded probabilities
+                ls1 += f1.x + f1.y;
             }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        /* the first tile holds key 0, which every row may see, so m is finite from there on */
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-        m0 = mn0;
-        m1 = mn1;
-
-        /* p = exp2(s - m) as pairs of T: ph[j][0] row0, ph[j][1] row1 of score n-tile j */
-        unsigned ph[NT][2];
-        float ls0 = 0.0f, ls1 = 0.0f;
+            l0[mt] = l0[mt] * al0 + ls0;
+            l1[mt] = l1[mt] * al1 + ls1;
 #pragma unroll
-        for (int j = 0; j < NT; j++) {
-            ph[j][0] = pack2<T>(exp2f(s[j][0] - m0), exp2f(s[j][1] - m0));
-            ph[j][1] = pack2<T>(exp2f(s[j][2] - m1), exp2f(s[j][3] - m1));
-            const float2 f0 = unpack2<T>(ph[j][0]), f1 = unpack2<T>(ph[j][1]);
-            ls0 += f0.x + f0.y;   // sum what is multiplied: the rounded probabilities
-            ls1 += f1.x + f1.y;
-        }
-        l0 = l0 * al0 + ls0;
-        l1 = l1 * al1 + ls1;
-#pragma unroll
-        for (int j = 0; j < DT; j++) {
-            o[j][0] *= al0;
-            o[j][1] *= al0;
-            o[j][2] *= al1;
-            o[j][3] *= al1;
+            for (int j = 0; j < DT; j++) {
+                o[mt][j][0] *= al0;
+                o[mt][j][1] *= al0;
+                o[mt][j][2] *= al1;
+                o[mt][j][3] *= al1;
+            }
         }
 
         /* O[16 x DP] += P[16 x 64] V[64 x DP]: P's A fragments are the score accumulators of n-tiles 2kk, 2kk+1 */
 #pragma unroll
         for (int kk = 0; kk < MMA_BK / 16; kk++) {
-            const unsigned a[4] = {ph[2 * kk][0], ph[2 * kk][1], ph[2 * kk + 1][0], ph[2 * kk + 1][1]};
 #pragma unroll
             for (int dn = 0; dn < DP / 16; dn++) {
                 unsigned bv[4];   // transposed matrices: keys 0-7 / 8-15 x d 0-7, then the same x d 8-15
                 const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
                 ldmatrix_x4_trans(bv, Vb + key * LD + dn * 16 + (lane >> 4) * 8);
-                mma16816<T>(o[2 * dn], a, bv[0], bv[1]);
-                mma16816<T>(o[2 * dn + 1], a, bv[2], bv[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    const unsigned a[4] = {ph[mt][2 * kk][0], ph[mt][2 * kk][1], ph[mt][2 * kk + 1][0],
+                                           ph[mt][2 * kk + 1][1]};
+                    mma16816<T>(o[mt][2 * dn], a, bv[0], bv[1]);
+                    mma16816<T>(o[mt][2 * dn + 1], a, bv[2], bv[3]);
+                }
             }
         }
         __syncthreads();   // every warp is done with this buffer before it is refilled
     }
 
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     T *yg = (T *)g.y + (int64_t)b * g.T * g.C + h * D;
 #pragma unroll
-    for (int j = 0; j < DT; j++) {
-        const int d = j * 8 + tq * 2;   // D % 8 == 0: d < D implies d + 1 < D
-        if (d >= D) continue;
-        if (row0 < g.T) *(unsigned *)(yg + (int64_t)row0 * g.C + d) = pack2<T>(o[j][0] * inv0, o[j][1] * inv0);
-        if (row1 < g.T) *(unsigned *)(yg + (int64_t)row1 * g.C + d) = pack2<T>(o[j][2] * inv1, o[j][3] * inv1);
+    for (int mt = 0; mt < MT; mt++) {
+        float s0v = l0[mt], s1v = l1[mt];
+        s0v += __shfl_xor_sync(0xffffffffu, s0v, 1);
+        s0v += __shfl_xor_sync(0xffffffffu, s0v, 2);
+        s1v += __shfl_xor_sync(0xffffffffu, s1v, 1);
+        s1v += __shfl_xor_sync(0xffffffffu, s1v, 2);
+        const float inv0 = 1.0f / s0v, inv1 = 1.0f / s1v;
+#pragma unroll
+        for (int j = 0; j < DT; j++) {
+            const int d = j * 8 + tq * 2;   // D % 8 == 0: d < D implies d + 1 < D
+            if (d >= D) continue;
+            if (row0[mt] < g.T)
+                *(unsigned *)(yg + (int64_t)row0[mt] * g.C + d) = pack2<T>(o[mt][j][0] * inv0, o[mt][j][1] * inv0);
+            if (row1[mt] < g.T)
+                *(unsigned *)(yg + (int64_t)row1[mt] * g.C + d) = pack2<T>(o[mt][j][2] * inv1, o[mt][j][3] * inv1);
+        }
     }
 }
 
-template <typename T, int DP> static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    const size_t smem = (size_t)5 * 64 * (DP + 8) * sizeof(T);
-    CUDA_CHECK(be,
-               cudaFuncSetAttribute(attn_mma_kernel<T, DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const dim3 grid((unsigned)((g.T + MMA_BQ - 1) / MMA_BQ), (unsigned)(g.B * g.H));
-    attn_mma_kernel<T, DP><<<grid, MMA_THREADS, smem, s>>>(g);
+template <typename T, int DP, int MT> static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    const size_t smem = (size_t)(MMA_BQ * MT + 4 * MMA_BK) * (DP + 8) * sizeof(T);
+    CUDA_CHECK(
+        be, cudaFuncSetAttribute(attn_mma_kernel<T, DP, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((g.T + MMA_BQ * MT - 1) / (MMA_BQ * MT)), (unsigned)(g.B * g.H));
+    attn_mma_kernel<T, DP, MT><<<grid, MMA_THREADS, smem, s>>>(g);
+}
+
+/* Two m-tiles per warp (128 queries per block) where the queries fill them and the head is at most 128
+ * wide (registers); one otherwise. A function of the shapes only. */
+template <typename T, int DP> static void launch_mma_mt(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    if constexpr (DP <= 128) {
+        if (g.T >= 2 * MMA_BQ) {
+            launch_mma<T, DP, 2>(be, s, g);
+            return;
+        }
+    }
+    launch_mma<T, DP, 1>(be, s, g);
 }
 
 template <typename T> static void attention_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     switch ((g.D + 15) / 16) {
-    case 1: launch_mma<T, 16>(be, s, g); break;
-    case 2: launch_mma<T, 32>(be, s, g); break;
-    case 3: launch_mma<T, 48>(be, s, g); break;
-    case 4: launch_mma<T, 64>(be, s, g); break;
-    case 5: launch_mma<T, 80>(be, s, g); break;
-    case 6: launch_mma<T, 96>(be, s, g); break;
-    case 7: launch_mma<T, 112>(be, s, g); break;
-    case 8: launch_mma<T, 128>(be, s, g); break;
-    case 9: launch_mma<T, 144>(be, s, g); break;
-    case 10: launch_mma<T, 160>(be, s, g); break;
+    case 1: launch_mma_mt<T, 16>(be, s, g); break;
+    case 2: launch_mma_mt<T, 32>(be, s, g); break;
+    case 3: launch_mma_mt<T, 48>(be, s, g); break;
+    case 4: launch_mma_mt<T, 64>(be, s, g); break;
+    case 5: launch_mma_mt<T, 80>(be, s, g); break;
+    case 6: launch_mma_mt<T, 96>(be, s, g); break;
+    case 7: launch_mma_mt<T, 112>(be, s, g); break;
+    case 8: launch_mma_mt<T, 128>(be, s, g); break;
+    case 9: launch_mma_mt<T, 144>(be, s, g); break;
+    case 10: launch_mma_mt<T, 160>(be, s, g); break;
     default: assert(!"attention_mma: head dim over 160");
     }
 }
