@@ -274,8 +274,8 @@ typedef struct sdc_gen_params {
     /* Many prompts in one job, phase-major: every entry is conditioned (the text encoders loaded once),
      * then every image denoised (the denoiser loaded once), then every image decoded. Each entry makes
      * batch_count images (its seed + i); the images come in list order: image k is entry
-     * k / batch_count. With max_batch 1 each image is bit-identical to the same prompt and seed run
-     * alone (larger groups may differ in the last bits: the CPU linear is not batch-invariant yet).
+     * k / batch_count. On the CPU each image is bit-identical to the same prompt and seed run alone,
+     * whatever max_batch is (the kernels are batch-invariant; CUDA: not guaranteed above max_batch 1).
      * NULL / 0: one entry made of prompt, negative_prompt and seed above. */
     const sdc_prompt *prompts; /* [n_prompts] */
     int n_prompts;

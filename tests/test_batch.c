@@ -1,10 +1,12 @@
-/* test_batch.c - phase-major jobs over many prompts (sdc_gen_params.prompts): with max_batch 1 every image
- * is bit-identical (raw latents and PNG bytes) to the same prompt and seed generated alone, under `all` and
- * `phased`; under `phased` each component is loaded once for the whole list. max_batch 2 and all are run
- * and their identity printed, not checked: the CPU linear is not batch-invariant yet (OpenBLAS 0.3.21
- * computes a call of few rows with its small-matrix kernel, chosen by the call's row count, which rounds
- * differently; calls of a fixed row count, the last tile zero-padded, make it invariant). Prints the hash
- * table: prompt, seed, hash per mode. */
+/* test_batch.c - phase-major jobs over many prompts (sdc_gen_params.prompts): with max_batch 1, 2 and all
+ * every image is bit-identical (raw latents and PNG bytes) to the same prompt and seed generated alone,
+ * under `all` and `phased`; under `phased` each component is loaded once for the whole list. The kernels
+ * are batch-invariant: the CPU linear makes every OpenBLAS call exactly SDC_CPU_GEMM_TILE_M rows (its last
+ * tile zero-padded), since OpenBLAS 0.3.21 computes a call of few rows with its small-matrix kernel, chosen
+ * by the call's row count, which rounds differently; convolutions and attention compute per image. Measured:
+ * 4 jobs (SD 1.x twice, SDXL, Flux schnell), 6 modes each, 17 images per mode, 102 compared with their
+ * prompt alone, 0 differ. Before the padding, 42 of the 68 images of max_batch 2 and all differed: every
+ * one of all, and Flux's under 2. Prints the hash table: prompt, seed, hash per mode. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,11 +172,7 @@ static void check_family(const family_case *fc) {
                 png[mode][k] = h.png[k];
                 same += h.lat[k] == ref_lat[k] && h.png[k] == ref_png[k];
             }
-            if (mbs[mi] == 1)
-                test_check(same == images, "%s: %d of %d images bit-identical (latents and PNG) to their prompt alone",
-                           what, same, images);
-            else
-                printf("    %s: %d of %d images bit-identical to their prompt alone (not checked: see the header)\n",
+            test_check(same == images, "%s: %d of %d images bit-identical (latents and PNG) to their prompt alone",
                        what, same, images);
             if (pols[pi] == SDC_LOAD_PHASED) loads_once(what, h.report);
             cJSON_Delete(h.report);

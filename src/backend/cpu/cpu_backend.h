@@ -101,11 +101,23 @@ static inline int64_t sdc_cpu_gemm_n_tiles(int64_t M, int64_t N) {
 }
 
 /* The f32 operand of sdc_cpu_gemm_tiles: nb matrices X_b = data + b * stride, rows ld apart, whose
- * products go to C + b * c_stride. */
+ * products go to C + b * c_stride.
+ * pad_x, pad_c (SDC_CPU_W_RIGHT with nb 1 only; both or neither, NULL when M is a multiple of
+ * SDC_CPU_GEMM_TILE_M): X's last partial tile of rows copied into pad_x [SDC_CPU_GEMM_TILE_M, K] (rows K
+ * apart) and zero-padded, and a slot of pad_c per thread of the team, [SDC_CPU_GEMM_TILE_M, min(N,
+ * SDC_CPU_GEMM_TILE_N)] each, where that tile's products are computed before its real rows go to C. So
+ * every sgemm call has exactly SDC_CPU_GEMM_TILE_M rows and a row's bits do not depend on how many rows
+ * the product has (sdc_cpu_gemm_pad_bytes sizes both). */
 typedef struct sdc_cpu_gemm_x {
     const float *data;
     int64_t ld, nb, stride, c_stride;
+    const float *pad_x;
+    float *pad_c;
 } sdc_cpu_gemm_x;
+
+/* The bytes of pad_x and n_threads slots of pad_c for X[M, K] . w[N, K]^T: 0 when M is a multiple of
+ * SDC_CPU_GEMM_TILE_M (or M or N is 0). */
+size_t sdc_cpu_gemm_pad_bytes(int64_t M, int64_t N, int64_t K, int n_threads);
 
 /* The products of a weight w with each X_b of x, as `side` says, plus bias (may be NULL), cut into fixed
  * tiles of C shared out over the enclosing OpenMP team (an orphaned `omp for`; outside a parallel region
@@ -117,8 +129,8 @@ void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, con
 /* OpenBLAS's build description, for the backend's start-up log line. */
 const char *sdc_cpu_blas_config(void);
 
-/* Workspace queries (backend.h): the weight tiles a linear widens; a convolution's im2col band and
- * weight tiles. */
+/* Workspace queries (backend.h): the weight tiles a linear widens and its padded last row tile; a
+ * convolution's im2col band and weight tiles. */
 size_t sdc_cpu_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
 size_t sdc_cpu_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                 int stride, int pad);

@@ -105,12 +105,12 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
         for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
             const int64_t rows = Ho - oh0 < band ? Ho - oh0 : band, cols = rows * Wo;
             // pointwise: the images are col [Ci, H*W] each
-            sdc_cpu_gemm_x src = {xd + n0 * Ci * H * W, cols, nb, Ci * H * W, Co * P};
+            sdc_cpu_gemm_x src = {xd + n0 * Ci * H * W, cols, nb, Ci * H * W, Co * P, NULL, NULL};
             if (!c.pointwise) {
                 for (int64_t i = 0; i < nb; i++)
                     im2col(col + i * K * cols, xd + (n0 + i) * Ci * H * W, Ci, H, W, KH, KW, stride, pad, Wo, oh0,
                            rows);
-                src = (sdc_cpu_gemm_x){col, cols, nb, K * cols, Co * P};   // [K, rows*Wo] each
+                src = (sdc_cpu_gemm_x){col, cols, nb, K * cols, Co * P, NULL, NULL};   // [K, rows*Wo] each
             }
             // out_b[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src_b[K, rows*Wo] + b[Co]
             sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, cols, K, &wm, &src, bd, yd + n0 * Co * P + oh0 * Wo, P);

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <omp.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/quant.h"
@@ -96,6 +97,22 @@ static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, floa
     return buf;
 }
 
+/* A linear's last partial tile of rows is computed padded with zero rows (sdc_cpu_gemm_x's pad_x,
+ * pad_c), so every sgemm call a linear makes has exactly GEMM_TILE_M rows. OpenBLAS 0.3.21 (SkylakeX)
+ * computes a call of few rows with its small-matrix kernel, which rounds differently, and chooses it by
+ * the call's M: without the padding a row's bits would depend on how many rows share the op, and so an
+ * image's on the images batched beside it (test_batch). Within calls of one shape a row's bits do not
+ * depend on its place (measured: 0 of 11115 row blocks differ; 4808 of 11500 differed with calls of the
+ * rows' own count). 256 rows, not fewer: 64-row calls were 1.2-1.3x slower on SD 1.5's K = 320 linears.
+ * A convolution needs no padding: its weight is the left operand, whose tiles of rows are the layer's,
+ * and its right operand is one image's band, whose columns do not depend on the batch either. */
+static int64_t pad_tile_n(int64_t N) { return N < GEMM_TILE_N ? N : GEMM_TILE_N; }
+
+size_t sdc_cpu_gemm_pad_bytes(int64_t M, int64_t N, int64_t K, int n_threads) {
+    if (M == 0 || N == 0 || M % GEMM_TILE_M == 0) return 0;
+    return sizeof(float) * (size_t)(GEMM_TILE_M * K + (int64_t)n_threads * GEMM_TILE_M * pad_tile_n(N));
+}
+
 void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
                         const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc) {
     const int left = side == SDC_CPU_W_LEFT;
@@ -106,6 +123,8 @@ void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, con
      * place has an item per tile of C. Only the split of the work depends on the team; every tile of C
      * is the same sgemm call whoever computes it. */
     const int64_t n_tw = left ? n_tm : n_tn, n_tx = left ? n_tn : n_tm, n_x = x->nb * n_tx;
+    assert(!x->pad_x == !x->pad_c && (!x->pad_x || (!left && x->nb == 1)));
+    float *pad_c = x->pad_c ? x->pad_c + (size_t)omp_get_thread_num() * GEMM_TILE_M * pad_tile_n(N) : NULL;
     const int64_t want = 2 * (int64_t)omp_get_num_threads();
     int64_t parts = w->tiles ? (want + n_tw - 1) / n_tw : n_x; /* in place (F32): one tile per item */
     parts = parts < 1 ? 1 : parts > n_x ? n_x : parts;
@@ -120,17 +139,25 @@ void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, con
             const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
             const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
             const float *X = x->data + b * x->stride;
-            float *c = C + b * x->c_stride + i0 * ldc + j0;   // [m, n], rows ldc apart
-            if (bias)                                         // start from the bias: c = a . b + c
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = left ? bias[i0 + i] : bias[j0 + j];
+            /* the last partial tile of rows of X, padded: its GEMM_TILE_M rows go to this thread's pad_c */
+            const int pad = pad_c && m < GEMM_TILE_M;
+            const int64_t rows = pad ? GEMM_TILE_M : m, ldc_t = pad ? pad_tile_n(N) : ldc;
+            float *c = pad ? pad_c : C + b * x->c_stride + i0 * ldc + j0;   // [rows, n], rows ldc_t apart
+            if (bias)                                                       // start from the bias: c = a . b + c
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < n; j++) c[i * ldc_t + j] = left ? bias[i0 + i] : bias[j0 + j];
             const int64_t r0 = left ? i0 : j0, nr = left ? m : n;                    // the weight rows of this tile
             const float *wt = buf && have == tw ? buf : wmat_rows(w, r0, nr, buf);   // [nr, K]
             have = tw;
             if (left)   // c = w[i0 : i0+m, :] . X[:, j0 : j0+n]
                 sdc_cpu_gemm(0, m, n, K, 1.0f, wt, K, X + j0, x->ld, bias ? 1.0f : 0.0f, c, ldc);
-            else   // c = X[i0 : i0+m, :] . w[j0 : j0+n, :]^T
+            else if (!pad)   // c = X[i0 : i0+m, :] . w[j0 : j0+n, :]^T
                 sdc_cpu_gemm(1, m, n, K, 1.0f, X + i0 * x->ld, x->ld, wt, K, bias ? 1.0f : 0.0f, c, ldc);
+            else {   // the same with X's rows [i0, M) then zero rows, and the real rows copied out
+                sdc_cpu_gemm(1, GEMM_TILE_M, n, K, 1.0f, x->pad_x, K, wt, K, bias ? 1.0f : 0.0f, c, ldc_t);
+                for (int64_t i = 0; i < m; i++)
+                    memcpy(C + (i0 + i) * ldc + j0, c + i * ldc_t, sizeof(float) * (size_t)n);
+            }
         }
     }
 }
@@ -145,7 +172,8 @@ static int linear_team(const sdc_backend *be, int64_t M, int64_t N, int64_t K) {
 size_t sdc_cpu_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
     if (M == 0 || N == 0) return 0;
-    return sdc_cpu_wmat_bytes(w->dtype, N, K, GEMM_TILE_N, linear_team(be, M, N, K));
+    const int team = linear_team(be, M, N, K);
+    return sdc_cpu_wmat_bytes(w->dtype, N, K, GEMM_TILE_N, team) + sdc_cpu_gemm_pad_bytes(M, N, K, team);
 }
 
 void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
@@ -157,10 +185,25 @@ void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     const int team = linear_team(be, M, N, K);
     sdc_cpu_wmat wm;   // w [N, K]
     if (sdc_cpu_wmat_begin(be, &wm, w, K, GEMM_TILE_N, team) != 0) return;
+    sdc_cpu_gemm_x src = {xd, K, 1, 0, 0, NULL, NULL};
+    const size_t pad_bytes = sdc_cpu_gemm_pad_bytes(M, N, K, team);
+    float *pad = NULL;   // [GEMM_TILE_M, K] then team slots of [GEMM_TILE_M, min(N, GEMM_TILE_N)]
+    if (pad_bytes) {
+        if (!(pad = SDC_CPU_SCRATCH(be, pad_bytes, "sdc_cpu_linear padded row tile"))) {
+            sdc_cpu_wmat_end(be, &wm);
+            return;
+        }
+        const int64_t rem = M % GEMM_TILE_M;   // x's last rem rows, then zero rows
+        memcpy(pad, xd + (M - rem) * K, sizeof(float) * (size_t)(rem * K));
+        memset(pad + rem * K, 0, sizeof(float) * (size_t)((GEMM_TILE_M - rem) * K));
+        src.pad_x = pad;
+        src.pad_c = pad + GEMM_TILE_M * K;
+    }
     sdc_cpu_blas_enter();
     // y = x . w^T + b, tiles of y over the team
 #pragma omp parallel num_threads(team) if (team > 1)
-    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, K, &wm, &(sdc_cpu_gemm_x){xd, K, 1, 0, 0}, bd, yd, N);
+    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, K, &wm, &src, bd, yd, N);
     sdc_cpu_blas_leave();
+    sdc_cpu_scratch_free(be, pad, pad_bytes);
     sdc_cpu_wmat_end(be, &wm);
 }
