@@ -156,7 +156,7 @@ typedef struct sdc_model_params {
                                    leaves after OpenBLAS's per-thread buffers; CUDA: free memory - 512 MiB) */
     int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
-                                   config says force_upcast runs in bf16 on a GPU unless this is 1. */
+                                   config says force_upcast runs in f32 either way. */
     int profile;                 /* 1: time every op by family (synchronising after each, so slower) */
     const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
                                    single files are taken as v_prediction, as diffusers does; SD 2.x base
@@ -206,7 +206,7 @@ typedef struct sdc_ctx_params {
                                    leaves after OpenBLAS's per-thread buffers; CUDA: free memory - 512 MiB) */
     int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
-                                   config says force_upcast runs in bf16 on a GPU unless this is 1. */
+                                   config says force_upcast runs in f32 either way. */
     int profile;                 /* 1: time every op by family (synchronising after each, so slower); the
                                    report then breaks compute time down per op family */
     const char *prediction_type; /* sdc_model_params' */

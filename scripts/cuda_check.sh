@@ -19,13 +19,6 @@ if [ -d "$ROOT/.devdeps" ]; then
   export LD_LIBRARY_PATH=$ROOT/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-# cuDNN: CUDNN_ROOT, else the nvidia-cudnn wheel of the machine's PyTorch (CMake also looks in the toolkit)
-if [ -z "${CUDNN_ROOT:-}" ]; then
-  for d in /opt/torch/.venv/lib/python3*/site-packages/nvidia/cudnn /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13; do
-    [ -f "$d/include/cudnn.h" ] && export CUDNN_ROOT=$d
-  done
-fi
-[ -n "${CUDNN_ROOT:-}" ] && export LD_LIBRARY_PATH=$CUDNN_ROOT/lib:$LD_LIBRARY_PATH
 export PATH=/usr/local/cuda/bin:$PATH
 if [ -z "${SDC_REFERENCE_DIR:-}" ] && [ -d "$ROOT/.ref" ]; then export SDC_REFERENCE_DIR=$ROOT/.ref; fi
 CMAKE=cmake
@@ -64,7 +57,7 @@ nvcc --version | tail -2
 
 built=0
 if step configure 120 "$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDC_CUDA=ON -DSDC_WERROR=ON \
-     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} &&
+     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc &&
    step build 300 "$CMAKE" --build "$BUILD" -j"$JOBS"; then
   built=1
 fi

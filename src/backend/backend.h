@@ -28,9 +28,9 @@ typedef struct sdc_backend sdc_backend;
 /* A component's compute precision, chosen when it is loaded (a pure function of the model and the
  * options, never of free memory). The values are fixed: 0 and 1 were once a flag "f32".
  *   AUTO  the backend's preference: f32 on the CPU, f16 with f32 accumulation on CUDA
- *   F32   f32 everywhere (--precision f32)
+ *   F32   f32 everywhere (--precision f32; a VAE whose config says force_upcast; T5)
  *   BF16  bf16 with f32 accumulation where the backend has it (CUDA), else as AUTO: Flux's transformer,
- *         T5 and VAE, and a VAE whose config says force_upcast: models whose activations overflow f16 */
+ *         whose activations overflow f16 in real checkpoints */
 typedef enum sdc_prec {
     SDC_PREC_AUTO = 0,
     SDC_PREC_F32 = 1,

@@ -37,12 +37,9 @@ void sd1_free_unet(void *o) { sdc_unet_free(o); }
 void sd1_free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
 void sd1_free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
 
-/* The stock SD VAE is fine in fp16; SDXL's overflows there, and its config says force_upcast. diffusers
- * then decodes in f32; sdc decodes in bf16 where the backend has it (CUDA), which has f32's exponent range
- * (no overflow) at half the memory and a quarter of the time, and in f32 elsewhere (the CPU computes in
- * f32 anyway). --precision f32 gives f32 on the GPU too. */
+/* the stock SD VAE is fine in fp16; SDXL's overflows, and its config says force_upcast (as diffusers) */
 sdc_prec sd1_vae_precision(const void *fam) {
-    return ((const sd1_fam *)fam)->vae.force_upcast ? SDC_PREC_BF16 : SDC_PREC_AUTO;
+    return ((const sd1_fam *)fam)->vae.force_upcast ? SDC_PREC_F32 : SDC_PREC_AUTO;
 }
 
 const char *const sd1_te_prefixes[] = {"text_encoder.text_model.", NULL};

@@ -19,8 +19,7 @@ struct sdc_cuda_ctx {
     cudaStream_t stream; /* compute */
     cudaStream_t copy;   /* staging uploads */
     cublasHandle_t cublas;
-    sdc_cuda_cudnn *cudnn; /* NULL: convolutions take im2col + cuBLAS */
-    void *cublas_ws;       /* SDC_CUDA_CUBLAS_WORKSPACE_BYTES, counted as workspace */
+    void *cublas_ws; /* SDC_CUDA_CUBLAS_WORKSPACE_BYTES, counted as workspace */
     sdc_cuda_pool pool;
     sdc_cuda_staging staging;
     int pool_ready;
@@ -54,7 +53,6 @@ int sdc_cublas_check(sdc_backend *be, int status, const char *call, const char *
 
 cudaStream_t sdc_cuda_stream(sdc_backend *be) { return ctx_of(be)->stream; }
 void *sdc_cuda_cublas(sdc_backend *be) { return ctx_of(be)->cublas; }
-sdc_cuda_cudnn *sdc_cuda_cudnn_of(sdc_backend *be) { return ctx_of(be)->cudnn; }
 
 void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line) {
     void *p = sdc_fail_now(&be->fail.workspace) ? NULL : sdc_cuda_pool_alloc(&ctx_of(be)->pool, nbytes ? nbytes : 1);
@@ -117,8 +115,7 @@ static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_pr
     return cuda_act_dtype(be, prec);
 }
 
-/* cuDNN's workspace where cuDNN takes the convolution (cudnn/cudnn_conv.c), else the im2col band of
- * sdc_cuda_conv2d at its full size: whole images while they fit the cap, else rows of
+/* The im2col band of sdc_cuda_conv2d at its full size: whole images while they fit the cap, else rows of
  * one image (the rule in cuda_conv.cu); plus, for a block-quantized weight, its dequantized copy. */
 static size_t cuda_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                     int stride, int pad) {
@@ -129,8 +126,6 @@ static size_t cuda_conv2d_workspace(sdc_backend *be, const sdc_tensor *y, const 
     /* a block-quantized weight, dequantized whole while the op runs */
     const size_t wq = sdc_dtype_is_quant(w->dtype) ? (size_t)(w->ne[0] * K) * es : 0;
     if (pointwise) return wq;
-    const size_t dnn = sdc_cuda_cudnn_conv_workspace(be, y, x, w, stride, pad);
-    if (dnn != SIZE_MAX) return dnn + wq;
     const int64_t cap = (int64_t)(SDC_CUDA_CONV_WORKSPACE_BYTES / es);
     int64_t n_img = B, rows = Ho;
     if (K * P <= cap) {
@@ -207,7 +202,6 @@ static void cuda_destroy(sdc_backend *be) {
         if (c->stream) cudaStreamSynchronize(c->stream);
         sdc_cuda_staging_destroy(&c->staging);
         if (c->cublas) cublasDestroy(c->cublas);
-        sdc_cuda_cudnn_free(c->cudnn);
         if (c->cublas_ws) sdc_cuda_scratch_free(be, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES);
         if (be->stats.cur_total)
             SDC_LOGW(&be->log, "sdc_backend_free: cuda backend freed with %zu bytes still allocated",
@@ -319,8 +313,6 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
          CUBLAS_CHECK(be, cublasSetMathMode(c->cublas, math)) ||
          CUBLAS_CHECK(be, cublasSetAtomicsMode(c->cublas, CUBLAS_ATOMICS_NOT_ALLOWED))))
         fail = "configure the cuBLAS handle";
-    char cudnn_line[96] = "";
-    if (!fail) c->cudnn = sdc_cuda_cudnn_new(c->stream, cudnn_line, sizeof cudnn_line);
     if (!fail) {
         sdc_cuda_pool_init(&c->pool, c->stream, be);   // baseline: context and cuBLAS exist, nothing allocated
         c->pool_ready = 1;
@@ -347,9 +339,9 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
     SDC_LOGI(&be->log,
              "sdc_backend_cuda_new: %s, compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free; %.0f MiB "
              "in use before sdc's first allocation: the driver-seen peak's baseline), driver CUDA %d.%d, runtime "
-             "%d.%d, cuBLAS %d, %s, f16 with f32 accumulation",
+             "%d.%d, cuBLAS %d, f16 with f32 accumulation",
              prop.name, prop.major, prop.minor, prop.multiProcessorCount, (double)total / 1073741824.0,
              (double)free_b / 1073741824.0, (double)c->pool.baseline / 1048576.0, drv / 1000, drv % 1000 / 10,
-             rt / 1000, rt % 1000 / 10, cublas_ver, cudnn_line);
+             rt / 1000, rt % 1000 / 10, cublas_ver);
     return be;
 }

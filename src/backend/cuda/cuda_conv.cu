@@ -1,5 +1,4 @@
-/* cuda_conv.cu - 2-D convolution: F16/BF16 ones that are not pointwise through cuDNN where the build has
- * it (cudnn/cudnn_conv.c); the others as cuBLAS GEMMs: for each image, seen column-major,
+/* cuda_conv.cu - 2-D convolution as cuBLAS GEMMs: for each image, seen column-major,
  *   y_img^T[P, Co] = col^T[P, K] . (w[Co, K] as [K, Co]) (+ bias),   P = Ho*Wo, K = Ci*KH*KW,
  * where col[K, P] is the im2col matrix. A 1x1, stride-1, unpadded convolution needs no im2col: the
  * image itself is col, and one strided-batched GEMM does the whole batch.
@@ -79,15 +78,6 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
     char *yd = (char *)y->data;   // [B, Co, P]
 
     const int pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
-    float beta = 0.0f;
-    if (b) {   // y[b, co, p] = bias[co]; the GEMMs (or cuDNN) add to it
-        sdc_cuda_fill_bias(be, dt, yd, b->data, B, Co, P);
-        beta = 1.0f;
-    }
-    if (sdc_cuda_cudnn_conv2d(be, y, x, wd, w, beta, stride, pad)) {
-        sdc_cuda_scratch_free(be, wq, wq_bytes);
-        return;
-    }
     int64_t n_img = B, rows = Ho;   // images per GEMM; output rows per band
     void *col = NULL;
     size_t col_bytes = 0;
@@ -106,6 +96,11 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
         }
     }
 
+    float beta = 0.0f;
+    if (b) {   // y[b, co, p] = bias[co]; the GEMMs add to it
+        sdc_cuda_fill_bias(be, dt, yd, b->data, B, Co, P);
+        beta = 1.0f;
+    }
     if (pointwise) {
         // per image: y^T[P, Co] = (x_img[Ci, P] as [P, Ci]) . (w[Co, Ci] as [Ci, Co])
         sdc_cuda_gemm(be, dt, 0, 0, P, Co, Ci, x->data, P, Ci * P, wd, Ci, 0, beta, yd, P, Co * P, B);

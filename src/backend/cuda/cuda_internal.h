@@ -72,21 +72,6 @@ void sdc_cuda_dequant_rows(sdc_backend *be, sdc_dtype dtype, const void *src, sd
 int64_t sdc_cuda_linear_chunk_rows(int64_t N, int64_t K, sdc_dtype dt);
 /* The backend's linear_workspace query (backend.h): the chunk's bytes for a block-quantized w, else 0. */
 size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
-/* cuDNN convolutions (cudnn/cudnn_conv.c when the build found cuDNN, else cudnn/cudnn_none.c: then
- * every convolution takes im2col + cuBLAS). sdc_cuda_cudnn_new: a handle on `stream`, or NULL, with a
- * line for the log in version either way. sdc_cuda_cudnn_of: the backend's (NULL without cuDNN). */
-typedef struct sdc_cuda_cudnn sdc_cuda_cudnn;
-sdc_cuda_cudnn *sdc_cuda_cudnn_new(cudaStream_t stream, char *version, size_t version_size);
-void sdc_cuda_cudnn_free(sdc_cuda_cudnn *c);
-sdc_cuda_cudnn *sdc_cuda_cudnn_of(sdc_backend *be);
-/* The workspace bytes sdc_cuda_cudnn_conv2d takes for these shapes (a function of the shapes, the device
- * and the cuDNN version only), or SIZE_MAX when cuDNN does not take this convolution. */
-size_t sdc_cuda_cudnn_conv_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
-                                     int stride, int pad);
-/* y = conv2d(x, w) + beta * y (w's values at w_data, in y's dtype) when cuDNN takes these shapes: 1 then
- * (errors become the sticky status), 0 when it does not (nothing was done). */
-int sdc_cuda_cudnn_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const void *w_data, const sdc_tensor *w,
-                          float beta, int stride, int pad);
 /* cudaSuccess when this build's kernels can run on the current device (an image for its architecture). */
 cudaError_t sdc_cuda_kernel_probe(void);
 
