@@ -32,6 +32,7 @@ static const name_entry policies[] = {{"auto", SDC_LOAD_AUTO},
                                       {"all", SDC_LOAD_ALL},
                                       {"sequential", SDC_LOAD_SEQUENTIAL},
                                       {"phased", SDC_LOAD_PHASED},
+                                      {"stream", SDC_LOAD_STREAM},
                                       {NULL, 0}};
 
 static const name_entry *const lists[] = {
@@ -66,7 +67,7 @@ const char *sdc_names(sdc_name_list list) {
         [SDC_NAMES_RNG] = "cpu, cuda",
         [SDC_NAMES_DEVICE] = "cpu, cuda, auto",
         [SDC_NAMES_PRECISION] = "fp16, f32",
-        [SDC_NAMES_LOAD_POLICY] = "auto, all, sequential, phased",
+        [SDC_NAMES_LOAD_POLICY] = "auto, all, sequential, phased, stream",
     };
     return (unsigned)list < SDC_NAMES_COUNT ? joined[list] : "";
 }

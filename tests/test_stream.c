@@ -1,0 +1,244 @@
+/* test_stream.c - the stream load policy (block streaming of the denoiser): on tiny-sd1 (UNet: down, mid
+ * and up blocks) and tiny-flux-schnell (double and single blocks), under budgets sized for windows of
+ * every block, half of them, 2 and 1, and under the default budget:
+ *   - raw latents and PNG bytes are identical to `all` (streaming changes when weights load, never which
+ *     kernels run on which data in which order);
+ *   - the plan's window is the one the budget was sized for, the measured peak is within the budget and
+ *     below `all`'s, and the measured block loads are what the window implies (every block once with a
+ *     window of all of them; every block once per denoiser call otherwise);
+ *   - a budget one byte below the window-1 plan is a clear error naming the plan: no crash, no image, no
+ *     weight read.
+ * Prints the hash table: model, budget, window, latents and PNG hashes, measured peak, block loads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/file.h"
+#include "pipeline/ctx.h"
+#include "pipeline/plan.h"
+#include "sdc.h"
+#include "test_util.h"
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+typedef struct model_case {
+    const char *model; /* in the reference bundle */
+    sdc_sampler sampler;
+    float cfg;
+    int steps, images;
+} model_case;
+
+typedef struct run_out {
+    uint64_t lat, png;
+    size_t peak;      /* the allocator's peak over the run */
+    int window;       /* the denoise phase's planned window (0: not streamed) */
+    int blocks;       /* and its blocks */
+    double loads;     /* block loads measured */
+    double read;      /* file bytes they read */
+    size_t plan_peak; /* the plan's peak */
+} run_out;
+
+static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budget, const sdc_logger *log) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = test_ref_path(mc->model);
+    cp.n_threads = 2;
+    cp.load_policy = pol;
+    cp.mem_budget = budget;
+    cp.log_fn = log ? log->fn : sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    return sdc_ctx_new(&cp);
+}
+
+static void params(const model_case *mc, sdc_gen_params *p) {
+    sdc_gen_params_init(p);
+    p->prompt = "a red house by a lake";
+    p->negative_prompt = "blurry";
+    p->width = p->height = 64;
+    p->steps = mc->steps;
+    p->cfg_scale = mc->cfg;
+    p->sampler = mc->sampler;
+    p->seed = 7;
+    p->batch_count = mc->images;
+}
+
+static uint64_t png_hash(const sdc_image *imgs, int n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *path = test_tmp_path("stream.png");
+    for (int i = 0; i < n; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
+            h = fnv(buf, len, h);
+        free(buf);
+    }
+    unlink(path);
+    return h;
+}
+
+static int run(const model_case *mc, sdc_load_policy pol, int64_t budget, run_out *o) {
+    memset(o, 0, sizeof *o);
+    sdc_ctx *ctx = open_ctx(mc, pol, budget, NULL);
+    if (!ctx) return 0;
+    sdc_gen_params p;
+    params(mc, &p);
+    int64_t ne[4];
+    sdc_model_latent_shape(ctx->m, 64, 64, ne);
+    const size_t nl = (size_t)mc->images * (size_t)(ne[1] * ne[2] * ne[3]);
+    float *lat = malloc(sizeof(float) * nl);
+    p.latents_out = lat;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = lat ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        o->lat = fnv(lat, sizeof(float) * nl, 0xcbf29ce484222325ull);
+        o->png = png_hash(imgs, n);
+        cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
+        o->peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "peak_device_bytes")->valuedouble;
+        o->plan_peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "planned_peak_bytes")->valuedouble;
+        const cJSON *den = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "phases"), "denoise");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(den, "stream");
+        if (s) {
+            o->window = cJSON_GetObjectItemCaseSensitive(s, "window")->valueint;
+            o->blocks = cJSON_GetObjectItemCaseSensitive(s, "blocks")->valueint;
+            o->loads = cJSON_GetObjectItemCaseSensitive(s, "block_loads")->valuedouble;
+            o->read = cJSON_GetObjectItemCaseSensitive(s, "block_bytes_read")->valuedouble;
+        }
+        cJSON_Delete(rep);
+    } else {
+        test_check(0, "%s %s budget %lld: %s", mc->model, sdc_load_policy_name(pol), (long long)budget,
+                   sdc_status_str(st));
+    }
+    sdc_image_free(imgs, n);
+    free(lat);
+    sdc_ctx_free(ctx);
+    return st == SDC_OK;
+}
+
+static int by_size_desc(const void *a, const void *b) {
+    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The smallest budget whose stream plan has a window of w blocks: the largest phase total with the
+ * denoiser holding its rest and its w largest blocks. */
+static int64_t budget_for(sdc_ctx *probe, const sdc_job_shape *js, int w, int *n_blocks) {
+    sdc_model *m = probe->m;
+    m->budget = (size_t)1 << 50;
+    sdc_plan plan;
+    sdc_plan_make(m, js, SDC_LOAD_STREAM, &plan);
+    size_t need = 0;
+    for (int ph = 0; ph < plan.n_phases; ph++) {
+        const sdc_phase_plan *pp = &plan.phase[ph];
+        if (!pp->runs) continue;
+        size_t total = pp->total;
+        if (pp->window > 0) {
+            const sdc_stream_shape *sh = &m->stream[pp->stream_comp];
+            size_t unit[SDC_MAX_STREAM_UNITS], held = sh->rest;
+            memcpy(unit, sh->unit, sizeof unit[0] * (size_t)sh->n_units);
+            qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
+            for (int k = 0; k < w && k < sh->n_units; k++) held += unit[k];
+            total = total - pp->stream_resident + held;
+            *n_blocks = sh->n_units;
+        }
+        if (total > need) need = total;
+    }
+    return (int64_t)need;
+}
+
+static void print_row(const char *model, const char *pol, int64_t budget, const run_out *o) {
+    printf("  %-18s %-7s %10.3f %3d/%-3d %016llx %016llx %9.3f %6.0f\n", model, pol,
+           budget > 0 ? (double)budget / 1048576.0 : 0.0, o->window, o->blocks, (unsigned long long)o->lat,
+           (unsigned long long)o->png, (double)o->peak / 1048576.0, o->loads);
+}
+
+/* A budget one byte below the window-1 plan: a clear error, before any weight is read. */
+static void too_small(const model_case *mc, int64_t budget) {
+    sdc_ctx *ctx = open_ctx(mc, SDC_LOAD_STREAM, budget, test_capture_logger());
+    sdc_gen_params p;
+    params(mc, &p);
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
+    test_check(ctx && st == SDC_ERR_OOM && !imgs && n == 0 && ctx->m->be->stats.peak[SDC_MEM_WEIGHTS] == 0 &&
+                   sdc_index_bytes_read(ctx->m->mf->index) == 0 && strstr(test_last_error(), "window of one block"),
+               "%s: stream with a budget of %lld bytes (one below one block's plan): %s, no image, nothing read "
+               "(\"%s\")",
+               mc->model, (long long)budget, sdc_status_str(st), test_last_error());
+    sdc_image_free(imgs, n);
+    sdc_ctx_free(ctx);
+}
+
+static void model(const model_case *mc) {
+    run_out all;
+    if (!run(mc, SDC_LOAD_ALL, 0, &all)) return;
+    print_row(mc->model, "all", 0, &all);
+    sdc_ctx *probe = open_ctx(mc, SDC_LOAD_STREAM, 0, NULL);
+    if (!test_check(probe != NULL, "%s: open", mc->model)) return;
+    sdc_gen_params p;
+    params(mc, &p);
+    sdc_job_shape js;
+    sdc_job_shape_from_params(&p, &js);
+    int n = 0;
+    budget_for(probe, &js, 1, &n);
+    if (!test_check(n >= 3, "%s: the denoiser streams in %d blocks", mc->model, n)) {
+        sdc_ctx_free(probe);
+        return;
+    }
+    const int windows[] = {n, n / 2, 2, 1};
+    int64_t budgets[4], one = 0;
+    for (int i = 0; i < 4; i++) budgets[i] = budget_for(probe, &js, windows[i], &n);
+    one = budgets[3];
+    sdc_ctx_free(probe);
+    double calls = 0; /* denoiser calls: block loads / blocks under a window smaller than every block */
+    for (int i = -1; i < 4; i++) {
+        const int64_t budget = i < 0 ? 0 : budgets[i];
+        run_out o;
+        if (!run(mc, SDC_LOAD_STREAM, budget, &o)) continue;
+        print_row(mc->model, "stream", budget, &o);
+        char what[160];
+        snprintf(what, sizeof what, "%s stream budget %.3f MiB window %d/%d", mc->model, (double)budget / 1048576.0,
+                 o.window, o.blocks);
+        test_check(o.lat == all.lat && o.png == all.png,
+                   "%s: latents %016llx png %016llx identical to all's (%016llx %016llx)", what,
+                   (unsigned long long)o.lat, (unsigned long long)o.png, (unsigned long long)all.lat,
+                   (unsigned long long)all.png);
+        test_check(o.peak < all.peak, "%s: measured peak %zu below all's %zu", what, o.peak, all.peak);
+        test_check(o.peak <= o.plan_peak, "%s: measured peak %zu within the plan's %zu", what, o.peak, o.plan_peak);
+        if (i < 0) {
+            test_check(o.window == n && o.loads == n, "%s: default budget: every block resident, each loaded once (%.0f)",
+                       what, o.loads);
+            continue;
+        }
+        test_check(o.window == windows[i], "%s: the budget sized for a window of %d", what, windows[i]);
+        test_check(o.peak <= (size_t)budget, "%s: measured peak %zu within the budget %lld", what, o.peak,
+                   (long long)budget);
+        if (windows[i] == n) {
+            test_check(o.loads == n, "%s: every block loaded once (%.0f loads)", what, o.loads);
+        } else {
+            if (calls == 0) calls = o.loads / n;
+            test_check(calls >= 2 && o.loads == calls * n && o.read > 0,
+                       "%s: every block loaded once per denoiser call (%.0f loads, %.0f calls, %.0f bytes read)", what,
+                       o.loads, calls, o.read);
+        }
+    }
+    too_small(mc, one - 1);
+}
+
+int main(void) {
+    const model_case cases[] = {
+        {"tiny-sd1", SDC_SAMPLER_EULER_A, 7.5f, 3, 2},
+        {"tiny-flux-schnell", SDC_SAMPLER_DEFAULT, 1.0f, 2, 1},
+    };
+    printf("  %-18s %-7s %10s %7s %16s %16s %9s %6s\n", "model", "policy", "budget MiB", "window", "latents",
+           "png", "peak MiB", "loads");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) model(&cases[i]);
+    return test_finish();
+}
