@@ -163,6 +163,8 @@ typedef struct sdc_model_params {
     const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
                                    single files are taken as v_prediction, as diffusers does; SD 2.x base
                                    needs "epsilon"); NULL: the model's */
+    int stream_window; /* load policy stream: at most this many denoiser blocks resident (fewer when the
+                          budget allows fewer); <= 0: as many as the budget allows */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
@@ -217,6 +219,7 @@ typedef struct sdc_ctx_params {
     const char *clip_l_path;
     const char *t5xxl_path;
     const char *vae_path;
+    int stream_window; /* sdc_model_params' */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

@@ -110,8 +110,9 @@ static int by_size_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Under stream, the phase's streamable component c: the largest window (at least 1) whose phase total
- * fits the budget, given the phase's other bytes; the weights c then holds at most. */
+/* Under stream, the phase's streamable component c: the largest window (at least 1, at most the model's
+ * stream_window) whose phase total fits the budget, given the phase's other bytes; the weights c then
+ * holds at most. */
 static void stream_window(const sdc_model *m, int c, size_t other, size_t budget, sdc_phase_plan *pp) {
     const sdc_stream_shape *sh = &m->stream[c];
     size_t unit[SDC_MAX_STREAM_UNITS], all = 0;
@@ -119,8 +120,9 @@ static void stream_window(const sdc_model *m, int c, size_t other, size_t budget
     qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
     for (int k = 0; k < sh->n_units; k++) all += unit[k];
     size_t held = sh->rest + unit[0];
+    const int cap = m->stream_window > 0 && m->stream_window < sh->n_units ? m->stream_window : sh->n_units;
     int w = 1;
-    while (w < sh->n_units && other + held + unit[w] <= budget) held += unit[w++];
+    while (w < cap && other + held + unit[w] <= budget) held += unit[w++];
     pp->stream_comp = c;
     pp->window = w;
     pp->n_units = sh->n_units;

@@ -10,6 +10,7 @@
  *   stream      only its own, and a streamable component (the denoiser: model/stream.h) holds its rest and
  *               at most W of its units (blocks), each read before its forward and evicted after; W is
  *               the most units (counted as the largest) whose phase total fits the budget, at least 1
+ *               and at most the model's stream_window (--stream-window)
  *
  * A phase's planned peak = the weights resident in it (from the index) + its activation and workspace
  * peaks, measured by running the job's own phases (the family's bodies, the components' loaders and
