@@ -163,7 +163,7 @@ typedef struct sdc_model_params {
     const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
                                    single files are taken as v_prediction, as diffusers does; SD 2.x base
                                    needs "epsilon"); NULL: the model's */
-    int stream_window; /* load policy stream: at most this many denoiser blocks resident (fewer when the
+    int stream_window;           /* load policy stream: at most this many denoiser blocks resident (fewer when the
                           budget allows fewer); <= 0: as many as the budget allows */
 } sdc_model_params;
 

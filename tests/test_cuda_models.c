@@ -171,7 +171,8 @@ static void run_unet(sdc_backend *be, const prec *p) {
     sdc_status st = sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), test_logger(), &cfg);
     sdc_backend *cb = sdc_backend_count_new(be);
     sdc_unet *uc = NULL;
-    if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32, 0}, &u);
+    if (st == SDC_OK)
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32, 0}, &u);
     if (st == SDC_OK)
         st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", cb, test_logger(), p->f32, 0}, &uc);
     if (test_check(u != NULL && uc != NULL, "load unet (and onto a counting backend): %s", sdc_status_str(st))) {

@@ -42,17 +42,16 @@ typedef struct model_case {
 
 typedef struct run_out {
     uint64_t lat, png;
-    size_t peak;      /* the allocator's peak over the run */
-    int window;       /* the denoise phase's planned window (0: not streamed) */
-    int blocks;       /* and its blocks */
-    double loads;     /* block loads measured */
-    double read;      /* file bytes they read */
-    size_t plan_peak; /* the plan's peak */
+    size_t peak;                     /* the allocator's peak over the run */
+    int window;                      /* the denoise phase's planned window (0: not streamed) */
+    int blocks;                      /* and its blocks */
+    double loads;                    /* block loads measured */
+    double read;                     /* file bytes they read */
+    size_t plan_peak;                /* the plan's peak */
     size_t den_weights, den_planned; /* the denoise phase's resident weights: measured, planned */
 } run_out;
 
-static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budget, int window,
-                         const sdc_logger *log) {
+static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budget, int window, const sdc_logger *log) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.model_path = test_ref_path(mc->model);
@@ -114,9 +113,9 @@ static int run(const model_case *mc, sdc_load_policy pol, int64_t budget, int wi
         const cJSON *den = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "phases"), "denoise");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(den, "stream");
         o->den_weights = (size_t)cJSON_GetObjectItemCaseSensitive(den, "resident_weight_bytes")->valuedouble;
-        o->den_planned = (size_t)cJSON_GetObjectItemCaseSensitive(
-                             cJSON_GetObjectItemCaseSensitive(den, "planned_bytes"), "weights")
-                             ->valuedouble;
+        o->den_planned =
+            (size_t)cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(den, "planned_bytes"), "weights")
+                ->valuedouble;
         if (s) {
             o->window = cJSON_GetObjectItemCaseSensitive(s, "window")->valueint;
             o->blocks = cJSON_GetObjectItemCaseSensitive(s, "blocks")->valueint;
@@ -227,8 +226,8 @@ static void model(const model_case *mc) {
                    (unsigned long long)all.png);
         test_check(o.peak < all.peak, "%s: measured peak %zu below all's %zu", what, o.peak, all.peak);
         test_check(o.peak <= o.plan_peak, "%s: measured peak %zu within the plan's %zu", what, o.peak, o.plan_peak);
-        test_check(o.den_weights <= o.den_planned, "%s: denoise weights %zu within the plan's %zu", what,
-                   o.den_weights, o.den_planned);
+        test_check(o.den_weights <= o.den_planned, "%s: denoise weights %zu within the plan's %zu", what, o.den_weights,
+                   o.den_planned);
         if (cases[i].window > 0 || !budget)
             test_check(o.window == (cases[i].window ? cases[i].window : n), "%s: the window asked for", what);
         if (budget)
@@ -251,8 +250,8 @@ int main(void) {
         {"tiny-sd1", SDC_SAMPLER_EULER_A, 7.5f, 3, 2},
         {"tiny-flux-schnell", SDC_SAMPLER_DEFAULT, 1.0f, 2, 1},
     };
-    printf("  %-18s %-7s %10s %7s %16s %16s %9s %9s %9s %6s\n", "model", "policy", "budget MiB", "window",
-           "latents", "png", "peak MiB", "den. wts", "planned", "loads");
+    printf("  %-18s %-7s %10s %7s %16s %16s %9s %9s %9s %6s\n", "model", "policy", "budget MiB", "window", "latents",
+           "png", "peak MiB", "den. wts", "planned", "loads");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) model(&cases[i]);
     return test_finish();
 }

@@ -122,7 +122,8 @@ static void test_shape_mismatch(void) {
         be) {
         cfg.cross_attention_dim += 8;
         sdc_unet *u = NULL;
-        sdc_status st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0}, &u);
+        sdc_status st =
+            sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0}, &u);
         test_check(st == SDC_ERR_FORMAT && u == NULL, "wrong cross_attention_dim: %s (%s)", sdc_status_str(st),
                    test_last_error());
         test_check(be->stats.cur[SDC_MEM_WEIGHTS] == 0, "nothing left after a failed load (%zu bytes)",
@@ -154,8 +155,8 @@ static void test_oom(void) {
     sdc_unet *u = NULL;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     if (!be || sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), test_logger(), &cfg) != SDC_OK ||
-        !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0}, &u) ==
-                        SDC_OK,
+        !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0},
+                                  &u) == SDC_OK,
                     "load")) {
         sdc_backend_free(be);
         sdc_model_files_free(mf);

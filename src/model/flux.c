@@ -70,7 +70,8 @@ static void load_weights(sdc_flux *m) {
     load_mlp(&m->time, ws, "timestep_embedder", SDC_FLUX_TIME_DIM, C);
     if (c->guidance_embeds) load_mlp(&m->guidance, ws, "guidance_embedder", SDC_FLUX_TIME_DIM, C);
     load_mlp(&m->text, ws, "text_embedder", c->pooled_dim, C);
-    for (int k = 0; k < c->n_layers + c->n_single_layers && !m->stream; k++) unit_load(m, k, ws); /* streamed: on acquire */
+    for (int k = 0; k < c->n_layers + c->n_single_layers && !m->stream; k++)
+        unit_load(m, k, ws); /* streamed: on acquire */
     m->norm_out_w = sdc_weights_matrix(ws, 2, (int64_t[]){2 * C, C}, "norm_out.linear.weight");
     m->norm_out_b = sdc_weights_get(ws, 1, (int64_t[]){2 * C}, "norm_out.linear.bias");
     m->proj_w = sdc_weights_matrix(ws, 2, (int64_t[]){c->out_channels, C}, "proj_out.weight");

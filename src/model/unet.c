@@ -45,8 +45,8 @@ struct sdc_unet {
 
 /* ---- loading ---- */
 
-static void load_transformer(sdc_unet *u, sdc_weight_set *ws, sdc_unet_transformer *t, const char *prefix,
-                             int channels, int heads, int layers) {
+static void load_transformer(sdc_unet *u, sdc_weight_set *ws, sdc_unet_transformer *t, const char *prefix, int channels,
+                             int heads, int layers) {
     const sdc_unet_config *c = &u->cfg;
     sdc_unet_transformer_load(t, ws, prefix, channels, heads, layers, c->cross_attention_dim, c->norm_num_groups,
                               c->upcast_attention);
@@ -61,8 +61,7 @@ static void load_down(sdc_unet *u, sdc_weight_set *ws, int i, int in_ch) {
     b->has_attn = c->down_attn[i];
     for (int j = 0; j < b->n_layers; j++) {
         snprintf(p, sizeof p, "down_blocks.%d.resnets.%d.", i, j);
-        sdc_resnet_load(&b->res[j], ws, p, j == 0 ? in_ch : ch, ch, c->time_embed_dim, c->norm_num_groups,
-                        c->norm_eps);
+        sdc_resnet_load(&b->res[j], ws, p, j == 0 ? in_ch : ch, ch, c->time_embed_dim, c->norm_num_groups, c->norm_eps);
         if (b->has_attn) {
             snprintf(p, sizeof p, "down_blocks.%d.attentions.%d.", i, j);
             load_transformer(u, ws, &b->attn[j], p, ch, c->heads[i], c->transformer_layers[i]);

@@ -44,8 +44,8 @@ struct sdc_model {
     int window[SDC_MAX_COMPONENTS];
     sdc_stream_shape stream[SDC_MAX_COMPONENTS]; /* each component's units (n_units 0: it loads whole) */
     sdc_load_policy policy;                      /* as asked; AUTO is resolved per job */
-    size_t budget;                            /* bytes auto plans for */
-    int stream_window;                        /* stream: at most this many blocks resident (0: no cap) */
+    size_t budget;                               /* bytes auto plans for */
+    int stream_window;                           /* stream: at most this many blocks resident (0: no cap) */
 };
 
 /* sdc_model_open with the family given instead of probed (NULL: probe the registry). For tests that

@@ -61,9 +61,8 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
         if (!p->runs) continue;
         SDC_LOGI(log, "report: %-9s %4d %8.3f %7.3f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %8.1f",
                  m->family->phases[ph].name, p->runs, p->wall, p->load, mib(p->bytes_read + p->block_bytes_read),
-                 mib(p->resident_weights),
-                 mib(p->peak[SDC_MEM_ACTIVATIONS]), mib(p->peak[SDC_MEM_WORKSPACE]), mib(p->peak_total),
-                 mib(r->plan.phase[ph].total), mib(p->peak_rss));
+                 mib(p->resident_weights), mib(p->peak[SDC_MEM_ACTIVATIONS]), mib(p->peak[SDC_MEM_WORKSPACE]),
+                 mib(p->peak_total), mib(r->plan.phase[ph].total), mib(p->peak_rss));
     }
     for (int ph = 0; ph < r->plan.n_phases; ph++) {
         const sdc_phase_plan *pp = &r->plan.phase[ph];

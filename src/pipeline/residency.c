@@ -30,7 +30,8 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         uint64_t read = sdc_index_bytes_read(m->mf->index) - read0;
         sdc_report_load(r, ph, c, dt, read);
         if (m->window[c] > 0)
-            SDC_LOGI(&m->log, "%s: %s streamed: its rest loaded (%.2f GB in %.2f s); at most %d of its %d blocks resident",
+            SDC_LOGI(&m->log,
+                     "%s: %s streamed: its rest loaded (%.2f GB in %.2f s); at most %d of its %d blocks resident",
                      phase, sdc_model_component_name(m, c), (double)read / 1e9, dt, pp->window, pp->n_units);
         else if (ph > 0)
             SDC_LOGI(&m->log, "%s: deferred %d %s tensors (%.2f GB); loaded in %.2f s%s%s%s", phase, m->comp_tensors[c],
