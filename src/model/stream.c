@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "core/sysmem.h"
+
 sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, void *owner, sdc_stream_load_fn load,
                                   sdc_stream_drop_fn drop) {
     sdc_weight_stream *s = calloc(1, sizeof *s);
@@ -74,6 +76,7 @@ int sdc_stream_acquire(sdc_weight_stream *s, int k) {
         }
         evict(s, v);
     }
+    const double t0 = sdc_now();
     sdc_weights_begin(&u->ws, &s->src, NULL);
     s->load(s->owner, k, &u->ws);
     const sdc_status st = sdc_weights_end(&u->ws); /* on error the set is freed */
@@ -87,6 +90,7 @@ int sdc_stream_acquire(sdc_weight_stream *s, int k) {
     s->n_resident++;
     s->loads++;
     s->bytes_read += u->ws.bytes_read;
+    s->seconds += sdc_now() - t0;
     return 1;
 }
 

@@ -46,6 +46,7 @@ typedef struct sdc_weight_stream {
     /* counters since the component was loaded */
     uint64_t loads;      /* unit loads */
     uint64_t bytes_read; /* file bytes read for units */
+    double seconds;      /* spent loading units (synchronous: on the forward's critical path) */
 } sdc_weight_stream;
 
 /* A stream of n_units over src (src->window units resident at most, clamped to [1, n_units]); no unit
