@@ -9,7 +9,9 @@
  *     loads are what the window implies (every block once with a window of all of them; every block once
  *     per denoiser call otherwise);
  *   - a budget one byte below the window-1 plan is a clear error naming the plan: no crash, no image, no
- *     weight read.
+ *     weight read;
+ *   - the UNet's weight file changing while its blocks stream (during the denoise phase) fails that
+ *     generation (no image), and once the file is back, the same context makes `all`'s image again.
  * On these tiny models the VAE decode, not the denoiser, sets the peak of the smaller windows' plans: the
  * budget alone gives a window below every block only on tiny-sd1 (4 of 9); stream_window caps it.
  * Prints the hash table: model, budget, window, latents and PNG hashes, measured peak, denoise weights
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -90,10 +94,9 @@ static uint64_t png_hash(const sdc_image *imgs, int n) {
     return h;
 }
 
-static int run(const model_case *mc, sdc_load_policy pol, int64_t budget, int window, run_out *o) {
+/* One generation on ctx; hashes, peaks and the denoise phase's stream figures into o. */
+static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
     memset(o, 0, sizeof *o);
-    sdc_ctx *ctx = open_ctx(mc, pol, budget, window, NULL);
-    if (!ctx) return 0;
     sdc_gen_params p;
     params(mc, &p);
     int64_t ne[4];
@@ -123,14 +126,77 @@ static int run(const model_case *mc, sdc_load_policy pol, int64_t budget, int wi
             o->read = cJSON_GetObjectItemCaseSensitive(s, "block_bytes_read")->valuedouble;
         }
         cJSON_Delete(rep);
-    } else {
-        test_check(0, "%s %s budget %lld: %s", mc->model, sdc_load_policy_name(pol), (long long)budget,
-                   sdc_status_str(st));
     }
+    test_check(st == SDC_OK || (!imgs && n == 0), "%s: a failed generation returns no image", mc->model);
     sdc_image_free(imgs, n);
     free(lat);
+    return st;
+}
+
+static int run(const model_case *mc, sdc_load_policy pol, int64_t budget, int window, run_out *o) {
+    sdc_ctx *ctx = open_ctx(mc, pol, budget, window, NULL);
+    sdc_status st = ctx ? generate(ctx, mc, o) : SDC_ERR_BACKEND;
+    if (st != SDC_OK)
+        test_check(0, "%s %s budget %lld: %s", mc->model, sdc_load_policy_name(pol), (long long)budget,
+                   sdc_status_str(st));
     sdc_ctx_free(ctx);
     return st == SDC_OK;
+}
+
+/* The file the progress callback changes at the first denoise step. */
+static const char *change_file;
+
+static int change_at_denoise(const char *phase, int step, int total, void *user) {
+    (void)total;
+    int *changed = user;
+    if (!strcmp(phase, "denoise") && step == 1 && !*changed) {
+        FILE *f = fopen(change_file, "ab");
+        if (f) {
+            fputs("appended", f);
+            fclose(f);
+            *changed = 1;
+        }
+    }
+    return 0;
+}
+
+/* The UNet's file changes after the first denoise step, while blocks stream with a window of one: that
+ * generation fails with an I/O error and no image; the file restored (size and mtime), the same context
+ * makes all's image. */
+static void file_changes_while_streaming(const model_case *mc, const run_out *all) {
+    const char *dir = test_make_tmp_dir("stream-fault");
+    char cmd[1024], model[512], unet[600];
+    snprintf(model, sizeof model, "%s/%s", dir, mc->model); /* the PNG text names the folder */
+    snprintf(unet, sizeof unet, "%s/unet/diffusion_pytorch_model.safetensors", model);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", test_ref_path(mc->model), model);
+    struct stat before;
+    if (!test_check(system(cmd) == 0 && stat(unet, &before) == 0, "copy %s", mc->model)) return;
+    change_file = unet;
+    int changed = 0;
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = model;
+    cp.n_threads = 2;
+    cp.load_policy = SDC_LOAD_STREAM;
+    cp.stream_window = 1;
+    cp.log_fn = test_capture_logger()->fn;
+    cp.log_level = SDC_LOG_WARN;
+    cp.progress_fn = change_at_denoise;
+    cp.progress_user = &changed;
+    sdc_ctx *ctx = sdc_ctx_new(&cp);
+    run_out o;
+    sdc_status st = ctx ? generate(ctx, mc, &o) : SDC_ERR_BACKEND;
+    test_check(changed && st == SDC_ERR_IO && strstr(test_last_error(), "changed"),
+               "%s: the UNet file changed while its blocks stream: %s (\"%s\")", mc->model, sdc_status_str(st),
+               test_last_error());
+    const struct timespec times[2] = {before.st_atim, before.st_mtim};
+    const int restored = truncate(unet, before.st_size) == 0 && utimensat(AT_FDCWD, unet, times, 0) == 0;
+    st = ctx && restored ? generate(ctx, mc, &o) : SDC_ERR_IO;
+    test_check(st == SDC_OK && o.lat == all->lat && o.png == all->png,
+               "%s: the file restored, the same context makes all's image again: %s, latents %016llx png %016llx",
+               mc->model, sdc_status_str(st), (unsigned long long)o.lat, (unsigned long long)o.png);
+    sdc_ctx_free(ctx);
+    test_rm_tree(model);
 }
 
 static int by_size_desc(const void *a, const void *b) {
@@ -188,9 +254,10 @@ static void too_small(const model_case *mc, int64_t budget) {
     sdc_ctx_free(ctx);
 }
 
-static void model(const model_case *mc) {
+static void model(const model_case *mc, run_out *all_out) {
     run_out all;
     if (!run(mc, SDC_LOAD_ALL, 0, 0, &all)) return;
+    *all_out = all;
     print_row(mc->model, "all", 0, &all);
     sdc_ctx *probe = open_ctx(mc, SDC_LOAD_STREAM, 0, 0, NULL);
     if (!test_check(probe != NULL, "%s: open", mc->model)) return;
@@ -252,6 +319,8 @@ int main(void) {
     };
     printf("  %-18s %-7s %10s %7s %16s %16s %9s %9s %9s %6s\n", "model", "policy", "budget MiB", "window", "latents",
            "png", "peak MiB", "den. wts", "planned", "loads");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) model(&cases[i]);
+    run_out all[2] = {{0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) model(&cases[i], &all[i]);
+    if (all[0].png) file_changes_while_streaming(&cases[0], &all[0]);
     return test_finish();
 }
