@@ -28,6 +28,9 @@ sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, voi
 
 static void evict(sdc_weight_stream *s, int k) {
     sdc_stream_unit *u = &s->unit[k];
+    /* a device may still be running the unit's kernels; its memory may next take an upload on another
+     * stream: wait for them (a sticky error stays for the forward to return) */
+    (void)sdc_backend_sync(s->src.be);
     s->drop(s->owner, k);
     sdc_weights_free(&u->ws);
     u->resident = 0;

@@ -10,8 +10,9 @@
  *
  * At most `window` units are resident: acquiring a unit that is not resident first evicts the least
  * recently used released unit. With a window of every unit nothing is read after the first forward.
- * Loading is synchronous here; acquire/release are where a prefetcher (reading unit k + 1 .. k + w - 1
- * on a copy thread while unit k computes) plugs in.
+ * Loading is synchronous here, and evicting waits for the device's queued work (the unit's kernels may
+ * still read it); acquire/release are where a prefetcher (reading unit k + 1 .. k + w - 1 on a copy
+ * thread / stream while unit k computes, with events instead of the wait) plugs in.
  *
  * Streaming changes when weights are loaded, never which kernels run on which data in which order: a
  * unit's tensors are loaded by the same loader calls as in a whole load, so their bytes are identical.
