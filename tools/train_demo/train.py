@@ -6,7 +6,12 @@ caption "a red circle on the left, blue background" (or "a red circle on a blue 
 shape is centred). Training, on the CPU with one thread:
   1. the VAE (one block: no downsampling, 4 latent channels at image resolution) as an autoencoder;
   2. the UNet (epsilon prediction, DDPM noise schedule of SD 1.x) and the CLIP text encoder together,
-     captions dropped 10% of the time so that classifier-free guidance works.
+     captions dropped 10% of the time so that classifier-free guidance works. The training noise has an
+     offset (--offset-noise: a random constant per image and channel added to the Gaussian noise) and,
+     optionally, coarse components (--pyramid-noise): SD's schedule keeps sqrt(alphas_cumprod) ~ 0.07 of
+     the latent at its last timestep, and the mean of 16x16 Gaussian noise has a std of ~0.06, so without
+     them the model reads the background colour and where the shape is from the noise instead of the
+     caption (and, given plain noise at sampling time, draws the same background whatever it is told).
 The result is written as a diffusers folder with fp16 weights (what sdc reads with `sdc generate -m`).
 
   /path/to/venv/bin/python tools/train_demo/train.py -o data/demo-model
@@ -18,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -143,6 +149,22 @@ def train_vae(vae, imgs, steps, log):
     return loss.item()
 
 
+def training_noise(shape, offset, pyramid, g):
+    """Gaussian noise of shape [B, C, H, W] plus the offset and pyramid components (see the docstring)."""
+    noise = torch.randn(shape, generator=g)
+    if pyramid > 0:
+        b, c, h, w = shape
+        k = 1
+        while min(h, w) >> k >= 1:
+            coarse = torch.randn((b, c, h >> k, w >> k), generator=g)
+            noise = noise + pyramid ** k * F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+            k += 1
+        noise = noise / noise.std(dim=(1, 2, 3), keepdim=True)
+    if offset > 0:
+        noise = noise + offset * torch.randn((shape[0], shape[1], 1, 1), generator=g)
+    return noise
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-o", "--out", default="data/demo-model")
@@ -154,6 +176,10 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--images", type=int, default=8000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--offset-noise", type=float, default=0.1,
+                    help="std of the random constant per image and channel added to the training noise")
+    ap.add_argument("--pyramid-noise", type=float, default=0.0,
+                    help="if > 0, also add noise drawn at 1/2, 1/4, ... resolution, weighted by this to the power 1, 2, ...")
     ap.add_argument("--init", help="continue from this output folder (its VAE is kept: --vae-steps is ignored)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -168,7 +194,11 @@ def main():
         log_lines.append(s)
 
     tok, te, vae, unet = make_models(args.tokenizer)
+    init_training = None
     if args.init:
+        if os.path.exists(os.path.join(args.init, "training.json")):
+            with open(os.path.join(args.init, "training.json")) as f:
+                init_training = json.load(f)
         te = CLIPTextModel.from_pretrained(args.init, subfolder="text_encoder", variant="fp16").float()
         vae = AutoencoderKL.from_pretrained(args.init, subfolder="vae", variant="fp16").float()
         unet = UNet2DConditionModel.from_pretrained(args.init, subfolder="unet", variant="fp16").float()
@@ -211,7 +241,7 @@ def main():
         tid = tok_ids[idx].clone()
         drop = torch.rand(args.batch, generator=g) < 0.1
         tid[drop] = empty
-        noise = torch.randn(x0.shape, generator=g)
+        noise = training_noise(x0.shape, args.offset_noise, args.pyramid_noise, g)
         t = torch.randint(0, 1000, (args.batch,), generator=g)
         xt = noise_sched.add_noise(x0, noise, t)
         states = te(tid).last_hidden_state
@@ -237,8 +267,11 @@ def main():
     slim_tokenizer(args.out, args.tokenizer)
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"vae_steps": args.vae_steps, "vae_loss": vae_loss, "steps": total[0], "batch": args.batch,
-                   "lr": args.lr, "threads": args.threads, "final_loss_ema": ema, "seconds": time.time() - t0,
-                   "scaling_factor": scale, "init": args.init}, f, indent=2)
+                   "lr": args.lr, "offset_noise": args.offset_noise,
+                   "pyramid_noise": args.pyramid_noise, "threads": args.threads, "final_loss_ema": ema, "seconds": time.time() - t0,
+                   "scaling_factor": scale, "init": args.init,
+                   "command": " ".join(["tools/train_demo/train.py"] + sys.argv[1:]),
+                   "init_training": init_training}, f, indent=2)
     log(f"wrote {args.out}")
 
 
