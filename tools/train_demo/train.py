@@ -176,6 +176,9 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--images", type=int, default=8000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seeds the drawn images and the batches (a run that continues another with --init can "
+                         "use a new one to see new images)")
     ap.add_argument("--offset-noise", type=float, default=0.1,
                     help="std of the random constant per image and channel added to the training noise")
     ap.add_argument("--pyramid-noise", type=float, default=0.0,
@@ -183,8 +186,8 @@ def main():
     ap.add_argument("--init", help="continue from this output folder (its VAE is kept: --vae-steps is ignored)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
     t0 = time.time()
     log_lines = []
 
@@ -228,7 +231,7 @@ def main():
     total = [args.steps]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, total[0]) / total[0])))
-    g = torch.Generator().manual_seed(2)
+    g = torch.Generator().manual_seed(2 + args.seed)
     ema = None
     step, t_unet = 0, time.time()
     while step < total[0]:
@@ -267,8 +270,8 @@ def main():
     slim_tokenizer(args.out, args.tokenizer)
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"vae_steps": args.vae_steps, "vae_loss": vae_loss, "steps": total[0], "batch": args.batch,
-                   "lr": args.lr, "offset_noise": args.offset_noise,
-                   "pyramid_noise": args.pyramid_noise, "threads": args.threads, "final_loss_ema": ema, "seconds": time.time() - t0,
+                   "lr": args.lr, "offset_noise": args.offset_noise, "pyramid_noise": args.pyramid_noise,
+                   "seed": args.seed, "threads": args.threads, "final_loss_ema": ema, "seconds": time.time() - t0,
                    "scaling_factor": scale, "init": args.init,
                    "command": " ".join(["tools/train_demo/train.py"] + sys.argv[1:]),
                    "init_training": init_training}, f, indent=2)
