@@ -21,6 +21,7 @@
  * the pixels must be bit-identical to the auto run's. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sdc.h"
@@ -128,10 +129,14 @@ static void judge(const sdc_image *im, const demo_case *c, const char *label, ve
     fflush(stdout);
 }
 
+/* The device the test runs on: $SDC_TEST_DEVICE ("cpu", "cuda"; default cpu). */
+static sdc_device test_device = SDC_DEVICE_CPU;
+
 static sdc_ctx *open_demo(sdc_load_policy pol) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.model_path = SDC_SOURCE_DIR "/data/demo-model";
+    cp.device = test_device;
     cp.n_threads = 1; /* the model is tiny: more threads only add overhead (and wait on a busy machine) */
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
@@ -170,12 +175,22 @@ static uint64_t image_hash(const sdc_image *im) {
 }
 
 int main(void) {
+    const char *dev = getenv("SDC_TEST_DEVICE");
+    int d = SDC_DEVICE_CPU;
+    if (dev && *dev && (sdc_name_to_value(SDC_NAMES_DEVICE, dev, &d) != 0 || d == SDC_DEVICE_AUTO)) {
+        test_check(0, "SDC_TEST_DEVICE=%s: not a device (cpu, cuda)", dev);
+        return test_finish();
+    }
+    test_device = (sdc_device)d;
+    printf("device: %s\n", sdc_value_name(SDC_NAMES_DEVICE, d));
     sdc_ctx *ctx = open_demo(SDC_LOAD_AUTO);
-    if (!test_check(ctx != NULL, "open data/demo-model")) return test_finish();
+    if (!test_check(ctx != NULL, "open data/demo-model on %s", sdc_value_name(SDC_NAMES_DEVICE, d)))
+        return test_finish();
     uint64_t hash[2][N_SEEDS] = {{0}};
     verdicts v = {0};
     double t0 = test_now();
-    printf("captions x seeds (%d steps, euler, cfg %.1f, %dx%d):\n", STEPS, (double)CFG_SCALE, SIZE, SIZE);
+    printf("captions x seeds (%s, %d steps, euler, cfg %.1f, %dx%d):\n", sdc_value_name(SDC_NAMES_DEVICE, d), STEPS,
+           (double)CFG_SCALE, SIZE, SIZE);
     for (int i = 0; i < N_CASES; i++) {
         for (int s = 0; s < N_SEEDS; s++) {
             sdc_image *im = generate(ctx, &cases[i], s + 1);
@@ -191,7 +206,7 @@ int main(void) {
     sdc_ctx_free(ctx);
     printf("  %.1f s\n", test_now() - t0);
     int n = N_CASES * N_SEEDS;
-    printf("  all three criteria: %d of %d images\n", v.all, n);
+    printf("  all three criteria: %d of %d images (device %s)\n", v.all, n, sdc_value_name(SDC_NAMES_DEVICE, d));
     test_check(v.shape >= REQ_SHAPE, "shape colour matches in %d of %d images (bound >= %d)", v.shape, n, REQ_SHAPE);
     test_check(v.bg >= REQ_BG, "background matches in %d of %d images (bound >= %d)", v.bg, n, REQ_BG);
     test_check(v.side >= REQ_SIDE, "shape on the named side in %d of %d images (bound >= %d)", v.side, n, REQ_SIDE);
