@@ -4,14 +4,16 @@ The dataset is drawn here: a red/green/blue/yellow/white/black circle, square or
 right, top, bottom or in the centre of a background of another of those colours, 32x32 pixels, with the
 caption "a red circle on the left, blue background" (or "a red circle on a blue background" when the
 shape is centred). Training, on the CPU with one thread:
-  1. the VAE (one block: no downsampling, 4 latent channels at image resolution) as an autoencoder;
+  1. the VAE (two blocks: one downsampling, 4 latent channels at 16x16) as an autoencoder;
   2. the UNet (epsilon prediction, DDPM noise schedule of SD 1.x) and the CLIP text encoder together,
      captions dropped 10% of the time so that classifier-free guidance works. The training noise has an
-     offset (--offset-noise: a random constant per image and channel added to the Gaussian noise) and,
-     optionally, coarse components (--pyramid-noise): SD's schedule keeps sqrt(alphas_cumprod) ~ 0.07 of
-     the latent at its last timestep, and the mean of 16x16 Gaussian noise has a std of ~0.06, so without
-     them the model reads the background colour and where the shape is from the noise instead of the
+     offset (--offset-noise: a random constant per image and channel added to the Gaussian noise) and
+     coarse components (--pyramid-noise: noise drawn at 1/2, 1/4, ... resolution). SD's schedule keeps
+     sqrt(alphas_cumprod) ~ 0.07 of the latent at its last timestep, and the mean of 16x16 Gaussian noise
+     has a std of ~0.06: without them the model reads the background colour from the noise instead of the
      caption (and, given plain noise at sampling time, draws the same background whatever it is told).
+     Measured by eval.py (80 images): the first model (no offset) had the right background in 19; 716
+     more steps with offset 0.1 gave 35, with offset 0.1 and pyramid 0.5 80.
 The result is written as a diffusers folder with fp16 weights (what sdc reads with `sdc generate -m`).
 
   /path/to/venv/bin/python tools/train_demo/train.py -o data/demo-model
@@ -181,7 +183,7 @@ def main():
                          "use a new one to see new images)")
     ap.add_argument("--offset-noise", type=float, default=0.1,
                     help="std of the random constant per image and channel added to the training noise")
-    ap.add_argument("--pyramid-noise", type=float, default=0.0,
+    ap.add_argument("--pyramid-noise", type=float, default=0.5,
                     help="if > 0, also add noise drawn at 1/2, 1/4, ... resolution, weighted by this to the power 1, 2, ...")
     ap.add_argument("--init", help="continue from this output folder (its VAE is kept: --vae-steps is ignored)")
     args = ap.parse_args()
