@@ -73,10 +73,12 @@ typedef enum sdc_sampler {
 /* Which components are resident in which phase (condition, encode, denoise, decode). Output is
  * bit-identical under every policy; only when weights are loaded changes. */
 typedef enum sdc_load_policy {
-    SDC_LOAD_AUTO = 0,   /* the first of all, sequential, phased whose planned peak fits the budget */
+    SDC_LOAD_AUTO = 0,   /* the first of all, sequential, phased, stream whose planned peak fits the budget */
     SDC_LOAD_ALL,        /* every component loaded before the first phase (the classic path) */
     SDC_LOAD_SEQUENTIAL, /* text encoder (and VAE encoder) loaded, run, freed; then UNet + VAE decoder */
     SDC_LOAD_PHASED,     /* each component resident only during its own phase */
+    SDC_LOAD_STREAM,     /* phased, and the denoiser streams its blocks: at most a window of them resident,
+                            each read from the weight files before its forward (the window from the budget) */
     SDC_LOAD_POLICY_COUNT
 } sdc_load_policy;
 
@@ -88,7 +90,7 @@ typedef enum sdc_name_list {
     SDC_NAMES_RNG,         /* sdc_rng_type: "cpu", "cuda" */
     SDC_NAMES_DEVICE,      /* sdc_device: "cpu", "cuda", "auto" */
     SDC_NAMES_PRECISION,   /* precision_f32: "fp16" 0 (alias "f16"), "f32" 1 */
-    SDC_NAMES_LOAD_POLICY, /* sdc_load_policy: "auto", "all", "sequential", "phased" */
+    SDC_NAMES_LOAD_POLICY, /* sdc_load_policy: "auto", "all", "sequential", "phased", "stream" */
     SDC_NAMES_COUNT
 } sdc_name_list;
 /* 0 and *value set, or -1 for a name not in the list. */
@@ -161,6 +163,8 @@ typedef struct sdc_model_params {
     const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
                                    single files are taken as v_prediction, as diffusers does; SD 2.x base
                                    needs "epsilon"); NULL: the model's */
+    int stream_window;           /* load policy stream: at most this many denoiser blocks resident (fewer when the
+                          budget allows fewer); <= 0: as many as the budget allows */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
@@ -215,6 +219,7 @@ typedef struct sdc_ctx_params {
     const char *clip_l_path;
     const char *t5xxl_path;
     const char *vae_path;
+    int stream_window; /* sdc_model_params' */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

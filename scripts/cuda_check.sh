@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, run on the machine with the NVIDIA GPU from the repository root: builds sdc with the CUDA
 # backend (Release, warnings as errors), runs test_cuda_ops (every CUDA op against the CPU reference),
-# test_cuda_quant (block-quantized weights: dequantization, linear, speed), test_cuda_models (the reference bundle on the GPU) and the CPU test suite, and ends with a summary.
+# test_cuda_quant (block-quantized weights: dequantization, linear, speed), test_cuda_models (the reference bundle on the GPU),
+# test_demo on the GPU (the demo model's captions-to-pictures verdicts, SDC_TEST_DEVICE=cuda) and the CPU test suite, and
+# ends with a summary.
 # Everything goes to $OUT/cuda_check.log (OUT defaults to ./out-cuda). Exit status 0 only when all passed.
 #
 # Needs: CUDA 13 (nvcc, cuBLAS), OpenBLAS, libpng; cJSON and utf8proc from .devdeps/ when the machine lacks
@@ -65,6 +67,8 @@ if [ "$built" = 1 ]; then
   step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
   [ "${SDC_SKIP_QUANT:-0}" = 1 ] || step test_cuda_quant 300 "$BUILD/tests/test_cuda_quant"
   [ "${SDC_SKIP_MODELS:-0}" = 1 ] || step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
+  # the demo model draws what it is told on the GPU too: the CPU run's verdict thresholds and policy identity
+  step test_demo_cuda 180 env SDC_TEST_DEVICE=cuda "$BUILD/tests/test_demo"
   # SDC_CUDA_FLUX=1: the Flux tests, which run on the GPU too in CUDA builds (transformer blocks in f32, f16,
   # bf16; whole pipelines in f32 and at Flux's default precision, across load policies)
   if [ "${SDC_CUDA_FLUX:-0}" = 1 ]; then

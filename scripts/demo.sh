@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job: builds sdc and generates an image end to end from the demo model in data/demo-model
 # (a tiny SD 1.x-architecture model trained by tools/train_demo/train.py on drawn shapes: it knows six
-# colours, circles/squares/triangles and 32x32 pixels; it has not learned backgrounds and positions
-# well yet: tests/test_demo.c measures it), in about a second.
-#   bash scripts/demo.sh                                      "a white circle on a red background"
+# colours, circles/squares/triangles, backgrounds and 32x32 pixels, not yet the named side; tests/test_demo.c
+# measures how often it draws what the caption says), in about a second.
+#   bash scripts/demo.sh                                      "a red circle on a blue background"
 #   PROMPT="a yellow triangle on the left, black background" bash scripts/demo.sh
 #   ARCH=sd15 SIZE=512 bash scripts/demo.sh   a random-weight model of SD 1.5 shapes made with `sdc mkmodel`
 #                                             instead (colourful noise; 2 GB of fp16 weights, minutes on a CPU)
@@ -24,7 +24,7 @@ if [ -n "${ARCH:-}" ]; then
   exit 0
 fi
 mkdir -p out
-prompt=${PROMPT:-a white circle on a red background}
+prompt=${PROMPT:-a red circle on a blue background}
 ./build/sdc generate -m data/demo-model -p "$prompt" -W 32 -H 32 --steps "${STEPS:-20}" --cfg-scale 5 \
   --sampling-method euler -s "${SEED:-1}" -t 1 -o out/demo.png -v
 echo "demo: wrote out/demo.png (32x32): \"$prompt\""

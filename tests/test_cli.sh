@@ -106,13 +106,22 @@ expect_fail "budget below every plan" "no policy fits the budget" -m "$model" -p
 
 # the dry-run plan reads no weights and lists every policy; the report names the policy and phases
 if "$sdc" generate -m "$model" -p x -W 64 -H 64 --plan >"$tmp/plan" 2>"$tmp/err" &&
-   grep -q "^all .*PEAK" "$tmp/plan" && grep -q "^sequential .*PEAK" "$tmp/plan" && grep -q "^phased .*PEAK" "$tmp/plan"; then
+   grep -q "^all .*PEAK" "$tmp/plan" && grep -q "^sequential .*PEAK" "$tmp/plan" && grep -q "^phased .*PEAK" "$tmp/plan" &&
+   grep -q "^stream .*streamed: window" "$tmp/plan"; then
   ok "--plan prints every policy's phases"
 else bad "--plan prints every policy's phases: $(cat "$tmp/plan" "$tmp/err")"; fi
 if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 2 --load-policy sequential --report-json "$tmp/r.json" \
      -o "$tmp/r.png" 2>"$tmp/err" && grep -q '"policy":[[:space:]]*"sequential"' "$tmp/r.json" && grep -q '"denoise"' "$tmp/r.json"; then
   ok "--report-json writes the per-phase report"
 else bad "--report-json writes the per-phase report: $(cat "$tmp/err")"; fi
+# stream with a window of one block: the same PNG bytes as all; the report counts the block loads
+if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 2 --load-policy all -o "$tmp/sa.png" 2>"$tmp/err" &&
+   "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 2 --load-policy stream --stream-window 1 \
+     --report-json "$tmp/s.json" -o "$tmp/ss.png" 2>>"$tmp/err" && cmp -s "$tmp/sa.png" "$tmp/ss.png" &&
+   grep -q '"window":[[:space:]]*1' "$tmp/s.json" && grep -q '"block_loads"' "$tmp/s.json"; then
+  ok "--load-policy stream --stream-window 1: PNG identical to all's"
+else bad "--load-policy stream --stream-window 1: $(cat "$tmp/err")"; fi
+expect_fail "bad stream window" "stream-window" -m "$model" -p x --load-policy stream --stream-window 0
 
 rm -f "$tmp/x.png"
 if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 -o "$tmp/nodir/x.png" 2>"$tmp/err"; then bad "unwritable output: exit 0"

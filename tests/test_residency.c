@@ -183,20 +183,25 @@ static void plan_vs_measured(void) {
     plan_vs_measured_one(SDC_LOAD_PHASED, &batch, 1);
 }
 
-/* auto under budgets: roomy -> all; between -> sequential or phased; too small -> error, nothing loaded */
+/* auto under budgets: roomy -> all; between -> sequential or phased; below phased -> stream (a window of
+ * the UNet's blocks); too small even for stream's one block -> error, nothing loaded */
 static void auto_budget(void) {
     sdc_ctx *probe = open_ctx(SDC_LOAD_ALL, 1, 0);
     if (!probe) return;
     sdc_job_shape js = {64, 64, 1, 0, 1};
-    sdc_plan all, phased;
+    sdc_plan all, phased, stream;
     sdc_plan_make(probe->m, &js, SDC_LOAD_ALL, &all);
     sdc_plan_make(probe->m, &js, SDC_LOAD_PHASED, &phased);
+    probe->m->budget = 0; /* stream's plan with a window of one block */
+    sdc_plan_make(probe->m, &js, SDC_LOAD_STREAM, &stream);
     sdc_ctx_free(probe);
     test_check(phased.peak < all.peak, "phased plans less than all (%zu < %zu bytes)", phased.peak, all.peak);
+    test_check(stream.peak < phased.peak, "stream (one block) plans less than phased (%zu < %zu bytes)", stream.peak,
+               phased.peak);
     const struct {
         int64_t budget;
         const char *want;
-    } cases[] = {{(int64_t)all.peak, "all"}, {(int64_t)phased.peak, "phased"}};
+    } cases[] = {{(int64_t)all.peak, "all"}, {(int64_t)phased.peak, "phased"}, {(int64_t)phased.peak - 1, "stream"}};
     job j = {"txt2img", SDC_SAMPLER_EULER, 0, 1};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, cases[i].budget);
@@ -212,7 +217,7 @@ static void auto_budget(void) {
         cJSON_Delete(rep);
         sdc_ctx_free(ctx);
     }
-    sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, (int64_t)phased.peak - 1);
+    sdc_ctx *ctx = open_ctx(SDC_LOAD_AUTO, 1, (int64_t)stream.peak - 1);
     sdc_gen_params p;
     sdc_gen_params_init(&p);
     p.width = p.height = 64;

@@ -79,8 +79,12 @@ void cli_generate_usage(FILE *f) {
             "                           (default cpu)\n"
             "      --precision P        fp16 or f32: the GPU's compute type (default fp16; the CPU always\n"
             "                           computes in f32)\n"
-            "      --load-policy P      auto, all, sequential or phased: which components are resident\n"
-            "                           in which phase (default auto: the first that fits --mem-budget)\n"
+            "      --load-policy P      auto, all, sequential, phased or stream: which components are\n"
+            "                           resident in which phase; stream: the denoiser's blocks are read\n"
+            "                           from the files as they run, a window of them resident (default\n"
+            "                           auto: the first that fits --mem-budget)\n"
+            "      --stream-window N    stream: at most N denoiser blocks resident (default: as many as\n"
+            "                           --mem-budget allows)\n"
             "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
             "                           (default: CPU MemAvailable - 1 GiB)\n"
             "      --plan               print the planned peak memory of every phase under every policy\n"
@@ -119,6 +123,7 @@ enum {
     OPT_PRECISION,
     OPT_POLICY,
     OPT_BUDGET,
+    OPT_STREAM_WINDOW,
     OPT_PLAN,
     OPT_REPORT,
     OPT_ORIGINAL_SIZE,
@@ -267,6 +272,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"precision", required_argument, 0, OPT_PRECISION},
         {"load-policy", required_argument, 0, OPT_POLICY},
         {"mem-budget", required_argument, 0, OPT_BUDGET},
+        {"stream-window", required_argument, 0, OPT_STREAM_WINDOW},
         {"plan", no_argument, 0, OPT_PLAN},
         {"profile", no_argument, 0, OPT_PROFILE},
         {"report-json", required_argument, 0, OPT_REPORT},
@@ -379,6 +385,10 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
                 fprintf(stderr, "sdc: error: bad value for --mem-budget: '%s' (e.g. 6G, 512M)\n", optarg);
                 return 2;
             }
+            break;
+        case OPT_STREAM_WINDOW:
+            if (cli_int("--stream-window", optarg, 1, 65536, &v)) return 2;
+            o->cp.stream_window = (int)v;
             break;
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;

@@ -28,11 +28,9 @@ static const name_entry rngs[] = {{"cpu", SDC_RNG_TYPE_CPU}, {"cuda", SDC_RNG_TY
 static const name_entry devices[] = {
     {"cpu", SDC_DEVICE_CPU}, {"cuda", SDC_DEVICE_CUDA}, {"auto", SDC_DEVICE_AUTO}, {NULL, 0}};
 static const name_entry precisions[] = {{"fp16", 0}, {"f32", 1}, {"f16", 0}, {NULL, 0}};
-static const name_entry policies[] = {{"auto", SDC_LOAD_AUTO},
-                                      {"all", SDC_LOAD_ALL},
-                                      {"sequential", SDC_LOAD_SEQUENTIAL},
-                                      {"phased", SDC_LOAD_PHASED},
-                                      {NULL, 0}};
+static const name_entry policies[] = {
+    {"auto", SDC_LOAD_AUTO},     {"all", SDC_LOAD_ALL},       {"sequential", SDC_LOAD_SEQUENTIAL},
+    {"phased", SDC_LOAD_PHASED}, {"stream", SDC_LOAD_STREAM}, {NULL, 0}};
 
 static const name_entry *const lists[] = {
     [SDC_NAMES_SAMPLER] = samplers, [SDC_NAMES_SCHEDULER] = schedulers, [SDC_NAMES_RNG] = rngs,
@@ -66,7 +64,7 @@ const char *sdc_names(sdc_name_list list) {
         [SDC_NAMES_RNG] = "cpu, cuda",
         [SDC_NAMES_DEVICE] = "cpu, cuda, auto",
         [SDC_NAMES_PRECISION] = "fp16, f32",
-        [SDC_NAMES_LOAD_POLICY] = "auto, all, sequential, phased",
+        [SDC_NAMES_LOAD_POLICY] = "auto, all, sequential, phased, stream",
     };
     return (unsigned)list < SDC_NAMES_COUNT ? joined[list] : "";
 }

@@ -34,6 +34,7 @@ sdc_status sd1_load_vae_encoder(const void *fam, const sdc_weight_source *src, v
 
 void sd1_free_text_encoder(void *o) { sdc_clip_free(o); }
 void sd1_free_unet(void *o) { sdc_unet_free(o); }
+sdc_weight_stream *sd1_unet_stream(void *o) { return sdc_unet_weight_stream(o); }
 void sd1_free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
 void sd1_free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
 

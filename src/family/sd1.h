@@ -73,15 +73,16 @@ sdc_status sd1_load_vae_decoder(const void *fam, const sdc_weight_source *src, v
 sdc_status sd1_load_vae_encoder(const void *fam, const sdc_weight_source *src, void **out);
 void sd1_free_text_encoder(void *o);
 /* The four components SD 1.x and SDXL share, as component-table initialisers. */
-#define SD1_COMPONENT_DEFS                                                                 \
-    [SD1_TEXT_ENCODER] = {"text_encoder",        sd1_te_prefixes,       "text_encoder.",   \
-                          sd1_load_text_encoder, sd1_free_text_encoder, NULL},             \
-    [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL}, \
-    [SD1_VAE_DECODER] = {"vae_decoder",        sd1_dec_prefixes,     "vae.",               \
-                         sd1_load_vae_decoder, sd1_free_vae_decoder, sd1_vae_precision},   \
-    [SD1_VAE_ENCODER] = {"vae_encoder",        sd1_enc_prefixes,     "vae.",               \
-                         sd1_load_vae_encoder, sd1_free_vae_encoder, sd1_vae_precision},
+#define SD1_COMPONENT_DEFS                                                                                            \
+    [SD1_TEXT_ENCODER] =                                                                                              \
+        {"text_encoder", sd1_te_prefixes, "text_encoder.", sd1_load_text_encoder, sd1_free_text_encoder, NULL, NULL}, \
+    [SD1_UNET] = {"unet", sd1_unet_prefixes, "unet.", sd1_load_unet, sd1_free_unet, NULL, sd1_unet_stream},           \
+    [SD1_VAE_DECODER] = {"vae_decoder",        sd1_dec_prefixes,  "vae.", sd1_load_vae_decoder,                       \
+                         sd1_free_vae_decoder, sd1_vae_precision, NULL},                                              \
+    [SD1_VAE_ENCODER] = {"vae_encoder",        sd1_enc_prefixes,  "vae.", sd1_load_vae_encoder,                       \
+                         sd1_free_vae_encoder, sd1_vae_precision, NULL},
 void sd1_free_unet(void *o);
+sdc_weight_stream *sd1_unet_stream(void *o);
 void sd1_free_vae_decoder(void *o);
 void sd1_free_vae_encoder(void *o);
 sdc_prec sd1_vae_precision(const void *fam);

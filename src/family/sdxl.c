@@ -116,7 +116,7 @@ static sdc_status load_text_encoder_2(const void *fam, const sdc_weight_source *
 
 static const sdc_component_def sdxl_components[SDXL_N_COMPONENTS] = {
     SD1_COMPONENT_DEFS[SDXL_TEXT_ENCODER_2] = {"text_encoder_2", te2_prefixes, "text_encoder_2.", load_text_encoder_2,
-                                               sd1_free_text_encoder, NULL},
+                                               sd1_free_text_encoder, NULL, NULL},
 };
 
 #define NEEDS(c) (1u << (c))

@@ -18,7 +18,8 @@ struct sdc_flux {
     sdc_backend *be;
     sdc_dtype act_dtype; /* chosen at load time */
     sdc_logger log;
-    sdc_weight_set ws;                   /* owns every weight tensor */
+    sdc_weight_set ws;                   /* owns every weight tensor (streamed: the rest's) */
+    sdc_weight_stream *stream;           /* streamed: units dbl[i] = i, sgl[i] = n_layers + i; else NULL */
     sdc_tensor *x_w, *x_b;               /* x_embedder [C, in], [C] */
     sdc_tensor *ctx_w, *ctx_b;           /* context_embedder [C, joint], [C] */
     flux_mlp time, guidance, text;       /* time_text_embed.{timestep,guidance,text}_embedder (guidance: dev only) */
@@ -35,9 +36,32 @@ static void load_mlp(flux_mlp *m, sdc_weight_set *ws, const char *name, int64_t 
     m->b2 = sdc_weights_get(ws, 1, (int64_t[]){C}, "time_text_embed.%s.linear_2.bias", name);
 }
 
-static void load_weights(sdc_flux *m) {
+/* Streaming units, in forward order: double block i = i, single block i = n_layers + i. */
+static void unit_load(void *owner, int k, sdc_weight_set *ws) {
+    sdc_flux *m = owner;
     const sdc_flux_config *c = &m->cfg;
     const int64_t C = (int64_t)c->n_heads * c->head_dim, D = c->head_dim;
+    char pre[64];
+    if (k < c->n_layers) {
+        snprintf(pre, sizeof pre, "transformer_blocks.%d.", k);
+        sdc_flux_double_load(&m->dbl[k], ws, pre, C, D);
+    } else {
+        snprintf(pre, sizeof pre, "single_transformer_blocks.%d.", k - c->n_layers);
+        sdc_flux_single_load(&m->sgl[k - c->n_layers], ws, pre, C, D);
+    }
+}
+
+static void unit_drop(void *owner, int k) {
+    sdc_flux *m = owner;
+    if (k < m->cfg.n_layers)
+        memset(&m->dbl[k], 0, sizeof m->dbl[k]);
+    else
+        memset(&m->sgl[k - m->cfg.n_layers], 0, sizeof m->sgl[0]);
+}
+
+static void load_weights(sdc_flux *m) {
+    const sdc_flux_config *c = &m->cfg;
+    const int64_t C = (int64_t)c->n_heads * c->head_dim;
     sdc_weight_set *ws = &m->ws;
     m->x_w = sdc_weights_matrix(ws, 2, (int64_t[]){C, c->in_channels}, "x_embedder.weight");
     m->x_b = sdc_weights_get(ws, 1, (int64_t[]){C}, "x_embedder.bias");
@@ -46,15 +70,8 @@ static void load_weights(sdc_flux *m) {
     load_mlp(&m->time, ws, "timestep_embedder", SDC_FLUX_TIME_DIM, C);
     if (c->guidance_embeds) load_mlp(&m->guidance, ws, "guidance_embedder", SDC_FLUX_TIME_DIM, C);
     load_mlp(&m->text, ws, "text_embedder", c->pooled_dim, C);
-    char pre[64];
-    for (int i = 0; i < c->n_layers; i++) {
-        snprintf(pre, sizeof pre, "transformer_blocks.%d.", i);
-        sdc_flux_double_load(&m->dbl[i], ws, pre, C, D);
-    }
-    for (int i = 0; i < c->n_single_layers; i++) {
-        snprintf(pre, sizeof pre, "single_transformer_blocks.%d.", i);
-        sdc_flux_single_load(&m->sgl[i], ws, pre, C, D);
-    }
+    for (int k = 0; k < c->n_layers + c->n_single_layers && !m->stream; k++)
+        unit_load(m, k, ws); /* streamed: on acquire */
     m->norm_out_w = sdc_weights_matrix(ws, 2, (int64_t[]){2 * C, C}, "norm_out.linear.weight");
     m->norm_out_b = sdc_weights_get(ws, 1, (int64_t[]){2 * C}, "norm_out.linear.bias");
     m->proj_w = sdc_weights_matrix(ws, 2, (int64_t[]){c->out_channels, C}, "proj_out.weight");
@@ -81,6 +98,11 @@ sdc_status sdc_flux_load(const sdc_flux_config *cfg, const sdc_weight_source *sr
     sdc_weight_source ws_src = *src;
     ws_src.log = &m->log;
     sdc_weights_begin(&m->ws, &ws_src, NULL);
+    if (src->window > 0 &&
+        !(m->stream = sdc_stream_new(&ws_src, cfg->n_layers + cfg->n_single_layers, m, unit_load, unit_drop))) {
+        sdc_flux_free(m);
+        return SDC_ERR_OOM;
+    }
     load_weights(m);
     sdc_status st = sdc_weights_end(&m->ws);
     if (st != SDC_OK) {
@@ -88,14 +110,20 @@ sdc_status sdc_flux_load(const sdc_flux_config *cfg, const sdc_weight_source *sr
         sdc_flux_free(m);
         return st;
     }
-    SDC_LOGI(log, "sdc_flux_load: %d tensors, %.1f MB on %s", m->ws.n, (double)m->ws.bytes_resident / 1e6,
-             sdc_backend_name(src->be));
+    if (m->stream)
+        SDC_LOGI(log, "sdc_flux_load: streamed, %d resident tensors (%.1f MB) on %s; %d blocks, at most %d resident",
+                 m->ws.n, (double)m->ws.bytes_resident / 1e6, sdc_backend_name(src->be), m->stream->n_units,
+                 m->stream->window);
+    else
+        SDC_LOGI(log, "sdc_flux_load: %d tensors, %.1f MB on %s", m->ws.n, (double)m->ws.bytes_resident / 1e6,
+                 sdc_backend_name(src->be));
     *out = m;
     return SDC_OK;
 }
 
 void sdc_flux_free(sdc_flux *m) {
     if (!m) return;
+    sdc_stream_free(m->stream); /* the resident units */
     sdc_weights_free(&m->ws);
     free(m->dbl);
     free(m->sgl);
@@ -103,6 +131,8 @@ void sdc_flux_free(sdc_flux *m) {
 }
 
 const sdc_flux_config *sdc_flux_get_config(const sdc_flux *m) { return &m->cfg; }
+
+sdc_weight_stream *sdc_flux_weight_stream(sdc_flux *m) { return m->stream; }
 size_t sdc_flux_weight_bytes(const sdc_flux *m) { return (size_t)m->ws.bytes_resident; }
 sdc_dtype sdc_flux_act_dtype(const sdc_flux *m) { return m->act_dtype; }
 sdc_backend *sdc_flux_backend(const sdc_flux *m) { return m->be; }
@@ -228,8 +258,10 @@ static void show(flux_fwd *f, const char *fmt, int i, const sdc_tensor *t) {
 /* The blocks, from the embedded streams to h [B, T + N, C] (text first), kept. */
 static sdc_tensor *blocks(flux_fwd *f, const sdc_flux_ctx *ctx, sdc_tensor *img, sdc_tensor *txt) {
     const sdc_flux_config *c = &f->m->cfg;
+    sdc_weight_stream *st = f->m->stream;
     for (int i = 0; i < c->n_layers; i++) {
-        if (!sdc_flux_double_forward(&f->m->dbl[i], ctx, img, txt)) return NULL;
+        if (!sdc_stream_acquire(st, i) || !sdc_flux_double_forward(&f->m->dbl[i], ctx, img, txt)) return NULL;
+        sdc_stream_release(st, i);
         show(f, "transformer_blocks.%d.0", i, txt);
         show(f, "transformer_blocks.%d.1", i, img);
     }
@@ -240,7 +272,8 @@ static sdc_tensor *blocks(flux_fwd *f, const sdc_flux_ctx *ctx, sdc_tensor *img,
     sdc_flux_drop(&f->p, txt);
     sdc_flux_drop(&f->p, img);
     for (int i = 0; i < c->n_single_layers; i++) {
-        if (!sdc_flux_single_forward(&f->m->sgl[i], ctx, h)) return NULL;
+        if (!sdc_stream_acquire(st, c->n_layers + i) || !sdc_flux_single_forward(&f->m->sgl[i], ctx, h)) return NULL;
+        sdc_stream_release(st, c->n_layers + i);
         char name[64];
         snprintf(name, sizeof name, "single_transformer_blocks.%d", i);
         if (f->cb && !show_split(f, name, h, T)) return NULL;
@@ -323,6 +356,7 @@ sdc_status sdc_flux_forward(sdc_flux *m, const sdc_tensor *x, const sdc_flux_con
     sdc_status st = check_args(m, x, cond, out);
     if (st != SDC_OK) return st;
     flux_fwd f = {.m = m, .cb = cb, .user = cb_user};
+    sdc_stream_begin(m->stream);
     /* inputs and output in another dtype: converted here, at the boundary */
     const sdc_tensor *xa = in_dtype(&f.p, x, m->act_dtype);
     const sdc_tensor *ca = xa ? in_dtype(&f.p, cond->context, m->act_dtype) : NULL;
@@ -331,6 +365,11 @@ sdc_status sdc_flux_forward(sdc_flux *m, const sdc_tensor *x, const sdc_flux_con
     sdc_flux_drop_all(&f.p);
     if (ok && oa != out) sdc_copy(out, oa);
     if (oa != out) sdc_tensor_free(oa);
+    if (!ok && sdc_stream_status(m->stream) != SDC_OK) {
+        SDC_LOGE(&m->log, "sdc_flux_forward: a streamed block could not be loaded: %s",
+                 sdc_status_str(sdc_stream_status(m->stream)));
+        return sdc_stream_status(m->stream);
+    }
     if (!ok) {
         SDC_LOGE(&m->log, "sdc_flux_forward: out of %s memory for activations", sdc_backend_name(m->be));
         return SDC_ERR_OOM;

@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "backend/backend.h"
+#include "model/stream.h"
 #include "model/weights.h"
 
 #define SDC_FLUX_MAX_AXES 4
@@ -70,6 +71,9 @@ const sdc_flux_config *sdc_flux_get_config(const sdc_flux *m);
 size_t sdc_flux_weight_bytes(const sdc_flux *m);
 sdc_dtype sdc_flux_act_dtype(const sdc_flux *m);
 sdc_backend *sdc_flux_backend(const sdc_flux *m);
+/* Loaded with src->window > 0: its block stream (model/stream.h; units: the double blocks, then the
+ * single blocks), else NULL. */
+sdc_weight_stream *sdc_flux_weight_stream(sdc_flux *m);
 
 /* Called after each top-level module with its output, named as in diffusers: "time_text_embed" [B, C],
  * "x_embedder" [B, N, C], "context_embedder" [B, T, C], "transformer_blocks.<i>.0" (text stream

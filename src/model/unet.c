@@ -10,6 +10,7 @@
 #include "backend/ops.h"
 #include "model/activations.h"
 #include "model/resnet.h"
+#include "model/stream.h"
 #include "model/unet_transformer.h"
 #include "model/weights.h"
 
@@ -28,7 +29,8 @@ struct sdc_unet {
     sdc_backend *be;
     sdc_dtype act_dtype; /* chosen at load time */
     sdc_logger log;
-    sdc_weight_set ws;                 /* owns every weight tensor */
+    sdc_weight_set ws;                 /* owns every weight tensor (streamed: the rest's) */
+    sdc_weight_stream *stream;         /* streamed: units down[i] = i, mid = n, up[i] = n + 1 + i; else NULL */
     sdc_tensor *time_w1, *time_b1;     /* [Td, C0], [Td] */
     sdc_tensor *time_w2, *time_b2;     /* [Td, Td], [Td] */
     sdc_tensor *add_w1, *add_b1;       /* [Td, add_in], [Td]: text_time only */
@@ -43,14 +45,14 @@ struct sdc_unet {
 
 /* ---- loading ---- */
 
-static void load_transformer(sdc_unet *u, sdc_unet_transformer *t, const char *prefix, int channels, int heads,
-                             int layers) {
+static void load_transformer(sdc_unet *u, sdc_weight_set *ws, sdc_unet_transformer *t, const char *prefix, int channels,
+                             int heads, int layers) {
     const sdc_unet_config *c = &u->cfg;
-    sdc_unet_transformer_load(t, &u->ws, prefix, channels, heads, layers, c->cross_attention_dim, c->norm_num_groups,
+    sdc_unet_transformer_load(t, ws, prefix, channels, heads, layers, c->cross_attention_dim, c->norm_num_groups,
                               c->upcast_attention);
 }
 
-static void load_down(sdc_unet *u, int i, int in_ch) {
+static void load_down(sdc_unet *u, sdc_weight_set *ws, int i, int in_ch) {
     const sdc_unet_config *c = &u->cfg;
     unet_block *b = &u->down[i];
     const int ch = c->block_out_channels[i];
@@ -59,23 +61,22 @@ static void load_down(sdc_unet *u, int i, int in_ch) {
     b->has_attn = c->down_attn[i];
     for (int j = 0; j < b->n_layers; j++) {
         snprintf(p, sizeof p, "down_blocks.%d.resnets.%d.", i, j);
-        sdc_resnet_load(&b->res[j], &u->ws, p, j == 0 ? in_ch : ch, ch, c->time_embed_dim, c->norm_num_groups,
-                        c->norm_eps);
+        sdc_resnet_load(&b->res[j], ws, p, j == 0 ? in_ch : ch, ch, c->time_embed_dim, c->norm_num_groups, c->norm_eps);
         if (b->has_attn) {
             snprintf(p, sizeof p, "down_blocks.%d.attentions.%d.", i, j);
-            load_transformer(u, &b->attn[j], p, ch, c->heads[i], c->transformer_layers[i]);
+            load_transformer(u, ws, &b->attn[j], p, ch, c->heads[i], c->transformer_layers[i]);
         }
     }
     if (i < c->n_blocks - 1) {
         b->sample_w =
-            sdc_weights_matrix(&u->ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
-        b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){ch}, "down_blocks.%d.downsamplers.0.conv.bias", i);
+            sdc_weights_matrix(ws, 4, (int64_t[]){ch, ch, 3, 3}, "down_blocks.%d.downsamplers.0.conv.weight", i);
+        b->sample_b = sdc_weights_get(ws, 1, (int64_t[]){ch}, "down_blocks.%d.downsamplers.0.conv.bias", i);
     }
 }
 
 /* Channel arithmetic of diffusers' up blocks: resnet j takes (j == 0 ? prev_out : out) channels plus a
  * skip of (j == last ? the next block's down channels : out). */
-static void load_up(sdc_unet *u, int i) {
+static void load_up(sdc_unet *u, sdc_weight_set *ws, int i) {
     const sdc_unet_config *c = &u->cfg;
     const int n = c->n_blocks, r = n - 1 - i;   // the down block this one mirrors
     unet_block *b = &u->up[i];
@@ -88,16 +89,57 @@ static void load_up(sdc_unet *u, int i) {
     for (int j = 0; j < b->n_layers; j++) {
         const int in = (j == 0 ? prev : out) + (j == b->n_layers - 1 ? skip_last : out);
         snprintf(p, sizeof p, "up_blocks.%d.resnets.%d.", i, j);
-        sdc_resnet_load(&b->res[j], &u->ws, p, in, out, c->time_embed_dim, c->norm_num_groups, c->norm_eps);
+        sdc_resnet_load(&b->res[j], ws, p, in, out, c->time_embed_dim, c->norm_num_groups, c->norm_eps);
         if (b->has_attn) {
             snprintf(p, sizeof p, "up_blocks.%d.attentions.%d.", i, j);
-            load_transformer(u, &b->attn[j], p, out, c->heads[r], c->transformer_layers[r]);
+            load_transformer(u, ws, &b->attn[j], p, out, c->heads[r], c->transformer_layers[r]);
         }
     }
     if (i < n - 1) {
         b->sample_w =
-            sdc_weights_matrix(&u->ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
-        b->sample_b = sdc_weights_get(&u->ws, 1, (int64_t[]){out}, "up_blocks.%d.upsamplers.0.conv.bias", i);
+            sdc_weights_matrix(ws, 4, (int64_t[]){out, out, 3, 3}, "up_blocks.%d.upsamplers.0.conv.weight", i);
+        b->sample_b = sdc_weights_get(ws, 1, (int64_t[]){out}, "up_blocks.%d.upsamplers.0.conv.bias", i);
+    }
+}
+
+static void load_mid(sdc_unet *u, sdc_weight_set *ws) {
+    const sdc_unet_config *c = &u->cfg;
+    const int n = c->n_blocks, cl = c->block_out_channels[n - 1];
+    sdc_resnet_load(&u->mid_res[0], ws, "mid_block.resnets.0.", cl, cl, c->time_embed_dim, c->norm_num_groups,
+                    c->norm_eps);
+    load_transformer(u, ws, &u->mid_attn, "mid_block.attentions.0.", cl, c->heads[n - 1], c->transformer_layers[n - 1]);
+    sdc_resnet_load(&u->mid_res[1], ws, "mid_block.resnets.1.", cl, cl, c->time_embed_dim, c->norm_num_groups,
+                    c->norm_eps);
+}
+
+/* Streaming units, in forward order: down block i = i, the mid block = n, up block i = n + 1 + i. */
+static void unit_load(void *owner, int k, sdc_weight_set *ws) {
+    sdc_unet *u = owner;
+    const int n = u->cfg.n_blocks;
+    if (k < n)
+        load_down(u, ws, k, k == 0 ? u->cfg.block_out_channels[0] : u->cfg.block_out_channels[k - 1]);
+    else if (k == n)
+        load_mid(u, ws);
+    else
+        load_up(u, ws, k - n - 1);
+}
+
+static void block_drop(unet_block *b) {
+    for (int j = 0; j <= SDC_UNET_MAX_LAYERS; j++) sdc_unet_transformer_release(&b->attn[j]);
+    memset(b, 0, sizeof *b);
+}
+
+static void unit_drop(void *owner, int k) {
+    sdc_unet *u = owner;
+    const int n = u->cfg.n_blocks;
+    if (k < n) {
+        block_drop(&u->down[k]);
+    } else if (k == n) {
+        sdc_unet_transformer_release(&u->mid_attn);
+        memset(&u->mid_attn, 0, sizeof u->mid_attn);
+        memset(u->mid_res, 0, sizeof u->mid_res);
+    } else {
+        block_drop(&u->up[k - n - 1]);
     }
 }
 
@@ -113,6 +155,7 @@ static void release_transformers(sdc_unet *u) {
 
 void sdc_unet_free(sdc_unet *u) {
     if (!u) return;
+    sdc_stream_free(u->stream); /* the resident units */
     release_transformers(u);
     sdc_weights_free(&u->ws);
     free(u);
@@ -131,12 +174,16 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
     u->act_dtype = sdc_weight_source_act_dtype(src);
     if (log) u->log = *log;
     const sdc_unet_config *c = &u->cfg;
-    const int n = c->n_blocks, c0 = c->block_out_channels[0], cl = c->block_out_channels[n - 1];
+    const int n = c->n_blocks, c0 = c->block_out_channels[0];
     const int64_t td = c->time_embed_dim;
     sdc_weight_set *ws = &u->ws;
     sdc_weight_source ws_src = *src;
     ws_src.log = &u->log;
     sdc_weights_begin(ws, &ws_src, NULL);
+    if (src->window > 0 && !(u->stream = sdc_stream_new(&ws_src, 2 * n + 1, u, unit_load, unit_drop))) {
+        sdc_unet_free(u);
+        return SDC_ERR_OOM;
+    }
 
     u->time_w1 = sdc_weights_matrix(ws, 2, (int64_t[]){td, c0}, "time_embedding.linear_1.weight");
     u->time_b1 = sdc_weights_get(ws, 1, (int64_t[]){td}, "time_embedding.linear_1.bias");
@@ -150,13 +197,7 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
     }
     u->conv_in_w = sdc_weights_matrix(ws, 4, (int64_t[]){c0, c->in_channels, 3, 3}, "conv_in.weight");
     u->conv_in_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_in.bias");
-    for (int i = 0; i < n; i++) load_down(u, i, i == 0 ? c0 : c->block_out_channels[i - 1]);
-    sdc_resnet_load(&u->mid_res[0], ws, "mid_block.resnets.0.", cl, cl, c->time_embed_dim, c->norm_num_groups,
-                    c->norm_eps);
-    load_transformer(u, &u->mid_attn, "mid_block.attentions.0.", cl, c->heads[n - 1], c->transformer_layers[n - 1]);
-    sdc_resnet_load(&u->mid_res[1], ws, "mid_block.resnets.1.", cl, cl, c->time_embed_dim, c->norm_num_groups,
-                    c->norm_eps);
-    for (int i = 0; i < n; i++) load_up(u, i);
+    for (int k = 0; k < 2 * n + 1 && !u->stream; k++) unit_load(u, k, ws); /* streamed: on acquire */
     u->norm_out_w = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_norm_out.weight");
     u->norm_out_b = sdc_weights_get(ws, 1, (int64_t[]){c0}, "conv_norm_out.bias");
     u->conv_out_w = sdc_weights_matrix(ws, 4, (int64_t[]){c->out_channels, c0, 3, 3}, "conv_out.weight");
@@ -168,8 +209,12 @@ sdc_status sdc_unet_load(const sdc_unet_config *cfg, const sdc_weight_source *sr
         sdc_unet_free(u);
         return st;
     }
-    SDC_LOGI(log, "sdc_unet_load: %d tensors, %.1f MB on %s", ws->n, (double)ws->bytes_resident / 1e6,
-             sdc_backend_name(src->be));
+    if (u->stream)
+        SDC_LOGI(log, "sdc_unet_load: streamed, %d resident tensors (%.1f MB) on %s; %d blocks, at most %d resident",
+                 ws->n, (double)ws->bytes_resident / 1e6, sdc_backend_name(src->be), 2 * n + 1, u->stream->window);
+    else
+        SDC_LOGI(log, "sdc_unet_load: %d tensors, %.1f MB on %s", ws->n, (double)ws->bytes_resident / 1e6,
+                 sdc_backend_name(src->be));
     *out = u;
     return SDC_OK;
 }
@@ -181,6 +226,8 @@ size_t sdc_unet_weight_bytes(const sdc_unet *u) { return (size_t)u->ws.bytes_res
 sdc_dtype sdc_unet_act_dtype(const sdc_unet *u) { return u->act_dtype; }
 
 sdc_backend *sdc_unet_backend(const sdc_unet *u) { return u->be; }
+
+sdc_weight_stream *sdc_unet_weight_stream(sdc_unet *u) { return u->stream; }
 
 /* ---- time embedding ---- */
 
@@ -417,15 +464,19 @@ static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *time
     push_skip(s, h);
     if (cb) cb("conv_in", s->h, user);
 
-    for (int i = 0; i < c->n_blocks; i++) {
-        if (!down_block(u, s, i)) return 0;
+    const int n = c->n_blocks;
+    for (int i = 0; i < n; i++) {
+        if (!sdc_stream_acquire(u->stream, i) || !down_block(u, s, i)) return 0;
+        sdc_stream_release(u->stream, i);
         snprintf(name, sizeof name, "down_blocks.%d", i);
         if (cb) cb(name, s->h, user);
     }
-    if (!mid_block(u, s)) return 0;
+    if (!sdc_stream_acquire(u->stream, n) || !mid_block(u, s)) return 0;
+    sdc_stream_release(u->stream, n);
     if (cb) cb("mid_block", s->h, user);
     for (int i = 0; i < c->n_blocks; i++) {
-        if (!up_block(u, s, i)) return 0;
+        if (!sdc_stream_acquire(u->stream, n + 1 + i) || !up_block(u, s, i)) return 0;
+        sdc_stream_release(u->stream, n + 1 + i);
         snprintf(name, sizeof name, "up_blocks.%d", i);
         if (cb) cb(name, s->h, user);
     }
@@ -456,6 +507,7 @@ sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *times
     sdc_status st = check_args(u, x, cond, out);
     if (st != SDC_OK) return st;
     fwd_state s = {.be = u->be, .dt = u->act_dtype, .context = context};
+    sdc_stream_begin(u->stream);
     /* inputs from another component in another dtype: converted here, at the boundary */
     sdc_tensor *xc = x->dtype != s.dt ? sdc_act_new(u->be, s.dt, 4, x->ne) : NULL;
     sdc_tensor *cc = context->dtype != s.dt ? sdc_act_new(u->be, s.dt, 3, context->ne) : NULL;
@@ -469,6 +521,11 @@ sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *times
     sdc_tensor_free(cc);
     for (int i = 0; i < s.n_skips; i++) sdc_tensor_free(s.skips[i]);
     sdc_tensor_free(s.temb);
+    if (!ok && sdc_stream_status(u->stream) != SDC_OK) {
+        SDC_LOGE(&u->log, "sdc_unet_forward: a streamed block could not be loaded: %s",
+                 sdc_status_str(sdc_stream_status(u->stream)));
+        return sdc_stream_status(u->stream);
+    }
     if (!ok) {
         SDC_LOGE(&u->log, "sdc_unet_forward: out of %s memory for activations", sdc_backend_name(u->be));
         return SDC_ERR_OOM;

@@ -26,6 +26,7 @@
 
 #include "backend/backend.h"
 #include "io/model_index.h"
+#include "model/stream.h"
 #include "model/weights.h"
 
 #define SDC_UNET_MAX_BLOCKS 8
@@ -81,6 +82,9 @@ size_t sdc_unet_weight_bytes(const sdc_unet *u);
 sdc_dtype sdc_unet_act_dtype(const sdc_unet *u);
 /* The backend the UNet was loaded onto. */
 sdc_backend *sdc_unet_backend(const sdc_unet *u);
+/* Loaded with src->window > 0: its block stream (model/stream.h; units: down blocks, mid block, up
+ * blocks in forward order), else NULL. */
+sdc_weight_stream *sdc_unet_weight_stream(sdc_unet *u);
 
 /* Called after each top-level block with its output, named as in diffusers: "time_embedding" [B, Ct],
  * "add_embedding" [B, Ct] (text_time UNets),

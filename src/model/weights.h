@@ -28,6 +28,9 @@ typedef struct sdc_weight_source {
     sdc_backend *be;
     const sdc_logger *log;
     sdc_prec prec; /* the component's precision: SDC_PREC_AUTO (0), _F32 (1) or _BF16 */
+    /* 0: every weight resident; >= 1: a component that can stream (model/stream.h) keeps at most this
+     * many of its units resident, reading them from the index on demand (which then stays open) */
+    int window;
 } sdc_weight_source;
 
 /* The activation dtype a component loaded from src computes in. */

@@ -35,6 +35,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
     mp.precision_f32 = p->precision_f32;
     mp.profile = p->profile;
     mp.prediction_type = p->prediction_type;
+    mp.stream_window = p->stream_window;
     sdc_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->m = sdc_model_open(&mp);

@@ -23,6 +23,7 @@
 #include "backend/backend.h"
 #include "io/model_files.h"
 #include "io/model_index.h"
+#include "model/stream.h"
 #include "model/weights.h"
 #include "sdc.h"
 
@@ -52,6 +53,9 @@ typedef struct sdc_component_def {
     /* the precision this component computes in (backend/backend.h: F32 for a VAE whose config says
      * force_upcast, BF16 for Flux's transformer); NULL: SDC_PREC_AUTO. --precision f32 overrides it. */
     sdc_prec (*precision)(const void *fam);
+    /* A component that can stream its blocks (the denoisers; model/stream.h): the stream of obj when it
+     * was loaded with src->window > 0, else NULL. NULL here: the component always loads whole. */
+    sdc_weight_stream *(*stream)(void *obj);
 } sdc_component_def;
 
 typedef struct sdc_phase_def {

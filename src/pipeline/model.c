@@ -120,6 +120,41 @@ static sdc_status open_backend(sdc_model *m, const sdc_model_params *p) {
 
 sdc_model *sdc_model_open(const sdc_model_params *p) { return sdc_model_open_as(p, NULL); }
 
+static sdc_status load_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, int window, void **out) {
+    const sdc_component_def *def = &m->family->components[c];
+    const sdc_weight_source src = {m->mf->index, def->source_prefix, be, log, m->prec[c], def->stream ? window : 0};
+    *out = NULL;
+    sdc_status st = def->load(m->fam, &src, out);
+    if (st != SDC_OK) *out = NULL;
+    return st;
+}
+
+/* m->stream[c]: the component loaded streamed on a counting backend (no byte read) with every unit in its
+ * window, each unit acquired once; the bytes it adds are the unit's. */
+static void stream_shape(sdc_model *m, int c) {
+    const sdc_component_def *def = &m->family->components[c];
+    sdc_stream_shape *sh = &m->stream[c];
+    memset(sh, 0, sizeof *sh);
+    if (!def->stream) return;
+    sdc_backend *cb = sdc_backend_count_new(m->be);
+    const sdc_logger silent = {0}; /* a load that fails here fails again, logged, when it is real */
+    void *comp = NULL;
+    if (cb && load_on(m, c, cb, &silent, SDC_MAX_STREAM_UNITS, &comp) == SDC_OK) {
+        sdc_weight_stream *s = def->stream(comp);
+        int ok = s && s->n_units <= SDC_MAX_STREAM_UNITS && s->window == s->n_units;
+        sh->rest = cb->stats.cur[SDC_MEM_WEIGHTS];
+        for (int k = 0; ok && k < s->n_units; k++) {
+            const size_t b0 = cb->stats.cur[SDC_MEM_WEIGHTS];
+            ok = sdc_stream_acquire(s, k);
+            sh->unit[k] = cb->stats.cur[SDC_MEM_WEIGHTS] - b0;
+            sdc_stream_release(s, k);
+        }
+        if (ok) sh->n_units = s->n_units;
+        def->free(comp);
+    }
+    sdc_backend_free(cb);
+}
+
 sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family) {
     sdc_model *m = calloc(1, sizeof *m);
     if (!m) return NULL;
@@ -148,10 +183,12 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
             const sdc_component_def *def = &m->family->components[c];
             m->prec[c] = p->precision_f32 ? SDC_PREC_F32 : def->precision ? def->precision(m->fam) : SDC_PREC_AUTO;
             m->comp_bytes[c] = sdc_component_weight_bytes(m, c, &m->comp_tensors[c]);
+            stream_shape(m, c);
             sdc_component_dtypes(m->mf->index, def, m->comp_dtypes[c], sizeof m->comp_dtypes[c]);
         }
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
+        m->stream_window = p->stream_window > 0 ? p->stream_window : 0;
     }
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_model_open: cannot open model %s: %s", path ? path : "(none)", sdc_status_str(st));
@@ -186,18 +223,13 @@ const char *sdc_model_component_name(const sdc_model *m, int c) {
 }
 
 sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, void **out) {
-    const sdc_component_def *def = &m->family->components[c];
-    const sdc_weight_source src = {m->mf->index, def->source_prefix, be, log, m->prec[c]};
-    *out = NULL;
-    sdc_status st = def->load(m->fam, &src, out);
-    if (st != SDC_OK) *out = NULL;
-    return st;
+    return load_on(m, c, be, log, 0, out);
 }
 
 sdc_status sdc_model_load_component(sdc_model *m, int c) {
     if (m->comp[c]) return SDC_OK;
     const sdc_component_def *def = &m->family->components[c];
-    sdc_status st = sdc_model_load_component_on(m, c, m->be, &m->log, &m->comp[c]);
+    sdc_status st = load_on(m, c, m->be, &m->log, m->window[c], &m->comp[c]);
     if (st != SDC_OK) {
         m->comp[c] = NULL;
         SDC_LOGE(&m->log, "load %s: %s", def->name, sdc_status_str(st));

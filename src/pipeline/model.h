@@ -13,6 +13,16 @@
 #include "pipeline/family.h"
 #include "sdc.h"
 
+#define SDC_MAX_STREAM_UNITS 128
+
+/* A streamable component's weights in units (model/stream.h): backend bytes from its own loader on a
+ * counting backend, each unit acquired once. */
+typedef struct sdc_stream_shape {
+    int n_units; /* 0: the component does not stream */
+    size_t rest; /* always resident */
+    size_t unit[SDC_MAX_STREAM_UNITS];
+} sdc_stream_shape;
+
 struct sdc_model {
     sdc_logger log; /* the caller's logger, wrapped to keep the last error */
     sdc_log_fn user_log;
@@ -30,15 +40,19 @@ struct sdc_model {
     size_t comp_bytes[SDC_MAX_COMPONENTS];    /* backend bytes of each component's weights (from the index) */
     int comp_tensors[SDC_MAX_COMPONENTS];     /* and their tensor counts */
     char comp_dtypes[SDC_MAX_COMPONENTS][96]; /* and their file dtypes: "Q8_0 x 56, F32 x 24" */
-    sdc_load_policy policy;                   /* as asked; AUTO is resolved per job */
-    size_t budget;                            /* bytes auto plans for */
+    /* the window component c loads with next, and the one it was loaded with while resident (0: whole) */
+    int window[SDC_MAX_COMPONENTS];
+    sdc_stream_shape stream[SDC_MAX_COMPONENTS]; /* each component's units (n_units 0: it loads whole) */
+    sdc_load_policy policy;                      /* as asked; AUTO is resolved per job */
+    size_t budget;                               /* bytes auto plans for */
+    int stream_window;                           /* stream: at most this many blocks resident (0: no cap) */
 };
 
 /* sdc_model_open with the family given instead of probed (NULL: probe the registry). For tests that
  * add a family without touching the library. */
 sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family);
 
-/* Loads component c unless it is resident. */
+/* Loads component c unless it is resident, with m->window[c] (0: whole; else its units streamed). */
 sdc_status sdc_model_load_component(sdc_model *m, int c);
 void sdc_model_free_component(sdc_model *m, int c);
 /* Every component unloaded and cached device memory returned: the state before a job's first phase. */

@@ -42,7 +42,8 @@ static void residency(const sdc_family *fam, const sdc_job_shape *job, sdc_load_
         if (!plan->phase[ph].runs) continue;
         switch (policy) {
         case SDC_LOAD_SEQUENTIAL: plan->phase[ph].resident = d->per_image ? per_image : d->needs; break;
-        case SDC_LOAD_PHASED: plan->phase[ph].resident = d->needs; break;
+        case SDC_LOAD_PHASED:
+        case SDC_LOAD_STREAM: plan->phase[ph].resident = d->needs; break;
         default: plan->phase[ph].resident = needed; break;
         }
     }
@@ -104,18 +105,54 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     return st;
 }
 
+static int by_size_desc(const void *a, const void *b) {
+    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Under stream, the phase's streamable component c: the largest window (at least 1, at most the model's
+ * stream_window) whose phase total fits the budget, given the phase's other bytes; the weights c then
+ * holds at most. */
+static void stream_window(const sdc_model *m, int c, size_t other, size_t budget, sdc_phase_plan *pp) {
+    const sdc_stream_shape *sh = &m->stream[c];
+    size_t unit[SDC_MAX_STREAM_UNITS], all = 0;
+    memcpy(unit, sh->unit, sizeof unit[0] * (size_t)sh->n_units);
+    qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
+    for (int k = 0; k < sh->n_units; k++) all += unit[k];
+    size_t held = sh->rest + unit[0];
+    const int cap = m->stream_window > 0 && m->stream_window < sh->n_units ? m->stream_window : sh->n_units;
+    int w = 1;
+    while (w < cap && other + held + unit[w] <= budget) held += unit[w++];
+    pp->stream_comp = c;
+    pp->window = w;
+    pp->n_units = sh->n_units;
+    pp->stream_resident = held;
+    pp->stream_read = w < sh->n_units ? all : 0; /* least recently used over a cycle: every unit again */
+}
+
 /* The plan under one policy, from the job's measured phase peaks. */
 static void plan_from(const sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, const phase_peaks *pk,
-                      sdc_plan *plan) {
+                      size_t budget, sdc_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->policy = policy;
     plan->n_phases = m->family->n_phases;
+    plan->budget = budget;
     residency(m->family, job, policy, plan);
     for (int ph = 0; ph < plan->n_phases; ph++) {
         sdc_phase_plan *pp = &plan->phase[ph];
         if (!pp->runs) continue;
-        for (int c = 0; c < m->n_components; c++)
-            if (pp->resident & (1u << c)) pp->bytes[SDC_MEM_WEIGHTS] += m->comp_bytes[c];
+        int streamed = -1;
+        for (int c = 0; c < m->n_components; c++) {
+            if (!(pp->resident & (1u << c))) continue;
+            if (policy == SDC_LOAD_STREAM && m->stream[c].n_units > 0 && streamed < 0)
+                streamed = c;
+            else
+                pp->bytes[SDC_MEM_WEIGHTS] += m->comp_bytes[c];
+        }
+        if (streamed >= 0) {
+            stream_window(m, streamed, pp->bytes[SDC_MEM_WEIGHTS] + pk->act[ph] + pk->ws[ph], budget, pp);
+            pp->bytes[SDC_MEM_WEIGHTS] += pp->stream_resident;
+        }
         pp->bytes[SDC_MEM_ACTIVATIONS] = pk->act[ph];
         pp->bytes[SDC_MEM_WORKSPACE] = pk->ws[ph];
         for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) pp->total += pp->bytes[k];
@@ -126,7 +163,7 @@ static void plan_from(const sdc_model *m, const sdc_job_shape *job, sdc_load_pol
 void sdc_plan_make(sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan) {
     phase_peaks pk;
     measure(m, job, &pk);
-    plan_from(m, job, policy, &pk, plan);
+    plan_from(m, job, policy, &pk, m->budget, plan);
 }
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
@@ -136,15 +173,15 @@ sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget
     phase_peaks pk;
     measure(m, job, &pk);
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
-        plan_from(m, job, (sdc_load_policy)pol, &pk, plan);
+        plan_from(m, job, (sdc_load_policy)pol, &pk, budget, plan);
         if (plan->peak <= budget) {
             snprintf(why, why_size, "auto: %s is the first policy whose planned peak %.1f MiB fits the budget %.1f MiB",
                      sdc_load_policy_name(plan->policy), mib(plan->peak), mib(budget));
             return SDC_OK;
         }
     }
-    snprintf(why, why_size, "auto: no policy fits the budget %.1f MiB (phased needs %.1f MiB)", mib(budget),
-             mib(plan->peak));
+    snprintf(why, why_size, "auto: no policy fits the budget %.1f MiB (%s needs %.1f MiB)", mib(budget),
+             sdc_load_policy_name(plan->policy), mib(plan->peak));
     return SDC_ERR_OOM;
 }
 
@@ -161,23 +198,28 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
     phase_peaks pk;
     measure(m, job, &pk);
 #define OUT(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
-    OUT("plan for %dx%d, %s%s, %s backend (MiB)", job->width, job->height, job->img2img ? "img2img" : "txt2img",
-        job->cfg ? " with CFG" : "", sdc_backend_name(m->be));
+    OUT("plan for %dx%d, %s%s, %s backend, budget %.1f (MiB)", job->width, job->height,
+        job->img2img ? "img2img" : "txt2img", job->cfg ? " with CFG" : "", sdc_backend_name(m->be), mib(m->budget));
     if (job->batch > 1) OUT(", %d images per denoiser call", job->batch);
     OUT("\n");
     OUT("%-11s %-10s %9s %12s %10s %9s  %s\n", "policy", "phase", "weights", "activations", "workspace", "total",
         "resident");
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
         sdc_plan plan;
-        plan_from(m, job, (sdc_load_policy)pol, &pk, &plan);
+        plan_from(m, job, (sdc_load_policy)pol, &pk, m->budget, &plan);
         for (int ph = 0; ph < plan.n_phases; ph++) {
             const sdc_phase_plan *pp = &plan.phase[ph];
             if (!pp->runs) continue;
-            char parts[160] = "";
+            char parts[256] = "";
             for (int c = 0; c < m->n_components; c++)
                 if (pp->resident & (1u << c))
                     snprintf(parts + strlen(parts), sizeof parts - strlen(parts), "%s%s", parts[0] ? "+" : "",
                              sdc_model_component_name(m, c));
+            if (pp->window > 0)
+                snprintf(parts + strlen(parts), sizeof parts - strlen(parts),
+                         " (%s streamed: window %d of %d blocks, %.1f resident, %.1f read per call)",
+                         sdc_model_component_name(m, pp->stream_comp), pp->window, pp->n_units,
+                         mib(pp->stream_resident), mib(pp->stream_read));
             OUT("%-11s %-10s %9.1f %12.1f %10.1f %9.1f  %s\n", sdc_load_policy_name(plan.policy),
                 m->family->phases[ph].name, mib(pp->bytes[SDC_MEM_WEIGHTS]), mib(pp->bytes[SDC_MEM_ACTIVATIONS]),
                 mib(pp->bytes[SDC_MEM_WORKSPACE]), mib(pp->total), parts);
@@ -186,7 +228,7 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
         if (len >= cap) break;
     }
 #undef OUT
-    if (len >= cap) { /* 3 policies x SDC_MAX_PHASES short lines: cannot happen */
+    if (len >= cap) { /* 4 policies x SDC_MAX_PHASES short lines: cannot happen */
         free(s);
         return NULL;
     }

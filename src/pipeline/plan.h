@@ -7,6 +7,10 @@
  *   sequential  once-per-job phases: their own; per-image phases: the union of every per-image
  *               phase's components (SD: text encoder, then UNet + VAE decoder together)
  *   phased      only its own
+ *   stream      only its own, and a streamable component (the denoiser: model/stream.h) holds its rest and
+ *               at most W of its units (blocks), each read before its forward and evicted after; W is
+ *               the most units (counted as the largest) whose phase total fits the budget, at least 1
+ *               and at most the model's stream_window (--stream-window)
  *
  * A phase's planned peak = the weights resident in it (from the index) + its activation and workspace
  * peaks, measured by running the job's own phases (the family's bodies, the components' loaders and
@@ -21,18 +25,26 @@ typedef struct sdc_phase_plan {
     unsigned resident; /* bit c set: component c is resident during the phase */
     size_t bytes[SDC_MEM_KIND_COUNT];
     size_t total;
+    /* stream: the streamed component (window > 0), its units resident at most of n_units, the weights it
+     * holds at most (its rest + its `window` largest units), and the unit bytes loaded per denoiser call
+     * once the first call has run (0: every unit stays) */
+    int stream_comp, window, n_units;
+    size_t stream_resident, stream_read;
 } sdc_phase_plan;
 
 typedef struct sdc_plan {
     sdc_load_policy policy; /* a concrete policy, never AUTO */
     int n_phases;
     sdc_phase_plan phase[SDC_MAX_PHASES];
-    size_t peak; /* the largest phase total */
+    size_t peak;   /* the largest phase total */
+    size_t budget; /* what stream sized its window for */
 } sdc_plan;
 
 void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job);
+/* The plan under policy (stream: its window sized for the model's budget). A stream plan whose peak is
+ * above its budget cannot run (a budget too small for one block and the activations). */
 void sdc_plan_make(sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan);
-/* The policy auto picks: the first of all, sequential, phased whose peak fits budget; writes its plan
+/* The policy auto picks: the first of all, sequential, phased, stream whose peak fits budget; writes its plan
  * and a one-line reason. SDC_ERR_OOM when none fits. */
 sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget, sdc_plan *plan, char *why,
                            size_t why_size);

@@ -41,6 +41,14 @@ void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
     if (drv > r->driver_peak) r->driver_peak = drv;
     size_t rss = sdc_sys_peak_rss();
     if (rss > pr->peak_rss) pr->peak_rss = rss;
+    const sdc_phase_plan *pp = &r->plan.phase[ph];
+    const int c = pp->stream_comp;
+    if (pp->window > 0 && m->comp[c]) {
+        const sdc_weight_stream *st = m->family->components[c].stream(m->comp[c]);
+        pr->block_loads = st ? st->loads : 0;
+        pr->block_bytes_read = st ? st->bytes_read : 0;
+        pr->block_seconds = st ? st->seconds : 0;
+    }
     if (rss > r->peak_rss) r->peak_rss = rss;
 }
 
@@ -53,9 +61,19 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
         const sdc_phase_report *p = &r->phase[ph];
         if (!p->runs) continue;
         SDC_LOGI(log, "report: %-9s %4d %8.3f %7.3f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %8.1f",
-                 m->family->phases[ph].name, p->runs, p->wall, p->load, mib(p->bytes_read), mib(p->resident_weights),
-                 mib(p->peak[SDC_MEM_ACTIVATIONS]), mib(p->peak[SDC_MEM_WORKSPACE]), mib(p->peak_total),
-                 mib(r->plan.phase[ph].total), mib(p->peak_rss));
+                 m->family->phases[ph].name, p->runs, p->wall, p->load + p->block_seconds,
+                 mib(p->bytes_read + p->block_bytes_read), mib(p->resident_weights), mib(p->peak[SDC_MEM_ACTIVATIONS]),
+                 mib(p->peak[SDC_MEM_WORKSPACE]), mib(p->peak_total), mib(r->plan.phase[ph].total), mib(p->peak_rss));
+    }
+    for (int ph = 0; ph < r->plan.n_phases; ph++) {
+        const sdc_phase_plan *pp = &r->plan.phase[ph];
+        if (r->phase[ph].runs && pp->window > 0)
+            SDC_LOGI(log,
+                     "report: %s streamed %s: window %d of %d blocks (%.1f MiB resident planned, %.1f MiB per call); "
+                     "%llu block loads read %.1f MiB in %.3f s",
+                     m->family->phases[ph].name, sdc_model_component_name(m, pp->stream_comp), pp->window, pp->n_units,
+                     mib(pp->stream_resident), mib(pp->stream_read), (unsigned long long)r->phase[ph].block_loads,
+                     mib(r->phase[ph].block_bytes_read), r->phase[ph].block_seconds);
     }
     SDC_LOGI(log, "report: %d image(s) in %.3f s; peak device %.1f MiB (planned %.1f), peak RSS %.1f MiB", r->images,
              r->seconds, mib(r->peak_device), mib(r->plan.peak), mib(r->peak_rss));
@@ -114,6 +132,17 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
         cJSON_AddNumberToObject(pl, "total", (double)pp->total);
         cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)p->peak_rss);
         if (sdc_backend_has_driver_peak(m->be)) cJSON_AddNumberToObject(o, "driver_peak_bytes", (double)p->driver_peak);
+        if (pp->window > 0) {
+            cJSON *s = cJSON_AddObjectToObject(o, "stream");
+            cJSON_AddStringToObject(s, "component", sdc_model_component_name(m, pp->stream_comp));
+            cJSON_AddNumberToObject(s, "window", pp->window);
+            cJSON_AddNumberToObject(s, "blocks", pp->n_units);
+            cJSON_AddNumberToObject(s, "planned_resident_bytes", (double)pp->stream_resident);
+            cJSON_AddNumberToObject(s, "planned_read_bytes_per_call", (double)pp->stream_read);
+            cJSON_AddNumberToObject(s, "block_loads", (double)p->block_loads);
+            cJSON_AddNumberToObject(s, "block_bytes_read", (double)p->block_bytes_read);
+            cJSON_AddNumberToObject(s, "block_load_seconds", p->block_seconds);
+        }
     }
     if (m->be->profile) {
         cJSON *ops = cJSON_AddObjectToObject(root, "op_seconds");

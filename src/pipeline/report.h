@@ -15,6 +15,9 @@ typedef struct sdc_phase_report {
     size_t peak_total;               /* largest peak of all kinds together */
     size_t peak_rss;                 /* largest process RSS during the phase (0: unknown) */
     size_t driver_peak;              /* device memory in use as the driver reports it (0: not known) */
+    /* stream: the streamed component's block loads and the file bytes they read, since it was loaded */
+    uint64_t block_loads, block_bytes_read;
+    double block_seconds;
 } sdc_phase_report;
 
 typedef struct sdc_component_report {

@@ -1,4 +1,5 @@
-/* residency.c - applying a plan: before each phase, free what it does not keep and load what it needs. */
+/* residency.c - applying a plan: before each phase, free what it does not keep and load what it needs
+ * (under stream, the streamed component with the plan's window: its blocks load during its forward). */
 #include "core/sysmem.h"
 #include "pipeline/report.h"
 
@@ -6,6 +7,11 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
     const sdc_phase_plan *pp = &r->plan.phase[ph];
     const char *phase = m->family->phases[ph].name;
     int freed = -1;
+    for (int c = 0; c < m->n_components; c++) {
+        const int window = pp->window > 0 && pp->stream_comp == c ? pp->window : 0;
+        if (m->comp[c] && m->window[c] != window) sdc_model_free_component(m, c); /* loaded otherwise before */
+        m->window[c] = window;
+    }
     for (int c = 0; c < m->n_components; c++)
         if (!(pp->resident & (1u << c)) && m->comp[c]) {
             sdc_model_free_component(m, c);
@@ -23,7 +29,11 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         double dt = sdc_now() - l0;
         uint64_t read = sdc_index_bytes_read(m->mf->index) - read0;
         sdc_report_load(r, ph, c, dt, read);
-        if (ph > 0)
+        if (m->window[c] > 0)
+            SDC_LOGI(&m->log,
+                     "%s: %s streamed: its rest loaded (%.2f GB in %.2f s); at most %d of its %d blocks resident",
+                     phase, sdc_model_component_name(m, c), (double)read / 1e9, dt, pp->window, pp->n_units);
+        else if (ph > 0)
             SDC_LOGI(&m->log, "%s: deferred %d %s tensors (%.2f GB); loaded in %.2f s%s%s%s", phase, m->comp_tensors[c],
                      sdc_model_component_name(m, c), (double)read / 1e9, dt, freed >= 0 ? " after the " : "",
                      freed >= 0 ? sdc_model_component_name(m, freed) : "", freed >= 0 ? " was freed" : "");

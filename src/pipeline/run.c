@@ -97,12 +97,20 @@ static sdc_status choose_plan(sdc_model *m, const sdc_gen_params *p, sdc_report 
     sdc_job_shape job;
     sdc_job_shape_from_params(p, &job);
     r->budget = m->budget;
+    sdc_status st = SDC_OK;
     if (m->policy != SDC_LOAD_AUTO) {
         sdc_plan_make(m, &job, m->policy, &r->plan);
         snprintf(r->why, sizeof r->why, "asked for %s", sdc_load_policy_name(m->policy));
-        return SDC_OK;
+        if (m->policy == SDC_LOAD_STREAM && r->plan.peak > m->budget) { /* the window is 1 already */
+            snprintf(r->why, sizeof r->why,
+                     "stream: the budget %.1f MiB is below the plan's peak %.1f MiB with a window of one block "
+                     "(see the stream rows of the plan)",
+                     (double)m->budget / 1048576.0, (double)r->plan.peak / 1048576.0);
+            st = SDC_ERR_OOM;
+        }
+    } else {
+        st = sdc_plan_choose(m, &job, m->budget, &r->plan, r->why, sizeof r->why);
     }
-    sdc_status st = sdc_plan_choose(m, &job, m->budget, &r->plan, r->why, sizeof r->why);
     if (st != SDC_OK) {
         SDC_LOGE(&m->log, "sdc_job_run: %s; nothing was loaded", r->why);
         char *table = sdc_plan_table(m, &job);

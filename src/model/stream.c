@@ -1,0 +1,102 @@
+/* stream.c - block streaming: units loaded on acquire, evicted least recently used (see stream.h). */
+#include "model/stream.h"
+
+#include <stdlib.h>
+
+#include "core/sysmem.h"
+
+sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, void *owner, sdc_stream_load_fn load,
+                                  sdc_stream_drop_fn drop) {
+    sdc_weight_stream *s = calloc(1, sizeof *s);
+    if (s) s->unit = calloc((size_t)(n_units > 0 ? n_units : 1), sizeof *s->unit);
+    if (!s || !s->unit) {
+        SDC_LOGE(src->log, "sdc_stream_new: out of host memory");
+        free(s);
+        return NULL;
+    }
+    s->src = *src;
+    if (src->log) s->log = *src->log;
+    s->src.log = &s->log;
+    s->owner = owner;
+    s->load = load;
+    s->drop = drop;
+    s->n_units = n_units;
+    s->window = src->window < 1 ? 1 : src->window > n_units ? n_units : src->window;
+    s->status = SDC_OK;
+    return s;
+}
+
+static void evict(sdc_weight_stream *s, int k) {
+    sdc_stream_unit *u = &s->unit[k];
+    /* a device may still be running the unit's kernels; its memory may next take an upload on another
+     * stream: wait for them (a sticky error stays for the forward to return) */
+    (void)sdc_backend_sync(s->src.be);
+    s->drop(s->owner, k);
+    sdc_weights_free(&u->ws);
+    u->resident = 0;
+    s->n_resident--;
+}
+
+void sdc_stream_free(sdc_weight_stream *s) {
+    if (!s) return;
+    for (int k = 0; k < s->n_units; k++)
+        if (s->unit[k].resident) evict(s, k);
+    free(s->unit);
+    free(s);
+}
+
+void sdc_stream_begin(sdc_weight_stream *s) {
+    if (s) s->status = SDC_OK;
+}
+
+sdc_status sdc_stream_status(const sdc_weight_stream *s) { return s ? s->status : SDC_OK; }
+
+/* The least recently used resident unit that is not held; -1 when every resident unit is held. */
+static int victim(const sdc_weight_stream *s) {
+    int v = -1;
+    for (int k = 0; k < s->n_units; k++) {
+        const sdc_stream_unit *u = &s->unit[k];
+        if (u->resident && !u->held && (v < 0 || u->used < s->unit[v].used)) v = k;
+    }
+    return v;
+}
+
+int sdc_stream_acquire(sdc_weight_stream *s, int k) {
+    if (!s) return 1;
+    if (s->status != SDC_OK) return 0;
+    sdc_stream_unit *u = &s->unit[k];
+    u->used = ++s->clock;
+    if (u->resident) {
+        u->held = 1;
+        return 1;
+    }
+    while (s->n_resident >= s->window) {
+        const int v = victim(s);
+        if (v < 0) {
+            SDC_LOGE(&s->log, "sdc_stream_acquire: unit %d: all %d units of the window are held", k, s->window);
+            s->status = SDC_ERR_OOM;
+            return 0;
+        }
+        evict(s, v);
+    }
+    const double t0 = sdc_now();
+    sdc_weights_begin(&u->ws, &s->src, NULL);
+    s->load(s->owner, k, &u->ws);
+    const sdc_status st = sdc_weights_end(&u->ws); /* on error the set is freed */
+    if (st != SDC_OK) {
+        s->drop(s->owner, k);
+        SDC_LOGE(&s->log, "sdc_stream_acquire: loading unit %d of %d failed: %s", k, s->n_units, sdc_status_str(st));
+        s->status = st;
+        return 0;
+    }
+    u->resident = u->held = 1;
+    s->n_resident++;
+    s->loads++;
+    s->bytes_read += u->ws.bytes_read;
+    s->seconds += sdc_now() - t0;
+    return 1;
+}
+
+void sdc_stream_release(sdc_weight_stream *s, int k) {
+    if (s) s->unit[k].held = 0;
+}

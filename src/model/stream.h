@@ -1,0 +1,67 @@
+/* stream.h - block streaming: a component whose weights do not all stay resident.
+ *
+ * A streamed component splits its weights into units (a UNet's down, mid and up blocks; Flux's double
+ * and single blocks) and a small rest that stays resident (embeddings, input and output layers). Its
+ * forward brackets each unit's computation:
+ *
+ *   if (!sdc_stream_acquire(s, k)) fail;   // unit k's weights resident (read from the index if not)
+ *   ... the unit's forward, exactly the kernels of the resident path ...
+ *   sdc_stream_release(s, k);              // unit k may be evicted
+ *
+ * At most `window` units are resident: acquiring a unit that is not resident first evicts the least
+ * recently used released unit. With a window of every unit nothing is read after the first forward.
+ * Loading is synchronous here, and evicting waits for the device's queued work (the unit's kernels may
+ * still read it); acquire/release are where a prefetcher (reading unit k + 1 .. k + w - 1 on a copy
+ * thread / stream while unit k computes, with events instead of the wait) plugs in.
+ *
+ * Streaming changes when weights are loaded, never which kernels run on which data in which order: a
+ * unit's tensors are loaded by the same loader calls as in a whole load, so their bytes are identical.
+ *
+ * s == NULL (a component loaded whole) makes acquire a no-op that succeeds and release a no-op. */
+#ifndef SDC_MODEL_STREAM_H
+#define SDC_MODEL_STREAM_H
+
+#include "model/weights.h"
+
+/* Loads unit k's tensors from ws into the owner's structures (errors stick in ws->status). */
+typedef void (*sdc_stream_load_fn)(void *owner, int k, sdc_weight_set *ws);
+/* Forgets unit k's tensor pointers (the set that owned them is freed by the stream). */
+typedef void (*sdc_stream_drop_fn)(void *owner, int k);
+
+typedef struct sdc_stream_unit {
+    sdc_weight_set ws; /* owns the unit's tensors while resident */
+    int resident, held;
+    uint64_t used; /* the stream's clock at the last acquire */
+} sdc_stream_unit;
+
+typedef struct sdc_weight_stream {
+    sdc_weight_source src; /* where units are read from; the index stays open as long as the model */
+    sdc_logger log;
+    void *owner;
+    sdc_stream_load_fn load;
+    sdc_stream_drop_fn drop;
+    int n_units, window, n_resident;
+    sdc_stream_unit *unit; /* [n_units] */
+    uint64_t clock;
+    sdc_status status; /* the first failed acquire since sdc_stream_begin */
+    /* counters since the component was loaded */
+    uint64_t loads;      /* unit loads */
+    uint64_t bytes_read; /* file bytes read for units */
+    double seconds;      /* spent loading units (synchronous: on the forward's critical path) */
+} sdc_weight_stream;
+
+/* A stream of n_units over src (src->window units resident at most, clamped to [1, n_units]); no unit
+ * is loaded yet. NULL when out of host memory (logged). */
+sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, void *owner, sdc_stream_load_fn load,
+                                  sdc_stream_drop_fn drop);
+/* Frees every resident unit and the stream. NULL is harmless. */
+void sdc_stream_free(sdc_weight_stream *s);
+/* Clears the sticky status: called at the start of each forward. */
+void sdc_stream_begin(sdc_weight_stream *s);
+/* Unit k resident and held until released. 0 on error (s->status says which; nothing of k stays). */
+int sdc_stream_acquire(sdc_weight_stream *s, int k);
+void sdc_stream_release(sdc_weight_stream *s, int k);
+/* s->status, SDC_OK for NULL. */
+sdc_status sdc_stream_status(const sdc_weight_stream *s);
+
+#endif

@@ -1,0 +1,326 @@
+/* test_stream.c - the stream load policy (block streaming of the denoiser): on tiny-sd1 (UNet: down, mid
+ * and up blocks) and tiny-flux-schnell (double and single blocks), with windows of every block, half of
+ * them, 2 and 1 (stream_window), and windows from the budget (the default budget; the smallest budget the
+ * window-1 plan fits):
+ *   - raw latents and PNG bytes are identical to `all` (streaming changes when weights load, never which
+ *     kernels run on which data in which order);
+ *   - the plan's window is the one asked for, the measured peak is within the plan (and the budget) and
+ *     below `all`'s, the denoiser's measured resident weights within the plan's, and the measured block
+ *     loads are what the window implies (every block once with a window of all of them; every block once
+ *     per denoiser call otherwise);
+ *   - a budget one byte below the window-1 plan is a clear error naming the plan: no crash, no image, no
+ *     weight read;
+ *   - the UNet's weight file changing while its blocks stream (during the denoise phase) fails that
+ *     generation (no image), and once the file is back, the same context makes `all`'s image again.
+ * On these tiny models the VAE decode, not the denoiser, sets the peak of the smaller windows' plans: the
+ * budget alone gives a window below every block only on tiny-sd1 (4 of 9); stream_window caps it.
+ * Prints the hash table: model, budget, window, latents and PNG hashes, measured peak, denoise weights
+ * (measured resident, planned), block loads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/file.h"
+#include "pipeline/ctx.h"
+#include "pipeline/plan.h"
+#include "sdc.h"
+#include "test_util.h"
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+typedef struct model_case {
+    const char *model; /* in the reference bundle */
+    sdc_sampler sampler;
+    float cfg;
+    int steps, images;
+} model_case;
+
+typedef struct run_out {
+    uint64_t lat, png;
+    size_t peak;                     /* the allocator's peak over the run */
+    int window;                      /* the denoise phase's planned window (0: not streamed) */
+    int blocks;                      /* and its blocks */
+    double loads;                    /* block loads measured */
+    double read;                     /* file bytes they read */
+    size_t plan_peak;                /* the plan's peak */
+    size_t den_weights, den_planned; /* the denoise phase's resident weights: measured, planned */
+} run_out;
+
+static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budget, int window, const sdc_logger *log) {
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = test_ref_path(mc->model);
+    cp.n_threads = 2;
+    cp.load_policy = pol;
+    cp.mem_budget = budget;
+    cp.stream_window = window;
+    cp.log_fn = log ? log->fn : sdc_log_stderr;
+    cp.log_level = SDC_LOG_WARN;
+    return sdc_ctx_new(&cp);
+}
+
+static void params(const model_case *mc, sdc_gen_params *p) {
+    sdc_gen_params_init(p);
+    p->prompt = "a red house by a lake";
+    p->negative_prompt = "blurry";
+    p->width = p->height = 64;
+    p->steps = mc->steps;
+    p->cfg_scale = mc->cfg;
+    p->sampler = mc->sampler;
+    p->seed = 7;
+    p->batch_count = mc->images;
+}
+
+static uint64_t png_hash(const sdc_image *imgs, int n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *path = test_tmp_path("stream.png");
+    for (int i = 0; i < n; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
+            h = fnv(buf, len, h);
+        free(buf);
+    }
+    unlink(path);
+    return h;
+}
+
+/* One generation on ctx; hashes, peaks and the denoise phase's stream figures into o. */
+static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
+    memset(o, 0, sizeof *o);
+    sdc_gen_params p;
+    params(mc, &p);
+    int64_t ne[4];
+    sdc_model_latent_shape(ctx->m, 64, 64, ne);
+    const size_t nl = (size_t)mc->images * (size_t)(ne[1] * ne[2] * ne[3]);
+    float *lat = malloc(sizeof(float) * nl);
+    p.latents_out = lat;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = lat ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        o->lat = fnv(lat, sizeof(float) * nl, 0xcbf29ce484222325ull);
+        o->png = png_hash(imgs, n);
+        cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
+        o->peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "peak_device_bytes")->valuedouble;
+        o->plan_peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "planned_peak_bytes")->valuedouble;
+        const cJSON *den = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "phases"), "denoise");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(den, "stream");
+        o->den_weights = (size_t)cJSON_GetObjectItemCaseSensitive(den, "resident_weight_bytes")->valuedouble;
+        o->den_planned =
+            (size_t)cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(den, "planned_bytes"), "weights")
+                ->valuedouble;
+        if (s) {
+            o->window = cJSON_GetObjectItemCaseSensitive(s, "window")->valueint;
+            o->blocks = cJSON_GetObjectItemCaseSensitive(s, "blocks")->valueint;
+            o->loads = cJSON_GetObjectItemCaseSensitive(s, "block_loads")->valuedouble;
+            o->read = cJSON_GetObjectItemCaseSensitive(s, "block_bytes_read")->valuedouble;
+        }
+        cJSON_Delete(rep);
+    }
+    test_check(st == SDC_OK || (!imgs && n == 0), "%s: a failed generation returns no image", mc->model);
+    sdc_image_free(imgs, n);
+    free(lat);
+    return st;
+}
+
+static int run(const model_case *mc, sdc_load_policy pol, int64_t budget, int window, run_out *o) {
+    sdc_ctx *ctx = open_ctx(mc, pol, budget, window, NULL);
+    sdc_status st = ctx ? generate(ctx, mc, o) : SDC_ERR_BACKEND;
+    if (st != SDC_OK)
+        test_check(0, "%s %s budget %lld: %s", mc->model, sdc_load_policy_name(pol), (long long)budget,
+                   sdc_status_str(st));
+    sdc_ctx_free(ctx);
+    return st == SDC_OK;
+}
+
+/* The file the progress callback changes at the first denoise step. */
+static const char *change_file;
+
+static int change_at_denoise(const char *phase, int step, int total, void *user) {
+    (void)total;
+    int *changed = user;
+    if (!strcmp(phase, "denoise") && step == 1 && !*changed) {
+        FILE *f = fopen(change_file, "ab");
+        if (f) {
+            fputs("appended", f);
+            fclose(f);
+            *changed = 1;
+        }
+    }
+    return 0;
+}
+
+/* The UNet's file changes after the first denoise step, while blocks stream with a window of one: that
+ * generation fails with an I/O error and no image; the file restored (size and mtime), the same context
+ * makes all's image. */
+static void file_changes_while_streaming(const model_case *mc, const run_out *all) {
+    const char *dir = test_make_tmp_dir("stream-fault");
+    char cmd[1024], model[512], unet[600];
+    snprintf(model, sizeof model, "%s/%s", dir, mc->model); /* the PNG text names the folder */
+    snprintf(unet, sizeof unet, "%s/unet/diffusion_pytorch_model.safetensors", model);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", test_ref_path(mc->model), model);
+    struct stat before;
+    if (!test_check(system(cmd) == 0 && stat(unet, &before) == 0, "copy %s", mc->model)) return;
+    change_file = unet;
+    int changed = 0;
+    sdc_ctx_params cp;
+    sdc_ctx_params_init(&cp);
+    cp.model_path = model;
+    cp.n_threads = 2;
+    cp.load_policy = SDC_LOAD_STREAM;
+    cp.stream_window = 1;
+    cp.log_fn = test_capture_logger()->fn;
+    cp.log_level = SDC_LOG_WARN;
+    cp.progress_fn = change_at_denoise;
+    cp.progress_user = &changed;
+    sdc_ctx *ctx = sdc_ctx_new(&cp);
+    run_out o;
+    sdc_status st = ctx ? generate(ctx, mc, &o) : SDC_ERR_BACKEND;
+    test_check(changed && st == SDC_ERR_IO && strstr(test_last_error(), "changed"),
+               "%s: the UNet file changed while its blocks stream: %s (\"%s\")", mc->model, sdc_status_str(st),
+               test_last_error());
+    const struct timespec times[2] = {before.st_atim, before.st_mtim};
+    const int restored = truncate(unet, before.st_size) == 0 && utimensat(AT_FDCWD, unet, times, 0) == 0;
+    st = ctx && restored ? generate(ctx, mc, &o) : SDC_ERR_IO;
+    test_check(st == SDC_OK && o.lat == all->lat && o.png == all->png,
+               "%s: the file restored, the same context makes all's image again: %s, latents %016llx png %016llx",
+               mc->model, sdc_status_str(st), (unsigned long long)o.lat, (unsigned long long)o.png);
+    sdc_ctx_free(ctx);
+    test_rm_tree(model);
+}
+
+static int by_size_desc(const void *a, const void *b) {
+    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The smallest budget whose stream plan has a window of w blocks: the largest phase total with the
+ * denoiser holding its rest and its w largest blocks. */
+static int64_t budget_for(sdc_ctx *probe, const sdc_job_shape *js, int w, int *n_blocks) {
+    sdc_model *m = probe->m;
+    m->budget = (size_t)1 << 50;
+    sdc_plan plan;
+    sdc_plan_make(m, js, SDC_LOAD_STREAM, &plan);
+    size_t need = 0;
+    for (int ph = 0; ph < plan.n_phases; ph++) {
+        const sdc_phase_plan *pp = &plan.phase[ph];
+        if (!pp->runs) continue;
+        size_t total = pp->total;
+        if (pp->window > 0) {
+            const sdc_stream_shape *sh = &m->stream[pp->stream_comp];
+            size_t unit[SDC_MAX_STREAM_UNITS], held = sh->rest;
+            memcpy(unit, sh->unit, sizeof unit[0] * (size_t)sh->n_units);
+            qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
+            for (int k = 0; k < w && k < sh->n_units; k++) held += unit[k];
+            total = total - pp->stream_resident + held;
+            *n_blocks = sh->n_units;
+        }
+        if (total > need) need = total;
+    }
+    return (int64_t)need;
+}
+
+static void print_row(const char *model, const char *pol, int64_t budget, const run_out *o) {
+    printf("  %-18s %-7s %10.3f %3d/%-3d %016llx %016llx %9.3f %9.3f %9.3f %6.0f\n", model, pol,
+           budget > 0 ? (double)budget / 1048576.0 : 0.0, o->window, o->blocks, (unsigned long long)o->lat,
+           (unsigned long long)o->png, (double)o->peak / 1048576.0, (double)o->den_weights / 1048576.0,
+           (double)o->den_planned / 1048576.0, o->loads);
+}
+
+/* A budget one byte below the window-1 plan: a clear error, before any weight is read. */
+static void too_small(const model_case *mc, int64_t budget) {
+    sdc_ctx *ctx = open_ctx(mc, SDC_LOAD_STREAM, budget, 0, test_capture_logger());
+    sdc_gen_params p;
+    params(mc, &p);
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = ctx ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_BACKEND;
+    test_check(ctx && st == SDC_ERR_OOM && !imgs && n == 0 && ctx->m->be->stats.peak[SDC_MEM_WEIGHTS] == 0 &&
+                   sdc_index_bytes_read(ctx->m->mf->index) == 0 && strstr(test_last_error(), "window of one block"),
+               "%s: stream with a budget of %lld bytes (one below one block's plan): %s, no image, nothing read "
+               "(\"%s\")",
+               mc->model, (long long)budget, sdc_status_str(st), test_last_error());
+    sdc_image_free(imgs, n);
+    sdc_ctx_free(ctx);
+}
+
+static void model(const model_case *mc, run_out *all_out) {
+    run_out all;
+    if (!run(mc, SDC_LOAD_ALL, 0, 0, &all)) return;
+    *all_out = all;
+    print_row(mc->model, "all", 0, &all);
+    sdc_ctx *probe = open_ctx(mc, SDC_LOAD_STREAM, 0, 0, NULL);
+    if (!test_check(probe != NULL, "%s: open", mc->model)) return;
+    sdc_gen_params p;
+    params(mc, &p);
+    sdc_job_shape js;
+    sdc_job_shape_from_params(&p, &js);
+    int n = 0;
+    budget_for(probe, &js, 1, &n);
+    if (!test_check(n >= 3, "%s: the denoiser streams in %d blocks", mc->model, n)) {
+        sdc_ctx_free(probe);
+        return;
+    }
+    const int64_t one = budget_for(probe, &js, 1, &n);
+    sdc_ctx_free(probe);
+    /* a window asked for (stream_window, the default budget), then windows from the budget alone */
+    const struct {
+        int window;
+        int64_t budget;
+    } cases[] = {{n, 0}, {n / 2, 0}, {2, 0}, {1, 0}, {0, 0}, {0, one}};
+    double calls = 0; /* denoiser calls: block loads / blocks under a window smaller than every block */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int64_t budget = cases[i].budget;
+        run_out o;
+        if (!run(mc, SDC_LOAD_STREAM, budget, cases[i].window, &o)) continue;
+        print_row(mc->model, "stream", budget, &o);
+        char what[160];
+        snprintf(what, sizeof what, "%s stream budget %.3f MiB (0: default) stream_window %d: window %d/%d", mc->model,
+                 (double)budget / 1048576.0, cases[i].window, o.window, o.blocks);
+        test_check(o.lat == all.lat && o.png == all.png,
+                   "%s: latents %016llx png %016llx identical to all's (%016llx %016llx)", what,
+                   (unsigned long long)o.lat, (unsigned long long)o.png, (unsigned long long)all.lat,
+                   (unsigned long long)all.png);
+        test_check(o.peak < all.peak, "%s: measured peak %zu below all's %zu", what, o.peak, all.peak);
+        test_check(o.peak <= o.plan_peak, "%s: measured peak %zu within the plan's %zu", what, o.peak, o.plan_peak);
+        test_check(o.den_weights <= o.den_planned, "%s: denoise weights %zu within the plan's %zu", what, o.den_weights,
+                   o.den_planned);
+        if (cases[i].window > 0 || !budget)
+            test_check(o.window == (cases[i].window ? cases[i].window : n), "%s: the window asked for", what);
+        if (budget)
+            test_check(o.window >= 1 && o.peak <= (size_t)budget, "%s: measured peak %zu within the budget %lld", what,
+                       o.peak, (long long)budget);
+        if (o.window == n) {
+            test_check(o.loads == n, "%s: every block loaded once (%.0f loads)", what, o.loads);
+        } else {
+            if (calls == 0) calls = o.loads / n;
+            test_check(calls >= 2 && o.loads == calls * n && o.read > 0,
+                       "%s: every block loaded once per denoiser call (%.0f loads, %.0f calls, %.0f bytes read)", what,
+                       o.loads, calls, o.read);
+        }
+    }
+    too_small(mc, one - 1);
+}
+
+int main(void) {
+    const model_case cases[] = {
+        {"tiny-sd1", SDC_SAMPLER_EULER_A, 7.5f, 3, 2},
+        {"tiny-flux-schnell", SDC_SAMPLER_DEFAULT, 1.0f, 2, 1},
+    };
+    printf("  %-18s %-7s %10s %7s %16s %16s %9s %9s %9s %6s\n", "model", "policy", "budget MiB", "window", "latents",
+           "png", "peak MiB", "den. wts", "planned", "loads");
+    run_out all[2] = {{0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) model(&cases[i], &all[i]);
+    if (all[0].png) file_changes_while_streaming(&cases[0], &all[0]);
+    return test_finish();
+}
