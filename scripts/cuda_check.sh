@@ -65,7 +65,7 @@ if step configure 120 "$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDC
 fi
 if [ "$built" = 1 ]; then
   step test_cuda_ops 240 "$BUILD/tests/test_cuda_ops"
-  step test_cuda_quant 300 "$BUILD/tests/test_cuda_quant"
+  [ "${SDC_SKIP_QUANT:-0}" = 1 ] || step test_cuda_quant 300 "$BUILD/tests/test_cuda_quant"
   [ "${SDC_SKIP_MODELS:-0}" = 1 ] || step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
   # the demo model draws what it is told on the GPU too: the CPU run's verdict thresholds and policy identity
   step test_demo_cuda 180 env SDC_TEST_DEVICE=cuda "$BUILD/tests/test_demo"
@@ -104,18 +104,24 @@ fi
 # SDC_BENCH_SDXL=1: the SDXL issue's benchmark on an sdxl-shaped random model (fp16, 1024x1024, 20 euler
 # steps, CFG 7, one image): every policy (2 repeats: the first includes loading), phased with the tiled
 # decode, then diffusers on the same folder and card, resident and with enable_model_cpu_offload (needs
-# the diffusers wheel in .whl/, installed to /tmp/site).
+# the diffusers wheel in .whl/, installed to /tmp/site). SDC_SDXL_STEPS picks among
+# "bench tiled profile diffusers offload" (default all).
+sdxl_step() { case " ${SDC_SDXL_STEPS:-bench tiled profile diffusers offload} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if [ "$built" = 1 ] && [ "${SDC_BENCH_SDXL:-0}" = 1 ]; then
   xl=${SDC_SDXL_MODEL:-/tmp/sdxl}
   [ -f "$xl/model_index.json" ] || step mkmodel-sdxl 400 "$BUILD/sdc" mkmodel --arch sdxl --seed 1 -o "$xl"
-  step bench-sdxl 500 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 --batches 1 --repeat 2
-  step bench-sdxl-tiled 300 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 --batches 1 \
-    --repeat 2 --policies phased --vae-tiling
+  sdxl_step bench && step bench-sdxl 500 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 \
+    --batches 1 --repeat 2 ${SDC_SDXL_POLICIES:+--policies $SDC_SDXL_POLICIES}
+  sdxl_step tiled && step bench-sdxl-tiled 300 "$BUILD/sdc_bench" -m "$xl" --device cuda --sizes 1024 --steps 20 --cfg 7 \
+    --batches 1 --repeat 2 --policies phased --vae-tiling
+  sdxl_step profile && step profile-sdxl 200 "$BUILD/sdc" generate -m "$xl" --device cuda -p "a photo of an astronaut" \
+    -W 1024 -H 1024 --steps 20 --cfg-scale 7 --load-policy all --profile -v -o /tmp/sdxl-1024-profile.png
   if [ -d "$ROOT/.whl" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$ROOT"/.whl/*.whl &&
       export PYTHONPATH=/tmp/site
-    step diffusers-sdxl 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7
-    step diffusers-sdxl-offload 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7 --offload
+    sdxl_step diffusers && step diffusers-sdxl 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 --steps 20 --cfg 7
+    sdxl_step offload && step diffusers-sdxl-offload 400 python3 "$ROOT/bench/diffusers_sdxl.py" "$xl" --size 1024 \
+      --steps 20 --cfg 7 --offload
   fi
 fi
 
