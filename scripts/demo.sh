@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: builds sdc and generates an image end to end from the demo model in data/demo-model
 # (a tiny SD 1.x-architecture model trained by tools/train_demo/train.py on drawn shapes: it knows six
-# colours, circles/squares/triangles, backgrounds and 32x32 pixels, not yet the named side; tests/test_demo.c
+# colours, circles/squares/triangles, five positions, backgrounds and 32x32 pixels; tests/test_demo.c
 # measures how often it draws what the caption says), in about a second.
 #   bash scripts/demo.sh                                      "a red circle on a blue background"
 #   PROMPT="a yellow triangle on the left, black background" bash scripts/demo.sh

@@ -17,15 +17,10 @@
 #include "core/file.h"
 #include "pipeline/ctx.h"
 #include "sdc.h"
+#include "test_pipeline_util.h"
 #include "test_util.h"
 
 #define MAX_IMAGES 8
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 typedef struct family_case {
     const char *model; /* in the reference bundle */
@@ -53,18 +48,6 @@ static sdc_ctx *open_ctx(const char *model, sdc_load_policy pol) {
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
     return sdc_ctx_new(&cp);
-}
-
-static uint64_t png_hash(const sdc_image *img) {
-    const char *path = test_tmp_path("img.png");
-    char *buf = NULL;
-    size_t len = 0;
-    uint64_t h = 0;
-    if (sdc_image_save(img, path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
-        h = fnv(buf, len, 0xcbf29ce484222325ull);
-    free(buf);
-    unlink(path);
-    return h;
 }
 
 /* Runs prompts[0 .. n) (n_prompts 0: the single-prompt fields from prompts[0]) with max_batch mb. */
@@ -99,8 +82,8 @@ static int run_job(sdc_ctx *ctx, const family_case *fc, const sdc_prompt *prompt
     if (st == SDC_OK && got == images && images <= MAX_IMAGES) {
         o->n = got;
         for (int i = 0; i < got; i++) {
-            o->lat[i] = fnv(lat + (size_t)i * per, sizeof(float) * per, 0xcbf29ce484222325ull);
-            o->png[i] = png_hash(&imgs[i]);
+            o->lat[i] = test_fnv(lat + (size_t)i * per, sizeof(float) * per, TEST_FNV_INIT);
+            o->png[i] = test_png_hash(&imgs[i], 1, TEST_FNV_INIT);
         }
         o->report = cJSON_Parse(sdc_last_report_json(ctx));
     }

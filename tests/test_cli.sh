@@ -204,18 +204,17 @@ else bad "--prompt-file: parameters text"; fi
 if [ "$(grep -c '"loads":' "$tmp/pf.json")" -eq 3 ] && ! grep -Eq '"loads":[[:space:]]*([02-9]|1[0-9])' "$tmp/pf.json"; then
   ok "--prompt-file under phased: each of 3 components loaded once for the list"
 else bad "--prompt-file under phased: loads $(grep '"loads"' "$tmp/pf.json" | tr -d '\n\t ')"; fi
-printf 'a cat\n\nseed=x1 | a dog\n' >"$tmp/badseed.txt"
-refused "--prompt-file with a bad seed" "badseed.txt:3: bad seed" -m "$model" --prompt-file "$tmp/badseed.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
-printf 'seed=4 a dog\n' >"$tmp/nobar.txt"
-refused "--prompt-file: seed= without '|'" "nobar.txt:1: 'seed' must be followed by '|'" -m "$model" --prompt-file "$tmp/nobar.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
-printf 'a cat\nnegative=x | seed=2 | negative=y | a dog\n' >"$tmp/twice.txt"
-refused "--prompt-file: negative given twice" "twice.txt:2: negative given twice" -m "$model" --prompt-file "$tmp/twice.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
-printf 'a cat\nseed=2 |   \n' >"$tmp/noprompt.txt"
-refused "--prompt-file: options without a prompt" "noprompt.txt:2: no prompt" -m "$model" --prompt-file "$tmp/noprompt.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
-printf 'a cat\na \xff dog\n' >"$tmp/utf.txt"
-refused "--prompt-file: invalid UTF-8" "utf.txt:2: invalid UTF-8" -m "$model" --prompt-file "$tmp/utf.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
-printf '# only a comment\n\n' >"$tmp/empty.txt"
-refused "--prompt-file without a prompt" "has no prompt" -m "$model" --prompt-file "$tmp/empty.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+# bad_prompt_file FILE CONTENT WHAT EXPECTED: a prompt file with CONTENT (printf escapes) is refused
+bad_prompt_file() {
+  printf "$2" >"$tmp/$1"
+  refused "$3" "$4" -m "$model" --prompt-file "$tmp/$1" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
+}
+bad_prompt_file badseed.txt 'a cat\n\nseed=x1 | a dog\n' "--prompt-file with a bad seed" "badseed.txt:3: bad seed"
+bad_prompt_file nobar.txt 'seed=4 a dog\n' "--prompt-file: seed= without '|'" "nobar.txt:1: 'seed' must be followed by '|'"
+bad_prompt_file twice.txt 'a cat\nnegative=x | seed=2 | negative=y | a dog\n' "--prompt-file: negative given twice" "twice.txt:2: negative given twice"
+bad_prompt_file noprompt.txt 'a cat\nseed=2 |   \n' "--prompt-file: options without a prompt" "noprompt.txt:2: no prompt"
+bad_prompt_file utf.txt 'a cat\na \xff dog\n' "--prompt-file: invalid UTF-8" "utf.txt:2: invalid UTF-8"
+bad_prompt_file empty.txt '# only a comment\n\n' "--prompt-file without a prompt" "has no prompt"
 refused "--prompt-file missing" "cannot read the prompt file" -m "$model" --prompt-file "$tmp/none.txt" -W 64 -H 64 --steps 1 -o "$tmp/pb.png"
 refused "--prompt and --prompt-file" "exclude each other" -m "$model" -p x --prompt-file "$tmp/prompts.txt" -o "$tmp/pb.png"
 refused "--max-batch negative" "max-batch" -m "$model" -p x --max-batch -1 -o "$tmp/pb.png"

@@ -65,16 +65,7 @@ static void run_batch(sdc_ctx *ctx, const sdc_image *init, char *line, size_t si
     int n = 0;
     snprintf(line, size, "failed");
     if (lat && pix && sdc_generate(ctx, &p, &imgs, &n) == SDC_OK && n == 3) {
-        const char *path = test_tmp_path("batch.png");
-        uint64_t hp = TEST_FNV_INIT;
-        for (int i = 0; i < n; i++) {
-            char *buf = NULL;
-            size_t len = 0;
-            if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
-                hp = test_fnv(buf, len, hp);
-            free(buf);
-        }
-        remove(path);
+        const uint64_t hp = test_png_hash(imgs, n, TEST_FNV_INIT);
         snprintf(line, size, "%016llx %016llx %016llx",
                  (unsigned long long)test_fnv(lat, sizeof(float) * nl, TEST_FNV_INIT),
                  (unsigned long long)test_fnv(pix, sizeof(float) * np, TEST_FNV_INIT), (unsigned long long)hp);

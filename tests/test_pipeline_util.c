@@ -86,16 +86,20 @@ uint64_t test_fnv(const void *p, size_t n, uint64_t h) {
     return h;
 }
 
-/* The hash of the PNG file the image saves to (0 when it cannot be written or read back). */
-static uint64_t png_hash(const sdc_image *img) {
+uint64_t test_png_hash(const sdc_image *imgs, int n, uint64_t h) {
     test_make_tmp_dir("pipe");
     const char *path = test_tmp_path("pipe-hash.png");
-    char *buf = NULL;
-    size_t len = 0;
-    uint64_t h = 0;
-    if (sdc_image_save(img, path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
-        h = test_fnv(buf, len, TEST_FNV_INIT);
-    free(buf);
+    for (int i = 0; i < n; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        if (sdc_image_save(&imgs[i], path, NULL, NULL) != SDC_OK || sdc_read_file(path, NULL, &buf, &len) != SDC_OK) {
+            free(buf);
+            remove(path);
+            return 0;
+        }
+        h = test_fnv(buf, len, h);
+        free(buf);
+    }
     remove(path);
     return h;
 }
@@ -178,7 +182,7 @@ int test_pipe_run_case(sdc_ctx *ctx, const cJSON *c, sdc_model_index *g, const c
     r->seconds = test_now() - t0;
     int ok = test_check(r->status == SDC_OK && n == 1, "%s %s: generate (%s, %.2f s)", label, name,
                         sdc_status_str(r->status), r->seconds);
-    if (ok) r->png_hash = png_hash(&images[0]);
+    if (ok) r->png_hash = test_png_hash(images, 1, TEST_FNV_INIT);
     sdc_image_free(images, n);
     sdc_image_free(init, 1);
     free(latents_in);

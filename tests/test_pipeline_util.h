@@ -41,5 +41,8 @@ void test_pipe_run_free(test_pipe_run *r);
 /* 64-bit FNV-1a of n bytes, continuing from h (start with TEST_FNV_INIT). */
 #define TEST_FNV_INIT 0xcbf29ce484222325ull
 uint64_t test_fnv(const void *p, size_t n, uint64_t h);
+/* test_fnv over the PNG files sdc_image_save writes of imgs[0 .. n), continuing from h; 0 when one cannot
+ * be written or read back. */
+uint64_t test_png_hash(const sdc_image *imgs, int n, uint64_t h);
 
 #endif

@@ -29,13 +29,8 @@
 #include "pipeline/ctx.h"
 #include "pipeline/plan.h"
 #include "sdc.h"
+#include "test_pipeline_util.h"
 #include "test_util.h"
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 typedef struct model_case {
     const char *model; /* in the reference bundle */
@@ -80,20 +75,6 @@ static void params(const model_case *mc, sdc_gen_params *p) {
     p->batch_count = mc->images;
 }
 
-static uint64_t png_hash(const sdc_image *imgs, int n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const char *path = test_tmp_path("stream.png");
-    for (int i = 0; i < n; i++) {
-        char *buf = NULL;
-        size_t len = 0;
-        if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
-            h = fnv(buf, len, h);
-        free(buf);
-    }
-    unlink(path);
-    return h;
-}
-
 /* One generation on ctx; hashes, peaks and the denoise phase's stream figures into o. */
 static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
     memset(o, 0, sizeof *o);
@@ -108,8 +89,8 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
     int n = 0;
     sdc_status st = lat ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_OOM;
     if (st == SDC_OK) {
-        o->lat = fnv(lat, sizeof(float) * nl, 0xcbf29ce484222325ull);
-        o->png = png_hash(imgs, n);
+        o->lat = test_fnv(lat, sizeof(float) * nl, TEST_FNV_INIT);
+        o->png = test_png_hash(imgs, n, TEST_FNV_INIT);
         cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
         o->peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "peak_device_bytes")->valuedouble;
         o->plan_peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "planned_peak_bytes")->valuedouble;

@@ -7,8 +7,14 @@
 #include "model/activations.h"
 #include "pipeline/pipeline.h"
 
-static int progress(sdc_run *r, const char *phase, int step, int total) {
-    return r->progress ? r->progress(r, phase, step, total) : 0;
+sdc_status fam_per_prompt(sdc_run *r, const char *phase, int n, sdc_status (*entry)(sdc_run *r, int e, void *user),
+                          void *user) {
+    for (int e = 0; e < n; e++) {
+        if (fam_progress(r, phase, e, n)) return SDC_ERR_CANCELLED;
+        sdc_status st = entry(r, e, user);
+        if (st != SDC_OK) return st;
+    }
+    return fam_progress(r, phase, n, n) ? SDC_ERR_CANCELLED : SDC_OK;
 }
 
 /* pixels [H, W, 3] in [0, 1] from latents [C, h, w] */
@@ -55,9 +61,9 @@ sdc_status fam_decode(sdc_run *r, sdc_vae_decoder *dec, const sdc_vae_config *vc
     const size_t npix = (size_t)(H * W * 3);
     float *pixels = malloc(sizeof(float) * npix);
     if (!pixels) return SDC_ERR_OOM;
-    sdc_status st = progress(r, "decode", 0, 1) ? SDC_ERR_CANCELLED : SDC_OK;
+    sdc_status st = fam_progress(r, "decode", 0, 1) ? SDC_ERR_CANCELLED : SDC_OK;
     if (st == SDC_OK) st = decode_latents(r, dec, vc, lat, h, w, i, pixels);
-    if (st == SDC_OK && progress(r, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
+    if (st == SDC_OK && fam_progress(r, "decode", 1, 1)) st = SDC_ERR_CANCELLED;
     if (st == SDC_OK && !r->dry) {
         if (r->p->pixels_out) memcpy(r->p->pixels_out + (size_t)i * npix, pixels, sizeof(float) * npix);
         st = sdc_pipeline_make_image(r, sched, i, pixels, (int)W, (int)H, &r->images[i]);

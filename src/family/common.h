@@ -13,4 +13,14 @@
 sdc_status fam_decode(sdc_run *r, sdc_vae_decoder *dec, const sdc_vae_config *vc, const sdc_schedule *sched,
                       const float *lat, int64_t h, int64_t w, int i);
 
+/* r's progress callback, if it has one: nonzero when the job should stop. */
+static inline int fam_progress(sdc_run *r, const char *phase, int step, int total) {
+    return r->progress ? r->progress(r, phase, step, total) : 0;
+}
+
+/* entry(r, e, user) for every prompt entry e < n in order, with `phase`'s progress e/n before each and
+ * n/n after the last: the first error, or SDC_ERR_CANCELLED when the progress callback stops the job. */
+sdc_status fam_per_prompt(sdc_run *r, const char *phase, int n, sdc_status (*entry)(sdc_run *r, int e, void *user),
+                          void *user);
+
 #endif

@@ -14,14 +14,12 @@
 #include "model/activations.h"
 #include "pipeline/pipeline.h"
 
-static int progress(sdc_run *r, const char *phase, int step, int total) {
-    return r->progress ? r->progress(r, phase, step, total) : 0;
-}
-
 /* --- condition: CLIP's pooled output ----------------------------------------------------------- */
 
 /* Entry e's pooled output [pooled_dim], one encoder call as a one-prompt job makes. */
-static sdc_status clip_pooled(sdc_run *r, flux_job *j, int e) {
+static sdc_status clip_pooled(sdc_run *r, int e, void *user) {
+    (void)user;
+    flux_job *j = r->state;
     const flux_fam *f = r->fam;
     const int T = f->clip.max_positions;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)T);
@@ -43,20 +41,15 @@ static sdc_status clip_pooled(sdc_run *r, flux_job *j, int e) {
 
 sdc_status flux_condition_clip(sdc_run *r, int image) {
     (void)image;
-    flux_job *j = r->state;
-    sdc_status st = SDC_OK;
-    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
-        if (progress(r, "condition", e, j->n_prompts)) return SDC_ERR_CANCELLED;
-        st = clip_pooled(r, j, e);
-    }
-    if (st == SDC_OK && progress(r, "condition", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
-    return st;
+    return fam_per_prompt(r, "condition", ((flux_job *)r->state)->n_prompts, clip_pooled, NULL);
 }
 
 /* --- condition_2: the T5 context --------------------------------------------------------------- */
 
 /* Entry e's context [1, T, C] into its host rows, one encoder call as a one-prompt job makes. */
-static sdc_status t5_context(sdc_run *r, flux_job *j, int e) {
+static sdc_status t5_context(sdc_run *r, int e, void *user) {
+    (void)user;
+    flux_job *j = r->state;
     const flux_fam *f = r->fam;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)j->T);
     if (!ids) return SDC_ERR_OOM;
@@ -83,14 +76,7 @@ static sdc_status t5_context(sdc_run *r, flux_job *j, int e) {
 
 sdc_status flux_condition_t5(sdc_run *r, int image) {
     (void)image;
-    flux_job *j = r->state;
-    sdc_status st = SDC_OK;
-    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
-        if (progress(r, "condition_2", e, j->n_prompts)) return SDC_ERR_CANCELLED;
-        st = t5_context(r, j, e);
-    }
-    if (st == SDC_OK && progress(r, "condition_2", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
-    return st;
+    return fam_per_prompt(r, "condition_2", ((flux_job *)r->state)->n_prompts, t5_context, NULL);
 }
 
 /* --- denoise ----------------------------------------------------------------------------------- */
@@ -147,7 +133,7 @@ static sdc_status dit_eval(void *user, const float *x_in, float t, float *pred) 
     return SDC_OK;
 }
 
-static int denoise_progress(void *user, int done, int total) { return progress(user, "denoise", done, total); }
+static int denoise_progress(void *user, int done, int total) { return fam_progress(user, "denoise", done, total); }
 
 /* The group's conditioning: context [G, T, C] in T5's dtype, pooled [G, P] on the host. */
 static sdc_status group_cond(sdc_run *r, flux_job *j, int i0, dit_call *c) {

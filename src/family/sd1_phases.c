@@ -18,15 +18,13 @@
  * a failure the ops did nothing, so no value computed since may be used (not even to check it). */
 static sdc_status backend_ok(sdc_backend *be, sdc_status st) { return st == SDC_OK ? sdc_backend_status(be) : st; }
 
-static int progress(sdc_run *r, const char *phase, int step, int total) {
-    return r->progress ? r->progress(r, phase, step, total) : 0;
-}
-
 /* --- condition ------------------------------------------------------------------------------- */
 
 /* Entry e's context [nb, T, C] (row 0 the negative prompt when nb == 2, the last row the prompt), one
  * encoder call per entry as a one-prompt job makes, into the job's host rows. */
-static sdc_status encode_prompts(sdc_run *r, sd1_job *j, int e) {
+static sdc_status encode_prompts(sdc_run *r, int e, void *user) {
+    (void)user;
+    sd1_job *j = r->state;
     const sd1_fam *f = r->fam;
     const sdc_gen_params *p = r->p;
     const sdc_clip_config *cc = &f->clip;
@@ -60,14 +58,7 @@ static sdc_status encode_prompts(sdc_run *r, sd1_job *j, int e) {
 
 sdc_status sd1_condition(sdc_run *r, int image) {
     (void)image;
-    sd1_job *j = r->state;
-    sdc_status st = SDC_OK;
-    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
-        if (progress(r, "condition", e, j->n_prompts)) return SDC_ERR_CANCELLED;
-        st = encode_prompts(r, j, e);
-    }
-    if (st == SDC_OK && progress(r, "condition", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
-    return st;
+    return fam_per_prompt(r, "condition", ((sd1_job *)r->state)->n_prompts, encode_prompts, NULL);
 }
 
 /* --- encode (img2img) ------------------------------------------------------------------------ */
@@ -115,9 +106,9 @@ static sdc_status encode_posterior(sdc_run *r, sd1_job *j) {
 
 sdc_status sd1_encode(sdc_run *r, int image) {
     (void)image;
-    if (progress(r, "encode", 0, 1)) return SDC_ERR_CANCELLED;
+    if (fam_progress(r, "encode", 0, 1)) return SDC_ERR_CANCELLED;
     sdc_status st = encode_posterior(r, r->state);
-    if (st == SDC_OK && progress(r, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
+    if (st == SDC_OK && fam_progress(r, "encode", 1, 1)) st = SDC_ERR_CANCELLED;
     return st;
 }
 
@@ -179,7 +170,7 @@ typedef struct denoise_progress_ctx {
 } denoise_progress_ctx;
 
 static int denoise_progress(void *user, int done, int total) {
-    return progress(((denoise_progress_ctx *)user)->r, "denoise", done, total);
+    return fam_progress(((denoise_progress_ctx *)user)->r, "denoise", done, total);
 }
 
 /* lat = scaling_factor * (mean + std * randn): the posterior sample, the generator's first draw */

@@ -17,15 +17,12 @@
 #include <string.h>
 
 #include "backend/ops.h"
+#include "family/common.h"
 #include "family/sd1.h"
 #include "model/activations.h"
 #include "pipeline/pipeline.h"
 
 /* --- condition ------------------------------------------------------------------------------- */
-
-static int progress(sdc_run *r, const char *phase, int step, int total) {
-    return r->progress ? r->progress(r, phase, step, total) : 0;
-}
 
 /* The hidden state SDXL takes: hidden_states[-2] (the penultimate layer, no final norm), or with
  * --clip-skip k >= 2 (A1111 numbering; diffusers' clip_skip k - 1) hidden_states[-(k + 1)]. */
@@ -74,17 +71,25 @@ static sdc_status encode(sdc_run *r, sd1_job *j, int e, int comp, const sdc_clip
     return st;
 }
 
+/* Entry e's rows from the first encoder (context columns [0, C1)) / the second (columns [C1, C1 + C2)
+ * and its pooled text_embeds row), for fam_per_prompt. */
+static sdc_status encode_te1(sdc_run *r, int e, void *user) {
+    (void)user;
+    return encode(r, r->state, e, SD1_TEXT_ENCODER, ((const sd1_fam *)r->fam)->tok, NULL, 0);
+}
+static sdc_status encode_te2(sdc_run *r, int e, void *user) {
+    (void)user;
+    sd1_job *j = r->state;
+    const sd1_fam *f = r->fam;
+    float *embeds = j->text_embeds + (size_t)(e * j->nb + j->zero_negative[e]) * (size_t)f->clip2.projection_dim;
+    return encode(r, j, e, SDXL_TEXT_ENCODER_2, f->tok2, embeds, f->clip.hidden);
+}
+
 sdc_status sdxl_condition_1(sdc_run *r, int image) {
     (void)image;
     sd1_job *j = r->state;
-    sdc_status st = SDC_OK;
     j->ctx_dtype = sdc_clip_act_dtype(sdc_run_component(r, SD1_TEXT_ENCODER));
-    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
-        if (progress(r, "condition", e, j->n_prompts)) return SDC_ERR_CANCELLED;
-        st = encode(r, j, e, SD1_TEXT_ENCODER, ((const sd1_fam *)r->fam)->tok, NULL, 0);
-    }
-    if (st == SDC_OK && progress(r, "condition", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
-    return st;
+    return fam_per_prompt(r, "condition", j->n_prompts, encode_te1, NULL);
 }
 
 sdc_status sdxl_condition_2(sdc_run *r, int image) {
@@ -92,17 +97,11 @@ sdc_status sdxl_condition_2(sdc_run *r, int image) {
     sd1_job *j = r->state;
     const sd1_fam *f = r->fam;
     const size_t P = (size_t)f->clip2.projection_dim;
-    sdc_status st = SDC_OK;
     /* the zero negative rows of text_embeds and the context stay as job_new left them (calloc) */
-    for (int e = 0; e < j->n_prompts && st == SDC_OK; e++) {
-        if (progress(r, "condition_2", e, j->n_prompts)) return SDC_ERR_CANCELLED;
-        float *embeds = j->text_embeds + (size_t)(e * j->nb + j->zero_negative[e]) * P;
-        st = encode(r, j, e, SDXL_TEXT_ENCODER_2, f->tok2, embeds, f->clip.hidden);
-    }
+    sdc_status st = fam_per_prompt(r, "condition_2", j->n_prompts, encode_te2, NULL);
     if (st == SDC_OK && !r->dry)
         st = sdc_pipeline_check_finite(r->log, "condition_2", 0, "the pooled text embeds", j->text_embeds,
                                        (size_t)(j->n_prompts * j->nb) * P);
-    if (st == SDC_OK && progress(r, "condition_2", j->n_prompts, j->n_prompts)) st = SDC_ERR_CANCELLED;
     return st;
 }
 

@@ -17,14 +17,8 @@ import numpy as np
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-PALETTE = {
-    "red": (220, 40, 40),
-    "green": (40, 180, 60),
-    "blue": (40, 70, 220),
-    "yellow": (240, 220, 40),
-    "white": (245, 245, 245),
-    "black": (20, 20, 20),
-}
+from train import COLOURS as PALETTE  # the training palette (this script's folder is on sys.path)
+
 NAMES = list(PALETTE)
 # tests/test_demo.c cases: (shape colour, shape, side, background)
 CASES = [
