@@ -10,7 +10,7 @@
  * Two kernels:
  *   attn_mma_kernel   F16 or BF16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160; Flux's
  *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 warps,
- *                     128 queries per block (32 per warp) for heads up to 128 wide, else 64 (16 per warp),
+ *                     128 queries per block (32 per warp) for heads 128 or at most 48 wide, else 64 (16 per warp),
  *                     64 keys per tile, double-buffered with cp.async. The PTX
  *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
  *                     score accumulators in registers and the probabilities feed the second product
@@ -294,10 +294,13 @@ template <typename T, int DP, int MT> static void launch_mma(sdc_backend *be, cu
     attn_mma_kernel<T, DP, MT><<<grid, MMA_THREADS, smem, s>>>(g);
 }
 
-/* Two m-tiles per warp (128 queries per block) where the queries fill them and the head is at most 128
- * wide (registers); one otherwise. A function of the shapes only. */
+/* Two m-tiles per warp (128 queries per block) where the queries fill them and the padded head is 128
+ * wide (Flux) or at most 48 (SD 1.x's 40); one otherwise. Measured with bench_attention on an H100
+ * (bench/results/h100-attention.txt), two m-tiles against one: Flux 1024^2 joint 1.23 vs 1.44 ms,
+ * 512^2 0.10 vs 0.14 ms, SD 1.5 level 0 0.35 vs 0.39 ms, but SDXL (D 64) level 1 0.56 vs 0.54 ms and
+ * level 2 0.10 vs 0.08 ms. A function of the shapes only; the bits are the same either way. */
 template <typename T, int DP> static void launch_mma_mt(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    if constexpr (DP <= 128) {
+    if constexpr (DP == 128 || DP <= 48) {
         if (g.T >= 2 * MMA_BQ) {
             launch_mma<T, DP, 2>(be, s, g);
             return;
