@@ -180,14 +180,8 @@ static uint64_t image_hash(const sdc_image *im) {
 }
 
 int main(void) {
-    const char *dev = getenv("SDC_TEST_DEVICE");
-    int d = SDC_DEVICE_CPU;
-    if (dev && *dev && (sdc_name_to_value(SDC_NAMES_DEVICE, dev, &d) != 0 || d == SDC_DEVICE_AUTO)) {
-        test_check(0, "SDC_TEST_DEVICE=%s: not a device (cpu, cuda)", dev);
-        return test_finish();
-    }
+    const int d = test_env_device();
     test_device = (sdc_device)d;
-    printf("device: %s\n", sdc_value_name(SDC_NAMES_DEVICE, d));
     sdc_ctx *ctx = open_demo(SDC_LOAD_AUTO);
     if (!test_check(ctx != NULL, "open data/demo-model on %s", sdc_value_name(SDC_NAMES_DEVICE, d)))
         return test_finish();

@@ -14,6 +14,7 @@
  *     generation (no image), and once the file is back, the same context makes `all`'s image again.
  * On these tiny models the VAE decode, not the denoiser, sets the peak of the smaller windows' plans: the
  * budget alone gives a window below every block only on tiny-sd1 (4 of 9); stream_window caps it.
+ * Runs on $SDC_TEST_DEVICE (default cpu); on CUDA (an H100) every check holds as on the CPU.
  * Prints the hash table: model, budget, window, latents and PNG hashes, measured peak, denoise weights
  * (measured resident, planned), block loads. */
 #include <stdio.h>
@@ -54,6 +55,7 @@ static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budg
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.model_path = test_ref_path(mc->model);
+    cp.device = (sdc_device)test_env_device();
     cp.n_threads = 2;
     cp.load_policy = pol;
     cp.mem_budget = budget;
@@ -157,6 +159,7 @@ static void file_changes_while_streaming(const model_case *mc, const run_out *al
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.model_path = model;
+    cp.device = (sdc_device)test_env_device();
     cp.n_threads = 2;
     cp.load_policy = SDC_LOAD_STREAM;
     cp.stream_window = 1;

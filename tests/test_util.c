@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "sdc.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
@@ -192,4 +194,16 @@ int test_count_temporaries(const char *dir) {
         if (strstr(e->d_name, ".tmp-")) n++;
     if (d) closedir(d);
     return n;
+}
+
+int test_env_device(void) {
+    const char *name = getenv("SDC_TEST_DEVICE");
+    int d = SDC_DEVICE_CPU;
+    if (name && *name && (sdc_name_to_value(SDC_NAMES_DEVICE, name, &d) != 0 || d == SDC_DEVICE_AUTO)) {
+        test_check(0, "SDC_TEST_DEVICE=%s: not a device (cpu, cuda)", name);
+        exit(test_finish());
+    }
+    static int printed;
+    if (!printed++) printf("device: %s (SDC_TEST_DEVICE)\n", sdc_value_name(SDC_NAMES_DEVICE, d));
+    return d;
 }

@@ -8,6 +8,10 @@
 
 #include "core/log.h"
 
+/* The device a test that can run anywhere runs on: $SDC_TEST_DEVICE ("cpu", "cuda"; unset or empty: cpu),
+ * printed. A name that is not a device fails the test: this prints why and exits 1. */
+int test_env_device(void);
+
 /* $SDC_REFERENCE_DIR, else <source>/../shared/reference. A missing bundle fails the test (never a
  * skip): this prints why and exits 1. */
 const char *test_reference_dir(void);
