@@ -69,6 +69,9 @@ if [ "$built" = 1 ]; then
   [ "${SDC_SKIP_MODELS:-0}" = 1 ] || step test_cuda_models 180 "$BUILD/tests/test_cuda_models"
   # the demo model draws what it is told on the GPU too: the CPU run's verdict thresholds and policy identity
   step test_demo_cuda 180 env SDC_TEST_DEVICE=cuda "$BUILD/tests/test_demo"
+  # block streaming and batch invariance on the GPU: the CPU tests' identities, run on CUDA
+  step test_stream_cuda 240 env SDC_TEST_DEVICE=cuda "$BUILD/tests/test_stream"
+  step test_batch_cuda 240 env SDC_TEST_DEVICE=cuda "$BUILD/tests/test_batch"
   # SDC_CUDA_FLUX=1: the Flux tests, which run on the GPU too in CUDA builds (transformer blocks in f32, f16,
   # bf16; whole pipelines in f32 and at Flux's default precision, across load policies)
   if [ "${SDC_CUDA_FLUX:-0}" = 1 ]; then

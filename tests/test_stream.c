@@ -14,7 +14,7 @@
  *     generation (no image), and once the file is back, the same context makes `all`'s image again.
  * On these tiny models the VAE decode, not the denoiser, sets the peak of the smaller windows' plans: the
  * budget alone gives a window below every block only on tiny-sd1 (4 of 9); stream_window caps it.
- * Runs on $SDC_TEST_DEVICE (default cpu); on CUDA (an H100) every check holds as on the CPU.
+ * Runs on $SDC_TEST_DEVICE (default cpu; scripts/cuda_check.sh runs it on cuda too).
  * Prints the hash table: model, budget, window, latents and PNG hashes, measured peak, denoise weights
  * (measured resident, planned), block loads. */
 #include <stdio.h>
