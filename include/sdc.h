@@ -159,7 +159,8 @@ typedef struct sdc_model_params {
     int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
-    int profile;                 /* 1: time every op by family (synchronising after each, so slower) */
+    int profile;                 /* 1: time every op and count its FLOPs by family and phase (synchronising
+                                   after each, so slower) */
     const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
                                    single files are taken as v_prediction, as diffusers does; SD 2.x base
                                    needs "epsilon"); NULL: the model's */
@@ -211,8 +212,9 @@ typedef struct sdc_ctx_params {
     int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
                                    choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
                                    config says force_upcast runs in f32 either way. */
-    int profile;                 /* 1: time every op by family (synchronising after each, so slower); the
-                                   report then breaks compute time down per op family */
+    int profile;                 /* 1: time every op and count its FLOPs (synchronising after each, so
+                                   slower); the report then breaks compute time and GFLOP/s down per
+                                   phase and op family (JSON: op_seconds, op_flops) */
     const char *prediction_type; /* sdc_model_params' */
     /* Flux components as separate files (sdc_model_params' roles of the same names); NULL: none */
     const char *diffusion_model_path; /* the transformer (replaces model_path's, or stands for it) */

@@ -247,6 +247,7 @@ static inline int sdc_fail_now(int *countdown) { return *countdown > 0 && --*cou
 typedef struct sdc_op_profile {
     double seconds[SDC_OPF_COUNT];
     uint64_t calls[SDC_OPF_COUNT];
+    double flops[SDC_OPF_COUNT]; /* 2 per multiply-add of the products (linear, conv, attention) */
 } sdc_op_profile;
 
 struct sdc_backend {

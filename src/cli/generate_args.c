@@ -96,7 +96,8 @@ void cli_generate_usage(FILE *f) {
             "                           (the image within ~1e-6 of the untiled decode's)\n"
             "      --report-json FILE   write the measured per-phase report as JSON (after the images; its\n"
             "                           folder must exist)\n"
-            "      --profile            time every op by family (slower; the -v report shows the split)\n"
+            "      --profile            time every op and count its FLOPs by family and phase (slower; the\n"
+            "                           -v report shows the split and the GFLOP/s)\n"
             "  -v, --verbose            per-phase timings and details\n"
             "  -h, --help               this help\n");
 }

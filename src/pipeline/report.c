@@ -50,6 +50,14 @@ void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
         pr->block_seconds = st ? st->seconds : 0;
     }
     if (rss > r->peak_rss) r->peak_rss = rss;
+    if (be->profile) { /* this phase's share: the profile's growth since the last phase ended */
+        for (int f = 0; f < SDC_OPF_COUNT; f++) {
+            pr->ops.seconds[f] += be->profile->seconds[f] - r->ops_mark.seconds[f];
+            pr->ops.calls[f] += be->profile->calls[f] - r->ops_mark.calls[f];
+            pr->ops.flops[f] += be->profile->flops[f] - r->ops_mark.flops[f];
+        }
+        r->ops_mark = *be->profile;
+    }
 }
 
 void sdc_report_log(const sdc_model *m, const sdc_report *r) {
@@ -84,10 +92,23 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
     if (prof) {
         double total = 0;
         for (int f = 0; f < SDC_OPF_COUNT; f++) total += prof->seconds[f];
+        SDC_LOGI(log, "report: ops %-10s %-12s %8s %9s %6s %9s %8s", "phase", "family", "calls", "s", "%", "GFLOP",
+                 "GFLOP/s");
+        for (int ph = 0; ph < r->plan.n_phases; ph++) {
+            const sdc_op_profile *o = &r->phase[ph].ops;
+            for (int f = 0; f < SDC_OPF_COUNT; f++) {
+                if (!o->calls[f]) continue;
+                SDC_LOGI(log, "report: ops %-10s %-12s %8llu %9.3f %5.1f%% %9.1f %8.1f", m->family->phases[ph].name,
+                         sdc_op_family_name((sdc_op_family)f), (unsigned long long)o->calls[f], o->seconds[f],
+                         total > 0 ? 100 * o->seconds[f] / total : 0.0, o->flops[f] / 1e9,
+                         o->seconds[f] > 0 ? o->flops[f] / 1e9 / o->seconds[f] : 0.0);
+            }
+        }
         for (int f = 0; f < SDC_OPF_COUNT; f++)
-            SDC_LOGI(log, "report: ops %-12s %8llu calls %9.3f s %5.1f%%", sdc_op_family_name((sdc_op_family)f),
-                     (unsigned long long)prof->calls[f], prof->seconds[f],
-                     total > 0 ? 100 * prof->seconds[f] / total : 0.0);
+            SDC_LOGI(log, "report: ops %-10s %-12s %8llu %9.3f %5.1f%% %9.1f %8.1f", "all",
+                     sdc_op_family_name((sdc_op_family)f), (unsigned long long)prof->calls[f], prof->seconds[f],
+                     total > 0 ? 100 * prof->seconds[f] / total : 0.0, prof->flops[f] / 1e9,
+                     prof->seconds[f] > 0 ? prof->flops[f] / 1e9 / prof->seconds[f] : 0.0);
     }
     for (int p = 0; p < m->n_components; p++)
         if (r->component[p].loads)
@@ -122,6 +143,13 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
         cJSON_AddNumberToObject(o, "load_seconds", p->load);
         cJSON_AddNumberToObject(o, "bytes_read", (double)p->bytes_read);
         cJSON_AddNumberToObject(o, "resident_weight_bytes", (double)p->resident_weights);
+        if (m->be->profile) {
+            cJSON *ops = cJSON_AddObjectToObject(o, "op_seconds"), *fl = cJSON_AddObjectToObject(o, "op_flops");
+            for (int f = 0; f < SDC_OPF_COUNT; f++) {
+                cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), p->ops.seconds[f]);
+                cJSON_AddNumberToObject(fl, sdc_op_family_name((sdc_op_family)f), p->ops.flops[f]);
+            }
+        }
         cJSON *pk = cJSON_AddObjectToObject(o, "peak_bytes");
         cJSON *pl = cJSON_AddObjectToObject(o, "planned_bytes");
         for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) {
@@ -146,8 +174,11 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
     }
     if (m->be->profile) {
         cJSON *ops = cJSON_AddObjectToObject(root, "op_seconds");
-        for (int f = 0; f < SDC_OPF_COUNT; f++)
+        cJSON *fl = cJSON_AddObjectToObject(root, "op_flops");
+        for (int f = 0; f < SDC_OPF_COUNT; f++) {
             cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), m->be->profile->seconds[f]);
+            cJSON_AddNumberToObject(fl, sdc_op_family_name((sdc_op_family)f), m->be->profile->flops[f]);
+        }
     }
     cJSON *parts = cJSON_AddObjectToObject(root, "components");
     for (int p = 0; p < m->n_components; p++) {

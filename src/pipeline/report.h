@@ -18,6 +18,7 @@ typedef struct sdc_phase_report {
     /* stream: the streamed component's block loads and the file bytes they read, since it was loaded */
     uint64_t block_loads, block_bytes_read;
     double block_seconds;
+    sdc_op_profile ops; /* with profiling on: the ops run since the previous phase ended (loads included) */
 } sdc_phase_report;
 
 typedef struct sdc_component_report {
@@ -34,9 +35,10 @@ typedef struct sdc_report {
     double seconds; /* the whole job */
     sdc_phase_report phase[SDC_MAX_PHASES];
     sdc_component_report component[SDC_MAX_COMPONENTS];
-    size_t peak_device; /* allocator peak over the run */
-    size_t peak_rss;    /* process peak RSS over the run */
-    size_t driver_peak; /* driver-reported device use over the run, above the baseline */
+    size_t peak_device;      /* allocator peak over the run */
+    size_t peak_rss;         /* process peak RSS over the run */
+    size_t driver_peak;      /* driver-reported device use over the run, above the baseline */
+    sdc_op_profile ops_mark; /* the backend's profile when the last phase ended */
 } sdc_report;
 
 /* Applies the plan's residency for phase ph (residency.c): frees the components the phase does not
