@@ -272,8 +272,10 @@ static void file_changed_before_deferred_load(void) {
     if (system(cmd) != 0) test_check(0, "clean up %s", dir);
 }
 
-/* auto, told the device is big, plans all; the device then turns out smaller (mem_limit): the run
- * runs out of memory, frees everything, replans once to sequential and makes the same image. */
+/* auto, told the device is big, plans all; the device then turns out smaller (mem_limit: sequential's
+ * measured peak): the run runs out of memory, frees everything, replans to the first lower policy whose
+ * plan fits what the failed run got (its allocator peak, below the limit: so not sequential, whose plan
+ * is its measured peak or more) and makes the same image. */
 static void auto_replans_after_oom(void) {
     sdc_ctx *seq = open_ctx(SDC_LOAD_SEQUENTIAL, 1, 0);
     job j = {"txt2img euler", SDC_SAMPLER_EULER, 0, 1};
@@ -290,12 +292,41 @@ static void auto_replans_after_oom(void) {
     int ok = run(ctx, &j, &got);
     cJSON *rep = ok ? cJSON_Parse(sdc_last_report_json(ctx)) : NULL;
     const cJSON *pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
-    test_check(ok && cJSON_IsString(pol) && !strcmp(pol->valuestring, "sequential"),
-               "auto out of memory under all: replanned once to %s",
-               cJSON_IsString(pol) ? pol->valuestring : "nothing");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(rep, "why");
+    test_check(ok && cJSON_IsString(pol) &&
+                   (!strcmp(pol->valuestring, "phased") || !strcmp(pol->valuestring, "stream")),
+               "auto out of memory under all (limit %zu bytes): replanned to %s (\"%s\")", seq_peak,
+               cJSON_IsString(pol) ? pol->valuestring : "nothing", cJSON_IsString(why) ? why->valuestring : "");
     test_check(ok && got.png_hash == want.png_hash && got.lat_hash == want.lat_hash,
                "the replanned run's image is bit-identical to a sequential run");
+    const cJSON *peak = cJSON_GetObjectItemCaseSensitive(rep, "peak_device_bytes");
+    test_check(ok && cJSON_IsNumber(peak) && peak->valuedouble <= (double)seq_peak,
+               "the replanned run's peak %.0f bytes within the limit %zu",
+               cJSON_IsNumber(peak) ? peak->valuedouble : -1.0, seq_peak);
     cJSON_Delete(rep);
+    /* a device below phased's measured peak: down to stream, its window sized for what all got */
+    sdc_ctx *ph = open_ctx(SDC_LOAD_PHASED, 1, 0);
+    size_t ph_peak = 0;
+    if (ph && run(ph, &j, &want)) { /* the report's peak: the largest over the phases */
+        cJSON *prep = cJSON_Parse(sdc_last_report_json(ph));
+        const cJSON *pp = cJSON_GetObjectItemCaseSensitive(prep, "peak_device_bytes");
+        ph_peak = cJSON_IsNumber(pp) ? (size_t)pp->valuedouble : 0;
+        cJSON_Delete(prep);
+    }
+    sdc_ctx_free(ph);
+    if (test_check(ph_peak > 0, "phased reference run: peak %zu bytes", ph_peak)) {
+        ctx->m->be->mem_limit = ph_peak - 1;
+        ok = run(ctx, &j, &got);
+        rep = ok ? cJSON_Parse(sdc_last_report_json(ctx)) : NULL;
+        pol = cJSON_GetObjectItemCaseSensitive(rep, "policy");
+        peak = cJSON_GetObjectItemCaseSensitive(rep, "peak_device_bytes");
+        test_check(
+            ok && cJSON_IsString(pol) && !strcmp(pol->valuestring, "stream") && cJSON_IsNumber(peak) &&
+                peak->valuedouble < (double)ph_peak && got.png_hash == want.png_hash && got.lat_hash == want.lat_hash,
+            "a limit one byte below phased's peak %zu: replanned to %s, peak %.0f bytes, the same image", ph_peak,
+            cJSON_IsString(pol) ? pol->valuestring : "nothing", cJSON_IsNumber(peak) ? peak->valuedouble : -1.0);
+        cJSON_Delete(rep);
+    }
     /* below every policy: a clean error, nothing left loaded */
     ctx->m->be->mem_limit = 1 << 20;
     ok = run(ctx, &j, &got);

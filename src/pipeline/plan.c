@@ -2,6 +2,7 @@
  * component and phase tables. */
 #include "pipeline/plan.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,9 +171,15 @@ static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget, sdc_plan *plan, char *why,
                            size_t why_size) {
+    return sdc_plan_choose_from(m, job, SDC_LOAD_ALL, budget, plan, why, why_size);
+}
+
+sdc_status sdc_plan_choose_from(sdc_model *m, const sdc_job_shape *job, sdc_load_policy first, size_t budget,
+                                sdc_plan *plan, char *why, size_t why_size) {
+    assert(first >= SDC_LOAD_ALL && first < SDC_LOAD_POLICY_COUNT);
     phase_peaks pk;
     measure(m, job, &pk);
-    for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
+    for (int pol = first; pol < SDC_LOAD_POLICY_COUNT; pol++) {
         plan_from(m, job, (sdc_load_policy)pol, &pk, budget, plan);
         if (plan->peak <= budget) {
             snprintf(why, why_size, "auto: %s is the first policy whose planned peak %.1f MiB fits the budget %.1f MiB",

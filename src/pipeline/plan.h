@@ -44,8 +44,11 @@ void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job);
 /* The plan under policy (stream: its window sized for the model's budget). A stream plan whose peak is
  * above its budget cannot run (a budget too small for one block and the activations). */
 void sdc_plan_make(sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, sdc_plan *plan);
-/* The policy auto picks: the first of all, sequential, phased, stream whose peak fits budget; writes its plan
- * and a one-line reason. SDC_ERR_OOM when none fits. */
+/* The policy auto picks: the first of all, sequential, phased, stream whose peak fits budget (stream: its
+ * window sized for budget); writes its plan and a one-line reason. SDC_ERR_OOM when none fits.
+ * sdc_plan_choose_from: the same, trying only first and the policies after it. */
+sdc_status sdc_plan_choose_from(sdc_model *m, const sdc_job_shape *job, sdc_load_policy first, size_t budget,
+                                sdc_plan *plan, char *why, size_t why_size);
 sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget, sdc_plan *plan, char *why,
                            size_t why_size);
 /* The default budget of the model's backend (CPU: MemAvailable - 1 GiB). */

@@ -188,23 +188,35 @@ static sdc_status run_job(sdc_job *j) {
         st = run_phases(j, r, out);
     }
     /* auto: a device that ran out of memory after all (another process took some, or the plan was
-     * short) gets one more try under the next lower policy, from a clean state */
-    if (st == SDC_ERR_OOM && m->policy == SDC_LOAD_AUTO && r->plan.policy < SDC_LOAD_PHASED) {
-        sdc_load_policy lower = (sdc_load_policy)(r->plan.policy + 1);
-        SDC_LOGW(log, "sdc_generate: out of device memory under %s; freeing everything and retrying once under %s",
-                 sdc_load_policy_name(r->plan.policy), sdc_load_policy_name(lower));
+     * short) is retried from a clean state under the next lower policy whose plan fits the memory the
+     * failed run did get (its allocator peak), down to stream with a window sized for it */
+    while (st == SDC_ERR_OOM && m->policy == SDC_LOAD_AUTO && r->plan.policy < SDC_LOAD_STREAM) {
+        size_t got = m->be->stats.peak_total > r->peak_device ? m->be->stats.peak_total : r->peak_device;
+        if (got > r->budget) got = r->budget;
+        const sdc_load_policy failed = r->plan.policy;
         sdc_model_unload_all(m);
         sdc_backend_clear_status(m->be);
         sdc_image_free(out, nb);
         out = calloc((size_t)nb, sizeof *out);
-        size_t budget = r->budget;
+        const size_t budget = r->budget;
         memset(r, 0, sizeof *r);
+        r->budget = budget;
         sdc_job_shape job;
         sdc_job_shape_from_params(&j->p, &job);
-        sdc_plan_make(m, &job, lower, &r->plan);
-        r->budget = budget;
-        snprintf(r->why, sizeof r->why, "auto: replanned to %s after running out of device memory",
-                 sdc_load_policy_name(lower));
+        char why[sizeof r->why];
+        if (sdc_plan_choose_from(m, &job, (sdc_load_policy)(failed + 1), got, &r->plan, why, sizeof why) != SDC_OK) {
+            SDC_LOGE(log, "sdc_generate: out of device memory under %s, which got %.1f MiB; %s",
+                     sdc_load_policy_name(failed), (double)got / 1048576.0, why);
+            st = SDC_ERR_OOM;
+            break;
+        }
+        SDC_LOGW(log,
+                 "sdc_generate: out of device memory under %s, which got %.1f MiB; freeing everything and retrying "
+                 "under %s (planned peak %.1f MiB)",
+                 sdc_load_policy_name(failed), (double)got / 1048576.0, sdc_load_policy_name(r->plan.policy),
+                 (double)r->plan.peak / 1048576.0);
+        snprintf(r->why, sizeof r->why, "auto: replanned to %s after running out of device memory under %s at %.1f MiB",
+                 sdc_load_policy_name(r->plan.policy), sdc_load_policy_name(failed), (double)got / 1048576.0);
         st = out ? run_phases(j, r, out) : SDC_ERR_OOM;
     }
     if (st == SDC_OK) {
