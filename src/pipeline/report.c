@@ -60,6 +60,26 @@ void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
     }
 }
 
+/* The profile's rows for one phase (or "all"): the families that ran, their share of total seconds. */
+static void log_ops(const sdc_logger *log, const char *phase, const sdc_op_profile *o, double total) {
+    for (int f = 0; f < SDC_OPF_COUNT; f++) {
+        if (!o->calls[f]) continue;
+        SDC_LOGI(log, "report: ops %-10s %-12s %8llu %9.3f %5.1f%% %9.1f %8.1f", phase,
+                 sdc_op_family_name((sdc_op_family)f), (unsigned long long)o->calls[f], o->seconds[f],
+                 total > 0 ? 100 * o->seconds[f] / total : 0.0, o->flops[f] / 1e9,
+                 o->seconds[f] > 0 ? o->flops[f] / 1e9 / o->seconds[f] : 0.0);
+    }
+}
+
+/* op_seconds and op_flops objects of a profile, by family, under parent. */
+static void add_ops_json(cJSON *parent, const sdc_op_profile *o) {
+    cJSON *sec = cJSON_AddObjectToObject(parent, "op_seconds"), *fl = cJSON_AddObjectToObject(parent, "op_flops");
+    for (int f = 0; f < SDC_OPF_COUNT; f++) {
+        cJSON_AddNumberToObject(sec, sdc_op_family_name((sdc_op_family)f), o->seconds[f]);
+        cJSON_AddNumberToObject(fl, sdc_op_family_name((sdc_op_family)f), o->flops[f]);
+    }
+}
+
 void sdc_report_log(const sdc_model *m, const sdc_report *r) {
     const sdc_logger *log = &m->log;
     SDC_LOGI(log, "report: policy %s (%s)", sdc_load_policy_name(r->plan.policy), r->why);
@@ -94,21 +114,9 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
         for (int f = 0; f < SDC_OPF_COUNT; f++) total += prof->seconds[f];
         SDC_LOGI(log, "report: ops %-10s %-12s %8s %9s %6s %9s %8s", "phase", "family", "calls", "s", "%", "GFLOP",
                  "GFLOP/s");
-        for (int ph = 0; ph < r->plan.n_phases; ph++) {
-            const sdc_op_profile *o = &r->phase[ph].ops;
-            for (int f = 0; f < SDC_OPF_COUNT; f++) {
-                if (!o->calls[f]) continue;
-                SDC_LOGI(log, "report: ops %-10s %-12s %8llu %9.3f %5.1f%% %9.1f %8.1f", m->family->phases[ph].name,
-                         sdc_op_family_name((sdc_op_family)f), (unsigned long long)o->calls[f], o->seconds[f],
-                         total > 0 ? 100 * o->seconds[f] / total : 0.0, o->flops[f] / 1e9,
-                         o->seconds[f] > 0 ? o->flops[f] / 1e9 / o->seconds[f] : 0.0);
-            }
-        }
-        for (int f = 0; f < SDC_OPF_COUNT; f++)
-            SDC_LOGI(log, "report: ops %-10s %-12s %8llu %9.3f %5.1f%% %9.1f %8.1f", "all",
-                     sdc_op_family_name((sdc_op_family)f), (unsigned long long)prof->calls[f], prof->seconds[f],
-                     total > 0 ? 100 * prof->seconds[f] / total : 0.0, prof->flops[f] / 1e9,
-                     prof->seconds[f] > 0 ? prof->flops[f] / 1e9 / prof->seconds[f] : 0.0);
+        for (int ph = 0; ph < r->plan.n_phases; ph++)
+            log_ops(log, m->family->phases[ph].name, &r->phase[ph].ops, total);
+        log_ops(log, "all", prof, total);
     }
     for (int p = 0; p < m->n_components; p++)
         if (r->component[p].loads)
@@ -143,13 +151,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
         cJSON_AddNumberToObject(o, "load_seconds", p->load);
         cJSON_AddNumberToObject(o, "bytes_read", (double)p->bytes_read);
         cJSON_AddNumberToObject(o, "resident_weight_bytes", (double)p->resident_weights);
-        if (m->be->profile) {
-            cJSON *ops = cJSON_AddObjectToObject(o, "op_seconds"), *fl = cJSON_AddObjectToObject(o, "op_flops");
-            for (int f = 0; f < SDC_OPF_COUNT; f++) {
-                cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), p->ops.seconds[f]);
-                cJSON_AddNumberToObject(fl, sdc_op_family_name((sdc_op_family)f), p->ops.flops[f]);
-            }
-        }
+        if (m->be->profile) add_ops_json(o, &p->ops);
         cJSON *pk = cJSON_AddObjectToObject(o, "peak_bytes");
         cJSON *pl = cJSON_AddObjectToObject(o, "planned_bytes");
         for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) {
@@ -172,14 +174,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
             cJSON_AddNumberToObject(s, "block_load_seconds", p->block_seconds);
         }
     }
-    if (m->be->profile) {
-        cJSON *ops = cJSON_AddObjectToObject(root, "op_seconds");
-        cJSON *fl = cJSON_AddObjectToObject(root, "op_flops");
-        for (int f = 0; f < SDC_OPF_COUNT; f++) {
-            cJSON_AddNumberToObject(ops, sdc_op_family_name((sdc_op_family)f), m->be->profile->seconds[f]);
-            cJSON_AddNumberToObject(fl, sdc_op_family_name((sdc_op_family)f), m->be->profile->flops[f]);
-        }
-    }
+    if (m->be->profile) add_ops_json(root, m->be->profile);
     cJSON *parts = cJSON_AddObjectToObject(root, "components");
     for (int p = 0; p < m->n_components; p++) {
         if (!r->component[p].loads) continue;

@@ -240,8 +240,6 @@ def main():
     for name, m in (("text_encoder", te), ("vae", vae), ("unet", unet)):
         log(f"{name}: {sum(p.numel() for p in m.parameters()) / 1e6:.3f} M params")
     dev = torch.device(args.device)
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # f32 training, as on the CPU
     te, vae, unet = te.to(dev), vae.to(dev), unet.to(dev)
     imgs, caps = dataset(args.images, rng, args.center_weight)
     imgs = imgs.to(dev)
