@@ -133,14 +133,11 @@ static void judge(const sdc_image *im, const demo_case *c, const char *label, ve
     fflush(stdout);
 }
 
-/* The device the test runs on: $SDC_TEST_DEVICE ("cpu", "cuda"; default cpu). */
-static sdc_device test_device = SDC_DEVICE_CPU;
-
 static sdc_ctx *open_demo(sdc_load_policy pol) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.model_path = SDC_SOURCE_DIR "/data/demo-model";
-    cp.device = test_device;
+    cp.device = (sdc_device)test_env_device(); /* $SDC_TEST_DEVICE: cpu (default) or cuda */
     cp.n_threads = 1; /* the model is tiny: more threads only add overhead (and wait on a busy machine) */
     cp.log_fn = sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
@@ -181,7 +178,6 @@ static uint64_t image_hash(const sdc_image *im) {
 
 int main(void) {
     const int d = test_env_device();
-    test_device = (sdc_device)d;
     sdc_ctx *ctx = open_demo(SDC_LOAD_AUTO);
     if (!test_check(ctx != NULL, "open data/demo-model on %s", sdc_value_name(SDC_NAMES_DEVICE, d)))
         return test_finish();
