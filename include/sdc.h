@@ -166,6 +166,13 @@ typedef struct sdc_model_params {
                                    needs "epsilon"); NULL: the model's */
     int stream_window;           /* load policy stream: at most this many denoiser blocks resident (fewer when the
                           budget allows fewer); <= 0: as many as the budget allows */
+    int64_t prefetch_mem;        /* host bytes the next phase's weights may be read into while the current phase
+                             computes (the load is then an upload, its disk read hidden); 0: the default
+                             (CUDA: a quarter of the available RAM up to 4 GiB, page-locked; CPU: off, as it
+                             adds to the peak RSS); < 0: off */
+    int64_t host_cache;          /* host bytes that keep components' weights after they leave the device (page-locked
+                             on CUDA), so their later loads in this process are uploads, not file reads;
+                             0 (default): none */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
@@ -221,7 +228,9 @@ typedef struct sdc_ctx_params {
     const char *clip_l_path;
     const char *t5xxl_path;
     const char *vae_path;
-    int stream_window; /* sdc_model_params' */
+    int stream_window;    /* sdc_model_params' */
+    int64_t prefetch_mem; /* sdc_model_params' */
+    int64_t host_cache;   /* sdc_model_params' */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

@@ -226,6 +226,14 @@ struct sdc_backend_i {
     void *(*staging_acquire)(sdc_backend *be, size_t nbytes);
     void (*staging_upload)(sdc_backend *be, void *dst, const void *staging, size_t nbytes);
     void (*staging_flush)(sdc_backend *be);
+    /* optional: page-locked host memory, which the host tier and the prefetcher keep weights in
+     * (pipeline/host_tier.h); thread-safe (the prefetch thread allocates). NULL when refused. */
+    void *(*pinned_alloc)(sdc_backend *be, size_t nbytes);
+    void (*pinned_free)(sdc_backend *be, void *ptr);
+    /* optional: enqueues host -> dst on the copy stream, ordered after the compute work enqueued so far
+     * (dst may have been another tensor's memory) and returns at once; host (pinned_alloc'd, or any host
+     * memory) must stay valid and unchanged until staging_flush. */
+    void (*upload_async)(sdc_backend *be, void *dst, const void *host, size_t nbytes);
 
     /* the ops: void (*name)(sdc_backend *be, sdc_tensor *y, params...) for each of SDC_BACKEND_OPS */
 #define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
@@ -239,6 +247,7 @@ typedef struct sdc_fail_inject {
     int workspace;   /* an op's workspace allocation (CPU and CUDA scratch) */
     int host_alloc;  /* a host allocation through sdc_backend_host_alloc */
     int device_call; /* a checked CUDA or cuBLAS call (CUDA_CHECK / CUBLAS_CHECK) */
+    int pinned;      /* a page-locked host allocation (sdc_backend_pinned_alloc falls back to malloc) */
 } sdc_fail_inject;
 
 /* Applies one countdown: 1 when this event is to fail. */
@@ -307,6 +316,15 @@ void sdc_backend_clear_status(sdc_backend *be);
 static inline void *sdc_backend_host_alloc(sdc_backend *be, size_t nbytes) {
     return sdc_fail_now(&be->fail.host_alloc) ? NULL : malloc(nbytes ? nbytes : 1);
 }
+
+/* Host memory for weights on their way to the device: page-locked where the backend offers it, else
+ * (no pinned_alloc, refused, or be->fail.pinned) malloc, logged once at info level; *pinned says which.
+ * NULL when there is no host memory at all. Thread-safe but for the failure countdown. */
+void *sdc_backend_pinned_alloc(sdc_backend *be, size_t nbytes, int *pinned);
+void sdc_backend_pinned_free(sdc_backend *be, void *ptr, int pinned);
+/* host -> dst (a weight's memory) without waiting where the backend can (upload_async; host stays valid
+ * until sdc_backend_sync or the loader's staging_flush), else a plain upload. */
+void sdc_backend_upload_async(sdc_backend *be, void *dst, const void *host, size_t nbytes);
 
 /* --- the registry: the only place that knows which backends were built --- */
 /* sdc_device (SDC_DEVICE_CPU, SDC_DEVICE_CUDA) is the public enum of include/sdc.h. */

@@ -27,3 +27,32 @@ size_t sdc_backend_driver_peak(sdc_backend *be) {
 void sdc_backend_driver_peak_reset(sdc_backend *be) {
     if (be->iface->driver_peak_reset) be->iface->driver_peak_reset(be);
 }
+
+void *sdc_backend_pinned_alloc(sdc_backend *be, size_t nbytes, int *pinned) {
+    *pinned = 0;
+    if (be->iface->pinned_alloc) {
+        void *p = sdc_fail_now(&be->fail.pinned) ? NULL : be->iface->pinned_alloc(be, nbytes ? nbytes : 1);
+        if (p) {
+            *pinned = 1;
+            return p;
+        }
+        SDC_LOGW(&be->log, "%s: cannot page-lock %.1f MiB of host memory; using pageable memory (slower uploads)",
+                 be->iface->name, (double)nbytes / 1048576.0);
+    }
+    return malloc(nbytes ? nbytes : 1);
+}
+
+void sdc_backend_pinned_free(sdc_backend *be, void *ptr, int pinned) {
+    if (!ptr) return;
+    if (pinned)
+        be->iface->pinned_free(be, ptr);
+    else
+        free(ptr);
+}
+
+void sdc_backend_upload_async(sdc_backend *be, void *dst, const void *host, size_t nbytes) {
+    if (be->iface->upload_async)
+        be->iface->upload_async(be, dst, host, nbytes);
+    else
+        be->iface->upload(be, dst, host, nbytes);
+}

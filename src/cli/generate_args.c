@@ -87,6 +87,11 @@ void cli_generate_usage(FILE *f) {
             "                           --mem-budget allows)\n"
             "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
             "                           (default: CPU MemAvailable - 1 GiB)\n"
+            "      --prefetch-mem SIZE  host memory the next phase's weights are read into while the\n"
+            "                           current phase computes (0: off; default: CUDA a quarter of the\n"
+            "                           free RAM up to 4G, page-locked; CPU off)\n"
+            "      --host-cache SIZE    host memory that keeps components after they leave the device,\n"
+            "                           so later loads in this process are uploads (default 0: none)\n"
             "      --plan               print the planned peak memory of every phase under every policy\n"
             "                           and exit, without reading any weights\n"
             "      --guidance X         Flux dev: the embedded guidance (default 3.5; Flux has no CFG: it\n"
@@ -125,6 +130,8 @@ enum {
     OPT_POLICY,
     OPT_BUDGET,
     OPT_STREAM_WINDOW,
+    OPT_PREFETCH_MEM,
+    OPT_HOST_CACHE,
     OPT_PLAN,
     OPT_REPORT,
     OPT_ORIGINAL_SIZE,
@@ -274,6 +281,8 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"load-policy", required_argument, 0, OPT_POLICY},
         {"mem-budget", required_argument, 0, OPT_BUDGET},
         {"stream-window", required_argument, 0, OPT_STREAM_WINDOW},
+        {"prefetch-mem", required_argument, 0, OPT_PREFETCH_MEM},
+        {"host-cache", required_argument, 0, OPT_HOST_CACHE},
         {"plan", no_argument, 0, OPT_PLAN},
         {"profile", no_argument, 0, OPT_PROFILE},
         {"report-json", required_argument, 0, OPT_REPORT},
@@ -391,6 +400,21 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
             if (cli_int("--stream-window", optarg, 1, 65536, &v)) return 2;
             o->cp.stream_window = (int)v;
             break;
+        case OPT_PREFETCH_MEM:
+        case OPT_HOST_CACHE: {
+            const int pre = c == OPT_PREFETCH_MEM;
+            const int64_t b = !strcmp(optarg, "0") ? 0 : parse_size(optarg);
+            if (b < 0) {
+                fprintf(stderr, "sdc: error: bad value for --%s: '%s' (e.g. 4G, 512M, 0)\n",
+                        pre ? "prefetch-mem" : "host-cache", optarg);
+                return 2;
+            }
+            if (pre)
+                o->cp.prefetch_mem = b ? b : -1; /* 0 turns it off; the API's 0 is the default */
+            else
+                o->cp.host_cache = b;
+            break;
+        }
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;
         case OPT_REPORT: o->report_path = optarg; break;

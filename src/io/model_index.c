@@ -8,11 +8,14 @@
  *
  * Each file's tensor records live in one array that never moves, so the pointers that
  * sdc_index_find/at return stay valid until sdc_index_free; a sorted array of pointers to them
- * serves lookups by binary search. Not thread-safe: one thread at a time per index. */
+ * serves lookups by binary search. Building and changing the index (adding files, views) is for one
+ * thread; once built, reads may come from several threads at once (the prefetcher reads the next
+ * phase's tensors while the current phase streams its own): pread, fstat and the atomic byte count. */
 #include "io/model_index.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +49,7 @@ struct sdc_model_index {
     size_t n, cap;
     sdc_tensor_info **views; /* sdc_index_split_rows' tensors, each allocated alone (never moved) */
     size_t n_views, cap_views;
-    uint64_t bytes_read;
+    _Atomic uint64_t bytes_read;
 };
 
 sdc_model_index *sdc_index_new(const sdc_logger *log) {
@@ -307,7 +310,7 @@ const char *sdc_index_file_path(const sdc_model_index *idx, int file) {
 
 int sdc_index_file_count(const sdc_model_index *idx) { return idx->n_files; }
 
-uint64_t sdc_index_bytes_read(const sdc_model_index *idx) { return idx->bytes_read; }
+uint64_t sdc_index_bytes_read(const sdc_model_index *idx) { return atomic_load(&idx->bytes_read); }
 
 int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info) {
     int64_t n = 1;
@@ -337,7 +340,7 @@ static sdc_status read_file_bytes(sdc_model_index *idx, const sdc_tensor_info *i
         return SDC_ERR_IO;
     }
     int64_t r = pread_full(f->fd, dst, n, info->offset + begin);
-    if (r > 0) idx->bytes_read += (uint64_t)r;
+    if (r > 0) atomic_fetch_add(&idx->bytes_read, (uint64_t)r);
     if (r != (int64_t)n) {
         SDC_LOGE(&idx->log, "sdc_index_read_raw: %s: reading tensor '%.200s' failed: %s", f->path, info->name,
                  r < 0 ? strerror(errno) : "unexpected end of file");

@@ -33,7 +33,7 @@ typedef struct sdc_tensor_info {
     int64_t roll_rows;              /* canonical row i is file row (i + roll_rows) mod ne[0] (sdc_index_roll_rows) */
 } sdc_tensor_info;
 
-/* An index is used by one thread at a time. */
+/* An index is built (files added, views made) by one thread; reads may then come from several. */
 typedef struct sdc_model_index sdc_model_index;
 
 /* Maps a tensor name found in a file to the name to index it under, or returns NULL to skip the

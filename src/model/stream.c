@@ -93,6 +93,7 @@ int sdc_stream_acquire(sdc_weight_stream *s, int k) {
     s->n_resident++;
     s->loads++;
     s->bytes_read += u->ws.bytes_read;
+    s->bytes_host += u->ws.bytes_host;
     s->seconds += sdc_now() - t0;
     return 1;
 }

@@ -47,6 +47,7 @@ typedef struct sdc_weight_stream {
     /* counters since the component was loaded */
     uint64_t loads;      /* unit loads */
     uint64_t bytes_read; /* file bytes read for units */
+    uint64_t bytes_host; /* file bytes taken from host memory for units instead (the host tier's image) */
     double seconds;      /* spent loading units (synchronous: on the forward's critical path) */
 } sdc_weight_stream;
 

@@ -2,6 +2,7 @@
 
 #include "backend/count/count_backend.h"
 #include "core/quant.h"
+#include "model/host_image.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@ void sdc_weights_begin(sdc_weight_set *ws, const sdc_weight_source *src, const c
     ws->be = src->be;
     ws->log = src->log;
     ws->prec = src->prec;
+    ws->host = src->host;
     ws->status = SDC_OK;
 }
 
@@ -101,10 +103,25 @@ static int rows_fit(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_dtype t
     return 0;
 }
 
-/* Through a host buffer: read (converting when the dtypes differ), then one synchronous upload. */
-static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
+/* The tensor's file bytes converted to f32 into f (nelem floats): from the host image when it has them
+ * (converted as sdc_index_read_f32 converts), else from the file. */
+static sdc_status read_f32(sdc_weight_set *ws, const sdc_tensor_info *info, const void *host, float *f) {
+    if (!host) return sdc_index_read_f32(ws->index, info, f);
+    const int64_t n = sdc_tensor_info_nelem(info);
+    if (convert_run(info->dtype, host, SDC_DTYPE_F32, f, NULL, n) == 0) return SDC_OK;
+    SDC_LOGE(ws->log, "weights: %s: cannot convert %s to f32", info->name, sdc_dtype_name(info->dtype));
+    return SDC_ERR_UNSUPPORTED;
+}
+
+/* Through a host buffer: read (converting when the dtypes differ), then one synchronous upload. host: the
+ * tensor's bytes in the host image, or NULL (read from the file). */
+static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, const void *host, sdc_tensor *t) {
     const int64_t n = sdc_tensor_info_nelem(info);
     if (t->dtype == info->dtype) {
+        if (host) {
+            sdc_tensor_set_raw(t, host);
+            return SDC_OK;
+        }
         void *raw = scratch(ws, info->nbytes ? info->nbytes : 1);
         sdc_status st = raw ? sdc_index_read_raw(ws->index, info, raw) : SDC_ERR_OOM;
         if (st == SDC_OK) sdc_tensor_set_raw(t, raw);
@@ -115,7 +132,7 @@ static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, s
     const int quant = sdc_dtype_is_quant(t->dtype);
     const size_t fbytes = sizeof(float) * (size_t)n, qbytes = quant ? sdc_dtype_row_bytes(t->dtype, n) : 0;
     float *f = scratch(ws, fbytes + qbytes + 1);
-    sdc_status st = f ? sdc_index_read_f32(ws->index, info, f) : SDC_ERR_OOM;
+    sdc_status st = f ? read_f32(ws, info, host, f) : SDC_ERR_OOM;
     if (st == SDC_OK && quant && sdc_quant_row(t->dtype, f, (char *)f + fbytes, n) != 0) st = SDC_ERR_UNSUPPORTED;
     if (st == SDC_OK) quant ? sdc_tensor_set_raw(t, (char *)f + fbytes) : sdc_tensor_set_f32(t, f);
     return st;
@@ -127,9 +144,13 @@ static sdc_status load_direct(sdc_weight_set *ws, const sdc_tensor_info *info, s
  * dtype: the file bytes go straight into the staging buffer, block types included; otherwise each chunk
  * is read into the set's scratch and converted (dequantized, widened, narrowed) into the staging buffer.
  * The set's last upload is flushed by sdc_weights_end. */
-static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_tensor *t) {
+static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, const void *host, sdc_tensor *t) {
     sdc_backend *be = ws->be;
     const int same = t->dtype == info->dtype;
+    if (same && host) { /* straight from the image: no staging copy */
+        sdc_backend_upload_async(be, t->data, host, t->nbytes);
+        return SDC_OK;
+    }
     if (!same && !rows_fit(ws, info, t->dtype)) return SDC_ERR_UNSUPPORTED;
     const int64_t n = sdc_tensor_info_nelem(info), u = common_block(info->dtype, t->dtype);
     const size_t src_u = sdc_dtype_row_bytes(info->dtype, u), dst_u = sdc_dtype_row_bytes(t->dtype, u);
@@ -157,8 +178,9 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, s
         if (same) {
             st = sdc_index_read_range(ws->index, info, src_off, src_n, buf);
         } else {
-            st = sdc_index_read_range(ws->index, info, src_off, src_n, tmp + fbytes);
-            if (st == SDC_OK && convert_run(info->dtype, tmp + fbytes, t->dtype, buf, (float *)tmp, m) != 0) {
+            const char *raw = host ? (const char *)host + src_off : tmp + fbytes;
+            if (!host) st = sdc_index_read_range(ws->index, info, src_off, src_n, tmp + fbytes);
+            if (st == SDC_OK && convert_run(info->dtype, raw, t->dtype, buf, (float *)tmp, m) != 0) {
                 SDC_LOGE(ws->log, "weights: %s: cannot convert %s to %s", info->name, sdc_dtype_name(info->dtype),
                          sdc_dtype_name(t->dtype));
                 st = SDC_ERR_UNSUPPORTED;
@@ -198,12 +220,19 @@ static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *
         ws->bytes_resident += t->nbytes;
         return t;
     }
-    sdc_status st = ws->be->iface->staging_acquire ? load_staged(ws, info, t) : load_direct(ws, info, t);
+    /* F8 has no conversion here: the file path refuses it with its message */
+    const void *host = info->dtype == SDC_DTYPE_F8_E4M3 || info->dtype == SDC_DTYPE_F8_E5M2
+        ? NULL
+        : sdc_host_image_take(ws->host, info);
+    sdc_status st = ws->be->iface->staging_acquire ? load_staged(ws, info, host, t) : load_direct(ws, info, host, t);
     if (st != SDC_OK) {
         ws->status = st;
         return NULL;
     }
-    ws->bytes_read += info->nbytes;
+    if (host)
+        ws->bytes_host += info->nbytes;
+    else
+        ws->bytes_read += info->nbytes;
     ws->bytes_resident += t->nbytes;
     return t;
 }

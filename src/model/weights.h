@@ -31,6 +31,9 @@ typedef struct sdc_weight_source {
     /* 0: every weight resident; >= 1: a component that can stream (model/stream.h) keeps at most this
      * many of its units resident, reading them from the index on demand (which then stays open) */
     int window;
+    /* NULL, or the component's weight bytes in host memory (model/host_image.h): tensors it holds are
+     * taken from it instead of the file, converted the same way */
+    struct sdc_host_image *host;
 } sdc_weight_source;
 
 /* The activation dtype a component loaded from src computes in. */
@@ -47,7 +50,9 @@ typedef struct sdc_weight_set {
     sdc_status status;    /* first error, SDC_OK while all went well */
     sdc_tensor **tensors; /* everything loaded, owned by the set */
     int n, cap;
+    struct sdc_host_image *host;
     uint64_t bytes_read;     /* file bytes read for this set */
+    uint64_t bytes_host;     /* file bytes taken from the host image instead */
     uint64_t bytes_resident; /* backend bytes the tensors take */
     void *scratch;           /* host buffer reused across tensors (file bytes, f32 conversions) */
     size_t scratch_size;

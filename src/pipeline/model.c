@@ -122,7 +122,13 @@ sdc_model *sdc_model_open(const sdc_model_params *p) { return sdc_model_open_as(
 
 static sdc_status load_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, int window, void **out) {
     const sdc_component_def *def = &m->family->components[c];
-    const sdc_weight_source src = {m->mf->index, def->source_prefix, be, log, m->prec[c], def->stream ? window : 0};
+    const sdc_weight_source src = {m->mf->index,
+                                   def->source_prefix,
+                                   be,
+                                   log,
+                                   m->prec[c],
+                                   def->stream ? window : 0,
+                                   be == m->be ? m->tier.img[c] : NULL};
     *out = NULL;
     sdc_status st = def->load(m->fam, &src, out);
     if (st != SDC_OK) *out = NULL;
@@ -186,6 +192,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
             stream_shape(m, c);
             sdc_component_dtypes(m->mf->index, def, m->comp_dtypes[c], sizeof m->comp_dtypes[c]);
         }
+        sdc_host_tier_init(&m->tier, m->be, m->mf->index, p->prefetch_mem, p->host_cache);
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
         m->stream_window = p->stream_window > 0 ? p->stream_window : 0;
@@ -200,8 +207,12 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
 
 void sdc_model_free(sdc_model *m) {
     if (!m) return;
+    sdc_host_tier_cancel(&m->tier);
     for (int c = 0; c < m->n_components; c++) sdc_model_free_component(m, c);
-    if (m->be) free(m->be->profile);
+    if (m->be) {
+        sdc_host_tier_free(&m->tier); /* its page-locked memory goes back through the backend */
+        free(m->be->profile);
+    }
     sdc_backend_free(m->be);
     if (m->family) m->family->close(m->fam);
     sdc_model_files_free(m->mf);
@@ -229,11 +240,13 @@ sdc_status sdc_model_load_component_on(sdc_model *m, int c, sdc_backend *be, con
 sdc_status sdc_model_load_component(sdc_model *m, int c) {
     if (m->comp[c]) return SDC_OK;
     const sdc_component_def *def = &m->family->components[c];
+    sdc_host_tier_before_load(m, c);
     sdc_status st = load_on(m, c, m->be, &m->log, m->window[c], &m->comp[c]);
     if (st != SDC_OK) {
         m->comp[c] = NULL;
         SDC_LOGE(&m->log, "load %s: %s", def->name, sdc_status_str(st));
     }
+    sdc_host_tier_after_load(m, c);
     return st;
 }
 
@@ -241,33 +254,37 @@ void sdc_model_free_component(sdc_model *m, int c) {
     if (!m->comp[c]) return;
     m->family->components[c].free(m->comp[c]);
     m->comp[c] = NULL;
+    sdc_host_tier_component_freed(m, c);
 }
 
 void sdc_model_unload_all(sdc_model *m) {
+    sdc_host_tier_cancel(&m->tier);
     for (int c = 0; c < m->n_components; c++) sdc_model_free_component(m, c);
     sdc_backend_trim(m->be);
 }
 
-static int owns(const sdc_component_def *def, const char *name) {
+int sdc_component_owns(const sdc_component_def *def, const char *name) {
     for (const char *const *p = def->prefixes; *p; p++)
         if (!strncmp(name, *p, strlen(*p))) return 1;
     return 0;
 }
 
 /* The tensors under the component's prefixes: their count, and their bytes were each converted as a
- * non-matrix weight is. */
-static size_t index_weight_bytes(const sdc_model *m, int c, int *n_tensors) {
+ * non-matrix weight is; their bytes in the files go to m->comp_file_bytes[c]. */
+static size_t index_weight_bytes(sdc_model *m, int c, int *n_tensors) {
     const sdc_component_def *def = &m->family->components[c];
     const sdc_model_index *idx = m->mf->index;
     size_t bytes = 0;
     *n_tensors = 0;
+    m->comp_file_bytes[c] = 0;
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
-        if (!owns(def, t->name)) continue;
+        if (!sdc_component_owns(def, t->name)) continue;
         /* as the backend stores it: a block type (a quantized weight kept quantized) is whole rows of blocks */
         const int64_t n = sdc_tensor_info_nelem(t), row = t->ndim ? t->ne[t->ndim - 1] : 1;
         const sdc_dtype wdt = sdc_backend_weight_dtype(m->be, t->dtype, m->prec[c], 0);
         bytes += row ? (size_t)(n / row) * sdc_dtype_row_bytes(wdt, row) : 0;
+        m->comp_file_bytes[c] += (size_t)t->nbytes;
         (*n_tensors)++;
     }
     return bytes;
@@ -277,7 +294,7 @@ void sdc_component_dtypes(const sdc_model_index *idx, const sdc_component_def *d
     int count[SDC_DTYPE_COUNT] = {0};
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
-        if (owns(def, t->name) && (unsigned)t->dtype < SDC_DTYPE_COUNT) count[t->dtype]++;
+        if (sdc_component_owns(def, t->name) && (unsigned)t->dtype < SDC_DTYPE_COUNT) count[t->dtype]++;
     }
     size_t len = 0;
     if (size) out[0] = 0;

@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "io/model_files.h"
 #include "pipeline/family.h"
+#include "pipeline/host_tier.h"
 #include "sdc.h"
 
 #define SDC_MAX_STREAM_UNITS 128
@@ -35,17 +36,19 @@ struct sdc_model {
     void *fam;        /* the family's opened state (configs, tokenizers) */
     char *model_name; /* for the PNG parameters text */
     int n_components;
-    void *comp[SDC_MAX_COMPONENTS];           /* resident components; NULL when not loaded */
-    sdc_prec prec[SDC_MAX_COMPONENTS];        /* the precision component c computes in */
-    size_t comp_bytes[SDC_MAX_COMPONENTS];    /* backend bytes of each component's weights (from the index) */
-    int comp_tensors[SDC_MAX_COMPONENTS];     /* and their tensor counts */
-    char comp_dtypes[SDC_MAX_COMPONENTS][96]; /* and their file dtypes: "Q8_0 x 56, F32 x 24" */
+    void *comp[SDC_MAX_COMPONENTS];             /* resident components; NULL when not loaded */
+    sdc_prec prec[SDC_MAX_COMPONENTS];          /* the precision component c computes in */
+    size_t comp_bytes[SDC_MAX_COMPONENTS];      /* backend bytes of each component's weights (from the index) */
+    int comp_tensors[SDC_MAX_COMPONENTS];       /* and their tensor counts */
+    size_t comp_file_bytes[SDC_MAX_COMPONENTS]; /* and their bytes in the files */
+    char comp_dtypes[SDC_MAX_COMPONENTS][96];   /* and their file dtypes: "Q8_0 x 56, F32 x 24" */
     /* the window component c loads with next, and the one it was loaded with while resident (0: whole) */
     int window[SDC_MAX_COMPONENTS];
     sdc_stream_shape stream[SDC_MAX_COMPONENTS]; /* each component's units (n_units 0: it loads whole) */
     sdc_load_policy policy;                      /* as asked; AUTO is resolved per job */
     size_t budget;                               /* bytes auto plans for */
     int stream_window;                           /* stream: at most this many blocks resident (0: no cap) */
+    sdc_host_tier tier;                          /* components in host memory: prefetch and the pinned tier */
 };
 
 /* sdc_model_open with the family given instead of probed (NULL: probe the registry). For tests that
@@ -58,6 +61,9 @@ void sdc_model_free_component(sdc_model *m, int c);
 /* Every component unloaded and cached device memory returned: the state before a job's first phase. */
 void sdc_model_unload_all(sdc_model *m);
 const char *sdc_model_component_name(const sdc_model *m, int c);
+
+/* Whether the index tensor `name` belongs to the component (is under one of its prefixes). */
+int sdc_component_owns(const sdc_component_def *def, const char *name);
 
 /* Backend bytes of component c's weights at its precision, exact and without reading data: the
  * component loaded on a counting backend shaped like m's (a weight's dtype depends on whether it feeds

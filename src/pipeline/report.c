@@ -17,12 +17,17 @@ void sdc_report_window_open(sdc_model *m) {
     sdc_sys_peak_rss_reset();
 }
 
-void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read) {
+void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read, const sdc_tier_load *tl) {
+    sdc_component_report *cr = &r->component[c];
     r->phase[ph].load += seconds;
     r->phase[ph].bytes_read += bytes_read;
-    r->component[c].loads++;
-    r->component[c].seconds += seconds;
-    r->component[c].bytes_read += bytes_read;
+    cr->loads++;
+    cr->seconds += seconds;
+    cr->bytes_read += bytes_read;
+    cr->bytes_host += tl->host_bytes;
+    cr->bytes_hidden += tl->hidden_bytes;
+    cr->prefetch_seconds += tl->prefetch_seconds;
+    cr->prefetch_wait += tl->wait_seconds;
 }
 
 void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
@@ -47,6 +52,7 @@ void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0) {
         const sdc_weight_stream *st = m->family->components[c].stream(m->comp[c]);
         pr->block_loads = st ? st->loads : 0;
         pr->block_bytes_read = st ? st->bytes_read : 0;
+        pr->block_bytes_host = st ? st->bytes_host : 0;
         pr->block_seconds = st ? st->seconds : 0;
     }
     if (rss > r->peak_rss) r->peak_rss = rss;
@@ -126,6 +132,15 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
                      r->component[p].seconds > 0 ? (double)r->component[p].bytes_read / r->component[p].seconds / 1e6
                                                  : 0.0,
                      mib(m->comp_bytes[p]), m->comp_dtypes[p]);
+    for (int p = 0; p < m->n_components; p++)
+        if (r->component[p].bytes_host)
+            SDC_LOGI(log,
+                     "report: %-12s %.1f MiB from host memory, %.1f MiB of it read before its loads (%.0f%% of its "
+                     "bytes hidden; the prefetcher read for %.3f s, the loads waited %.3f s)",
+                     sdc_model_component_name(m, p), mib(r->component[p].bytes_host), mib(r->component[p].bytes_hidden),
+                     100.0 * (double)r->component[p].bytes_hidden /
+                         (double)(r->component[p].bytes_host + r->component[p].bytes_read),
+                     r->component[p].prefetch_seconds, r->component[p].prefetch_wait);
 }
 
 char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
@@ -171,6 +186,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
             cJSON_AddNumberToObject(s, "planned_read_bytes_per_call", (double)pp->stream_read);
             cJSON_AddNumberToObject(s, "block_loads", (double)p->block_loads);
             cJSON_AddNumberToObject(s, "block_bytes_read", (double)p->block_bytes_read);
+            cJSON_AddNumberToObject(s, "block_bytes_from_host", (double)p->block_bytes_host);
             cJSON_AddNumberToObject(s, "block_load_seconds", p->block_seconds);
         }
     }
@@ -182,6 +198,10 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
         cJSON_AddNumberToObject(o, "loads", r->component[p].loads);
         cJSON_AddNumberToObject(o, "load_seconds", r->component[p].seconds);
         cJSON_AddNumberToObject(o, "bytes_read", (double)r->component[p].bytes_read);
+        cJSON_AddNumberToObject(o, "bytes_from_host", (double)r->component[p].bytes_host);
+        cJSON_AddNumberToObject(o, "bytes_hidden", (double)r->component[p].bytes_hidden);
+        cJSON_AddNumberToObject(o, "prefetch_seconds", r->component[p].prefetch_seconds);
+        cJSON_AddNumberToObject(o, "prefetch_wait_seconds", r->component[p].prefetch_wait);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)m->comp_bytes[p]);
         cJSON_AddStringToObject(o, "weight_dtypes", m->comp_dtypes[p]); /* in the files: "Q8_0 x 56, F32 x 24" */
     }

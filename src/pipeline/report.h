@@ -16,7 +16,7 @@ typedef struct sdc_phase_report {
     size_t peak_rss;                 /* largest process RSS during the phase (0: unknown) */
     size_t driver_peak;              /* device memory in use as the driver reports it (0: not known) */
     /* stream: the streamed component's block loads and the file bytes they read, since it was loaded */
-    uint64_t block_loads, block_bytes_read;
+    uint64_t block_loads, block_bytes_read, block_bytes_host;
     double block_seconds;
     sdc_op_profile ops; /* with profiling on: the ops run since the previous phase ended (loads included) */
 } sdc_phase_report;
@@ -25,6 +25,11 @@ typedef struct sdc_component_report {
     int loads;
     double seconds;
     uint64_t bytes_read;
+    /* from host memory (pipeline/host_tier.h): file bytes its loads took from host memory, and of those
+     * the ones read before the load began; the prefetcher's read time (behind the phase before) and how
+     * long the loads waited for it */
+    uint64_t bytes_host, bytes_hidden;
+    double prefetch_seconds, prefetch_wait;
 } sdc_component_report;
 
 typedef struct sdc_report {
@@ -48,8 +53,8 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph);
 
 /* The phase's measuring window: peaks from here on are the phase's. */
 void sdc_report_window_open(sdc_model *m);
-/* Records one load of component c in phase ph. */
-void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read);
+/* Records one load of component c in phase ph (tl: what it took from host memory). */
+void sdc_report_load(sdc_report *r, int ph, int c, double seconds, uint64_t bytes_read, const sdc_tier_load *tl);
 /* Ends one run of phase ph begun at t0: records its wall time and peaks. The caller has synchronised
  * the backend (sdc_backend_sync), so the phase's queued device work is billed to it. */
 void sdc_report_phase_end(sdc_model *m, sdc_report *r, int ph, double t0);

@@ -20,6 +20,7 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
     sdc_backend *be = m->be;
     sdc_backend_trim(be); /* cached blocks of the freed components go back */
     sdc_report_window_open(m);
+    sdc_host_tier_join(m); /* the prefetcher's reads are its own, not the loads' below */
     for (int c = 0; c < m->n_components; c++) {
         if (!(pp->resident & (1u << c)) || m->comp[c]) continue;
         uint64_t read0 = sdc_index_bytes_read(m->mf->index);
@@ -27,8 +28,8 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         sdc_status st = sdc_model_load_component(m, c);
         if (st != SDC_OK) return st;
         double dt = sdc_now() - l0;
-        uint64_t read = sdc_index_bytes_read(m->mf->index) - read0;
-        sdc_report_load(r, ph, c, dt, read);
+        uint64_t read = sdc_index_bytes_read(m->mf->index) - read0; /* the tier's own fill included */
+        sdc_report_load(r, ph, c, dt, read, &m->tier.last[c]);
         if (m->window[c] > 0)
             SDC_LOGI(&m->log,
                      "%s: %s streamed: its rest loaded (%.2f GB in %.2f s); at most %d of its %d blocks resident",
@@ -40,6 +41,18 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         else
             SDC_LOGI(&m->log, "%s: loaded %d %s tensors (%.2f GB) in %.2f s", phase, m->comp_tensors[c],
                      sdc_model_component_name(m, c), (double)read / 1e9, dt);
+        const sdc_tier_load *tl = &m->tier.last[c];
+        if (tl->host_bytes)
+            SDC_LOGI(&m->log,
+                     "%s: %s: %.2f GB of it from host memory, %.2f GB read before this phase%s (waited %.2f s)", phase,
+                     sdc_model_component_name(m, c), (double)tl->host_bytes / 1e9, (double)tl->hidden_bytes / 1e9,
+                     tl->prefetch_seconds > 0 ? " by the prefetcher" : "", tl->wait_seconds);
+    }
+    /* the next phase that runs: its components that are not resident now are read while this one computes */
+    for (int nx = ph + 1; nx < r->plan.n_phases; nx++) {
+        if (!r->plan.phase[nx].runs) continue;
+        sdc_host_tier_prefetch(m, r->plan.phase[nx].resident & ~pp->resident, ph);
+        break;
     }
     return SDC_OK;
 }

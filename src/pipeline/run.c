@@ -167,6 +167,7 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
             sdc_report_phase_end(m, rep, ph, t0);
         }
     }
+    if (st != SDC_OK) sdc_host_tier_cancel(&m->tier); /* no reading on behalf of a job that ended */
     if (r.state) fam->job_free(r.state);
     rep->images = st == SDC_OK ? n_img : 0;
     rep->seconds = sdc_now() - t_start;

@@ -387,6 +387,14 @@ void sdc_cuda_staging_upload(sdc_cuda_staging *s, void *dst, const void *host, s
     s->copies_pending = 1;
 }
 
+void sdc_cuda_staging_upload_host(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes) {
+    if (nbytes == 0 || (!s->ready && staging_setup(s) != 0)) return; /* the events live with the buffers */
+    CUDA_CHECK(s->be, cudaEventRecord(s->compute_mark, s->compute));
+    CUDA_CHECK(s->be, cudaStreamWaitEvent(s->copy, s->compute_mark, 0));
+    CUDA_CHECK(s->be, cudaMemcpyAsync(dst, host, nbytes, cudaMemcpyHostToDevice, s->copy));
+    s->copies_pending = 1;
+}
+
 void sdc_cuda_staging_flush(sdc_cuda_staging *s) {
     if (!s->copies_pending) return;
     CUDA_CHECK(s->be, cudaEventRecord(s->copy_mark, s->copy));

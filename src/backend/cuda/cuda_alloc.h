@@ -88,6 +88,8 @@ void *sdc_cuda_staging_acquire(sdc_cuda_staging *s, size_t nbytes);
 /* Enqueues host (inside a staging buffer) -> dst on the copy stream, after the compute work enqueued so far
  * (dst may have been another tensor's memory a moment ago). Returns at once. */
 void sdc_cuda_staging_upload(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes);
+/* The same from any host memory (pinned for an asynchronous copy) that stays valid until the next flush. */
+void sdc_cuda_staging_upload_host(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes);
 /* Waits for every upload; later compute work sees the data. */
 void sdc_cuda_staging_flush(sdc_cuda_staging *s);
 void sdc_cuda_staging_destroy(sdc_cuda_staging *s);

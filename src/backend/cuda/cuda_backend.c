@@ -194,6 +194,22 @@ static void cuda_staging_upload(sdc_backend *be, void *dst, const void *staging,
     sdc_cuda_staging_upload(&ctx_of(be)->staging, dst, staging, nbytes);
 }
 static void cuda_staging_flush(sdc_backend *be) { sdc_cuda_staging_flush(&ctx_of(be)->staging); }
+static void cuda_upload_async(sdc_backend *be, void *dst, const void *host, size_t nbytes) {
+    sdc_cuda_staging_upload_host(&ctx_of(be)->staging, dst, host, nbytes);
+}
+
+/* Page-locked host memory for the host tier and the prefetcher (either thread; the runtime is thread-safe).
+ * A refusal is not the backend's error: the caller falls back to pageable memory. */
+static void *cuda_pinned_alloc(sdc_backend *be, size_t nbytes) {
+    (void)be;
+    void *p = NULL;
+    if (cudaHostAlloc(&p, nbytes, cudaHostAllocPortable) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+static void cuda_pinned_free(sdc_backend *be, void *ptr) { CUDA_CHECK(be, cudaFreeHost(ptr)); }
 
 /* Tolerates a partly built backend (creation failures come here too). */
 static void cuda_destroy(sdc_backend *be) {
@@ -242,6 +258,9 @@ static const struct sdc_backend_i cuda_iface = {.name = "cuda",
                                                 .staging_acquire = cuda_staging_acquire,
                                                 .staging_upload = cuda_staging_upload,
                                                 .staging_flush = cuda_staging_flush,
+                                                .pinned_alloc = cuda_pinned_alloc,
+                                                .pinned_free = cuda_pinned_free,
+                                                .upload_async = cuda_upload_async,
                                                 SDC_BACKEND_OPS(CUDA_OP_SLOT_)};
 
 /* The first device, if the driver and this build can use it; logs why not. */

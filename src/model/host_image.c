@@ -1,0 +1,89 @@
+/* host_image.c - a component's weight bytes in (page-locked) host memory (see host_image.h). */
+#include "model/host_image.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sysmem.h"
+
+#define ALIGN 64 /* each tensor starts on a cache line (and any dtype's alignment) */
+
+static int by_address(const void *a, const void *b) {
+    const uintptr_t x = (uintptr_t)((const sdc_host_entry *)a)->info, y = (uintptr_t)((const sdc_host_entry *)b)->info;
+    return x < y ? -1 : x > y;
+}
+
+sdc_host_image *sdc_host_image_new(sdc_backend *be, const sdc_tensor_info *const *infos, int n, size_t cap) {
+    sdc_host_image *img = calloc(1, sizeof *img);
+    if (img) img->entry = calloc((size_t)(n > 0 ? n : 1), sizeof *img->entry);
+    if (!img || !img->entry) {
+        sdc_host_image_free(img);
+        return NULL;
+    }
+    img->be = be;
+    img->n = n;
+    for (int i = 0; i < n; i++) { /* laid out in the order given */
+        const size_t b = (size_t)infos[i]->nbytes, room = (b + ALIGN - 1) / ALIGN * ALIGN;
+        img->entry[i].info = infos[i];
+        img->entry[i].off = img->bytes + b <= cap ? img->bytes : UINT64_MAX;
+        atomic_init(&img->entry[i].ready, 0);
+        if (img->entry[i].off != UINT64_MAX) img->bytes += room;
+        img->total += b;
+    }
+    img->whole = 1;
+    for (int i = 0; i < n; i++) img->whole &= img->entry[i].off != UINT64_MAX;
+    qsort(img->entry, (size_t)n, sizeof *img->entry,
+          by_address); /* fill order: the index's records, each file's in its order */
+    atomic_init(&img->ready_bytes, 0);
+    atomic_init(&img->served_bytes, 0);
+    return img;
+}
+
+void sdc_host_image_free(sdc_host_image *img) {
+    if (!img) return;
+    sdc_backend_pinned_free(img->be, img->base, img->pinned);
+    free(img->entry);
+    free(img);
+}
+
+sdc_status sdc_host_image_fill(sdc_host_image *img, sdc_model_index *idx, const atomic_int *stop) {
+    if (img->filled) return SDC_OK;
+    const double t0 = sdc_now();
+    if (!img->base && img->bytes && !(img->base = sdc_backend_pinned_alloc(img->be, img->bytes, &img->pinned)))
+        return SDC_ERR_OOM;
+    int all = 1;
+    for (int i = 0; i < img->n; i++) {
+        sdc_host_entry *e = &img->entry[i];
+        if (e->off == UINT64_MAX || atomic_load(&e->ready)) continue;
+        if (stop && atomic_load(stop)) {
+            all = 0;
+            break;
+        }
+        if (sdc_index_read_raw(idx, e->info, img->base + e->off) != SDC_OK) {
+            all = 0; /* left to the file: the loader reads it and reports what is wrong */
+            continue;
+        }
+        atomic_fetch_add(&img->ready_bytes, (size_t)e->info->nbytes);
+        atomic_store(&e->ready, 1);
+    }
+    img->filled = all;
+    img->fill_seconds += sdc_now() - t0;
+    return SDC_OK;
+}
+
+const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info) {
+    if (!img || !img->base) return NULL;
+    int lo = 0, hi = img->n;
+    while (lo < hi) { /* the first entry whose info is not below info */
+        const int mid = (lo + hi) / 2;
+        if ((uintptr_t)img->entry[mid].info < (uintptr_t)info)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == img->n) return NULL;
+    sdc_host_entry *e = &img->entry[lo];
+    if (e->info != info || !atomic_load(&e->ready)) return NULL;
+    atomic_fetch_add(&img->served_bytes, (size_t)info->nbytes);
+    return img->base + e->off;
+}

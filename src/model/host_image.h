@@ -1,0 +1,56 @@
+/* host_image.h - one component's weight bytes in host memory: what the loader takes instead of the file.
+ *
+ * An image holds, for some of a component's index tensors, exactly the bytes sdc_index_read_raw returns
+ * (canonical layout, the file's dtype), in one block of host memory, page-locked where the backend can
+ * (so a weight whose device dtype is the file's uploads straight from it, without a staging copy). The
+ * loader (model/weights.h) asks the image first and reads the file only for what it lacks; it converts
+ * an image's bytes exactly as a file's, so a load from an image gives bit-identical weights.
+ *
+ *   sdc_host_image *img = sdc_host_image_new(be, infos, n, cap);   // layout only, no memory yet
+ *   sdc_host_image_fill(img, index, &stop);                        // memory, then tensor after tensor
+ *   ... loads through a weight source whose .host is img ...
+ *   sdc_host_image_free(img);
+ *
+ * The tensors are laid out in the order given until cap bytes are used; the rest stay on disk. Filling
+ * may run in another thread (the prefetcher) while the main thread computes; the main thread reads an
+ * image only after that thread was joined, or one that no thread fills. */
+#ifndef SDC_MODEL_HOST_IMAGE_H
+#define SDC_MODEL_HOST_IMAGE_H
+
+#include <stdatomic.h>
+
+#include "backend/backend.h"
+#include "io/model_index.h"
+
+typedef struct sdc_host_entry {
+    const sdc_tensor_info *info;
+    uint64_t off; /* in base; UINT64_MAX: not in the image (past cap) */
+    atomic_int ready;
+} sdc_host_entry;
+
+typedef struct sdc_host_image {
+    sdc_backend *be;
+    sdc_host_entry *entry; /* [n], sorted by info address (lookups; filled in that order) */
+    int n;
+    size_t bytes; /* of the tensors that fit: the block's size */
+    size_t total; /* of all n tensors */
+    int whole;    /* every tensor fits */
+    char *base;   /* NULL until the first fill */
+    int pinned;   /* base is page-locked */
+    int filled;   /* every tensor that fits is ready */
+    atomic_size_t ready_bytes;
+    atomic_size_t served_bytes; /* handed to loads */
+    double fill_seconds;        /* spent filling */
+} sdc_host_image;
+
+/* An image of infos[0..n) (copied), holding at most cap bytes of them. NULL when out of host memory. */
+sdc_host_image *sdc_host_image_new(sdc_backend *be, const sdc_tensor_info *const *infos, int n, size_t cap);
+void sdc_host_image_free(sdc_host_image *img); /* NULL is harmless */
+/* Allocates the block if needed and reads every tensor that fits and is not ready yet, in order, until
+ * done or *stop (when non-NULL) becomes nonzero. A read that fails leaves its tensor to the file (the
+ * loader then reports the failure). SDC_OK, or SDC_ERR_OOM when no host memory could be had. */
+sdc_status sdc_host_image_fill(sdc_host_image *img, sdc_model_index *idx, const atomic_int *stop);
+/* The tensor's bytes when the image holds them (counted as served), else NULL. img may be NULL. */
+const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info);
+
+#endif

@@ -1,0 +1,165 @@
+/* host_tier.c - the cross-phase prefetcher and the pinned host tier (see host_tier.h). */
+#include "pipeline/host_tier.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sysmem.h"
+#include "pipeline/model.h"
+
+#define GIB ((size_t)1 << 30)
+
+void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *index, int64_t prefetch_mem,
+                        int64_t host_cache) {
+    memset(t, 0, sizeof *t);
+    atomic_init(&t->stop, 0);
+    t->index = index;
+    t->host_cache = host_cache > 0 ? (size_t)host_cache : 0;
+    if (prefetch_mem > 0) {
+        t->prefetch_mem = (size_t)prefetch_mem;
+    } else if (prefetch_mem == 0 && be->iface->pinned_alloc) {
+        /* default: where uploads can come from page-locked memory (CUDA), a quarter of the available RAM up
+         * to 4 GiB; on the CPU the weights are host memory already, and a prefetch would only add its
+         * bytes to the peak RSS (ask for it with a size) */
+        const int64_t avail = sdc_sys_mem_available();
+        const size_t quarter = avail > 0 ? (size_t)avail / 4 : 0;
+        t->prefetch_mem = quarter < 4 * GIB ? quarter : 4 * GIB;
+    }
+}
+
+static void drop(sdc_host_tier *t, int c) {
+    sdc_host_image_free(t->img[c]);
+    t->img[c] = NULL;
+    t->kept[c] = 0;
+}
+
+void sdc_host_tier_cancel(sdc_host_tier *t) {
+    if (!t->running) return;
+    atomic_store(&t->stop, 1);
+    pthread_join(t->thread, NULL);
+    t->running = 0;
+    t->filling = 0;
+    atomic_store(&t->stop, 0);
+}
+
+void sdc_host_tier_free(sdc_host_tier *t) {
+    sdc_host_tier_cancel(t);
+    for (int c = 0; c < SDC_MAX_COMPONENTS; c++) drop(t, c);
+}
+
+/* File bytes of the images the tier keeps, c's left out. */
+static size_t kept_bytes(const sdc_host_tier *t, int c) {
+    size_t b = 0;
+    for (int k = 0; k < SDC_MAX_COMPONENTS; k++)
+        if (k != c && t->kept[k] && t->img[k]) b += t->img[k]->bytes;
+    return b;
+}
+
+/* A new image of component c's index tensors holding at most cap bytes; NULL when out of memory. */
+static sdc_host_image *image_of(sdc_model *m, int c, size_t cap) {
+    const sdc_model_index *idx = m->mf->index;
+    const sdc_component_def *def = &m->family->components[c];
+    const size_t n = sdc_index_count(idx);
+    const sdc_tensor_info **infos = malloc((n ? n : 1) * sizeof *infos);
+    if (!infos) return NULL;
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sdc_tensor_info *info = sdc_index_at(idx, i);
+        if (sdc_component_owns(def, info->name)) infos[k++] = info;
+    }
+    sdc_host_image *img = sdc_host_image_new(m->be, infos, k, cap);
+    free(infos);
+    return img;
+}
+
+/* Whether the tier keeps component c whole: its file bytes fit host_cache beside the kept ones. */
+static int tier_keeps(sdc_model *m, int c) {
+    sdc_host_tier *t = &m->tier;
+    return t->host_cache && m->comp_file_bytes[c] + kept_bytes(t, c) <= t->host_cache;
+}
+
+void sdc_host_tier_join(sdc_model *m) {
+    sdc_host_tier *t = &m->tier;
+    if (!t->running) return;
+    const double t0 = sdc_now();
+    pthread_join(t->thread, NULL);
+    for (int k = 0; k < m->n_components; k++)
+        if (t->filling & (1u << k)) t->waited[k] = sdc_now() - t0;
+    t->running = 0;
+    t->filling = 0;
+}
+
+sdc_host_image *sdc_host_tier_before_load(sdc_model *m, int c) {
+    sdc_host_tier *t = &m->tier;
+    sdc_tier_load *l = &t->last[c];
+    sdc_host_tier_join(m);
+    memset(l, 0, sizeof *l);
+    l->wait_seconds = t->waited[c];
+    t->waited[c] = 0;
+    const int keep = tier_keeps(m, c);
+    if (keep && t->img[c] && !t->img[c]->whole) drop(t, c); /* prefetched in part: the tier holds all of it */
+    if (t->img[c]) {
+        l->hidden_bytes = atomic_load(&t->img[c]->ready_bytes);
+        l->prefetch_seconds = t->img[c]->fill_seconds;
+    }
+    if (keep) {
+        if (!t->img[c]) t->img[c] = image_of(m, c, SIZE_MAX);
+        if (t->img[c] && sdc_host_image_fill(t->img[c], t->index, NULL) == SDC_OK)
+            t->kept[c] = 1;
+        else
+            drop(t, c); /* no host memory for it: the file it is */
+    }
+    t->served0[c] = t->img[c] ? atomic_load(&t->img[c]->served_bytes) : 0;
+    return t->img[c];
+}
+
+void sdc_host_tier_after_load(sdc_model *m, int c) {
+    sdc_host_tier *t = &m->tier;
+    sdc_tier_load *l = &t->last[c];
+    l->host_bytes = t->img[c] ? atomic_load(&t->img[c]->served_bytes) - t->served0[c] : 0;
+    if (l->hidden_bytes > l->host_bytes) l->hidden_bytes = l->host_bytes;
+    if (t->img[c] && !t->kept[c] && !(m->comp[c] && m->window[c] > 0)) drop(t, c);
+}
+
+void sdc_host_tier_component_freed(sdc_model *m, int c) {
+    if (m->tier.img[c] && !m->tier.kept[c]) drop(&m->tier, c);
+}
+
+static void *prefetch_main(void *arg) {
+    sdc_model *m = arg;
+    sdc_host_tier *t = &m->tier;
+    for (int c = 0; c < m->n_components; c++)
+        if ((t->filling & (1u << c)) && t->img[c]) (void)sdc_host_image_fill(t->img[c], t->index, &t->stop);
+    return NULL;
+}
+
+void sdc_host_tier_prefetch(sdc_model *m, unsigned mask, int phase) {
+    sdc_host_tier *t = &m->tier;
+    if (t->running || !t->prefetch_mem) return;
+    /* the prefetch budget bounds the images the tier does not keep */
+    size_t used = 0;
+    for (int c = 0; c < m->n_components; c++)
+        if (t->img[c] && !t->kept[c]) used += t->img[c]->bytes;
+    unsigned fill = 0;
+    for (int c = 0; c < m->n_components; c++) {
+        if (!(mask & (1u << c)) || m->comp[c] || (t->img[c] && t->img[c]->filled)) continue;
+        if (!t->img[c]) {
+            const int keep = tier_keeps(m, c);
+            const size_t room = used < t->prefetch_mem ? t->prefetch_mem - used : 0;
+            if (!keep && room == 0) continue;
+            if (!(t->img[c] = image_of(m, c, keep ? SIZE_MAX : room))) continue;
+            if (!keep) used += t->img[c]->bytes;
+        }
+        fill |= 1u << c;
+    }
+    if (!fill) return;
+    t->filling = fill;
+    t->fill_phase = phase;
+    atomic_store(&t->stop, 0);
+    if (pthread_create(&t->thread, NULL, prefetch_main, m) != 0) {
+        SDC_LOGW(&m->log, "prefetch: cannot start a thread; the next phase reads its weights itself");
+        t->filling = 0;
+        return;
+    }
+    t->running = 1;
+}
