@@ -2,12 +2,15 @@
  *
  *   sdc_bench -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies all,sequential,phased]
  *             [--device cpu|cuda] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling]
+ *             [--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N]
  *
  * After a warm-up run, for every size x batch x policy: a fresh context (so every policy loads each component at least
  * once), R timed generations (the first includes loading; later ones show the steady state), and a row
  * with seconds per image, seconds per UNet step, peak device bytes (allocator; driver too on a GPU),
  * planned peak, peak RSS and each component's load time ("un" is the denoiser: the UNet, or Flux's
- * transformer, whose second text encoder is T5). Uses only the public API. */
+ * transformer, whose second text encoder is T5), and the MiB its loads took from host memory (the
+ * prefetcher and the host tier: --prefetch-mem, -1 off, 0 the default; --host-cache). Uses only the
+ * public API. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,14 @@ static double num(const cJSON *o, const char *path) {
     return cJSON_IsNumber(cur) ? cur->valuedouble : 0.0;
 }
 
+/* MiB the job's loads took from host memory, all components (and streamed blocks) together. */
+static double host_mib(const cJSON *rep) {
+    double b = num(rep, "phases.denoise.stream.block_bytes_from_host");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(rep, "components")) b += num(c, "bytes_from_host");
+    return b / 1048576.0;
+}
+
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
     while (*s && n < max) {
@@ -51,7 +62,8 @@ static void log_quiet(sdc_log_level level, const char *msg, void *user) {
 int main(int argc, char **argv) {
     const char *model = NULL, *policies = "all,sequential,phased";
     int sizes[8] = {256, 512}, n_sizes = 2, batches[8] = {1, 4}, n_batches = 2, steps = 20, repeat = 1, threads = 0;
-    int precision_f32 = 0, vae_tiling = 0;
+    int precision_f32 = 0, vae_tiling = 0, window = 0;
+    int64_t prefetch_mem = 0, host_cache = 0, budget = 0;
     float cfg = 7.5f;
     sdc_device device = SDC_DEVICE_CPU;
     for (int i = 1; i < argc; i++) {
@@ -72,6 +84,14 @@ int main(int argc, char **argv) {
             policies = v, i++;
         else if (!strcmp(a, "--cfg"))
             cfg = (float)atof(v), i++;
+        else if (!strcmp(a, "--prefetch-mem"))
+            prefetch_mem = atoll(v) < 0 ? -1 : atoll(v) << 20, i++;
+        else if (!strcmp(a, "--host-cache"))
+            host_cache = atoll(v) << 20, i++;
+        else if (!strcmp(a, "--budget"))
+            budget = atoll(v) << 20, i++;
+        else if (!strcmp(a, "--stream-window"))
+            window = atoi(v), i++;
         else if (!strcmp(a, "--vae-tiling"))
             vae_tiling = 1;
         else if (!strcmp(a, "--precision"))
@@ -81,7 +101,8 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
-                    "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling]\n",
+                    "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
+                    "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N]\n",
                     argv[0]);
             return 2;
         }
@@ -113,9 +134,9 @@ int main(int argc, char **argv) {
         sdc_ctx_free(ctx);
         if (st != SDC_OK) return 1;
     }
-    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep",
+    printf("%5s %-10s %5s %3s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "size", "policy", "batch", "rep",
            "s/image", "s/step", "peak MiB", "plan MiB", "drv MiB", "RSS MiB", "load te", "load te2", "load un",
-           "load dec", "un loads", "total s");
+           "load dec", "un loads", "host MiB", "total s");
     fflush(stdout);
     char plist[128];
     for (int si = 0; si < n_sizes; si++)
@@ -129,6 +150,10 @@ int main(int argc, char **argv) {
                 cp.device = device;
                 cp.precision_f32 = precision_f32;
                 cp.log_fn = log_quiet;
+                cp.prefetch_mem = prefetch_mem;
+                cp.host_cache = host_cache;
+                cp.mem_budget = budget;
+                cp.stream_window = window;
                 if (sdc_load_policy_from_name(pol, &cp.load_policy)) {
                     fprintf(stderr, "bench: unknown policy %s\n", pol);
                     return 2;
@@ -158,16 +183,17 @@ int main(int argc, char **argv) {
                     }
                     cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
                     double denoise = num(rep, "phases.denoise.wall_seconds") - num(rep, "phases.denoise.load_seconds");
-                    printf(
-                        "%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.3f %8.0f %8.3f\n",
-                        sizes[si], pol, batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
-                        num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
-                        num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
-                        num(rep, "components.text_encoder.load_seconds"),
-                        num(rep, "components.text_encoder_2.load_seconds"),
-                        num(rep, "components.unet.load_seconds") + num(rep, "components.transformer.load_seconds"),
-                        num(rep, "components.vae_decoder.load_seconds"),
-                        num(rep, "components.unet.loads") + num(rep, "components.transformer.loads"), dt);
+                    printf("%5d %-10s %5d %3d %9.3f %9.3f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %8.3f %8.3f %8.0f %8.1f "
+                           "%8.3f\n",
+                           sizes[si], pol, batches[bi], r + 1, dt / batches[bi], denoise / (steps * batches[bi]),
+                           num(rep, "peak_device_bytes") / 1048576.0, num(rep, "planned_peak_bytes") / 1048576.0,
+                           num(rep, "driver_peak_bytes") / 1048576.0, num(rep, "peak_rss_bytes") / 1048576.0,
+                           num(rep, "components.text_encoder.load_seconds"),
+                           num(rep, "components.text_encoder_2.load_seconds"),
+                           num(rep, "components.unet.load_seconds") + num(rep, "components.transformer.load_seconds"),
+                           num(rep, "components.vae_decoder.load_seconds"),
+                           num(rep, "components.unet.loads") + num(rep, "components.transformer.loads"), host_mib(rep),
+                           dt);
                     fflush(stdout);
                     cJSON_Delete(rep);
                 }

@@ -49,8 +49,10 @@ void sdc_host_image_free(sdc_host_image *img) {
 sdc_status sdc_host_image_fill(sdc_host_image *img, sdc_model_index *idx, const atomic_int *stop) {
     if (img->filled) return SDC_OK;
     const double t0 = sdc_now();
-    if (!img->base && img->bytes && !(img->base = sdc_backend_pinned_alloc(img->be, img->bytes, &img->pinned)))
-        return SDC_ERR_OOM;
+    if (!img->base && img->bytes) {
+        if (!(img->base = sdc_backend_pinned_alloc(img->be, img->bytes, &img->pinned))) return SDC_ERR_OOM;
+        img->block = img->bytes;
+    }
     int all = 1;
     for (int i = 0; i < img->n; i++) {
         sdc_host_entry *e = &img->entry[i];
@@ -69,6 +71,21 @@ sdc_status sdc_host_image_fill(sdc_host_image *img, sdc_model_index *idx, const 
     img->filled = all;
     img->fill_seconds += sdc_now() - t0;
     return SDC_OK;
+}
+
+void sdc_host_image_adopt(sdc_host_image *img, void *base, size_t size, int pinned) {
+    img->base = base;
+    img->block = size;
+    img->pinned = pinned;
+}
+
+void *sdc_host_image_take_block(sdc_host_image *img, size_t *size, int *pinned) {
+    void *b = img->base;
+    *size = img->block;
+    *pinned = img->pinned;
+    img->base = NULL;
+    img->block = 0;
+    return b;
 }
 
 const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info) {

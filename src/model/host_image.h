@@ -35,7 +35,8 @@ typedef struct sdc_host_image {
     size_t bytes; /* of the tensors that fit: the block's size */
     size_t total; /* of all n tensors */
     int whole;    /* every tensor fits */
-    char *base;   /* NULL until the first fill */
+    char *base;   /* NULL until the first fill (or a block handed in: sdc_host_image_adopt) */
+    size_t block; /* base's size (>= bytes) */
     int pinned;   /* base is page-locked */
     int filled;   /* every tensor that fits is ready */
     atomic_size_t ready_bytes;
@@ -50,6 +51,11 @@ void sdc_host_image_free(sdc_host_image *img); /* NULL is harmless */
  * done or *stop (when non-NULL) becomes nonzero. A read that fails leaves its tensor to the file (the
  * loader then reports the failure). SDC_OK, or SDC_ERR_OOM when no host memory could be had. */
 sdc_status sdc_host_image_fill(sdc_host_image *img, sdc_model_index *idx, const atomic_int *stop);
+/* Hands the image a block of host memory (pinned_alloc'd when pinned) of size >= img->bytes, before its
+ * first fill; the image owns it from then on. */
+void sdc_host_image_adopt(sdc_host_image *img, void *base, size_t size, int pinned);
+/* Takes the image's block back out of it (for reuse by another image; NULL when it has none). */
+void *sdc_host_image_take_block(sdc_host_image *img, size_t *size, int *pinned);
 /* The tensor's bytes when the image holds them (counted as served), else NULL. img may be NULL. */
 const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info);
 

@@ -1,4 +1,4 @@
-/* stream.c - block streaming: units loaded on acquire, evicted least recently used (see stream.h). */
+/* stream.c - block streaming: units loaded on acquire, the highest released one evicted (see stream.h). */
 #include "model/stream.h"
 
 #include <stdlib.h>
@@ -51,14 +51,14 @@ void sdc_stream_begin(sdc_weight_stream *s) {
 
 sdc_status sdc_stream_status(const sdc_weight_stream *s) { return s ? s->status : SDC_OK; }
 
-/* The least recently used resident unit that is not held; -1 when every resident unit is held. */
+/* The resident unit with the highest index that is not held; -1 when every resident unit is held. A
+ * forward acquires its units in index order, over and over: least recently used would evict each unit just
+ * before its next use (every unit read again per forward), while this keeps units 0 .. window - 2 resident
+ * for good and cycles the rest through the last slot (n - window + 1 reads per forward after the first). */
 static int victim(const sdc_weight_stream *s) {
-    int v = -1;
-    for (int k = 0; k < s->n_units; k++) {
-        const sdc_stream_unit *u = &s->unit[k];
-        if (u->resident && !u->held && (v < 0 || u->used < s->unit[v].used)) v = k;
-    }
-    return v;
+    for (int k = s->n_units - 1; k >= 0; k--)
+        if (s->unit[k].resident && !s->unit[k].held) return k;
+    return -1;
 }
 
 int sdc_stream_acquire(sdc_weight_stream *s, int k) {

@@ -8,8 +8,8 @@
  *   ... the unit's forward, exactly the kernels of the resident path ...
  *   sdc_stream_release(s, k);              // unit k may be evicted
  *
- * At most `window` units are resident: acquiring a unit that is not resident first evicts the least
- * recently used released unit. With a window of every unit nothing is read after the first forward.
+ * At most `window` units are resident: acquiring a unit that is not resident first evicts the released
+ * unit with the highest index (units 0 .. window - 2 stay; the rest cycle through the last slot). With a window of every unit nothing is read after the first forward.
  * Loading is synchronous here, and evicting waits for the device's queued work (the unit's kernels may
  * still read it); acquire/release are where a prefetcher (reading unit k + 1 .. k + w - 1 on a copy
  * thread / stream while unit k computes, with events instead of the wait) plugs in.

@@ -28,7 +28,12 @@ void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *inde
 }
 
 static void drop(sdc_host_tier *t, int c) {
-    sdc_host_image_free(t->img[c]);
+    sdc_host_image *img = t->img[c];
+    if (img && !t->kept[c] && img->base && img->block > t->spare_size && img->block <= t->prefetch_mem) {
+        sdc_backend_pinned_free(img->be, t->spare, t->spare_pinned); /* the larger one stays */
+        t->spare = sdc_host_image_take_block(img, &t->spare_size, &t->spare_pinned);
+    }
+    sdc_host_image_free(img);
     t->img[c] = NULL;
     t->kept[c] = 0;
 }
@@ -42,9 +47,12 @@ void sdc_host_tier_cancel(sdc_host_tier *t) {
     atomic_store(&t->stop, 0);
 }
 
-void sdc_host_tier_free(sdc_host_tier *t) {
+void sdc_host_tier_free(sdc_host_tier *t, sdc_backend *be) {
     sdc_host_tier_cancel(t);
     for (int c = 0; c < SDC_MAX_COMPONENTS; c++) drop(t, c);
+    sdc_backend_pinned_free(be, t->spare, t->spare_pinned);
+    t->spare = NULL;
+    t->spare_size = 0;
 }
 
 /* File bytes of the images the tier keeps, c's left out. */
@@ -149,6 +157,11 @@ void sdc_host_tier_prefetch(sdc_model *m, unsigned mask, int phase) {
             if (!keep && room == 0) continue;
             if (!(t->img[c] = image_of(m, c, keep ? SIZE_MAX : room))) continue;
             if (!keep) used += t->img[c]->bytes;
+            if (t->spare && t->spare_size >= t->img[c]->bytes) { /* no page-locking this time */
+                sdc_host_image_adopt(t->img[c], t->spare, t->spare_size, t->spare_pinned);
+                t->spare = NULL;
+                t->spare_size = 0;
+            }
         }
         fill |= 1u << c;
     }

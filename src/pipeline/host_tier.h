@@ -47,14 +47,19 @@ typedef struct sdc_host_tier {
     sdc_tier_load last[SDC_MAX_COMPONENTS]; /* each component's last load */
     size_t served0[SDC_MAX_COMPONENTS];     /* its image's served bytes when that load began */
     double waited[SDC_MAX_COMPONENTS];      /* the last join waited this long for it (until its load) */
+    /* the block of the last image the tier did not keep, reused by the next prefetch (page-locking a
+     * block costs more than reading into it); at most prefetch_mem bytes */
+    void *spare;
+    size_t spare_size;
+    int spare_pinned;
     sdc_model_index *index;
 } sdc_host_tier;
 
 /* Budgets from the model's params (bytes; prefetch_mem < 0: off, 0: the backend's default). */
 void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *index, int64_t prefetch_mem,
                         int64_t host_cache);
-/* Stops and joins the thread, frees every image. */
-void sdc_host_tier_free(sdc_host_tier *t);
+/* Stops and joins the thread, frees every image and the spare block (be: the backend they came from). */
+void sdc_host_tier_free(sdc_host_tier *t, sdc_backend *be);
 
 /* Waits for a running prefetch to finish (the wait is recorded for the components it read). */
 void sdc_host_tier_join(sdc_model *m);

@@ -210,7 +210,7 @@ void sdc_model_free(sdc_model *m) {
     sdc_host_tier_cancel(&m->tier);
     for (int c = 0; c < m->n_components; c++) sdc_model_free_component(m, c);
     if (m->be) {
-        sdc_host_tier_free(&m->tier); /* its page-locked memory goes back through the backend */
+        sdc_host_tier_free(&m->tier, m->be); /* its page-locked memory goes back through the backend */
         free(m->be->profile);
     }
     sdc_backend_free(m->be);

@@ -116,10 +116,9 @@ static int by_size_desc(const void *a, const void *b) {
  * holds at most. */
 static void stream_window(const sdc_model *m, int c, size_t other, size_t budget, sdc_phase_plan *pp) {
     const sdc_stream_shape *sh = &m->stream[c];
-    size_t unit[SDC_MAX_STREAM_UNITS], all = 0;
+    size_t unit[SDC_MAX_STREAM_UNITS];
     memcpy(unit, sh->unit, sizeof unit[0] * (size_t)sh->n_units);
     qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
-    for (int k = 0; k < sh->n_units; k++) all += unit[k];
     size_t held = sh->rest + unit[0];
     const int cap = m->stream_window > 0 && m->stream_window < sh->n_units ? m->stream_window : sh->n_units;
     int w = 1;
@@ -128,7 +127,9 @@ static void stream_window(const sdc_model *m, int c, size_t other, size_t budget
     pp->window = w;
     pp->n_units = sh->n_units;
     pp->stream_resident = held;
-    pp->stream_read = w < sh->n_units ? all : 0; /* least recently used over a cycle: every unit again */
+    /* per call after the first (model/stream.h's eviction): every unit but 0 .. w - 2 again */
+    pp->stream_read = 0;
+    for (int k = w - 1; w < sh->n_units && k < sh->n_units; k++) pp->stream_read += sh->unit[k];
 }
 
 /* The plan under one policy, from the job's measured phase peaks. */
