@@ -234,6 +234,14 @@ struct sdc_backend_i {
      * (dst may have been another tensor's memory) and returns at once; host (pinned_alloc'd, or any host
      * memory) must stay valid and unchanged until staging_flush. */
     void (*upload_async)(sdc_backend *be, void *dst, const void *host, size_t nbytes);
+    /* optional, all three or none: copies that finish while compute runs. copy_event records an event
+     * after every copy enqueued so far (NULL on failure: sticky status); compute_wait makes the compute
+     * work enqueued from now on wait for it (the host does not wait); event_free releases it. A loader
+     * that uses them skips staging_flush (sdc_weights_end_async) and waits with compute_wait before the
+     * weights' first use. */
+    void *(*copy_event)(sdc_backend *be);
+    void (*compute_wait)(sdc_backend *be, void *ev);
+    void (*event_free)(sdc_backend *be, void *ev);
 
     /* the ops: void (*name)(sdc_backend *be, sdc_tensor *y, params...) for each of SDC_BACKEND_OPS */
 #define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
@@ -325,6 +333,12 @@ void sdc_backend_pinned_free(sdc_backend *be, void *ptr, int pinned);
 /* host -> dst (a weight's memory) without waiting where the backend can (upload_async; host stays valid
  * until sdc_backend_sync or the loader's staging_flush), else a plain upload. */
 void sdc_backend_upload_async(sdc_backend *be, void *dst, const void *host, size_t nbytes);
+
+/* Whether uploads can run behind compute (copy_event / compute_wait); and those calls, no-ops without. */
+int sdc_backend_has_async_copy(const sdc_backend *be);
+void *sdc_backend_copy_event(sdc_backend *be);
+void sdc_backend_compute_wait(sdc_backend *be, void *ev);
+void sdc_backend_event_free(sdc_backend *be, void *ev);
 
 /* --- the registry: the only place that knows which backends were built --- */
 /* sdc_device (SDC_DEVICE_CPU, SDC_DEVICE_CUDA) is the public enum of include/sdc.h. */

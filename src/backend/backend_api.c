@@ -56,3 +56,15 @@ void sdc_backend_upload_async(sdc_backend *be, void *dst, const void *host, size
     else
         be->iface->upload(be, dst, host, nbytes);
 }
+
+int sdc_backend_has_async_copy(const sdc_backend *be) { return be->iface->copy_event != NULL; }
+
+void *sdc_backend_copy_event(sdc_backend *be) { return be->iface->copy_event ? be->iface->copy_event(be) : NULL; }
+
+void sdc_backend_compute_wait(sdc_backend *be, void *ev) {
+    if (ev && be->iface->compute_wait) be->iface->compute_wait(be, ev);
+}
+
+void sdc_backend_event_free(sdc_backend *be, void *ev) {
+    if (ev && be->iface->event_free) be->iface->event_free(be, ev);
+}

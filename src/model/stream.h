@@ -10,9 +10,10 @@
  *
  * At most `window` units are resident: acquiring a unit that is not resident first evicts the released
  * unit with the highest index (units 0 .. window - 2 stay; the rest cycle through the last slot). With a window of every unit nothing is read after the first forward.
- * Loading is synchronous here, and evicting waits for the device's queued work (the unit's kernels may
- * still read it); acquire/release are where a prefetcher (reading unit k + 1 .. k + w - 1 on a copy
- * thread / stream while unit k computes, with events instead of the wait) plugs in.
+ * Evicting waits for the device's queued work (the unit's kernels may still read it). On a backend with
+ * asynchronous copies (CUDA) and a window of 2 or more, acquiring unit k also loads unit k + 1 without
+ * waiting for its uploads (lookahead): they run on the copy stream while unit k computes, and acquiring
+ * k + 1 makes the compute stream (not the host) wait for them. Elsewhere loading is synchronous.
  *
  * Streaming changes when weights are loaded, never which kernels run on which data in which order: a
  * unit's tensors are loaded by the same loader calls as in a whole load, so their bytes are identical.
@@ -32,6 +33,7 @@ typedef struct sdc_stream_unit {
     sdc_weight_set ws; /* owns the unit's tensors while resident */
     int resident, held;
     uint64_t used; /* the stream's clock at the last acquire */
+    void *ready;   /* prefetched: the copy event its first use waits for (NULL: none pending) */
 } sdc_stream_unit;
 
 typedef struct sdc_weight_stream {
@@ -41,6 +43,7 @@ typedef struct sdc_weight_stream {
     sdc_stream_load_fn load;
     sdc_stream_drop_fn drop;
     int n_units, window, n_resident;
+    int lookahead;         /* acquiring unit k loads k + 1 behind k's compute (window >= 2, asynchronous copies) */
     sdc_stream_unit *unit; /* [n_units] */
     uint64_t clock;
     sdc_status status; /* the first failed acquire since sdc_stream_begin */
@@ -48,7 +51,7 @@ typedef struct sdc_weight_stream {
     uint64_t loads;      /* unit loads */
     uint64_t bytes_read; /* file bytes read for units */
     uint64_t bytes_host; /* file bytes taken from host memory for units instead (the host tier's image) */
-    double seconds;      /* spent loading units (synchronous: on the forward's critical path) */
+    double seconds;      /* host time spent loading units (a lookahead's uploads run on behind it) */
 } sdc_weight_stream;
 
 /* A stream of n_units over src (src->window units resident at most, clamped to [1, n_units]); no unit

@@ -261,11 +261,16 @@ void sdc_weights_free(sdc_weight_set *ws) {
     ws->bytes_resident = 0;
 }
 
-sdc_status sdc_weights_end(sdc_weight_set *ws) {
-    if (ws->be->iface->staging_flush) ws->be->iface->staging_flush(ws->be); /* every upload has landed */
+static sdc_status end(sdc_weight_set *ws, int flush) {
+    /* every upload has landed (a failed set always waits: its memory is freed below) */
+    if ((flush || ws->status != SDC_OK) && ws->be->iface->staging_flush) ws->be->iface->staging_flush(ws->be);
     free(ws->scratch);
     ws->scratch = NULL;
     ws->scratch_size = 0;
     if (ws->status != SDC_OK) sdc_weights_free(ws);
     return ws->status;
 }
+
+sdc_status sdc_weights_end(sdc_weight_set *ws) { return end(ws, 1); }
+
+sdc_status sdc_weights_end_async(sdc_weight_set *ws) { return end(ws, 0); }

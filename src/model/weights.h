@@ -74,6 +74,9 @@ sdc_tensor *sdc_weights_matrix(sdc_weight_set *ws, int ndim, const int64_t *ne, 
 int sdc_weights_has(const sdc_weight_set *ws, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Returns ws->status. On error frees everything loaded so far. */
 sdc_status sdc_weights_end(sdc_weight_set *ws);
+/* The same without waiting for the set's uploads (on a backend with asynchronous copies): the caller
+ * makes compute wait for them (sdc_backend_copy_event / sdc_backend_compute_wait) before their first use. */
+sdc_status sdc_weights_end_async(sdc_weight_set *ws);
 /* Frees every tensor of the set. */
 void sdc_weights_free(sdc_weight_set *ws);
 

@@ -30,6 +30,7 @@ typedef struct sdc_phase_plan {
      * once the first call has run (0: every unit stays) */
     int stream_comp, window, n_units;
     size_t stream_resident, stream_read;
+    int stream_lookahead; /* stream: unit k + 1 uploads while unit k computes (a backend with async copies) */
 } sdc_phase_plan;
 
 typedef struct sdc_plan {

@@ -184,6 +184,7 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
             cJSON_AddNumberToObject(s, "blocks", pp->n_units);
             cJSON_AddNumberToObject(s, "planned_resident_bytes", (double)pp->stream_resident);
             cJSON_AddNumberToObject(s, "planned_read_bytes_per_call", (double)pp->stream_read);
+            cJSON_AddNumberToObject(s, "lookahead", pp->stream_lookahead);
             cJSON_AddNumberToObject(s, "block_loads", (double)p->block_loads);
             cJSON_AddNumberToObject(s, "block_bytes_read", (double)p->block_bytes_read);
             cJSON_AddNumberToObject(s, "block_bytes_from_host", (double)p->block_bytes_host);

@@ -110,6 +110,13 @@ static sdc_cuda_block *table_take(sdc_cuda_pool *pool, const void *ptr) {
     return NULL;
 }
 
+size_t sdc_cuda_pool_size_of(const sdc_cuda_pool *pool, const void *ptr) {
+    if (!pool->table_cap) return 0;
+    for (const sdc_cuda_block *b = pool->table[hash_ptr(ptr, pool->table_cap)]; b; b = b->hnext)
+        if (b->ptr == ptr) return b->size;
+    return 0;
+}
+
 /* --- segments --- */
 
 size_t sdc_cuda_pool_sample(sdc_cuda_pool *pool) {
@@ -370,6 +377,16 @@ void *sdc_cuda_staging_acquire(sdc_cuda_staging *s, size_t nbytes) {
     return s->buf[i].host;
 }
 
+/* Records a copy's destination (see sdc_cuda_staging_pending_in). */
+static void note_dst(sdc_cuda_staging *s, const void *dst, size_t nbytes) {
+    if (s->n_dst < SDC_CUDA_PENDING_DST) {
+        s->dst[s->n_dst].p = dst;
+        s->dst[s->n_dst].n = nbytes;
+    }
+    if (s->n_dst <= SDC_CUDA_PENDING_DST) s->n_dst++;
+    s->copies_pending = 1;
+}
+
 void sdc_cuda_staging_upload(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes) {
     int i = 0;
     while (i < SDC_CUDA_STAGING_BUFFERS &&
@@ -384,7 +401,7 @@ void sdc_cuda_staging_upload(sdc_cuda_staging *s, void *dst, const void *host, s
     CUDA_CHECK(s->be, cudaMemcpyAsync(dst, host, nbytes, cudaMemcpyHostToDevice, s->copy));
     CUDA_CHECK(s->be, cudaEventRecord(s->buf[i].done, s->copy));
     s->buf[i].pending = 1;
-    s->copies_pending = 1;
+    note_dst(s, dst, nbytes);
 }
 
 void sdc_cuda_staging_upload_host(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes) {
@@ -392,7 +409,25 @@ void sdc_cuda_staging_upload_host(sdc_cuda_staging *s, void *dst, const void *ho
     CUDA_CHECK(s->be, cudaEventRecord(s->compute_mark, s->compute));
     CUDA_CHECK(s->be, cudaStreamWaitEvent(s->copy, s->compute_mark, 0));
     CUDA_CHECK(s->be, cudaMemcpyAsync(dst, host, nbytes, cudaMemcpyHostToDevice, s->copy));
-    s->copies_pending = 1;
+    note_dst(s, dst, nbytes);
+}
+
+int sdc_cuda_staging_pending_in(const sdc_cuda_staging *s, const void *p, size_t n) {
+    if (!s->copies_pending) return 0;
+    if (s->n_dst > SDC_CUDA_PENDING_DST) return 1;
+    for (int i = 0; i < s->n_dst; i++)
+        if (s->dst[i].p < (const char *)p + n && (const char *)p < s->dst[i].p + s->dst[i].n) return 1;
+    return 0;
+}
+
+cudaEvent_t sdc_cuda_staging_copy_event(sdc_cuda_staging *s) {
+    cudaEvent_t ev = NULL;
+    if (CUDA_CHECK(s->be, cudaEventCreateWithFlags(&ev, cudaEventDisableTiming))) return NULL;
+    if (CUDA_CHECK(s->be, cudaEventRecord(ev, s->copy))) {
+        cudaEventDestroy(ev);
+        return NULL;
+    }
+    return ev;
 }
 
 void sdc_cuda_staging_flush(sdc_cuda_staging *s) {
@@ -402,6 +437,7 @@ void sdc_cuda_staging_flush(sdc_cuda_staging *s) {
     CUDA_CHECK(s->be, cudaStreamSynchronize(s->copy));
     for (int i = 0; i < SDC_CUDA_STAGING_BUFFERS; i++) s->buf[i].pending = 0;
     s->copies_pending = 0;
+    s->n_dst = 0;
 }
 
 void sdc_cuda_staging_destroy(sdc_cuda_staging *s) {

@@ -52,6 +52,8 @@ void sdc_cuda_pool_init(sdc_cuda_pool *pool, cudaStream_t stream, sdc_backend *b
 void *sdc_cuda_pool_alloc(sdc_cuda_pool *pool, size_t nbytes);
 /* Returns a block to the cache; NULL is harmless. */
 void sdc_cuda_pool_release(sdc_cuda_pool *pool, void *ptr);
+/* The size of the block ptr (handed out, not yet released) starts; 0 when unknown. */
+size_t sdc_cuda_pool_size_of(const sdc_cuda_pool *pool, const void *ptr);
 /* Hands every segment that is entirely free back to the device (synchronises the stream first). */
 void sdc_cuda_pool_trim(sdc_cuda_pool *pool);
 /* Frees every segment, in use or not (backend destruction). */
@@ -64,6 +66,8 @@ size_t sdc_cuda_pool_sample(sdc_cuda_pool *pool);
 #define SDC_CUDA_STAGING_BUFFERS 4
 #define SDC_CUDA_STAGING_BYTES ((size_t)16 << 20)
 
+#define SDC_CUDA_PENDING_DST 1024
+
 typedef struct sdc_cuda_staging {
     struct {
         void *host;       /* SDC_CUDA_STAGING_BYTES, pinned (or pageable when pinning failed) */
@@ -74,6 +78,13 @@ typedef struct sdc_cuda_staging {
     int pinned;         /* 1 when the buffers are page-locked */
     int next;           /* round robin */
     int copies_pending; /* uploads since the last flush */
+    /* their destinations, so that freeing memory waits for the copies only when one of them lands there
+     * (n_dst > SDC_CUDA_PENDING_DST: too many to list, any free waits) */
+    struct {
+        const char *p;
+        size_t n;
+    } dst[SDC_CUDA_PENDING_DST];
+    int n_dst;
     cudaStream_t copy, compute;
     cudaEvent_t compute_mark; /* the copy stream waits for the compute work enqueued so far */
     cudaEvent_t copy_mark;    /* the compute stream waits for the copies at a flush */
@@ -90,6 +101,10 @@ void *sdc_cuda_staging_acquire(sdc_cuda_staging *s, size_t nbytes);
 void sdc_cuda_staging_upload(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes);
 /* The same from any host memory (pinned for an asynchronous copy) that stays valid until the next flush. */
 void sdc_cuda_staging_upload_host(sdc_cuda_staging *s, void *dst, const void *host, size_t nbytes);
+/* Whether a copy enqueued since the last flush lands in [p, p + n). */
+int sdc_cuda_staging_pending_in(const sdc_cuda_staging *s, const void *p, size_t n);
+/* An event recorded on the copy stream after every copy enqueued so far (NULL on failure: sticky status). */
+cudaEvent_t sdc_cuda_staging_copy_event(sdc_cuda_staging *s);
 /* Waits for every upload; later compute work sees the data. */
 void sdc_cuda_staging_flush(sdc_cuda_staging *s);
 void sdc_cuda_staging_destroy(sdc_cuda_staging *s);

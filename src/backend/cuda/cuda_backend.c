@@ -77,7 +77,11 @@ static void *cuda_alloc(sdc_backend *be, size_t nbytes) { return sdc_cuda_pool_a
 
 static void cuda_release(sdc_backend *be, void *ptr) {
     sdc_cuda_ctx *c = ctx_of(be);
-    if (c->staging.copies_pending) sdc_cuda_staging_flush(&c->staging);   // no upload may land in reused memory
+    /* no upload may land in memory handed out again: wait for the copies only when one lands in this block
+     * (a streamed block's prefetch runs on while the forward frees its activations) */
+    if (c->staging.copies_pending &&
+        sdc_cuda_staging_pending_in(&c->staging, ptr, sdc_cuda_pool_size_of(&c->pool, ptr)))
+        sdc_cuda_staging_flush(&c->staging);
     sdc_cuda_pool_release(&c->pool, ptr);
 }
 
@@ -194,6 +198,13 @@ static void cuda_staging_upload(sdc_backend *be, void *dst, const void *staging,
     sdc_cuda_staging_upload(&ctx_of(be)->staging, dst, staging, nbytes);
 }
 static void cuda_staging_flush(sdc_backend *be) { sdc_cuda_staging_flush(&ctx_of(be)->staging); }
+static void *cuda_copy_event(sdc_backend *be) { return sdc_cuda_staging_copy_event(&ctx_of(be)->staging); }
+static void cuda_compute_wait(sdc_backend *be, void *ev) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    CUDA_CHECK(be, cudaStreamWaitEvent(c->stream, (cudaEvent_t)ev, 0));
+}
+static void cuda_event_free(sdc_backend *be, void *ev) { CUDA_CHECK(be, cudaEventDestroy((cudaEvent_t)ev)); }
+
 static void cuda_upload_async(sdc_backend *be, void *dst, const void *host, size_t nbytes) {
     sdc_cuda_staging_upload_host(&ctx_of(be)->staging, dst, host, nbytes);
 }
@@ -261,6 +272,9 @@ static const struct sdc_backend_i cuda_iface = {.name = "cuda",
                                                 .pinned_alloc = cuda_pinned_alloc,
                                                 .pinned_free = cuda_pinned_free,
                                                 .upload_async = cuda_upload_async,
+                                                .copy_event = cuda_copy_event,
+                                                .compute_wait = cuda_compute_wait,
+                                                .event_free = cuda_event_free,
                                                 SDC_BACKEND_OPS(CUDA_OP_SLOT_)};
 
 /* The first device, if the driver and this build can use it; logs why not. */
