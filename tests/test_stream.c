@@ -12,6 +12,7 @@
  *     weight read;
  *   - the UNet's weight file changing while its blocks stream (during the denoise phase) fails that
  *     generation (no image), and once the file is back, the same context makes `all`'s image again.
+ * Under stream Flux's T5 streams its layers too (condition_2), so these identities cover it.
  * On these tiny models the VAE decode, not the denoiser, sets the peak of the smaller windows' plans: the
  * budget alone gives a window below every block only on tiny-sd1 (4 of 9); stream_window caps it.
  * Runs on $SDC_TEST_DEVICE (default cpu; scripts/cuda_check.sh runs it on cuda too).
@@ -47,6 +48,7 @@ typedef struct run_out {
     int blocks;                      /* and its blocks */
     int lookahead;                   /* 1: block k + 1 uploads while block k computes (CUDA) */
     double loads;                    /* block loads measured */
+    double t5_loads;                 /* Flux: T5's layer loads (condition_2 streams it too) */
     double read;                     /* file bytes they read */
     size_t plan_peak;                /* the plan's peak */
     size_t den_weights, den_planned; /* the denoise phase's resident weights: measured, planned */
@@ -111,6 +113,9 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
             o->read = cJSON_GetObjectItemCaseSensitive(s, "block_bytes_read")->valuedouble;
             o->lookahead = cJSON_GetObjectItemCaseSensitive(s, "lookahead")->valueint;
         }
+        const cJSON *t5 = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "phases"), "condition_2"), "stream");
+        if (t5) o->t5_loads = cJSON_GetObjectItemCaseSensitive(t5, "block_loads")->valuedouble;
         cJSON_Delete(rep);
     }
     test_check(st == SDC_OK || (!imgs && n == 0), "%s: a failed generation returns no image", mc->model);
@@ -272,6 +277,8 @@ static void model(const model_case *mc, run_out *all_out) {
         run_out o;
         if (!run(mc, SDC_LOAD_STREAM, budget, cases[i].window, &o)) continue;
         print_row(mc->model, "stream", budget, &o);
+        if (!strcmp(mc->model, "tiny-flux-schnell"))
+            test_check(o.t5_loads > 0, "%s stream: T5's layers streamed too (%.0f layer loads)", mc->model, o.t5_loads);
         char what[160];
         snprintf(what, sizeof what, "%s stream budget %.3f MiB (0: default) stream_window %d: window %d/%d", mc->model,
                  (double)budget / 1048576.0, cases[i].window, o.window, o.blocks);

@@ -34,6 +34,7 @@ static sdc_status load_vae_decoder(const void *fam, const sdc_weight_source *src
 }
 static void free_clip(void *o) { sdc_clip_free(o); }
 static void free_t5(void *o) { sdc_t5_free(o); }
+static sdc_weight_stream *t5_stream(void *o) { return sdc_t5_weight_stream(o); }
 static void free_dit(void *o) { sdc_flux_free(o); }
 static sdc_weight_stream *dit_stream(void *o) { return sdc_flux_weight_stream(o); }
 static void free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
@@ -63,7 +64,7 @@ static const char *const dec_prefixes[] = {"vae.decoder.", "vae.post_quant_conv.
 
 static const sdc_component_def flux_components[FLUX_N_COMPONENTS] = {
     [FLUX_CLIP] = {"text_encoder", clip_prefixes, "text_encoder.", load_clip, free_clip, NULL, NULL},
-    [FLUX_T5] = {"text_encoder_2", t5_prefixes, "text_encoder_2.", load_t5, free_t5, t5_precision, NULL},
+    [FLUX_T5] = {"text_encoder_2", t5_prefixes, "text_encoder_2.", load_t5, free_t5, t5_precision, t5_stream},
     [FLUX_TRANSFORMER] = {"transformer", dit_prefixes, "transformer.", load_dit, free_dit, dit_precision, dit_stream},
     [FLUX_VAE_DECODER] = {"vae_decoder", dec_prefixes, "vae.", load_vae_decoder, free_vae_decoder, vae_precision, NULL},
 };

@@ -17,10 +17,11 @@ struct sdc_t5 {
     sdc_t5_config cfg;
     sdc_backend *be;
     sdc_logger log;
-    sdc_weight_set ws;
-    sdc_tensor *embed;    /* [V, C] */
-    sdc_tensor *rel_bias; /* [buckets, H]: layer 0's, shared by all */
-    sdc_tensor *ln_final; /* [C] */
+    sdc_weight_set ws;         /* every weight (streamed: all but the layers') */
+    sdc_weight_stream *stream; /* streamed: unit l = layer l; else NULL */
+    sdc_tensor *embed;         /* [V, C] */
+    sdc_tensor *rel_bias;      /* [buckets, H]: layer 0's, shared by all */
+    sdc_tensor *ln_final;      /* [C] */
     t5_layer *layers;
     sdc_dtype act_dtype; /* f32, or bf16 where the backend has it (never f16: see t5.h) */
 };
@@ -83,6 +84,29 @@ int sdc_t5_bucket(int rel, int num_buckets, int max_distance) {
     return base + (b < half - 1 ? b : half - 1);
 }
 
+/* Layer l's weights (a streaming unit, or one step of the whole load). */
+static void unit_load(void *owner, int l, sdc_weight_set *ws) {
+    sdc_t5 *m = owner;
+    const sdc_t5_config *cfg = &m->cfg;
+    const int64_t C = cfg->d_model, A = (int64_t)cfg->n_heads * cfg->d_kv, F = cfg->d_ff;
+    t5_layer *L = &m->layers[l];
+#define VEC(n, fmt) sdc_weights_get(ws, 1, (int64_t[]){n}, "encoder.block.%d.layer." fmt, l)
+#define MAT(r, c, fmt) sdc_weights_matrix(ws, 2, (int64_t[]){r, c}, "encoder.block.%d.layer." fmt, l)
+    L->ln_attn = VEC(C, "0.layer_norm.weight");
+    L->q = MAT(A, C, "0.SelfAttention.q.weight");
+    L->k = MAT(A, C, "0.SelfAttention.k.weight");
+    L->v = MAT(A, C, "0.SelfAttention.v.weight");
+    L->o = MAT(C, A, "0.SelfAttention.o.weight");
+    L->ln_ff = VEC(C, "1.layer_norm.weight");
+    L->wi0 = MAT(F, C, "1.DenseReluDense.wi_0.weight");
+    L->wi1 = MAT(F, C, "1.DenseReluDense.wi_1.weight");
+    L->wo = MAT(C, F, "1.DenseReluDense.wo.weight");
+#undef VEC
+#undef MAT
+}
+
+static void unit_drop(void *owner, int l) { memset(&((sdc_t5 *)owner)->layers[l], 0, sizeof(t5_layer)); }
+
 sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, sdc_t5 **out) {
     *out = NULL;
     sdc_t5 *m = calloc(1, sizeof *m);
@@ -97,39 +121,27 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
     m->be = src->be;
     if (src->log) m->log = *src->log;
     m->layers = layers;
-    const int64_t C = cfg->d_model, A = (int64_t)cfg->n_heads * cfg->d_kv, F = cfg->d_ff;
+    const int64_t C = cfg->d_model;
     sdc_weight_source s = *src;
     s.log = &m->log;
     s.prec = src->prec == SDC_PREC_BF16 ? SDC_PREC_BF16 : SDC_PREC_F32; /* never f16: see t5.h */
     m->act_dtype = sdc_weight_source_act_dtype(&s);
+    if (src->window > 0 && !(m->stream = sdc_stream_new(&s, cfg->n_layers, m, unit_load, unit_drop))) {
+        sdc_t5_free(m);
+        return SDC_ERR_OOM;
+    }
     sdc_weight_set *ws = &m->ws;
     sdc_weights_begin(ws, &s, "");
     const char *embed = sdc_weights_has(ws, "shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
     m->embed = sdc_weights_get(ws, 2, (int64_t[]){cfg->vocab, C}, "%s", embed);
     m->rel_bias = sdc_weights_get(ws, 2, (int64_t[]){cfg->num_buckets, cfg->n_heads},
                                   "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
-    for (int l = 0; l < cfg->n_layers; l++) {
-        t5_layer *L = &layers[l];
-#define VEC(n, fmt) sdc_weights_get(ws, 1, (int64_t[]){n}, "encoder.block.%d.layer." fmt, l)
-#define MAT(r, c, fmt) sdc_weights_matrix(ws, 2, (int64_t[]){r, c}, "encoder.block.%d.layer." fmt, l)
-        L->ln_attn = VEC(C, "0.layer_norm.weight");
-        L->q = MAT(A, C, "0.SelfAttention.q.weight");
-        L->k = MAT(A, C, "0.SelfAttention.k.weight");
-        L->v = MAT(A, C, "0.SelfAttention.v.weight");
-        L->o = MAT(C, A, "0.SelfAttention.o.weight");
-        L->ln_ff = VEC(C, "1.layer_norm.weight");
-        L->wi0 = MAT(F, C, "1.DenseReluDense.wi_0.weight");
-        L->wi1 = MAT(F, C, "1.DenseReluDense.wi_1.weight");
-        L->wo = MAT(C, F, "1.DenseReluDense.wo.weight");
-#undef VEC
-#undef MAT
-    }
+    for (int l = 0; l < cfg->n_layers && !m->stream; l++) unit_load(m, l, ws); /* streamed: on acquire */
     m->ln_final = sdc_weights_get(ws, 1, (int64_t[]){C}, "encoder.final_layer_norm.weight");
     sdc_status st = sdc_weights_end(ws);
     if (st != SDC_OK) {
         SDC_LOGE(&m->log, "sdc_t5_load: %s", sdc_status_str(st));
-        free(m->layers);
-        free(m);
+        sdc_t5_free(m);
         return st;
     }
     *out = m;
@@ -138,6 +150,7 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
 
 void sdc_t5_free(sdc_t5 *m) {
     if (!m) return;
+    sdc_stream_free(m->stream); /* the resident layers */
     sdc_weights_free(&m->ws);
     free(m->layers);
     free(m);
@@ -145,6 +158,7 @@ void sdc_t5_free(sdc_t5 *m) {
 
 const sdc_t5_config *sdc_t5_get_config(const sdc_t5 *m) { return &m->cfg; }
 const sdc_weight_set *sdc_t5_weights(const sdc_t5 *m) { return &m->ws; }
+sdc_weight_stream *sdc_t5_weight_stream(sdc_t5 *m) { return m->stream; }
 sdc_dtype sdc_t5_act_dtype(const sdc_t5 *m) { return m->act_dtype; }
 
 /* Activations of one forward pass; freed together at the end. */
@@ -232,7 +246,18 @@ sdc_status sdc_t5_forward(sdc_t5 *m, const int32_t *ids, int B, int T, sdc_tenso
         const sdc_tensor bias = sdc_tensor_view(a[A_BIAS], 3, (int64_t[]){H, T, T});
         sdc_tensor_set_raw(a[A_IDS], ids);
         sdc_embedding(a[A_X], m->embed, a[A_IDS]);   // [B, T, C]
-        for (int l = 0; l < cfg->n_layers; l++) layer_forward(m, &m->layers[l], &bias, a);
+        sdc_stream_begin(m->stream);
+        for (int l = 0; l < cfg->n_layers && st == SDC_OK; l++) {
+            if (!sdc_stream_acquire(m->stream, l)) {
+                st = sdc_stream_status(m->stream);
+                SDC_LOGE(&m->log, "sdc_t5_forward: layer %d could not be loaded: %s", l, sdc_status_str(st));
+                break;
+            }
+            layer_forward(m, &m->layers[l], &bias, a);
+            sdc_stream_release(m->stream, l);
+        }
+    }
+    if (st == SDC_OK) {
         if (out->dtype == adt) {
             sdc_rms_norm(out, a[A_X], m->ln_final, cfg->eps);
         } else {   // into the caller's dtype through the free [B, T, C] of h
@@ -240,7 +265,7 @@ sdc_status sdc_t5_forward(sdc_t5 *m, const int32_t *ids, int B, int T, sdc_tenso
             sdc_copy(out, a[A_H]);
         }
     }
-    if (st != SDC_OK) SDC_LOGE(&m->log, "sdc_t5_forward: out of %s memory for activations", sdc_backend_name(be));
+    if (st == SDC_ERR_OOM) SDC_LOGE(&m->log, "sdc_t5_forward: out of %s memory", sdc_backend_name(be));
     for (int i = 0; i < A_COUNT; i++) sdc_tensor_free(a[i]);
     return st;
 }

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "backend/backend.h"
+#include "model/stream.h"
 #include "model/weights.h"
 
 /* The longest sequence a forward takes (diffusers' max_sequence_length is at most 512). */
@@ -54,6 +55,8 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
 void sdc_t5_free(sdc_t5 *m); /* NULL is harmless */
 const sdc_t5_config *sdc_t5_get_config(const sdc_t5 *m);
 const sdc_weight_set *sdc_t5_weights(const sdc_t5 *m);
+/* The layers' stream when loaded with src->window > 0 (model/stream.h: each layer a unit), else NULL. */
+sdc_weight_stream *sdc_t5_weight_stream(sdc_t5 *m);
 /* The dtype the encoder computes in: F32. */
 sdc_dtype sdc_t5_act_dtype(const sdc_t5 *m);
 
