@@ -27,6 +27,7 @@ sdc_host_image *sdc_host_image_new(sdc_backend *be, const sdc_tensor_info *const
         img->entry[i].info = infos[i];
         img->entry[i].off = img->bytes + b <= cap ? img->bytes : UINT64_MAX;
         atomic_init(&img->entry[i].ready, 0);
+        img->entry[i].conv_off = UINT64_MAX;
         if (img->entry[i].off != UINT64_MAX) img->bytes += room;
         img->total += b;
     }
@@ -42,6 +43,7 @@ sdc_host_image *sdc_host_image_new(sdc_backend *be, const sdc_tensor_info *const
 void sdc_host_image_free(sdc_host_image *img) {
     if (!img) return;
     sdc_backend_pinned_free(img->be, img->base, img->pinned);
+    sdc_backend_pinned_free(img->be, img->conv, img->conv_pinned);
     free(img->entry);
     free(img);
 }
@@ -88,8 +90,8 @@ void *sdc_host_image_take_block(sdc_host_image *img, size_t *size, int *pinned) 
     return b;
 }
 
-const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info) {
-    if (!img || !img->base) return NULL;
+/* The entry of info, or NULL. */
+static sdc_host_entry *find(sdc_host_image *img, const sdc_tensor_info *info) {
     int lo = 0, hi = img->n;
     while (lo < hi) { /* the first entry whose info is not below info */
         const int mid = (lo + hi) / 2;
@@ -98,9 +100,42 @@ const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info
         else
             hi = mid;
     }
-    if (lo == img->n) return NULL;
-    sdc_host_entry *e = &img->entry[lo];
-    if (e->info != info || !atomic_load(&e->ready)) return NULL;
+    return lo < img->n && img->entry[lo].info == info ? &img->entry[lo] : NULL;
+}
+
+const void *sdc_host_image_take(sdc_host_image *img, const sdc_tensor_info *info) {
+    if (!img || !img->base) return NULL;
+    sdc_host_entry *e = find(img, info);
+    if (!e || !atomic_load(&e->ready)) return NULL;
     atomic_fetch_add(&img->served_bytes, (size_t)info->nbytes);
     return img->base + e->off;
+}
+
+int sdc_host_image_keep_converted(sdc_host_image *img, size_t bytes) {
+    if (img->conv) return 1;
+    img->conv = sdc_backend_pinned_alloc(img->be, bytes, &img->conv_pinned);
+    img->conv_size = img->conv ? bytes : 0;
+    return img->conv != NULL;
+}
+
+void *sdc_host_image_conv_slot(sdc_host_image *img, const sdc_tensor_info *info, sdc_dtype dtype, size_t nbytes) {
+    sdc_host_entry *e = img && img->conv ? find(img, info) : NULL;
+    const size_t room = (nbytes + ALIGN - 1) / ALIGN * ALIGN;
+    if (!e || e->conv_off != UINT64_MAX || img->conv_used + room > img->conv_size) return NULL;
+    e->conv_off = img->conv_used;
+    e->conv_dtype = dtype;
+    img->conv_used += room;
+    return img->conv + e->conv_off;
+}
+
+void sdc_host_image_conv_done(sdc_host_image *img, const sdc_tensor_info *info) {
+    sdc_host_entry *e = img ? find(img, info) : NULL;
+    if (e && e->conv_off != UINT64_MAX) e->conv_ready = 1;
+}
+
+const void *sdc_host_image_take_converted(sdc_host_image *img, const sdc_tensor_info *info, sdc_dtype dtype) {
+    sdc_host_entry *e = img && img->conv ? find(img, info) : NULL;
+    if (!e || !e->conv_ready || e->conv_dtype != dtype) return NULL;
+    atomic_fetch_add(&img->served_bytes, (size_t)info->nbytes);
+    return img->conv + e->conv_off;
 }

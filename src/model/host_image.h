@@ -26,6 +26,11 @@ typedef struct sdc_host_entry {
     const sdc_tensor_info *info;
     uint64_t off; /* in base; UINT64_MAX: not in the image (past cap) */
     atomic_int ready;
+    /* the tensor as the backend last stored it when that took a conversion (e.g. bf16 -> f16), in conv:
+     * a later load uploads these bytes instead of converting again; conv_off UINT64_MAX: none */
+    uint64_t conv_off;
+    sdc_dtype conv_dtype;
+    int conv_ready;
 } sdc_host_entry;
 
 typedef struct sdc_host_image {
@@ -39,6 +44,9 @@ typedef struct sdc_host_image {
     size_t block; /* base's size (>= bytes) */
     int pinned;   /* base is page-locked */
     int filled;   /* every tensor that fits is ready */
+    char *conv;   /* converted copies (sdc_host_image_keep_converted), NULL: none kept */
+    size_t conv_size, conv_used;
+    int conv_pinned;
     atomic_size_t ready_bytes;
     atomic_size_t served_bytes; /* handed to loads */
     double fill_seconds;        /* spent filling */
@@ -51,6 +59,15 @@ void sdc_host_image_free(sdc_host_image *img); /* NULL is harmless */
  * done or *stop (when non-NULL) becomes nonzero. A read that fails leaves its tensor to the file (the
  * loader then reports the failure). SDC_OK, or SDC_ERR_OOM when no host memory could be had. */
 sdc_status sdc_host_image_fill(sdc_host_image *img, sdc_model_index *idx, const atomic_int *stop);
+/* Keeps up to `bytes` of converted copies from now on (a block of page-locked memory where the backend
+ * can). 0 when the memory could not be had (nothing is kept then). */
+int sdc_host_image_keep_converted(sdc_host_image *img, size_t bytes);
+/* Where the loader writes the tensor converted to dtype (nbytes) for later loads, or NULL (not kept, no
+ * room, or already there); sdc_host_image_conv_done marks it whole once the load succeeded. */
+void *sdc_host_image_conv_slot(sdc_host_image *img, const sdc_tensor_info *info, sdc_dtype dtype, size_t nbytes);
+void sdc_host_image_conv_done(sdc_host_image *img, const sdc_tensor_info *info);
+/* The tensor converted to dtype when kept (counted as served), else NULL. img may be NULL. */
+const void *sdc_host_image_take_converted(sdc_host_image *img, const sdc_tensor_info *info, sdc_dtype dtype);
 /* Hands the image a block of host memory (pinned_alloc'd when pinned) of size >= img->bytes, before its
  * first fill; the image owns it from then on. */
 void sdc_host_image_adopt(sdc_host_image *img, void *base, size_t size, int pinned);

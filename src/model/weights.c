@@ -160,6 +160,8 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, c
                  sdc_dtype_name(t->dtype));
         return SDC_ERR_UNSUPPORTED;
     }
+    /* a converted copy kept for later loads (the host tier's, on a backend with staging) */
+    char *keep = same ? NULL : sdc_host_image_conv_slot(ws->host, info, t->dtype, t->nbytes);
     /* scratch: the chunk's f32 values (unless the target is f32), then its file bytes */
     const size_t fbytes = t->dtype == SDC_DTYPE_F32 ? 0 : sizeof(float) * (size_t)chunk;
     char *tmp = same ? NULL : scratch(ws, fbytes + (size_t)(chunk / u) * src_u);
@@ -186,8 +188,10 @@ static sdc_status load_staged(sdc_weight_set *ws, const sdc_tensor_info *info, c
                 st = SDC_ERR_UNSUPPORTED;
             }
         }
+        if (st == SDC_OK && keep) memcpy(keep + (size_t)(i / u) * dst_u, buf, dst_n);
         if (st == SDC_OK) be->iface->staging_upload(be, (char *)t->data + (size_t)(i / u) * dst_u, buf, dst_n);
     }
+    if (st == SDC_OK && keep) sdc_host_image_conv_done(ws->host, info);
     return st;
 }
 
@@ -224,7 +228,13 @@ static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *
     const void *host = info->dtype == SDC_DTYPE_F8_E4M3 || info->dtype == SDC_DTYPE_F8_E5M2
         ? NULL
         : sdc_host_image_take(ws->host, info);
-    sdc_status st = ws->be->iface->staging_acquire ? load_staged(ws, info, host, t) : load_direct(ws, info, host, t);
+    const void *conv = t->dtype == info->dtype ? NULL : sdc_host_image_take_converted(ws->host, info, t->dtype);
+    sdc_status st = SDC_OK;
+    if (conv) /* converted by an earlier load: the same bytes again */
+        sdc_backend_upload_async(ws->be, t->data, conv, t->nbytes);
+    else
+        st = ws->be->iface->staging_acquire ? load_staged(ws, info, host, t) : load_direct(ws, info, host, t);
+    if (conv) host = conv;
     if (st != SDC_OK) {
         ws->status = st;
         return NULL;

@@ -59,8 +59,16 @@ void sdc_host_tier_free(sdc_host_tier *t, sdc_backend *be) {
 static size_t kept_bytes(const sdc_host_tier *t, int c) {
     size_t b = 0;
     for (int k = 0; k < SDC_MAX_COMPONENTS; k++)
-        if (k != c && t->kept[k] && t->img[k]) b += t->img[k]->bytes;
+        if (k != c && t->kept[k] && t->img[k]) b += t->img[k]->bytes + t->img[k]->conv_size;
     return b;
+}
+
+/* Host bytes the tier needs for component c whole: its file bytes, and where the backend stores some of its
+ * weights in another dtype and can take uploads behind compute (CUDA), room for those converted copies
+ * (at most the component's backend bytes), so that a later load converts nothing. */
+static size_t tier_bytes(const sdc_model *m, int c) {
+    const int converts = m->comp_bytes[c] != m->comp_file_bytes[c] && sdc_backend_has_async_copy(m->be);
+    return m->comp_file_bytes[c] + (converts ? m->comp_bytes[c] : 0);
 }
 
 /* A new image of component c's index tensors holding at most cap bytes; NULL when out of memory. */
@@ -83,7 +91,7 @@ static sdc_host_image *image_of(sdc_model *m, int c, size_t cap) {
 /* Whether the tier keeps component c whole: its file bytes fit host_cache beside the kept ones. */
 static int tier_keeps(sdc_model *m, int c) {
     sdc_host_tier *t = &m->tier;
-    return t->host_cache && m->comp_file_bytes[c] + kept_bytes(t, c) <= t->host_cache;
+    return t->host_cache && tier_bytes(m, c) + kept_bytes(t, c) <= t->host_cache;
 }
 
 void sdc_host_tier_join(sdc_model *m) {
@@ -112,7 +120,9 @@ sdc_host_image *sdc_host_tier_before_load(sdc_model *m, int c) {
     }
     if (keep) {
         if (!t->img[c]) t->img[c] = image_of(m, c, SIZE_MAX);
-        if (t->img[c] && sdc_host_image_fill(t->img[c], t->index, NULL) == SDC_OK)
+        const size_t conv = tier_bytes(m, c) - m->comp_file_bytes[c];
+        if (t->img[c] && sdc_host_image_fill(t->img[c], t->index, NULL) == SDC_OK &&
+            (!conv || sdc_host_image_keep_converted(t->img[c], conv)))
             t->kept[c] = 1;
         else
             drop(t, c); /* no host memory for it: the file it is */
