@@ -49,7 +49,7 @@ typedef struct sdc_host_image {
     int conv_pinned;
     atomic_size_t ready_bytes;
     atomic_size_t served_bytes; /* handed to loads */
-    double fill_seconds;        /* spent filling */
+    double fill_seconds;        /* spent filling (the host tier resets it as each load begins) */
 } sdc_host_image;
 
 /* An image of infos[0..n) (copied), holding at most cap bytes of them. NULL when out of host memory. */

@@ -88,7 +88,7 @@ static sdc_host_image *image_of(sdc_model *m, int c, size_t cap) {
     return img;
 }
 
-/* Whether the tier keeps component c whole: its file bytes fit host_cache beside the kept ones. */
+/* Whether the tier keeps component c whole: its tier_bytes fit host_cache beside the kept ones. */
 static int tier_keeps(sdc_model *m, int c) {
     sdc_host_tier *t = &m->tier;
     return t->host_cache && tier_bytes(m, c) + kept_bytes(t, c) <= t->host_cache;
@@ -127,6 +127,7 @@ sdc_host_image *sdc_host_tier_before_load(sdc_model *m, int c) {
         else
             drop(t, c); /* no host memory for it: the file it is */
     }
+    if (t->img[c]) t->img[c]->fill_seconds = 0; /* the next load reports only the prefetcher's reads since */
     t->served0[c] = t->img[c] ? atomic_load(&t->img[c]->served_bytes) : 0;
     return t->img[c];
 }
