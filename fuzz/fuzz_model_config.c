@@ -28,7 +28,7 @@ static sdc_backend *counting(void) {
 }
 
 static sdc_weight_source empty_source(sdc_model_index *idx, const char *prefix) {
-    return (sdc_weight_source){idx, prefix, counting(), NULL, 0, 0};
+    return (sdc_weight_source){idx, prefix, counting(), NULL, 0, 0, NULL};
 }
 
 static void unet(const cJSON *j) {

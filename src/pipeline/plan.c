@@ -237,6 +237,12 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
         OUT("%-11s %-10s %9s %12s %10s %9.1f\n", sdc_load_policy_name(plan.policy), "PEAK", "", "", "", mib(plan.peak));
         if (len >= cap) break;
     }
+    /* host memory beside the device plan (pipeline/host_tier.h): it changes no device byte */
+    size_t files = 0;
+    for (int c = 0; c < m->n_components; c++) files += m->comp_file_bytes[c];
+    OUT("host memory: prefetch up to %.1f, host tier up to %.1f (the components' files: %.1f)%s\n",
+        mib(m->tier.prefetch_mem), mib(m->tier.host_cache), mib(files),
+        m->tier.prefetch_mem || m->tier.host_cache ? "; page-locked where the backend can" : "");
 #undef OUT
     if (len >= cap) { /* 4 policies x SDC_MAX_PHASES short lines: cannot happen */
         free(s);
