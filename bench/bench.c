@@ -2,7 +2,7 @@
  *
  *   sdc_bench -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies all,sequential,phased]
  *             [--device cpu|cuda] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling]
- *             [--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N]
+ *             [--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--stream-prefetch]
  *
  * After a warm-up run, for every size x batch x policy: a fresh context (so every policy loads each component at least
  * once), R timed generations (the first includes loading; later ones show the steady state), and a row
@@ -62,7 +62,7 @@ static void log_quiet(sdc_log_level level, const char *msg, void *user) {
 int main(int argc, char **argv) {
     const char *model = NULL, *policies = "all,sequential,phased";
     int sizes[8] = {256, 512}, n_sizes = 2, batches[8] = {1, 4}, n_batches = 2, steps = 20, repeat = 1, threads = 0;
-    int precision_f32 = 0, vae_tiling = 0, window = 0;
+    int precision_f32 = 0, vae_tiling = 0, window = 0, stream_prefetch = 0;
     int64_t prefetch_mem = 0, host_cache = 0, budget = 0;
     float cfg = 7.5f;
     sdc_device device = SDC_DEVICE_CPU;
@@ -92,6 +92,8 @@ int main(int argc, char **argv) {
             budget = atoll(v) << 20, i++;
         else if (!strcmp(a, "--stream-window"))
             window = atoi(v), i++;
+        else if (!strcmp(a, "--stream-prefetch"))
+            stream_prefetch = 1;
         else if (!strcmp(a, "--vae-tiling"))
             vae_tiling = 1;
         else if (!strcmp(a, "--precision"))
@@ -102,7 +104,7 @@ int main(int argc, char **argv) {
             fprintf(stderr,
                     "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
                     "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
-                    "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N]\n",
+                    "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--stream-prefetch]\n",
                     argv[0]);
             return 2;
         }
@@ -154,6 +156,7 @@ int main(int argc, char **argv) {
                 cp.host_cache = host_cache;
                 cp.mem_budget = budget;
                 cp.stream_window = window;
+                cp.stream_prefetch = stream_prefetch;
                 if (sdc_load_policy_from_name(pol, &cp.load_policy)) {
                     fprintf(stderr, "bench: unknown policy %s\n", pol);
                     return 2;

@@ -23,4 +23,6 @@ bench --policies all --repeat 2 --prefetch-mem -1
 for g in ${SDC_FLUX_BUDGETS:-24 12 8 4}; do
   echo "== stream, budget $g GiB, host tier 40 GiB"
   bench --policies stream --budget $((g * 1024)) --host-cache 40960 --repeat 2 | sed 1d
+  echo "== stream, budget $g GiB, host tier 40 GiB, --stream-prefetch"
+  bench --policies stream --budget $((g * 1024)) --host-cache 40960 --repeat 2 --stream-prefetch | sed 1d
 done

@@ -28,7 +28,7 @@ static sdc_backend *counting(void) {
 }
 
 static sdc_weight_source empty_source(sdc_model_index *idx, const char *prefix) {
-    return (sdc_weight_source){idx, prefix, counting(), NULL, 0, 0, NULL};
+    return (sdc_weight_source){idx, prefix, counting(), NULL, 0, 0, NULL, 0};
 }
 
 static void unet(const cJSON *j) {

@@ -173,6 +173,8 @@ typedef struct sdc_model_params {
     int64_t host_cache;          /* host bytes that keep components' weights after they leave the device (page-locked
                              on CUDA), so their later loads in this process are uploads, not file reads;
                              0 (default): none */
+    int stream_prefetch;         /* load policy stream on CUDA: block k + 1 uploads on the copy stream while block k
+                             computes (bit-identical; default 0 until it is measured on a GPU) */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
@@ -231,6 +233,7 @@ typedef struct sdc_ctx_params {
     int stream_window;    /* sdc_model_params' */
     int64_t prefetch_mem; /* sdc_model_params' */
     int64_t host_cache;   /* sdc_model_params' */
+    int stream_prefetch;  /* sdc_model_params' */
 } sdc_ctx_params;
 
 void sdc_ctx_params_init(sdc_ctx_params *p);

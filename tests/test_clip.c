@@ -21,7 +21,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_status st = sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), log, &cfg);
     test_check(st == SDC_OK, "parse text_encoder config");
     sdc_clip *m = NULL;
-    st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, log, 0, 0, NULL}, &m);
+    st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, log, 0, 0, NULL, 0}, &m);
     if (!test_check(m != NULL, "load text encoder: %s", sdc_status_str(st))) {
         sdc_backend_free(be);
         sdc_model_files_free(mf);
@@ -122,7 +122,7 @@ static void missing_tensor(void) {
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     sdc_clip *m = NULL;
     sdc_status st =
-        sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0, NULL}, &m);
+        sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0, NULL, 0}, &m);
     test_check(!m && st == SDC_ERR_NOT_FOUND && strstr(test_last_error(), "missing tensor"),
                "missing tensors: %s (\"%s\")", sdc_status_str(st), test_last_error());
     test_check(be->stats.cur_total == 0, "nothing left allocated after a failed load");

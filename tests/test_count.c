@@ -66,7 +66,7 @@ typedef struct model {
     do {                                                                                                          \
         const uint64_t r0 = sdc_index_bytes_read((m)->mf->index);                                                 \
         sdc_status st_ =                                                                                          \
-            loader(cfg, &(sdc_weight_source){(m)->mf->index, prefix, be, test_logger(), 0, 0, NULL}, out);        \
+            loader(cfg, &(sdc_weight_source){(m)->mf->index, prefix, be, test_logger(), 0, 0, NULL, 0}, out);     \
         const uint64_t read_ = sdc_index_bytes_read((m)->mf->index) - r0;                                         \
         test_check(st_ == SDC_OK, "%s: %s onto %s: %s", #loader, prefix, (be)->iface->name, sdc_status_str(st_)); \
         if (sdc_backend_is_count(be))                                                                             \
@@ -260,7 +260,7 @@ static void test_like_dtypes(model *md, sdc_backend *cpu) {
     /* a component that asks for f32 on the f16 backend is counted in f32 */
     sdc_unet *uf = NULL;
     sdc_status st =
-        sdc_unet_load(&md->unet, &(sdc_weight_source){md->mf->index, "unet.", c16, test_logger(), 1, 0, NULL}, &uf);
+        sdc_unet_load(&md->unet, &(sdc_weight_source){md->mf->index, "unet.", c16, test_logger(), 1, 0, NULL, 0}, &uf);
     test_check(st == SDC_OK && sdc_unet_act_dtype(uf) == SDC_DTYPE_F32 &&
                    c16->stats.cur[SDC_MEM_WEIGHTS] == c32->stats.peak[SDC_MEM_WEIGHTS],
                "f32 asked for on an f16 backend: f32 activations and weights (%zu bytes)",

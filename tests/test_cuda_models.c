@@ -49,8 +49,8 @@ static void run_clip(sdc_backend *be, const prec *p) {
     sdc_status st = sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), test_logger(), &cfg);
     sdc_clip *m = NULL;
     if (st == SDC_OK)
-        st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, "text_encoder.", be, test_logger(), p->f32, 0, NULL},
-                           &m);
+        st = sdc_clip_load(&cfg,
+                           &(sdc_weight_source){mf->index, "text_encoder.", be, test_logger(), p->f32, 0, NULL, 0}, &m);
     if (!test_check(m != NULL, "load text encoder: %s", sdc_status_str(st))) {
         sdc_model_files_free(mf);
         return;
@@ -173,9 +173,9 @@ static void run_unet(sdc_backend *be, const prec *p) {
     sdc_backend *cb = sdc_backend_count_new(be);
     sdc_unet *uc = NULL;
     if (st == SDC_OK)
-        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32, 0, NULL}, &u);
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_logger(), p->f32, 0, NULL, 0}, &u);
     if (st == SDC_OK)
-        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", cb, test_logger(), p->f32, 0, NULL}, &uc);
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", cb, test_logger(), p->f32, 0, NULL, 0}, &uc);
     if (test_check(u != NULL && uc != NULL, "load unet (and onto a counting backend): %s", sdc_status_str(st))) {
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
         char cases[TEST_GOLDEN_MAX_CASES][64];
@@ -200,7 +200,7 @@ static void run_vae(sdc_backend *be, const prec *p) {
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
     sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), test_logger(), &cfg);
-    const sdc_weight_source src = {mf->index, "vae.", be, test_logger(), p->f32, 0, NULL};
+    const sdc_weight_source src = {mf->index, "vae.", be, test_logger(), p->f32, 0, NULL, 0};
     if (st == SDC_OK) st = sdc_vae_decoder_load(&cfg, &src, &dec);
     if (st == SDC_OK) st = sdc_vae_encoder_load(&cfg, &src, &enc);
     if (test_check(st == SDC_OK, "load vae decoder and encoder: %s", sdc_status_str(st))) {

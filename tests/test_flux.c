@@ -83,7 +83,7 @@ static void run_variant(sdc_model_index *g, const char *v, int bfl, run_on on) {
     sdc_flux *m = NULL;
     sdc_status st = SDC_ERR_INVALID_ARG;
     if (idx && be)
-        st = sdc_flux_load(&cfg, &(sdc_weight_source){idx, "transformer.", be, test_logger(), on.prec, 0, NULL}, &m);
+        st = sdc_flux_load(&cfg, &(sdc_weight_source){idx, "transformer.", be, test_logger(), on.prec, 0, NULL, 0}, &m);
     sdc_index_free(idx);
     if (!test_check(st == SDC_OK, "%s %s: load: %s", v, label, sdc_status_str(st))) {
         sdc_backend_free(be);
@@ -276,7 +276,7 @@ static void test_shape_mismatch(void) {
         c.guidance_embeds = cases[i].guidance;
         sdc_flux *m = NULL;
         sdc_status st =
-            sdc_flux_load(&c, &(sdc_weight_source){idx, "transformer.", be, test_capture_logger(), 0, 0, NULL}, &m);
+            sdc_flux_load(&c, &(sdc_weight_source){idx, "transformer.", be, test_capture_logger(), 0, 0, NULL, 0}, &m);
         test_check(st == cases[i].want, "load with %s: %s (%s)", cases[i].what, sdc_status_str(st),
                    st ? test_last_error() : "");
         sdc_flux_free(m);
@@ -286,7 +286,7 @@ static void test_shape_mismatch(void) {
     c.n_layers = 3;
     sdc_flux *m = NULL;
     sdc_status st = idx && be
-        ? sdc_flux_load(&c, &(sdc_weight_source){idx, "transformer.", be, test_capture_logger(), 0, 0, NULL}, &m)
+        ? sdc_flux_load(&c, &(sdc_weight_source){idx, "transformer.", be, test_capture_logger(), 0, 0, NULL, 0}, &m)
         : SDC_ERR_INVALID_ARG;
     test_check(st == SDC_ERR_NOT_FOUND && !m, "a third double block that the file lacks: %s (%s)", sdc_status_str(st),
                test_last_error());

@@ -29,7 +29,7 @@ int main(void) {
     sdc_clip *clip = NULL;
     st = sdc_clip_config_parse(sdc_model_files_config(mf, "text_encoder"), log, &cc);
     if (st == SDC_OK)
-        st = sdc_clip_load(&cc, &(sdc_weight_source){mf->index, "text_encoder.", be, log, 0, 0, NULL}, &clip);
+        st = sdc_clip_load(&cc, &(sdc_weight_source){mf->index, "text_encoder.", be, log, 0, 0, NULL, 0}, &clip);
     if (test_check(st == SDC_OK, "clip loaded: %s", sdc_status_str(st))) {
         int B = 0, T = 0;
         int32_t *ids = test_golden_ids(g, "clip.input_ids", &B, &T);
@@ -48,7 +48,7 @@ int main(void) {
     sdc_vae_decoder *dec = NULL;
     st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &vc);
     if (st == SDC_OK)
-        st = sdc_vae_decoder_load(&vc, &(sdc_weight_source){mf->index, "vae.", be, log, 0, 0, NULL}, &dec);
+        st = sdc_vae_decoder_load(&vc, &(sdc_weight_source){mf->index, "vae.", be, log, 0, 0, NULL, 0}, &dec);
     if (test_check(st == SDC_OK && vc.latent_channels == 16 && !vc.use_post_quant_conv && vc.has_shift_factor,
                    "vae: %s, %d latent channels, post_quant_conv %d, shift %g, scaling %g", sdc_status_str(st),
                    vc.latent_channels, vc.use_post_quant_conv, (double)vc.shift_factor, (double)vc.scaling_factor)) {

@@ -368,7 +368,7 @@ static float *t5_run(sdc_model_index *idx, const sdc_t5_config *cfg, const int32
     sdc_t5 *m = NULL;
     float *host = NULL;
     sdc_status st =
-        be ? sdc_t5_load(cfg, &(sdc_weight_source){idx, "", be, test_logger(), 0, 0, NULL}, &m) : SDC_ERR_OOM;
+        be ? sdc_t5_load(cfg, &(sdc_weight_source){idx, "", be, test_logger(), 0, 0, NULL, 0}, &m) : SDC_ERR_OOM;
     if (test_check(st == SDC_OK, "T5 load: %s", sdc_status_str(st))) {
         sdc_tensor *out = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 3, (int64_t[]){1, T, cfg->d_model});
         host = malloc(sizeof(float) * (size_t)(T * cfg->d_model));

@@ -33,7 +33,7 @@ static void text_encoder(sdc_model_files *mf, sdc_backend *be, sdc_model_index *
     char prefix[64], name[64], what[96];
     snprintf(prefix, sizeof prefix, "%s.", part);
     sdc_status st = sdc_clip_config_parse(sdc_model_files_config(mf, part), log, &cfg);
-    if (st == SDC_OK) st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, prefix, be, log, 0, 0, NULL}, &m);
+    if (st == SDC_OK) st = sdc_clip_load(&cfg, &(sdc_weight_source){mf->index, prefix, be, log, 0, 0, NULL, 0}, &m);
     if (!test_check(st == SDC_OK, "%s: parse and load: %s (projection_dim %d)", part, sdc_status_str(st),
                     cfg.projection_dim))
         return;
@@ -84,7 +84,7 @@ static void unet(sdc_model_files *mf, sdc_backend *be, sdc_model_index *g) {
     sdc_unet_config cfg;
     sdc_unet *u = NULL;
     sdc_status st = sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), log, &cfg);
-    if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, log, 0, 0, NULL}, &u);
+    if (st == SDC_OK) st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, log, 0, 0, NULL, 0}, &u);
     if (!test_check(st == SDC_OK && cfg.text_time, "unet: parse and load: %s (text_time %d, add_in %d)",
                     sdc_status_str(st), cfg.text_time, cfg.add_in_dim))
         return;

@@ -63,7 +63,8 @@ static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budg
     cp.load_policy = pol;
     cp.mem_budget = budget;
     cp.stream_window = window;
-    cp.prefetch_mem = -1; /* blocks read from the file (test_prefetch covers them from host memory) */
+    cp.prefetch_mem = -1;   /* blocks read from the file (test_prefetch covers them from host memory) */
+    cp.stream_prefetch = 1; /* the lookahead where the backend has asynchronous copies (CUDA) */
     cp.log_fn = log ? log->fn : sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
     return sdc_ctx_new(&cp);

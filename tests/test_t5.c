@@ -75,7 +75,7 @@ static float *run_golden_at(sdc_backend *be, const sdc_t5_config *cfg, const int
                             const char *label, int bundle, sdc_prec prec) {
     sdc_model_index *idx = open_weights(bundle);
     sdc_t5 *m = NULL;
-    sdc_status st = sdc_t5_load(cfg, &(sdc_weight_source){idx, "", be, test_logger(), prec, 0, NULL}, &m);
+    sdc_status st = sdc_t5_load(cfg, &(sdc_weight_source){idx, "", be, test_logger(), prec, 0, NULL, 0}, &m);
     sdc_index_free(idx);
     if (!test_check(st == SDC_OK, "%s: load: %s", label, sdc_status_str(st))) return NULL;
     const sdc_dtype want = prec == SDC_PREC_BF16 ? sdc_backend_act_dtype(be, SDC_PREC_BF16) : SDC_DTYPE_F32;
@@ -98,7 +98,7 @@ static float *run_golden_at(sdc_backend *be, const sdc_t5_config *cfg, const int
 static void test_bad_inputs(sdc_backend *be, const sdc_t5_config *cfg) {
     sdc_model_index *idx = open_weights(0);
     sdc_t5 *m = NULL;
-    sdc_t5_load(cfg, &(sdc_weight_source){idx, "", be, test_capture_logger(), 0, 0, NULL}, &m);
+    sdc_t5_load(cfg, &(sdc_weight_source){idx, "", be, test_capture_logger(), 0, 0, NULL, 0}, &m);
     sdc_index_free(idx);
     if (!m) return;
     int32_t ids[4] = {5, 1, 0, 0};
@@ -120,7 +120,7 @@ static void test_bad_inputs(sdc_backend *be, const sdc_t5_config *cfg) {
     sdc_t5_config c2 = *cfg;
     c2.num_buckets = 16;
     idx = open_weights(0);
-    sdc_status st = sdc_t5_load(&c2, &(sdc_weight_source){idx, "", be, test_capture_logger(), 0, 0, NULL}, &m);
+    sdc_status st = sdc_t5_load(&c2, &(sdc_weight_source){idx, "", be, test_capture_logger(), 0, 0, NULL, 0}, &m);
     sdc_index_free(idx);
     test_check(st == SDC_ERR_FORMAT && m == NULL, "a bias table of another shape refused: %s", sdc_status_str(st));
 }

@@ -93,7 +93,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_backend *be = sdc_backend_cpu_new(0, log);
     sdc_unet *u = NULL;
     if (test_check(st == SDC_OK, "parse unet config: %s", sdc_status_str(st)) && test_check(be != NULL, "cpu backend"))
-        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, log, 0, 0, NULL}, &u);
+        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, log, 0, 0, NULL, 0}, &u);
     if (test_check(u != NULL, "load unet: %s", sdc_status_str(st))) {
         printf("    %zu weight bytes\n", sdc_unet_weight_bytes(u));
         sdc_model_index *g = test_golden_open("tiny-sd1-golden/unet.safetensors");
@@ -123,12 +123,13 @@ static void test_shape_mismatch(void) {
         cfg.cross_attention_dim += 8;
         sdc_unet *u = NULL;
         sdc_status st =
-            sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0, NULL}, &u);
+            sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0, NULL, 0}, &u);
         test_check(st == SDC_ERR_FORMAT && u == NULL, "wrong cross_attention_dim: %s (%s)", sdc_status_str(st),
                    test_last_error());
         test_check(be->stats.cur[SDC_MEM_WEIGHTS] == 0, "nothing left after a failed load (%zu bytes)",
                    be->stats.cur[SDC_MEM_WEIGHTS]);
-        st = sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "nope.", be, test_capture_logger(), 0, 0, NULL}, &u);
+        st =
+            sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "nope.", be, test_capture_logger(), 0, 0, NULL, 0}, &u);
         test_check(st == SDC_ERR_NOT_FOUND && u == NULL, "wrong prefix: %s (%s)", sdc_status_str(st),
                    test_last_error());
     }
@@ -155,7 +156,8 @@ static void test_oom(void) {
     sdc_unet *u = NULL;
     sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
     if (!be || sdc_unet_config_parse(sdc_model_files_config(mf, "unet"), test_logger(), &cfg) != SDC_OK ||
-        !test_check(sdc_unet_load(&cfg, &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0, NULL},
+        !test_check(sdc_unet_load(&cfg,
+                                  &(sdc_weight_source){mf->index, "unet.", be, test_capture_logger(), 0, 0, NULL, 0},
                                   &u) == SDC_OK,
                     "load")) {
         sdc_backend_free(be);

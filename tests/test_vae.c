@@ -157,7 +157,7 @@ static void check_errors(const sdc_vae_config *cfg, sdc_model_files *mf, sdc_bac
     const sdc_logger *cap = test_capture_logger();
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
-    const sdc_weight_source src = {mf->index, "vae.", be, cap, 0, 0, NULL};
+    const sdc_weight_source src = {mf->index, "vae.", be, cap, 0, 0, NULL, 0};
     if (!test_check(sdc_vae_decoder_load(cfg, &src, &dec) == SDC_OK && sdc_vae_encoder_load(cfg, &src, &enc) == SDC_OK,
                     "load decoder and encoder with a capturing logger")) {
         sdc_vae_decoder_free(dec);
@@ -211,7 +211,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
     sdc_vae_decoder *dec = NULL;
     sdc_vae_encoder *enc = NULL;
     double t0 = test_now();
-    const sdc_weight_source src = {mf->index, "vae.", be, log, 0, 0, NULL};
+    const sdc_weight_source src = {mf->index, "vae.", be, log, 0, 0, NULL, 0};
     st = sdc_vae_decoder_load(&cfg, &src, &dec);
     test_check(st == SDC_OK, "load decoder: %s (%zu bytes, %.3f s)", sdc_status_str(st),
                dec ? sdc_vae_decoder_weight_bytes(dec) : 0, test_now() - t0);

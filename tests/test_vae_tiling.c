@@ -258,7 +258,7 @@ static void report_speed(fixture *fx, size_t first, double bound) {
 static void report_traffic(const fixture *cpu, sdc_model_files *mf) {
     printf("traffic (counting backend like %s, default tile):\n", sdc_backend_name(cpu->be));
     fixture fx = {.cfg = cpu->cfg, .be = sdc_backend_count_new(cpu->be)};
-    const sdc_weight_source src = {mf->index, "vae.", fx.be, test_logger(), 0, 0, NULL};
+    const sdc_weight_source src = {mf->index, "vae.", fx.be, test_logger(), 0, 0, NULL, 0};
     sdc_status st = fx.be ? sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec) : SDC_ERR_OOM;
     static const int64_t sides[] = {128, 256};
     const int64_t f = sdc_vae_downscale(&fx.cfg), C0 = fx.cfg.block_out_channels[0];
@@ -301,7 +301,7 @@ static void report_cuda(sdc_model_files *mf) {
     for (int f16 = 0; f16 <= 1; f16++) {
         fixture fx = {.be = be};
         sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &fx.cfg);
-        const sdc_weight_source src = {mf->index, "vae.", be, log, !f16, 0, NULL};
+        const sdc_weight_source src = {mf->index, "vae.", be, log, !f16, 0, NULL, 0};
         if (st == SDC_OK) st = sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec);
         if (test_check(st == SDC_OK, "load the tiny-sd1 decoder on cuda (%s): %s", f16 ? "f16" : "f32",
                        sdc_status_str(st)))
@@ -318,7 +318,7 @@ int main(void) {
     fixture fx = {0};
     sdc_status st = sdc_vae_config_parse(sdc_model_files_config(mf, "vae"), log, &fx.cfg);
     fx.be = sdc_backend_cpu_new(0, log);
-    const sdc_weight_source src = {mf->index, "vae.", fx.be, log, 0, 0, NULL};
+    const sdc_weight_source src = {mf->index, "vae.", fx.be, log, 0, 0, NULL, 0};
     if (st == SDC_OK) st = sdc_vae_decoder_load(&fx.cfg, &src, &fx.dec);
     if (test_check(st == SDC_OK, "load the tiny-sd1 decoder: %s", sdc_status_str(st))) {
         check_sizes(&fx);

@@ -44,8 +44,8 @@ static void compare(sdc_weight_variant variant, const char *label) {
     const struct sdc_backend_i *orig = staged->iface;
     staged->iface = &iface;
     sdc_weight_set a, b;
-    sdc_weights_begin(&a, &(sdc_weight_source){mf->index, "unet.", plain, test_logger(), 0, 0, NULL}, NULL);
-    sdc_weights_begin(&b, &(sdc_weight_source){mf->index, "unet.", staged, test_logger(), 0, 0, NULL}, NULL);
+    sdc_weights_begin(&a, &(sdc_weight_source){mf->index, "unet.", plain, test_logger(), 0, 0, NULL, 0}, NULL);
+    sdc_weights_begin(&b, &(sdc_weight_source){mf->index, "unet.", staged, test_logger(), 0, 0, NULL, 0}, NULL);
     int n = 0, same = 0;
     n_uploads = 0;
     for (size_t i = 0; i < sdc_index_count(mf->index); i++) {

@@ -87,6 +87,8 @@ void cli_generate_usage(FILE *f) {
             "                           --mem-budget allows)\n"
             "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
             "                           (default: CPU MemAvailable - 1 GiB)\n"
+            "      --stream-prefetch    stream on CUDA: upload block k+1 while block k computes (same\n"
+            "                           image; default off until measured on a GPU)\n"
             "      --prefetch-mem SIZE  host memory the next phase's weights are read into while the\n"
             "                           current phase computes (0: off; default: CUDA a quarter of the\n"
             "                           free RAM up to 4G, page-locked; CPU off)\n"
@@ -131,6 +133,7 @@ enum {
     OPT_BUDGET,
     OPT_STREAM_WINDOW,
     OPT_PREFETCH_MEM,
+    OPT_STREAM_PREFETCH,
     OPT_HOST_CACHE,
     OPT_PLAN,
     OPT_REPORT,
@@ -282,6 +285,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"mem-budget", required_argument, 0, OPT_BUDGET},
         {"stream-window", required_argument, 0, OPT_STREAM_WINDOW},
         {"prefetch-mem", required_argument, 0, OPT_PREFETCH_MEM},
+        {"stream-prefetch", no_argument, 0, OPT_STREAM_PREFETCH},
         {"host-cache", required_argument, 0, OPT_HOST_CACHE},
         {"plan", no_argument, 0, OPT_PLAN},
         {"profile", no_argument, 0, OPT_PROFILE},
@@ -415,6 +419,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
                 o->cp.host_cache = b;
             break;
         }
+        case OPT_STREAM_PREFETCH: o->cp.stream_prefetch = 1; break;
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;
         case OPT_REPORT: o->report_path = optarg; break;

@@ -22,7 +22,7 @@ sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, voi
     s->drop = drop;
     s->n_units = n_units;
     s->window = src->window < 1 ? 1 : src->window > n_units ? n_units : src->window;
-    s->lookahead = s->window >= 2 && sdc_backend_has_async_copy(src->be);
+    s->lookahead = src->lookahead && s->window >= 2 && sdc_backend_has_async_copy(src->be);
     s->status = SDC_OK;
     return s;
 }

@@ -10,8 +10,9 @@
  *
  * At most `window` units are resident: acquiring a unit that is not resident first evicts the released
  * unit with the highest index (units 0 .. window - 2 stay; the rest cycle through the last slot). With a window of every unit nothing is read after the first forward.
- * Evicting waits for the device's queued work (the unit's kernels may still read it). On a backend with
- * asynchronous copies (CUDA) and a window of 2 or more, acquiring unit k also loads unit k + 1 without
+ * Evicting waits for the device's queued work (the unit's kernels may still read it). With the source's
+ * lookahead on a backend with asynchronous copies (CUDA) and a window of 2 or more (sdc_model_params'
+ * stream_prefetch, off by default until measured on a GPU), acquiring unit k also loads unit k + 1 without
  * waiting for its uploads (lookahead): they run on the copy stream while unit k computes, and acquiring
  * k + 1 makes the compute stream (not the host) wait for them. Elsewhere loading is synchronous.
  *

@@ -34,6 +34,9 @@ typedef struct sdc_weight_source {
     /* NULL, or the component's weight bytes in host memory (model/host_image.h): tensors it holds are
      * taken from it instead of the file, converted the same way */
     struct sdc_host_image *host;
+    /* a streamed component on a backend with asynchronous copies: acquiring unit k loads unit k + 1
+     * behind k's compute (model/stream.h) */
+    int lookahead;
 } sdc_weight_source;
 
 /* The activation dtype a component loaded from src computes in. */

@@ -38,6 +38,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
     mp.stream_window = p->stream_window;
     mp.prefetch_mem = p->prefetch_mem;
     mp.host_cache = p->host_cache;
+    mp.stream_prefetch = p->stream_prefetch;
     sdc_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->m = sdc_model_open(&mp);

@@ -128,7 +128,8 @@ static sdc_status load_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger
                                    log,
                                    m->prec[c],
                                    def->stream ? window : 0,
-                                   be == m->be ? m->tier.img[c] : NULL};
+                                   be == m->be ? m->tier.img[c] : NULL,
+                                   m->stream_prefetch};
     *out = NULL;
     sdc_status st = def->load(m->fam, &src, out);
     if (st != SDC_OK) *out = NULL;
@@ -196,6 +197,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
         m->stream_window = p->stream_window > 0 ? p->stream_window : 0;
+        m->stream_prefetch = p->stream_prefetch != 0;
     }
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_model_open: cannot open model %s: %s", path ? path : "(none)", sdc_status_str(st));

@@ -48,6 +48,7 @@ struct sdc_model {
     sdc_load_policy policy;                      /* as asked; AUTO is resolved per job */
     size_t budget;                               /* bytes auto plans for */
     int stream_window;                           /* stream: at most this many blocks resident (0: no cap) */
+    int stream_prefetch;                         /* stream: block k + 1 uploads behind block k (async copies) */
     sdc_host_tier tier;                          /* components in host memory: prefetch and the pinned tier */
 };
 

@@ -129,7 +129,7 @@ static void stream_window(const sdc_model *m, int c, size_t other, size_t budget
     pp->stream_resident = held;
     /* per call after the first (model/stream.h's eviction): every unit but 0 .. w - 2 again; with the
      * lookahead (asynchronous copies, w >= 2) one slot more cycles: every unit but 0 .. w - 3 */
-    pp->stream_lookahead = w >= 2 && sdc_backend_has_async_copy(m->be);
+    pp->stream_lookahead = m->stream_prefetch && w >= 2 && sdc_backend_has_async_copy(m->be);
     pp->stream_read = 0;
     for (int k = w - 1 - pp->stream_lookahead; w < sh->n_units && k < sh->n_units; k++) pp->stream_read += sh->unit[k];
 }
