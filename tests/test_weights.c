@@ -1,11 +1,14 @@
 /* test_weights.c - weight loading through a backend's staging slots (as the CUDA backend loads) gives
  * exactly the bytes of the direct path, for same-dtype and converting loads, with tensors split across
- * many small staging buffers. Runs on the CPU: the staging slots here are plain host memory. */
+ * many small staging buffers; and so do two loads through a host image (the host tier's) that keeps the
+ * converted copies (the second uploads them). Runs on the CPU: the staging slots are plain host memory. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
 #include "io/model_files.h"
+#include "model/host_image.h"
 #include "model/weights.h"
 #include "test_util.h"
 
@@ -60,6 +63,38 @@ static void compare(sdc_weight_variant variant, const char *label) {
     test_check(n > 0 && same == n, "%s: %d of %d tensors identical through %d staged uploads of <= %d bytes", label,
                same, n, n_uploads, STAGE);
     test_check(n_uploads > n, "%s: big tensors were split across staging buffers", label);
+    /* through a host image (the host tier's) keeping converted copies: the first load fills them, the second
+     * uploads them; both give the direct path's bytes */
+    const sdc_tensor_info **infos = calloc(sdc_index_count(mf->index) + 1, sizeof *infos);
+    int k = 0;
+    for (size_t i = 0; infos && i < sdc_index_count(mf->index); i++)
+        if (!strncmp(sdc_index_at(mf->index, i)->name, "unet.", 5)) infos[k++] = sdc_index_at(mf->index, i);
+    sdc_host_image *img = infos ? sdc_host_image_new(staged, infos, k, SIZE_MAX) : NULL;
+    test_check(img && sdc_host_image_fill(img, mf->index, NULL) == SDC_OK &&
+                   sdc_host_image_keep_converted(img, (size_t)64 << 20),
+               "%s: host image", label);
+    for (int round = 0; img && round < 2; round++) {
+        const int uploads0 = n_uploads;
+        sdc_weight_set c;
+        sdc_weights_begin(&c, &(sdc_weight_source){mf->index, "unet.", staged, test_logger(), 0, 0, img, 0}, NULL);
+        int ok = 0;
+        for (int i = 0; i < a.n; i++) {
+            const sdc_tensor *ta = a.tensors[i];
+            sdc_tensor *tc = sdc_weights_get(&c, ta->ndim, ta->ne, "%s", infos[i]->name + 5);
+            ok += tc && tc->nbytes == ta->nbytes && !memcmp(tc->data, ta->data, ta->nbytes);
+        }
+        test_check(sdc_weights_end(&c) == SDC_OK && ok == a.n && c.bytes_read == 0 && c.bytes_host > 0,
+                   "%s: load %d from the host image: %d of %d tensors identical, %llu file bytes read, %llu from "
+                   "the image, converted copies %zu bytes",
+                   label, round + 1, ok, a.n, (unsigned long long)c.bytes_read, (unsigned long long)c.bytes_host,
+                   img->conv_used);
+        if (round == 1)
+            test_check(n_uploads == uploads0, "%s: load 2 converted nothing (%d staged uploads)", label,
+                       n_uploads - uploads0);
+        sdc_weights_free(&c);
+    }
+    sdc_host_image_free(img);
+    free(infos);
     sdc_weights_free(&a);
     sdc_weights_free(&b);
     staged->iface = orig;
