@@ -75,6 +75,9 @@ static void compare(sdc_weight_variant variant, const char *label) {
                "%s: host image", label);
     for (int round = 0; img && round < 2; round++) {
         const int uploads0 = n_uploads;
+        const size_t served0 = atomic_load(&img->served_bytes);
+        size_t file_bytes = 0;
+        for (int i = 0; i < k; i++) file_bytes += (size_t)infos[i]->nbytes;
         sdc_weight_set c;
         sdc_weights_begin(&c, &(sdc_weight_source){mf->index, "unet.", staged, test_logger(), 0, 0, img, 0}, NULL);
         int ok = 0;
@@ -88,6 +91,10 @@ static void compare(sdc_weight_variant variant, const char *label) {
                    "the image, converted copies %zu bytes",
                    label, round + 1, ok, a.n, (unsigned long long)c.bytes_read, (unsigned long long)c.bytes_host,
                    img->conv_used);
+        test_check(c.bytes_host == file_bytes && atomic_load(&img->served_bytes) - served0 == file_bytes,
+                   "%s: load %d: every file byte counted once as taken from the image (%llu, image %zu, files %zu)",
+                   label, round + 1, (unsigned long long)c.bytes_host, atomic_load(&img->served_bytes) - served0,
+                   file_bytes);
         if (round == 1)
             test_check(n_uploads == uploads0, "%s: load 2 converted nothing (%d staged uploads)", label,
                        n_uploads - uploads0);

@@ -224,17 +224,17 @@ static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *
         ws->bytes_resident += t->nbytes;
         return t;
     }
-    /* F8 has no conversion here: the file path refuses it with its message */
-    const void *host = info->dtype == SDC_DTYPE_F8_E4M3 || info->dtype == SDC_DTYPE_F8_E5M2
-        ? NULL
-        : sdc_host_image_take(ws->host, info);
+    /* a copy converted by an earlier load, else the file's bytes from the image (each counted once as served);
+     * F8 has no conversion here: the file path refuses it with its message */
     const void *conv = t->dtype == info->dtype ? NULL : sdc_host_image_take_converted(ws->host, info, t->dtype);
+    const void *host = conv || info->dtype == SDC_DTYPE_F8_E4M3 || info->dtype == SDC_DTYPE_F8_E5M2
+        ? conv
+        : sdc_host_image_take(ws->host, info);
     sdc_status st = SDC_OK;
-    if (conv) /* converted by an earlier load: the same bytes again */
+    if (conv) /* the same bytes again */
         sdc_backend_upload_async(ws->be, t->data, conv, t->nbytes);
     else
         st = ws->be->iface->staging_acquire ? load_staged(ws, info, host, t) : load_direct(ws, info, host, t);
-    if (conv) host = conv;
     if (st != SDC_OK) {
         ws->status = st;
         return NULL;
