@@ -174,7 +174,8 @@ typedef struct sdc_model_params {
                              on CUDA), so their later loads in this process are uploads, not file reads;
                              0 (default): none */
     int stream_prefetch;         /* load policy stream on CUDA: block k + 1 uploads on the copy stream while block k
-                             computes (bit-identical; default 0 until it is measured on a GPU) */
+                             computes (bit-identical, checked on an H200; default 0 until its speed is
+                             measured) */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);
