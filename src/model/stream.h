@@ -9,7 +9,8 @@
  *   sdc_stream_release(s, k);              // unit k may be evicted
  *
  * At most `window` units are resident: acquiring a unit that is not resident first evicts the released
- * unit with the highest index (units 0 .. window - 2 stay; the rest cycle through the last slot). With a window of every unit nothing is read after the first forward.
+ * unit with the highest index (units 0 .. window - 2 stay; the rest cycle through the last slot, the last two
+ * with the lookahead below). With a window of every unit nothing is read after the first forward.
  * Evicting waits for the device's queued work (the unit's kernels may still read it). With the source's
  * lookahead on a backend with asynchronous copies (CUDA) and a window of 2 or more (sdc_model_params'
  * stream_prefetch, off by default until measured on a GPU), acquiring unit k also loads unit k + 1 without
