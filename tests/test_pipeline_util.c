@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/file.h"
+#include "pipeline/ctx.h"
 #include "test_golden.h"
 #include "test_util.h"
 
@@ -195,4 +196,24 @@ void test_pipe_run_free(test_pipe_run *r) {
     free(r->latents);
     free(r->pixels);
     memset(r, 0, sizeof *r);
+}
+
+sdc_status test_generate_hashed(sdc_ctx *ctx, sdc_gen_params *p, const char *label, uint64_t *lat, uint64_t *png) {
+    int64_t ne[4];
+    sdc_model_latent_shape(ctx->m, p->width, p->height, ne);
+    const size_t nl = (size_t)p->batch_count * (size_t)(ne[1] * ne[2] * ne[3]);
+    float *l = malloc(sizeof(float) * nl);
+    p->latents_out = l;
+    sdc_image *imgs = NULL;
+    int n = 0;
+    sdc_status st = l ? sdc_generate(ctx, p, &imgs, &n) : SDC_ERR_OOM;
+    if (st == SDC_OK) {
+        *lat = test_fnv(l, sizeof(float) * nl, TEST_FNV_INIT);
+        *png = test_png_hash(imgs, n, TEST_FNV_INIT);
+    }
+    test_check(st == SDC_OK || (!imgs && n == 0), "%s: a failed generation returns no image", label);
+    p->latents_out = NULL;
+    sdc_image_free(imgs, n);
+    free(l);
+    return st;
 }

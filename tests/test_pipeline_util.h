@@ -41,6 +41,10 @@ void test_pipe_run_free(test_pipe_run *r);
 /* 64-bit FNV-1a of n bytes, continuing from h (start with TEST_FNV_INIT). */
 #define TEST_FNV_INIT 0xcbf29ce484222325ull
 uint64_t test_fnv(const void *p, size_t n, uint64_t h);
+/* Runs p on ctx (p->latents_out is set here, for p->batch_count images) and hashes the raw latents and the
+ * PNG bytes into *lat and *png; the run's report is then sdc_last_report_json(ctx). Checks that a failed
+ * run returns no image (label names it). */
+sdc_status test_generate_hashed(sdc_ctx *ctx, sdc_gen_params *p, const char *label, uint64_t *lat, uint64_t *png);
 /* test_fnv over the PNG files sdc_image_save writes of imgs[0 .. n), continuing from h; 0 when one cannot
  * be written or read back. */
 uint64_t test_png_hash(const sdc_image *imgs, int n, uint64_t h);

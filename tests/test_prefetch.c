@@ -60,17 +60,8 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, job_out *o) {
     p.steps = 2;
     p.cfg_scale = mc->cfg;
     p.seed = 11;
-    int64_t ne[4];
-    sdc_model_latent_shape(ctx->m, 64, 64, ne);
-    const size_t nl = (size_t)(ne[1] * ne[2] * ne[3]);
-    float *lat = malloc(sizeof(float) * nl);
-    p.latents_out = lat;
-    sdc_image *imgs = NULL;
-    int n = 0;
-    sdc_status st = lat ? sdc_generate(ctx, &p, &imgs, &n) : SDC_ERR_OOM;
+    sdc_status st = test_generate_hashed(ctx, &p, mc->model, &o->lat, &o->png);
     if (st == SDC_OK) {
-        o->lat = test_fnv(lat, sizeof(float) * nl, TEST_FNV_INIT);
-        o->png = test_png_hash(imgs, n, TEST_FNV_INIT);
         cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(rep, "components")) {
@@ -87,8 +78,6 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, job_out *o) {
         }
         cJSON_Delete(rep);
     }
-    sdc_image_free(imgs, n);
-    free(lat);
     return st;
 }
 

@@ -8,6 +8,8 @@
 
 #define ALIGN 64 /* each tensor starts on a cache line (and any dtype's alignment) */
 
+static size_t aligned(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
+
 static int by_address(const void *a, const void *b) {
     const uintptr_t x = (uintptr_t)((const sdc_host_entry *)a)->info, y = (uintptr_t)((const sdc_host_entry *)b)->info;
     return x < y ? -1 : x > y;
@@ -22,19 +24,20 @@ sdc_host_image *sdc_host_image_new(sdc_backend *be, const sdc_tensor_info *const
     }
     img->be = be;
     img->n = n;
+    img->whole = 1;
     for (int i = 0; i < n; i++) { /* laid out in the order given */
-        const size_t b = (size_t)infos[i]->nbytes, room = (b + ALIGN - 1) / ALIGN * ALIGN;
+        const size_t b = (size_t)infos[i]->nbytes;
         img->entry[i].info = infos[i];
         img->entry[i].off = img->bytes + b <= cap ? img->bytes : UINT64_MAX;
         atomic_init(&img->entry[i].ready, 0);
         img->entry[i].conv_off = UINT64_MAX;
-        if (img->entry[i].off != UINT64_MAX) img->bytes += room;
-        img->total += b;
+        if (img->entry[i].off != UINT64_MAX)
+            img->bytes += aligned(b);
+        else
+            img->whole = 0;
     }
-    img->whole = 1;
-    for (int i = 0; i < n; i++) img->whole &= img->entry[i].off != UINT64_MAX;
-    qsort(img->entry, (size_t)n, sizeof *img->entry,
-          by_address); /* fill order: the index's records, each file's in its order */
+    /* lookups by address; also the fill order: the index's records, each file's in its order */
+    qsort(img->entry, (size_t)n, sizeof *img->entry, by_address);
     atomic_init(&img->ready_bytes, 0);
     atomic_init(&img->served_bytes, 0);
     return img;
@@ -120,7 +123,7 @@ int sdc_host_image_keep_converted(sdc_host_image *img, size_t bytes) {
 
 void *sdc_host_image_conv_slot(sdc_host_image *img, const sdc_tensor_info *info, sdc_dtype dtype, size_t nbytes) {
     sdc_host_entry *e = img && img->conv ? find(img, info) : NULL;
-    const size_t room = (nbytes + ALIGN - 1) / ALIGN * ALIGN;
+    const size_t room = aligned(nbytes);
     if (!e || e->conv_off != UINT64_MAX || img->conv_used + room > img->conv_size) return NULL;
     e->conv_off = img->conv_used;
     e->conv_dtype = dtype;

@@ -38,7 +38,6 @@ typedef struct sdc_host_image {
     sdc_host_entry *entry; /* [n], sorted by info address (lookups; filled in that order) */
     int n;
     size_t bytes; /* of the tensors that fit: the block's size */
-    size_t total; /* of all n tensors */
     int whole;    /* every tensor fits */
     char *base;   /* NULL until the first fill (or a block handed in: sdc_host_image_adopt) */
     size_t block; /* base's size (>= bytes) */

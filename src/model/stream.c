@@ -105,7 +105,6 @@ int sdc_stream_acquire(sdc_weight_stream *s, int k) {
     if (!s) return 1;
     if (s->status != SDC_OK) return 0;
     sdc_stream_unit *u = &s->unit[k];
-    u->used = ++s->clock;
     if (!u->resident && !(make_room(s, k) && load_unit(s, k, 0))) return 0;
     if (u->ready) { /* prefetched: the compute that follows waits for its copies, the host does not */
         sdc_backend_compute_wait(s->src.be, u->ready);

@@ -34,8 +34,7 @@ typedef void (*sdc_stream_drop_fn)(void *owner, int k);
 typedef struct sdc_stream_unit {
     sdc_weight_set ws; /* owns the unit's tensors while resident */
     int resident, held;
-    uint64_t used; /* the stream's clock at the last acquire */
-    void *ready;   /* prefetched: the copy event its first use waits for (NULL: none pending) */
+    void *ready; /* prefetched: the copy event its first use waits for (NULL: none pending) */
 } sdc_stream_unit;
 
 typedef struct sdc_weight_stream {
@@ -47,8 +46,7 @@ typedef struct sdc_weight_stream {
     int n_units, window, n_resident;
     int lookahead;         /* acquiring unit k loads k + 1 behind k's compute (window >= 2, asynchronous copies) */
     sdc_stream_unit *unit; /* [n_units] */
-    uint64_t clock;
-    sdc_status status; /* the first failed acquire since sdc_stream_begin */
+    sdc_status status;     /* the first failed acquire since sdc_stream_begin */
     /* counters since the component was loaded */
     uint64_t loads;      /* unit loads */
     uint64_t bytes_read; /* file bytes read for units */

@@ -152,7 +152,7 @@ static void *prefetch_main(void *arg) {
     return NULL;
 }
 
-void sdc_host_tier_prefetch(sdc_model *m, unsigned mask, int phase) {
+void sdc_host_tier_prefetch(sdc_model *m, unsigned mask) {
     sdc_host_tier *t = &m->tier;
     if (t->running || !t->prefetch_mem) return;
     /* the prefetch budget bounds the images the tier does not keep */
@@ -178,7 +178,6 @@ void sdc_host_tier_prefetch(sdc_model *m, unsigned mask, int phase) {
     }
     if (!fill) return;
     t->filling = fill;
-    t->fill_phase = phase;
     atomic_store(&t->stop, 0);
     if (pthread_create(&t->thread, NULL, prefetch_main, m) != 0) {
         SDC_LOGW(&m->log, "prefetch: cannot start a thread; the next phase reads its weights itself");

@@ -43,7 +43,6 @@ typedef struct sdc_host_tier {
     int running;                            /* the thread was started and not joined */
     atomic_int stop;                        /* asks the thread to stop early */
     unsigned filling;                       /* components the running thread fills */
-    int fill_phase;                         /* the phase during which it runs */
     sdc_tier_load last[SDC_MAX_COMPONENTS]; /* each component's last load */
     size_t served0[SDC_MAX_COMPONENTS];     /* its image's served bytes when that load began */
     double waited[SDC_MAX_COMPONENTS];      /* the last join waited this long for it (until its load) */
@@ -72,8 +71,8 @@ void sdc_host_tier_after_load(sdc_model *m, int c);
 /* Component c was freed: drops its image unless the tier keeps it. */
 void sdc_host_tier_component_freed(sdc_model *m, int c);
 /* Starts the thread that reads the components in `mask` (not resident, not held whole already) into
- * their images while phase `phase` computes. Nothing when prefetch is off or nothing is left to read. */
-void sdc_host_tier_prefetch(sdc_model *m, unsigned mask, int phase);
+ * their images while the current phase computes. Nothing when prefetch is off or nothing is left to read. */
+void sdc_host_tier_prefetch(sdc_model *m, unsigned mask);
 /* Stops a running prefetch early and joins it (a job that failed, or unloading everything). */
 void sdc_host_tier_cancel(sdc_host_tier *t);
 

@@ -51,7 +51,7 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
     /* the next phase that runs: its components that are not resident now are read while this one computes */
     for (int nx = ph + 1; nx < r->plan.n_phases; nx++) {
         if (!r->plan.phase[nx].runs) continue;
-        sdc_host_tier_prefetch(m, r->plan.phase[nx].resident & ~pp->resident, ph);
+        sdc_host_tier_prefetch(m, r->plan.phase[nx].resident & ~pp->resident);
         break;
     }
     return SDC_OK;
