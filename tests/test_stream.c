@@ -7,7 +7,7 @@
  *   - the plan's window is the one asked for, the measured peak is within the plan (and the budget) and
  *     below `all`'s, the denoiser's measured resident weights within the plan's, and the measured block
  *     loads are what the window implies (every block once with a window of all of them; otherwise every
- *     block in the first denoiser call, then all but blocks 0 .. window - 2 in each later one);
+ *     block in the first denoiser call, then all but the window's sticky blocks in each later one);
  *   - a budget one byte below the window-1 plan is a clear error naming the plan: no crash, no image, no
  *     weight read;
  *   - the UNet's weight file changing while its blocks stream (during the denoise phase) fails that
@@ -181,13 +181,8 @@ static void file_changes_while_streaming(const model_case *mc, const run_out *al
     test_rm_tree(model);
 }
 
-static int by_size_desc(const void *a, const void *b) {
-    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 /* The smallest budget whose stream plan has a window of w blocks: the largest phase total with the
- * denoiser holding its rest and its w largest blocks. */
+ * denoiser holding what the planner says a window of w holds (sdc_stream_held). */
 static int64_t budget_for(sdc_ctx *probe, const sdc_job_shape *js, int w, int *n_blocks) {
     sdc_model *m = probe->m;
     m->budget = (size_t)1 << 50;
@@ -200,11 +195,8 @@ static int64_t budget_for(sdc_ctx *probe, const sdc_job_shape *js, int w, int *n
         size_t total = pp->total;
         if (pp->window > 0) {
             const sdc_stream_shape *sh = &m->stream[pp->stream_comp];
-            size_t unit[SDC_MAX_STREAM_UNITS], held = sh->rest;
-            memcpy(unit, sh->unit, sizeof unit[0] * (size_t)sh->n_units);
-            qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
-            for (int k = 0; k < w && k < sh->n_units; k++) held += unit[k];
-            total = total - pp->stream_resident + held;
+            const int lookahead = m->stream_prefetch && sdc_backend_has_async_copy(m->be) && w >= 2 && w < sh->n_units;
+            total = total - pp->stream_resident + sdc_stream_held(sh, w, lookahead, NULL);
             *n_blocks = sh->n_units;
         }
         if (total > need) need = total;
@@ -287,8 +279,8 @@ static void model(const model_case *mc, run_out *all_out) {
         if (o.window == n) {
             test_check(o.loads == n, "%s: every block loaded once (%.0f loads)", what, o.loads);
         } else {
-            /* the first call loads every block; each later one all but blocks 0 .. window - 2 (with the
-             * lookahead of a backend with asynchronous copies, 0 .. window - 3) */
+            /* the first call loads every block; each later one all but the window - 1 sticky ones (with the
+             * lookahead of a backend with asynchronous copies, window - 2: two slots cycle) */
             const double per = n - o.window + 1 + o.lookahead;
             if (calls == 0) calls = 1 + (o.loads - n) / per;
             test_check(calls >= 2 && o.loads == n + (calls - 1) * per && o.read > 0,

@@ -1,4 +1,4 @@
-/* stream.c - block streaming: units loaded on acquire, the highest released one evicted (see stream.h). */
+/* stream.c - block streaming: sticky units stay, the others cycle through one or two slots (see stream.h). */
 #include "model/stream.h"
 
 #include <stdlib.h>
@@ -22,22 +22,26 @@ sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, voi
     s->drop = drop;
     s->n_units = n_units;
     s->window = src->window < 1 ? 1 : src->window > n_units ? n_units : src->window;
-    s->lookahead = src->lookahead && s->window >= 2 && sdc_backend_has_async_copy(src->be);
+    s->lookahead = src->lookahead && s->window >= 2 && s->window < n_units && sdc_backend_has_async_copy(src->be);
+    s->slots = sdc_stream_slots(s->window, n_units, s->lookahead);
+    for (int k = 0; k < n_units; k++) s->unit[k].sticky = sdc_stream_sticky(k, n_units, s->window - s->slots);
     s->status = SDC_OK;
     return s;
 }
 
 static void evict(sdc_weight_stream *s, int k) {
     sdc_stream_unit *u = &s->unit[k];
-    /* a device may still be running the unit's kernels; its memory may next take an upload on another
-     * stream: wait for them (a sticky error stays for the forward to return) */
-    (void)sdc_backend_sync(s->src.be);
+    /* a device may still be running the unit's kernels, and its memory may next take an upload: a
+     * backend with asynchronous copies orders every upload after the compute enqueued before it; any
+     * other, wait (a sticky error stays for the forward to return) */
+    if (!sdc_backend_has_async_copy(s->src.be)) (void)sdc_backend_sync(s->src.be);
     sdc_backend_event_free(s->src.be, u->ready);
     u->ready = NULL;
     s->drop(s->owner, k);
     sdc_weights_free(&u->ws);
     u->resident = 0;
     s->n_resident--;
+    if (!u->sticky) s->n_cycling--;
 }
 
 void sdc_stream_free(sdc_weight_stream *s) {
@@ -54,25 +58,27 @@ void sdc_stream_begin(sdc_weight_stream *s) {
 
 sdc_status sdc_stream_status(const sdc_weight_stream *s) { return s ? s->status : SDC_OK; }
 
-/* The resident unit with the highest index that is not held; -1 when every resident unit is held. A
- * forward acquires its units in index order, over and over: least recently used would evict each unit just
- * before its next use (every unit read again per forward), while this keeps units 0 .. window - 2 resident
- * for good and cycles the rest through the last slot (n - window + 1 reads per forward after the first). */
-static int victim(const sdc_weight_stream *s) {
-    for (int k = s->n_units - 1; k >= 0; k--)
-        if (s->unit[k].resident && !s->unit[k].held) return k;
-    return -1;
+/* The cycling unit to evict for one acquired at position `at` of the forward: resident, not held, and
+ * whose next use is furthest away (units run in index order, call after call: one below `at` is next
+ * used in the next call). A lookahead's unit not yet used goes only if `unused_too`. -1: none. */
+static int victim(const sdc_weight_stream *s, int at, int unused_too) {
+    int best = -1, best_dist = -1;
+    for (int k = 0; k < s->n_units; k++) {
+        const sdc_stream_unit *u = &s->unit[k];
+        if (!u->resident || u->sticky || u->held || (!u->used && !unused_too)) continue;
+        const int dist = k < at ? s->n_units - at + k : k - at;
+        if (dist > best_dist) best = k, best_dist = dist;
+    }
+    return best;
 }
 
-/* Evicts until a unit fits the window; 0 (logged, sticky) when every resident unit is held. */
-static int make_room(sdc_weight_stream *s, int k) {
-    while (s->n_resident >= s->window) {
-        const int v = victim(s);
-        if (v < 0) {
-            SDC_LOGE(&s->log, "sdc_stream_acquire: unit %d: all %d units of the window are held", k, s->window);
-            s->status = SDC_ERR_OOM;
-            return 0;
-        }
+/* Room for unit k: a sticky unit always has its place; a cycling one needs a free slot, made by evicting
+ * (unused_too: a lookahead's unit may go). 0 when none can be made. */
+static int make_room(sdc_weight_stream *s, int k, int unused_too) {
+    if (s->unit[k].sticky) return 1;
+    while (s->n_cycling >= s->slots) {
+        const int v = victim(s, k, unused_too);
+        if (v < 0) return 0;
         evict(s, v);
     }
     return 1;
@@ -93,7 +99,9 @@ static int load_unit(sdc_weight_stream *s, int k, int async) {
     }
     if (async) u->ready = sdc_backend_copy_event(s->src.be);
     u->resident = 1;
+    u->used = 0;
     s->n_resident++;
+    if (!u->sticky) s->n_cycling++;
     s->loads++;
     s->bytes_read += u->ws.bytes_read;
     s->bytes_host += u->ws.bytes_host;
@@ -105,17 +113,29 @@ int sdc_stream_acquire(sdc_weight_stream *s, int k) {
     if (!s) return 1;
     if (s->status != SDC_OK) return 0;
     sdc_stream_unit *u = &s->unit[k];
-    if (!u->resident && !(make_room(s, k) && load_unit(s, k, 0))) return 0;
-    if (u->ready) { /* prefetched: the compute that follows waits for its copies, the host does not */
+    if (!u->resident) {
+        if (!make_room(s, k, 1)) {
+            SDC_LOGE(&s->log, "sdc_stream_acquire: unit %d: all %d slots of the window are held", k, s->slots);
+            s->status = SDC_ERR_OOM;
+            return 0;
+        }
+        if (!load_unit(s, k, 0)) return 0;
+    }
+    if (u->ready) { /* a lookahead's: the compute that follows waits for its copies, the host does not */
         sdc_backend_compute_wait(s->src.be, u->ready);
         sdc_backend_event_free(s->src.be, u->ready);
         u->ready = NULL;
     }
     u->held = 1;
-    /* lookahead: unit k + 1's uploads run on the copy stream while unit k computes (its failure sticks
-     * and fails the next acquire) */
-    if (s->lookahead && k + 1 < s->n_units && !s->unit[k + 1].resident && make_room(s, k + 1))
-        (void)load_unit(s, k + 1, 1);
+    u->used = 1;
+    /* lookahead: the next unit of this call that is not resident uploads on the copy stream while k
+     * computes, if a slot is free or holds a unit already used (its failure sticks and fails the next
+     * acquire) */
+    if (s->lookahead) {
+        int j = k + 1;
+        while (j < s->n_units && s->unit[j].resident) j++;
+        if (j < s->n_units && make_room(s, j, 0)) (void)load_unit(s, j, 1);
+    }
     return 1;
 }
 

@@ -8,14 +8,18 @@
  *   ... the unit's forward, exactly the kernels of the resident path ...
  *   sdc_stream_release(s, k);              // unit k may be evicted
  *
- * At most `window` units are resident: acquiring a unit that is not resident first evicts the released
- * unit with the highest index (units 0 .. window - 2 stay; the rest cycle through the last slot, the last two
- * with the lookahead below). With a window of every unit nothing is read after the first forward.
- * Evicting waits for the device's queued work (the unit's kernels may still read it). With the source's
- * lookahead on a backend with asynchronous copies (CUDA) and a window of 2 or more (sdc_model_params'
- * stream_prefetch, off by default until measured on a GPU), acquiring unit k also loads unit k + 1 without
- * waiting for its uploads (lookahead): they run on the copy stream while unit k computes, and acquiring
- * k + 1 makes the compute stream (not the host) wait for them. Elsewhere loading is synchronous.
+ * At most `window` units are resident: `sticky` of them, spread evenly over the forward
+ * (sdc_stream_sticky), stay once loaded; the others cycle through the remaining `slots`, one slot
+ * (synchronous loads) or two (the lookahead below), so every call after the first reads n_units - sticky
+ * units. Acquiring a unit that is not resident evicts the cycling unit whose next use is furthest away.
+ * Evicting waits for the device's queued work where uploads could overtake it (a backend without
+ * asynchronous copies); with them every upload is ordered after the compute enqueued before it.
+ * Lookahead: on a backend with asynchronous copies (CUDA) and a window of 2 or more (sdc_model_params'
+ * stream_prefetch), acquiring unit k also starts loading the next unit of this call that is not
+ * resident, without waiting for its uploads: they run on the copy stream while k (and any sticky units
+ * before it) compute, and acquiring it makes the compute stream (not the host) wait for them. Sticky
+ * units spread between cycling ones give each upload their compute to hide behind. Elsewhere loading is
+ * synchronous.
  *
  * Streaming changes when weights are loaded, never which kernels run on which data in which order: a
  * unit's tensors are loaded by the same loader calls as in a whole load, so their bytes are identical.
@@ -34,6 +38,8 @@ typedef void (*sdc_stream_drop_fn)(void *owner, int k);
 typedef struct sdc_stream_unit {
     sdc_weight_set ws; /* owns the unit's tensors while resident */
     int resident, held;
+    int sticky;  /* stays once loaded (sdc_stream_sticky) */
+    int used;    /* acquired since it was loaded (a lookahead's unit is not yet) */
     void *ready; /* prefetched: the copy event its first use waits for (NULL: none pending) */
 } sdc_stream_unit;
 
@@ -44,7 +50,8 @@ typedef struct sdc_weight_stream {
     sdc_stream_load_fn load;
     sdc_stream_drop_fn drop;
     int n_units, window, n_resident;
-    int lookahead;         /* acquiring unit k loads k + 1 behind k's compute (window >= 2, asynchronous copies) */
+    int slots, n_cycling;  /* units that are not sticky: resident at most, resident now */
+    int lookahead;         /* acquiring unit k loads the next one behind k's compute (window >= 2, async copies) */
     sdc_stream_unit *unit; /* [n_units] */
     sdc_status status;     /* the first failed acquire since sdc_stream_begin */
     /* counters since the component was loaded */
@@ -53,6 +60,14 @@ typedef struct sdc_weight_stream {
     uint64_t bytes_host; /* file bytes taken from host memory for units instead (the host tier's image) */
     double seconds;      /* host time spent loading units (a lookahead's uploads run on behind it) */
 } sdc_weight_stream;
+
+/* The slots of a window of w units of n: every unit stays (w >= n), else 1, or 2 with the lookahead. */
+static inline int sdc_stream_slots(int w, int n, int lookahead) { return w >= n ? 0 : lookahead && w >= 2 ? 2 : 1; }
+/* Whether unit k of n is one of the n_sticky units that stay: the units where ceil(k * n_sticky / n)
+ * steps up, so they are spread evenly (unit 0 first; n_sticky >= n: every unit). */
+static inline int sdc_stream_sticky(int k, int n, int n_sticky) {
+    return (int)(((int64_t)(k + 1) * n_sticky + n - 1) / n) > (int)(((int64_t)k * n_sticky + n - 1) / n);
+}
 
 /* A stream of n_units over src (src->window units resident at most, clamped to [1, n_units]); no unit
  * is loaded yet. NULL when out of host memory (logged). */

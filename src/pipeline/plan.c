@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/count/count_backend.h"
+#include "model/stream.h"
 #include "pipeline/pipeline.h"
 
 const char *sdc_load_policy_name(sdc_load_policy p) { return sdc_value_name(SDC_NAMES_LOAD_POLICY, (int)p); }
@@ -106,9 +107,19 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     return st;
 }
 
-static int by_size_desc(const void *a, const void *b) {
-    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
+size_t sdc_stream_held(const sdc_stream_shape *sh, int w, int lookahead, size_t *read_per_call) {
+    const int n = sh->n_units, slots = sdc_stream_slots(w, n, lookahead);
+    size_t held = sh->rest, cycling_max = 0, read = 0;
+    for (int k = 0; k < n; k++) {
+        if (sdc_stream_sticky(k, n, w - slots)) {
+            held += sh->unit[k];
+        } else {
+            read += sh->unit[k];
+            if (sh->unit[k] > cycling_max) cycling_max = sh->unit[k];
+        }
+    }
+    if (read_per_call) *read_per_call = read;
+    return held + (size_t)slots * cycling_max;
 }
 
 /* Under stream, the phase's streamable component c: the largest window (at least 1, at most the model's
@@ -116,22 +127,16 @@ static int by_size_desc(const void *a, const void *b) {
  * holds at most. */
 static void stream_window(const sdc_model *m, int c, size_t other, size_t budget, sdc_phase_plan *pp) {
     const sdc_stream_shape *sh = &m->stream[c];
-    size_t unit[SDC_MAX_STREAM_UNITS];
-    memcpy(unit, sh->unit, sizeof unit[0] * (size_t)sh->n_units);
-    qsort(unit, (size_t)sh->n_units, sizeof unit[0], by_size_desc);
-    size_t held = sh->rest + unit[0];
     const int cap = m->stream_window > 0 && m->stream_window < sh->n_units ? m->stream_window : sh->n_units;
-    int w = 1;
-    while (w < cap && other + held + unit[w] <= budget) held += unit[w++];
+    const int async = sdc_backend_has_async_copy(m->be);
+    int w = cap;
+    while (w > 1 && other + sdc_stream_held(sh, w, m->stream_prefetch && async, NULL) > budget) w--;
     pp->stream_comp = c;
     pp->window = w;
     pp->n_units = sh->n_units;
-    pp->stream_resident = held;
-    /* per call after the first (model/stream.h's eviction): every unit but 0 .. w - 2 again; with the
-     * lookahead (asynchronous copies, w >= 2) one slot more cycles: every unit but 0 .. w - 3 */
-    pp->stream_lookahead = m->stream_prefetch && w >= 2 && sdc_backend_has_async_copy(m->be);
-    pp->stream_read = 0;
-    for (int k = w - 1 - pp->stream_lookahead; w < sh->n_units && k < sh->n_units; k++) pp->stream_read += sh->unit[k];
+    pp->stream_lookahead = m->stream_prefetch && async && w >= 2 && w < sh->n_units;
+    pp->stream_resident = sdc_stream_held(sh, w, pp->stream_lookahead, &pp->stream_read);
+    if (w >= sh->n_units) pp->stream_read = 0;
 }
 
 /* The plan under one policy, from the job's measured phase peaks. */

@@ -8,9 +8,10 @@
  *               phase's components (SD: text encoder, then UNet + VAE decoder together)
  *   phased      only its own
  *   stream      only its own, and a streamable component (the denoiser: model/stream.h) holds its rest and
- *               at most W of its units (blocks), each read before its forward and evicted after; W is
- *               the most units (counted as the largest) whose phase total fits the budget, at least 1
- *               and at most the model's stream_window (--stream-window)
+ *               at most W of its units (blocks): W - slots that stay, spread over the forward, and one
+ *               or two slots the others cycle through, read before their forward and evicted after; W
+ *               is the most units whose phase total fits the budget, at least 1 and at most the model's
+ *               stream_window (--stream-window)
  *
  * A phase's planned peak = the weights resident in it (from the index) + its activation and workspace
  * peaks, measured by running the job's own phases (the family's bodies, the components' loaders and
@@ -26,8 +27,8 @@ typedef struct sdc_phase_plan {
     size_t bytes[SDC_MEM_KIND_COUNT];
     size_t total;
     /* stream: the streamed component (window > 0), its units resident at most of n_units, the weights it
-     * holds at most (its rest + its `window` largest units), and the unit bytes loaded per denoiser call
-     * once the first call has run (0: every unit stays) */
+     * holds at most (sdc_stream_held), and the unit bytes loaded per denoiser call once the first call has
+     * run (0: every unit stays) */
     int stream_comp, window, n_units;
     size_t stream_resident, stream_read;
     int stream_lookahead; /* stream: unit k + 1 uploads while unit k computes (a backend with async copies) */
@@ -40,6 +41,11 @@ typedef struct sdc_plan {
     size_t peak;   /* the largest phase total */
     size_t budget; /* what stream sized its window for */
 } sdc_plan;
+
+/* The weights a component streamed with a window of w units holds at most: its rest, its sticky units
+ * (model/stream.h) and its slots, each as large as its largest cycling unit; *read_per_call (may be NULL):
+ * the cycling units' bytes, read again by each call after the first. */
+size_t sdc_stream_held(const sdc_stream_shape *sh, int w, int lookahead, size_t *read_per_call);
 
 void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job);
 /* The plan under policy (stream: its window sized for the model's budget). A stream plan whose peak is
