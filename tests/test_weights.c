@@ -63,13 +63,14 @@ static void compare(sdc_weight_variant variant, const char *label) {
     test_check(n > 0 && same == n, "%s: %d of %d tensors identical through %d staged uploads of <= %d bytes", label,
                same, n, n_uploads, STAGE);
     test_check(n_uploads > n, "%s: big tensors were split across staging buffers", label);
-    /* through a host image (the host tier's) keeping converted copies: the first load fills them, the second
-     * uploads them; both give the direct path's bytes */
+    /* through a host image (the host tier's, filled by several readers) keeping converted copies: the first
+     * load fills them, the second uploads them; both give the direct path's bytes */
     const sdc_tensor_info **infos = calloc(sdc_index_count(mf->index) + 1, sizeof *infos);
     int k = 0;
     for (size_t i = 0; infos && i < sdc_index_count(mf->index); i++)
         if (!strncmp(sdc_index_at(mf->index, i)->name, "unet.", 5)) infos[k++] = sdc_index_at(mf->index, i);
     sdc_host_image *img = infos ? sdc_host_image_new(staged, infos, k, SIZE_MAX) : NULL;
+    if (img) img->readers = SDC_HOST_IMAGE_MAX_READERS; /* a big image's: threads take tensors in turn */
     test_check(img && sdc_host_image_fill(img, mf->index, NULL) == SDC_OK &&
                    sdc_host_image_keep_converted(img, (size_t)64 << 20),
                "%s: host image", label);

@@ -22,6 +22,8 @@
 #include "backend/backend.h"
 #include "io/model_index.h"
 
+#define SDC_HOST_IMAGE_MAX_READERS 4
+
 typedef struct sdc_host_entry {
     const sdc_tensor_info *info;
     uint64_t off; /* in base; UINT64_MAX: not in the image (past cap) */
@@ -46,6 +48,8 @@ typedef struct sdc_host_image {
     char *conv;   /* converted copies (sdc_host_image_keep_converted), NULL: none kept */
     size_t conv_size, conv_used;
     int conv_pinned;
+    int readers; /* threads a fill reads with, taking tensors in turn (which one reads a tensor changes
+                  * nothing but when its bytes arrive) */
     atomic_size_t ready_bytes;
     atomic_size_t served_bytes; /* handed to loads */
     double fill_seconds;        /* spent filling (the host tier resets it as each load begins) */
