@@ -230,11 +230,15 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
                 if (pp->resident & (1u << c))
                     snprintf(parts + strlen(parts), sizeof parts - strlen(parts), "%s%s", parts[0] ? "+" : "",
                              sdc_model_component_name(m, c));
-            if (pp->window > 0)
+            if (pp->window > 0) {
+                const int slots = sdc_stream_slots(pp->window, pp->n_units, pp->stream_lookahead);
                 snprintf(parts + strlen(parts), sizeof parts - strlen(parts),
-                         " (%s streamed: window %d of %d blocks, %.1f resident, %.1f read per call)",
-                         sdc_model_component_name(m, pp->stream_comp), pp->window, pp->n_units,
+                         " (%s streamed: window %d of %d blocks, %d stay, the others cycle through %d slot%s%s; "
+                         "%.1f resident, %.1f read per call)",
+                         sdc_model_component_name(m, pp->stream_comp), pp->window, pp->n_units, pp->window - slots,
+                         slots, slots == 1 ? "" : "s", pp->stream_lookahead ? ", uploaded ahead" : "",
                          mib(pp->stream_resident), mib(pp->stream_read));
+            }
             OUT("%-11s %-10s %9.1f %12.1f %10.1f %9.1f  %s\n", sdc_load_policy_name(plan.policy),
                 m->family->phases[ph].name, mib(pp->bytes[SDC_MEM_WEIGHTS]), mib(pp->bytes[SDC_MEM_ACTIVATIONS]),
                 mib(pp->bytes[SDC_MEM_WORKSPACE]), mib(pp->total), parts);
