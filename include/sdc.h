@@ -167,9 +167,10 @@ typedef struct sdc_model_params {
     int stream_window;           /* load policy stream: at most this many denoiser blocks resident (fewer when the
                           budget allows fewer); <= 0: as many as the budget allows */
     int64_t prefetch_mem;        /* host bytes the next phase's weights may be read into while the current phase
-                             computes (the load is then an upload, its disk read hidden); 0: the default
-                             (CUDA: a quarter of the available RAM up to 4 GiB, page-locked; CPU: off, as it
-                             adds to the peak RSS); < 0: off */
+                             computes (page-locked on CUDA; the load is then an upload, its disk read hidden);
+                             0: the default, no such memory: the next phase's files are only asked into the
+                             OS page cache ahead (page-locking cost more than it hid in every measured case,
+                             README); < 0: off */
     int64_t host_cache;          /* host bytes that keep components' weights after they leave the device (page-locked
                              on CUDA), so their later loads in this process are uploads, not file reads;
                              0 (default): none */

@@ -312,6 +312,12 @@ int sdc_index_file_count(const sdc_model_index *idx) { return idx->n_files; }
 
 uint64_t sdc_index_bytes_read(const sdc_model_index *idx) { return atomic_load(&idx->bytes_read); }
 
+void sdc_index_will_need(sdc_model_index *idx, const sdc_tensor_info *info) {
+    const index_file *f = &idx->files[info->file];
+    if (f->fd >= 0 && info->nbytes)
+        (void)posix_fadvise(f->fd, (off_t)info->offset, (off_t)info->nbytes, POSIX_FADV_WILLNEED);
+}
+
 int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info) {
     int64_t n = 1;
     for (int i = 0; i < info->ndim; i++) n *= info->ne[i];

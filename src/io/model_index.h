@@ -102,6 +102,9 @@ sdc_status sdc_index_check_float(const sdc_model_index *idx, const sdc_tensor_in
 sdc_status sdc_index_read_f32(sdc_model_index *idx, const sdc_tensor_info *info, float *dst);
 /* Bytes read from disk by sdc_index_read_* so far. */
 uint64_t sdc_index_bytes_read(const sdc_model_index *idx);
+/* Asks the OS to read the tensor's file bytes into its page cache ahead of use (posix_fadvise WILLNEED):
+ * a hint, no memory of ours, nothing counted; errors are ignored (the later read reports them). */
+void sdc_index_will_need(sdc_model_index *idx, const sdc_tensor_info *info);
 int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info);
 
 #endif

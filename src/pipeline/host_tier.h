@@ -35,7 +35,8 @@ typedef struct sdc_tier_load {
 } sdc_tier_load;
 
 typedef struct sdc_host_tier {
-    size_t prefetch_mem; /* 0: no prefetch */
+    size_t prefetch_mem; /* 0: no images for the next phase */
+    int readahead;       /* prefetch_mem 0: the next phase's files are asked into the OS page cache instead */
     size_t host_cache;   /* 0: no tier */
     sdc_host_image *img[SDC_MAX_COMPONENTS];
     int kept[SDC_MAX_COMPONENTS]; /* img[c] belongs to the tier */
@@ -54,7 +55,7 @@ typedef struct sdc_host_tier {
     sdc_model_index *index;
 } sdc_host_tier;
 
-/* Budgets from the model's params (bytes; prefetch_mem < 0: off, 0: the backend's default). */
+/* Budgets from the model's params (bytes; prefetch_mem < 0: off, 0: the default, read-ahead only). */
 void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *index, int64_t prefetch_mem,
                         int64_t host_cache);
 /* Stops and joins the thread, frees every image and the spare block (be: the backend they came from). */
