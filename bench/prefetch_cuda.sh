@@ -24,7 +24,8 @@ run() { # TITLE BATCH ARGS...
 echo " size policy     batch rep   s/image    s/step  peak MiB  plan MiB   drv MiB   RSS MiB  load te load te2  load un load dec un loads host MiB  total s"
 run "all, nothing from host memory" 1 --policies all --repeat 4 --prefetch-mem -1
 run "phased, no prefetch" 1 --policies phased --repeat 4 --prefetch-mem -1
-run "phased, prefetch (default budget)" 1 --policies phased --repeat 4
+run "phased, default (read-ahead only)" 1 --policies phased --repeat 4
+run "phased, prefetch 4 GiB (page-locked images)" 1 --policies phased --repeat 4 --prefetch-mem 4096
 run "phased, prefetch + host tier 8 GiB" 1 --policies phased --repeat 4 --host-cache 8192
 run "4-image batch: all" 4 --policies all --repeat 1 --prefetch-mem -1
 run "4-image batch: phased, prefetch + host tier 8 GiB" 4 --policies phased --repeat 2 --host-cache 8192
