@@ -65,7 +65,7 @@ static size_t kept_bytes(const sdc_host_tier *t, int c) {
  * weights in another dtype and can take uploads behind compute (CUDA), room for those converted copies
  * (at most the component's backend bytes), so that a later load converts nothing. */
 static size_t tier_bytes(const sdc_model *m, int c) {
-    const int converts = m->comp_bytes[c] != m->comp_file_bytes[c] && sdc_backend_has_async_copy(m->be);
+    const int converts = m->comp_converts[c] && sdc_backend_has_async_copy(m->be);
     return m->comp_file_bytes[c] + (converts ? m->comp_bytes[c] : 0);
 }
 

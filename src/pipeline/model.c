@@ -272,13 +272,15 @@ int sdc_component_owns(const sdc_component_def *def, const char *name) {
 }
 
 /* The tensors under the component's prefixes: their count, and their bytes were each converted as a
- * non-matrix weight is; their bytes in the files go to m->comp_file_bytes[c]. */
+ * non-matrix weight is; their bytes in the files go to m->comp_file_bytes[c], and whether the backend
+ * stores any of them in another dtype (as a matrix or not) to m->comp_converts[c]. */
 static size_t index_weight_bytes(sdc_model *m, int c, int *n_tensors) {
     const sdc_component_def *def = &m->family->components[c];
     const sdc_model_index *idx = m->mf->index;
     size_t bytes = 0;
     *n_tensors = 0;
     m->comp_file_bytes[c] = 0;
+    m->comp_converts[c] = 0;
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
         if (!sdc_component_owns(def, t->name)) continue;
@@ -287,6 +289,8 @@ static size_t index_weight_bytes(sdc_model *m, int c, int *n_tensors) {
         const sdc_dtype wdt = sdc_backend_weight_dtype(m->be, t->dtype, m->prec[c], 0);
         bytes += row ? (size_t)(n / row) * sdc_dtype_row_bytes(wdt, row) : 0;
         m->comp_file_bytes[c] += (size_t)t->nbytes;
+        /* bf16 -> f16 converts without changing a byte count: compare dtypes, not sizes */
+        m->comp_converts[c] |= wdt != t->dtype || sdc_backend_weight_dtype(m->be, t->dtype, m->prec[c], 1) != t->dtype;
         (*n_tensors)++;
     }
     return bytes;

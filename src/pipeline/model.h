@@ -41,6 +41,7 @@ struct sdc_model {
     size_t comp_bytes[SDC_MAX_COMPONENTS];      /* backend bytes of each component's weights (from the index) */
     int comp_tensors[SDC_MAX_COMPONENTS];       /* and their tensor counts */
     size_t comp_file_bytes[SDC_MAX_COMPONENTS]; /* and their bytes in the files */
+    int comp_converts[SDC_MAX_COMPONENTS];      /* the backend stores some of them in another dtype */
     char comp_dtypes[SDC_MAX_COMPONENTS][96];   /* and their file dtypes: "Q8_0 x 56, F32 x 24" */
     /* the window component c loads with next, and the one it was loaded with while resident (0: whole) */
     int window[SDC_MAX_COMPONENTS];
