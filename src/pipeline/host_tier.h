@@ -35,8 +35,10 @@ typedef struct sdc_tier_load {
 } sdc_tier_load;
 
 typedef struct sdc_host_tier {
-    size_t prefetch_mem; /* 0: no images for the next phase */
-    int readahead;       /* prefetch_mem 0: the next phase's files are asked into the OS page cache instead */
+    size_t prefetch_mem; /* asked for (0: none): images for the next phase's components */
+    int readahead;       /* the default: a component's files are asked into the OS page cache ahead, and */
+    size_t repeat_mem;   /* from its second load in the process, an image of up to this many bytes */
+    unsigned loaded;     /* components loaded at least once */
     size_t host_cache;   /* 0: no tier */
     sdc_host_image *img[SDC_MAX_COMPONENTS];
     int kept[SDC_MAX_COMPONENTS]; /* img[c] belongs to the tier */
@@ -55,7 +57,8 @@ typedef struct sdc_host_tier {
     sdc_model_index *index;
 } sdc_host_tier;
 
-/* Budgets from the model's params (bytes; prefetch_mem < 0: off, 0: the default, read-ahead only). */
+/* Budgets from the model's params (bytes; prefetch_mem < 0: off; 0: the default, read-ahead for a
+ * component's first load and, on a backend with page-locked memory, an image for its later ones). */
 void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *index, int64_t prefetch_mem,
                         int64_t host_cache);
 /* Stops and joins the thread, frees every image and the spare block (be: the backend they came from). */
