@@ -2,7 +2,7 @@
  *
  *   sdc_bench -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies all,sequential,phased]
  *             [--device cpu|cuda] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling]
- *             [--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--stream-prefetch]
+ *             [--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--no-stream-prefetch]
  *
  * After a warm-up run, for every size x batch x policy: a fresh context (so every policy loads each component at least
  * once), R timed generations (the first includes loading; later ones show the steady state), and a row
@@ -94,6 +94,8 @@ int main(int argc, char **argv) {
             window = atoi(v), i++;
         else if (!strcmp(a, "--stream-prefetch"))
             stream_prefetch = 1;
+        else if (!strcmp(a, "--no-stream-prefetch"))
+            stream_prefetch = -1;
         else if (!strcmp(a, "--vae-tiling"))
             vae_tiling = 1;
         else if (!strcmp(a, "--precision"))
@@ -101,11 +103,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--device"))
             device = !strcmp(v, "cuda") ? SDC_DEVICE_CUDA : SDC_DEVICE_CPU, i++;
         else {
-            fprintf(stderr,
-                    "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
-                    "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
-                    "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--stream-prefetch]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
+                "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
+                "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--no-stream-prefetch]\n",
+                argv[0]);
             return 2;
         }
     }

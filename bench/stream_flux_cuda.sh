@@ -3,8 +3,8 @@
 # model (bf16 transformer, 23.8 GB; made on the GPU by bench/diffusers_flux.py, which needs the diffusers wheel
 # in .whl/), 1024x1024, 20 steps (dev's default count; dev's transformer is schnell's plus its small guidance
 # embedder), one image: `all`, then `stream` with the host tier (--host-cache 40 GiB, page-locked) under device
-# budgets of 24, 12, 8 and 4 GiB (SDC_FLUX_BUDGETS), with and without --stream-prefetch
-# (SDC_FLUX_LOOKAHEAD_ONLY=1: with only). Two repeats each: the first loads (and fills the tier), the second is the
+# budgets of 24, 12, 8 and 4 GiB (SDC_FLUX_BUDGETS), with blocks uploaded ahead (the default) and with
+# --no-stream-prefetch (SDC_FLUX_LOOKAHEAD_ONLY=1: the default only). Two repeats each: the first loads (and fills the tier), the second is the
 # steady state. Usage, after building with -DSDC_CUDA=ON into $BUILD (default build-gpu):
 #   bash bench/stream_flux_cuda.sh            (the model goes to $SDC_FLUX_MODEL, default /tmp/flux)
 set -uo pipefail
@@ -23,9 +23,9 @@ bench() { "$B/sdc_bench" -m "$fx" --device cuda --sizes 1024 --steps "$steps" --
 bench --policies all --repeat 2 --prefetch-mem -1
 for g in ${SDC_FLUX_BUDGETS:-24 12 8 4}; do
   if [ "${SDC_FLUX_LOOKAHEAD_ONLY:-0}" = 0 ]; then
-    echo "== stream, budget $g GiB, host tier 40 GiB"
-    bench --policies stream --budget $((g * 1024)) --host-cache 40960 --repeat 2 | sed 1d
+    echo "== stream, budget $g GiB, host tier 40 GiB, --no-stream-prefetch"
+    bench --policies stream --budget $((g * 1024)) --host-cache 40960 --repeat 2 --no-stream-prefetch | sed 1d
   fi
-  echo "== stream, budget $g GiB, host tier 40 GiB, --stream-prefetch"
-  bench --policies stream --budget $((g * 1024)) --host-cache 40960 --repeat 2 --stream-prefetch | sed 1d
+  echo "== stream, budget $g GiB, host tier 40 GiB (uploads ahead: the default)"
+  bench --policies stream --budget $((g * 1024)) --host-cache 40960 --repeat 2 | sed 1d
 done

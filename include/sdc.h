@@ -175,9 +175,9 @@ typedef struct sdc_model_params {
     int64_t host_cache;          /* host bytes that keep components' weights after they leave the device (page-locked
                              on CUDA), so their later loads in this process are uploads, not file reads;
                              0 (default): none */
-    int stream_prefetch;         /* load policy stream on CUDA: block k + 1 uploads on the copy stream while block k
-                             computes (bit-identical, checked on an H200; default 0 until its speed is
-                             measured) */
+    int stream_prefetch;         /* load policy stream on CUDA: the next block that is not resident uploads on the
+                             copy stream while the current ones compute (bit-identical: test_stream on an
+                             H100); 0 (default) or > 0: on; < 0: off (every block load synchronous) */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);

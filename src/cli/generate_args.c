@@ -87,8 +87,8 @@ void cli_generate_usage(FILE *f) {
             "                           --mem-budget allows)\n"
             "      --mem-budget SIZE    device memory auto may plan for, binary units: 6G = 6 GiB, 512M\n"
             "                           (default: CPU MemAvailable - 1 GiB)\n"
-            "      --stream-prefetch    stream on CUDA: upload block k+1 while block k computes (same\n"
-            "                           image; default off until measured on a GPU)\n"
+            "      --no-stream-prefetch stream on CUDA: load every block synchronously (default: the\n"
+            "                           next block uploads while the current one computes; same image)\n"
             "      --prefetch-mem SIZE  host memory the next phase's weights are read into while the\n"
             "                           current phase computes (page-locked on CUDA; 0: off; default:\n"
             "                           the OS reads a component's files ahead for its first load; on\n"
@@ -135,6 +135,7 @@ enum {
     OPT_STREAM_WINDOW,
     OPT_PREFETCH_MEM,
     OPT_STREAM_PREFETCH,
+    OPT_NO_STREAM_PREFETCH,
     OPT_HOST_CACHE,
     OPT_PLAN,
     OPT_REPORT,
@@ -287,6 +288,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
         {"stream-window", required_argument, 0, OPT_STREAM_WINDOW},
         {"prefetch-mem", required_argument, 0, OPT_PREFETCH_MEM},
         {"stream-prefetch", no_argument, 0, OPT_STREAM_PREFETCH},
+        {"no-stream-prefetch", no_argument, 0, OPT_NO_STREAM_PREFETCH},
         {"host-cache", required_argument, 0, OPT_HOST_CACHE},
         {"plan", no_argument, 0, OPT_PLAN},
         {"profile", no_argument, 0, OPT_PROFILE},
@@ -420,7 +422,8 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
                 o->cp.host_cache = b;
             break;
         }
-        case OPT_STREAM_PREFETCH: o->cp.stream_prefetch = 1; break;
+        case OPT_STREAM_PREFETCH: o->cp.stream_prefetch = 1; break; /* the default; kept for old scripts */
+        case OPT_NO_STREAM_PREFETCH: o->cp.stream_prefetch = -1; break;
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;
         case OPT_REPORT: o->report_path = optarg; break;

@@ -197,7 +197,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
         m->stream_window = p->stream_window > 0 ? p->stream_window : 0;
-        m->stream_prefetch = p->stream_prefetch != 0;
+        m->stream_prefetch = p->stream_prefetch >= 0;
     }
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_model_open: cannot open model %s: %s", path ? path : "(none)", sdc_status_str(st));
