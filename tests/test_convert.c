@@ -5,17 +5,27 @@
  *     same BFL file): names, types, shapes and data equal (and whether the files are byte-identical);
  *   - the type rules (--tensor-type-rules), the fallback for rows that are not whole blocks (q4_k);
  *   - errors: missing input, missing output folder, bad rule, a cancelled run: no output, no temporaries,
- *     an existing output untouched. */
+ *     an existing output untouched;
+ *   - the tiny SD 1.x single file in q8_0 and q4_0, with and without --quantize-convs: the same image as its
+ *     values dequantized into an f32 safetensors file (bit-exact); with it, which kernels are stored 2-D
+ *     (counted), their bytes and sdc.conv_shape keys, the others kept F16;
+ *   - the loader on a kernel stored 2-D [Co, Ci*KH*KW] without its key: loaded as the 4-D Q8_0 kernel, the
+ *     same convolution bits as its f32 values, dequantized at load through staging buffers (CUDA's path),
+ *     counted by the planner's backend; other shape mismatches: SDC_ERR_FORMAT with a message. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend/ops.h"
 #include "core/quant.h"
+#include "io/gguf.h"
 #include "io/gguf_convert.h"
+#include "io/gguf_write.h"
 #include "io/model_index.h"
 #include "io/st_writer.h"
+#include "model/weights.h"
 #include "sdc.h"
 #include "test_util.h"
 
@@ -33,6 +43,7 @@ typedef struct gg_file {
     gg_tensor *t;
     char arch[128];
     uint32_t file_type;
+    int n_conv_keys; /* sdc.conv_shape.* pairs */
 } gg_file;
 
 static uint8_t *slurp(const char *path, size_t *size) {
@@ -76,12 +87,13 @@ static int gg_open(const char *path, gg_file *g) {
     g->n_kv = rd(g, &pos, 8);
     if (g->n_t > 100000 || g->n_kv > 1000) return -1;
     for (uint64_t i = 0; i < g->n_kv; i++) {
-        char key[128], s[128];
+        char key[256], s[128];
         rd_str(g, &pos, key, sizeof key);
         uint32_t type = (uint32_t)rd(g, &pos, 4);
         if (type == 8) {
             rd_str(g, &pos, s, sizeof s);
             if (!strcmp(key, "general.architecture")) snprintf(g->arch, sizeof g->arch, "%s", s);
+            g->n_conv_keys += !strncmp(key, SDC_GGUF_CONV_SHAPE_KEY, strlen(SDC_GGUF_CONV_SHAPE_KEY));
         } else if (type == 4) {
             uint32_t v = (uint32_t)rd(g, &pos, 4);
             if (!strcmp(key, "general.file_type")) g->file_type = v;
@@ -310,53 +322,314 @@ static uint64_t sd1_png_hash(const char *m, const char *cfg) {
     return h;
 }
 
-/* An SD 1.x single file (the bundle's, LDM names up to 76 bytes) converted to Q8_0 and Q4_0 opens with its
- * config folder and gives exactly the image of the same weights dequantized into an f32 safetensors file:
+/* --quantize-convs on the SD 1.x single file (fp16): every 4-D kernel whose Ci*KH*KW is whole blocks of the
+ * type is stored 2-D [Co, Ci*KH*KW] in the type, its bytes those sdc_quant_row makes of the source's values
+ * in row-major order, with its sdc.conv_shape key; every other kernel keeps the source's F16, 4-D, bytes
+ * unchanged. Indexed again, the file gives every kernel back with the source's shape. */
+static void check_quantized_convs(const char *gguf, sdc_dtype type, sdc_model_index *src) {
+    gg_file g;
+    if (!test_check(gg_open(gguf, &g) == 0, "parse %s", gguf)) {
+        gg_close(&g);
+        return;
+    }
+    sdc_model_index *idx = sdc_index_new(test_logger());
+    const int ok_idx = idx && sdc_index_add_file(idx, gguf, NULL, NULL, NULL) == SDC_OK;
+    const char *const parts[2] = {"model.diffusion_model.", "first_stage_model."};
+    int flat[2] = {0}, kept[2] = {0}, want_flat[2] = {0}, kernels[2] = {0}, bad = 0, bad_shape = 0;
+    for (size_t i = 0; i < sdc_index_count(src); i++) {
+        const sdc_tensor_info *s = sdc_index_at(src, i);
+        if (s->ndim != 4) continue;
+        const int part = strncmp(s->name, parts[0], strlen(parts[0])) == 0 ? 0 : 1;
+        const int64_t K = s->ne[1] * s->ne[2] * s->ne[3], n = sdc_tensor_info_nelem(s);
+        const int fits = K % sdc_dtype_block(type) == 0;
+        kernels[part]++;
+        want_flat[part] += fits;
+        const gg_tensor *t = find(&g, s->name);
+        const sdc_tensor_info *r = ok_idx ? sdc_index_find(idx, s->name) : NULL;
+        bad_shape += !r || r->ndim != 4 || memcmp(r->ne, s->ne, sizeof(int64_t) * 4) != 0 ||
+            r->dtype != (fits ? type : s->dtype);
+        sdc_dtype got;
+        if (!t || sdc_dtype_from_ggml(t->type, &got) != 0 || g.data_start + t->offset + gg_nbytes(t) > g.size) {
+            bad++;
+            continue;
+        }
+        const uint8_t *data = g.bytes + g.data_start + t->offset;
+        if (fits) {
+            float *x = malloc(sizeof(float) * (size_t)n);
+            const size_t nb = sdc_dtype_row_bytes(type, n);
+            uint8_t *q = malloc(nb);
+            const int ok = got == type && t->ndim == 2 && t->ne[0] == (uint64_t)K && t->ne[1] == (uint64_t)s->ne[0] &&
+                gg_nbytes(t) == nb && x && q && sdc_index_read_f32(src, s, x) == SDC_OK &&
+                sdc_quant_row(type, x, q, n) == 0 && !memcmp(q, data, nb);
+            flat[part] += ok;
+            bad += !ok;
+            free(x);
+            free(q);
+        } else {
+            uint8_t *raw = malloc(s->nbytes);
+            const int ok = got == s->dtype && t->ndim == 4 && gg_nbytes(t) == s->nbytes && raw &&
+                sdc_index_read_raw(src, s, raw) == SDC_OK && !memcmp(raw, data, s->nbytes);
+            kept[part] += ok;
+            bad += !ok;
+            free(raw);
+        }
+    }
+    const char *tn = sdc_dtype_name(type);
+    test_check(kernels[0] > 0 && flat[0] == want_flat[0] && kept[0] == kernels[0] - want_flat[0],
+               "%s: UNet: %d of %d conv kernels quantized as 2-D (expected %d: Ci*KH*KW whole blocks), %d kept F16 4-D",
+               tn, flat[0], kernels[0], want_flat[0], kept[0]);
+    test_check(kernels[1] > 0 && flat[1] == want_flat[1] && kept[1] == kernels[1] - want_flat[1],
+               "%s: VAE: %d of %d conv kernels quantized as 2-D (expected %d), %d kept F16 4-D", tn, flat[1],
+               kernels[1], want_flat[1], kept[1]);
+    test_check_err("quantized kernels' bytes = sdc_quant_row of the source (row-major), kept ones = the source's",
+                   "mismatching kernels", (double)bad, 0);
+    test_check(g.n_conv_keys == flat[0] + flat[1], "%s: %d sdc.conv_shape keys for %d quantized kernels", tn,
+               g.n_conv_keys, flat[0] + flat[1]);
+    test_check_err("indexed again: kernels with the source's 4-D shape", "mismatching kernels",
+                   ok_idx ? (double)bad_shape : INFINITY, 0);
+    sdc_index_free(idx);
+    gg_close(&g);
+}
+
+/* A model's GGUF (the tiny SD 1.x single file converted to dt, convolution kernels too when qconvs) opens with
+ * its config folder and gives exactly the image of the same weights dequantized into an f32 safetensors file:
  * quantized weights are read, named and widened without any change of value. */
+static void check_sd1_gguf_vs_f32(const char *name, sdc_dtype dt, int qconvs, sdc_model_index *src) {
+    char gguf[512], f32[600];
+    snprintf(gguf, sizeof gguf, "%s", test_tmp_path(name));
+    snprintf(f32, sizeof f32, "%s.f32.safetensors", gguf);
+    sdc_convert_params p = {
+        .input = test_ref_path("tiny-sd1.safetensors"), .output = gguf, .type = dt, .quantize_convs = qconvs};
+    if (!test_check(sdc_convert_gguf(&p, test_logger()) == SDC_OK, "convert tiny-sd1.safetensors to %s%s",
+                    sdc_dtype_name(dt), qconvs ? " --quantize-convs" : ""))
+        return;
+    if (qconvs) check_quantized_convs(gguf, dt, src);
+    sdc_model_index *idx = sdc_index_new(test_logger());
+    sdc_st_writer *w = sdc_st_writer_new(test_logger());
+    sdc_status st = sdc_index_add_file(idx, gguf, NULL, NULL, NULL);
+    size_t n = sdc_index_count(idx), quant = 0, quant4 = 0;
+    float **vals = calloc(n ? n : 1, sizeof *vals);
+    for (size_t i = 0; st == SDC_OK && i < n; i++) {
+        const sdc_tensor_info *t = sdc_index_at(idx, i);
+        quant += sdc_dtype_is_quant(t->dtype);
+        quant4 += sdc_dtype_is_quant(t->dtype) && t->ndim == 4;
+        if (!(vals[i] = malloc(sizeof(float) * (size_t)sdc_tensor_info_nelem(t) + 1))) st = SDC_ERR_OOM;
+        if (st == SDC_OK) st = sdc_index_read_f32(idx, t, vals[i]);
+        if (st == SDC_OK) st = sdc_st_writer_add(w, t->name, SDC_DTYPE_F32, t->ndim, t->ne, vals[i]);
+    }
+    if (st == SDC_OK) st = sdc_st_writer_write(w, f32);
+    test_check(st == SDC_OK && quant > 100 && (quant4 > 100) == (qconvs != 0),
+               "%s: %zu tensors (%zu quantized, %zu of them 4-D kernels) dequantized into %s", name, n, quant, quant4,
+               f32);
+    for (size_t i = 0; i < n; i++) free(vals[i]);
+    free(vals);
+    sdc_st_writer_free(w);
+    sdc_index_free(idx);
+    const char *cfg = test_ref_path("tiny-sd1");
+    const uint64_t hq = sd1_png_hash(gguf, cfg), hf = sd1_png_hash(f32, cfg);
+    test_check(hq && hq == hf, "%s: image %016llx from the GGUF, %016llx from its dequantized f32 file", name,
+               (unsigned long long)hq, (unsigned long long)hf);
+}
+
 static void check_sd1_end_to_end(void) {
     printf("SD 1.x GGUF end to end\n");
+    sdc_model_index *src = sdc_index_new(test_logger());
+    if (!test_check(src && sdc_index_add_file(src, test_ref_path("tiny-sd1.safetensors"), NULL, NULL, NULL) == SDC_OK,
+                    "open tiny-sd1.safetensors")) {
+        sdc_index_free(src);
+        return;
+    }
+    check_sd1_gguf_vs_f32("sd1-q8_0.gguf", SDC_DTYPE_Q8_0, 0, src);
+    check_sd1_gguf_vs_f32("sd1-q4_0.gguf", SDC_DTYPE_Q4_0, 0, src);
+    check_sd1_gguf_vs_f32("sd1-q8_0-convs.gguf", SDC_DTYPE_Q8_0, 1, src);
+    check_sd1_gguf_vs_f32("sd1-q4_0-convs.gguf", SDC_DTYPE_Q4_0, 1, src);
+    sdc_index_free(src);
+}
+
+/* ---- the loader on a kernel stored 2-D without its shape key ---- */
+enum {
+    CO = 8,
+    CI = 32,
+    KS = 3,
+    KF = CI * KS * KS
+};
+
+/* A GGUF of three tensors and no metadata but the architecture: "k.weight" Q8_0 [CO, KF] (the kernel
+ * [CO, CI, 3, 3] flattened), "short.weight" Q8_0 [CO, 256] and "h.weight" F16 [CO, KF]; w: the kernel's
+ * values as f32. */
+static const char *write_flat_gguf(float *w) {
+    const char *path = test_tmp_path("flat-kernel.gguf");
+    float *h = malloc(sizeof(float) * CO * KF);
+    uint8_t *q = malloc(sdc_dtype_row_bytes(SDC_DTYPE_Q8_0, CO * KF)),
+            *q2 = malloc(sdc_dtype_row_bytes(SDC_DTYPE_Q8_0, CO * 256));
+    uint16_t *f16 = malloc(sizeof(uint16_t) * CO * KF);
+    test_fill_normal(w, CO * KF, 11, 0.2f);
+    test_fill_normal(h, CO * KF, 12, 0.2f);
+    sdc_gguf_writer *gw = sdc_gguf_writer_new(test_logger());
+    int ok = h && q && q2 && f16 && gw && sdc_quant_row(SDC_DTYPE_Q8_0, w, q, CO * KF) == 0 &&
+        sdc_dequant_row(SDC_DTYPE_Q8_0, q, w, CO * KF) == 0 && sdc_quant_row(SDC_DTYPE_Q8_0, h, q2, CO * 256) == 0 &&
+        sdc_convert_from_f32(f16, SDC_DTYPE_F16, h, CO * KF) == 0;
+    ok = ok && sdc_gguf_writer_kv_str(gw, "general.architecture", "test") == SDC_OK &&
+        sdc_gguf_writer_add_tensor(gw, "k.weight", SDC_DTYPE_Q8_0, 2, (int64_t[]){CO, KF}) == SDC_OK &&
+        sdc_gguf_writer_add_tensor(gw, "short.weight", SDC_DTYPE_Q8_0, 2, (int64_t[]){CO, 256}) == SDC_OK &&
+        sdc_gguf_writer_add_tensor(gw, "h.weight", SDC_DTYPE_F16, 2, (int64_t[]){CO, KF}) == SDC_OK &&
+        sdc_gguf_writer_begin(gw, path) == SDC_OK &&
+        sdc_gguf_writer_write(gw, q, sdc_dtype_row_bytes(SDC_DTYPE_Q8_0, CO * KF)) == SDC_OK &&
+        sdc_gguf_writer_write(gw, q2, sdc_dtype_row_bytes(SDC_DTYPE_Q8_0, CO * 256)) == SDC_OK &&
+        sdc_gguf_writer_write(gw, f16, sizeof(uint16_t) * CO * KF) == SDC_OK && sdc_gguf_writer_finish(gw) == SDC_OK;
+    sdc_gguf_writer_free(gw);
+    free(h);
+    free(q);
+    free(q2);
+    free(f16);
+    return ok ? path : NULL;
+}
+
+/* y = conv2d(x, w), 3x3, stride 1, pad 1, x [1, CI, 6, 5]: into out (CO * 30 floats). */
+static void conv(sdc_backend *be, const sdc_tensor *w, float *out) {
+    float x[CI * 30];
+    test_fill_normal(x, CI * 30, 13, 1.0f);
+    sdc_tensor *tx = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, (int64_t[]){1, CI, 6, 5});
+    sdc_tensor *ty = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 4, (int64_t[]){1, CO, 6, 5});
+    if (tx && ty && sdc_tensor_set_f32(tx, x) == SDC_OK) {
+        sdc_conv2d(ty, tx, w, NULL, 1, 1);
+        if (sdc_backend_sync(be) != SDC_OK || sdc_tensor_get_f32(ty, out) != SDC_OK)
+            memset(out, 0xff, sizeof(float) * CO * 30);
+    }
+    sdc_tensor_free(tx);
+    sdc_tensor_free(ty);
+}
+
+/* A backend that dequantizes block types at load (as CUDA does for now: weight_dtype the compute dtype), through
+ * staging buffers of 1 KiB (as CUDA's, smaller): the CPU backend with these. */
+static sdc_dtype weight_f32(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) { return SDC_DTYPE_F32; }
+static unsigned char stage[2][1024];
+static int n_staged;
+static size_t staging_size(sdc_backend *be) { return sizeof stage[0]; }
+static void *staging_acquire(sdc_backend *be, size_t nbytes) {
+    return nbytes <= sizeof stage[0] ? stage[n_staged % 2] : NULL;
+}
+static void staging_upload(sdc_backend *be, void *dst, const void *src, size_t nbytes) {
+    be->iface->upload(be, dst, src, nbytes);
+    n_staged++;
+}
+static void staging_flush(sdc_backend *be) {}
+
+/* A kernel [CO, CI, 3, 3] stored as the 2-D Q8_0 [CO, CI*9] with no sdc.conv_shape key (a file of another
+ * writer): asked for as the 4-D kernel it loads as a Q8_0 [CO, CI, 3, 3] of the file's bytes, and the
+ * convolution on it equals, bit for bit, the one on its values as an f32 kernel; a backend that converts
+ * at load gets those values. The counting backend (the planner's) counts its bytes. Every other shape
+ * mismatch is SDC_ERR_FORMAT with a message: another element count (a 2-D Q8_0 [CO, 256] for [CO, CI, 3, 3]),
+ * another Co, a 2-D F16 (only block types are stored flattened). */
+static void check_flat_kernel_loader(void) {
+    printf("a kernel stored 2-D without its shape key\n");
+    float *w = malloc(sizeof(float) * CO * KF), *y_q = malloc(sizeof(float) * CO * 30),
+          *y_f = malloc(sizeof(float) * CO * 30);
+    const char *path = w ? write_flat_gguf(w) : NULL;
+    sdc_model_index *idx = sdc_index_new(test_logger());
+    if (!test_check(path && y_q && y_f && idx && sdc_index_add_file(idx, path, NULL, NULL, NULL) == SDC_OK,
+                    "write and index a GGUF with a Q8_0 [%d, %d]", CO, KF)) {
+        sdc_index_free(idx);
+        free(w);
+        free(y_q);
+        free(y_f);
+        return;
+    }
+    const sdc_tensor_info *info = sdc_index_find(idx, "k.weight");
+    test_check(info && info->ndim == 2, "without the key the file's tensor is indexed 2-D [%lld, %lld]",
+               info ? (long long)info->ne[0] : 0LL, info ? (long long)info->ne[1] : 0LL);
+    const int64_t kernel[4] = {CO, CI, KS, KS};
+    sdc_backend *be = sdc_backend_cpu_new(1, test_logger());
+    sdc_weight_set ws;
+    sdc_weights_begin(&ws, &(sdc_weight_source){idx, "", be, test_logger(), 0, 0, NULL, 0}, NULL);
+    sdc_tensor *t = sdc_weights_matrix(&ws, 4, kernel, "k.weight");
+    uint8_t *raw = info ? malloc(info->nbytes) : NULL;
+    const int same_bytes = t && raw && sdc_index_read_raw(idx, info, raw) == SDC_OK && t->nbytes == info->nbytes &&
+        !memcmp(t->data, raw, t->nbytes);
+    free(raw);
+    const sdc_status st_k = sdc_weights_end(&ws);
+    if (st_k != SDC_OK) t = NULL; /* freed */
+    test_check(st_k == SDC_OK && t && t->dtype == SDC_DTYPE_Q8_0 && t->ndim == 4 &&
+                   !memcmp(t->ne, kernel, sizeof kernel) && same_bytes,
+               "asked for as [%d, %d, 3, 3]: a Q8_0 [%lld, %lld, %lld, %lld] of the file's %zu bytes", CO, CI,
+               t ? (long long)t->ne[0] : 0LL, t ? (long long)t->ne[1] : 0LL, t ? (long long)t->ne[2] : 0LL,
+               t ? (long long)t->ne[3] : 0LL, t ? t->nbytes : 0);
+    sdc_tensor *wf = sdc_tensor_new(be, SDC_MEM_WEIGHTS, SDC_DTYPE_F32, 4, kernel);
+    if (t && wf && sdc_tensor_set_f32(wf, w) == SDC_OK) {
+        conv(be, t, y_q);
+        conv(be, wf, y_f);
+        test_check_err("conv2d on the Q8_0 kernel vs on its values in f32", "max abs diff",
+                       test_max_abs(y_q, y_f, CO * 30), 0);
+    }
+    sdc_tensor_free(wf);
+    sdc_weights_free(&ws);
+
+    /* a backend that converts block types at load (weight_dtype f32), through staging buffers as CUDA */
+    struct sdc_backend_i iface = *be->iface;
+    const struct sdc_backend_i *orig = be->iface;
+    iface.weight_dtype = weight_f32;
+    iface.staging_size = staging_size;
+    iface.staging_acquire = staging_acquire;
+    iface.staging_upload = staging_upload;
+    iface.staging_flush = staging_flush;
+    be->iface = &iface;
+    sdc_weights_begin(&ws, &(sdc_weight_source){idx, "", be, test_logger(), 0, 0, NULL, 0}, NULL);
+    t = sdc_weights_matrix(&ws, 4, kernel, "k.weight");
+    float *got = calloc(CO * KF, sizeof(float));
+    const int loaded = sdc_weights_end(&ws) == SDC_OK && t && t->dtype == SDC_DTYPE_F32 && t->ndim == 4 && got &&
+        sdc_tensor_get_f32(t, got) == SDC_OK;
+    const double diff = loaded ? test_max_abs(got, w, CO * KF) : INFINITY;
+    test_check(loaded && diff == 0 && n_staged > 1,
+               "a backend that converts at load: an f32 [%d, %d, 3, 3] of the dequantized values through %d staged "
+               "uploads (max abs diff %g, bound 0)",
+               CO, CI, n_staged, diff);
+    free(got);
+    sdc_weights_free(&ws);
+    be->iface = orig;
+
+    /* the planner's counting backend */
+    sdc_backend *cnt = sdc_backend_count_new(be);
+    sdc_weights_begin(&ws, &(sdc_weight_source){idx, "", cnt, test_logger(), 0, 0, NULL, 0}, NULL);
+    t = sdc_weights_matrix(&ws, 4, kernel, "k.weight");
+    const sdc_status st_c = sdc_weights_end(&ws);
+    test_check(st_c == SDC_OK && t && ws.bytes_resident == info->nbytes,
+               "counted: %llu resident bytes (the file's %llu)", (unsigned long long)ws.bytes_resident,
+               (unsigned long long)info->nbytes);
+    sdc_weights_free(&ws);
+    sdc_backend_free(cnt);
+
     static const struct {
         const char *name;
-        sdc_dtype dt;
-    } types[] = {{"sd1-q8_0.gguf", SDC_DTYPE_Q8_0}, {"sd1-q4_0.gguf", SDC_DTYPE_Q4_0}};
-    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
-        char gguf[512], f32[600];
-        snprintf(gguf, sizeof gguf, "%s", test_tmp_path(types[k].name));
-        snprintf(f32, sizeof f32, "%s.f32.safetensors", gguf);
-        sdc_convert_params p = {test_ref_path("tiny-sd1.safetensors"), gguf, types[k].dt, NULL, NULL, NULL, NULL};
-        if (!test_check(sdc_convert_gguf(&p, test_logger()) == SDC_OK, "convert tiny-sd1.safetensors to %s",
-                        sdc_dtype_name(types[k].dt)))
-            continue;
-        sdc_model_index *idx = sdc_index_new(test_logger());
-        sdc_st_writer *w = sdc_st_writer_new(test_logger());
-        sdc_status st = sdc_index_add_file(idx, gguf, NULL, NULL, NULL);
-        size_t n = sdc_index_count(idx), quant = 0;
-        float **vals = calloc(n ? n : 1, sizeof *vals);
-        for (size_t i = 0; st == SDC_OK && i < n; i++) {
-            const sdc_tensor_info *t = sdc_index_at(idx, i);
-            quant += sdc_dtype_is_quant(t->dtype);
-            if (!(vals[i] = malloc(sizeof(float) * (size_t)sdc_tensor_info_nelem(t) + 1))) st = SDC_ERR_OOM;
-            if (st == SDC_OK) st = sdc_index_read_f32(idx, t, vals[i]);
-            if (st == SDC_OK) st = sdc_st_writer_add(w, t->name, SDC_DTYPE_F32, t->ndim, t->ne, vals[i]);
-        }
-        if (st == SDC_OK) st = sdc_st_writer_write(w, f32);
-        test_check(st == SDC_OK && quant > 100, "%s: %zu tensors (%zu quantized) dequantized into %s", types[k].name, n,
-                   quant, f32);
-        for (size_t i = 0; i < n; i++) free(vals[i]);
-        free(vals);
-        sdc_st_writer_free(w);
-        sdc_index_free(idx);
-        const char *cfg = test_ref_path("tiny-sd1");
-        const uint64_t hq = sd1_png_hash(gguf, cfg), hf = sd1_png_hash(f32, cfg);
-        test_check(hq && hq == hf, "%s: image %016llx from the GGUF, %016llx from its dequantized f32 file",
-                   types[k].name, (unsigned long long)hq, (unsigned long long)hf);
+        int64_t ne[4];
+        const char *needle;
+    } bad[] = {
+        {"short.weight",
+         {CO, CI, KS, KS},
+         "has shape [8, 256], the config needs [8, 32, 3, 3] (as a flattened Q8_0 kernel it would be [8, 288])"},
+        {"k.weight", {CO, 30, KS, KS}, "has shape [8, 288], the config needs [8, 30, 3, 3]"},
+        {"k.weight", {CO + 1, CI, KS, KS}, "has shape [8, 288], the config needs [9, 32, 3, 3]"},
+        {"h.weight", {CO, CI, KS, KS}, "has shape [8, 288], the config needs [8, 32, 3, 3]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sdc_weights_begin(&ws, &(sdc_weight_source){idx, "", be, test_capture_logger(), 0, 0, NULL, 0}, NULL);
+        t = sdc_weights_matrix(&ws, 4, bad[i].ne, "%s", bad[i].name);
+        const sdc_status st = sdc_weights_end(&ws);
+        test_check(!t && st == SDC_ERR_FORMAT && strstr(test_last_error(), bad[i].needle),
+                   "%s as [%lld, %lld, 3, 3]: SDC_ERR_FORMAT (%s): '%s'", bad[i].name, (long long)bad[i].ne[0],
+                   (long long)bad[i].ne[1], sdc_status_str(st), test_last_error());
     }
+    sdc_backend_free(be);
+    sdc_index_free(idx);
+    free(w);
+    free(y_q);
+    free(y_f);
 }
 
 int main(void) {
     char dir[256];
     snprintf(dir, sizeof dir, "%s", test_make_tmp_dir("convert")); /* test_tmp_path's folder */
     check_sd1_end_to_end();
+    check_flat_kernel_loader();
     sdc_model_index *src = sdc_index_new(test_logger());
     if (!test_check(src && sdc_index_add_file(src, source_path(), NULL, NULL, NULL) == SDC_OK, "open the source"))
         return test_finish();

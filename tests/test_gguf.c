@@ -6,6 +6,9 @@
  *    type id, data past the end, a misaligned offset, a 2^40-byte string, a tensor count of 2^60,
  *    duplicate names and keys, overlapping tensors, a row that is not whole blocks, version 1 and a
  *    big-endian file: each SDC_ERR_FORMAT with a message naming the problem;
+ *  - sdc.conv_shape.NAME (sdc convert --quantize-convs): a 2-D [Co, Ci*KH*KW] tensor indexed as its kernel
+ *    [Co, Ci, KH, KW], same bytes; a key that names no tensor, a malformed value or a shape that does not
+ *    fit: SDC_ERR_FORMAT naming it;
  *  - the llama.cpp-named T5 GGUF (tests/data/gguf/tiny-t5-f32.gguf) through the T5 name map: every tensor
  *    and the encoder's output equal to the safetensors file's, bit for bit; and given as --t5xxl to the
  *    tiny Flux schnell folder, the same image as the safetensors T5. */
@@ -75,6 +78,7 @@ typedef struct craft {
     uint64_t str_len;
     int dup_key;
     uint64_t n_tensors_field;
+    const char *extra_key, *extra_val; /* one more STRING pair when set */
     const craft_tensor *t;
     int n_t;
     uint64_t data_bytes;
@@ -85,7 +89,7 @@ static buf build(const craft *c) {
     put(&b, "GGUF", 4);
     put_u32(&b, c->version);
     put_u64(&b, c->n_tensors_field ? c->n_tensors_field : (uint64_t)c->n_t);
-    put_u64(&b, 1 + (c->align != 0) + (c->str_len != 0) + (c->dup_key != 0));
+    put_u64(&b, 1 + (c->align != 0) + (c->str_len != 0) + (c->dup_key != 0) + (c->extra_key != NULL));
     put_str(&b, "general.architecture");
     put_u32(&b, SDC_GGUF_STRING);
     put_str(&b, "test");
@@ -93,6 +97,11 @@ static buf build(const craft *c) {
         put_str(&b, "general.architecture");
         put_u32(&b, SDC_GGUF_STRING);
         put_str(&b, "again");
+    }
+    if (c->extra_key) {
+        put_str(&b, c->extra_key);
+        put_u32(&b, SDC_GGUF_STRING);
+        put_str(&b, c->extra_val);
     }
     if (c->align) {
         put_str(&b, "general.alignment");
@@ -249,6 +258,58 @@ static void test_crafted(void) {
     expect_refused("alignment 64, an offset of 32", &c, "not a multiple of the alignment 64");
     /* not GGUF, not safetensors */
     test_check(index_bytes("GGU", 3) == SDC_ERR_FORMAT, "a 3-byte file is refused");
+}
+
+/* sdc.conv_shape.NAME (sdc convert --quantize-convs): the 2-D tensor [Co, Ci*KH*KW] is indexed as the
+ * kernel [Co, Ci, KH, KW] with the same bytes; a key that does not fit its tensor is refused. */
+static void test_conv_shape(void) {
+    craft c = {.version = 3, .t = good_t, .n_t = 3, .data_bytes = 200};
+    c.extra_key = SDC_GGUF_CONV_SHAPE_KEY "q.weight";
+    c.extra_val = "2,16,2,2";
+    buf b = build(&c);
+    const char *path = write_tmp("conv.gguf", b.p, b.n);
+    sdc_model_index *idx = sdc_index_new(test_logger());
+    const sdc_status st = sdc_index_add_file(idx, path, "", NULL, NULL);
+    const sdc_tensor_info *q = sdc_index_find(idx, "q.weight");
+    test_check(st == SDC_OK && q && q->ndim == 4 && q->ne[0] == 2 && q->ne[1] == 16 && q->ne[2] == 2 && q->ne[3] == 2 &&
+                   q->dtype == SDC_DTYPE_Q8_0 && q->nbytes == 136,
+               "sdc.conv_shape.q.weight = \"2,16,2,2\": the Q8_0 [2, 64] is indexed as the kernel [2, 16, 2, 2], "
+               "136 bytes (got %d-D [%lld, %lld, ...], %llu bytes)",
+               q ? q->ndim : 0, q ? (long long)q->ne[0] : 0LL, q ? (long long)q->ne[1] : 0LL,
+               q ? (unsigned long long)q->nbytes : 0ULL);
+    unsigned char got[136];
+    float f[128];
+    test_check(q && sdc_index_read_raw(idx, q, got) == SDC_OK && !memcmp(got, b.p + b.n - 200 + 64, 136) &&
+                   sdc_index_read_f32(idx, q, f) == SDC_OK,
+               "the kernel's 136 bytes read raw and as 128 floats");
+    sdc_index_free(idx);
+    free(b.p);
+    c.extra_key = SDC_GGUF_CONV_SHAPE_KEY "a.weight"; /* any 2-D dtype: the F32 [4, 2] as [4, 2, 1, 1] */
+    c.extra_val = "4,2,1,1";
+    b = build(&c);
+    test_check(index_bytes(b.p, b.n) == SDC_OK, "an F32 [4, 2] as the 1x1 kernel [4, 2, 1, 1]: accepted");
+    free(b.p);
+    static const struct {
+        const char *key, *val, *needle;
+    } bad[] = {
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "2,16,3,3",
+         "says the kernel [2, 16, 3, 3], but the tensor is 2-D [2, 64]"},
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "4,8,2,2", "says the kernel [4, 8, 2, 2]"},
+        {SDC_GGUF_CONV_SHAPE_KEY "b.bias", "3,1,1,1", "the tensor is 1-D"},
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "2,16,4", "is not a STRING \"Co,Ci,KH,KW\""},
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "2,16,2,2,1", "is not a STRING"},
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "2,0,2,2", "is not a STRING"},
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "2,-16,2,2", "is not a STRING"},
+        {SDC_GGUF_CONV_SHAPE_KEY "q.weight", "2,16,2,99999999999", "is not a STRING"},
+        {SDC_GGUF_CONV_SHAPE_KEY "zz.weight", "2,16,2,2", "names no tensor"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c.extra_key = bad[i].key;
+        c.extra_val = bad[i].val;
+        char what[160];
+        snprintf(what, sizeof what, "%s = \"%s\"", bad[i].key, bad[i].val);
+        expect_refused(what, &c, bad[i].needle);
+    }
 }
 
 /* --- meta.gguf: metadata and tensors written by the gguf package -------------------------------- */
@@ -536,6 +597,7 @@ int main(void) {
     test_make_tmp_dir("gguf");
     test_meta();
     test_crafted();
+    test_conv_shape();
     test_t5_gguf();
     test_t5xxl_flag();
     test_flux_open();

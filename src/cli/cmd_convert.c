@@ -26,6 +26,10 @@ static void usage(FILE *f) {
             "                            REGEX=TYPE[,REGEX=TYPE...]: the first rule whose POSIX extended regex\n"
             "                            matches a tensor's name gives its type, e.g. keep Flux's first and last\n"
             "                            layers in f32: '^(img_in|txt_in|final_layer)\\.=f32'\n"
+            "      --quantize-convs      also quantize convolution kernels [Co, Ci, KH, KW] whose Ci*KH*KW is\n"
+            "                            whole blocks of TYPE, stored as 2-D [Co, Ci*KH*KW] tensors. sdc-specific\n"
+            "                            files: other engines (stable-diffusion.cpp, ComfyUI-GGUF) expect 4-D\n"
+            "                            conv tensors; without the flag they stay f16/bf16 (city96's layout)\n"
             "      --arch NAME           general.architecture (default: guessed: flux, sdxl, sd1, unknown)\n"
             "  -v, --verbose             list every tensor's conversion\n"
             "  -h, --help                this help\n");
@@ -35,7 +39,8 @@ enum {
     OPT_DIFFUSION = 256,
     OPT_TYPE,
     OPT_RULES,
-    OPT_ARCH
+    OPT_ARCH,
+    OPT_QCONVS
 };
 
 static int progress(int done, int total, uint64_t bytes, void *user) {
@@ -52,6 +57,7 @@ int sdc_cmd_convert(int argc, char **argv) {
         {"type", required_argument, 0, OPT_TYPE},
         {"tensor-type-rules", required_argument, 0, OPT_RULES},
         {"arch", required_argument, 0, OPT_ARCH},
+        {"quantize-convs", no_argument, 0, OPT_QCONVS},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -76,6 +82,7 @@ int sdc_cmd_convert(int argc, char **argv) {
             break;
         case OPT_RULES: p.rules = optarg; break;
         case OPT_ARCH: p.arch = optarg; break;
+        case OPT_QCONVS: p.quantize_convs = 1; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -426,6 +427,71 @@ static int get_tensors(cursor *c, sdc_gguf *g, uint64_t n_t) {
     return check_tensors(c, g);
 }
 
+/* "Co,Ci,KH,KW" (decimal, each 1 .. 2^31 - 1) into ne; 0, or -1 for anything else. */
+static int parse_conv_shape(const char *s, int64_t ne[4]) {
+    for (int d = 0; d < 4; d++) {
+        if (d && *s++ != ',') return -1;
+        int64_t v = 0;
+        const char *start = s;
+        for (; *s >= '0' && *s <= '9'; s++) {
+            v = v * 10 + (*s - '0');
+            if (v > INT32_MAX) return -1;
+        }
+        if (s == start || v == 0) return -1;
+        ne[d] = v;
+    }
+    return *s ? -1 : 0;
+}
+
+static int cmp_name_key(const void *key, const void *elem) {
+    return strcmp(key, (*(const sdc_tensor_info *const *)elem)->name);
+}
+
+/* sdc.conv_shape.NAME = "Co,Ci,KH,KW" (gguf.h): the 2-D tensor NAME [Co, Ci*KH*KW] is indexed as the kernel
+ * [Co, Ci, KH, KW] (same bytes, same nbytes). A key naming no tensor, a value that is not such a string, or a
+ * tensor whose shape disagrees is SDC_ERR_FORMAT. */
+static int restore_conv_shapes(cursor *c, sdc_gguf *g) {
+    static const char prefix[] = SDC_GGUF_CONV_SHAPE_KEY;
+    const size_t plen = sizeof prefix - 1;
+    sdc_tensor_info **p = NULL;
+    for (size_t k = 0; k < g->n_kv && c->st == SDC_OK; k++) {
+        const gguf_kv *kv = &g->kv[k];
+        if (strncmp(kv->key, prefix, plen) != 0) continue;
+        if (!p) { /* the tensors by name, once */
+            if (!(p = malloc(sizeof *p * (g->n_t ? g->n_t : 1)))) return oom(c, "tensor infos");
+            for (size_t i = 0; i < g->n_t; i++) p[i] = &g->t[i];
+            qsort(p, g->n_t, sizeof *p, cmp_name);
+        }
+        const char *name = kv->key + plen;
+        sdc_tensor_info **hit = bsearch(name, p, g->n_t, sizeof *p, cmp_name_key);
+        sdc_tensor_info *t = hit ? *hit : NULL;
+        int64_t ne[4];
+        if (kv->type != SDC_GGUF_STRING || parse_conv_shape(kv->str, ne) != 0) {
+            SDC_LOGE(c->log, "gguf: %s: metadata '%.*s' is not a STRING \"Co,Ci,KH,KW\"", c->what, SHOWN, kv->key);
+            c->st = SDC_ERR_FORMAT;
+        } else if (!t) {
+            SDC_LOGE(c->log, "gguf: %s: metadata '%.*s' names no tensor", c->what, SHOWN, kv->key);
+            c->st = SDC_ERR_FORMAT;
+        } else if (t->ndim != 2 || t->ne[0] != ne[0] || t->ne[1] % (ne[2] * ne[3]) ||
+                   t->ne[1] / (ne[2] * ne[3]) != ne[1]) {
+            char got[96] = "";
+            for (int d = 0, n = 0; d < t->ndim && n < (int)sizeof got; d++)
+                n += snprintf(got + n, sizeof got - (size_t)n, d ? ", %lld" : "%lld", (long long)t->ne[d]);
+            SDC_LOGE(c->log,
+                     "gguf: %s: metadata '%.*s' says the kernel [%lld, %lld, %lld, %lld], but the tensor is %d-D "
+                     "[%s]: not that kernel as [Co, Ci*KH*KW]",
+                     c->what, SHOWN, kv->key, (long long)ne[0], (long long)ne[1], (long long)ne[2], (long long)ne[3],
+                     t->ndim, got);
+            c->st = SDC_ERR_FORMAT;
+        } else {
+            t->ndim = 4;
+            memcpy(t->ne, ne, sizeof ne);
+        }
+    }
+    free(p);
+    return c->st == SDC_OK ? 0 : -1;
+}
+
 int sdc_gguf_has_magic(const void *head, size_t n) { return n >= 4 && le(head, 4) == SDC_GGUF_MAGIC; }
 
 static int get_preamble(cursor *c, sdc_gguf *g, uint64_t *n_t, uint64_t *n_kv) {
@@ -465,8 +531,9 @@ sdc_status sdc_gguf_parse(sdc_gguf_read_fn read, void *user, uint64_t file_size,
                   .what = what,
                   .log = log};
     uint64_t n_t = 0, n_kv = 0;
-    if (get_preamble(c, g, &n_t, &n_kv) == 0 && get_metadata(c, g, n_kv) == 0 && get_alignment(c, g) == 0)
-        get_tensors(c, g, n_t);
+    if (get_preamble(c, g, &n_t, &n_kv) == 0 && get_metadata(c, g, n_kv) == 0 && get_alignment(c, g) == 0 &&
+        get_tensors(c, g, n_t) == 0)
+        restore_conv_shapes(c, g);
     sdc_status st = c->st;
     free(c);
     if (st != SDC_OK) {

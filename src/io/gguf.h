@@ -11,7 +11,14 @@
  *
  * Tensors come out as sdc_tensor_info in torch order (GGUF lists dimensions innermost first; they are
  * reversed, so a linear weight of GGUF ne {K, N} is [N, K]) with absolute file offsets and
- * nbytes = sdc_dtype_row_bytes(dtype, row length) x rows. */
+ * nbytes = sdc_dtype_row_bytes(dtype, row length) x rows.
+ *
+ * sdc's own convolution kernels (`sdc convert --quantize-convs`, io/gguf_convert.h): a 4-D kernel
+ * [Co, Ci, KH, KW] quantized as the 2-D tensor [Co, Ci*KH*KW] (its rows whole blocks) has the metadata
+ * key SDC_GGUF_CONV_SHAPE_KEY + its name, a STRING "Co,Ci,KH,KW". Such a tensor comes out 4-D,
+ * [Co, Ci, KH, KW], with the same bytes (the canonical row-major order) and nbytes: its rows of blocks are
+ * Ci*KH*KW long, not its innermost dimension (model/weights.c loads it so). A key naming no tensor, a
+ * value that is not such a string, or a tensor that is not that kernel flattened is SDC_ERR_FORMAT. */
 #ifndef SDC_IO_GGUF_H
 #define SDC_IO_GGUF_H
 
@@ -22,6 +29,9 @@
 #include "io/gguf_format.h"
 #include "io/model_index.h"
 #include "sdc.h"
+
+/* The metadata key prefix of a flattened convolution kernel's shape (above). */
+#define SDC_GGUF_CONV_SHAPE_KEY "sdc.conv_shape."
 
 typedef struct sdc_gguf sdc_gguf;
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/quant.h"
+#include "io/gguf.h"
 #include "io/gguf_format.h"
 #include "io/gguf_write.h"
 #include "io/model_index.h"
@@ -113,6 +114,13 @@ static sdc_dtype keep_precision(sdc_dtype src) {
     return src == SDC_DTYPE_F16 || src == SDC_DTYPE_BF16 ? src : SDC_DTYPE_F32;
 }
 
+/* Whether t is a 4-D convolution kernel [Co, Ci, KH, KW] stored flattened as [Co, Ci*KH*KW] in block type dt
+ * (gguf_convert.h: quantize_convs). */
+static int flattens(const sdc_tensor_info *t, const sdc_convert_params *p, sdc_dtype dt) {
+    return p->quantize_convs && t->ndim == 4 && sdc_dtype_is_quant(dt) &&
+        (t->ne[1] * t->ne[2] * t->ne[3]) % sdc_dtype_block(dt) == 0;
+}
+
 /* The type tensor t is stored as (gguf_convert.h's rules); -1 when it cannot be stored. */
 static int out_type(const sdc_tensor_info *t, const sdc_convert_params *p, const rules *rs, sdc_dtype *out) {
     switch (t->dtype) {
@@ -134,9 +142,26 @@ static int out_type(const sdc_tensor_info *t, const sdc_convert_params *p, const
         }
     }
     int64_t row = t->ndim ? t->ne[t->ndim - 1] : 1;
-    if (sdc_dtype_is_quant(dt) && (t->ndim < 2 || row % sdc_dtype_block(dt) != 0)) dt = keep_precision(t->dtype);
+    if (sdc_dtype_is_quant(dt) && (t->ndim < 2 || row % sdc_dtype_block(dt) != 0) && !flattens(t, p, dt))
+        dt = keep_precision(t->dtype);
     *out = dt;
     return 0;
+}
+
+/* The shape t is stored with as dt: its own, or [Co, Ci*KH*KW] for a flattened convolution kernel. Returns
+ * the number of dims written to ne. */
+static int out_shape(const sdc_tensor_info *t, const sdc_convert_params *p, sdc_dtype dt, int64_t *ne) {
+    if (flattens(t, p, dt)) {
+        ne[0] = t->ne[0];
+        ne[1] = t->ne[1] * t->ne[2] * t->ne[3];
+        return 2;
+    }
+    if (!t->ndim) {
+        ne[0] = 1;
+        return 1;
+    }
+    for (int d = 0; d < t->ndim; d++) ne[d] = t->ne[d];
+    return t->ndim;
 }
 
 /* The weights file of a component folder, malloc'd; NULL (logged) when there is none. */
@@ -171,10 +196,11 @@ typedef struct buffers {
     float *f32;
 } buffers;
 
-/* Writes tensor t's data as dt, CHUNK_ELEMS (whole rows) at a time. */
-static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, sdc_dtype dt, sdc_gguf_writer *w,
-                               buffers *b) {
-    const int64_t nelem = sdc_tensor_info_nelem(t), row = t->ndim ? t->ne[t->ndim - 1] : 1;
+/* Writes tensor t's data as dt in rows of row elements (its stored shape's), CHUNK_ELEMS (whole rows) at a
+ * time. */
+static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, sdc_dtype dt, int64_t row,
+                               sdc_gguf_writer *w, buffers *b) {
+    const int64_t nelem = sdc_tensor_info_nelem(t);
     const size_t esize = sdc_dtype_size(t->dtype);
     int64_t rows_per = row >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / row;
     for (int64_t e = 0; e < nelem; e += rows_per * row) {
@@ -194,8 +220,10 @@ static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, s
     return SDC_OK;
 }
 
+/* Declares every tensor with its type (dts) and stored row length (rows). */
 static sdc_status declare_tensors(sdc_model_index *idx, const sdc_convert_params *p, const rules *rs,
-                                  sdc_gguf_writer *w, sdc_dtype *dts, int64_t *max_row, const sdc_logger *log) {
+                                  sdc_gguf_writer *w, sdc_dtype *dts, int64_t *rows, int64_t *max_row,
+                                  const sdc_logger *log) {
     *max_row = 1;
     for (size_t i = 0; i < sdc_index_count(idx); i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
@@ -204,12 +232,19 @@ static sdc_status declare_tensors(sdc_model_index *idx, const sdc_convert_params
                      sdc_dtype_name(t->dtype), t->ndim);
             return SDC_ERR_UNSUPPORTED;
         }
-        const int64_t scalar = 1;
-        sdc_status st = t->ndim ? sdc_gguf_writer_add_tensor(w, t->name, dts[i], t->ndim, t->ne)
-                                : sdc_gguf_writer_add_tensor(w, t->name, dts[i], 1, &scalar);
+        int64_t ne[SDC_GGUF_MAX_DIMS];
+        const int nd = out_shape(t, p, dts[i], ne);
+        sdc_status st = sdc_gguf_writer_add_tensor(w, t->name, dts[i], nd, ne);
+        if (st == SDC_OK && flattens(t, p, dts[i])) { /* the kernel's shape, for sdc's reader (io/gguf.h) */
+            char key[SDC_GGUF_MAX_NAME + sizeof SDC_GGUF_CONV_SHAPE_KEY], shape[96];
+            snprintf(key, sizeof key, "%s%s", SDC_GGUF_CONV_SHAPE_KEY, t->name);
+            snprintf(shape, sizeof shape, "%lld,%lld,%lld,%lld", (long long)t->ne[0], (long long)t->ne[1],
+                     (long long)t->ne[2], (long long)t->ne[3]);
+            st = sdc_gguf_writer_kv_str(w, key, shape);
+        }
         if (st != SDC_OK) return st;
-        int64_t row = t->ndim ? t->ne[t->ndim - 1] : 1;
-        *max_row = row > *max_row ? row : *max_row;
+        rows[i] = ne[nd - 1];
+        *max_row = rows[i] > *max_row ? rows[i] : *max_row;
     }
     return SDC_OK;
 }
@@ -225,6 +260,13 @@ static void log_summary(const sdc_convert_params *p, const sdc_model_index *idx,
             len += (size_t)snprintf(text + len, sizeof text - len, "%s%d %s", len ? ", " : "", count,
                                     sdc_dtype_name((sdc_dtype)dt));
     }
+    int flat = 0, convs = 0;
+    for (size_t i = 0; i < sdc_index_count(idx); i++) {
+        flat += flattens(sdc_index_at(idx, i), p, dts[i]);
+        convs += sdc_index_at(idx, i)->ndim == 4;
+    }
+    if (p->quantize_convs && len < sizeof text)
+        snprintf(text + len, sizeof text - len, "; %d of %d 4-D kernels quantized as 2-D", flat, convs);
     SDC_LOGI(log, "sdc_convert_gguf: wrote %s: %zu tensors (%s), %.1f MiB", p->output, sdc_index_count(idx), text,
              (double)bytes / (1 << 20));
 }
@@ -233,14 +275,15 @@ static sdc_status convert_index(sdc_model_index *idx, const sdc_convert_params *
                                 const sdc_logger *log) {
     const size_t n = sdc_index_count(idx);
     sdc_dtype *dts = calloc(n ? n : 1, sizeof *dts);
+    int64_t *rows = calloc(n ? n : 1, sizeof *rows);
     sdc_gguf_writer *w = sdc_gguf_writer_new(log);
     buffers b = {0};
     int64_t max_row = 1;
-    sdc_status st = dts && w ? SDC_OK : SDC_ERR_OOM;
+    sdc_status st = dts && rows && w ? SDC_OK : SDC_ERR_OOM;
     if (st == SDC_OK) st = sdc_gguf_writer_kv_str(w, "general.architecture", p->arch ? p->arch : guess_arch(idx));
     if (st == SDC_OK) st = sdc_gguf_writer_kv_u32(w, "general.quantization_version", 2);
     if (st == SDC_OK) st = sdc_gguf_writer_kv_u32(w, "general.file_type", file_type_of(p->type));
-    if (st == SDC_OK) st = declare_tensors(idx, p, rs, w, dts, &max_row, log);
+    if (st == SDC_OK) st = declare_tensors(idx, p, rs, w, dts, rows, &max_row, log);
     if (st == SDC_OK) {
         int64_t chunk = max_row > CHUNK_ELEMS ? max_row : CHUNK_ELEMS;
         b.src = malloc((size_t)chunk * 8);
@@ -252,8 +295,9 @@ static sdc_status convert_index(sdc_model_index *idx, const sdc_convert_params *
     uint64_t bytes = 0;
     for (size_t i = 0; i < n && st == SDC_OK; i++) {
         const sdc_tensor_info *t = sdc_index_at(idx, i);
-        SDC_LOGD(log, "sdc_convert_gguf: %s %s -> %s", t->name, sdc_dtype_name(t->dtype), sdc_dtype_name(dts[i]));
-        st = write_tensor(idx, t, dts[i], w, &b);
+        SDC_LOGD(log, "sdc_convert_gguf: %s %s -> %s%s", t->name, sdc_dtype_name(t->dtype), sdc_dtype_name(dts[i]),
+                 flattens(t, p, dts[i]) ? " (flattened to 2-D)" : "");
+        st = write_tensor(idx, t, dts[i], rows[i], w, &b);
         bytes += sdc_gguf_writer_tensor_bytes(w, i);
         if (st == SDC_OK && p->progress && p->progress((int)i + 1, (int)n, bytes, p->user)) st = SDC_ERR_CANCELLED;
     }
@@ -263,6 +307,7 @@ static sdc_status convert_index(sdc_model_index *idx, const sdc_convert_params *
     free(b.src);
     free(b.f32);
     free(b.dst);
+    free(rows);
     free(dts);
     return st;
 }

@@ -7,7 +7,11 @@
  *      layers in f32);
  *   2. otherwise a tensor of 2 or more dims gets the chosen type, and a 1-D one (biases, norm scales) F32;
  *   3. a block type on a tensor of one dim or whose innermost dim (its GGUF row) is not a multiple of the
- *      block keeps the source's precision instead: F16 or BF16 as stored, else F32.
+ *      block keeps the source's precision instead: F16 or BF16 as stored, else F32. So convolution kernels
+ *      [Co, Ci, KH, KW] (rows of KW = 3 or 1) stay 16-bit, as in city96's and stable-diffusion.cpp's files,
+ *      unless quantize_convs is set: then a 4-D tensor whose Ci*KH*KW is a multiple of the block is
+ *      stored as the 2-D tensor [Co, Ci*KH*KW] in the block type (sdc-specific files: sdc's loader takes
+ *      such a tensor for the 4-D weight, model/weights.h; other engines expect 4-D conv tensors).
  * Integer tensors (I8, I16, I32, I64) are copied unchanged; U8, BOOL and F8 tensors are refused.
  * Metadata: general.architecture ("flux" for BFL transformer names, "sdxl"/"sd1" for LDM UNets, else
  * "unknown", unless given), general.quantization_version 2, general.file_type (llama.cpp's file type of
@@ -30,6 +34,14 @@ typedef struct sdc_convert_params {
     /* called after each tensor (done of total; bytes written so far); nonzero cancels. May be NULL. */
     int (*progress)(int done, int total, uint64_t bytes, void *user);
     void *user;
+    /* 1: a 4-D convolution kernel [Co, Ci, KH, KW] whose Ci*KH*KW is whole blocks of its block type is
+     * stored as the 2-D tensor [Co, Ci*KH*KW] (the same bytes in row-major order: one row per output
+     * channel) in that type, instead of keeping its precision (rule 3), with the metadata
+     * sdc.conv_shape.NAME = "Co,Ci,KH,KW" from which sdc's reader gives it back 4-D (io/gguf.h), so shape
+     * detection sees the kernel (sdc's loader also takes the 2-D tensor for the kernel without the key,
+     * model/weights.h). sdc-specific: other engines
+     * (stable-diffusion.cpp, ComfyUI-GGUF) expect 4-D conv tensors. 0 (default): city96-compatible. */
+    int quantize_convs;
 } sdc_convert_params;
 
 /* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k" ... "q6_k" (any case) to a type

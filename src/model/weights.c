@@ -46,6 +46,23 @@ static int shape_matches(const sdc_tensor_info *info, int ndim, const int64_t *n
     return 1;
 }
 
+/* A convolution kernel ne = [Co, Ci, KH, KW] stored as the 2-D block-type tensor [Co, Ci*KH*KW] (the same
+ * bytes: sdc convert --quantize-convs). */
+static int flat_kernel(const sdc_tensor_info *info, int ndim, const int64_t *ne) {
+    return ndim == 4 && info->ndim == 2 && sdc_dtype_is_quant(info->dtype) && info->ne[0] == ne[0] &&
+        ne[2] * ne[3] != 0 && info->ne[1] % (ne[2] * ne[3]) == 0 && info->ne[1] / (ne[2] * ne[3]) == ne[1];
+}
+
+/* The length of a tensor's rows of blocks: its innermost dim, or, for a block-type kernel [Co, Ci, KH, KW]
+ * whose innermost dim is not whole blocks (a kernel flattened in the file, io/gguf.h), Ci*KH*KW. */
+static int64_t block_row(int ndim, const int64_t *ne, sdc_dtype dt) {
+    const int64_t row = ndim ? ne[ndim - 1] : 1;
+    if (ndim < 2 || !sdc_dtype_is_quant(dt) || row % sdc_dtype_block(dt) == 0 || ne[0] == 0) return row;
+    int64_t n = 1;
+    for (int i = 1; i < ndim; i++) n *= ne[i];
+    return n;
+}
+
 static void shape_str(char *buf, size_t size, int ndim, const int64_t *ne) {
     size_t n = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < ndim && n < size; i++)
@@ -96,7 +113,7 @@ static int convert_run(sdc_dtype from, const void *src, sdc_dtype to, void *dst,
 /* Whether the tensor's rows are whole blocks of both dtypes; logs when not (a backend that asks for a
  * block type on a weight whose rows do not fit it). */
 static int rows_fit(sdc_weight_set *ws, const sdc_tensor_info *info, sdc_dtype to) {
-    const int64_t row = info->ndim ? info->ne[info->ndim - 1] : 1, u = common_block(info->dtype, to);
+    const int64_t row = block_row(info->ndim, info->ne, info->dtype), u = common_block(info->dtype, to);
     if (row % u == 0) return 1;
     SDC_LOGE(ws->log, "weights: %s: rows of %lld elements are not whole blocks of %s and %s", info->name,
              (long long)row, sdc_dtype_name(info->dtype), sdc_dtype_name(to));
@@ -205,20 +222,39 @@ static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *
         ws->status = SDC_ERR_NOT_FOUND;
         return NULL;
     }
-    if (!shape_matches(info, ndim, ne)) {
-        char want[128], got[128];
+    if (!shape_matches(info, ndim, ne) && !flat_kernel(info, ndim, ne)) {
+        char want[128], got[128], flat[160] = "";
         shape_str(want, sizeof want, ndim, ne);
         shape_str(got, sizeof got, info->ndim, info->ne);
-        SDC_LOGE(ws->log, "weights: tensor '%s' has shape %s, the config needs %s", name, got, want);
+        if (ndim == 4 && info->ndim == 2 && sdc_dtype_is_quant(info->dtype))
+            snprintf(flat, sizeof flat, " (as a flattened %s kernel it would be [%lld, %lld])",
+                     sdc_dtype_name(info->dtype), (long long)ne[0], (long long)(ne[1] * ne[2] * ne[3]));
+        SDC_LOGE(ws->log, "weights: tensor '%s' has shape %s, the config needs %s%s", name, got, want, flat);
         ws->status = SDC_ERR_FORMAT;
         return NULL;
     }
     sdc_dtype wdt = ws->be->iface->weight_dtype(ws->be, info->dtype, ws->prec, matrix);
-    sdc_tensor *t = sdc_tensor_new(ws->be, SDC_MEM_WEIGHTS, wdt, ndim, ne);
+    /* a block type kept for a kernel whose innermost dim is not whole blocks (a flattened kernel): made as
+     * [Co, Ci*KH*KW], its rows of blocks (sdc_tensor_new's rule), then viewed as the kernel it is, as conv2d
+     * reads it (w as [Co, Ci*KH*KW]) */
+    const int64_t brow = block_row(ndim, ne, wdt);
+    const int flat = brow != ne[ndim - 1];
+    if (flat && brow % sdc_dtype_block(wdt) != 0) {
+        SDC_LOGE(ws->log, "weights: %s: %s rows of %lld elements are not whole blocks", name, sdc_dtype_name(wdt),
+                 (long long)brow);
+        ws->status = SDC_ERR_FORMAT;
+        return NULL;
+    }
+    sdc_tensor *t = flat ? sdc_tensor_new(ws->be, SDC_MEM_WEIGHTS, wdt, 2, (int64_t[]){ne[0], brow})
+                         : sdc_tensor_new(ws->be, SDC_MEM_WEIGHTS, wdt, ndim, ne);
     if (!t || push(ws, t) != 0) {
         sdc_tensor_free(t);
         ws->status = SDC_ERR_OOM;
         return NULL;
+    }
+    if (flat) {
+        t->ndim = ndim;
+        for (int i = 0; i < SDC_MAX_DIMS; i++) t->ne[i] = i < ndim ? ne[i] : 1;
     }
     if (sdc_backend_is_count(ws->be)) {   // counted only: its tensors hold no data
         ws->bytes_resident += t->nbytes;

@@ -65,7 +65,10 @@ typedef struct sdc_weight_set {
 void sdc_weights_begin(sdc_weight_set *ws, const sdc_weight_source *src, const char *sub_prefix);
 /* Loads prefix + name (printf-style) with the expected shape. A shape that differs only by trailing
  * 1s with the same element count (a 1x1 conv stored for a linear) is accepted and viewed as
- * expected. Missing tensor: SDC_ERR_NOT_FOUND; wrong shape: SDC_ERR_FORMAT. Returns NULL on error. */
+ * expected, and so is a convolution kernel [Co, Ci, KH, KW] stored as the 2-D block-type tensor
+ * [Co, Ci*KH*KW] (`sdc convert --quantize-convs`; the same bytes). A block-type kernel kept in its type
+ * whose innermost dim is not whole blocks is [Co, Ci, KH, KW] over rows of Ci*KH*KW (what conv2d reads).
+ * Missing tensor: SDC_ERR_NOT_FOUND; wrong shape: SDC_ERR_FORMAT. Returns NULL on error. */
 sdc_tensor *sdc_weights_get(sdc_weight_set *ws, int ndim, const int64_t *ne, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* sdc_weights_get for a matrix weight: one that feeds sdc_linear or sdc_conv2d and nothing else, which
