@@ -19,9 +19,12 @@ static void check_tensors(const sdc_gguf *g, size_t size) {
         const sdc_tensor_info *t = sdc_gguf_tensor(g, i);
         if (t->offset < start || (t->offset - start) % a || t->offset > size || t->nbytes > size - t->offset) abort();
         if (t->ndim < 0 || t->ndim > SDC_GGUF_MAX_DIMS || strlen(t->name) > size) abort();
+        /* a kernel [Co, Ci, KH, KW] given back from sdc.conv_shape.* (gguf.h): Co rows of Ci*KH*KW */
+        const int64_t inner = t->ndim ? t->ne[t->ndim - 1] : 1;
+        const int kernel = t->ndim == 4 && inner % sdc_dtype_block(t->dtype);
+        const int64_t row = kernel ? t->ne[1] * t->ne[2] * t->ne[3] : inner;
         uint64_t rows = 1;
-        const int64_t row = t->ndim ? t->ne[t->ndim - 1] : 1;
-        for (int k = 0; k + 1 < t->ndim; k++) rows *= (uint64_t)t->ne[k];
+        for (int k = 0; k + 1 < (kernel ? 2 : t->ndim); k++) rows *= (uint64_t)t->ne[k];
         if (row < 0 || row % sdc_dtype_block(t->dtype)) abort();
         if (row && rows * sdc_dtype_row_bytes(t->dtype, row) != t->nbytes) abort();
         for (size_t k = 0; k < i; k++) { /* quadratic, but fuzz inputs hold few tensors */

@@ -58,7 +58,8 @@ def main():
             print(f"FAIL {t.name}: not in the source")
             failed += 1
             continue
-        x = src[t.name].astype(np.float32)
+        # quantized along the GGUF row (ne[0]): a kernel flattened by --quantize-convs is [Co, Ci*KH*KW]
+        x = src[t.name].astype(np.float32).reshape(-1, int(t.shape[0]))
         got = np.asarray(t.data).view(np.uint8).reshape(-1)
         if t.tensor_type in EXACT:
             want = quants.quantize(x, t.tensor_type).view(np.uint8).reshape(-1)
