@@ -5,7 +5,9 @@
  *
  *   prefetch  While phase k computes, a thread reads the components phase k + 1 will load (up to
  *             prefetch_mem bytes of them) into their images; phase k + 1 joins it before loading, so the
- *             disk read is hidden behind phase k and the load is an upload (page-locked on CUDA).
+ *             disk read is hidden behind phase k and the load is an upload (page-locked on CUDA). By
+ *             default (no size) a component's first load in the process only has its files asked into
+ *             the OS page cache ahead, and on CUDA its later loads get an image of up to repeat_mem.
  *   tier      A component whose image fits host_cache (with the others kept) keeps it after it leaves
  *             the device, whole: every later load of it in this process (the next job's, a streamed
  *             block's) is an upload from host memory, never a file read.
