@@ -4,6 +4,7 @@
  * (fast ops, reference ops). The ops themselves live in cpu_*.c by family. */
 #include "backend/cpu/cpu_backend.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include "core/sysmem.h"
 
@@ -13,19 +14,107 @@
 
 #include "backend/cpu/cpu_ref.h"
 
+/* Blocks of at least CPU_MAP_MIN bytes are mappings of their own, unmapped when freed. From malloc, a
+ * block below its mmap threshold lives in the heap, where memory freed stays resident; and glibc raises
+ * that threshold (up to 32 MiB) whenever a mapped block is freed, so soon every activation and most
+ * weights were heap blocks. At the peak RSS of an SD 1.5 fp16 256x256 phased run, 28 MiB of the heap
+ * was free (mallinfo2): activations freed earlier, in holes the later ones did not fit. A library may not
+ * change malloc's process-wide settings (mallopt), so the backend maps its big blocks itself. */
+#define CPU_MAP_MIN ((size_t)256 << 10)
+
+/* The live mappings' lengths (munmap needs them), sorted by address: a length kept in the block would
+ * take a page more of every block of whole pages, as most weights are. A few hundred entries. */
+typedef struct cpu_map {
+    uintptr_t addr;
+    size_t len;
+} cpu_map;
+static pthread_mutex_t maps_mutex = PTHREAD_MUTEX_INITIALIZER;
+static cpu_map *maps;
+static size_t n_maps, cap_maps;
+
+/* The index of the first entry not below addr (maps_mutex held). */
+static size_t maps_find(uintptr_t addr) {
+    size_t lo = 0, hi = n_maps;
+    while (lo < hi) {
+        const size_t mid = (lo + hi) / 2;
+        if (maps[mid].addr < addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Records a mapping: 0, or -1 when out of memory. */
+static int maps_add(uintptr_t addr, size_t len) {
+    pthread_mutex_lock(&maps_mutex);
+    int rc = 0;
+    if (n_maps == cap_maps) {
+        const size_t cap = cap_maps ? 2 * cap_maps : 256;
+        cpu_map *m = realloc(maps, cap * sizeof *m);
+        if (m) {
+            maps = m;
+            cap_maps = cap;
+        } else
+            rc = -1;
+    }
+    if (rc == 0) {
+        const size_t i = maps_find(addr);
+        memmove(maps + i + 1, maps + i, (n_maps - i) * sizeof *maps);
+        maps[i] = (cpu_map){addr, len};
+        n_maps++;
+    }
+    pthread_mutex_unlock(&maps_mutex);
+    return rc;
+}
+
+/* The length of the mapping at addr, its entry removed; 0 when addr is no mapping of ours (a heap block). */
+static size_t maps_take(uintptr_t addr) {
+    pthread_mutex_lock(&maps_mutex);
+    const size_t i = maps_find(addr);
+    size_t len = 0;
+    if (i < n_maps && maps[i].addr == addr) {
+        len = maps[i].len;
+        memmove(maps + i, maps + i + 1, (n_maps - i - 1) * sizeof *maps);
+        n_maps--;
+    }
+    pthread_mutex_unlock(&maps_mutex);
+    return len;
+}
+
 void *sdc_cpu_aligned_alloc(size_t nbytes) {
-    void *p = NULL;
-    if (nbytes > SIZE_MAX - 63) return NULL;
+    const size_t page = 4096, huge = (size_t)2 << 20;
+    if (nbytes > SIZE_MAX - page) return NULL;
     size_t n = (nbytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
+    n = n ? n : 64;
+    void *p = NULL;
+    if (n >= CPU_MAP_MIN) {
+        const size_t len = (n + page - 1) & ~(page - 1);
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        if (maps_add((uintptr_t)p, len) != 0) {
+            munmap(p, len);
+            return NULL;
+        }
+    } else if (posix_memalign(&p, 64, n) != 0)
+        return NULL;
     /* Big buffers (weights, activations) in transparent huge pages where the kernel offers them: a
      * 3 GB UNet then costs thousands of page faults on first touch instead of about a million. */
-    const uintptr_t page = 4096, huge = (uintptr_t)2 << 20;
     if (n >= 2 * huge) {
         uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
         madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice only: failure changes nothing */
     }
     return p;
+}
+
+void sdc_cpu_aligned_free(void *ptr) {
+    if (!ptr) return;
+    /* a mapping starts a page; a heap block of under CPU_MAP_MIN bytes may too, and is then no entry */
+    const size_t len = ((uintptr_t)ptr & 4095) ? 0 : maps_take((uintptr_t)ptr);
+    if (len)
+        munmap(ptr, len);
+    else
+        free(ptr);
 }
 
 /* The CPU backend's own state, be->ctx (allocated with the backend). */
@@ -64,7 +153,7 @@ void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, co
 
 void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes) {
     if (!ptr) return;
-    free(ptr);
+    sdc_cpu_aligned_free(ptr);
     sdc_mem_stats_free(&be->stats, SDC_MEM_WORKSPACE, nbytes);
 }
 
@@ -78,7 +167,7 @@ static void cpu_destroy(sdc_backend *be) {
 static void *cpu_alloc(sdc_backend *be, size_t nbytes) {
     return over_as_cap(be, nbytes) ? NULL : sdc_cpu_aligned_alloc(nbytes);
 }
-static void cpu_release(sdc_backend *be, void *ptr) { free(ptr); }
+static void cpu_release(sdc_backend *be, void *ptr) { sdc_cpu_aligned_free(ptr); }
 
 static void cpu_upload(sdc_backend *be, void *dst, const void *host_src, size_t nbytes) {
     if (nbytes) memcpy(dst, host_src, nbytes);

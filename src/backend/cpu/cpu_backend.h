@@ -35,8 +35,10 @@ static inline float *sdc_cpu_f32(const sdc_tensor *t) {
 }
 
 /* --- memory --- */
-/* 64-byte aligned host memory, uncounted (sdc_tensor_new counts tensors). NULL when out of memory. */
+/* 64-byte aligned host memory, uncounted (sdc_tensor_new counts tensors). NULL when out of memory. Free it
+ * with sdc_cpu_aligned_free (NULL is harmless), never free(): a big block is a mapping of its own. */
 void *sdc_cpu_aligned_alloc(size_t nbytes);
+void sdc_cpu_aligned_free(void *ptr);
 /* Scratch for an op: 64-byte aligned and counted in be->stats as SDC_MEM_WORKSPACE; free it with the
  * same nbytes. Its size depends on shapes only, never on free memory (so neither does any output
  * bit). NULL when out of memory (or be->fail.workspace says so): that is then the sticky status,
