@@ -44,6 +44,7 @@ static size_t n_maps, cap_maps;
  * cached while new memory is touched, so the peak RSS is the one without the cache (for blocks written
  * whole, as op outputs are). */
 #define CPU_MAP_CACHE 16
+#define CPU_MAP_CACHE_BYTES ((size_t)64 << 20) /* what the cache may keep after a run, until the next trim */
 static cpu_map cached[CPU_MAP_CACHE];
 static int n_cached;
 
@@ -133,15 +134,20 @@ static void *map_block(size_t len) {
     return p;
 }
 
-/* Frees ptr when it is a mapping of ours (into the cache): 1, else 0 (maps_mutex not held). */
+/* Frees ptr when it is a mapping of ours: into the cache (the oldest cached ones unmapped to make room),
+ * or unmapped when longer than the whole cache. 1, else 0 (maps_mutex not held). */
 static int unmap_block(void *ptr) {
     pthread_mutex_lock(&maps_mutex);
     const size_t len = maps_take((uintptr_t)ptr);
-    if (len) {
-        if (n_cached == CPU_MAP_CACHE) { /* the oldest goes */
+    if (len > CPU_MAP_CACHE_BYTES)
+        munmap(ptr, len);
+    else if (len) {
+        size_t bytes = len;
+        for (int i = 0; i < n_cached; i++) bytes += cached[i].len;
+        while (n_cached == CPU_MAP_CACHE || bytes > CPU_MAP_CACHE_BYTES) {
+            bytes -= cached[0].len;
             munmap((void *)cached[0].addr, cached[0].len);
-            memmove(cached, cached + 1, (CPU_MAP_CACHE - 1) * sizeof *cached);
-            n_cached--;
+            memmove(cached, cached + 1, (size_t)(--n_cached) * sizeof *cached);
         }
         cached[n_cached++] = (cpu_map){(uintptr_t)ptr, len};
     }
