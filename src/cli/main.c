@@ -4,6 +4,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cli/cli.h"
 
@@ -28,6 +31,17 @@ static void rerun_with_runtime_env(char **argv) {
     if (changed) execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
 }
 
+/* malloc's mmap threshold fixed at glibc's default (128 KiB). Left dynamic, glibc raises it to the size of
+ * each mapped block freed (up to 32 MiB; the tokenizer's growing tables are such blocks), and later blocks
+ * below it come from the heap, where what they free stays resident. Measured: the peak RSS of an SD 1.5
+ * fp16 256x256 phased run 0.7 MiB lower. A process-wide setting: the program's own choice, as its runtime
+ * environment is; libsdc's big blocks are its own mappings either way. */
+static void fix_malloc_thresholds(void) {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+#endif
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: sdc <command> [options]\n"
@@ -42,6 +56,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     rerun_with_runtime_env(argv);
+    fix_malloc_thresholds();
     if (argc < 2) {
         usage(stderr);
         return 2;

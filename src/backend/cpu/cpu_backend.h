@@ -35,8 +35,10 @@ static inline float *sdc_cpu_f32(const sdc_tensor *t) {
 }
 
 /* --- memory --- */
-/* 64-byte aligned host memory, uncounted (sdc_tensor_new counts tensors). NULL when out of memory. */
+/* 64-byte aligned host memory, uncounted (sdc_tensor_new counts tensors). NULL when out of memory. Free it
+ * with sdc_cpu_aligned_free (NULL is harmless), never free(): a big block is a mapping of its own. */
 void *sdc_cpu_aligned_alloc(size_t nbytes);
+void sdc_cpu_aligned_free(void *ptr);
 /* Scratch for an op: 64-byte aligned and counted in be->stats as SDC_MEM_WORKSPACE; free it with the
  * same nbytes. Its size depends on shapes only, never on free memory (so neither does any output
  * bit). NULL when out of memory (or be->fail.workspace says so): that is then the sticky status,
@@ -62,27 +64,61 @@ void sdc_cpu_blas_leave(void);
  * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. */
 void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-/* Tiles of C: each is one single-threaded sgemm call, the same for any thread count. */
+/* Tiles of C: each is one single-threaded sgemm call per chunk of K, the same for any thread count. */
 #define SDC_CPU_GEMM_TILE_M 256
 #define SDC_CPU_GEMM_TILE_N 256
 
+/* The GEMM depth K in chunks: a weight tile is widened to f32, and a convolution's im2col matrix built,
+ * one chunk of K at a time, and the chunks' products are added into C in K order (sgemm with beta 1).
+ * So neither holds a whole deep K: SD 1.5's up-block 3x3 convolutions have K = 1920 * 9 = 17280, and a
+ * whole 256-row weight tile was 17.7 MB per thread; a chunk's is 448 KiB, and stays in L2 while
+ * OpenBLAS packs it. A weight whose tile (up to SDC_CPU_GEMM_TILE_M rows of K) is at most two chunks
+ * (256 x 896 floats) has K whole. The chunks depend on the weight's shape only (not on its dtype, the
+ * thread count or the batch).
+ * The chunks are the K blocks of OpenBLAS 0.3.21's SkylakeX sgemm: GEMM_Q = 448, and a last part
+ * under two blocks in halves rounded up to GEMM_UNROLL_M = 16. Its kernel adds each block's products to
+ * C, so the chunks sum in the order one call over K does: the same bits (measured: single sgemm calls
+ * of SD 1.5's tile shapes against their chunks, and an SD 1.5 fp16 256x256 PNG, byte for byte). A chunk
+ * that OpenBLAS's small-matrix kernel takes (M * N * K <= 1e6; measured to differ for N <= 8) and other
+ * CPUs' blocks may round differently, still the same way for any thread count and batch. */
+#define SDC_CPU_GEMM_K_BLOCK 448
+#define SDC_CPU_GEMM_K_UNROLL 16
+
+/* Whether a weight of R rows of K is cut in chunks of K. */
+static inline int sdc_cpu_k_chunked(int64_t R, int64_t K) {
+    const int64_t rows = R < SDC_CPU_GEMM_TILE_M ? R : SDC_CPU_GEMM_TILE_M;
+    return rows * K > SDC_CPU_GEMM_TILE_M * 2 * SDC_CPU_GEMM_K_BLOCK;
+}
+/* The length of the chunk that starts at k0 (0, or a chunk's end) of such a weight's K. */
+static inline int64_t sdc_cpu_k_chunk(int64_t R, int64_t K, int64_t k0) {
+    const int64_t rest = K - k0, q = SDC_CPU_GEMM_K_BLOCK, u = SDC_CPU_GEMM_K_UNROLL;
+    if (!sdc_cpu_k_chunked(R, K) || rest <= q) return rest;
+    return rest >= 2 * q ? q : (rest / 2 + u - 1) / u * u;
+}
+/* The longest chunk of such a weight's K. */
+static inline int64_t sdc_cpu_k_chunk_max(int64_t R, int64_t K) {
+    return sdc_cpu_k_chunked(R, K) ? SDC_CPU_GEMM_K_BLOCK : K;
+}
+
 /* A weight matrix w[R, K] as a GEMM operand (K: the product of w's dims after the first), in the dtype
  * it is kept in. F32 rows are read in place; F16, BF16 and the block types are widened to f32 a tile
- * of rows at a time (sdc_dequant_row) into a buffer of the thread that computes the tile, never as a
- * whole copy. Widening is exact, so each sgemm call sees the values, shapes and K order a weight widened
- * at load gave: the same bits. */
+ * of rows and a chunk of K at a time (sdc_dequant_row; a block type's whole blocks around the chunk)
+ * into a buffer of the thread that computes the tile, never as a whole copy. Widening is exact, so each
+ * sgemm call sees the values, shapes and K order a weight widened at load gave: the same bits. */
 typedef struct sdc_cpu_wmat {
     sdc_dtype dtype;
     const char *data; /* R rows of row_bytes */
     size_t row_bytes;
     int64_t R, K;
+    int64_t block;      /* elements per block of dtype (1 for F16, BF16) */
     float *tiles;       /* n_threads slots of slot_floats, one per thread of the op's team; NULL for F32 */
-    size_t slot_floats; /* a tile of tile_rows x K floats, rounded up to 64 bytes */
+    size_t slot_floats; /* tile_rows x the widest chunk's span of blocks, rounded up to 64 bytes */
     size_t tiles_bytes;
 } sdc_cpu_wmat;
 
 /* The workspace sdc_cpu_wmat_begin takes for a weight of dtype dt with R rows of K, widened in tiles of
- * tile_rows rows by a team of n_threads: 0 for F32. The ops' workspace queries use it too. */
+ * tile_rows rows and chunks of K (sdc_cpu_k_chunk) by a team of n_threads: 0 for F32. The ops' workspace
+ * queries use it too. */
 size_t sdc_cpu_wmat_bytes(sdc_dtype dt, int64_t R, int64_t K, int64_t tile_rows, int n_threads);
 /* Describes w (viewed as [w->ne[0], K]) for a team of n_threads that widens tiles of tile_rows rows. The
  * tile buffers are scratch of the op (SDC_MEM_WORKSPACE). 0, or -1 with the sticky status set (no
@@ -122,12 +158,15 @@ typedef struct sdc_cpu_gemm_x {
  * SDC_CPU_GEMM_TILE_M (or M or N is 0). */
 size_t sdc_cpu_gemm_pad_bytes(int64_t M, int64_t N, int64_t K, int n_threads);
 
-/* The products of a weight w with each X_b of x, as `side` says, plus bias (may be NULL), cut into fixed
- * tiles of C shared out over the enclosing OpenMP team (an orphaned `omp for`; outside a parallel region
- * the calling thread does every tile). The tiles do not depend on the thread count, so neither does any
- * bit of C. Weight tiles are widened into the calling thread's slot (omp_get_thread_num() < the team
- * size wm was begun for). Call it between sdc_cpu_blas_enter/leave. */
-void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
+/* The products of a weight w with each X_b of x over the part [k0, k1) of K (k0 and k1: 0, w->K or ends of
+ * chunks), as `side` says, cut into fixed tiles of C shared out over the enclosing OpenMP team (an
+ * orphaned `omp for`; outside a parallel region the calling thread does every tile). X_b holds only that
+ * part: its rows (SDC_CPU_W_LEFT) or columns (SDC_CPU_W_RIGHT; pad_x too) 0 .. k1 - k0 - 1 are K's k0 ..
+ * k1 - 1. When k0 is 0, C = bias (may be NULL) + the products; else C += the products. Each tile adds its
+ * chunks in K order, and the tiles do not depend on the thread count, so neither does any bit of C.
+ * Weight tiles are widened into the calling thread's slot (omp_get_thread_num() < the team size wm was
+ * begun for). Call it between sdc_cpu_blas_enter/leave. */
+void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t k0, int64_t k1, const sdc_cpu_wmat *w,
                         const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */
 const char *sdc_cpu_blas_config(void);

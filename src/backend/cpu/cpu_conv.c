@@ -1,23 +1,26 @@
 /* cpu_conv.c - 2-D convolution as GEMM: y_img[Co, Ho*Wo] = w[Co, Ci*KH*KW] . col[Ci*KH*KW, Ho*Wo].
- * A weight kept in F16/BF16 or a block type is widened a GEMM tile of rows at a time (sdc_cpu_wmat).
+ * A weight kept in F16/BF16 or a block type is widened a GEMM tile of rows and a chunk of K at a time
+ * (sdc_cpu_wmat).
  *
- * col (im2col) is built a band of output rows at a time in a bounded workspace, and the GEMM writes
- * that band's columns of y in place. A 1x1, stride-1, unpadded convolution needs no im2col: the
- * image itself is col, so the same loop runs with one band and no workspace. */
+ * col (im2col) is built a band of output rows and a chunk of its K rows (sdc_cpu_k_chunk) at a time in
+ * a bounded workspace, and the GEMM adds that chunk's products to the band's columns of y in place. A
+ * 1x1, stride-1, unpadded convolution needs no im2col: the image itself is col, so the same loop runs
+ * with one band, all of K in one call, and no workspace. */
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
 
-/* col[Ci*KH*KW, n_rows*Wo] for output rows [oh0, oh0 + n_rows) of one image x[Ci, H, W]. The col
- * rows (ci, kh, kw) are shared out over the enclosing team (orphaned `omp for`). */
-static void im2col(float *col, const float *x, int64_t Ci, int64_t H, int64_t W, int64_t KH, int64_t KW, int stride,
-                   int pad, int64_t Wo, int64_t oh0, int64_t n_rows) {
-    const int64_t K = Ci * KH * KW, n = n_rows * Wo;
+/* Rows [k0, k0 + kc) of col[Ci*KH*KW, n_rows*Wo] for output rows [oh0, oh0 + n_rows) of one image
+ * x[Ci, H, W], into col[kc, n_rows*Wo]. The col rows (ci, kh, kw) are shared out over the enclosing team
+ * (orphaned `omp for`). */
+static void im2col(float *col, const float *x, int64_t H, int64_t W, int64_t KH, int64_t KW, int stride, int pad,
+                   int64_t Wo, int64_t oh0, int64_t n_rows, int64_t k0, int64_t kc) {
+    const int64_t n = n_rows * Wo;
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < K; r++) {
+    for (int64_t r = k0; r < k0 + kc; r++) {
         const int64_t ci = r / (KH * KW), kh = r / KW % KH, kw = r % KW;
         const float *xc = x + ci * H * W;   // [H, W]
-        float *dst = col + r * n;           // [n_rows, Wo]
+        float *dst = col + (r - k0) * n;    // [n_rows, Wo]
         int64_t ow0, ow1;
         sdc_cpu_conv_range(Wo, W, stride, pad, kw, &ow0, &ow1);
         for (int64_t i = 0; i < n_rows; i++) {
@@ -46,7 +49,7 @@ typedef struct conv_plan {
     int pointwise;     /* 1x1, stride 1, no padding: the image is the im2col matrix */
     int64_t band;      /* output rows per GEMM */
     int64_t n_img;     /* images per sdc_cpu_gemm_tiles call (> 1 only with whole-image bands) */
-    size_t col_bytes;  /* the im2col matrices of n_img bands (0 when pointwise) */
+    size_t col_bytes;  /* the im2col chunks of n_img bands (0 when pointwise) */
     int team;          /* threads of the op's OpenMP team */
     size_t wmat_bytes; /* weight tiles widened to f32 (0 for an F32 weight) */
 } conv_plan;
@@ -58,8 +61,8 @@ static conv_plan conv_plan_of(const sdc_backend *be, const sdc_tensor *y, const 
     conv_plan c = {.K = Ci * KH * KW, .P = Ho * Wo, .band = Ho, .n_img = B, .team = 1};
     if (B == 0 || Co == 0 || c.P == 0) return c;
     c.pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
-    if (!c.pointwise) { /* bands of rows within the cap; whole images: as many as fit */
-        const size_t row_bytes = (size_t)(c.K * Wo) * sizeof(float);
+    if (!c.pointwise) { /* bands of rows (of the longest chunk of K) within the cap; whole images: as many as fit */
+        const size_t row_bytes = (size_t)(sdc_cpu_k_chunk_max(Co, c.K) * Wo) * sizeof(float);
         const size_t want = SDC_CPU_CONV_WORKSPACE_BYTES / row_bytes;
         c.band = want < 1 ? 1 : want > (size_t)Ho ? Ho : (int64_t)want;
         const size_t imgs = c.band == Ho ? want / (size_t)Ho : 1;
@@ -104,16 +107,21 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
         const int64_t nb = B - n0 < c.n_img ? B - n0 : c.n_img;
         for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
             const int64_t rows = Ho - oh0 < band ? Ho - oh0 : band, cols = rows * Wo;
-            // pointwise: the images are col [Ci, H*W] each
-            sdc_cpu_gemm_x src = {xd + n0 * Ci * H * W, cols, nb, Ci * H * W, Co * P, NULL, NULL};
-            if (!c.pointwise) {
-                for (int64_t i = 0; i < nb; i++)
-                    im2col(col + i * K * cols, xd + (n0 + i) * Ci * H * W, Ci, H, W, KH, KW, stride, pad, Wo, oh0,
-                           rows);
-                src = (sdc_cpu_gemm_x){col, cols, nb, K * cols, Co * P, NULL, NULL};   // [K, rows*Wo] each
+            float *out = yd + n0 * Co * P + oh0 * Wo;   // out_b[:, oh0*Wo : (oh0+rows)*Wo], rows P apart
+            if (c.pointwise) {                          // the images are col [Ci, H*W] each
+                const sdc_cpu_gemm_x src = {xd + n0 * Ci * H * W, cols, nb, Ci * H * W, Co * P, NULL, NULL};
+                sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, cols, 0, K, &wm, &src, bd, out, P);   // = w . src_b + b
+                continue;
             }
-            // out_b[:, oh0*Wo : (oh0+rows)*Wo] = w[Co, K] . src_b[K, rows*Wo] + b[Co]
-            sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, cols, K, &wm, &src, bd, yd + n0 * Co * P + oh0 * Wo, P);
+            for (int64_t k0 = 0; k0 < K; k0 += sdc_cpu_k_chunk(Co, K, k0)) {
+                const int64_t kc = sdc_cpu_k_chunk(Co, K, k0);
+                for (int64_t i = 0; i < nb; i++)
+                    im2col(col + i * kc * cols, xd + (n0 + i) * Ci * H * W, H, W, KH, KW, stride, pad, Wo, oh0, rows,
+                           k0, kc);
+                const sdc_cpu_gemm_x src = {col, cols, nb, kc * cols, Co * P, NULL, NULL};   // [kc, rows*Wo] each
+                // out_b (= b[Co] at k0 0) += w[Co, k0 : k0+kc] . src_b[kc, rows*Wo]
+                sdc_cpu_gemm_tiles(SDC_CPU_W_LEFT, Co, cols, k0, k0 + kc, &wm, &src, bd, out, P);
+            }
         }
     }
     sdc_cpu_blas_leave();

@@ -51,27 +51,40 @@ void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
                 (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-static size_t wmat_slot_floats(int64_t rows, int64_t K) {
-    return ((size_t)rows * (size_t)K + 15) & ~(size_t)15; /* 64-byte slots: no two threads share a line */
+/* The widest span of whole blocks a chunk of K covers in a weight row of K elements in blocks of
+ * `block`: the chunk, and up to a block less one on each side (a chunk need not start at a block). */
+static int64_t wmat_span_max(int64_t R, int64_t K, int64_t block) {
+    const int64_t span = sdc_cpu_k_chunk_max(R, K) + 2 * (block - 1);
+    return span < K ? span : K;
+}
+
+static size_t wmat_slot_floats(int64_t R, int64_t tile_rows, int64_t K, int64_t block) {
+    /* 64-byte slots: no two threads share a line */
+    const int64_t rows = R < tile_rows ? R : tile_rows;
+    return ((size_t)rows * (size_t)wmat_span_max(R, K, block) + 15) & ~(size_t)15;
 }
 
 size_t sdc_cpu_wmat_bytes(sdc_dtype dt, int64_t R, int64_t K, int64_t tile_rows, int n_threads) {
     if (dt == SDC_DTYPE_F32 || R == 0 || K == 0) return 0;
-    return (size_t)n_threads * wmat_slot_floats(R < tile_rows ? R : tile_rows, K) * sizeof(float);
+    return (size_t)n_threads * wmat_slot_floats(R, tile_rows, K, sdc_dtype_block(dt)) * sizeof(float);
 }
 
 int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, int64_t K, int64_t tile_rows,
                        int n_threads) {
     const int64_t R = w->ne[0];
-    *wm = (sdc_cpu_wmat){
-        .dtype = w->dtype, .data = w->data, .row_bytes = sdc_dtype_row_bytes(w->dtype, K), .R = R, .K = K};
+    *wm = (sdc_cpu_wmat){.dtype = w->dtype,
+                         .data = w->data,
+                         .row_bytes = sdc_dtype_row_bytes(w->dtype, K),
+                         .R = R,
+                         .K = K,
+                         .block = sdc_dtype_block(w->dtype)};
     wm->tiles_bytes = sdc_cpu_wmat_bytes(w->dtype, R, K, tile_rows, n_threads);
     if (!wm->tiles_bytes) return 0;
-    wm->slot_floats = wmat_slot_floats(R < tile_rows ? R : tile_rows, K);
+    wm->slot_floats = wmat_slot_floats(R, tile_rows, K, wm->block);
     wm->tiles = SDC_CPU_SCRATCH(be, wm->tiles_bytes, "weight tiles widened to f32");
     if (!wm->tiles) return -1;
-    /* the one check of the dtype: every later row widens as this one did */
-    if (wm->row_bytes == 0 || sdc_dequant_row(w->dtype, wm->data, wm->tiles, K) != 0) {
+    /* the one check of the dtype: every later piece of a row widens as this first block did */
+    if (wm->row_bytes == 0 || sdc_dequant_row(w->dtype, wm->data, wm->tiles, wm->block) != 0) {
         SDC_BACKEND_FAIL(be, SDC_ERR_UNSUPPORTED, "sdc_dequant_row", "cannot widen %s weight rows of %lld",
                          sdc_dtype_name(w->dtype), (long long)K);
         sdc_cpu_wmat_end(be, wm);
@@ -85,16 +98,24 @@ void sdc_cpu_wmat_end(sdc_backend *be, sdc_cpu_wmat *wm) {
     wm->tiles = NULL;
 }
 
-/* Weight rows [r0, r0 + n) as f32 rows K apart: in place, or widened into buf. */
-static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, float *buf) {
+/* Weight rows [r0, r0 + n), columns [k0, k0 + kc), as f32: in place (rows K apart), or widened into buf
+ * (the whole blocks around the columns, rows *ld apart). Returns where column k0 of row r0 is. */
+static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, int64_t k0, int64_t kc, float *buf,
+                              int64_t *ld) {
     const char *src = w->data + (size_t)r0 * w->row_bytes;
-    if (!buf) return (const float *)src;
+    if (!buf) {
+        *ld = w->K;
+        return (const float *)src + k0;
+    }
+    const int64_t b0 = k0 / w->block * w->block, b1 = (k0 + kc + w->block - 1) / w->block * w->block;
+    const size_t off = sdc_dtype_row_bytes(w->dtype, b0);
+    *ld = b1 - b0;
     for (int64_t r = 0; r < n; r++) {
-        int rc = sdc_dequant_row(w->dtype, src + (size_t)r * w->row_bytes, buf + r * w->K, w->K);
+        int rc = sdc_dequant_row(w->dtype, src + (size_t)r * w->row_bytes + off, buf + r * *ld, *ld);
         assert(rc == 0); /* checked for this dtype by sdc_cpu_wmat_begin */
         (void)rc;
     }
-    return buf;
+    return buf + (k0 - b0);
 }
 
 /* A linear's last partial tile of rows is computed padded with zero rows (sdc_cpu_gemm_x's pad_x,
@@ -113,51 +134,67 @@ size_t sdc_cpu_gemm_pad_bytes(int64_t M, int64_t N, int64_t K, int n_threads) {
     return sizeof(float) * (size_t)(GEMM_TILE_M * K + (int64_t)n_threads * GEMM_TILE_M * pad_tile_n(N));
 }
 
-void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t K, const sdc_cpu_wmat *w,
+void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t k0, int64_t k1, const sdc_cpu_wmat *w,
                         const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc) {
     const int left = side == SDC_CPU_W_LEFT;
     const int64_t n_tm = (M + GEMM_TILE_M - 1) / GEMM_TILE_M, n_tn = (N + GEMM_TILE_N - 1) / GEMM_TILE_N;
     /* Work items: a weight tile tw with a run of the tiles of X (of all nb products) it multiplies. A
-     * thread widens the weight tile once per item, so a widened weight tile has one item while there are
-     * enough for the team (>= 2 per thread), else the fewest parts that make enough; a weight used in
-     * place has an item per tile of C. Only the split of the work depends on the team; every tile of C
-     * is the same sgemm call whoever computes it. */
+     * thread widens each chunk of the weight tile once per item, so a widened weight tile has one item
+     * while there are enough for the team (>= 2 per thread), else the fewest parts that make enough; a
+     * weight used in place has an item per tile of C. Only the split of the work depends on the team;
+     * every tile of C is the same sgemm calls whoever computes it. */
     const int64_t n_tw = left ? n_tm : n_tn, n_tx = left ? n_tn : n_tm, n_x = x->nb * n_tx;
     assert(!x->pad_x == !x->pad_c && (!x->pad_x || (!left && x->nb == 1)));
+    assert(k0 >= 0 && k0 < k1 && k1 <= w->K);
     float *pad_c = x->pad_c ? x->pad_c + (size_t)omp_get_thread_num() * GEMM_TILE_M * pad_tile_n(N) : NULL;
     const int64_t want = 2 * (int64_t)omp_get_num_threads();
     int64_t parts = w->tiles ? (want + n_tw - 1) / n_tw : n_x; /* in place (F32): one tile per item */
     parts = parts < 1 ? 1 : parts > n_x ? n_x : parts;
     float *buf = w->tiles ? w->tiles + (size_t)omp_get_thread_num() * w->slot_floats : NULL;
-    int64_t have = -1; /* the weight tile buf holds (this thread's: the function runs on each) */
+    const int one_chunk = sdc_cpu_k_chunk(w->R, w->K, k0) == k1 - k0;
+    /* the weight tile buf holds when it holds one whole (this thread's: the function runs on each) */
+    int64_t have = -1, ldw = 0;
+    const float *wt = NULL; /* w[r0 : r0+nr, kk : kk+kc] below, rows ldw apart */
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < n_tw * parts; item++) {
-        const int64_t tw = item / parts, p = item % parts;
-        for (int64_t ix = p * n_x / parts; ix < (p + 1) * n_x / parts; ix++) {
-            const int64_t b = ix / n_tx, tx = ix % n_tx;   // product b, its X tile tx
-            const int64_t i0 = (left ? tw : tx) * GEMM_TILE_M, j0 = (left ? tx : tw) * GEMM_TILE_N;
-            const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
-            const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
-            const float *X = x->data + b * x->stride;
-            /* the last partial tile of rows of X, padded: its GEMM_TILE_M rows go to this thread's pad_c */
-            const int pad = pad_c && m < GEMM_TILE_M;
-            const int64_t rows = pad ? GEMM_TILE_M : m, ldc_t = pad ? pad_tile_n(N) : ldc;
-            float *c = pad ? pad_c : C + b * x->c_stride + i0 * ldc + j0;   // [rows, n], rows ldc_t apart
-            if (bias)                                                       // start from the bias: c = a . b + c
-                for (int64_t i = 0; i < rows; i++)
-                    for (int64_t j = 0; j < n; j++) c[i * ldc_t + j] = left ? bias[i0 + i] : bias[j0 + j];
-            const int64_t r0 = left ? i0 : j0, nr = left ? m : n;                    // the weight rows of this tile
-            const float *wt = buf && have == tw ? buf : wmat_rows(w, r0, nr, buf);   // [nr, K]
-            have = tw;
-            if (left)   // c = w[i0 : i0+m, :] . X[:, j0 : j0+n]
-                sdc_cpu_gemm(0, m, n, K, 1.0f, wt, K, X + j0, x->ld, bias ? 1.0f : 0.0f, c, ldc);
-            else if (!pad)   // c = X[i0 : i0+m, :] . w[j0 : j0+n, :]^T
-                sdc_cpu_gemm(1, m, n, K, 1.0f, X + i0 * x->ld, x->ld, wt, K, bias ? 1.0f : 0.0f, c, ldc);
-            else {   // the same with X's rows [i0, M) then zero rows, and the real rows copied out
-                sdc_cpu_gemm(1, GEMM_TILE_M, n, K, 1.0f, x->pad_x, K, wt, K, bias ? 1.0f : 0.0f, c, ldc_t);
-                for (int64_t i = 0; i < m; i++)
-                    memcpy(C + (i0 + i) * ldc + j0, c + i * ldc_t, sizeof(float) * (size_t)n);
+        const int64_t tw = item / parts, p = item % parts, ix0 = p * n_x / parts, ix1 = (p + 1) * n_x / parts;
+        const int64_t r0 = tw * (left ? GEMM_TILE_M : GEMM_TILE_N);   // the weight rows of this item
+        const int64_t nr = left ? (M - r0 < GEMM_TILE_M ? M - r0 : GEMM_TILE_M) : pad_tile_n(N - r0);
+        for (int64_t kk = k0; kk < k1; kk += sdc_cpu_k_chunk(w->R, w->K, kk)) {   // chunks in K order
+            const int64_t kc = sdc_cpu_k_chunk(w->R, w->K, kk);
+            /* the tile's first chunk starts C from the bias (or zero); later ones add to it. One call over
+             * all of K keeps beta 0 without a bias, the call it always was. */
+            const int first = kk == 0, beta0 = first && !bias && kc == w->K;
+            if (!buf || !one_chunk || have != tw) wt = wmat_rows(w, r0, nr, kk, kc, buf, &ldw);
+            have = one_chunk ? tw : -1;
+            for (int64_t ix = ix0; ix < ix1; ix++) {
+                const int64_t b = ix / n_tx, tx = ix % n_tx;   // product b, its X tile tx
+                const int64_t i0 = left ? r0 : tx * GEMM_TILE_M, j0 = left ? tx * GEMM_TILE_N : r0;
+                const int64_t m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
+                const int64_t n = N - j0 < GEMM_TILE_N ? N - j0 : GEMM_TILE_N;
+                const float *X = x->data + b * x->stride;   // K's kk is X's row / column kk - k0
+                /* the last partial tile of rows of X, padded: its GEMM_TILE_M rows go to this thread's pad_c */
+                const int pad = pad_c && m < GEMM_TILE_M;
+                const int64_t rows = pad ? GEMM_TILE_M : m, ldc_t = pad ? pad_tile_n(N) : ldc;
+                float *c = pad ? pad_c : C + b * x->c_stride + i0 * ldc + j0;   // [rows, n], rows ldc_t apart
+                if (first && (bias || !beta0))   // start from the bias or zero: c = a . b + c
+                    for (int64_t i = 0; i < rows; i++)
+                        for (int64_t j = 0; j < n; j++)
+                            c[i * ldc_t + j] = !bias ? 0.0f : left ? bias[i0 + i] : bias[j0 + j];
+                const float beta = beta0 ? 0.0f : 1.0f;
+                if (left)   // c = w[i0 : i0+m, kk : kk+kc] . X[kk : kk+kc, j0 : j0+n]
+                    sdc_cpu_gemm(0, m, n, kc, 1.0f, wt, ldw, X + (kk - k0) * x->ld + j0, x->ld, beta, c, ldc);
+                else if (!pad)   // c = X[i0 : i0+m, kk : kk+kc] . w[j0 : j0+n, kk : kk+kc]^T
+                    sdc_cpu_gemm(1, m, n, kc, 1.0f, X + i0 * x->ld + (kk - k0), x->ld, wt, ldw, beta, c, ldc);
+                else   // the same with X's rows [i0, M) then zero rows; the real rows are copied out below
+                    sdc_cpu_gemm(1, GEMM_TILE_M, n, kc, 1.0f, x->pad_x + (kk - k0), x->ld, wt, ldw, beta, c, ldc_t);
             }
+        }
+        for (int64_t ix = ix0; pad_c && ix < ix1; ix++) {   // the padded tile's real rows, once all of K is in
+            const int64_t i0 = ix % n_tx * GEMM_TILE_M, m = M - i0 < GEMM_TILE_M ? M - i0 : GEMM_TILE_M;
+            if (m < GEMM_TILE_M)
+                for (int64_t i = 0; i < m; i++)
+                    memcpy(C + (i0 + i) * ldc + r0, pad_c + i * pad_tile_n(N), sizeof(float) * (size_t)nr);
         }
     }
 }
@@ -202,7 +239,7 @@ void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     sdc_cpu_blas_enter();
     // y = x . w^T + b, tiles of y over the team
 #pragma omp parallel num_threads(team) if (team > 1)
-    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, K, &wm, &src, bd, yd, N);
+    sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, 0, K, &wm, &src, bd, yd, N);
     sdc_cpu_blas_leave();
     sdc_cpu_scratch_free(be, pad, pad_bytes);
     sdc_cpu_wmat_end(be, &wm);
