@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/file.h"
+#include "model/stream.h"
 #include "pipeline/ctx.h"
 #include "pipeline/plan.h"
 #include "sdc.h"
@@ -195,7 +196,7 @@ static int64_t budget_for(sdc_ctx *probe, const sdc_job_shape *js, int w, int *n
         size_t total = pp->total;
         if (pp->window > 0) {
             const sdc_stream_shape *sh = &m->stream[pp->stream_comp];
-            const int lookahead = m->stream_prefetch && sdc_backend_has_async_copy(m->be) && w >= 2 && w < sh->n_units;
+            const int lookahead = sdc_stream_lookahead(m->be, m->stream_prefetch, w, sh->n_units);
             total = total - pp->stream_resident + sdc_stream_held(sh, w, lookahead, NULL);
             *n_blocks = sh->n_units;
         }

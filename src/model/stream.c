@@ -22,7 +22,7 @@ sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, voi
     s->drop = drop;
     s->n_units = n_units;
     s->window = src->window < 1 ? 1 : src->window > n_units ? n_units : src->window;
-    s->lookahead = src->lookahead && s->window >= 2 && s->window < n_units && sdc_backend_has_async_copy(src->be);
+    s->lookahead = sdc_stream_lookahead(src->be, src->lookahead, s->window, n_units);
     s->slots = sdc_stream_slots(s->window, n_units, s->lookahead);
     for (int k = 0; k < n_units; k++) s->unit[k].sticky = sdc_stream_sticky(k, n_units, s->window - s->slots);
     s->status = SDC_OK;

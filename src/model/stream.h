@@ -61,6 +61,12 @@ typedef struct sdc_weight_stream {
     double seconds;      /* host time spent loading units (a lookahead's uploads run on behind it) */
 } sdc_weight_stream;
 
+/* Whether a window of w units of n loads ahead: the lookahead asked for (prefetch), a backend with
+ * asynchronous copies, and a window of 2 or more that is not every unit. The stream, the planner and the
+ * tests all decide it here. */
+static inline int sdc_stream_lookahead(const sdc_backend *be, int prefetch, int w, int n) {
+    return prefetch && w >= 2 && w < n && sdc_backend_has_async_copy(be);
+}
 /* The slots of a window of w units of n: every unit stays (w >= n), else 1, or 2 with the lookahead. */
 static inline int sdc_stream_slots(int w, int n, int lookahead) { return w >= n ? 0 : lookahead && w >= 2 ? 2 : 1; }
 /* Whether unit k of n is one of the n_sticky units that stay: the units where ceil(k * n_sticky / n)

@@ -122,20 +122,24 @@ size_t sdc_stream_held(const sdc_stream_shape *sh, int w, int lookahead, size_t 
     return held + (size_t)slots * cycling_max;
 }
 
+/* What the model's component of shape sh holds with a window of w (its lookahead as the stream decides it). */
+static size_t held_by(const sdc_model *m, const sdc_stream_shape *sh, int w, size_t *read_per_call) {
+    return sdc_stream_held(sh, w, sdc_stream_lookahead(m->be, m->stream_prefetch, w, sh->n_units), read_per_call);
+}
+
 /* Under stream, the phase's streamable component c: the largest window (at least 1, at most the model's
  * stream_window) whose phase total fits the budget, given the phase's other bytes; the weights c then
  * holds at most. */
 static void stream_window(const sdc_model *m, int c, size_t other, size_t budget, sdc_phase_plan *pp) {
     const sdc_stream_shape *sh = &m->stream[c];
     const int cap = m->stream_window > 0 && m->stream_window < sh->n_units ? m->stream_window : sh->n_units;
-    const int async = sdc_backend_has_async_copy(m->be);
     int w = cap;
-    while (w > 1 && other + sdc_stream_held(sh, w, m->stream_prefetch && async, NULL) > budget) w--;
+    while (w > 1 && other + held_by(m, sh, w, NULL) > budget) w--;
     pp->stream_comp = c;
     pp->window = w;
     pp->n_units = sh->n_units;
-    pp->stream_lookahead = m->stream_prefetch && async && w >= 2 && w < sh->n_units;
-    pp->stream_resident = sdc_stream_held(sh, w, pp->stream_lookahead, &pp->stream_read);
+    pp->stream_lookahead = sdc_stream_lookahead(m->be, m->stream_prefetch, w, sh->n_units);
+    pp->stream_resident = held_by(m, sh, w, &pp->stream_read);
     if (w >= sh->n_units) pp->stream_read = 0;
 }
 
