@@ -8,6 +8,10 @@
  *     below `all`'s, the denoiser's measured resident weights within the plan's, and the measured block
  *     loads are what the window implies (every block once with a window of all of them; otherwise every
  *     block in the first denoiser call, then all but the window's sticky blocks in each later one);
+ *   - the expectation per call (plan table and report): a sampling step is one denoiser call, the plan's
+ *     FLOPs per call are the profile's measured ones over the run's calls (rel. 1e-9), and the expected
+ *     bytes, transfer, compute and call times are the plan's bytes and FLOPs at the rates the report
+ *     names (rel. 1e-12; the plan table's printed figures to their digits);
  *   - a budget one byte below the window-1 plan is a clear error naming the plan: no crash, no image, no
  *     weight read;
  *   - the UNet's weight file changing while its blocks stream (during the denoise phase) fails that
@@ -18,6 +22,7 @@
  * Runs on $SDC_TEST_DEVICE (default cpu; scripts/cuda_check.sh runs it on cuda too).
  * Prints the hash table: model, budget, window, latents and PNG hashes, measured peak, denoise weights
  * (measured resident, planned), block loads. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +58,12 @@ typedef struct run_out {
     double read;                     /* file bytes they read */
     size_t plan_peak;                /* the plan's peak */
     size_t den_weights, den_planned; /* the denoise phase's resident weights: measured, planned */
+    /* the denoise phase's calls (progress steps), its planned read per call, and its FLOPs per call:
+     * planned (the counting backend) and measured (the profile's count over its calls) */
+    double calls, read_planned, flops_planned, flops_measured;
+    /* the report's expectation per call and the rates it used */
+    double h2d, rate, x_read, x_transfer, x_flops, x_compute, x_call;
+    int rates_measured;
 } run_out;
 
 static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budget, int window, const sdc_logger *log) {
@@ -66,6 +77,7 @@ static sdc_ctx *open_ctx(const model_case *mc, sdc_load_policy pol, int64_t budg
     cp.stream_window = window;
     cp.prefetch_mem = -1;   /* blocks read from the file (test_prefetch covers them from host memory) */
     cp.stream_prefetch = 1; /* the lookahead where the backend has asynchronous copies (CUDA) */
+    cp.profile = 1;         /* each phase's FLOPs, against the plan's (synchronises after each op: same results) */
     cp.log_fn = log ? log->fn : sdc_log_stderr;
     cp.log_level = SDC_LOG_WARN;
     return sdc_ctx_new(&cp);
@@ -99,7 +111,21 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
         o->den_planned =
             (size_t)cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(den, "planned_bytes"), "weights")
                 ->valuedouble;
+        const cJSON *fl = cJSON_GetObjectItemCaseSensitive(den, "op_flops"), *f;
+        cJSON_ArrayForEach(f, fl) o->flops_measured += f->valuedouble;
         if (s) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(s, "expected_per_call");
+            o->calls = cJSON_GetObjectItemCaseSensitive(s, "calls")->valuedouble;
+            o->read_planned = cJSON_GetObjectItemCaseSensitive(s, "planned_read_bytes_per_call")->valuedouble;
+            o->flops_planned = cJSON_GetObjectItemCaseSensitive(s, "planned_flops_per_call")->valuedouble;
+            o->rates_measured = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "rates_measured"));
+            o->h2d = cJSON_GetObjectItemCaseSensitive(x, "h2d_bytes_per_second")->valuedouble;
+            o->rate = cJSON_GetObjectItemCaseSensitive(x, "linear_flops_per_second")->valuedouble;
+            o->x_read = cJSON_GetObjectItemCaseSensitive(x, "read_bytes")->valuedouble;
+            o->x_transfer = cJSON_GetObjectItemCaseSensitive(x, "transfer_seconds")->valuedouble;
+            o->x_flops = cJSON_GetObjectItemCaseSensitive(x, "flops")->valuedouble;
+            o->x_compute = cJSON_GetObjectItemCaseSensitive(x, "compute_seconds")->valuedouble;
+            o->x_call = cJSON_GetObjectItemCaseSensitive(x, "call_seconds")->valuedouble;
             o->window = cJSON_GetObjectItemCaseSensitive(s, "window")->valueint;
             o->blocks = cJSON_GetObjectItemCaseSensitive(s, "blocks")->valueint;
             o->loads = cJSON_GetObjectItemCaseSensitive(s, "block_loads")->valuedouble;
@@ -205,6 +231,58 @@ static int64_t budget_for(sdc_ctx *probe, const sdc_job_shape *js, int w, int *n
     return (int64_t)need;
 }
 
+static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 0 ? fabs(b) : 1.0); }
+
+/* The report's expectation per denoiser call against the run: a sampling step is one call (CFG's rows
+ * and the group's images ride in it), the plan's FLOPs per call are the profile's measured ones over the
+ * calls, and the expected times are the bytes and FLOPs at the rates the report names. */
+static void check_expectation(const char *what, const model_case *mc, const run_out *o) {
+    const double calls = (double)mc->steps * mc->images; /* max_batch 1: one group per image */
+    test_check(o->calls == calls, "%s: %.0f denoiser calls for %d steps x %d images: one call per step", what, o->calls,
+               mc->steps, mc->images);
+    test_check(o->flops_planned > 0 && rel(o->flops_measured / o->calls, o->flops_planned) <= 1e-9,
+               "%s: planned %.6g FLOPs per call, measured %.6g over %.0f calls (rel. diff. %.2g <= 1e-9)", what,
+               o->flops_planned, o->flops_measured / o->calls, o->calls,
+               rel(o->flops_measured / o->calls, o->flops_planned));
+    test_check(o->rates_measured && o->h2d > 0 && o->rate > 0, "%s: rates measured: %.3g B/s upload, %.3g FLOP/s", what,
+               o->h2d, o->rate);
+    const double want_call = o->lookahead ? fmax(o->x_transfer, o->x_compute) : o->x_transfer + o->x_compute;
+    const double err = fmax(fmax(rel(o->x_read, o->read_planned * 1), rel(o->x_transfer, o->x_read / o->h2d)),
+                            fmax(fmax(rel(o->x_flops, o->flops_planned), rel(o->x_compute, o->x_flops / o->rate)),
+                                 rel(o->x_call, want_call)));
+    test_check(err <= 1e-12,
+               "%s: expected per step (1 call): %.0f bytes = the plan's read per call, %.3g s = bytes / %.3g B/s, "
+               "%.4g FLOPs = the plan's, %.3g s = FLOPs / %.3g FLOP/s, call %.3g s = %s (rel. err. %.2g <= 1e-12)",
+               what, o->x_read, o->x_transfer, o->h2d, o->x_flops, o->x_compute, o->rate, o->x_call,
+               o->lookahead ? "max(transfer, compute)" : "transfer + compute", err);
+}
+
+/* The plan table's stream denoise row carries the expectation line, its figures consistent to their
+ * printed digits. */
+static void check_plan_table(sdc_ctx *ctx, const model_case *mc) {
+    sdc_gen_params p;
+    params(mc, &p);
+    char *text = NULL;
+    const sdc_status st = sdc_plan_memory(ctx, &p, &text);
+    const char *row = text ? strstr(text, "\nstream      denoise") : NULL; /* the denoiser's, not T5's */
+    const char *x = row ? strstr(row, "expected per call: ") : NULL;
+    double mib_read = -1, tr = -1, gbs = -1, comp = -1, gflop = -1, gflops = -1;
+    const int got = x ? sscanf(x,
+                               "expected per call: %lf MiB read, transfer %lf s at %lf GB/s; compute >= %lf s, %lf "
+                               "GFLOP at %lf GFLOP/s",
+                               &mib_read, &tr, &gbs, &comp, &gflop, &gflops)
+                      : 0;
+    /* printed to 4 decimals of a second, 3 digits of the rates: within 1e-4 s + 1% */
+    const double want_tr = gbs > 0 ? mib_read * 1048576.0 / (gbs * 1e9) : -1,
+                 want_comp = gflops > 0 ? gflop / gflops : -1;
+    test_check(st == SDC_OK && got == 6 && fabs(tr - want_tr) <= 1e-4 + 0.01 * want_tr &&
+                   fabs(comp - want_comp) <= 1e-4 + 0.01 * want_comp,
+               "%s: the plan's stream row expects per call %.1f MiB -> %.4f s at %.2f GB/s (bytes / rate: %.4f), "
+               "%.3f GFLOP -> %.4f s at %.1f GFLOP/s (%.4f)",
+               mc->model, mib_read, tr, gbs, want_tr, gflop, comp, gflops, want_comp);
+    free(text);
+}
+
 static void print_row(const char *model, const char *pol, int64_t budget, const run_out *o) {
     printf("  %-18s %-7s %10.3f %3d/%-3d %016llx %016llx %9.3f %9.3f %9.3f %6.0f\n", model, pol,
            budget > 0 ? (double)budget / 1048576.0 : 0.0, o->window, o->blocks, (unsigned long long)o->lat,
@@ -247,6 +325,9 @@ static void model(const model_case *mc, run_out *all_out) {
         return;
     }
     const int64_t one = budget_for(probe, &js, 1, &n);
+    probe->m->budget = (size_t)one;
+    probe->m->stream_window = 2;
+    check_plan_table(probe, mc);
     sdc_ctx_free(probe);
     /* a window asked for (stream_window, the default budget), then windows from the budget alone */
     const struct {
@@ -272,6 +353,7 @@ static void model(const model_case *mc, run_out *all_out) {
         test_check(o.peak <= o.plan_peak, "%s: measured peak %zu within the plan's %zu", what, o.peak, o.plan_peak);
         test_check(o.den_weights <= o.den_planned, "%s: denoise weights %zu within the plan's %zu", what, o.den_weights,
                    o.den_planned);
+        check_expectation(what, mc, &o);
         if (cases[i].window > 0 || !budget)
             test_check(o.window == (cases[i].window ? cases[i].window : n), "%s: the window asked for", what);
         if (budget)

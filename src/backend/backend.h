@@ -340,6 +340,24 @@ void *sdc_backend_copy_event(sdc_backend *be);
 void sdc_backend_compute_wait(sdc_backend *be, void *ev);
 void sdc_backend_event_free(sdc_backend *be, void *ev);
 
+/* --- rates, for reports only (rates.c) ---
+ * What the plan table and the run report quote a stream's expected transfer and compute times at: host ->
+ * device bytes per second of a 64 MiB upload (from page-locked memory where the backend has it, as
+ * streamed weights take; on the CPU a memcpy), and FLOPs per second of a square linear [n, n] x [n, n]^T
+ * in the dtypes a component of precision prec computes in (n grown until one takes 20 ms). Timed on be
+ * the first time they are asked for, once per process for each backend kind, thread count and compute
+ * dtype; call it only where a report is made, between phases (it borrows memory for a moment, counted as
+ * workspace). Nothing may be scheduled by them: results never depend on timing. measured 0: timing
+ * failed (no memory for it): the rates are 0. */
+typedef struct sdc_backend_rates {
+    double h2d_bytes_per_s;
+    double flops_per_s;
+    int gemm_n;      /* the linear timed */
+    sdc_dtype dtype; /* its activations' dtype */
+    int measured;
+} sdc_backend_rates;
+sdc_backend_rates sdc_backend_rates_get(sdc_backend *be, sdc_prec prec);
+
 /* --- the registry: the only place that knows which backends were built --- */
 /* sdc_device (SDC_DEVICE_CPU, SDC_DEVICE_CUDA) is the public enum of include/sdc.h. */
 

@@ -55,7 +55,17 @@ static void residency(const sdc_family *fam, const sdc_job_shape *job, sdc_load_
  * measurement serves every policy's plan. */
 typedef struct phase_peaks {
     size_t act[SDC_MAX_PHASES], ws[SDC_MAX_PHASES];
+    double flops[SDC_MAX_PHASES]; /* the products' FLOPs of the phase's run */
+    int calls[SDC_MAX_PHASES];    /* its progress steps: the calls of its forward */
 } phase_peaks;
+
+/* The measuring run's progress: counts the current phase's steps (each a call of its forward). */
+static int count_call(sdc_run *r, const char *phase, int step, int total) {
+    (void)phase;
+    (void)total;
+    if (step > 0) ++*(int *)r->progress_user;
+    return 0;
+}
 
 static int phase_runs(const sdc_phase_def *d, const sdc_job_shape *job) { return !d->img2img_only || job->img2img; }
 
@@ -82,7 +92,11 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
     }
     void *comp[SDC_MAX_COMPONENTS] = {0};
     sdc_backend *cb = sdc_backend_count_new(m->be);
-    sdc_run r = {fam, m->fam, m->mf, cb, &quiet, &p, m->model_name, NULL, comp, m->prec, NULL, 1, NULL, NULL, 1};
+    sdc_op_profile prof = {0}; /* the ops' FLOPs, as the profile counts them */
+    int calls = 0;
+    if (cb) cb->profile = &prof;
+    sdc_run r = {fam,     m->fam, m->mf, cb,         &quiet, &p, m->model_name, NULL, comp,
+                 m->prec, NULL,   1,     count_call, &calls, 1};
     sdc_status st = cb ? fam->job_new(&r, &r.state) : SDC_ERR_OOM;
     memset(pk, 0, sizeof *pk);
     unsigned used = 0;
@@ -94,9 +108,13 @@ static sdc_status measure(sdc_model *m, const sdc_job_shape *job, phase_peaks *p
         if (!phase_runs(&fam->phases[ph], job)) continue;
         sdc_mem_stats_reset_peak(&cb->stats);
         r.group = fam->phases[ph].batched ? p.batch_count : 1;
+        calls = 0;
+        prof = (sdc_op_profile){0};
         st = fam->phases[ph].run(&r, fam->phases[ph].per_image ? 0 : -1);
         pk->act[ph] = cb->stats.peak[SDC_MEM_ACTIVATIONS];
         pk->ws[ph] = cb->stats.peak[SDC_MEM_WORKSPACE];
+        for (int f = 0; f < SDC_OPF_COUNT; f++) pk->flops[ph] += prof.flops[f];
+        pk->calls[ph] = calls;
     }
     if (r.state) fam->job_free(r.state);
     for (int c = 0; c < m->n_components; c++)
@@ -143,6 +161,14 @@ static void stream_window(const sdc_model *m, int c, size_t other, size_t budget
     if (w >= sh->n_units) pp->stream_read = 0;
 }
 
+void sdc_stream_expect_at(const sdc_phase_plan *pp, const sdc_backend_rates *rates, sdc_stream_expect *e) {
+    e->read = (double)pp->stream_read;
+    e->flops = pp->flops_per_call;
+    e->transfer = rates->h2d_bytes_per_s > 0 ? e->read / rates->h2d_bytes_per_s : 0;
+    e->compute = rates->flops_per_s > 0 ? e->flops / rates->flops_per_s : 0;
+    e->call = pp->stream_lookahead ? (e->transfer > e->compute ? e->transfer : e->compute) : e->transfer + e->compute;
+}
+
 /* The plan under one policy, from the job's measured phase peaks. */
 static void plan_from(const sdc_model *m, const sdc_job_shape *job, sdc_load_policy policy, const phase_peaks *pk,
                       size_t budget, sdc_plan *plan) {
@@ -166,6 +192,7 @@ static void plan_from(const sdc_model *m, const sdc_job_shape *job, sdc_load_pol
             stream_window(m, streamed, pp->bytes[SDC_MEM_WEIGHTS] + pk->act[ph] + pk->ws[ph], budget, pp);
             pp->bytes[SDC_MEM_WEIGHTS] += pp->stream_resident;
         }
+        pp->flops_per_call = pk->flops[ph] / (pk->calls[ph] > 1 ? pk->calls[ph] : 1);
         pp->bytes[SDC_MEM_ACTIVATIONS] = pk->act[ph];
         pp->bytes[SDC_MEM_WORKSPACE] = pk->ws[ph];
         for (int k = 0; k < SDC_MEM_KIND_COUNT; k++) pp->total += pp->bytes[k];
@@ -210,6 +237,23 @@ size_t sdc_plan_default_budget(const sdc_model *m) {
     return b < 0 ? (size_t)-1 : (size_t)b;
 }
 
+void sdc_stream_expect_line(const sdc_model *m, const sdc_phase_plan *pp, char *out, size_t size) {
+    const sdc_backend_rates r = sdc_backend_rates_get(m->be, m->prec[pp->stream_comp]);
+    sdc_stream_expect e;
+    sdc_stream_expect_at(pp, &r, &e);
+    if (!r.measured) {
+        snprintf(out, size, "%.1f MiB read, %.3f GFLOP (the backend's rates could not be measured)", e.read / 1048576.0,
+                 e.flops / 1e9);
+        return;
+    }
+    snprintf(out, size,
+             "%.1f MiB read, transfer %.4f s at %.2f GB/s; compute >= %.4f s, %.3f GFLOP at %.1f GFLOP/s; call >= "
+             "%.4f s (%s; rates measured: a 64 MiB upload, a %d^3 %s linear)",
+             e.read / 1048576.0, e.transfer, r.h2d_bytes_per_s / 1e9, e.compute, e.flops / 1e9, r.flops_per_s / 1e9,
+             e.call, pp->stream_lookahead ? "uploads behind compute" : "loads, then compute", r.gemm_n,
+             sdc_dtype_name(r.dtype));
+}
+
 char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
     size_t cap = 16384, len = 0;
     char *s = malloc(cap);
@@ -223,6 +267,7 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
     OUT("\n");
     OUT("%-11s %-10s %9s %12s %10s %9s  %s\n", "policy", "phase", "weights", "activations", "workspace", "total",
         "resident");
+    int streamed = 0;
     for (int pol = SDC_LOAD_ALL; pol < SDC_LOAD_POLICY_COUNT; pol++) {
         sdc_plan plan;
         plan_from(m, job, (sdc_load_policy)pol, &pk, m->budget, &plan);
@@ -246,10 +291,20 @@ char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job) {
             OUT("%-11s %-10s %9.1f %12.1f %10.1f %9.1f  %s\n", sdc_load_policy_name(plan.policy),
                 m->family->phases[ph].name, mib(pp->bytes[SDC_MEM_WEIGHTS]), mib(pp->bytes[SDC_MEM_ACTIVATIONS]),
                 mib(pp->bytes[SDC_MEM_WORKSPACE]), mib(pp->total), parts);
+            if (pp->window > 0) {
+                char line[320];
+                sdc_stream_expect_line(m, pp, line, sizeof line);
+                OUT("%-22s expected per call: %s\n", "", line);
+                streamed = 1;
+            }
         }
         OUT("%-11s %-10s %9s %12s %10s %9.1f\n", sdc_load_policy_name(plan.policy), "PEAK", "", "", "", mib(plan.peak));
         if (len >= cap) break;
     }
+    if (streamed)
+        OUT("stream: a call is one forward of the streamed component (the denoiser's: one sampling step, CFG's rows "
+            "and the group's images in its batch); its expected times are for this table only, nothing is "
+            "scheduled by them\n");
     /* host memory beside the device plan (pipeline/host_tier.h): it changes no device byte */
     size_t files = 0;
     for (int c = 0; c < m->n_components; c++) files += m->comp_file_bytes[c];

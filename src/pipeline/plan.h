@@ -32,6 +32,11 @@ typedef struct sdc_phase_plan {
     int stream_comp, window, n_units;
     size_t stream_resident, stream_read;
     int stream_lookahead; /* stream: unit k + 1 uploads while unit k computes (a backend with async copies) */
+    /* FLOPs of one call of the phase's forward (products: linear, convolution, attention; the profile's
+     * count, backend/ops.c) on the counting backend, the phase run once with one sampling step divided by
+     * the calls it made (its progress steps). A call of the denoiser is one sampling step: CFG's rows and
+     * the group's images ride in its batch. */
+    double flops_per_call;
 } sdc_phase_plan;
 
 typedef struct sdc_plan {
@@ -46,6 +51,21 @@ typedef struct sdc_plan {
  * (model/stream.h) and its slots, each as large as its largest cycling unit; *read_per_call (may be NULL):
  * the cycling units' bytes, read again by each call after the first. */
 size_t sdc_stream_held(const sdc_stream_shape *sh, int w, int lookahead, size_t *read_per_call);
+
+/* What one call of a streamed phase is expected to take at the backend's rates (sdc_backend_rates_get):
+ * for the plan table and the run report only, nothing is scheduled by it. */
+typedef struct sdc_stream_expect {
+    double read;     /* bytes uploaded per call once the first call has run: pp->stream_read */
+    double transfer; /* seconds: read / the host -> device rate */
+    double flops;    /* pp->flops_per_call */
+    double compute;  /* seconds: flops / the linear's rate (a floor: every op at the GEMM's rate) */
+    double call;     /* seconds: max(transfer, compute) with the lookahead (uploads behind compute), else
+                      * their sum (loads before compute) */
+} sdc_stream_expect;
+void sdc_stream_expect_at(const sdc_phase_plan *pp, const sdc_backend_rates *rates, sdc_stream_expect *e);
+/* The expectation as one line of text at m's backend's rates (timing them, once per process, the first
+ * time: plan table and report only). */
+void sdc_stream_expect_line(const sdc_model *m, const sdc_phase_plan *pp, char *out, size_t size);
 
 void sdc_job_shape_from_params(const sdc_gen_params *p, sdc_job_shape *job);
 /* The plan under policy (stream: its window sized for the model's budget). A stream plan whose peak is

@@ -19,6 +19,7 @@ typedef struct sdc_phase_report {
     uint64_t block_loads, block_bytes_read, block_bytes_host;
     double block_seconds;
     sdc_op_profile ops; /* with profiling on: the ops run since the previous phase ended (loads included) */
+    int calls;          /* its progress steps: the calls of its forward (the denoiser's: its sampling steps) */
 } sdc_phase_report;
 
 typedef struct sdc_component_report {

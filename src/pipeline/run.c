@@ -26,6 +26,8 @@ struct sdc_job {
     sdc_image *images;
     int n_images;
     char *report;
+    sdc_report *rep; /* while phases run: the report, and the phase running */
+    int phase;
 };
 
 void sdc_gen_params_init(sdc_gen_params *p) {
@@ -86,6 +88,7 @@ void sdc_job_free(sdc_job *j) {
 
 static int run_progress(sdc_run *r, const char *phase, int step, int total) {
     sdc_job *j = r->progress_user;
+    if (step > 0 && j->rep) j->rep->phase[j->phase].calls++; /* a step: one call of the phase's forward */
     if (atomic_load(&j->cancel)) return 1;
     return j->progress ? j->progress(phase, step, total, j->progress_user) : 0;
 }
@@ -160,7 +163,10 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
             double t0 = sdc_now();
             if ((st = sdc_residency_enter(m, rep, ph)) == SDC_OK) st = sdc_backend_sync(m->be); /* uploads landed */
             if (st != SDC_OK) break;
+            j->rep = rep;
+            j->phase = ph;
             st = d->run(&r, d->per_image ? i : -1);
+            j->rep = NULL;
             /* the device's queued work finishes here; its sticky error, if any, is the phase's */
             sdc_status bs = sdc_backend_sync(m->be);
             if (bs != SDC_OK && (st == SDC_OK || st == SDC_ERR_NONFINITE)) st = bs;
