@@ -67,7 +67,14 @@ static double time_gemm(sdc_backend *be, sdc_prec prec, int *n_out) {
     double rate = 0;
     for (int n = GEMM_MIN, reps = 1; n <= GEMM_MAX && !rate;) {
         sdc_tensor *t[3] = {0};
-        if (!gemm_operands(be, prec, n, t)) n = GEMM_MAX + 1;
+        /* a warm-up call first: the backend's first product of a shape pays its one-time costs (CUDA: the
+         * library's handle and kernel loading, ~0.07 s), which made the rate 100x too low (H100: 0.5 GFLOP/s) */
+        if (!gemm_operands(be, prec, n, t)) {
+            n = GEMM_MAX + 1;
+        } else {
+            sdc_linear(t[2], t[0], t[1], NULL);
+            if (sdc_backend_sync(be) != SDC_OK) n = GEMM_MAX + 1;
+        }
         while (n <= GEMM_MAX && !rate) {
             const double t0 = sdc_now();
             for (int r = 0; r < reps; r++) sdc_linear(t[2], t[0], t[1], NULL);
