@@ -139,6 +139,13 @@ int sdc_stream_acquire(sdc_weight_stream *s, int k) {
     return 1;
 }
 
+int sdc_stream_preload(sdc_weight_stream *s) {
+    if (!s || s->window < s->n_units || !sdc_backend_has_async_copy(s->src.be)) return 1;
+    for (int k = 0; k < s->n_units; k++)
+        if (!s->unit[k].resident && !load_unit(s, k, 1)) return 0;
+    return 1;
+}
+
 void sdc_stream_release(sdc_weight_stream *s, int k) {
     if (s) s->unit[k].held = 0;
 }

@@ -79,6 +79,11 @@ static inline int sdc_stream_sticky(int k, int n, int n_sticky) {
  * is loaded yet. NULL when out of host memory (logged). */
 sdc_weight_stream *sdc_stream_new(const sdc_weight_source *src, int n_units, void *owner, sdc_stream_load_fn load,
                                   sdc_stream_drop_fn drop);
+/* A stream whose window holds every unit (a component loaded whole) on a backend with asynchronous
+ * copies: loads every unit, in order, without waiting for the uploads; each unit's first acquire makes
+ * the compute (not the host) wait for its own. The forward starts on unit 0 while the later units still
+ * upload. Elsewhere (or s == NULL) nothing happens: units load at their acquire. 0 on error (s->status). */
+int sdc_stream_preload(sdc_weight_stream *s);
 /* Frees every resident unit and the stream. NULL is harmless. */
 void sdc_stream_free(sdc_weight_stream *s);
 /* Clears the sticky status: called at the start of each forward. */

@@ -244,6 +244,10 @@ sdc_status sdc_model_load_component(sdc_model *m, int c) {
     const sdc_component_def *def = &m->family->components[c];
     sdc_host_tier_before_load(m, c);
     sdc_status st = load_on(m, c, m->be, &m->log, m->window[c], &m->comp[c]);
+    if (st == SDC_OK && m->window[c] == SDC_WINDOW_WHOLE && !sdc_stream_preload(def->stream(m->comp[c]))) {
+        st = sdc_stream_status(def->stream(m->comp[c]));
+        def->free(m->comp[c]);
+    }
     if (st != SDC_OK) {
         m->comp[c] = NULL;
         SDC_LOGE(&m->log, "load %s: %s", def->name, sdc_status_str(st));

@@ -15,6 +15,11 @@
 #include "sdc.h"
 
 #define SDC_MAX_STREAM_UNITS 128
+/* The window of a streamable component loaded whole on a backend with asynchronous copies (any policy but
+ * stream, unless stream_prefetch is off): every block stays, and the blocks' uploads are all enqueued at
+ * its load without waiting, so its first forward starts on block 0 while later blocks still upload
+ * (sdc_stream_preload). The same bytes, tensors and kernels as a whole load: only when they land moves. */
+#define SDC_WINDOW_WHOLE SDC_MAX_STREAM_UNITS
 
 /* A streamable component's weights in units (model/stream.h): backend bytes from its own loader on a
  * counting backend, each unit acquired once. */
@@ -43,7 +48,8 @@ struct sdc_model {
     size_t comp_file_bytes[SDC_MAX_COMPONENTS]; /* and their bytes in the files */
     int comp_converts[SDC_MAX_COMPONENTS];      /* the backend stores some of them in another dtype */
     char comp_dtypes[SDC_MAX_COMPONENTS][96];   /* and their file dtypes: "Q8_0 x 56, F32 x 24" */
-    /* the window component c loads with next, and the one it was loaded with while resident (0: whole) */
+    /* the window component c loads with next, and the one it was loaded with while resident (0: whole;
+     * SDC_WINDOW_WHOLE: whole, its blocks uploaded behind compute) */
     int window[SDC_MAX_COMPONENTS];
     sdc_stream_shape stream[SDC_MAX_COMPONENTS]; /* each component's units (n_units 0: it loads whole) */
     sdc_load_policy policy;                      /* as asked; AUTO is resolved per job */

@@ -49,7 +49,8 @@ typedef struct sdc_report {
 
 /* Applies the plan's residency for phase ph (residency.c): frees the components the phase does not
  * keep, hands cached memory back, opens the phase's measuring window, and loads the ones it needs
- * (each load recorded in r). */
+ * (each load recorded in r). Then waits for the device's uploads, except where a component loaded whole
+ * has its blocks uploaded behind compute (SDC_WINDOW_WHOLE): its forward waits for each block's own. */
 sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph);
 
 /* The phase's measuring window: peaks from here on are the phase's. */

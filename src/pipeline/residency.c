@@ -7,8 +7,12 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
     const sdc_phase_plan *pp = &r->plan.phase[ph];
     const char *phase = m->family->phases[ph].name;
     int freed = -1;
+    const int behind = m->stream_prefetch && sdc_backend_has_async_copy(m->be);
+    int uploading = 0; /* a component's blocks upload behind compute */
     for (int c = 0; c < m->n_components; c++) {
-        const int window = pp->window > 0 && pp->stream_comp == c ? pp->window : 0;
+        const int window = pp->window > 0 && pp->stream_comp == c ? pp->window
+            : behind && m->stream[c].n_units > 0                  ? SDC_WINDOW_WHOLE
+                                                                  : 0;
         if (m->comp[c] && m->window[c] != window) sdc_model_free_component(m, c); /* loaded otherwise before */
         m->window[c] = window;
     }
@@ -27,10 +31,11 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         double l0 = sdc_now();
         sdc_status st = sdc_model_load_component(m, c);
         if (st != SDC_OK) return st;
+        uploading |= m->window[c] == SDC_WINDOW_WHOLE;
         double dt = sdc_now() - l0;
         uint64_t read = sdc_index_bytes_read(m->mf->index) - read0; /* the tier's own fill included */
         sdc_report_load(r, ph, c, dt, read, &m->tier.last[c]);
-        if (m->window[c] > 0)
+        if (m->window[c] > 0 && m->window[c] != SDC_WINDOW_WHOLE)
             SDC_LOGI(&m->log,
                      "%s: %s streamed: its rest loaded (%.2f GB in %.2f s); at most %d of its %d blocks resident",
                      phase, sdc_model_component_name(m, c), (double)read / 1e9, dt, pp->window, pp->n_units);
@@ -41,6 +46,9 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         else
             SDC_LOGI(&m->log, "%s: loaded %d %s tensors (%.2f GB) in %.2f s", phase, m->comp_tensors[c],
                      sdc_model_component_name(m, c), (double)read / 1e9, dt);
+        if (m->window[c] == SDC_WINDOW_WHOLE)
+            SDC_LOGI(&m->log, "%s: %s: its blocks upload behind its first forward (the time above is the host's)",
+                     phase, sdc_model_component_name(m, c));
         const sdc_tier_load *tl = &m->tier.last[c];
         if (tl->host_bytes)
             SDC_LOGI(&m->log,
@@ -54,5 +62,5 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
         sdc_host_tier_prefetch(m, r->plan.phase[nx].resident & ~pp->resident);
         break;
     }
-    return SDC_OK;
+    return uploading ? SDC_OK : sdc_backend_sync(be); /* uploads landed */
 }

@@ -161,8 +161,7 @@ static sdc_status run_phases(sdc_job *j, sdc_report *rep, sdc_image *out) {
         for (int i = 0; i < n && st == SDC_OK; i += step) {
             r.group = n - i < step ? n - i : step;
             double t0 = sdc_now();
-            if ((st = sdc_residency_enter(m, rep, ph)) == SDC_OK) st = sdc_backend_sync(m->be); /* uploads landed */
-            if (st != SDC_OK) break;
+            if ((st = sdc_residency_enter(m, rep, ph)) != SDC_OK) break;
             j->rep = rep;
             j->phase = ph;
             st = d->run(&r, d->per_image ? i : -1);
