@@ -1042,7 +1042,7 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
     for (int prec = P_F32; prec <= P_BF16; prec++) {
         const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : prec == P_F16 ? SDC_DTYPE_F16 : SDC_DTYPE_F32;
         op_result a = op_run_on(cuda, c, in, &out, act), b = op_run_on(cuda, c, in, &out, act);
-        op_host got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out};
+        op_host got = {out.ndim, {out.ne[0], out.ne[1], out.ne[2], out.ne[3]}, a.out, NULL};
         if (sub) got = select_dim(&got, sub_dim(c, -1), sub);
         float *want = rf.out;
         if (prec != P_F32 && cc->family == EXACT &&

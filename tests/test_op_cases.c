@@ -1,6 +1,7 @@
 /* test_op_cases.c - the op-case machinery shared by test_ops.c and test_cuda_ops.c. */
 #include "test_op_cases.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,7 @@ size_t op_host_n(const op_host *h) {
 
 op_host op_make_input(const op_case *c, int i, uint64_t seed) {
     const tspec *s = &c->in[i];
-    op_host h = {s->ndim, {s->ne[0], s->ne[1], s->ne[2], s->ne[3]}, NULL};
+    op_host h = {s->ndim, {s->ne[0], s->ne[1], s->ne[2], s->ne[3]}, NULL, NULL};
     const size_t n = op_host_n(&h);
     h.v = malloc(n * sizeof(float));
     if (s->dt == D_I32) {
@@ -85,7 +86,7 @@ op_host op_make_input(const op_case *c, int i, uint64_t seed) {
 }
 
 op_host op_out_shape(const op_case *c) {
-    return (op_host){c->out.ndim, {c->out.ne[0], c->out.ne[1], c->out.ne[2], c->out.ne[3]}, NULL};
+    return (op_host){c->out.ndim, {c->out.ne[0], c->out.ne[1], c->out.ne[2], c->out.ne[3]}, NULL, NULL};
 }
 
 sdc_dtype op_dtype(int dt, sdc_dtype act) {
@@ -93,7 +94,22 @@ sdc_dtype op_dtype(int dt, sdc_dtype act) {
         : dt == D_F32  ? SDC_DTYPE_F32
         : dt == D_F16  ? SDC_DTYPE_F16
         : dt == D_BF16 ? SDC_DTYPE_BF16
+        : dt == D_Q4_0 ? SDC_DTYPE_Q4_0
+        : dt == D_Q8_0 ? SDC_DTYPE_Q8_0
+        : dt == D_Q4_K ? SDC_DTYPE_Q4_K
                        : SDC_DTYPE_I32;
+}
+
+/* t = h's values (I32: their bit patterns; a block type: h's blocks) */
+static void set_input(sdc_tensor *t, int dt, const op_host *h) {
+    if (sdc_dtype_is_quant(t->dtype)) {
+        assert(h->raw);
+        sdc_tensor_set_raw(t, h->raw);
+    } else if (dt == D_I32) {
+        sdc_tensor_set_raw(t, h->v);
+    } else {
+        sdc_tensor_set_f32(t, h->v);
+    }
 }
 
 /* --- one run --- */
@@ -103,11 +119,10 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
     const sdc_mem_stats before = be->stats;
     sdc_tensor *t[OP_MAX_IN] = {0};
     for (int i = 0; i < c->n_in; i++) {
-        t[i] = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, op_dtype(c->in[i].dt, act), in[i].ndim, in[i].ne);
-        if (c->in[i].dt == D_I32)
-            sdc_tensor_set_raw(t[i], in[i].v);
-        else
-            sdc_tensor_set_f32(t[i], in[i].v);
+        const sdc_dtype dt = op_dtype(c->in[i].dt, act);   // a block type is only ever a weight
+        t[i] = sdc_tensor_new(be, sdc_dtype_is_quant(dt) ? SDC_MEM_WEIGHTS : SDC_MEM_ACTIVATIONS, dt, in[i].ndim,
+                              in[i].ne);
+        set_input(t[i], c->in[i].dt, &in[i]);
         r.misaligned |= (uintptr_t)t[i]->data % 64 != 0;
     }
     sdc_tensor *y = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, op_dtype(c->out.dt, act), out->ndim, out->ne);

@@ -10,13 +10,17 @@
 
 #include "backend/backend.h"
 
-/* A case's tensor dtypes; D_ACT: the precision under test (the activation dtype given to op_run_on). */
+/* A case's tensor dtypes; D_ACT: the precision under test (the activation dtype given to op_run_on).
+ * A block type (a weight) is given as its blocks (op_host.raw). */
 enum {
     D_ACT,
     D_F32,
     D_F16,
     D_BF16,
-    D_I32
+    D_I32,
+    D_Q4_0,
+    D_Q8_0,
+    D_Q4_K
 };
 
 typedef struct tspec {
@@ -93,6 +97,7 @@ typedef struct op_host {
     int ndim;
     int64_t ne[4];
     float *v;
+    const void *raw;   // where the tensor is a block type: its blocks (v: their values); else unused
 } op_host;
 
 size_t op_host_n(const op_host *h);

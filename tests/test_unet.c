@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "io/model_files.h"
 #include "model/unet.h"
+#include "model/unet_transformer.h"
 #include "test_golden.h"
 #include "test_model_golden.h"
 #include "test_util.h"
@@ -83,6 +84,52 @@ done:
     free(ref);
 }
 
+/* The transformers' feed-forward runs SDC_UNET_FF_ROWS rows of the batch at a time. Two images of 48x48
+ * latents (2304 tokens each at level 0: chunks of the batch start inside the second image, and each
+ * image alone is cut elsewhere) give each image the bits it has alone: a row's output depends on its own
+ * row only, however the chunks cut the batch. Fresh random inputs, a timestep per image. */
+static void test_ff_chunks(sdc_unet *u, sdc_backend *be, const char *label) {
+    const sdc_unet_config *cfg = sdc_unet_get_config(u);
+    const int64_t H = 48, W = 48, T = 77, D = cfg->cross_attention_dim, C = cfg->in_channels;
+    const size_t nx = (size_t)(C * H * W), nc = (size_t)(T * D), no = (size_t)(cfg->out_channels * H * W);
+    const float ts[2] = {981.0f, 41.0f};
+    float *x = malloc(2 * nx * sizeof(float)), *c = malloc(2 * nc * sizeof(float));
+    float *both = malloc(2 * no * sizeof(float)), *alone = malloc(2 * no * sizeof(float));
+    test_fill_normal(x, 2 * nx, 7101, 1.0f);
+    test_fill_normal(c, 2 * nc, 7102, 1.0f);
+    const sdc_dtype dt = sdc_unet_act_dtype(u);
+    sdc_status st = SDC_OK;
+    for (int64_t B = 2; B >= 1; B--)   // the batch, then each image alone
+        for (int64_t i = 0; i < 3 - B; i++) {
+            sdc_tensor *xt = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, (int64_t[]){B, C, H, W});
+            sdc_tensor *ct = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 3, (int64_t[]){B, T, D});
+            sdc_tensor *ot = sdc_tensor_new(be, SDC_MEM_ACTIVATIONS, dt, 4, (int64_t[]){B, cfg->out_channels, H, W});
+            if (!xt || !ct || !ot) st = SDC_ERR_OOM;
+            if (st == SDC_OK) {
+                sdc_tensor_set_f32(xt, x + i * nx);
+                sdc_tensor_set_f32(ct, c + i * nc);
+                st = sdc_unet_forward(u, xt, ts + i, &(sdc_unet_cond){.context = ct}, ot, NULL, NULL);
+            }
+            if (st == SDC_OK) sdc_tensor_get_f32(ot, (B == 2 ? both : alone) + i * no);
+            sdc_tensor_free(xt);
+            sdc_tensor_free(ct);
+            sdc_tensor_free(ot);
+        }
+    const int64_t rows = 2 * H * W;
+    test_check(rows > SDC_UNET_FF_ROWS && H * W % SDC_UNET_FF_ROWS != 0,
+               "%s: %lld level-0 rows in feed-forward chunks of %d, the second image from row %lld", label,
+               (long long)rows, SDC_UNET_FF_ROWS, (long long)(H * W));
+    test_check(st == SDC_OK, "%s: forward of 2 images and of each alone: %s", label, sdc_status_str(st));
+    for (int i = 0; i < 2 && st == SDC_OK; i++)
+        test_check_err(label,
+                       i ? "image 2 in the batch: max |diff| vs alone" : "image 1 in the batch: max |diff| vs alone",
+                       test_max_abs(both + i * no, alone + i * no, no), 0);
+    free(x);
+    free(c);
+    free(both);
+    free(alone);
+}
+
 static void run_variant(sdc_weight_variant variant, const char *label, double bound, double ill_bound) {
     printf("%s weights:\n", label);
     const sdc_logger *log = test_logger();
@@ -102,6 +149,7 @@ static void run_variant(sdc_weight_variant variant, const char *label, double bo
         test_check(n >= 2, "%d reference cases found", n);
         for (int i = 0; i < n; i++) run_case(u, be, g, label, cases[i], bound, ill_bound);
         sdc_index_free(g);
+        test_ff_chunks(u, be, label);
     }
     sdc_unet_free(u);
     if (be) {

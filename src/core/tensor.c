@@ -38,3 +38,14 @@ sdc_tensor sdc_tensor_view(const sdc_tensor *t, int ndim, const int64_t *ne) {
     v.owns_data = 0;
     return v;
 }
+
+sdc_tensor sdc_tensor_rows_view(const sdc_tensor *t, int64_t r0, int64_t n) {
+    assert(t->ndim >= 1 && !sdc_dtype_is_quant(t->dtype) && r0 >= 0 && n >= 0 && r0 + n <= sdc_tensor_rows(t));
+    const int64_t C = t->ne[t->ndim - 1];
+    sdc_tensor v = sdc_tensor_view(t, 2, (int64_t[]){sdc_tensor_rows(t), C});
+    const size_t row_bytes = sdc_dtype_size(t->dtype) * (size_t)C;
+    v.ne[0] = n;
+    v.data = (char *)t->data + (size_t)r0 * row_bytes;
+    v.nbytes = (size_t)n * row_bytes;
+    return v;
+}

@@ -38,5 +38,9 @@ const char *sdc_tensor_shape_str(const sdc_tensor *t, char *buf, size_t size);
 
 /* A non-owning view of t's bytes with another shape of the same element count (asserted). */
 sdc_tensor sdc_tensor_view(const sdc_tensor *t, int ndim, const int64_t *ne);
+/* A non-owning view of rows [r0, r0 + n) of t's innermost rows (sdc_tensor_rows), shape [n, ne[ndim-1]]:
+ * rows are contiguous, so the view starts r0 rows into t's bytes. Its data keeps t's alignment when r0
+ * rows are a multiple of it (ops on the CPU expect 64 bytes). t not a block type (asserted). */
+sdc_tensor sdc_tensor_rows_view(const sdc_tensor *t, int64_t r0, int64_t n);
 
 #endif

@@ -112,22 +112,28 @@ static int attend(sdc_tensor **t, const sdc_unet_attention *w, const sdc_tensor 
     return 1;
 }
 
-/* h += ff.net.2(geglu(ff.net.0.proj(norm3(h)))) */
+/* h += ff.net.2(geglu(ff.net.0.proj(norm3(h)))), over SDC_UNET_FF_ROWS rows of h (the tokens of all
+ * images, one after the other) at a time: only a chunk's temporaries live ([rows, 8C] and [rows, 4C]). */
 static int feed_forward(sdc_tensor **t, const sdc_unet_tblock *b, sdc_tensor *h) {
-    const int64_t B = h->ne[0], N = h->ne[1], C = h->ne[2];
-    if (!tnew(t, T_A, h, B, N, C)) return 0;
-    sdc_layer_norm(t[T_A], h, b->norm3_w, b->norm3_b, 1e-5f);
-    if (!tnew(t, T_F, h, B, N, 8 * C)) return 0;
-    sdc_linear(t[T_F], t[T_A], b->ff_in_w, b->ff_in_b);
-    tdrop(t, T_A);
-    if (!tnew(t, T_G, h, B, N, 4 * C)) return 0;
-    sdc_geglu(t[T_G], t[T_F]);
-    tdrop(t, T_F);
-    if (!tnew(t, T_R, h, B, N, C)) return 0;
-    sdc_linear(t[T_R], t[T_G], b->ff_out_w, b->ff_out_b);
-    tdrop(t, T_G);
-    sdc_binary(h, h, t[T_R], SDC_BINARY_ADD);
-    tdrop(t, T_R);
+    const int64_t R = sdc_tensor_rows(h), C = h->ne[2];
+    for (int64_t r0 = 0; r0 < R; r0 += SDC_UNET_FF_ROWS) {
+        const int64_t n = R - r0 < SDC_UNET_FF_ROWS ? R - r0 : SDC_UNET_FF_ROWS;
+        const sdc_tensor rows = sdc_tensor_rows_view(h, r0, n);
+        sdc_tensor hc = sdc_tensor_view(&rows, 3, (int64_t[]){1, n, C});   // [1, n, C], h's rows r0 ..
+        if (!tnew(t, T_A, h, 1, n, C)) return 0;
+        sdc_layer_norm(t[T_A], &hc, b->norm3_w, b->norm3_b, 1e-5f);
+        if (!tnew(t, T_F, h, 1, n, 8 * C)) return 0;
+        sdc_linear(t[T_F], t[T_A], b->ff_in_w, b->ff_in_b);
+        tdrop(t, T_A);
+        if (!tnew(t, T_G, h, 1, n, 4 * C)) return 0;
+        sdc_geglu(t[T_G], t[T_F]);
+        tdrop(t, T_F);
+        if (!tnew(t, T_R, h, 1, n, C)) return 0;
+        sdc_linear(t[T_R], t[T_G], b->ff_out_w, b->ff_out_b);
+        tdrop(t, T_G);
+        sdc_binary(&hc, &hc, t[T_R], SDC_BINARY_ADD);
+        tdrop(t, T_R);
+    }
     return 1;
 }
 
