@@ -177,7 +177,10 @@ typedef struct sdc_model_params {
                              0 (default): none */
     int stream_prefetch;         /* load policy stream on CUDA: the next block that is not resident uploads on the
                              copy stream while the current ones compute (bit-identical: test_stream on an
-                             H100); 0 (default) or > 0: on; < 0: off (every block load synchronous) */
+                             H100); 0 (default) or > 0: on; < 0: off (every block load synchronous). > 0 also
+                             loads a streamable component that any other policy loads whole with all its
+                             blocks' uploads enqueued at once, its first forward starting while later blocks
+                             still upload (opt-in: not yet measured on a GPU) */
 } sdc_model_params;
 
 void sdc_model_params_init(sdc_model_params *p);

@@ -89,6 +89,8 @@ void cli_generate_usage(FILE *f) {
             "                           (default: CPU MemAvailable - 1 GiB)\n"
             "      --no-stream-prefetch stream on CUDA: load every block synchronously (default: the\n"
             "                           next block uploads while the current one computes; same image)\n"
+            "      --stream-prefetch    also on CUDA: a UNet/transformer/T5 loaded whole starts its first\n"
+            "                           forward while its later blocks still upload (same image)\n"
             "      --prefetch-mem SIZE  host memory the next phase's weights are read into while the\n"
             "                           current phase computes (page-locked on CUDA; 0: off; default:\n"
             "                           the OS reads a component's files ahead for its first load; on\n"
@@ -422,7 +424,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
                 o->cp.host_cache = b;
             break;
         }
-        case OPT_STREAM_PREFETCH: o->cp.stream_prefetch = 1; break; /* the default; kept for old scripts */
+        case OPT_STREAM_PREFETCH: o->cp.stream_prefetch = 1; break;
         case OPT_NO_STREAM_PREFETCH: o->cp.stream_prefetch = -1; break;
         case OPT_PLAN: o->plan_only = 1; break;
         case OPT_PROFILE: o->cp.profile = 1; break;

@@ -198,6 +198,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
         m->stream_window = p->stream_window > 0 ? p->stream_window : 0;
         m->stream_prefetch = p->stream_prefetch >= 0;
+        m->upload_behind = p->stream_prefetch > 0;
     }
     if (st != SDC_OK) {
         SDC_LOGE(log, "sdc_model_open: cannot open model %s: %s", path ? path : "(none)", sdc_status_str(st));
@@ -246,6 +247,7 @@ sdc_status sdc_model_load_component(sdc_model *m, int c) {
     sdc_status st = load_on(m, c, m->be, &m->log, m->window[c], &m->comp[c]);
     if (st == SDC_OK && m->window[c] == SDC_WINDOW_WHOLE && !sdc_stream_preload(def->stream(m->comp[c]))) {
         st = sdc_stream_status(def->stream(m->comp[c]));
+        (void)sdc_backend_sync(m->be); /* no upload may still land in memory the free hands back */
         def->free(m->comp[c]);
     }
     if (st != SDC_OK) {

@@ -16,7 +16,7 @@
 
 #define SDC_MAX_STREAM_UNITS 128
 /* The window of a streamable component loaded whole on a backend with asynchronous copies (any policy but
- * stream, unless stream_prefetch is off): every block stays, and the blocks' uploads are all enqueued at
+ * stream; opt-in: sdc_model_params.stream_prefetch > 0, m->upload_behind): every block stays, and the blocks' uploads are all enqueued at
  * its load without waiting, so its first forward starts on block 0 while later blocks still upload
  * (sdc_stream_preload). The same bytes, tensors and kernels as a whole load: only when they land moves. */
 #define SDC_WINDOW_WHOLE SDC_MAX_STREAM_UNITS
@@ -56,6 +56,7 @@ struct sdc_model {
     size_t budget;                               /* bytes auto plans for */
     int stream_window;                           /* stream: at most this many blocks resident (0: no cap) */
     int stream_prefetch;                         /* stream: block k + 1 uploads behind block k (async copies) */
+    int upload_behind;                           /* whole loads of streamable components: SDC_WINDOW_WHOLE */
     sdc_host_tier tier;                          /* components in host memory: prefetch and the pinned tier */
 };
 

@@ -7,7 +7,7 @@ sdc_status sdc_residency_enter(sdc_model *m, sdc_report *r, int ph) {
     const sdc_phase_plan *pp = &r->plan.phase[ph];
     const char *phase = m->family->phases[ph].name;
     int freed = -1;
-    const int behind = m->stream_prefetch && sdc_backend_has_async_copy(m->be);
+    const int behind = m->upload_behind && sdc_backend_has_async_copy(m->be);
     int uploading = 0; /* a component's blocks upload behind compute */
     for (int c = 0; c < m->n_components; c++) {
         const int window = pp->window > 0 && pp->stream_comp == c ? pp->window
