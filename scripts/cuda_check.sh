@@ -6,8 +6,9 @@
 # ends with a summary.
 # Everything goes to $OUT/cuda_check.log (OUT defaults to ./out-cuda). Exit status 0 only when all passed.
 #
-# Needs: CUDA 13 (nvcc, cuBLAS), OpenBLAS, libpng; cJSON and utf8proc from .devdeps/ when the machine lacks
-# them (scripts/devdeps.sh packs them); the reference bundle in $SDC_REFERENCE_DIR, else ./.ref, else
+# Needs: CUDA 13 (nvcc, cuBLAS), OpenBLAS, libpng; cJSON, utf8proc and OpenBLAS's OpenMP build from
+# .devdeps/ when the machine lacks them (scripts/devdeps.sh packs them); the reference bundle in
+# $SDC_REFERENCE_DIR, else ./.ref, else
 # ../shared/reference.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,11 @@ LOG=$OUT/cuda_check.log
 if [ -d "$ROOT/.devdeps" ]; then
   export PKG_CONFIG_PATH=$ROOT/.devdeps/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   export LD_LIBRARY_PATH=$ROOT/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+BLAS_ARGS=()   # OpenBLAS's OpenMP build from .devdeps/ (scripts/devdeps.sh) where the system has none
+if [ ! -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so ] && [ -d "$ROOT/.devdeps/openblas-openmp" ]; then
+  BLAS_ARGS=(-DSDC_OPENBLAS_DIR="$ROOT/.devdeps/openblas-openmp/lib"
+             -DSDC_OPENBLAS_INCLUDE_DIR="$ROOT/.devdeps/openblas-openmp/include")
 fi
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=/usr/local/cuda/bin:$PATH
@@ -59,7 +65,7 @@ nvcc --version | tail -2
 
 built=0
 if step configure 120 "$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDC_CUDA=ON -DSDC_WERROR=ON \
-     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc &&
+     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc "${BLAS_ARGS[@]}" &&
    step build 300 "$CMAKE" --build "$BUILD" -j"$JOBS"; then
   built=1
 fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sdc builds with (only what is missing). Used by the other scripts.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-dev libopenblas-dev libcjson-dev
-      libutf8proc-dev libpng-dev zlib1g-dev)
+# libopenblas-openmp-dev: the OpenMP build of OpenBLAS, which sdc links by its path (CMakeLists.txt); the
+# default libopenblas.so.0 stays the pthread build, which the RPATH keeps sdc away from
+pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-dev libopenblas-dev libopenblas-openmp-dev
+      libcjson-dev libutf8proc-dev libpng-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs the two build dependencies the GPU machine's image lacks (cJSON and utf8proc: headers, shared
-# libraries, pkg-config files) into .devdeps/, which the device tool carries. On that machine:
+# libraries, pkg-config files) and OpenBLAS's OpenMP build into .devdeps/, which the device tool carries. On that machine:
 #   export PKG_CONFIG_PATH=$PWD/.devdeps/lib/pkgconfig LD_LIBRARY_PATH=$PWD/.devdeps/lib
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +20,12 @@ Libs: -L\${prefix}/lib -l$lib
 Cflags: -I\${prefix}/include
 PC
 done
+# OpenBLAS's OpenMP build, which sdc links (CMakeLists.txt: SDC_OPENBLAS_DIR), in case the image has only
+# the pthread build; scripts/cuda_check.sh points the build at it where the system has none
+b=/usr/lib/x86_64-linux-gnu/openblas-openmp
+mkdir -p "$d/openblas-openmp/lib" "$d/openblas-openmp/include"
+cp -L "$b/libopenblas.so.0" "$d/openblas-openmp/lib/"
+ln -s libopenblas.so.0 "$d/openblas-openmp/lib/libopenblas.so"
+cp /usr/include/x86_64-linux-gnu/openblas-openmp/*.h "$d/openblas-openmp/include/"
 grep -qx '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >> .git/info/exclude
 du -sh "$d"

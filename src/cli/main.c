@@ -16,10 +16,11 @@
  *     costs nothing on an idle machine and a lot on a shared one. Measured on this project's 2-core CI
  *     machine kind (SD 1.5 shapes, 256x256, 2 steps, 2 threads): idle 21.6 s spinning vs 21.4 s passive;
  *     with one busy process beside it 32.8 s vs 27.0 s. OMP_WAIT_POLICY=active restores the spin.
- *   OPENBLAS_NUM_THREADS=1 under an address-space limit (`ulimit -v`): OpenBLAS's pthread build starts
- *     one worker per core in its constructor, each mapping a 128 MiB buffer that it retries forever to
- *     get, so a worker spins and exit(), which joins it, hangs. The CPU backend splits GEMMs over its own
- *     threads and runs BLAS on 1, so the workers serve nothing (exec ends the stuck one).
+ *   OPENBLAS_NUM_THREADS=1 under an address-space limit (`ulimit -v`): OpenBLAS maps a 128 MiB buffer for
+ *     each thread of its own count, one per core by default (the OpenMP build sdc links: in its
+ *     constructor; the pthread build: in each worker, which retries forever to get it, so exit() hung).
+ *     The CPU backend splits GEMMs over its own threads into single-threaded calls, so those buffers
+ *     serve nothing.
  * It is this program's own environment; libsdc never sets either (its users choose). */
 static void rerun_with_runtime_env(char **argv) {
     int changed = 0;

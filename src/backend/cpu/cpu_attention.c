@@ -114,9 +114,9 @@ static void attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const
     if (!scores) return;
 
     const int64_t n_blk = (T + (int64_t)blk - 1) / (int64_t)blk, n_items = B * n_heads * n_blk;
-    sdc_cpu_blas_enter();   // the threads here split the items; each GEMM runs in its thread
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt)   // the threads split the items; each GEMM runs in its thread
     {
+        sdc_cpu_blas_one_thread();
         float *mine = scores + (size_t)omp_get_thread_num() * blk * (size_t)S;
 #pragma omp for schedule(dynamic)
         for (int64_t it = 0; it < n_items; it++) {
@@ -127,7 +127,6 @@ static void attention(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const
             attend_block(yd + off_q, qd + off_q, kd + off_k, vd + off_k, bh, C, S, D, t0, rows, causal, scale, mine);
         }
     }
-    sdc_cpu_blas_leave();
     sdc_cpu_scratch_free(be, scores, blk * row_bytes * (size_t)nt);
 }
 

@@ -386,6 +386,7 @@ static sdc_backend *cpu_make(const struct sdc_backend_i *iface, int n_threads, i
 }
 
 sdc_backend *sdc_backend_cpu_new(int n_threads, const sdc_logger *log) {
+    if (sdc_cpu_blas_check(log) != 0) return NULL;
     sdc_backend *be = cpu_make(&cpu_iface, n_threads, 1, log);
     if (be) SDC_LOGI(&be->log, "sdc_backend_cpu_new: %d threads, f32, BLAS: %s", be->n_threads, sdc_cpu_blas_config());
     return be;

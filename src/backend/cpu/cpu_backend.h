@@ -2,7 +2,7 @@
  * at, counted scratch memory, the GEMM calls, and the threading rule.
  *
  * Threading: one OpenMP team of be->n_threads per op; BLAS itself runs on 1 thread inside it
- * (sdc_cpu_blas_enter).
+ * (sdc_cpu_blas_one_thread), without any process-wide setting.
  * Determinism: the work is cut into items that do not depend on the thread count (rows, planes,
  * groups, GEMM tiles, query blocks); each output element is computed by exactly one item, and any
  * reduction runs in a fixed order inside it. So results are bit-identical run to run and for any
@@ -48,20 +48,23 @@ void *sdc_cpu_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, co
 void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes);
 
 /* --- GEMM (cpu_gemm.c): the only place that calls BLAS --- */
-/* Brackets every op that calls BLAS (the OpenMP region of its GEMMs). OpenBLAS 0.3.21's thread count
- * is process-wide, with no per-thread or per-call setting: while at least one sdc op is inside, it is
- * 1 (the backend splits GEMMs over its own team, so one pool of threads runs); when the last one
- * leaves, the count the caller had is restored. A caller at 1 already (OPENBLAS_NUM_THREADS=1) sees
- * no call at all. A caller's own BLAS calls on other threads while an sdc op runs get 1 thread. */
-void sdc_cpu_blas_enter(void);
-void sdc_cpu_blas_leave(void);
+/* sdc links OpenBLAS's OpenMP build and never sets its process-wide thread count: every BLAS call is
+ * made from a thread of the op's own OpenMP region (of one thread or more), after this call on that
+ * thread, so that OpenBLAS runs it on that thread alone. It sets the thread's task's
+ * omp_get_max_threads() to 1, which ends with the region; a caller's own BLAS calls, thread counts and
+ * OpenMP settings are untouched. sdc_cpu_gemm_tiles calls it itself. */
+void sdc_cpu_blas_one_thread(void);
+/* 0 when the OpenBLAS loaded is its OpenMP (or sequential) build; else logs why not and returns -1 (the
+ * pthread build, which a library loaded before sdc's can bring: they share the soname). */
+int sdc_cpu_blas_check(const sdc_logger *log);
 /* Address space OpenBLAS maps per thread that calls a GEMM at the same time as others: its buffer
  * (BUFFER_SIZE, 32 << 22 in the x86-64 build of 0.3.21) plus a page. It is taken at the first
  * concurrent call and kept; if it cannot be had, OpenBLAS retries forever, so the backend leaves room
  * for one per thread under RLIMIT_AS (test_addrspace measures it). */
 #define SDC_CPU_BLAS_BUFFER_BYTES (((size_t)128 << 20) + 4096)
 /* C[M, N] = alpha * A[M, K] . op(B) + beta * C on the calling thread, row-major with leading
- * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. */
+ * dimensions; op(B) is B[K, N], or B[N, K] transposed when trans_b. Call it in an op's region, after
+ * sdc_cpu_blas_one_thread (asserted). */
 void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* Tiles of C: each is one single-threaded sgemm call per chunk of K, the same for any thread count. */
@@ -160,12 +163,12 @@ size_t sdc_cpu_gemm_pad_bytes(int64_t M, int64_t N, int64_t K, int n_threads);
 
 /* The products of a weight w with each X_b of x over the part [k0, k1) of K (k0 and k1: 0, w->K or ends of
  * chunks), as `side` says, cut into fixed tiles of C shared out over the enclosing OpenMP team (an
- * orphaned `omp for`; outside a parallel region the calling thread does every tile). X_b holds only that
+ * orphaned `omp for`, called by every thread of the op's region; a region of one thread does every tile). X_b holds only that
  * part: its rows (SDC_CPU_W_LEFT) or columns (SDC_CPU_W_RIGHT; pad_x too) 0 .. k1 - k0 - 1 are K's k0 ..
  * k1 - 1. When k0 is 0, C = bias (may be NULL) + the products; else C += the products. Each tile adds its
  * chunks in K order, and the tiles do not depend on the thread count, so neither does any bit of C.
  * Weight tiles are widened into the calling thread's slot (omp_get_thread_num() < the team size wm was
- * begun for). Call it between sdc_cpu_blas_enter/leave. */
+ * begun for). */
 void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t k0, int64_t k1, const sdc_cpu_wmat *w,
                         const sdc_cpu_gemm_x *x, const float *bias, float *C, int64_t ldc);
 /* OpenBLAS's build description, for the backend's start-up log line. */

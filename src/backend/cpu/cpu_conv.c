@@ -99,7 +99,6 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     }
 
     const float *bd = b ? sdc_cpu_f32(b) : NULL;   // [Co]
-    sdc_cpu_blas_enter();
     /* one team for the whole convolution: every thread walks the same images and bands; the
      * work-sharing loops inside (im2col rows, GEMM tiles) end in barriers */
 #pragma omp parallel num_threads(c.team) if (c.team > 1)
@@ -124,7 +123,6 @@ void sdc_cpu_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
             }
         }
     }
-    sdc_cpu_blas_leave();
     sdc_cpu_scratch_free(be, col, c.col_bytes);
     sdc_cpu_wmat_end(be, &wm);
 }

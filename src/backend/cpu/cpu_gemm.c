@@ -4,7 +4,6 @@
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
@@ -18,26 +17,27 @@
 #define GEMM_TILE_M SDC_CPU_GEMM_TILE_M
 #define GEMM_TILE_N SDC_CPU_GEMM_TILE_N
 
-/* OpenBLAS 0.3.21 has one process-wide thread count and no per-thread or per-call setting. While any
- * sdc op runs it is 1 (our own team splits the work); when the last one ends, the caller's count is
- * put back, and a caller already at 1 (OPENBLAS_NUM_THREADS=1, the CLI) never sees a change. */
-static pthread_mutex_t blas_mutex = PTHREAD_MUTEX_INITIALIZER;
-static int blas_users, blas_saved_threads;
-
-void sdc_cpu_blas_enter(void) {
-    pthread_mutex_lock(&blas_mutex);
-    if (blas_users++ == 0) {
-        blas_saved_threads = openblas_get_num_threads();
-        if (blas_saved_threads != 1) openblas_set_num_threads(1);
-    }
-    pthread_mutex_unlock(&blas_mutex);
+/* OpenBLAS 0.3.21 has one process-wide thread count (openblas_set_num_threads) and no per-call or
+ * per-thread one; sdc never sets it. sdc links OpenBLAS's OpenMP build, where a call runs on the calling
+ * thread alone when that thread is in an active OpenMP parallel region or its task's
+ * omp_get_max_threads() is 1; a call otherwise sets the process-wide count to omp_get_max_threads() and
+ * spreads over that many threads. So every sdc BLAS call is made from a thread of the op's own region,
+ * whose task's thread count this sets to 1: an ICV of that task's data environment, gone with the region
+ * (the caller's own count, and OpenBLAS's, stay as they were). Measured: test_blas_threads. */
+void sdc_cpu_blas_one_thread(void) {
+    assert(omp_get_level() > 0); /* inside the op's region, not on the caller's task */
+    omp_set_num_threads(1);
 }
 
-void sdc_cpu_blas_leave(void) {
-    pthread_mutex_lock(&blas_mutex);
-    assert(blas_users > 0);
-    if (--blas_users == 0 && blas_saved_threads != 1) openblas_set_num_threads(blas_saved_threads);
-    pthread_mutex_unlock(&blas_mutex);
+int sdc_cpu_blas_check(const sdc_logger *log) {
+    const int mode = openblas_get_parallel();
+    if (mode == OPENBLAS_OPENMP || mode == OPENBLAS_SEQUENTIAL) return 0;
+    SDC_LOGE(log,
+             "sdc_backend_cpu_new: the OpenBLAS loaded is not its OpenMP build (parallel mode %d: %s); sdc was built "
+             "for the OpenMP build, whose calls from sdc's threads stay on them without a process-wide setting. "
+             "Another part of this process loaded libopenblas.so.0 first?",
+             mode, openblas_get_config());
+    return -1;
 }
 
 const char *sdc_cpu_blas_config(void) { return openblas_get_config(); }
@@ -45,6 +45,7 @@ const char *sdc_cpu_blas_config(void) { return openblas_get_config(); }
 void sdc_cpu_gemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     assert(M >= 0 && N >= 0 && K >= 1);
+    assert(omp_in_parallel() || omp_get_max_threads() == 1); /* OpenBLAS runs it on this thread alone */
     assert(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
     if (M == 0 || N == 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
@@ -146,6 +147,7 @@ void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t k0, in
     const int64_t n_tw = left ? n_tm : n_tn, n_tx = left ? n_tn : n_tm, n_x = x->nb * n_tx;
     assert(!x->pad_x == !x->pad_c && (!x->pad_x || (!left && x->nb == 1)));
     assert(k0 >= 0 && k0 < k1 && k1 <= w->K);
+    sdc_cpu_blas_one_thread();
     float *pad_c = x->pad_c ? x->pad_c + (size_t)omp_get_thread_num() * GEMM_TILE_M * pad_tile_n(N) : NULL;
     const int64_t want = 2 * (int64_t)omp_get_num_threads();
     int64_t parts = w->tiles ? (want + n_tw - 1) / n_tw : n_x; /* in place (F32): one tile per item */
@@ -236,11 +238,9 @@ void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
         src.pad_x = pad;
         src.pad_c = pad + GEMM_TILE_M * K;
     }
-    sdc_cpu_blas_enter();
     // y = x . w^T + b, tiles of y over the team
 #pragma omp parallel num_threads(team) if (team > 1)
     sdc_cpu_gemm_tiles(SDC_CPU_W_RIGHT, M, N, 0, K, &wm, &src, bd, yd, N);
-    sdc_cpu_blas_leave();
     sdc_cpu_scratch_free(be, pad, pad_bytes);
     sdc_cpu_wmat_end(be, &wm);
 }
