@@ -225,6 +225,10 @@ static void test_crafted(void) {
     t[0].ne[0] = (uint64_t)1 << 62, t[0].ne[1] = 8;
     expect_refused("2^65 elements", &c, "too many elements");
     memcpy(t, good_t, sizeof t);
+    t[0].nd = 3;
+    t[0].ne[0] = 0, t[0].ne[1] = (uint64_t)1 << 62, t[0].ne[2] = 8; /* fuzz_st_file's finding (session 9) */
+    expect_refused("a zero dimension beside 2^65 elements", &c, "too many elements");
+    memcpy(t, good_t, sizeof t);
 
     c = ok;
     c.str_len = (uint64_t)1 << 40;

@@ -136,7 +136,8 @@ static void test_malformed(void) {
     sdc_status st = sdc_index_add_file(idx, p, NULL, NULL, NULL);
     const sdc_tensor_info *e = sdc_index_find(idx, "e"), *s = sdc_index_find(idx, "s");
     test_check(st == SDC_OK && sdc_index_count(idx) == 3 && !sdc_index_find(idx, "__metadata__") && e && e->ndim == 3 &&
-                   e->nbytes == 0 && s && s->ndim == 0 && sdc_tensor_info_nelem(s) == 1,
+                   e->nbytes == 0 && sdc_tensor_info_nelem(e) == 0 && s && s->ndim == 0 &&
+                   sdc_tensor_info_nelem(s) == 1,
                "metadata skipped, empty tensors with huge dims, a scalar, trailing spaces: %s (%zu tensors) \"%s\"",
                sdc_status_str(st), sdc_index_count(idx), test_last_error());
     sdc_index_free(idx);

@@ -313,16 +313,18 @@ static int get_tensor(cursor *c, sdc_tensor_info *t) {
         return -1;
     }
     t->ndim = (int)n_dims;
-    int64_t nelem = 1;
+    int64_t nelem = 1, span = 1; /* span: the product of the nonzero dimensions, so that the product of
+                                  * the dimensions in any order (sdc_tensor_info_nelem) cannot overflow */
     for (uint32_t d = 0; d < n_dims; d++) {
         uint64_t ne;
         if (get_u64(c, &ne, "tensor dimension")) return -1;
-        if (ne > (uint64_t)INT64_MAX || (ne && (uint64_t)nelem > (uint64_t)INT64_MAX / ne)) {
+        if (ne > (uint64_t)INT64_MAX || (ne && (uint64_t)span > (uint64_t)INT64_MAX / ne)) {
             SDC_LOGE(c->log, "gguf: %s: tensor '%.*s' has a dimension of %llu: too many elements", c->what, SHOWN,
                      t->name, (unsigned long long)ne);
             c->st = SDC_ERR_FORMAT;
             return -1;
         }
+        if (ne) span *= (int64_t)ne;
         nelem *= (int64_t)ne;
         t->ne[n_dims - 1 - d] = (int64_t)ne; /* innermost first in the file, last in torch order */
     }

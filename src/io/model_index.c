@@ -319,6 +319,10 @@ void sdc_index_will_need(sdc_model_index *idx, const sdc_tensor_info *info) {
 }
 
 int64_t sdc_tensor_info_nelem(const sdc_tensor_info *info) {
+    /* an empty tensor may have huge other dimensions (a safetensors [2^32, 2^32, 0]; fuzz_st_file found a
+     * GGUF one): their product is never formed */
+    for (int i = 0; i < info->ndim; i++)
+        if (info->ne[i] == 0) return 0;
     int64_t n = 1;
     for (int i = 0; i < info->ndim; i++) n *= info->ne[i];
     return n;
