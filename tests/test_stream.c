@@ -118,14 +118,16 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
             o->calls = cJSON_GetObjectItemCaseSensitive(s, "calls")->valuedouble;
             o->read_planned = cJSON_GetObjectItemCaseSensitive(s, "planned_read_bytes_per_call")->valuedouble;
             o->flops_planned = cJSON_GetObjectItemCaseSensitive(s, "planned_flops_per_call")->valuedouble;
-            o->rates_measured = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "rates_measured"));
-            o->h2d = cJSON_GetObjectItemCaseSensitive(x, "h2d_bytes_per_second")->valuedouble;
-            o->rate = cJSON_GetObjectItemCaseSensitive(x, "linear_flops_per_second")->valuedouble;
-            o->x_read = cJSON_GetObjectItemCaseSensitive(x, "read_bytes")->valuedouble;
-            o->x_transfer = cJSON_GetObjectItemCaseSensitive(x, "transfer_seconds")->valuedouble;
-            o->x_flops = cJSON_GetObjectItemCaseSensitive(x, "flops")->valuedouble;
-            o->x_compute = cJSON_GetObjectItemCaseSensitive(x, "compute_seconds")->valuedouble;
-            o->x_call = cJSON_GetObjectItemCaseSensitive(x, "call_seconds")->valuedouble;
+            if (x) { /* a profiled run's (the report times the rates only for one) */
+                o->rates_measured = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "rates_measured"));
+                o->h2d = cJSON_GetObjectItemCaseSensitive(x, "h2d_bytes_per_second")->valuedouble;
+                o->rate = cJSON_GetObjectItemCaseSensitive(x, "linear_flops_per_second")->valuedouble;
+                o->x_read = cJSON_GetObjectItemCaseSensitive(x, "read_bytes")->valuedouble;
+                o->x_transfer = cJSON_GetObjectItemCaseSensitive(x, "transfer_seconds")->valuedouble;
+                o->x_flops = cJSON_GetObjectItemCaseSensitive(x, "flops")->valuedouble;
+                o->x_compute = cJSON_GetObjectItemCaseSensitive(x, "compute_seconds")->valuedouble;
+                o->x_call = cJSON_GetObjectItemCaseSensitive(x, "call_seconds")->valuedouble;
+            }
             o->window = cJSON_GetObjectItemCaseSensitive(s, "window")->valueint;
             o->blocks = cJSON_GetObjectItemCaseSensitive(s, "blocks")->valueint;
             o->loads = cJSON_GetObjectItemCaseSensitive(s, "block_loads")->valuedouble;

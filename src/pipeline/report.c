@@ -108,7 +108,9 @@ void sdc_report_log(const sdc_model *m, const sdc_report *r) {
                      m->family->phases[ph].name, sdc_model_component_name(m, pp->stream_comp), pp->window, pp->n_units,
                      mib(pp->stream_resident), mib(pp->stream_read), (unsigned long long)r->phase[ph].block_loads,
                      mib(r->phase[ph].block_bytes_read), r->phase[ph].block_seconds);
-        if (r->phase[ph].runs && pp->window > 0) {
+        /* the expected times need the backend's rates, timed once per process (a 64 MiB upload, a GEMM): only
+         * for a profiled run, which asked for timings, so that no other run pays for them after its images */
+        if (r->phase[ph].runs && pp->window > 0 && m->be->profile) {
             char line[320];
             sdc_stream_expect_line(m, pp, line, sizeof line);
             const sdc_phase_report *p = &r->phase[ph];
@@ -201,18 +203,20 @@ char *sdc_report_json(const sdc_model *m, const sdc_report *r) {
             cJSON_AddNumberToObject(s, "block_load_seconds", p->block_seconds);
             cJSON_AddNumberToObject(s, "calls", p->calls);
             cJSON_AddNumberToObject(s, "planned_flops_per_call", pp->flops_per_call);
-            const sdc_backend_rates rates = sdc_backend_rates_get(m->be, m->prec[pp->stream_comp]);
-            sdc_stream_expect e;
-            sdc_stream_expect_at(pp, &rates, &e);
-            cJSON *x = cJSON_AddObjectToObject(s, "expected_per_call"); /* for this report only */
-            cJSON_AddBoolToObject(x, "rates_measured", rates.measured);
-            cJSON_AddNumberToObject(x, "h2d_bytes_per_second", rates.h2d_bytes_per_s);
-            cJSON_AddNumberToObject(x, "linear_flops_per_second", rates.flops_per_s);
-            cJSON_AddNumberToObject(x, "read_bytes", e.read);
-            cJSON_AddNumberToObject(x, "transfer_seconds", e.transfer);
-            cJSON_AddNumberToObject(x, "flops", e.flops);
-            cJSON_AddNumberToObject(x, "compute_seconds", e.compute);
-            cJSON_AddNumberToObject(x, "call_seconds", e.call);
+            if (m->be->profile) { /* the expected times: a profiled run's (see sdc_report_log) */
+                const sdc_backend_rates rates = sdc_backend_rates_get(m->be, m->prec[pp->stream_comp]);
+                sdc_stream_expect e;
+                sdc_stream_expect_at(pp, &rates, &e);
+                cJSON *x = cJSON_AddObjectToObject(s, "expected_per_call"); /* for this report only */
+                cJSON_AddBoolToObject(x, "rates_measured", rates.measured);
+                cJSON_AddNumberToObject(x, "h2d_bytes_per_second", rates.h2d_bytes_per_s);
+                cJSON_AddNumberToObject(x, "linear_flops_per_second", rates.flops_per_s);
+                cJSON_AddNumberToObject(x, "read_bytes", e.read);
+                cJSON_AddNumberToObject(x, "transfer_seconds", e.transfer);
+                cJSON_AddNumberToObject(x, "flops", e.flops);
+                cJSON_AddNumberToObject(x, "compute_seconds", e.compute);
+                cJSON_AddNumberToObject(x, "call_seconds", e.call);
+            }
         }
     }
     if (m->be->profile) add_ops_json(root, m->be->profile);
