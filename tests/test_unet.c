@@ -84,7 +84,7 @@ done:
     free(ref);
 }
 
-/* The transformers' feed-forward runs SDC_UNET_FF_ROWS rows of the batch at a time. Two images of 48x48
+/* The transformers' feed-forward runs the backend's row chunk of the batch at a time (the CPU's: 1024 rows). Two images of 48x48
  * latents (2304 tokens each at level 0: chunks of the batch start inside the second image, and each
  * image alone is cut elsewhere) give each image the bits it has alone: a row's output depends on its own
  * row only, however the chunks cut the batch. Fresh random inputs, a timestep per image. */
@@ -115,10 +115,10 @@ static void test_ff_chunks(sdc_unet *u, sdc_backend *be, const char *label) {
             sdc_tensor_free(ct);
             sdc_tensor_free(ot);
         }
-    const int64_t rows = 2 * H * W;
-    test_check(rows > SDC_UNET_FF_ROWS && H * W % SDC_UNET_FF_ROWS != 0,
-               "%s: %lld level-0 rows in feed-forward chunks of %d, the second image from row %lld", label,
-               (long long)rows, SDC_UNET_FF_ROWS, (long long)(H * W));
+    const int64_t rows = 2 * H * W, chunk = sdc_backend_row_chunk(be);
+    test_check(chunk > 0 && rows > chunk && H * W % chunk != 0,
+               "%s: %lld level-0 rows in feed-forward chunks of %lld, the second image from row %lld", label,
+               (long long)rows, (long long)chunk, (long long)(H * W));
     test_check(st == SDC_OK, "%s: forward of 2 images and of each alone: %s", label, sdc_status_str(st));
     for (int i = 0; i < 2 && st == SDC_OK; i++)
         test_check_err(label,

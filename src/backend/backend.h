@@ -211,6 +211,10 @@ struct sdc_backend_i {
     /* optional: hand cached-but-free device memory back to the device (called at phase boundaries,
      * after components are freed, so the next phase's peak is its own) */
     void (*trim)(sdc_backend *be);
+    /* optional: rows a model runs at a time through a row-wise block whose temporaries are the largest of
+     * a forward (a UNet transformer's feed-forward), to bound a host backend's memory; NULL: all at once.
+     * A constant of the backend, never of free memory: the planner's counting backend asks its model. */
+    int64_t (*row_chunk)(sdc_backend *be);
     /* optional: device memory in use as the driver sees it (cudaMemGetInfo), above the baseline taken
      * when the backend was created, at its peak since the last reset; the allocator samples it whenever
      * its pool grows. The report prints it beside the allocator's own count. */
@@ -336,6 +340,8 @@ void sdc_backend_upload_async(sdc_backend *be, void *dst, const void *host, size
 
 /* Whether uploads can run behind compute (copy_event / compute_wait); and those calls, no-ops without. */
 int sdc_backend_has_async_copy(const sdc_backend *be);
+/* The backend's row_chunk, 0 (all rows at once) without one. */
+int64_t sdc_backend_row_chunk(sdc_backend *be);
 void *sdc_backend_copy_event(sdc_backend *be);
 void sdc_backend_compute_wait(sdc_backend *be, void *ev);
 void sdc_backend_event_free(sdc_backend *be, void *ev);

@@ -58,6 +58,7 @@ void sdc_backend_upload_async(sdc_backend *be, void *dst, const void *host, size
 }
 
 int sdc_backend_has_async_copy(const sdc_backend *be) { return be->iface->copy_event != NULL; }
+int64_t sdc_backend_row_chunk(sdc_backend *be) { return be->iface->row_chunk ? be->iface->row_chunk(be) : 0; }
 
 void *sdc_backend_copy_event(sdc_backend *be) { return be->iface->copy_event ? be->iface->copy_event(be) : NULL; }
 

@@ -112,12 +112,14 @@ static int attend(sdc_tensor **t, const sdc_unet_attention *w, const sdc_tensor 
     return 1;
 }
 
-/* h += ff.net.2(geglu(ff.net.0.proj(norm3(h)))), over SDC_UNET_FF_ROWS rows of h (the tokens of all
- * images, one after the other) at a time: only a chunk's temporaries live ([rows, 8C] and [rows, 4C]). */
+/* h += ff.net.2(geglu(ff.net.0.proj(norm3(h)))), over the backend's row chunk (sdc_backend_row_chunk; the
+ * CPU's bounds its RSS) of h's rows (the tokens of all images, one after the other) at a time, or all at
+ * once: only a chunk's temporaries live ([rows, 8C] and [rows, 4C]). */
 static int feed_forward(sdc_tensor **t, const sdc_unet_tblock *b, sdc_tensor *h) {
-    const int64_t R = sdc_tensor_rows(h), C = h->ne[2];
-    for (int64_t r0 = 0; r0 < R; r0 += SDC_UNET_FF_ROWS) {
-        const int64_t n = R - r0 < SDC_UNET_FF_ROWS ? R - r0 : SDC_UNET_FF_ROWS;
+    const int64_t R = sdc_tensor_rows(h), C = h->ne[2], chunk = sdc_backend_row_chunk(h->backend);
+    const int64_t step = chunk > 0 ? chunk : R;
+    for (int64_t r0 = 0; r0 < R; r0 += step) {
+        const int64_t n = R - r0 < step ? R - r0 : step;
         const sdc_tensor rows = sdc_tensor_rows_view(h, r0, n);
         sdc_tensor hc = sdc_tensor_view(&rows, 3, (int64_t[]){1, n, C});   // [1, n, C], h's rows r0 ..
         if (!tnew(t, T_A, h, 1, n, C)) return 0;

@@ -16,16 +16,6 @@
 #include "model/activations.h"
 #include "model/weights.h"
 
-/* Rows of h (tokens of all images) per pass of the feed-forward, whose temporaries ([rows, 8C] for GEGLU,
- * then [rows, 4C]) are the largest of a block: SD 1.5 at 256x256 with CFG has 2048 rows of C 320 at
- * level 0, 20 + 10 MiB in one pass. Each output row depends on its own input row only, and the CPU
- * linear computes tiles of 256 rows (SDC_CPU_GEMM_TILE_M) with every call the same shape, so chunks of
- * a multiple of 256 rows give the bits of one pass (test_unet). cuBLAS may pick another kernel for the
- * chunk's row count than for the whole: reproducible, not necessarily one pass's bits. 1024, not 256:
- * a 256-row chunk of SD 1.5's ff.net.2 (N 320) is 2 GEMM tiles, too few for a team of threads. A
- * constant: the planner counts the same chunks. */
-#define SDC_UNET_FF_ROWS 1024
-
 typedef struct sdc_unet_attention {
     sdc_tensor *q, *k, *v;     /* [C, C] or [C, Cctx] (k, v of cross-attention) */
     sdc_tensor *out_w, *out_b; /* [C, C], [C] */

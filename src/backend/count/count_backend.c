@@ -45,6 +45,7 @@ static sdc_dtype count_act_dtype(sdc_backend *be, sdc_prec prec) {
     sdc_backend *l = like_of(be);
     return l->iface->act_dtype(l, prec);
 }
+static int64_t count_row_chunk(sdc_backend *be) { return sdc_backend_row_chunk(like_of(be)); }
 static size_t count_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t tokens) {
     sdc_backend *l = like_of(be);
     return l->iface->workspace_bound ? l->iface->workspace_bound(l, im2col_elems, tokens) : 0;
@@ -121,6 +122,7 @@ static const struct sdc_backend_i count_iface = {
     .weight_dtype = count_weight_dtype,
     .act_dtype = count_act_dtype,
     .workspace_bound = count_workspace_bound,
+    .row_chunk = count_row_chunk,
     .linear = count_linear,
     .conv2d = count_conv2d,
     .attention = count_attention,
