@@ -62,7 +62,7 @@ static void log_quiet(sdc_log_level level, const char *msg, void *user) {
 int main(int argc, char **argv) {
     const char *model = NULL, *policies = "all,sequential,phased";
     int sizes[8] = {256, 512}, n_sizes = 2, batches[8] = {1, 4}, n_batches = 2, steps = 20, repeat = 1, threads = 0;
-    int precision_f32 = 0, vae_tiling = 0, window = 0, stream_prefetch = 0;
+    int precision = SDC_PRECISION_AUTO, vae_tiling = 0, window = 0, stream_prefetch = 0;
     int64_t prefetch_mem = 0, host_cache = 0, budget = 0;
     float cfg = 7.5f;
     sdc_device device = SDC_DEVICE_CPU;
@@ -99,14 +99,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vae-tiling"))
             vae_tiling = 1;
         else if (!strcmp(a, "--precision"))
-            precision_f32 = !strcmp(v, "f32"), i++;
+            precision = !strcmp(v, "f32") ? SDC_PRECISION_F32 : !strcmp(v, "bf16") ? SDC_PRECISION_BF16 : SDC_PRECISION_AUTO, i++;
         else if (!strcmp(a, "--device"))
             device = !strcmp(v, "cuda") ? SDC_DEVICE_CUDA : SDC_DEVICE_CPU, i++;
         else {
             fprintf(
                 stderr,
                 "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
-                "[--device cpu|cuda] [--precision fp16|f32] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
+                "[--device cpu|cuda] [--precision fp16|f32|bf16] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
                 "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--no-stream-prefetch]\n",
                 argv[0]);
             return 2;
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
         cp.model_path = model;
         cp.n_threads = threads;
         cp.device = device;
-        cp.precision_f32 = precision_f32;
+        cp.precision = (sdc_precision)precision;
         cp.log_fn = log_quiet;
         cp.load_policy = SDC_LOAD_PHASED;
         sdc_ctx *ctx = sdc_ctx_new(&cp);
@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
                 cp.model_path = model;
                 cp.n_threads = threads;
                 cp.device = device;
-                cp.precision_f32 = precision_f32;
+                cp.precision = (sdc_precision)precision;
                 cp.log_fn = log_quiet;
                 cp.prefetch_mem = prefetch_mem;
                 cp.host_cache = host_cache;

@@ -82,6 +82,17 @@ typedef enum sdc_load_policy {
     SDC_LOAD_POLICY_COUNT
 } sdc_load_policy;
 
+/* The compute type (sdc_model_params.precision, --precision). */
+typedef enum sdc_precision {
+    SDC_PRECISION_AUTO = 0, /* the backend's: CUDA f16 with f32 sums (bf16 for Flux, f32 for a VAE whose
+                               config says force_upcast, and T5); the CPU f32 */
+    SDC_PRECISION_F32 = 1,  /* f32 everywhere, a GPU too (for checking) */
+    SDC_PRECISION_BF16 = 2  /* bf16 operands, f32 sums, every component: CUDA computes in bf16; the CPU
+                               rounds both operands of every linear and convolution to bf16 (oneDNN's
+                               AMX / AVX-512 BF16 kernels where the CPU has them; the log names the
+                               kernel) and keeps those weights in bf16; its other ops stay f32 */
+} sdc_precision;
+
 /* The names users type for each enumerated choice: one table, shared by the library and the CLI. */
 typedef enum sdc_name_list {
     SDC_NAMES_SAMPLER = 0, /* sdc_sampler: "euler", "euler_a", "heun", "lms", "ddim", "pndm", "dpm++2m"
@@ -89,7 +100,7 @@ typedef enum sdc_name_list {
     SDC_NAMES_SCHEDULER,   /* karras flag: "discrete" 0, "karras" 1 */
     SDC_NAMES_RNG,         /* sdc_rng_type: "cpu", "cuda" */
     SDC_NAMES_DEVICE,      /* sdc_device: "cpu", "cuda", "auto" */
-    SDC_NAMES_PRECISION,   /* precision_f32: "fp16" 0 (alias "f16"), "f32" 1 */
+    SDC_NAMES_PRECISION,   /* sdc_precision: "fp16" (aliases "f16", "auto"), "f32", "bf16" */
     SDC_NAMES_LOAD_POLICY, /* sdc_load_policy: "auto", "all", "sequential", "phased", "stream" */
     SDC_NAMES_COUNT
 } sdc_name_list;
@@ -156,9 +167,7 @@ typedef struct sdc_model_params {
     int64_t mem_budget;          /* bytes of device memory auto may plan for; <= 0: the backend's default
                                    (CPU: MemAvailable - 1 GiB, capped by what an address-space limit
                                    leaves after OpenBLAS's per-thread buffers; CUDA: free memory - 512 MiB) */
-    int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
-                                   choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
-                                   config says force_upcast runs in f32 either way. */
+    sdc_precision precision;     /* SDC_PRECISION_AUTO (default), _F32 or _BF16: the compute type (sdc_precision) */
     int profile;                 /* 1: time every op and count its FLOPs by family and phase (synchronising
                                    after each, so slower) */
     const char *prediction_type; /* "epsilon" or "v_prediction": overrides the scheduler config's (SD 2.x
@@ -224,9 +233,7 @@ typedef struct sdc_ctx_params {
     int64_t mem_budget;          /* bytes of device memory auto may plan for; <= 0: the backend's default
                                    (CPU: MemAvailable - 1 GiB, capped by what an address-space limit
                                    leaves after OpenBLAS's per-thread buffers; CUDA: free memory - 512 MiB) */
-    int precision_f32;           /* 1: compute in f32 on a GPU too (for checking); default 0: the backend's
-                                   choice (CUDA: f16 with f32 accumulation; CPU: always f32). A VAE whose
-                                   config says force_upcast runs in f32 either way. */
+    sdc_precision precision;     /* SDC_PRECISION_AUTO (default), _F32 or _BF16: the compute type (sdc_precision) */
     int profile;                 /* 1: time every op and count its FLOPs (synchronising after each, so
                                    slower); the report then breaks compute time and GFLOP/s down per
                                    phase and op family (JSON: op_seconds, op_flops) */

@@ -274,7 +274,7 @@ static sdc_ctx *open_ctx(int f32, sdc_load_policy policy) {
     sdc_ctx_params_init(&cp);
     cp.model_path = test_ref_path(cur_model->model);
     cp.device = SDC_DEVICE_CUDA;
-    cp.precision_f32 = f32;
+    cp.precision = f32 ? SDC_PRECISION_F32 : SDC_PRECISION_AUTO;
     cp.prefer_fp16 = !f32 && cur_model->has_fp16_files;
     cp.load_policy = policy;
     cp.log_fn = sdc_log_stderr;

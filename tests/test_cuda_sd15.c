@@ -27,7 +27,7 @@ static sdc_model *open_model(const char *path, int f32) {
     mp.paths = paths;
     mp.n_paths = 1;
     mp.device = SDC_DEVICE_CUDA;
-    mp.precision_f32 = f32;
+    mp.precision = f32 ? SDC_PRECISION_F32 : SDC_PRECISION_AUTO;
     mp.load_policy = SDC_LOAD_ALL;
     mp.log_fn = sdc_log_stderr;
     mp.log_level = SDC_LOG_WARN;

@@ -26,7 +26,7 @@ static sdc_ctx *open_on(const char *model, sdc_load_policy pol, sdc_device dev, 
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
     cp.device = dev;
-    cp.precision_f32 = f32;
+    cp.precision = f32 ? SDC_PRECISION_F32 : SDC_PRECISION_AUTO;
     const int gguf = strstr(model, ".gguf") != NULL;
     cp.model_path = test_ref_path(gguf ? "tiny-flux-schnell" : model);
     cp.diffusion_model_path = gguf ? test_ref_path(model) : NULL;

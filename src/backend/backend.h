@@ -29,13 +29,19 @@ typedef struct sdc_backend sdc_backend;
  * options, never of free memory). The values are fixed: 0 and 1 were once a flag "f32".
  *   AUTO  the backend's preference: f32 on the CPU, f16 with f32 accumulation on CUDA
  *   F32   f32 everywhere (--precision f32; a VAE whose config says force_upcast; T5)
- *   BF16  bf16 with f32 accumulation where the backend has it (CUDA), else as AUTO: Flux's transformer,
- *         whose activations overflow f16 in real checkpoints */
+ *   BF16  bf16 with f32 accumulation where the backend has it (CUDA), else as AUTO: Flux's components,
+ *         whose activations overflow f16 in real checkpoints (a need for f32's range, not a wish for bf16)
+ *   BF16_ALL  --precision bf16, every component: CUDA as BF16; the CPU also multiplies in bf16 (its
+ *         matrix weights kept in bf16, marked matmul_bf16: both operands of their products rounded to
+ *         bf16, f32 sums), its activations and other ops staying f32 */
 typedef enum sdc_prec {
     SDC_PREC_AUTO = 0,
     SDC_PREC_F32 = 1,
-    SDC_PREC_BF16 = 2
+    SDC_PREC_BF16 = 2,
+    SDC_PREC_BF16_ALL = 3
 } sdc_prec;
+/* 1 for the precisions whose 16-bit compute type, where a backend has one, is bf16 */
+static inline int sdc_prec_bf16(sdc_prec p) { return p == SDC_PREC_BF16 || p == SDC_PREC_BF16_ALL; }
 
 typedef enum sdc_unary_op {
     SDC_UNARY_SILU = 0,   /* x * sigmoid(x) */

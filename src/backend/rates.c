@@ -42,11 +42,12 @@ static double time_h2d(sdc_backend *be) {
 /* y[n, n] = x[n, n] w[n, n]^T with x, w uniform in [-1, 1); 0 on failure. */
 static int gemm_operands(sdc_backend *be, sdc_prec prec, int n, sdc_tensor *t[3]) {
     const sdc_dtype act = sdc_backend_act_dtype(be, prec);
-    const sdc_dtype wdt = sdc_backend_weight_dtype(be, prec == SDC_PREC_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16, prec, 1);
+    const sdc_dtype wdt = sdc_backend_weight_dtype(be, sdc_prec_bf16(prec) ? SDC_DTYPE_BF16 : SDC_DTYPE_F16, prec, 1);
     const int64_t ne[2] = {n, n};
     t[0] = sdc_tensor_new(be, SDC_MEM_WORKSPACE, act, 2, ne); /* x [n, n] */
     t[1] = sdc_tensor_new(be, SDC_MEM_WORKSPACE, wdt, 2, ne); /* w [n, n] */
     t[2] = sdc_tensor_new(be, SDC_MEM_WORKSPACE, act, 2, ne); /* y [n, n] */
+    if (t[1]) t[1]->matmul_bf16 = prec == SDC_PREC_BF16_ALL; /* as the loader marks such a weight */
     float *v = malloc(sizeof(float) * (size_t)n * (size_t)n);
     int ok = t[0] && t[1] && t[2] && v;
     if (ok) {

@@ -77,8 +77,9 @@ void cli_generate_usage(FILE *f) {
             "  -t, --threads N          CPU threads (default: all cores)\n"
             "      --device D           cpu, cuda or auto (CUDA when built in and present, else CPU)\n"
             "                           (default cpu)\n"
-            "      --precision P        fp16 or f32: the GPU's compute type (default fp16; the CPU always\n"
-            "                           computes in f32)\n"
+            "      --precision P        fp16, f32 or bf16: the compute type (default fp16 on a GPU, f32 on\n"
+            "                           the CPU); bf16: bf16 operands with f32 sums, on the CPU for linear\n"
+            "                           layers and convolutions (AMX / AVX-512 BF16 where present)\n"
             "      --load-policy P      auto, all, sequential, phased or stream: which components are\n"
             "                           resident in which phase; stream: the denoiser's blocks are read\n"
             "                           from the files as they run, a window of them resident (default\n"
@@ -393,7 +394,7 @@ int cli_generate_parse(int argc, char **argv, cli_generate_opts *o) {
             break;
         case OPT_PRECISION:
             if (cli_choice("precision", SDC_NAMES_PRECISION, optarg, &v)) return 2;
-            o->cp.precision_f32 = (int)v;
+            o->cp.precision = (sdc_precision)v;
             break;
         case OPT_POLICY:
             if (cli_choice("load policy", SDC_NAMES_LOAD_POLICY, optarg, &v)) return 2;

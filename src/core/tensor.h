@@ -25,6 +25,10 @@ typedef struct sdc_tensor {
     sdc_mem_kind kind;
     struct sdc_backend *backend;
     int owns_data; /* 0 for views made by sdc_tensor_view */
+    /* a matrix weight of a component at --precision bf16 (the loader sets it): products with it take both
+     * operands rounded to bf16 and sum in f32, on a backend whose activations stay f32 (the CPU; CUDA's
+     * are bf16 then anyway) */
+    int matmul_bf16;
 } sdc_tensor;
 
 int64_t sdc_tensor_nelem(const sdc_tensor *t);

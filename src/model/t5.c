@@ -124,7 +124,7 @@ sdc_status sdc_t5_load(const sdc_t5_config *cfg, const sdc_weight_source *src, s
     const int64_t C = cfg->d_model;
     sdc_weight_source s = *src;
     s.log = &m->log;
-    s.prec = src->prec == SDC_PREC_BF16 ? SDC_PREC_BF16 : SDC_PREC_F32; /* never f16: see t5.h */
+    s.prec = sdc_prec_bf16(src->prec) ? src->prec : SDC_PREC_F32; /* never f16: see t5.h */
     m->act_dtype = sdc_weight_source_act_dtype(&s);
     if (src->window > 0 && !(m->stream = sdc_stream_new(&s, cfg->n_layers, m, unit_load, unit_drop))) {
         sdc_t5_free(m);

@@ -10,8 +10,8 @@
  * one, so pad tokens are attended to (diffusers pipeline_flux.py, _get_t5_prompt_embeds).
  *
  * Precision: never f16: fp16 activations overflow in T5's feed-forward (transformers clamps them for
- * that reason). A source at SDC_PREC_BF16 computes (and keeps its weights) in bf16 where the backend has
- * it (CUDA: f32's range, as diffusers runs Flux's T5), any other precision in f32. */
+ * that reason). A source at SDC_PREC_BF16 or _BF16_ALL computes (and keeps its weights) in bf16 where the
+ * backend has it (CUDA: f32's range, as diffusers runs Flux's T5), any other precision in f32. */
 #ifndef SDC_MODEL_T5_H
 #define SDC_MODEL_T5_H
 

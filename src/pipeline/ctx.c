@@ -32,7 +32,7 @@ sdc_ctx *sdc_ctx_new(const sdc_ctx_params *p) {
     mp.log_level = p->log_level;
     mp.load_policy = p->load_policy;
     mp.mem_budget = p->mem_budget;
-    mp.precision_f32 = p->precision_f32;
+    mp.precision = p->precision;
     mp.profile = p->profile;
     mp.prediction_type = p->prediction_type;
     mp.stream_window = p->stream_window;

@@ -120,6 +120,14 @@ static sdc_status open_backend(sdc_model *m, const sdc_model_params *p) {
 
 sdc_model *sdc_model_open(const sdc_model_params *p) { return sdc_model_open_as(p, NULL); }
 
+/* Component c's precision: the user's F32 or BF16 (every component: bf16 has f32's range, so neither a
+ * VAE's force_upcast nor T5 needs f32 then, as diffusers upcasts only from fp16), else the family's. */
+static sdc_prec component_precision(sdc_precision user, const sdc_component_def *def, const void *fam) {
+    if (user == SDC_PRECISION_F32) return SDC_PREC_F32;
+    if (user == SDC_PRECISION_BF16) return SDC_PREC_BF16_ALL;
+    return def->precision ? def->precision(fam) : SDC_PREC_AUTO;
+}
+
 static sdc_status load_on(sdc_model *m, int c, sdc_backend *be, const sdc_logger *log, int window, void **out) {
     const sdc_component_def *def = &m->family->components[c];
     const sdc_weight_source src = {m->mf->index,
@@ -177,6 +185,10 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
         SDC_LOGE(log, "sdc_model_open: unknown load policy %d", (int)p->load_policy);
         st = SDC_ERR_INVALID_ARG;
     }
+    if (st == SDC_OK && (unsigned)p->precision > SDC_PRECISION_BF16) {
+        SDC_LOGE(log, "sdc_model_open: unknown precision %d", (int)p->precision);
+        st = SDC_ERR_INVALID_ARG;
+    }
     if (st == SDC_OK)
         st = sdc_model_files_open_ex(path, path_of(p, "config"), p->prefer_fp16 ? SDC_VARIANT_FP16 : SDC_VARIANT_AUTO,
                                      log, &m->mf);
@@ -188,7 +200,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
     if (st == SDC_OK) {
         for (int c = 0; c < m->n_components; c++) {
             const sdc_component_def *def = &m->family->components[c];
-            m->prec[c] = p->precision_f32 ? SDC_PREC_F32 : def->precision ? def->precision(m->fam) : SDC_PREC_AUTO;
+            m->prec[c] = component_precision(p->precision, def, m->fam);
             m->comp_bytes[c] = sdc_component_weight_bytes(m, c, &m->comp_tensors[c]);
             stream_shape(m, c);
             sdc_component_dtypes(m->mf->index, def, m->comp_dtypes[c], sizeof m->comp_dtypes[c]);

@@ -175,7 +175,9 @@ typedef struct cpu_state {
     /* bytes of tensors and scratch (be->stats.cur_total) the address-space limit leaves once OpenBLAS's
      * buffers and a margin are set aside; SIZE_MAX when there is no limit */
     size_t as_cap;
-    void *staging; /* CPU_STAGING_BYTES, allocated at the first staging_acquire */
+    void *staging;      /* CPU_STAGING_BYTES, allocated at the first staging_acquire */
+    sdc_cpu_bf16 *bf16; /* the bf16 kernel, made at the first bf16 product (cpu_bf16.c) */
+    int bf16_plain;     /* tests: make the plain one */
 } cpu_state;
 
 typedef struct cpu_block {
@@ -211,10 +213,25 @@ void sdc_cpu_scratch_free(sdc_backend *be, void *ptr, size_t nbytes) {
     sdc_mem_stats_free(&be->stats, SDC_MEM_WORKSPACE, nbytes);
 }
 
+const sdc_cpu_bf16 *sdc_cpu_bf16_of(sdc_backend *be) {
+    cpu_state *cs = be->ctx;
+    if (!cs->bf16 && !(cs->bf16 = sdc_cpu_bf16_new(be->n_threads, cs->bf16_plain, &be->log)))
+        SDC_BACKEND_FAIL(be, SDC_ERR_OOM, "sdc_cpu_bf16_new", "no memory for the bf16 kernel");
+    return cs->bf16;
+}
+
+void sdc_cpu_bf16_use_plain(sdc_backend *be) {
+    cpu_state *cs = be->ctx;
+    sdc_cpu_bf16_free(cs->bf16);
+    cs->bf16 = NULL;
+    cs->bf16_plain = 1;
+}
+
 static void cpu_destroy(sdc_backend *be) {
     if (be->stats.cur_total)
         SDC_LOGW(&be->log, "sdc_backend_free: %s backend freed with %zu bytes still allocated", be->iface->name,
                  be->stats.cur_total);
+    sdc_cpu_bf16_free(((cpu_state *)be->ctx)->bf16);
     sdc_cpu_aligned_free(((cpu_state *)be->ctx)->staging);
     free((cpu_block *)be);
 }
@@ -279,8 +296,10 @@ static void cpu_staging_flush(sdc_backend *be) {
 
 /* Activations are F32 on the CPU whatever the component asks for, and so is every weight the loader
  * converts. A matrix weight (a linear's or a convolution's) stays F16, BF16 or block-quantized as the
- * file holds it: linear and conv2d widen it a tile at a time, exactly, so the precision does not matter. */
+ * file holds it: linear and conv2d widen it a tile at a time, exactly, so the precision does not matter;
+ * except at BF16_ALL, where every float one is kept in BF16 (what its products take: cpu_bf16.c). */
 static sdc_dtype cpu_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
+    if (matrix && prec == SDC_PREC_BF16_ALL && !sdc_dtype_is_quant(file_dtype)) return SDC_DTYPE_BF16;
     const int keep = file_dtype == SDC_DTYPE_F16 || file_dtype == SDC_DTYPE_BF16 || sdc_dtype_is_quant(file_dtype);
     return matrix && keep ? file_dtype : SDC_DTYPE_F32;
 }

@@ -107,28 +107,60 @@ static inline int64_t sdc_cpu_k_chunk_max(int64_t R, int64_t K) {
  * it is kept in. F32 rows are read in place; F16, BF16 and the block types are widened to f32 a tile
  * of rows and a chunk of K at a time (sdc_dequant_row; a block type's whole blocks around the chunk)
  * into a buffer of the thread that computes the tile, never as a whole copy. Widening is exact, so each
- * sgemm call sees the values, shapes and K order a weight widened at load gave: the same bits. */
+ * sgemm call sees the values, shapes and K order a weight widened at load gave: the same bits.
+ * A weight marked matmul_bf16 (--precision bf16) is multiplied by the bf16 kernel (cpu_bf16.c) instead:
+ * its tiles are in the kernel's format (a BF16 weight is read in place by a kernel that takes bf16; any
+ * other is widened, then rounded), and each product's other operand is rounded a tile at a time into the
+ * thread's ops slot. */
 typedef struct sdc_cpu_wmat {
     sdc_dtype dtype;
     const char *data; /* R rows of row_bytes */
     size_t row_bytes;
     int64_t R, K;
-    int64_t block;      /* elements per block of dtype (1 for F16, BF16) */
-    float *tiles;       /* n_threads slots of slot_floats, one per thread of the op's team; NULL for F32 */
-    size_t slot_floats; /* tile_rows x the widest chunk's span of blocks, rounded up to 64 bytes */
-    size_t tiles_bytes;
+    int64_t block;                   /* elements per block of dtype (1 for F16, BF16) */
+    float *tiles;                    /* n_threads slots of slot_floats, one per thread of the op's team; NULL
+                                     when the weight is read in place */
+    size_t slot_floats;              /* tile_rows x the widest chunk's span of blocks, rounded up to 64 bytes */
+    const struct sdc_cpu_bf16 *bf16; /* the bf16 kernel (w->matmul_bf16), else NULL */
+    char *ops;                       /* bf16: n_threads slots of ops_slot bytes, the other operand's tiles */
+    size_t ops_slot;
+    void *scratch; /* the op's workspace holding both, scratch_bytes */
+    size_t scratch_bytes;
+    sdc_backend *be; /* where a failed bf16 product is reported */
 } sdc_cpu_wmat;
 
-/* The workspace sdc_cpu_wmat_begin takes for a weight of dtype dt with R rows of K, widened in tiles of
- * tile_rows rows and chunks of K (sdc_cpu_k_chunk) by a team of n_threads: 0 for F32. The ops' workspace
+/* The workspace sdc_cpu_wmat_begin takes for w viewed as R rows of K, widened in tiles of tile_rows rows
+ * and chunks of K (sdc_cpu_k_chunk) by a team of n_threads: 0 for F32 outside bf16. The ops' workspace
  * queries use it too. */
-size_t sdc_cpu_wmat_bytes(sdc_dtype dt, int64_t R, int64_t K, int64_t tile_rows, int n_threads);
+size_t sdc_cpu_wmat_bytes(sdc_backend *be, const sdc_tensor *w, int64_t R, int64_t K, int64_t tile_rows, int n_threads);
 /* Describes w (viewed as [w->ne[0], K]) for a team of n_threads that widens tiles of tile_rows rows. The
  * tile buffers are scratch of the op (SDC_MEM_WORKSPACE). 0, or -1 with the sticky status set (no
  * memory: SDC_ERR_OOM; a dtype sdc_dequant_row cannot widen: SDC_ERR_UNSUPPORTED); the op then returns. */
 int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, int64_t K, int64_t tile_rows,
                        int n_threads);
 void sdc_cpu_wmat_end(sdc_backend *be, sdc_cpu_wmat *wm);
+
+/* --- bf16 products (cpu_bf16.c) --- */
+typedef struct sdc_cpu_bf16 sdc_cpu_bf16;
+/* The kernel for teams of up to n_threads: oneDNN's where it has native bf16 code here, else (or with
+ * plain) the plain one; logs which. NULL when out of memory. */
+sdc_cpu_bf16 *sdc_cpu_bf16_new(int n_threads, int plain, const sdc_logger *log);
+void sdc_cpu_bf16_free(sdc_cpu_bf16 *k);
+const char *sdc_cpu_bf16_name(const sdc_cpu_bf16 *k);
+/* Bytes of one operand element in the kernel's format: 2 (bf16), or 4 (a bf16 value as f32: plain). */
+size_t sdc_cpu_bf16_elem(const sdc_cpu_bf16 *k);
+/* src[rows, cols] (rows ld apart) rounded to bf16 into dst[rows, cols] (rows cols apart) in the kernel's
+ * format. dst may be src when ld == cols (in place: each element is read before its bytes are written). */
+void sdc_cpu_bf16_round(const sdc_cpu_bf16 *k, const float *src, int64_t rows, int64_t cols, int64_t ld, void *dst);
+/* sdc_cpu_gemm's product (alpha 1, beta 0 or 1) of operands in the kernel's format, on the calling
+ * thread of the op's team. 0, or -1 when the kernel failed (no memory). */
+int sdc_cpu_bf16_gemm(const sdc_cpu_bf16 *k, int trans_b, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                      const void *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* The backend's bf16 kernel, made at its first call (from the op's thread, outside its team). NULL with
+ * the sticky status set when out of memory. */
+const sdc_cpu_bf16 *sdc_cpu_bf16_of(sdc_backend *be);
+/* Tests: the backend's later bf16 products use the plain kernel (its kernel is remade). */
+void sdc_cpu_bf16_use_plain(sdc_backend *be);
 
 /* Which GEMM operand the weight is, in sdc_cpu_gemm_tiles. */
 typedef enum sdc_cpu_wside {

@@ -54,7 +54,7 @@ typedef struct conv_plan {
     size_t wmat_bytes; /* weight tiles widened to f32 (0 for an F32 weight) */
 } conv_plan;
 
-static conv_plan conv_plan_of(const sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+static conv_plan conv_plan_of(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                               int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], Co = w->ne[0], KH = w->ne[2], KW = w->ne[3];
     const int64_t Ho = y->ne[2], Wo = y->ne[3];
@@ -70,7 +70,7 @@ static conv_plan conv_plan_of(const sdc_backend *be, const sdc_tensor *y, const 
         c.col_bytes = (size_t)(c.n_img * c.band) * row_bytes;
     }
     c.team = B * Co * c.P * c.K >= 64 * SDC_CPU_PAR_MIN ? be->n_threads : 1;
-    c.wmat_bytes = sdc_cpu_wmat_bytes(w->dtype, Co, c.K, SDC_CPU_GEMM_TILE_M, c.team);
+    c.wmat_bytes = sdc_cpu_wmat_bytes(be, w, Co, c.K, SDC_CPU_GEMM_TILE_M, c.team);
     return c;
 }
 

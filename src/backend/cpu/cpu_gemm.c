@@ -65,9 +65,35 @@ static size_t wmat_slot_floats(int64_t R, int64_t tile_rows, int64_t K, int64_t 
     return ((size_t)rows * (size_t)wmat_span_max(R, K, block) + 15) & ~(size_t)15;
 }
 
-size_t sdc_cpu_wmat_bytes(sdc_dtype dt, int64_t R, int64_t K, int64_t tile_rows, int n_threads) {
-    if (dt == SDC_DTYPE_F32 || R == 0 || K == 0) return 0;
-    return (size_t)n_threads * wmat_slot_floats(R, tile_rows, K, sdc_dtype_block(dt)) * sizeof(float);
+/* Whether the weight's tiles are read in place: F32 for the f32 path, BF16 for a kernel that takes bf16
+ * (the plain bf16 kernel reads every weight widened, and rounded unless it is BF16). */
+static int wmat_in_place(sdc_dtype dt, const sdc_cpu_bf16 *k) {
+    if (!k) return dt == SDC_DTYPE_F32;
+    return sdc_cpu_bf16_elem(k) == sizeof(uint16_t) && dt == SDC_DTYPE_BF16;
+}
+
+/* bf16: one thread's slot for the other operand's tile: up to SDC_CPU_GEMM_TILE_M (or _N) by a chunk of K,
+ * in the kernel's format, 64-byte aligned */
+static size_t ops_slot_bytes(const sdc_cpu_bf16 *k, int64_t R, int64_t K) {
+    const int64_t tile = SDC_CPU_GEMM_TILE_M > SDC_CPU_GEMM_TILE_N ? SDC_CPU_GEMM_TILE_M : SDC_CPU_GEMM_TILE_N;
+    return ((size_t)(tile * sdc_cpu_k_chunk_max(R, K)) * sdc_cpu_bf16_elem(k) + 63) & ~(size_t)63;
+}
+
+/* the bf16 kernel of a product with w, NULL for the f32 path (or with the sticky status set: no memory) */
+static const sdc_cpu_bf16 *wmat_kernel(sdc_backend *be, const sdc_tensor *w) {
+    return w->matmul_bf16 ? sdc_cpu_bf16_of(be) : NULL;
+}
+
+static size_t wmat_tile_bytes(sdc_dtype dt, const sdc_cpu_bf16 *k, int64_t R, int64_t K, int64_t tile_rows) {
+    return wmat_in_place(dt, k) ? 0 : wmat_slot_floats(R, tile_rows, K, sdc_dtype_block(dt)) * sizeof(float);
+}
+
+size_t sdc_cpu_wmat_bytes(sdc_backend *be, const sdc_tensor *w, int64_t R, int64_t K, int64_t tile_rows,
+                          int n_threads) {
+    if (R == 0 || K == 0) return 0;
+    const sdc_cpu_bf16 *k = wmat_kernel(be, w);
+    const size_t slot = wmat_tile_bytes(w->dtype, k, R, K, tile_rows) + (k ? ops_slot_bytes(k, R, K) : 0);
+    return (size_t)n_threads * slot;
 }
 
 int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, int64_t K, int64_t tile_rows,
@@ -78,12 +104,20 @@ int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, i
                          .row_bytes = sdc_dtype_row_bytes(w->dtype, K),
                          .R = R,
                          .K = K,
-                         .block = sdc_dtype_block(w->dtype)};
-    wm->tiles_bytes = sdc_cpu_wmat_bytes(w->dtype, R, K, tile_rows, n_threads);
-    if (!wm->tiles_bytes) return 0;
-    wm->slot_floats = wmat_slot_floats(R, tile_rows, K, wm->block);
-    wm->tiles = SDC_CPU_SCRATCH(be, wm->tiles_bytes, "weight tiles widened to f32");
-    if (!wm->tiles) return -1;
+                         .block = sdc_dtype_block(w->dtype),
+                         .bf16 = wmat_kernel(be, w),
+                         .be = be};
+    if (w->matmul_bf16 && !wm->bf16) return -1; /* no memory for the kernel: the sticky status says so */
+    const size_t tile_bytes = R && K ? wmat_tile_bytes(w->dtype, wm->bf16, R, K, tile_rows) : 0;
+    wm->ops_slot = wm->bf16 && R && K ? ops_slot_bytes(wm->bf16, R, K) : 0;
+    wm->scratch_bytes = (size_t)n_threads * (tile_bytes + wm->ops_slot);
+    if (!wm->scratch_bytes) return 0;
+    wm->scratch = SDC_CPU_SCRATCH(be, wm->scratch_bytes, "weight tiles widened to f32");
+    if (!wm->scratch) return -1;
+    wm->ops = wm->ops_slot ? (char *)wm->scratch + (size_t)n_threads * tile_bytes : NULL;
+    if (!tile_bytes) return 0;
+    wm->tiles = wm->scratch;
+    wm->slot_floats = tile_bytes / sizeof(float);
     /* the one check of the dtype: every later piece of a row widens as this first block did */
     if (wm->row_bytes == 0 || sdc_dequant_row(w->dtype, wm->data, wm->tiles, wm->block) != 0) {
         SDC_BACKEND_FAIL(be, SDC_ERR_UNSUPPORTED, "sdc_dequant_row", "cannot widen %s weight rows of %lld",
@@ -95,18 +129,21 @@ int sdc_cpu_wmat_begin(sdc_backend *be, sdc_cpu_wmat *wm, const sdc_tensor *w, i
 }
 
 void sdc_cpu_wmat_end(sdc_backend *be, sdc_cpu_wmat *wm) {
-    sdc_cpu_scratch_free(be, wm->tiles, wm->tiles_bytes);
+    sdc_cpu_scratch_free(be, wm->scratch, wm->scratch_bytes);
+    wm->scratch = NULL;
     wm->tiles = NULL;
+    wm->ops = NULL;
 }
 
-/* Weight rows [r0, r0 + n), columns [k0, k0 + kc), as f32: in place (rows K apart), or widened into buf
- * (the whole blocks around the columns, rows *ld apart). Returns where column k0 of row r0 is. */
-static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, int64_t k0, int64_t kc, float *buf,
-                              int64_t *ld) {
+/* Weight rows [r0, r0 + n), columns [k0, k0 + kc), in the product's format (f32, or the bf16 kernel's): in
+ * place (rows K apart), or widened into buf (the whole blocks around the columns, rows *ld apart) and, for
+ * a bf16 product of a weight not kept in BF16, rounded there. Returns where column k0 of row r0 is. */
+static const void *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, int64_t k0, int64_t kc, float *buf,
+                             int64_t *ld) {
     const char *src = w->data + (size_t)r0 * w->row_bytes;
     if (!buf) {
         *ld = w->K;
-        return (const float *)src + k0;
+        return src + (size_t)k0 * sdc_dtype_size(w->dtype);
     }
     const int64_t b0 = k0 / w->block * w->block, b1 = (k0 + kc + w->block - 1) / w->block * w->block;
     const size_t off = sdc_dtype_row_bytes(w->dtype, b0);
@@ -116,7 +153,37 @@ static const float *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, int6
         assert(rc == 0); /* checked for this dtype by sdc_cpu_wmat_begin */
         (void)rc;
     }
-    return buf + (k0 - b0);
+    if (!w->bf16) return buf + (k0 - b0);
+    if (w->dtype != SDC_DTYPE_BF16) sdc_cpu_bf16_round(w->bf16, buf, n, *ld, *ld, buf); /* in place */
+    return (const char *)buf + (size_t)(k0 - b0) * sdc_cpu_bf16_elem(w->bf16);
+}
+
+/* c[m, n] (+)= the tile's product, rows ldc apart: left, w[m, kc] . X[kc, n]; else X[m, kc] . w[n, kc]^T;
+ * X's rows ldx apart. The f32 path is one sgemm call; at bf16, X's part is rounded into this thread's ops
+ * slot and the bf16 kernel multiplies. */
+static void tile_product(const sdc_cpu_wmat *w, int left, int64_t m, int64_t n, int64_t kc, const void *wt, int64_t ldw,
+                         const float *xp, int64_t ldx, float beta, float *c, int64_t ldc) {
+    if (!w->bf16) {
+        if (left)
+            sdc_cpu_gemm(0, m, n, kc, 1.0f, wt, ldw, xp, ldx, beta, c, ldc);
+        else
+            sdc_cpu_gemm(1, m, n, kc, 1.0f, xp, ldx, wt, ldw, beta, c, ldc);
+        return;
+    }
+    char *xb = w->ops + (size_t)omp_get_thread_num() * w->ops_slot;
+    int rc;
+    if (left) {   // X [kc, n]
+        sdc_cpu_bf16_round(w->bf16, xp, kc, n, ldx, xb);
+        rc = sdc_cpu_bf16_gemm(w->bf16, 0, m, n, kc, wt, ldw, xb, n, beta, c, ldc);
+    } else {   // X [m, kc]
+        sdc_cpu_bf16_round(w->bf16, xp, m, kc, ldx, xb);
+        rc = sdc_cpu_bf16_gemm(w->bf16, 1, m, n, kc, xb, kc, wt, ldw, beta, c, ldc);
+    }
+    if (rc != 0) {
+#pragma omp critical(sdc_cpu_bf16_fail)
+        SDC_BACKEND_FAIL(w->be, SDC_ERR_OOM, "sdc_cpu_bf16_gemm", "the bf16 kernel failed on a %lld x %lld x %lld tile",
+                         (long long)m, (long long)n, (long long)kc);
+    }
 }
 
 /* A linear's last partial tile of rows is computed padded with zero rows (sdc_cpu_gemm_x's pad_x,
@@ -156,7 +223,7 @@ void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t k0, in
     const int one_chunk = sdc_cpu_k_chunk(w->R, w->K, k0) == k1 - k0;
     /* the weight tile buf holds when it holds one whole (this thread's: the function runs on each) */
     int64_t have = -1, ldw = 0;
-    const float *wt = NULL; /* w[r0 : r0+nr, kk : kk+kc] below, rows ldw apart */
+    const void *wt = NULL; /* w[r0 : r0+nr, kk : kk+kc] below, rows ldw apart, in the product's format */
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < n_tw * parts; item++) {
         const int64_t tw = item / parts, p = item % parts, ix0 = p * n_x / parts, ix1 = (p + 1) * n_x / parts;
@@ -185,11 +252,11 @@ void sdc_cpu_gemm_tiles(sdc_cpu_wside side, int64_t M, int64_t N, int64_t k0, in
                             c[i * ldc_t + j] = !bias ? 0.0f : left ? bias[i0 + i] : bias[j0 + j];
                 const float beta = beta0 ? 0.0f : 1.0f;
                 if (left)   // c = w[i0 : i0+m, kk : kk+kc] . X[kk : kk+kc, j0 : j0+n]
-                    sdc_cpu_gemm(0, m, n, kc, 1.0f, wt, ldw, X + (kk - k0) * x->ld + j0, x->ld, beta, c, ldc);
+                    tile_product(w, 1, m, n, kc, wt, ldw, X + (kk - k0) * x->ld + j0, x->ld, beta, c, ldc);
                 else if (!pad)   // c = X[i0 : i0+m, kk : kk+kc] . w[j0 : j0+n, kk : kk+kc]^T
-                    sdc_cpu_gemm(1, m, n, kc, 1.0f, X + i0 * x->ld + (kk - k0), x->ld, wt, ldw, beta, c, ldc);
+                    tile_product(w, 0, m, n, kc, wt, ldw, X + i0 * x->ld + (kk - k0), x->ld, beta, c, ldc);
                 else   // the same with X's rows [i0, M) then zero rows; the real rows are copied out below
-                    sdc_cpu_gemm(1, GEMM_TILE_M, n, kc, 1.0f, x->pad_x + (kk - k0), x->ld, wt, ldw, beta, c, ldc_t);
+                    tile_product(w, 0, GEMM_TILE_M, n, kc, wt, ldw, x->pad_x + (kk - k0), x->ld, beta, c, ldc_t);
             }
         }
         for (int64_t ix = ix0; pad_c && ix < ix1; ix++) {   // the padded tile's real rows, once all of K is in
@@ -212,7 +279,7 @@ size_t sdc_cpu_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
     if (M == 0 || N == 0) return 0;
     const int team = linear_team(be, M, N, K);
-    return sdc_cpu_wmat_bytes(w->dtype, N, K, GEMM_TILE_N, team) + sdc_cpu_gemm_pad_bytes(M, N, K, team);
+    return sdc_cpu_wmat_bytes(be, w, N, K, GEMM_TILE_N, team) + sdc_cpu_gemm_pad_bytes(M, N, K, team);
 }
 
 void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {

@@ -1,6 +1,7 @@
 /* cpu_ref.c - reference compute ops (see cpu_ref.h): the definitions from backend.h as plain loops,
  * single-threaded, every sum and every activation in double, rounded to f32 once at the end. A matrix
- * weight kept in a storage dtype is widened one row at a time.
+ * weight kept in a storage dtype is widened one row at a time; a product with a weight marked matmul_bf16
+ * rounds both operands to bf16 first (the values the bf16 kernels multiply).
  * Data-movement references are in cpu_ref_data.c. */
 #include <math.h>
 #include <stdlib.h>
@@ -12,21 +13,41 @@
 /* NULL with sticky SDC_ERR_OOM (the caller returns) */
 #define SCRATCH_DOUBLES(be, n, what) ((double *)SDC_CPU_SCRATCH((be), (size_t)(n) * sizeof(double), (what)))
 
-/* Row r of the matrix weight w (rows of K) widened to f32 into dst[K]. */
+/* v rounded to bf16 (a product with a weight marked matmul_bf16 takes both operands so) */
+static float bf16_value(float v) { return sdc_bf16_to_f32(sdc_f32_to_bf16(v)); }
+
+/* Row r of the matrix weight w (rows of K) widened to f32 into dst[K], rounded to bf16 for a bf16 product. */
 static void weight_row(const sdc_tensor *w, int64_t r, int64_t K, float *dst) {
     const size_t row_bytes = sdc_dtype_row_bytes(w->dtype, K);
     int rc = sdc_dequant_row(w->dtype, (const char *)w->data + (size_t)r * row_bytes, dst, K);
     assert(rc == 0 && row_bytes > 0); /* a dtype the CPU's weight_dtype keeps */
     (void)rc;
+    for (int64_t k = 0; w->matmul_bf16 && k < K; k++) dst[k] = bf16_value(dst[k]);
+}
+
+/* The activation operand of a product with w: x's data, or for a bf16 product a copy rounded to bf16
+ * (scratch of n floats: free it with sdc_cpu_scratch_free when it is not x's). NULL on no memory. */
+static const float *x_operand(sdc_backend *be, const sdc_tensor *w, const sdc_tensor *x, size_t n) {
+    const float *xd = sdc_cpu_f32(x);
+    if (!w->matmul_bf16) return xd;
+    float *r = SDC_CPU_SCRATCH(be, n * sizeof(float), "reference bf16 operand");
+    for (size_t i = 0; r && i < n; i++) r[i] = bf16_value(xd[i]);
+    return r;
+}
+static void x_operand_free(sdc_backend *be, const sdc_tensor *x, const float *xd, size_t n) {
+    if (xd != x->data) sdc_cpu_scratch_free(be, (void *)xd, n * sizeof(float));
 }
 
 void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
-    const float *xd = sdc_cpu_f32(x);                                                              // [M, K]
-    const float *bd = b ? sdc_cpu_f32(b) : NULL;                                                   // [N]
-    float *yd = sdc_cpu_f32(y);                                                                    // [M, N]
-    float *wr = SDC_CPU_SCRATCH(be, (size_t)K * sizeof(float), "sdc_cpu_ref_linear weight row");   // [K]
-    if (!wr) return;
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;                                                               // [N]
+    float *yd = sdc_cpu_f32(y);                                                                                // [M, N]
+    const float *xd = x_operand(be, w, x, (size_t)(M * K));                                                    // [M, K]
+    float *wr = xd ? SDC_CPU_SCRATCH(be, (size_t)K * sizeof(float), "sdc_cpu_ref_linear weight row") : NULL;   // [K]
+    if (!wr) {
+        if (xd) x_operand_free(be, x, xd, (size_t)(M * K));
+        return;
+    }
     for (int64_t n = 0; n < N; n++) {
         weight_row(w, n, K, wr);   // w[n, :]
         for (int64_t m = 0; m < M; m++) {
@@ -36,19 +57,22 @@ void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
         }
     }
     sdc_cpu_scratch_free(be, wr, (size_t)K * sizeof(float));
+    x_operand_free(be, x, xd, (size_t)(M * K));
 }
 
 void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
                         int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];
     const int64_t Co = w->ne[0], KH = w->ne[2], KW = w->ne[3], Ho = y->ne[2], Wo = y->ne[3], K = Ci * KH * KW;
-    const float *xd = sdc_cpu_f32(x);                                                // [B, Ci, H, W]
-    const float *bd = b ? sdc_cpu_f32(b) : NULL;                                     // [Co]
-    float *yd = sdc_cpu_f32(y);                                                      // [B, Co, Ho, Wo]
-    double *acc = SCRATCH_DOUBLES(be, Ho * Wo, "sdc_cpu_ref_conv2d accumulators");   // [Ho, Wo] of one channel
+    const size_t nx = (size_t)(B * Ci * H * W);
+    const float *bd = b ? sdc_cpu_f32(b) : NULL;                                                 // [Co]
+    float *yd = sdc_cpu_f32(y);                                                                  // [B, Co, Ho, Wo]
+    const float *xd = x_operand(be, w, x, nx);                                                   // [B, Ci, H, W]
+    double *acc = xd ? SCRATCH_DOUBLES(be, Ho * Wo, "sdc_cpu_ref_conv2d accumulators") : NULL;   // [Ho, Wo]
     float *wd = acc ? SDC_CPU_SCRATCH(be, (size_t)K * sizeof(float), "sdc_cpu_ref_conv2d weight row") : NULL;
     if (!wd) {   // [Ci, KH, KW] of one output channel
         sdc_cpu_scratch_free(be, acc, (size_t)(Ho * Wo) * sizeof(double));
+        if (xd) x_operand_free(be, x, xd, nx);
         return;
     }
     for (int64_t co = 0; co < Co; co++) {
@@ -77,6 +101,7 @@ void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
     }
     sdc_cpu_scratch_free(be, wd, (size_t)K * sizeof(float));
     sdc_cpu_scratch_free(be, acc, (size_t)(Ho * Wo) * sizeof(double));
+    x_operand_free(be, x, xd, nx);
 }
 
 /* softmax(scale * q_h k_h^T (+ bias[h]) (+ causal mask)) v_h; bias [H, T, S] or NULL */

@@ -112,7 +112,7 @@ static void cuda_synchronize(sdc_backend *be) {
  * them: KEEP_BLOCK_TYPES is 0 until then (the conv path has only been compiled). */
 #define KEEP_BLOCK_TYPES 0
 static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
-    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : prec == SDC_PREC_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
+    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : sdc_prec_bf16(prec) ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
 }
 static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
     if (KEEP_BLOCK_TYPES && matrix && sdc_dtype_is_quant(file_dtype)) return file_dtype;

@@ -1,0 +1,82 @@
+/* cpu_bf16.c - matrix products at --precision bf16 on the CPU (a weight marked matmul_bf16): both
+ * operands rounded to bf16 (round to nearest even), the products summed in f32.
+ *
+ * The kernel is chosen once per backend, at the first such product, from what the CPU and the build
+ * have (never from memory or timing):
+ *   onednn  oneDNN's matmul on bf16 operands: its AMX or AVX-512 BF16 code (the name of what it picked
+ *           is logged), one single-threaded call per tile of C, as the f32 path calls sgemm
+ *   plain   the operands rounded to bf16 but kept as f32 values, and the f32 sgemm: the same operands
+ *           summed in OpenBLAS's order (a CPU without bf16 instructions, or a build without oneDNN)
+ * Either way a tile's bits depend on its shape and values only: identical for any thread count, load
+ * policy or batch. The two kernels differ from each other by their summation order (test_bf16). */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/dnnl/cpu_dnnl.h"
+
+struct sdc_cpu_bf16 {
+    sdc_cpu_dnnl *dnnl; /* NULL: the plain kernel */
+    char name[96];
+};
+
+sdc_cpu_bf16 *sdc_cpu_bf16_new(int n_threads, int plain, const sdc_logger *log) {
+    sdc_cpu_bf16 *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    char why[128] = "forced";
+    if (!plain) k->dnnl = sdc_cpu_dnnl_new(n_threads, why, sizeof why);
+    if (k->dnnl)
+        snprintf(k->name, sizeof k->name, "oneDNN %s", sdc_cpu_dnnl_impl(k->dnnl));
+    else
+        snprintf(k->name, sizeof k->name, "plain (bf16-rounded f32 operands, sgemm; oneDNN: %s)", why);
+    SDC_LOGI(log, "cpu backend: bf16 products: %s", k->name);
+    return k;
+}
+
+void sdc_cpu_bf16_free(sdc_cpu_bf16 *k) {
+    if (!k) return;
+    sdc_cpu_dnnl_free(k->dnnl);
+    free(k);
+}
+
+const char *sdc_cpu_bf16_name(const sdc_cpu_bf16 *k) { return k->name; }
+
+size_t sdc_cpu_bf16_elem(const sdc_cpu_bf16 *k) { return k->dnnl ? sizeof(uint16_t) : sizeof(float); }
+
+/* f32 bits rounded to the nearest bf16, ties to even; a NaN stays a (quiet) NaN (sdc_f32_to_bf16's rule,
+ * written so that the compiler vectorises it) */
+static inline uint32_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;
+}
+
+void sdc_cpu_bf16_round(const sdc_cpu_bf16 *k, const float *src, int64_t rows, int64_t cols, int64_t ld, void *dst) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *s = src + r * ld;
+        if (k->dnnl) {
+            uint16_t *d = (uint16_t *)dst + r * cols;
+            for (int64_t c = 0; c < cols; c++) d[c] = (uint16_t)bf16_bits(s[c]);
+        } else {
+            float *d = (float *)dst + r * cols;
+            for (int64_t c = 0; c < cols; c++) {
+                const uint32_t u = bf16_bits(s[c]) << 16;
+                memcpy(&d[c], &u, sizeof u);
+            }
+        }
+    }
+}
+
+int sdc_cpu_bf16_gemm(const sdc_cpu_bf16 *k, int trans_b, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                      const void *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    assert(beta == 0.0f || beta == 1.0f);
+    if (M == 0 || N == 0) return 0;
+    if (!k->dnnl) {
+        sdc_cpu_gemm(trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return 0;
+    }
+    return sdc_cpu_dnnl_gemm(k->dnnl, omp_get_thread_num(), trans_b, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc);
+}
