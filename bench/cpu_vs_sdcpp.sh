@@ -2,7 +2,7 @@
 # Issue 14: sdc against stable-diffusion.cpp (sd.cpp) side by side on this machine's CPU. Both engines read one
 # SD 1.5-shaped fp16 single file (sdc mkmodel --arch sd15 --single-file --seed 1) and generate one image with
 # euler, CFG 7.5, seed 42, a fixed prompt and THREADS threads, at 256x256 x 4 steps and 512x512 x 2 steps:
-#   sdc    --load-policy all | phased | stream
+#   sdc    --load-policy all | phased | stream, and --precision bf16 with phased (sdc-bf16-phased)
 #   sd.cpp default (weights in RAM) | --params-backend disk --diffusion-fa
 # The runs alternate between the engines (one of each configuration per round, REPS rounds), and each starts only
 # once the 1-minute load average (/proc/loadavg) is below LOAD_MAX (polled every 5 s). Per run: wall time of the
@@ -19,7 +19,8 @@
 # Environment: MODEL (default /tmp/cpu16-sd15.safetensors, made with mkmodel if absent), SDCPP_BIN (an sd-cli
 # binary) or SDCPP_DIR (an sd.cpp checkout with its ggml submodule; built into $SDCPP_DIR/build with
 # -DSD_WEBP=OFF -DSD_WEBM=OFF -DSD_SERVER_BUILD_FRONTEND=OFF if build/bin/sd-cli is absent), SDCPP_COMMIT (shown
-# when the tree is not a git checkout), THREADS=2, REPS=3, REPS_512 (default REPS), SIZES="256 512", LOAD_MAX=1.2,
+# when the tree is not a git checkout), CONFIGS (default "sdc-all sdcpp-default sdc-phased sdcpp-disk-fa sdc-stream
+# sdc-bf16-phased"; sdc-bf16-POLICY for others), THREADS=2, REPS=3, REPS_512 (default REPS), SIZES="256 512", LOAD_MAX=1.2,
 # WORK=/tmp/cpu-vs-sdcpp (logs and images), JOBS=2 (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,12 +92,13 @@ wait_load() { # until the 1-minute load average is below load_max
   waited=$((waited + SECONDS - t0))
 }
 
-configs=(sdc-all sdcpp-default sdc-phased sdcpp-disk-fa sdc-stream)
+read -r -a configs <<<"${CONFIGS:-sdc-all sdcpp-default sdc-phased sdcpp-disk-fa sdc-stream sdc-bf16-phased}"
 cmd_for() { # CONFIG SIZE STEPS OUTPNG: sets cmd to the command line
   local c=$1 sz=$2 st=$3 png=$4
   local common=(-m "$model" -p "$prompt" -W "$sz" -H "$sz" --steps "$st" --cfg-scale 7.5 --sampling-method euler
     -s 42 -t "$threads" -o "$png")
   case $c in
+    sdc-bf16-*) cmd=(./build/sdc generate "${common[@]}" --precision bf16 --load-policy "${c#sdc-bf16-}" -v) ;;
     sdc-*) cmd=(./build/sdc generate "${common[@]}" --load-policy "${c#sdc-}" -v) ;;
     sdcpp-default) cmd=("$sdcpp" "${common[@]}") ;;
     sdcpp-disk-fa) cmd=("$sdcpp" "${common[@]}" --params-backend disk --diffusion-fa) ;;

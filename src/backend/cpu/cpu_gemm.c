@@ -65,12 +65,11 @@ static size_t wmat_slot_floats(int64_t R, int64_t tile_rows, int64_t K, int64_t 
     return ((size_t)rows * (size_t)wmat_span_max(R, K, block) + 15) & ~(size_t)15;
 }
 
-/* Whether the weight's tiles are read in place: F32 for the f32 path, BF16 for a kernel that takes bf16
- * (the plain bf16 kernel reads every weight widened, and rounded unless it is BF16). */
-static int wmat_in_place(sdc_dtype dt, const sdc_cpu_bf16 *k) {
-    if (!k) return dt == SDC_DTYPE_F32;
-    return sdc_cpu_bf16_elem(k) == sizeof(uint16_t) && dt == SDC_DTYPE_BF16;
-}
+/* Whether the weight's tiles are read in place: F32 for the f32 path. A bf16 product never does: oneDNN's
+ * fast kernel takes dense tiles only (its strided form is a slower GEMM that allocates per call), so its
+ * tiles are copied (BF16) or widened and rounded, rows a chunk apart; the plain kernel widens every weight
+ * and rounds it unless it is BF16. */
+static int wmat_in_place(sdc_dtype dt, const sdc_cpu_bf16 *k) { return !k && dt == SDC_DTYPE_F32; }
 
 /* bf16: one thread's slot for the other operand's tile: up to SDC_CPU_GEMM_TILE_M (or _N) by a chunk of K,
  * in the kernel's format, 64-byte aligned */
@@ -136,14 +135,25 @@ void sdc_cpu_wmat_end(sdc_backend *be, sdc_cpu_wmat *wm) {
 }
 
 /* Weight rows [r0, r0 + n), columns [k0, k0 + kc), in the product's format (f32, or the bf16 kernel's): in
- * place (rows K apart), or widened into buf (the whole blocks around the columns, rows *ld apart) and, for
- * a bf16 product of a weight not kept in BF16, rounded there. Returns where column k0 of row r0 is. */
+ * place (rows K apart); or widened into buf (the whole blocks around the columns, rows *ld apart) and, for
+ * the plain bf16 kernel, rounded there; or for a kernel that takes bf16, dense: rows kc apart in buf
+ * (copied from a BF16 weight, else widened, then each row's chunk rounded to the front of buf: in place,
+ * front to back, no element written before it is read). Returns where column k0 of row r0 is. */
 static const void *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, int64_t k0, int64_t kc, float *buf,
                              int64_t *ld) {
     const char *src = w->data + (size_t)r0 * w->row_bytes;
     if (!buf) {
         *ld = w->K;
         return src + (size_t)k0 * sdc_dtype_size(w->dtype);
+    }
+    const int dense16 = w->bf16 && sdc_cpu_bf16_elem(w->bf16) == sizeof(uint16_t);
+    uint16_t *d16 = (uint16_t *)buf;
+    if (dense16 && w->dtype == SDC_DTYPE_BF16) {
+        for (int64_t r = 0; r < n; r++)
+            memcpy(d16 + r * kc, src + (size_t)r * w->row_bytes + (size_t)k0 * sizeof(uint16_t),
+                   (size_t)kc * sizeof(uint16_t));
+        *ld = kc;
+        return d16;
     }
     const int64_t b0 = k0 / w->block * w->block, b1 = (k0 + kc + w->block - 1) / w->block * w->block;
     const size_t off = sdc_dtype_row_bytes(w->dtype, b0);
@@ -154,8 +164,13 @@ static const void *wmat_rows(const sdc_cpu_wmat *w, int64_t r0, int64_t n, int64
         (void)rc;
     }
     if (!w->bf16) return buf + (k0 - b0);
-    if (w->dtype != SDC_DTYPE_BF16) sdc_cpu_bf16_round(w->bf16, buf, n, *ld, *ld, buf); /* in place */
-    return (const char *)buf + (size_t)(k0 - b0) * sdc_cpu_bf16_elem(w->bf16);
+    if (!dense16) {
+        if (w->dtype != SDC_DTYPE_BF16) sdc_cpu_bf16_round(w->bf16, buf, n, *ld, *ld, buf); /* in place */
+        return buf + (k0 - b0);
+    }
+    for (int64_t r = 0; r < n; r++) sdc_cpu_bf16_round(w->bf16, buf + r * *ld + (k0 - b0), 1, kc, kc, d16 + r * kc);
+    *ld = kc;
+    return d16;
 }
 
 /* c[m, n] (+)= the tile's product, rows ldc apart: left, w[m, kc] . X[kc, n]; else X[m, kc] . w[n, kc]^T;
