@@ -5,7 +5,8 @@
  * Measured and bounded: the latents' relative error against the f32 reference, with the CUDA bf16 pipelines'
  * bound (5e-2; test_flux_pipeline), and the image's max |d| (bound 1e-1: measured 5.04e-2 on tiny-sd1's
  * txt2img_euler_4, whose random weights and CFG 7.5 amplify a bf16 rounding to 13/255 in one pixel;
- * 1.3e-2 on Flux; the f32 path's is 1e-3). Identity: every case gives
+ * 1.3e-2 on Flux; the f32 path's is 1e-3). On a CUDA build with a GPU the same cases run there too.
+ * Identity: every case gives
  * the same PNG bytes and latents under `all` with 2 threads, `phased` with 2 threads and `all` with 1
  * thread. */
 #include <cjson/cJSON.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "sdc.h"
 #include "test_golden.h"
 #include "test_pipeline_util.h"
@@ -21,9 +23,10 @@
 #define LAT_REL 5e-2
 #define IMG_MAX 1e-1
 
-static sdc_ctx *open_bf16(const char *model, sdc_load_policy pol, int threads) {
+static sdc_ctx *open_bf16(const char *model, sdc_device dev, sdc_load_policy pol, int threads) {
     sdc_ctx_params cp;
     sdc_ctx_params_init(&cp);
+    cp.device = dev;
     cp.model_path = test_ref_path(model);
     cp.precision = SDC_PRECISION_BF16;
     cp.n_threads = threads;
@@ -35,11 +38,12 @@ static sdc_ctx *open_bf16(const char *model, sdc_load_policy pol, int threads) {
 
 /* The family's cases: the first run of each measured against the f32 reference (refs: where its
  * latents_final and image are; NULL: the golden's own), then the others compared bit for bit. */
-static int run_family(const char *golden, const char *fixed_model, sdc_model_index *refs) {
+static int run_family(const char *golden, const char *fixed_model, sdc_model_index *refs, sdc_device dev) {
     static const struct {
         sdc_load_policy pol;
         int threads;
     } runs[] = {{SDC_LOAD_ALL, 2}, {SDC_LOAD_PHASED, 2}, {SDC_LOAD_ALL, 1}};
+    const char *dev_name = dev == SDC_DEVICE_CUDA ? "cuda" : "cpu";
     char path[256];
     snprintf(path, sizeof path, "%s/pipeline.safetensors", golden);
     cJSON *readme = test_pipe_readme(golden);
@@ -55,9 +59,9 @@ static int run_family(const char *golden, const char *fixed_model, sdc_model_ind
         size_t n_lat = 0;
         for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
             char label[96];
-            snprintf(label, sizeof label, "%s bf16 %s %d threads", model, sdc_load_policy_name(runs[k].pol),
-                     runs[k].threads);
-            sdc_ctx *ctx = open_bf16(model, runs[k].pol, runs[k].threads);
+            snprintf(label, sizeof label, "%s %s bf16 %s %d threads", model, dev_name,
+                     sdc_load_policy_name(runs[k].pol), runs[k].threads);
+            sdc_ctx *ctx = open_bf16(model, dev, runs[k].pol, runs[k].threads);
             test_pipe_run r;
             if (!ctx || !test_pipe_run_case(ctx, c, g, label, &r)) {
                 test_check(0, "%s: open and run", label);
@@ -107,14 +111,22 @@ static int run_family(const char *golden, const char *fixed_model, sdc_model_ind
 }
 
 int main(void) {
-    const int sd = run_family("tiny-sd1-golden", "tiny-sd1", NULL);
-    test_check(sd >= 2, "tiny-sd1: %d cases ran", sd);
     sdc_model_index *fix = sdc_index_new(test_logger());
-    if (test_check(sdc_index_add_file(fix, SDC_SOURCE_DIR "/tests/data/tiny-flux-pipe/pipeline.safetensors", "", NULL,
+    const int fix_ok =
+        test_check(sdc_index_add_file(fix, SDC_SOURCE_DIR "/tests/data/tiny-flux-pipe/pipeline.safetensors", "", NULL,
                                       NULL) == SDC_OK,
-                   "read tests/data/tiny-flux-pipe/pipeline.safetensors")) {
-        const int fl = run_family("tiny-flux-golden", NULL, fix);
-        test_check(fl >= 3, "tiny-flux: %d cases ran", fl);
+                   "read tests/data/tiny-flux-pipe/pipeline.safetensors");
+    /* CUDA builds on a GPU: the same cases there (bf16 activations everywhere; the thread count does not
+     * apply, so the third run repeats the first) */
+    for (int d = 0; d < 2; d++) {
+        const sdc_device dev = d ? SDC_DEVICE_CUDA : SDC_DEVICE_CPU;
+        if (dev == SDC_DEVICE_CUDA && !sdc_device_available(SDC_DEVICE_CUDA)) break;
+        const int sd = run_family("tiny-sd1-golden", "tiny-sd1", NULL, dev);
+        test_check(sd >= 2, "tiny-sd1: %d cases ran", sd);
+        if (fix_ok) {
+            const int fl = run_family("tiny-flux-golden", NULL, fix, dev);
+            test_check(fl >= 3, "tiny-flux: %d cases ran", fl);
+        }
     }
     sdc_index_free(fix);
     return test_finish();

@@ -6,6 +6,8 @@
  *                        accumulation) against f32, bound 5e-3;
  *   a whole pipeline     euler, 4 steps, CFG 7.5, the same stored initial latents: relative error of the
  *                        final latents, bound 5e-3.
+ * The same two at --precision bf16 against f32, bound 4e-2 (bf16 keeps 8 significant bits: unit roundoff
+ * 3.9e-3, the same ~10x budget).
  * Why 5e-3: f16 keeps 11 significant bits (unit roundoff 4.9e-4); activations are rounded at every op
  * boundary of a ~100-op-deep network with f32 accumulation inside each op, which keeps the error to a
  * few roundoffs per layer on normalised activations: ~10x the unit roundoff is the budget we defend.
@@ -20,14 +22,14 @@
 #include "sdc.h"
 #include "test_util.h"
 
-static sdc_model *open_model(const char *path, int f32) {
+static sdc_model *open_model(const char *path, sdc_precision prec) {
     sdc_component_path paths[] = {{"model", path}};
     sdc_model_params mp;
     sdc_model_params_init(&mp);
     mp.paths = paths;
     mp.n_paths = 1;
     mp.device = SDC_DEVICE_CUDA;
-    mp.precision = f32 ? SDC_PRECISION_F32 : SDC_PRECISION_AUTO;
+    mp.precision = prec;
     mp.load_policy = SDC_LOAD_ALL;
     mp.log_fn = sdc_log_stderr;
     mp.log_level = SDC_LOG_WARN;
@@ -90,15 +92,28 @@ int main(void) {
     test_fill_normal(x, nx, 1, 1.0f);
     test_fill_normal(ctx, nc, 2, 1.0f);
     test_fill_normal(lat, nl, 3, 1.0f);
-    sdc_model *m16 = open_model(path, 0), *m32 = open_model(path, 1);
-    if (test_check(m16 && m32, "open %s on CUDA in fp16 and in f32", path)) {
-        if (test_check(unet_once(m16, x, ctx, o16) && unet_once(m32, x, ctx, o32), "one UNet evaluation each"))
-            test_check_err("UNet 512x512 fp16 vs f32", "rel err", test_rel_err(o16, o32, nx), 5e-3);
-        if (test_check(pipeline(m16, lat, l16) && pipeline(m32, lat, l32), "a 4-step pipeline each"))
-            test_check_err("pipeline 512x512 euler 4 steps CFG 7.5, final latents fp16 vs f32", "rel err",
-                           test_rel_err(l16, l32, nl), 5e-3);
+    static const struct {
+        const char *name;
+        sdc_precision prec;
+        double bound;
+    } precs[] = {{"fp16", SDC_PRECISION_AUTO, 5e-3}, {"bf16", SDC_PRECISION_BF16, 4e-2}};
+    sdc_model *m32 = open_model(path, SDC_PRECISION_F32);
+    const int ok32 = test_check(m32 && unet_once(m32, x, ctx, o32) && pipeline(m32, lat, l32),
+                                "open %s on CUDA in f32: one UNet evaluation, a 4-step pipeline", path);
+    for (size_t i = 0; ok32 && i < sizeof precs / sizeof precs[0]; i++) {
+        sdc_model *m16 = open_model(path, precs[i].prec);
+        char what[160];
+        if (test_check(m16 && unet_once(m16, x, ctx, o16), "%s: open, one UNet evaluation", precs[i].name)) {
+            snprintf(what, sizeof what, "UNet 512x512 %s vs f32", precs[i].name);
+            test_check_err(what, "rel err", test_rel_err(o16, o32, nx), precs[i].bound);
+        }
+        if (test_check(m16 && pipeline(m16, lat, l16), "%s: a 4-step pipeline", precs[i].name)) {
+            snprintf(what, sizeof what, "pipeline 512x512 euler 4 steps CFG 7.5, final latents %s vs f32",
+                     precs[i].name);
+            test_check_err(what, "rel err", test_rel_err(l16, l32, nl), precs[i].bound);
+        }
+        sdc_model_free(m16);
     }
-    sdc_model_free(m16);
     sdc_model_free(m32);
     free(x);
     free(ctx);
