@@ -102,19 +102,6 @@ static const op_case cases[] = {
      0},
 };
 
-/* The workspace be's query names for c with its weight in wdt, marked for a bf16 product. */
-static size_t query(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype wdt) {
-    sdc_tensor x = {.dtype = SDC_DTYPE_F32, .ndim = in[0].ndim}, y = {.dtype = SDC_DTYPE_F32, .ndim = out->ndim};
-    sdc_tensor w = {.dtype = wdt, .ndim = in[1].ndim, .matmul_bf16 = 1};
-    for (int i = 0; i < 4; i++) {
-        x.ne[i] = in[0].ne[i];
-        w.ne[i] = in[1].ne[i];
-        y.ne[i] = out->ne[i];
-    }
-    return c->run == run_linear ? be->iface->linear_workspace(be, &y, &x, &w)
-                                : be->iface->conv2d_workspace(be, &y, &x, &w, c->iarg[0], c->iarg[1]);
-}
-
 static int clean(const op_result *r) { return r->status == SDC_OK && !r->leaked && !r->ws_left; }
 
 typedef struct kernel {
@@ -156,7 +143,8 @@ static double run_case(const op_case *base, int dt, uint64_t seed, const kernel 
         test_check_err(tag, "rel vs the bf16 reference", test_rel_err(got2.out, want.out, n), REF_REL);
         test_check(memcmp(got2.out, got1.out, n * sizeof(float)) == 0, "%s: bit-identical on 1 and 2 threads", tag);
         test_check(clean(&got2) && clean(&got1), "%s: status ok, counters back, no workspace left", tag);
-        const size_t q2 = query(ks[k].two, &c, host, &out, wdt), q1 = query(ks[k].one, &c, host, &out, wdt);
+        const size_t q2 = op_weight_workspace(ks[k].two, &c, host, &out, wdt, 1),
+                     q1 = op_weight_workspace(ks[k].one, &c, host, &out, wdt, 1);
         test_check(got2.ws_peak == q2 && got1.ws_peak == q1,
                    "%s: workspace counted = queried (2 threads %zu = %zu, 1 thread %zu = %zu)", tag, got2.ws_peak, q2,
                    got1.ws_peak, q1);

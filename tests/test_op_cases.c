@@ -148,6 +148,19 @@ op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const 
     return r;
 }
 
+size_t op_weight_workspace(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype wdt,
+                           int bf16) {
+    sdc_tensor x = {.dtype = SDC_DTYPE_F32, .ndim = in[0].ndim}, y = {.dtype = SDC_DTYPE_F32, .ndim = out->ndim};
+    sdc_tensor w = {.dtype = wdt, .ndim = in[1].ndim, .matmul_bf16 = bf16};
+    for (int i = 0; i < 4; i++) {
+        x.ne[i] = in[0].ne[i];
+        w.ne[i] = in[1].ne[i];
+        y.ne[i] = out->ne[i];
+    }
+    return c->run == run_linear ? be->iface->linear_workspace(be, &y, &x, &w)
+                                : be->iface->conv2d_workspace(be, &y, &x, &w, c->iarg[0], c->iarg[1]);
+}
+
 void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag) {
     const int64_t ne[4] = {2, 320, 8, 8}, ne_b[4] = {2, 320, 1, 1};
     const size_t n = 2 * 320 * 8 * 8;

@@ -124,6 +124,11 @@ typedef struct op_result {
  * unwritten shows. */
 op_result op_run_on(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype act);
 
+/* The workspace be's query names for a linear or conv2d case c (its run) with f32 activations and the
+ * weight in[1] in wdt, marked for a bf16 product when bf16 (the tensors hold no data). */
+size_t op_weight_workspace(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype wdt,
+                           int bf16);
+
 /* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in be's activation dtype:
  * three checks, their messages ending in tag. */
 void op_check_in_place(sdc_backend *be, sdc_dtype dt, const char *tag);

@@ -119,19 +119,6 @@ static const wcase cases[] = {
      1},
 };
 
-/* The workspace the fast backend's query names for c with weight dtype wdt. */
-static size_t query(sdc_backend *be, const op_case *c, const op_host *in, const op_host *out, sdc_dtype wdt) {
-    sdc_tensor x = {.dtype = SDC_DTYPE_F32, .ndim = in[0].ndim}, w = {.dtype = wdt, .ndim = in[1].ndim};
-    sdc_tensor y = {.dtype = SDC_DTYPE_F32, .ndim = out->ndim};
-    for (int i = 0; i < 4; i++) {
-        x.ne[i] = in[0].ne[i];
-        w.ne[i] = in[1].ne[i];
-        y.ne[i] = out->ne[i];
-    }
-    return c->run == run_linear ? be->iface->linear_workspace(be, &y, &x, &w)
-                                : be->iface->conv2d_workspace(be, &y, &x, &w, c->iarg[0], c->iarg[1]);
-}
-
 static int clean(const op_result *r) { return r->status == SDC_OK && !r->leaked && !r->ws_left; }
 
 /* The weight's rows: R rows of K (the dims after the first). */
@@ -185,8 +172,9 @@ static int run_case(const wcase *wc, int dt, uint64_t seed, sdc_backend *fast2, 
                what);
     test_check(memcmp(got2.out, got1.out, n * sizeof(float)) == 0, "%s: bit-identical on 1 and 2 threads", what);
     test_check(clean(&want) && clean(&got2) && clean(&got1), "%s: status ok, counters back, no workspace left", what);
-    const size_t q2 = query(fast2, &cw, host, &out, wdt), q1 = query(fast1, &cw, host, &out, wdt);
-    test_check(got2.ws_peak == q2 && got1.ws_peak == q1 && q2 > query(fast2, &c, host, &out, f32),
+    const size_t q2 = op_weight_workspace(fast2, &cw, host, &out, wdt, 0),
+                 q1 = op_weight_workspace(fast1, &cw, host, &out, wdt, 0);
+    test_check(got2.ws_peak == q2 && got1.ws_peak == q1 && q2 > op_weight_workspace(fast2, &c, host, &out, f32, 0),
                "%s: workspace counted = queried (2 threads %zu = %zu, 1 thread %zu = %zu), above the f32 weight's",
                what, got2.ws_peak, q2, got1.ws_peak, q1);
     printf("  time: f32 weight %8.2f ms, %s weight %8.2f ms (2 threads)\n", want.ms, sdc_dtype_name(wdt), got2.ms);
