@@ -99,7 +99,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vae-tiling"))
             vae_tiling = 1;
         else if (!strcmp(a, "--precision"))
-            precision = !strcmp(v, "f32") ? SDC_PRECISION_F32 : !strcmp(v, "bf16") ? SDC_PRECISION_BF16 : SDC_PRECISION_AUTO, i++;
+            precision = !strcmp(v, "f32") ? SDC_PRECISION_F32
+                : !strcmp(v, "bf16")      ? SDC_PRECISION_BF16
+                                          : SDC_PRECISION_AUTO,
+            i++;
         else if (!strcmp(a, "--device"))
             device = !strcmp(v, "cuda") ? SDC_DEVICE_CUDA : SDC_DEVICE_CPU, i++;
         else {

@@ -27,12 +27,9 @@ static const name_entry schedulers[] = {{"discrete", 0}, {"karras", 1}, {NULL, 0
 static const name_entry rngs[] = {{"cpu", SDC_RNG_TYPE_CPU}, {"cuda", SDC_RNG_TYPE_CUDA}, {NULL, 0}};
 static const name_entry devices[] = {
     {"cpu", SDC_DEVICE_CPU}, {"cuda", SDC_DEVICE_CUDA}, {"auto", SDC_DEVICE_AUTO}, {NULL, 0}};
-static const name_entry precisions[] = {{"fp16", SDC_PRECISION_AUTO},
-                                        {"f32", SDC_PRECISION_F32},
-                                        {"bf16", SDC_PRECISION_BF16},
-                                        {"f16", SDC_PRECISION_AUTO},
-                                        {"auto", SDC_PRECISION_AUTO},
-                                        {NULL, 0}};
+static const name_entry precisions[] = {{"fp16", SDC_PRECISION_AUTO}, {"f32", SDC_PRECISION_F32},
+                                        {"bf16", SDC_PRECISION_BF16}, {"f16", SDC_PRECISION_AUTO},
+                                        {"auto", SDC_PRECISION_AUTO}, {NULL, 0}};
 static const name_entry policies[] = {
     {"auto", SDC_LOAD_AUTO},     {"all", SDC_LOAD_ALL},       {"sequential", SDC_LOAD_SEQUENTIAL},
     {"phased", SDC_LOAD_PHASED}, {"stream", SDC_LOAD_STREAM}, {NULL, 0}};
