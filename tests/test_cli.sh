@@ -101,6 +101,13 @@ if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 1 --device auto -o "$tmp
    [ -f "$tmp/auto.png" ]; then ok "--device auto runs ($(grep -m1 -i "device\|cpu" "$tmp/err" || echo on CUDA))"
 else bad "--device auto runs: $(cat "$tmp/err")"; fi
 expect_fail "unknown device" "unknown device" -m "$model" -p x --device tpu
+expect_fail "unknown precision" "precision .*bf16" -m "$model" -p x --precision f8
+# --precision bf16 on the CPU: the log names the bf16 kernel, and the image differs from f32's
+if "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 2 --precision bf16 -v -o "$tmp/b16.png" 2>"$tmp/err" &&
+   grep -q "bf16 products: " "$tmp/err" && "$sdc" generate -m "$model" -p x -W 64 -H 64 --steps 2 -o "$tmp/f32.png" 2>>"$tmp/err" &&
+   ! cmp -s "$tmp/b16.png" "$tmp/f32.png"; then
+  ok "--precision bf16 runs ($(grep -m1 -o "bf16 products: .*" "$tmp/err"))"
+else bad "--precision bf16 runs: $(cat "$tmp/err")"; fi
 expect_fail "unknown load policy" "load policy" -m "$model" -p x --load-policy lazy
 expect_fail "budget below every plan" "no policy fits the budget" -m "$model" -p x -W 64 -H 64 --mem-budget 1M
 

@@ -65,7 +65,7 @@ const char *sdc_names(sdc_name_list list) {
         [SDC_NAMES_SCHEDULER] = "discrete, karras",
         [SDC_NAMES_RNG] = "cpu, cuda",
         [SDC_NAMES_DEVICE] = "cpu, cuda, auto",
-        [SDC_NAMES_PRECISION] = "fp16, f32",
+        [SDC_NAMES_PRECISION] = "fp16, f32, bf16",
         [SDC_NAMES_LOAD_POLICY] = "auto, all, sequential, phased, stream",
     };
     return (unsigned)list < SDC_NAMES_COUNT ? joined[list] : "";
