@@ -457,7 +457,13 @@ static void test_conv(sdc_backend *cuda) {
                 test_fill_normal(xh, (size_t)(B * Ci * H * W), 77 + (uint64_t)k, 1.0f);
                 const int64_t xne[4] = {B, Ci, H, W}, wne[4] = {Co, Ci, k, k}, yne[4] = {B, Co, H, W};
                 sdc_tensor *x = sdc_tensor_new(cuda, SDC_MEM_ACTIVATIONS, act, 4, xne);
-                sdc_tensor *wq = sdc_tensor_new(cuda, SDC_MEM_WEIGHTS, types[t], 4, wne);
+                /* a block type's kernel is made as rows of whole blocks [Co, Ci*k*k] and viewed 4-D, as the
+                 * loader keeps a GGUF's flattened kernel */
+                sdc_tensor *wq = sdc_tensor_new(cuda, SDC_MEM_WEIGHTS, types[t], 2, (int64_t[]){Co, K});
+                if (wq) {
+                    wq->ndim = 4;
+                    memcpy(wq->ne, wne, sizeof wne);
+                }
                 sdc_tensor *wd = sdc_tensor_new(cuda, SDC_MEM_WEIGHTS, act, 4, wne);
                 sdc_tensor *y1 = sdc_tensor_new(cuda, SDC_MEM_ACTIVATIONS, act, 4, yne);
                 sdc_tensor *y2 = sdc_tensor_new(cuda, SDC_MEM_ACTIVATIONS, act, 4, yne);
