@@ -10,7 +10,8 @@
  *     values dequantized into an f32 safetensors file (bit-exact); with it, which kernels are stored 2-D
  *     (counted), their bytes and sdc.conv_shape keys, the others kept F16;
  *   - the loader on a kernel stored 2-D [Co, Ci*KH*KW] without its key: loaded as the 4-D Q8_0 kernel, the
- *     same convolution bits as its f32 values, dequantized at load through staging buffers (CUDA's path),
+ *     same convolution bits as its f32 values, dequantized at load through staging buffers (the path of a
+ *     backend that keeps no block types),
  *     counted by the planner's backend; other shape mismatches: SDC_ERR_FORMAT with a message. */
 #include <math.h>
 #include <stdio.h>

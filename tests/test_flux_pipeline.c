@@ -39,7 +39,7 @@ static sdc_ctx *open_on(const char *model, sdc_load_policy pol, sdc_device dev, 
 
 static sdc_ctx *open_flux(const char *model, sdc_load_policy pol) { return open_on(model, pol, SDC_DEVICE_CPU, 0); }
 
-/* CUDA builds on a GPU: every case (the GGUF ones dequantized at load) in f32 (the CPU's bounds x10) and at
+/* CUDA builds on a GPU: every case (the GGUF ones with their block weights resident) in f32 (the CPU's bounds x10) and at
  * Flux's default precision there (transformer bf16, T5 f32, CLIP f16), the latter identical under every
  * load policy. */
 static void cuda_cases(const cJSON *readme, sdc_model_index *g, sdc_model_index *fix) {
