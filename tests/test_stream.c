@@ -95,6 +95,9 @@ static void params(const model_case *mc, sdc_gen_params *p) {
     p->batch_count = mc->images;
 }
 
+/* The number at key of a report object (the report always writes the keys read here). */
+static double num(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key)->valuedouble; }
+
 /* One generation on ctx; hashes, peaks and the denoise phase's stream figures into o. */
 static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
     memset(o, 0, sizeof *o);
@@ -103,40 +106,38 @@ static sdc_status generate(sdc_ctx *ctx, const model_case *mc, run_out *o) {
     sdc_status st = test_generate_hashed(ctx, &p, mc->model, &o->lat, &o->png);
     if (st == SDC_OK) {
         cJSON *rep = cJSON_Parse(sdc_last_report_json(ctx));
-        o->peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "peak_device_bytes")->valuedouble;
-        o->plan_peak = (size_t)cJSON_GetObjectItemCaseSensitive(rep, "planned_peak_bytes")->valuedouble;
+        o->peak = (size_t)num(rep, "peak_device_bytes");
+        o->plan_peak = (size_t)num(rep, "planned_peak_bytes");
         const cJSON *den = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "phases"), "denoise");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(den, "stream");
-        o->den_weights = (size_t)cJSON_GetObjectItemCaseSensitive(den, "resident_weight_bytes")->valuedouble;
-        o->den_planned =
-            (size_t)cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(den, "planned_bytes"), "weights")
-                ->valuedouble;
+        o->den_weights = (size_t)num(den, "resident_weight_bytes");
+        o->den_planned = (size_t)num(cJSON_GetObjectItemCaseSensitive(den, "planned_bytes"), "weights");
         const cJSON *fl = cJSON_GetObjectItemCaseSensitive(den, "op_flops"), *f;
         cJSON_ArrayForEach(f, fl) o->flops_measured += f->valuedouble;
         if (s) {
             const cJSON *x = cJSON_GetObjectItemCaseSensitive(s, "expected_per_call");
-            o->calls = cJSON_GetObjectItemCaseSensitive(s, "calls")->valuedouble;
-            o->read_planned = cJSON_GetObjectItemCaseSensitive(s, "planned_read_bytes_per_call")->valuedouble;
-            o->flops_planned = cJSON_GetObjectItemCaseSensitive(s, "planned_flops_per_call")->valuedouble;
+            o->calls = num(s, "calls");
+            o->read_planned = num(s, "planned_read_bytes_per_call");
+            o->flops_planned = num(s, "planned_flops_per_call");
             if (x) { /* a profiled run's (the report times the rates only for one) */
                 o->rates_measured = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "rates_measured"));
-                o->h2d = cJSON_GetObjectItemCaseSensitive(x, "h2d_bytes_per_second")->valuedouble;
-                o->rate = cJSON_GetObjectItemCaseSensitive(x, "linear_flops_per_second")->valuedouble;
-                o->x_read = cJSON_GetObjectItemCaseSensitive(x, "read_bytes")->valuedouble;
-                o->x_transfer = cJSON_GetObjectItemCaseSensitive(x, "transfer_seconds")->valuedouble;
-                o->x_flops = cJSON_GetObjectItemCaseSensitive(x, "flops")->valuedouble;
-                o->x_compute = cJSON_GetObjectItemCaseSensitive(x, "compute_seconds")->valuedouble;
-                o->x_call = cJSON_GetObjectItemCaseSensitive(x, "call_seconds")->valuedouble;
+                o->h2d = num(x, "h2d_bytes_per_second");
+                o->rate = num(x, "linear_flops_per_second");
+                o->x_read = num(x, "read_bytes");
+                o->x_transfer = num(x, "transfer_seconds");
+                o->x_flops = num(x, "flops");
+                o->x_compute = num(x, "compute_seconds");
+                o->x_call = num(x, "call_seconds");
             }
-            o->window = cJSON_GetObjectItemCaseSensitive(s, "window")->valueint;
-            o->blocks = cJSON_GetObjectItemCaseSensitive(s, "blocks")->valueint;
-            o->loads = cJSON_GetObjectItemCaseSensitive(s, "block_loads")->valuedouble;
-            o->read = cJSON_GetObjectItemCaseSensitive(s, "block_bytes_read")->valuedouble;
-            o->lookahead = cJSON_GetObjectItemCaseSensitive(s, "lookahead")->valueint;
+            o->window = (int)num(s, "window");
+            o->blocks = (int)num(s, "blocks");
+            o->loads = num(s, "block_loads");
+            o->read = num(s, "block_bytes_read");
+            o->lookahead = (int)num(s, "lookahead");
         }
         const cJSON *t5 = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "phases"), "condition_2"), "stream");
-        if (t5) o->t5_loads = cJSON_GetObjectItemCaseSensitive(t5, "block_loads")->valuedouble;
+        if (t5) o->t5_loads = num(t5, "block_loads");
         cJSON_Delete(rep);
     }
     return st;

@@ -40,6 +40,8 @@ typedef enum sdc_prec {
     SDC_PREC_BF16 = 2,
     SDC_PREC_BF16_ALL = 3
 } sdc_prec;
+/* Whether a matrix weight of a component at precision p is marked matmul_bf16 (the loader's rule) */
+static inline int sdc_prec_matmul_bf16(sdc_prec p) { return p == SDC_PREC_BF16_ALL; }
 /* 1 for the precisions whose 16-bit compute type, where a backend has one, is bf16 */
 static inline int sdc_prec_bf16(sdc_prec p) { return p == SDC_PREC_BF16 || p == SDC_PREC_BF16_ALL; }
 

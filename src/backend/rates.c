@@ -47,7 +47,7 @@ static int gemm_operands(sdc_backend *be, sdc_prec prec, int n, sdc_tensor *t[3]
     t[0] = sdc_tensor_new(be, SDC_MEM_WORKSPACE, act, 2, ne); /* x [n, n] */
     t[1] = sdc_tensor_new(be, SDC_MEM_WORKSPACE, wdt, 2, ne); /* w [n, n] */
     t[2] = sdc_tensor_new(be, SDC_MEM_WORKSPACE, act, 2, ne); /* y [n, n] */
-    if (t[1]) t[1]->matmul_bf16 = prec == SDC_PREC_BF16_ALL;  /* as the loader marks such a weight */
+    if (t[1]) t[1]->matmul_bf16 = sdc_prec_matmul_bf16(prec); /* as the loader marks a weight */
     float *v = malloc(sizeof(float) * (size_t)n * (size_t)n);
     int ok = t[0] && t[1] && t[2] && v;
     if (ok) {

@@ -112,15 +112,6 @@ uint16_t sdc_f32_to_f16(float f) {
 
 float sdc_bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
 
-/* written without a branch, so that bulk loops of it vectorise */
-static inline uint16_t f32_to_bf16(float f) {
-    const uint32_t u = f32_to_bits(f);
-    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r); /* quiet nan */
-}
-
-uint16_t sdc_f32_to_bf16(float f) { return f32_to_bf16(f); }
-
 /* All 65536 f16 values as f32: bulk conversion (loading fp16 weights) becomes one lookup each. */
 static float f16_table[65536];
 static pthread_once_t f16_table_once = PTHREAD_ONCE_INIT;
@@ -247,7 +238,7 @@ int sdc_convert_from_f32(void *dst, sdc_dtype dst_dtype, const float *src, size_
         return 0;
     case SDC_DTYPE_BF16:
         for (size_t i = 0; i < n; i++) {
-            uint16_t h = f32_to_bf16(src[i]);
+            uint16_t h = sdc_f32_to_bf16(src[i]);
             memcpy(d + 2 * i, &h, 2);
         }
         return 0;

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum sdc_dtype {
     /* compute types: tensors in backend memory have one of these */
@@ -56,7 +57,14 @@ size_t sdc_dtype_row_bytes(sdc_dtype dt, int64_t n);
 float sdc_f16_to_f32(uint16_t h);
 uint16_t sdc_f32_to_f16(float f); /* round to nearest even; overflow -> inf; NaN stays NaN */
 float sdc_bf16_to_f32(uint16_t h);
-uint16_t sdc_f32_to_bf16(float f); /* round to nearest even */
+/* round to nearest even; a NaN stays a (quiet) NaN. Inline and without a branch, so that bulk loops of it
+ * vectorise. */
+static inline uint16_t sdc_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+}
 
 /* Converts n elements of src (any float or integer dtype except F8) to f32. Returns 0, or -1 when the
  * dtype cannot be converted. */

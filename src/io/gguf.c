@@ -313,8 +313,8 @@ static int get_tensor(cursor *c, sdc_tensor_info *t) {
         return -1;
     }
     t->ndim = (int)n_dims;
-    int64_t nelem = 1, span = 1; /* span: the product of the nonzero dimensions, so that the product of
-                                  * the dimensions in any order (sdc_tensor_info_nelem) cannot overflow */
+    int64_t span = 1; /* the product of the nonzero dimensions, so that the product of the dimensions in any
+                       * order (sdc_tensor_info_nelem) cannot overflow */
     for (uint32_t d = 0; d < n_dims; d++) {
         uint64_t ne;
         if (get_u64(c, &ne, "tensor dimension")) return -1;
@@ -325,7 +325,6 @@ static int get_tensor(cursor *c, sdc_tensor_info *t) {
             return -1;
         }
         if (ne) span *= (int64_t)ne;
-        nelem *= (int64_t)ne;
         t->ne[n_dims - 1 - d] = (int64_t)ne; /* innermost first in the file, last in torch order */
     }
     if (get_u32(c, &type, "tensor type") || get_u64(c, &t->offset, "tensor offset")) return -1;
@@ -343,7 +342,8 @@ static int get_tensor(cursor *c, sdc_tensor_info *t) {
         c->st = SDC_ERR_FORMAT;
         return -1;
     }
-    const uint64_t rows = row ? (uint64_t)(nelem / row) : 0, row_bytes = sdc_dtype_row_bytes(t->dtype, row);
+    const uint64_t rows = row ? (uint64_t)(sdc_tensor_info_nelem(t) / row) : 0;
+    const uint64_t row_bytes = sdc_dtype_row_bytes(t->dtype, row);
     if (rows && row_bytes > UINT64_MAX / rows) {
         SDC_LOGE(c->log, "gguf: %s: tensor '%.*s' is too large", c->what, SHOWN, t->name);
         c->st = SDC_ERR_FORMAT;

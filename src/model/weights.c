@@ -252,7 +252,7 @@ static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *
         ws->status = SDC_ERR_OOM;
         return NULL;
     }
-    t->matmul_bf16 = matrix && ws->prec == SDC_PREC_BF16_ALL;
+    t->matmul_bf16 = matrix && sdc_prec_matmul_bf16(ws->prec);
     if (flat) {
         t->ndim = ndim;
         for (int i = 0; i < SDC_MAX_DIMS; i++) t->ne[i] = i < ndim ? ne[i] : 1;

@@ -109,9 +109,9 @@ static inline int64_t sdc_cpu_k_chunk_max(int64_t R, int64_t K) {
  * into a buffer of the thread that computes the tile, never as a whole copy. Widening is exact, so each
  * sgemm call sees the values, shapes and K order a weight widened at load gave: the same bits.
  * A weight marked matmul_bf16 (--precision bf16) is multiplied by the bf16 kernel (cpu_bf16.c) instead:
- * its tiles are in the kernel's format (a BF16 weight is read in place by a kernel that takes bf16; any
- * other is widened, then rounded), and each product's other operand is rounded a tile at a time into the
- * thread's ops slot. */
+ * its tiles are in the kernel's format, never read in place (oneDNN takes dense tiles: copied from a BF16
+ * weight, else widened then rounded; the plain kernel's widened, rounded unless BF16), and each product's
+ * other operand is rounded a tile at a time into the thread's ops slot. */
 typedef struct sdc_cpu_wmat {
     sdc_dtype dtype;
     const char *data; /* R rows of row_bytes */

@@ -62,18 +62,14 @@ const char *sdc_cpu_bf16_name(const sdc_cpu_bf16 *k) { return k->name; }
 
 size_t sdc_cpu_bf16_elem(const sdc_cpu_bf16 *k) { return k->dnnl ? sizeof(uint16_t) : sizeof(float); }
 
-/* f32 bits rounded to the nearest bf16, ties to even; a NaN stays a (quiet) NaN (sdc_f32_to_bf16's rule,
- * written so that the compiler vectorises it) */
-static inline uint32_t bf16_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;
+/* a row rounded to bf16 (sdc_f32_to_bf16: round to nearest even, NaN quiet) */
+static void round_row(const float *s, int64_t n, uint16_t *d) {
+    for (int64_t c = 0; c < n; c++) d[c] = sdc_f32_to_bf16(s[c]);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-/* bf16_bits over a row with VCVTNEPS2BF16 (round to nearest even, NaN quiet; it also flushes denormal
- * inputs to zero, values below 1.2e-38 that no product here can tell from zero) */
+/* round_row with VCVTNEPS2BF16 (the same rounding; it also flushes denormal inputs to zero, values below
+ * 1.2e-38 that no product here can tell from zero) */
 __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) static void round_row_cvt(const float *s, int64_t n,
                                                                                           uint16_t *d) {
     int64_t c = 0;
@@ -88,25 +84,20 @@ __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) static void roun
     }
 }
 #else
-static void round_row_cvt(const float *s, int64_t n, uint16_t *d) {
-    for (int64_t c = 0; c < n; c++) d[c] = (uint16_t)bf16_bits(s[c]);
-}
+static void round_row_cvt(const float *s, int64_t n, uint16_t *d) { round_row(s, n, d); } /* k->cvt is 0 here */
 #endif
 
 void sdc_cpu_bf16_round(const sdc_cpu_bf16 *k, const float *src, int64_t rows, int64_t cols, int64_t ld, void *dst) {
     for (int64_t r = 0; r < rows; r++) {
         const float *s = src + r * ld;
-        if (k->cvt) {
-            round_row_cvt(s, cols, (uint16_t *)dst + r * cols);
-        } else if (k->dnnl) {
-            uint16_t *d = (uint16_t *)dst + r * cols;
-            for (int64_t c = 0; c < cols; c++) d[c] = (uint16_t)bf16_bits(s[c]);
-        } else {
-            float *d = (float *)dst + r * cols;
-            for (int64_t c = 0; c < cols; c++) {
-                const uint32_t u = bf16_bits(s[c]) << 16;
-                memcpy(&d[c], &u, sizeof u);
-            }
+        if (k->dnnl) {
+            (k->cvt ? round_row_cvt : round_row)(s, cols, (uint16_t *)dst + r * cols);
+            continue;
+        }
+        float *d = (float *)dst + r * cols; /* plain: the bf16 value as an f32 */
+        for (int64_t c = 0; c < cols; c++) {
+            const uint32_t u = (uint32_t)sdc_f32_to_bf16(s[c]) << 16;
+            memcpy(&d[c], &u, sizeof u);
         }
     }
 }
