@@ -1,7 +1,7 @@
 """diffusers_flux.py - a Flux-schnell-shaped random model, and the same Flux job in Hugging Face diffusers
 for the side-by-side benchmark.
 
-    python3 bench/diffusers_flux.py make OUT_DIR --from TINY_DIR [--tiny]
+    python3 bench/diffusers_flux.py make OUT_DIR --from TINY_DIR [--tiny] [--blocks D,S,T]
     python3 bench/diffusers_flux.py run MODEL_DIR [--sizes 512,1024] [--steps 4]
 
 make: builds FLUX.1-schnell's four models from their published shapes (transformer: 19 double + 38
@@ -9,6 +9,8 @@ single blocks, hidden 3072; T5-XXL encoder: 24 layers, d_model 4096; CLIP ViT-L/
 VAE) with random weights directly on the GPU in bf16, and saves them with save_pretrained (sharded, as
 the hub stores them) beside the tokenizers, scheduler and model_index.json of TINY_DIR (what
 `sdc mkmodel --arch tiny-flux-schnell` writes). --tiny keeps the tiny shapes (a CPU check of the script).
+--blocks D,S,T makes D double and S single transformer blocks and T T5 layers at the real widths: a small
+model whose blocks run the real kernels (for profiles; step times scale with the block counts).
 sdc and diffusers then read the same files.
 
 run: loads MODEL_DIR as FluxPipeline in bf16, resident on the GPU, and per size runs one 1-image job
@@ -42,6 +44,10 @@ def make(a):
         cfg["text_encoder_2"].update(d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24,
                                      vocab_size=32128, relative_attention_num_buckets=32,
                                      relative_attention_max_distance=128, feed_forward_proj="gated-gelu")
+        if a.blocks:
+            d, s, t = (int(v) for v in a.blocks.split(","))
+            cfg["transformer"].update(num_layers=d, num_single_layers=s)
+            cfg["text_encoder_2"].update(num_layers=t)
     os.makedirs(a.out, exist_ok=True)
     for f in ("model_index.json",):
         shutil.copy(os.path.join(a.tiny_dir, f), a.out)
@@ -106,6 +112,7 @@ def main():
     m.add_argument("out")
     m.add_argument("--from", dest="tiny_dir", required=True)
     m.add_argument("--tiny", action="store_true")
+    m.add_argument("--blocks", default="")
     r = sub.add_parser("run")
     r.add_argument("model")
     r.add_argument("--sizes", default="512,1024")

@@ -9,7 +9,8 @@
  * precision, each time on fresh tensors whose output starts as NaN, so a element left unwritten fails. It
  * checks
  *   - ||cuda - ref|| / ||ref|| against per-family bounds: 1e-5 in f32, 2e-3 in f16 (which includes the
- *     rounding of the inputs to f16), 1e-2 in bf16; data movement exact (in f16 / bf16 against the reference
+ *     rounding of the inputs to f16), 1e-2 in bf16; a convolution on a kernel marked conv_tf32 2e-3 in
+ *     f32, and above 1e-5 there (the TF32 products did run); data movement exact (in f16 / bf16 against the reference
  *     rounded to it);
  *     NaN or Inf failing;
  *   - bit-identical output between the two runs;
@@ -33,6 +34,7 @@
 
 enum {
     GEMM,
+    TF32,   // a convolution on a kernel marked conv_tf32 (an F32_UPCAST component's): TF32 products in f32
     ATTN,
     NORM,
     ARITH,
@@ -46,11 +48,17 @@ typedef struct cuda_case {
     int uses_ws;   // the CUDA op must count workspace
 } cuda_case;
 
+/* conv2d with its kernel marked conv_tf32, as the loader marks an F32_UPCAST component's */
+static void run_conv_tf32(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    in[1]->conv_tf32 = 1;
+    run_conv(c, y, in);
+}
+
 /* The dimension of input i (-1: taken whole) and of the output that a subsampled reference cuts:
  * linear: rows of x; conv: output channels (w, b); attention: queries (and the bias's query rows). */
 static int sub_dim(const op_case *c, int i) {
     if (c->run == run_linear) return i == 0 ? c->in[0].ndim - 2 : i < 0 ? c->out.ndim - 2 : -1;
-    if (c->run == run_conv) return i == 1 || i == 2 ? 0 : i < 0 ? 1 : -1;
+    if (c->run == run_conv || c->run == run_conv_tf32) return i == 1 || i == 2 ? 0 : i < 0 ? 1 : -1;
     if (c->run == run_attention) return i <= 0 ? 1 : -1;
     if (c->run == run_attention_bias) return i <= 0 || i == 3 ? 1 : -1;   // queries, bias[H, T, S] rows
     return -1;
@@ -210,6 +218,36 @@ static const cuda_case cases[] = {
      GEMM,
      16,
      1},
+    {{"vae conv 3x3 512->512 128x128, tf32",
+      run_conv_tf32,
+      3,
+      {T4(1, 512, 128, 128), S4(512, 512, 3, 3, 0.0147f), T1(512)},
+      T4(1, 512, 128, 128),
+      {1, 1},
+      0},
+     TF32,
+     32,
+     1},
+    {{"vae conv 3x3 128->128 256x256 (banded), tf32",
+      run_conv_tf32,
+      3,
+      {T4(1, 128, 256, 256), S4(128, 128, 3, 3, 0.029f), T1(128)},
+      T4(1, 128, 256, 256),
+      {1, 1},
+      0},
+     TF32,
+     16,
+     1},
+    {{"vae conv 1x1 512->256 64x96, tf32",
+      run_conv_tf32,
+      3,
+      {T4(1, 512, 64, 96), S4(256, 512, 1, 1, 0.044f), T1(256)},
+      T4(1, 256, 64, 96),
+      {1, 0},
+      0},
+     TF32,
+     0,
+     0},
     {{"tiny conv_in 3x3 4->32 8x12 B2",
       run_conv,
       3,
@@ -1016,8 +1054,8 @@ enum {
 
 static double bound_for(int family, int prec) {
     if (family == EXACT) return 0;
-    if (prec == P_BF16) return 1e-2;   // 8-bit mantissas: the inputs' rounding alone is 2e-3 each
-    if (prec == P_F16) return 2e-3;
+    if (prec == P_BF16) return 1e-2;                    // 8-bit mantissas: the inputs' rounding alone is 2e-3 each
+    if (prec == P_F16 || family == TF32) return 2e-3;   // 11-bit mantissas (TF32's as f16's)
     return family == ARITH ? 0 : 1e-5;
 }
 
@@ -1056,6 +1094,9 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
             test_check_err(what, "max |cuda - ref|", test_max_abs(got.v, want, n), 0);
         else
             test_check_err(what, "rel err", test_rel_err(got.v, want, n), bound_for(cc->family, prec));
+        if (cc->family == TF32 && prec == P_F32)   // TF32 did round: true f32 is ~1e-7 here
+            test_check(test_rel_err(got.v, want, n) > 1e-5, "%s: TF32 products engaged (rel err %.2e > 1e-5)", what,
+                       test_rel_err(got.v, want, n));
         test_check(memcmp(a.out, b.out, op_host_n(&out) * sizeof(float)) == 0, "%s: bit-identical run to run", what);
         test_check(!a.leaked && !b.leaked && !a.ws_left && !b.ws_left,
                    "%s: memory counters back at start, no workspace left", what);

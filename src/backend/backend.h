@@ -33,15 +33,24 @@ typedef struct sdc_backend sdc_backend;
  *         whose activations overflow f16 in real checkpoints (a need for f32's range, not a wish for bf16)
  *   BF16_ALL  --precision bf16, every component: CUDA as BF16; the CPU also multiplies in bf16 (its
  *         matrix weights kept in bf16, marked matmul_bf16: both operands of their products rounded to
- *         bf16, f32 sums), its activations and other ops staying f32 */
+ *         bf16, f32 sums), its activations and other ops staying f32
+ *   F32_UPCAST  a VAE whose config says force_upcast (at the default precision): f32 as F32, except that
+ *         its convolution kernels are marked conv_tf32 and CUDA multiplies them on TF32 tensor cores (f32
+ *         sums), as torch does by default for cuDNN convolutions (cudnn.allow_tf32), under which diffusers'
+ *         upcast decode runs; the CPU has no TF32 and computes F32 */
 typedef enum sdc_prec {
     SDC_PREC_AUTO = 0,
     SDC_PREC_F32 = 1,
     SDC_PREC_BF16 = 2,
-    SDC_PREC_BF16_ALL = 3
+    SDC_PREC_BF16_ALL = 3,
+    SDC_PREC_F32_UPCAST = 4
 } sdc_prec;
 /* Whether a matrix weight of a component at precision p is marked matmul_bf16 (the loader's rule) */
 static inline int sdc_prec_matmul_bf16(sdc_prec p) { return p == SDC_PREC_BF16_ALL; }
+/* Whether a convolution kernel of a component at precision p is marked conv_tf32 (the loader's rule) */
+static inline int sdc_prec_conv_tf32(sdc_prec p) { return p == SDC_PREC_F32_UPCAST; }
+/* 1 for the precisions whose activations are f32 on every backend */
+static inline int sdc_prec_f32(sdc_prec p) { return p == SDC_PREC_F32 || p == SDC_PREC_F32_UPCAST; }
 /* 1 for the precisions whose 16-bit compute type, where a backend has one, is bf16 */
 static inline int sdc_prec_bf16(sdc_prec p) { return p == SDC_PREC_BF16 || p == SDC_PREC_BF16_ALL; }
 

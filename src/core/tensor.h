@@ -29,6 +29,9 @@ typedef struct sdc_tensor {
      * operands rounded to bf16 and sum in f32, on a backend whose activations stay f32 (the CPU; CUDA's
      * are bf16 then anyway) */
     int matmul_bf16;
+    /* a convolution kernel of a component at SDC_PREC_F32_UPCAST (the loader sets it): CUDA may round
+     * both operands of its products to TF32 (f32 sums); the CPU ignores it */
+    int conv_tf32;
 } sdc_tensor;
 
 int64_t sdc_tensor_nelem(const sdc_tensor *t);

@@ -38,9 +38,10 @@ sdc_weight_stream *sd1_unet_stream(void *o) { return sdc_unet_weight_stream(o); 
 void sd1_free_vae_decoder(void *o) { sdc_vae_decoder_free(o); }
 void sd1_free_vae_encoder(void *o) { sdc_vae_encoder_free(o); }
 
-/* the stock SD VAE is fine in fp16; SDXL's overflows, and its config says force_upcast (as diffusers) */
+/* the stock SD VAE is fine in fp16; SDXL's overflows, and its config says force_upcast: f32 as in diffusers,
+ * whose upcast decode runs its convolutions in TF32 (torch's default for cuDNN): F32_UPCAST (backend.h) */
 sdc_prec sd1_vae_precision(const void *fam) {
-    return ((const sd1_fam *)fam)->vae.force_upcast ? SDC_PREC_F32 : SDC_PREC_AUTO;
+    return ((const sd1_fam *)fam)->vae.force_upcast ? SDC_PREC_F32_UPCAST : SDC_PREC_AUTO;
 }
 
 const char *const sd1_te_prefixes[] = {"text_encoder.text_model.", NULL};

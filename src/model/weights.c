@@ -253,6 +253,7 @@ static sdc_tensor *get(sdc_weight_set *ws, int matrix, int ndim, const int64_t *
         return NULL;
     }
     t->matmul_bf16 = matrix && sdc_prec_matmul_bf16(ws->prec);
+    t->conv_tf32 = matrix && ndim == 4 && sdc_prec_conv_tf32(ws->prec);
     if (flat) {
         t->ndim = ndim;
         for (int i = 0; i < SDC_MAX_DIMS; i++) t->ne[i] = i < ndim ? ne[i] : 1;

@@ -20,6 +20,7 @@ struct sdc_cuda_ctx {
     cudaStream_t copy;   /* staging uploads */
     cublasHandle_t cublas;
     void *cublas_ws; /* SDC_CUDA_CUBLAS_WORKSPACE_BYTES, counted as workspace */
+    sdc_cuda_lt *lt; /* cuBLASLt: the biased linears (NULL: they fill the bias first) */
     sdc_cuda_pool pool;
     sdc_cuda_staging staging;
     int pool_ready;
@@ -53,6 +54,8 @@ int sdc_cublas_check(sdc_backend *be, int status, const char *call, const char *
 
 cudaStream_t sdc_cuda_stream(sdc_backend *be) { return ctx_of(be)->stream; }
 void *sdc_cuda_cublas(sdc_backend *be) { return ctx_of(be)->cublas; }
+void *sdc_cuda_cublas_ws(sdc_backend *be) { return ctx_of(be)->cublas_ws; }
+sdc_cuda_lt *sdc_cuda_lt_of(sdc_backend *be) { return ctx_of(be)->lt; }
 
 void *sdc_cuda_scratch_alloc(sdc_backend *be, size_t nbytes, const char *what, const char *file, int line) {
     void *p = sdc_fail_now(&be->fail.workspace) ? NULL : sdc_cuda_pool_alloc(&ctx_of(be)->pool, nbytes ? nbytes : 1);
@@ -116,7 +119,7 @@ static void cuda_synchronize(sdc_backend *be) {
  * load instead. */
 #define KEEP_BLOCK_TYPES 1
 static sdc_dtype cuda_act_dtype(sdc_backend *be, sdc_prec prec) {
-    return prec == SDC_PREC_F32 ? SDC_DTYPE_F32 : sdc_prec_bf16(prec) ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
+    return sdc_prec_f32(prec) ? SDC_DTYPE_F32 : sdc_prec_bf16(prec) ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
 }
 static sdc_dtype cuda_weight_dtype(sdc_backend *be, sdc_dtype file_dtype, sdc_prec prec, int matrix) {
     if (KEEP_BLOCK_TYPES && matrix && sdc_dtype_is_quant(file_dtype)) return file_dtype;
@@ -232,6 +235,7 @@ static void cuda_destroy(sdc_backend *be) {
     if (c) {
         if (c->stream) cudaStreamSynchronize(c->stream);
         sdc_cuda_staging_destroy(&c->staging);
+        sdc_cuda_lt_free(c->lt);
         if (c->cublas) cublasDestroy(c->cublas);
         if (c->cublas_ws) sdc_cuda_scratch_free(be, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES);
         if (be->stats.cur_total)
@@ -359,6 +363,8 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
             fail = "allocate the cuBLAS workspace";
         else if (CUBLAS_CHECK(be, cublasSetWorkspace(c->cublas, c->cublas_ws, SDC_CUDA_CUBLAS_WORKSPACE_BYTES)))
             fail = "set the cuBLAS workspace";
+        else if (!(c->lt = sdc_cuda_lt_new()))
+            SDC_LOGW(log, "sdc_backend_cuda_new: no cuBLASLt handle; biased linears fill the bias first");
     }
     if (fail) {
         (void)cudaGetLastError();

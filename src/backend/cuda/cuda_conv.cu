@@ -21,20 +21,38 @@ struct conv_geom {
 /* col[img][r][p] for n_img images, r = (ci, kh, kw) < K, p < n_rows*Wo (output rows oh0...): the input
  * pixel under kernel tap (kh, kw) for output position p, or 0 in the padding. A block row (blockIdx.y)
  * per col row, so the tap and the source plane are worked out once; threads along p (coalesced writes,
- * stride-1 reads along an input row). */
-template <typename T>
+ * stride-1 reads along an input row). With V > 1 (Wo % V == 0) each thread makes V neighbouring outputs
+ * of one output row and stores them as one 16-byte vector: the index arithmetic is per vector, not per
+ * element, which is what bounded this kernel (it is pure data movement: the col values are the same). */
+template <typename T, int V>
 __global__ void im2col_kernel(T *col, const T *x, conv_geom g, int oh0, int n_rows, int64_t n_col_rows) {
-    const int P = n_rows * g.Wo, KK = g.KH * g.KW, K = g.Ci * KK;
+    const int P = n_rows * g.Wo, KK = g.KH * g.KW, K = g.Ci * KK, PV = P / V;
     const T zero = sdc_from_f<T>(0.0f);
     for (int64_t row = blockIdx.y; row < n_col_rows; row += gridDim.y) {
         const int64_t img = row / K;
         const int r = (int)(row % K), ci = r / KK, kh = r % KK / g.KW, kw = r % g.KW;
         const T *xc = x + (img * g.Ci + ci) * g.H * g.W;   // [H, W]
         T *dst = col + row * P;                            // [n_rows, Wo]
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += gridDim.x * blockDim.x) {
-            const int q = p / g.Wo, oh = oh0 + q, ow = p - q * g.Wo;
-            const int ih = oh * g.stride - g.pad + kh, iw = ow * g.stride - g.pad + kw;
-            dst[p] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? xc[(int64_t)ih * g.W + iw] : zero;
+        for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < PV; v += gridDim.x * blockDim.x) {
+            const int p0 = v * V, q = p0 / g.Wo, ow0 = p0 - q * g.Wo;
+            const int ih = (oh0 + q) * g.stride - g.pad + kh;
+            uint4 out;   // V elements (V == 1: only the first is used)
+            T *e = reinterpret_cast<T *>(&out);
+            if (ih < 0 || ih >= g.H) {
+#pragma unroll
+                for (int j = 0; j < V; j++) e[j] = zero;
+            } else {
+                const T *xr = xc + (int64_t)ih * g.W;
+#pragma unroll
+                for (int j = 0; j < V; j++) {
+                    const int iw = (ow0 + j) * g.stride - g.pad + kw;
+                    e[j] = iw >= 0 && iw < g.W ? xr[iw] : zero;
+                }
+            }
+            if (V == 1)
+                dst[p0] = e[0];
+            else
+                *reinterpret_cast<uint4 *>(dst + p0) = out;
         }
     }
 }
@@ -43,17 +61,27 @@ __global__ void im2col_kernel(T *col, const T *x, conv_geom g, int oh0, int n_ro
  * the first launch). */
 extern "C" cudaError_t sdc_cuda_kernel_probe(void) {
     cudaFuncAttributes a;
-    cudaError_t err = cudaFuncGetAttributes(&a, im2col_kernel<float>);
-    return err != cudaSuccess ? err : cudaFuncGetAttributes(&a, im2col_kernel<__half>);
+    cudaError_t err = cudaFuncGetAttributes(&a, im2col_kernel<float, 1>);
+    return err != cudaSuccess ? err : cudaFuncGetAttributes(&a, im2col_kernel<__half, 1>);
+}
+
+template <typename T>
+static void im2col_launch(cudaStream_t s, T *col, const T *x, const conv_geom &g, int oh0, int n_rows, int64_t n_img) {
+    constexpr int V = 16 / (int)sizeof(T);   // outputs per 16-byte store
+    const int P = n_rows * g.Wo, vec = g.Wo % V == 0 ? V : 1, items = P / vec;
+    const int threads = items >= 256 ? 256 : (items + 31) / 32 * 32;
+    const int64_t rows = n_img * g.Ci * g.KH * g.KW;
+    const dim3 grid((unsigned)((items + threads - 1) / threads), (unsigned)(rows < 65535 ? rows : 65535));
+    if (vec == V)
+        im2col_kernel<T, V><<<grid, threads, 0, s>>>(col, x, g, oh0, n_rows, rows);
+    else
+        im2col_kernel<T, 1><<<grid, threads, 0, s>>>(col, x, g, oh0, n_rows, rows);
 }
 
 static void im2col(sdc_backend *be, sdc_dtype dt, void *col, const void *x, const conv_geom &g, int oh0, int n_rows,
                    int64_t n_img) {
-    const int P = n_rows * g.Wo, threads = P >= 256 ? 256 : (P + 31) / 32 * 32;
-    const int64_t rows = n_img * g.Ci * g.KH * g.KW;
-    const dim3 grid((unsigned)((P + threads - 1) / threads), (unsigned)(rows < 65535 ? rows : 65535));
     cudaStream_t s = sdc_cuda_stream(be);
-    SDC_FLOAT_DISPATCH(dt, T, im2col_kernel<<<grid, threads, 0, s>>>((T *)col, (const T *)x, g, oh0, n_rows, rows));
+    SDC_FLOAT_DISPATCH(dt, T, im2col_launch<T>(s, (T *)col, (const T *)x, g, oh0, n_rows, n_img));
     SDC_CUDA_LAUNCHED(be);
 }
 
@@ -73,6 +101,7 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
         sdc_cuda_dequant_rows(be, w->dtype, w->data, dt, wq, Co, K);
         wd = wq;
     }
+    const int tf32 = w->conv_tf32;   // an F32_UPCAST component's kernel: TF32 products (backend.h)
     const conv_geom g = {(int)Ci, (int)H, (int)W, (int)KH, (int)KW, stride, pad, (int)Ho, (int)Wo};
     const size_t es = sdc_dtype_size(dt);
     char *yd = (char *)y->data;   // [B, Co, P]
@@ -103,7 +132,7 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
     }
     if (pointwise) {
         // per image: y^T[P, Co] = (x_img[Ci, P] as [P, Ci]) . (w[Co, Ci] as [Ci, Co])
-        sdc_cuda_gemm(be, dt, 0, 0, P, Co, Ci, x->data, P, Ci * P, wd, Ci, 0, beta, yd, P, Co * P, B);
+        sdc_cuda_gemm(be, dt, tf32, 0, 0, P, Co, Ci, x->data, P, Ci * P, wd, Ci, 0, beta, yd, P, Co * P, B);
         sdc_cuda_scratch_free(be, wq, wq_bytes);
         return;
     }
@@ -114,7 +143,7 @@ extern "C" void sdc_cuda_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor
             const int64_t nr = Ho - oh0 < rows ? Ho - oh0 : rows, Pb = nr * Wo;
             im2col(be, dt, col, xb, g, (int)oh0, (int)nr, nb);   // [nb, K, Pb]
             // y_img^T[oh0*Wo : +Pb, Co] (ldc P) = (col_img[K, Pb] as [Pb, K]) . (w[Co, K] as [K, Co])
-            sdc_cuda_gemm(be, dt, 0, 0, Pb, Co, K, col, Pb, K * Pb, wd, K, 0, beta,
+            sdc_cuda_gemm(be, dt, tf32, 0, 0, Pb, Co, K, col, Pb, K * Pb, wd, K, 0, beta,
                           yd + (size_t)(b0 * Co * P + oh0 * Wo) * es, P, Co * P, nb);
         }
     }

@@ -1,9 +1,14 @@
 /* cuda_gemm.cu - every GEMM of the CUDA backend goes through cuBLAS here, and the linear op is one of
- * them: y[M, N] = x[M, K] w[N, K]^T + b, seen column-major as y^T[N, M] = w^T x^T. A bias is written
- * into y first and the GEMM adds to it (beta 1), so it is fused into the GEMM's single rounding.
+ * them: y[M, N] = x[M, K] w[N, K]^T + b, seen column-major as y^T[N, M] = w^T x^T. A linear with a bias
+ * runs on cuBLASLt with the bias added in the GEMM's epilogue (CUBLASLT_EPILOGUE_BIAS: one rounding, no
+ * pass over y before the GEMM and no read of y by it); its plan (descriptors and the heuristic's first
+ * algorithm, split-K reductions in f32 only) is made once per shape and alignment and kept. Elsewhere (no
+ * cuBLASLt, no algorithm, a convolution's bias) the bias is written into y first and the GEMM adds to it
+ * (beta 1), also inside the GEMM's single rounding.
  *
  * Types: F16 or BF16 operands with f32 accumulation (tensor cores), or F32 with true f32 arithmetic
- * (CUBLAS_COMPUTE_32F without the TF32 math mode).
+ * (CUBLAS_COMPUTE_32F without the TF32 math mode; TF32 only where a caller asks: the convolutions of an
+ * F32_UPCAST component, backend.h).
  *
  * A block-quantized weight (GGUF's types) stays quantized in device memory. The linear dequantizes a chunk
  * of its rows at a time into a workspace in y's dtype (cuda_quant.cu) and runs the GEMM of that chunk,
@@ -13,27 +18,70 @@
  * reproducible; they equal one GEMM on the whole dequantized weight as far as cuBLAS picks the same
  * kernel for both sizes (test_cuda_quant measures it). */
 #include <climits>
+#include <cstdlib>
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #include "backend/cuda/cuda_common.cuh"
 
-template <typename T> __global__ void fill_bias_kernel(T *y, const T *bias, int64_t C, int64_t inner, int64_t total) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = bias[inner == 1 ? i % C : i / inner % C];
+/* y[o, c, i] = bias[c] (planes o * C + c, each `inner` long): a block row per plane (grid-stride), threads
+ * along it, V values per 16-byte store where the planes allow */
+template <typename T, int V>
+__global__ void fill_planes_kernel(T *y, const T *bias, int64_t C, int64_t inner, int64_t planes) {
+    for (int64_t pl = blockIdx.y; pl < planes; pl += gridDim.y) {
+        uint4 pack;   // V copies of the plane's value (V == 1: the first)
+        T *e = reinterpret_cast<T *>(&pack);
+#pragma unroll
+        for (int j = 0; j < V; j++) e[j] = bias[pl % C];
+        T *row = y + pl * inner;
+        for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < inner / V;
+             i += (int64_t)gridDim.x * blockDim.x)
+            if (V == 1)
+                row[i] = e[0];
+            else
+                reinterpret_cast<uint4 *>(row)[i] = pack;
+    }
+}
+
+template <typename T>
+static void fill_planes(cudaStream_t s, T *y, const T *bias, int64_t C, int64_t inner, int64_t planes) {
+    constexpr int V = 16 / (int)sizeof(T);
+    const int vec = inner % V == 0 && sdc_aligned16(y) ? V : 1;
+    const int64_t items = inner / vec;
+    const int threads = items >= 256 ? 256 : (int)((items + 31) / 32 * 32);
+    const int64_t bx = (items + threads - 1) / threads;
+    const dim3 grid((unsigned)(bx < 1024 ? bx : 1024), (unsigned)(planes < 65535 ? planes : 65535));
+    if (vec == V)
+        fill_planes_kernel<T, V><<<grid, threads, 0, s>>>(y, bias, C, inner, planes);
+    else
+        fill_planes_kernel<T, 1><<<grid, threads, 0, s>>>(y, bias, C, inner, planes);
 }
 
 extern "C" void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t outer, int64_t C,
                                    int64_t inner) {
-    const int64_t total = outer * C * inner;
-    if (total == 0) return;
+    if (outer * C * inner == 0) return;
     cudaStream_t s = sdc_cuda_stream(be);
-    SDC_FLOAT_DISPATCH(
-        dt, T, fill_bias_kernel<<<sdc_grid_1d(total, 256), 256, 0, s>>>((T *)y, (const T *)bias, C, inner, total));
+    SDC_FLOAT_DISPATCH(dt, T, fill_planes<T>(s, (T *)y, (const T *)bias, C, inner, outer * C));
     SDC_CUDA_LAUNCHED(be);
 }
 
-extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                              const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb,
+/* y[m, c] (row stride ld) = bias[c] for m < M, c < C: a block row per m (grid-stride), threads along c */
+template <typename T> __global__ void fill_bias_ld_kernel(T *y, const T *bias, int64_t M, int C, int64_t ld) {
+    for (int64_t m = blockIdx.x; m < M; m += gridDim.x)
+        for (int c = threadIdx.x; c < C; c += blockDim.x) y[m * ld + c] = bias[c];
+}
+
+static void fill_bias_ld(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t M, int64_t C, int64_t ld) {
+    if (M == 0 || C == 0) return;
+    assert(C <= INT_MAX);
+    const unsigned blocks = (unsigned)(M < 65535 ? M : 65535);
+    cudaStream_t s = sdc_cuda_stream(be);
+    SDC_FLOAT_DISPATCH(dt, T, fill_bias_ld_kernel<<<blocks, 256, 0, s>>>((T *)y, (const T *)bias, M, (int)C, ld));
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int tf32, int trans_a, int trans_b, int64_t m, int64_t n,
+                              int64_t k, const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb,
                               int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, int64_t batch) {
     assert(dt == SDC_DTYPE_F16 || dt == SDC_DTYPE_BF16 || dt == SDC_DTYPE_F32);
     assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX &&
@@ -43,15 +91,16 @@ extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int tr
     const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float alpha = 1.0f;
+    const cublasComputeType_t ct = dt == SDC_DTYPE_F32 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     if (batch == 1)
         CUBLAS_CHECK(be,
                      cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, B, t, (int)ldb, &beta, C,
-                                  t, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                  t, (int)ldc, ct, CUBLAS_GEMM_DEFAULT));
     else
         CUBLAS_CHECK(be,
                      cublasGemmStridedBatchedEx(h, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, stride_a, B,
-                                                t, (int)ldb, stride_b, &beta, C, t, (int)ldc, stride_c, (int)batch,
-                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                                t, (int)ldb, stride_b, &beta, C, t, (int)ldc, stride_c, (int)batch, ct,
+                                                CUBLAS_GEMM_DEFAULT));
 }
 
 /* Rows that fit SDC_CUDA_LINEAR_WORKSPACE_BYTES, a multiple of 128 when at least 128 fit (whole GEMM
@@ -75,8 +124,141 @@ extern "C" size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y
     return (size_t)(sdc_cuda_linear_chunk_rows(N, K, y->dtype) * K) * sdc_dtype_size(y->dtype);
 }
 
-/* y[M, N] = x[M, K] w[N, K]^T (+ beta y) for a block-quantized w, a chunk of w's rows at a time. */
-static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, float beta) {
+/* ------------------------------------------------------------------ cuBLASLt biased linears --- */
+
+#define LT_PLANS 128   // kept plans; the least recently used one makes room
+
+struct lt_plan {
+    int64_t N, M, K, ldd;
+    cudaDataType t;
+    unsigned align;   // the operands' common alignment in bytes (a function of shapes: see align_of)
+    int ok;           // 0: cuBLASLt has no algorithm for it (the fill path runs)
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulAlgo_t algo;
+    uint64_t used;
+};
+
+struct sdc_cuda_lt {
+    cublasLtHandle_t h;
+    lt_plan plans[LT_PLANS];
+    int n;
+    uint64_t tick;
+};
+
+extern "C" sdc_cuda_lt *sdc_cuda_lt_new(void) {
+    sdc_cuda_lt *lt = (sdc_cuda_lt *)calloc(1, sizeof *lt);
+    if (lt && cublasLtCreate(&lt->h) != CUBLAS_STATUS_SUCCESS) {
+        free(lt);
+        return NULL;
+    }
+    return lt;
+}
+
+static void lt_plan_clear(lt_plan *p) {
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->d) cublasLtMatrixLayoutDestroy(p->d);
+    *p = lt_plan{};
+}
+
+extern "C" void sdc_cuda_lt_free(sdc_cuda_lt *lt) {
+    if (!lt) return;
+    for (int i = 0; i < lt->n; i++) lt_plan_clear(&lt->plans[i]);
+    cublasLtDestroy(lt->h);
+    free(lt);
+}
+
+/* The largest power of two up to 256 dividing p's address. Every allocation starts on a 512-byte boundary
+ * (cuda_alloc.h) and views start at offsets made of shapes, so this is a function of the shapes. */
+static unsigned align_of(const void *p) {
+    unsigned a = 256;
+    while (a > 1 && (uintptr_t)p % a) a >>= 1;
+    return a;
+}
+
+/* y^T[N, M] (ld ldd) = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N] over the columns */
+static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+    const uint64_t ws = SDC_CUDA_CUBLAS_WORKSPACE_BYTES;
+    const uint32_t align = p->align, reduction = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;   // split-K sums in f32
+    cublasLtMatmulPreference_t pref = NULL;
+    int ok = cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->a, p->t, (uint64_t)p->K, (uint64_t)p->N, p->K) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->b, p->t, (uint64_t)p->K, (uint64_t)p->M, p->K) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->d, p->t, (uint64_t)p->N, (uint64_t)p->M, p->N) == 0 &&
+        cublasLtMatmulPreferenceCreate(&pref) == 0 &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0 &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
+                                             sizeof reduction) == 0;
+    const cublasLtMatmulPreferenceAttributes_t aligns[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; ok && i < 4; i++)
+        ok = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &align, sizeof align) == 0;
+    cublasLtMatmulHeuristicResult_t res = {};
+    int found = 0;
+    ok = ok && cublasLtMatmulAlgoGetHeuristic(lt->h, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found) == 0 &&
+        found > 0 && res.state == CUBLAS_STATUS_SUCCESS;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ok) p->algo = res.algo;
+    return ok;
+}
+
+static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, int64_t ldd, cudaDataType t,
+                            unsigned align) {
+    lt->tick++;
+    for (int i = 0; i < lt->n; i++) {
+        lt_plan *p = &lt->plans[i];
+        if (p->N == N && p->M == M && p->K == K && p->ldd == ldd && p->t == t && p->align == align) {
+            p->used = lt->tick;
+            return p;
+        }
+    }
+    lt_plan *p = &lt->plans[lt->n < LT_PLANS ? lt->n++ : 0];
+    if (p->op) {   // full: the least recently used plan makes room
+        for (int i = 1; i < LT_PLANS; i++)
+            if (lt->plans[i].used < p->used) p = &lt->plans[i];
+        lt_plan_clear(p);
+    }
+    p->N = N, p->M = M, p->K = K, p->ldd = ldd, p->t = t, p->align = align, p->used = lt->tick;
+    p->ok = lt_plan_make(lt, p);
+    return p;
+}
+
+/* y^T[N, M] (ld ldd) = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N], the bias in the epilogue
+ * (dt's operands, f32 accumulation); 0 when cuBLASLt has no plan for it (nothing was enqueued) */
+static int gemm_bias_lt(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int64_t K, const void *w, const void *x,
+                        const void *bias, void *y, int64_t ldd) {
+    sdc_cuda_lt *lt = sdc_cuda_lt_of(be);
+    if (!lt || N > INT_MAX || M > INT_MAX || K > INT_MAX || ldd > INT_MAX) return 0;
+    const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    unsigned align = align_of(y);
+    const void *ptrs[] = {x, w, bias};
+    for (int i = 0; i < 3; i++) align = align_of(ptrs[i]) < align ? align_of(ptrs[i]) : align;
+    const lt_plan *p = lt_plan_for(lt, N, M, K, ldd, t, align);
+    if (!p->ok) return 0;
+    const float alpha = 1.0f, beta = 0.0f;
+    if (CUBLAS_CHECK(be, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias)))
+        return 1;
+    CUBLAS_CHECK(be,
+                 cublasLtMatmul(lt->h, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->d, y, p->d, &p->algo,
+                                sdc_cuda_cublas_ws(be), SDC_CUDA_CUBLAS_WORKSPACE_BYTES, sdc_cuda_stream(be)));
+    return 1;
+}
+
+/* y[M, N] = x[M, K] w[N, K]^T + b for a block-quantized w, a chunk of w's rows at a time. A weight that is
+ * one chunk takes its bias in the GEMM's epilogue, as a float weight does (so that the two agree bit for bit);
+ * with several chunks the bias is written into y first and each chunk's GEMM adds to it (beta 1): cuBLASLt's
+ * epilogue GEMMs writing column slices of y (ldd N > rows) gave non-finite output on the H100 (test_cuda_quant,
+ * M = 4096, K = 3072, N = 12288), a cause not yet found. */
+static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                         const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
     const sdc_dtype dt = y->dtype;
     const size_t es = sdc_dtype_size(dt), w_row = sdc_dtype_row_bytes(w->dtype, K);
@@ -84,12 +266,22 @@ static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, co
     const size_t ws_bytes = sdc_cuda_linear_workspace(be, y, x, w);
     void *wd = SDC_CUDA_SCRATCH(be, ws_bytes, "sdc_cuda_linear dequantized weight rows");   // [chunk, K]
     if (!wd) return;
+    if (chunk >= N) {   // one chunk: wd[N, K]
+        sdc_cuda_dequant_rows(be, w->dtype, w->data, dt, wd, N, K);
+        if (!b || !gemm_bias_lt(be, dt, N, M, K, wd, x->data, b->data, y->data, N)) {
+            if (b) fill_bias_ld(be, dt, y->data, b->data, M, N, N);
+            sdc_cuda_gemm(be, dt, 0, 1, 0, N, M, K, wd, K, 0, x->data, K, 0, b ? 1.0f : 0.0f, y->data, N, 0, 1);
+        }
+        sdc_cuda_scratch_free(be, wd, ws_bytes);
+        return;
+    }
+    if (b) fill_bias_ld(be, dt, y->data, b->data, M, N, N);   // y[M, N] = b[N] broadcast over rows
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t rows = N - n0 < chunk ? N - n0 : chunk;
         sdc_cuda_dequant_rows(be, w->dtype, (const char *)w->data + (size_t)n0 * w_row, dt, wd, rows, K);
         // y^T[n0 : n0 + rows, M] (ldc N) = (wd[rows, K] as [K, rows])^T . (x[M, K] as [K, M]) + beta y^T
-        sdc_cuda_gemm(be, dt, 1, 0, rows, M, K, wd, K, 0, x->data, K, 0, beta, (char *)y->data + (size_t)n0 * es, N, 0,
-                      1);
+        sdc_cuda_gemm(be, dt, 0, 1, 0, rows, M, K, wd, K, 0, x->data, K, 0, b ? 1.0f : 0.0f,
+                      (char *)y->data + (size_t)n0 * es, N, 0, 1);
     }
     sdc_cuda_scratch_free(be, wd, ws_bytes);
 }
@@ -101,15 +293,16 @@ extern "C" void sdc_cuda_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor
     const int quant = sdc_dtype_is_quant(w->dtype);
     assert(x->dtype == dt && (w->dtype == dt || quant) && (!b || b->dtype == dt));
     if (M == 0 || N == 0) return;
-    float beta = 0.0f;
-    if (b) {   // y[M, N] = b[N] broadcast over rows
-        sdc_cuda_fill_bias(be, dt, y->data, b->data, M, N, 1);
-        beta = 1.0f;
-    }
     if (quant) {
-        linear_quant(be, y, x, w, beta);
+        linear_quant(be, y, x, w, b);
         return;
     }
+    if (b && gemm_bias_lt(be, dt, N, M, K, w->data, x->data, b->data, y->data, N)) return;
+    float beta = 0.0f;
+    if (b) {   // y[M, N] = b[N] broadcast over rows
+        fill_bias_ld(be, dt, y->data, b->data, M, N, N);
+        beta = 1.0f;
+    }
     // column-major: y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + beta y^T
-    sdc_cuda_gemm(be, dt, 1, 0, N, M, K, w->data, K, 0, x->data, K, 0, beta, y->data, N, 0, 1);
+    sdc_cuda_gemm(be, dt, 0, 1, 0, N, M, K, w->data, K, 0, x->data, K, 0, beta, y->data, N, 0, 1);
 }

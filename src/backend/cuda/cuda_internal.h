@@ -36,7 +36,13 @@ int sdc_cublas_check(sdc_backend *be, int status, const char *call, const char *
 typedef struct sdc_cuda_ctx sdc_cuda_ctx; /* defined in cuda_backend.c */
 
 cudaStream_t sdc_cuda_stream(sdc_backend *be);
-void *sdc_cuda_cublas(sdc_backend *be); /* the cublasHandle_t, bound to the stream */
+void *sdc_cuda_cublas(sdc_backend *be);    /* the cublasHandle_t, bound to the stream */
+void *sdc_cuda_cublas_ws(sdc_backend *be); /* its workspace, SDC_CUDA_CUBLAS_WORKSPACE_BYTES (cuBLASLt's too) */
+/* cuBLASLt for the linears with a bias (cuda_gemm.cu): a handle and the plans made so far */
+typedef struct sdc_cuda_lt sdc_cuda_lt;
+sdc_cuda_lt *sdc_cuda_lt_new(void); /* NULL: no cuBLASLt (the linears then fill the bias first) */
+void sdc_cuda_lt_free(sdc_cuda_lt *lt);
+sdc_cuda_lt *sdc_cuda_lt_of(sdc_backend *be);
 /* Device scratch for an op, counted as SDC_MEM_WORKSPACE; its size depends on shapes only. NULL when
  * the device has no room (or be->fail.workspace says so): that is then the sticky status, SDC_ERR_OOM,
  * logged with the caller's location and `what`, and the op returns at once. Freed with scratch_free
@@ -54,9 +60,10 @@ void sdc_cuda_scratch_free(sdc_backend *be, void *p, size_t nbytes);
 #define SDC_CUDA_LINEAR_WORKSPACE_BYTES ((size_t)32 << 20)
 
 /* Column-major GEMM on the compute stream, cuBLAS's convention: C[m, n] = op(A) op(B) + beta C for each
- * of `batch` matrices stride_* elements apart (stride_b 0: one B for all). dt is F16 (f32 accumulation,
- * tensor cores) or F32 (true f32, no TF32) for A, B and C alike. */
-void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+ * of `batch` matrices stride_* elements apart (stride_b 0: one B for all). dt is F16 or BF16 (f32
+ * accumulation, tensor cores) or F32 (true f32; with tf32, operands rounded to TF32 on tensor cores, f32
+ * sums) for A, B and C alike. */
+void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int tf32, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                    const void *A, int64_t lda, int64_t stride_a, const void *B, int64_t ldb, int64_t stride_b,
                    float beta, void *C, int64_t ldc, int64_t stride_c, int64_t batch);
 /* y[o, c, i] = bias[c] for o < outer, c < C, i < inner (dt F16 or F32): the start of a GEMM with beta 1. */
