@@ -110,8 +110,6 @@ uint16_t sdc_f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
-float sdc_bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
-
 /* All 65536 f16 values as f32: bulk conversion (loading fp16 weights) becomes one lookup each. */
 static float f16_table[65536];
 static pthread_once_t f16_table_once = PTHREAD_ONCE_INIT;

@@ -56,7 +56,13 @@ size_t sdc_dtype_row_bytes(sdc_dtype dt, int64_t n);
 
 float sdc_f16_to_f32(uint16_t h);
 uint16_t sdc_f32_to_f16(float f); /* round to nearest even; overflow -> inf; NaN stays NaN */
-float sdc_bf16_to_f32(uint16_t h);
+/* exact (bf16 is f32's top half); inline so that bulk loops of it vectorise */
+static inline float sdc_bf16_to_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 /* round to nearest even; a NaN stays a (quiet) NaN. Inline and without a branch, so that bulk loops of it
  * vectorise. */
 static inline uint16_t sdc_f32_to_bf16(float f) {
