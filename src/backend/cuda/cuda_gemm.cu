@@ -191,7 +191,7 @@ static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep) == 0 &&
         cublasLtMatrixLayoutCreate(&p->a, p->t, (uint64_t)p->K, (uint64_t)p->N, p->K) == 0 &&
         cublasLtMatrixLayoutCreate(&p->b, p->t, (uint64_t)p->K, (uint64_t)p->M, p->K) == 0 &&
-        cublasLtMatrixLayoutCreate(&p->d, p->t, (uint64_t)p->N, (uint64_t)p->M, p->N) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->d, p->t, (uint64_t)p->N, (uint64_t)p->M, p->ldd) == 0 &&
         cublasLtMatmulPreferenceCreate(&pref) == 0 &&
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0 &&
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
@@ -221,7 +221,7 @@ static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, in
         }
     }
     lt_plan *p = &lt->plans[lt->n < LT_PLANS ? lt->n++ : 0];
-    if (p->op) {   // full: the least recently used plan makes room
+    if (p->used) {   // full: the least recently used plan makes room
         for (int i = 1; i < LT_PLANS; i++)
             if (lt->plans[i].used < p->used) p = &lt->plans[i];
         lt_plan_clear(p);
@@ -254,9 +254,10 @@ static int gemm_bias_lt(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int
 
 /* y[M, N] = x[M, K] w[N, K]^T + b for a block-quantized w, a chunk of w's rows at a time. A weight that is
  * one chunk takes its bias in the GEMM's epilogue, as a float weight does (so that the two agree bit for bit);
- * with several chunks the bias is written into y first and each chunk's GEMM adds to it (beta 1): cuBLASLt's
- * epilogue GEMMs writing column slices of y (ldd N > rows) gave non-finite output on the H100 (test_cuda_quant,
- * M = 4096, K = 3072, N = 12288), a cause not yet found. */
+ * with several chunks the bias is written into y first and each chunk's GEMM adds to it (beta 1). (A first
+ * version ran each chunk's epilogue GEMM on a column slice of y and failed test_cuda_quant on the H100: its
+ * plans made D's layout with ld = rows, not N, since fixed in lt_plan_make; the slices' epilogue path has
+ * not run on a GPU since, so the fill stays.) */
 static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                          const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
