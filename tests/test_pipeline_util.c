@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/file.h"
 #include "pipeline/ctx.h"
@@ -87,21 +88,23 @@ uint64_t test_fnv(const void *p, size_t n, uint64_t h) {
     return h;
 }
 
+/* Each image written as a PNG in a folder of its own (not the test's: test_tmp_path keeps naming that one),
+ * removed after. */
 uint64_t test_png_hash(const sdc_image *imgs, int n, uint64_t h) {
-    test_make_tmp_dir("pipe");
-    const char *path = test_tmp_path("pipe-hash.png");
-    for (int i = 0; i < n; i++) {
+    char dir[] = "/tmp/sdc-pipe-XXXXXX", path[64];
+    if (!mkdtemp(dir)) return 0;
+    snprintf(path, sizeof path, "%s/hash.png", dir);
+    for (int i = 0; i < n && h; i++) {
         char *buf = NULL;
         size_t len = 0;
-        if (sdc_image_save(&imgs[i], path, NULL, NULL) != SDC_OK || sdc_read_file(path, NULL, &buf, &len) != SDC_OK) {
-            free(buf);
-            remove(path);
-            return 0;
-        }
-        h = test_fnv(buf, len, h);
+        if (sdc_image_save(&imgs[i], path, NULL, NULL) == SDC_OK && sdc_read_file(path, NULL, &buf, &len) == SDC_OK)
+            h = test_fnv(buf, len, h);
+        else
+            h = 0;
         free(buf);
     }
     remove(path);
+    rmdir(dir);
     return h;
 }
 

@@ -148,12 +148,24 @@ double test_now(void) {
 }
 
 static char tmp_dir[256];
+static char made_dirs[16][256]; /* the directories test_make_tmp_dir made, removed at exit */
+static int n_made;
+
+static void rm_made_dirs(void) {
+    const char *keep = getenv("SDC_TEST_KEEP_TMP");
+    if (keep && *keep && strcmp(keep, "0") != 0) return;
+    for (int i = 0; i < n_made; i++) test_rm_tree(made_dirs[i]);
+}
 
 const char *test_make_tmp_dir(const char *name) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/sdc-%s-XXXXXX", name);
     if (!mkdtemp(tmp_dir)) {
         test_check(0, "create a temporary directory %s", tmp_dir);
         exit(test_finish());
+    }
+    if (n_made < 16) {
+        if (n_made == 0) atexit(rm_made_dirs);
+        snprintf(made_dirs[n_made++], sizeof made_dirs[0], "%s", tmp_dir);
     }
     return tmp_dir;
 }

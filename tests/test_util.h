@@ -45,8 +45,8 @@ void test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 double test_now(void);
 
 /* A fresh directory /tmp/sdc-<name>-XXXXXX for the test's files, made once and returned (a failure
- * that exits the test when it cannot be made); test_tmp_path(rel) is "<that directory>/<rel>", in one of
- * 8 rotating static buffers. */
+ * that exits the test when it cannot be made), removed with its contents when the test exits (kept with
+ * SDC_TEST_KEEP_TMP=1); test_tmp_path(rel) is "<that directory>/<rel>", in one of 8 rotating static buffers. */
 const char *test_make_tmp_dir(const char *name);
 const char *test_tmp_path(const char *rel);
 /* Removes path and, for a folder, everything below it; symbolic links are removed, never followed. */
