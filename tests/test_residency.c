@@ -183,6 +183,44 @@ static void plan_vs_measured(void) {
     plan_vs_measured_one(SDC_LOAD_PHASED, &batch, 1);
 }
 
+/* A plan from the model's kept measurement of a job shape (plan.c) equals one measured afresh: four shapes
+ * planned twice on one model, with others in between (more than it keeps, so some are measured again),
+ * against a fresh model each. */
+static int same_plan(const sdc_plan *a, const sdc_plan *b) {
+    int same = a->peak == b->peak && a->n_phases == b->n_phases;
+    for (int ph = 0; same && ph < a->n_phases; ph++) {
+        same = a->phase[ph].runs == b->phase[ph].runs && a->phase[ph].total == b->phase[ph].total &&
+            a->phase[ph].flops_per_call == b->phase[ph].flops_per_call;
+        for (int k = 0; same && k < SDC_MEM_KIND_COUNT; k++) same = a->phase[ph].bytes[k] == b->phase[ph].bytes[k];
+    }
+    return same;
+}
+
+static void plan_memo(void) {
+    const sdc_job_shape shapes[] = {{64, 64, 1, 0, 1}, {96, 64, 1, 0, 1}, {64, 64, 0, 0, 1},
+                                    {64, 64, 1, 1, 2}, {64, 96, 1, 0, 1}, {128, 64, 1, 0, 1}};
+    const int n = sizeof shapes / sizeof shapes[0], order[] = {0, 1, 2, 3, 0, 1, 4, 5, 2, 3, 0};
+    sdc_ctx *kept = open_ctx(SDC_LOAD_ALL, 1, 0);
+    if (!kept) return;
+    sdc_plan fresh[6];
+    for (int i = 0; i < n; i++) {
+        sdc_ctx *f = open_ctx(SDC_LOAD_ALL, 1, 0);
+        if (!f) break;
+        sdc_plan_make(f->m, &shapes[i], SDC_LOAD_PHASED, &fresh[i]);
+        sdc_ctx_free(f);
+    }
+    int differ = 0;
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        sdc_plan p;
+        sdc_plan_make(kept->m, &shapes[order[k]], SDC_LOAD_PHASED, &p);
+        differ += !same_plan(&p, &fresh[order[k]]);
+    }
+    test_check(!same_plan(&fresh[0], &fresh[1]) && !same_plan(&fresh[0], &fresh[3]),
+               "the shapes' plans differ from one another");
+    test_check_err("plans from kept measurements", "plans unlike a fresh model's", differ, 0);
+    sdc_ctx_free(kept);
+}
+
 /* auto under budgets: roomy -> all; between -> sequential or phased; below phased -> stream (a window of
  * the UNet's blocks); too small even for stream's one block -> error, nothing loaded */
 static void auto_budget(void) {
@@ -355,6 +393,7 @@ int main(void) {
                    jobs[i].name);
     }
     plan_vs_measured();
+    plan_memo();
     auto_budget();
     file_changed_before_deferred_load();
     auto_replans_after_oom();

@@ -177,6 +177,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
     m->user_log_user = p->log_user;
     m->log = (sdc_logger){model_log, m, p->log_level};
     pthread_mutex_init(&m->lock, NULL);
+    sdc_plan_memo_new(m);
     const sdc_logger *log = &m->log;
     sdc_status st = check_roles(p, log);
     const char *path = st == SDC_OK ? path_of(p, "model") : NULL;
@@ -232,6 +233,7 @@ void sdc_model_free(sdc_model *m) {
     if (m->family) m->family->close(m->fam);
     sdc_model_files_free(m->mf);
     free(m->model_name);
+    sdc_plan_memo_free(m);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

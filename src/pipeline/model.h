@@ -58,6 +58,7 @@ struct sdc_model {
     int stream_prefetch;                         /* stream: block k + 1 uploads behind block k (async copies) */
     int upload_behind;                           /* whole loads of streamable components: SDC_WINDOW_WHOLE */
     sdc_host_tier tier;                          /* components in host memory: prefetch and the pinned tier */
+    struct sdc_plan_memo *plan_memo;             /* the planner's measurements of recent job shapes (plan.c) */
 };
 
 /* sdc_model_open with the family given instead of probed (NULL: probe the registry). For tests that

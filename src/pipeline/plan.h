@@ -82,5 +82,9 @@ sdc_status sdc_plan_choose(sdc_model *m, const sdc_job_shape *job, size_t budget
 size_t sdc_plan_default_budget(const sdc_model *m);
 /* A table of every policy's per-phase plan, as a malloc'd string. */
 char *sdc_plan_table(sdc_model *m, const sdc_job_shape *job);
+/* The model's kept measurements: made at open (sdc_model_open; none when there is no memory for them),
+ * freed with the model. */
+void sdc_plan_memo_new(sdc_model *m);
+void sdc_plan_memo_free(sdc_model *m);
 
 #endif
