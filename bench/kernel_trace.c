@@ -5,7 +5,7 @@
  * does not serialise the program), and at exit prints, per kernel name, the calls, total milliseconds and
  * share of all kernel time, the top KTRACE_TOP (default 40) rows, plus the span from the first kernel's
  * start to the last one's end and how much of it no kernel ran. Built on the GPU machine (bench/ only; sdc
- * does not link it):
+ * does not link it) by bench/ktrace.sh, which also runs a command under it, or by hand:
  *
  *   cc -O2 -shared -fPIC -o /tmp/libktrace.so bench/kernel_trace.c -I$CUDA/include -I$CUPTI/include \
  *      -L$CUPTI/lib64 -lcupti -DKTRACE_RECORD=CUpti_ActivityKernelN   (N: the newest its header has)
