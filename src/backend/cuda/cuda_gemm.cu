@@ -65,19 +65,22 @@ extern "C" void sdc_cuda_fill_bias(sdc_backend *be, sdc_dtype dt, void *y, const
     SDC_CUDA_LAUNCHED(be);
 }
 
-/* y[m, c] (row stride ld) = bias[c] for m < M, c < C: a block row per m (grid-stride), threads along c */
-template <typename T> __global__ void fill_bias_ld_kernel(T *y, const T *bias, int64_t M, int C, int64_t ld) {
+/* y[m, c] = bias[c] for m < M, c < N: a block row per m (grid-stride), threads along c */
+template <typename T> __global__ void fill_bias_rows_kernel(T *y, const T *bias, int64_t M, int N) {
     for (int64_t m = blockIdx.x; m < M; m += gridDim.x)
-        for (int c = threadIdx.x; c < C; c += blockDim.x) y[m * ld + c] = bias[c];
+        for (int c = threadIdx.x; c < N; c += blockDim.x) y[m * N + c] = bias[c];
 }
 
-static void fill_bias_ld(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t M, int64_t C, int64_t ld) {
-    if (M == 0 || C == 0) return;
-    assert(C <= INT_MAX);
+static void fill_bias_rows(sdc_backend *be, sdc_dtype dt, void *y, const void *bias, int64_t M, int64_t N) {
+    assert(M > 0 && N > 0 && N <= INT_MAX);
     const unsigned blocks = (unsigned)(M < 65535 ? M : 65535);
     cudaStream_t s = sdc_cuda_stream(be);
-    SDC_FLOAT_DISPATCH(dt, T, fill_bias_ld_kernel<<<blocks, 256, 0, s>>>((T *)y, (const T *)bias, M, (int)C, ld));
+    SDC_FLOAT_DISPATCH(dt, T, fill_bias_rows_kernel<<<blocks, 256, 0, s>>>((T *)y, (const T *)bias, M, (int)N));
     SDC_CUDA_LAUNCHED(be);
+}
+
+static cudaDataType cuda_type(sdc_dtype dt) {
+    return dt == SDC_DTYPE_F16 ? CUDA_R_16F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
 extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int tf32, int trans_a, int trans_b, int64_t m, int64_t n,
@@ -88,7 +91,7 @@ extern "C" void sdc_cuda_gemm(sdc_backend *be, sdc_dtype dt, int tf32, int trans
            batch <= INT_MAX);
     if (m == 0 || n == 0 || batch == 0) return;
     cublasHandle_t h = (cublasHandle_t)sdc_cuda_cublas(be);
-    const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    const cudaDataType t = cuda_type(dt);
     const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float alpha = 1.0f;
     const cublasComputeType_t ct = dt == SDC_DTYPE_F32 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -129,7 +132,7 @@ extern "C" size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y
 #define LT_PLANS 128   // kept plans; the least recently used one makes room
 
 struct lt_plan {
-    int64_t N, M, K, ldd;
+    int64_t N, M, K;
     cudaDataType t;
     unsigned align;   // the operands' common alignment in bytes (a function of shapes: see align_of)
     int ok;           // 0: cuBLASLt has no algorithm for it (the fill path runs)
@@ -178,7 +181,7 @@ static unsigned align_of(const void *p) {
     return a;
 }
 
-/* y^T[N, M] (ld ldd) = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N] over the columns */
+/* y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N] over the columns */
 static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
@@ -191,7 +194,7 @@ static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep) == 0 &&
         cublasLtMatrixLayoutCreate(&p->a, p->t, (uint64_t)p->K, (uint64_t)p->N, p->K) == 0 &&
         cublasLtMatrixLayoutCreate(&p->b, p->t, (uint64_t)p->K, (uint64_t)p->M, p->K) == 0 &&
-        cublasLtMatrixLayoutCreate(&p->d, p->t, (uint64_t)p->N, (uint64_t)p->M, p->ldd) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->d, p->t, (uint64_t)p->N, (uint64_t)p->M, p->N) == 0 &&
         cublasLtMatmulPreferenceCreate(&pref) == 0 &&
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0 &&
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
@@ -210,12 +213,11 @@ static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
     return ok;
 }
 
-static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, int64_t ldd, cudaDataType t,
-                            unsigned align) {
+static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, cudaDataType t, unsigned align) {
     lt->tick++;
     for (int i = 0; i < lt->n; i++) {
         lt_plan *p = &lt->plans[i];
-        if (p->N == N && p->M == M && p->K == K && p->ldd == ldd && p->t == t && p->align == align) {
+        if (p->N == N && p->M == M && p->K == K && p->t == t && p->align == align) {
             p->used = lt->tick;
             return p;
         }
@@ -226,22 +228,21 @@ static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, in
             if (lt->plans[i].used < p->used) p = &lt->plans[i];
         lt_plan_clear(p);
     }
-    p->N = N, p->M = M, p->K = K, p->ldd = ldd, p->t = t, p->align = align, p->used = lt->tick;
+    p->N = N, p->M = M, p->K = K, p->t = t, p->align = align, p->used = lt->tick;
     p->ok = lt_plan_make(lt, p);
     return p;
 }
 
-/* y^T[N, M] (ld ldd) = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N], the bias in the epilogue
- * (dt's operands, f32 accumulation); 0 when cuBLASLt has no plan for it (nothing was enqueued) */
+/* y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N], the bias in the epilogue (dt's
+ * operands, f32 accumulation); 0 when cuBLASLt has no plan for it (nothing was enqueued) */
 static int gemm_bias_lt(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int64_t K, const void *w, const void *x,
-                        const void *bias, void *y, int64_t ldd) {
+                        const void *bias, void *y) {
     sdc_cuda_lt *lt = sdc_cuda_lt_of(be);
-    if (!lt || N > INT_MAX || M > INT_MAX || K > INT_MAX || ldd > INT_MAX) return 0;
-    const cudaDataType t = dt == SDC_DTYPE_F16 ? CUDA_R_16F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    if (!lt || N > INT_MAX || M > INT_MAX || K > INT_MAX) return 0;
     unsigned align = align_of(y);
     const void *ptrs[] = {x, w, bias};
     for (int i = 0; i < 3; i++) align = align_of(ptrs[i]) < align ? align_of(ptrs[i]) : align;
-    const lt_plan *p = lt_plan_for(lt, N, M, K, ldd, t, align);
+    const lt_plan *p = lt_plan_for(lt, N, M, K, cuda_type(dt), align);
     if (!p->ok) return 0;
     const float alpha = 1.0f, beta = 0.0f;
     if (CUBLAS_CHECK(be, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias)))
@@ -252,12 +253,21 @@ static int gemm_bias_lt(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int
     return 1;
 }
 
+/* y[M, N] = x[M, K] w[N, K]^T (+ bias[N]) for w in dt: the bias in cuBLASLt's epilogue, else (no plan, or
+ * no cuBLASLt) written into y first and added by the GEMM (beta 1) */
+static void linear_dense(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int64_t K, const void *w, const void *x,
+                         const void *bias, void *y) {
+    if (bias && gemm_bias_lt(be, dt, N, M, K, w, x, bias, y)) return;
+    if (bias) fill_bias_rows(be, dt, y, bias, M, N);
+    // column-major: y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + beta y^T
+    sdc_cuda_gemm(be, dt, 0, 1, 0, N, M, K, w, K, 0, x, K, 0, bias ? 1.0f : 0.0f, y, N, 0, 1);
+}
+
 /* y[M, N] = x[M, K] w[N, K]^T + b for a block-quantized w, a chunk of w's rows at a time. A weight that is
  * one chunk takes its bias in the GEMM's epilogue, as a float weight does (so that the two agree bit for bit);
  * with several chunks the bias is written into y first and each chunk's GEMM adds to it (beta 1). (A first
  * version ran each chunk's epilogue GEMM on a column slice of y and failed test_cuda_quant on the H100: its
- * plans made D's layout with ld = rows, not N, since fixed in lt_plan_make; the slices' epilogue path has
- * not run on a GPU since, so the fill stays.) */
+ * plans made D's layout with ld = rows, not N. Slices would need D's ld as a plan key; not done.) */
 static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                          const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
@@ -269,14 +279,11 @@ static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, co
     if (!wd) return;
     if (chunk >= N) {   // one chunk: wd[N, K]
         sdc_cuda_dequant_rows(be, w->dtype, w->data, dt, wd, N, K);
-        if (!b || !gemm_bias_lt(be, dt, N, M, K, wd, x->data, b->data, y->data, N)) {
-            if (b) fill_bias_ld(be, dt, y->data, b->data, M, N, N);
-            sdc_cuda_gemm(be, dt, 0, 1, 0, N, M, K, wd, K, 0, x->data, K, 0, b ? 1.0f : 0.0f, y->data, N, 0, 1);
-        }
+        linear_dense(be, dt, N, M, K, wd, x->data, b ? b->data : NULL, y->data);
         sdc_cuda_scratch_free(be, wd, ws_bytes);
         return;
     }
-    if (b) fill_bias_ld(be, dt, y->data, b->data, M, N, N);   // y[M, N] = b[N] broadcast over rows
+    if (b) fill_bias_rows(be, dt, y->data, b->data, M, N);   // y[M, N] = b[N] broadcast over rows
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t rows = N - n0 < chunk ? N - n0 : chunk;
         sdc_cuda_dequant_rows(be, w->dtype, (const char *)w->data + (size_t)n0 * w_row, dt, wd, rows, K);
@@ -298,12 +305,5 @@ extern "C" void sdc_cuda_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor
         linear_quant(be, y, x, w, b);
         return;
     }
-    if (b && gemm_bias_lt(be, dt, N, M, K, w->data, x->data, b->data, y->data, N)) return;
-    float beta = 0.0f;
-    if (b) {   // y[M, N] = b[N] broadcast over rows
-        fill_bias_ld(be, dt, y->data, b->data, M, N, N);
-        beta = 1.0f;
-    }
-    // column-major: y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + beta y^T
-    sdc_cuda_gemm(be, dt, 0, 1, 0, N, M, K, w->data, K, 0, x->data, K, 0, beta, y->data, N, 0, 1);
+    linear_dense(be, dt, N, M, K, w->data, x->data, b ? b->data : NULL, y->data);
 }
