@@ -11,7 +11,6 @@
  * 0.5 (+ the offset) for the 4/5-bit types, roundf (half away from zero) for Q8_0. Products and sums are
  * separate statements so that no compiler contracts them into an FMA (which would round once, not twice). */
 #include <math.h>
-#include <pthread.h>
 
 #include "core/quant_internal.h"
 
@@ -54,27 +53,22 @@ __attribute__((target("avx2"))) static void dq_q8_0_avx2(const uint8_t *src, flo
     }
 }
 
-static int avx2_ok;
-static pthread_once_t avx2_once = PTHREAD_ONCE_INIT;
-static void avx2_init(void) {
-    __builtin_cpu_init();
-    avx2_ok = __builtin_cpu_supports("avx2");
-}
-static int have_avx2(void) {
-    pthread_once(&avx2_once, avx2_init);
-    return avx2_ok;
-}
+/* fn's result and a return where the CPU has AVX2 (libgcc's CPU model, read once: __builtin_cpu_init only
+ * makes sure of it before constructors have run); nothing elsewhere */
+#define RETURN_AVX2_IF_ANY(fn, src, dst, nb)  \
+    do {                                      \
+        __builtin_cpu_init();                 \
+        if (__builtin_cpu_supports("avx2")) { \
+            fn(src, dst, nb);                 \
+            return;                           \
+        }                                     \
+    } while (0)
 #else
-static int have_avx2(void) { return 0; }
-static void dq_q4_0_avx2(const uint8_t *src, float *dst, int64_t nb) { (void)src, (void)dst, (void)nb; }
-static void dq_q8_0_avx2(const uint8_t *src, float *dst, int64_t nb) { (void)src, (void)dst, (void)nb; }
+#define RETURN_AVX2_IF_ANY(fn, src, dst, nb) ((void)0)
 #endif
 
 void sdc_dq_q4_0(const uint8_t *src, float *dst, int64_t nb) {
-    if (have_avx2()) {
-        dq_q4_0_avx2(src, dst, nb);
-        return;
-    }
+    RETURN_AVX2_IF_ANY(dq_q4_0_avx2, src, dst, nb);
     for (int64_t b = 0; b < nb; b++, src += 18, dst += SDC_QK) {
         const float d = sdc_q_rd_f16(src);
         const uint8_t *qs = src + 2;
@@ -134,10 +128,7 @@ void sdc_dq_q5_1(const uint8_t *src, float *dst, int64_t nb) {
 }
 
 void sdc_dq_q8_0(const uint8_t *src, float *dst, int64_t nb) {
-    if (have_avx2()) {
-        dq_q8_0_avx2(src, dst, nb);
-        return;
-    }
+    RETURN_AVX2_IF_ANY(dq_q8_0_avx2, src, dst, nb);
     for (int64_t b = 0; b < nb; b++, src += 34, dst += SDC_QK) {
         const float d = sdc_q_rd_f16(src);
         const int8_t *qs = (const int8_t *)(src + 2);
