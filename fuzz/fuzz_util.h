@@ -3,7 +3,6 @@
 #ifndef SDC_FUZZ_UTIL_H
 #define SDC_FUZZ_UTIL_H
 
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,31 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../tests/test_rm_tree.h"
+
 /* The separator between the files of one input (fuzz.sh builds seeds with it). */
 #define FUZZ_SEP "\n=====\n"
 
 static char fuzz_dir_name[64];
 
-/* Removes path and everything below it (symbolic links are removed, not followed). */
-static inline void fuzz_rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        char sub[512];
-        for (struct dirent *e; d && (e = readdir(d));) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            fuzz_rm_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static inline void fuzz_dir_remove(void) { fuzz_rm_tree(fuzz_dir_name); }
+static inline void fuzz_dir_remove(void) { test_rm_tree(fuzz_dir_name); }
 
 /* A folder for this process's files, made once, removed at exit. */
 static inline const char *fuzz_dir(void) {

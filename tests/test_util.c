@@ -178,27 +178,6 @@ const char *test_tmp_path(const char *rel) {
     return b;
 }
 
-void test_rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        const size_t n = strlen(path) + strlen(e->d_name) + 2;
-        char *c = malloc(n);
-        if (!c) break;
-        snprintf(c, n, "%s/%s", path, e->d_name);
-        test_rm_tree(c);
-        free(c);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-}
-
 int test_count_temporaries(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;

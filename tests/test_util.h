@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/log.h"
+#include "test_rm_tree.h"
 
 /* The device a test that can run anywhere runs on: $SDC_TEST_DEVICE ("cpu", "cuda"; unset or empty: cpu),
  * printed. A name that is not a device fails the test: this prints why and exits 1. */
@@ -49,8 +50,6 @@ double test_now(void);
  * SDC_TEST_KEEP_TMP=1); test_tmp_path(rel) is "<that directory>/<rel>", in one of 8 rotating static buffers. */
 const char *test_make_tmp_dir(const char *name);
 const char *test_tmp_path(const char *rel);
-/* Removes path and, for a folder, everything below it; symbolic links are removed, never followed. */
-void test_rm_tree(const char *path);
 /* Files in dir whose name contains ".tmp-" (temporaries an atomic write left behind). */
 int test_count_temporaries(const char *dir);
 
