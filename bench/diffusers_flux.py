@@ -2,7 +2,7 @@
 for the side-by-side benchmark.
 
     python3 bench/diffusers_flux.py make OUT_DIR --from TINY_DIR [--tiny] [--blocks D,S,T]
-    python3 bench/diffusers_flux.py run MODEL_DIR [--sizes 512,1024] [--steps 4]
+    python3 bench/diffusers_flux.py run MODEL_DIR [--sizes 512,1024] [--steps 4] [--repeat N]
 
 make: builds FLUX.1-schnell's four models from their published shapes (transformer: 19 double + 38
 single blocks, hidden 3072; T5-XXL encoder: 24 layers, d_model 4096; CLIP ViT-L/14 text; the 16-channel
@@ -14,9 +14,10 @@ model whose blocks run the real kernels (for profiles; step times scale with the
 sdc and diffusers then read the same files.
 
 run: loads MODEL_DIR as FluxPipeline in bf16, resident on the GPU, and per size runs one 1-image job
-twice: the first also times loading (from_pretrained and .to("cuda")) for the first size, the second is
-the steady state. Prints per run the time, torch's peak allocated bytes and the driver's peak used bytes
-(cudaMemGetInfo sampled every 5 ms). The FlowMatchEuler scheduler of the folder, guidance 0, 256 T5
+N times (default 2): the first also times loading (from_pretrained and .to("cuda")) for the first size,
+the others are the steady state. Prints per run the time, torch's peak allocated bytes and the driver's
+peak used bytes (cudaMemGetInfo sampled every 5 ms; runs 3 and later sample none, "-", as in
+diffusers_sdxl.py). The FlowMatchEuler scheduler of the folder, guidance 0, 256 T5
 tokens (schnell's), the prompt sdc_bench uses."""
 import argparse, json, os, shutil, time
 
@@ -88,9 +89,9 @@ def run(a):
     pipe = FluxPipeline.from_pretrained(a.model, torch_dtype=torch.bfloat16).to("cuda")
     pipe.set_progress_bar_config(disable=True)
     for size in [int(s) for s in a.sizes.split(",")]:
-        for rep in (1, 2):
-            if rep == 2 or t0 is None:
-                drv = DriverPeak()
+        for rep in range(1, max(a.repeat, 1) + 1):
+            if rep >= 2 or t0 is None:
+                drv = DriverPeak() if rep <= 2 else None   # later reps: no sampling thread (see diffusers_sdxl.py)
                 torch.cuda.reset_peak_memory_stats()
                 t0 = time.perf_counter()
             g = torch.Generator("cpu").manual_seed(42)
@@ -99,10 +100,9 @@ def run(a):
             torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             t0 = None
-            peak_drv = drv.close() - base
+            drv_col = f"{(drv.close() - base) / 2**20:>9.1f}" if drv else f"{'-':>9}"
             alloc = torch.cuda.max_memory_allocated()
-            print(f"{size:>5} {'resident':<10} {rep:>3} {dt:>9.3f} {alloc / 2**20:>10.1f} {peak_drv / 2**20:>9.1f}",
-                  flush=True)
+            print(f"{size:>5} {'resident':<10} {rep:>3} {dt:>9.3f} {alloc / 2**20:>10.1f} {drv_col}", flush=True)
 
 
 def main():
@@ -117,6 +117,7 @@ def main():
     r.add_argument("model")
     r.add_argument("--sizes", default="512,1024")
     r.add_argument("--steps", type=int, default=4)
+    r.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
     make(a) if a.cmd == "make" else run(a)
 
