@@ -23,7 +23,7 @@ import argparse, json, os, shutil, time
 
 import torch
 
-from driver_peak import DriverPeak
+from driver_peak import DriverPeak, column, sampler_for
 
 
 def make(a):
@@ -91,7 +91,7 @@ def run(a):
     for size in [int(s) for s in a.sizes.split(",")]:
         for rep in range(1, max(a.repeat, 1) + 1):
             if rep >= 2 or t0 is None:
-                drv = DriverPeak() if rep <= 2 else None   # later reps: no sampling thread (see diffusers_sdxl.py)
+                drv = sampler_for(rep)
                 torch.cuda.reset_peak_memory_stats()
                 t0 = time.perf_counter()
             g = torch.Generator("cpu").manual_seed(42)
@@ -100,7 +100,7 @@ def run(a):
             torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             t0 = None
-            drv_col = f"{(drv.close() - base) / 2**20:>9.1f}" if drv else f"{'-':>9}"
+            drv_col = column(drv, base)
             alloc = torch.cuda.max_memory_allocated()
             print(f"{size:>5} {'resident':<10} {rep:>3} {dt:>9.3f} {alloc / 2**20:>10.1f} {drv_col}", flush=True)
 

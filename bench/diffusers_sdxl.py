@@ -13,7 +13,7 @@ import argparse, time
 
 import torch
 
-from driver_peak import DriverPeak
+from driver_peak import DriverPeak, column, sampler_for
 from diffusers import StableDiffusionXLPipeline
 
 
@@ -42,14 +42,14 @@ def main():
     pipe.set_progress_bar_config(disable=True)
     for rep in range(1, max(a.repeat, 1) + 1):
         if rep >= 2:
-            drv = DriverPeak() if rep == 2 else None
+            drv = sampler_for(rep)
             torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
         g = torch.Generator("cpu").manual_seed(42)
         pipe(prompt, height=a.size, width=a.size, num_inference_steps=a.steps, guidance_scale=a.cfg, generator=g)
         torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        drv_col = f"{(drv.close() - base) / 2**20:>9.1f}" if drv else f"{'-':>9}"
+        drv_col = column(drv, base)
         alloc = torch.cuda.max_memory_allocated()
         print(f"{a.size:>5} {mode:<18} {rep:>3} {dt:>9.3f} {alloc / 2**20:>10.1f} {drv_col}", flush=True)
 

@@ -23,3 +23,14 @@ class DriverPeak:
         self.stop = True
         self.t.join()
         return self.peak
+
+
+def sampler_for(rep):
+    """A DriverPeak for runs 1 and 2, None from run 3 on: the thread takes the GIL every 5 ms, which slows
+    a host-bound pipeline, so the runs without it are the steady-state times to compare."""
+    return DriverPeak() if rep <= 2 else None
+
+
+def column(drv, base):
+    """The driver-peak column of a run: MiB above base, or "-" where no sampler ran (closes drv)."""
+    return f"{(drv.close() - base) / 2**20:>9.1f}" if drv else f"{'-':>9}"
