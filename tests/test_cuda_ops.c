@@ -440,7 +440,29 @@ static const cuda_case cases[] = {
       0},
      ATTN,
      64,
-     0},
+     1},
+    /* heads wider than 160 go through cuBLAS in chunks of queries (cuda_attention.cu): many chunks, several
+     * heads and images, the causal mask, a bias */
+    {{"vae attn 16384 tok 1x512 (chunked)",
+      run_attention,
+      3,
+      {T3(1, 16384, 512), T3(1, 16384, 512), T3(1, 16384, 512)},
+      T3(1, 16384, 512),
+      {1, 0},
+      0},
+     ATTN,
+     512,
+     1},
+    {{"wide causal attn 300 tok 2x192 B2",
+      run_attention,
+      3,
+      {T3(2, 300, 384), T3(2, 300, 384), T3(2, 300, 384)},
+      T3(2, 300, 384),
+      {2, 1},
+      0},
+     ATTN,
+     0,
+     1},
     {{"tiny self-attn 96 tok 8x4 B2",
       run_attention,
       3,
@@ -506,6 +528,16 @@ static const cuda_case cases[] = {
      ATTN,
      8,
      0},
+    {{"wide attn+bias 64x80 tok 2x176 B2",
+      run_attention_bias,
+      4,
+      {S3(2, 64, 352, 0.3f), S3(2, 80, 352, 0.3f), T3(2, 80, 352), T3(2, 64, 80)},
+      T3(2, 64, 352),
+      {2},
+      1.0f},
+     ATTN,
+     0,
+     1},
     {{"T5 attn+bias 256 tok 16x64 B2",
       run_attention_bias,
       4,
@@ -1143,12 +1175,14 @@ static void test_basics(sdc_backend *be) {
     test_check(ok,
                "f16 weights (matrix or not) and activations by default, f32 or bf16 for a component that asks "
                "for it");
-    const size_t w0 = be->iface->workspace_bound(be, 0, 77), w1 = be->iface->workspace_bound(be, 1 << 20, 4096);
-    const size_t w2 = be->iface->workspace_bound(be, (size_t)1 << 34, 16384);
-    const size_t w3 = be->iface->workspace_bound(be, (size_t)1 << 36, 16384);
-    test_check(w0 >= be->stats.cur[SDC_MEM_WORKSPACE] && w1 > w0 && w2 > w1 && w3 == w2,
-               "workspace bound covers cuBLAS's workspace, grows with im2col and is capped: %.1f, %.1f, %.1f MiB",
-               w0 / 1048576.0, w1 / 1048576.0, w2 / 1048576.0);
+    const size_t w0 = be->iface->workspace_bound(be, 0, 0), w1 = be->iface->workspace_bound(be, 1 << 20, 0);
+    const size_t w2 = be->iface->workspace_bound(be, (size_t)1 << 34, 0);
+    const size_t w3 = be->iface->workspace_bound(be, (size_t)1 << 36, 0);
+    const size_t wa = be->iface->workspace_bound(be, 0, 77);
+    test_check(w0 >= be->stats.cur[SDC_MEM_WORKSPACE] && w1 > w0 && w2 > w1 && w3 == w2 && wa == w2,
+               "workspace bound covers cuBLAS's workspace, grows with im2col and is capped, and covers attention's "
+               "cuBLAS path (the cap): %.1f, %.1f, %.1f, %.1f MiB",
+               w0 / 1048576.0, w1 / 1048576.0, w2 / 1048576.0, wa / 1048576.0);
     const int64_t budget = be->iface->default_budget(be);
     test_check(budget > 0, "default budget: free device memory less a margin: %.2f GiB", budget / 1073741824.0);
     test_check(be->iface->driver_peak_bytes(be) >= be->stats.cur_total,

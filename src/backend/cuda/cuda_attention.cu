@@ -21,7 +21,14 @@
  *                     are split into slices of DV <= 512 across blocks (D > 512 recomputes the scores
  *                     per slice). attention_bias runs here too (any dtype), adding log2(e) bias[h, t, s]
  *                     to each scaled score.
- * Both reduce in orders fixed by the shapes: results are bit-identical run to run. */
+ * and, for heads wider than the mma kernel takes (D > 160: the VAE's single 512-wide head), in any dtype:
+ *   attention_gemm    through cuBLAS, a chunk of TQ queries at a time for all heads: scores S = scale q k^T in
+ *                     f32 (one strided-batched GEMM per image, f32 output), each row's softmax (f32, with the
+ *                     causal mask and the bias where given) written as P in the input dtype, then y = P v (a
+ *                     second GEMM, f32 accumulation). Its scratch (S, and P unless F32) is at most
+ *                     SDC_CUDA_CONV_WORKSPACE_BYTES, TQ a function of the shapes (sdc_cuda_attention_workspace).
+ * All reduce in orders fixed by the shapes: results are bit-identical run to run. */
+#include <cublas_v2.h>
 #include <math.h>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -446,6 +453,110 @@ template <typename T> static void attention_simt(sdc_backend *be, cudaStream_t s
         launch_simt<T, 512>(be, s, g);
 }
 
+/* ------------------------------------------------------------- cuBLAS path (heads wider than 160) --- */
+
+#define GEMM_MIN_D 161   // narrower heads take the mma (16-bit) or SIMT (f32) kernel
+
+/* Queries per chunk of attention_gemm: as many as fit the scratch (S in f32 and P in the input dtype, for all
+ * heads), at most T; 0 when the path does not apply or not even one query fits. */
+static int64_t gemm_chunk(int64_t T, int64_t S, int64_t H, int64_t D, sdc_dtype dt) {
+    if (D < GEMM_MIN_D || T == 0) return 0;
+    const int64_t per_query = H * S * (int64_t)(4 + (dt == SDC_DTYPE_F32 ? 0 : sdc_dtype_size(dt)));
+    const int64_t tq = (int64_t)SDC_CUDA_CONV_WORKSPACE_BYTES / per_query;
+    return tq < 1 ? 0 : tq < T ? tq : T;
+}
+
+extern "C" size_t sdc_cuda_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q,
+                                               const sdc_tensor *k, int n_heads) {
+    (void)be;
+    const int64_t T = q->ne[1], S = k->ne[1], H = n_heads, D = q->ne[2] / n_heads;
+    const int64_t tq = q->ne[0] ? gemm_chunk(T, S, H, D, y->dtype) : 0;
+    const size_t es = y->dtype == SDC_DTYPE_F32 ? 0 : sdc_dtype_size(y->dtype);
+    return (size_t)(H * tq * S) * (4 + es);
+}
+
+/* One block per score row (head h's query t0 + i): p = softmax(s + bias) with the causal mask, in f32, the
+ * block's reductions in a fixed tree; p's row written in T (where T is float, over s itself). */
+template <typename T>
+__global__ void softmax_rows_kernel(float *s, T *p, const T *bias, int T_all, int S, int TQ, int t0, int n,
+                                    int causal) {
+    __shared__ float red[256];
+    const int row = blockIdx.x, h = row / TQ, i = row % TQ, t = t0 + i;
+    if (i >= n) return;   // the last chunk's rows beyond its n queries (the whole block leaves)
+    float *sr = s + (int64_t)row * S;
+    T *pr = p + (int64_t)row * S;
+    const T *br = bias ? bias + ((int64_t)h * T_all + t) * S : NULL;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < S; j += blockDim.x) {
+        float v = sr[j] + (br ? sdc_to_f(br[j]) : 0.0f);
+        if (causal && j > t) v = -INFINITY;
+        sr[j] = v;
+        mx = fmaxf(mx, v);
+    }
+    red[threadIdx.x] = mx;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + w]);
+        __syncthreads();
+    }
+    mx = red[0];
+    __syncthreads();
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < S; j += blockDim.x) {
+        const float e = expf(sr[j] - mx);
+        sr[j] = e;
+        sum += e;
+    }
+    red[threadIdx.x] = sum;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+        __syncthreads();
+    }
+    const float inv = 1.0f / red[0];
+    for (int j = threadIdx.x; j < S; j += blockDim.x) pr[j] = sdc_from_f<T>(sr[j] * inv);
+}
+
+/* y = softmax(scale q k^T + bias) v by chunks of tq queries (see the top of the file); g.scale_log2 is
+ * log2(e) * scale. */
+template <typename T>
+static void attention_gemm(sdc_backend *be, cudaStream_t st, const attn_geom &g, int64_t tq, sdc_dtype dt) {
+    const cudaDataType t = dt == SDC_DTYPE_F32 ? CUDA_R_32F : dt == SDC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    const int64_t H = g.H, S = g.S, D = g.D, C = g.C;
+    const size_t s_bytes = (size_t)(H * tq * S) * 4,
+                 p_bytes = dt == SDC_DTYPE_F32 ? 0 : (size_t)(H * tq * S) * sizeof(T);
+    char *ws = (char *)SDC_CUDA_SCRATCH(be, s_bytes + p_bytes, "sdc_cuda_attention scores");
+    if (!ws) return;
+    float *sb = (float *)ws;                                   // [H, tq, S] f32
+    T *pb = p_bytes ? (T *)(ws + s_bytes) : (T *)(void *)sb;   // [H, tq, S]
+    cublasHandle_t h = (cublasHandle_t)sdc_cuda_cublas(be);
+    const float scale = g.scale_log2 / 1.4426950408889634f, one = 1.0f, zero = 0.0f;
+    for (int b = 0; b < g.B && be->status == SDC_OK; b++) {
+        const T *qb = (const T *)g.q + (int64_t)b * g.T * C, *kb = (const T *)g.k + (int64_t)b * S * C;
+        const T *vb = (const T *)g.v + (int64_t)b * S * C;
+        T *yb = (T *)g.y + (int64_t)b * g.T * C;
+        for (int64_t t0 = 0; t0 < g.T && be->status == SDC_OK; t0 += tq) {
+            const int64_t n = g.T - t0 < tq ? g.T - t0 : tq;
+            // per head: S^T[S, n] (ld S) = (k_h as [D, S])^T . (q_h rows t0.. as [D, n])   (col-major views, ld C)
+            if (CUBLAS_CHECK(be,
+                             cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)S, (int)n, (int)D, &scale, kb,
+                                                        t, (int)C, D, qb + t0 * C, t, (int)C, D, &zero, sb, CUDA_R_32F,
+                                                        (int)S, tq * S, (int)H, CUBLAS_COMPUTE_32F,
+                                                        CUBLAS_GEMM_DEFAULT)))
+                break;
+            softmax_rows_kernel<T><<<(unsigned)(H * tq), 256, 0, st>>>(sb, pb, (const T *)g.bias, g.T, (int)S, (int)tq,
+                                                                       (int)t0, (int)n, g.causal);
+            SDC_CUDA_LAUNCHED(be);
+            // per head: y_h rows t0.. as [D, n] (ld C) = (v_h as [D, S]) . (P^T as [S, n], ld S)
+            CUBLAS_CHECK(be,
+                         cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)D, (int)n, (int)S, &one, vb, t,
+                                                    (int)C, D, pb, t, (int)S, tq * S, &zero, yb + t0 * C, t, (int)C, D,
+                                                    (int)H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        }
+    }
+    sdc_cuda_scratch_free(be, ws, s_bytes + p_bytes);
+}
+
 /* The geometry of y = attention(q, k, v) over n_heads; bias NULL, scale_log2 still to be set. */
 static attn_geom geom_of(sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads,
                          int causal) {
@@ -476,6 +587,11 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     attn_geom g = geom_of(y, q, k, v, n_heads, causal);
     g.scale_log2 = (float)(1.4426950408889634 / sqrt((double)g.D));
     cudaStream_t s = sdc_cuda_stream(be);
+    const int64_t tq = gemm_chunk(g.T, g.S, g.H, g.D, y->dtype);
+    if (tq > 0) {
+        SDC_FLOAT_DISPATCH(y->dtype, T, attention_gemm<T>(be, s, g, tq, y->dtype));
+        return;
+    }
     const int mma = y->dtype != SDC_DTYPE_F32 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) &&
         sdc_aligned16(k->data) && sdc_aligned16(v->data) && sdc_aligned16(y->data);
     if (mma && y->dtype == SDC_DTYPE_F16)
@@ -487,7 +603,8 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     SDC_CUDA_LAUNCHED(be);
 }
 
-/* The SIMT kernel with the bias added to each score (T5's encoder: short sequences, f32). */
+/* The SIMT kernel with the bias added to each score (T5's encoder: short sequences, f32); heads wider than
+ * 160 through cuBLAS. */
 extern "C" void sdc_cuda_attention_bias(sdc_backend *be, sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
                                         const sdc_tensor *v, const sdc_tensor *bias, int n_heads, float scale) {
     assert(q->dtype == y->dtype && k->dtype == y->dtype && v->dtype == y->dtype && bias->dtype == y->dtype);
@@ -496,6 +613,10 @@ extern "C" void sdc_cuda_attention_bias(sdc_backend *be, sdc_tensor *y, const sd
     g.bias = bias->data;
     g.scale_log2 = (float)(1.4426950408889634 * (double)scale);
     cudaStream_t s = sdc_cuda_stream(be);
-    SDC_FLOAT_DISPATCH(y->dtype, T, attention_simt<T>(be, s, g));
+    const int64_t tq = gemm_chunk(g.T, g.S, g.H, g.D, y->dtype);
+    if (tq > 0)
+        SDC_FLOAT_DISPATCH(y->dtype, T, attention_gemm<T>(be, s, g, tq, y->dtype));
+    else
+        SDC_FLOAT_DISPATCH(y->dtype, T, attention_simt<T>(be, s, g));
     SDC_CUDA_LAUNCHED(be);
 }

@@ -158,11 +158,13 @@ static size_t cuda_group_norm_workspace(sdc_backend *be, const sdc_tensor *x, in
 }
 
 /* cuBLAS's fixed workspace, which stays allocated, plus the larger of one convolution's im2col band and
- * the attention kernel's scratch (the two are never held at once); activations at most 4 bytes each. */
+ * the attention's scratch (the two are never held at once; the attention kernels need none, the cuBLAS path
+ * for heads wider than 160 at most SDC_CUDA_CONV_WORKSPACE_BYTES: counted whenever a phase has attention);
+ * activations at most 4 bytes each. */
 static size_t cuda_workspace_bound(sdc_backend *be, size_t im2col_elems, int64_t tokens) {
-    (void)tokens;   // the attention kernel works in on-chip memory: no scratch that grows with tokens
     const size_t es = sizeof(float);
     size_t conv = im2col_elems > SDC_CUDA_CONV_WORKSPACE_BYTES / es ? SDC_CUDA_CONV_WORKSPACE_BYTES : im2col_elems * es;
+    if (tokens > 0) conv = SDC_CUDA_CONV_WORKSPACE_BYTES; /* >= any attention scratch, >= any band */
     return SDC_CUDA_CUBLAS_WORKSPACE_BYTES + conv;
 }
 
@@ -267,6 +269,7 @@ static const struct sdc_backend_i cuda_iface = {.name = "cuda",
                                                 .act_dtype = cuda_act_dtype,
                                                 .linear_workspace = sdc_cuda_linear_workspace,
                                                 .conv2d_workspace = cuda_conv2d_workspace,
+                                                .attention_workspace = sdc_cuda_attention_workspace,
                                                 .group_norm_workspace = cuda_group_norm_workspace,
                                                 .workspace_bound = cuda_workspace_bound,
                                                 .default_budget = cuda_default_budget,

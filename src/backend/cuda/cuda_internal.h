@@ -38,6 +38,10 @@ typedef struct sdc_cuda_ctx sdc_cuda_ctx; /* defined in cuda_backend.c */
 cudaStream_t sdc_cuda_stream(sdc_backend *be);
 void *sdc_cuda_cublas(sdc_backend *be);    /* the cublasHandle_t, bound to the stream */
 void *sdc_cuda_cublas_ws(sdc_backend *be); /* its workspace, SDC_CUDA_CUBLAS_WORKSPACE_BYTES (cuBLASLt's too) */
+/* The scratch of attention (and attention_bias) on these operands: the cuBLAS path's scores for heads wider than
+ * 160 (cuda_attention.cu), else 0. */
+size_t sdc_cuda_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
+                                    int n_heads);
 /* cuBLASLt for the linears with a bias (cuda_gemm.cu): a handle and the plans made so far */
 typedef struct sdc_cuda_lt sdc_cuda_lt;
 sdc_cuda_lt *sdc_cuda_lt_new(void); /* NULL: no cuBLASLt (the linears then fill the bias first) */
