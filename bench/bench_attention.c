@@ -1,5 +1,6 @@
 /* bench_attention.c - the CUDA attention op alone at the shapes that matter (Flux's joint attention,
- * SDXL's self-attention at both levels), random inputs, time per call and TFLOP/s (4 T S D per head):
+ * SDXL's self-attention at both levels), random inputs, time per call and TFLOP/s (4 T S D per head), for
+ * the block shape the shapes choose and for each forced one (sdc_cuda_attention_force_config):
  *   build-gpu/bench_attention [REPS]
  * Built with the CUDA backend only. Compare with bench/flux_roofline.py's torch SDPA rows on the same card. */
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_internal.h"
 #include "backend/ops.h"
 
 static double now(void) {
@@ -51,9 +53,14 @@ int main(int argc, char **argv) {
         {"sdxl 1024^2 level 2 (1024 tok, 20x64, B2)", SDC_DTYPE_F16, 2, 1024, 1024, 20, 64},
         {"sd15 512^2 level 0 (4096 tok, 8x40, B2)", SDC_DTYPE_F16, 2, 4096, 4096, 8, 40},
     };
-    printf("%-44s %10s %9s\n", "attention", "ms/call", "TFLOP/s");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const attn_case *c = &cases[i];
+    /* block shapes (m-tiles per warp, warps per block): the one the shapes choose, then each forced */
+    static const int configs[][3] = {{0, 0, 0},   {1, 4, 64},  {2, 4, 64}, {1, 8, 64}, {2, 8, 64}, {1, 4, 128},
+                                     {2, 4, 128}, {1, 8, 128}, {1, 4, 32}, {2, 4, 32}, {2, 8, 32}};
+    printf("%-44s %9s %10s %9s\n", "attention", "mt,nw,bk", "ms/call", "TFLOP/s");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] * (sizeof configs / sizeof configs[0]); i++) {
+        const int *cfg = configs[i % (sizeof configs / sizeof configs[0])];
+        sdc_cuda_attention_force_config(cfg[0], cfg[1], cfg[2]);
+        const attn_case *c = &cases[i / (sizeof configs / sizeof configs[0])];
         const int64_t C = c->H * c->D;
         sdc_tensor *q = random_tensor(be, c->dt, c->B, c->T, C), *k = random_tensor(be, c->dt, c->B, c->S, C);
         sdc_tensor *v = random_tensor(be, c->dt, c->B, c->S, C);
@@ -69,7 +76,10 @@ int main(int argc, char **argv) {
         const sdc_status st = sdc_backend_sync(be);
         const double s = (now() - t0) / reps;
         const double flop = 4.0 * (double)c->B * (double)c->H * (double)c->T * (double)c->S * (double)c->D;
-        printf("%-44s %10.3f %9.1f%s\n", c->name, s * 1e3, flop / s / 1e12, st == SDC_OK ? "" : "  (backend error)");
+        char shape[16];
+        snprintf(shape, sizeof shape, cfg[0] ? "%d,%d,%d" : "auto", cfg[0], cfg[1], cfg[2]);
+        printf("%-44s %9s %10.3f %9.1f%s\n", c->name, shape, s * 1e3, flop / s / 1e12,
+               st == SDC_OK ? "" : "  (backend error)");
         sdc_tensor_free(q);
         sdc_tensor_free(k);
         sdc_tensor_free(v);

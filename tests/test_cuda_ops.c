@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_ref.h"
+#include "backend/cuda/cuda_internal.h"
 #include "backend/ops.h"
 #include "test_op_cases.h"
 #include "test_util.h"
@@ -1150,6 +1151,37 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
     }
 }
 
+/* The tensor-core attention kernel's block shapes (m-tiles per warp, warps per block) change its speed, not
+ * its bits: every attention case in f16 and bf16 under each forced shape equals the shape-chosen result. */
+static void test_attention_block_shapes(sdc_backend *cuda) {
+    static const int shapes[][2] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const op_case *c = &cases[i].op;
+        if (c->run != run_attention) continue;
+        op_host in[OP_MAX_IN] = {{0}};
+        for (int j = 0; j < c->n_in; j++) in[j] = op_make_input(c, j, 7000 + i * 8 + (uint64_t)j);
+        const op_host out = op_out_shape(c);
+        for (int prec = P_F16; prec <= P_BF16; prec++) {
+            const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
+            sdc_cuda_attention_force_config(0, 0, 0);
+            op_result want = op_run_on(cuda, c, in, &out, act);
+            int same = 0;
+            for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+                sdc_cuda_attention_force_config(shapes[k][0], shapes[k][1], 0);
+                op_result got = op_run_on(cuda, c, in, &out, act);
+                same += got.status == SDC_OK && memcmp(got.out, want.out, op_host_n(&out) * sizeof(float)) == 0;
+                free(got.out);
+            }
+            sdc_cuda_attention_force_config(0, 0, 0);
+            test_check(want.status == SDC_OK && same == (int)(sizeof shapes / sizeof shapes[0]),
+                       "%s [%s]: %d of 4 forced block shapes give the shape-chosen bits", c->name, sdc_dtype_name(act),
+                       same);
+            free(want.out);
+        }
+        for (int j = 0; j < c->n_in; j++) free(in[j].v);
+    }
+}
+
 /* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in every precision. */
 static void test_in_place(sdc_backend *be) {
     printf("in place\n");
@@ -1469,6 +1501,7 @@ int main(void) {
     double t0 = test_now();
     test_basics(cuda);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i], 1000 + i, cuda, ref);
+    test_attention_block_shapes(cuda);
     test_in_place(cuda);
     test_allocator(cuda);
     test_staging(cuda);

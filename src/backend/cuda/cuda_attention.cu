@@ -9,9 +9,9 @@
  *
  * Two kernels:
  *   attn_mma_kernel   F16 or BF16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160; Flux's
- *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 warps,
- *                     128 queries per block (32 per warp) for heads 128 or at most 48 wide, else 64 (16 per warp),
- *                     64 keys per tile, double-buffered with cp.async. The PTX
+ *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 or 8
+ *                     warps of 16 or 32 query rows each (launch_mma_cfg), 64 keys per tile, double-buffered
+ *                     with cp.async. The PTX
  *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
  *                     score accumulators in registers and the probabilities feed the second product
  *                     without a trip through shared memory, rounded to the input type. D is
@@ -43,10 +43,6 @@ struct attn_geom {
 };
 
 /* ----------------------------------------------------------- tensor-core kernel (F16, BF16) --- */
-
-#define MMA_BQ 64   // queries per block
-#define MMA_BK 64   // keys per tile
-#define MMA_THREADS 128
 
 static __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 
@@ -96,7 +92,7 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *c, const unsigned
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* Two floats rounded to T, packed in 32 bits (lo in the lower half), and back. */
+/* Two floats rounded to T, packed in 32 bits (lo in the lower half). */
 template <typename T> static __device__ __forceinline__ unsigned pack2(float lo, float hi);
 template <> __device__ __forceinline__ unsigned pack2<__half>(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
@@ -106,19 +102,21 @@ template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float lo, f
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *(unsigned *)&h;
 }
-template <typename T> static __device__ __forceinline__ float2 unpack2(unsigned u);
-template <> __device__ __forceinline__ float2 unpack2<__half>(unsigned u) { return __half22float2(*(__half2 *)&u); }
-template <> __device__ __forceinline__ float2 unpack2<__nv_bfloat16>(unsigned u) {
-    return __bfloat1622float2(*(__nv_bfloat162 *)&u);
+
+/* 2^x by the special-function unit (one instruction, flushes denormal results to 0, 2^-inf = 0). */
+static __device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
 }
 
-/* rows [row0, row0 + 64) of a [rows, C] head slice (D columns from src) -> dst [64][ld], rows at or past
- * `limit` zero-filled. D % 8 == 0; 16-byte pieces, MMA_THREADS threads. */
-template <typename T>
-static __device__ __forceinline__ void load_tile_async(T *dst, int ld, const T *src, int64_t C, int row0, int limit,
-                                                       int D) {
+/* rows [row0, row0 + rows) of a [*, C] head slice (D columns from src) -> dst [rows][ld], rows at or past
+ * `limit` zero-filled. D % 8 == 0; 16-byte pieces, NTH threads. */
+template <typename T, int NTH>
+static __device__ __forceinline__ void load_rows_async(T *dst, int ld, const T *src, int64_t C, int row0, int rows,
+                                                       int limit, int D) {
     const int pieces = D / 8;
-    for (int i = threadIdx.x; i < 64 * pieces; i += MMA_THREADS) {
+    for (int i = threadIdx.x; i < rows * pieces; i += NTH) {
         const int r = i / pieces, c = i % pieces;
         const int ok = row0 + r < limit;
         const T *s = ok ? src + (int64_t)(row0 + r) * C + c * 8 : src;
@@ -126,37 +124,41 @@ static __device__ __forceinline__ void load_tile_async(T *dst, int ld, const T *
     }
 }
 
-/* grid (ceil(T / BQ), B * H), MMA_THREADS threads, BQ = 64 MT queries per block: each warp owns MT
- * m-tiles of 16 query rows, so every K and V fragment it loads from shared memory feeds MT products.
- * Dynamic shared memory (BQ + 4 * 64) * (DP + 8) elements: Q [BQ][DP+8], K [2][64][DP+8],
- * V [2][64][DP+8] (the 8 extra columns keep ldmatrix rows on distinct banks). A query row's arithmetic
- * (key tiles of 64, the order of every sum) is the same for any MT: MT changes the speed, not the bits. */
-template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THREADS) attn_mma_kernel(attn_geom g) {
-    constexpr int LD = DP + 8, NT = MMA_BK / 8, DT = DP / 8, BQ = MMA_BQ * MT;   // score / output n-tiles
+/* grid (ceil(T / BQ), B * H), NW warps, BQ = 16 MT NW queries per block: each warp owns MT m-tiles of
+ * 16 query rows, so every K and V fragment it loads from shared memory feeds MT products, and the NW
+ * warps share each K and V tile loaded from global memory. Dynamic shared memory (BQ + 4 * 64) * (DP + 8)
+ * elements: Q [BQ][DP+8], K [2][64][DP+8], V [2][64][DP+8] (the 8 extra columns keep ldmatrix rows on
+ * distinct banks). The row maximum m is kept unscaled and the scale folded into the exponent,
+ * p = 2^(s c - m c) with c = log2(e) / sqrt(D); the mask is applied only on the tiles that hold a
+ * masked key (past S, or past a causal row of the block). A query row's arithmetic (key tiles of 64,
+ * the order of every sum) is the same for any MT and NW: they change the speed, not the bits. */
+template <typename T, int DP, int MT, int NW, int BK>
+__global__ void __launch_bounds__(NW * 32) attn_mma_kernel(attn_geom g) {
+    constexpr int NTH = NW * 32, LD = DP + 8, NT = BK / 8, DT = DP / 8, BQ = 16 * MT * NW;   // n-tiles
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    T *Qs = (T *)smem_raw, *Ks = Qs + BQ * LD, *Vs = Ks + 2 * MMA_BK * LD;
+    T *Qs = (T *)smem_raw, *Ks = Qs + BQ * LD, *Vs = Ks + 2 * BK * LD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
     const int q0 = blockIdx.x * BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H, D = g.D;
+    const float sc = g.scale_log2;
     const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * D;   // row t at qg + t C
     const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * D;
     const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * D;
 
     if (D < DP) {   // zero the padding columns [D, DP) of every tile row; the loads never write them
         const int pieces = (DP - D) / 8;
-        for (int i = threadIdx.x; i < (BQ + 4 * MMA_BK) * pieces; i += MMA_THREADS)
+        for (int i = threadIdx.x; i < (BQ + 4 * BK) * pieces; i += NTH)
             *(uint4 *)(Qs + (i / pieces) * LD + D + (i % pieces) * 8) = make_uint4(0, 0, 0, 0);
     }
     const int key_end = g.causal ? min(g.S, q0 + BQ) : g.S;
-    const int n_tiles = (key_end + MMA_BK - 1) / MMA_BK;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) load_tile_async(Qs + mt * 64 * LD, LD, qg, g.C, q0 + mt * 64, g.T, D);
-    load_tile_async(Ks, LD, kg, g.C, 0, g.S, D);
-    load_tile_async(Vs, LD, vg, g.C, 0, g.S, D);
+    const int n_tiles = (key_end + BK - 1) / BK;
+    load_rows_async<T, NTH>(Qs, LD, qg, g.C, q0, BQ, g.T, D);
+    load_rows_async<T, NTH>(Ks, LD, kg, g.C, 0, BK, g.S, D);
+    load_rows_async<T, NTH>(Vs, LD, vg, g.C, 0, BK, g.S, D);
     cp_async_commit();
 
     const int wrow = warp * 16 * MT;                      // the warp's first row in the block's tile
     int row0[MT], row1[MT];                               // this thread's two query rows of each m-tile
-    float o[MT][DT][4], m0[MT], m1[MT], l0[MT], l1[MT];   // l: this thread's columns only
+    float o[MT][DT][4], m0[MT], m1[MT], l0[MT], l1[MT];   // m: unscaled; l: this thread's columns only
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         row0[mt] = q0 + wrow + mt * 16 + gq;
@@ -171,13 +173,13 @@ template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THRE
         const int buf = it & 1;
         if (it + 1 < n_tiles) {
             const int nb = buf ^ 1;
-            load_tile_async(Ks + nb * MMA_BK * LD, LD, kg, g.C, (it + 1) * MMA_BK, g.S, D);
-            load_tile_async(Vs + nb * MMA_BK * LD, LD, vg, g.C, (it + 1) * MMA_BK, g.S, D);
+            load_rows_async<T, NTH>(Ks + nb * BK * LD, LD, kg, g.C, (it + 1) * BK, BK, g.S, D);
+            load_rows_async<T, NTH>(Vs + nb * BK * LD, LD, vg, g.C, (it + 1) * BK, BK, g.S, D);
         }
         cp_async_commit();   // possibly empty: keeps "all but the newest group" meaning this tile
         cp_async_wait_1();
         __syncthreads();
-        const T *Kb = Ks + buf * MMA_BK * LD, *Vb = Vs + buf * MMA_BK * LD;
+        const T *Kb = Ks + buf * BK * LD, *Vb = Vs + buf * BK * LD;
 
         /* s[mt][16 x 64] = Q_(warp, mt) K^T */
         float s[MT][NT][4];
@@ -193,7 +195,7 @@ template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THRE
                 ldmatrix_x4(
                     a[mt], Qs + (wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kd * 16 + (lane >> 4) * 8);
 #pragma unroll
-            for (int kn = 0; kn < MMA_BK / 16; kn++) {
+            for (int kn = 0; kn < BK / 16; kn++) {
                 unsigned bk[4];   // matrices: keys 0-7 x d 0-7, d 8-15, then keys 8-15 x d 0-7, d 8-15
                 ldmatrix_x4(bk, Kb + (kn * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kd * 16 + ((lane >> 3) & 1) * 8);
 #pragma unroll
@@ -204,42 +206,46 @@ template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THRE
             }
         }
 
-        const int s0 = it * MMA_BK;
-        unsigned ph[MT][NT][2];   // p = exp2(s - m) as pairs of T: [0] row0, [1] row1 of score n-tile j
+        const int s0 = it * BK;
+        const bool masked = s0 + BK > g.S || (g.causal && s0 + BK - 1 > q0);   // the same for the block
+        unsigned ph[MT][NT][2];   // p = 2^(s c - m c) as pairs of T: [0] row0, [1] row1 of score n-tile j
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-            /* scale, mask, running max over the 4 threads that share a row */
-            float mx0 = -INFINITY, mx1 = -INFINITY;
+            if (masked) {
 #pragma unroll
-            for (int j = 0; j < NT; j++)
+                for (int j = 0; j < NT; j++)
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int col = s0 + j * 8 + tq * 2 + e;
-                    float v0 = s[mt][j][e] * g.scale_log2, v1 = s[mt][j][2 + e] * g.scale_log2;
-                    if (col >= g.S || (g.causal && col > row0[mt])) v0 = -INFINITY;
-                    if (col >= g.S || (g.causal && col > row1[mt])) v1 = -INFINITY;
-                    s[mt][j][e] = v0;
-                    s[mt][j][2 + e] = v1;
-                    mx0 = fmaxf(mx0, v0);
-                    mx1 = fmaxf(mx1, v1);
-                }
+                    for (int e = 0; e < 2; e++) {
+                        const int col = s0 + j * 8 + tq * 2 + e;
+                        if (col >= g.S || (g.causal && col > row0[mt])) s[mt][j][e] = -INFINITY;
+                        if (col >= g.S || (g.causal && col > row1[mt])) s[mt][j][2 + e] = -INFINITY;
+                    }
+            }
+            /* running maximum over the 4 threads that share a row */
+            float mx0 = m0[mt], mx1 = m1[mt];
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                mx0 = fmaxf(mx0, fmaxf(s[mt][j][0], s[mt][j][1]));
+                mx1 = fmaxf(mx1, fmaxf(s[mt][j][2], s[mt][j][3]));
+            }
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            /* the first tile holds key 0, which every row may see, so m is finite from there on */
-            const float mn0 = fmaxf(m0[mt], mx0), mn1 = fmaxf(m1[mt], mx1);
-            const float al0 = exp2f(m0[mt] - mn0), al1 = exp2f(m1[mt] - mn1);
-            m0[mt] = mn0;
-            m1[mt] = mn1;
+            /* the first tile holds key 0, which every row may see, so the maximum is finite from there on */
+            const float al0 = ex2((m0[mt] - mx0) * sc), al1 = ex2((m1[mt] - mx1) * sc);
+            const float mc0 = mx0 * sc, mc1 = mx1 * sc;
+            m0[mt] = mx0;
+            m1[mt] = mx1;
             float ls0 = 0.0f, ls1 = 0.0f;
 #pragma unroll
             for (int j = 0; j < NT; j++) {
-                ph[mt][j][0] = pack2<T>(exp2f(s[mt][j][0] - mn0), exp2f(s[mt][j][1] - mn0));
-                ph[mt][j][1] = pack2<T>(exp2f(s[mt][j][2] - mn1), exp2f(s[mt][j][3] - mn1));
-                const float2 f0 = unpack2<T>(ph[mt][j][0]), f1 = unpack2<T>(ph[mt][j][1]);
-                ls0 += f0.x + f0.y;   // sum what is multiplied: the rounded probabilities
-                ls1 += f1.x + f1.y;
+                const float p0 = ex2(fmaf(s[mt][j][0], sc, -mc0)), p1 = ex2(fmaf(s[mt][j][1], sc, -mc0));
+                const float p2 = ex2(fmaf(s[mt][j][2], sc, -mc1)), p3 = ex2(fmaf(s[mt][j][3], sc, -mc1));
+                ph[mt][j][0] = pack2<T>(p0, p1);
+                ph[mt][j][1] = pack2<T>(p2, p3);
+                ls0 += p0 + p1;
+                ls1 += p2 + p3;
             }
             l0[mt] = l0[mt] * al0 + ls0;
             l1[mt] = l1[mt] * al1 + ls1;
@@ -254,7 +260,7 @@ template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THRE
 
         /* O[16 x DP] += P[16 x 64] V[64 x DP]: P's A fragments are the score accumulators of n-tiles 2kk, 2kk+1 */
 #pragma unroll
-        for (int kk = 0; kk < MMA_BK / 16; kk++) {
+        for (int kk = 0; kk < BK / 16; kk++) {
 #pragma unroll
             for (int dn = 0; dn < DP / 16; dn++) {
                 unsigned bv[4];   // transposed matrices: keys 0-7 / 8-15 x d 0-7, then the same x d 8-15
@@ -293,41 +299,76 @@ template <typename T, int DP, int MT> __global__ void __launch_bounds__(MMA_THRE
     }
 }
 
-template <typename T, int DP, int MT> static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    const size_t smem = (size_t)(MMA_BQ * MT + 4 * MMA_BK) * (DP + 8) * sizeof(T);
-    CUDA_CHECK(
-        be, cudaFuncSetAttribute(attn_mma_kernel<T, DP, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const dim3 grid((unsigned)((g.T + MMA_BQ * MT - 1) / (MMA_BQ * MT)), (unsigned)(g.B * g.H));
-    attn_mma_kernel<T, DP, MT><<<grid, MMA_THREADS, smem, s>>>(g);
+template <typename T, int DP, int MT, int NW, int BK>
+static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    constexpr int BQ = 16 * MT * NW;
+    const size_t smem = (size_t)(BQ + 4 * BK) * (DP + 8) * sizeof(T);
+    CUDA_CHECK(be,
+               cudaFuncSetAttribute(attn_mma_kernel<T, DP, MT, NW, BK>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem));
+    const dim3 grid((unsigned)((g.T + BQ - 1) / BQ), (unsigned)(g.B * g.H));
+    attn_mma_kernel<T, DP, MT, NW, BK><<<grid, NW * 32, smem, s>>>(g);
 }
 
-/* Two m-tiles per warp (128 queries per block) where the queries fill them and the padded head is 128
- * wide (Flux) or at most 48 (SD 1.x's 40); one otherwise. Measured with bench_attention on an H100
- * (bench/results/h100-attention.txt), two m-tiles against one: Flux 1024^2 joint 1.23 vs 1.44 ms,
- * 512^2 0.10 vs 0.14 ms, SD 1.5 level 0 0.35 vs 0.39 ms, but SDXL (D 64) level 1 0.56 vs 0.54 ms and
- * level 2 0.10 vs 0.08 ms. A function of the shapes only; the bits are the same either way. */
-template <typename T, int DP> static void launch_mma_mt(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    if constexpr (DP == 128 || DP <= 48) {
-        if (g.T >= 2 * MMA_BQ) {
-            launch_mma<T, DP, 2>(be, s, g);
-            return;
-        }
+/* The kernel's shape forced by sdc_cuda_attention_force_config (benchmarks, tests): m-tiles per warp,
+ * warps, keys per tile; 0: chosen by the shapes. */
+static int forced_mt, forced_nw, forced_bk;
+
+extern "C" void sdc_cuda_attention_force_config(int mt, int nw, int bk) {
+    forced_mt = mt;
+    forced_nw = nw;
+    forced_bk = bk;
+}
+
+/* Keys per tile: 64. The tile is part of the arithmetic (the online softmax rescales per tile), so it is
+ * a function of the head only; a forced other tile (benchmarks) gives other bits. */
+template <int DP> static constexpr int key_tile(void) { return 64; }
+
+/* Block shapes by tile: two m-tiles per warp (128 queries per block of 4 warps) where the queries fill
+ * them and the padded head is 128 wide (Flux) or at most 48 (SD 1.x's 40); one otherwise. Measured with
+ * bench_attention on an H100 (bench/results/h100-attention.txt), two m-tiles against one: Flux 1024^2
+ * joint 1.23 vs 1.44 ms, 512^2 0.10 vs 0.14 ms, SD 1.5 level 0 0.35 vs 0.39 ms, but SDXL (D 64) level 1
+ * 0.56 vs 0.54 ms and level 2 0.10 vs 0.08 ms. A function of the shapes only; the bits are the same for
+ * every block shape of one tile. Forced shapes apply to the padded heads 48, 64, 80 and 128 (the others
+ * are instantiated once); 128-key tiles to 48, 64 and 80, 32-key tiles to 128. */
+template <typename T, int DP, int BK>
+static void launch_mma_shape(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    if constexpr (DP == 48 || DP == 64 || DP == 80 || DP == 128) {
+        if (forced_mt == 2 && forced_nw == 8) return launch_mma<T, DP, 2, 8, BK>(be, s, g);
+        if (forced_mt == 1 && forced_nw == 8) return launch_mma<T, DP, 1, 8, BK>(be, s, g);
+        if (forced_mt == 2 && forced_nw == 4) return launch_mma<T, DP, 2, 4, BK>(be, s, g);
+        if (forced_mt == 1 && forced_nw == 4) return launch_mma<T, DP, 1, 4, BK>(be, s, g);
+        if ((DP == 128 || DP <= 48) && g.T >= 128) return launch_mma<T, DP, 2, 4, BK>(be, s, g);
     }
-    launch_mma<T, DP, 1>(be, s, g);
+    launch_mma<T, DP, 1, 4, BK>(be, s, g);
+}
+
+template <typename T, int DP> static void launch_mma_cfg(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    constexpr int bk = key_tile<DP>();
+    if constexpr (DP <= 80 && DP >= 48) {
+        if (forced_bk == 128 && bk != 128) return launch_mma_shape<T, DP, 128>(be, s, g);
+    }
+    if constexpr (DP == 128) {
+        if (forced_bk == 32 && bk != 32) return launch_mma_shape<T, DP, 32>(be, s, g);
+    }
+    if constexpr (DP == 128 || (DP <= 80 && DP >= 48)) {
+        if (forced_bk == 64 && bk != 64) return launch_mma_shape<T, DP, 64>(be, s, g);
+    }
+    launch_mma_shape<T, DP, bk>(be, s, g);
 }
 
 template <typename T> static void attention_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     switch ((g.D + 15) / 16) {
-    case 1: launch_mma_mt<T, 16>(be, s, g); break;
-    case 2: launch_mma_mt<T, 32>(be, s, g); break;
-    case 3: launch_mma_mt<T, 48>(be, s, g); break;
-    case 4: launch_mma_mt<T, 64>(be, s, g); break;
-    case 5: launch_mma_mt<T, 80>(be, s, g); break;
-    case 6: launch_mma_mt<T, 96>(be, s, g); break;
-    case 7: launch_mma_mt<T, 112>(be, s, g); break;
-    case 8: launch_mma_mt<T, 128>(be, s, g); break;
-    case 9: launch_mma_mt<T, 144>(be, s, g); break;
-    case 10: launch_mma_mt<T, 160>(be, s, g); break;
+    case 1: launch_mma_cfg<T, 16>(be, s, g); break;
+    case 2: launch_mma_cfg<T, 32>(be, s, g); break;
+    case 3: launch_mma_cfg<T, 48>(be, s, g); break;
+    case 4: launch_mma_cfg<T, 64>(be, s, g); break;
+    case 5: launch_mma_cfg<T, 80>(be, s, g); break;
+    case 6: launch_mma_cfg<T, 96>(be, s, g); break;
+    case 7: launch_mma_cfg<T, 112>(be, s, g); break;
+    case 8: launch_mma_cfg<T, 128>(be, s, g); break;
+    case 9: launch_mma_cfg<T, 144>(be, s, g); break;
+    case 10: launch_mma_cfg<T, 160>(be, s, g); break;
     default: assert(!"attention_mma: head dim over 160");
     }
 }
