@@ -1152,12 +1152,35 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
 }
 
 /* The tensor-core attention kernel's block shapes (m-tiles per warp, warps per block) change its speed, not
- * its bits: every attention case in f16 and bf16 under each forced shape equals the shape-chosen result. */
-static void test_attention_block_shapes(sdc_backend *cuda) {
+ * its bits: every attention case in f16 and bf16 under each forced shape equals the shape-chosen result.
+ * The other key tiles (128 keys for heads 48-80, 32 for 128; other bits) against the reference, as test_case. */
+static void test_attention_block_shapes(sdc_backend *cuda, sdc_backend *ref) {
     static const int shapes[][2] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const op_case *c = &cases[i].op;
         if (c->run != run_attention) continue;
+        const int64_t head = c->in[0].ne[2] / c->iarg[0];   // heads 33-128 (padded 48-128): the mma kernel
+        if (cases[i].sub <= 1 && head > 32 && head <= 128) {
+            op_host rin[OP_MAX_IN] = {{0}};
+            for (int j = 0; j < c->n_in; j++) rin[j] = op_make_input(c, j, 9000 + i * 8 + (uint64_t)j);
+            const op_host rout = op_out_shape(c);
+            op_result rf = op_run_on(ref, c, rin, &rout, SDC_DTYPE_F32);
+            for (int bk = 32; bk <= 128; bk *= 4)
+                for (int prec = P_F16; prec <= P_BF16; prec++) {
+                    const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
+                    sdc_cuda_attention_force_config(0, 0, bk);
+                    op_result got = op_run_on(cuda, c, rin, &rout, act);
+                    sdc_cuda_attention_force_config(0, 0, 0);
+                    char what[200];
+                    snprintf(what, sizeof what, "%s [%s, %d-key tiles where the head allows]", c->name,
+                             sdc_dtype_name(act), bk);
+                    test_check_err(what, "rel err", test_rel_err(got.out, rf.out, op_host_n(&rout)),
+                                   bound_for(cases[i].family, prec));
+                    free(got.out);
+                }
+            free(rf.out);
+            for (int j = 0; j < c->n_in; j++) free(rin[j].v);
+        }
         op_host in[OP_MAX_IN] = {{0}};
         for (int j = 0; j < c->n_in; j++) in[j] = op_make_input(c, j, 7000 + i * 8 + (uint64_t)j);
         const op_host out = op_out_shape(c);
@@ -1501,7 +1524,7 @@ int main(void) {
     double t0 = test_now();
     test_basics(cuda);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i], 1000 + i, cuda, ref);
-    test_attention_block_shapes(cuda);
+    test_attention_block_shapes(cuda, ref);
     test_in_place(cuda);
     test_allocator(cuda);
     test_staging(cuda);
