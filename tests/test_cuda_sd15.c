@@ -114,6 +114,26 @@ int main(void) {
         }
         sdc_model_free(m16);
     }
+    /* recorded forwards (CUDA graphs, model/graph.h): from the third UNet call of the pipeline on, the same
+     * latents bit for bit as with recording turned off (SDC_CUDA_GRAPHS=0, read when a backend is made) */
+    sdc_model *mg = open_model(path, SDC_PRECISION_AUTO);
+    const int cu = mg ? component_index(mg, "unet") : -1;
+    if (test_check(mg && cu >= 0 && pipeline(mg, lat, l16), "fp16: a 4-step pipeline, forwards recorded")) {
+        const uint64_t replays = mg->comp[cu] ? sdc_unet_graph_replays(mg->comp[cu]) : 0;
+        test_check(replays == 2,
+                   "the UNet's forwards 3 and 4 of 4 were replays of the second's recording: %llu (want 2)",
+                   (unsigned long long)replays);
+        setenv("SDC_CUDA_GRAPHS", "0", 1);
+        sdc_model *mn = open_model(path, SDC_PRECISION_AUTO);
+        if (test_check(mn && pipeline(mn, lat, l32), "fp16: a 4-step pipeline, SDC_CUDA_GRAPHS=0"))
+            test_check(memcmp(l16, l32, sizeof(float) * nl) == 0 && mn->comp[cu] &&
+                           sdc_unet_graph_replays(mn->comp[cu]) == 0,
+                       "recorded and unrecorded forwards give the same latents bit for bit (max |diff| %g)",
+                       test_max_abs(l16, l32, nl));
+        unsetenv("SDC_CUDA_GRAPHS");
+        sdc_model_free(mn);
+    }
+    sdc_model_free(mg);
     sdc_model_free(m32);
     free(x);
     free(ctx);

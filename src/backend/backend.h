@@ -263,6 +263,19 @@ struct sdc_backend_i {
     void *(*copy_event)(sdc_backend *be);
     void (*compute_wait)(sdc_backend *be, void *ev);
     void (*event_free)(sdc_backend *be, void *ev);
+    /* optional, all five or none: the compute work of a call recorded once and replayed as one graph (CUDA
+     * graphs), so the host enqueues it in one go. graph_begin starts recording (0: it could not); the ops
+     * enqueued until graph_end are recorded, not run. graph_end returns the graph ready to launch, or NULL
+     * when the recording failed (the sticky status is left alone: the caller runs the work again, not
+     * recorded). graph_launch enqueues one run of it; graph_free releases it. The recorded ops keep their
+     * operands' and temporaries' addresses: alloc_generation counts device allocations and releases, and
+     * a graph may be launched only while it is what it was at graph_end (nothing allocated or freed since,
+     * so the temporaries' blocks are still free). */
+    int (*graph_begin)(sdc_backend *be);
+    void *(*graph_end)(sdc_backend *be);
+    void (*graph_launch)(sdc_backend *be, void *graph);
+    void (*graph_free)(sdc_backend *be, void *graph);
+    uint64_t (*alloc_generation)(const sdc_backend *be);
 
     /* the ops: void (*name)(sdc_backend *be, sdc_tensor *y, params...) for each of SDC_BACKEND_OPS */
 #define SDC_OP_SLOT_(name, family, params, args) void (*name)(sdc_backend * be, sdc_tensor * y, SDC_UNPAREN params);
@@ -362,6 +375,14 @@ int64_t sdc_backend_row_chunk(sdc_backend *be);
 void *sdc_backend_copy_event(sdc_backend *be);
 void sdc_backend_compute_wait(sdc_backend *be, void *ev);
 void sdc_backend_event_free(sdc_backend *be, void *ev);
+/* Recorded and replayed compute (the iface's graph_* calls; model/graph.h uses them): whether the backend
+ * has them, and the calls; begin returns 0, end NULL and the generation 0 without. */
+int sdc_backend_has_graphs(const sdc_backend *be);
+int sdc_backend_graph_begin(sdc_backend *be);
+void *sdc_backend_graph_end(sdc_backend *be);
+void sdc_backend_graph_launch(sdc_backend *be, void *graph);
+void sdc_backend_graph_free(sdc_backend *be, void *graph);
+uint64_t sdc_backend_alloc_generation(const sdc_backend *be);
 
 /* --- rates, for reports only (rates.c) ---
  * What the plan table and the run report quote a stream's expected transfer and compute times at: host ->

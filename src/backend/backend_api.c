@@ -69,3 +69,16 @@ void sdc_backend_compute_wait(sdc_backend *be, void *ev) {
 void sdc_backend_event_free(sdc_backend *be, void *ev) {
     if (ev && be->iface->event_free) be->iface->event_free(be, ev);
 }
+
+int sdc_backend_has_graphs(const sdc_backend *be) { return be->iface->graph_begin != NULL; }
+int sdc_backend_graph_begin(sdc_backend *be) { return be->iface->graph_begin ? be->iface->graph_begin(be) : 0; }
+void *sdc_backend_graph_end(sdc_backend *be) { return be->iface->graph_end ? be->iface->graph_end(be) : NULL; }
+void sdc_backend_graph_launch(sdc_backend *be, void *graph) {
+    if (graph && be->iface->graph_launch) be->iface->graph_launch(be, graph);
+}
+void sdc_backend_graph_free(sdc_backend *be, void *graph) {
+    if (graph && be->iface->graph_free) be->iface->graph_free(be, graph);
+}
+uint64_t sdc_backend_alloc_generation(const sdc_backend *be) {
+    return be->iface->alloc_generation ? be->iface->alloc_generation(be) : 0;
+}

@@ -275,6 +275,7 @@ sdc_status sd1_denoise(sdc_run *r, int i0) {
     free(c.rng);
     free(embeds);
     free(time_ids);
+    sdc_unet_graph_release(c.unet); /* the recorded forward read c's tensors */
     sdc_tensor_free(c.context);
     sdc_tensor_free(c.x);
     sdc_tensor_free(c.out);

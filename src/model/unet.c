@@ -9,6 +9,7 @@
 
 #include "backend/ops.h"
 #include "model/activations.h"
+#include "model/graph.h"
 #include "model/resnet.h"
 #include "model/stream.h"
 #include "model/unet_transformer.h"
@@ -41,6 +42,11 @@ struct sdc_unet {
     sdc_unet_transformer mid_attn;
     sdc_tensor *norm_out_w, *norm_out_b; /* [C0] */
     sdc_tensor *conv_out_w, *conv_out_b; /* [Cout, C0, 3, 3], [Cout] */
+    /* a recorded forward (model/graph.h) and the inputs it reads, which stay between its calls: the
+     * timestep embedding's [B, C0] and (text_time) the add embedding's [B, add_in] */
+    sdc_graph graph;
+    sdc_tensor *graph_in[2];
+    uint64_t graph_replays; /* forwards that ran as a replay, since the load */
 };
 
 /* ---- loading ---- */
@@ -153,8 +159,20 @@ static void release_transformers(sdc_unet *u) {
     sdc_unet_transformer_release(&u->mid_attn);
 }
 
+void sdc_unet_graph_release(sdc_unet *u) {
+    if (!u) return;
+    sdc_graph_drop(&u->graph, u->be);
+    for (int i = 0; i < 2; i++) {
+        sdc_tensor_free(u->graph_in[i]);
+        u->graph_in[i] = NULL;
+    }
+}
+
+uint64_t sdc_unet_graph_replays(const sdc_unet *u) { return u->graph_replays; }
+
 void sdc_unet_free(sdc_unet *u) {
     if (!u) return;
+    sdc_unet_graph_release(u);
     sdc_stream_free(u->stream); /* the resident units */
     release_transformers(u);
     sdc_weights_free(&u->ws);
@@ -262,7 +280,8 @@ typedef struct fwd_state {
     int n_skips;
     sdc_tensor *h;   // [B, C, H, W], owned unless h_is_skip
     int h_is_skip;
-    sdc_tensor *temb;   // [B, Td], SiLU applied
+    sdc_tensor *temb;                     // [B, Td], SiLU applied
+    const sdc_tensor *temb_in, *add_in;   // [B, C0] sinusoidal timesteps; [B, add_in] (text_time), else NULL
 } fwd_state;
 
 static void set_h(fwd_state *s, sdc_tensor *h) {
@@ -287,19 +306,13 @@ static sdc_tensor *layer(fwd_state *s, const sdc_resnet *r, const sdc_unet_trans
     return a;
 }
 
-/* linear_2(silu(linear_1(in))) for host in [B, k]: a TimestepEmbedding; NULL when out of memory */
-static sdc_tensor *embed_mlp(fwd_state *s, const float *host, int64_t B, int64_t k, const sdc_tensor *w1,
-                             const sdc_tensor *b1, const sdc_tensor *w2, const sdc_tensor *b2) {
-    const int64_t td = w1->ne[0];
-    sdc_tensor *t0 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, k});
-    sdc_tensor *t1 = t0 ? sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td}) : NULL;
-    if (!t1) {
-        sdc_tensor_free(t0);
-        return NULL;
-    }
-    sdc_tensor_set_f32(t0, host);
+/* linear_2(silu(linear_1(t0))) for t0 [B, k]: a TimestepEmbedding; NULL when out of memory */
+static sdc_tensor *embed_mlp(fwd_state *s, const sdc_tensor *t0, const sdc_tensor *w1, const sdc_tensor *b1,
+                             const sdc_tensor *w2, const sdc_tensor *b2) {
+    const int64_t B = t0->ne[0], td = w1->ne[0];
+    sdc_tensor *t1 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td});
+    if (!t1) return NULL;
     sdc_linear(t1, t0, w1, b1);   // [B, Td]
-    sdc_tensor_free(t0);
     sdc_unary(t1, t1, SDC_UNARY_SILU);
     sdc_tensor *t2 = sdc_act_new(s->be, s->dt, 2, (int64_t[]){B, td});
     if (t2) sdc_linear(t2, t1, w2, b2);
@@ -307,27 +320,40 @@ static sdc_tensor *embed_mlp(fwd_state *s, const float *host, int64_t B, int64_t
     return t2;
 }
 
-/* SDXL's add_embedding(concat(text_embeds, sinusoidal(time_ids))) [B, Td], added to s->temb */
-static int add_embedding(sdc_unet *u, fwd_state *s, const sdc_unet_cond *cond, int64_t B, sdc_unet_block_cb cb,
-                         void *user) {
+/* The embeddings' host-computed inputs, uploaded: tin [B, C0] = sinusoidal(timesteps) and (text_time)
+ * ain [B, add_in] = concat(text_embeds, sinusoidal(time_ids)), as diffusers' add_time_proj computes them
+ * (the same float32 embedding as the timestep's). 0 when out of host memory. */
+static int upload_inputs(const sdc_unet *u, const float *timesteps, const sdc_unet_cond *cond, int64_t B,
+                         sdc_tensor *tin, sdc_tensor *ain) {
     const sdc_unet_config *c = &u->cfg;
+    const int64_t c0 = c->block_out_channels[0];
     const int64_t P = cond->text_embeds_dim, nt = cond->n_time_ids, d = c->addition_time_embed_dim;
-    const int64_t k = c->add_in_dim;
-    float *host = malloc(sizeof(float) * (size_t)(B * k)), *te = malloc(sizeof(float) * (size_t)(nt * d));
-    sdc_tensor *a = NULL;
-    if (host && te) {
+    const int64_t k = ain ? c->add_in_dim : 0;
+    float *host = malloc(sizeof(float) * (size_t)(B * (c0 > k ? c0 : k)));
+    float *te = ain ? malloc(sizeof(float) * (size_t)(nt * d)) : NULL;
+    const int ok = host && (!ain || te);
+    if (ok) {
+        sdc_unet_timestep_embedding(timesteps, (int)B, (int)c0, c->flip_sin_to_cos, c->freq_shift, host);
+        sdc_tensor_set_f32(tin, host);
+    }
+    if (ok && ain) {
         for (int64_t b = 0; b < B; b++) {
             float *row = host + b * k;
             memcpy(row, cond->text_embeds + b * P, sizeof(float) * (size_t)P);
-            /* diffusers' add_time_proj: the same float32 sinusoidal embedding as the timestep's */
             sdc_unet_timestep_embedding(cond->time_ids + b * nt, (int)nt, (int)d, c->flip_sin_to_cos, c->freq_shift,
                                         te);
             memcpy(row + P, te, sizeof(float) * (size_t)(nt * d));
         }
-        a = embed_mlp(s, host, B, k, u->add_w1, u->add_b1, u->add_w2, u->add_b2);
+        sdc_tensor_set_f32(ain, host);
     }
     free(host);
     free(te);
+    return ok;
+}
+
+/* SDXL's add_embedding(s->add_in) [B, Td], added to s->temb */
+static int add_embedding(sdc_unet *u, fwd_state *s, sdc_unet_block_cb cb, void *user) {
+    sdc_tensor *a = embed_mlp(s, s->add_in, u->add_w1, u->add_b1, u->add_w2, u->add_b2);
     if (!a) return 0;
     if (cb) cb("add_embedding", a, user);
     sdc_binary(s->temb, s->temb, a, SDC_BINARY_ADD);
@@ -335,18 +361,11 @@ static int add_embedding(sdc_unet *u, fwd_state *s, const sdc_unet_cond *cond, i
     return 1;
 }
 
-static int time_embedding(sdc_unet *u, fwd_state *s, const float *timesteps, const sdc_unet_cond *cond, int64_t B,
-                          sdc_unet_block_cb cb, void *user) {
-    const sdc_unet_config *c = &u->cfg;
-    const int64_t c0 = c->block_out_channels[0];
-    float *host = malloc(sizeof(float) * (size_t)(B * c0));
-    if (!host) return 0;
-    sdc_unet_timestep_embedding(timesteps, (int)B, (int)c0, c->flip_sin_to_cos, c->freq_shift, host);
-    s->temb = embed_mlp(s, host, B, c0, u->time_w1, u->time_b1, u->time_w2, u->time_b2);
-    free(host);
+static int time_embedding(sdc_unet *u, fwd_state *s, sdc_unet_block_cb cb, void *user) {
+    s->temb = embed_mlp(s, s->temb_in, u->time_w1, u->time_b1, u->time_w2, u->time_b2);
     if (!s->temb) return 0;
     if (cb) cb("time_embedding", s->temb, user);
-    if (c->text_time && !add_embedding(u, s, cond, B, cb, user)) return 0;
+    if (s->add_in && !add_embedding(u, s, cb, user)) return 0;
     sdc_unary(s->temb, s->temb, SDC_UNARY_SILU);   // every resnet takes silu(temb)
     return 1;
 }
@@ -451,12 +470,11 @@ static sdc_status check_args(const sdc_unet *u, const sdc_tensor *x, const sdc_u
     return SDC_ERR_INVALID_ARG;
 }
 
-static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *timesteps, const sdc_unet_cond *cond,
-               sdc_tensor *out, sdc_unet_block_cb cb, void *user) {
+static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, sdc_tensor *out, sdc_unet_block_cb cb, void *user) {
     const sdc_unet_config *c = &u->cfg;
     const int64_t B = x->ne[0];
     char name[32];
-    if (!time_embedding(u, s, timesteps, cond, B, cb, user)) return 0;
+    if (!time_embedding(u, s, cb, user)) return 0;
 
     sdc_tensor *h = sdc_act_new(s->be, s->dt, 4, (int64_t[]){B, c->block_out_channels[0], x->ne[2], x->ne[3]});
     if (!h) return 0;
@@ -501,26 +519,73 @@ static int run(sdc_unet *u, fwd_state *s, const sdc_tensor *x, const float *time
     return 1;
 }
 
+/* The forward's device work once its inputs are uploaded (what a recording holds): the conversions at the
+ * boundary, the UNet, every temporary freed again. 0 when out of memory. */
+static int forward_device(sdc_unet *u, fwd_state *s, const sdc_tensor *x, sdc_tensor *out, sdc_unet_block_cb cb,
+                          void *cb_user) {
+    const sdc_tensor *context = s->context;
+    /* inputs from another component in another dtype: converted here, at the boundary */
+    sdc_tensor *xc = x->dtype != s->dt ? sdc_act_new(u->be, s->dt, 4, x->ne) : NULL;
+    sdc_tensor *cc = context->dtype != s->dt ? sdc_act_new(u->be, s->dt, 3, context->ne) : NULL;
+    int ok = (x->dtype == s->dt || xc) && (context->dtype == s->dt || cc);
+    if (ok && xc) sdc_copy(xc, x);
+    if (ok && cc) sdc_copy(cc, context);
+    if (cc) s->context = cc;
+    ok = ok && run(u, s, xc ? xc : x, out, cb, cb_user);
+    set_h(s, NULL);
+    sdc_tensor_free(xc);
+    sdc_tensor_free(cc);
+    for (int i = 0; i < s->n_skips; i++) sdc_tensor_free(s->skips[i]);
+    s->n_skips = 0;
+    sdc_tensor_free(s->temb);
+    s->temb = NULL;
+    s->context = context;
+    return ok;
+}
+
 sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_unet_cond *cond,
                             sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user) {
+    const sdc_unet_config *c = &u->cfg;
     const sdc_tensor *context = cond->context;
     sdc_status st = check_args(u, x, cond, out);
     if (st != SDC_OK) return st;
+    const int64_t B = x->ne[0];
     fwd_state s = {.be = u->be, .dt = u->act_dtype, .context = context};
+    /* recorded and replayed (model/graph.h) where the backend can: the whole UNet resident, no per-block
+     * callback, ops not timed one by one; its inputs then stay between calls in u->graph_in */
+    const int graph = sdc_backend_has_graphs(u->be) && !u->stream && !cb && !u->be->profile;
+    sdc_tensor *call_in[2] = {NULL, NULL}, **in = graph ? u->graph_in : call_in;
+    if (graph && in[0] && in[0]->ne[0] != B) sdc_unet_graph_release(u);   // another batch size
+    if (!in[0]) in[0] = sdc_act_new(u->be, s.dt, 2, (int64_t[]){B, c->block_out_channels[0]});
+    if (c->text_time && !in[1]) in[1] = sdc_act_new(u->be, s.dt, 2, (int64_t[]){B, c->add_in_dim});
+    s.temb_in = in[0];
+    s.add_in = c->text_time ? in[1] : NULL;
+    int ok = in[0] && (!c->text_time || in[1]) && upload_inputs(u, timesteps, cond, B, in[0], in[1]);
     sdc_stream_begin(u->stream);
-    /* inputs from another component in another dtype: converted here, at the boundary */
-    sdc_tensor *xc = x->dtype != s.dt ? sdc_act_new(u->be, s.dt, 4, x->ne) : NULL;
-    sdc_tensor *cc = context->dtype != s.dt ? sdc_act_new(u->be, s.dt, 3, context->ne) : NULL;
-    int ok = (x->dtype == s.dt || xc) && (context->dtype == s.dt || cc);
-    if (ok && xc) sdc_copy(xc, x);
-    if (ok && cc) sdc_copy(cc, context);
-    if (cc) s.context = cc;
-    ok = ok && run(u, &s, xc ? xc : x, timesteps, cond, out, cb, cb_user);
-    set_h(&s, NULL);
-    sdc_tensor_free(xc);
-    sdc_tensor_free(cc);
-    for (int i = 0; i < s.n_skips; i++) sdc_tensor_free(s.skips[i]);
-    sdc_tensor_free(s.temb);
+    if (ok && graph) {
+        const uint64_t key[] = {(uintptr_t)x->data,
+                                (uintptr_t)out->data,
+                                (uintptr_t)context->data,
+                                (uintptr_t)in[0]->data,
+                                in[1] ? (uintptr_t)in[1]->data : 0,
+                                (uint64_t)x->dtype,
+                                (uint64_t)out->dtype,
+                                (uint64_t)context->dtype,
+                                (uint64_t)B,
+                                (uint64_t)x->ne[2],
+                                (uint64_t)x->ne[3],
+                                (uint64_t)context->ne[1]};
+        if (sdc_graph_replay(&u->graph, u->be, key, (int)(sizeof key / sizeof key[0]))) {
+            u->graph_replays++;
+            return SDC_OK;
+        }
+        const int rec = sdc_graph_record_begin(&u->graph, u->be);
+        ok = forward_device(u, &s, x, out, NULL, NULL);
+        if (rec && !sdc_graph_record_end(&u->graph, u->be, ok) && ok) ok = forward_device(u, &s, x, out, NULL, NULL);
+    } else if (ok) {
+        ok = forward_device(u, &s, x, out, cb, cb_user);
+    }
+    for (int i = 0; i < 2; i++) sdc_tensor_free(call_in[i]);
     if (!ok && sdc_stream_status(u->stream) != SDC_OK) {
         SDC_LOGE(&u->log, "sdc_unet_forward: a streamed block could not be loaded: %s",
                  sdc_status_str(sdc_stream_status(u->stream)));

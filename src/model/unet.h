@@ -111,6 +111,12 @@ typedef struct sdc_unet_cond {
 sdc_status sdc_unet_forward(sdc_unet *u, const sdc_tensor *x, const float *timesteps, const sdc_unet_cond *cond,
                             sdc_tensor *out, sdc_unet_block_cb cb, void *cb_user);
 
+/* Drops the forward's recording (model/graph.h) and the inputs it kept: call when the operands the last
+ * forwards were given go away (the end of a denoise), so nothing stays on the device between phases. */
+void sdc_unet_graph_release(sdc_unet *u);
+/* How many forwards since the load ran as a replay of a recording (tests, logs). */
+uint64_t sdc_unet_graph_replays(const sdc_unet *u);
+
 /* The float32 sinusoidal timestep embedding exactly as diffusers' get_timestep_embedding computes it:
  * emb[b] = [cos(t_b f), sin(t_b f)] (flip_sin_to_cos) or [sin, cos], f_j = exp(-ln(10000) j / (half -
  * freq_shift)), j < half = dim / 2 (a zero column last for odd dim). out holds B * dim floats. */

@@ -224,6 +224,7 @@ void *sdc_cuda_pool_alloc(sdc_cuda_pool *pool, size_t nbytes) {
     b->is_free = 0;
     table_insert(pool, b);
     pool->in_use += b->size;
+    pool->generation++;
     return b->ptr;
 }
 
@@ -242,6 +243,7 @@ void sdc_cuda_pool_release(sdc_cuda_pool *pool, void *ptr) {
     assert(b && "release of a pointer the pool did not hand out");
     if (!b) return;
     pool->in_use -= b->size;
+    pool->generation++;
     b->is_free = 1;
     if (b->next && b->next->is_free) {
         bin_remove(pool, b->next);
@@ -269,6 +271,7 @@ void sdc_cuda_pool_trim(sdc_cuda_pool *pool) {
                 }
                 bin_remove(pool, b);
                 segs_remove(pool, b->ptr);
+                pool->generation++;
                 CUDA_CHECK(pool->be, cudaFree(b->ptr));
                 pool->reserved -= b->size;
                 pool->n_frees++;

@@ -43,6 +43,7 @@ typedef struct sdc_cuda_pool {
     size_t baseline;           /* used before the first allocation */
     size_t driver_peak;        /* max(used - baseline) since the last reset */
     size_t n_mallocs, n_frees; /* cudaMalloc / cudaFree calls, for the log */
+    uint64_t generation;       /* blocks handed out and returned so far (a recorded graph's validity) */
 } sdc_cuda_pool;
 
 /* Takes the driver baseline now: call after the context exists and before the first allocation. */

@@ -24,6 +24,7 @@ struct sdc_cuda_ctx {
     sdc_cuda_pool pool;
     sdc_cuda_staging staging;
     int pool_ready;
+    int graphs; /* recorded forwards allowed (SDC_CUDA_GRAPHS=0 turns them off, for comparisons) */
 };
 
 static sdc_cuda_ctx *ctx_of(sdc_backend *be) { return (sdc_cuda_ctx *)be->ctx; }
@@ -218,6 +219,41 @@ static void cuda_upload_async(sdc_backend *be, void *dst, const void *host, size
     sdc_cuda_staging_upload_host(&ctx_of(be)->staging, dst, host, nbytes);
 }
 
+/* Recorded forwards (CUDA graphs): the compute stream is captured in relaxed mode (the pool may still
+ * call cudaMalloc while recording; nothing else in a forward is a call that capture forbids). A failed
+ * recording or instantiation is logged and reported as NULL without touching the sticky status: the
+ * caller runs the forward again, unrecorded. */
+static int cuda_graph_begin(sdc_backend *be) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    if (!c->graphs) return 0;
+    if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed) == cudaSuccess) return 1;
+    SDC_LOGD(&be->log, "cuda graph: capture could not begin (%s)", cudaGetErrorString(cudaGetLastError()));
+    return 0;
+}
+
+static void *cuda_graph_end(sdc_backend *be) {
+    sdc_cuda_ctx *c = ctx_of(be);
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t e = NULL;
+    cudaError_t err = cudaStreamEndCapture(c->stream, &g);
+    if (err == cudaSuccess) err = cudaGraphInstantiate(&e, g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (err == cudaSuccess) return e;
+    SDC_LOGW(&be->log, "cuda graph: recording failed (%s); the forward runs unrecorded", cudaGetErrorString(err));
+    (void)cudaGetLastError();
+    return NULL;
+}
+
+static void cuda_graph_launch(sdc_backend *be, void *graph) {
+    CUDA_CHECK(be, cudaGraphLaunch((cudaGraphExec_t)graph, ctx_of(be)->stream));
+}
+static void cuda_graph_free(sdc_backend *be, void *graph) {
+    CUDA_CHECK(be, cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
+static uint64_t cuda_alloc_generation(const sdc_backend *be) {
+    return ((const sdc_cuda_ctx *)be->ctx)->pool.generation;
+}
+
 /* Page-locked host memory for the host tier and the prefetcher (either thread; the runtime is thread-safe).
  * A refusal is not the backend's error: the caller falls back to pageable memory. */
 static void *cuda_pinned_alloc(sdc_backend *be, size_t nbytes) {
@@ -286,6 +322,11 @@ static const struct sdc_backend_i cuda_iface = {.name = "cuda",
                                                 .copy_event = cuda_copy_event,
                                                 .compute_wait = cuda_compute_wait,
                                                 .event_free = cuda_event_free,
+                                                .graph_begin = cuda_graph_begin,
+                                                .graph_end = cuda_graph_end,
+                                                .graph_launch = cuda_graph_launch,
+                                                .graph_free = cuda_graph_free,
+                                                .alloc_generation = cuda_alloc_generation,
                                                 SDC_BACKEND_OPS(CUDA_OP_SLOT_)};
 
 /* The first device, if the driver and this build can use it; logs why not. */
@@ -360,6 +401,8 @@ sdc_backend *sdc_backend_cuda_new(const sdc_logger *log) {
     if (!fail) {
         sdc_cuda_pool_init(&c->pool, c->stream, be);   // baseline: context and cuBLAS exist, nothing allocated
         c->pool_ready = 1;
+        const char *graphs = getenv("SDC_CUDA_GRAPHS");
+        c->graphs = !graphs || strcmp(graphs, "0") != 0;
         sdc_cuda_staging_init(&c->staging, c->copy, c->stream, be);
         c->cublas_ws = SDC_CUDA_SCRATCH(be, SDC_CUDA_CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
         if (!c->cublas_ws)
