@@ -190,6 +190,7 @@ sdc_status flux_denoise(sdc_run *r, int i0) {
     free(c.ts);
     free(c.g);
     free(c.pooled);
+    sdc_flux_graph_release(c.dit); /* the recorded forward read c's tensors */
     sdc_tensor_free(c.context);
     sdc_tensor_free(c.x);
     sdc_tensor_free(c.out);

@@ -7,11 +7,22 @@
 
 #include "backend/ops.h"
 #include "model/flux_internal.h"
+#include "model/graph.h"
 #include "model/unet.h" /* sdc_unet_timestep_embedding: diffusers' get_timestep_embedding */
 
 typedef struct flux_mlp {
     sdc_tensor *w1, *b1, *w2, *b2; /* linear_1 [C, in], [C]; linear_2 [C, C], [C] */
 } flux_mlp;
+
+/* The forward's host-computed inputs, uploaded before its device work (upload_inputs). */
+enum {
+    FLUX_IN_TIME,     /* [B, 256] sinusoidal(1000 t) */
+    FLUX_IN_GUIDANCE, /* [B, 256] sinusoidal(1000 g) (guidance_embeds), else NULL */
+    FLUX_IN_POOLED,   /* [B, pooled_dim] */
+    FLUX_IN_COS,      /* [T + N, head_dim / 2] F32: RoPE of txt_ids then img_ids */
+    FLUX_IN_SIN,
+    FLUX_N_INPUTS
+};
 
 struct sdc_flux {
     sdc_flux_config cfg;
@@ -27,6 +38,10 @@ struct sdc_flux {
     sdc_flux_single *sgl;                /* n_single_layers */
     sdc_tensor *norm_out_w, *norm_out_b; /* [2C, C], [2C]: scale, then shift */
     sdc_tensor *proj_w, *proj_b;         /* [out, C], [out] */
+    /* a recorded forward (model/graph.h) and the inputs it reads, which stay between its calls */
+    sdc_graph graph;
+    sdc_tensor *graph_in[FLUX_N_INPUTS];
+    uint64_t graph_replays; /* forwards that ran as a replay, since the load */
 };
 
 static void load_mlp(flux_mlp *m, sdc_weight_set *ws, const char *name, int64_t in, int64_t C) {
@@ -121,8 +136,20 @@ sdc_status sdc_flux_load(const sdc_flux_config *cfg, const sdc_weight_source *sr
     return SDC_OK;
 }
 
+void sdc_flux_graph_release(sdc_flux *m) {
+    if (!m) return;
+    sdc_graph_drop(&m->graph, m->be);
+    for (int i = 0; i < FLUX_N_INPUTS; i++) {
+        sdc_tensor_free(m->graph_in[i]);
+        m->graph_in[i] = NULL;
+    }
+}
+
+uint64_t sdc_flux_graph_replays(const sdc_flux *m) { return m->graph_replays; }
+
 void sdc_flux_free(sdc_flux *m) {
     if (!m) return;
+    sdc_flux_graph_release(m);
     sdc_stream_free(m->stream); /* the resident units */
     sdc_weights_free(&m->ws);
     free(m->dbl);
@@ -155,80 +182,80 @@ void sdc_flux_rope_tables(const sdc_flux_config *cfg, const float *ids, int64_t 
 
 /* --- forward --- */
 
-/* The state of one forward pass: every tensor in tmps (freed at the end). */
+/* The state of one forward pass: every tensor in tmps (freed at the end); in[] its uploaded inputs. */
 typedef struct flux_fwd {
     sdc_flux *m;
     sdc_flux_tmps p;
+    sdc_tensor *const *in;
     sdc_flux_block_cb cb;
     void *user;
 } flux_fwd;
 
-/* host [B, in] -> linear_2(SiLU(linear_1(x))) [B, C], kept */
-static sdc_tensor *embed(flux_fwd *f, const flux_mlp *w, const float *host, int64_t B, int64_t in) {
-    sdc_tensor *x = sdc_flux_keep(&f->p, sdc_act_new(f->m->be, f->m->act_dtype, 2, (int64_t[]){B, in}));
-    if (!x || sdc_tensor_set_f32(x, host) != SDC_OK) return NULL;
+/* Uploads the forward's host-computed inputs into in[] (FLUX_IN_*), allocating those that are NULL (the
+ * caller frees them): the timestep (and guidance) embedders' sinusoidal(1000 v) of host v [B], the pooled
+ * text embedding, and the RoPE tables of the joint sequence (txt_ids; img_ids). 0 when out of memory. */
+static int upload_inputs(sdc_flux *m, const sdc_flux_cond *cond, int64_t B, int64_t T, int64_t N, sdc_tensor **in) {
+    const sdc_flux_config *c = &m->cfg;
+    const int64_t S = T + N, half = c->head_dim / 2, A = c->n_axes, P = c->pooled_dim, D = SDC_FLUX_TIME_DIM;
+    if (!in[FLUX_IN_TIME]) in[FLUX_IN_TIME] = sdc_act_new(m->be, m->act_dtype, 2, (int64_t[]){B, D});
+    if (c->guidance_embeds && !in[FLUX_IN_GUIDANCE])
+        in[FLUX_IN_GUIDANCE] = sdc_act_new(m->be, m->act_dtype, 2, (int64_t[]){B, D});
+    if (!in[FLUX_IN_POOLED]) in[FLUX_IN_POOLED] = sdc_act_new(m->be, m->act_dtype, 2, (int64_t[]){B, P});
+    for (int k = FLUX_IN_COS; k <= FLUX_IN_SIN; k++)
+        if (!in[k]) in[k] = sdc_tensor_new(m->be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, (int64_t[]){S, half});
+    const int64_t nh = B * D > S * half * 2 ? B * D : S * half * 2;
+    float *host = malloc(sizeof(float) * (size_t)nh), *t = malloc(sizeof(float) * (size_t)B);
+    float *ids = malloc(sizeof(float) * (size_t)(S * A));
+    int ok = host && t && ids && in[FLUX_IN_TIME] && (!c->guidance_embeds || in[FLUX_IN_GUIDANCE]) &&
+        in[FLUX_IN_POOLED] && in[FLUX_IN_COS] && in[FLUX_IN_SIN];
+    for (int k = FLUX_IN_TIME; k <= FLUX_IN_GUIDANCE && ok; k++) {
+        const float *v = k == FLUX_IN_TIME ? cond->timestep : cond->guidance;
+        if (!v) continue;
+        for (int64_t b = 0; b < B; b++) t[b] = (float)((double)v[b] * 1000.0);   // exact product, rounded once
+        sdc_unet_timestep_embedding(t, (int)B, (int)D, 1, 0, host);
+        ok = sdc_tensor_set_f32(in[k], host) == SDC_OK;
+    }
+    ok = ok && sdc_tensor_set_f32(in[FLUX_IN_POOLED], cond->pooled) == SDC_OK;
+    if (ok) {
+        memcpy(ids, cond->txt_ids, sizeof(float) * (size_t)(T * A));
+        memcpy(ids + T * A, cond->img_ids, sizeof(float) * (size_t)(N * A));
+        sdc_flux_rope_tables(c, ids, S, host, host + S * half);
+        ok = sdc_tensor_set_f32(in[FLUX_IN_COS], host) == SDC_OK &&
+            sdc_tensor_set_f32(in[FLUX_IN_SIN], host + S * half) == SDC_OK;
+    }
+    free(host);
+    free(t);
+    free(ids);
+    return ok;
+}
+
+/* linear_2(SiLU(linear_1(x))) [B, C] of an uploaded input x [B, in], kept */
+static sdc_tensor *embed(flux_fwd *f, const flux_mlp *w, const sdc_tensor *x) {
     sdc_tensor *h = sdc_flux_linear(&f->p, x, w->w1, w->b1);
     if (!h) return NULL;
-    sdc_flux_drop(&f->p, x);
     sdc_unary(h, h, SDC_UNARY_SILU);
     sdc_tensor *y = sdc_flux_linear(&f->p, h, w->w2, w->b2);
     sdc_flux_drop(&f->p, h);
     return y;
 }
 
-/* sinusoidal_256(1000 v) of host v [B], then the MLP w, kept */
-static sdc_tensor *embed_time(flux_fwd *f, const flux_mlp *w, const float *v, int64_t B) {
-    float *t = malloc(sizeof(float) * (size_t)B), *e = malloc(sizeof(float) * (size_t)B * SDC_FLUX_TIME_DIM);
-    sdc_tensor *y = NULL;
-    if (t && e) {
-        for (int64_t b = 0; b < B; b++) t[b] = (float)((double)v[b] * 1000.0);   // exact product, rounded once
-        sdc_unet_timestep_embedding(t, (int)B, SDC_FLUX_TIME_DIM, 1, 0, e);
-        y = embed(f, w, e, B, SDC_FLUX_TIME_DIM);
-    }
-    free(t);
-    free(e);
-    return y;
-}
-
 /* temb = time (+ guidance) + text embedding [B, C]; returns SiLU(temb), kept */
-static sdc_tensor *conditioning(flux_fwd *f, const sdc_flux_cond *cond, int64_t B) {
+static sdc_tensor *conditioning(flux_fwd *f) {
     const sdc_flux *m = f->m;
-    sdc_tensor *temb = embed_time(f, &m->time, cond->timestep, B);
+    sdc_tensor *temb = embed(f, &m->time, f->in[FLUX_IN_TIME]);
     if (temb && m->cfg.guidance_embeds) {
-        sdc_tensor *g = embed_time(f, &m->guidance, cond->guidance, B);
+        sdc_tensor *g = embed(f, &m->guidance, f->in[FLUX_IN_GUIDANCE]);
         if (!g) return NULL;
         sdc_binary(temb, temb, g, SDC_BINARY_ADD);
         sdc_flux_drop(&f->p, g);
     }
-    sdc_tensor *txt = temb ? embed(f, &m->text, cond->pooled, B, m->cfg.pooled_dim) : NULL;
+    sdc_tensor *txt = temb ? embed(f, &m->text, f->in[FLUX_IN_POOLED]) : NULL;
     if (!txt) return NULL;
     sdc_binary(temb, temb, txt, SDC_BINARY_ADD);
     sdc_flux_drop(&f->p, txt);
     if (f->cb) f->cb("time_text_embed", temb, f->user);
     sdc_unary(temb, temb, SDC_UNARY_SILU);
     return temb;
-}
-
-/* The F32 tables of the joint sequence (txt_ids; img_ids), kept in *cs, *sn. */
-static int rope_tables(flux_fwd *f, const sdc_flux_cond *cond, int64_t T, int64_t N, sdc_tensor **cs, sdc_tensor **sn) {
-    const sdc_flux_config *c = &f->m->cfg;
-    const int64_t S = T + N, half = c->head_dim / 2, A = c->n_axes;
-    float *ids = malloc(sizeof(float) * (size_t)(S * A)), *tc = malloc(sizeof(float) * (size_t)(S * half * 2));
-    int ok = ids && tc;
-    if (ok) {
-        memcpy(ids, cond->txt_ids, sizeof(float) * (size_t)(T * A));
-        memcpy(ids + T * A, cond->img_ids, sizeof(float) * (size_t)(N * A));
-        sdc_flux_rope_tables(c, ids, S, tc, tc + S * half);
-        *cs =
-            sdc_flux_keep(&f->p, sdc_tensor_new(f->m->be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, (int64_t[]){S, half}));
-        *sn = *cs ? sdc_flux_keep(&f->p,
-                                  sdc_tensor_new(f->m->be, SDC_MEM_ACTIVATIONS, SDC_DTYPE_F32, 2, (int64_t[]){S, half}))
-                  : NULL;
-        ok = *sn && sdc_tensor_set_f32(*cs, tc) == SDC_OK && sdc_tensor_set_f32(*sn, tc + S * half) == SDC_OK;
-    }
-    free(ids);
-    free(tc);
-    return ok;
 }
 
 /* Shows the text and image parts of h [B, T + N, C] to the callback as "<name>.0" and "<name>.1". */
@@ -299,15 +326,13 @@ static int final_layer(flux_fwd *f, const sdc_tensor *silu_temb, const sdc_tenso
     return 1;
 }
 
-static int run(flux_fwd *f, const sdc_tensor *x, const sdc_tensor *context, const sdc_flux_cond *cond,
-               sdc_tensor *out) {
+static int run(flux_fwd *f, const sdc_tensor *x, const sdc_tensor *context, sdc_tensor *out) {
     const sdc_flux *m = f->m;
-    const int64_t B = x->ne[0], N = x->ne[1], T = context->ne[1];
+    const int64_t T = context->ne[1];
     sdc_flux_ctx ctx = {.heads = m->cfg.n_heads};
-    sdc_tensor *cs, *sn;
-    sdc_tensor *silu_temb = conditioning(f, cond, B);
-    if (!silu_temb || !rope_tables(f, cond, T, N, &cs, &sn)) return 0;
-    ctx.silu_temb = silu_temb, ctx.cs = cs, ctx.sn = sn;
+    sdc_tensor *silu_temb = conditioning(f);
+    if (!silu_temb) return 0;
+    ctx.silu_temb = silu_temb, ctx.cs = f->in[FLUX_IN_COS], ctx.sn = f->in[FLUX_IN_SIN];
     sdc_tensor *img = sdc_flux_linear(&f->p, x, m->x_w, m->x_b);   // [B, N, C]
     if (!img) return 0;
     if (f->cb) f->cb("x_embedder", img, f->user);
@@ -351,20 +376,52 @@ static const sdc_tensor *in_dtype(sdc_flux_tmps *p, const sdc_tensor *t, sdc_dty
     return c;
 }
 
+/* The forward's device work once its inputs are uploaded (what a recording holds): the conversions at the
+ * boundary, the transformer, every temporary freed again. 0 when out of memory. */
+static int forward_device(flux_fwd *f, const sdc_tensor *x, const sdc_tensor *context, sdc_tensor *out) {
+    sdc_flux *m = f->m;
+    /* inputs and output in another dtype: converted here, at the boundary */
+    const sdc_tensor *xa = in_dtype(&f->p, x, m->act_dtype);
+    const sdc_tensor *ca = xa ? in_dtype(&f->p, context, m->act_dtype) : NULL;
+    sdc_tensor *oa = out->dtype == m->act_dtype ? out : sdc_act_new(m->be, m->act_dtype, 3, out->ne);
+    int ok = ca && oa && run(f, xa, ca, oa);
+    sdc_flux_drop_all(&f->p);
+    if (ok && oa != out) sdc_copy(out, oa);
+    if (oa != out) sdc_tensor_free(oa);
+    return ok;
+}
+
 sdc_status sdc_flux_forward(sdc_flux *m, const sdc_tensor *x, const sdc_flux_cond *cond, sdc_tensor *out,
                             sdc_flux_block_cb cb, void *cb_user) {
     sdc_status st = check_args(m, x, cond, out);
     if (st != SDC_OK) return st;
-    flux_fwd f = {.m = m, .cb = cb, .user = cb_user};
+    const sdc_tensor *context = cond->context;
+    const int64_t B = x->ne[0], N = x->ne[1], T = context->ne[1];
+    /* recorded and replayed (model/graph.h) where the backend can: every block resident, no per-block
+     * callback, ops not timed one by one; its inputs then stay between calls in m->graph_in */
+    const int graph = sdc_backend_has_graphs(m->be) && !m->stream && !cb && !m->be->profile;
+    sdc_tensor *call_in[FLUX_N_INPUTS] = {NULL}, **in = graph ? m->graph_in : call_in;
+    if (graph && in[FLUX_IN_TIME] && (in[FLUX_IN_TIME]->ne[0] != B || in[FLUX_IN_COS]->ne[0] != T + N))
+        sdc_flux_graph_release(m);   // another batch or sequence
+    int ok = upload_inputs(m, cond, B, T, N, in);
+    flux_fwd f = {.m = m, .in = in, .cb = cb, .user = cb_user};
     sdc_stream_begin(m->stream);
-    /* inputs and output in another dtype: converted here, at the boundary */
-    const sdc_tensor *xa = in_dtype(&f.p, x, m->act_dtype);
-    const sdc_tensor *ca = xa ? in_dtype(&f.p, cond->context, m->act_dtype) : NULL;
-    sdc_tensor *oa = out->dtype == m->act_dtype ? out : sdc_act_new(m->be, m->act_dtype, 3, out->ne);
-    int ok = ca && oa && run(&f, xa, ca, cond, oa);
-    sdc_flux_drop_all(&f.p);
-    if (ok && oa != out) sdc_copy(out, oa);
-    if (oa != out) sdc_tensor_free(oa);
+    if (ok && graph) {
+        uint64_t key[9 + FLUX_N_INPUTS] = {(uintptr_t)x->data, (uintptr_t)out->data, (uintptr_t)context->data,
+                                           (uint64_t)x->dtype, (uint64_t)out->dtype, (uint64_t)context->dtype,
+                                           (uint64_t)B,        (uint64_t)T,          (uint64_t)N};
+        for (int i = 0; i < FLUX_N_INPUTS; i++) key[9 + i] = in[i] ? (uintptr_t)in[i]->data : 0;
+        if (sdc_graph_replay(&m->graph, m->be, key, (int)(sizeof key / sizeof key[0]))) {
+            m->graph_replays++;
+            return sdc_backend_status(m->be);
+        }
+        const int rec = sdc_graph_record_begin(&m->graph, m->be);
+        ok = forward_device(&f, x, context, out);
+        if (rec && !sdc_graph_record_end(&m->graph, m->be, ok) && ok) ok = forward_device(&f, x, context, out);
+    } else if (ok) {
+        ok = forward_device(&f, x, context, out);
+    }
+    for (int i = 0; i < FLUX_N_INPUTS; i++) sdc_tensor_free(call_in[i]);
     if (!ok && sdc_stream_status(m->stream) != SDC_OK) {
         SDC_LOGE(&m->log, "sdc_flux_forward: a streamed block could not be loaded: %s",
                  sdc_status_str(sdc_stream_status(m->stream)));

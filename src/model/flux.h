@@ -98,6 +98,12 @@ typedef struct sdc_flux_cond {
 sdc_status sdc_flux_forward(sdc_flux *m, const sdc_tensor *x, const sdc_flux_cond *cond, sdc_tensor *out,
                             sdc_flux_block_cb cb, void *cb_user);
 
+/* Drops the forward's recording (model/graph.h) and the inputs it kept: call when the operands the last
+ * forwards were given go away (the end of a denoise), so nothing stays on the device between phases. */
+void sdc_flux_graph_release(sdc_flux *m);
+/* How many forwards since the load ran as a replay of a recording (tests, logs). */
+uint64_t sdc_flux_graph_replays(const sdc_flux *m);
+
 /* The RoPE tables of n positions: for position p, axis a (width d_a, offset o_a = d_0 + ... + d_{a-1})
  * and j < d_a / 2, angle = ids[p, a] * theta^(-2j / d_a) in float64; cos_out / sin_out [n, head_dim / 2]
  * at column o_a / 2 + j get cos / sin(angle) rounded to f32 (diffusers' FluxPosEmbed, whose tables repeat
