@@ -41,6 +41,7 @@ struct sdc_flux {
     /* a recorded forward (model/graph.h) and the inputs it reads, which stay between its calls */
     sdc_graph graph;
     sdc_tensor *graph_in[FLUX_N_INPUTS];
+    float *rope_ids; /* the ids graph_in's RoPE tables were made from [T + N, n_axes] (they change per job only) */
     uint64_t graph_replays; /* forwards that ran as a replay, since the load */
 };
 
@@ -143,6 +144,8 @@ void sdc_flux_graph_release(sdc_flux *m) {
         sdc_tensor_free(m->graph_in[i]);
         m->graph_in[i] = NULL;
     }
+    free(m->rope_ids);
+    m->rope_ids = NULL;
 }
 
 uint64_t sdc_flux_graph_replays(const sdc_flux *m) { return m->graph_replays; }
@@ -193,7 +196,9 @@ typedef struct flux_fwd {
 
 /* Uploads the forward's host-computed inputs into in[] (FLUX_IN_*), allocating those that are NULL (the
  * caller frees them): the timestep (and guidance) embedders' sinusoidal(1000 v) of host v [B], the pooled
- * text embedding, and the RoPE tables of the joint sequence (txt_ids; img_ids). 0 when out of memory. */
+ * text embedding, and the RoPE tables of the joint sequence (txt_ids; img_ids). in == m->graph_in (kept
+ * between calls): the tables are made again only when the ids differ from those they were made from.
+ * 0 when out of memory. */
 static int upload_inputs(sdc_flux *m, const sdc_flux_cond *cond, int64_t B, int64_t T, int64_t N, sdc_tensor **in) {
     const sdc_flux_config *c = &m->cfg;
     const int64_t S = T + N, half = c->head_dim / 2, A = c->n_axes, P = c->pooled_dim, D = SDC_FLUX_TIME_DIM;
@@ -219,9 +224,18 @@ static int upload_inputs(sdc_flux *m, const sdc_flux_cond *cond, int64_t B, int6
     if (ok) {
         memcpy(ids, cond->txt_ids, sizeof(float) * (size_t)(T * A));
         memcpy(ids + T * A, cond->img_ids, sizeof(float) * (size_t)(N * A));
+    }
+    const int kept = in == m->graph_in,
+              same = ok && kept && m->rope_ids && !memcmp(m->rope_ids, ids, sizeof(float) * (size_t)(S * A));
+    if (ok && !same) {
         sdc_flux_rope_tables(c, ids, S, host, host + S * half);
         ok = sdc_tensor_set_f32(in[FLUX_IN_COS], host) == SDC_OK &&
             sdc_tensor_set_f32(in[FLUX_IN_SIN], host + S * half) == SDC_OK;
+        if (kept) { /* the tables now hold these ids' values (ids are handed over; NULL: made again next time) */
+            free(m->rope_ids);
+            m->rope_ids = ok ? ids : NULL;
+            if (ok) ids = NULL;
+        }
     }
     free(host);
     free(t);
