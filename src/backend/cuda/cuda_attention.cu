@@ -10,7 +10,7 @@
  * Two kernels:
  *   attn_mma_kernel   F16 or BF16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160; Flux's
  *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 or 8
- *                     warps of 16 or 32 query rows each (launch_mma_cfg), 64 keys per tile, double-buffered
+ *                     warps of 16 or 32 query rows each (launch_mma_cfg), 64 or 128 keys per tile (key_tile), double-buffered
  *                     with cp.async. The PTX
  *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
  *                     score accumulators in registers and the probabilities feed the second product
@@ -320,17 +320,18 @@ extern "C" void sdc_cuda_attention_force_config(int mt, int nw, int bk) {
     forced_bk = bk;
 }
 
-/* Keys per tile: 64. The tile is part of the arithmetic (the online softmax rescales per tile), so it is
- * a function of the head only; a forced other tile (benchmarks) gives other bits. */
-template <int DP> static constexpr int key_tile(void) { return 64; }
+/* Keys per tile: 128 for padded heads 48-80 (SD 1.x/2.x, SDXL), 64 for the rest (Flux's 128: the same speed
+ * with either, bench/results/h100-attention.txt). The tile is part of the arithmetic (the online softmax
+ * rescales per tile), so it is a function of the head only; a forced other tile (benchmarks) gives other bits. */
+template <int DP> static constexpr int key_tile(void) { return DP >= 48 && DP <= 80 ? 128 : 64; }
 
 /* Block shapes by tile: two m-tiles per warp (128 queries per block of 4 warps) where the queries fill
- * them and the padded head is 128 wide (Flux) or at most 48 (SD 1.x's 40); one otherwise. Measured with
- * bench_attention on an H100 (bench/results/h100-attention.txt), two m-tiles against one: Flux 1024^2
- * joint 1.23 vs 1.44 ms, 512^2 0.10 vs 0.14 ms, SD 1.5 level 0 0.35 vs 0.39 ms, but SDXL (D 64) level 1
- * 0.56 vs 0.54 ms and level 2 0.10 vs 0.08 ms. A function of the shapes only; the bits are the same for
+ * them, for the padded heads 48-128; one otherwise. Measured with bench_attention on an H100 (session 13,
+ * bench/results/h100-attention.txt), (2 m-tiles, 4 warps, 128 keys) against the earlier choice: SD 1.5
+ * level 0 0.242 vs 0.331 ms, SDXL level 1 0.422 vs 0.465 ms, level 2 0.068 vs 0.070 ms; Flux (64 keys)
+ * 1.04 ms at 1024^2 with 2 m-tiles vs 1.39 with one. A function of the shapes only; the bits are the same for
  * every block shape of one tile. Forced shapes apply to the padded heads 48, 64, 80 and 128 (the others
- * are instantiated once); 128-key tiles to 48, 64 and 80, 32-key tiles to 128. */
+ * are instantiated once); 64-key tiles to 48, 64 and 80, 32-key tiles to 128. */
 template <typename T, int DP, int BK>
 static void launch_mma_shape(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
     if constexpr (DP == 48 || DP == 64 || DP == 80 || DP == 128) {
@@ -338,23 +339,18 @@ static void launch_mma_shape(sdc_backend *be, cudaStream_t s, const attn_geom &g
         if (forced_mt == 1 && forced_nw == 8) return launch_mma<T, DP, 1, 8, BK>(be, s, g);
         if (forced_mt == 2 && forced_nw == 4) return launch_mma<T, DP, 2, 4, BK>(be, s, g);
         if (forced_mt == 1 && forced_nw == 4) return launch_mma<T, DP, 1, 4, BK>(be, s, g);
-        if ((DP == 128 || DP <= 48) && g.T >= 128) return launch_mma<T, DP, 2, 4, BK>(be, s, g);
+        if (g.T >= 128) return launch_mma<T, DP, 2, 4, BK>(be, s, g);
     }
     launch_mma<T, DP, 1, 4, BK>(be, s, g);
 }
 
 template <typename T, int DP> static void launch_mma_cfg(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    constexpr int bk = key_tile<DP>();
-    if constexpr (DP <= 80 && DP >= 48) {
-        if (forced_bk == 128 && bk != 128) return launch_mma_shape<T, DP, 128>(be, s, g);
+    if constexpr (DP >= 48 && DP <= 80) {
+        if (forced_bk == 64) return launch_mma_shape<T, DP, 64>(be, s, g);
+    } else if constexpr (DP == 128) {
+        if (forced_bk == 32) return launch_mma_shape<T, DP, 32>(be, s, g);
     }
-    if constexpr (DP == 128) {
-        if (forced_bk == 32 && bk != 32) return launch_mma_shape<T, DP, 32>(be, s, g);
-    }
-    if constexpr (DP == 128 || (DP <= 80 && DP >= 48)) {
-        if (forced_bk == 64 && bk != 64) return launch_mma_shape<T, DP, 64>(be, s, g);
-    }
-    launch_mma_shape<T, DP, bk>(be, s, g);
+    launch_mma_shape<T, DP, key_tile<DP>()>(be, s, g);
 }
 
 template <typename T> static void attention_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {

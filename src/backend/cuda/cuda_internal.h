@@ -43,8 +43,8 @@ void *sdc_cuda_cublas_ws(sdc_backend *be); /* its workspace, SDC_CUDA_CUBLAS_WOR
 size_t sdc_cuda_attention_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k,
                                     int n_heads);
 /* Benchmarks and tests: run the tensor-core attention kernel with mt m-tiles of 16 rows per warp and nw warps per
- * block (1 or 2, 4 or 8; padded heads 48, 64, 80, 128) and bk keys per tile (64; 128 for heads 48 to 80; 32 for 128), whatever
- * the shapes; 0: chosen by the shapes. Every block shape gives the same bits; another key tile other bits. */
+ * block (1 or 2, 4 or 8; padded heads 48, 64, 80, 128) and bk keys per tile (heads 48 to 80: 128 or 64; 128: 64 or 32),
+ * whatever the shapes; 0: chosen by the shapes. Every block shape gives the same bits; another key tile other bits. */
 void sdc_cuda_attention_force_config(int mt, int nw, int bk);
 /* cuBLASLt for the linears with a bias (cuda_gemm.cu): a handle and the plans made so far */
 typedef struct sdc_cuda_lt sdc_cuda_lt;
