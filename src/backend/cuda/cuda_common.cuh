@@ -30,15 +30,20 @@ template <> __device__ __forceinline__ __nv_bfloat16 sdc_from_f<__nv_bfloat16>(f
 
 template <typename T> struct sdc_pack { static constexpr int N = 16 / (int)sizeof(T); };
 
-/* f[0..N) = p[0..N) as floats; p 16-byte aligned. */
-template <typename T> static __device__ __forceinline__ void sdc_load_pack(const T *p, float *f) {
+/* f[0..N) = the N elements of T held in u, as floats. */
+template <typename T> static __device__ __forceinline__ void sdc_unpack(uint4 u, float *f) {
     union {
         uint4 u;
         T e[sdc_pack<T>::N];
     } v;
-    v.u = *(const uint4 *)p;
+    v.u = u;
 #pragma unroll
     for (int i = 0; i < sdc_pack<T>::N; i++) f[i] = sdc_to_f(v.e[i]);
+}
+
+/* f[0..N) = p[0..N) as floats; p 16-byte aligned. */
+template <typename T> static __device__ __forceinline__ void sdc_load_pack(const T *p, float *f) {
+    sdc_unpack<T>(*(const uint4 *)p, f);
 }
 
 /* p[0..N) = f[0..N) rounded to T; p 16-byte aligned. */

@@ -93,6 +93,33 @@ __global__ void binary_bcast_kernel(T *y, const T *a, const T *b, I total, bcast
     }
 }
 
+/* binary_bcast_kernel a pack at a time, where a's innermost collapsed dim is not broadcast and holds whole
+ * packs: the pack's elements of b are then contiguous too, at the broadcast index of its first element.
+ * The same arithmetic per element (Flux's gates: a [B, L, C] times b [B, 1, C]). */
+template <typename T, typename I>
+__global__ void binary_bcast_pack_kernel(T *y, const T *a, const T *b, I packs, bcast_geom g, int op) {
+    constexpr int P = sdc_pack<T>::N;
+    I n[4], bs[4];
+    for (int d = 0; d < 4; d++) {
+        n[d] = (I)g.n[d];
+        bs[d] = (I)g.bs[d];
+    }
+    for (I k = blockIdx.x * (I)blockDim.x + threadIdx.x; k < packs; k += (I)gridDim.x * blockDim.x) {
+        I rem = k * P, bi = 0;
+        for (int d = g.nd - 1; d > 0; d--) {
+            bi += rem % n[d] * bs[d];
+            rem /= n[d];
+        }
+        bi += rem * bs[0];
+        float va[P], vb[P];
+        sdc_load_pack(a + k * P, va);
+        sdc_load_pack(b + bi, vb);
+#pragma unroll
+        for (int i = 0; i < P; i++) va[i] = binary1(va[i], vb[i], op);
+        sdc_store_pack(y + k * P, va);
+    }
+}
+
 /* y[r, i] = x[r, i] * gelu(x[r, N + i]) for x [R, 2N], y [R, N]; packs along i when vec. */
 template <typename T> __global__ void geglu_kernel(T *y, const T *x, int64_t R, int64_t N, int vec) {
     constexpr int P = sdc_pack<T>::N;
@@ -180,7 +207,13 @@ static void binary_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, co
             <<<sdc_grid_1d(items, 256), 256, 0, s>>>((T *)y->data, (const T *)a->data, (const T *)b->data, n, vec, f);
     } else {
         collapse_bcast(a, b, &g);
-        if (n <= (int64_t)UINT32_MAX)
+        constexpr int P = sdc_pack<T>::N;
+        const int packed = g.bs[g.nd - 1] == 1 && g.n[g.nd - 1] % P == 0 && sdc_aligned16(y->data) &&
+            sdc_aligned16(a->data) && sdc_aligned16(b->data);
+        if (packed && n <= (int64_t)UINT32_MAX)
+            binary_bcast_pack_kernel<T, uint32_t><<<sdc_grid_1d(n / P, 256), 256, 0, s>>>(
+                (T *)y->data, (const T *)a->data, (const T *)b->data, (uint32_t)(n / P), g, op);
+        else if (n <= (int64_t)UINT32_MAX)
             binary_bcast_kernel<T, uint32_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
                 (T *)y->data, (const T *)a->data, (const T *)b->data, (uint32_t)n, g, op);
         else
@@ -226,15 +259,47 @@ __global__ void rope_kernel(T *y, const T *x, const float *cs, const float *sn, 
     }
 }
 
+/* rope_kernel a pack of N/2 pairs per thread (16-byte loads and stores), where each head's pairs fill whole
+ * packs: the same arithmetic per pair. */
+template <typename T>
+__global__ void rope_pack_kernel(T *y, const T *x, const float *cs, const float *sn, int64_t R, int64_t T_len,
+                                 int64_t packs, int64_t head_pairs) {
+    constexpr int P = sdc_pack<T>::N;
+    SDC_ROWS_LOOP(r, R) {
+        const float *c = cs + r % T_len * head_pairs, *s = sn + r % T_len * head_pairs;
+        SDC_COLS_LOOP(k, packs) {   // pack k holds pairs k P/2 .. k P/2 + P/2 - 1 of the row
+            const int64_t e = (r * packs + k) * P, i0 = k * (P / 2) % head_pairs;
+            float v[P], o[P];
+            sdc_load_pack(x + e, v);
+#pragma unroll
+            for (int j = 0; j < P / 2; j++) {
+                const float x0 = v[2 * j], x1 = v[2 * j + 1];
+                o[2 * j] = x0 * c[i0 + j] - x1 * s[i0 + j];
+                o[2 * j + 1] = x1 * c[i0 + j] + x0 * s[i0 + j];
+            }
+            sdc_store_pack(y + e, o);
+        }
+    }
+}
+
 template <typename T>
 static void rope_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn,
                        int n_heads) {
-    const int64_t R = sdc_tensor_rows(x), pairs = x->ne[2] / 2;
+    constexpr int P = sdc_pack<T>::N;
+    const int64_t R = sdc_tensor_rows(x), pairs = x->ne[2] / 2, head_pairs = pairs / n_heads;
     if (R == 0 || pairs == 0) return;
-    const sdc_launch2d l = sdc_plan_rows(R, pairs);
-    rope_kernel<T><<<l.grid, l.block, 0, sdc_cuda_stream(be)>>>((T *)y->data, (const T *)x->data,
-                                                                (const float *)cs->data, (const float *)sn->data, R,
-                                                                x->ne[1], pairs, pairs / n_heads);
+    cudaStream_t st = sdc_cuda_stream(be);
+    const float *c = (const float *)cs->data, *s = (const float *)sn->data;
+    if (head_pairs % (P / 2) == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data)) {
+        const int64_t packs = pairs / (P / 2);
+        const sdc_launch2d l = sdc_plan_rows(R, packs);
+        rope_pack_kernel<T>
+            <<<l.grid, l.block, 0, st>>>((T *)y->data, (const T *)x->data, c, s, R, x->ne[1], packs, head_pairs);
+    } else {
+        const sdc_launch2d l = sdc_plan_rows(R, pairs);
+        rope_kernel<T>
+            <<<l.grid, l.block, 0, st>>>((T *)y->data, (const T *)x->data, c, s, R, x->ne[1], pairs, head_pairs);
+    }
     SDC_CUDA_LAUNCHED(be);
 }
 
