@@ -58,7 +58,8 @@ static void run_conv_tf32(const op_case *c, sdc_tensor *y, sdc_tensor *const *in
 /* The dimension of input i (-1: taken whole) and of the output that a subsampled reference cuts:
  * linear: rows of x; conv: output channels (w, b); attention: queries (and the bias's query rows). */
 static int sub_dim(const op_case *c, int i) {
-    if (c->run == run_linear) return i == 0 ? c->in[0].ndim - 2 : i < 0 ? c->out.ndim - 2 : -1;
+    if (c->run == run_linear || c->run == run_linear_act)
+        return i == 0 ? c->in[0].ndim - 2 : i < 0 ? c->out.ndim - 2 : -1;
     if (c->run == run_conv || c->run == run_conv_tf32) return i == 1 || i == 2 ? 0 : i < 0 ? 1 : -1;
     if (c->run == run_attention) return i <= 0 ? 1 : -1;
     if (c->run == run_attention_bias) return i <= 0 || i == 3 ? 1 : -1;   // queries, bias[H, T, S] rows
@@ -123,6 +124,37 @@ static const cuda_case cases[] = {
       {T3(2, 96, 32), S2(128, 32, 0.18f), T1(128)},
       T3(2, 96, 128),
       {0},
+      0},
+     GEMM,
+     0,
+     0},
+    /* linear_act: iarg = the unary op (GELU_TANH with a bias: cuBLASLt's epilogue; else linear, then unary) */
+    {{"linear+gelu_tanh 3072->1024 [2,300,3072] (Flux MLP, in the epilogue)",
+      run_linear_act,
+      3,
+      {T3(2, 300, 3072), S2(1024, 3072, 0.018f), T1(1024)},
+      T3(2, 300, 1024),
+      {SDC_UNARY_GELU_TANH},
+      0},
+     GEMM,
+     0,
+     0},
+    {{"linear+gelu_tanh no bias 768->320 [2,77,768] (two ops)",
+      run_linear_act,
+      2,
+      {T3(2, 77, 768), S2(320, 768, 0.036f)},
+      T3(2, 77, 320),
+      {SDC_UNARY_GELU_TANH},
+      0},
+     GEMM,
+     0,
+     0},
+    {{"linear+silu 320->1280 [2,320] (two ops)",
+      run_linear_act,
+      3,
+      {T2(2, 320), S2(1280, 320, 0.056f), T1(1280)},
+      T2(2, 1280),
+      {SDC_UNARY_SILU},
       0},
      GEMM,
      0,

@@ -13,6 +13,9 @@
 void run_linear(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_linear(y, in[0], in[1], c->n_in > 2 ? in[2] : NULL);
 }
+void run_linear_act(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
+    sdc_linear_act(y, in[0], in[1], c->n_in > 2 ? in[2] : NULL, (sdc_unary_op)c->iarg[0]);
+}
 void run_conv(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_conv2d(y, in[0], in[1], c->n_in > 2 ? in[2] : NULL, c->iarg[0], c->iarg[1]);
 }

@@ -68,6 +68,7 @@ struct op_case {
 
 /* --- how each op is called: in[0..n_in), and what iarg / farg mean --- */
 void run_linear(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);       // x, w[, b when n_in > 2]
+void run_linear_act(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // as run_linear; iarg[0] = unary op
 void run_conv(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);         // iarg = stride, pad
 void run_attention(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);    // iarg = heads, causal
 void run_layer_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);   // farg = eps

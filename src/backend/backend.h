@@ -90,86 +90,90 @@ typedef enum sdc_op_family {
  * Adding an op: one line here, its shape check in ops.c, and an implementation per backend.
  * All tensors are contiguous and already allocated; shapes were checked by the wrappers in ops.c, so
  * implementations may assume them. Outputs never alias inputs unless the op says so. */
-#define SDC_BACKEND_OPS(X)                                                                                        \
+#define SDC_BACKEND_OPS(X)                                                                                          \
     /* y[..., N] = x[..., K] . w[N, K]^T + b[N]   (b may be NULL). w is a matrix weight: in the dtype the   \
-     * backend's weight_dtype keeps it in (on the CPU: F32, F16, BF16 or a block type, widened per tile) */     \
-    X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b))         \
+     * backend's weight_dtype keeps it in (on the CPU: F32, F16, BF16 or a block type, widened per tile) */       \
+    X(linear, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b), (x, w, b))           \
+    /* y = op(linear(x, w, b)): the linear, then the unary op on its result (a backend may apply op in the    \
+     * GEMM's epilogue, before the rounding to y's dtype: CUDA does for GELU_TANH with a bias) */     \
+    X(linear_act, SDC_OPF_LINEAR, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, sdc_unary_op op), \
+      (x, w, b, op))                                                                                                \
     /* y[B, Co, Ho, Wo] = conv(x[B, Ci, H, W], w[Co, Ci, KH, KW]) + b[Co]   (b may be NULL)             \
-     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. w is a matrix weight, as linear's. */         \
-    X(conv2d, SDC_OPF_CONV, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad), \
-      (x, w, b, stride, pad))                                                                                     \
+     * Ho = (H + 2 pad - KH) / stride + 1, likewise Wo. Zero padding. w is a matrix weight, as linear's. */           \
+    X(conv2d, SDC_OPF_CONV, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int stride, int pad),   \
+      (x, w, b, stride, pad))                                                                                       \
     /* Multi-head scaled dot-product attention, heads interleaved in the channel dimension:             \
      * y[B, T, H*D] = softmax(q_h k_h^T / sqrt(D) (+ causal mask)) v_h for each head h,                  \
-     * q[B, T, H*D], k[B, S, H*D], v[B, S, H*D]. causal: position t attends to s <= t only. */         \
-    X(attention, SDC_OPF_ATTENTION,                                                                               \
-      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads, int causal),                   \
-      (q, k, v, n_heads, causal))                                                                                 \
-    /* y = (x - mean) / sqrt(var + eps) * w + b over the last dimension; w, b [C] */                              \
-    X(layer_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, float eps),       \
-      (x, w, b, eps))                                                                                             \
+     * q[B, T, H*D], k[B, S, H*D], v[B, S, H*D]. causal: position t attends to s <= t only. */           \
+    X(attention, SDC_OPF_ATTENTION,                                                                                 \
+      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, int n_heads, int causal),                     \
+      (q, k, v, n_heads, causal))                                                                                   \
+    /* y = (x - mean) / sqrt(var + eps) * w + b over the last dimension; w, b [C] */                                \
+    X(layer_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, float eps),         \
+      (x, w, b, eps))                                                                                               \
     /* Group norm of x[B, C, ...] in `groups` groups of C/groups channels (statistics over the          \
-     * group's channels and all spatial positions), then * w[C] + b[C], then SiLU when silu != 0. */         \
-    X(group_norm, SDC_OPF_NORM,                                                                                   \
-      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int groups, float eps, int silu),           \
-      (x, w, b, groups, eps, silu))                                                                               \
-    /* y = op(x), same shape; y may alias x */                                                                    \
-    X(unary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, sdc_unary_op op), (x, op))                                \
+     * group's channels and all spatial positions), then * w[C] + b[C], then SiLU when silu != 0. */           \
+    X(group_norm, SDC_OPF_NORM,                                                                                     \
+      (const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b, int groups, float eps, int silu),             \
+      (x, w, b, groups, eps, silu))                                                                                 \
+    /* y = op(x), same shape; y may alias x */                                                                      \
+    X(unary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, sdc_unary_op op), (x, op))                                  \
     /* y = a op b, b broadcast numpy-style against a (same ndim, each b dim equals a's or is 1);         \
-     * y has a's shape and may alias a */        \
-    X(binary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op), (a, b, op))      \
-    /* y = x * s; y may alias x */                                                                                \
-    X(scale, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, float s), (x, s))                                         \
-    /* y[..., N] = x[..., :N] * gelu(x[..., N:])   with x[..., 2N] (erf gelu) */                                  \
-    X(geglu, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x), (x))                                                     \
-    /* y[T, C] = table[ids[t], :]   with ids an I32 tensor [T] (values checked by the caller) */                  \
-    X(embedding, SDC_OPF_DATA, (const sdc_tensor *table, const sdc_tensor *ids), (table, ids))                    \
-    /* y[B, C, 2H, 2W] = nearest-neighbour 2x upsampling of x[B, C, H, W] */                                      \
-    X(upsample2x, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                       \
-    /* y = concat(a, b) along dimension dim (all other dims equal) */                                             \
-    X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))                     \
-    /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */                    \
-    X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                                 \
+     * y has a's shape and may alias a */          \
+    X(binary, SDC_OPF_ELEMENTWISE, (const sdc_tensor *a, const sdc_tensor *b, sdc_binary_op op), (a, b, op))        \
+    /* y = x * s; y may alias x */                                                                                  \
+    X(scale, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, float s), (x, s))                                           \
+    /* y[..., N] = x[..., :N] * gelu(x[..., N:])   with x[..., 2N] (erf gelu) */                                    \
+    X(geglu, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x), (x))                                                       \
+    /* y[T, C] = table[ids[t], :]   with ids an I32 tensor [T] (values checked by the caller) */                    \
+    X(embedding, SDC_OPF_DATA, (const sdc_tensor *table, const sdc_tensor *ids), (table, ids))                      \
+    /* y[B, C, 2H, 2W] = nearest-neighbour 2x upsampling of x[B, C, H, W] */                                        \
+    X(upsample2x, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                         \
+    /* y = concat(a, b) along dimension dim (all other dims equal) */                                               \
+    X(concat, SDC_OPF_DATA, (const sdc_tensor *a, const sdc_tensor *b, int dim), (a, b, dim))                       \
+    /* y.ne[i] = x.ne[perm[i]]: y[i0,i1,i2,i3] = x at the permuted index; 4-D (pad with 1s) */                      \
+    X(permute, SDC_OPF_DATA, (const sdc_tensor *x, const int perm[4]), (x, perm))                                   \
     /* y = x converted to y's dtype (same element count); a block-type x (a quantized weight, rows of  \
-     * whole blocks) is dequantized into a float y (F32, F16 or BF16) */          \
-    X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                             \
-    /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */                        \
-    X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                       \
-      (x, top, bottom, left, right))                                                                              \
-    /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */                   \
-    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))                        \
+     * whole blocks) is dequantized into a float y (F32, F16 or BF16) */            \
+    X(copy, SDC_OPF_DATA, (const sdc_tensor *x), (x))                                                               \
+    /* y[B, C, H + top + bottom, W + left + right] = x[B, C, H, W] with zeros around it */                          \
+    X(pad2d, SDC_OPF_DATA, (const sdc_tensor *x, int top, int bottom, int left, int right),                         \
+      (x, top, bottom, left, right))                                                                                \
+    /* y = x[..., start : start + y.ne[dim], ...] along dimension dim (all other dims equal) */                     \
+    X(slice, SDC_OPF_DATA, (const sdc_tensor *x, int dim, int64_t start), (x, dim, start))                          \
     /* y = x / sqrt(mean(x^2) + eps) * w over the last dimension; w [C]. T5's and Flux's RMS norm: no mean \
-     * subtracted, no bias; the mean of squares is taken in f32 (or wider) whatever x's dtype. */      \
-    X(rms_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, float eps), (x, w, eps))                 \
+     * subtracted, no bias; the mean of squares is taken in f32 (or wider) whatever x's dtype. */        \
+    X(rms_norm, SDC_OPF_NORM, (const sdc_tensor *x, const sdc_tensor *w, float eps), (x, w, eps))                   \
     /* Rotary position embedding on interleaved pairs, per head: for x[B, T, H*D] (D even) and pair    \
      * i < D/2 of each head at position t, with c = cs[t, i], s = sn[t, i] (F32 tables [T, D/2]        \
      * whatever x's dtype): y[.., 2i] = x[.., 2i] c - x[.., 2i+1] s, y[.., 2i+1] = x[.., 2i+1] c +     \
-     * x[.., 2i] s. y may alias x. */          \
-    X(rope, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn, int heads),    \
-      (x, cs, sn, heads))                                                                                         \
+     * x[.., 2i] s. y may alias x. */            \
+    X(rope, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, const sdc_tensor *cs, const sdc_tensor *sn, int heads),      \
+      (x, cs, sn, heads))                                                                                           \
     /* Modulated layer norm (adaptive LayerNorm, no affine): y[b, t, :] = (x[b, t, :] - mean) /        \
-     * sqrt(var + eps) * (1 + scale[b, :]) + shift[b, :] for x[B, T, C], shift and scale [B, C]. */          \
-    X(layer_norm_mod, SDC_OPF_NORM,                                                                               \
-      (const sdc_tensor *x, const sdc_tensor *shift, const sdc_tensor *scale, float eps), (x, shift, scale, eps)) \
+     * sqrt(var + eps) * (1 + scale[b, :]) + shift[b, :] for x[B, T, C], shift and scale [B, C]. */            \
+    X(layer_norm_mod, SDC_OPF_NORM,                                                                                 \
+      (const sdc_tensor *x, const sdc_tensor *shift, const sdc_tensor *scale, float eps), (x, shift, scale, eps))   \
     /* Multi-head attention with an additive bias (T5's relative positions), heads interleaved as in     \
      * attention: y[B, T, H*D] = softmax(scale * q_h k_h^T + bias[h]) v_h, bias[H, T, S] shared by the     \
-     * batch, in q's dtype, finite; no mask. T5 passes scale 1 (its q is pre-scaled). */        \
-    X(attention_bias, SDC_OPF_ATTENTION,                                                                          \
-      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, const sdc_tensor *bias, int n_heads,        \
-       float scale),                                                                                              \
-      (q, k, v, bias, n_heads, scale))                                                                            \
+     * batch, in q's dtype, finite; no mask. T5 passes scale 1 (its q is pre-scaled). */          \
+    X(attention_bias, SDC_OPF_ATTENTION,                                                                            \
+      (const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v, const sdc_tensor *bias, int n_heads,          \
+       float scale),                                                                                                \
+      (q, k, v, bias, n_heads, scale))                                                                              \
     /* Group norm in two halves, for statistics gathered over tiles (model/vae_tiled.c). \
      * group_norm_stats: y F32 [B, groups, 4] = (s_hi, s_lo, q_hi, q_lo) for each group of \
      * x[B, C, ...] (any float dtype; groups as group_norm's): s = sum of x, q = sum of x^2 over \
      * the group, in double, carried as two floats hi = (float)s, lo = (float)(s - hi): hi + lo \
-     * is s to about 2^-48 |s|. */                        \
-    X(group_norm_stats, SDC_OPF_NORM, (const sdc_tensor *x, int groups), (x, groups))                             \
+     * is s to about 2^-48 |s|. */                          \
+    X(group_norm_stats, SDC_OPF_NORM, (const sdc_tensor *x, int groups), (x, groups))                               \
     /* group_norm_apply: group_norm's normalisation with given statistics, stats F32 [B, groups, 2] \
      * = (mean, rstd) per group: y = (x - mean) * rstd * w[c] + b[c], then SiLU when with_silu != 0; \
      * x, w, b, y of one dtype. Each backend rounds as its group_norm does, so group_norm's own \
-     * statistics give group_norm's output. y may alias x. */             \
-    X(group_norm_apply, SDC_OPF_NORM,                                                                             \
-      (const sdc_tensor *x, const sdc_tensor *stats, const sdc_tensor *w, const sdc_tensor *b, int groups,        \
-       int with_silu),                                                                                            \
+     * statistics give group_norm's output. y may alias x. */               \
+    X(group_norm_apply, SDC_OPF_NORM,                                                                               \
+      (const sdc_tensor *x, const sdc_tensor *stats, const sdc_tensor *w, const sdc_tensor *b, int groups,          \
+       int with_silu),                                                                                              \
       (x, stats, w, b, groups, with_silu))
 
 /* Removes one pair of parentheses: SDC_UNPAREN params is the bare parameter list. */

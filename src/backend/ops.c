@@ -27,6 +27,12 @@ static double check_linear(const sdc_tensor *y, const sdc_tensor *x, const sdc_t
     return 2.0 * (double)sdc_tensor_nelem(y) * (double)last(x);
 }
 
+static double check_linear_act(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                               sdc_unary_op act) {
+    assert((unsigned)act < SDC_UNARY_COUNT);
+    return check_linear(y, x, w, b);
+}
+
 static double check_conv2d(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
                            int stride, int pad) {
     assert(x->ndim == 4 && w->ndim == 4 && y->ndim == 4 && stride >= 1 && pad >= 0);

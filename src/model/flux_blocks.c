@@ -31,12 +31,24 @@ void sdc_flux_drop_all(sdc_flux_tmps *p) {
     *p = (sdc_flux_tmps){0};
 }
 
-sdc_tensor *sdc_flux_linear(sdc_flux_tmps *p, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
+/* A new tensor for x w^T: x's shape with w's rows as the last dim. */
+static sdc_tensor *linear_out(sdc_flux_tmps *p, const sdc_tensor *x, const sdc_tensor *w) {
     int64_t ne[4];
     for (int i = 0; i < x->ndim; i++) ne[i] = x->ne[i];
     ne[x->ndim - 1] = w->ne[0];
-    sdc_tensor *y = sdc_flux_keep(p, sdc_act_like(x, x->ndim, ne));
+    return sdc_flux_keep(p, sdc_act_like(x, x->ndim, ne));
+}
+
+sdc_tensor *sdc_flux_linear(sdc_flux_tmps *p, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
+    sdc_tensor *y = linear_out(p, x, w);
     if (y) sdc_linear(y, x, w, b);
+    return y;
+}
+
+/* gelu_tanh(x w^T + b) as a new tensor (one op: CUDA applies the GELU in the GEMM's epilogue). */
+static sdc_tensor *linear_gelu(sdc_flux_tmps *p, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b) {
+    sdc_tensor *y = linear_out(p, x, w);
+    if (y) sdc_linear_act(y, x, w, b, SDC_UNARY_GELU_TANH);
     return y;
 }
 
@@ -147,10 +159,9 @@ static int stream_out(sdc_flux_tmps *p, const sdc_flux_stream *w, sdc_tensor *s,
     sdc_binary(s, s, a, SDC_BINARY_ADD);
     sdc_flux_drop(p, a);
     sdc_tensor *n = modulate(p, s, mod[3], mod[4]);
-    sdc_tensor *f = n ? sdc_flux_linear(p, n, w->ff_in_w, w->ff_in_b) : NULL;   // [B, L, 4C]
+    sdc_tensor *f = n ? linear_gelu(p, n, w->ff_in_w, w->ff_in_b) : NULL;   // [B, L, 4C]
     if (!f) return 0;
     sdc_flux_drop(p, n);
-    sdc_unary(f, f, SDC_UNARY_GELU_TANH);
     sdc_tensor *g = sdc_flux_linear(p, f, w->ff_out_w, w->ff_out_b);   // [B, L, C]
     if (!g) return 0;
     sdc_flux_drop(p, f);
@@ -221,10 +232,9 @@ static int single_steps(sdc_flux_tmps *p, const sdc_flux_single *b, const sdc_fl
     sdc_tensor *gate = scale ? sdc_flux_chunk(p, m, 2, C) : NULL;
     if (!gate) return 0;
     sdc_flux_drop(p, m);
-    sdc_tensor *n = modulate(p, h, shift, scale);                             // [B, S, C]
-    sdc_tensor *mlp = n ? sdc_flux_linear(p, n, b->mlp_w, b->mlp_b) : NULL;   // [B, S, 4C]
+    sdc_tensor *n = modulate(p, h, shift, scale);                         // [B, S, C]
+    sdc_tensor *mlp = n ? linear_gelu(p, n, b->mlp_w, b->mlp_b) : NULL;   // [B, S, 4C]
     if (!mlp) return 0;
-    sdc_unary(mlp, mlp, SDC_UNARY_GELU_TANH);
     sdc_tensor *q, *k, *v;
     const sdc_tensor *const qkv[8] = {b->q_w, b->q_b, b->k_w, b->k_b, b->v_w, b->v_b, b->norm_q, b->norm_k};
     if (!project_qkv(p, n, qkv, c->heads, &q, &k, &v)) return 0;

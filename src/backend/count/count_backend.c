@@ -87,6 +87,11 @@ static void count_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, co
     if (l->iface->linear_workspace) hold_workspace(be, l->iface->linear_workspace(l, y, x, w));
 }
 
+static void count_linear_act(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                             const sdc_tensor *b, sdc_unary_op act) {
+    count_linear(be, y, x, w, b);
+}
+
 /* The ops that hold no workspace on any backend: nothing to do. */
 static void count_layer_norm(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                              const sdc_tensor *b, float eps) {}
@@ -124,6 +129,7 @@ static const struct sdc_backend_i count_iface = {
     .workspace_bound = count_workspace_bound,
     .row_chunk = count_row_chunk,
     .linear = count_linear,
+    .linear_act = count_linear_act,
     .conv2d = count_conv2d,
     .attention = count_attention,
     .layer_norm = count_layer_norm,

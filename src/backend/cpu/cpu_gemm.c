@@ -326,3 +326,10 @@ void sdc_cpu_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const s
     sdc_cpu_scratch_free(be, pad, pad_bytes);
     sdc_cpu_wmat_end(be, &wm);
 }
+
+/* The linear, then act in place: the same bits as the two ops one after the other. */
+void sdc_cpu_linear_act(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
+                        sdc_unary_op act) {
+    sdc_cpu_linear(be, y, x, w, b);
+    sdc_cpu_unary(be, y, y, act);
+}

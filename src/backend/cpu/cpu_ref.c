@@ -60,6 +60,12 @@ void sdc_cpu_ref_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, con
     x_operand_free(be, x, xd, (size_t)(M * K));
 }
 
+void sdc_cpu_ref_linear_act(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                            const sdc_tensor *b, sdc_unary_op act) {
+    sdc_cpu_ref_linear(be, y, x, w, b);
+    sdc_cpu_ref_unary(be, y, y, act);
+}
+
 void sdc_cpu_ref_conv2d(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b,
                         int stride, int pad) {
     const int64_t B = x->ne[0], Ci = x->ne[1], H = x->ne[2], W = x->ne[3];

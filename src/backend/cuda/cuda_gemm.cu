@@ -135,6 +135,7 @@ struct lt_plan {
     int64_t N, M, K;
     cudaDataType t;
     unsigned align;   // the operands' common alignment in bytes (a function of shapes: see align_of)
+    int gelu;         // the epilogue: bias, then GELU (tanh form) when set
     int ok;           // 0: cuBLASLt has no algorithm for it (the fill path runs)
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
@@ -181,10 +182,10 @@ static unsigned align_of(const void *p) {
     return a;
 }
 
-/* y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N] over the columns */
+/* y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N] over the columns (then GELU) */
 static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+    const cublasLtEpilogue_t ep = p->gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     const uint64_t ws = SDC_CUDA_CUBLAS_WORKSPACE_BYTES;
     const uint32_t align = p->align, reduction = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;   // split-K sums in f32
     cublasLtMatmulPreference_t pref = NULL;
@@ -213,11 +214,12 @@ static int lt_plan_make(sdc_cuda_lt *lt, lt_plan *p) {
     return ok;
 }
 
-static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, cudaDataType t, unsigned align) {
+static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, cudaDataType t, unsigned align,
+                            int gelu) {
     lt->tick++;
     for (int i = 0; i < lt->n; i++) {
         lt_plan *p = &lt->plans[i];
-        if (p->N == N && p->M == M && p->K == K && p->t == t && p->align == align) {
+        if (p->N == N && p->M == M && p->K == K && p->t == t && p->align == align && p->gelu == gelu) {
             p->used = lt->tick;
             return p;
         }
@@ -228,21 +230,22 @@ static lt_plan *lt_plan_for(sdc_cuda_lt *lt, int64_t N, int64_t M, int64_t K, cu
             if (lt->plans[i].used < p->used) p = &lt->plans[i];
         lt_plan_clear(p);
     }
-    p->N = N, p->M = M, p->K = K, p->t = t, p->align = align, p->used = lt->tick;
+    p->N = N, p->M = M, p->K = K, p->t = t, p->align = align, p->gelu = gelu, p->used = lt->tick;
     p->ok = lt_plan_make(lt, p);
     return p;
 }
 
-/* y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N], the bias in the epilogue (dt's
- * operands, f32 accumulation); 0 when cuBLASLt has no plan for it (nothing was enqueued) */
+/* y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + bias[N], the bias (and GELU's tanh form when
+ * gelu) in the epilogue (dt's operands, f32 accumulation); 0 when cuBLASLt has no plan for it (nothing was
+ * enqueued) */
 static int gemm_bias_lt(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int64_t K, const void *w, const void *x,
-                        const void *bias, void *y) {
+                        const void *bias, void *y, int gelu) {
     sdc_cuda_lt *lt = sdc_cuda_lt_of(be);
     if (!lt || N > INT_MAX || M > INT_MAX || K > INT_MAX) return 0;
     unsigned align = align_of(y);
     const void *ptrs[] = {x, w, bias};
     for (int i = 0; i < 3; i++) align = align_of(ptrs[i]) < align ? align_of(ptrs[i]) : align;
-    const lt_plan *p = lt_plan_for(lt, N, M, K, cuda_type(dt), align);
+    const lt_plan *p = lt_plan_for(lt, N, M, K, cuda_type(dt), align, gelu);
     if (!p->ok) return 0;
     const float alpha = 1.0f, beta = 0.0f;
     if (CUBLAS_CHECK(be, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias)))
@@ -257,7 +260,7 @@ static int gemm_bias_lt(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int
  * no cuBLASLt) written into y first and added by the GEMM (beta 1) */
 static void linear_dense(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, int64_t K, const void *w, const void *x,
                          const void *bias, void *y) {
-    if (bias && gemm_bias_lt(be, dt, N, M, K, w, x, bias, y)) return;
+    if (bias && gemm_bias_lt(be, dt, N, M, K, w, x, bias, y, 0)) return;
     if (bias) fill_bias_rows(be, dt, y, bias, M, N);
     // column-major: y^T[N, M] = (w[N, K] as [K, N])^T . (x[M, K] as [K, M]) + beta y^T
     sdc_cuda_gemm(be, dt, 0, 1, 0, N, M, K, w, K, 0, x, K, 0, bias ? 1.0f : 0.0f, y, N, 0, 1);
@@ -306,4 +309,18 @@ extern "C" void sdc_cuda_linear(sdc_backend *be, sdc_tensor *y, const sdc_tensor
         return;
     }
     linear_dense(be, dt, N, M, K, w->data, x->data, b ? b->data : NULL, y->data);
+}
+
+/* GELU's tanh form with a bias and a dense weight in cuBLASLt's epilogue (applied in f32 before the single
+ * rounding to y's dtype, so not the bits of linear then unary); every other case is the two ops. */
+extern "C" void sdc_cuda_linear_act(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                                    const sdc_tensor *b, sdc_unary_op act) {
+    const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
+    if (M == 0 || N == 0) return;
+    if (act == SDC_UNARY_GELU_TANH && b && !sdc_dtype_is_quant(w->dtype)) {
+        assert(x->dtype == y->dtype && w->dtype == y->dtype && b->dtype == y->dtype);
+        if (gemm_bias_lt(be, y->dtype, N, M, K, w->data, x->data, b->data, y->data, 1)) return;
+    }
+    sdc_cuda_linear(be, y, x, w, b);
+    sdc_cuda_unary(be, y, y, act);
 }
