@@ -53,6 +53,7 @@ void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
 void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_slice(y, in[0], c->iarg[0], c->iarg[1]); }
 void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_rms_norm(y, in[0], in[1], c->farg); }
 void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_rope(y, in[0], in[1], in[2], c->iarg[0]); }
+void run_add_gated(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) { sdc_add_gated(y, in[0], in[1], in[2]); }
 void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in) {
     sdc_layer_norm_mod(y, in[0], in[1], in[2], c->farg);
 }

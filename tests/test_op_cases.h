@@ -86,6 +86,7 @@ void run_pad2d(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);         
 void run_slice(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);              // iarg = dim, start
 void run_rms_norm(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);           // x, w; farg = eps
 void run_rope(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);               // x, cos, sin; iarg[0] = heads
+void run_add_gated(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);          // x, a, g
 void run_layer_norm_mod(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);     // x, shift, scale; farg = eps
 void run_attention_bias(const op_case *c, sdc_tensor *y, sdc_tensor *const *in);     // q, k, v, bias; iarg[0] = heads;
                                                                                      // farg = scale

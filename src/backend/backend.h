@@ -154,6 +154,9 @@ typedef enum sdc_op_family {
      * sqrt(var + eps) * (1 + scale[b, :]) + shift[b, :] for x[B, T, C], shift and scale [B, C]. */            \
     X(layer_norm_mod, SDC_OPF_NORM,                                                                                 \
       (const sdc_tensor *x, const sdc_tensor *shift, const sdc_tensor *scale, float eps), (x, shift, scale, eps))   \
+    /* Gated residual (Flux, SD3): y[b, t, :] = x[b, t, :] + a[b, t, :] * g[b, :]   \
+     * for x, a [B, T, C] and g [B, C]. y may alias x. */                               \
+    X(add_gated, SDC_OPF_ELEMENTWISE, (const sdc_tensor *x, const sdc_tensor *a, const sdc_tensor *g), (x, a, g))   \
     /* Multi-head attention with an additive bias (T5's relative positions), heads interleaved as in     \
      * attention: y[B, T, H*D] = softmax(scale * q_h k_h^T + bias[h]) v_h, bias[H, T, S] shared by the     \
      * batch, in q's dtype, finite; no mask. T5 passes scale 1 (its q is pre-scaled). */          \

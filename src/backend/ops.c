@@ -160,6 +160,15 @@ static double check_layer_norm_mod(const sdc_tensor *y, const sdc_tensor *x, con
     return 0;
 }
 
+static double check_add_gated(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *a, const sdc_tensor *g) {
+    assert(x->ndim == 3 && sdc_tensor_same_shape(y, x) && sdc_tensor_same_shape(a, x));
+    assert(g->ndim == 2 && g->ne[0] == x->ne[0] && g->ne[1] == x->ne[2]);
+    assert(a->dtype == x->dtype && g->dtype == x->dtype);
+    SAME_BACKEND(y, a);
+    SAME_BACKEND(y, g);
+    return 0;
+}
+
 static double check_attention_bias(const sdc_tensor *y, const sdc_tensor *q, const sdc_tensor *k, const sdc_tensor *v,
                                    const sdc_tensor *bias, int n_heads, float scale) {
     (void)check_attention(y, q, k, v, n_heads, 0);

@@ -58,11 +58,6 @@ sdc_tensor *sdc_flux_chunk(sdc_flux_tmps *p, const sdc_tensor *m, int k, int64_t
     return y;
 }
 
-void sdc_flux_gate(sdc_tensor *a, const sdc_tensor *g) {
-    sdc_tensor g3 = sdc_tensor_view(g, 3, (int64_t[]){g->ne[0], 1, g->ne[1]});   // [B, 1, C]
-    sdc_binary(a, a, &g3, SDC_BINARY_MUL);
-}
-
 /* LN(s) (1 + scale) + shift as a new tensor like s [B, L, C]. */
 static sdc_tensor *modulate(sdc_flux_tmps *p, const sdc_tensor *s, const sdc_tensor *shift, const sdc_tensor *scale) {
     sdc_tensor *n = sdc_flux_keep(p, sdc_act_like(s, 3, s->ne));
@@ -155,8 +150,7 @@ static int stream_out(sdc_flux_tmps *p, const sdc_flux_stream *w, sdc_tensor *s,
     sdc_tensor *a = sdc_flux_linear(p, o, w->out_w, w->out_b);   // [B, L, C]
     if (!a) return 0;
     sdc_flux_drop(p, o);
-    sdc_flux_gate(a, mod[2]);
-    sdc_binary(s, s, a, SDC_BINARY_ADD);
+    sdc_add_gated(s, s, a, mod[2]);
     sdc_flux_drop(p, a);
     sdc_tensor *n = modulate(p, s, mod[3], mod[4]);
     sdc_tensor *f = n ? linear_gelu(p, n, w->ff_in_w, w->ff_in_b) : NULL;   // [B, L, 4C]
@@ -165,8 +159,7 @@ static int stream_out(sdc_flux_tmps *p, const sdc_flux_stream *w, sdc_tensor *s,
     sdc_tensor *g = sdc_flux_linear(p, f, w->ff_out_w, w->ff_out_b);   // [B, L, C]
     if (!g) return 0;
     sdc_flux_drop(p, f);
-    sdc_flux_gate(g, mod[5]);
-    sdc_binary(s, s, g, SDC_BINARY_ADD);
+    sdc_add_gated(s, s, g, mod[5]);
     sdc_flux_drop(p, g);
     return 1;
 }
@@ -255,8 +248,7 @@ static int single_steps(sdc_flux_tmps *p, const sdc_flux_single *b, const sdc_fl
     sdc_tensor *r = sdc_flux_linear(p, cat, b->out_w, b->out_b);   // [B, S, C]
     if (!r) return 0;
     sdc_flux_drop(p, cat);
-    sdc_flux_gate(r, gate);
-    sdc_binary(h, h, r, SDC_BINARY_ADD);
+    sdc_add_gated(h, h, r, gate);
     return 1;
 }
 

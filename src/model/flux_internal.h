@@ -64,9 +64,6 @@ void sdc_flux_drop(sdc_flux_tmps *p, sdc_tensor *t);
 void sdc_flux_drop_all(sdc_flux_tmps *p);
 /* y = linear(x, w, b) as a new tensor [..., w rows] kept in p; NULL when out of memory. */
 sdc_tensor *sdc_flux_linear(sdc_flux_tmps *p, const sdc_tensor *x, const sdc_tensor *w, const sdc_tensor *b);
-/* a [B, L, C] *= g [B, C] broadcast over L. */
-void sdc_flux_gate(sdc_tensor *a, const sdc_tensor *g);
-
 /* chunk k of width C of m [B, n C] as a new tensor [B, C] kept in p; NULL when out of memory. */
 sdc_tensor *sdc_flux_chunk(sdc_flux_tmps *p, const sdc_tensor *m, int k, int64_t C);
 

@@ -112,6 +112,8 @@ static void count_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, cons
                        int n_heads) {}
 static void count_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
                                  const sdc_tensor *scale, float eps) {}
+static void count_add_gated(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *a,
+                            const sdc_tensor *g) {}
 static void count_group_norm_stats(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, int groups) {}
 static void count_group_norm_apply(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *stats,
                                    const sdc_tensor *w, const sdc_tensor *b, int groups, int silu) {}
@@ -148,6 +150,7 @@ static const struct sdc_backend_i count_iface = {
     .rms_norm = count_rms_norm,
     .rope = count_rope,
     .layer_norm_mod = count_layer_norm_mod,
+    .add_gated = count_add_gated,
     .attention_bias = count_attention_bias,
     .group_norm_stats = count_group_norm_stats,
     .group_norm_apply = count_group_norm_apply,

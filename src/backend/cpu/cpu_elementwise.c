@@ -118,3 +118,18 @@ void sdc_cpu_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc
         }
     }
 }
+
+/* y = x + a g per element, g broadcast over the rows of each batch (f32: the bits of a multiply, then an add). */
+void sdc_cpu_add_gated(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *a, const sdc_tensor *g) {
+    const int64_t T = x->ne[1], C = x->ne[2], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x), *ad = sdc_cpu_f32(a), *gd = sdc_cpu_f32(g);   // [B*T, C], [B*T, C], [B, C]
+    float *yd = sdc_cpu_f32(y);                                                     // [B*T, C], may be xd
+#pragma omp parallel for num_threads(be->n_threads) schedule(static) if (R * C >= SDC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        const float *gr = gd + r / T * C;
+        for (int64_t i = 0; i < C; i++) {
+            const float t = ad[r * C + i] * gr[i];
+            yd[r * C + i] = xd[r * C + i] + t;
+        }
+    }
+}

@@ -285,6 +285,16 @@ void sdc_cpu_ref_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const
                 }
 }
 
+void sdc_cpu_ref_add_gated(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *a,
+                           const sdc_tensor *g) {
+    const int64_t T = x->ne[1], C = x->ne[2], R = sdc_tensor_rows(x);
+    const float *xd = sdc_cpu_f32(x), *ad = sdc_cpu_f32(a), *gd = sdc_cpu_f32(g);
+    float *yd = sdc_cpu_f32(y);   // may be xd
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t i = 0; i < C; i++)
+            yd[r * C + i] = (float)((double)xd[r * C + i] + (double)ad[r * C + i] * gd[r / T * C + i]);
+}
+
 void sdc_cpu_ref_layer_norm_mod(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *shift,
                                 const sdc_tensor *scale, float eps) {
     const int64_t B = x->ne[0], T = x->ne[1], C = x->ne[2];

@@ -308,3 +308,48 @@ extern "C" void sdc_cuda_rope(sdc_backend *be, sdc_tensor *y, const sdc_tensor *
     assert(x->dtype == y->dtype);
     SDC_FLOAT_DISPATCH(y->dtype, T, rope_typed<T>(be, y, x, cs, sn, n_heads));
 }
+
+/* --- gated residual: y = x + a g, g [B, C] broadcast over each batch's T rows --- */
+
+template <typename T>
+__global__ void add_gated_kernel(T *y, const T *x, const T *a, const T *g, int64_t R, int64_t T_len, int64_t cols,
+                                 int64_t C, int vec) {
+    constexpr int P = sdc_pack<T>::N;
+    SDC_ROWS_LOOP(r, R) {
+        const T *gr = g + r / T_len * C;
+        SDC_COLS_LOOP(k, cols) {
+            if (vec) {   // k: a pack of P channels
+                float vx[P], va[P], vg[P];
+                sdc_load_pack(x + r * C + k * P, vx);
+                sdc_load_pack(a + r * C + k * P, va);
+                sdc_load_pack(gr + k * P, vg);
+#pragma unroll
+                for (int i = 0; i < P; i++) vx[i] += va[i] * vg[i];
+                sdc_store_pack(y + r * C + k * P, vx);
+            } else {
+                y[r * C + k] = sdc_from_f<T>(sdc_to_f(x[r * C + k]) + sdc_to_f(a[r * C + k]) * sdc_to_f(gr[k]));
+            }
+        }
+    }
+}
+
+template <typename T>
+static void add_gated_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *a,
+                            const sdc_tensor *g) {
+    constexpr int P = sdc_pack<T>::N;
+    const int64_t C = x->ne[2], R = sdc_tensor_rows(x);
+    if (R == 0 || C == 0) return;
+    const int vec = C % P == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data) && sdc_aligned16(a->data) &&
+        sdc_aligned16(g->data);
+    const int64_t cols = vec ? C / P : C;
+    const sdc_launch2d l = sdc_plan_rows(R, cols);
+    add_gated_kernel<T><<<l.grid, l.block, 0, sdc_cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (const T *)a->data, (const T *)g->data, R, x->ne[1], cols, C, vec);
+    SDC_CUDA_LAUNCHED(be);
+}
+
+extern "C" void sdc_cuda_add_gated(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *a,
+                                   const sdc_tensor *g) {
+    assert(x->dtype == y->dtype && a->dtype == y->dtype && g->dtype == y->dtype);
+    SDC_FLOAT_DISPATCH(y->dtype, T, add_gated_typed<T>(be, y, x, a, g));
+}
