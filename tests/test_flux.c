@@ -206,14 +206,26 @@ static void test_rope_tables(void) {
     sdc_flux_config cfg = {.head_dim = 16, .n_axes = 3, .axes_dims = {4, 6, 6}, .theta = 10000.0};
     const float ids[2 * 3] = {0, 0, 0, 7, 3, 5};
     float c[2 * 8], s[2 * 8];
-    sdc_flux_rope_tables(&cfg, ids, 2, c, s);
-    int ok = 1;
+    int ok = sdc_flux_rope_tables(&cfg, ids, 2, c, s);
     for (int j = 0; j < 8; j++) ok &= c[j] == 1.0f && s[j] == 0.0f;   // position (0, 0, 0)
     /* position (7, 3, 5): axis 1 (width 6) pair 1 is column 2 + 1, angle 3 * 10000^(-2/6) */
     const double a = 3.0 / pow(10000.0, 2.0 / 6.0);
     ok &= c[8 + 3] == (float)cos(a) && s[8 + 3] == (float)sin(a);
     ok &= c[8 + 0] == (float)cos(7.0) && s[8 + 7] == (float)sin(5.0 / pow(10000.0, 4.0 / 6.0));
     test_check(ok, "rope tables: identity at 0, per-axis frequencies theta^(-2j/d) in float64");
+
+    /* Integral positions in [0, 1024) come from a per-axis cache: every value equals its own computation,
+     * for repeated, fractional, negative and large positions alike. */
+    const float many[7 * 3] = {0, 0, 0, 0, 3, 5, 1, 3, 5, 0, 2.5f, -1, 0, 1500, 3, 0, 3, 5, 0, 1023, 1024};
+    float mc[7 * 8], ms[7 * 8];
+    int same = sdc_flux_rope_tables(&cfg, many, 7, mc, ms);
+    for (int p = 0; p < 7; p++)
+        for (int ax = 0, col = 0; ax < 3; ax++)
+            for (int j = 0; j < cfg.axes_dims[ax] / 2; j++, col++) {
+                const double angle = many[p * 3 + ax] * (1.0 / pow(10000.0, (double)(2 * j) / cfg.axes_dims[ax]));
+                same &= mc[p * 8 + col] == (float)cos(angle) && ms[p * 8 + col] == (float)sin(angle);
+            }
+    test_check(same, "rope tables: cached integral positions give each value's own computation (7 rows, bit for bit)");
 }
 
 static sdc_status parse_text(const char *text, sdc_flux_config *cfg) {

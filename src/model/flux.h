@@ -107,7 +107,8 @@ uint64_t sdc_flux_graph_replays(const sdc_flux *m);
 /* The RoPE tables of n positions: for position p, axis a (width d_a, offset o_a = d_0 + ... + d_{a-1})
  * and j < d_a / 2, angle = ids[p, a] * theta^(-2j / d_a) in float64; cos_out / sin_out [n, head_dim / 2]
  * at column o_a / 2 + j get cos / sin(angle) rounded to f32 (diffusers' FluxPosEmbed, whose tables repeat
- * each value for the two channels of a pair). */
-void sdc_flux_rope_tables(const sdc_flux_config *cfg, const float *ids, int64_t n, float *cos_out, float *sin_out);
+ * each value for the two channels of a pair). Integral positions are computed once per axis and copied.
+ * 0 when out of memory. */
+int sdc_flux_rope_tables(const sdc_flux_config *cfg, const float *ids, int64_t n, float *cos_out, float *sin_out);
 
 #endif
