@@ -42,11 +42,13 @@ static sdc_status decode_latents(sdc_run *r, sdc_vae_decoder *dec, const sdc_vae
         const size_t npix = (size_t)(H * W);
         if (st == SDC_OK && !r->dry)
             st = sdc_pipeline_check_finite(r->log, "decode", image, "the image", img, 3 * npix);
-        for (size_t i = 0; i < npix; i++)
-            for (int ch = 0; ch < 3; ch++) {
-                float v = img[(size_t)ch * npix + i] / 2.0f + 0.5f;
+        for (int ch = 0; ch < 3; ch++) { /* a plane at a time: sequential reads */
+            const float *plane = img + (size_t)ch * npix;
+            for (size_t i = 0; i < npix; i++) {
+                float v = plane[i] / 2.0f + 0.5f;
                 pixels[i * 3 + (size_t)ch] = !(v > 0.0f) ? 0.0f : v > 1.0f ? 1.0f : v; /* NaN-safe clamp */
             }
+        }
     }
     free(z);
     free(img);
