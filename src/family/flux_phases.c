@@ -184,13 +184,14 @@ sdc_status flux_denoise(sdc_run *r, int i0) {
     }
     if (st == SDC_OK) {
         sdc_sample_callbacks cb = {dit_eval, &c, NULL, NULL, denoise_progress, r};
+        sdc_flux_keep_inputs(c.dit); /* the RoPE tables made once for the whole loop */
         st = sdc_sample(&j->sched, lat, j->n * (size_t)G, &cb, r->log);
     }
     free(c.buf);
     free(c.ts);
     free(c.g);
     free(c.pooled);
-    sdc_flux_graph_release(c.dit); /* the recorded forward read c's tensors */
+    sdc_flux_release_inputs(c.dit);
     sdc_tensor_free(c.context);
     sdc_tensor_free(c.x);
     sdc_tensor_free(c.out);

@@ -7,7 +7,6 @@
 
 #include "backend/ops.h"
 #include "model/flux_internal.h"
-#include "model/graph.h"
 #include "model/unet.h" /* sdc_unet_timestep_embedding: diffusers' get_timestep_embedding */
 
 typedef struct flux_mlp {
@@ -38,11 +37,14 @@ struct sdc_flux {
     sdc_flux_single *sgl;                /* n_single_layers */
     sdc_tensor *norm_out_w, *norm_out_b; /* [2C, C], [2C]: scale, then shift */
     sdc_tensor *proj_w, *proj_b;         /* [out, C], [out] */
-    /* a recorded forward (model/graph.h) and the inputs it reads, which stay between its calls */
-    sdc_graph graph;
-    sdc_tensor *graph_in[FLUX_N_INPUTS];
-    float *rope_ids; /* the ids graph_in's RoPE tables were made from [T + N, n_axes] (they change per job only) */
-    uint64_t graph_replays; /* forwards that ran as a replay, since the load */
+    /* The forward's uploaded inputs; kept between its calls after sdc_flux_keep_inputs, until
+     * sdc_flux_release_inputs (else freed at the end of each forward). Unlike the
+     * UNet's, the forward is not recorded as a CUDA graph: it is GPU-bound (kernels of 0.02-1 ms), so replays
+     * saved almost nothing while recording and instantiating a 1024^2 forward took 17 ms on an H100
+     * (session 13: a 4-step image 0.845 s recorded, 0.837 s not). */
+    sdc_tensor *in[FLUX_N_INPUTS];
+    float *rope_ids; /* the ids in[]'s RoPE tables were made from [T + N, n_axes] (they change per job only) */
+    int keep_in;
 };
 
 static void load_mlp(flux_mlp *m, sdc_weight_set *ws, const char *name, int64_t in, int64_t C) {
@@ -109,10 +111,6 @@ sdc_status sdc_flux_load(const sdc_flux_config *cfg, const sdc_weight_source *sr
     }
     m->cfg = *cfg;
     m->be = src->be;
-    /* Not recorded: Flux's forward is GPU-bound (its kernels run 0.02-1 ms), so replays save almost nothing,
-     * while recording a 1024^2 forward and instantiating it took 17 ms on an H100 (session 13: a 4-step
-     * image 0.845 s recorded, 0.837 s not). The inputs still stay between calls (RoPE tables made once). */
-    m->graph.off = 1;
     m->act_dtype = sdc_weight_source_act_dtype(src);
     if (log) m->log = *log;
     sdc_weight_source ws_src = *src;
@@ -141,22 +139,26 @@ sdc_status sdc_flux_load(const sdc_flux_config *cfg, const sdc_weight_source *sr
     return SDC_OK;
 }
 
-void sdc_flux_graph_release(sdc_flux *m) {
-    if (!m) return;
-    sdc_graph_drop(&m->graph, m->be);
+static void drop_inputs(sdc_flux *m) {
     for (int i = 0; i < FLUX_N_INPUTS; i++) {
-        sdc_tensor_free(m->graph_in[i]);
-        m->graph_in[i] = NULL;
+        sdc_tensor_free(m->in[i]);
+        m->in[i] = NULL;
     }
     free(m->rope_ids);
     m->rope_ids = NULL;
 }
 
-uint64_t sdc_flux_graph_replays(const sdc_flux *m) { return m->graph_replays; }
+void sdc_flux_keep_inputs(sdc_flux *m) { m->keep_in = 1; }
+
+void sdc_flux_release_inputs(sdc_flux *m) {
+    if (!m) return;
+    drop_inputs(m);
+    m->keep_in = 0;
+}
 
 void sdc_flux_free(sdc_flux *m) {
     if (!m) return;
-    sdc_flux_graph_release(m);
+    sdc_flux_release_inputs(m);
     sdc_stream_free(m->stream); /* the resident units */
     sdc_weights_free(&m->ws);
     free(m->dbl);
@@ -229,13 +231,13 @@ typedef struct flux_fwd {
     void *user;
 } flux_fwd;
 
-/* Uploads the forward's host-computed inputs into in[] (FLUX_IN_*), allocating those that are NULL (the
- * caller frees them): the timestep (and guidance) embedders' sinusoidal(1000 v) of host v [B], the pooled
- * text embedding, and the RoPE tables of the joint sequence (txt_ids; img_ids). in == m->graph_in (kept
- * between calls): the tables are made again only when the ids differ from those they were made from.
- * 0 when out of memory. */
-static int upload_inputs(sdc_flux *m, const sdc_flux_cond *cond, int64_t B, int64_t T, int64_t N, sdc_tensor **in) {
+/* Uploads the forward's host-computed inputs into m->in[] (FLUX_IN_*), allocating those that are NULL: the
+ * timestep (and guidance) embedders' sinusoidal(1000 v) of host v [B], the pooled text embedding, and the RoPE
+ * tables of the joint sequence (txt_ids; img_ids), made again only when the ids differ from those they were
+ * made from. 0 when out of memory. */
+static int upload_inputs(sdc_flux *m, const sdc_flux_cond *cond, int64_t B, int64_t T, int64_t N) {
     const sdc_flux_config *c = &m->cfg;
+    sdc_tensor **in = m->in;
     const int64_t S = T + N, half = c->head_dim / 2, A = c->n_axes, P = c->pooled_dim, D = SDC_FLUX_TIME_DIM;
     if (!in[FLUX_IN_TIME]) in[FLUX_IN_TIME] = sdc_act_new(m->be, m->act_dtype, 2, (int64_t[]){B, D});
     if (c->guidance_embeds && !in[FLUX_IN_GUIDANCE])
@@ -260,17 +262,15 @@ static int upload_inputs(sdc_flux *m, const sdc_flux_cond *cond, int64_t B, int6
         memcpy(ids, cond->txt_ids, sizeof(float) * (size_t)(T * A));
         memcpy(ids + T * A, cond->img_ids, sizeof(float) * (size_t)(N * A));
     }
-    const int kept = in == m->graph_in,
-              same = ok && kept && m->rope_ids && !memcmp(m->rope_ids, ids, sizeof(float) * (size_t)(S * A));
+    const int same = ok && m->rope_ids && !memcmp(m->rope_ids, ids, sizeof(float) * (size_t)(S * A));
     if (ok && !same) {
         ok = sdc_flux_rope_tables(c, ids, S, host, host + S * half) &&
             sdc_tensor_set_f32(in[FLUX_IN_COS], host) == SDC_OK &&
             sdc_tensor_set_f32(in[FLUX_IN_SIN], host + S * half) == SDC_OK;
-        if (kept) { /* the tables now hold these ids' values (ids are handed over; NULL: made again next time) */
-            free(m->rope_ids);
-            m->rope_ids = ok ? ids : NULL;
-            if (ok) ids = NULL;
-        }
+        /* the tables now hold these ids' values (ids are handed over; NULL: made again next time) */
+        free(m->rope_ids);
+        m->rope_ids = ok ? ids : NULL;
+        if (ok) ids = NULL;
     }
     free(host);
     free(t);
@@ -446,31 +446,13 @@ sdc_status sdc_flux_forward(sdc_flux *m, const sdc_tensor *x, const sdc_flux_con
     if (st != SDC_OK) return st;
     const sdc_tensor *context = cond->context;
     const int64_t B = x->ne[0], N = x->ne[1], T = context->ne[1];
-    /* recorded and replayed (model/graph.h) where the backend can: every block resident, no per-block
-     * callback, ops not timed one by one; its inputs then stay between calls in m->graph_in */
-    const int graph = sdc_backend_has_graphs(m->be) && !m->stream && !cb && !m->be->profile;
-    sdc_tensor *call_in[FLUX_N_INPUTS] = {NULL}, **in = graph ? m->graph_in : call_in;
-    if (graph && in[FLUX_IN_TIME] && (in[FLUX_IN_TIME]->ne[0] != B || in[FLUX_IN_COS]->ne[0] != T + N))
-        sdc_flux_graph_release(m);   // another batch or sequence
-    int ok = upload_inputs(m, cond, B, T, N, in);
-    flux_fwd f = {.m = m, .in = in, .cb = cb, .user = cb_user};
+    if (m->in[FLUX_IN_TIME] && (m->in[FLUX_IN_TIME]->ne[0] != B || m->in[FLUX_IN_COS]->ne[0] != T + N))
+        drop_inputs(m);   // another batch or sequence
+    int ok = upload_inputs(m, cond, B, T, N);
+    flux_fwd f = {.m = m, .in = m->in, .cb = cb, .user = cb_user};
     sdc_stream_begin(m->stream);
-    if (ok && graph) {
-        uint64_t key[9 + FLUX_N_INPUTS] = {(uintptr_t)x->data, (uintptr_t)out->data, (uintptr_t)context->data,
-                                           (uint64_t)x->dtype, (uint64_t)out->dtype, (uint64_t)context->dtype,
-                                           (uint64_t)B,        (uint64_t)T,          (uint64_t)N};
-        for (int i = 0; i < FLUX_N_INPUTS; i++) key[9 + i] = in[i] ? (uintptr_t)in[i]->data : 0;
-        if (sdc_graph_replay(&m->graph, m->be, key, (int)(sizeof key / sizeof key[0]))) {
-            m->graph_replays++;
-            return sdc_backend_status(m->be);
-        }
-        const int rec = sdc_graph_record_begin(&m->graph, m->be);
-        ok = forward_device(&f, x, context, out);
-        if (rec && !sdc_graph_record_end(&m->graph, m->be, ok) && ok) ok = forward_device(&f, x, context, out);
-    } else if (ok) {
-        ok = forward_device(&f, x, context, out);
-    }
-    for (int i = 0; i < FLUX_N_INPUTS; i++) sdc_tensor_free(call_in[i]);
+    ok = ok && forward_device(&f, x, context, out);
+    if (!m->keep_in) drop_inputs(m);
     if (!ok && sdc_stream_status(m->stream) != SDC_OK) {
         SDC_LOGE(&m->log, "sdc_flux_forward: a streamed block could not be loaded: %s",
                  sdc_status_str(sdc_stream_status(m->stream)));

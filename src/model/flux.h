@@ -94,15 +94,16 @@ typedef struct sdc_flux_cond {
 /* x [B, N, in_channels] -> out [B, N, out_channels], preallocated by the caller; tensors on the model's
  * backend, converted when not in sdc_flux_act_dtype. cb may be NULL. SDC_ERR_INVALID_ARG for wrong
  * shapes or a guidance that does not fit the model (logged); SDC_ERR_OOM when an intermediate cannot
- * be allocated (everything allocated here is freed again); the backend's status otherwise. */
+ * be allocated (everything allocated here is freed again, but for the inputs sdc_flux_keep_inputs keeps);
+ * the backend's status otherwise. */
 sdc_status sdc_flux_forward(sdc_flux *m, const sdc_tensor *x, const sdc_flux_cond *cond, sdc_tensor *out,
                             sdc_flux_block_cb cb, void *cb_user);
 
-/* Drops the forward's recording (model/graph.h) and the inputs it kept: call when the operands the last
- * forwards were given go away (the end of a denoise), so nothing stays on the device between phases. */
-void sdc_flux_graph_release(sdc_flux *m);
-/* How many forwards since the load ran as a replay of a recording (tests, logs). */
-uint64_t sdc_flux_graph_replays(const sdc_flux *m);
+/* From now on the forward keeps the inputs it uploads (timestep, guidance and pooled embeddings, the RoPE
+ * tables, made again only when the ids change) between calls, until sdc_flux_release_inputs drops them:
+ * a denoise calls it first and releases at its end, so nothing stays on the device between phases. */
+void sdc_flux_keep_inputs(sdc_flux *m);
+void sdc_flux_release_inputs(sdc_flux *m);
 
 /* The RoPE tables of n positions: for position p, axis a (width d_a, offset o_a = d_0 + ... + d_{a-1})
  * and j < d_a / 2, angle = ids[p, a] * theta^(-2j / d_a) in float64; cos_out / sin_out [n, head_dim / 2]

@@ -30,7 +30,7 @@ typedef struct sdc_graph {
     uint64_t key[SDC_GRAPH_KEY_MAX]; /* the call it was recorded for (or the last call seen) */
     int n_key;
     int calls; /* calls with this key so far (a recording is made on the second) */
-    int off;   /* never recorded: recording failed once, or the model opts out (Flux: GPU-bound) */
+    int off;   /* recording failed once: never again for this model */
 } sdc_graph;
 
 /* 1: the recorded forward for this key was launched and the caller is done; 0: run the forward. */
