@@ -73,50 +73,35 @@ struct bcast_geom {
     int nd;
 };
 
-/* y[i] = a[i] op b[broadcast index of i]. I is the index type: 32-bit whenever the count fits, so the
- * divisions stay cheap. */
-template <typename T, typename I>
-__global__ void binary_bcast_kernel(T *y, const T *a, const T *b, I total, bcast_geom g, int op) {
+/* y[i] = a[i] op b[broadcast index of i], P elements per item: 1, or a 16-byte pack where a's innermost
+ * collapsed dim is not broadcast and holds whole packs (the pack's elements of b are then contiguous too, at
+ * the broadcast index of its first element: Flux's gates, a [B, L, C] times b [B, 1, C]); the same arithmetic
+ * per element either way. I is the index type: 32-bit whenever the count fits, so the divisions stay cheap. */
+template <typename T, typename I, int P>
+__global__ void binary_bcast_kernel(T *y, const T *a, const T *b, I items, bcast_geom g, int op) {
     I n[4], bs[4];
     for (int d = 0; d < 4; d++) {
         n[d] = (I)g.n[d];
         bs[d] = (I)g.bs[d];
     }
-    for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    for (I k = blockIdx.x * (I)blockDim.x + threadIdx.x; k < items; k += (I)gridDim.x * blockDim.x) {
+        const I i = k * P;
         I rem = i, bi = 0;
         for (int d = g.nd - 1; d > 0; d--) {
             bi += rem % n[d] * bs[d];
             rem /= n[d];
         }
         bi += rem * bs[0];
-        y[i] = sdc_from_f<T>(binary1(sdc_to_f(a[i]), sdc_to_f(b[bi]), op));
-    }
-}
-
-/* binary_bcast_kernel a pack at a time, where a's innermost collapsed dim is not broadcast and holds whole
- * packs: the pack's elements of b are then contiguous too, at the broadcast index of its first element.
- * The same arithmetic per element (Flux's gates: a [B, L, C] times b [B, 1, C]). */
-template <typename T, typename I>
-__global__ void binary_bcast_pack_kernel(T *y, const T *a, const T *b, I packs, bcast_geom g, int op) {
-    constexpr int P = sdc_pack<T>::N;
-    I n[4], bs[4];
-    for (int d = 0; d < 4; d++) {
-        n[d] = (I)g.n[d];
-        bs[d] = (I)g.bs[d];
-    }
-    for (I k = blockIdx.x * (I)blockDim.x + threadIdx.x; k < packs; k += (I)gridDim.x * blockDim.x) {
-        I rem = k * P, bi = 0;
-        for (int d = g.nd - 1; d > 0; d--) {
-            bi += rem % n[d] * bs[d];
-            rem /= n[d];
-        }
-        bi += rem * bs[0];
-        float va[P], vb[P];
-        sdc_load_pack(a + k * P, va);
-        sdc_load_pack(b + bi, vb);
+        if constexpr (P == 1) {
+            y[i] = sdc_from_f<T>(binary1(sdc_to_f(a[i]), sdc_to_f(b[bi]), op));
+        } else {
+            float va[P], vb[P];
+            sdc_load_pack(a + i, va);
+            sdc_load_pack(b + bi, vb);
 #pragma unroll
-        for (int i = 0; i < P; i++) va[i] = binary1(va[i], vb[i], op);
-        sdc_store_pack(y + k * P, va);
+            for (int e = 0; e < P; e++) va[e] = binary1(va[e], vb[e], op);
+            sdc_store_pack(y + i, va);
+        }
     }
 }
 
@@ -211,13 +196,13 @@ static void binary_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, co
         const int packed = g.bs[g.nd - 1] == 1 && g.n[g.nd - 1] % P == 0 && sdc_aligned16(y->data) &&
             sdc_aligned16(a->data) && sdc_aligned16(b->data);
         if (packed && n <= (int64_t)UINT32_MAX)
-            binary_bcast_pack_kernel<T, uint32_t><<<sdc_grid_1d(n / P, 256), 256, 0, s>>>(
+            binary_bcast_kernel<T, uint32_t, P><<<sdc_grid_1d(n / P, 256), 256, 0, s>>>(
                 (T *)y->data, (const T *)a->data, (const T *)b->data, (uint32_t)(n / P), g, op);
         else if (n <= (int64_t)UINT32_MAX)
-            binary_bcast_kernel<T, uint32_t><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
+            binary_bcast_kernel<T, uint32_t, 1><<<sdc_grid_1d(n, 256), 256, 0, s>>>(
                 (T *)y->data, (const T *)a->data, (const T *)b->data, (uint32_t)n, g, op);
         else
-            binary_bcast_kernel<T, int64_t>
+            binary_bcast_kernel<T, int64_t, 1>
                 <<<sdc_grid_1d(n, 256), 256, 0, s>>>((T *)y->data, (const T *)a->data, (const T *)b->data, n, g, op);
     }
     SDC_CUDA_LAUNCHED(be);
@@ -243,41 +228,35 @@ extern "C" void sdc_cuda_geglu(sdc_backend *be, sdc_tensor *y, const sdc_tensor 
     SDC_FLOAT_DISPATCH(y->dtype, T, geglu_typed<T>(be, y, x));
 }
 
-/* --- rotary embedding: one thread per (row, pair); each pair is read before it is written --- */
+/* --- rotary embedding: a thread per (row, item) of Q/2 pairs, Q = 2 (one pair) or a 16-byte pack (where each
+ * head's pairs fill whole packs); each item is read before it is written --- */
 
-template <typename T>
-__global__ void rope_kernel(T *y, const T *x, const float *cs, const float *sn, int64_t R, int64_t T_len, int64_t pairs,
+template <typename T, int Q>
+__global__ void rope_kernel(T *y, const T *x, const float *cs, const float *sn, int64_t R, int64_t T_len, int64_t items,
                             int64_t head_pairs) {
     SDC_ROWS_LOOP(r, R) {
         const float *c = cs + r % T_len * head_pairs, *s = sn + r % T_len * head_pairs;
-        SDC_COLS_LOOP(p, pairs) {   // pair p is pair p % head_pairs of head p / head_pairs
-            const int64_t e = r * pairs * 2 + p * 2, i = p % head_pairs;
-            const float x0 = sdc_to_f(x[e]), x1 = sdc_to_f(x[e + 1]);
-            y[e] = sdc_from_f<T>(x0 * c[i] - x1 * s[i]);
-            y[e + 1] = sdc_from_f<T>(x1 * c[i] + x0 * s[i]);
-        }
-    }
-}
-
-/* rope_kernel a pack of N/2 pairs per thread (16-byte loads and stores), where each head's pairs fill whole
- * packs: the same arithmetic per pair. */
-template <typename T>
-__global__ void rope_pack_kernel(T *y, const T *x, const float *cs, const float *sn, int64_t R, int64_t T_len,
-                                 int64_t packs, int64_t head_pairs) {
-    constexpr int P = sdc_pack<T>::N;
-    SDC_ROWS_LOOP(r, R) {
-        const float *c = cs + r % T_len * head_pairs, *s = sn + r % T_len * head_pairs;
-        SDC_COLS_LOOP(k, packs) {   // pack k holds pairs k P/2 .. k P/2 + P/2 - 1 of the row
-            const int64_t e = (r * packs + k) * P, i0 = k * (P / 2) % head_pairs;
-            float v[P], o[P];
-            sdc_load_pack(x + e, v);
+        SDC_COLS_LOOP(k, items) {   // item k holds pairs k Q/2 ..., pair p being pair p % head_pairs of its head
+            const int64_t e = (r * items + k) * Q, i0 = k * (Q / 2) % head_pairs;
+            float v[Q], o[Q];
+            if constexpr (Q == 2) {
+                v[0] = sdc_to_f(x[e]);
+                v[1] = sdc_to_f(x[e + 1]);
+            } else {
+                sdc_load_pack(x + e, v);
+            }
 #pragma unroll
-            for (int j = 0; j < P / 2; j++) {
+            for (int j = 0; j < Q / 2; j++) {
                 const float x0 = v[2 * j], x1 = v[2 * j + 1];
                 o[2 * j] = x0 * c[i0 + j] - x1 * s[i0 + j];
                 o[2 * j + 1] = x1 * c[i0 + j] + x0 * s[i0 + j];
             }
-            sdc_store_pack(y + e, o);
+            if constexpr (Q == 2) {
+                y[e] = sdc_from_f<T>(o[0]);
+                y[e + 1] = sdc_from_f<T>(o[1]);
+            } else {
+                sdc_store_pack(y + e, o);
+            }
         }
     }
 }
@@ -293,11 +272,11 @@ static void rope_typed(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, cons
     if (head_pairs % (P / 2) == 0 && sdc_aligned16(y->data) && sdc_aligned16(x->data)) {
         const int64_t packs = pairs / (P / 2);
         const sdc_launch2d l = sdc_plan_rows(R, packs);
-        rope_pack_kernel<T>
+        rope_kernel<T, P>
             <<<l.grid, l.block, 0, st>>>((T *)y->data, (const T *)x->data, c, s, R, x->ne[1], packs, head_pairs);
     } else {
         const sdc_launch2d l = sdc_plan_rows(R, pairs);
-        rope_kernel<T>
+        rope_kernel<T, 2>
             <<<l.grid, l.block, 0, st>>>((T *)y->data, (const T *)x->data, c, s, R, x->ne[1], pairs, head_pairs);
     }
     SDC_CUDA_LAUNCHED(be);
