@@ -2,8 +2,8 @@
  * conversion), zero padding, slice.
  *
  * Pure moves do not look at values, so their kernels copy elements as 2- or 4-byte words (uint16_t or
- * uint32_t by the dtype's size, DISPATCH_WORD); concat and slice are strided 2-D copies
- * (cudaMemcpy2DAsync on the compute stream). Permutations that are batched 2-D transposes, which
+ * uint32_t by the dtype's size, DISPATCH_WORD); concat and slice are strided 2-D copies (copy_2d: a
+ * kernel moving 16-byte words where the layout allows). Permutations that are batched 2-D transposes, which
  * covers [B, C, H, W] <-> [B, H, W, C], go through 32x32 tiles in shared memory so that reads and
  * writes are both coalesced; other permutations take one thread per output element. */
 #include "backend/cuda/cuda_common.cuh"
@@ -83,15 +83,41 @@ extern "C" void sdc_cuda_upsample2x(sdc_backend *be, sdc_tensor *y, const sdc_te
 
 /* --- concat, slice: strided 2-D copies --- */
 
-/* dst[o, :width] = src[o, :width] for o < height, rows dpitch / spitch bytes apart. */
+/* dst row r = src row r, `words` words of W each, rows dpitch / spitch bytes apart. */
+template <typename W>
+__global__ void copy_2d_kernel(char *dst, size_t dpitch, const char *src, size_t spitch, int64_t words, int64_t rows) {
+    SDC_ROWS_LOOP(r, rows) {
+        W *d = (W *)(dst + (size_t)r * dpitch);
+        const W *s = (const W *)(src + (size_t)r * spitch);
+        SDC_COLS_LOOP(c, words) d[c] = s[c];
+    }
+}
+
+/* dst[o, :width] = src[o, :width] for o < height, rows dpitch / spitch bytes apart: a kernel moving the
+ * widest words (16 bytes down to 1) that every address, pitch and width allow (cudaMemcpy2DAsync ran such
+ * copies at a fraction of the memory bandwidth: the Flux blocks' joins and splits, session 13). */
 static void copy_2d(sdc_backend *be, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                     size_t height) {
     if (width == 0 || height == 0) return;
+    if (height > 1 && width == dpitch && width == spitch) { /* one contiguous run */
+        width *= height;
+        height = 1;
+    }
+    const size_t all = (uintptr_t)dst | (uintptr_t)src | width | (height > 1 ? dpitch | spitch : 0);
+    const size_t w = all % 16 == 0 ? 16 : all % 8 == 0 ? 8 : all % 4 == 0 ? 4 : all % 2 == 0 ? 2 : 1;
+    const int64_t words = (int64_t)(width / w), rows = (int64_t)height;
+    const sdc_launch2d l = sdc_plan_rows(rows, words);
     cudaStream_t s = sdc_cuda_stream(be);
-    if (height == 1 || (width == dpitch && width == spitch))
-        CUDA_CHECK(be, cudaMemcpyAsync(dst, src, width * height, cudaMemcpyDeviceToDevice, s));
-    else
-        CUDA_CHECK(be, cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice, s));
+    char *d = (char *)dst;
+    const char *x = (const char *)src;
+    switch (w) {
+    case 16: copy_2d_kernel<uint4><<<l.grid, l.block, 0, s>>>(d, dpitch, x, spitch, words, rows); break;
+    case 8: copy_2d_kernel<uint2><<<l.grid, l.block, 0, s>>>(d, dpitch, x, spitch, words, rows); break;
+    case 4: copy_2d_kernel<uint32_t><<<l.grid, l.block, 0, s>>>(d, dpitch, x, spitch, words, rows); break;
+    case 2: copy_2d_kernel<uint16_t><<<l.grid, l.block, 0, s>>>(d, dpitch, x, spitch, words, rows); break;
+    default: copy_2d_kernel<uint8_t><<<l.grid, l.block, 0, s>>>(d, dpitch, x, spitch, words, rows); break;
+    }
+    SDC_CUDA_LAUNCHED(be);
 }
 
 extern "C" void sdc_cuda_concat(sdc_backend *be, sdc_tensor *y, const sdc_tensor *a, const sdc_tensor *b, int dim) {
@@ -208,7 +234,7 @@ extern "C" void sdc_cuda_permute(sdc_backend *be, sdc_tensor *y, const sdc_tenso
     assert(x->dtype == y->dtype);
     if (sdc_tensor_nelem(x) == 0) return;
     if (perm[0] == 0 && perm[1] == 1 && perm[2] == 2 && perm[3] == 3) {
-        CUDA_CHECK(be, cudaMemcpyAsync(y->data, x->data, x->nbytes, cudaMemcpyDeviceToDevice, sdc_cuda_stream(be)));
+        copy_2d(be, y->data, x->nbytes, x->data, x->nbytes, x->nbytes, 1);
         return;
     }
     DISPATCH_WORD(sdc_dtype_size(y->dtype), permute_typed<uint16_t>(be, y, x, perm),
@@ -238,7 +264,7 @@ extern "C" void sdc_cuda_copy(sdc_backend *be, sdc_tensor *y, const sdc_tensor *
     const int64_t n = sdc_tensor_nelem(x);
     if (n == 0) return;
     if (x->dtype == y->dtype) {
-        CUDA_CHECK(be, cudaMemcpyAsync(y->data, x->data, x->nbytes, cudaMemcpyDeviceToDevice, sdc_cuda_stream(be)));
+        copy_2d(be, y->data, x->nbytes, x->data, x->nbytes, x->nbytes, 1);
         return;
     }
     if (sdc_dtype_is_quant(x->dtype)) {   // rows of whole blocks to floats
