@@ -65,9 +65,9 @@ static sdc_tensor *modulate(sdc_flux_tmps *p, const sdc_tensor *s, const sdc_ten
     return n;
 }
 
-/* RMSNorm(x) over each head's D channels, x [B, L, H*D] -> a new tensor; x is dropped. */
-static sdc_tensor *norm_heads(sdc_flux_tmps *p, sdc_tensor *x, const sdc_tensor *w, int heads) {
-    sdc_tensor *y = sdc_flux_keep(p, sdc_act_like(x, 3, x->ne));
+/* RMSNorm(x) over each head's D channels, x [B, L, H*D] -> y (NULL: a new tensor); x is dropped. */
+static sdc_tensor *norm_heads(sdc_flux_tmps *p, sdc_tensor *x, const sdc_tensor *w, int heads, sdc_tensor *y) {
+    if (!y) y = sdc_flux_keep(p, sdc_act_like(x, 3, x->ne));
     if (!y) return NULL;
     const int64_t D = x->ne[2] / heads, rows = sdc_tensor_nelem(x) / D;
     sdc_tensor x2 = sdc_tensor_view(x, 2, (int64_t[]){rows, D}), y2 = sdc_tensor_view(y, 2, (int64_t[]){rows, D});
@@ -76,25 +76,27 @@ static sdc_tensor *norm_heads(sdc_flux_tmps *p, sdc_tensor *x, const sdc_tensor 
     return y;
 }
 
-/* q, k (RMS-normed per head) and v of n [B, L, C]. */
-static int project_qkv(sdc_flux_tmps *p, const sdc_tensor *n, const sdc_tensor *const w[8], int heads, sdc_tensor **q,
-                       sdc_tensor **k, sdc_tensor **v) {
+/* q, k (RMS-normed per head) and v of n [B, L, C]: into dst[0..2] (views of the joint sequence's rows), or
+ * (dst NULL) as new tensors. */
+static int project_qkv(sdc_flux_tmps *p, const sdc_tensor *n, const sdc_tensor *const w[8], int heads,
+                       sdc_tensor *const *dst, sdc_tensor **q, sdc_tensor **k, sdc_tensor **v) {
     *q = sdc_flux_linear(p, n, w[0], w[1]);
-    if (*q) *q = norm_heads(p, *q, w[6], heads);
+    if (*q) *q = norm_heads(p, *q, w[6], heads, dst ? dst[0] : NULL);
     *k = *q ? sdc_flux_linear(p, n, w[2], w[3]) : NULL;
-    if (*k) *k = norm_heads(p, *k, w[7], heads);
-    *v = *k ? sdc_flux_linear(p, n, w[4], w[5]) : NULL;
+    if (*k) *k = norm_heads(p, *k, w[7], heads, dst ? dst[1] : NULL);
+    if (*k && dst) {
+        sdc_linear(dst[2], n, w[4], w[5]);
+        *v = dst[2];
+    } else {
+        *v = *k ? sdc_flux_linear(p, n, w[4], w[5]) : NULL;
+    }
     return *v != NULL;
 }
 
-/* a and b [B, La, C], [B, Lb, C] -> a new [B, La + Lb, C]; a and b are dropped. */
-static sdc_tensor *join(sdc_flux_tmps *p, sdc_tensor *a, sdc_tensor *b) {
-    sdc_tensor *y = sdc_flux_keep(p, sdc_act_like(a, 3, (int64_t[]){a->ne[0], a->ne[1] + b->ne[1], a->ne[2]}));
-    if (!y) return NULL;
-    sdc_concat(y, a, b, 1);
-    sdc_flux_drop(p, a);
-    sdc_flux_drop(p, b);
-    return y;
+/* Rows [r0, r0 + n) of t [1, S, C] as a view [1, n, C]. */
+static sdc_tensor seq_rows(const sdc_tensor *t, int64_t r0, int64_t n) {
+    const sdc_tensor v = sdc_tensor_rows_view(t, r0, n);
+    return sdc_tensor_view(&v, 3, (int64_t[]){1, n, t->ne[2]});
 }
 
 /* --- double-stream block --- */
@@ -128,9 +130,10 @@ void sdc_flux_double_load(sdc_flux_double *b, sdc_weight_set *ws, const char *pr
     load_stream(&b->txt, ws, prefix, 0, C, D);
 }
 
-/* The modulation chunks of s's stream (mod[6], each [B, C]), and its q, k, v [B, L, C]. */
+/* The modulation chunks of s's stream (mod[6], each [B, C]), and its q, k, v [B, L, C] (into dst as
+ * project_qkv). */
 static int stream_in(sdc_flux_tmps *p, const sdc_flux_stream *w, const sdc_flux_ctx *c, const sdc_tensor *s,
-                     sdc_tensor *mod[6], sdc_tensor **q, sdc_tensor **k, sdc_tensor **v) {
+                     sdc_tensor *const *dst, sdc_tensor *mod[6], sdc_tensor **q, sdc_tensor **k, sdc_tensor **v) {
     const int64_t C = s->ne[2];
     sdc_tensor *m = sdc_flux_linear(p, c->silu_temb, w->mod_w, w->mod_b);   // [B, 6C]
     if (!m) return 0;
@@ -139,7 +142,7 @@ static int stream_in(sdc_flux_tmps *p, const sdc_flux_stream *w, const sdc_flux_
     sdc_flux_drop(p, m);
     sdc_tensor *n = modulate(p, s, mod[0], mod[1]);   // [B, L, C]
     const sdc_tensor *const qkv[8] = {w->q_w, w->q_b, w->k_w, w->k_b, w->v_w, w->v_b, w->norm_q, w->norm_k};
-    if (!n || !project_qkv(p, n, qkv, c->heads, q, k, v)) return 0;
+    if (!n || !project_qkv(p, n, qkv, c->heads, dst, q, k, v)) return 0;
     sdc_flux_drop(p, n);
     return 1;
 }
@@ -164,36 +167,78 @@ static int stream_out(sdc_flux_tmps *p, const sdc_flux_stream *w, sdc_tensor *s,
     return 1;
 }
 
-/* Joint attention of (q_t; q_i) over (k_t; k_i), (v_t; v_i) with RoPE on q and k; the output split
- * back into o_t [B, T, C] and o_i [B, N, C]. The inputs are dropped. */
-static int joint_attention(sdc_flux_tmps *p, const sdc_flux_ctx *c, sdc_tensor *qt, sdc_tensor *kt, sdc_tensor *vt,
-                           sdc_tensor *qi, sdc_tensor *ki, sdc_tensor *vi, sdc_tensor **ot, sdc_tensor **oi) {
-    const int64_t B = qt->ne[0], T = qt->ne[1], N = qi->ne[1], C = qt->ne[2];
-    sdc_tensor *q = join(p, qt, qi), *k = q ? join(p, kt, ki) : NULL, *v = k ? join(p, vt, vi) : NULL;   // [B, S, C]
-    if (!v) return 0;
+/* Joint attention of q, k, v [B, S, C] with RoPE on q and k, into o [B, S, C] (kept). q, k, v are dropped. */
+static sdc_tensor *joint_attention(sdc_flux_tmps *p, const sdc_flux_ctx *c, sdc_tensor *q, sdc_tensor *k,
+                                   sdc_tensor *v) {
     sdc_rope(q, q, c->cs, c->sn, c->heads);
     sdc_rope(k, k, c->cs, c->sn, c->heads);
     sdc_tensor *o = sdc_flux_keep(p, sdc_act_like(q, 3, q->ne));
-    if (!o) return 0;
-    sdc_attention(o, q, k, v, c->heads, 0);
+    if (o) sdc_attention(o, q, k, v, c->heads, 0);
     sdc_flux_drop(p, q);
     sdc_flux_drop(p, k);
     sdc_flux_drop(p, v);
-    *ot = sdc_flux_keep(p, sdc_act_like(o, 3, (int64_t[]){B, T, C}));
-    *oi = *ot ? sdc_flux_keep(p, sdc_act_like(o, 3, (int64_t[]){B, N, C})) : NULL;
-    if (!*oi) return 0;
-    sdc_slice(*ot, o, 1, 0);
-    sdc_slice(*oi, o, 1, T);
+    return o;
+}
+
+/* The joint sequence (text rows, then image rows) of one image whose text part ends on a 256-byte boundary
+ * (the alignment a new tensor has, as far as the CPU's kernels and cuBLASLt's plans look: the same kernels):
+ * q, k, v [1, S, C] made first, each stream's projections written into its rows, the attention's output
+ * rows read in place. No copies. */
+static int double_direct(sdc_flux_tmps *p, const sdc_flux_double *b, const sdc_flux_ctx *c, sdc_tensor *img,
+                         sdc_tensor *txt) {
+    const int64_t T = txt->ne[1], N = img->ne[1], S = T + N;
+    sdc_tensor *seq[3], rows[2][3], *mi[6], *mt[6], *q, *k, *v;
+    for (int i = 0; i < 3; i++) {
+        if (!(seq[i] = sdc_flux_keep(p, sdc_act_like(img, 3, (int64_t[]){1, S, img->ne[2]})))) return 0;
+        rows[0][i] = seq_rows(seq[i], 0, T);
+        rows[1][i] = seq_rows(seq[i], T, N);
+    }
+    sdc_tensor *const dt[3] = {&rows[0][0], &rows[0][1], &rows[0][2]},
+                      *const di[3] = {&rows[1][0], &rows[1][1], &rows[1][2]};
+    if (!stream_in(p, &b->img, c, img, di, mi, &q, &k, &v) || !stream_in(p, &b->txt, c, txt, dt, mt, &q, &k, &v))
+        return 0;
+    sdc_tensor *o = joint_attention(p, c, seq[0], seq[1], seq[2]);
+    if (!o) return 0;
+    sdc_tensor ot = seq_rows(o, 0, T), oi = seq_rows(o, T, N);
+    return stream_out(p, &b->img, img, &oi, mi) && stream_out(p, &b->txt, txt, &ot, mt);
+}
+
+/* a and b [B, La, C], [B, Lb, C] -> a new [B, La + Lb, C]; a and b are dropped. */
+static sdc_tensor *join(sdc_flux_tmps *p, sdc_tensor *a, sdc_tensor *b) {
+    sdc_tensor *y = sdc_flux_keep(p, sdc_act_like(a, 3, (int64_t[]){a->ne[0], a->ne[1] + b->ne[1], a->ne[2]}));
+    if (!y) return NULL;
+    sdc_concat(y, a, b, 1);
+    sdc_flux_drop(p, a);
+    sdc_flux_drop(p, b);
+    return y;
+}
+
+/* Several images (each one's rows of the joint sequence are apart): each stream's q, k, v made on their own,
+ * joined, and the output split back by copies. */
+static int double_joined(sdc_flux_tmps *p, const sdc_flux_double *b, const sdc_flux_ctx *c, sdc_tensor *img,
+                         sdc_tensor *txt) {
+    const int64_t B = img->ne[0], T = txt->ne[1], N = img->ne[1], C = img->ne[2];
+    sdc_tensor *mi[6], *mt[6], *qi, *ki, *vi, *qt, *kt, *vt;
+    if (!stream_in(p, &b->img, c, img, NULL, mi, &qi, &ki, &vi) ||
+        !stream_in(p, &b->txt, c, txt, NULL, mt, &qt, &kt, &vt))
+        return 0;
+    sdc_tensor *q = join(p, qt, qi), *k = q ? join(p, kt, ki) : NULL, *v = k ? join(p, vt, vi) : NULL;   // [B, S, C]
+    sdc_tensor *o = v ? joint_attention(p, c, q, k, v) : NULL;
+    if (!o) return 0;
+    sdc_tensor *ot = sdc_flux_keep(p, sdc_act_like(o, 3, (int64_t[]){B, T, C}));
+    sdc_tensor *oi = ot ? sdc_flux_keep(p, sdc_act_like(o, 3, (int64_t[]){B, N, C})) : NULL;
+    if (!oi) return 0;
+    sdc_slice(ot, o, 1, 0);
+    sdc_slice(oi, o, 1, T);
     sdc_flux_drop(p, o);
-    return 1;
+    return stream_out(p, &b->img, img, oi, mi) && stream_out(p, &b->txt, txt, ot, mt);
 }
 
 int sdc_flux_double_forward(const sdc_flux_double *b, const sdc_flux_ctx *c, sdc_tensor *img, sdc_tensor *txt) {
     sdc_flux_tmps p = {0};
-    sdc_tensor *mi[6], *mt[6], *qi, *ki, *vi, *qt, *kt, *vt, *oi, *ot;
-    const int ok = stream_in(&p, &b->img, c, img, mi, &qi, &ki, &vi) &&
-        stream_in(&p, &b->txt, c, txt, mt, &qt, &kt, &vt) && joint_attention(&p, c, qt, kt, vt, qi, ki, vi, &ot, &oi) &&
-        stream_out(&p, &b->img, img, oi, mi) && stream_out(&p, &b->txt, txt, ot, mt);
+    const size_t text_bytes = (size_t)(txt->ne[1] * txt->ne[2]) * sdc_dtype_size(txt->dtype);
+    const int ok = img->ne[0] == 1 && text_bytes % 256 == 0 ? double_direct(&p, b, c, img, txt)
+                                                            : double_joined(&p, b, c, img, txt);
     sdc_flux_drop_all(&p);
     return ok;
 }
@@ -230,7 +275,7 @@ static int single_steps(sdc_flux_tmps *p, const sdc_flux_single *b, const sdc_fl
     if (!mlp) return 0;
     sdc_tensor *q, *k, *v;
     const sdc_tensor *const qkv[8] = {b->q_w, b->q_b, b->k_w, b->k_b, b->v_w, b->v_b, b->norm_q, b->norm_k};
-    if (!project_qkv(p, n, qkv, c->heads, &q, &k, &v)) return 0;
+    if (!project_qkv(p, n, qkv, c->heads, NULL, &q, &k, &v)) return 0;
     sdc_flux_drop(p, n);
     sdc_rope(q, q, c->cs, c->sn, c->heads);
     sdc_rope(k, k, c->cs, c->sn, c->heads);
