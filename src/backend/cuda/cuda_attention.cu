@@ -595,7 +595,8 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     }
     const int mma = y->dtype != SDC_DTYPE_F32 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) &&
         sdc_aligned16(k->data) && sdc_aligned16(v->data) && sdc_aligned16(y->data);
-    if (mma && !forced_mma && !forced_mt && !forced_nw && !forced_bk && sdc_cuda_attention_wgmma(be, s, g, y->dtype == SDC_DTYPE_BF16))
+    if (mma && !forced_mma && !forced_mt && !forced_nw && !forced_bk &&
+        sdc_cuda_attention_wgmma(be, s, g, y->dtype == SDC_DTYPE_BF16))
         ;   // Hopper, heads of 128 (sm90/attention_wgmma.cu)
     else if (mma && y->dtype == SDC_DTYPE_F16)
         attention_mma<__half>(be, s, g);
