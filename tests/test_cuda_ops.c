@@ -444,6 +444,16 @@ static const cuda_case cases[] = {
      ATTN,
      7,
      0},
+    {{"self-attn 1280 tok 2x128 B2 (Flux 512^2)",
+      run_attention,
+      3,
+      {T3(2, 1280, 256), T3(2, 1280, 256), T3(2, 1280, 256)},
+      T3(2, 1280, 256),
+      {2, 0},
+      0},
+     ATTN,
+     9,
+     0},
     {{"causal attn 300 tok 4x64 B1",
       run_attention,
       3,
@@ -1248,10 +1258,14 @@ static void test_case(const cuda_case *cc, uint64_t seed, sdc_backend *cuda, sdc
 }
 
 /* The tensor-core attention kernel's block shapes (m-tiles per warp, warps per block) change its speed, not
- * its bits: every attention case in f16 and bf16 under each forced shape equals the shape-chosen result.
+ * its bits: every attention case in f16 and bf16 under each forced shape equals the shape-chosen result
+ * (all of it on the mma.sync kernel, forced where the Hopper kernel would take heads of 128).
  * Every key tile a head allows (32, 64 or 128 keys; other tiles, other bits) against the reference, as test_case. */
 static void test_attention_block_shapes(sdc_backend *cuda, sdc_backend *ref) {
     static const int shapes[][2] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}};
+    printf("heads of 128 take the Hopper (wgmma) kernel here: %s; the cases above ran it, those below force mma.sync\n",
+           sdc_cuda_attention_wgmma_here() ? "yes" : "no");
+    sdc_cuda_attention_force_mma(1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const op_case *c = &cases[i].op;
         if (c->run != run_attention) continue;
@@ -1299,6 +1313,7 @@ static void test_attention_block_shapes(sdc_backend *cuda, sdc_backend *ref) {
         }
         for (int j = 0; j < c->n_in; j++) free(in[j].v);
     }
+    sdc_cuda_attention_force_mma(0);
 }
 
 /* y aliasing x (unary, scale) or a (binary) gives the out-of-place result, in every precision. */

@@ -31,29 +31,9 @@
 #include <cublas_v2.h>
 #include <math.h>
 
-#include "backend/cuda/cuda_common.cuh"
-
-struct attn_geom {
-    const void *q, *k, *v;
-    const void *bias;   // [H, T, S] added to the scores (attention_bias; SIMT kernel only), or NULL
-    void *y;
-    int B, T, S, H, D, C;
-    int causal;
-    float scale_log2;   // log2(e) * scale: log2(e) / sqrt(D) for attention
-};
+#include "backend/cuda/cuda_attention.cuh"
 
 /* ----------------------------------------------------------- tensor-core kernel (F16, BF16) --- */
-
-static __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared, asynchronously; src_bytes 0 writes zeros (src must still be a valid address).
- * The asm statements touching shared memory clobber "memory" so that none moves across a barrier. */
-static __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
-}
-static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-static __device__ __forceinline__ void cp_async_wait_1(void) { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 /* Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8 and receives, of
  * matrix i in r[i], the elements (row l / 4, cols 2 (l % 4) and 2 (l % 4) + 1) - or with trans those
@@ -90,24 +70,6 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *c, const unsigned
                  "{%0, %1, %2, %3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* Two floats rounded to T, packed in 32 bits (lo in the lower half). */
-template <typename T> static __device__ __forceinline__ unsigned pack2(float lo, float hi);
-template <> __device__ __forceinline__ unsigned pack2<__half>(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *(unsigned *)&h;
-}
-template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *(unsigned *)&h;
-}
-
-/* 2^x by the special-function unit (one instruction, flushes denormal results to 0, 2^-inf = 0). */
-static __device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
 }
 
 /* rows [row0, row0 + rows) of a [*, C] head slice (D columns from src) -> dst [rows][ld], rows at or past
@@ -312,13 +274,15 @@ static void launch_mma(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
 
 /* The kernel's shape forced by sdc_cuda_attention_force_config (benchmarks, tests): m-tiles per warp,
  * warps, keys per tile; 0: chosen by the shapes. */
-static int forced_mt, forced_nw, forced_bk;
+static int forced_mt, forced_nw, forced_bk, forced_mma;
 
 extern "C" void sdc_cuda_attention_force_config(int mt, int nw, int bk) {
     forced_mt = mt;
     forced_nw = nw;
     forced_bk = bk;
 }
+
+extern "C" void sdc_cuda_attention_force_mma(int on) { forced_mma = on; }
 
 /* Keys per tile: 128 for padded heads 48-80 (SD 1.x/2.x, SDXL), 64 for the rest (Flux's 128: the same speed
  * with either, bench/results/h100-attention.txt). The tile is part of the arithmetic (the online softmax
@@ -631,7 +595,10 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     }
     const int mma = y->dtype != SDC_DTYPE_F32 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) &&
         sdc_aligned16(k->data) && sdc_aligned16(v->data) && sdc_aligned16(y->data);
-    if (mma && y->dtype == SDC_DTYPE_F16)
+    if (mma && !forced_mma && !forced_mt && !forced_nw && !forced_bk &&
+        sdc_cuda_attention_wgmma(be, s, g, y->dtype == SDC_DTYPE_BF16))
+        ;   // Hopper, heads of 128 (sm90/attention_wgmma.cu)
+    else if (mma && y->dtype == SDC_DTYPE_F16)
         attention_mma<__half>(be, s, g);
     else if (mma)
         attention_mma<__nv_bfloat16>(be, s, g);

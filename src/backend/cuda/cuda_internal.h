@@ -3,7 +3,8 @@
  *
  * Files: cuda_backend.c (vtable, device, streams, cuBLAS handle), cuda_alloc.c (caching allocator,
  * counters, cudaMemGetInfo sampling, pinned staging), cuda_gemm.cu (linear via cuBLAS), cuda_conv.cu
- * (convolution), cuda_attention.cu (flash-style attention), cuda_norm.cu (layer/RMS/group norm),
+ * (convolution), cuda_attention.cu (flash-style attention; its Hopper kernel in sm90/attention_wgmma.cu),
+ * cuda_norm.cu (layer/RMS/group norm),
  * cuda_elementwise.cu (unary, binary, scale, geglu), cuda_data.cu (embedding, upsample, concat, permute,
  * copy, pad2d, slice), cuda_quant.cu (block-quantized weight rows to floats).
  *
@@ -46,6 +47,11 @@ size_t sdc_cuda_attention_workspace(sdc_backend *be, const sdc_tensor *y, const 
  * block (1 or 2, 4 or 8; padded heads 48, 64, 80, 128) and bk keys per tile (heads 48 to 80: 128 or 64; 128: 64 or 32),
  * whatever the shapes; 0: chosen by the shapes. Every block shape gives the same bits; another key tile other bits. */
 void sdc_cuda_attention_force_config(int mt, int nw, int bk);
+/* on: the mma.sync kernel even where the Hopper kernel (sm90/attention_wgmma.cu) would run (benchmarks, tests);
+ * a forced shape above implies it. sdc_cuda_attention_wgmma_here: 1 when this build and device run the Hopper
+ * kernel for heads of 128. */
+void sdc_cuda_attention_force_mma(int on);
+int sdc_cuda_attention_wgmma_here(void);
 /* cuBLASLt for the linears with a bias (cuda_gemm.cu): a handle and the plans made so far */
 typedef struct sdc_cuda_lt sdc_cuda_lt;
 sdc_cuda_lt *sdc_cuda_lt_new(void); /* NULL: no cuBLASLt (the linears then fill the bias first) */

@@ -1,0 +1,314 @@
+/* attention_wgmma.cu - the attention of 128-wide heads (Flux) on Hopper's warpgroup tensor-core
+ * instructions (wgmma, sm_90a), the same online softmax as cuda_attention.cu's mma.sync kernel:
+ *   per key tile:  s = q k^T (f32),  m' = max(m, max s),  p = 2^(s c - m' c),  l = l 2^(m c - m' c) + sum p,
+ *                  O = O 2^(m c - m' c) + p v,  m = m'          (c = log2(e) / sqrt(D))
+ *   at the end:    y = O / l
+ * Built for sm_90a only (CMakeLists.txt: its own object library); elsewhere the mma.sync kernel runs.
+ *
+ * A block of 256 threads (two warpgroups) owns 128 queries of one (batch, head); warpgroup w their rows
+ * 64 w .. 64 w + 63. Key tiles of 128, double-buffered: while one tile is multiplied, cp.async brings the next.
+ * Shared memory (bytes; each tile [rows][128] of 16-bit values stored as two panels of 64 columns, a panel's row
+ * 128 bytes with its 16-byte pieces swizzled by the row: piece j of row r at (j ^ (r % 8)) * 16, the layout the
+ * wgmma descriptors call 128-byte swizzle):
+ *   Q [128 x 128] 32 KiB,  K [2][128 x 128] 64 KiB,  V [2][128 x 128] 64 KiB   (+ 1 KiB to align to 1024)
+ * Per tile, each warpgroup:
+ *   S[64 x 128] = Q_w K^T   8 wgmma m64n128k16, A = Q and B = K from shared memory (both K-major: d contiguous)
+ *   softmax on S in registers (the accumulator layout: thread (warp, lane) holds rows 16 warp + lane / 4 and
+ *     + 8, columns 8 i + 2 (lane % 4) + {0, 1} of each i < 16 - the mma.sync m16n8 layout, four times over)
+ *   O[64 x 128] += P V      8 wgmma m64n128k16, A = P from registers (S's layout is the A-fragment layout, so
+ *     P is S rounded to 16 bits in place), B = V from shared memory, transposed (MN-major: d contiguous)
+ * Scores and O accumulate in f32; P is rounded to the input type, as in the mma.sync kernel. The order of every
+ * sum is fixed by the shapes (the key tile of 128, the tensor cores' k-steps): bit-identical run to run, and a
+ * query row's result does not depend on the other rows, heads or images of the call. */
+#include "backend/cuda/cuda_attention.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SDC_WGMMA 1   // this pass compiles for sm_90a: the kernel's body exists
+#endif
+
+#define WG_BQ 128        // queries per block
+#define WG_BK 128        // keys per tile
+#define WG_THREADS 256   // two warpgroups
+#define WG_TILE 32768    // bytes of one [128 x 128] tile
+#define WG_SMEM (5 * WG_TILE + 1024)
+
+/* A shared-memory matrix descriptor for 128-byte swizzle: start address, leading and stride byte offsets
+ * (bits 0-13, 16-29, 32-45, each in 16-byte units), layout 1 (128-byte swizzle) in bits 62-63.
+ *   K-major (d contiguous; Q and K): sbo = 1024, the step between groups of 8 rows (lbo unused).
+ *   MN-major (V as B transposed): lbo = the step between 64-column panels, sbo = 1024 between groups of 8 keys. */
+static __device__ __forceinline__ uint64_t wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | (uint64_t)(lbo >> 4) << 16 | (uint64_t)(sbo >> 4) << 32 |
+        (uint64_t)1 << 62;
+}
+
+/* d[64] (this thread's share of a 64 x 128 f32 accumulator) (acc ? += : =) A B over k = 16, A and B from
+ * shared memory (descriptors da, db), neither transposed. */
+template <typename T> static __device__ __forceinline__ void wgmma_ss(float *d, uint64_t da, uint64_t db, int acc);
+/* d[64] += A B over k = 16, A from registers (a[0..3]: the m16n8k16 A fragment of this thread's warp's 16 rows),
+ * B from shared memory transposed (MN-major). */
+template <typename T> static __device__ __forceinline__ void wgmma_rs(float *d, const unsigned *a, uint64_t db);
+#ifdef SDC_WGMMA
+template <> __device__ __forceinline__ void wgmma_ss<__half>(float *d, uint64_t da, uint64_t db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "
+        "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "
+        "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+          "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+          "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(acc));
+}
+template <> __device__ __forceinline__ void wgmma_rs<__half>(float *d, const unsigned *a, uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "
+        "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "
+        "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+          "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+          "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+template <> __device__ __forceinline__ void wgmma_ss<__nv_bfloat16>(float *d, uint64_t da, uint64_t db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "
+        "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "
+        "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+          "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+          "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(acc));
+}
+template <> __device__ __forceinline__ void wgmma_rs<__nv_bfloat16>(float *d, const unsigned *a, uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "
+        "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "
+        "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+          "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+          "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+#endif
+
+static __device__ __forceinline__ void wgmma_fence(void) { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void wgmma_commit(void) {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+static __device__ __forceinline__ void wgmma_wait0(void) {
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+/* Registers the tensor cores read or write asynchronously: no access may move across the fence or the wait. */
+static __device__ __forceinline__ void reg_fence(float &r) { asm volatile("" : "+f"(r)::"memory"); }
+static __device__ __forceinline__ void reg_fence(unsigned &r) { asm volatile("" : "+r"(r)::"memory"); }
+/* Shared memory written by cp.async, read next by the tensor cores (the async proxy). */
+static __device__ __forceinline__ void fence_proxy_async(void) {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+static __device__ __forceinline__ void cp_async_wait_0(void) { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+/* rows [row0, row0 + 128) of a head slice (128 columns at src, rows C apart) -> the tile at dst (shared, 1024-byte
+ * aligned) in the swizzled two-panel layout; rows at or past `limit` zero-filled. */
+template <typename T>
+static __device__ __forceinline__ void wg_load_tile(unsigned char *dst, const T *src, int64_t C, int row0, int limit) {
+#pragma unroll
+    for (int k = 0; k < WG_BK * 16 / WG_THREADS; k++) {
+        const int i = threadIdx.x + k * WG_THREADS, r = i >> 4, j = i & 15;   // 16 pieces of 16 bytes per row
+        const int ok = row0 + r < limit;
+        const T *s = ok ? src + (int64_t)(row0 + r) * C + j * 8 : src;
+        cp_async16(dst + (j >> 3) * (WG_BK * 128) + r * 128 + (((j & 7) ^ (r & 7)) << 4), s, ok ? 16 : 0);
+    }
+}
+
+/* grid (ceil(T / 128), B * H), WG_THREADS threads, WG_SMEM bytes of dynamic shared memory. */
+template <typename T> __global__ void __launch_bounds__(WG_THREADS, 1) attn_wgmma_kernel(attn_geom g) {
+#ifdef SDC_WGMMA
+    extern __shared__ __align__(16) unsigned char wg_smem[];
+    unsigned char *Qs = wg_smem + ((1024 - (smem_addr(wg_smem) & 1023)) & 1023);   // 1024-byte aligned
+    unsigned char *Ks = Qs + WG_TILE, *Vs = Ks + 2 * WG_TILE;
+    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+    const int q0 = blockIdx.x * WG_BQ, b = blockIdx.y / g.H, h = blockIdx.y % g.H;
+    const float sc = g.scale_log2;
+    const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * 128;   // row t at qg + t C
+    const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * 128;
+    const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * 128;
+
+    wg_load_tile<T>(Qs, qg, g.C, q0, g.T);
+    wg_load_tile<T>(Ks, kg, g.C, 0, g.S);
+    wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
+    cp_async_commit();
+
+    const int row0 = q0 + wg * 64 + warp * 16 + (lane >> 2), row1 = row0 + 8;   // this thread's two query rows
+    const int cq = 2 * (lane & 3);                                              // its first column of each 8
+    float o[64], m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;          // m unscaled; l: this thread's columns
+#pragma unroll
+    for (int i = 0; i < 64; i++) o[i] = 0.0f;
+    const unsigned qa = smem_addr(Qs) + wg * 64 * 128;   // this warpgroup's rows of panel 0
+    const int n_tiles = (g.S + WG_BK - 1) / WG_BK;
+
+    for (int it = 0; it < n_tiles; it++) {
+        const int buf = it & 1;
+        cp_async_wait_0();   // tile it (and Q) landed
+        fence_proxy_async();
+        __syncthreads();   // ... for every thread; and the other buffer's tile it - 1 is consumed
+        if (it + 1 < n_tiles) {
+            wg_load_tile<T>(Ks + (buf ^ 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
+            wg_load_tile<T>(Vs + (buf ^ 1) * WG_TILE, vg, g.C, (it + 1) * WG_BK, g.S);
+        }
+        cp_async_commit();
+        const unsigned ka = smem_addr(Ks + buf * WG_TILE), va = smem_addr(Vs + buf * WG_TILE);
+
+        /* S = Q_w K^T: d in 8 steps of 16, panel kd / 4, 32 bytes per step within a panel's row */
+        float s[64];
+#pragma unroll
+        for (int i = 0; i < 64; i++) s[i] = 0.0f;
+        wgmma_fence();
+#pragma unroll
+        for (int kd = 0; kd < 8; kd++) {
+            const unsigned off = (kd >> 2) * (WG_BQ * 128) + (kd & 3) * 32;
+            wgmma_ss<T>(s, wg_desc(qa + off, 16, 1024),
+                        wg_desc(ka + (kd >> 2) * (WG_BK * 128) + (kd & 3) * 32, 16, 1024), kd > 0);
+        }
+        wgmma_commit();
+        wgmma_wait0();
+#pragma unroll
+        for (int i = 0; i < 64; i++) reg_fence(s[i]);
+
+        const int s0 = it * WG_BK;
+        if (s0 + WG_BK > g.S) {   // keys past S (the last tile only; it holds at least one key)
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (s0 + 8 * i + cq + e >= g.S) s[4 * i + e] = s[4 * i + 2 + e] = -INFINITY;
+        }
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
+            mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        /* the first tile holds key 0, so the maximum is finite from there on */
+        const float al0 = ex2((m0 - mx0) * sc), al1 = ex2((m1 - mx1) * sc);
+        const float mc0 = mx0 * sc, mc1 = mx1 * sc;
+        m0 = mx0;
+        m1 = mx1;
+        unsigned p[8][4];   // P's A fragments, keys 16 kk .. 16 kk + 15
+        float ls0 = 0.0f, ls1 = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const float p0 = ex2(fmaf(s[4 * i], sc, -mc0)), p1 = ex2(fmaf(s[4 * i + 1], sc, -mc0));
+            const float p2 = ex2(fmaf(s[4 * i + 2], sc, -mc1)), p3 = ex2(fmaf(s[4 * i + 3], sc, -mc1));
+            p[i >> 1][(i & 1) * 2] = pack2<T>(p0, p1);       // row0: a0 (keys 2t..), a2 (keys 2t + 8..)
+            p[i >> 1][(i & 1) * 2 + 1] = pack2<T>(p2, p3);   // row1: a1, a3
+            ls0 += p0 + p1;
+            ls1 += p2 + p3;
+        }
+        l0 = l0 * al0 + ls0;
+        l1 = l1 * al1 + ls1;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            o[4 * i] *= al0;
+            o[4 * i + 1] *= al0;
+            o[4 * i + 2] *= al1;
+            o[4 * i + 3] *= al1;
+        }
+#pragma unroll
+        for (int i = 0; i < 64; i++) reg_fence(o[i]);
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) reg_fence(p[kk][e]);
+
+        /* O += P V: keys in 8 steps of 16 (16 rows of 128 bytes = 2048 bytes each), both panels of d */
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++) wgmma_rs<T>(o, p[kk], wg_desc(va + kk * 2048, WG_BK * 128, 1024));
+        wgmma_commit();
+        wgmma_wait0();
+#pragma unroll
+        for (int i = 0; i < 64; i++) reg_fence(o[i]);
+    }
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    T *yg = (T *)g.y + (int64_t)b * g.T * g.C + h * 128;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if (row0 < g.T)
+            *(unsigned *)(yg + (int64_t)row0 * g.C + 8 * i + cq) = pack2<T>(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        if (row1 < g.T)
+            *(unsigned *)(yg + (int64_t)row1 * g.C + 8 * i + cq) = pack2<T>(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+    }
+#endif
+}
+
+/* Compute capability 9.0 (H100, H200), asked once. */
+static int is_sm90(void) {
+    static int known = -1;
+    if (known < 0) {
+        int dev = 0, major = 0, minor = 0;
+        known = cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+            minor == 0;
+    }
+    return known;
+}
+
+template <typename T> static void launch(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    CUDA_CHECK(be, cudaFuncSetAttribute(attn_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM));
+    const dim3 grid((unsigned)((g.T + WG_BQ - 1) / WG_BQ), (unsigned)(g.B * g.H));
+    attn_wgmma_kernel<T><<<grid, WG_THREADS, WG_SMEM, s>>>(g);
+}
+
+extern "C" int sdc_cuda_attention_wgmma_here(void) { return is_sm90(); }
+
+int sdc_cuda_attention_wgmma(sdc_backend *be, cudaStream_t s, const attn_geom &g, int bf16) {
+    if (g.D != 128 || g.causal || g.bias || g.C % 8 || !sdc_aligned16(g.q) || !sdc_aligned16(g.k) ||
+        !sdc_aligned16(g.v) || !sdc_aligned16(g.y) || !is_sm90())
+        return 0;
+    if (bf16)
+        launch<__nv_bfloat16>(be, s, g);
+    else
+        launch<__half>(be, s, g);
+    return 1;
+}
