@@ -126,8 +126,8 @@ static __device__ __forceinline__ void wgmma_fence(void) { asm volatile("wgmma.f
 static __device__ __forceinline__ void wgmma_commit(void) {
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
-static __device__ __forceinline__ void wgmma_wait0(void) {
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+template <int N> static __device__ __forceinline__ void wgmma_wait(void) {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 /* Registers the tensor cores read or write asynchronously: no access may move across the fence or the wait. */
 static __device__ __forceinline__ void reg_fence(float &r) { asm volatile("" : "+f"(r)::"memory"); }
@@ -151,8 +151,147 @@ static __device__ __forceinline__ void wg_load_tile(unsigned char *dst, const T 
     }
 }
 
-/* grid (ceil(T / 128), B * H), WG_THREADS threads, WG_SMEM bytes of dynamic shared memory. */
-template <typename T> __global__ void __launch_bounds__(WG_THREADS, 1) attn_wgmma_kernel(attn_geom g) {
+/* The tile pieces both kernels run, per warpgroup (wg: its index; row0/row1: this thread's two query rows). */
+
+/* s = Q_w K^T for the tile at ka: d in 8 steps of 16, panel kd / 4, 32 bytes per step within a panel's row.
+ * Issued, not waited for. */
+template <typename T> static __device__ __forceinline__ void issue_scores(float *s, unsigned qa, unsigned ka) {
+#pragma unroll
+    for (int kd = 0; kd < 8; kd++) {
+        const unsigned off = (kd >> 2) * (WG_BK * 128) + (kd & 3) * 32;
+        wgmma_ss<T>(s, wg_desc(qa + off, 16, 1024), wg_desc(ka + off, 16, 1024), kd > 0);
+    }
+}
+
+/* o += P V for the tile at va: keys in 8 steps of 16 (16 rows of 128 bytes = 2048 bytes), both panels of d.
+ * Issued, not waited for. */
+template <typename T> static __device__ __forceinline__ void issue_pv(float *o, unsigned (&p)[8][4], unsigned va) {
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) wgmma_rs<T>(o, p[kk], wg_desc(va + kk * 2048, WG_BK * 128, 1024));
+}
+
+/* The online softmax of the tile of keys s0 .. s0 + 127 on its scores s (keys at or past S masked): the running
+ * maxima m and this thread's sums l updated, al = 2^(m_old c - m_new c) the factor for o, p = P rounded to T
+ * in the A-fragment layout (keys 16 kk .. 16 kk + 15 in p[kk]). */
+template <typename T>
+static __device__ __forceinline__ void softmax_tile(float (&s)[64], unsigned (&p)[8][4], float &m0, float &m1,
+                                                    float &l0, float &l1, float &al0, float &al1, float sc, int s0,
+                                                    int S, int cq) {
+    if (s0 + WG_BK > S) {   // keys past S (the last tile only; it holds at least one key)
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                if (s0 + 8 * i + cq + e >= S) s[4 * i + e] = s[4 * i + 2 + e] = -INFINITY;
+    }
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
+        mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    /* the first tile holds key 0, so the maximum is finite from there on */
+    al0 = ex2((m0 - mx0) * sc);
+    al1 = ex2((m1 - mx1) * sc);
+    const float mc0 = mx0 * sc, mc1 = mx1 * sc;
+    m0 = mx0;
+    m1 = mx1;
+    float ls0 = 0.0f, ls1 = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        const float p0 = ex2(fmaf(s[4 * i], sc, -mc0)), p1 = ex2(fmaf(s[4 * i + 1], sc, -mc0));
+        const float p2 = ex2(fmaf(s[4 * i + 2], sc, -mc1)), p3 = ex2(fmaf(s[4 * i + 3], sc, -mc1));
+        p[i >> 1][(i & 1) * 2] = pack2<T>(p0, p1);       // row0: a0 (keys 2t..), a2 (keys 2t + 8..)
+        p[i >> 1][(i & 1) * 2 + 1] = pack2<T>(p2, p3);   // row1: a1, a3
+        ls0 += p0 + p1;
+        ls1 += p2 + p3;
+    }
+    l0 = l0 * al0 + ls0;
+    l1 = l1 * al1 + ls1;
+}
+
+static __device__ __forceinline__ void rescale(float (&o)[64], float al0, float al1) {
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        o[4 * i] *= al0;
+        o[4 * i + 1] *= al0;
+        o[4 * i + 2] *= al1;
+        o[4 * i + 3] *= al1;
+    }
+}
+
+template <typename T>
+static __device__ __forceinline__ void store_rows(const attn_geom &g, float (&o)[64], float l0, float l1, int b, int h,
+                                                  int row0, int cq) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int row1 = row0 + 8;
+    T *yg = (T *)g.y + (int64_t)b * g.T * g.C + h * 128;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if (row0 < g.T)
+            *(unsigned *)(yg + (int64_t)row0 * g.C + 8 * i + cq) = pack2<T>(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        if (row1 < g.T)
+            *(unsigned *)(yg + (int64_t)row1 * g.C + 8 * i + cq) = pack2<T>(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+    }
+}
+
+template <int N> static __device__ __forceinline__ void fence_regs(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) reg_fence(r[i]);
+}
+static __device__ __forceinline__ void fence_regs(unsigned (&p)[8][4]) {
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) reg_fence(p[kk][e]);
+}
+
+/* One tile of the pipelined kernel (see below): tile it's scores and tile it - 1's P V (P in p) issued together,
+ * tile it's softmax (into pn) while P V runs, then o rescaled. */
+template <typename T>
+static __device__ __forceinline__ void pipe_step(const attn_geom &g, int it, int n_tiles, unsigned char *Ks,
+                                                 unsigned char *Vs, const T *kg, const T *vg, unsigned qa,
+                                                 float (&s)[64], float (&o)[64], unsigned (&p)[8][4],
+                                                 unsigned (&pn)[8][4], float &m0, float &m1, float &l0, float &l1,
+                                                 float sc, int cq) {
+    cp_async_wait_0();   // K of tile it, V of tile it - 1 landed
+    fence_proxy_async();
+    __syncthreads();   // ... for every thread; K of it - 1 and V of it - 2 are consumed
+    if (it + 1 < n_tiles) wg_load_tile<T>(Ks + ((it + 1) & 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
+    wg_load_tile<T>(Vs + (it & 1) * WG_TILE, vg, g.C, it * WG_BK, g.S);
+    cp_async_commit();
+    const unsigned ka = smem_addr(Ks + (it & 1) * WG_TILE), va = smem_addr(Vs + ((it - 1) & 1) * WG_TILE);
+    fence_regs(o);
+    fence_regs(p);
+    wgmma_fence();
+    issue_scores<T>(s, qa, ka);
+    wgmma_commit();
+    issue_pv<T>(o, p, va);
+    wgmma_commit();
+    wgmma_wait<1>();   // the scores (committed first) are done; P V may still run
+    fence_regs(s);
+    float al0, al1;
+    softmax_tile<T>(s, pn, m0, m1, l0, l1, al0, al1, sc, it * WG_BK, g.S, cq);
+    wgmma_wait<0>();
+    fence_regs(o);
+    rescale(o, al0, al1);
+}
+
+/* grid (ceil(T / 128), B * H), WG_THREADS threads, WG_SMEM bytes of dynamic shared memory.
+ * PIPE 0: per tile, S = Q K^T, wait, softmax, O = O al + P V, wait: the tensor cores idle during the softmax.
+ * PIPE 1: S of tile j and P V of tile j - 1 are issued together, tile j's softmax runs while P V still
+ * multiplies, and o is rescaled after it: o = (o + P_(j-1) V_(j-1)) al_j, the same operations on the same
+ * values in the same order as PIPE 0's (o al_j + P_j V_j one tile later): the same bits. V of tile j is
+ * loaded during tile j (needed at j + 1), K of tile j + 1 during tile j. */
+template <typename T, int PIPE> __global__ void __launch_bounds__(WG_THREADS, 1) attn_wgmma_kernel(attn_geom g) {
 #ifdef SDC_WGMMA
     extern __shared__ __align__(16) unsigned char wg_smem[];
     unsigned char *Qs = wg_smem + ((1024 - (smem_addr(wg_smem) & 1023)) & 1023);   // 1024-byte aligned
@@ -163,121 +302,85 @@ template <typename T> __global__ void __launch_bounds__(WG_THREADS, 1) attn_wgmm
     const T *qg = (const T *)g.q + (int64_t)b * g.T * g.C + h * 128;   // row t at qg + t C
     const T *kg = (const T *)g.k + (int64_t)b * g.S * g.C + h * 128;
     const T *vg = (const T *)g.v + (int64_t)b * g.S * g.C + h * 128;
+    const int row0 = q0 + wg * 64 + warp * 16 + (lane >> 2);   // this thread's query rows: row0, row0 + 8
+    const int cq = 2 * (lane & 3);                             // its first column of each 8
+    const unsigned qa = smem_addr(Qs) + wg * 64 * 128;         // this warpgroup's rows of panel 0
+    const int n_tiles = (g.S + WG_BK - 1) / WG_BK;
+    float o[64], s[64], m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f, al0, al1;   // m unscaled
+#pragma unroll
+    for (int i = 0; i < 64; i++) o[i] = s[i] = 0.0f;
 
     wg_load_tile<T>(Qs, qg, g.C, q0, g.T);
     wg_load_tile<T>(Ks, kg, g.C, 0, g.S);
-    wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
+    if (!PIPE) wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
     cp_async_commit();
 
-    const int row0 = q0 + wg * 64 + warp * 16 + (lane >> 2), row1 = row0 + 8;   // this thread's two query rows
-    const int cq = 2 * (lane & 3);                                              // its first column of each 8
-    float o[64], m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;          // m unscaled; l: this thread's columns
-#pragma unroll
-    for (int i = 0; i < 64; i++) o[i] = 0.0f;
-    const unsigned qa = smem_addr(Qs) + wg * 64 * 128;   // this warpgroup's rows of panel 0
-    const int n_tiles = (g.S + WG_BK - 1) / WG_BK;
-
-    for (int it = 0; it < n_tiles; it++) {
-        const int buf = it & 1;
-        cp_async_wait_0();   // tile it (and Q) landed
+    if (!PIPE) {
+        unsigned p[8][4];
+        for (int it = 0; it < n_tiles; it++) {
+            const int buf = it & 1;
+            cp_async_wait_0();   // tile it (and Q) landed
+            fence_proxy_async();
+            __syncthreads();   // ... for every thread; and the other buffer's tile it - 1 is consumed
+            if (it + 1 < n_tiles) {
+                wg_load_tile<T>(Ks + (buf ^ 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
+                wg_load_tile<T>(Vs + (buf ^ 1) * WG_TILE, vg, g.C, (it + 1) * WG_BK, g.S);
+            }
+            cp_async_commit();
+            wgmma_fence();
+            issue_scores<T>(s, qa, smem_addr(Ks + buf * WG_TILE));
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_regs(s);
+            softmax_tile<T>(s, p, m0, m1, l0, l1, al0, al1, sc, it * WG_BK, g.S, cq);
+            rescale(o, al0, al1);
+            fence_regs(o);
+            fence_regs(p);
+            wgmma_fence();
+            issue_pv<T>(o, p, smem_addr(Vs + buf * WG_TILE));
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_regs(o);
+        }
+    } else {
+        unsigned p[8][4], pn[8][4];   // P of the tile in flight, P of the next
+        /* tile 0: its scores and softmax alone (o is 0: no factor to apply) */
+        cp_async_wait_0();
         fence_proxy_async();
-        __syncthreads();   // ... for every thread; and the other buffer's tile it - 1 is consumed
-        if (it + 1 < n_tiles) {
-            wg_load_tile<T>(Ks + (buf ^ 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
-            wg_load_tile<T>(Vs + (buf ^ 1) * WG_TILE, vg, g.C, (it + 1) * WG_BK, g.S);
-        }
+        __syncthreads();
+        if (n_tiles > 1) wg_load_tile<T>(Ks + WG_TILE, kg, g.C, WG_BK, g.S);
+        wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
         cp_async_commit();
-        const unsigned ka = smem_addr(Ks + buf * WG_TILE), va = smem_addr(Vs + buf * WG_TILE);
-
-        /* S = Q_w K^T: d in 8 steps of 16, panel kd / 4, 32 bytes per step within a panel's row */
-        float s[64];
-#pragma unroll
-        for (int i = 0; i < 64; i++) s[i] = 0.0f;
         wgmma_fence();
-#pragma unroll
-        for (int kd = 0; kd < 8; kd++) {
-            const unsigned off = (kd >> 2) * (WG_BQ * 128) + (kd & 3) * 32;
-            wgmma_ss<T>(s, wg_desc(qa + off, 16, 1024),
-                        wg_desc(ka + (kd >> 2) * (WG_BK * 128) + (kd & 3) * 32, 16, 1024), kd > 0);
-        }
+        issue_scores<T>(s, qa, smem_addr(Ks));
         wgmma_commit();
-        wgmma_wait0();
-#pragma unroll
-        for (int i = 0; i < 64; i++) reg_fence(s[i]);
-
-        const int s0 = it * WG_BK;
-        if (s0 + WG_BK > g.S) {   // keys past S (the last tile only; it holds at least one key)
-#pragma unroll
-            for (int i = 0; i < 16; i++)
-#pragma unroll
-                for (int e = 0; e < 2; e++)
-                    if (s0 + 8 * i + cq + e >= g.S) s[4 * i + e] = s[4 * i + 2 + e] = -INFINITY;
+        wgmma_wait<0>();
+        fence_regs(s);
+        softmax_tile<T>(s, p, m0, m1, l0, l1, al0, al1, sc, 0, g.S, cq);
+        for (int it = 1; it < n_tiles; it += 2) {   // two tiles a turn, P's registers changing roles
+            pipe_step<T>(g, it, n_tiles, Ks, Vs, kg, vg, qa, s, o, p, pn, m0, m1, l0, l1, sc, cq);
+            if (it + 1 < n_tiles)
+                pipe_step<T>(g, it + 1, n_tiles, Ks, Vs, kg, vg, qa, s, o, pn, p, m0, m1, l0, l1, sc, cq);
         }
-        float mx0 = m0, mx1 = m1;
+        if (!(n_tiles & 1)) {   // the last tile's P is in pn (n_tiles - 1 odd)
 #pragma unroll
-        for (int i = 0; i < 16; i++) {
-            mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
-            mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+            for (int kk = 0; kk < 8; kk++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) p[kk][e] = pn[kk][e];
         }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        /* the first tile holds key 0, so the maximum is finite from there on */
-        const float al0 = ex2((m0 - mx0) * sc), al1 = ex2((m1 - mx1) * sc);
-        const float mc0 = mx0 * sc, mc1 = mx1 * sc;
-        m0 = mx0;
-        m1 = mx1;
-        unsigned p[8][4];   // P's A fragments, keys 16 kk .. 16 kk + 15
-        float ls0 = 0.0f, ls1 = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 16; i++) {
-            const float p0 = ex2(fmaf(s[4 * i], sc, -mc0)), p1 = ex2(fmaf(s[4 * i + 1], sc, -mc0));
-            const float p2 = ex2(fmaf(s[4 * i + 2], sc, -mc1)), p3 = ex2(fmaf(s[4 * i + 3], sc, -mc1));
-            p[i >> 1][(i & 1) * 2] = pack2<T>(p0, p1);       // row0: a0 (keys 2t..), a2 (keys 2t + 8..)
-            p[i >> 1][(i & 1) * 2 + 1] = pack2<T>(p2, p3);   // row1: a1, a3
-            ls0 += p0 + p1;
-            ls1 += p2 + p3;
-        }
-        l0 = l0 * al0 + ls0;
-        l1 = l1 * al1 + ls1;
-#pragma unroll
-        for (int i = 0; i < 16; i++) {
-            o[4 * i] *= al0;
-            o[4 * i + 1] *= al0;
-            o[4 * i + 2] *= al1;
-            o[4 * i + 3] *= al1;
-        }
-#pragma unroll
-        for (int i = 0; i < 64; i++) reg_fence(o[i]);
-#pragma unroll
-        for (int kk = 0; kk < 8; kk++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) reg_fence(p[kk][e]);
-
-        /* O += P V: keys in 8 steps of 16 (16 rows of 128 bytes = 2048 bytes each), both panels of d */
+        /* the last tile's P V */
+        cp_async_wait_0();
+        fence_proxy_async();
+        __syncthreads();
+        fence_regs(o);
+        fence_regs(p);
         wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < 8; kk++) wgmma_rs<T>(o, p[kk], wg_desc(va + kk * 2048, WG_BK * 128, 1024));
+        issue_pv<T>(o, p, smem_addr(Vs + ((n_tiles - 1) & 1) * WG_TILE));
         wgmma_commit();
-        wgmma_wait0();
-#pragma unroll
-        for (int i = 0; i < 64; i++) reg_fence(o[i]);
+        wgmma_wait<0>();
+        fence_regs(o);
     }
-
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-    T *yg = (T *)g.y + (int64_t)b * g.T * g.C + h * 128;
-#pragma unroll
-    for (int i = 0; i < 16; i++) {
-        if (row0 < g.T)
-            *(unsigned *)(yg + (int64_t)row0 * g.C + 8 * i + cq) = pack2<T>(o[4 * i] * inv0, o[4 * i + 1] * inv0);
-        if (row1 < g.T)
-            *(unsigned *)(yg + (int64_t)row1 * g.C + 8 * i + cq) = pack2<T>(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
-    }
+    store_rows<T>(g, o, l0, l1, b, h, row0, cq);
 #endif
 }
 
@@ -294,10 +397,16 @@ static int is_sm90(void) {
     return known;
 }
 
-template <typename T> static void launch(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    CUDA_CHECK(be, cudaFuncSetAttribute(attn_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM));
+/* Benchmarks and tests: 0 the plain kernel, 1 the pipelined one (sdc_cuda_attention_wgmma_pipe). */
+static int pipe_variant;
+
+extern "C" void sdc_cuda_attention_wgmma_pipe(int on) { pipe_variant = on; }
+
+template <typename T, int PIPE> static void launch(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    CUDA_CHECK(be,
+               cudaFuncSetAttribute(attn_wgmma_kernel<T, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM));
     const dim3 grid((unsigned)((g.T + WG_BQ - 1) / WG_BQ), (unsigned)(g.B * g.H));
-    attn_wgmma_kernel<T><<<grid, WG_THREADS, WG_SMEM, s>>>(g);
+    attn_wgmma_kernel<T, PIPE><<<grid, WG_THREADS, WG_SMEM, s>>>(g);
 }
 
 extern "C" int sdc_cuda_attention_wgmma_here(void) { return is_sm90(); }
@@ -306,9 +415,13 @@ int sdc_cuda_attention_wgmma(sdc_backend *be, cudaStream_t s, const attn_geom &g
     if (g.D != 128 || g.causal || g.bias || g.C % 8 || !sdc_aligned16(g.q) || !sdc_aligned16(g.k) ||
         !sdc_aligned16(g.v) || !sdc_aligned16(g.y) || !is_sm90())
         return 0;
-    if (bf16)
-        launch<__nv_bfloat16>(be, s, g);
+    if (bf16 && pipe_variant)
+        launch<__nv_bfloat16, 1>(be, s, g);
+    else if (bf16)
+        launch<__nv_bfloat16, 0>(be, s, g);
+    else if (pipe_variant)
+        launch<__half, 1>(be, s, g);
     else
-        launch<__half>(be, s, g);
+        launch<__half, 0>(be, s, g);
     return 1;
 }
