@@ -1298,10 +1298,10 @@ static void test_attention_block_shapes(sdc_backend *cuda, sdc_backend *ref) {
             for (int prec = P_F16; prec <= P_BF16; prec++) {
                 const sdc_dtype act = prec == P_BF16 ? SDC_DTYPE_BF16 : SDC_DTYPE_F16;
                 sdc_cuda_attention_force_mma(0);
+                sdc_cuda_attention_wgmma_pipe(0);
                 op_result want = op_run_on(cuda, c, in, &out, act);
                 sdc_cuda_attention_wgmma_pipe(1);
                 op_result got = op_run_on(cuda, c, in, &out, act);
-                sdc_cuda_attention_wgmma_pipe(0);
                 sdc_cuda_attention_force_mma(1);
                 test_check(want.status == SDC_OK && got.status == SDC_OK &&
                                memcmp(got.out, want.out, op_host_n(&out) * sizeof(float)) == 0,

@@ -397,8 +397,8 @@ static int is_sm90(void) {
     return known;
 }
 
-/* Benchmarks and tests: 0 the plain kernel, 1 the pipelined one (sdc_cuda_attention_wgmma_pipe). */
-static int pipe_variant;
+/* 1: the pipelined kernel (the default); 0: the plain one (benchmarks and tests, sdc_cuda_attention_wgmma_pipe). */
+static int pipe_variant = 1;
 
 extern "C" void sdc_cuda_attention_wgmma_pipe(int on) { pipe_variant = on; }
 
