@@ -61,17 +61,15 @@ int main(int argc, char **argv) {
         {"sd15 512^2 level 0 (4096 tok, 8x40, B2)", SDC_DTYPE_F16, 2, 4096, 4096, 8, 40},
     };
     /* block shapes (m-tiles per warp, warps per block, keys per tile): the kernel and shape the shapes choose
-     * ("auto": on an H100 or H200 heads of 128 take the pipelined wgmma kernel), its plain variant ("wg-plain", -2), the
-     * mma.sync kernel with its chosen shape ("mma", -1), then each forced mma.sync shape whose key tile the head allows */
-    static const int configs[][3] = {{0, 0, 0},  {-2, 0, 0}, {-1, 0, 0},  {1, 4, 64},  {2, 4, 64},
-                                     {1, 8, 64}, {2, 8, 64}, {1, 4, 128}, {2, 4, 128}, {1, 8, 128},
-                                     {1, 4, 32}, {2, 4, 32}, {2, 8, 32}};
+     * ("auto": on an H100 or H200 heads of 128 take the wgmma kernel), the mma.sync kernel with its chosen shape
+     * ("mma", -1), then each forced mma.sync shape whose key tile the head allows */
+    static const int configs[][3] = {{0, 0, 0},   {-1, 0, 0},  {1, 4, 64},  {2, 4, 64}, {1, 8, 64}, {2, 8, 64},
+                                     {1, 4, 128}, {2, 4, 128}, {1, 8, 128}, {1, 4, 32}, {2, 4, 32}, {2, 8, 32}};
     printf("%-44s %9s %10s %9s\n", "attention", "mt,nw,bk", "ms/call", "TFLOP/s");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] * (sizeof configs / sizeof configs[0]); i++) {
         const int *cfg = configs[i % (sizeof configs / sizeof configs[0])];
         sdc_cuda_attention_force_config(cfg[0] > 0 ? cfg[0] : 0, cfg[1], cfg[2]);
         sdc_cuda_attention_force_mma(cfg[0] == -1);
-        sdc_cuda_attention_wgmma_pipe(cfg[0] != -2);
         const attn_case *c = &cases[i / (sizeof configs / sizeof configs[0])];
         if (cfg[0] > 0 && !tile_allowed(c->D, cfg[2])) continue;
         const int64_t C = c->H * c->D;
@@ -90,12 +88,7 @@ int main(int argc, char **argv) {
         const double s = (now() - t0) / reps;
         const double flop = 4.0 * (double)c->B * (double)c->H * (double)c->T * (double)c->S * (double)c->D;
         char shape[16];
-        snprintf(shape, sizeof shape,
-                 cfg[0] > 0         ? "%d,%d,%d"
-                     : cfg[0] == -1 ? "mma"
-                     : cfg[0]       ? "wg-plain"
-                                    : "auto",
-                 cfg[0], cfg[1], cfg[2]);
+        snprintf(shape, sizeof shape, cfg[0] > 0 ? "%d,%d,%d" : cfg[0] ? "mma" : "auto", cfg[0], cfg[1], cfg[2]);
         printf("%-44s %9s %10.3f %9.1f%s\n", c->name, shape, s * 1e3, flop / s / 1e12,
                st == SDC_OK ? "" : "  (backend error)");
         sdc_tensor_free(q);

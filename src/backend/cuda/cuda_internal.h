@@ -51,9 +51,6 @@ void sdc_cuda_attention_force_config(int mt, int nw, int bk);
  * a forced shape above implies it. sdc_cuda_attention_wgmma_here: 1 when this build and device run the Hopper
  * kernel for heads of 128. */
 void sdc_cuda_attention_force_mma(int on);
-/* on (the default): the Hopper kernel's pipelined variant (a tile's scores multiplied while the previous tile's
- * P V runs); off: its plain variant (the same bits; benchmarks, tests) */
-void sdc_cuda_attention_wgmma_pipe(int on);
 int sdc_cuda_attention_wgmma_here(void);
 /* cuBLASLt for the linears with a bias (cuda_gemm.cu): a handle and the plans made so far */
 typedef struct sdc_cuda_lt sdc_cuda_lt;

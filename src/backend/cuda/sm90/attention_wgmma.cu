@@ -254,44 +254,11 @@ static __device__ __forceinline__ void fence_regs(unsigned (&p)[8][4]) {
         for (int e = 0; e < 4; e++) reg_fence(p[kk][e]);
 }
 
-/* One tile of the pipelined kernel (see below): tile it's scores and tile it - 1's P V (P in p) issued together,
- * tile it's softmax (into pn) while P V runs, then o rescaled. */
-template <typename T>
-static __device__ __forceinline__ void pipe_step(const attn_geom &g, int it, int n_tiles, unsigned char *Ks,
-                                                 unsigned char *Vs, const T *kg, const T *vg, unsigned qa,
-                                                 float (&s)[64], float (&o)[64], unsigned (&p)[8][4],
-                                                 unsigned (&pn)[8][4], float &m0, float &m1, float &l0, float &l1,
-                                                 float sc, int cq) {
-    cp_async_wait_0();   // K of tile it, V of tile it - 1 landed
-    fence_proxy_async();
-    __syncthreads();   // ... for every thread; K of it - 1 and V of it - 2 are consumed
-    if (it + 1 < n_tiles) wg_load_tile<T>(Ks + ((it + 1) & 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
-    wg_load_tile<T>(Vs + (it & 1) * WG_TILE, vg, g.C, it * WG_BK, g.S);
-    cp_async_commit();
-    const unsigned ka = smem_addr(Ks + (it & 1) * WG_TILE), va = smem_addr(Vs + ((it - 1) & 1) * WG_TILE);
-    fence_regs(o);
-    fence_regs(p);
-    wgmma_fence();
-    issue_scores<T>(s, qa, ka);
-    wgmma_commit();
-    issue_pv<T>(o, p, va);
-    wgmma_commit();
-    wgmma_wait<1>();   // the scores (committed first) are done; P V may still run
-    fence_regs(s);
-    float al0, al1;
-    softmax_tile<T>(s, pn, m0, m1, l0, l1, al0, al1, sc, it * WG_BK, g.S, cq);
-    wgmma_wait<0>();
-    fence_regs(o);
-    rescale(o, al0, al1);
-}
-
-/* grid (ceil(T / 128), B * H), WG_THREADS threads, WG_SMEM bytes of dynamic shared memory.
- * PIPE 0: per tile, S = Q K^T, wait, softmax, O = O al + P V, wait: the tensor cores idle during the softmax.
- * PIPE 1: S of tile j and P V of tile j - 1 are issued together, tile j's softmax runs while P V still
- * multiplies, and o is rescaled after it: o = (o + P_(j-1) V_(j-1)) al_j, the same operations on the same
- * values in the same order as PIPE 0's (o al_j + P_j V_j one tile later): the same bits. V of tile j is
- * loaded during tile j (needed at j + 1), K of tile j + 1 during tile j. */
-template <typename T, int PIPE> __global__ void __launch_bounds__(WG_THREADS, 1) attn_wgmma_kernel(attn_geom g) {
+/* grid (ceil(T / 128), B * H), WG_THREADS threads, WG_SMEM bytes of dynamic shared memory. Per tile: S = Q K^T,
+ * wait, softmax, O = O al + P V, wait. (A variant that issued tile j's scores together with tile j - 1's P V, so
+ * that the softmax ran while P V multiplied, gave the same bits and was slower: 0.658 against 0.647 ms for
+ * Flux 1024^2 on an H100, bench/results/h100-attention.txt.) */
+template <typename T> __global__ void __launch_bounds__(WG_THREADS, 1) attn_wgmma_kernel(attn_geom g) {
 #ifdef SDC_WGMMA
     extern __shared__ __align__(16) unsigned char wg_smem[];
     unsigned char *Qs = wg_smem + ((1024 - (smem_addr(wg_smem) & 1023)) & 1023);   // 1024-byte aligned
@@ -312,70 +279,31 @@ template <typename T, int PIPE> __global__ void __launch_bounds__(WG_THREADS, 1)
 
     wg_load_tile<T>(Qs, qg, g.C, q0, g.T);
     wg_load_tile<T>(Ks, kg, g.C, 0, g.S);
-    if (!PIPE) wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
+    wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
     cp_async_commit();
 
-    if (!PIPE) {
-        unsigned p[8][4];
-        for (int it = 0; it < n_tiles; it++) {
-            const int buf = it & 1;
-            cp_async_wait_0();   // tile it (and Q) landed
-            fence_proxy_async();
-            __syncthreads();   // ... for every thread; and the other buffer's tile it - 1 is consumed
-            if (it + 1 < n_tiles) {
-                wg_load_tile<T>(Ks + (buf ^ 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
-                wg_load_tile<T>(Vs + (buf ^ 1) * WG_TILE, vg, g.C, (it + 1) * WG_BK, g.S);
-            }
-            cp_async_commit();
-            wgmma_fence();
-            issue_scores<T>(s, qa, smem_addr(Ks + buf * WG_TILE));
-            wgmma_commit();
-            wgmma_wait<0>();
-            fence_regs(s);
-            softmax_tile<T>(s, p, m0, m1, l0, l1, al0, al1, sc, it * WG_BK, g.S, cq);
-            rescale(o, al0, al1);
-            fence_regs(o);
-            fence_regs(p);
-            wgmma_fence();
-            issue_pv<T>(o, p, smem_addr(Vs + buf * WG_TILE));
-            wgmma_commit();
-            wgmma_wait<0>();
-            fence_regs(o);
-        }
-    } else {
-        unsigned p[8][4], pn[8][4];   // P of the tile in flight, P of the next
-        /* tile 0: its scores and softmax alone (o is 0: no factor to apply) */
-        cp_async_wait_0();
+    unsigned p[8][4];
+    for (int it = 0; it < n_tiles; it++) {
+        const int buf = it & 1;
+        cp_async_wait_0();   // tile it (and Q) landed
         fence_proxy_async();
-        __syncthreads();
-        if (n_tiles > 1) wg_load_tile<T>(Ks + WG_TILE, kg, g.C, WG_BK, g.S);
-        wg_load_tile<T>(Vs, vg, g.C, 0, g.S);
+        __syncthreads();   // ... for every thread; and the other buffer's tile it - 1 is consumed
+        if (it + 1 < n_tiles) {
+            wg_load_tile<T>(Ks + (buf ^ 1) * WG_TILE, kg, g.C, (it + 1) * WG_BK, g.S);
+            wg_load_tile<T>(Vs + (buf ^ 1) * WG_TILE, vg, g.C, (it + 1) * WG_BK, g.S);
+        }
         cp_async_commit();
         wgmma_fence();
-        issue_scores<T>(s, qa, smem_addr(Ks));
+        issue_scores<T>(s, qa, smem_addr(Ks + buf * WG_TILE));
         wgmma_commit();
         wgmma_wait<0>();
         fence_regs(s);
-        softmax_tile<T>(s, p, m0, m1, l0, l1, al0, al1, sc, 0, g.S, cq);
-        for (int it = 1; it < n_tiles; it += 2) {   // two tiles a turn, P's registers changing roles
-            pipe_step<T>(g, it, n_tiles, Ks, Vs, kg, vg, qa, s, o, p, pn, m0, m1, l0, l1, sc, cq);
-            if (it + 1 < n_tiles)
-                pipe_step<T>(g, it + 1, n_tiles, Ks, Vs, kg, vg, qa, s, o, pn, p, m0, m1, l0, l1, sc, cq);
-        }
-        if (!(n_tiles & 1)) {   // the last tile's P is in pn (n_tiles - 1 odd)
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) p[kk][e] = pn[kk][e];
-        }
-        /* the last tile's P V */
-        cp_async_wait_0();
-        fence_proxy_async();
-        __syncthreads();
+        softmax_tile<T>(s, p, m0, m1, l0, l1, al0, al1, sc, it * WG_BK, g.S, cq);
+        rescale(o, al0, al1);
         fence_regs(o);
         fence_regs(p);
         wgmma_fence();
-        issue_pv<T>(o, p, smem_addr(Vs + ((n_tiles - 1) & 1) * WG_TILE));
+        issue_pv<T>(o, p, smem_addr(Vs + buf * WG_TILE));
         wgmma_commit();
         wgmma_wait<0>();
         fence_regs(o);
@@ -397,16 +325,10 @@ static int is_sm90(void) {
     return known;
 }
 
-/* 1: the pipelined kernel (the default); 0: the plain one (benchmarks and tests, sdc_cuda_attention_wgmma_pipe). */
-static int pipe_variant = 1;
-
-extern "C" void sdc_cuda_attention_wgmma_pipe(int on) { pipe_variant = on; }
-
-template <typename T, int PIPE> static void launch(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
-    CUDA_CHECK(be,
-               cudaFuncSetAttribute(attn_wgmma_kernel<T, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM));
+template <typename T> static void launch(sdc_backend *be, cudaStream_t s, const attn_geom &g) {
+    CUDA_CHECK(be, cudaFuncSetAttribute(attn_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM));
     const dim3 grid((unsigned)((g.T + WG_BQ - 1) / WG_BQ), (unsigned)(g.B * g.H));
-    attn_wgmma_kernel<T, PIPE><<<grid, WG_THREADS, WG_SMEM, s>>>(g);
+    attn_wgmma_kernel<T><<<grid, WG_THREADS, WG_SMEM, s>>>(g);
 }
 
 extern "C" int sdc_cuda_attention_wgmma_here(void) { return is_sm90(); }
@@ -415,13 +337,9 @@ int sdc_cuda_attention_wgmma(sdc_backend *be, cudaStream_t s, const attn_geom &g
     if (g.D != 128 || g.causal || g.bias || g.C % 8 || !sdc_aligned16(g.q) || !sdc_aligned16(g.k) ||
         !sdc_aligned16(g.v) || !sdc_aligned16(g.y) || !is_sm90())
         return 0;
-    if (bf16 && pipe_variant)
-        launch<__nv_bfloat16, 1>(be, s, g);
-    else if (bf16)
-        launch<__nv_bfloat16, 0>(be, s, g);
-    else if (pipe_variant)
-        launch<__half, 1>(be, s, g);
+    if (bf16)
+        launch<__nv_bfloat16>(be, s, g);
     else
-        launch<__half, 0>(be, s, g);
+        launch<__half>(be, s, g);
     return 1;
 }
