@@ -7,15 +7,16 @@
  * so the T x S score matrix never exists and no workspace is needed. Exponentials are base 2 with
  * log2(e) folded into the scale. Heads are interleaved in the channel dim: q[b, t, h*D + d].
  *
- * Two kernels:
+ * Two kernels here:
  *   attn_mma_kernel   F16 or BF16 with D % 8 == 0 and D <= 160 (every SD head: 40, 64, 80, 160; Flux's
  *                     128): tensor cores through mma.sync m16n8k16 (f16 or bf16 in, f32 accumulate). 4 or 8
- *                     warps of 16 or 32 query rows each (launch_mma_cfg), 64 or 128 keys per tile (key_tile), double-buffered
- *                     with cp.async. The PTX
- *                     fragment layouts are documented, unlike WMMA's, so the softmax runs on the
- *                     score accumulators in registers and the probabilities feed the second product
- *                     without a trip through shared memory, rounded to the input type. D is
- *                     zero-padded to DP, a multiple of 16.
+ *                     warps of 16 or 32 query rows each (launch_mma_cfg), 64 or 128 keys per tile
+ *                     (key_tile), double-buffered with cp.async. The PTX fragment layouts are documented,
+ *                     unlike WMMA's, so the softmax runs on the score accumulators in registers and the
+ *                     probabilities feed the second product without a trip through shared memory, rounded
+ *                     to the input type. D is zero-padded to DP, a multiple of 16. On compute capability
+ *                     9.0 the heads of 128 without a causal mask take sm90/attention_wgmma.cu's kernel
+ *                     instead (the same online softmax on warpgroup MMAs).
  *   attn_simt_kernel  everything else (F32, odd head dims, D > 160): plain f32 FMAs on tiles in shared
  *                     memory, 32 queries x 32 keys per step, 8 threads per query row. Output columns
  *                     are split into slices of DV <= 512 across blocks (D > 512 recomputes the scores
@@ -595,15 +596,11 @@ extern "C" void sdc_cuda_attention(sdc_backend *be, sdc_tensor *y, const sdc_ten
     }
     const int mma = y->dtype != SDC_DTYPE_F32 && g.D % 8 == 0 && g.D <= 160 && sdc_aligned16(q->data) &&
         sdc_aligned16(k->data) && sdc_aligned16(v->data) && sdc_aligned16(y->data);
-    if (mma && !forced_mma && !forced_mt && !forced_nw && !forced_bk &&
-        sdc_cuda_attention_wgmma(be, s, g, y->dtype == SDC_DTYPE_BF16))
-        ;   // Hopper, heads of 128 (sm90/attention_wgmma.cu)
-    else if (mma && y->dtype == SDC_DTYPE_F16)
-        attention_mma<__half>(be, s, g);
-    else if (mma)
-        attention_mma<__nv_bfloat16>(be, s, g);
-    else
+    const int bf16 = y->dtype == SDC_DTYPE_BF16, mma_forced = forced_mma || forced_mt || forced_nw || forced_bk;
+    if (!mma)
         SDC_FLOAT_DISPATCH(y->dtype, T, attention_simt<T>(be, s, g));
+    else if (mma_forced || !sdc_cuda_attention_wgmma(be, s, g, bf16))
+        bf16 ? attention_mma<__nv_bfloat16>(be, s, g) : attention_mma<__half>(be, s, g);
     SDC_CUDA_LAUNCHED(be);
 }
 

@@ -46,10 +46,10 @@ static __device__ __forceinline__ float ex2(float x) {
     return y;
 }
 
-/* The Hopper kernel (sm90/attention_wgmma.cu) on g when it applies: F16 or BF16 (bf16 nonzero) heads of
- * exactly 128 without a causal mask, q, k, v, y 16-byte aligned, on a device of compute capability 9.0 with
- * this build's sm_90a code. 1 when it was launched, 0 when it does not apply (the caller takes the mma.sync
- * kernel). A function of the shapes and the device only. */
+/* The Hopper kernel (sm90/attention_wgmma.cu) on g, which qualifies for the mma.sync kernel (F16 or BF16, bf16
+ * nonzero; q, k, v, y 16-byte aligned), when it applies: heads of exactly 128, no causal mask, a device of
+ * compute capability 9.0. 1 when it was launched, 0 when it does not apply (the caller takes the mma.sync kernel).
+ * A function of the shapes and the device only. */
 int sdc_cuda_attention_wgmma(sdc_backend *be, cudaStream_t s, const attn_geom &g, int bf16);
 
 #endif

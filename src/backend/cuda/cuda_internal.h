@@ -4,9 +4,9 @@
  * Files: cuda_backend.c (vtable, device, streams, cuBLAS handle), cuda_alloc.c (caching allocator,
  * counters, cudaMemGetInfo sampling, pinned staging), cuda_gemm.cu (linear via cuBLAS), cuda_conv.cu
  * (convolution), cuda_attention.cu (flash-style attention; its Hopper kernel in sm90/attention_wgmma.cu),
- * cuda_norm.cu (layer/RMS/group norm),
- * cuda_elementwise.cu (unary, binary, scale, geglu), cuda_data.cu (embedding, upsample, concat, permute,
- * copy, pad2d, slice), cuda_quant.cu (block-quantized weight rows to floats).
+ * cuda_norm.cu (layer/RMS/group norm), cuda_elementwise.cu (unary, binary, scale, geglu), cuda_data.cu
+ * (embedding, upsample, concat, permute, copy, pad2d, slice), cuda_quant.cu (block-quantized weight rows to
+ * floats).
  *
  * Tensors are F16, BF16 or F32 (I32 for token ids; a weight may be block-quantized); an op's tensors share
  * one float dtype unless the op says otherwise (copy converts; linear takes a block-quantized weight).
