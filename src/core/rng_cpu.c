@@ -80,10 +80,10 @@ static float u2f(uint32_t u) {
     return f;
 }
 
-/* Natural log of a normal float x > 0 (the only inputs here: 1 - u with u a multiple of 2^-24). */
 /* Always inlined, so that box_muller16's FMA build (below) runs their fmaf as instructions. */
 #define RNG_INLINE static inline __attribute__((always_inline))
 
+/* Natural log of a normal float x > 0 (the only inputs here: 1 - u with u a multiple of 2^-24). */
 RNG_INLINE float cephes_logf(float x) {
     uint32_t bits = f2u(x);
     /* x = m * 2^e with m in [0.5, 1) */
@@ -175,23 +175,16 @@ RNG_INLINE void box_muller16(float *d) {
     }
 }
 
-/* Box-Muller over whole chunks, twice compiled: with the FMA instructions where the CPU has them (fmaf is one
- * exactly rounded fused multiply-add either way, so the same bits; without them each fmaf is a libm call:
- * 16.7 ms for a Flux 1024^2 noise of 262144 values on this machine), else plain. */
-__attribute__((target("fma"))) static void box_muller_chunks_fma(float *d, size_t n) {
-    for (size_t i = 0; i + 16 <= n; i += 16) box_muller16(d + i);
-}
-
-static void box_muller_chunks(float *d, size_t n) {
+/* Box-Muller over whole chunks, compiled twice and picked at load time: with the FMA instructions where the CPU
+ * has them (fmaf is one exactly rounded fused multiply-add either way, so the same bits; without them each fmaf
+ * is a libm call: 16.7 ms for a Flux 1024^2 noise of 262144 values on this machine), else plain. */
+__attribute__((target_clones("fma", "default"))) static void box_muller_chunks(float *d, size_t n) {
     for (size_t i = 0; i + 16 <= n; i += 16) box_muller16(d + i);
 }
 
 static void randn_vector(sdc_rng *r, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = uniform_f32(r);
-    if (__builtin_cpu_supports("fma"))
-        box_muller_chunks_fma(out, n);
-    else
-        box_muller_chunks(out, n);
+    box_muller_chunks(out, n);
     if (n % 16 != 0) {
         float *tail = out + n - 16;
         for (int i = 0; i < 16; i++) tail[i] = uniform_f32(r);
