@@ -60,7 +60,7 @@ static void log_quiet(sdc_log_level level, const char *msg, void *user) {
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *policies = "all,sequential,phased";
+    const char *model = NULL, *policies = "all,sequential,phased", *diffusion_model = NULL, *t5xxl = NULL;
     int sizes[8] = {256, 512}, n_sizes = 2, batches[8] = {1, 4}, n_batches = 2, steps = 20, repeat = 1, threads = 0;
     int precision = SDC_PRECISION_AUTO, vae_tiling = 0, window = 0, stream_prefetch = 0;
     int64_t prefetch_mem = 0, host_cache = 0, budget = 0;
@@ -70,6 +70,10 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(a, "-m"))
             model = v, i++;
+        else if (!strcmp(a, "--diffusion-model"))
+            diffusion_model = v, i++;
+        else if (!strcmp(a, "--t5xxl"))
+            t5xxl = v, i++;
         else if (!strcmp(a, "--sizes"))
             n_sizes = parse_list(v, sizes, 8), i++;
         else if (!strcmp(a, "--batches"))
@@ -108,7 +112,8 @@ int main(int argc, char **argv) {
         else {
             fprintf(
                 stderr,
-                "usage: %s -m MODEL [--sizes 256,512] [--steps N] [--batches 1,4] [--policies LIST] "
+                "usage: %s -m MODEL [--diffusion-model FILE] [--t5xxl FILE] [--sizes 256,512] [--steps N] [--batches "
+                "1,4] [--policies LIST] "
                 "[--device cpu|cuda] [--precision fp16|f32|bf16] [--repeat R] [-t THREADS] [--cfg X] [--vae-tiling] "
                 "[--prefetch-mem MIB] [--host-cache MIB] [--budget MIB] [--stream-window N] [--no-stream-prefetch]\n",
                 argv[0]);
@@ -124,6 +129,8 @@ int main(int argc, char **argv) {
         sdc_ctx_params cp;
         sdc_ctx_params_init(&cp);
         cp.model_path = model;
+        cp.diffusion_model_path = diffusion_model;
+        cp.t5xxl_path = t5xxl;
         cp.n_threads = threads;
         cp.device = device;
         cp.precision = (sdc_precision)precision;
@@ -154,6 +161,8 @@ int main(int argc, char **argv) {
                 sdc_ctx_params cp;
                 sdc_ctx_params_init(&cp);
                 cp.model_path = model;
+                cp.diffusion_model_path = diffusion_model;
+                cp.t5xxl_path = t5xxl;
                 cp.n_threads = threads;
                 cp.device = device;
                 cp.precision = (sdc_precision)precision;

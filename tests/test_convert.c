@@ -1,4 +1,5 @@
 /* test_convert.c - io/gguf_convert.h (what `sdc convert` runs) on the bundle's BFL Flux transformer:
+ *   - a sharded component folder (two shards and their index): the same bytes as the single file;
  *   - q8_0 and q4_0: every tensor's data equals sdc_quant_row of the source (quantized weights) or the
  *     source itself (1-D, F32), read back with a small GGUF parser of the test's own;
  *   - the same files against the bundle's tiny-flux-schnell-{q8_0,q4_0}.gguf (written by gguf-py from the
@@ -447,6 +448,62 @@ static void check_sd1_end_to_end(void) {
     sdc_index_free(src);
 }
 
+/* A diffusers-style sharded component folder (two shards and their "*.safetensors.index.json") made from the
+ * source's tensors, split in its order: converting the folder gives the same bytes as converting the single
+ * file (q8_0.gguf, made before); an index naming a missing shard fails with no output. */
+static void check_sharded_folder(sdc_model_index *src) {
+    printf("sharded component folder\n");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("sharded"));
+    mkdir(dir, 0755);
+    const size_t n = sdc_index_count(src), half = n / 2;
+    uint8_t **raw = calloc(n, sizeof *raw);
+    sdc_st_writer *w[2] = {sdc_st_writer_new(test_logger()), sdc_st_writer_new(test_logger())};
+    sdc_status st = raw && w[0] && w[1] ? SDC_OK : SDC_ERR_OOM;
+    FILE *f = NULL;
+    if (st == SDC_OK) {
+        snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors.index.json", dir);
+        f = fopen(path, "w");
+        if (f) fputs("{\"metadata\": {}, \"weight_map\": {", f);
+    }
+    for (size_t i = 0; i < n && st == SDC_OK && f; i++) {
+        const sdc_tensor_info *t = sdc_index_at(src, i);
+        const int k = i >= half;
+        if (!(raw[i] = malloc(t->nbytes + 1))) st = SDC_ERR_OOM;
+        if (st == SDC_OK) st = sdc_index_read_raw(src, t, raw[i]);
+        if (st == SDC_OK) st = sdc_st_writer_add(w[k], t->name, t->dtype, t->ndim, t->ne, raw[i]);
+        fprintf(f, "%s\"%s\": \"diffusion_pytorch_model-0000%d-of-00002.safetensors\"", i ? ", " : "", t->name, k + 1);
+    }
+    if (f) fputs("}}\n", f);
+    int closed = f && fclose(f) == 0;
+    for (int k = 0; k < 2 && st == SDC_OK; k++) {
+        snprintf(path, sizeof path, "%s/diffusion_pytorch_model-0000%d-of-00002.safetensors", dir, k + 1);
+        st = sdc_st_writer_write(w[k], path);
+    }
+    if (test_check(st == SDC_OK && closed, "wrote %zu + %zu tensors as two shards and their index", half, n - half)) {
+        sdc_convert_params p = {.input = dir, .output = test_tmp_path("sharded.gguf"), .type = SDC_DTYPE_Q8_0};
+        size_t na = 0, nb = 0;
+        uint8_t *a = NULL, *b = NULL;
+        if (test_check(sdc_convert_gguf(&p, test_logger()) == SDC_OK, "convert the sharded folder to q8_0")) {
+            a = slurp(p.output, &na);
+            b = slurp(test_tmp_path("q8_0.gguf"), &nb);
+        }
+        test_check(a && b && na == nb && !memcmp(a, b, na),
+                   "the sharded folder's GGUF is byte-identical to the single file's (%zu and %zu bytes)", na, nb);
+        free(a);
+        free(b);
+        snprintf(path, sizeof path, "%s/diffusion_pytorch_model-00002-of-00002.safetensors", dir);
+        remove(path);
+        p.output = test_tmp_path("sharded-missing.gguf");
+        test_check(sdc_convert_gguf(&p, test_capture_logger()) != SDC_OK && !exists(p.output),
+                   "a shard missing: an error, no output (%s)", test_last_error());
+    }
+    for (size_t i = 0; raw && i < n; i++) free(raw[i]);
+    free(raw);
+    sdc_st_writer_free(w[0]);
+    sdc_st_writer_free(w[1]);
+}
+
 /* ---- the loader on a kernel stored 2-D without its shape key ---- */
 enum {
     CO = 8,
@@ -639,6 +696,7 @@ int main(void) {
     check_type("q5_1.gguf", SDC_DTYPE_Q5_1, NULL, src);
     check_type("f16.gguf", SDC_DTYPE_F16, NULL, src);
     check_rules_and_fallback();
+    check_sharded_folder(src);
     check_errors(dir);
     sdc_index_free(src);
     test_rm_tree(dir);

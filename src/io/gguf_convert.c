@@ -13,9 +13,10 @@
 #include "io/gguf_format.h"
 #include "io/gguf_write.h"
 #include "io/model_index.h"
+#include "io/shard_index.h"
 
 #define MAX_RULES 32
-#define CHUNK_ELEMS ((int64_t)1 << 20) /* elements converted per piece: 4 MiB of f32 */
+#define CHUNK_ELEMS ((int64_t)1 << 22) /* elements converted per piece: 16 MiB of f32 */
 
 static const struct {
     const char *name;
@@ -164,19 +165,30 @@ static int out_shape(const sdc_tensor_info *t, const sdc_convert_params *p, sdc_
     return t->ndim;
 }
 
-/* The weights file of a component folder, malloc'd; NULL (logged) when there is none. */
-static char *component_file(const char *dir, const sdc_logger *log) {
+/* The weights files of a component folder: its single weights file, else the shards its index names
+ * (shard_index.h). Returns the count (>= 1) with *files malloc'd (free with sdc_shard_list_free), or 0,
+ * logged, when there are none. */
+static int component_files(const char *dir, char ***files, const sdc_logger *log) {
     static const char *const names[] = {"diffusion_pytorch_model.safetensors", "model.safetensors",
                                         "diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors"};
     struct stat st;
-    size_t len = strlen(dir) + 64;
-    char *path = malloc(len);
-    if (!path) return NULL;
+    char path[4096];
+    *files = NULL;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, len, "%s/%s", dir, names[i]);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return path;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            *files = malloc(sizeof **files);
+            if (*files && !((*files)[0] = strdup(path))) free(*files), *files = NULL;
+            return *files ? 1 : 0;
+        }
     }
-    snprintf(path, len, "%s/model_index.json", dir);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.index.json", dir, names[i]);
+        int n = 0;
+        if (stat(path, &st) == 0 && sdc_shard_list(path, log, files, &n) == SDC_OK) return n;
+        if (*files || stat(path, &st) == 0) return 0; /* a bad index, logged */
+    }
+    snprintf(path, sizeof path, "%s/model_index.json", dir);
     if (stat(path, &st) == 0)
         SDC_LOGE(log,
                  "sdc_convert_gguf: %s is a whole diffusers model: give one component's folder (e.g. "
@@ -184,11 +196,10 @@ static char *component_file(const char *dir, const sdc_logger *log) {
                  dir, dir);
     else
         SDC_LOGE(log,
-                 "sdc_convert_gguf: %s holds no single weights file (diffusion_pytorch_model.safetensors or "
-                 "model.safetensors; sharded weights are not supported)",
+                 "sdc_convert_gguf: %s holds no weights file (diffusion_pytorch_model.safetensors or "
+                 "model.safetensors, or a shard index beside its shards)",
                  dir);
-    free(path);
-    return NULL;
+    return 0;
 }
 
 typedef struct buffers {
@@ -210,9 +221,15 @@ static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, s
         if (dt == t->dtype) {
             st = sdc_gguf_writer_write(w, b->src, (size_t)n * esize);
         } else {
-            if (sdc_convert_to_f32(b->f32, b->src, t->dtype, (size_t)n) != 0 ||
-                sdc_quant_row(dt, b->f32, b->dst, n) != 0)
-                return SDC_ERR_UNSUPPORTED; /* out_type only picks convertible pairs */
+            /* row by row (a piece is whole rows), each on its own: the same bytes for any thread count */
+            const int64_t len = n < row ? n : row, count = n / len;
+            int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (count > 1)
+            for (int64_t r = 0; r < count; r++)
+                bad |= sdc_convert_to_f32(b->f32 + r * len, b->src + (size_t)(r * len) * esize, t->dtype,
+                                          (size_t)len) != 0 ||
+                    sdc_quant_row(dt, b->f32 + r * len, b->dst + sdc_dtype_row_bytes(dt, r * len), len) != 0;
+            if (bad) return SDC_ERR_UNSUPPORTED; /* out_type only picks convertible pairs */
             st = sdc_gguf_writer_write(w, b->dst, sdc_dtype_row_bytes(dt, n));
         }
         if (st != SDC_OK) return st;
@@ -332,21 +349,31 @@ sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log) 
         SDC_LOGE(log, "sdc_convert_gguf: %s does not exist", p->input);
         return SDC_ERR_NOT_FOUND;
     }
-    char *file = S_ISDIR(sb.st_mode) ? component_file(p->input, log) : strdup(p->input);
-    if (!file) return S_ISDIR(sb.st_mode) ? SDC_ERR_NOT_FOUND : SDC_ERR_OOM;
-    if (is_gguf(file)) {
-        SDC_LOGE(log, "sdc_convert_gguf: %s is a GGUF file already (convert reads safetensors files)", file);
-        free(file);
-        return SDC_ERR_FORMAT;
+    char **files = NULL;
+    int n_files = 0;
+    if (S_ISDIR(sb.st_mode)) {
+        if (!(n_files = component_files(p->input, &files, log))) return SDC_ERR_NOT_FOUND;
+    } else if ((files = malloc(sizeof *files)) && (files[0] = strdup(p->input))) {
+        n_files = 1;
+    } else {
+        free(files);
+        return SDC_ERR_OOM;
     }
-    rules rs;
-    sdc_status st = rules_parse(p->rules, &rs, log);
+    sdc_status st = SDC_OK;
+    for (int i = 0; i < n_files && st == SDC_OK; i++) {
+        if (is_gguf(files[i])) {
+            SDC_LOGE(log, "sdc_convert_gguf: %s is a GGUF file already (convert reads safetensors files)", files[i]);
+            st = SDC_ERR_FORMAT;
+        }
+    }
+    rules rs = {.n = 0};
+    if (st == SDC_OK) st = rules_parse(p->rules, &rs, log);
     sdc_model_index *idx = st == SDC_OK ? sdc_index_new(log) : NULL;
     if (st == SDC_OK && !idx) st = SDC_ERR_OOM;
-    if (st == SDC_OK) st = sdc_index_add_file(idx, file, NULL, NULL, NULL);
+    for (int i = 0; i < n_files && st == SDC_OK; i++) st = sdc_index_add_file(idx, files[i], NULL, NULL, NULL);
     if (st == SDC_OK) st = convert_index(idx, p, &rs, log);
     sdc_index_free(idx);
     rules_free(&rs);
-    free(file);
+    sdc_shard_list_free(files, n_files);
     return st;
 }

@@ -26,7 +26,7 @@
 #include "sdc.h"
 
 typedef struct sdc_convert_params {
-    const char *input;  /* a .safetensors file, or a folder holding one component's weights file */
+    const char *input;  /* a .safetensors file, or one component's folder (its file or shards) */
     const char *output; /* the GGUF to write (atomically; its folder must exist) */
     sdc_dtype type;     /* F32, F16, BF16 or a block type sdc_quant_can_write */
     const char *rules;  /* "REGEX=TYPE,REGEX=TYPE,..." (types as sdc_convert_type_from_name), or NULL */
@@ -50,9 +50,12 @@ int sdc_convert_type_from_name(const char *name, sdc_dtype *out);
 
 /* Converts p->input to p->output. SDC_ERR_NOT_FOUND: input missing;
  * SDC_ERR_INVALID_ARG: a bad rule or type; SDC_ERR_FORMAT: not a safetensors file; SDC_ERR_UNSUPPORTED: a
- * tensor sdc cannot store (U8, BOOL, F8, more than 4 dims, a name over 63 bytes); a folder with no single
- * weights file (a whole diffusers model, sharded weights) is SDC_ERR_NOT_FOUND, saying which; SDC_ERR_IO: the output cannot be written; SDC_ERR_CANCELLED. Every error is logged
- * and leaves no output file. */
+ * tensor sdc cannot store (U8, BOOL, F8, more than 4 dims, a name over 63 bytes); a folder with neither a
+ * weights file nor a shard index (a whole diffusers model, say) is SDC_ERR_NOT_FOUND, saying which;
+ * SDC_ERR_IO: the output cannot be written; SDC_ERR_CANCELLED. Every error is logged and leaves no output
+ * file. A component folder's shards (the diffusers / transformers "*.safetensors.index.json" beside them)
+ * are read as one file. Tensors are quantized row by row on OpenMP's threads: the output's bytes do not
+ * depend on the thread count. */
 sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log);
 
 #endif
