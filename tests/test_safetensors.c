@@ -3,7 +3,7 @@
  * Malformed files (one per error the reader promises to catch) must give their status with a
  * message naming the file; a hand-made file must read back exactly; the reference UNet must read in
  * f32 and fp16 with the fp16 values equal to the f32 ones rounded; files changed after indexing must
- * give SDC_ERR_IO; indexing must read headers only. */
+ * give SDC_ERR_IO; indexing must read headers only; reads split over threads must give one pread's bytes. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +333,50 @@ static void test_changed_file(void) {
     free(p);
 }
 
+/* sdc_index_read_range_par (the loader's reads) against one pread: a tensor of 9 MiB + 12 bytes, whole
+ * and from an odd offset, with 2, 3, 4 and 64 readers, gives the same bytes and counts them once; after
+ * the file is truncated, an error logged once. */
+static void test_parallel_reads(void) {
+    enum {
+        N = (9 << 20) / 2 + 6
+    }; /* F16 elements */
+    uint16_t *v = malloc(sizeof *v * N), *a = malloc(sizeof *v * N), *b = malloc(sizeof *v * N);
+    for (int i = 0; i < N; i++) v[i] = (uint16_t)(i * 2654435761u >> 7);
+    sdc_st_writer *w = sdc_st_writer_new(test_logger());
+    sdc_st_writer_add(w, "w", SDC_DTYPE_F16, 1, (int64_t[]){N}, v);
+    char *p = tmp_path("parallel.safetensors");
+    sdc_model_index *idx = sdc_index_new(test_capture_logger());
+    const sdc_tensor_info *t = NULL;
+    if (sdc_st_writer_write(w, p) == SDC_OK && sdc_index_add_file(idx, p, NULL, NULL, NULL) == SDC_OK)
+        t = sdc_index_find(idx, "w");
+    static const int readers[] = {2, 3, 4, 64};
+    for (size_t k = 0; t && k < sizeof readers / sizeof readers[0]; k++) {
+        const uint64_t off = 2 * 12345, n = t->nbytes - off - 2 * 777;
+        memset(a, 0, sizeof *a * N);
+        memset(b, 1, sizeof *b * N);
+        const uint64_t r0 = sdc_index_bytes_read(idx);
+        const int whole =
+            sdc_index_read_range_par(idx, t, 0, t->nbytes, a, readers[k]) == SDC_OK && memcmp(a, v, sizeof *v * N) == 0;
+        const int part = sdc_index_read_range_par(idx, t, off, n, b, readers[k]) == SDC_OK &&
+            sdc_index_read_range(idx, t, off, n, a) == SDC_OK && memcmp(a, b, n) == 0;
+        test_check(whole && part && sdc_index_bytes_read(idx) - r0 == t->nbytes + 2 * n,
+                   "%d readers: %llu bytes whole and %llu from byte %llu equal one pread's, counted once", readers[k],
+                   (unsigned long long)t->nbytes, (unsigned long long)n, (unsigned long long)off);
+    }
+    const int cut = t && truncate(p, (off_t)(t->nbytes / 2)) == 0;
+    const sdc_status st = cut ? sdc_index_read_range_par(idx, t, 0, t->nbytes, a, 4) : SDC_OK;
+    const char *e = test_last_error(), *again = strstr(e, "file changed");
+    test_check(cut && st == SDC_ERR_IO && again && !strstr(again + 1, "file changed"),
+               "truncated: %s, logged once (\"%s\")", sdc_status_str(st), e);
+    sdc_index_free(idx);
+    sdc_st_writer_free(w);
+    unlink(p);
+    free(p);
+    free(v);
+    free(a);
+    free(b);
+}
+
 /* What the project's writer (st_writer.c) writes reads back bit for bit, names with JSON escapes
  * included, with every tensor 8-byte aligned when the data section starts aligned. */
 static void test_writer_files(void) {
@@ -450,6 +494,7 @@ int main(void) {
     test_hand_made();
     test_name_map();
     test_changed_file();
+    test_parallel_reads();
     test_writer_files();
     test_reference_unet();
     rmdir(tmpdir);

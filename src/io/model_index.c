@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -332,31 +333,37 @@ sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info,
     return sdc_index_read_range(idx, info, 0, info->nbytes, dst);
 }
 
-/* Reads n file bytes of the tensor from file byte `begin` of its data (checking the file is unchanged). */
-static sdc_status read_file_bytes(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
-                                  void *dst) {
+/* Reads n file bytes of the tensor from file byte `begin` of its data (checking the file is unchanged);
+ * failures logged to log (NULL: not at all). */
+static sdc_status read_file_bytes_to(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                     void *dst, const sdc_logger *log) {
     index_file *f = &idx->files[info->file];
     struct stat st;
     if (fstat(f->fd, &st) != 0) {
-        SDC_LOGE(&idx->log, "sdc_index_read_raw: %s: fstat failed: %s", f->path, strerror(errno));
+        SDC_LOGE(log, "sdc_index_read_raw: %s: fstat failed: %s", f->path, strerror(errno));
         return SDC_ERR_IO;
     }
     if ((uint64_t)st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
         st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
-        SDC_LOGE(
-            &idx->log, "sdc_index_read_raw: %s: file changed since it was indexed (size %llu -> %llu bytes, mtime %s)",
-            f->path, (unsigned long long)f->size, (unsigned long long)st.st_size,
-            st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec ? "changed" : "unchanged");
+        SDC_LOGE(log, "sdc_index_read_raw: %s: file changed since it was indexed (size %llu -> %llu bytes, mtime %s)",
+                 f->path, (unsigned long long)f->size, (unsigned long long)st.st_size,
+                 st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec ? "changed"
+                                                                                                : "unchanged");
         return SDC_ERR_IO;
     }
     int64_t r = pread_full(f->fd, dst, n, info->offset + begin);
     if (r > 0) atomic_fetch_add(&idx->bytes_read, (uint64_t)r);
     if (r != (int64_t)n) {
-        SDC_LOGE(&idx->log, "sdc_index_read_raw: %s: reading tensor '%.200s' failed: %s", f->path, info->name,
+        SDC_LOGE(log, "sdc_index_read_raw: %s: reading tensor '%.200s' failed: %s", f->path, info->name,
                  r < 0 ? strerror(errno) : "unexpected end of file");
         return SDC_ERR_IO;
     }
     return SDC_OK;
+}
+
+static sdc_status read_file_bytes(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                  void *dst) {
+    return read_file_bytes_to(idx, info, begin, n, dst, &idx->log);
 }
 
 /* Elements [e0, e0 + m) of the canonical [R, C] tensor whose file holds [C, R]: the whole file tensor
@@ -405,6 +412,31 @@ sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *inf
     const size_t es = sdc_dtype_size(info->dtype);
     assert(es && begin % es == 0 && n % es == 0);
     return read_transposed(idx, info, begin / es, n / es, dst);
+}
+
+/* Below this, a read is one pread: the pieces' fork and join would cost more than they gain. */
+#define PAR_READ_MIN ((uint64_t)4 << 20)
+#define PAR_READ_ALIGN ((uint64_t)4096) /* pieces start on page boundaries of the destination's offsets */
+
+sdc_status sdc_index_read_range_par(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                    void *dst, int readers) {
+    const int procs = omp_get_num_procs();
+    readers = readers < procs ? readers : procs;
+    if (readers < 2 || n < PAR_READ_MIN || info->roll_rows || info->transposed)
+        return sdc_index_read_range(idx, info, begin, n, dst);
+    assert(info->file >= 0 && info->file < idx->n_files && begin <= info->nbytes && n <= info->nbytes - begin);
+    atomic_int failed = 0;
+#pragma omp parallel for num_threads(readers) schedule(static)
+    for (int p = 0; p < readers; p++) {
+        const uint64_t b0 = p == 0 ? 0 : n / (uint64_t)readers * (uint64_t)p / PAR_READ_ALIGN * PAR_READ_ALIGN;
+        const uint64_t b1 =
+            p == readers - 1 ? n : n / (uint64_t)readers * (uint64_t)(p + 1) / PAR_READ_ALIGN * PAR_READ_ALIGN;
+        if (b1 > b0 && !atomic_load(&failed) &&
+            read_file_bytes_to(idx, info, begin + b0, b1 - b0, (char *)dst + b0, NULL) != SDC_OK)
+            atomic_store(&failed, 1);
+    }
+    /* after a failure, the whole range once more as one read: its status, logged once */
+    return atomic_load(&failed) ? read_file_bytes(idx, info, begin, n, dst) : SDC_OK;
 }
 
 /* ---- views ---- */

@@ -93,6 +93,13 @@ sdc_status sdc_index_read_raw(sdc_model_index *idx, const sdc_tensor_info *info,
  * such a tensor is never transposed (sdc_index_transpose refuses it). */
 sdc_status sdc_index_read_range(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
                                 void *dst);
+/* sdc_index_read_range with the bytes split into `readers` pieces read at once on OpenMP threads (the
+ * loader's reads: one copy out of the page cache runs at a fraction of what the memory system takes). The
+ * same bytes; at most one reader per processor; reads under 4 MiB, transposed and rolled tensors, and
+ * readers < 2 read as one. After a piece fails (no later piece starts), the range is read once more as
+ * one read, whose status is returned and logged once. */
+sdc_status sdc_index_read_range_par(sdc_model_index *idx, const sdc_tensor_info *info, uint64_t begin, uint64_t n,
+                                    void *dst, int readers);
 /* SDC_OK for a float dtype; an integer or boolean dtype (I8, I16, I32, I64, U8, BOOL) where a float weight
  * is wanted is SDC_ERR_UNSUPPORTED, logged with the tensor's name. sdc_model_files_open applies it to
  * every weight of a model (the name maps drop the integer buffers checkpoints carry). */
