@@ -177,10 +177,8 @@ typedef struct sdc_model_params {
                           budget allows fewer); <= 0: as many as the budget allows */
     int64_t prefetch_mem;        /* host bytes the next phase's weights may be read into while the current phase
                              computes (page-locked on CUDA; the load is then an upload, its disk read hidden);
-                             0: the default: for a component's first load in the process its files are only
-                             asked into the OS page cache ahead; on CUDA its later loads get an image of up to a
-                             quarter of the available RAM (at most 4 GiB), the block reused (page-locking costs
-                             more than it hides once, and pays back from the second load: README); < 0: off */
+                             0: the default: its files are only asked into the OS page cache ahead (an image
+                             cost more than it saved once the loader read with 4 threads: README); < 0: off */
     int64_t host_cache;          /* host bytes that keep components' weights after they leave the device (page-locked
                              on CUDA), so their later loads in this process are uploads, not file reads;
                              0 (default): none */

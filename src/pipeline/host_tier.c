@@ -7,10 +7,7 @@
 #include "core/sysmem.h"
 #include "pipeline/model.h"
 
-#define GIB ((size_t)1 << 30)
-
-void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *index, int64_t prefetch_mem,
-                        int64_t host_cache) {
+void sdc_host_tier_init(sdc_host_tier *t, sdc_model_index *index, int64_t prefetch_mem, int64_t host_cache) {
     memset(t, 0, sizeof *t);
     atomic_init(&t->stop, 0);
     t->index = index;
@@ -18,30 +15,18 @@ void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *inde
     if (prefetch_mem > 0) {
         t->prefetch_mem = (size_t)prefetch_mem;
     } else if (prefetch_mem == 0) {
-        /* default: a component's first load only has its files read ahead into the OS page cache; where
-         * uploads come from page-locked memory (CUDA), its later loads in the process get an image of up to
-         * a quarter of the available RAM (at most 4 GiB), the block reused. Measured on an H100 (SD 1.5,
-         * 512x512, bench/results/h100-prefetch.txt): page-locking the block made a one-image phased run
-         * 1.242 s against 0.855 s with read-ahead, while repeated images took 0.626 s with the block against
-         * 0.793 s. On the CPU images would add their bytes to the peak RSS. */
+        /* default: a component's files are only asked into the OS page cache ahead of its load. Until
+         * session 15 CUDA's later loads also got a page-locked image of up to 4 GiB; once the loader read
+         * with 4 threads, that image cost more than it saved (H100, Flux 512x512 phased, three images in one
+         * process: 2.536, 7.606 and 2.623 s with it, 2.600, 2.342 and 2.374 s without it;
+         * bench/results/h100-flux-gguf.txt). */
         t->readahead = 1;
-        if (be->iface->pinned_alloc) {
-            const int64_t avail = sdc_sys_mem_available();
-            const size_t quarter = avail > 0 ? (size_t)avail / 4 : 0;
-            t->repeat_mem = quarter < 4 * GIB ? quarter : 4 * GIB;
-        }
     }
-}
-
-/* The bytes component c's prefetch image may hold (beside the other images the tier does not keep). */
-static size_t budget_of(const sdc_host_tier *t, int c) {
-    return t->readahead && (t->loaded & (1u << c)) ? t->repeat_mem : t->prefetch_mem;
 }
 
 static void drop(sdc_host_tier *t, int c) {
     sdc_host_image *img = t->img[c];
-    const size_t most = t->prefetch_mem > t->repeat_mem ? t->prefetch_mem : t->repeat_mem;
-    if (img && !t->kept[c] && img->base && img->block > t->spare_size && img->block <= most) {
+    if (img && !t->kept[c] && img->base && img->block > t->spare_size && img->block <= t->prefetch_mem) {
         sdc_backend_pinned_free(img->be, t->spare, t->spare_pinned); /* the larger one stays */
         t->spare = sdc_host_image_take_block(img, &t->spare_size, &t->spare_pinned);
     }
@@ -146,7 +131,6 @@ sdc_host_image *sdc_host_tier_before_load(sdc_model *m, int c) {
 
 void sdc_host_tier_after_load(sdc_model *m, int c) {
     sdc_host_tier *t = &m->tier;
-    t->loaded |= 1u << c;
     sdc_tier_load *l = &t->last[c];
     l->host_bytes = t->img[c] ? atomic_load(&t->img[c]->served_bytes) - t->served0[c] : 0;
     if (l->hidden_bytes > l->host_bytes) l->hidden_bytes = l->host_bytes;
@@ -191,7 +175,7 @@ void sdc_host_tier_prefetch(sdc_model *m, unsigned mask) {
         if (!(mask & (1u << c)) || m->comp[c] || (t->img[c] && t->img[c]->filled)) continue;
         if (!t->img[c]) {
             const int keep = tier_keeps(m, c);
-            const size_t budget = budget_of(t, c), room = used < budget ? budget - used : 0;
+            const size_t room = used < t->prefetch_mem ? t->prefetch_mem - used : 0;
             if (!keep && room == 0) {
                 if (t->readahead) fill |= 1u << c; /* into the page cache only */
                 continue;

@@ -6,8 +6,7 @@
  *   prefetch  While phase k computes, a thread reads the components phase k + 1 will load (up to
  *             prefetch_mem bytes of them) into their images; phase k + 1 joins it before loading, so the
  *             disk read is hidden behind phase k and the load is an upload (page-locked on CUDA). By
- *             default (no size) a component's first load in the process only has its files asked into
- *             the OS page cache ahead, and on CUDA its later loads get an image of up to repeat_mem.
+ *             default (no size) a component's files are only asked into the OS page cache ahead.
  *   tier      A component whose image fits host_cache (with the others kept) keeps it after it leaves
  *             the device, whole: every later load of it in this process (the next job's, a streamed
  *             block's) is an upload from host memory, never a file read.
@@ -38,9 +37,7 @@ typedef struct sdc_tier_load {
 
 typedef struct sdc_host_tier {
     size_t prefetch_mem; /* asked for (0: none): images for the next phase's components */
-    int readahead;       /* the default: a component's files are asked into the OS page cache ahead, and */
-    size_t repeat_mem;   /* from its second load in the process, an image of up to this many bytes */
-    unsigned loaded;     /* components loaded at least once */
+    int readahead;       /* the default: a component's files are asked into the OS page cache ahead */
     size_t host_cache;   /* 0: no tier */
     sdc_host_image *img[SDC_MAX_COMPONENTS];
     int kept[SDC_MAX_COMPONENTS]; /* img[c] belongs to the tier */
@@ -59,10 +56,9 @@ typedef struct sdc_host_tier {
     sdc_model_index *index;
 } sdc_host_tier;
 
-/* Budgets from the model's params (bytes; prefetch_mem < 0: off; 0: the default, read-ahead for a
- * component's first load and, on a backend with page-locked memory, an image for its later ones). */
-void sdc_host_tier_init(sdc_host_tier *t, sdc_backend *be, sdc_model_index *index, int64_t prefetch_mem,
-                        int64_t host_cache);
+/* Budgets from the model's params (bytes; prefetch_mem < 0: off; 0: the default, read-ahead into the OS
+ * page cache only). */
+void sdc_host_tier_init(sdc_host_tier *t, sdc_model_index *index, int64_t prefetch_mem, int64_t host_cache);
 /* Stops and joins the thread, frees every image and the spare block (be: the backend they came from). */
 void sdc_host_tier_free(sdc_host_tier *t, sdc_backend *be);
 

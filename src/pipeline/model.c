@@ -206,7 +206,7 @@ sdc_model *sdc_model_open_as(const sdc_model_params *p, const sdc_family *family
             stream_shape(m, c);
             sdc_component_dtypes(m->mf->index, def, m->comp_dtypes[c], sizeof m->comp_dtypes[c]);
         }
-        sdc_host_tier_init(&m->tier, m->be, m->mf->index, p->prefetch_mem, p->host_cache);
+        sdc_host_tier_init(&m->tier, m->mf->index, p->prefetch_mem, p->host_cache);
         m->policy = p->load_policy;
         m->budget = p->mem_budget > 0 ? (size_t)p->mem_budget : sdc_plan_default_budget(m);
         m->stream_window = p->stream_window > 0 ? p->stream_window : 0;
