@@ -184,9 +184,9 @@ static int component_files(const char *dir, char ***files, const sdc_logger *log
     }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s.index.json", dir, names[i]);
+        if (stat(path, &st) != 0) continue;
         int n = 0;
-        if (stat(path, &st) == 0 && sdc_shard_list(path, log, files, &n) == SDC_OK) return n;
-        if (*files || stat(path, &st) == 0) return 0; /* a bad index, logged */
+        return sdc_shard_list(path, log, files, &n) == SDC_OK ? n : 0; /* a bad index is logged */
     }
     snprintf(path, sizeof path, "%s/model_index.json", dir);
     if (stat(path, &st) == 0)
