@@ -165,9 +165,17 @@ static int out_shape(const sdc_tensor_info *t, const sdc_convert_params *p, sdc_
     return t->ndim;
 }
 
+/* *files = a list of path alone (free with sdc_shard_list_free): 1, or -1 when out of memory. */
+static int one_file(const char *path, char ***files) {
+    if ((*files = malloc(sizeof **files)) && ((*files)[0] = strdup(path))) return 1;
+    free(*files);
+    *files = NULL;
+    return -1;
+}
+
 /* The weights files of a component folder: its single weights file, else the shards its index names
- * (shard_index.h). Returns the count (>= 1) with *files malloc'd (free with sdc_shard_list_free), or 0,
- * logged, when there are none. */
+ * (shard_index.h). Returns the count (>= 1) with *files malloc'd (free with sdc_shard_list_free), 0 (logged)
+ * when there are none, -1 when out of memory. */
 static int component_files(const char *dir, char ***files, const sdc_logger *log) {
     static const char *const names[] = {"diffusion_pytorch_model.safetensors", "model.safetensors",
                                         "diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors"};
@@ -176,11 +184,7 @@ static int component_files(const char *dir, char ***files, const sdc_logger *log
     *files = NULL;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            *files = malloc(sizeof **files);
-            if (*files && !((*files)[0] = strdup(path))) free(*files), *files = NULL;
-            return *files ? 1 : 0;
-        }
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return one_file(path, files);
     }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s.index.json", dir, names[i]);
@@ -213,7 +217,7 @@ static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, s
                                sdc_gguf_writer *w, buffers *b) {
     const int64_t nelem = sdc_tensor_info_nelem(t);
     const size_t esize = sdc_dtype_size(t->dtype);
-    int64_t rows_per = row >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / row;
+    const int64_t rows_per = row >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / row;
     for (int64_t e = 0; e < nelem; e += rows_per * row) {
         int64_t n = nelem - e < rows_per * row ? nelem - e : rows_per * row;
         sdc_status st = sdc_index_read_range(idx, t, (uint64_t)e * esize, (uint64_t)n * esize, b->src);
@@ -222,13 +226,11 @@ static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, s
             st = sdc_gguf_writer_write(w, b->src, (size_t)n * esize);
         } else {
             /* row by row (a piece is whole rows), each on its own: the same bytes for any thread count */
-            const int64_t len = n < row ? n : row, count = n / len;
             int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (count > 1)
-            for (int64_t r = 0; r < count; r++)
-                bad |= sdc_convert_to_f32(b->f32 + r * len, b->src + (size_t)(r * len) * esize, t->dtype,
-                                          (size_t)len) != 0 ||
-                    sdc_quant_row(dt, b->f32 + r * len, b->dst + sdc_dtype_row_bytes(dt, r * len), len) != 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > row)
+            for (int64_t e0 = 0; e0 < n; e0 += row)
+                bad |= sdc_convert_to_f32(b->f32 + e0, b->src + (size_t)e0 * esize, t->dtype, (size_t)row) != 0 ||
+                    sdc_quant_row(dt, b->f32 + e0, b->dst + sdc_dtype_row_bytes(dt, e0), row) != 0;
             if (bad) return SDC_ERR_UNSUPPORTED; /* out_type only picks convertible pairs */
             st = sdc_gguf_writer_write(w, b->dst, sdc_dtype_row_bytes(dt, n));
         }
@@ -350,15 +352,8 @@ sdc_status sdc_convert_gguf(const sdc_convert_params *p, const sdc_logger *log) 
         return SDC_ERR_NOT_FOUND;
     }
     char **files = NULL;
-    int n_files = 0;
-    if (S_ISDIR(sb.st_mode)) {
-        if (!(n_files = component_files(p->input, &files, log))) return SDC_ERR_NOT_FOUND;
-    } else if ((files = malloc(sizeof *files)) && (files[0] = strdup(p->input))) {
-        n_files = 1;
-    } else {
-        free(files);
-        return SDC_ERR_OOM;
-    }
+    const int n_files = S_ISDIR(sb.st_mode) ? component_files(p->input, &files, log) : one_file(p->input, &files);
+    if (n_files <= 0) return n_files ? SDC_ERR_OOM : SDC_ERR_NOT_FOUND;
     sdc_status st = SDC_OK;
     for (int i = 0; i < n_files && st == SDC_OK; i++) {
         if (is_gguf(files[i])) {
