@@ -1,5 +1,6 @@
 /* test_convert.c - io/gguf_convert.h (what `sdc convert` runs) on the bundle's BFL Flux transformer:
- *   - a sharded component folder (two shards and their index): the same bytes as the single file;
+ *   - a sharded component folder (two shards and their index): the same bytes as the single file; a file
+ *     with an empty tensor;
  *   - q8_0 and q4_0: every tensor's data equals sdc_quant_row of the source (quantized weights) or the
  *     source itself (1-D, F32), read back with a small GGUF parser of the test's own;
  *   - the same files against the bundle's tiny-flux-schnell-{q8_0,q4_0}.gguf (written by gguf-py from the
@@ -504,6 +505,27 @@ static void check_sharded_folder(sdc_model_index *src) {
     sdc_st_writer_free(w[1]);
 }
 
+/* A file with an empty tensor ([4, 0]: rows of no element) beside a weight converts: the empty one is
+ * declared with its shape and no data, the weight quantized (it crashed with SIGFPE dividing by the row). */
+static void check_empty_tensor(void) {
+    float v[2 * 32];
+    test_fill_normal(v, 2 * 32, 5, 1.0f);
+    sdc_st_writer *w = sdc_st_writer_new(test_logger());
+    sdc_st_writer_add(w, "e.weight", SDC_DTYPE_F32, 2, (int64_t[]){4, 0}, v);
+    sdc_st_writer_add(w, "w.weight", SDC_DTYPE_F32, 2, (int64_t[]){2, 32}, v);
+    sdc_convert_params p = {
+        .input = test_tmp_path("empty.safetensors"), .output = test_tmp_path("empty.gguf"), .type = SDC_DTYPE_Q8_0};
+    const int made = sdc_st_writer_write(w, p.input) == SDC_OK;
+    const sdc_status st = made ? sdc_convert_gguf(&p, test_logger()) : SDC_ERR_IO;
+    gg_file g;
+    const int parsed = st == SDC_OK && gg_open(p.output, &g) == 0;
+    const gg_tensor *e = parsed ? find(&g, "e.weight") : NULL, *q = parsed ? find(&g, "w.weight") : NULL;
+    test_check(e && q && q->type == 8 && gg_nbytes(q) == sdc_dtype_row_bytes(SDC_DTYPE_Q8_0, 64),
+               "a [4, 0] tensor beside a weight: converted (%s), the weight Q8_0", sdc_status_str(st));
+    if (parsed) gg_close(&g);
+    sdc_st_writer_free(w);
+}
+
 /* ---- the loader on a kernel stored 2-D without its shape key ---- */
 enum {
     CO = 8,
@@ -697,6 +719,7 @@ int main(void) {
     check_type("f16.gguf", SDC_DTYPE_F16, NULL, src);
     check_rules_and_fallback();
     check_sharded_folder(src);
+    check_empty_tensor();
     check_errors(dir);
     sdc_index_free(src);
     test_rm_tree(dir);

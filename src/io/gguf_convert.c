@@ -217,6 +217,7 @@ static sdc_status write_tensor(sdc_model_index *idx, const sdc_tensor_info *t, s
                                sdc_gguf_writer *w, buffers *b) {
     const int64_t nelem = sdc_tensor_info_nelem(t);
     const size_t esize = sdc_dtype_size(t->dtype);
+    if (nelem == 0) return SDC_OK; /* an empty tensor (rows of 0 elements included): no data */
     const int64_t rows_per = row >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / row;
     for (int64_t e = 0; e < nelem; e += rows_per * row) {
         int64_t n = nelem - e < rows_per * row ? nelem - e : rows_per * row;
