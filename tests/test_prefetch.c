@@ -2,8 +2,8 @@
  *   - cross-phase prefetch (prefetch_mem): under phased and sequential, every component loaded after the
  *     first phase takes all its bytes from host memory, read behind the phase before (0 file bytes at
  *     its load); a prefetch budget smaller than a component prefetches part of it; the default (0) only
- *     asks the OS to read the next phase's files ahead for a component's first load (every byte still
- *     from the files), and on CUDA prefetches its later loads (the second job's) into an image;
+ *     asks the OS to read the next phase's files ahead (every byte of every load, the second job's
+ *     included, still from the files);
  *   - the host tier (host_cache): the second job on a context reads no file byte at all, under phased and
  *     under stream with a window of one block (every block load an upload from host memory);
  *   - a refused page-locked allocation (fail injection; CUDA only has one) falls back to pageable memory;
