@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(attn_geom g) {
             load_rows_async<T, NTH>(Vs + nb * BK * LD, LD, vg, g.C, (it + 1) * BK, BK, g.S, D);
         }
         cp_async_commit();   // possibly empty: keeps "all but the newest group" meaning this tile
-        cp_async_wait_1();
+        cp_async_wait<1>();
         __syncthreads();
         const T *Kb = Ks + buf * BK * LD, *Vb = Vs + buf * BK * LD;
 

@@ -1,6 +1,5 @@
 /* cuda_attention.cuh - what the two attention files share: the geometry of one attention call and the
- * device helpers of the tensor-core kernels (asynchronous 16-byte copies into shared memory, rounding
- * pairs of floats to 16 bits, base-2 exponentials). cuda_attention.cu holds the mma.sync kernel (any
+ * device helper of the tensor-core kernels (base-2 exponentials). cuda_attention.cu holds the mma.sync kernel (any
  * NVIDIA GPU since sm_80), the SIMT kernel and the cuBLAS path; sm90/attention_wgmma.cu the Hopper kernel.
  * Included by those two files only. */
 #ifndef SDC_BACKEND_CUDA_ATTENTION_CUH
@@ -16,28 +15,6 @@ struct attn_geom {
     int causal;
     float scale_log2;   // log2(e) * scale: log2(e) / sqrt(D) for attention
 };
-
-static __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared, asynchronously; src_bytes 0 writes zeros (src must still be a valid address).
- * The asm statements touching shared memory clobber "memory" so that none moves across a barrier. */
-static __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
-}
-static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-static __device__ __forceinline__ void cp_async_wait_1(void) { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-/* Two floats rounded to T, packed in 32 bits (lo in the lower half). */
-template <typename T> static __device__ __forceinline__ unsigned pack2(float lo, float hi);
-template <> __device__ __forceinline__ unsigned pack2<__half>(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *(unsigned *)&h;
-}
-template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *(unsigned *)&h;
-}
 
 /* 2^x by the special-function unit (one instruction, flushes denormal results to 0, 2^-inf = 0). */
 static __device__ __forceinline__ float ex2(float x) {

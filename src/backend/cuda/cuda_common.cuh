@@ -1,5 +1,5 @@
 /* cuda_common.cuh - device helpers the op kernels share: element conversion to and from f32, 16-byte
- * packed loads and stores, and launch sizing. Included by the .cu files only.
+ * packed loads and stores, asynchronous copies into shared memory, and launch sizing. Included by the .cu files only.
  *
  * Compute is f32 whatever the storage: a kernel loads T (__half, __nv_bfloat16 or float), converts to
  * float, computes, and rounds once on the store. */
@@ -57,6 +57,17 @@ template <typename T> static __device__ __forceinline__ void sdc_store_pack(T *p
     *(uint4 *)p = v.u;
 }
 
+/* Two floats rounded to T, packed in 32 bits (lo in the lower half). */
+template <typename T> static __device__ __forceinline__ unsigned pack2(float lo, float hi);
+template <> __device__ __forceinline__ unsigned pack2<__half>(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(unsigned *)&h;
+}
+template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *(unsigned *)&h;
+}
+
 /* Runs `body` with T the storage type of the float dtype dt (F16: __half, BF16: __nv_bfloat16, else float):
  *   SDC_FLOAT_DISPATCH(y->dtype, T, map1<T>(be, y->data, x->data, n, f)); */
 #define SDC_FLOAT_DISPATCH(dt, T, ...)     \
@@ -79,6 +90,23 @@ template <typename T> static __device__ __forceinline__ void sdc_store_pack(T *p
     } while (0)
 
 static inline int sdc_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* --- shared memory: addresses, asynchronous copies (sm_80 and later) --- */
+
+static __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared, asynchronously: the first src_bytes (0 to 16) read from src, the rest zeros (src
+ * must still be a valid address when src_bytes is 0).
+ * The asm statements touching shared memory clobber "memory" so that none moves across a barrier. */
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+                 : "memory");
+}
+static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+/* Waits until at most N of this thread's committed groups are still in flight. */
+template <int N> static __device__ __forceinline__ void cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
 /* --- launch sizing --- */
 
