@@ -8,12 +8,16 @@
 # rows (the disk holds the bf16 model, T5's Q8_0 and one transformer GGUF at a time).
 # Usage, after building with -DSDC_CUDA=ON into $BUILD (default build-gpu):
 #   bash bench/flux_gguf_cuda.sh              (types: $SDC_GGUF_TYPES, default "bf16 q8_0 q4_0 q4_k";
-#                                              SDC_BENCH_DEVICE=cpu with a tiny model checks the script)
+#                                              SDC_BENCH_DEVICE=cpu with a tiny model checks the script;
+#                                              SDC_GGUF_SIZES (default 512,1024) and SDC_GGUF_POLICIES (default
+#                                              all,phased) narrow the rows)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build-gpu}
 fx=${SDC_FLUX_MODEL:-/tmp/flux}
 g=${SDC_GGUF_DIR:-/tmp/flux-gguf}
+sizes=${SDC_GGUF_SIZES:-512,1024}
+policies=${SDC_GGUF_POLICIES:-all,phased}
 if [ ! -f "$fx/model_index.json" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
@@ -31,10 +35,10 @@ convert() { # component type out
 for t in ${SDC_GGUF_TYPES:-bf16 q8_0 q4_0 q4_k}; do
   echo "== transformer $t, T5 bf16"
   if [ "$t" = bf16 ]; then
-    bench --sizes 512,1024 --policies all,phased
+    bench --sizes "$sizes" --policies "$policies"
   else
     convert transformer "$t" "$g/transformer-$t.gguf" || exit 1
-    bench --diffusion-model "$g/transformer-$t.gguf" --sizes 512,1024 --policies all,phased
+    bench --diffusion-model "$g/transformer-$t.gguf" --sizes "$sizes" --policies "$policies"
     if [ "$t" = q4_0 ]; then
       convert text_encoder_2 q8_0 "$g/t5-q8_0.gguf" || exit 1
       echo "== transformer q4_0, T5 q8_0"

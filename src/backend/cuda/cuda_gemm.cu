@@ -10,7 +10,10 @@
  * (CUBLAS_COMPUTE_32F without the TF32 math mode; TF32 only where a caller asks: the convolutions of an
  * F32_UPCAST component, backend.h).
  *
- * A block-quantized weight (GGUF's types) stays quantized in device memory. The linear dequantizes a chunk
+ * A block-quantized weight (GGUF's types) stays quantized in device memory. On Hopper, with
+ * SDC_CUDA_FUSED_QUANT=1, a 32-element block type or Q4_K with F16/BF16 activations goes to the fused kernel
+ * (sm90/linear_wgmma.cu), which dequantizes tiles in shared memory and needs no workspace. Elsewhere (and by
+ * default) the linear dequantizes a chunk
  * of its rows at a time into a workspace in y's dtype (cuda_quant.cu) and runs the GEMM of that chunk,
  * which writes columns [n0, n0 + rows) of y (ldc N); the next chunk reuses the workspace in stream order.
  * No dequantized copy of the whole weight exists. The chunk size is a function of the shapes only
@@ -120,10 +123,31 @@ extern "C" int64_t sdc_cuda_linear_chunk_rows(int64_t N, int64_t K, sdc_dtype dt
     return rows;
 }
 
+static int forced_dequant;   // sdc_cuda_linear_force_dequant
+
+extern "C" void sdc_cuda_linear_force_dequant(int on) { forced_dequant = on; }
+
+/* The fused kernel is opt-in until it has run on a GPU: SDC_CUDA_FUSED_QUANT=1 in the environment (read
+ * once; tests/test_cuda_quant.c sets it). It was written and compiled in a session that got no GPU. */
+static int fused_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("SDC_CUDA_FUSED_QUANT");
+        on = e && e[0] == '1';
+    }
+    return on;
+}
+
+/* The fused kernel takes this quantized linear (up to its pointers' alignment, which shapes make). */
+static int fused(const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w) {
+    return !forced_dequant && fused_enabled() &&
+        sdc_cuda_linear_wgmma_applies(y->dtype, w->dtype, sdc_tensor_rows(x), w->ne[0], x->ne[x->ndim - 1]);
+}
+
 extern "C" size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x,
                                             const sdc_tensor *w) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
-    if (!sdc_dtype_is_quant(w->dtype) || M == 0 || N == 0) return 0;
+    if (!sdc_dtype_is_quant(w->dtype) || M == 0 || N == 0 || fused(y, x, w)) return 0;
     return (size_t)(sdc_cuda_linear_chunk_rows(N, K, y->dtype) * K) * sdc_dtype_size(y->dtype);
 }
 
@@ -273,6 +297,7 @@ static void linear_dense(sdc_backend *be, sdc_dtype dt, int64_t N, int64_t M, in
  * plans made D's layout with ld = rows, not N. Slices would need D's ld as a plan key; not done.) */
 static void linear_quant(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                          const sdc_tensor *b) {
+    if (fused(y, x, w) && sdc_cuda_linear_wgmma(be, y, x, w, b)) return;
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
     const sdc_dtype dt = y->dtype;
     const size_t es = sdc_dtype_size(dt), w_row = sdc_dtype_row_bytes(w->dtype, K);

@@ -6,7 +6,9 @@
  * (convolution), cuda_attention.cu (flash-style attention; its Hopper kernel in sm90/attention_wgmma.cu),
  * cuda_norm.cu (layer/RMS/group norm), cuda_elementwise.cu (unary, binary, scale, geglu), cuda_data.cu
  * (embedding, upsample, concat, permute, copy, pad2d, slice), cuda_quant.cu (block-quantized weight rows to
- * floats).
+ * floats; the block layouts in cuda_quant.cuh), sm90/linear_wgmma.cu (Hopper: the linear on a quantized
+ * weight with the dequantization fused into the GEMM). Headers of device code: cuda_common.cuh (conversions,
+ * packs, cp.async, launch sizes), cuda_attention.cuh, cuda_quant.cuh, sm90/wgmma.cuh.
  *
  * Tensors are F16, BF16 or F32 (I32 for token ids; a weight may be block-quantized); an op's tensors share
  * one float dtype unless the op says otherwise (copy converts; linear takes a block-quantized weight).
@@ -93,6 +95,18 @@ void sdc_cuda_dequant_rows(sdc_backend *be, sdc_dtype dtype, const void *src, sd
 int64_t sdc_cuda_linear_chunk_rows(int64_t N, int64_t K, sdc_dtype dt);
 /* The backend's linear_workspace query (backend.h): the chunk's bytes for a block-quantized w, else 0. */
 size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
+/* The linear on a block-quantized weight with its dequantization fused into the GEMM (sm90/linear_wgmma.cu):
+ * applies (a function of the dtypes, the shapes and the device) to F16 or BF16 activations, a weight of a
+ * 32-element block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) or Q4_K, K a multiple of 64, N even, on a device of
+ * compute capability 9.0. sdc_cuda_linear_wgmma launches it (1) where it applies and x, w are 16-byte and y
+ * 4-byte aligned, else returns 0 having done nothing. It holds no workspace. The linear takes it only when
+ * SDC_CUDA_FUSED_QUANT=1 is set (opt-in until it has run on a GPU; cuda_gemm.cu). */
+int sdc_cuda_linear_wgmma_applies(sdc_dtype act, sdc_dtype wt, int64_t M, int64_t N, int64_t K);
+int sdc_cuda_linear_wgmma(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
+                          const sdc_tensor *b);
+/* Tests and benchmarks: on, a quantized linear takes the dequantize-then-cuBLAS path even where the fused
+ * kernel applies (its workspace query follows). */
+void sdc_cuda_linear_force_dequant(int on);
 /* cudaSuccess when this build's kernels can run on the current device (an image for its architecture). */
 cudaError_t sdc_cuda_kernel_probe(void);
 
