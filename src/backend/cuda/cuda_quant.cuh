@@ -28,14 +28,22 @@ __device__ __forceinline__ uint32_t rd_u32(const uint8_t *p) {
 
 /* --- the 32-element types: nibble byte j holds element j (low) and j + 16 (high); qh bit e: bit 4 of e --- */
 
+/* y[i] = d * level(nibble of element e0 + i) for the 16 nibble bytes at qs (e0 < 32): Q4_0, IQ4_NL and IQ4_XS's
+ * sub-blocks */
+template <typename L>
+__device__ __forceinline__ void dq8_nibbles(float d, const uint8_t *qs, int e0, float *y, L level) {
+    qs += e0 & 15;
+    const int shift = e0 >= 16 ? 4 : 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) y[i] = __fmul_rn(d, level((qs[i] >> shift) & 0xf));
+}
+
+__device__ __forceinline__ float iq4nl_level(int q) { return (float)iq4nl_values[q]; }
+
 struct q4_0 {
     static constexpr int QK = 32, BYTES = 18;
     static __device__ __forceinline__ void dq8(const uint8_t *b, int e0, float *y) {
-        const float d = rd_f16(b);
-        const uint8_t *qs = b + 2 + (e0 & 15);
-        const int shift = e0 >= 16 ? 4 : 0;
-#pragma unroll
-        for (int i = 0; i < 8; i++) y[i] = __fmul_rn(d, (float)(((qs[i] >> shift) & 0xf) - 8));
+        dq8_nibbles(rd_f16(b), b + 2, e0, y, [](int q) { return (float)(q - 8); });
     }
 };
 
@@ -93,11 +101,7 @@ struct q8_0 {
 struct iq4_nl {
     static constexpr int QK = 32, BYTES = 18;
     static __device__ __forceinline__ void dq8(const uint8_t *b, int e0, float *y) {
-        const float d = rd_f16(b);
-        const uint8_t *qs = b + 2 + (e0 & 15);
-        const int shift = e0 >= 16 ? 4 : 0;
-#pragma unroll
-        for (int i = 0; i < 8; i++) y[i] = __fmul_rn(d, (float)iq4nl_values[(qs[i] >> shift) & 0xf]);
+        dq8_nibbles(rd_f16(b), b + 2, e0, y, iq4nl_level);
     }
 };
 
@@ -209,11 +213,7 @@ struct iq4_xs {
         const int ib = e0 / 32, l0 = e0 % 32;
         const unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
         const int ls = ((b[4 + ib / 2] >> (4 * (ib % 2))) & 0xf) | (int)((scales_h >> (2 * ib)) & 3) << 4;
-        const float dl = __fmul_rn(rd_f16(b), (float)(ls - 32));
-        const uint8_t *q = b + 8 + ib * 16 + (l0 & 15);
-        const int shift = l0 >= 16 ? 4 : 0;
-#pragma unroll
-        for (int i = 0; i < 8; i++) y[i] = __fmul_rn(dl, (float)iq4nl_values[(q[i] >> shift) & 0xf]);
+        dq8_nibbles(__fmul_rn(rd_f16(b), (float)(ls - 32)), b + 8 + ib * 16, l0, y, iq4nl_level);
     }
 };
 
