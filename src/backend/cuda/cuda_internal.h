@@ -97,9 +97,9 @@ int64_t sdc_cuda_linear_chunk_rows(int64_t N, int64_t K, sdc_dtype dt);
 size_t sdc_cuda_linear_workspace(sdc_backend *be, const sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w);
 /* The linear on a block-quantized weight with its dequantization fused into the GEMM (sm90/linear_wgmma.cu):
  * applies (a function of the dtypes, the shapes and the device) to F16 or BF16 activations, a weight of a
- * 32-element block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) or Q4_K, K a multiple of 64, N even, on a device of
- * compute capability 9.0. sdc_cuda_linear_wgmma launches it (1) where it applies and x, w are 16-byte and y
- * 4-byte aligned, else returns 0 having done nothing. It holds no workspace. The linear takes it only when
+ * 32-element block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) or Q4_K, K a multiple of 64, N even, on a
+ * device of compute capability 9.0. sdc_cuda_linear_wgmma, called where it applies, launches it (1) when x, w are
+ * 16-byte and y 4-byte aligned, else returns 0 having done nothing. It holds no workspace. The linear takes it only when
  * SDC_CUDA_FUSED_QUANT=1 is set (opt-in until it has run on a GPU; cuda_gemm.cu). */
 int sdc_cuda_linear_wgmma_applies(sdc_dtype act, sdc_dtype wt, int64_t M, int64_t N, int64_t K);
 int sdc_cuda_linear_wgmma(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,

@@ -248,32 +248,47 @@ template <typename Q, typename T> static void launch(sdc_backend *be, const lq_g
         launch_tile<Q, T, 128, 256>(be, g);
 }
 
+/* X(dtype, layout struct) for every type the kernel takes (lq_fetch has a step for each) */
+#define LQ_TYPES(X)             \
+    X(SDC_DTYPE_Q4_0, q4_0)     \
+    X(SDC_DTYPE_Q4_1, q4_1)     \
+    X(SDC_DTYPE_Q5_0, q5_0)     \
+    X(SDC_DTYPE_Q5_1, q5_1)     \
+    X(SDC_DTYPE_Q8_0, q8_0)     \
+    X(SDC_DTYPE_IQ4_NL, iq4_nl) \
+    X(SDC_DTYPE_Q4_K, q4_k)
+
+/* 1 when the kernel takes weights of type wt */
+static int lq_type(sdc_dtype wt) {
+    switch (wt) {
+#define LQ_CASE_(dt, q) case dt:
+        LQ_TYPES(LQ_CASE_)
+#undef LQ_CASE_
+        return 1;
+    default: return 0;
+    }
+}
+
 template <typename T> static void launch_type(sdc_backend *be, sdc_dtype wt, const lq_geom &g) {
     switch (wt) {
-    case SDC_DTYPE_Q4_0: launch<q4_0, T>(be, g); break;
-    case SDC_DTYPE_Q4_1: launch<q4_1, T>(be, g); break;
-    case SDC_DTYPE_Q5_0: launch<q5_0, T>(be, g); break;
-    case SDC_DTYPE_Q5_1: launch<q5_1, T>(be, g); break;
-    case SDC_DTYPE_Q8_0: launch<q8_0, T>(be, g); break;
-    case SDC_DTYPE_IQ4_NL: launch<iq4_nl, T>(be, g); break;
-    case SDC_DTYPE_Q4_K: launch<q4_k, T>(be, g); break;
+#define LQ_LAUNCH_(dt, q) \
+    case dt: launch<q, T>(be, g); break;
+        LQ_TYPES(LQ_LAUNCH_)
+#undef LQ_LAUNCH_
     default: assert(!"sdc_cuda_linear_wgmma: no fused kernel for this type");
     }
 }
 
 extern "C" int sdc_cuda_linear_wgmma_applies(sdc_dtype act, sdc_dtype wt, int64_t M, int64_t N, int64_t K) {
-    const int type_ok = wt == SDC_DTYPE_Q4_0 || wt == SDC_DTYPE_Q4_1 || wt == SDC_DTYPE_Q5_0 || wt == SDC_DTYPE_Q5_1 ||
-        wt == SDC_DTYPE_Q8_0 || wt == SDC_DTYPE_IQ4_NL || wt == SDC_DTYPE_Q4_K;
-    return type_ok && (act == SDC_DTYPE_F16 || act == SDC_DTYPE_BF16) && K > 0 && K % LQ_BK == 0 && N % 2 == 0 &&
+    return lq_type(wt) && (act == SDC_DTYPE_F16 || act == SDC_DTYPE_BF16) && K > 0 && K % LQ_BK == 0 && N % 2 == 0 &&
         M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX && (N + 127) / 128 <= 65535 && sdc_sm90_device();
 }
 
 extern "C" int sdc_cuda_linear_wgmma(sdc_backend *be, sdc_tensor *y, const sdc_tensor *x, const sdc_tensor *w,
                                      const sdc_tensor *b) {
     const int64_t K = x->ne[x->ndim - 1], N = w->ne[0], M = sdc_tensor_rows(x);
-    if (!sdc_cuda_linear_wgmma_applies(y->dtype, w->dtype, M, N, K) || !sdc_aligned16(x->data) ||
-        !sdc_aligned16(w->data) || ((uintptr_t)y->data & 3))
-        return 0;
+    assert(sdc_cuda_linear_wgmma_applies(y->dtype, w->dtype, M, N, K));
+    if (!sdc_aligned16(x->data) || !sdc_aligned16(w->data) || ((uintptr_t)y->data & 3)) return 0;
     lq_geom g;
     g.x = x->data;
     g.bias = b ? b->data : NULL;
