@@ -1,6 +1,6 @@
 /* cuda_attention.cuh - what the two attention files share: the geometry of one attention call and the
- * device helper of the tensor-core kernels (base-2 exponentials). cuda_attention.cu holds the mma.sync kernel (any
- * NVIDIA GPU since sm_80), the SIMT kernel and the cuBLAS path; sm90/attention_wgmma.cu the Hopper kernel.
+ * base-2 exponential of the tensor-core kernels. cuda_attention.cu holds the mma.sync kernel (any NVIDIA GPU
+ * since sm_80), the SIMT kernel and the cuBLAS path; sm90/attention_wgmma.cu the Hopper kernel.
  * Included by those two files only. */
 #ifndef SDC_BACKEND_CUDA_ATTENTION_CUH
 #define SDC_BACKEND_CUDA_ATTENTION_CUH

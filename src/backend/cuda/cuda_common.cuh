@@ -1,5 +1,6 @@
 /* cuda_common.cuh - device helpers the op kernels share: element conversion to and from f32, 16-byte
- * packed loads and stores, asynchronous copies into shared memory, and launch sizing. Included by the .cu files only.
+ * packed loads and stores, asynchronous copies into shared memory, and launch sizing. Included by the .cu
+ * files only.
  *
  * Compute is f32 whatever the storage: a kernel loads T (__half, __nv_bfloat16 or float), converts to
  * float, computes, and rounds once on the store. */
